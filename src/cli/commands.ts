@@ -1,0 +1,12 @@
+// Registers every `kura` subcommand. Each command's action lives in its own module under cli/.
+import type { Command } from 'commander';
+
+export function registerCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('Run a whole stamp in one process (embedded default). Not implemented yet: see issue 4.')
+    .action(() => {
+      process.stderr.write('kura serve: the blob service is not built yet (issue 4); the stream layer is.\n');
+      process.exitCode = 2;
+    });
+}

@@ -1,0 +1,65 @@
+// Every limit in Kura lives here, each with the reason for its value (STYLE.md principle 2).
+// Layers import what they need; nothing else hard-codes a size, count or time.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/** Replicas per extent: three, in three fault domains, as in WAS; fewer only if fewer domains exist. */
+export const replicaCountDefault = 3;
+
+/** An extent is sealed and a new one started past this size, so re-replication units stay small
+ * enough to copy in seconds (WAS uses 1 GiB; we use less because this project's machines are small). */
+export const extentBytesMax = 256 * MiB;
+
+/** Largest single append (one block record). Azure's largest block is 4000 MiB but it is cut into
+ * appends by the partition layer; 4 MiB keeps one append's buffers and fsync latency bounded. */
+export const appendBytesMax = 4 * MiB;
+
+/** Largest read served in one call; larger reads are split by the caller. */
+export const readBytesMax = 8 * MiB;
+
+/** Group commit: the journal waits at most this long to gather more records before one fsync. */
+export const groupCommitWindowMs = 2;
+
+/** Group commit: a batch is flushed early when it reaches this many bytes. */
+export const groupCommitBytesMax = 8 * MiB;
+
+/** A journal file is rotated past this size; the applied prefix of old files is deleted. */
+export const journalFileBytesMax = 256 * MiB;
+
+/** RPC: largest frame on the wire (an append plus its header, with headroom). */
+export const rpcFrameBytesMax = appendBytesMax + 64 * KiB;
+
+/** RPC: largest JSON header inside a frame. */
+export const rpcHeaderBytesMax = 64 * KiB;
+
+/** RPC: bytes of request bodies a node accepts in flight before it answers "overloaded". */
+export const rpcInFlightBytesMax = 64 * MiB;
+
+/** RPC: default deadline for a node-to-node call. */
+export const rpcDeadlineMsDefault = 10_000;
+
+/** Re-replication copies at most this many bytes per second per node, so repair never starves
+ * foreground traffic (the 2012 outage's recovery was bounded by copy bandwidth too). */
+export const rereplicationBytesPerSecondMax = 64 * MiB;
+
+/** Append ids remembered per extent to make retried appends idempotent. */
+export const appendIdsRememberedMax = 4096;
+
+/** MetaStore: largest value and key, and most operations in one transaction (etcd's own default
+ * request limit is 1.5 MiB and 128 operations per transaction). */
+export const metaValueBytesMax = 1 * MiB;
+export const metaKeyBytesMax = 1 * KiB;
+export const metaTxnOperationsMax = 128;
+
+/** MetaStore: most keys returned by one range call. */
+export const metaRangeLimitMax = 10_000;
+
+/** A node is considered lost after missing heartbeats for this long. */
+export const nodeHeartbeatTimeoutMs = 10_000;
+
+/** How long the stream manager waits on a replica before sealing around it. */
+export const appendReplicaTimeoutMs = 5_000;
+
+export const sizes = { KiB, MiB, GiB } as const;

@@ -1,0 +1,53 @@
+// The Disk seam (STYLE.md principle 7): every byte Kura stores goes through this interface, so
+// the same code runs on the real file system (RealDisk) and on SimDisk, which injects the
+// faults of TESTING.md: torn writes, bit flips, lost un-synced writes, EIO, ENOSPC.
+//
+// Paths are relative to the disk's root and use '/' separators; they never contain '..'.
+//
+// Fault model and contract, honoured by every implementation:
+// - write() data is volatile until sync() of that file returns. A crash may drop any un-synced
+//   write, or keep a prefix of it torn at sector (512 B) granularity.
+// - a new directory entry (create, rename, unlink) is durable only after syncDirectory() of
+//   its parent returns.
+// - a failed sync() poisons the file: every later call on it fails with io.fsync_failed, because
+//   the kernel may already have dropped the dirty pages (fsyncgate); the caller must treat all
+//   data written since the last successful sync as lost.
+// - errors are StorageErrors: io.eio, io.enospc, io.fsync_failed, io.not_found, io.already_exists.
+
+export interface DiskFile {
+  readonly path: string;
+  /** Current length in bytes (including un-synced writes). */
+  size(): Promise<number>;
+  /** Reads up to `length` bytes at `position`; shorter only at end of file. */
+  read(position: number, length: number): Promise<Buffer>;
+  /** Writes all of `data` at `position` (volatile until sync). */
+  write(position: number, data: Uint8Array): Promise<void>;
+  truncate(length: number): Promise<void>;
+  /** fsync: data and size are on stable storage when this resolves. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Create the file if absent. */
+  readonly create: boolean;
+  /** Fail with io.already_exists if the file exists (implies create). */
+  readonly exclusive?: boolean;
+}
+
+export interface Disk {
+  /** A human-readable name (the root directory, or "sim:N"). */
+  readonly name: string;
+  open(path: string, options: OpenOptions): Promise<DiskFile>;
+  /** Names (not paths) in a directory, sorted; io.not_found if it does not exist. */
+  list(directory: string): Promise<string[]>;
+  /** Creates a directory and its parents; durable after syncDirectory of each new parent. */
+  makeDirectory(directory: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  /** fsync of a directory: makes creates, renames and removes in it durable. */
+  syncDirectory(directory: string): Promise<void>;
+  exists(path: string): Promise<boolean>;
+  /** Bytes free for new data, as far as the implementation knows. */
+  freeBytes(): Promise<number>;
+}
