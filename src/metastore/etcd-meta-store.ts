@@ -1,0 +1,209 @@
+// EtcdMetaStore: the MetaStore on a real etcd cluster (Raft), for stamps that span processes or
+// machines. Transactions are etcd transactions whose compares check mod revisions; leases are
+// etcd leases. etcd's lock API is never used: safety comes from compares and epochs.
+//
+// Invariants:
+// - every input is checked (meta-limits.ts) before a request is sent, so both MetaStore
+//   implementations reject the same inputs with the same codes and write nothing.
+// - compare { modRevision: 0 } is sent as "version == 0" (the key is absent); any other value as
+//   "mod_revision == n".
+// - lease ids are chosen here, at random below 2^53, so they fit a JS number exactly (etcd's own
+//   ids use all 64 bits). A collision ("lease already exists") is retried with a new id.
+// - every call has a deadline (callTimeoutMs), so no caller waits forever on a dead cluster.
+//
+// Fault model: connection loss, deadlines and a cluster without quorum become StorageError
+// 'meta.unavailable' (retryable). The outcome of a txn that fails this way is unknown: it may
+// have been applied. The etcd3 client itself retries a call that failed on a broken connection
+// (up to 3 attempts), so a txn applied by an attempt whose answer was lost reports
+// succeeded = false on the retry; callers always re-read after a failed compare, which
+// resolves both cases. etcd's own request limit (1.5 MiB by default) is mapped to
+// 'wire.too_large'.
+import { randomBytes } from 'node:crypto';
+import { Etcd3, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
+import { StorageError, isStorageError } from '../util/errors.ts';
+import { checkKey, checkLeaseId, checkRange, checkTtlMs, checkTxn } from './meta-limits.ts';
+import type { Compare, KeyValue, MetaStore, RangeOptions, Txn, TxnOperation, TxnResult } from './meta-store.ts';
+
+/** Deadline of one etcd call; etcd answers in milliseconds when it has quorum. */
+const callTimeoutMsDefault = 5_000;
+/** Time to establish a connection before connect() gives up. */
+const dialTimeoutMs = 3_000;
+/** Largest gRPC message accepted from etcd: a full range page of maximal values would be larger,
+ * but etcd itself caps responses well below this with its request limits. */
+const grpcReceiveBytesMax = 64 * 1024 * 1024;
+/** Attempts to find an unused random lease id (a collision is astronomically rare). */
+const leaseGrantAttemptsMax = 5;
+
+export interface EtcdMetaStoreOptions {
+  readonly endpoints: readonly string[];
+  readonly callTimeoutMs?: number;
+}
+
+export class EtcdMetaStore implements MetaStore {
+  private readonly client: Etcd3;
+  private readonly callTimeoutMs: number;
+  private closed = false;
+
+  private constructor(client: Etcd3, callTimeoutMs: number) {
+    this.client = client;
+    this.callTimeoutMs = callTimeoutMs;
+  }
+
+  /** Connects and proves the cluster answers a linearizable read; meta.unavailable otherwise. */
+  static async connect(options: EtcdMetaStoreOptions): Promise<EtcdMetaStore> {
+    if (options.endpoints.length === 0) throw new StorageError('config.invalid', 'etcd endpoints must not be empty');
+    const callTimeoutMs = options.callTimeoutMs ?? callTimeoutMsDefault;
+    const client = new Etcd3({
+      hosts: [...options.endpoints],
+      dialTimeout: dialTimeoutMs,
+      defaultCallOptions: () => ({ deadline: Date.now() + callTimeoutMs }),
+      grpcOptions: { 'grpc.max_receive_message_length': grpcReceiveBytesMax },
+    });
+    const store = new EtcdMetaStore(client, callTimeoutMs);
+    try {
+      await store.get('kura/connect-probe');
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+    return store;
+  }
+
+  async get(key: string): Promise<KeyValue | null> {
+    checkKey(key);
+    const response = await this.call('get', () => this.client.kv.range({ key: keyBytes(key) }));
+    const first = response.kvs[0];
+    return first === undefined ? null : toKeyValue(first);
+  }
+
+  async range(start: string, options: RangeOptions): Promise<KeyValue[]> {
+    const checked = checkRange(start, options);
+    if (checked.end <= start) return [];
+    const response = await this.call('range', () =>
+      this.client.kv.range({ key: keyBytes(start), range_end: keyBytes(checked.end), limit: checked.limit }));
+    return response.kvs.map(toKeyValue);
+  }
+
+  async txn(txn: Txn): Promise<TxnResult> {
+    checkTxn(txn);
+    const response = await this.call('txn', () =>
+      this.client.kv.txn({ compare: txn.compare.map(toEtcdCompare), success: txn.success.map(toEtcdOperation), failure: [] }));
+    return { succeeded: response.succeeded, revision: Number(response.header.revision) };
+  }
+
+  async grantLease(ttlMs: number): Promise<number> {
+    checkTtlMs(ttlMs);
+    const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
+    for (let attempt = 0; attempt < leaseGrantAttemptsMax; attempt++) {
+      const id = randomLeaseId();
+      try {
+        await this.call('grantLease', () => this.client.leaseClient.leaseGrant({ ID: id, TTL: ttlSeconds }));
+        return id;
+      } catch (error) {
+        if (!(error instanceof StorageError && error.context['etcdMessage'] === 'lease already exists')) throw error;
+      }
+    }
+    throw new StorageError('meta.unavailable', 'could not find an unused etcd lease id', { retryable: true });
+  }
+
+  async keepAlive(lease: number): Promise<void> {
+    checkLeaseId(lease);
+    const ttlSeconds = await this.call('keepAlive', () => this.keepAliveOnce(lease));
+    if (ttlSeconds <= 0) throw new StorageError('meta.lease_expired', 'lease expired or was revoked', { context: { lease } });
+  }
+
+  async revokeLease(lease: number): Promise<void> {
+    checkLeaseId(lease);
+    await this.call('revokeLease', () => this.client.leaseClient.leaseRevoke({ ID: lease }));
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.client.close();
+    }
+    return Promise.resolve();
+  }
+
+  /** One keepalive round trip on a short-lived stream; resolves to the new TTL (0 = expired). */
+  private async keepAliveOnce(lease: number): Promise<number> {
+    const stream = await this.client.leaseClient.leaseKeepAlive();
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new StorageError('meta.unavailable', 'etcd keepalive timed out', { retryable: true })), this.callTimeoutMs);
+        stream.on('data', (response) => {
+          clearTimeout(timer);
+          resolve(Number(response.TTL));
+        });
+        stream.on('error', (error: unknown) => {
+          clearTimeout(timer);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        });
+        stream.write({ ID: lease });
+      });
+    } finally {
+      stream.end();
+    }
+  }
+
+  /** Runs one etcd call, turning every failure into a StorageError. */
+  private async call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new StorageError('io.closed', 'EtcdMetaStore is closed', { context: { operation } });
+    try {
+      return await fn();
+    } catch (error) {
+      throw toStorageError(error, operation);
+    }
+  }
+}
+
+/** Keys are ASCII (checked), so latin1 maps each character to its byte exactly. */
+function keyBytes(key: string): Buffer {
+  return Buffer.from(key, 'latin1');
+}
+
+function toKeyValue(kv: IKeyValue): KeyValue {
+  return { key: kv.key.toString('latin1'), value: kv.value.toString('utf8'), modRevision: Number(kv.mod_revision), lease: Number(kv.lease) };
+}
+
+function toEtcdCompare(compare: Compare): ICompare {
+  if (compare.modRevision === 0) return { key: keyBytes(compare.key), target: 'Version', result: 'Equal', version: 0 };
+  return { key: keyBytes(compare.key), target: 'Mod', result: 'Equal', mod_revision: compare.modRevision };
+}
+
+function toEtcdOperation(operation: TxnOperation): IRequestOp {
+  switch (operation.kind) {
+    case 'put':
+      return { request_put: { key: keyBytes(operation.key), value: Buffer.from(operation.value, 'utf8'), lease: operation.lease ?? 0 } };
+    case 'delete':
+      return { request_delete_range: { key: keyBytes(operation.key) } };
+  }
+}
+
+function randomLeaseId(): number {
+  // 53 random bits, never 0.
+  const id = Number(randomBytes(8).readBigUInt64BE() >> 11n);
+  return id === 0 ? 1 : id;
+}
+
+/** etcd server messages that are not outages, by the StorageError they become. */
+const etcdMessageCodes: ReadonlyArray<readonly [string, 'meta.lease_expired' | 'wire.too_large' | 'config.invalid']> = [
+  ['requested lease not found', 'meta.lease_expired'],
+  ['request is too large', 'wire.too_large'],
+  ['too many operations in txn request', 'wire.too_large'],
+  ['duplicate key given in txn request', 'config.invalid'],
+  ['lease already exists', 'config.invalid'],
+];
+
+function toStorageError(error: unknown, operation: string): StorageError {
+  if (isStorageError(error)) return error.withContext({ operation });
+  const message = error instanceof Error ? error.message : String(error);
+  for (const [text, code] of etcdMessageCodes) {
+    if (message.includes(text)) {
+      return new StorageError(code, `etcd rejected ${operation}: ${text}`, { cause: error, context: { operation, etcdMessage: text } });
+    }
+  }
+  // Everything else (unavailable, deadline exceeded, no leader, broken circuit, closed channel)
+  // means the cluster could not answer: retryable, outcome of a write unknown.
+  return new StorageError('meta.unavailable', `etcd ${operation} failed: ${message}`, { retryable: true, cause: error, context: { operation } });
+}
