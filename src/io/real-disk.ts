@@ -1,0 +1,297 @@
+// RealDisk: the Disk seam (src/io/disk.ts) over node:fs/promises, rooted at one directory.
+//
+// Invariants:
+// - every path is checked by assertDiskPath before it is joined under the root, so no call can
+//   reach outside the root ('..' or an absolute path is a programmer error: AssertionFailure).
+// - sync() is fdatasync(2) (FileHandle.datasync): it flushes the data and the metadata needed to
+//   read it back, including the file size; mtime is not needed by Kura.
+// - syncDirectory() opens the directory O_RDONLY|O_DIRECTORY and fsyncs it, which is what makes
+//   a create, rename or unlink in it durable on Linux file systems.
+// - a failed sync() poisons the handle: every later call on it (except close) fails with
+//   io.fsync_failed. After a failed fsync the kernel may have marked the dirty pages clean and
+//   dropped the error (fsyncgate, PostgreSQL 2018), so retrying fsync could "succeed" while the
+//   data is gone. The caller must treat everything written since the last good sync as lost.
+// - close() always releases the descriptor and is idempotent; other calls after close fail with
+//   io.closed.
+//
+// Fault model: whatever the device and kernel do. Errors are mapped to StorageErrors:
+//   EIO → io.eio, ENOSPC/EDQUOT → io.enospc, ENOENT/ENOTDIR → io.not_found,
+//   EEXIST → io.already_exists, anything else with an errno → io.eio (errno in context).
+// Errors without an errno (TypeError and the like) are programmer errors and pass unchanged.
+//
+// Test-only canary: when canary.skipFsync is set, sync() and syncDirectory() do nothing, so the
+// suite can prove it notices a missing fsync (TESTING.md, canary builds).
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readdir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assertByteCount } from '../util/assert.ts';
+import { canary } from '../util/crc32c.ts';
+import { StorageError } from '../util/errors.ts';
+import type { StorageErrorCode } from '../util/errors.ts';
+import type { Disk, DiskFile, OpenOptions } from './disk.ts';
+import { assertDiskPath } from './disk-path.ts';
+
+export interface RealDiskOptions {
+  /** The directory that holds everything this disk stores; it must exist. */
+  readonly root: string;
+}
+
+export class RealDisk implements Disk {
+  readonly name: string;
+  private readonly root: string;
+
+  constructor(options: RealDiskOptions) {
+    this.root = options.root;
+    this.name = options.root;
+  }
+
+  async open(path: string, options: OpenOptions): Promise<DiskFile> {
+    const full = this.resolve(path, { allowRoot: false });
+    const exclusive = options.exclusive === true;
+    let flags = fsConstants.O_RDWR;
+    if (options.create || exclusive) flags |= fsConstants.O_CREAT;
+    if (exclusive) flags |= fsConstants.O_EXCL;
+    try {
+      return new RealFile(path, await open(full, flags, 0o644));
+    } catch (error) {
+      throw fsError(error, 'open', path);
+    }
+  }
+
+  async list(directory: string): Promise<string[]> {
+    const full = this.resolve(directory, { allowRoot: true });
+    try {
+      const names = await readdir(full);
+      return names.sort();
+    } catch (error) {
+      throw fsError(error, 'list', directory);
+    }
+  }
+
+  async makeDirectory(directory: string): Promise<void> {
+    const full = this.resolve(directory, { allowRoot: true });
+    try {
+      await mkdir(full, { recursive: true });
+    } catch (error) {
+      throw fsError(error, 'makeDirectory', directory);
+    }
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const fullFrom = this.resolve(from, { allowRoot: false });
+    const fullTo = this.resolve(to, { allowRoot: false });
+    try {
+      await rename(fullFrom, fullTo);
+    } catch (error) {
+      throw fsError(error, 'rename', from, { to });
+    }
+  }
+
+  async remove(path: string): Promise<void> {
+    const full = this.resolve(path, { allowRoot: false });
+    try {
+      await unlink(full);
+    } catch (error) {
+      // unlink(2) of a directory fails with EISDIR on Linux (EPERM elsewhere); remove it as an
+      // (empty) directory instead.
+      const code = errnoCode(error);
+      if (code !== 'EISDIR' && code !== 'EPERM') throw fsError(error, 'remove', path);
+      await this.removeDirectory(full, path);
+    }
+  }
+
+  async syncDirectory(directory: string): Promise<void> {
+    const full = this.resolve(directory, { allowRoot: true });
+    if (canary.skipFsync) return;
+    let handle: FileHandle;
+    try {
+      handle = await open(full, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    } catch (error) {
+      throw fsError(error, 'syncDirectory', directory);
+    }
+    try {
+      await handle.sync();
+    } catch (error) {
+      throw fsyncFailed(error, directory);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async exists(path: string): Promise<boolean> {
+    const full = this.resolve(path, { allowRoot: true });
+    try {
+      await stat(full);
+      return true;
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw fsError(error, 'exists', path);
+    }
+  }
+
+  async freeBytes(): Promise<number> {
+    try {
+      const info = await statfs(this.root);
+      return Math.min(Number.MAX_SAFE_INTEGER, info.bavail * info.bsize);
+    } catch (error) {
+      throw fsError(error, 'freeBytes', '');
+    }
+  }
+
+  private async removeDirectory(full: string, path: string): Promise<void> {
+    try {
+      await rmdir(full);
+    } catch (error) {
+      throw fsError(error, 'remove', path);
+    }
+  }
+
+  private resolve(path: string, options: { readonly allowRoot: boolean }): string {
+    assertDiskPath(path, options);
+    return path === '' ? this.root : join(this.root, path);
+  }
+}
+
+type HandleState = { readonly kind: 'open' } | { readonly kind: 'poisoned'; readonly cause: unknown } | { readonly kind: 'closed' };
+
+class RealFile implements DiskFile {
+  readonly path: string;
+  private readonly handle: FileHandle;
+  private state: HandleState = { kind: 'open' };
+
+  constructor(path: string, handle: FileHandle) {
+    this.path = path;
+    this.handle = handle;
+  }
+
+  async size(): Promise<number> {
+    this.checkUsable();
+    try {
+      return (await this.handle.stat()).size;
+    } catch (error) {
+      throw fsError(error, 'size', this.path);
+    }
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    assertByteCount(position, 'read position');
+    assertByteCount(length, 'read length');
+    this.checkUsable();
+    const buffer = Buffer.alloc(length);
+    let filled = 0;
+    try {
+      while (filled < length) {
+        const { bytesRead } = await this.handle.read(buffer, filled, length - filled, position + filled);
+        if (bytesRead === 0) break; // end of file
+        filled += bytesRead;
+      }
+    } catch (error) {
+      throw fsError(error, 'read', this.path, { position, length });
+    }
+    return filled === length ? buffer : buffer.subarray(0, filled);
+  }
+
+  async write(position: number, data: Uint8Array): Promise<void> {
+    assertByteCount(position, 'write position');
+    assertByteCount(position + data.byteLength, 'write end');
+    this.checkUsable();
+    let written = 0;
+    try {
+      // pwrite(2) may write less than asked (a signal, a full quota); loop until all is written.
+      while (written < data.byteLength) {
+        const { bytesWritten } = await this.handle.write(data, written, data.byteLength - written, position + written);
+        written += bytesWritten;
+      }
+    } catch (error) {
+      throw fsError(error, 'write', this.path, { position, length: data.byteLength, written });
+    }
+  }
+
+  async truncate(length: number): Promise<void> {
+    assertByteCount(length, 'truncate length');
+    this.checkUsable();
+    try {
+      await this.handle.truncate(length);
+    } catch (error) {
+      throw fsError(error, 'truncate', this.path, { length });
+    }
+  }
+
+  async sync(): Promise<void> {
+    this.checkUsable();
+    if (canary.skipFsync) return;
+    try {
+      await this.handle.datasync();
+    } catch (error) {
+      this.state = { kind: 'poisoned', cause: error };
+      throw fsyncFailed(error, this.path);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.state.kind === 'closed') return;
+    this.state = { kind: 'closed' };
+    try {
+      await this.handle.close();
+    } catch (error) {
+      throw fsError(error, 'close', this.path);
+    }
+  }
+
+  private checkUsable(): void {
+    switch (this.state.kind) {
+      case 'open':
+        return;
+      case 'poisoned':
+        throw new StorageError('io.fsync_failed', `file ${this.path} is poisoned by an earlier failed sync`, {
+          cause: this.state.cause,
+          context: { path: this.path },
+        });
+      case 'closed':
+        throw new StorageError('io.closed', `file ${this.path} is closed`, { context: { path: this.path } });
+    }
+  }
+}
+
+function errnoCode(error: unknown): string | null {
+  if (!(error instanceof Error) || !('code' in error)) return null;
+  return typeof error.code === 'string' ? error.code : null;
+}
+
+function storageCodeOf(errno: string): StorageErrorCode {
+  switch (errno) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+      return 'io.not_found';
+    case 'EEXIST':
+      return 'io.already_exists';
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return 'io.enospc';
+    default:
+      return 'io.eio';
+  }
+}
+
+/** Maps a node:fs error to a StorageError; errors without an errno are rethrown as they are. */
+function fsError(error: unknown, operation: string, path: string, extra: Readonly<Record<string, unknown>> = {}): unknown {
+  const errno = errnoCode(error);
+  // System errors carry a numeric errno; Node's own ERR_* codes are programmer errors.
+  const isSystemError = error instanceof Error && 'errno' in error && typeof error.errno === 'number';
+  if (errno === null || !isSystemError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new StorageError(storageCodeOf(errno), `${operation} ${path}: ${message}`, {
+    cause: error,
+    context: { operation, path, errno, ...extra },
+  });
+}
+
+function fsyncFailed(error: unknown, path: string): StorageError {
+  const errno = errnoCode(error);
+  return new StorageError('io.fsync_failed', `fsync of ${path} failed; data written since the last sync is lost`, {
+    cause: error,
+    context: { path, errno },
+  });
+}
