@@ -19,8 +19,9 @@
 //   EEXIST → io.already_exists, anything else with an errno → io.eio (errno in context).
 // Errors without an errno (TypeError and the like) are programmer errors and pass unchanged.
 //
-// Test-only canary: when canary.skipFsync is set, sync() and syncDirectory() do nothing, so the
-// suite can prove it notices a missing fsync (TESTING.md, canary builds).
+// Test-only canary: when canary.skipFsync is set, sync() and syncDirectory() skip the fsync
+// itself (argument and state checks still run), so the suite can prove it notices a missing
+// fsync (TESTING.md, canary builds).
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -103,7 +104,6 @@ export class RealDisk implements Disk {
 
   async syncDirectory(directory: string): Promise<void> {
     const full = this.resolve(directory, { allowRoot: true });
-    if (canary.skipFsync) return;
     let handle: FileHandle;
     try {
       handle = await open(full, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
@@ -111,7 +111,7 @@ export class RealDisk implements Disk {
       throw fsError(error, 'syncDirectory', directory);
     }
     try {
-      await handle.sync();
+      if (!canary.skipFsync) await handle.sync();
     } catch (error) {
       throw fsyncFailed(error, directory);
     } finally {

@@ -53,6 +53,9 @@ function diskContract(factory: DiskFactory): void {
       assert.deepEqual(await file.read(7, 100), bytes('world'));
       assert.equal((await file.read(12, 10)).length, 0);
       assert.equal((await file.read(1000, 10)).length, 0);
+      const view = new Uint8Array(Buffer.from('__view__')).subarray(2, 6);
+      await file.write(12, view);
+      assert.deepEqual(await file.read(12, 4), bytes('view'), 'a Uint8Array view writes its own bytes only');
       await file.sync();
       await file.close();
     });
