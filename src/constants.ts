@@ -63,3 +63,32 @@ export const nodeHeartbeatTimeoutMs = 10_000;
 export const appendReplicaTimeoutMs = 5_000;
 
 export const sizes = { KiB, MiB, GiB } as const;
+
+// ---- extent node and stream client (src/stream/extent-node.ts, stream-client.ts) ----
+
+/** Appends queued or waiting for a gap on one extent of one node; past it the node answers
+ * "overloaded" instead of buffering without bound (the RPC layer bounds bytes, this bounds count). */
+export const extentQueuedAppendsMax = 1024;
+
+/** An extent node heartbeats five times per nodeHeartbeatTimeoutMs, so one or two lost beats
+ * never make the stream manager think it is lost. */
+export const nodeHeartbeatIntervalMs = nodeHeartbeatTimeoutMs / 5;
+
+/** A client waits this long for an append's ack: the primary's own replica wait plus one
+ * more round trip, so the primary, not the client, is the one that gives up first. */
+export const streamAppendDeadlineMs = appendReplicaTimeoutMs * 2;
+
+/** Attempts of one stream append across seals (each failed attempt seals an extent); a stamp
+ * that fails this many in a row is unavailable, and the caller must see it. */
+export const streamAppendAttemptsMax = 5;
+
+/** Re-replication reads a sealed extent in pieces of this size: large enough to amortise a
+ * round trip, small enough that a bad piece costs little to fetch again from another source. */
+export const rereplicationChunkBytes = 1 * MiB;
+
+/** Stream views a client caches (one per stream it touches); the oldest is dropped past it. */
+export const streamViewsCachedMax = 1024;
+
+/** Sealed extents whose append ids a node keeps for findAppend: a client asks right after its
+ * failed append, so only recently sealed extents matter; older ones are forgotten first. */
+export const sealedAppendLogsRetainedMax = 1024;

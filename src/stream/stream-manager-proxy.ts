@@ -1,0 +1,175 @@
+// The StreamManagerApi over the Network, both sides: StreamManagerProxy is the client that calls
+// the 'manager.*' methods of a remote stream manager, and serveStreamManager is the server-side
+// adapter that parses each request header with its zod schema (protocol.ts) and calls an
+// in-process StreamManagerApi. Embedded mode calls the StreamManager directly; cluster mode puts
+// this pair between the processes, so nodes and clients use one interface either way.
+//
+//   manager.registerNode / heartbeat      header → { epoch }
+//   manager.createStream / getStream /
+//           sealAndExtend                 header → body: StreamView as JSON (views grow with the
+//                                         stream's extent count, past what a header may hold)
+//   manager.reportCorruption              header → {}
+//   manager.liveReplicas                  header → body: { extentIds } as JSON
+//   manager.releaseToken                  header → { token }
+//   manager.checkToken                    header → { valid }
+//
+// Invariants: every call carries a deadline; every answer is parsed with a schema before use
+// (a remote manager's answer is as untrusted as a request); StorageErrors cross unchanged.
+// Fault model: the manager may be down, slow or restarted; calls then fail with rpc.* errors
+// and the caller decides whether to retry (heartbeats retry on their own schedule).
+import { z } from 'zod';
+import { rpcDeadlineMsDefault } from '../constants.ts';
+import type { Network, RpcHeader, RpcRequest, RpcResponse, RpcServer } from '../rpc/network.ts';
+import { StorageError } from '../util/errors.ts';
+import { parseResponse } from './extent-node-rpc.ts';
+import {
+  epoch, extentStateSchema, id, parseHeader, replicaLocation, streamManagerRequests,
+} from './protocol.ts';
+import type { NodeRegistration, StreamManagerApi, StreamManagerMethod, StreamView } from './protocol.ts';
+
+export const extentViewSchema = z.object({
+  extentId: id,
+  streamId: id,
+  replicas: z.array(replicaLocation).min(1),
+  state: extentStateSchema,
+  epoch,
+});
+
+export const streamViewSchema = z.object({
+  streamId: id,
+  name: z.string(),
+  extents: z.array(extentViewSchema),
+});
+
+const epochAnswer = z.object({ epoch });
+const liveReplicasAnswer = z.object({ extentIds: z.array(id) });
+const tokenAnswer = z.object({ token: z.string().min(1).max(4096) });
+const checkAnswer = z.object({ valid: z.boolean() });
+const noBody = Buffer.alloc(0);
+
+export interface StreamManagerProxyOptions {
+  readonly network: Network;
+  /** "host:port" of the stream manager's RPC server. */
+  readonly address: string;
+  readonly deadlineMs?: number;
+}
+
+export class StreamManagerProxy implements StreamManagerApi {
+  private readonly network: Network;
+  private readonly address: string;
+  private readonly deadlineMs: number;
+
+  constructor(options: StreamManagerProxyOptions) {
+    this.network = options.network;
+    this.address = options.address;
+    this.deadlineMs = options.deadlineMs ?? rpcDeadlineMsDefault;
+  }
+
+  async registerNode(registration: NodeRegistration): Promise<{ epoch: number }> {
+    return this.callHeader('manager.registerNode', { ...registration }, epochAnswer);
+  }
+
+  async heartbeat(beat: { nodeId: string; extentCount: number; failed: boolean }): Promise<{ epoch: number }> {
+    return this.callHeader('manager.heartbeat', { ...beat }, epochAnswer);
+  }
+
+  async createStream(request: { name: string; replicaCount?: number }): Promise<StreamView> {
+    return this.callBody('manager.createStream', { ...request }, streamViewSchema);
+  }
+
+  async getStream(streamId: number): Promise<StreamView> {
+    return this.callBody('manager.getStream', { streamId }, streamViewSchema);
+  }
+
+  async sealAndExtend(request: { streamId: number; extentId: number }): Promise<StreamView> {
+    return this.callBody('manager.sealAndExtend', { ...request }, streamViewSchema);
+  }
+
+  async reportCorruption(report: { extentId: number; nodeId: string }): Promise<void> {
+    await this.call('manager.reportCorruption', { ...report });
+  }
+
+  async liveReplicas(nodeId: string): Promise<readonly number[]> {
+    return (await this.callBody('manager.liveReplicas', { nodeId }, liveReplicasAnswer)).extentIds;
+  }
+
+  async releaseToken(nodeId: string): Promise<string> {
+    return (await this.callHeader('manager.releaseToken', { nodeId }, tokenAnswer)).token;
+  }
+
+  async checkToken(token: string): Promise<boolean> {
+    return (await this.callHeader('manager.checkToken', { token }, checkAnswer)).valid;
+  }
+
+  private call(method: StreamManagerMethod, header: RpcHeader): Promise<RpcResponse> {
+    return this.network.call(this.address, { method, header, body: noBody }, { deadlineMs: this.deadlineMs });
+  }
+
+  private async callHeader<T>(method: StreamManagerMethod, header: RpcHeader, schema: z.ZodType<T>): Promise<T> {
+    const response = await this.call(method, header);
+    return parseResponse(schema, response.header, method);
+  }
+
+  private async callBody<T>(method: StreamManagerMethod, header: RpcHeader, schema: z.ZodType<T>): Promise<T> {
+    const response = await this.call(method, header);
+    let value: unknown;
+    try {
+      value = JSON.parse(response.body.toString('utf8'));
+    } catch (error) {
+      throw new StorageError('rpc.remote', `${method} answered a body that is not JSON`, { cause: error });
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) throw new StorageError('rpc.remote', `malformed ${method} answer: ${parsed.error.message}`);
+    return parsed.data;
+  }
+}
+
+// ---- server side ------------------------------------------------------------------------------
+
+const methods = new Set<string>(Object.keys(streamManagerRequests));
+
+function isStreamManagerMethod(method: string): method is StreamManagerMethod {
+  return methods.has(method);
+}
+
+function jsonBody(value: unknown): RpcResponse {
+  return { header: {}, body: Buffer.from(JSON.stringify(value), 'utf8') };
+}
+
+function headerOnly(header: RpcHeader): RpcResponse {
+  return { header, body: noBody };
+}
+
+/** Serves `api` at `address` on `network`; the returned server's close() stops it. */
+export function serveStreamManager(network: Network, address: string, api: StreamManagerApi): Promise<RpcServer> {
+  return network.listen(address, (request) => dispatchManager(api, request));
+}
+
+async function dispatchManager(api: StreamManagerApi, request: RpcRequest): Promise<RpcResponse> {
+  const method = request.method;
+  if (!isStreamManagerMethod(method)) throw new StorageError('config.invalid', `stream manager has no method ${JSON.stringify(method)}`);
+  const header = request.header;
+  switch (method) {
+    case 'manager.registerNode':
+      return headerOnly(await api.registerNode(parseHeader(streamManagerRequests[method], header, method)));
+    case 'manager.heartbeat':
+      return headerOnly(await api.heartbeat(parseHeader(streamManagerRequests[method], header, method)));
+    case 'manager.createStream': {
+      const { name, replicaCount } = parseHeader(streamManagerRequests[method], header, method);
+      return jsonBody(await api.createStream(replicaCount === undefined ? { name } : { name, replicaCount }));
+    }
+    case 'manager.getStream':
+      return jsonBody(await api.getStream(parseHeader(streamManagerRequests[method], header, method).streamId));
+    case 'manager.sealAndExtend':
+      return jsonBody(await api.sealAndExtend(parseHeader(streamManagerRequests[method], header, method)));
+    case 'manager.reportCorruption':
+      await api.reportCorruption(parseHeader(streamManagerRequests[method], header, method));
+      return headerOnly({});
+    case 'manager.liveReplicas':
+      return jsonBody({ extentIds: await api.liveReplicas(parseHeader(streamManagerRequests[method], header, method).nodeId) });
+    case 'manager.releaseToken':
+      return headerOnly({ token: await api.releaseToken(parseHeader(streamManagerRequests[method], header, method).nodeId) });
+    case 'manager.checkToken':
+      return headerOnly({ valid: await api.checkToken(parseHeader(streamManagerRequests[method], header, method).token) });
+  }
+}
