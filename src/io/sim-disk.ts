@@ -29,7 +29,9 @@
 //   fail with `code`; a failed read, write or open changes nothing. A failed sync poisons the
 //   handle (later calls fail with io.fsync_failed) and, as after fsyncgate, the kernel "drops
 //   the dirty pages": the file rolls back to its durable bytes for every reader. A failed
-//   syncDirectory leaves the directory's durable entries unchanged.
+//   syncDirectory leaves the directory's durable entries unchanged. A rule's path is matched
+//   against the path the handle was opened with (as with a real fd, a rename does not change it).
+//   close() of a poisoned or stale handle still succeeds, so cleanup code never leaks.
 // - capacityBytes: a write that would grow the total size of all files past it fails with
 //   io.enospc and writes nothing. Truncate never fails (files are not sparse here, but a
 //   truncate that grows a file is allowed past capacity, as sparse files would be).

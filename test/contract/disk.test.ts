@@ -33,173 +33,182 @@ function rejectsWith(code: StorageErrorCode): (error: unknown) => boolean {
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 
+type FreshDisk = () => Promise<Disk>;
+
 function diskContract(factory: DiskFactory): void {
   describe(`Disk contract: ${factory.name}`, () => {
-    let disk: Disk;
     after(() => factory.cleanup());
+    const fresh: FreshDisk = () => factory.create();
+    fileContract(fresh);
+    namespaceContract(fresh);
+    durabilityContract(fresh, factory.name);
+  });
+}
 
-    const fresh = async (): Promise<Disk> => {
-      disk = await factory.create();
-      return disk;
-    };
+/** Reads, writes, sizes, truncates and the open rules of one file. */
+function fileContract(fresh: FreshDisk): void {
+  it('reads back what was written; short reads only at end of file', async () => {
+    const disk = await fresh();
+    const file = await disk.open('a.dat', { create: true });
+    await file.write(0, bytes('hello, '));
+    await file.write(7, bytes('world'));
+    assert.equal(await file.size(), 12);
+    assert.deepEqual(await file.read(0, 12), bytes('hello, world'));
+    assert.deepEqual(await file.read(7, 100), bytes('world'));
+    assert.equal((await file.read(12, 10)).length, 0);
+    assert.equal((await file.read(1000, 10)).length, 0);
+    const view = new Uint8Array(Buffer.from('__view__')).subarray(2, 6);
+    await file.write(12, view);
+    assert.deepEqual(await file.read(12, 4), bytes('view'), 'a Uint8Array view writes its own bytes only');
+    await file.sync();
+    await file.close();
+  });
 
-    it('reads back what was written; short reads only at end of file', async () => {
-      await fresh();
-      const file = await disk.open('a.dat', { create: true });
-      await file.write(0, bytes('hello, '));
-      await file.write(7, bytes('world'));
-      assert.equal(await file.size(), 12);
-      assert.deepEqual(await file.read(0, 12), bytes('hello, world'));
-      assert.deepEqual(await file.read(7, 100), bytes('world'));
-      assert.equal((await file.read(12, 10)).length, 0);
-      assert.equal((await file.read(1000, 10)).length, 0);
-      const view = new Uint8Array(Buffer.from('__view__')).subarray(2, 6);
-      await file.write(12, view);
-      assert.deepEqual(await file.read(12, 4), bytes('view'), 'a Uint8Array view writes its own bytes only');
-      await file.sync();
-      await file.close();
-    });
+  it('zero-fills holes and truncates both ways', async () => {
+    const disk = await fresh();
+    const file = await disk.open('holes.dat', { create: true });
+    await file.write(10, bytes('x'));
+    assert.deepEqual(await file.read(0, 11), Buffer.concat([Buffer.alloc(10), bytes('x')]));
+    await file.truncate(4);
+    assert.equal(await file.size(), 4);
+    await file.truncate(8);
+    assert.deepEqual(await file.read(0, 100), Buffer.alloc(8));
+    await file.close();
+  });
 
-    it('zero-fills holes and truncates both ways', async () => {
-      await fresh();
-      const file = await disk.open('holes.dat', { create: true });
-      await file.write(10, bytes('x'));
-      assert.deepEqual(await file.read(0, 11), Buffer.concat([Buffer.alloc(10), bytes('x')]));
-      await file.truncate(4);
-      assert.equal(await file.size(), 4);
-      await file.truncate(8);
-      assert.deepEqual(await file.read(0, 100), Buffer.alloc(8));
-      await file.close();
-    });
+  it('opens by the create and exclusive rules', async () => {
+    const disk = await fresh();
+    await assert.rejects(disk.open('missing', { create: false }), rejectsWith('io.not_found'));
+    const first = await disk.open('f', { create: true, exclusive: true });
+    await first.write(0, bytes('keep'));
+    await first.close();
+    await assert.rejects(disk.open('f', { create: true, exclusive: true }), rejectsWith('io.already_exists'));
+    const again = await disk.open('f', { create: true });
+    assert.deepEqual(await again.read(0, 10), bytes('keep'), 'create on an existing file keeps its bytes');
+    await again.close();
+    await assert.rejects(disk.open('no-such-dir/f', { create: true }), rejectsWith('io.not_found'));
+  });
+}
 
-    it('opens by the create and exclusive rules', async () => {
-      await fresh();
-      await assert.rejects(disk.open('missing', { create: false }), rejectsWith('io.not_found'));
-      const first = await disk.open('f', { create: true, exclusive: true });
-      await first.write(0, bytes('keep'));
-      await first.close();
-      await assert.rejects(disk.open('f', { create: true, exclusive: true }), rejectsWith('io.already_exists'));
-      const again = await disk.open('f', { create: true });
-      assert.deepEqual(await again.read(0, 10), bytes('keep'), 'create on an existing file keeps its bytes');
-      await again.close();
-      await assert.rejects(disk.open('no-such-dir/f', { create: true }), rejectsWith('io.not_found'));
-    });
+/** Directories, listing, rename, remove, exists, path rules. */
+function namespaceContract(fresh: FreshDisk): void {
+  it('lists names sorted, makes nested directories idempotently', async () => {
+    const disk = await fresh();
+    await disk.makeDirectory('x/y/z');
+    await disk.makeDirectory('x/y');
+    for (const name of ['b', 'a', 'c']) await (await disk.open(`x/y/${name}`, { create: true })).close();
+    assert.deepEqual(await disk.list('x/y'), ['a', 'b', 'c', 'z']);
+    assert.deepEqual(await disk.list(''), ['x']);
+    assert.deepEqual(await disk.list('x/y/z'), []);
+    await assert.rejects(disk.list('nope'), rejectsWith('io.not_found'));
+    assert.equal(await disk.exists('x/y/z'), true);
+    assert.equal(await disk.exists('x/y/q'), false);
+    assert.equal(await disk.exists('x/y/a/under-a-file'), false);
+  });
 
-    it('lists names sorted, makes nested directories idempotently', async () => {
-      await fresh();
-      await disk.makeDirectory('x/y/z');
-      await disk.makeDirectory('x/y');
-      for (const name of ['b', 'a', 'c']) await (await disk.open(`x/y/${name}`, { create: true })).close();
-      assert.deepEqual(await disk.list('x/y'), ['a', 'b', 'c', 'z']);
-      assert.deepEqual(await disk.list(''), ['x']);
-      assert.deepEqual(await disk.list('x/y/z'), []);
-      await assert.rejects(disk.list('nope'), rejectsWith('io.not_found'));
-      assert.equal(await disk.exists('x/y/z'), true);
-      assert.equal(await disk.exists('x/y/q'), false);
-      assert.equal(await disk.exists('x/y/a/under-a-file'), false);
-    });
+  it('renames, replacing the target; open handles follow the file', async () => {
+    const disk = await fresh();
+    await writeFileDurably(disk, 'old', bytes('old bytes'));
+    const file = await disk.open('new', { create: true });
+    await file.write(0, bytes('new bytes'));
+    await disk.rename('new', 'old');
+    assert.equal(await disk.exists('new'), false);
+    await file.write(9, bytes('!'));
+    assert.deepEqual(await readFileFully(disk, 'old'), bytes('new bytes!'));
+    await file.close();
+    await assert.rejects(disk.rename('new', 'other'), rejectsWith('io.not_found'));
+    await disk.makeDirectory('d');
+    await disk.rename('old', 'd/moved');
+    assert.deepEqual(await disk.list('d'), ['moved']);
+  });
 
-    it('renames, replacing the target; open handles follow the file', async () => {
-      await fresh();
-      await writeFileDurably(disk, 'old', bytes('old bytes'));
-      const file = await disk.open('new', { create: true });
-      await file.write(0, bytes('new bytes'));
-      await disk.rename('new', 'old');
-      assert.equal(await disk.exists('new'), false);
-      await file.write(9, bytes('!'));
-      assert.deepEqual(await readFileFully(disk, 'old'), bytes('new bytes!'));
-      await file.close();
-      await assert.rejects(disk.rename('new', 'other'), rejectsWith('io.not_found'));
-      await disk.makeDirectory('d');
-      await disk.rename('old', 'd/moved');
-      assert.deepEqual(await disk.list('d'), ['moved']);
-    });
+  it('removes files and empty directories', async () => {
+    const disk = await fresh();
+    await disk.makeDirectory('d');
+    await writeFileDurably(disk, 'd/f', bytes('x'));
+    await disk.remove('d/f');
+    assert.equal(await disk.exists('d/f'), false);
+    await assert.rejects(disk.remove('d/f'), rejectsWith('io.not_found'));
+    await disk.remove('d');
+    assert.deepEqual(await disk.list(''), []);
+  });
 
-    it('removes files and empty directories', async () => {
-      await fresh();
-      await disk.makeDirectory('d');
-      await writeFileDurably(disk, 'd/f', bytes('x'));
-      await disk.remove('d/f');
-      assert.equal(await disk.exists('d/f'), false);
-      await assert.rejects(disk.remove('d/f'), rejectsWith('io.not_found'));
-      await disk.remove('d');
-      assert.deepEqual(await disk.list(''), []);
-    });
+  it('syncs files and directories; a closed handle fails with io.closed', async () => {
+    const disk = await fresh();
+    await disk.makeDirectory('d');
+    const file = await disk.open('d/f', { create: true });
+    await file.write(0, bytes('durable'));
+    await file.sync();
+    await disk.syncDirectory('d');
+    await disk.syncDirectory('');
+    await file.close();
+    await file.close(); // idempotent
+    await assert.rejects(file.read(0, 1), rejectsWith('io.closed'));
+    await assert.rejects(file.write(0, bytes('x')), rejectsWith('io.closed'));
+    await assert.rejects(file.sync(), rejectsWith('io.closed'));
+    await assert.rejects(disk.syncDirectory('missing'), rejectsWith('io.not_found'));
+  });
 
-    it('syncs files and directories; a closed handle fails with io.closed', async () => {
-      await fresh();
-      await disk.makeDirectory('d');
-      const file = await disk.open('d/f', { create: true });
-      await file.write(0, bytes('durable'));
-      await file.sync();
-      await disk.syncDirectory('d');
-      await disk.syncDirectory('');
-      await file.close();
-      await file.close(); // idempotent
-      await assert.rejects(file.read(0, 1), rejectsWith('io.closed'));
-      await assert.rejects(file.write(0, bytes('x')), rejectsWith('io.closed'));
-      await assert.rejects(file.sync(), rejectsWith('io.closed'));
-      await assert.rejects(disk.syncDirectory('missing'), rejectsWith('io.not_found'));
-    });
+  it('rejects paths that could escape the root as programmer errors', async () => {
+    const disk = await fresh();
+    for (const path of ['../escape', 'a/../../b', '/etc/passwd', 'a//b', './a', '']) {
+      await assert.rejects(disk.open(path, { create: true }), AssertionFailure, path);
+    }
+    await assert.rejects(disk.list('..'), AssertionFailure);
+    await assert.rejects(disk.rename('a', '../b'), AssertionFailure);
+    await assert.rejects(disk.remove('/tmp'), AssertionFailure);
+  });
+}
 
-    it('rejects paths that could escape the root as programmer errors', async () => {
-      await fresh();
-      for (const path of ['../escape', 'a/../../b', '/etc/passwd', 'a//b', './a', '']) {
-        await assert.rejects(disk.open(path, { create: true }), AssertionFailure, path);
+/** The durable-file helper, free space, and a seeded model check. */
+function durabilityContract(fresh: FreshDisk, name: string): void {
+  it('writes files durably through tmp + sync + rename + directory sync', async () => {
+    const disk = await fresh();
+    await disk.makeDirectory('meta');
+    await writeFileDurably(disk, 'meta/manifest', bytes('version 1, a longer body'));
+    await writeFileDurably(disk, 'meta/manifest', bytes('version 2'));
+    assert.deepEqual(await readFileFully(disk, 'meta/manifest'), bytes('version 2'));
+    assert.deepEqual(await disk.list('meta'), ['manifest'], 'no tmp file is left behind');
+    assert.equal(await readFileFully(disk, 'meta/absent'), null);
+    await assert.rejects(readFileFully(disk, 'meta/manifest', { bytesMax: 4 }), rejectsWith('wire.too_large'));
+    await writeFileDurably(disk, 'meta/empty', new Uint8Array(0));
+    assert.equal((await readFileFully(disk, 'meta/empty'))?.length, 0);
+  });
+
+  it('reports free bytes as a non-negative safe integer', async () => {
+    const disk = await fresh();
+    const free = await disk.freeBytes();
+    assert.ok(Number.isSafeInteger(free) && free >= 0, `freeBytes ${free}`);
+  });
+
+  it('matches a flat byte-array model over seeded random writes and truncates', async (t: TestContext) => {
+    const disk = await fresh();
+    const random = new SeededRandom(20240611);
+    const file = await disk.open('model.dat', { create: true });
+    let model = Buffer.alloc(0);
+    const operations = 400;
+    for (let i = 0; i < operations; i++) {
+      if (random.int(10) === 0) {
+        const length = random.int(6000);
+        const next = Buffer.alloc(length);
+        model.copy(next, 0, 0, Math.min(length, model.length));
+        model = next;
+        await file.truncate(length);
+      } else {
+        const position = random.int(8000);
+        const data = random.bytes(1 + random.int(1500));
+        const next = Buffer.alloc(Math.max(model.length, position + data.length));
+        model.copy(next);
+        data.copy(next, position);
+        model = next;
+        await file.write(position, data);
       }
-      await assert.rejects(disk.list('..'), AssertionFailure);
-      await assert.rejects(disk.rename('a', '../b'), AssertionFailure);
-      await assert.rejects(disk.remove('/tmp'), AssertionFailure);
-    });
-
-    it('writes files durably through tmp + sync + rename + directory sync', async () => {
-      await fresh();
-      await disk.makeDirectory('meta');
-      await writeFileDurably(disk, 'meta/manifest', bytes('version 1, a longer body'));
-      await writeFileDurably(disk, 'meta/manifest', bytes('version 2'));
-      assert.deepEqual(await readFileFully(disk, 'meta/manifest'), bytes('version 2'));
-      assert.deepEqual(await disk.list('meta'), ['manifest'], 'no tmp file is left behind');
-      assert.equal(await readFileFully(disk, 'meta/absent'), null);
-      await assert.rejects(readFileFully(disk, 'meta/manifest', { bytesMax: 4 }), rejectsWith('wire.too_large'));
-      await writeFileDurably(disk, 'meta/empty', new Uint8Array(0));
-      assert.equal((await readFileFully(disk, 'meta/empty'))?.length, 0);
-    });
-
-    it('reports free bytes as a non-negative safe integer', async () => {
-      await fresh();
-      const free = await disk.freeBytes();
-      assert.ok(Number.isSafeInteger(free) && free >= 0, `freeBytes ${free}`);
-    });
-
-    it('matches a flat byte-array model over seeded random writes and truncates', async (t: TestContext) => {
-      await fresh();
-      const random = new SeededRandom(20240611);
-      const file = await disk.open('model.dat', { create: true });
-      let model = Buffer.alloc(0);
-      const operations = 400;
-      for (let i = 0; i < operations; i++) {
-        if (random.int(10) === 0) {
-          const length = random.int(6000);
-          const next = Buffer.alloc(length);
-          model.copy(next, 0, 0, Math.min(length, model.length));
-          model = next;
-          await file.truncate(length);
-        } else {
-          const position = random.int(8000);
-          const data = random.bytes(1 + random.int(1500));
-          const next = Buffer.alloc(Math.max(model.length, position + data.length));
-          model.copy(next);
-          data.copy(next, position);
-          model = next;
-          await file.write(position, data);
-        }
-        if (random.int(20) === 0) await file.sync();
-      }
-      assert.equal(await file.size(), model.length);
-      assert.deepEqual(await file.read(0, model.length + 10), model);
-      await file.close();
-      t.diagnostic(`${factory.name}: ${operations} random writes/truncates matched the model byte for byte (${model.length} bytes)`);
-    });
+      if (random.int(20) === 0) await file.sync();
+    }
+    assert.equal(await file.size(), model.length);
+    assert.deepEqual(await file.read(0, model.length + 10), model);
+    await file.close();
+    t.diagnostic(`${name}: ${operations} random writes/truncates matched the model byte for byte (${model.length} bytes)`);
   });
 }
 
