@@ -129,7 +129,9 @@ export class RpcFrameDecoder {
 
   /** Bytes of a partly received frame (0 between frames). */
   get bufferedBytes(): number {
-    return this.state.kind === 'failed' ? 0 : this.state.filled;
+    const state = this.state;
+    if (state.kind === 'failed') return 0;
+    return state.kind === 'payload' ? rpcFramePrefixBytes + state.filled : state.filled;
   }
 
   push(chunk: Uint8Array): DecodedRpcFrame[] {
