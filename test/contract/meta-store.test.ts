@@ -286,3 +286,53 @@ metaStoreContract('EtcdMetaStore on a 1-member etcd', async () => {
     throw error;
   }
 });
+
+// Not part of the shared contract (the embedded store has no network): how EtcdMetaStore
+// reports an unreachable or dead cluster, and that it recovers when the cluster returns.
+describe('EtcdMetaStore outages', { timeout: 60_000 }, () => {
+  let cluster: EtcdCluster | null = null;
+  let store: EtcdMetaStore | null = null;
+  after(async () => {
+    await store?.close();
+    await cluster?.stop();
+  });
+
+  it('connect to a cluster that is not there is meta.unavailable, retryable and bounded', { timeout: testTimeoutMs }, async () => {
+    const dead = await startEtcd();
+    const endpoints = dead.endpoints;
+    await dead.stop();
+    const startedMs = Date.now();
+    await assert.rejects(EtcdMetaStore.connect({ endpoints, callTimeoutMs: 1_000 }), (error: unknown) => {
+      assert.ok(isStorageError(error, 'meta.unavailable') && error.retryable, String(error));
+      return true;
+    });
+    assert.ok(Date.now() - startedMs < 15_000);
+  });
+
+  it('calls during an outage are meta.unavailable; the store works again after restart', { timeout: 45_000 }, async (t: TestContext) => {
+    cluster = await startEtcd();
+    const member = cluster.members[0];
+    assert.ok(member !== undefined);
+    store = await EtcdMetaStore.connect({ endpoints: cluster.endpoints, callTimeoutMs: 1_000 });
+    await putOne(store, 'outage/before', 'x');
+    await member.kill();
+    const live = store;
+    await rejectsWith(live.get('outage/before'), 'meta.unavailable');
+    await rejectsWith(live.txn({ compare: [], success: [put('outage/during', 'y')] }), 'meta.unavailable');
+    await member.restart();
+    const restartedMs = Date.now();
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      try {
+        assert.equal((await live.get('outage/before'))?.value, 'x');
+        break;
+      } catch (error) {
+        assert.ok(isStorageError(error, 'meta.unavailable') && error.retryable, String(error));
+        assert.ok(Date.now() - restartedMs < 30_000, 'store did not recover within 30 s of the restart');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    t.diagnostic(`outage reported as meta.unavailable; recovered ${Date.now() - restartedMs} ms after restart (${attempts} attempts)`);
+  });
+});
