@@ -16,8 +16,13 @@
 // have been applied. The etcd3 client itself retries a call that failed on a broken connection
 // (up to 3 attempts), so a txn applied by an attempt whose answer was lost reports
 // succeeded = false on the retry; callers always re-read after a failed compare, which
-// resolves both cases. etcd's own request limit (1.5 MiB by default) is mapped to
-// 'wire.too_large'.
+// resolves both cases. After an outage the client's circuit breaker fails calls fast for a few
+// seconds (about 5 s) before it tries the cluster again. etcd's own request limit (1.5 MiB by
+// default) is mapped to 'wire.too_large'.
+//
+// Leases: etcd counts TTLs in whole seconds and raises a TTL below its minimum (1.5 election
+// timeouts); grantLease rounds ttlMs up to seconds, so a lease lives at least ttlMs. Expiry is
+// decided by the etcd leader's clock, not by the injected Clock of the embedded store.
 import { randomBytes } from 'node:crypto';
 import { Etcd3, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
 import { StorageError, isStorageError } from '../util/errors.ts';
