@@ -92,3 +92,10 @@ export const streamViewsCachedMax = 1024;
 /** Sealed extents whose append ids a node keeps for findAppend: a client asks right after its
  * failed append, so only recently sealed extents matter; older ones are forgotten first. */
 export const sealedAppendLogsRetainedMax = 1024;
+
+// ---- extent store (src/stream/extent-store.ts) ----
+
+/** Group commit: dirty extent files are fsync'd in the background this long after their first
+ * journal-acknowledged write, so journal files can be retired and replay after a crash stays
+ * short; long enough that one extent fsync covers many appends. */
+export const extentSyncIntervalMs = 50;

@@ -24,7 +24,9 @@ export const sealBodyBytes = 8;
 export const extentFileMagic = Buffer.from('KURAEXTF', 'ascii');
 export const extentFileSuffix = '.ext';
 
-const blockFormat: RecordFormat = { magic: Buffer.from('KBLK', 'ascii'), version: extentFormatVersion, what: 'extent block' };
+/** First four bytes of every block record: what a resync after a damaged header looks for. */
+export const blockRecordMagic = Buffer.from('KBLK', 'ascii');
+const blockFormat: RecordFormat = { magic: blockRecordMagic, version: extentFormatVersion, what: 'extent block' };
 const kindCodes = { data: 1, seal: 2 } as const;
 
 export interface ExtentFileHeader {

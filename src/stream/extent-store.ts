@@ -1,0 +1,670 @@
+// ExtentStore: the extent replicas of one extent node on one disk (docs/formats/extent-file.md,
+// docs/formats/journal.md). Offsets and lengths are logical (sums of block bodies); an in-memory
+// index of block starts per extent maps them to file positions.
+//
+// Write path (P1, P4):
+// - group commit ON: append queues a journal record; the journal fsyncs once per batch
+//   (groupCommitWindowMs / groupCommitBytesMax); then the block is written to the extent file
+//   (no fsync) and the append resolves. A background step (extentSyncIntervalMs) fsyncs dirty
+//   extent files and then retires journal files whose records are all in synced extent files.
+//   The extent file only ever receives blocks whose journal record is durable, so a crash can
+//   leave it with holes or torn blocks only where the journal can repair them.
+// - group commit OFF (the reference path): write the block, fsync the extent file, resolve; one
+//   append at a time per extent, so only the last block can be torn by a crash.
+//
+// Invariants:
+// - Durable first, then publish: `length` (what reads and info see) advances, in offset order,
+//   only over appends that are durable; appends resolve in offset order.
+// - Every byte returned by read/readBlocks came from a block whose header and body CRCs were
+//   checked against the index; a mismatch is extent.corrupt plus onCorruption, never bytes.
+// - Any failed write, fsync or directory sync on the write path fails the store: every later
+//   write rejects with extent.failed; nothing is retried as if it were safe (fsyncgate).
+// - Recovery (open) restores every acknowledged append in both modes: scan every extent file
+//   (cut torn tails), replay the journal idempotently, fsync what changed, then delete the old
+//   journal files.
+//
+// Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
+// reordered), bit flips in extent and journal files, EIO/ENOSPC on any call, failed fsync.
+import { appendBytesMax, extentBytesMax, extentSyncIntervalMs, readBytesMax } from '../constants.ts';
+import type { Disk, DiskFile } from '../io/disk.ts';
+import { assert, assertByteCount } from '../util/assert.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
+import { crc32c } from '../util/crc32c.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
+import {
+  blockHeaderBytes, encodeDataBlock, encodeExtentHeader, encodeSealTrailer, extentFileName, identityCrc, parseExtentFileName,
+} from '../wire/extent-format.ts';
+import { encodeJournalAppend, encodeJournalRemove, parseJournalFileName } from '../wire/journal-format.ts';
+import type { JournalRecord } from '../wire/journal-format.ts';
+import { readBlockBody, scanExtentFile } from './extent-file.ts';
+import type { BlockEntry } from './extent-file.ts';
+import { Journal, journalDirectory, scanJournalFile } from './journal.ts';
+import type { JournalFileState, JournalStats } from './journal.ts';
+
+export interface ExtentIdentity {
+  readonly streamId: number;
+  readonly extentId: number;
+  readonly epoch: number;
+}
+
+export type ExtentState = { readonly kind: 'open' } | { readonly kind: 'sealed'; readonly sealedLength: number };
+
+export interface ExtentInfo extends ExtentIdentity {
+  readonly length: number;
+  readonly state: ExtentState;
+  readonly createdAtMs: number;
+}
+
+export interface CorruptionEvent {
+  readonly extentId: number;
+  readonly offset: number;
+  readonly reason: string;
+}
+
+export interface ExtentStoreOptions {
+  readonly disk: Disk;
+  readonly clock: Clock;
+  /** P4 off switch: false = fsync every append into its extent file, no journal. */
+  readonly groupCommit: boolean;
+  readonly onCorruption?: (event: CorruptionEvent) => void;
+}
+
+/** What open() found and did; a replica that lost or repaired data says so here (P7). */
+export interface ExtentStoreRecoveryReport {
+  extentFiles: number;
+  /** Files whose header or name did not check: left untouched, not served. */
+  unreadableFiles: string[];
+  temporaryFilesRemoved: number;
+  tornTailBytesTruncated: number;
+  /** Damaged blocks kept in the index (reads fail) because sound blocks follow them. */
+  corruptBlocksFound: number;
+  journalFiles: number;
+  journalRecords: number;
+  journalRecordsApplied: number;
+  blocksRepaired: number;
+  /** Records skipped: already applied, removed or sealed-away extents. */
+  journalRecordsSkipped: number;
+  /** Records that conflict with an extent file or leave a gap: reported, not applied. */
+  journalRecordsConflicting: number;
+}
+
+export interface ExtentStoreStats {
+  appends: number;
+  appendFsyncs: number;
+  extentSyncs: number;
+  journal: JournalStats;
+}
+
+export const extentDirectory = 'extents';
+const temporarySuffix = '.tmp';
+
+interface ExtentEntry {
+  readonly identity: ExtentIdentity;
+  readonly createdAtMs: number;
+  readonly path: string;
+  readonly file: DiskFile;
+  readonly blocks: BlockEntry[];
+  /** Published length: every byte below it is durable. */
+  length: number;
+  /** Where the next append must start (length plus appends in flight). */
+  endOffset: number;
+  /** File position of the next record. */
+  fileEnd: number;
+  state: ExtentState;
+  sealing: { readonly length: number; readonly promise: Promise<void> } | null;
+  removing: boolean;
+  /** Settles when every append issued so far has settled. */
+  tail: Promise<void>;
+  readonly readers: Set<Promise<unknown>>;
+  /** Journal files holding records of this extent whose blocks are not yet fsync'd here. */
+  unsynced: JournalFileState[];
+}
+
+export class ExtentStore {
+  readonly recovery: ExtentStoreRecoveryReport;
+  private readonly disk: Disk;
+  private readonly clock: Clock;
+  private readonly onCorruption: (event: CorruptionEvent) => void;
+  private readonly extents = new Map<number, ExtentEntry>();
+  private readonly creating = new Set<number>();
+  private readonly journal: Journal;
+  private readonly counters = { appends: 0, appendFsyncs: 0, extentSyncs: 0 };
+  private groupCommit: boolean;
+  private failure: StorageError | null = null;
+  private closed = false;
+  private syncTimer: TimerHandle | null = null;
+  private syncing: Promise<void> | null = null;
+
+  private constructor(options: ExtentStoreOptions, recovery: ExtentStoreRecoveryReport, firstJournalSequence: number) {
+    this.disk = options.disk;
+    this.clock = options.clock;
+    this.groupCommit = options.groupCommit;
+    this.onCorruption = options.onCorruption ?? (() => {});
+    this.recovery = recovery;
+    this.journal = new Journal({ disk: this.disk, clock: this.clock, firstSequence: firstJournalSequence, onFailure: (error) => this.fail(error) });
+  }
+
+  /** Opens the store on `disk`, recovering every acknowledged append (see the file header). */
+  static async open(options: ExtentStoreOptions): Promise<ExtentStore> {
+    const { disk } = options;
+    for (const directory of [extentDirectory, journalDirectory]) await disk.makeDirectory(directory);
+    await disk.syncDirectory('');
+    const recovery = emptyReport();
+    const journalNames = await disk.list(journalDirectory);
+    const sequences = journalNames.map(parseJournalFileName).filter((sequence) => sequence !== null);
+    const store = new ExtentStore(options, recovery, sequences.length === 0 ? 1 : Math.max(...sequences) + 1);
+    await store.loadExtents();
+    await store.replayJournal(sequences.sort((a, b) => a - b));
+    return store;
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Creates an empty extent replica, durably (tmp, fsync, rename, fsync directory). */
+  async create(identity: ExtentIdentity): Promise<void> {
+    this.checkWritable();
+    assertByteCount(identity.streamId, 'streamId');
+    assertByteCount(identity.extentId, 'extentId');
+    assertByteCount(identity.epoch, 'epoch');
+    const { extentId } = identity;
+    if (this.extents.has(extentId) || this.creating.has(extentId)) {
+      throw new StorageError('extent.exists', `extent ${extentId} already exists`, { context: { extentId } });
+    }
+    this.creating.add(extentId);
+    try {
+      const createdAtMs = this.clock.nowMs();
+      const path = `${extentDirectory}/${extentFileName(identity)}`;
+      await this.writeNewExtentFile(path, encodeExtentHeader({ ...identity, createdAtMs }));
+      const file = await this.disk.open(path, { create: false });
+      this.extents.set(extentId, newEntry({ identity, createdAtMs, path, file, blocks: [], sealedLength: null }));
+    } finally {
+      this.creating.delete(extentId);
+    }
+  }
+
+  /** Appends one block at `expectedOffset`; resolves only when it is durable. */
+  async append(extentId: number, expectedOffset: number, data: Uint8Array): Promise<{ offset: number; length: number }> {
+    // Checks and the reservation run synchronously (before any await), so concurrent appends
+    // at consecutive offsets pipeline in call order.
+    const entry = this.appendable(extentId, expectedOffset, data);
+    return this.appendTo(entry, data);
+  }
+
+  /** Reads [offset, offset + length) verified; extent.corrupt rather than bad bytes. */
+  async read(extentId: number, offset: number, length: number): Promise<Buffer> {
+    const entry = this.readable(extentId);
+    checkRange(entry, offset, length);
+    if (length > readBytesMax) {
+      throw new StorageError('extent.too_large', `read of ${length} bytes exceeds ${readBytesMax}`, { context: { extentId, length } });
+    }
+    const out = Buffer.allocUnsafe(length);
+    let copied = 0;
+    for (let index = blockIndexAt(entry.blocks, offset); copied < length; index++) {
+      const block = entry.blocks[index];
+      assert(block !== undefined, 'a read below the length lies in indexed blocks');
+      const body = await this.readVerified(entry, block);
+      const from = offset + copied - block.offset;
+      copied += body.copy(out, copied, from, Math.min(body.length, from + length - copied));
+    }
+    return out;
+  }
+
+  /** Seals at `length` (a block boundary at or below the durable length), durably. */
+  async seal(extentId: number, length: number): Promise<void> {
+    this.checkWritable();
+    const entry = this.live(extentId);
+    if (entry.state.kind === 'sealed') {
+      if (entry.state.sealedLength === length) return;
+      throw new StorageError('extent.sealed', `extent ${extentId} is sealed at ${entry.state.sealedLength}, not ${length}`, { context: { extentId, length } });
+    }
+    if (entry.sealing !== null) {
+      if (entry.sealing.length === length) return entry.sealing.promise;
+      throw new StorageError('extent.sealed', `extent ${extentId} is being sealed at ${entry.sealing.length}`, { context: { extentId, length } });
+    }
+    const promise = this.sealNow(entry, length);
+    entry.sealing = { length, promise };
+    try {
+      await promise;
+    } finally {
+      entry.sealing = null;
+    }
+  }
+
+  info(extentId: number): ExtentInfo | null {
+    const entry = this.extents.get(extentId);
+    return entry === undefined || entry.removing ? null : infoOf(entry);
+  }
+
+  list(): ExtentInfo[] {
+    return [...this.extents.values()].filter((entry) => !entry.removing).map(infoOf).sort((a, b) => a.extentId - b.extentId);
+  }
+
+  /** Deletes the replica durably (journal tombstone first when the journal may hold its records). */
+  async remove(extentId: number): Promise<void> {
+    this.checkWritable();
+    const entry = this.live(extentId);
+    entry.removing = true;
+    await entry.tail;
+    await entry.sealing?.promise.catch(() => {});
+    await drainReaders(entry);
+    if (this.journal.hasFiles() || this.groupCommit) await this.guard(this.journal.append(encodeJournalRemove(extentId), { tracked: false }));
+    while (this.syncing !== null) await this.syncing;
+    for (const file of entry.unsynced.splice(0)) this.journal.release(file);
+    this.extents.delete(extentId);
+    await entry.file.close();
+    await this.guard(this.disk.remove(entry.path));
+    await this.guard(this.disk.syncDirectory(extentDirectory));
+  }
+
+  /** Scrub: reads and checks every block; reports each damaged one (by logical offset). */
+  async verify(extentId: number): Promise<{ blocks: number; corruptBlocks: number[] }> {
+    const entry = this.readable(extentId);
+    const corruptBlocks: number[] = [];
+    let blocks = 0;
+    for (const block of entry.blocks) {
+      if (block.offset >= entry.length) break;
+      blocks += 1;
+      try {
+        await this.readVerified(entry, block);
+      } catch (error) {
+        if (!isStorageError(error, 'extent.corrupt')) throw error;
+        corruptBlocks.push(block.offset);
+      }
+    }
+    return { blocks, corruptBlocks };
+  }
+
+  /** Verified blocks from `fromOffset` to the durable length (for copying to another node). */
+  async *readBlocks(extentId: number, fromOffset: number): AsyncIterable<{ offset: number; data: Buffer }> {
+    let entry = this.readable(extentId);
+    checkRange(entry, fromOffset, 0);
+    let offset = fromOffset;
+    while (offset < entry.length) {
+      const block = entry.blocks[blockIndexAt(entry.blocks, offset)];
+      assert(block !== undefined, 'an offset below the length lies in an indexed block');
+      const body = await this.readVerified(entry, block);
+      yield { offset, data: body.subarray(offset - block.offset) };
+      offset = block.offset + block.length;
+      entry = this.readable(extentId);
+    }
+  }
+
+  /** P4: switches group commit at run time; switching off drains the journal in the background. */
+  setGroupCommit(enabled: boolean): void {
+    this.groupCommit = enabled;
+    if (!enabled) this.scheduleSync(0);
+  }
+
+  stats(): ExtentStoreStats {
+    return { ...this.counters, journal: { ...this.journal.stats } };
+  }
+
+  /** Waits for appends in flight, syncs dirty extent files, retires the journal, closes files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const entry of this.extents.values()) await entry.tail;
+    for (const entry of this.extents.values()) await drainReaders(entry);
+    this.syncTimer?.cancel();
+    this.syncTimer = null;
+    while (this.syncing !== null) await this.syncing;
+    if (this.failure === null) await this.syncDirtyExtents();
+    await this.journal.close();
+    for (const entry of this.extents.values()) await entry.file.close();
+  }
+
+  // ---------------------------------------------------------------- append
+
+  private appendable(extentId: number, expectedOffset: number, data: Uint8Array): ExtentEntry {
+    this.checkWritable();
+    const entry = this.live(extentId);
+    if (entry.state.kind === 'sealed' || entry.sealing !== null) {
+      throw new StorageError('extent.sealed', `extent ${extentId} is sealed`, { context: { extentId } });
+    }
+    if (data.length === 0 || data.length > appendBytesMax) {
+      throw new StorageError('extent.too_large', `an append is 1..${appendBytesMax} bytes, got ${data.length}`, { context: { extentId, bytes: data.length } });
+    }
+    if (expectedOffset !== entry.endOffset) {
+      throw new StorageError('extent.offset_mismatch', `extent ${extentId}: append at ${expectedOffset}, but its end is ${entry.endOffset}`, {
+        context: { extentId, expectedOffset, endOffset: entry.endOffset },
+      });
+    }
+    if (entry.endOffset + data.length > extentBytesMax) {
+      throw new StorageError('extent.too_large', `extent ${extentId} would pass ${extentBytesMax} bytes`, { context: { extentId } });
+    }
+    return entry;
+  }
+
+  /** Reserves the block synchronously (so appends pipeline), then makes it durable in order. */
+  private async appendTo(entry: ExtentEntry, data: Uint8Array): Promise<{ offset: number; length: number }> {
+    const extentId = entry.identity.extentId;
+    const block: BlockEntry = { offset: entry.endOffset, length: data.length, filePosition: entry.fileEnd, bodyCrc: crc32c(data), corrupt: false };
+    entry.blocks.push(block);
+    entry.endOffset += block.length;
+    entry.fileEnd += blockHeaderBytes + block.length;
+    const previous = entry.tail;
+    const record = { extentId, offset: block.offset, body: data, bodyCrc: block.bodyCrc ?? 0 };
+    const journaled = this.groupCommit ? this.journal.append(encodeJournalAppend(record), { tracked: true }) : null;
+    journaled?.catch(() => {}); // observed below, after `previous`
+    const done = this.makeDurable({ entry, block, record, journaled, previous });
+    entry.tail = done.then(() => {}, () => {});
+    await done;
+    return { offset: block.offset, length: block.length };
+  }
+
+  private async makeDurable(step: {
+    entry: ExtentEntry; block: BlockEntry; previous: Promise<void>; journaled: Promise<JournalFileState> | null;
+    record: { extentId: number; offset: number; body: Uint8Array; bodyCrc: number };
+  }): Promise<void> {
+    const { entry, block, record, journaled } = step;
+    await step.previous;
+    this.checkWritable();
+    const bytes = encodeDataBlock(record);
+    if (journaled !== null) {
+      const journalFile = await journaled;
+      await this.guard(entry.file.write(block.filePosition, bytes));
+      entry.unsynced.push(journalFile);
+      this.scheduleSync(extentSyncIntervalMs);
+    } else {
+      await this.guard(entry.file.write(block.filePosition, bytes));
+      await this.guard(entry.file.sync());
+      this.counters.appendFsyncs += 1;
+    }
+    this.checkWritable();
+    assert(entry.length === block.offset, 'appends publish in offset order');
+    entry.length = block.offset + block.length;
+    this.counters.appends += 1;
+  }
+
+  // ---------------------------------------------------------------- background extent sync
+
+  private scheduleSync(delayMs: number): void {
+    if (this.syncTimer !== null || this.closed) return;
+    this.syncTimer = this.clock.setTimer(delayMs, () => {
+      this.syncTimer = null;
+      if (this.syncing !== null) {
+        this.scheduleSync(extentSyncIntervalMs);
+        return;
+      }
+      this.syncing = this.syncDirtyExtents()
+        .catch((error: unknown) => { this.fail(error); })
+        .finally(() => { this.syncing = null; });
+    });
+  }
+
+  /** fsyncs every extent file with journal-acknowledged writes, then retires journal files. */
+  private async syncDirtyExtents(): Promise<void> {
+    for (const entry of this.extents.values()) {
+      if (entry.unsynced.length === 0 || this.failure !== null) continue;
+      const files = entry.unsynced.splice(0);
+      await this.guard(entry.file.sync());
+      this.counters.extentSyncs += 1;
+      for (const file of files) this.journal.release(file);
+    }
+    if (this.failure === null) await this.guard(this.journal.retire());
+  }
+
+  // ---------------------------------------------------------------- seal
+
+  private async sealNow(entry: ExtentEntry, length: number): Promise<void> {
+    await entry.tail;
+    await drainReaders(entry);
+    this.checkWritable();
+    const extentId = entry.identity.extentId;
+    const cut = entry.blocks.findIndex((block) => block.offset >= length);
+    const cutBlock = cut === -1 ? undefined : entry.blocks[cut];
+    const atBoundary = cutBlock === undefined ? length === entry.length : cutBlock.offset === length;
+    if (!Number.isSafeInteger(length) || length < 0 || length > entry.length || !atBoundary) {
+      throw new StorageError('extent.out_of_range', `extent ${extentId}: ${length} is not a block boundary at or below its length ${entry.length}`, {
+        context: { extentId, length, extentLength: entry.length },
+      });
+    }
+    const filePosition = cutBlock === undefined ? entry.fileEnd : cutBlock.filePosition;
+    if (cut !== -1) entry.blocks.length = cut;
+    entry.length = length;
+    entry.endOffset = length;
+    const trailer = encodeSealTrailer(extentId, length);
+    await this.guard(entry.file.truncate(filePosition));
+    await this.guard(entry.file.write(filePosition, trailer));
+    await this.guard(entry.file.sync());
+    entry.fileEnd = filePosition + trailer.length;
+    entry.state = { kind: 'sealed', sealedLength: length };
+    for (const file of entry.unsynced.splice(0)) this.journal.release(file);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Reads one block, checked; extent.corrupt (and onCorruption) if it does not check. */
+  private async readVerified(entry: ExtentEntry, block: BlockEntry): Promise<Buffer> {
+    const read = readBlockBody(entry.file, entry.identity.extentId, block);
+    entry.readers.add(read);
+    try {
+      const body = await read;
+      if (body !== null) return body;
+    } finally {
+      entry.readers.delete(read);
+    }
+    const event = { extentId: entry.identity.extentId, offset: block.offset, reason: block.corrupt ? 'block damaged (found at recovery)' : 'block CRC or header mismatch' };
+    this.onCorruption(event);
+    throw new StorageError('extent.corrupt', `extent ${event.extentId}: block at ${event.offset} failed its check`, { context: { ...event } });
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  private async loadExtents(): Promise<void> {
+    for (const name of await this.disk.list(extentDirectory)) {
+      const path = `${extentDirectory}/${name}`;
+      if (name.endsWith(temporarySuffix)) {
+        await this.disk.remove(path);
+        this.recovery.temporaryFilesRemoved += 1;
+        continue;
+      }
+      const parsed = parseExtentFileName(name);
+      if (parsed === null) continue;
+      this.recovery.extentFiles += 1;
+      const entry = await this.loadExtent(path, parsed);
+      if (entry === null) this.recovery.unreadableFiles.push(path);
+      else this.extents.set(entry.identity.extentId, entry);
+    }
+    await this.disk.syncDirectory(extentDirectory);
+  }
+
+  private async loadExtent(path: string, parsed: { extentId: number; identityCrc: number }): Promise<ExtentEntry | null> {
+    const file = await this.disk.open(path, { create: false });
+    let scan;
+    try {
+      scan = await scanExtentFile(file);
+    } catch (error) {
+      await file.close();
+      if (isStorageError(error) && error.code.startsWith('wire.')) return null;
+      throw error;
+    }
+    const { header } = scan;
+    if (header.extentId !== parsed.extentId || identityCrc(header) !== parsed.identityCrc || this.extents.has(header.extentId)) {
+      await file.close();
+      return null;
+    }
+    if (scan.fileBytes > scan.validEnd) {
+      await file.truncate(scan.validEnd);
+      await file.sync();
+      this.recovery.tornTailBytesTruncated += scan.fileBytes - scan.validEnd;
+    }
+    for (const block of scan.blocks.filter((candidate) => candidate.corrupt)) {
+      this.recovery.corruptBlocksFound += 1;
+      this.onCorruption({ extentId: header.extentId, offset: block.offset, reason: 'damaged block found at recovery' });
+    }
+    return newEntry({ identity: header, createdAtMs: header.createdAtMs, path, file, blocks: scan.blocks, sealedLength: scan.sealedLength });
+  }
+
+  private async replayJournal(sequences: readonly number[]): Promise<void> {
+    const records: JournalRecord[] = [];
+    for (const sequence of sequences) {
+      const scan = await scanJournalFile(this.disk, `${journalDirectory}/${journalFileNameOf(sequence)}`);
+      records.push(...scan.records);
+      this.recovery.journalFiles += 1;
+    }
+    this.recovery.journalRecords = records.length;
+    const lastTombstone = new Map<number, number>();
+    records.forEach((record, index) => { if (record.kind === 'remove') lastTombstone.set(record.extentId, index); });
+    const touched = new Set<ExtentEntry>();
+    for (const [index, record] of records.entries()) {
+      if (record.kind === 'remove' || index < (lastTombstone.get(record.extentId) ?? -1)) continue;
+      await this.replayRecord(record, touched);
+    }
+    for (const entry of touched) await entry.file.sync();
+    for (const sequence of sequences) await this.disk.remove(`${journalDirectory}/${journalFileNameOf(sequence)}`);
+    await this.disk.syncDirectory(journalDirectory);
+  }
+
+  private async replayRecord(record: Extract<JournalRecord, { kind: 'append' }>, touched: Set<ExtentEntry>): Promise<void> {
+    const entry = this.extents.get(record.extentId);
+    const sealedAway = entry?.state.kind === 'sealed' && record.offset >= entry.state.sealedLength;
+    if (entry === undefined || sealedAway) {
+      this.recovery.journalRecordsSkipped += 1;
+      return;
+    }
+    const bytes = encodeDataBlock({ extentId: record.extentId, offset: record.offset, body: record.body, bodyCrc: record.bodyCrc });
+    if (record.offset === entry.length && entry.state.kind === 'open') {
+      const block: BlockEntry = { offset: record.offset, length: record.body.length, filePosition: entry.fileEnd, bodyCrc: record.bodyCrc, corrupt: false };
+      await entry.file.write(block.filePosition, bytes);
+      entry.blocks.push(block);
+      entry.length = entry.endOffset = block.offset + block.length;
+      entry.fileEnd += bytes.length;
+      this.recovery.journalRecordsApplied += 1;
+      touched.add(entry);
+      return;
+    }
+    const block = record.offset < entry.length ? entry.blocks[blockIndexAt(entry.blocks, record.offset)] : undefined;
+    const same = block !== undefined && block.offset === record.offset && block.length === record.body.length && (block.bodyCrc === null || block.bodyCrc === record.bodyCrc);
+    if (!same) {
+      this.recovery.journalRecordsConflicting += 1;
+      this.onCorruption({ extentId: record.extentId, offset: record.offset, reason: 'journal record conflicts with the extent file' });
+      return;
+    }
+    if ((await readBlockBody(entry.file, record.extentId, block)) !== null) {
+      this.recovery.journalRecordsSkipped += 1;
+      return;
+    }
+    await entry.file.write(block.filePosition, bytes);
+    block.bodyCrc = record.bodyCrc;
+    block.corrupt = false;
+    this.recovery.blocksRepaired += 1;
+    touched.add(entry);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private async writeNewExtentFile(path: string, header: Buffer): Promise<void> {
+    const temporaryPath = `${path}${temporarySuffix}`;
+    const file = await this.disk.open(temporaryPath, { create: true });
+    try {
+      await file.truncate(0);
+      await file.write(0, header);
+      await this.guard(file.sync());
+    } finally {
+      await file.close();
+    }
+    await this.disk.rename(temporaryPath, path);
+    await this.guard(this.disk.syncDirectory(extentDirectory));
+  }
+
+  /** Awaits a write-path I/O step; any failure fails the store (never retried as safe). */
+  private async guard<T>(step: Promise<T>): Promise<T> {
+    try {
+      return await step;
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  private fail(error: unknown): StorageError {
+    if (this.failure === null) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.failure = new StorageError('extent.failed', `extent store on ${this.disk.name} failed: ${message}`, { cause: error });
+    }
+    return this.failure;
+  }
+
+  private checkWritable(): void {
+    if (this.closed) throw new StorageError('io.closed', 'extent store is closed');
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private live(extentId: number): ExtentEntry {
+    const entry = this.extents.get(extentId);
+    if (entry === undefined || entry.removing) {
+      throw new StorageError('extent.not_found', `extent ${extentId} not found on ${this.disk.name}`, { context: { extentId } });
+    }
+    return entry;
+  }
+
+  private readable(extentId: number): ExtentEntry {
+    if (this.closed) throw new StorageError('io.closed', 'extent store is closed');
+    return this.live(extentId);
+  }
+}
+
+function newEntry(fields: {
+  identity: ExtentIdentity; createdAtMs: number; path: string; file: DiskFile; blocks: BlockEntry[]; sealedLength: number | null;
+}): ExtentEntry {
+  const last = fields.blocks.at(-1);
+  const length = last === undefined ? 0 : last.offset + last.length;
+  const dataEnd = last === undefined ? 64 : last.filePosition + blockHeaderBytes + last.length;
+  const sealed = fields.sealedLength !== null;
+  return {
+    identity: { streamId: fields.identity.streamId, extentId: fields.identity.extentId, epoch: fields.identity.epoch },
+    createdAtMs: fields.createdAtMs,
+    path: fields.path,
+    file: fields.file,
+    blocks: fields.blocks,
+    length,
+    endOffset: length,
+    fileEnd: sealed ? dataEnd + blockHeaderBytes + 8 : dataEnd,
+    state: fields.sealedLength === null ? { kind: 'open' } : { kind: 'sealed', sealedLength: fields.sealedLength },
+    sealing: null,
+    removing: false,
+    tail: Promise.resolve(),
+    readers: new Set(),
+    unsynced: [],
+  };
+}
+
+function infoOf(entry: ExtentEntry): ExtentInfo {
+  return { ...entry.identity, length: entry.length, state: entry.state, createdAtMs: entry.createdAtMs };
+}
+
+function checkRange(entry: ExtentEntry, offset: number, length: number): void {
+  const valid = Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0;
+  if (!valid || offset + length > entry.length) {
+    throw new StorageError('extent.out_of_range', `extent ${entry.identity.extentId}: [${offset}, +${length}) is past its length ${entry.length}`, {
+      context: { extentId: entry.identity.extentId, offset, length, extentLength: entry.length },
+    });
+  }
+}
+
+/** Index of the block containing `offset` (binary search over block starts). */
+function blockIndexAt(blocks: readonly BlockEntry[], offset: number): number {
+  let low = 0;
+  let high = blocks.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if ((blocks[middle]?.offset ?? 0) <= offset) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}
+
+async function drainReaders(entry: ExtentEntry): Promise<void> {
+  while (entry.readers.size > 0) await Promise.allSettled([...entry.readers]);
+}
+
+function journalFileNameOf(sequence: number): string {
+  return `${sequence.toString(16).padStart(16, '0')}.jnl`;
+}
+
+function emptyReport(): ExtentStoreRecoveryReport {
+  return {
+    extentFiles: 0, unreadableFiles: [], temporaryFilesRemoved: 0, tornTailBytesTruncated: 0, corruptBlocksFound: 0, journalFiles: 0,
+    journalRecords: 0, journalRecordsApplied: 0, blocksRepaired: 0, journalRecordsSkipped: 0, journalRecordsConflicting: 0,
+  };
+}
