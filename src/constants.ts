@@ -99,3 +99,18 @@ export const sealedAppendLogsRetainedMax = 1024;
  * journal-acknowledged write, so journal files can be retired and replay after a crash stays
  * short; long enough that one extent fsync covers many appends. */
 export const extentSyncIntervalMs = 50;
+
+// ---- stream manager (src/stream/stream-manager.ts, rereplication.ts) ----
+
+/** A release token permits a wipe for at most this long after issue: long enough for an operator
+ * or the controller to start the wipe, short enough that a forgotten token cannot be used later
+ * (it is also voided at once by any placement on the node or a new manager epoch). */
+export const releaseTokenValidityMs = 15 * 60_000;
+
+/** Extents one repair pass works on; the rest wait for the next pass, so a pass (and the time a
+ * stale view of the nodes is used) stays bounded after a large failure. */
+export const repairExtentsPerPassMax = 1000;
+
+/** The stream manager's repair loop runs this often: half a heartbeat timeout, so a lost node's
+ * extents start copying within seconds of it being declared lost, without rescanning constantly. */
+export const repairIntervalMs = 5_000;

@@ -1,0 +1,416 @@
+// Re-replication and reconciliation (docs/stream-protocol.md, "Re-replication" and "Node
+// protection"): the stream manager's repair of extents below their replica target, and the
+// check of a node that returns after being lost.
+//
+// A repair pass: mark nodes lost since the last pass as `repair` (durably), scan every extent,
+// count its live replicas (node alive and in service, replica not known bad), and for each one
+// below target (bounded per pass): seal it first if it is open, pick a source set (alive nodes
+// that hold it) and a target node obeying the placement rules against the replicas that stay,
+// send extent.copyFrom to the target, and only after it succeeded record the new replica in
+// place of a not-live one (one txn, bumping the target's placementVersion).
+//
+// Invariants:
+// - a replica leaves the map only in the txn that records its verified replacement (never on
+//   suspicion), so a failed copy leaves the map exactly as it was;
+// - one pass at a time; a pass touches at most repairExtentsPerPassMax extents;
+// - known-bad replicas are remembered in memory only: after a manager restart they count as live
+//   again until a read reports them (safe: they are still in the map, so still protected);
+// - reconciliation of a returned node seals what the map says is sealed, reports (never deletes)
+//   extents the map does not give it, and only then puts the node back in service.
+//
+// Fault model: copies fail or time out (the target may even have written part: it is not in
+// the map, so it is an orphan, reported on reconciliation); sources may be bad (the target
+// verifies every block); the manager may be fenced mid-pass (the pass stops).
+import type { Logger } from 'pino';
+import { repairExtentsPerPassMax, rereplicationBytesPerSecondMax } from '../constants.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
+import type { Random } from '../util/random.ts';
+import type { ManagerCommands } from './manager-commands.ts';
+import type { ManagerStore, Versioned } from './manager-store.ts';
+import type { NodeRegistry } from './node-registry.ts';
+import { placeReplicas } from './placement.ts';
+import { extentKey, nodeKey } from './protocol.ts';
+import type { ExtentRecord, NodeRecord, ReplicaLocation } from './protocol.ts';
+
+export interface RereplicatorOptions {
+  readonly store: ManagerStore;
+  readonly registry: NodeRegistry;
+  readonly commands: ManagerCommands;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly sealAndExtend: (request: { streamId: number; extentId: number }) => Promise<unknown>;
+}
+
+export interface RepairReport {
+  readonly extentsScanned: number;
+  readonly extentsBelowTarget: number;
+  readonly extentsRepaired: number;
+  readonly replicasCopied: number;
+  readonly bytesCopied: number;
+  /** Extents with no readable replica on an alive node: nothing to copy from now. */
+  readonly extentsUnrecoverable: number;
+  /** Extents no eligible target could be found for (too few domains). */
+  readonly extentsWithoutTarget: number;
+  readonly copyFailures: number;
+  readonly nodesMarkedLost: number;
+  readonly nodesReconciled: number;
+  /** Time the pass took on the injected clock. */
+  readonly durationMs: number;
+  /** Lower bound of the copy time at rereplicationBytesPerSecondMax per target node. */
+  readonly bandwidthBoundMs: number;
+}
+
+export interface ReconcileReport {
+  readonly nodeId: string;
+  /** Replicas the map records on the node that were (re)sealed to the recorded length. */
+  readonly sealed: readonly number[];
+  /** Replicas the map records that the node lacks or holds short: marked bad, to be replaced. */
+  readonly missing: readonly number[];
+  /** Extents the node holds that the map does not give it: reported, not deleted. */
+  readonly orphaned: readonly number[];
+}
+
+type ExtentOutcome = 'healthy' | 'repaired' | 'unrecoverable' | 'no_target' | 'copy_failed';
+
+interface PassState {
+  nodes: Map<string, Versioned<NodeRecord>>;
+  replicasCopied: number;
+  bytesCopied: number;
+  bytesPerTarget: Map<string, number>;
+}
+
+export class Rereplicator {
+  private readonly options: RereplicatorOptions;
+  private readonly bad = new Map<number, Set<string>>();
+  private loadByNode: Map<string, number> | null = null;
+  private belowTargetCount = 0;
+  private loopTimer: TimerHandle | null = null;
+  private loopIntervalMs = 0;
+  private pass: Promise<RepairReport> | null = null;
+  private stopped = false;
+
+  constructor(options: RereplicatorOptions) {
+    this.options = options;
+  }
+
+  get belowTarget(): number {
+    return this.belowTargetCount;
+  }
+
+  markBad(extentId: number, nodeId: string): void {
+    const set = this.bad.get(extentId) ?? new Set<string>();
+    set.add(nodeId);
+    this.bad.set(extentId, set);
+  }
+
+  isBad(extentId: number, nodeId: string): boolean {
+    return this.bad.get(extentId)?.has(nodeId) ?? false;
+  }
+
+  /** Replicas per node, from the last scan plus placements since (placement load). */
+  async loads(): Promise<ReadonlyMap<string, number>> {
+    if (this.loadByNode === null) this.loadByNode = countLoads(await this.options.store.readExtents());
+    return this.loadByNode;
+  }
+
+  noteCreated(nodeIds: readonly string[]): void {
+    if (this.loadByNode === null) return;
+    for (const nodeId of nodeIds) this.loadByNode.set(nodeId, (this.loadByNode.get(nodeId) ?? 0) + 1);
+  }
+
+  /** One pass; concurrent callers share the pass in progress. */
+  async repairOnce(): Promise<RepairReport> {
+    if (this.pass !== null) return this.pass;
+    const pass = this.runPass().finally(() => {
+      this.pass = null;
+    });
+    this.pass = pass;
+    return pass;
+  }
+
+  startLoop(intervalMs: number): void {
+    if (this.loopTimer !== null || this.stopped) return;
+    this.loopIntervalMs = intervalMs;
+    this.scheduleLoop();
+  }
+
+  async stopLoop(): Promise<void> {
+    this.stopped = true;
+    this.loopTimer?.cancel();
+    this.loopTimer = null;
+    if (this.pass !== null) await this.pass.catch(() => undefined);
+  }
+
+  private scheduleLoop(): void {
+    if (this.stopped) return;
+    this.loopTimer = this.options.clock.setTimer(this.loopIntervalMs, () => {
+      this.repairOnce().then(
+        (report) => {
+          if (report.extentsBelowTarget > 0) this.options.logger.info(report, 'repair pass');
+          this.scheduleLoop();
+        },
+        (error: unknown) => {
+          this.options.logger.error({ err: error }, 'repair pass failed');
+          if (isStorageError(error, 'extent.stale_epoch')) this.stopped = true;
+          this.scheduleLoop();
+        },
+      );
+    });
+  }
+
+  private async runPass(): Promise<RepairReport> {
+    const startedMs = this.options.clock.monotonicMs();
+    const nodesMarkedLost = await this.markLostNodes();
+    const { store } = this.options;
+    const state: PassState = { nodes: await this.readNodeMap(), replicasCopied: 0, bytesCopied: 0, bytesPerTarget: new Map() };
+    const extents = await store.readExtents();
+    this.loadByNode = countLoads(extents);
+    const targets = await this.replicaTargets(extents);
+    const below = extents.filter((e) => this.liveReplicaIds(e.value, state.nodes).length < (targets.get(e.value.streamId) ?? 0));
+    const outcomes = new Map<ExtentOutcome, number>();
+    for (const extent of below.slice(0, repairExtentsPerPassMax)) {
+      const outcome = await this.repairExtent(extent.value.extentId, targets.get(extent.value.streamId) ?? 0, state);
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    const repaired = outcomes.get('repaired') ?? 0;
+    this.belowTargetCount = below.length - repaired;
+    const nodesReconciled = await this.reconcileReturned();
+    return {
+      extentsScanned: extents.length,
+      extentsBelowTarget: below.length,
+      extentsRepaired: repaired,
+      replicasCopied: state.replicasCopied,
+      bytesCopied: state.bytesCopied,
+      extentsUnrecoverable: outcomes.get('unrecoverable') ?? 0,
+      extentsWithoutTarget: outcomes.get('no_target') ?? 0,
+      copyFailures: outcomes.get('copy_failed') ?? 0,
+      nodesMarkedLost,
+      nodesReconciled,
+      durationMs: this.options.clock.monotonicMs() - startedMs,
+      bandwidthBoundMs: Math.max(0, ...[...state.bytesPerTarget.values()].map((b) => (b / rereplicationBytesPerSecondMax) * 1000)),
+    };
+  }
+
+  /** Replicas counting toward the target: node serving, replica not known bad. */
+  private liveReplicaIds(extent: ExtentRecord, nodes: ReadonlyMap<string, Versioned<NodeRecord>>): string[] {
+    return extent.replicas.filter((nodeId) => {
+      const node = nodes.get(nodeId);
+      return node !== undefined && this.options.registry.isServing(node.value) && !this.isBad(extent.extentId, nodeId);
+    });
+  }
+
+  /** Brings one extent up to target, one copy at a time. */
+  private async repairExtent(extentId: number, target: number, state: PassState): Promise<ExtentOutcome> {
+    let outcome: ExtentOutcome = 'healthy';
+    for (let step = 0; step < target; step++) {
+      const extent = await this.sealedRecord(extentId);
+      if (extent === null) return outcome;
+      if (this.liveReplicaIds(extent.value, state.nodes).length >= target) return outcome;
+      const stepOutcome = await this.addReplica(extent.value, state);
+      if (stepOutcome !== 'repaired') return stepOutcome;
+      outcome = 'repaired';
+    }
+    return outcome;
+  }
+
+  /** The extent's record, sealed first if it was open (an open extent cannot be copied). */
+  private async sealedRecord(extentId: number): Promise<Versioned<ExtentRecord> | null> {
+    const extent = await this.options.store.readExtent(extentId);
+    if (extent === null || extent.value.state.kind === 'sealed') return extent;
+    await this.options.sealAndExtend({ streamId: extent.value.streamId, extentId });
+    return this.options.store.readExtent(extentId);
+  }
+
+  private async addReplica(extent: ExtentRecord, state: PassState): Promise<ExtentOutcome> {
+    const { registry, commands, logger } = this.options;
+    if (extent.state.kind !== 'sealed') return 'copy_failed';
+    const sealedLength = extent.state.sealedLength;
+    const sources = this.sourcesOf(extent, state.nodes);
+    if (sources.length === 0) {
+      logger.error({ extentId: extent.extentId, replicas: extent.replicas }, 'no readable replica of an extent on any alive node');
+      return 'unrecoverable';
+    }
+    const live = this.liveReplicaIds(extent, state.nodes).map((id) => state.nodes.get(id)?.value).filter((n) => n !== undefined);
+    const candidates = [...state.nodes.values()].map((n) => n.value).filter((n) => registry.isPlacementEligible(n));
+    const loads = this.loadByNode ?? new Map<string, number>();
+    const placement = placeReplicas({
+      candidates: candidates.map((n) => ({ nodeId: n.nodeId, faultDomain: n.faultDomain, upgradeDomain: n.upgradeDomain, load: loads.get(n.nodeId) ?? 0 })),
+      replicaCount: 1,
+      takenFaultDomains: live.map((n) => n.faultDomain),
+      takenUpgradeDomains: live.map((n) => n.upgradeDomain),
+      excludedNodeIds: extent.replicas,
+    }, this.options.random);
+    const targetId = placement.nodeIds[0];
+    const targetNode = targetId === undefined ? undefined : state.nodes.get(targetId)?.value;
+    if (targetNode === undefined) return 'no_target';
+    try {
+      await commands.copyFrom(targetNode.address, { streamId: extent.streamId, extentId: extent.extentId, sealedLength, sources });
+    } catch (error) {
+      logger.warn({ extentId: extent.extentId, target: targetNode.nodeId, err: error }, 'extent copy failed');
+      return 'copy_failed';
+    }
+    const recorded = await this.recordReplica(extent.extentId, targetNode.nodeId, state.nodes);
+    if (!recorded) return 'copy_failed';
+    state.replicasCopied += 1;
+    state.bytesCopied += sealedLength;
+    state.bytesPerTarget.set(targetNode.nodeId, (state.bytesPerTarget.get(targetNode.nodeId) ?? 0) + sealedLength);
+    state.nodes = await this.readNodeMap();
+    return 'repaired';
+  }
+
+  /** Alive holders (in service or draining) not known bad, primary first. */
+  private sourcesOf(extent: ExtentRecord, nodes: ReadonlyMap<string, Versioned<NodeRecord>>): ReplicaLocation[] {
+    return extent.replicas.flatMap((nodeId) => {
+      const node = nodes.get(nodeId)?.value;
+      if (node === undefined || !this.options.registry.isSource(node) || this.isBad(extent.extentId, nodeId)) return [];
+      return [{ nodeId, address: node.address }];
+    });
+  }
+
+  /** Records the copied replica in place of a not-live one (or adds it), bumping its placementVersion. */
+  private async recordReplica(extentId: number, targetId: string, nodes: ReadonlyMap<string, Versioned<NodeRecord>>): Promise<boolean> {
+    const { store, logger } = this.options;
+    const replaced = await store.commit('record replica', async () => {
+      const extent = await store.readExtent(extentId);
+      const target = await store.readNode(targetId);
+      if (extent === null || target === null || extent.value.state.kind !== 'sealed' || extent.value.replicas.includes(targetId)) {
+        return { compare: [], puts: [], result: null };
+      }
+      const live = new Set(this.liveReplicaIds(extent.value, nodes));
+      const victimIndex = extent.value.replicas.findIndex((nodeId) => !live.has(nodeId));
+      const replicas = [...extent.value.replicas];
+      const victim = victimIndex === -1 ? '' : replicas.splice(victimIndex, 1, targetId)[0] ?? '';
+      if (victimIndex === -1) replicas.push(targetId);
+      return {
+        compare: [{ key: extentKey(extentId), modRevision: extent.modRevision }, { key: nodeKey(targetId), modRevision: target.modRevision }],
+        puts: [
+          { key: extentKey(extentId), value: { ...extent.value, replicas } },
+          { key: nodeKey(targetId), value: { ...target.value, placementVersion: target.value.placementVersion + 1 } },
+        ],
+        result: { victim },
+      };
+    });
+    if (replaced === null) return false;
+    this.bad.get(extentId)?.delete(replaced.victim);
+    this.adjustLoad(targetId, 1);
+    if (replaced.victim !== '') this.adjustLoad(replaced.victim, -1);
+    logger.info({ extentId, target: targetId, replaced: replaced.victim }, 'replica re-replicated');
+    return true;
+  }
+
+  private adjustLoad(nodeId: string, delta: number): void {
+    if (this.loadByNode === null) return;
+    this.loadByNode.set(nodeId, Math.max(0, (this.loadByNode.get(nodeId) ?? 0) + delta));
+  }
+
+  /** In-service nodes that missed their heartbeats become `repair` (durably), once. */
+  private async markLostNodes(): Promise<number> {
+    const { store, registry, logger } = this.options;
+    let marked = 0;
+    for (const node of await store.readNodes()) {
+      if (node.value.lifecycle !== 'in_service' || !registry.isLost(node.value.nodeId)) continue;
+      const changed = await store.commit('mark lost', async () => {
+        const current = await store.readNode(node.value.nodeId);
+        if (current === null || current.value.lifecycle !== 'in_service') return { compare: [], puts: [], result: false };
+        return { compare: [{ key: nodeKey(node.value.nodeId), modRevision: current.modRevision }], puts: [{ key: nodeKey(node.value.nodeId), value: { ...current.value, lifecycle: 'repair' } }], result: true };
+      });
+      if (changed) {
+        marked += 1;
+        logger.warn({ nodeId: node.value.nodeId }, 'node lost: its replicas no longer count');
+      }
+    }
+    return marked;
+  }
+
+  private async reconcileReturned(): Promise<number> {
+    let reconciled = 0;
+    for (const node of await this.options.store.readNodes()) {
+      if (node.value.lifecycle !== 'returned' || !this.options.registry.isAlive(node.value.nodeId)) continue;
+      try {
+        await this.reconcile(node.value.nodeId);
+        reconciled += 1;
+      } catch (error) {
+        this.options.logger.warn({ nodeId: node.value.nodeId, err: error }, 'reconciliation failed; node stays returned');
+      }
+    }
+    return reconciled;
+  }
+
+  /**
+   * Checks a returned node against the replica map, then puts it back in service: extents the
+   * map records on it are sealed to their recorded length (open ones are sealed first), ones
+   * it lacks or holds short are marked bad (to be replaced), and ones the map does not give it
+   * are reported, not deleted.
+   */
+  async reconcile(nodeId: string): Promise<ReconcileReport> {
+    const { store, registry, commands, logger } = this.options;
+    const node = await store.readNode(nodeId);
+    if (node === null) throw new StorageError('node.not_found', `node ${nodeId} is not registered`);
+    if (!registry.isAlive(nodeId)) throw new StorageError('rpc.unreachable', `node ${nodeId} is not alive`, { retryable: true });
+    const held = await commands.heldExtents(node.value.address);
+    const recorded = (await store.readExtents()).filter((e) => e.value.replicas.includes(nodeId));
+    const sealed: number[] = [];
+    const missing: number[] = [];
+    for (const extent of recorded) {
+      const ok = await this.reconcileExtent(extent.value.extentId, node.value.address);
+      (ok ? sealed : missing).push(extent.value.extentId);
+      if (!ok) this.markBad(extent.value.extentId, nodeId);
+    }
+    const recordedIds = new Set(recorded.map((e) => e.value.extentId));
+    const orphaned = held.filter((extentId) => !recordedIds.has(extentId));
+    await this.returnToService(nodeId);
+    const report = { nodeId, sealed, missing, orphaned };
+    logger.warn(report, 'returned node reconciled and back in service');
+    return report;
+  }
+
+  /** True if the node holds the extent at least to its sealed length and took the seal. */
+  private async reconcileExtent(extentId: number, address: string): Promise<boolean> {
+    const extent = await this.sealedRecord(extentId);
+    if (extent === null || extent.value.state.kind !== 'sealed') return false;
+    const sealedLength = extent.value.state.sealedLength;
+    try {
+      const info = await this.options.commands.info(address, extentId);
+      if (info.length < sealedLength) return false;
+      await this.options.commands.seal(address, { extentId, length: sealedLength });
+      return true;
+    } catch (error) {
+      this.options.logger.warn({ extentId, address, err: error }, 'returned node could not confirm a replica');
+      return false;
+    }
+  }
+
+  private async returnToService(nodeId: string): Promise<void> {
+    const { store } = this.options;
+    await store.commit('return to service', async () => {
+      const current = await store.readNode(nodeId);
+      if (current === null || current.value.lifecycle !== 'returned') return { compare: [], puts: [], result: undefined };
+      const next: NodeRecord = { ...current.value, lifecycle: 'in_service', placementVersion: current.value.placementVersion + 1 };
+      return { compare: [{ key: nodeKey(nodeId), modRevision: current.modRevision }], puts: [{ key: nodeKey(nodeId), value: next }], result: undefined };
+    });
+  }
+
+  private async readNodeMap(): Promise<Map<string, Versioned<NodeRecord>>> {
+    return new Map((await this.options.store.readNodes()).map((n) => [n.value.nodeId, n]));
+  }
+
+  /** Each stream's replica count, the target of its extents. */
+  private async replicaTargets(extents: readonly Versioned<ExtentRecord>[]): Promise<Map<number, number>> {
+    const targets = new Map<number, number>();
+    for (const streamId of new Set(extents.map((e) => e.value.streamId))) {
+      const stream = await this.options.store.readStream(streamId);
+      targets.set(streamId, stream?.value.replicaCount ?? 0);
+    }
+    return targets;
+  }
+}
+
+function countLoads(extents: readonly Versioned<ExtentRecord>[]): Map<string, number> {
+  const loads = new Map<string, number>();
+  for (const extent of extents) {
+    for (const nodeId of extent.value.replicas) loads.set(nodeId, (loads.get(nodeId) ?? 0) + 1);
+  }
+  return loads;
+}

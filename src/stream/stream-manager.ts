@@ -1,0 +1,455 @@
+// The stream manager (docs/stream-protocol.md): the only writer of stream metadata. It registers
+// extent nodes and tracks their liveness, creates streams, seals extents at the smallest length
+// the answering replicas hold and extends streams with new extents, places replicas, repairs
+// under-replicated extents, and answers the P3 questions: which replicas are on a node, and may
+// it be wiped (release tokens).
+//
+// Invariants:
+// - leadership is an epoch: start() increments sm/epoch by a compare txn; every command to a
+//   node carries it and every MetaStore write compares it (ManagerStore), so a superseded
+//   manager stops instead of overwriting;
+// - durable first: a seal is recorded in the MetaStore before any node is told to seal; a new
+//   extent is recorded (with its placement, bumping placementVersion of the chosen nodes in the
+//   same txn) only after every chosen node created it; a copied replica is recorded only after
+//   the copy succeeded;
+// - a replica leaves the replica map only when a verified copy replaces it, so the map never
+//   under-states what a node holds (release tokens are computed from it);
+// - sealAndExtend runs one at a time per stream, so concurrent calls for one extent make one
+//   new extent;
+// - no access to process, environment or wall-clock globals: clock, random, network and
+//   MetaStore are injected, so a seeded simulation reproduces a run.
+//
+// Fault model: nodes may die, return, answer late or never, or have been fenced by a newer
+// manager; the MetaStore may be unavailable or written by a newer leader; clients may call
+// anything concurrently and repeat calls. Node and MetaStore failures are StorageErrors to the
+// caller (retryable where a retry can succeed); a superseded manager answers extent.stale_epoch.
+import { randomBytes } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { nodeHeartbeatTimeoutMs, releaseTokenValidityMs, repairIntervalMs } from '../constants.ts';
+import type { MetaStore } from '../metastore/meta-store.ts';
+import type { Network } from '../rpc/network.ts';
+import { assert } from '../util/assert.ts';
+import type { Clock } from '../util/clock.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
+import type { Random } from '../util/random.ts';
+import { ManagerCommands } from './manager-commands.ts';
+import { ManagerStore, type CommitPlan, type Versioned } from './manager-store.ts';
+import { NodeRegistry } from './node-registry.ts';
+import { placeReplicas, type PlacementCandidate } from './placement.ts';
+import { extentKey, nodeKey, streamKey } from './protocol.ts';
+import type { ExtentRecord, ExtentView, NodeRecord, NodeRegistration, StreamManagerApi, StreamRecord, StreamView } from './protocol.ts';
+import { releaseTokenSecretBytes, signReleaseToken, verifyReleaseToken } from './release-token.ts';
+import { Rereplicator, type ReconcileReport, type RepairReport } from './rereplication.ts';
+import { KeyedLock } from './serial-lock.ts';
+
+export interface StreamManagerOptions {
+  readonly metaStore: MetaStore;
+  readonly network: Network;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger?: Logger;
+  readonly replicaCountDefault: number;
+  readonly nodeHeartbeatTimeoutMs?: number;
+}
+
+/** Why a token is not (or no longer) valid; null when it is. */
+export type TokenRefusal = 'signature' | 'epoch' | 'expired' | 'node' | 'disk' | 'placement' | 'replicas' | 'returned';
+
+/** extent.create attempts on fresh nodes when a chosen node fails to create. */
+const placementAttemptsMax = 3;
+
+export class StreamManager implements StreamManagerApi {
+  private readonly options: StreamManagerOptions;
+  private readonly logger: Logger;
+  private readonly store: ManagerStore;
+  private readonly registry: NodeRegistry;
+  private readonly commands: ManagerCommands;
+  private readonly streamLocks = new KeyedLock<number>();
+  private readonly rereplicator: Rereplicator;
+  private secret: Buffer | null = null;
+
+  constructor(options: StreamManagerOptions) {
+    assert(Number.isInteger(options.replicaCountDefault) && options.replicaCountDefault >= 1, 'replicaCountDefault must be >= 1');
+    this.options = options;
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'stream-manager' });
+    this.store = new ManagerStore(options.metaStore);
+    this.registry = new NodeRegistry({ clock: options.clock, heartbeatTimeoutMs: options.nodeHeartbeatTimeoutMs ?? nodeHeartbeatTimeoutMs });
+    this.commands = new ManagerCommands({ network: options.network, epoch: () => this.store.epoch });
+    this.rereplicator = new Rereplicator({
+      store: this.store,
+      registry: this.registry,
+      commands: this.commands,
+      clock: options.clock,
+      random: options.random,
+      logger: this.logger,
+      sealAndExtend: (request) => this.sealAndExtend(request),
+    });
+  }
+
+  /** Becomes the leader: takes the next epoch (compare txn) and loads the token secret. */
+  async start(): Promise<{ epoch: number }> {
+    assert(this.secret === null, 'stream manager started twice');
+    const { epoch, secret } = await this.store.acquire(() => randomBytes(releaseTokenSecretBytes));
+    this.secret = secret;
+    this.logger.info({ epoch }, 'stream manager leading');
+    return { epoch };
+  }
+
+  get epoch(): number {
+    return this.store.epoch;
+  }
+
+  /** True once a newer manager took over; every call then fails with extent.stale_epoch. */
+  get fenced(): boolean {
+    return this.store.fenced;
+  }
+
+  /** Stops the repair loop (if running) and waits for a pass in progress. */
+  async close(): Promise<void> {
+    await this.rereplicator.stopLoop();
+  }
+
+  // ---- nodes ----------------------------------------------------------------------------------
+
+  async registerNode(registration: NodeRegistration): Promise<{ epoch: number }> {
+    this.ready();
+    const lost = this.registry.isLost(registration.nodeId);
+    const record = await this.store.commit('registerNode', async () => {
+      const existing = await this.store.readNode(registration.nodeId);
+      const next = registeredRecord(registration, existing?.value ?? null, lost);
+      return { compare: [{ key: nodeKey(registration.nodeId), modRevision: existing?.modRevision ?? 0 }], puts: [{ key: nodeKey(registration.nodeId), value: next }], result: next };
+    });
+    this.registry.registered(registration.nodeId);
+    this.logger.info({ nodeId: record.nodeId, lifecycle: record.lifecycle, faultDomain: record.faultDomain }, 'node registered');
+    return { epoch: this.store.epoch };
+  }
+
+  async heartbeat(beat: { nodeId: string; extentCount: number; failed: boolean }): Promise<{ epoch: number }> {
+    this.ready();
+    const node = await this.store.readNode(beat.nodeId);
+    if (node === null) throw new StorageError('node.not_found', `node ${beat.nodeId} is not registered`);
+    if (this.registry.heartbeat(beat.nodeId, beat) === 'lost') {
+      // Its replicas may have been replaced while it was away: it must register again and be
+      // reconciled as `returned` before it is trusted.
+      throw new StorageError('node.not_found', `node ${beat.nodeId} was lost; it must register again`, { retryable: true });
+    }
+    return { epoch: this.store.epoch };
+  }
+
+  /** Reconciles a returned node now (the repair loop also does this for every returned node). */
+  async reconcileNode(nodeId: string): Promise<ReconcileReport> {
+    this.ready();
+    return this.rereplicator.reconcile(nodeId);
+  }
+
+  // ---- streams --------------------------------------------------------------------------------
+
+  async createStream(request: { name: string; replicaCount?: number }): Promise<StreamView> {
+    this.ready();
+    const replicaCount = request.replicaCount ?? this.options.replicaCountDefault;
+    const streamId = await this.store.allocateId('stream');
+    const placed = await this.placeNewExtent(streamId, replicaCount);
+    await this.store.commit('createStream', async () => {
+      const plan = await this.newExtentPlan(streamId, placed);
+      const stream: StreamRecord = { streamId, name: request.name, replicaCount, extentIds: [placed.extentId] };
+      return {
+        compare: [...plan.compare, { key: streamKey(streamId), modRevision: 0 }],
+        puts: [...plan.puts, { key: streamKey(streamId), value: stream }],
+        result: undefined,
+      };
+    });
+    this.rereplicator.noteCreated(placed.nodeIds);
+    this.logger.info({ streamId, extentId: placed.extentId, replicas: placed.nodeIds }, 'stream created');
+    return this.getStream(streamId);
+  }
+
+  async getStream(streamId: number): Promise<StreamView> {
+    this.ready();
+    const stream = await this.requireStream(streamId);
+    const nodes = new Map((await this.store.readNodes()).map((n) => [n.value.nodeId, n.value]));
+    const extents: ExtentView[] = [];
+    for (const extentId of stream.value.extentIds) {
+      const extent = await this.store.readExtent(extentId);
+      assert(extent !== null, `stream ${streamId} lists extent ${extentId}, which has no record`);
+      extents.push(this.extentView(extent.value, nodes));
+    }
+    return { streamId, name: stream.value.name, extents };
+  }
+
+  /**
+   * Seals the extent at the smallest length its answering replicas hold and, if it was the
+   * stream's tail, appends a new extent. Idempotent: a repeated or concurrent call for an extent
+   * already sealed and extended returns the current stream.
+   */
+  async sealAndExtend(request: { streamId: number; extentId: number }): Promise<StreamView> {
+    this.ready();
+    await this.streamLocks.run(request.streamId, async () => {
+      const stream = await this.requireStream(request.streamId);
+      if (!stream.value.extentIds.includes(request.extentId)) {
+        throw new StorageError('extent.not_found', `extent ${request.extentId} is not in stream ${request.streamId}`);
+      }
+      const isTail = stream.value.extentIds.at(-1) === request.extentId;
+      await this.sealExtent(request.extentId, { isTail });
+      if (isTail) await this.extendStream(request.streamId, request.extentId);
+    });
+    return this.getStream(request.streamId);
+  }
+
+  async reportCorruption(report: { extentId: number; nodeId: string }): Promise<void> {
+    this.ready();
+    const extent = await this.store.readExtent(report.extentId);
+    if (extent === null) throw new StorageError('extent.not_found', `extent ${report.extentId} has no record`);
+    if (!extent.value.replicas.includes(report.nodeId)) return; // already replaced
+    this.rereplicator.markBad(report.extentId, report.nodeId);
+    this.logger.warn(report, 'replica reported corrupt; scheduled for repair');
+    if (extent.value.state.kind === 'open') await this.sealAndExtend({ streamId: extent.value.streamId, extentId: report.extentId });
+  }
+
+  // ---- repair ---------------------------------------------------------------------------------
+
+  /** One re-replication pass: see Rereplicator.repairOnce. */
+  async repairOnce(): Promise<RepairReport> {
+    this.ready();
+    return this.rereplicator.repairOnce();
+  }
+
+  /** Runs repairOnce every intervalMs on the injected clock until close(). */
+  startRepairLoop(intervalMs: number = repairIntervalMs): void {
+    this.ready();
+    this.rereplicator.startLoop(intervalMs);
+  }
+
+  /** Extents below their replica target at the last scan (kura_extents_below_target). */
+  extentsBelowTarget(): number {
+    return this.rereplicator.belowTarget;
+  }
+
+  // ---- P3: protection ---------------------------------------------------------------------------
+
+  /** Extents the replica map records on the node: its data is protected while this is non-empty,
+   * whether or not the node is up (a down node's copy may be the last one). */
+  async liveReplicas(nodeId: string): Promise<readonly number[]> {
+    this.ready();
+    const extents = await this.store.readExtents();
+    return extents.filter((e) => e.value.replicas.includes(nodeId)).map((e) => e.value.extentId);
+  }
+
+  async releaseToken(nodeId: string): Promise<string> {
+    this.ready();
+    const node = await this.store.readNode(nodeId);
+    if (node === null) throw new StorageError('node.not_found', `node ${nodeId} is not registered`);
+    if (node.value.lifecycle === 'returned') {
+      throw new StorageError('node.protected', `node ${nodeId} returned from repair and is not reconciled yet`, { context: { nodeId } });
+    }
+    const held = await this.liveReplicas(nodeId);
+    if (held.length > 0) {
+      throw new StorageError('node.protected', `node ${nodeId} holds ${held.length} live replicas`, { context: { nodeId, liveReplicas: held.length } });
+    }
+    await this.store.detectFencing();
+    this.store.checkNotFenced();
+    const claims = { nodeId, disk: node.value.disk, epoch: this.store.epoch, placementVersion: node.value.placementVersion, issuedAtMs: this.options.clock.nowMs() };
+    this.logger.warn(claims, 'release token issued');
+    return signReleaseToken(claims, this.requireSecret());
+  }
+
+  async checkToken(token: string): Promise<boolean> {
+    const refusal = await this.tokenRefusal(token);
+    if (refusal !== null) this.logger.warn({ refusal }, 'release token refused');
+    return refusal === null;
+  }
+
+  /** Why a token does not permit a wipe now, or null if it does. */
+  async tokenRefusal(token: string): Promise<TokenRefusal | null> {
+    this.ready();
+    const claims = verifyReleaseToken(token, this.requireSecret());
+    if (claims === null) return 'signature';
+    await this.store.detectFencing();
+    if (this.store.fenced || claims.epoch !== this.store.epoch) return 'epoch';
+    const ageMs = this.options.clock.nowMs() - claims.issuedAtMs;
+    if (ageMs < 0 || ageMs > releaseTokenValidityMs) return 'expired';
+    const node = await this.store.readNode(claims.nodeId);
+    if (node === null) return 'node';
+    if (node.value.disk !== claims.disk) return 'disk';
+    if (node.value.placementVersion !== claims.placementVersion) return 'placement';
+    if (node.value.lifecycle === 'returned') return 'returned';
+    return (await this.liveReplicas(claims.nodeId)).length === 0 ? null : 'replicas';
+  }
+
+  // ---- internals --------------------------------------------------------------------------------
+
+  private ready(): void {
+    assert(this.secret !== null, 'stream manager used before start()');
+    this.store.checkNotFenced();
+  }
+
+  private requireSecret(): Buffer {
+    assert(this.secret !== null, 'stream manager used before start()');
+    return this.secret;
+  }
+
+  private async requireStream(streamId: number): Promise<Versioned<StreamRecord>> {
+    const stream = await this.store.readStream(streamId);
+    if (stream === null) throw new StorageError('stream.not_found', `stream ${streamId} does not exist`);
+    return stream;
+  }
+
+  private extentView(extent: ExtentRecord, nodes: ReadonlyMap<string, NodeRecord>): ExtentView {
+    const replicas = extent.replicas.map((nodeIdValue) => {
+      const node = nodes.get(nodeIdValue);
+      assert(node !== undefined, `extent ${extent.extentId} names unknown node ${nodeIdValue}`);
+      return { nodeId: node.nodeId, address: node.address };
+    });
+    return { extentId: extent.extentId, streamId: extent.streamId, replicas, state: extent.state, epoch: this.store.epoch };
+  }
+
+  /** Seal rule: smallest length among answering replicas; recorded before the nodes are told. */
+  private async sealExtent(extentId: number, options: { readonly isTail: boolean }): Promise<number> {
+    const extent = await this.store.readExtent(extentId);
+    assert(extent !== null, `extent ${extentId} has no record`);
+    const addresses = await this.replicaAddresses(extent.value.replicas);
+    if (extent.value.state.kind === 'sealed') {
+      // Sealed but still the tail: a previous attempt stopped between seal and extend, so the
+      // replicas may not all know yet. Tell them again before a new extent is published.
+      if (options.isTail) await this.tellSealed(extentId, extent.value.state.sealedLength, addresses);
+      return extent.value.state.sealedLength;
+    }
+    const answers = await Promise.allSettled(addresses.map((a) => this.commands.info(a.address, extentId)));
+    const lengths = answers.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value.length] : []));
+    if (lengths.length === 0) {
+      throw new StorageError('stream.unavailable', `no replica of extent ${extentId} answered extent.info`, { retryable: true, context: { extentId } });
+    }
+    const length = Math.min(...lengths);
+    const sealedLength = await this.store.commit('seal', async () => {
+      const current = await this.store.readExtent(extentId);
+      assert(current !== null, `extent ${extentId} vanished`);
+      if (current.value.state.kind === 'sealed') return { compare: [], puts: [], result: current.value.state.sealedLength };
+      const sealed: ExtentRecord = { ...current.value, state: { kind: 'sealed', sealedLength: length } };
+      return { compare: [{ key: extentKey(extentId), modRevision: current.modRevision }], puts: [{ key: extentKey(extentId), value: sealed }], result: length };
+    });
+    await this.tellSealed(extentId, sealedLength, addresses);
+    this.logger.info({ extentId, sealedLength, answered: lengths.length, replicas: addresses.length }, 'extent sealed');
+    return sealedLength;
+  }
+
+  /**
+   * Sends extent.seal to every replica and waits until one took it: an append needs every
+   * replica, so one sealed replica already stops the old extent from acknowledging anything. The
+   * others finish in the background; one that never answers is sealed on reconciliation.
+   */
+  private async tellSealed(extentId: number, length: number, replicas: readonly { nodeId: string; address: string }[]): Promise<void> {
+    const attempts = replicas.map(async (replica) => {
+      await this.commands.seal(replica.address, { extentId, length });
+      return replica.nodeId;
+    });
+    for (const [index, attempt] of attempts.entries()) {
+      attempt.catch((error: unknown) => {
+        this.logger.warn({ extentId, nodeId: replicas[index]?.nodeId, err: error }, 'replica did not take the seal');
+      });
+    }
+    try {
+      await Promise.any(attempts);
+    } catch (error) {
+      throw new StorageError('stream.unavailable', `no replica of extent ${extentId} took the seal`, { retryable: true, cause: error, context: { extentId } });
+    }
+  }
+
+  private async extendStream(streamId: number, sealedExtentId: number): Promise<void> {
+    const stream = await this.requireStream(streamId);
+    const placed = await this.placeNewExtent(streamId, stream.value.replicaCount);
+    await this.store.commit('extend', async () => {
+      const current = await this.requireStream(streamId);
+      assert(current.value.extentIds.at(-1) === sealedExtentId, `stream ${streamId} was extended by someone else`);
+      const plan = await this.newExtentPlan(streamId, placed);
+      const next: StreamRecord = { ...current.value, extentIds: [...current.value.extentIds, placed.extentId] };
+      return {
+        compare: [...plan.compare, { key: streamKey(streamId), modRevision: current.modRevision }],
+        puts: [...plan.puts, { key: streamKey(streamId), value: next }],
+        result: undefined,
+      };
+    });
+    this.rereplicator.noteCreated(placed.nodeIds);
+    this.logger.info({ streamId, sealedExtentId, extentId: placed.extentId, replicas: placed.nodeIds }, 'stream extended');
+  }
+
+  /** Chooses nodes, allocates an id and creates the extent on each; retries around failed nodes. */
+  private async placeNewExtent(streamId: number, replicaCount: number): Promise<{ extentId: number; nodeIds: readonly string[] }> {
+    const extentId = await this.store.allocateId('extent');
+    const created = new Set<string>();
+    const refused = new Set<string>();
+    for (let attempt = 1; attempt <= placementAttemptsMax; attempt++) {
+      const nodeIds = await this.choosePlacement(replicaCount, refused);
+      const nodes = await this.replicaAddresses(nodeIds);
+      const results = await Promise.allSettled(
+        nodes.filter((n) => !created.has(n.nodeId)).map(async (n) => {
+          await this.commands.create(n.address, { streamId, extentId });
+          created.add(n.nodeId);
+        }),
+      );
+      if (nodeIds.every((n) => created.has(n))) return { extentId, nodeIds };
+      for (const n of nodeIds) if (!created.has(n)) refused.add(n);
+      this.logger.warn({ extentId, refused: [...refused], failures: results.filter((r) => r.status === 'rejected').length }, 'extent.create failed; placing again');
+    }
+    throw new StorageError('stream.no_placement', `could not create extent ${extentId} on enough nodes`, { retryable: true, context: { extentId, refused: [...refused] } });
+  }
+
+  private async choosePlacement(replicaCount: number, refused: ReadonlySet<string>): Promise<readonly string[]> {
+    const nodes = (await this.store.readNodes()).map((n) => n.value);
+    const loads = await this.rereplicator.loads();
+    const candidates: PlacementCandidate[] = nodes
+      .filter((n) => this.registry.isPlacementEligible(n) && !refused.has(n.nodeId))
+      .map((n) => ({ nodeId: n.nodeId, faultDomain: n.faultDomain, upgradeDomain: n.upgradeDomain, load: loads.get(n.nodeId) ?? 0 }));
+    const placement = placeReplicas({ candidates, replicaCount }, this.options.random);
+    if (placement.nodeIds.length === 0) {
+      throw new StorageError('stream.no_placement', `no eligible node for a new extent (${nodes.length} registered)`, { retryable: true });
+    }
+    if (placement.shortfall > 0) {
+      this.logger.warn({ replicaCount, placed: placement.nodeIds.length, shortfall: placement.shortfall }, 'fewer fault domains than replicas: extent placed with less redundancy');
+    }
+    return placement.nodeIds;
+  }
+
+  /** The extent record plus a placementVersion bump of each chosen node, compared on what was read. */
+  private async newExtentPlan(streamId: number, placed: { extentId: number; nodeIds: readonly string[] }): Promise<CommitPlan<undefined>> {
+    const extent: ExtentRecord = { extentId: placed.extentId, streamId, replicas: [...placed.nodeIds], state: { kind: 'open' }, createdEpoch: this.store.epoch };
+    const bump = await this.placementBump(placed.nodeIds);
+    return {
+      compare: [...bump.compare, { key: extentKey(placed.extentId), modRevision: 0 }],
+      puts: [...bump.puts, { key: extentKey(placed.extentId), value: extent }],
+      result: undefined,
+    };
+  }
+
+  private async placementBump(nodeIds: readonly string[]): Promise<CommitPlan<undefined>> {
+    const compare = [];
+    const puts = [];
+    for (const nodeIdValue of nodeIds) {
+      const node = await this.store.readNode(nodeIdValue);
+      assert(node !== null, `placed on unknown node ${nodeIdValue}`);
+      compare.push({ key: nodeKey(nodeIdValue), modRevision: node.modRevision });
+      puts.push({ key: nodeKey(nodeIdValue), value: { ...node.value, placementVersion: node.value.placementVersion + 1 } });
+    }
+    return { compare, puts, result: undefined };
+  }
+
+  private async replicaAddresses(nodeIds: readonly string[]): Promise<{ nodeId: string; address: string }[]> {
+    const out = [];
+    for (const nodeIdValue of nodeIds) {
+      const node = await this.store.readNode(nodeIdValue);
+      assert(node !== null, `replica on unknown node ${nodeIdValue}`);
+      out.push({ nodeId: nodeIdValue, address: node.value.address });
+    }
+    return out;
+  }
+}
+
+/** The record after a registration: new nodes go in service; a lost or repaired one returns. */
+function registeredRecord(registration: NodeRegistration, existing: NodeRecord | null, lost: boolean): NodeRecord {
+  if (existing === null) return { ...registration, lifecycle: 'in_service', placementVersion: 0 };
+  const away = lost || existing.lifecycle === 'repair' || existing.lifecycle === 'returned' || existing.disk !== registration.disk;
+  const lifecycle = away && existing.lifecycle !== 'provisioning' ? 'returned' : existing.lifecycle === 'provisioning' ? 'in_service' : existing.lifecycle;
+  return { ...registration, lifecycle, placementVersion: existing.placementVersion + 1 };
+}
+
+export function isFencedError(error: unknown): boolean {
+  return isStorageError(error, 'extent.stale_epoch');
+}
