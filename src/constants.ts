@@ -114,3 +114,65 @@ export const repairExtentsPerPassMax = 1000;
 /** The stream manager's repair loop runs this often: half a heartbeat timeout, so a lost node's
  * extents start copying within seconds of it being declared lost, without rescanning constantly. */
 export const repairIntervalMs = 5_000;
+
+// ---- partition layer (src/partition/, docs/formats/partition-*.md) ----
+
+/** Largest row key: a 1024-character blob name in UTF-8 plus account, container and snapshot parts. */
+export const partitionKeyBytesMax = 4 * KiB;
+
+/** Largest stored ETag: Azure's are about 20 characters. */
+export const partitionEtagBytesMax = 64;
+
+/** Columns per row: Azure entities have at most 255 properties; metadata is at most 8 KiB. */
+export const partitionColumnsMax = 1024;
+
+/** Largest encoded row: Azure's entity limit is 1 MiB; anything larger lives in the data stream. */
+export const partitionRowBytesMax = 2 * MiB;
+
+/** Rows in one atomic batch (Azure's entity-group transactions allow 100; blob operations touch a few). */
+export const partitionBatchMutationsMax = 256;
+
+/** Batches waiting for the commit log; past it writers get partition.busy instead of queueing without bound. */
+export const partitionWriteQueueMax = 4096;
+
+/** The active memtable is frozen and checkpointed past this size: bounds memory and log replay at load. */
+export const memtableBytesMax = 64 * MiB;
+
+/** A memtable with any row older than this is checkpointed, so an idle partition's log replay stays short. */
+export const checkpointIntervalMs = 5 * 60_000;
+
+/** Data blocks of a run are cut at this size: a point read fetches and CRC-checks about this much. */
+export const runBlockBytesTarget = 64 * KiB;
+
+/** A run's data bytes; with its index and bloom filter each fitting one append, a run is one unit of reading. */
+export const runBytesMax = 64 * MiB;
+
+/** Runs named by one manifest; compaction starts well before (runsCompactionTrigger). */
+export const runsMax = 64;
+
+/** A compaction is started when a checkpoint leaves this many runs: point reads probe every run's bloom filter. */
+export const runsCompactionTrigger = 8;
+
+/** Bloom filter bits per key and hash functions: about 1 % false positives (k = 0.7 x bits per key). */
+export const bloomBitsPerKey = 10;
+export const bloomHashCount = 7;
+
+/** Rows kept in a partition's row cache (point reads of rows that live in runs). */
+export const rowCacheEntriesMax = 10_000;
+
+/** Decoded run blocks kept in memory per partition, by encoded bytes. */
+export const blockCacheBytesMax = 32 * MiB;
+
+/** Most rows one scan page returns (Azure's list and query pages are at most 5000). */
+export const scanLimitMax = 5000;
+
+/** Most entries (rows, tombstones, shadowed versions) one scan page examines before it returns a
+ * continuation early, so a range of tombstones cannot make one call unbounded. */
+export const scanExaminedMax = 100_000;
+
+/** A manifest's encoded size: 64 runs and two keys are a few KiB; the rest is headroom. */
+export const manifestBytesMax = 1 * MiB;
+
+/** Manifests per meta-stream extent before its tail is sealed, so the newest manifest is found
+ * by reading one small extent. */
+export const metaManifestsPerExtentMax = 64;

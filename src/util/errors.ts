@@ -41,6 +41,17 @@ export const storageErrorCodes = [
   'node.protected', // a wipe was refused: live replicas or protection
   'token.invalid',
   'config.invalid',
+  // partition layer
+  'partition.condition_failed', // If-Match did not match the row's ETag
+  'partition.exists', // If-None-Match: * and the row exists
+  'partition.row_not_found', // a condition needed the row and it does not exist
+  'partition.too_large', // a key, row or batch over its limit
+  'partition.bad_continuation', // a continuation token that does not decode or belongs to another scan
+  'partition.unavailable', // a log append's outcome is unknown: the partition must be reloaded
+  'partition.corrupt', // its streams hold records that do not decode or a log gap
+  'partition.fenced', // a newer owner (higher epoch) has written to its log
+  'partition.closed',
+  'partition.busy', // too many writes queued
 ] as const;
 
 export type StorageErrorCode = (typeof storageErrorCodes)[number];
