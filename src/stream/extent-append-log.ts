@@ -2,15 +2,15 @@
 // "Append", steps 3–5): which offset comes next, which appends are in flight, which append ids
 // were already applied, and who waits for a gap to fill.
 //
-//   offsets:  0 ───────── durable ─────────┬── in flight (chained writes) ──┬ nextOffset
+//   offsets:  0 ───────── durable ─────────┬── in flight (pipelined writes) ─┬ nextOffset
 //                                          │                                │
 //   primary:  assigns offset = nextOffset, in arrival order, synchronously
 //   secondary: writes only at offset == nextOffset; a call ahead of it waits (bounded) for the
 //              gap to fill; a call below it is a retry (same appendId) or a mismatch
 //
 // Invariants:
-// - local writes are issued to the ExtentStore strictly in offset order, each after the one
-//   before it resolved (a failed write fails every later one: they are never issued);
+// - local writes are issued to the ExtentStore strictly in offset order (it pipelines them and
+//   resolves them in that order); after a failed write the log accepts no new ones;
 // - an append id is remembered only after its ack promise resolved (all replicas durable on the
 //   primary; the local write on a secondary), at most appendIdsRememberedMax per extent, oldest
 //   forgotten first;
@@ -101,7 +101,9 @@ export class ExtentAppendLog {
     this.checkAccepting();
     const offset = this.nextOffsetValue;
     this.nextOffsetValue = offset + data.length;
-    const local = this.lastWrite.then(() => this.write(offset, data));
+    // Issued now, in offset order: the ExtentStore reserves synchronously and pipelines appends
+    // in call order, resolving them in offset order (its own invariant).
+    const local = this.write(offset, data);
     this.lastWrite = local;
     local.catch((error: unknown) => this.fail(asStorageError(error)));
     this.wakeWaiters();

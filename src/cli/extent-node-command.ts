@@ -1,0 +1,91 @@
+// `kura extent-node`: one extent node process per disk. It only wires real implementations
+// together (RealDisk, TcpNetwork, SystemClock, a StreamManagerProxy to the manager process) and
+// hands them to ExtentNode, which holds all the logic (STYLE.md principle 6).
+//
+// Lifecycle: start → "extent node listening" (JSON log line with the address) → serve until
+// SIGTERM or SIGINT → stop heartbeats and the server, close the store → exit 0. A second signal
+// during shutdown exits at once (1). kill -9 is survived by the ExtentStore's journal replay.
+import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { RealDisk } from '../io/real-disk.ts';
+import { TcpNetwork } from '../rpc/tcp-network.ts';
+import { ExtentNode } from '../stream/extent-node.ts';
+import { StreamManagerProxy } from '../stream/stream-manager-proxy.ts';
+import { SystemClock } from '../util/clock.ts';
+import { SeededRandom } from '../util/random.ts';
+
+interface ExtentNodeFlags {
+  readonly disk: string;
+  readonly faultDomain: string;
+  readonly upgradeDomain: string;
+  readonly listen: string;
+  readonly advertise?: string;
+  readonly manager: string;
+  readonly nodeId: string;
+  readonly groupCommit: boolean;
+  readonly logLevel: string;
+}
+
+export function registerExtentNodeCommand(program: Command): void {
+  program
+    .command('extent-node')
+    .description('Run one extent node: serve the replicas stored on one disk to the stream layer, registered with a stream manager.')
+    .requiredOption('--disk <dir>', 'directory holding this node\'s extent files, journal and node.json (created if absent)')
+    .requiredOption('--fault-domain <fd>', 'fault domain of this disk (rack, power, switch): no two replicas of an extent share one')
+    .requiredOption('--upgrade-domain <ud>', 'upgrade domain of this node: no two replicas of an extent share one; upgrades go one domain at a time')
+    .requiredOption('--listen <addr>', 'host:port to serve extent-node RPCs on (port 0 picks a free port, logged at start)')
+    .option('--advertise <addr>', 'host:port registered with the stream manager, if it differs from --listen')
+    .requiredOption('--manager <addr>', 'host:port of the stream manager to register with and heartbeat to')
+    .requiredOption('--node-id <id>', 'stable identity of this node ([A-Za-z0-9._-], up to 64); a disk keeps the id it was first used with')
+    .option('--no-group-commit', 'fsync every append into its extent file before acking, without the journal batching (the P4 off switch)')
+    .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
+    .action(async (flags: ExtentNodeFlags) => {
+      await runExtentNode(flags);
+    });
+}
+
+async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {
+  const logger = pino({ level: flags.logLevel, base: { role: 'extent-node', pid: process.pid } }, pino.destination({ sync: true }));
+  await mkdir(flags.disk, { recursive: true });
+  const clock = new SystemClock();
+  const network = new TcpNetwork({ clock });
+  const node = await ExtentNode.start({
+    nodeId: flags.nodeId,
+    disk: new RealDisk({ root: flags.disk }),
+    clock,
+    random: new SeededRandom(randomBytes(8).readBigUInt64BE(0)),
+    network,
+    listenAddress: flags.listen,
+    ...(flags.advertise === undefined ? {} : { advertisedAddress: flags.advertise }),
+    manager: new StreamManagerProxy({ network, address: flags.manager }),
+    faultDomain: flags.faultDomain,
+    upgradeDomain: flags.upgradeDomain,
+    groupCommit: flags.groupCommit,
+    logger,
+  });
+  await waitForSignal(logger.child({ component: 'shutdown' }));
+  await node.stop();
+  await network.close();
+  logger.info('extent node exited');
+}
+
+/** Resolves on the first SIGTERM or SIGINT; a second one exits the process at once. */
+function waitForSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (received) {
+        logger.warn({ signal }, 'second signal during shutdown; exiting now');
+        process.exit(1);
+      }
+      received = true;
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
