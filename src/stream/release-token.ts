@@ -46,6 +46,9 @@ export function verifyReleaseToken(token: string, secret: Buffer): ReleaseTokenC
   if (payload === undefined || signature === undefined) return null;
   const expected = mac(payload, secret);
   const presented = Buffer.from(signature, 'base64url');
+  // Canonical encoding only: base64url decoding ignores stray trailing bits and characters, so
+  // without this check several strings would carry the same signature.
+  if (presented.toString('base64url') !== signature) return null;
   if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return null;
   return parseClaims(payload);
 }

@@ -128,12 +128,33 @@ export class StreamManager implements StreamManagerApi {
     this.ready();
     const node = await this.store.readNode(beat.nodeId);
     if (node === null) throw new StorageError('node.not_found', `node ${beat.nodeId} is not registered`);
-    if (this.registry.heartbeat(beat.nodeId, beat) === 'lost') {
+    // 'repair': a manager (maybe a previous leader) declared it lost, so the same applies.
+    if (this.registry.heartbeat(beat.nodeId, beat) === 'lost' || node.value.lifecycle === 'repair') {
       // Its replicas may have been replaced while it was away: it must register again and be
       // reconciled as `returned` before it is trusted.
       throw new StorageError('node.not_found', `node ${beat.nodeId} was lost; it must register again`, { retryable: true });
     }
     return { epoch: this.store.epoch };
+  }
+
+  /**
+   * Starts draining a node: it gets no new replicas and its replicas stop counting toward their
+   * targets, so repair passes copy them elsewhere (it stays a copy source). Once the map records
+   * nothing on it, releaseToken succeeds. Draining a node that holds the only live copy of
+   * something is safe: nothing leaves the map until a verified copy replaces it.
+   */
+  async drainNode(nodeId: string): Promise<void> {
+    this.ready();
+    await this.store.commit('drainNode', async () => {
+      const node = await this.store.readNode(nodeId);
+      if (node === null) throw new StorageError('node.not_found', `node ${nodeId} is not registered`);
+      if (node.value.lifecycle !== 'in_service') {
+        throw new StorageError('config.invalid', `node ${nodeId} is ${node.value.lifecycle}, only an in-service node can drain`);
+      }
+      const next: NodeRecord = { ...node.value, lifecycle: 'draining' };
+      return { compare: [{ key: nodeKey(nodeId), modRevision: node.modRevision }], puts: [{ key: nodeKey(nodeId), value: next }], result: undefined };
+    });
+    this.logger.warn({ nodeId }, 'node draining');
   }
 
   /** Reconciles a returned node now (the repair loop also does this for every returned node). */

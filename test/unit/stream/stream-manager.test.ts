@@ -391,6 +391,34 @@ describe('StreamManager', () => {
     await assertFullyReplicated(stamp, manager, streams, victim.nodeId);
   });
 
+  it('drains a node by repair, copying from it while it is still up, then releases it', async (t) => {
+    const stamp = await newStamp(6);
+    const manager = await newManager(stamp);
+    await registerAll(stamp, manager);
+    const streams = await sealedStreams(stamp, manager, 4);
+    const node = [...stamp.nodes.values()].sort((a, b) => b.extents.size - a.extents.size)[0]!;
+    await rejects(manager.releaseToken(node.nodeId), 'node.protected');
+    await manager.drainNode(node.nodeId);
+    assert.ok((await manager.liveReplicas(node.nodeId)).length > 0, 'draining alone releases nothing');
+    const report = await settle(stamp.clock, manager.repairOnce());
+    await assertFullyReplicated(stamp, manager, streams, node.nodeId);
+    const token = await manager.releaseToken(node.nodeId);
+    assert.equal(await manager.checkToken(token), true);
+    t.diagnostic(`drained ${node.nodeId}: ${report.extentsRepaired} extents moved, ${report.bytesCopied} bytes, then released`);
+  });
+
+  it('tells a node declared lost by a previous manager to register again', async () => {
+    const stamp = await newStamp(4);
+    const first = await newManager(stamp);
+    await registerAll(stamp, first);
+    await passTime(stamp, first, heartbeatTimeoutMs + 2_000, new Set(['en1']));
+    await settle(stamp.clock, first.repairOnce());
+    const second = await newManager(stamp);
+    await rejects(second.heartbeat({ nodeId: 'en1', extentCount: 0, failed: false }), 'node.not_found');
+    await second.registerNode(stamp.nodes.get('en1')!.registration());
+    await rejects(second.releaseToken('en1'), 'node.protected');
+  });
+
   it('reports a shortfall on a single-domain stamp and refuses placement with no node', async () => {
     const stamp = await newStamp(6);
     const manager = await newManager(stamp);
