@@ -1,0 +1,116 @@
+// `kura stream-manager`: the stream manager process of a cluster. It only wires real
+// implementations together (an EmbeddedMetaStore on a RealDisk, or an EtcdMetaStore; TcpNetwork;
+// SystemClock) and serves the StreamManager over the network with serveStreamManager; all logic
+// is in src/stream (STYLE.md principle 6).
+//
+// Lifecycle: open the MetaStore → take the next epoch (a compare txn: a stale manager left
+// running is fenced from then on) → listen → "stream manager listening" (JSON log line with the
+// address and epoch) → repair loop → serve until SIGTERM/SIGINT → stop the loop, close the
+// server, the network and the MetaStore → exit 0. A second signal exits at once (1).
+//
+// Fault model: if another manager takes a newer epoch, this one's calls answer
+// extent.stale_epoch and its repair loop stops; the operator (or a supervisor) stops it.
+import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { replicaCountDefault, repairIntervalMs } from '../constants.ts';
+import { RealDisk } from '../io/real-disk.ts';
+import { EmbeddedMetaStore } from '../metastore/embedded-meta-store.ts';
+import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import type { MetaStore } from '../metastore/meta-store.ts';
+import { TcpNetwork } from '../rpc/tcp-network.ts';
+import { StreamManager } from '../stream/stream-manager.ts';
+import { serveStreamManager } from '../stream/stream-manager-proxy.ts';
+import { SystemClock } from '../util/clock.ts';
+import type { Clock } from '../util/clock.ts';
+import { StorageError } from '../util/errors.ts';
+import { SeededRandom } from '../util/random.ts';
+
+interface StreamManagerFlags {
+  readonly meta?: string;
+  readonly etcd?: string;
+  readonly listen: string;
+  readonly replicas: string;
+  readonly repairIntervalMs: string;
+  readonly logLevel: string;
+}
+
+export function registerStreamManagerCommand(program: Command): void {
+  program
+    .command('stream-manager')
+    .description('Run the stream manager: places replicas, seals and re-replicates extents, issues release tokens (P3).')
+    .option('--meta <dir>', 'directory of an embedded MetaStore (single-machine stamps); exclusive with --etcd')
+    .option('--etcd <urls>', 'comma-separated etcd client URLs (multi-machine stamps); exclusive with --meta')
+    .requiredOption('--listen <addr>', 'host:port to serve manager.* RPCs on (port 0 picks a free port, logged at start)')
+    .option('--replicas <n>', 'replicas per extent unless a stream asks otherwise', String(replicaCountDefault))
+    .option('--repair-interval-ms <ms>', 'time between re-replication passes', String(repairIntervalMs))
+    .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
+    .action(async (flags: StreamManagerFlags) => {
+      await runStreamManager(flags);
+    });
+}
+
+async function runStreamManager(flags: StreamManagerFlags): Promise<void> {
+  const logger = pino({ level: flags.logLevel, base: { role: 'stream-manager', pid: process.pid } }, pino.destination({ sync: true }));
+  const clock = new SystemClock();
+  const replicas = positiveInteger(flags.replicas, '--replicas');
+  const intervalMs = positiveInteger(flags.repairIntervalMs, '--repair-interval-ms');
+  const metaStore = await openMetaStore(flags, clock);
+  const network = new TcpNetwork({ clock });
+  const manager = new StreamManager({
+    metaStore,
+    network,
+    clock,
+    random: new SeededRandom(randomBytes(8).readBigUInt64BE(0)),
+    logger,
+    replicaCountDefault: replicas,
+  });
+  const { epoch } = await manager.start();
+  const server = await serveStreamManager(network, flags.listen, manager);
+  logger.info({ address: server.address, epoch, replicas }, 'stream manager listening');
+  manager.startRepairLoop(intervalMs);
+  await waitForSignal(logger.child({ component: 'shutdown' }));
+  await manager.close();
+  await server.close();
+  await network.close();
+  await metaStore.close();
+  logger.info('stream manager exited');
+}
+
+async function openMetaStore(flags: StreamManagerFlags, clock: Clock): Promise<MetaStore> {
+  if ((flags.meta === undefined) === (flags.etcd === undefined)) {
+    throw new StorageError('config.invalid', 'give exactly one of --meta DIR or --etcd URLS');
+  }
+  if (flags.meta !== undefined) {
+    await mkdir(flags.meta, { recursive: true });
+    return EmbeddedMetaStore.open({ disk: new RealDisk({ root: flags.meta }), directory: 'meta', clock });
+  }
+  const endpoints = (flags.etcd ?? '').split(',').map((url) => url.trim()).filter((url) => url !== '');
+  return EtcdMetaStore.connect({ endpoints });
+}
+
+function positiveInteger(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1) throw new StorageError('config.invalid', `${flag} must be a positive integer, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/** Resolves on the first SIGTERM or SIGINT; a second one exits the process at once. */
+function waitForSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (received) {
+        logger.warn({ signal }, 'second signal during shutdown; exiting now');
+        process.exit(1);
+      }
+      received = true;
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
