@@ -72,11 +72,13 @@ async function checkRandomRead(store: ExtentStore, models: Map<number, ExtentMod
   if (!bytes.equals(model.bytes.subarray(offset, offset + length))) figures.corruptServed += 1;
 }
 
-/** Issues one burst of concurrent appends with interleaved reads; crashes mid-burst if asked. */
+/** Issues one burst of concurrent appends with interleaved reads; if asked, crashes at a random
+ * point of it (after a random append, a random wait), so appends are in flight at the crash. */
 async function burst(options: { store: ExtentStore; disk: SimDisk; models: Map<number, ExtentModel>; random: SeededRandom; figures: Figures; crash: boolean; mode: Mode }): Promise<void> {
   const { store, disk, models, random, figures } = options;
   const appends: Array<Promise<void>> = [];
   const count = 1 + random.int(40);
+  const crashAfter = options.crash ? random.int(count) : -1;
   for (let i = 0; i < count; i++) {
     const extentId = extentIds[random.int(extentIds.length)] ?? 1;
     const model = models.get(extentId);
@@ -94,11 +96,12 @@ async function burst(options: { store: ExtentStore; disk: SimDisk; models: Map<n
     }, () => {}));
     if (random.int(4) === 0) await checkRandomRead(store, models, random, figures);
     if (options.mode === 'toggle' && random.int(16) === 0) store.setGroupCommit(random.int(2) === 0);
+    if (i === crashAfter) break;
   }
   if (options.crash) {
     // Group commit acknowledges after a timer (a macrotask); the off path in microtasks only.
     if (options.mode !== 'off' && random.int(2) === 0) await clock.sleep(random.int(6));
-    for (let i = random.int(80); i > 0; i--) await Promise.resolve();
+    for (let i = random.int(options.mode === 'off' ? 12 : 80); i > 0; i--) await Promise.resolve();
     disk.crash({ tornWrites: true });
     figures.crashes += 1;
     figures.inFlightAtCrash += [...models.values()].reduce((sum, model) => sum + model.indeterminate.length, 0);
