@@ -32,9 +32,10 @@ import type { Clock, TimerHandle } from '../util/clock.ts';
 import { crc32c } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import {
-  blockHeaderBytes, encodeDataBlock, encodeExtentHeader, encodeSealTrailer, extentFileName, identityCrc, parseExtentFileName,
+  blockHeaderBytes, encodeDataBlock, encodeExtentHeader, encodeSealTrailer, extentFileName, extentHeaderBytes, identityCrc,
+  parseExtentFileName, sealBodyBytes,
 } from '../wire/extent-format.ts';
-import { encodeJournalAppend, encodeJournalRemove, parseJournalFileName } from '../wire/journal-format.ts';
+import { encodeJournalAppend, encodeJournalRemove, journalFileName, parseJournalFileName } from '../wire/journal-format.ts';
 import type { JournalRecord } from '../wire/journal-format.ts';
 import { readBlockBody, scanExtentFile } from './extent-file.ts';
 import type { BlockEntry } from './extent-file.ts';
@@ -499,7 +500,7 @@ export class ExtentStore {
   private async replayJournal(sequences: readonly number[]): Promise<void> {
     const records: JournalRecord[] = [];
     for (const sequence of sequences) {
-      const scan = await scanJournalFile(this.disk, `${journalDirectory}/${journalFileNameOf(sequence)}`);
+      const scan = await scanJournalFile(this.disk, `${journalDirectory}/${journalFileName(sequence)}`);
       records.push(...scan.records);
       this.recovery.journalFiles += 1;
     }
@@ -512,7 +513,7 @@ export class ExtentStore {
       await this.replayRecord(record, touched);
     }
     for (const entry of touched) await entry.file.sync();
-    for (const sequence of sequences) await this.disk.remove(`${journalDirectory}/${journalFileNameOf(sequence)}`);
+    for (const sequence of sequences) await this.disk.remove(`${journalDirectory}/${journalFileName(sequence)}`);
     await this.disk.syncDirectory(journalDirectory);
   }
 
@@ -609,7 +610,7 @@ function newEntry(fields: {
 }): ExtentEntry {
   const last = fields.blocks.at(-1);
   const length = last === undefined ? 0 : last.offset + last.length;
-  const dataEnd = last === undefined ? 64 : last.filePosition + blockHeaderBytes + last.length;
+  const dataEnd = last === undefined ? extentHeaderBytes : last.filePosition + blockHeaderBytes + last.length;
   const sealed = fields.sealedLength !== null;
   return {
     identity: { streamId: fields.identity.streamId, extentId: fields.identity.extentId, epoch: fields.identity.epoch },
@@ -619,7 +620,7 @@ function newEntry(fields: {
     blocks: fields.blocks,
     length,
     endOffset: length,
-    fileEnd: sealed ? dataEnd + blockHeaderBytes + 8 : dataEnd,
+    fileEnd: sealed ? dataEnd + blockHeaderBytes + sealBodyBytes : dataEnd,
     state: fields.sealedLength === null ? { kind: 'open' } : { kind: 'sealed', sealedLength: fields.sealedLength },
     sealing: null,
     removing: false,
@@ -656,10 +657,6 @@ function blockIndexAt(blocks: readonly BlockEntry[], offset: number): number {
 
 async function drainReaders(entry: ExtentEntry): Promise<void> {
   while (entry.readers.size > 0) await Promise.allSettled([...entry.readers]);
-}
-
-function journalFileNameOf(sequence: number): string {
-  return `${sequence.toString(16).padStart(16, '0')}.jnl`;
 }
 
 function emptyReport(): ExtentStoreRecoveryReport {
