@@ -22,7 +22,7 @@ interface Liveness {
   reportedExtentCount: number;
 }
 
-export type HeartbeatOutcome = 'alive' | 'lost' | 'unknown';
+export type HeartbeatOutcome = 'alive' | 'lost';
 
 export class NodeRegistry {
   private readonly clock: Clock;

@@ -2,7 +2,8 @@
 // protection"): the stream manager's repair of extents below their replica target, and the
 // check of a node that returns after being lost.
 //
-// A repair pass: mark nodes lost since the last pass as `repair` (durably), scan every extent,
+// A repair pass: mark nodes lost since the last pass as `repair` (durably), reconcile returned
+// nodes that are alive (below), scan every extent,
 // count its live replicas (node alive and in service, replica not known bad), and for each one
 // below target (bounded per pass): seal it first if it is open, pick a source set (alive nodes
 // that hold it) and a target node obeying the placement rules against the replicas that stay,
@@ -163,6 +164,8 @@ export class Rereplicator {
   private async runPass(): Promise<RepairReport> {
     const startedMs = this.options.clock.monotonicMs();
     const nodesMarkedLost = await this.markLostNodes();
+    // Returned nodes first: a replica confirmed by reconciliation need not be copied.
+    const nodesReconciled = await this.reconcileReturned();
     const { store } = this.options;
     const state: PassState = { nodes: await this.readNodeMap(), replicasCopied: 0, bytesCopied: 0, bytesPerTarget: new Map() };
     const extents = await store.readExtents();
@@ -176,7 +179,6 @@ export class Rereplicator {
     }
     const repaired = outcomes.get('repaired') ?? 0;
     this.belowTargetCount = below.length - repaired;
-    const nodesReconciled = await this.reconcileReturned();
     return {
       extentsScanned: extents.length,
       extentsBelowTarget: below.length,

@@ -30,7 +30,7 @@ import type { MetaStore } from '../metastore/meta-store.ts';
 import type { Network } from '../rpc/network.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
-import { StorageError, isStorageError } from '../util/errors.ts';
+import { StorageError } from '../util/errors.ts';
 import type { Random } from '../util/random.ts';
 import { ManagerCommands } from './manager-commands.ts';
 import { ManagerStore, type CommitPlan, type Versioned } from './manager-store.ts';
@@ -469,8 +469,4 @@ function registeredRecord(registration: NodeRegistration, existing: NodeRecord |
   const away = lost || existing.lifecycle === 'repair' || existing.lifecycle === 'returned' || existing.disk !== registration.disk;
   const lifecycle = away && existing.lifecycle !== 'provisioning' ? 'returned' : existing.lifecycle === 'provisioning' ? 'in_service' : existing.lifecycle;
   return { ...registration, lifecycle, placementVersion: existing.placementVersion + 1 };
-}
-
-export function isFencedError(error: unknown): boolean {
-  return isStorageError(error, 'extent.stale_epoch');
 }
