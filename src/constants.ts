@@ -176,3 +176,8 @@ export const manifestBytesMax = 1 * MiB;
 /** Manifests per meta-stream extent before its tail is sealed, so the newest manifest is found
  * by reading one small extent. */
 export const metaManifestsPerExtentMax = 64;
+
+/** How long a client waits for manager.sealAndExtend: the manager waits up to
+ * appendReplicaTimeoutMs for replica lengths, then up to rpcDeadlineMsDefault to seal the replicas,
+ * to create the new extent, and once more to create it elsewhere if a chosen node fails. */
+export const sealAndExtendDeadlineMs = appendReplicaTimeoutMs + 3 * rpcDeadlineMsDefault;

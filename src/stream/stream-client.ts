@@ -23,7 +23,7 @@
 // Fault model: any replica or the manager may be slow, down or partitioned; a view may be stale
 // (the extent was sealed or re-replicated): errors invalidate the cached view.
 import {
-  appendBytesMax, readBytesMax, rpcDeadlineMsDefault, streamAppendAttemptsMax, streamAppendDeadlineMs, streamViewsCachedMax,
+  appendBytesMax, readBytesMax, rpcDeadlineMsDefault, sealAndExtendDeadlineMs, streamAppendAttemptsMax, streamAppendDeadlineMs, streamViewsCachedMax,
 } from '../constants.ts';
 import type { Network } from '../rpc/network.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
@@ -138,7 +138,7 @@ export class StreamClient {
 
   /** Seals the failed tail (the manager makes the length final) and returns the new view. */
   private async sealAndExtend(streamId: number, extentId: number): Promise<StreamView> {
-    const view = await withDeadline(this.clock, rpcDeadlineMsDefault * 2, 'manager.sealAndExtend', this.manager.sealAndExtend({ streamId, extentId }));
+    const view = await withDeadline(this.clock, sealAndExtendDeadlineMs, 'manager.sealAndExtend', this.manager.sealAndExtend({ streamId, extentId }));
     this.remember(view);
     return view;
   }

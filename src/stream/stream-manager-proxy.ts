@@ -18,7 +18,7 @@
 // Fault model: the manager may be down, slow or restarted; calls then fail with rpc.* errors
 // and the caller decides whether to retry (heartbeats retry on their own schedule).
 import { z } from 'zod';
-import { rpcDeadlineMsDefault } from '../constants.ts';
+import { rpcDeadlineMsDefault, sealAndExtendDeadlineMs } from '../constants.ts';
 import type { Network, RpcHeader, RpcRequest, RpcResponse, RpcServer } from '../rpc/network.ts';
 import { StorageError } from '../util/errors.ts';
 import { parseResponse } from './extent-node-rpc.ts';
@@ -82,7 +82,7 @@ export class StreamManagerProxy implements StreamManagerApi {
   }
 
   async sealAndExtend(request: { streamId: number; extentId: number }): Promise<StreamView> {
-    return this.callBody('manager.sealAndExtend', { ...request }, streamViewSchema);
+    return this.callBody('manager.sealAndExtend', { ...request }, streamViewSchema, Math.max(this.deadlineMs, sealAndExtendDeadlineMs));
   }
 
   async reportCorruption(report: { extentId: number; nodeId: string }): Promise<void> {
@@ -101,8 +101,8 @@ export class StreamManagerProxy implements StreamManagerApi {
     return (await this.callHeader('manager.checkToken', { token }, checkAnswer)).valid;
   }
 
-  private call(method: StreamManagerMethod, header: RpcHeader): Promise<RpcResponse> {
-    return this.network.call(this.address, { method, header, body: noBody }, { deadlineMs: this.deadlineMs });
+  private call(method: StreamManagerMethod, header: RpcHeader, deadlineMs = this.deadlineMs): Promise<RpcResponse> {
+    return this.network.call(this.address, { method, header, body: noBody }, { deadlineMs });
   }
 
   private async callHeader<T>(method: StreamManagerMethod, header: RpcHeader, schema: z.ZodType<T>): Promise<T> {
@@ -110,8 +110,8 @@ export class StreamManagerProxy implements StreamManagerApi {
     return parseResponse(schema, response.header, method);
   }
 
-  private async callBody<T>(method: StreamManagerMethod, header: RpcHeader, schema: z.ZodType<T>): Promise<T> {
-    const response = await this.call(method, header);
+  private async callBody<T>(method: StreamManagerMethod, header: RpcHeader, schema: z.ZodType<T>, deadlineMs = this.deadlineMs): Promise<T> {
+    const response = await this.call(method, header, deadlineMs);
     let value: unknown;
     try {
       value = JSON.parse(response.body.toString('utf8'));

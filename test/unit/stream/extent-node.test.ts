@@ -17,6 +17,10 @@ import type { StorageError } from '../../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
 import { FakeStreamManager } from '../../helpers/fake-stream-manager.ts';
+import { EmbeddedMetaStore } from '../../../src/metastore/embedded-meta-store.ts';
+import { StreamManager } from '../../../src/stream/stream-manager.ts';
+import { StreamManagerProxy, serveStreamManager } from '../../../src/stream/stream-manager-proxy.ts';
+import type { StreamManagerApi } from '../../../src/stream/protocol.ts';
 
 const seed = BigInt(process.env['KURA_SEED'] ?? '20240601');
 
@@ -32,6 +36,8 @@ class Harness {
   readonly random = new SeededRandom(seed);
   readonly network = new SimNetwork({ clock: this.clock, random: this.random, faults: { delayMsMin: 0, delayMsMax: 1 }, localAddress: 'client:1' });
   readonly manager = new FakeStreamManager({ network: this.network.endpoint('sm:1') });
+  /** What nodes register and heartbeat with: the fake, or a proxy to the real StreamManager. */
+  nodeManager: StreamManagerApi = this.manager;
   readonly slots = new Map<string, NodeSlot>();
   readonly client = new StreamClient({ manager: this.manager, network: this.network, clock: this.clock, clientId: 'test-client' });
   private readonly rates = new Map<string, number>();
@@ -65,7 +71,7 @@ class Harness {
       random: this.random,
       network: this.network.endpoint(slot.address),
       listenAddress: slot.address,
-      manager: this.manager,
+      manager: this.nodeManager,
       faultDomain: `fd-${nodeId}`,
       upgradeDomain: `ud-${nodeId}`,
       groupCommit: true,
@@ -340,6 +346,67 @@ describe('StreamClient and ExtentNode: reads (P2), failures, copies, wipes (P3)'
       assert.deepEqual(wiped.header, { removedExtents: 3 });
       await rejectsWith(h.drive(h.call('en1', 'extent.info', { extentId: 1 })), 'extent.not_found');
       t.diagnostic('wipes refused 3 of 3 invalid tokens with 0 extents removed; valid token removed 3');
+    });
+  });
+});
+
+describe('ExtentNode with the real StreamManager behind serveStreamManager (SimNetwork)', () => {
+  /** The real manager on an EmbeddedMetaStore, served at sm:1; nodes and client use proxies. */
+  async function realManager(h: Harness): Promise<{ manager: StreamManager; client: StreamClient; proxy: StreamManagerProxy }> {
+    const metaStore = await h.drive(EmbeddedMetaStore.open({ disk: new SimDisk({ random: h.random }), directory: 'meta', clock: h.clock }));
+    const smNetwork = h.network.endpoint('sm:1');
+    const manager = new StreamManager({ metaStore, network: smNetwork, clock: h.clock, random: h.random, replicaCountDefault: 3 });
+    await h.drive(manager.start());
+    await h.drive(serveStreamManager(smNetwork, 'sm:1', manager));
+    const proxy = new StreamManagerProxy({ network: h.network, address: 'sm:1' });
+    h.nodeManager = proxy;
+    const client = new StreamClient({ manager: proxy, network: h.network, clock: h.clock, clientId: 'real-sm-client' });
+    return { manager, client, proxy };
+  }
+
+  it('appends through a replica failure: the manager seals at the minimum length, nothing acknowledged is lost', async (t) => {
+    await withHarness(t, [], async (h) => {
+      const { client, proxy } = await realManager(h);
+      for (const nodeId of ['en1', 'en2', 'en3', 'en4']) await h.startNode(nodeId);
+      const stream = await h.drive(proxy.createStream({ name: 'log' }));
+      const first = stream.extents[0];
+      assert.ok(first !== undefined && first.replicas.length === 3);
+      const victim = first.replicas[2]?.nodeId ?? '';
+      const acked: Array<{ extentId: number; offset: number; length: number; sequence: number }> = [];
+      for (let i = 0; i < 24; i++) {
+        if (i === 8) h.network.blackhole(h.slot(victim).address);
+        acked.push({ ...(await h.drive(client.append(stream.streamId, record(i, 2000)))), sequence: i });
+      }
+      h.network.heal();
+      let lost = 0;
+      for (const ack of acked) {
+        const bytes = await h.drive(client.read(ack.extentId, ack.offset, ack.length));
+        if (!bytes.equals(record(ack.sequence, 2000))) lost += 1;
+      }
+      const view = await h.drive(proxy.getStream(stream.streamId));
+      assert.equal(lost, 0);
+      assert.equal(view.extents[0]?.state.kind, 'sealed');
+      assert.ok(!(view.extents.at(-1)?.replicas.some((replica) => replica.nodeId === victim) ?? true), 'the new tail avoids the failed node');
+      const stats = client.stats();
+      t.diagnostic(`appends acknowledged ${acked.length}, lost ${lost}; extents ${view.extents.length}; retries ${stats.appendRetries}, found after seal ${stats.appendsFoundAfterSeal}`);
+    });
+  });
+
+  it('a node holding live replicas cannot be wiped; an empty one can, with its release token', async (t) => {
+    await withHarness(t, [], async (h) => {
+      const { proxy } = await realManager(h);
+      for (const nodeId of ['en1', 'en2', 'en3', 'en4']) await h.startNode(nodeId);
+      const stream = await h.drive(proxy.createStream({ name: 'p3', replicaCount: 3 }));
+      const holders = new Set(stream.extents[0]?.replicas.map((replica) => replica.nodeId));
+      const holder = [...holders][0] ?? '';
+      const empty = ['en1', 'en2', 'en3', 'en4'].find((nodeId) => !holders.has(nodeId)) ?? '';
+      await rejectsWith(h.drive(proxy.releaseToken(holder)), 'node.protected');
+      const token = await h.drive(proxy.releaseToken(empty));
+      const forOther = await rejectsWith(h.drive(h.call(holder, 'node.wipe', { token })), 'node.protected');
+      const wiped = await h.drive(h.call(empty, 'node.wipe', { token }));
+      assert.deepEqual(wiped.header, { removedExtents: 0 });
+      assert.equal((await h.info(holder, stream.extents[0]?.extentId ?? -1))['length'], 0, 'the holder kept its replica');
+      t.diagnostic(`token for a node with live replicas refused; its token replayed on ${holder} refused (${forOther.code}); empty node ${empty} wiped`);
     });
   });
 });
