@@ -53,6 +53,10 @@ export const metaValueBytesMax = 1 * MiB;
 export const metaKeyBytesMax = 1 * KiB;
 export const metaTxnOperationsMax = 128;
 
+/** MetaStore: most key and value bytes in one transaction. One largest value plus headroom for
+ * keys, and under etcd's default 1.5 MiB request limit, so both stores accept the same txns. */
+export const metaTxnBytesMax = metaValueBytesMax + 128 * KiB;
+
 /** MetaStore: most keys returned by one range call. */
 export const metaRangeLimitMax = 10_000;
 

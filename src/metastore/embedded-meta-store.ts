@@ -556,10 +556,32 @@ async function replayLog(log: DiskFile, state: RecoveredState): Promise<{ validB
     records += 1;
   }
   if (position < fileBytes) {
+    await refuseIfDamageIsNotATornTail(log, position, fileBytes);
     await log.truncate(position);
     await log.sync();
   }
   return { validBytes: position, bytesTruncated: fileBytes - position, records };
+}
+
+/**
+ * A torn tail (a write cut by power loss) has no good record after it: it was never
+ * acknowledged and may be cut. A good record after the bad one means the damage is in the
+ * middle of acknowledged history (bit rot, misdirected write): cutting there would silently drop
+ * acknowledged transactions, so open() refuses and leaves the file untouched for the operator.
+ */
+async function refuseIfDamageIsNotATornTail(log: DiskFile, badPosition: number, fileBytes: number): Promise<void> {
+  const tail = await log.read(badPosition, fileBytes - badPosition);
+  const magic = Buffer.alloc(4);
+  magic.writeUInt32BE(logRecordMagic, 0);
+  for (let at = tail.indexOf(magic, 1); at !== -1; at = tail.indexOf(magic, at + 1)) {
+    const outcome = await readRecord(log, badPosition + at, fileBytes, logRecordMagic, recordBodyBytesMax);
+    if (outcome.kind === 'record') {
+      throw new StorageError('wire.corrupt', `meta log ${log.path} is damaged at byte ${badPosition} with acknowledged records after it (byte ${badPosition + at}); `
+        + 'refusing to truncate acknowledged history. Fix: restore the MetaStore directory from a copy, or rebuild it from the extent files; the log was left untouched.', {
+        context: { path: log.path, badPosition, nextGoodRecord: badPosition + at },
+      });
+    }
+  }
 }
 
 function applyLogRecord(state: RecoveredState, body: LogRecordBody): void {

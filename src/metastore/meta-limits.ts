@@ -7,7 +7,7 @@
 //
 // Fault model: inputs come from other layers and, in cluster mode, from other processes; nothing
 // here trusts a length, count or number it did not check.
-import { metaKeyBytesMax, metaRangeLimitMax, metaTxnOperationsMax, metaValueBytesMax } from '../constants.ts';
+import { metaKeyBytesMax, metaRangeLimitMax, metaTxnBytesMax, metaTxnOperationsMax, metaValueBytesMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
 import { isValidMetaKey, type RangeOptions, type Txn } from './meta-store.ts';
 
@@ -71,6 +71,18 @@ export function checkTxn(txn: Txn): void {
       throw new StorageError('config.invalid', 'a meta transaction may write a key only once', { context: { key: operation.key } });
     }
     written.add(operation.key);
+  }
+  checkTxnBytes(txn);
+}
+
+function checkTxnBytes(txn: Txn): void {
+  let txnBytes = 0;
+  for (const compare of txn.compare) txnBytes += compare.key.length;
+  for (const operation of txn.success) {
+    txnBytes += operation.key.length + (operation.kind === 'put' ? Buffer.byteLength(operation.value, 'utf8') : 0);
+  }
+  if (txnBytes > metaTxnBytesMax) {
+    throw new StorageError('wire.too_large', `a meta transaction carries at most ${metaTxnBytesMax} bytes of keys and values`, { context: { txnBytes } });
   }
 }
 

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { metaKeyBytesMax, metaTxnOperationsMax, metaValueBytesMax } from '../../src/constants.ts';
+import { metaKeyBytesMax, metaTxnBytesMax, metaTxnOperationsMax, metaValueBytesMax } from '../../src/constants.ts';
 import { RealDisk } from '../../src/io/real-disk.ts';
 import { EmbeddedMetaStore } from '../../src/metastore/embedded-meta-store.ts';
 import { EtcdMetaStore } from '../../src/metastore/etcd-meta-store.ts';
@@ -178,13 +178,15 @@ function metaStoreContract(name: string, createHarness: () => Promise<Harness>):
       await rejectsWith(store.txn({ compare: [], success: tooMany }), 'wire.too_large');
       const tooManyCompares = Array.from({ length: metaTxnOperationsMax + 1 }, (_, i) => ({ key: `limits/c/${i}`, modRevision: 0 }));
       await rejectsWith(store.txn({ compare: tooManyCompares, success: [put('limits/a', 'ok')] }), 'wire.too_large');
+      const twoLargeValues = [put('limits/l1', 'v'.repeat(metaValueBytesMax)), put('limits/l2', 'v'.repeat(metaTxnBytesMax - metaValueBytesMax))];
+      await rejectsWith(store.txn({ compare: [], success: twoLargeValues }), 'wire.too_large');
       assert.deepEqual((await store.range('limits/', { end: prefixEnd('limits/') })).map((kv) => kv.key), ['limits/marker']);
       const atLimit = await putOne(store, 'limits/max', 'v'.repeat(metaValueBytesMax));
       assert.equal(atLimit, before + 1, 'rejected txns did not change the revision');
       assert.equal((await store.get('limits/max'))?.value.length, metaValueBytesMax);
       const maxOps = Array.from({ length: metaTxnOperationsMax }, (_, i) => put(`limits/ops/${String(i).padStart(3, '0')}`, 'v'));
       assert.equal((await store.txn({ compare: [], success: maxOps })).succeeded, true);
-      t.diagnostic(`5 over-limit requests rejected, 0 writes leaked; value of ${metaValueBytesMax} bytes and txn of ${metaTxnOperationsMax} ops accepted`);
+      t.diagnostic(`6 over-limit requests rejected, 0 writes leaked; value of ${metaValueBytesMax} bytes and txn of ${metaTxnOperationsMax} ops accepted`);
     });
 
     it('invalid keys and inputs are config.invalid', { timeout: testTimeoutMs }, async () => {

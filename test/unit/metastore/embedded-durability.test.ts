@@ -212,7 +212,7 @@ describe('EmbeddedMetaStore durability on SimDisk', { timeout: 60_000 }, () => {
     t.diagnostic(`10 records kept, torn tail of ${tail.length - 3} bytes truncated, 1 record appended after it survived a crash`);
   });
 
-  it('a bit flip is detected: the log is cut at the bad record, no corrupt value is served', async (t: TestContext) => {
+  it('a bit flip inside acknowledged history is refused, not truncated away; the log is left untouched', async (t: TestContext) => {
     const sim = new SimDisk({ random: new SeededRandom(rootSeed) });
     const store = await openStore(sim);
     for (let i = 0; i < 10; i++) await putPair(store, `f/${i}/a`, `f/${i}/b`, String(i));
@@ -220,13 +220,19 @@ describe('EmbeddedMetaStore durability on SimDisk', { timeout: 60_000 }, () => {
     await store.close();
     const recordBytes = logBytes / 10;
     sim.flipBit(firstLog, Math.floor(recordBytes * 5 + recordBytes / 2), 3);
-    const reopened = await openStore(sim);
-    assert.equal(reopened.recovery.recordsReplayed, 5);
-    const present = await reopened.range('f/', { end: prefixEnd('f/') });
-    assert.equal(present.length, 10);
-    for (const kv of present) assert.equal(kv.value, kv.key.split('/')[1]);
-    await reopened.close();
-    t.diagnostic('bit flip in record 6 of 10: 5 records replayed, 0 corrupt values served');
+    const before = sim.snapshotFiles().get(firstLog);
+    await assert.rejects(openStore(sim), (error: unknown) => {
+      assert.ok(isStorageError(error, 'wire.corrupt'));
+      assert.match(error.message, /acknowledged records after it/);
+      assert.match(error.message, /Fix:/);
+      return true;
+    });
+    assert.deepEqual(sim.snapshotFiles().get(firstLog), before, 'the damaged log was not truncated');
+    sim.flipBit(firstLog, Math.floor(recordBytes * 5 + recordBytes / 2), 3);
+    const repaired = await openStore(sim);
+    assert.equal(repaired.recovery.recordsReplayed, 10);
+    await repaired.close();
+    t.diagnostic('bit flip in record 6 of 10: open refused with the fix named, 0 records cut; after repair all 10 replay');
   });
 
   it('snapshot + log recovery after compaction, and stale files are removed', async (t: TestContext) => {
