@@ -32,6 +32,7 @@ export class ByteRateLimiter {
     const nowMs = this.clock.monotonicMs();
     const startAtMs = Math.max(nowMs, this.freeAtMs);
     this.freeAtMs = startAtMs + (bytes * 1000) / this.bytesPerSecond;
-    if (startAtMs > nowMs) await this.clock.sleep(startAtMs - nowMs);
+    // Whole milliseconds (rounded up, so the bound holds): a virtual clock stays integral.
+    if (startAtMs > nowMs) await this.clock.sleep(Math.ceil(startAtMs - nowMs));
   }
 }

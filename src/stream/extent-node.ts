@@ -521,7 +521,8 @@ export class ExtentNode {
   private scheduleBeat(): void {
     if (this.stopped) return;
     const intervalMs = this.options.heartbeatIntervalMs ?? nodeHeartbeatIntervalMs;
-    const jitterMs = intervalMs * 0.1 * (this.options.random.next() * 2 - 1);
+    // Whole milliseconds: a virtual clock must stay integral (timestamps are stored as integers).
+    const jitterMs = Math.round(intervalMs * 0.1 * (this.options.random.next() * 2 - 1));
     this.heartbeatTimer = this.clock.setTimer(intervalMs + jitterMs, () => {
       void this.beat();
     });
