@@ -392,6 +392,25 @@ describe('ExtentNode with the real StreamManager behind serveStreamManager (SimN
     });
   });
 
+  it('serves every manager method over the network and rejects malformed headers', async (t) => {
+    await withHarness(t, [], async (h) => {
+      const { proxy } = await realManager(h);
+      for (const nodeId of ['en1', 'en2', 'en3']) await h.startNode(nodeId);
+      const stream = await h.drive(proxy.createStream({ name: 'proxy', replicaCount: 3 }));
+      const extentId = stream.extents[0]?.extentId ?? -1;
+      assert.deepEqual(await h.drive(proxy.liveReplicas('en2')), [extentId]);
+      await h.drive(proxy.reportCorruption({ extentId, nodeId: 'en2' }));
+      const after = await h.drive(proxy.getStream(stream.streamId));
+      assert.equal(after.extents[0]?.state.kind, 'sealed', 'a corruption report seals the open extent');
+      assert.equal(await h.drive(proxy.checkToken('not-a-token')), false);
+      const bad = h.network.call('sm:1', { method: 'manager.getStream', header: { streamId: -1 }, body: Buffer.alloc(0) }, { deadlineMs: 1000 });
+      await rejectsWith(h.drive(bad), 'config.invalid');
+      const unknown = h.network.call('sm:1', { method: 'manager.format', header: {}, body: Buffer.alloc(0) }, { deadlineMs: 1000 });
+      await rejectsWith(h.drive(unknown), 'config.invalid');
+      t.diagnostic('9 manager methods round-tripped through serveStreamManager; 2 malformed requests rejected');
+    });
+  });
+
   it('a node holding live replicas cannot be wiped; an empty one can, with its release token', async (t) => {
     await withHarness(t, [], async (h) => {
       const { proxy } = await realManager(h);
