@@ -1,0 +1,66 @@
+// A bounded least-recently-used cache (the partition's row cache and block cache). Bounded by a
+// total weight (entries count 1 each for the row cache, encoded bytes for the block cache), so
+// memory stays within its limit whatever the access pattern.
+//
+// Invariants: `weight` is the sum of the weights of the entries held and never exceeds `capacity`
+// after a call returns; an entry heavier than the capacity is not cached at all.
+// Fault model: memory only. A cache never decides correctness: callers invalidate on writes.
+import { assert } from '../util/assert.ts';
+
+export class LruCache<K, V> {
+  private readonly entries = new Map<K, { value: V; weight: number }>();
+  private readonly capacity: number;
+  private weight = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(capacity: number) {
+    assert(Number.isSafeInteger(capacity) && capacity >= 0, 'cache capacity is a non-negative integer');
+    this.capacity = capacity;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The cached value (moved to most recently used), or undefined. */
+  get(key: K): V | undefined {
+    const entry = this.entries.get(key);
+    if (entry === undefined) {
+      this.misses += 1;
+      return undefined;
+    }
+    this.hits += 1;
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return entry.value;
+  }
+
+  has(key: K): boolean {
+    return this.entries.has(key);
+  }
+
+  set(key: K, value: V, weight = 1): void {
+    this.delete(key);
+    if (weight > this.capacity) return;
+    this.entries.set(key, { value, weight });
+    this.weight += weight;
+    while (this.weight > this.capacity) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done === true) break;
+      this.delete(oldest.value);
+    }
+  }
+
+  delete(key: K): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    this.entries.delete(key);
+    this.weight -= entry.weight;
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.weight = 0;
+  }
+}

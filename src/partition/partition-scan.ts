@@ -1,0 +1,79 @@
+// One page of a range scan over a partition's merged sources: rows in key order within
+// [start, end), tombstones skipped, optionally grouped by a delimiter after a prefix (Azure's
+// ListBlobs "BlobPrefix"), stopping at `limit` items or after examining scanExaminedMax entries,
+// with where the next page starts.
+//
+// Efficiency: the merge cursor seeks, so a delimiter group costs one seek past the whole group,
+// not a walk over its rows; work per page is bounded by limit + examinedMax entries.
+//
+// Invariants: items are in strictly increasing key order; a row or prefix is never returned on
+// two pages (the next page starts exactly after what this page returned); a prefix item is
+// returned only if some live row lies under it.
+// Fault model: run block reads may throw; the page then fails whole (no partial page).
+import { assert } from '../util/assert.ts';
+import type { RowRecord } from '../wire/partition-row.ts';
+import type { Continuation } from './continuation-token.ts';
+import type { MergeCursor } from './cursors.ts';
+
+export type LiveRow = Extract<RowRecord, { kind: 'live' }>;
+
+export type ScanItem = { readonly kind: 'row'; readonly row: LiveRow } | { readonly kind: 'prefix'; readonly prefix: Buffer };
+
+export interface ScanBounds {
+  /** latin1 keys. */
+  readonly start: Continuation;
+  readonly end: string | null;
+  readonly prefixLength: number;
+  readonly delimiter: string | null;
+  readonly limit: number;
+  readonly examinedMax: number;
+}
+
+export interface ScanResult {
+  readonly items: ScanItem[];
+  readonly next: Continuation | null;
+  readonly examined: number;
+}
+
+export async function scanPage(merge: MergeCursor, bounds: ScanBounds): Promise<ScanResult> {
+  assert(bounds.limit >= 1 && bounds.examinedMax >= 1, 'a scan page returns or examines at least one entry');
+  const items: ScanItem[] = [];
+  let examined = 0;
+  await merge.seek(bounds.start.key, bounds.start.inclusive);
+  for (let key = merge.key(); key !== null && (bounds.end === null || key < bounds.end); key = merge.key()) {
+    if (items.length >= bounds.limit || examined >= bounds.examinedMax) return { items, next: { key, inclusive: true }, examined };
+    examined += 1;
+    const row = merge.row();
+    assert(row !== null, 'a positioned merge has a row');
+    if (row.kind === 'tombstone') {
+      await merge.next();
+      continue;
+    }
+    const group = delimiterGroup(key, bounds);
+    if (group === null) {
+      items.push({ kind: 'row', row });
+      await merge.next();
+      continue;
+    }
+    items.push({ kind: 'prefix', prefix: Buffer.from(group, 'latin1') });
+    const after = successor(group);
+    if (after === null) return { items, next: null, examined };
+    await merge.seek(after, true);
+  }
+  return { items, next: null, examined };
+}
+
+/** The key's prefix up to and including the first delimiter after the scan prefix, or null. */
+function delimiterGroup(key: string, bounds: ScanBounds): string | null {
+  if (bounds.delimiter === null) return null;
+  const at = key.indexOf(bounds.delimiter, bounds.prefixLength);
+  return at === -1 ? null : key.slice(0, at + bounds.delimiter.length);
+}
+
+/** The smallest key greater than every key that starts with `prefix` (latin1), or null if none. */
+export function successor(prefix: string): string | null {
+  let end = prefix.length;
+  while (end > 0 && prefix.charCodeAt(end - 1) === 0xff) end -= 1;
+  if (end === 0) return null;
+  return prefix.slice(0, end - 1) + String.fromCharCode(prefix.charCodeAt(end - 1) + 1);
+}

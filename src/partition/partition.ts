@@ -1,0 +1,630 @@
+// One partition of an object table (DESIGN.md §5, docs/formats/partition-*.md): a key range
+// served with strong consistency, every byte of its state in streams. Reads merge the memtable, a
+// frozen memtable being checkpointed and the sorted runs (newest first); writes are batches
+// (single rows or multi-row transactions with ETag conditions) made durable in the commit log
+// before they touch memory (durable first, then publish).
+//
+//   transact ──► queue ──► writer (one at a time): check conditions against the current state
+//                          plus earlier batches of the same group; assign sequence, ETag, time;
+//                          ONE log append for the group ──► apply to memtable ──► acknowledge
+//   checkpoint: freeze memtable → runs (checkpoint stream) → manifest (meta stream) → publish
+//   compaction: merge all runs, drop tombstones → new runs → manifest → publish
+//   open:       seal meta and log tails → newest manifest → runs → replay log after it
+//
+// Invariants:
+// - a batch is acknowledged only after its log record is durable, and applied to memory only
+//   then; batches are committed in sequence order, each exactly once;
+// - conditions are evaluated and the batch logged with no other write in between (one writer);
+// - after a log append whose outcome is unknown, the partition refuses everything (failed state)
+//   until it is reloaded from the streams: it never reuses a sequence number;
+// - memory changes (memtable swap, run list) are published only after the manifest naming them
+//   is durable; the row cache holds the newest version of a key and is invalidated by writes.
+// Fault model: any stream call may fail (stream.unavailable …) or be slow; the process may die
+// at any point (a reload from the streams restores every acknowledged batch); a stale owner is
+// fenced by sealing at open (leases come with the partition server).
+import {
+  appendBytesMax, blockCacheBytesMax, checkpointIntervalMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax,
+  partitionKeyBytesMax, partitionWriteQueueMax, rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runsCompactionTrigger, runsMax,
+  scanExaminedMax, scanLimitMax,
+} from '../constants.ts';
+import { AssertionFailure, assert } from '../util/assert.ts';
+import type { Clock } from '../util/clock.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
+import { SerialLock } from '../stream/serial-lock.ts';
+import { encodeManifest } from '../wire/partition-checkpoint.ts';
+import type { LogPosition, Manifest } from '../wire/partition-checkpoint.ts';
+import { encodeLogRecord } from '../wire/partition-log.ts';
+import type { Column, DataRef, RowRecord } from '../wire/partition-row.ts';
+import { decodeContinuation, encodeContinuation, scanFingerprint } from './continuation-token.ts';
+import { MemtableCursor, MergeCursor, RunCursor } from './cursors.ts';
+import type { SourceCursor } from './cursors.ts';
+import { LruCache } from './lru-cache.ts';
+import { Memtable } from './memtable.ts';
+import { loadPartition } from './partition-load.ts';
+import type { ReplayStats } from './partition-load.ts';
+import { scanPage, successor } from './partition-scan.ts';
+import type { LiveRow, ScanItem } from './partition-scan.ts';
+import type { PartitionStreamIds, PartitionStreams } from './partition-streams.ts';
+import type { BlockCache, BlockRows, RunReader } from './run-reader.ts';
+import { RunWriter } from './run-writer.ts';
+
+export type { LiveRow, ScanItem } from './partition-scan.ts';
+
+export type PartitionOp =
+  | { readonly kind: 'put'; readonly key: Buffer; readonly columns: readonly Column[]; readonly ifMatch?: string; readonly ifNoneMatch?: '*' }
+  | { readonly kind: 'delete'; readonly key: Buffer; readonly ifMatch?: string };
+
+export interface CommitResult {
+  readonly sequence: number;
+  readonly lastModifiedMs: number;
+  /** Per op: the new ETag of a put, null for a delete. */
+  readonly etags: readonly (string | null)[];
+}
+
+export interface ScanOptions {
+  readonly start?: Buffer;
+  readonly end?: Buffer;
+  readonly prefix?: Buffer;
+  readonly delimiter?: Buffer;
+  readonly limit: number;
+  readonly continuation?: string;
+}
+
+export interface ScanPage {
+  readonly items: readonly ScanItem[];
+  readonly continuation: string | null;
+}
+
+/** Tunables; defaults from src/constants.ts. Tests shrink them to exercise many blocks and runs. */
+export interface PartitionLimits {
+  readonly memtableBytesMax: number;
+  readonly blockBytesTarget: number;
+  readonly runBytesMax: number;
+  readonly runsCompactionTrigger: number;
+  readonly rowCacheEntriesMax: number;
+  readonly blockCacheBytesMax: number;
+  readonly checkpointIntervalMs: number;
+  readonly scanExaminedMax: number;
+}
+
+export const defaultPartitionLimits: PartitionLimits = {
+  memtableBytesMax, blockBytesTarget: runBlockBytesTarget, runBytesMax, runsCompactionTrigger, rowCacheEntriesMax, blockCacheBytesMax,
+  checkpointIntervalMs, scanExaminedMax,
+};
+
+export interface PartitionOptions {
+  readonly partitionId: number;
+  readonly streams: PartitionStreams;
+  readonly streamIds: PartitionStreamIds;
+  readonly clock: Clock;
+  /** Lease epoch of this owner (≥ 1); written into every log record. */
+  readonly ownerEpoch: number;
+  readonly keyRange?: { readonly low: Buffer; readonly high: Buffer | null };
+  readonly limits?: Partial<PartitionLimits>;
+  /** Start checkpoints and compactions by themselves (default true). */
+  readonly autoMaintenance?: boolean;
+}
+
+export interface PartitionStats extends ReplayStats {
+  readonly batchesCommitted: number;
+  readonly logAppends: number;
+  readonly conditionFailures: number;
+  readonly checkpoints: number;
+  readonly compactions: number;
+  readonly maintenanceFailures: number;
+  readonly runCount: number;
+  readonly memtableBytes: number;
+  readonly lastSequence: number;
+  readonly rowCacheHits: number;
+}
+
+type PartitionState = { readonly kind: 'open' } | { readonly kind: 'failed'; readonly cause: StorageError } | { readonly kind: 'closed' };
+
+interface PreparedOp {
+  readonly op: PartitionOp;
+  readonly key: string;
+}
+
+interface PendingBatch {
+  readonly ops: readonly PreparedOp[];
+  readonly estimateBytes: number;
+  readonly resolve: (result: CommitResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface AcceptedBatch {
+  readonly batch: PendingBatch;
+  readonly rows: readonly RowRecord[];
+  readonly record: Buffer;
+}
+
+interface ManifestState {
+  readonly manifestSequence: number;
+  readonly coveredSequence: number;
+  readonly logStart: LogPosition;
+  readonly nextRunId: number;
+}
+
+interface Frozen {
+  readonly memtable: Memtable;
+  readonly coveredSequence: number;
+  readonly logStart: LogPosition;
+}
+
+/** Placeholder ETag of the longest form (sequence < 2^53 is at most 14 hex digits), for size estimates. */
+const longestEtag = `0x${'F'.repeat(14)}`;
+
+export class Partition {
+  readonly partitionId: number;
+  private readonly streams: PartitionStreams;
+  private readonly streamIds: PartitionStreamIds;
+  private readonly clock: Clock;
+  private readonly ownerEpoch: number;
+  private readonly limits: PartitionLimits;
+  private readonly keyLow: string;
+  private readonly keyHigh: string | null;
+  private readonly autoMaintenance: boolean;
+  private state: PartitionState = { kind: 'open' };
+  private active: Memtable;
+  private frozen: Frozen | null = null;
+  private runs: readonly RunReader[];
+  private compactedRunCount: number;
+  private manifestState: ManifestState;
+  private appliedSequence: number;
+  private logTail: LogPosition;
+  private lastModifiedMs = 0;
+  private manifestsInMetaTail = 0;
+  private readonly queue: PendingBatch[] = [];
+  private writer: Promise<void> | null = null;
+  private background: Promise<void> | null = null;
+  private readonly maintenanceLock = new SerialLock();
+  private readonly rowCache: LruCache<string, RowRecord | null>;
+  private readonly blockCache: BlockCache;
+  private readonly replayStats: ReplayStats;
+  private readonly counters = { batchesCommitted: 0, logAppends: 0, conditionFailures: 0, checkpoints: 0, compactions: 0, maintenanceFailures: 0 };
+  lastMaintenanceError: unknown = null;
+
+  private constructor(options: PartitionOptions, loaded: Awaited<ReturnType<typeof loadPartition>>) {
+    this.partitionId = options.partitionId;
+    this.streams = options.streams;
+    this.streamIds = options.streamIds;
+    this.clock = options.clock;
+    this.ownerEpoch = options.ownerEpoch;
+    this.limits = { ...defaultPartitionLimits, ...options.limits };
+    this.keyLow = options.keyRange?.low.toString('latin1') ?? '';
+    this.keyHigh = options.keyRange?.high?.toString('latin1') ?? null;
+    this.autoMaintenance = options.autoMaintenance ?? true;
+    this.active = loaded.memtable;
+    this.runs = loaded.runs;
+    this.compactedRunCount = 0;
+    const manifest = loaded.manifest;
+    this.manifestState = {
+      manifestSequence: manifest?.manifestSequence ?? 0,
+      coveredSequence: manifest?.coveredSequence ?? 0,
+      logStart: manifest?.logStart ?? loaded.logTail,
+      nextRunId: manifest?.nextRunId ?? 1,
+    };
+    this.appliedSequence = loaded.lastSequence;
+    this.logTail = loaded.logTail;
+    this.rowCache = new LruCache(this.limits.rowCacheEntriesMax);
+    this.blockCache = new LruCache<string, BlockRows>(this.limits.blockCacheBytesMax);
+    this.replayStats = loaded.replay;
+  }
+
+  /** Loads the partition from its streams: newest manifest, its runs, then log replay. */
+  static async open(options: PartitionOptions): Promise<Partition> {
+    assert(Number.isSafeInteger(options.ownerEpoch) && options.ownerEpoch >= 1, 'ownerEpoch is a positive integer');
+    const loaded = await loadPartition(options);
+    const partition = new Partition(options, loaded);
+    partition.maybeStartMaintenance();
+    return partition;
+  }
+
+  stats(): PartitionStats {
+    return {
+      ...this.replayStats, ...this.counters, runCount: this.runs.length, memtableBytes: this.active.bytes + (this.frozen?.memtable.bytes ?? 0),
+      lastSequence: this.appliedSequence, rowCacheHits: this.rowCache.hits,
+    };
+  }
+
+  // ---- reads ----------------------------------------------------------------------------------
+
+  /** The live row at `key`, or null. */
+  async get(key: Buffer): Promise<LiveRow | null> {
+    this.checkUsable();
+    checkKey(key);
+    const version = await this.latest(key.toString('latin1'), key);
+    return version?.kind === 'live' ? version : null;
+  }
+
+  /** Newest version of a key: memtables, then the row cache, then runs newest first. */
+  private async latest(key: string, keyBytes: Buffer): Promise<RowRecord | null> {
+    const inMemory = this.active.get(key) ?? this.frozen?.memtable.get(key);
+    if (inMemory !== undefined) return inMemory;
+    const cached = this.rowCache.get(key);
+    if (cached !== undefined) return cached;
+    const appliedBefore = this.appliedSequence;
+    let found: RowRecord | null = null;
+    for (const run of this.runs) {
+      found = await run.get(key, keyBytes, this.blockCache);
+      if (found !== null) break;
+    }
+    // A write that landed meanwhile may have made `found` stale: cache only a quiet read.
+    if (this.appliedSequence === appliedBefore) this.rowCache.set(key, found);
+    return found;
+  }
+
+  /** One page of rows (and delimiter prefixes) in key order; pass `continuation` for the next. */
+  async scan(options: ScanOptions): Promise<ScanPage> {
+    this.checkUsable();
+    const shape = checkScanOptions(options, this.partitionId);
+    const fingerprint = scanFingerprint(shape);
+    const prefix = options.prefix?.toString('latin1') ?? '';
+    const low = maxKey([options.start?.toString('latin1') ?? '', prefix, this.keyLow]);
+    const end = minKey([options.end?.toString('latin1') ?? null, prefix === '' ? null : successor(prefix), this.keyHigh]);
+    let start = { key: low, inclusive: true };
+    if (options.continuation !== undefined) {
+      start = decodeContinuation(options.continuation, fingerprint);
+      if (start.key < low) throw new StorageError('partition.bad_continuation', 'continuation token points before the scan range');
+    }
+    const result = await scanPage(new MergeCursor(this.sources()), {
+      start, end, prefixLength: prefix.length, delimiter: options.delimiter?.toString('latin1') ?? null,
+      limit: options.limit, examinedMax: this.limits.scanExaminedMax,
+    });
+    return { items: result.items, continuation: result.next === null ? null : encodeContinuation(result.next, fingerprint) };
+  }
+
+  private sources(): SourceCursor[] {
+    const sources: SourceCursor[] = [new MemtableCursor(this.active)];
+    if (this.frozen !== null) sources.push(new MemtableCursor(this.frozen.memtable));
+    for (const run of this.runs) sources.push(new RunCursor(run, this.blockCache));
+    return sources;
+  }
+
+  // ---- data stream ----------------------------------------------------------------------------
+
+  /** Appends blob bytes to the data stream; the returned ref is durable, and goes in a row next. */
+  async appendData(bytes: Buffer): Promise<DataRef> {
+    this.checkWritable();
+    if (bytes.length === 0 || bytes.length > appendBytesMax) throw new StorageError('partition.too_large', `data append of ${bytes.length} bytes: must be 1..${appendBytesMax}`);
+    const position = await this.streams.append(this.streamIds.data, bytes);
+    return { extentId: position.extentId, offset: position.offset, length: position.length };
+  }
+
+  async readData(ref: DataRef): Promise<Buffer> {
+    this.checkUsable();
+    return this.streams.read(this.streamIds.data, ref.extentId, ref.offset, ref.length);
+  }
+
+  // ---- writes ---------------------------------------------------------------------------------
+
+  async put(key: Buffer, columns: readonly Column[], conditions: { readonly ifMatch?: string; readonly ifNoneMatch?: '*' } = {}): Promise<{ etag: string; lastModifiedMs: number; sequence: number }> {
+    const result = await this.transact([{ kind: 'put', key, columns, ...conditions }]);
+    const etag = result.etags[0];
+    assert(typeof etag === 'string', 'a put yields an etag');
+    return { etag, lastModifiedMs: result.lastModifiedMs, sequence: result.sequence };
+  }
+
+  async delete(key: Buffer, conditions: { readonly ifMatch?: string } = {}): Promise<{ sequence: number }> {
+    const result = await this.transact([{ kind: 'delete', key, ...conditions }]);
+    return { sequence: result.sequence };
+  }
+
+  /** Applies every op or none, atomically, after checking every op's conditions. */
+  transact(ops: readonly PartitionOp[]): Promise<CommitResult> {
+    try {
+      this.checkWritable();
+      const prepared = this.prepare(ops);
+      if (this.queue.length >= partitionWriteQueueMax) throw new StorageError('partition.busy', `${this.queue.length} batches queued`, { retryable: true });
+      const estimateBytes = encodeLogRecord({ partitionId: this.partitionId, sequence: 1, ownerEpoch: this.ownerEpoch, rows: buildRows(prepared, 1, longestEtag, 0) }).length;
+      if (estimateBytes > appendBytesMax) throw new StorageError('partition.too_large', `batch encodes to ${estimateBytes} bytes, more than ${appendBytesMax}`);
+      const promise = new Promise<CommitResult>((resolve, reject) => this.queue.push({ ops: prepared, estimateBytes, resolve, reject }));
+      this.startWriter();
+      return promise;
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private prepare(ops: readonly PartitionOp[]): PreparedOp[] {
+    if (ops.length === 0 || ops.length > partitionBatchMutationsMax) {
+      throw new StorageError('partition.too_large', `a batch holds 1..${partitionBatchMutationsMax} ops, got ${ops.length}`);
+    }
+    const keys = new Set<string>();
+    return ops.map((op) => {
+      checkKey(op.key);
+      const key = op.key.toString('latin1');
+      if (keys.has(key)) throw new StorageError('config.invalid', 'a batch names a key twice');
+      if (key < this.keyLow || (this.keyHigh !== null && key >= this.keyHigh)) throw new StorageError('config.invalid', `key outside partition ${this.partitionId}'s range`);
+      keys.add(key);
+      return { op, key };
+    });
+  }
+
+  private startWriter(): void {
+    if (this.writer !== null) return;
+    this.writer = this.drainQueue();
+  }
+
+  /** The single writer: commits queued batches in groups until the queue is empty. */
+  private async drainQueue(): Promise<void> {
+    await Promise.resolve();
+    try {
+      while (this.queue.length > 0 && this.state.kind === 'open') {
+        await this.waitForMemtableRoom();
+        await this.commitGroup(this.takeGroup());
+      }
+    } finally {
+      this.writer = null;
+    }
+  }
+
+  /** Batches from the queue head whose records fit one append together. */
+  private takeGroup(): PendingBatch[] {
+    const group: PendingBatch[] = [];
+    let bytes = 0;
+    for (let next = this.queue[0]; next !== undefined && (group.length === 0 || bytes + next.estimateBytes <= appendBytesMax); next = this.queue[0]) {
+      group.push(next);
+      bytes += next.estimateBytes;
+      this.queue.shift();
+    }
+    return group;
+  }
+
+  private async commitGroup(group: readonly PendingBatch[]): Promise<void> {
+    const accepted = await this.acceptBatches(group);
+    if (accepted.length === 0) return;
+    let position;
+    try {
+      this.counters.logAppends += 1;
+      position = await this.streams.append(this.streamIds.log, Buffer.concat(accepted.map((item) => item.record)));
+    } catch (error) {
+      this.fail(error, accepted.map((item) => item.batch));
+      return;
+    }
+    if (this.state.kind !== 'open') return; // closed meanwhile: its waiters were answered by close()
+    this.logTail = { extentId: position.extentId, offset: position.offset + position.length };
+    for (const item of accepted) this.publish(item);
+    this.maybeStartMaintenance();
+  }
+
+  /** Checks conditions in order (later batches see earlier ones); encodes the accepted. */
+  private async acceptBatches(group: readonly PendingBatch[]): Promise<AcceptedBatch[]> {
+    const overlay = new Map<string, RowRecord | null>();
+    const accepted: AcceptedBatch[] = [];
+    const lastModifiedMs = Math.max(this.clock.nowMs(), this.lastModifiedMs);
+    for (const batch of group) {
+      const failure = await this.checkConditions(batch.ops, overlay);
+      if (failure !== null) {
+        this.counters.conditionFailures += 1;
+        batch.reject(failure);
+        continue;
+      }
+      const sequence = this.appliedSequence + accepted.length + 1;
+      const rows = buildRows(batch.ops, sequence, etagFor(sequence), lastModifiedMs);
+      const record = encodeLogRecord({ partitionId: this.partitionId, sequence, ownerEpoch: this.ownerEpoch, rows });
+      for (const row of rows) overlay.set(row.key.toString('latin1'), row);
+      accepted.push({ batch, rows, record });
+    }
+    return accepted;
+  }
+
+  private async checkConditions(ops: readonly PreparedOp[], overlay: ReadonlyMap<string, RowRecord | null>): Promise<StorageError | null> {
+    for (const [index, { op, key }] of ops.entries()) {
+      const ifNoneMatch = op.kind === 'put' ? op.ifNoneMatch : undefined;
+      if (op.ifMatch === undefined && ifNoneMatch === undefined) continue;
+      const current = overlay.has(key) ? overlay.get(key) ?? null : await this.latest(key, op.key);
+      const live = current?.kind === 'live' ? current : null;
+      const context = { index, partitionId: this.partitionId };
+      if (ifNoneMatch === '*' && live !== null) return new StorageError('partition.exists', 'the row exists (If-None-Match: *)', { context });
+      if (op.ifMatch === undefined) continue;
+      if (live === null) return new StorageError('partition.row_not_found', 'the row does not exist (If-Match)', { context });
+      if (op.ifMatch !== '*' && op.ifMatch !== live.etag) {
+        return new StorageError('partition.condition_failed', `If-Match ${op.ifMatch} does not match ETag ${live.etag}`, { context });
+      }
+    }
+    return null;
+  }
+
+  /** Applies a durable batch to memory and acknowledges it. */
+  private publish(item: AcceptedBatch): void {
+    const sequence = item.rows[0]?.sequence ?? 0;
+    assert(sequence === this.appliedSequence + 1, 'batches are applied in sequence order');
+    const rowBytes = Math.ceil((item.record.length - 48) / item.rows.length);
+    for (const row of item.rows) {
+      const key = row.key.toString('latin1');
+      this.active.apply(key, row, rowBytes, this.clock.monotonicMs());
+      this.rowCache.delete(key);
+    }
+    this.appliedSequence = sequence;
+    this.lastModifiedMs = item.rows[0]?.lastModifiedMs ?? this.lastModifiedMs;
+    this.counters.batchesCommitted += 1;
+    item.batch.resolve({ sequence, lastModifiedMs: this.lastModifiedMs, etags: item.rows.map((row) => (row.kind === 'live' ? row.etag : null)) });
+  }
+
+  /** A log append failed: its outcome is unknown, so nothing more may be written by this owner. */
+  private fail(error: unknown, inFlight: readonly PendingBatch[]): void {
+    if (error instanceof AssertionFailure) throw error;
+    const cause = new StorageError('partition.unavailable', `partition ${this.partitionId} must be reloaded: a log append failed`, {
+      retryable: true, cause: error, context: { partitionId: this.partitionId },
+    });
+    if (this.state.kind === 'open') this.state = { kind: 'failed', cause };
+    for (const batch of [...inFlight, ...this.queue.splice(0)]) batch.reject(cause);
+  }
+
+  // ---- maintenance ----------------------------------------------------------------------------
+
+  /** Writes the memtable as runs and a manifest (waits for any maintenance in progress). */
+  async checkpoint(): Promise<void> {
+    this.checkWritable();
+    await this.maintenanceLock.run(() => this.checkpointLocked());
+  }
+
+  /** Merges every run into new runs without tombstones or shadowed versions. */
+  async compact(): Promise<void> {
+    this.checkWritable();
+    await this.maintenanceLock.run(() => this.compactLocked());
+  }
+
+  /** Checkpoints when the memtable holds rows older than checkpointIntervalMs (the server calls this on a timer). */
+  async checkpointIfDue(): Promise<boolean> {
+    const first = this.active.firstWriteMs;
+    if (first === null || this.clock.monotonicMs() - first < this.limits.checkpointIntervalMs) return false;
+    await this.checkpoint();
+    return true;
+  }
+
+  private async checkpointLocked(): Promise<void> {
+    if (this.state.kind !== 'open') return;
+    if (this.frozen === null) {
+      if (this.active.size === 0) return;
+      this.frozen = { memtable: this.active, coveredSequence: this.appliedSequence, logStart: this.logTail };
+      this.active = new Memtable();
+    }
+    const frozen = this.frozen;
+    const writer = this.runWriter(frozen.coveredSequence, frozen.logStart);
+    for (const [key, entry] of frozen.memtable.entries()) await writer.add(key, entry.row);
+    const written = (await writer.finish()).map((item) => item.reader);
+    const runs = [...written, ...this.runs];
+    if (runs.length > runsMax) throw new StorageError('partition.too_large', `partition ${this.partitionId} would have ${runs.length} runs (max ${runsMax}); it must split`);
+    await this.commitManifest({ ...this.manifestState, coveredSequence: frozen.coveredSequence, logStart: frozen.logStart }, runs);
+    this.frozen = null;
+    this.counters.checkpoints += 1;
+  }
+
+  private async compactLocked(): Promise<void> {
+    const inputs = this.runs;
+    if (this.state.kind !== 'open' || inputs.length === 0) return;
+    if (inputs.length === 1 && inputs[0]?.footer.tombstoneCount === 0) return;
+    const merge = new MergeCursor(inputs.map((run) => new RunCursor(run, null)));
+    const writer = this.runWriter(this.manifestState.coveredSequence, this.manifestState.logStart);
+    await merge.seek('', true);
+    for (let key = merge.key(); key !== null; key = merge.key()) {
+      const row = merge.row();
+      if (row?.kind === 'live') await writer.add(key, row);
+      await merge.next();
+    }
+    const written = (await writer.finish()).map((item) => item.reader);
+    assert(this.runs === inputs, 'runs change only under the maintenance lock');
+    await this.commitManifest(this.manifestState, written);
+    this.compactedRunCount = written.length;
+    this.counters.compactions += 1;
+  }
+
+  private runWriter(coveredSequence: number, logStart: LogPosition): RunWriter {
+    return new RunWriter({
+      streams: this.streams, streamId: this.streamIds.checkpoint, partitionId: this.partitionId, clock: this.clock,
+      allocateRunId: () => {
+        const runId = this.manifestState.nextRunId;
+        this.manifestState = { ...this.manifestState, nextRunId: runId + 1 };
+        return runId;
+      },
+      coveredSequence, logStart, blockBytesTarget: this.limits.blockBytesTarget, runBytesMax: this.limits.runBytesMax,
+    });
+  }
+
+  /** Appends a manifest naming `runs` (durable first), then publishes them. */
+  private async commitManifest(base: ManifestState, runs: readonly RunReader[]): Promise<void> {
+    const next: ManifestState = { ...base, manifestSequence: base.manifestSequence + 1, nextRunId: this.manifestState.nextRunId };
+    const manifest: Manifest = {
+      partitionId: this.partitionId, ...next, createdAtMs: this.clock.nowMs(),
+      lowKey: Buffer.from(this.keyLow, 'latin1'), highKey: this.keyHigh === null ? null : Buffer.from(this.keyHigh, 'latin1'),
+      runs: runs.map((run) => ({ runId: run.runId, footer: run.footerLocation })),
+    };
+    if (this.manifestsInMetaTail >= metaManifestsPerExtentMax) {
+      await this.streams.sealTail(this.streamIds.meta);
+      this.manifestsInMetaTail = 0;
+    }
+    await this.streams.append(this.streamIds.meta, encodeManifest(manifest));
+    this.manifestsInMetaTail += 1;
+    this.manifestState = next;
+    this.runs = runs;
+  }
+
+  private maybeStartMaintenance(): void {
+    if (!this.autoMaintenance || this.background !== null || this.state.kind !== 'open') return;
+    const checkpointDue = this.frozen !== null || this.active.bytes >= this.limits.memtableBytesMax;
+    const compactionDue = this.runs.length - this.compactedRunCount >= this.limits.runsCompactionTrigger;
+    if (checkpointDue || compactionDue) this.background = this.runMaintenance();
+  }
+
+  private async runMaintenance(): Promise<void> {
+    await Promise.resolve();
+    try {
+      if (this.frozen !== null || this.active.bytes >= this.limits.memtableBytesMax) await this.maintenanceLock.run(() => this.checkpointLocked());
+      if (this.runs.length - this.compactedRunCount >= this.limits.runsCompactionTrigger) await this.maintenanceLock.run(() => this.compactLocked());
+    } catch (error) {
+      if (error instanceof AssertionFailure || !isStorageError(error)) throw error;
+      this.counters.maintenanceFailures += 1;
+      this.lastMaintenanceError = error;
+    } finally {
+      this.background = null;
+    }
+  }
+
+  /** Write stall: while a frozen memtable is still being written and the active one is full. */
+  private async waitForMemtableRoom(): Promise<void> {
+    if (this.frozen === null || this.active.bytes < this.limits.memtableBytesMax) return;
+    this.maybeStartMaintenance();
+    if (this.background !== null) await this.background;
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  /** Stops serving: waits for the writer and maintenance, refuses everything after. */
+  async close(): Promise<void> {
+    if (this.state.kind === 'closed') return;
+    const writer = this.writer;
+    if (writer !== null) await writer;
+    const background = this.background;
+    if (background !== null) await background;
+    this.state = { kind: 'closed' };
+    const closed = new StorageError('partition.closed', `partition ${this.partitionId} is closed`);
+    for (const batch of this.queue.splice(0)) batch.reject(closed);
+  }
+
+  private checkUsable(): void {
+    if (this.state.kind === 'failed') throw this.state.cause;
+    if (this.state.kind === 'closed') throw new StorageError('partition.closed', `partition ${this.partitionId} is closed`);
+  }
+
+  private checkWritable(): void {
+    this.checkUsable();
+  }
+}
+
+function buildRows(ops: readonly PreparedOp[], sequence: number, etag: string, lastModifiedMs: number): RowRecord[] {
+  return ops.map(({ op }) => (op.kind === 'put'
+    ? { kind: 'live', key: op.key, sequence, lastModifiedMs, etag, columns: op.columns }
+    : { kind: 'tombstone', key: op.key, sequence, lastModifiedMs }));
+}
+
+/** ETags are unique per partition: the commit sequence never repeats (docs/formats/partition-rows.md). */
+export function etagFor(sequence: number): string {
+  return `0x${sequence.toString(16).toUpperCase()}`;
+}
+
+function checkKey(key: Buffer): void {
+  if (key.length === 0 || key.length > partitionKeyBytesMax) throw new StorageError('partition.too_large', `a key must be 1..${partitionKeyBytesMax} bytes, got ${key.length}`);
+}
+
+function checkScanOptions(options: ScanOptions, partitionId: number): { partitionId: number; start: Buffer | null; end: Buffer | null; prefix: Buffer | null; delimiter: Buffer | null } {
+  if (!Number.isInteger(options.limit) || options.limit < 1 || options.limit > scanLimitMax) {
+    throw new StorageError('config.invalid', `scan limit must be 1..${scanLimitMax}, got ${options.limit}`);
+  }
+  for (const part of [options.start, options.end, options.prefix, options.delimiter]) {
+    if (part !== undefined && part.length > partitionKeyBytesMax) throw new StorageError('partition.too_large', 'scan bound longer than a key');
+  }
+  if (options.delimiter?.length === 0) throw new StorageError('config.invalid', 'an empty delimiter');
+  return { partitionId, start: options.start ?? null, end: options.end ?? null, prefix: options.prefix ?? null, delimiter: options.delimiter ?? null };
+}
+
+function maxKey(keys: readonly string[]): string {
+  return keys.reduce((best, key) => (key > best ? key : best), '');
+}
+
+function minKey(keys: readonly (string | null)[]): string | null {
+  let best: string | null = null;
+  for (const key of keys) if (key !== null && (best === null || key < best)) best = key;
+  return best;
+}

@@ -1,0 +1,128 @@
+// One sorted run of a partition's checkpoint (docs/formats/partition-checkpoint.md): its footer,
+// sparse index and bloom filter held in memory, its data blocks read from the checkpoint stream
+// on demand (through the partition's bounded block cache) and CRC-checked by the codec.
+//
+// Point read: bloom filter says "no" → done without I/O; else binary-search the index for the
+// block whose first key ≤ key, fetch that one block (~64 KiB), binary-search it.
+// Scan: RunCursor walks blocks in order from a seek position.
+//
+// Invariants: index entries are in key order and name every block of the run; a block returned
+// decoded holds strictly increasing keys (checked by the codec) and belongs to this run.
+// Fault model: a block that fails its CRC or does not decode throws (wire.corrupt from the codec,
+// stream.unavailable from the stream layer); nothing wrong is ever returned as a row.
+import { StorageError } from '../util/errors.ts';
+import { decodeBlock, decodeBloom, decodeFooter, decodeIndex } from '../wire/partition-checkpoint.ts';
+import type { BloomFilter, IndexEntry, ManifestRun, RecordLocation, RunFooter } from '../wire/partition-checkpoint.ts';
+import type { RowRecord } from '../wire/partition-row.ts';
+import type { LruCache } from './lru-cache.ts';
+import type { PartitionStreams } from './partition-streams.ts';
+
+/** A decoded block: keys (latin1 strings) beside their rows. */
+export interface BlockRows {
+  readonly keys: readonly string[];
+  readonly rows: readonly RowRecord[];
+}
+
+export type BlockCache = LruCache<string, BlockRows>;
+
+export interface RunReaderParts {
+  readonly streams: PartitionStreams;
+  readonly streamId: number;
+  readonly footerLocation: RecordLocation;
+  readonly footer: RunFooter;
+  readonly index: readonly IndexEntry[];
+  readonly bloom: BloomFilter;
+}
+
+export class RunReader {
+  readonly runId: number;
+  readonly footer: RunFooter;
+  readonly footerLocation: RecordLocation;
+  private readonly streams: PartitionStreams;
+  private readonly streamId: number;
+  private readonly index: readonly IndexEntry[];
+  private readonly indexKeys: readonly string[];
+  private readonly bloom: BloomFilter;
+
+  constructor(parts: RunReaderParts) {
+    this.runId = parts.footer.runId;
+    this.footer = parts.footer;
+    this.footerLocation = parts.footerLocation;
+    this.streams = parts.streams;
+    this.streamId = parts.streamId;
+    this.index = parts.index;
+    this.indexKeys = parts.index.map((entry) => entry.firstKey.toString('latin1'));
+    this.bloom = parts.bloom;
+  }
+
+  /** Reads a run's footer, index and bloom filter (three verified reads). */
+  static async open(options: { streams: PartitionStreams; streamId: number; run: ManifestRun; partitionId: number }): Promise<RunReader> {
+    const { streams, streamId, run } = options;
+    const read = (location: RecordLocation): Promise<Buffer> => streams.read(streamId, location.extentId, location.offset, location.length);
+    const footer = decodeFooter(await read(run.footer), run.runId);
+    if (footer.partitionId !== options.partitionId) {
+      throw new StorageError('partition.corrupt', `run ${run.runId} belongs to partition ${footer.partitionId}`, { context: { runId: run.runId } });
+    }
+    const [indexBytes, bloomBytes] = await Promise.all([read(footer.index), read(footer.bloom)]);
+    return new RunReader({ streams, streamId, footerLocation: run.footer, footer, index: decodeIndex(indexBytes, run.runId), bloom: decodeBloom(bloomBytes, run.runId) });
+  }
+
+  get blockCount(): number {
+    return this.index.length;
+  }
+
+  mayContain(key: Buffer): boolean {
+    return this.bloom.mayContain(key);
+  }
+
+  /** Index of the last block whose first key ≤ key, or -1 when key sorts before the run. */
+  blockFor(key: string): number {
+    let low = 0;
+    let high = this.indexKeys.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((this.indexKeys[middle] ?? '') <= key) low = middle + 1;
+      else high = middle;
+    }
+    return low - 1;
+  }
+
+  async block(blockIndex: number, cache: BlockCache | null): Promise<BlockRows> {
+    const cacheKey = `${this.runId}/${blockIndex}`;
+    const cached = cache?.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const entry = this.index[blockIndex];
+    if (entry === undefined) throw new RangeError(`run ${this.runId} has no block ${blockIndex}`);
+    const { extentId, offset, length } = entry.location;
+    const rows = decodeBlock(await this.streams.read(this.streamId, extentId, offset, length), this.runId);
+    if (rows.length !== entry.rowCount) {
+      throw new StorageError('partition.corrupt', `run ${this.runId} block ${blockIndex} holds ${rows.length} rows, index says ${entry.rowCount}`);
+    }
+    const block = { keys: rows.map((row) => row.key.toString('latin1')), rows };
+    cache?.set(cacheKey, block, length);
+    return block;
+  }
+
+  /** The run's version of `key` (a live row or a tombstone), or null if the run lacks it. */
+  async get(key: string, keyBytes: Buffer, cache: BlockCache | null): Promise<RowRecord | null> {
+    if (!this.bloom.mayContain(keyBytes)) return null;
+    const blockIndex = this.blockFor(key);
+    if (blockIndex < 0) return null;
+    const block = await this.block(blockIndex, cache);
+    const position = lowerBound(block.keys, key, true);
+    return block.keys[position] === key ? block.rows[position] ?? null : null;
+  }
+}
+
+/** First index whose key is ≥ key (inclusive) or > key (not inclusive). */
+export function lowerBound(keys: readonly string[], key: string, inclusive: boolean): number {
+  let low = 0;
+  let high = keys.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const probe = keys[middle] ?? '';
+    if (inclusive ? probe < key : probe <= key) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}

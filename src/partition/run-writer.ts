@@ -1,0 +1,179 @@
+// Writes rows given in key order as one or more sorted runs to the checkpoint stream
+// (docs/formats/partition-checkpoint.md): data blocks cut at the block target and packed into
+// appends of at most appendBytesMax, then per run an append of index + bloom filter and an append
+// of the footer. A run is cut before its data passes runBytesMax or its index or bloom filter
+// would not fit one append, so a checkpoint or compaction of any size is a list of bounded runs.
+//
+// Invariants: rows arrive in strictly increasing key order (asserted); a run is reported (as a
+// ManifestRun and an open RunReader) only after every record of it was acknowledged durable;
+// memory held is one block, one pending append and 8 bytes of bloom hashes per row of the run.
+// Fault model: any append may fail; the error propagates and the partially written runs are
+// garbage no manifest names (the collector frees them later).
+import { appendBytesMax, bloomBitsPerKey, bloomHashCount } from '../constants.ts';
+import { assert } from '../util/assert.ts';
+import type { Clock } from '../util/clock.ts';
+import {
+  BloomFilter, bloomHashes, checkpointBodyBytesMax, encodeBlockRows, encodeBloom, encodeFooter, encodeIndex, indexEntryBytes,
+} from '../wire/partition-checkpoint.ts';
+import type { IndexEntry, LogPosition, ManifestRun, RecordLocation } from '../wire/partition-checkpoint.ts';
+import { encodeRow } from '../wire/partition-row.ts';
+import type { RowRecord } from '../wire/partition-row.ts';
+import type { PartitionStreams } from './partition-streams.ts';
+import { RunReader } from './run-reader.ts';
+
+/** Rows whose bloom filter still fits one append (with a margin for one block of rows). */
+const runRowsMax = Math.floor(((checkpointBodyBytesMax - 4) * 8) / bloomBitsPerKey) - 65_536;
+
+export interface RunWriterOptions {
+  readonly streams: PartitionStreams;
+  readonly streamId: number;
+  readonly partitionId: number;
+  readonly clock: Clock;
+  readonly allocateRunId: () => number;
+  readonly coveredSequence: number;
+  readonly logStart: LogPosition;
+  readonly blockBytesTarget: number;
+  readonly runBytesMax: number;
+}
+
+interface OpenRun {
+  readonly runId: number;
+  readonly index: Array<{ firstKey: Buffer; rowCount: number; location: RecordLocation | null }>;
+  hashes: Uint32Array;
+  rowCount: number;
+  tombstoneCount: number;
+  minSequence: number;
+  maxSequence: number;
+  dataBytes: number;
+  indexBytes: number;
+}
+
+export class RunWriter {
+  private readonly options: RunWriterOptions;
+  private run: OpenRun | null = null;
+  private blockRows: Buffer[] = [];
+  private blockFirstKey: Buffer | null = null;
+  private blockBytes = 0;
+  private pending: Array<{ record: Buffer; entry: OpenRun['index'][number] }> = [];
+  private pendingBytes = 0;
+  private lastKey: string | null = null;
+  private readonly finished: Array<{ run: ManifestRun; reader: RunReader }> = [];
+
+  constructor(options: RunWriterOptions) {
+    this.options = options;
+  }
+
+  async add(key: string, row: RowRecord): Promise<void> {
+    assert(this.lastKey === null || this.lastKey < key, 'run rows arrive in strictly increasing key order');
+    this.lastKey = key;
+    if (this.blockRows.length === 0 && this.run !== null && this.runFull(row.key.length)) await this.finishRun();
+    const run = this.run ?? this.startRun();
+    const encoded = encodeRow(row);
+    this.blockRows.push(encoded);
+    this.blockFirstKey ??= row.key;
+    this.blockBytes += 4 + encoded.length;
+    const [h1, h2] = bloomHashes(row.key);
+    if (run.hashes.length < (run.rowCount + 1) * 2) run.hashes = grow(run.hashes);
+    run.hashes[run.rowCount * 2] = h1;
+    run.hashes[run.rowCount * 2 + 1] = h2;
+    run.rowCount += 1;
+    if (row.kind === 'tombstone') run.tombstoneCount += 1;
+    run.minSequence = Math.min(run.minSequence, row.sequence);
+    run.maxSequence = Math.max(run.maxSequence, row.sequence);
+    if (this.blockBytes >= this.options.blockBytesTarget) await this.cutBlock();
+  }
+
+  /** Writes what remains; returns the runs written, in key order. */
+  async finish(): Promise<Array<{ run: ManifestRun; reader: RunReader }>> {
+    if (this.run !== null) await this.finishRun();
+    return this.finished;
+  }
+
+  private runFull(nextKeyBytes: number): boolean {
+    const run = this.run;
+    assert(run !== null, 'runFull on an open run');
+    return run.dataBytes >= this.options.runBytesMax || run.rowCount >= runRowsMax || run.indexBytes + indexEntryBytes(nextKeyBytes) > checkpointBodyBytesMax;
+  }
+
+  private startRun(): OpenRun {
+    this.run = {
+      runId: this.options.allocateRunId(), index: [], hashes: new Uint32Array(1024), rowCount: 0, tombstoneCount: 0,
+      minSequence: Number.MAX_SAFE_INTEGER, maxSequence: 0, dataBytes: 0, indexBytes: 0,
+    };
+    return this.run;
+  }
+
+  private async cutBlock(): Promise<void> {
+    const run = this.run;
+    if (run === null || this.blockRows.length === 0 || this.blockFirstKey === null) return;
+    const record = encodeBlockRows(run.runId, this.blockRows);
+    const entry = { firstKey: this.blockFirstKey, rowCount: this.blockRows.length, location: null };
+    run.index.push(entry);
+    run.dataBytes += record.length;
+    run.indexBytes += indexEntryBytes(entry.firstKey.length);
+    this.blockRows = [];
+    this.blockFirstKey = null;
+    this.blockBytes = 0;
+    if (this.pendingBytes + record.length > appendBytesMax) await this.flush();
+    this.pending.push({ record, entry });
+    this.pendingBytes += record.length;
+  }
+
+  /** Appends the pending blocks as one append and fills in their locations. */
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const position = await this.options.streams.append(this.options.streamId, Buffer.concat(this.pending.map((item) => item.record), this.pendingBytes));
+    let offset = position.offset;
+    for (const item of this.pending) {
+      item.entry.location = { extentId: position.extentId, offset, length: item.record.length };
+      offset += item.record.length;
+    }
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  private async finishRun(): Promise<void> {
+    await this.cutBlock();
+    await this.flush();
+    const run = this.run;
+    assert(run !== null && run.rowCount > 0, 'a finished run holds rows');
+    this.run = null;
+    const index: IndexEntry[] = run.index.map((entry) => {
+      assert(entry.location !== null, 'every block was appended before its run is finished');
+      return { firstKey: entry.firstKey, rowCount: entry.rowCount, location: entry.location };
+    });
+    const bloom = BloomFilter.sized(run.rowCount, bloomBitsPerKey, bloomHashCount);
+    for (let i = 0; i < run.rowCount; i++) bloom.addHashes(run.hashes[i * 2] ?? 0, run.hashes[i * 2 + 1] ?? 0);
+    const [indexLocation, bloomLocation] = await this.appendTogether([encodeIndex(run.runId, index), encodeBloom(run.runId, bloom)]);
+    assert(indexLocation !== undefined && bloomLocation !== undefined, 'two records, two locations');
+    const footer = {
+      partitionId: this.options.partitionId, runId: run.runId, rowCount: run.rowCount, tombstoneCount: run.tombstoneCount,
+      minSequence: run.minSequence, maxSequence: run.maxSequence, coveredSequence: this.options.coveredSequence,
+      logStart: this.options.logStart, index: indexLocation, bloom: bloomLocation, dataBytes: run.dataBytes, createdAtMs: this.options.clock.nowMs(),
+    };
+    const [footerLocation] = await this.appendTogether([encodeFooter(footer)]);
+    assert(footerLocation !== undefined, 'one record, one location');
+    const reader = new RunReader({ streams: this.options.streams, streamId: this.options.streamId, footerLocation, footer, index, bloom });
+    this.finished.push({ run: { runId: run.runId, footer: footerLocation }, reader });
+  }
+
+  /** Appends records in as few appends as fit; returns each record's location. */
+  private async appendTogether(records: readonly Buffer[]): Promise<RecordLocation[]> {
+    if (records.length === 0) return [];
+    const total = records.reduce((sum, record) => sum + record.length, 0);
+    if (total > appendBytesMax) return [...await this.appendTogether(records.slice(0, 1)), ...await this.appendTogether(records.slice(1))];
+    const position = await this.options.streams.append(this.options.streamId, Buffer.concat(records, total));
+    let offset = position.offset;
+    return records.map((record) => {
+      const location = { extentId: position.extentId, offset, length: record.length };
+      offset += record.length;
+      return location;
+    });
+  }
+}
+
+function grow(hashes: Uint32Array): Uint32Array {
+  const larger = new Uint32Array(hashes.length * 2);
+  larger.set(hashes);
+  return larger;
+}

@@ -1,0 +1,203 @@
+// Partition engine unit tests on in-memory streams: reads and writes, ETag conditions, atomic
+// transactions, checkpoints and compaction (with tiny blocks and runs), reload from the streams
+// (manifest + log replay with duplicate and fenced records), scans with prefix, delimiter and
+// continuation, append failures that leave the outcome unknown, and the data stream.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Partition } from '../../../src/partition/partition.ts';
+import type { PartitionOptions } from '../../../src/partition/partition.ts';
+import type { PartitionStreamIds } from '../../../src/partition/partition-streams.ts';
+import { ManualClock } from '../../../src/util/clock.ts';
+import { isStorageError } from '../../../src/util/errors.ts';
+import type { StorageErrorCode } from '../../../src/util/errors.ts';
+import type { Column } from '../../../src/wire/partition-row.ts';
+import { MemoryStreamStore } from '../../helpers/memory-partition-streams.ts';
+
+const tinyLimits = { memtableBytesMax: 2048, blockBytesTarget: 256, runBytesMax: 2048, runsCompactionTrigger: 4 };
+
+function key(text: string): Buffer {
+  return Buffer.from(text, 'utf8');
+}
+
+function text(value: string): Column[] {
+  return [{ name: 'v', value: { kind: 'string', value } }];
+}
+
+class Fixture {
+  readonly store = new MemoryStreamStore({ extentBytesMax: 4096 });
+  readonly ids: PartitionStreamIds = this.store.createPartitionStreams();
+  readonly clock = new ManualClock();
+  epoch = 1;
+
+  open(overrides: Partial<PartitionOptions> = {}): Promise<Partition> {
+    return Partition.open({
+      partitionId: 7, streams: this.store.session(), streamIds: this.ids, clock: this.clock, ownerEpoch: this.epoch, limits: tinyLimits, ...overrides,
+    });
+  }
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: StorageErrorCode): Promise<void> {
+  await assert.rejects(promise, (error) => isStorageError(error, code));
+}
+
+async function valueOf(partition: Partition, name: string): Promise<string | null> {
+  const row = await partition.get(key(name));
+  const column = row?.columns[0]?.value;
+  return column?.kind === 'string' ? column.value : null;
+}
+
+describe('Partition', () => {
+  it('puts, gets, overwrites and deletes rows with fresh ETags', async () => {
+    const fixture = new Fixture();
+    const partition = await fixture.open();
+    const first = await partition.put(key('a'), text('1'));
+    const second = await partition.put(key('a'), text('2'));
+    assert.notEqual(first.etag, second.etag);
+    assert.equal(await valueOf(partition, 'a'), '2');
+    assert.equal((await partition.get(key('a')))?.etag, second.etag);
+    await partition.delete(key('a'));
+    assert.equal(await partition.get(key('a')), null);
+    assert.equal(await partition.get(key('never')), null);
+  });
+
+  it('enforces If-Match and If-None-Match with typed errors', async () => {
+    const partition = await new Fixture().open();
+    await rejectsWith(partition.put(key('a'), text('x'), { ifMatch: '*' }), 'partition.row_not_found');
+    const { etag } = await partition.put(key('a'), text('1'), { ifNoneMatch: '*' });
+    await rejectsWith(partition.put(key('a'), text('2'), { ifNoneMatch: '*' }), 'partition.exists');
+    await rejectsWith(partition.put(key('a'), text('2'), { ifMatch: '0xBAD' }), 'partition.condition_failed');
+    const updated = await partition.put(key('a'), text('2'), { ifMatch: etag });
+    await rejectsWith(partition.delete(key('a'), { ifMatch: etag }), 'partition.condition_failed');
+    await partition.delete(key('a'), { ifMatch: updated.etag });
+    await rejectsWith(partition.delete(key('a'), { ifMatch: '*' }), 'partition.row_not_found');
+    assert.equal(partition.stats().conditionFailures, 5);
+  });
+
+  it('applies a transaction all or nothing, and groups concurrent batches in one log append', async () => {
+    const partition = await new Fixture().open();
+    const { etag } = await partition.put(key('a'), text('1'));
+    await rejectsWith(partition.transact([
+      { kind: 'put', key: key('b'), columns: text('b') },
+      { kind: 'put', key: key('a'), columns: text('x'), ifMatch: '0xNOPE' },
+    ]), 'partition.condition_failed');
+    assert.equal(await partition.get(key('b')), null);
+    const result = await partition.transact([
+      { kind: 'put', key: key('b'), columns: text('b') },
+      { kind: 'delete', key: key('a'), ifMatch: etag },
+    ]);
+    assert.equal(result.etags[1], null);
+    assert.equal(await valueOf(partition, 'b'), 'b');
+    assert.equal(await partition.get(key('a')), null);
+    const appendsBefore = partition.stats().logAppends;
+    const burst = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => partition.put(key('c'), text(String(i)), i === 0 ? { ifNoneMatch: '*' } : {})));
+    assert.ok(burst.every((outcome) => outcome.status === 'fulfilled'));
+    assert.ok(partition.stats().logAppends - appendsBefore < 20, 'concurrent batches share appends (group commit)');
+    assert.equal(await valueOf(partition, 'c'), '19');
+    await rejectsWith(partition.transact([{ kind: 'put', key: key('d'), columns: [] }, { kind: 'delete', key: key('d') }]), 'config.invalid');
+  });
+
+  it('reloads from checkpoints, compacted runs and the log after them', async () => {
+    const fixture = new Fixture();
+    const partition = await fixture.open({ autoMaintenance: false });
+    for (let i = 0; i < 200; i++) await partition.put(key(`k${String(i).padStart(3, '0')}`), text(`v${i}`));
+    await partition.checkpoint();
+    for (let i = 0; i < 200; i += 2) await partition.delete(key(`k${String(i).padStart(3, '0')}`));
+    await partition.checkpoint();
+    assert.ok(partition.stats().runCount >= 2);
+    await partition.compact();
+    for (let i = 1; i < 200; i += 4) await partition.put(key(`k${String(i).padStart(3, '0')}`), text(`w${i}`));
+    await partition.close();
+    const reopened = await fixture.open();
+    assert.equal(reopened.stats().recordsReplayed, 50);
+    for (let i = 0; i < 200; i++) {
+      const expected = i % 2 === 0 ? null : i % 4 === 1 ? `w${i}` : `v${i}`;
+      assert.equal(await valueOf(reopened, `k${String(i).padStart(3, '0')}`), expected);
+    }
+  });
+
+  it('checkpoints and compacts by itself when the memtable and run count grow', async () => {
+    const fixture = new Fixture();
+    const partition = await fixture.open();
+    for (let i = 0; i < 400; i++) await partition.put(key(`auto${i % 97}`), text(`${i}`));
+    await partition.close();
+    const stats = partition.stats();
+    assert.ok(stats.checkpoints >= 3, `checkpoints ${stats.checkpoints}`);
+    assert.ok(stats.compactions >= 1, `compactions ${stats.compactions}`);
+    const reopened = await fixture.open();
+    for (let i = 303; i < 400; i++) assert.equal(await valueOf(reopened, `auto${i % 97}`), `${i}`);
+  });
+
+  it('skips duplicated log records and refuses a log gap-free replay by a stale epoch', async () => {
+    const fixture = new Fixture();
+    const partition = await fixture.open();
+    await partition.put(key('a'), text('1'));
+    fixture.store.duplicateNextAppend(fixture.ids.log);
+    await partition.put(key('b'), text('2'));
+    await partition.put(key('c'), text('3'));
+    fixture.epoch = 2;
+    const reopened = await fixture.open();
+    assert.equal(reopened.stats().duplicatesSkipped, 1);
+    assert.equal(reopened.stats().recordsReplayed, 3);
+    assert.equal(await valueOf(reopened, 'b'), '2');
+    await reopened.put(key('d'), text('4'));
+    fixture.epoch = 1;
+    await rejectsWith(fixture.open(), 'partition.fenced');
+  });
+
+  it('fails the partition when a log append outcome is unknown; a reload decides it', async () => {
+    for (const outcome of ['lost', 'landed'] as const) {
+      const fixture = new Fixture();
+      const partition = await fixture.open();
+      await partition.put(key('a'), text('1'));
+      fixture.store.failNextAppend(fixture.ids.log, outcome);
+      await rejectsWith(partition.put(key('a'), text('2')), 'partition.unavailable');
+      await rejectsWith(partition.get(key('a')), 'partition.unavailable');
+      const reopened = await fixture.open();
+      assert.equal(await valueOf(reopened, 'a'), outcome === 'landed' ? '2' : '1');
+      const next = await reopened.put(key('z'), text('z'));
+      assert.equal(next.sequence, outcome === 'landed' ? 3 : 2, 'sequence numbers continue without reuse');
+    }
+  });
+
+  it('scans with prefix, delimiter, bounds and continuation across memtable and runs', async () => {
+    const fixture = new Fixture();
+    const partition = await fixture.open({ autoMaintenance: false });
+    const names = ['a/1', 'a/2', 'a/b/1', 'a/b/2', 'a/c/1', 'b/1', 'b/2/3', 'c'];
+    for (const name of names.slice(0, 4)) await partition.put(key(name), text(name));
+    await partition.checkpoint();
+    for (const name of names.slice(4)) await partition.put(key(name), text(name));
+    await partition.delete(key('a/2'));
+    const all = await collect(partition, { limit: 2 });
+    assert.deepEqual(all, ['a/1', 'a/b/1', 'a/b/2', 'a/c/1', 'b/1', 'b/2/3', 'c']);
+    assert.deepEqual(await collect(partition, { prefix: key('a/'), delimiter: key('/'), limit: 1 }), ['a/1', 'a/b/', 'a/c/']);
+    assert.deepEqual(await collect(partition, { delimiter: key('/'), limit: 5 }), ['a/', 'b/', 'c']);
+    assert.deepEqual(await collect(partition, { start: key('a/b/2'), end: key('b/2'), limit: 10 }), ['a/b/2', 'a/c/1', 'b/1']);
+    const page = await partition.scan({ limit: 1 });
+    assert.ok(page.continuation !== null);
+    await rejectsWith(partition.scan({ limit: 1, prefix: key('b'), continuation: page.continuation }), 'partition.bad_continuation');
+    await rejectsWith(partition.scan({ limit: 1, continuation: 'garbage!' }), 'partition.bad_continuation');
+  });
+
+  it('stores blob bytes in the data stream and reads them back by reference', async () => {
+    const partition = await new Fixture().open();
+    const bytes = Buffer.from('hello blob');
+    const ref = await partition.appendData(bytes);
+    await partition.put(key('blob'), [{ name: 'data', value: { kind: 'dataRefs', value: [ref] } }]);
+    const row = await partition.get(key('blob'));
+    const refs = row?.columns[0]?.value;
+    assert.ok(refs?.kind === 'dataRefs');
+    assert.deepEqual(await partition.readData(refs.value[0]!), bytes);
+  });
+});
+
+async function collect(partition: Partition, options: Parameters<Partition['scan']>[0]): Promise<string[]> {
+  const out: string[] = [];
+  let continuation: string | null = null;
+  for (let pages = 0; pages < 100; pages++) {
+    const page = await partition.scan(continuation === null ? options : { ...options, continuation });
+    for (const item of page.items) out.push(item.kind === 'row' ? item.row.key.toString('utf8') : item.prefix.toString('utf8'));
+    continuation = page.continuation;
+    if (continuation === null) return out;
+  }
+  throw new Error('scan did not finish in 100 pages');
+}
