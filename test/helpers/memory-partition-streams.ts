@@ -46,6 +46,11 @@ export class MemoryStreamStore {
     this.faults.set(streamId, outcome);
   }
 
+  /** Forgets injected faults that no append consumed. */
+  clearFaults(): void {
+    this.faults.clear();
+  }
+
   duplicateNextAppend(streamId: number): void {
     this.faults.set(streamId, 'duplicate');
   }
