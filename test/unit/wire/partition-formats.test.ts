@@ -1,0 +1,210 @@
+// Partition codecs (docs/formats/partition-*.md): property round trips of rows, log records and
+// every checkpoint record kind; every single-bit flip and every truncation of a record detected;
+// hostile lengths refused before allocation; bloom filters without false negatives; continuation
+// tokens; and the frozen v1 fixtures still decode to their content.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { decodeContinuation, encodeContinuation } from '../../../src/partition/continuation-token.ts';
+import { isStorageError } from '../../../src/util/errors.ts';
+import {
+  BloomFilter, checkpointRecordLength, decodeBlock, decodeBloom, decodeCheckpointHeader, decodeFooter, decodeIndex, decodeManifest,
+  encodeBlock, encodeBloom, encodeFooter, encodeIndex, encodeManifest,
+} from '../../../src/wire/partition-checkpoint.ts';
+import { decodeLogRecord, encodeLogRecord, logRecordLength } from '../../../src/wire/partition-log.ts';
+import { decodeRow, encodeRow } from '../../../src/wire/partition-row.ts';
+import type { Column, ColumnValue, RowRecord } from '../../../src/wire/partition-row.ts';
+import { buildCheckpointFixture, buildLogFixture, buildRowsFixture, partitionFixtureV1 } from '../../fixtures/partition/generate.ts';
+
+const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
+const keyArbitrary = fc.uint8Array({ minLength: 1, maxLength: 40 }).map((bytes) => Buffer.from(bytes));
+const valueArbitrary: fc.Arbitrary<ColumnValue> = fc.oneof(
+  fc.constant({ kind: 'null' as const }),
+  fc.boolean().map((value) => ({ kind: 'bool' as const, value })),
+  fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map((value) => ({ kind: 'int64' as const, value })),
+  fc.double().map((value) => ({ kind: 'float64' as const, value })),
+  fc.string({ unit: 'grapheme', maxLength: 20 }).map((value) => ({ kind: 'string' as const, value })),
+  fc.uint8Array({ maxLength: 40 }).map((value) => ({ kind: 'bytes' as const, value: Buffer.from(value) })),
+  fc.array(fc.record({ extentId: safe, offset: safe, length: safe }), { maxLength: 4 }).map((value) => ({ kind: 'dataRefs' as const, value: value.map((ref) => ({ ...ref })) })),
+);
+const columnsArbitrary: fc.Arbitrary<Column[]> = fc.uniqueArray(fc.record({ name: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 12 }), value: valueArbitrary }), {
+  maxLength: 6, selector: (column) => column.name,
+}).map((columns) => columns.map((column) => ({ name: column.name, value: { ...column.value } })));
+function rowArbitrary(sequence: fc.Arbitrary<number>): fc.Arbitrary<RowRecord> {
+  return fc.oneof(
+    fc.record({ kind: fc.constant('live' as const), key: keyArbitrary, sequence, lastModifiedMs: safe, etag: fc.stringMatching(/^[!-~]{1,64}$/), columns: columnsArbitrary }),
+    fc.record({ kind: fc.constant('tombstone' as const), key: keyArbitrary, sequence, lastModifiedMs: safe }),
+  ).map((row) => ({ ...row }));
+}
+const logArbitrary = fc.record({ partitionId: safe, sequence: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), ownerEpoch: fc.integer({ min: 1, max: 1000 }) })
+  .chain((head) => fc.uniqueArray(rowArbitrary(fc.constant(head.sequence)), { minLength: 1, maxLength: 5, selector: (row) => row.key.toString('hex') })
+    .map((rows) => ({ ...head, rows })));
+
+function flip(bytes: Buffer, bit: number): Buffer {
+  const copy = Buffer.from(bytes);
+  copy[bit >> 3]! ^= 1 << (bit & 7);
+  return copy;
+}
+
+function wireError(fn: () => unknown): boolean {
+  try {
+    fn();
+    return false;
+  } catch (error) {
+    return isStorageError(error) && error.code.startsWith('wire.');
+  }
+}
+
+/** Every single-bit flip and every proper prefix of `record` fails `decode` with a wire error. */
+function assertDamageDetected(record: Buffer, decode: (bytes: Buffer) => unknown): number {
+  let checks = 0;
+  for (let bit = 0; bit < record.length * 8; bit++, checks++) assert.ok(wireError(() => decode(flip(record, bit))), `flip of bit ${bit} undetected`);
+  for (let length = 0; length < record.length; length++, checks++) assert.ok(wireError(() => decode(record.subarray(0, length))), `truncation to ${length} undetected`);
+  return checks;
+}
+
+describe('partition rows', () => {
+  it('round-trip every value type, byte-identically', () => {
+    fc.assert(fc.property(rowArbitrary(safe), (row) => {
+      const bytes = encodeRow(row);
+      const decoded = decodeRow(bytes);
+      assert.deepEqual(decoded, row);
+      assert.deepEqual(encodeRow(decoded), bytes);
+    }));
+  });
+
+  it('refuse hostile lengths and trailing bytes without allocating', () => {
+    const row = encodeRow({ kind: 'live', key: Buffer.from('k'), sequence: 1, lastModifiedMs: 1, etag: '0x1', columns: [{ name: 's', value: { kind: 'string', value: 'abc' } }] });
+    const hostile = Buffer.from(row);
+    hostile.writeUInt32BE(0xffff_ffff, row.length - 7);
+    assert.ok(wireError(() => decodeRow(hostile)));
+    assert.ok(wireError(() => decodeRow(Buffer.concat([row, Buffer.from([0])]))));
+    const version = Buffer.from(row);
+    version[0] = 2;
+    assert.ok(isStorageError((() => { try { decodeRow(version); } catch (error) { return error; } return null; })(), 'wire.unsupported_version'));
+  });
+});
+
+describe('partition log records', () => {
+  it('round-trip batches and frame themselves in a byte stream', () => {
+    fc.assert(fc.property(fc.array(logArbitrary, { minLength: 1, maxLength: 4 }), (records) => {
+      const stream = Buffer.concat(records.map(encodeLogRecord));
+      let offset = 0;
+      for (const record of records) {
+        const length = logRecordLength(stream.subarray(offset));
+        assert.ok(length !== null);
+        const decoded = decodeLogRecord(stream.subarray(offset, offset + length));
+        assert.deepEqual({ ...decoded, bodyBytes: 0 }, { ...record, bodyBytes: 0 });
+        offset += length;
+      }
+      assert.equal(offset, stream.length);
+    }), { numRuns: 50 });
+  });
+
+  it('detect every single-bit flip and truncation', (t) => {
+    let checks = 0;
+    fc.assert(fc.property(logArbitrary, (record) => {
+      checks += assertDamageDetected(encodeLogRecord(record), decodeLogRecord);
+    }), { numRuns: 20 });
+    t.diagnostic(`${checks} damaged log records, all detected`);
+  });
+});
+
+describe('partition checkpoint records', () => {
+  const sortedRows = fc.uniqueArray(rowArbitrary(safe), { minLength: 1, maxLength: 8, selector: (row) => row.key.toString('hex') })
+    .map((rows) => rows.sort((a, b) => Buffer.compare(a.key, b.key)));
+
+  it('round-trip blocks, indexes, bloom filters, footers and manifests', () => {
+    fc.assert(fc.property(sortedRows, safe, (rows, runId) => {
+      assert.deepEqual(decodeBlock(encodeBlock(runId, rows), runId), rows);
+      const index = rows.map((row, i) => ({ firstKey: row.key, location: { extentId: i, offset: i * 100, length: 50 + i }, rowCount: 1 }));
+      assert.deepEqual(decodeIndex(encodeIndex(runId, index), runId), index);
+      const bloom = BloomFilter.sized(rows.length, 10, 7);
+      for (const row of rows) bloom.add(row.key);
+      const decodedBloom = decodeBloom(encodeBloom(runId, bloom), runId);
+      for (const row of rows) assert.ok(decodedBloom.mayContain(row.key), 'no false negatives');
+    }), { numRuns: 50 });
+    const fixture = readFileSync(new URL('../../fixtures/partition/checkpoint-v1.bin', import.meta.url));
+    const records = splitCheckpoint(fixture);
+    const footer = decodeFooter(records[4]!, 3);
+    assert.deepEqual(decodeFooter(encodeFooter(footer), 3), footer);
+    const manifest = decodeManifest(records[5]!);
+    assert.deepEqual(decodeManifest(encodeManifest(manifest)), manifest);
+  });
+
+  it('detect every single-bit flip and truncation of every record kind', (t) => {
+    const records = splitCheckpoint(buildCheckpointFixture());
+    const decoders = [(b: Buffer) => decodeBlock(b, 3), (b: Buffer) => decodeBlock(b, 3), (b: Buffer) => decodeIndex(b, 3), (b: Buffer) => decodeBloom(b, 3), (b: Buffer) => decodeFooter(b, 3), decodeManifest];
+    let checks = 0;
+    records.forEach((record, i) => { checks += assertDamageDetected(record, decoders[i]!); });
+    t.diagnostic(`${checks} damaged checkpoint records, all detected`);
+  });
+
+  it('keep false positives of the bloom filter near 1 %', (t) => {
+    const bloom = BloomFilter.sized(10_000, 10, 7);
+    for (let i = 0; i < 10_000; i++) bloom.add(Buffer.from(`member-${i}`));
+    let falsePositives = 0;
+    for (let i = 0; i < 10_000; i++) if (bloom.mayContain(Buffer.from(`stranger-${i}`))) falsePositives += 1;
+    t.diagnostic(`bloom false positives: ${falsePositives} / 10000`);
+    assert.ok(falsePositives < 250);
+  });
+});
+
+describe('continuation tokens', () => {
+  it('round-trip, and refuse damage, garbage and another scan', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.boolean(), fc.nat(), (key, inclusive, fingerprint) => {
+      const continuation = { key: Buffer.from(key).toString('latin1'), inclusive };
+      const token = encodeContinuation(continuation, fingerprint);
+      assert.deepEqual(decodeContinuation(token, fingerprint), continuation);
+      assert.throws(() => decodeContinuation(token, fingerprint + 1), (error) => isStorageError(error, 'partition.bad_continuation'));
+      const bytes = Buffer.from(token, 'base64url');
+      bytes[bytes.length >> 1]! ^= 1;
+      assert.throws(() => decodeContinuation(bytes.toString('base64url'), fingerprint), (error) => isStorageError(error, 'partition.bad_continuation'));
+    }));
+    assert.throws(() => decodeContinuation('x'.repeat(100_000), 1), (error) => isStorageError(error, 'partition.bad_continuation'));
+  });
+});
+
+describe('partition format v1 fixtures', () => {
+  const read = (name: string): Buffer => readFileSync(new URL(`../../fixtures/partition/${name}`, import.meta.url));
+
+  it('still decode to their content, and the generator still writes the same bytes', () => {
+    const rowsFile = read('rows-v1.bin');
+    const rows: RowRecord[] = [];
+    for (let offset = 0; offset < rowsFile.length;) {
+      const length = rowsFile.readUInt32BE(offset);
+      rows.push(decodeRow(rowsFile.subarray(offset + 4, offset + 4 + length)));
+      offset += 4 + length;
+    }
+    assert.deepEqual(rows, partitionFixtureV1.rows);
+    const logFile = read('log-v1.bin');
+    const sequences: number[] = [];
+    for (let offset = 0; offset < logFile.length;) {
+      const length = logRecordLength(logFile.subarray(offset)) ?? assert.fail('a whole record');
+      sequences.push(decodeLogRecord(logFile.subarray(offset, offset + length)).sequence);
+      offset += length;
+    }
+    assert.deepEqual(sequences, [5, 6, 6, 7]);
+    const records = splitCheckpoint(read('checkpoint-v1.bin'));
+    assert.deepEqual([...decodeBlock(records[0]!, 3), ...decodeBlock(records[1]!, 3)].map((row) => row.key), [...partitionFixtureV1.rows].map((row) => row.key).sort((a, b) => Buffer.compare(a, b)));
+    assert.equal(decodeIndex(records[2]!, 3).length, 2);
+    assert.ok(decodeBloom(records[3]!, 3).mayContain(Buffer.from('acct/cont/blob-b')));
+    assert.equal(decodeFooter(records[4]!, 3).coveredSequence, 7);
+    assert.deepEqual(decodeManifest(records[5]!).runs.map((run) => run.runId), [3]);
+    assert.deepEqual(read('rows-v1.bin'), buildRowsFixture());
+    assert.deepEqual(read('log-v1.bin'), buildLogFixture());
+    assert.deepEqual(read('checkpoint-v1.bin'), buildCheckpointFixture());
+  });
+});
+
+function splitCheckpoint(bytes: Buffer): Buffer[] {
+  const records: Buffer[] = [];
+  for (let offset = 0; offset < bytes.length;) {
+    const length = checkpointRecordLength(bytes.subarray(offset)) ?? assert.fail('a whole record');
+    decodeCheckpointHeader(bytes.subarray(offset));
+    records.push(bytes.subarray(offset, offset + length));
+    offset += length;
+  }
+  return records;
+}
