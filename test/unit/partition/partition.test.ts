@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Partition } from '../../../src/partition/partition.ts';
 import type { PartitionOptions } from '../../../src/partition/partition.ts';
-import type { PartitionStreamIds } from '../../../src/partition/partition-streams.ts';
+import type { PartitionStreamIds, PartitionStreams } from '../../../src/partition/partition-streams.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../../src/util/errors.ts';
@@ -176,6 +176,33 @@ describe('Partition', () => {
     assert.ok(page.continuation !== null);
     await rejectsWith(partition.scan({ limit: 1, prefix: key('b'), continuation: page.continuation }), 'partition.bad_continuation');
     await rejectsWith(partition.scan({ limit: 1, continuation: 'garbage!' }), 'partition.bad_continuation');
+  });
+
+  it('never caches a run lookup that a write overtook', async () => {
+    const fixture = new Fixture();
+    const session = fixture.store.session();
+    let gate: Promise<void> | null = null;
+    const gated: PartitionStreams = {
+      append: (streamId, data) => session.append(streamId, data),
+      extents: (streamId) => session.extents(streamId),
+      sealTail: (streamId) => session.sealTail(streamId),
+      read: async (streamId, extentId, offset, length) => {
+        await gate;
+        return session.read(streamId, extentId, offset, length);
+      },
+    };
+    const partition = await fixture.open({ streams: gated, autoMaintenance: false });
+    await partition.put(key('k'), text('old'));
+    await partition.checkpoint();
+    let open = (): void => undefined;
+    gate = new Promise((resolve) => { open = resolve; });
+    const slowRead = partition.get(key('k'));
+    await partition.put(key('k'), text('new'));
+    open();
+    gate = null;
+    await slowRead;
+    await partition.checkpoint();
+    assert.equal(await valueOf(partition, 'k'), 'new');
   });
 
   it('stores blob bytes in the data stream and reads them back by reference', async () => {
