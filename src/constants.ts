@@ -86,6 +86,19 @@ export const streamAppendDeadlineMs = appendReplicaTimeoutMs * 2;
  * that fails this many in a row is unavailable, and the caller must see it. */
 export const streamAppendAttemptsMax = 5;
 
+/** Back-offs of one append on the same extent after rpc.overloaded (nothing applied) before the
+ * client treats the primary as slow and seals; with the bounds below the waits add to about
+ * 1.3 s, long enough for a burst to drain, short against streamAppendDeadlineMs. */
+export const streamAppendOverloadRetriesMax = 6;
+
+/** First back-off after rpc.overloaded; doubles each retry. Several fsyncs long, so a full queue
+ * has drained some appends before the retry arrives. */
+export const streamAppendBackoffMsMin = 20;
+
+/** Largest back-off after rpc.overloaded: below one append deadline, so a client backing off
+ * never waits longer than a timed-out append would have cost it. */
+export const streamAppendBackoffMsMax = 640;
+
 /** Re-replication reads a sealed extent in pieces of this size: large enough to amortise a
  * round trip, small enough that a bad piece costs little to fetch again from another source. */
 export const rereplicationChunkBytes = 1 * MiB;
@@ -118,6 +131,11 @@ export const repairExtentsPerPassMax = 1000;
 /** The stream manager's repair loop runs this often: half a heartbeat timeout, so a lost node's
  * extents start copying within seconds of it being declared lost, without rescanning constantly. */
 export const repairIntervalMs = 5_000;
+
+/** Sealed extents whose replica lengths one repair pass checks with extent.info (after the
+ * replicas that missed a seal): at most 3 × 64 small RPCs per repairIntervalMs, and every sealed
+ * replica is still checked within ⌈extents / 64⌉ passes if a registration-time check was missed. */
+export const repairAuditExtentsPerPassMax = 64;
 
 // ---- partition layer (src/partition/, docs/formats/partition-*.md) ----
 

@@ -1,5 +1,5 @@
-// The stream manager's commands to extent nodes (docs/stream-protocol.md): create, info, seal,
-// copyFrom, status. Each carries the manager's epoch where the protocol says so, has an explicit
+// The stream manager's commands to extent nodes (docs/stream-protocol.md): create, info (length,
+// state, damaged), seal, copyFrom, status. Each carries the manager's epoch where the protocol says so, has an explicit
 // deadline, and parses the answer with a zod schema (a node's answer is untrusted input).
 //
 // Invariants: every mutating command carries `epoch`; a copy's deadline grows with the bytes to
@@ -10,11 +10,8 @@ import { z } from 'zod';
 import { appendReplicaTimeoutMs, rereplicationBytesPerSecondMax, rpcDeadlineMsDefault } from '../constants.ts';
 import type { Network, RpcHeader } from '../rpc/network.ts';
 import { StorageError } from '../util/errors.ts';
-import { byteCount, extentStateSchema, id } from './protocol.ts';
-import type { ReplicaLocation } from './protocol.ts';
-
-const extentInfoAnswer = z.object({ length: byteCount, state: extentStateSchema.optional() });
-export type ExtentInfoAnswer = z.infer<typeof extentInfoAnswer>;
+import { extentInfoAnswer, id } from './protocol.ts';
+import type { ExtentInfoAnswer, ReplicaLocation } from './protocol.ts';
 
 /** node.status: the extents a node holds. Either a list of ids or of { extentId }. */
 const nodeStatusAnswer = z.object({
@@ -35,7 +32,7 @@ export class ManagerCommands {
     await this.call(address, 'extent.create', { epoch: this.epochOf(), ...extent }, rpcDeadlineMsDefault);
   }
 
-  /** A replica's local length; deadline = the replica wait of the seal rule. */
+  /** A replica's local length and whether it is damaged; deadline = the replica wait of the seal rule. */
   async info(address: string, extentId: number): Promise<ExtentInfoAnswer> {
     const header = await this.call(address, 'extent.info', { extentId }, appendReplicaTimeoutMs);
     return parseAnswer(extentInfoAnswer, header, 'extent.info');

@@ -27,6 +27,15 @@ export const extentStateSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('sealed'), sealedLength: byteCount }),
 ]);
 
+/**
+ * The extent.info answer as the stream manager reads it. `damaged` (optional, so answers of
+ * nodes that predate it still parse as undamaged): the node's local recovery could not prove that
+ * this replica still holds every append it acknowledged (docs/stream-protocol.md, "Damaged
+ * replicas"); the manager leaves it out of the seal length and replaces it.
+ */
+export const extentInfoAnswer = z.object({ length: byteCount, state: extentStateSchema.optional(), damaged: z.boolean().optional() });
+export type ExtentInfoAnswer = z.infer<typeof extentInfoAnswer>;
+
 // ---- Extent node methods --------------------------------------------------------------------
 
 export const extentNodeRequests = {
@@ -98,6 +107,9 @@ export const extentRecord = z.object({
   replicas: z.array(nodeId).min(1).max(replicaListMax),
   state: extentStateSchema,
   createdEpoch: epoch,
+  /** Sealed while every answering replica was damaged (docs: "Seal", step 2): P1 cannot be
+   * proven for it; its readers must verify it. Absent on every other extent. */
+  sealedOverDamage: z.literal(true).optional(),
 });
 export type ExtentRecord = z.infer<typeof extentRecord>;
 

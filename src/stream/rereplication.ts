@@ -3,12 +3,13 @@
 // check of a node that returns after being lost.
 //
 // A repair pass: mark nodes lost since the last pass as `repair` (durably), reconcile returned
-// nodes that are alive (below), scan every extent,
-// count its live replicas (node alive and in service, replica not known bad), and for each one
-// below target (bounded per pass): seal it first if it is open, pick a source set (alive nodes
-// that hold it) and a target node obeying the placement rules against the replicas that stay,
-// send extent.copyFrom to the target, and only after it succeeded record the new replica in
-// place of a not-live one (one txn, bumping the target's placementVersion).
+// nodes and nodes whose registration-time check did not finish (ReplicaReconciler), audit a
+// bounded slice of sealed replicas' lengths (replicas that missed a seal first), scan every
+// extent, count its live replicas (node alive and in service, replica not known bad), and for
+// each one below target (bounded per pass): seal it first if it is open, pick a source set
+// (alive nodes that hold it) and a target node obeying the placement rules against the replicas
+// that stay, send extent.copyFrom to the target, and only after it succeeded record the new
+// replica in place of a not-live one (one txn, bumping the target's placementVersion).
 //
 // Invariants:
 // - a replica leaves the map only in the txn that records its verified replacement (never on
@@ -16,8 +17,9 @@
 // - one pass at a time; a pass touches at most repairExtentsPerPassMax extents;
 // - known-bad replicas are remembered in memory only: after a manager restart they count as live
 //   again until a read reports them (safe: they are still in the map, so still protected);
-// - reconciliation of a returned node seals what the map says is sealed, reports (never deletes)
-//   extents the map does not give it, and only then puts the node back in service.
+// - reconciliation (replica-reconciler.ts) seals what the map says is sealed, marks short,
+//   missing or damaged replicas bad, reports (never deletes) extents the map does not give a
+//   node, and only then puts a returned node back in service.
 //
 // Fault model: copies fail or time out (the target may even have written part: it is not in
 // the map, so it is an orphan, reported on reconciliation); sources may be bad (the target
@@ -25,7 +27,7 @@
 import type { Logger } from 'pino';
 import { repairExtentsPerPassMax, rereplicationBytesPerSecondMax } from '../constants.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
-import { StorageError, isStorageError } from '../util/errors.ts';
+import { isStorageError } from '../util/errors.ts';
 import type { Random } from '../util/random.ts';
 import type { ManagerCommands } from './manager-commands.ts';
 import type { ManagerStore, Versioned } from './manager-store.ts';
@@ -33,6 +35,10 @@ import type { NodeRegistry } from './node-registry.ts';
 import { placeReplicas } from './placement.ts';
 import { extentKey, nodeKey } from './protocol.ts';
 import type { ExtentRecord, NodeRecord, ReplicaLocation } from './protocol.ts';
+import { ReplicaReconciler } from './replica-reconciler.ts';
+import type { ReconcileReport, ReconcileTrigger } from './replica-reconciler.ts';
+
+export type { ReconcileReport, ReconcileTrigger } from './replica-reconciler.ts';
 
 export interface RereplicatorOptions {
   readonly store: ManagerStore;
@@ -56,21 +62,18 @@ export interface RepairReport {
   readonly extentsWithoutTarget: number;
   readonly copyFailures: number;
   readonly nodesMarkedLost: number;
+  /** Nodes whose check against the map finished this pass (returned, or pending since registration). */
   readonly nodesReconciled: number;
+  /** Sealed replicas whose length this pass's audit checked; of them, sealed now / marked bad. */
+  readonly replicasAudited: number;
+  readonly replicasResealed: number;
+  readonly replicasMarkedBad: number;
+  /** Extents flagged sealedOverDamage in the map (P1 cannot be proven for them). */
+  readonly extentsSealedOverDamage: number;
   /** Time the pass took on the injected clock. */
   readonly durationMs: number;
   /** Lower bound of the copy time at rereplicationBytesPerSecondMax per target node. */
   readonly bandwidthBoundMs: number;
-}
-
-export interface ReconcileReport {
-  readonly nodeId: string;
-  /** Replicas the map records on the node that were (re)sealed to the recorded length. */
-  readonly sealed: readonly number[];
-  /** Replicas the map records that the node lacks or holds short: marked bad, to be replaced. */
-  readonly missing: readonly number[];
-  /** Extents the node holds that the map does not give it: reported, not deleted. */
-  readonly orphaned: readonly number[];
 }
 
 type ExtentOutcome = 'healthy' | 'repaired' | 'unrecoverable' | 'no_target' | 'copy_failed';
@@ -85,8 +88,10 @@ interface PassState {
 export class Rereplicator {
   private readonly options: RereplicatorOptions;
   private readonly bad = new Map<number, Set<string>>();
+  private readonly reconciler: ReplicaReconciler;
   private loadByNode: Map<string, number> | null = null;
   private belowTargetCount = 0;
+  private sealedOverDamageCount = 0;
   private loopTimer: TimerHandle | null = null;
   private loopIntervalMs = 0;
   private pass: Promise<RepairReport> | null = null;
@@ -94,10 +99,47 @@ export class Rereplicator {
 
   constructor(options: RereplicatorOptions) {
     this.options = options;
+    this.reconciler = new ReplicaReconciler({
+      store: options.store,
+      registry: options.registry,
+      commands: options.commands,
+      logger: options.logger,
+      sealAndExtend: options.sealAndExtend,
+      markBad: (extentId, nodeId) => this.markBad(extentId, nodeId),
+      isBad: (extentId, nodeId) => this.isBad(extentId, nodeId),
+    });
   }
 
   get belowTarget(): number {
     return this.belowTargetCount;
+  }
+
+  /** Extents flagged sealedOverDamage at the last scan. */
+  get sealedOverDamage(): number {
+    return this.sealedOverDamageCount;
+  }
+
+  /** Checks a node against the map now (see ReplicaReconciler.reconcile). */
+  async reconcile(nodeId: string, trigger: ReconcileTrigger = 'request'): Promise<ReconcileReport> {
+    return this.reconciler.reconcile(nodeId, trigger);
+  }
+
+  /** Starts a background check of a node (on registration); the repair pass retries it. */
+  requestReconcile(nodeId: string, trigger: ReconcileTrigger): void {
+    this.reconciler.requestReconcile(nodeId, trigger);
+  }
+
+  async reconciliationsIdle(): Promise<void> {
+    await this.reconciler.idle();
+  }
+
+  lastReconcile(nodeId: string): ReconcileReport | null {
+    return this.reconciler.lastReport(nodeId);
+  }
+
+  /** A replica did not take a seal: the next pass's audit checks it first. */
+  noteSealMissed(extentId: number, nodeId: string): void {
+    this.reconciler.noteSealMissed(extentId, nodeId);
   }
 
   markBad(extentId: number, nodeId: string): void {
@@ -142,6 +184,7 @@ export class Rereplicator {
     this.loopTimer?.cancel();
     this.loopTimer = null;
     if (this.pass !== null) await this.pass.catch(() => undefined);
+    await this.reconciler.idle();
   }
 
   private scheduleLoop(): void {
@@ -165,11 +208,14 @@ export class Rereplicator {
     const startedMs = this.options.clock.monotonicMs();
     const nodesMarkedLost = await this.markLostNodes();
     // Returned nodes first: a replica confirmed by reconciliation need not be copied.
-    const nodesReconciled = await this.reconcileReturned();
+    const nodesReconciled = await this.reconciler.reconcilePending();
     const { store } = this.options;
+    // The audit before the count: a replica it marks bad is replaced in this same pass.
+    const audit = await this.reconciler.audit(await store.readExtents());
     const state: PassState = { nodes: await this.readNodeMap(), replicasCopied: 0, bytesCopied: 0, bytesPerTarget: new Map() };
     const extents = await store.readExtents();
     this.loadByNode = countLoads(extents);
+    this.sealedOverDamageCount = extents.filter((e) => e.value.sealedOverDamage === true).length;
     const targets = await this.replicaTargets(extents);
     const below = extents.filter((e) => this.liveReplicaIds(e.value, state.nodes).length < (targets.get(e.value.streamId) ?? 0));
     const outcomes = new Map<ExtentOutcome, number>();
@@ -190,6 +236,8 @@ export class Rereplicator {
       copyFailures: outcomes.get('copy_failed') ?? 0,
       nodesMarkedLost,
       nodesReconciled,
+      ...audit,
+      extentsSealedOverDamage: this.sealedOverDamageCount,
       durationMs: this.options.clock.monotonicMs() - startedMs,
       bandwidthBoundMs: Math.max(0, ...[...state.bytesPerTarget.values()].map((b) => (b / rereplicationBytesPerSecondMax) * 1000)),
     };
@@ -324,74 +372,6 @@ export class Rereplicator {
       }
     }
     return marked;
-  }
-
-  private async reconcileReturned(): Promise<number> {
-    let reconciled = 0;
-    for (const node of await this.options.store.readNodes()) {
-      if (node.value.lifecycle !== 'returned' || !this.options.registry.isAlive(node.value.nodeId)) continue;
-      try {
-        await this.reconcile(node.value.nodeId);
-        reconciled += 1;
-      } catch (error) {
-        this.options.logger.warn({ nodeId: node.value.nodeId, err: error }, 'reconciliation failed; node stays returned');
-      }
-    }
-    return reconciled;
-  }
-
-  /**
-   * Checks a returned node against the replica map, then puts it back in service: extents the
-   * map records on it are sealed to their recorded length (open ones are sealed first), ones
-   * it lacks or holds short are marked bad (to be replaced), and ones the map does not give it
-   * are reported, not deleted.
-   */
-  async reconcile(nodeId: string): Promise<ReconcileReport> {
-    const { store, registry, commands, logger } = this.options;
-    const node = await store.readNode(nodeId);
-    if (node === null) throw new StorageError('node.not_found', `node ${nodeId} is not registered`);
-    if (!registry.isAlive(nodeId)) throw new StorageError('rpc.unreachable', `node ${nodeId} is not alive`, { retryable: true });
-    const held = await commands.heldExtents(node.value.address);
-    const recorded = (await store.readExtents()).filter((e) => e.value.replicas.includes(nodeId));
-    const sealed: number[] = [];
-    const missing: number[] = [];
-    for (const extent of recorded) {
-      const ok = await this.reconcileExtent(extent.value.extentId, node.value.address);
-      (ok ? sealed : missing).push(extent.value.extentId);
-      if (!ok) this.markBad(extent.value.extentId, nodeId);
-    }
-    const recordedIds = new Set(recorded.map((e) => e.value.extentId));
-    const orphaned = held.filter((extentId) => !recordedIds.has(extentId));
-    await this.returnToService(nodeId);
-    const report = { nodeId, sealed, missing, orphaned };
-    logger.warn(report, 'returned node reconciled and back in service');
-    return report;
-  }
-
-  /** True if the node holds the extent at least to its sealed length and took the seal. */
-  private async reconcileExtent(extentId: number, address: string): Promise<boolean> {
-    const extent = await this.sealedRecord(extentId);
-    if (extent === null || extent.value.state.kind !== 'sealed') return false;
-    const sealedLength = extent.value.state.sealedLength;
-    try {
-      const info = await this.options.commands.info(address, extentId);
-      if (info.length < sealedLength) return false;
-      await this.options.commands.seal(address, { extentId, length: sealedLength });
-      return true;
-    } catch (error) {
-      this.options.logger.warn({ extentId, address, err: error }, 'returned node could not confirm a replica');
-      return false;
-    }
-  }
-
-  private async returnToService(nodeId: string): Promise<void> {
-    const { store } = this.options;
-    await store.commit('return to service', async () => {
-      const current = await store.readNode(nodeId);
-      if (current === null || current.value.lifecycle !== 'returned') return { compare: [], puts: [], result: undefined };
-      const next: NodeRecord = { ...current.value, lifecycle: 'in_service', placementVersion: current.value.placementVersion + 1 };
-      return { compare: [{ key: nodeKey(nodeId), modRevision: current.modRevision }], puts: [{ key: nodeKey(nodeId), value: next }], result: undefined };
-    });
   }
 
   private async readNodeMap(): Promise<Map<string, Versioned<NodeRecord>>> {

@@ -6,7 +6,9 @@
 // Append, one attempt per tail extent (at most streamAppendAttemptsMax):
 //
 //   extent.append(tail, appendId) ──ok──► { extentId, offset, length }
-//        │ fails (timeout, unreachable, extent.failed/sealed/too_large, …)
+//        │ rpc.overloaded (nothing applied) ──► back off on the clock, same extent, same
+//        │                                      appendId (at most streamAppendOverloadRetriesMax)
+//        │ fails (timeout, unreachable, extent.failed/sealed/too_large, …, or still overloaded)
 //        ▼
 //   manager.sealAndExtend(tail) ──► extent.findAppend(appendId) on the sealed extent's replicas
 //        │ found below the sealed length → that result stands (the append landed)
@@ -18,17 +20,23 @@
 //   another, so a retry is applied at most once per extent;
 // - a result is returned only from a primary's ack (all replicas durable) or from findAppend on
 //   a sealed extent below its sealed length;
+// - only an error that says nothing was applied (rpc.overloaded) is retried on the same extent:
+//   if the overload came from a secondary the primary has written and stopped accepting, so the
+//   retry answers extent.failed and the client seals; rpc.unreachable cannot say whether the
+//   request went out, so it seals (docs/stream-protocol.md, "Append", steps 7-8);
 // - read returns only bytes whose CRC the serving node verified on disk and this client verified
 //   on arrival; a replica answering extent.corrupt is reported to the manager and skipped.
 // Fault model: any replica or the manager may be slow, down or partitioned; a view may be stale
 // (the extent was sealed or re-replicated): errors invalidate the cached view.
 import {
-  appendBytesMax, readBytesMax, rpcDeadlineMsDefault, sealAndExtendDeadlineMs, streamAppendAttemptsMax, streamAppendDeadlineMs, streamViewsCachedMax,
+  appendBytesMax, readBytesMax, rpcDeadlineMsDefault, sealAndExtendDeadlineMs, streamAppendAttemptsMax, streamAppendBackoffMsMax, streamAppendBackoffMsMin,
+  streamAppendDeadlineMs, streamAppendOverloadRetriesMax, streamViewsCachedMax,
 } from '../constants.ts';
 import type { Network } from '../rpc/network.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
+import type { Random } from '../util/random.ts';
 import { withDeadline } from './deadline.ts';
 import { asStorageError } from './extent-append-log.ts';
 import type { AppendResult } from './extent-append-log.ts';
@@ -41,6 +49,8 @@ export interface StreamClientOptions {
   readonly clock: Clock;
   /** Unique per client instance (e.g. process id + start time): prefixes every append id. */
   readonly clientId: string;
+  /** Jitters overload back-offs (half fixed, half random) so clients do not retry in step. */
+  readonly random?: Random;
 }
 
 export interface StreamAppendResult extends AppendResult {
@@ -51,6 +61,9 @@ export interface StreamClientStats {
   readonly appendsAcknowledged: number;
   readonly appendRetries: number;
   readonly appendsFoundAfterSeal: number;
+  /** Retries on the same extent after rpc.overloaded, and the time spent backing off. */
+  readonly appendOverloadRetries: number;
+  readonly appendBackoffMs: number;
   readonly corruptReplicasSkipped: number;
   readonly replicaReadFailures: number;
 }
@@ -59,6 +72,8 @@ type MutableStats = { -readonly [K in keyof StreamClientStats]: number };
 
 /** Errors after which an append is not retried: the request itself is wrong. */
 const appendFatalCodes = new Set(['config.invalid', 'stream.not_found']);
+/** Errors that guarantee nothing of the append was applied: retried on the same extent. */
+const nothingAppliedCodes = new Set(['rpc.overloaded']);
 
 export class StreamClient {
   private readonly manager: StreamManagerApi;
@@ -69,8 +84,9 @@ export class StreamClient {
   private readonly streams = new Map<number, StreamView>();
   private readonly extents = new Map<number, ExtentView>();
   private readonly counters: MutableStats = {
-    appendsAcknowledged: 0, appendRetries: 0, appendsFoundAfterSeal: 0, corruptReplicasSkipped: 0, replicaReadFailures: 0,
+    appendsAcknowledged: 0, appendRetries: 0, appendsFoundAfterSeal: 0, appendOverloadRetries: 0, appendBackoffMs: 0, corruptReplicasSkipped: 0, replicaReadFailures: 0,
   };
+  private readonly random: Random | null;
 
   constructor(options: StreamClientOptions) {
     assert(options.clientId.length > 0 && options.clientId.length <= 64, 'clientId must be 1..64 characters');
@@ -78,6 +94,7 @@ export class StreamClient {
     this.network = options.network;
     this.clock = options.clock;
     this.clientId = options.clientId;
+    this.random = options.random ?? null;
   }
 
   stats(): StreamClientStats {
@@ -96,7 +113,7 @@ export class StreamClient {
       const tail = view.extents.at(-1);
       if (tail === undefined) throw new StorageError('stream.unavailable', `stream ${streamId} has no extents`);
       if (attempt > 0) this.counters.appendRetries += 1;
-      const outcome = await this.appendToTail(tail, appendId, data);
+      const outcome = await this.appendWithBackoff(tail, appendId, data);
       if (!(outcome instanceof StorageError)) {
         this.counters.appendsAcknowledged += 1;
         return outcome;
@@ -121,6 +138,30 @@ export class StreamClient {
       cause: lastError,
       context: { streamId, appendId },
     });
+  }
+
+  /**
+   * One attempt on the tail extent: while the primary answers that nothing was applied
+   * (rpc.overloaded), waits an exponential back-off on the clock and retries the same appendId
+   * there, at most streamAppendOverloadRetriesMax times; any other outcome is returned.
+   */
+  private async appendWithBackoff(tail: ExtentView, appendId: string, data: Buffer): Promise<StreamAppendResult | StorageError> {
+    for (let retry = 0; ; retry++) {
+      const outcome = await this.appendToTail(tail, appendId, data);
+      if (!(outcome instanceof StorageError) || !nothingAppliedCodes.has(outcome.code) || retry >= streamAppendOverloadRetriesMax) return outcome;
+      const waitMs = this.backoffMs(retry);
+      this.counters.appendOverloadRetries += 1;
+      this.counters.appendBackoffMs += waitMs;
+      await this.clock.sleep(waitMs);
+    }
+  }
+
+  /** streamAppendBackoffMsMin · 2^retry, capped; half of it jittered when a Random is given. */
+  private backoffMs(retry: number): number {
+    const fullMs = Math.min(streamAppendBackoffMsMax, streamAppendBackoffMsMin * 2 ** retry);
+    if (this.random === null) return fullMs;
+    const halfMs = Math.floor(fullMs / 2);
+    return fullMs - halfMs + this.random.int(halfMs + 1);
   }
 
   private async appendToTail(tail: ExtentView, appendId: string, data: Buffer): Promise<StreamAppendResult | StorageError> {

@@ -1,8 +1,9 @@
 // The stream manager (docs/stream-protocol.md): the only writer of stream metadata. It registers
-// extent nodes and tracks their liveness, creates streams, seals extents at the smallest length
-// the answering replicas hold and extends streams with new extents, places replicas, repairs
-// under-replicated extents, and answers the P3 questions: which replicas are on a node, and may
-// it be wiped (release tokens).
+// extent nodes and tracks their liveness, checks every node that registers again against the
+// replica map (missed seals are applied, short or damaged replicas replaced), creates streams,
+// seals extents at the smallest length the answering undamaged replicas hold (seal-rule.ts) and
+// extends streams with new extents, places replicas, repairs under-replicated extents, and
+// answers the P3 questions: which replicas are on a node, and may it be wiped (release tokens).
 //
 // Invariants:
 // - leadership is an epoch: start() increments sm/epoch by a compare txn; every command to a
@@ -16,6 +17,9 @@
 //   under-states what a node holds (release tokens are computed from it);
 // - sealAndExtend runs one at a time per stream, so concurrent calls for one extent make one
 //   new extent;
+// - a seal never goes below what an undamaged answering replica holds, nor (when every answer is
+//   damaged) below what any answering replica holds; a replica that did not take a seal is
+//   checked again (registration, repair audit) until it is sealed or replaced;
 // - no access to process, environment or wall-clock globals: clock, random, network and
 //   MetaStore are injected, so a seeded simulation reproduces a run.
 //
@@ -40,6 +44,8 @@ import { extentKey, nodeKey, streamKey } from './protocol.ts';
 import type { ExtentRecord, ExtentView, NodeRecord, NodeRegistration, StreamManagerApi, StreamRecord, StreamView } from './protocol.ts';
 import { releaseTokenSecretBytes, signReleaseToken, verifyReleaseToken } from './release-token.ts';
 import { Rereplicator, type ReconcileReport, type RepairReport } from './rereplication.ts';
+import { sealDecision } from './seal-rule.ts';
+import type { ReplicaLengthAnswer } from './seal-rule.ts';
 import { KeyedLock } from './serial-lock.ts';
 
 export interface StreamManagerOptions {
@@ -121,6 +127,12 @@ export class StreamManager implements StreamManagerApi {
     });
     this.registry.registered(registration.nodeId);
     this.logger.info({ nodeId: record.nodeId, lifecycle: record.lifecycle, faultDomain: record.faultDomain }, 'node registered');
+    // Whatever it was away for (a restart inside the heartbeat timeout included), it may have
+    // missed seals or lost unsynced bytes: check it against the map, in the background so the
+    // node's registration call is not held up by calls back to it.
+    if (record.lifecycle === 'returned' || (await this.liveReplicas(registration.nodeId)).length > 0) {
+      this.rereplicator.requestReconcile(registration.nodeId, 'registration');
+    }
     return { epoch: this.store.epoch };
   }
 
@@ -157,10 +169,20 @@ export class StreamManager implements StreamManagerApi {
     this.logger.warn({ nodeId }, 'node draining');
   }
 
-  /** Reconciles a returned node now (the repair loop also does this for every returned node). */
+  /** Checks a node against the replica map now (registration and the repair loop also do). */
   async reconcileNode(nodeId: string): Promise<ReconcileReport> {
     this.ready();
-    return this.rereplicator.reconcile(nodeId);
+    return this.rereplicator.reconcile(nodeId, 'request');
+  }
+
+  /** Resolves when no background check (started by a registration) is running. */
+  async reconciliationsIdle(): Promise<void> {
+    await this.rereplicator.reconciliationsIdle();
+  }
+
+  /** The last finished check of a node against the map (e.g. the one its registration started). */
+  lastReconcile(nodeId: string): ReconcileReport | null {
+    return this.rereplicator.lastReconcile(nodeId);
   }
 
   // ---- streams --------------------------------------------------------------------------------
@@ -245,6 +267,11 @@ export class StreamManager implements StreamManagerApi {
     return this.rereplicator.belowTarget;
   }
 
+  /** Extents flagged sealedOverDamage at the last scan: P1 cannot be proven for them. */
+  extentsSealedOverDamage(): number {
+    return this.rereplicator.sealedOverDamage;
+  }
+
   // ---- P3: protection ---------------------------------------------------------------------------
 
   /** Extents the replica map records on the node: its data is protected while this is non-empty,
@@ -323,7 +350,7 @@ export class StreamManager implements StreamManagerApi {
     return { extentId: extent.extentId, streamId: extent.streamId, replicas, state: extent.state, epoch: this.store.epoch };
   }
 
-  /** Seal rule: smallest length among answering replicas; recorded before the nodes are told. */
+  /** Seal rule (seal-rule.ts): recorded before the nodes are told. */
   private async sealExtent(extentId: number, options: { readonly isTail: boolean }): Promise<number> {
     const extent = await this.store.readExtent(extentId);
     assert(extent !== null, `extent ${extentId} has no record`);
@@ -334,28 +361,54 @@ export class StreamManager implements StreamManagerApi {
       if (options.isTail) await this.tellSealed(extentId, extent.value.state.sealedLength, addresses);
       return extent.value.state.sealedLength;
     }
-    const answers = await Promise.allSettled(addresses.map((a) => this.commands.info(a.address, extentId)));
-    const lengths = answers.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value.length] : []));
-    if (lengths.length === 0) {
+    const { answers, silentAliveNodeIds } = await this.replicaLengths(extentId, addresses);
+    if (answers.length === 0) {
       throw new StorageError('stream.unavailable', `no replica of extent ${extentId} answered extent.info`, { retryable: true, context: { extentId } });
     }
-    const length = Math.min(...lengths);
-    const sealedLength = await this.store.commit('seal', async () => {
+    const decision = sealDecision({ answers, silentAliveNodeIds });
+    if (decision.kind === 'wait') {
+      throw new StorageError('stream.unavailable', `extent ${extentId} not sealed: ${decision.reason}`, { retryable: true, context: { extentId } });
+    }
+    const sealedLength = await this.recordSeal(extentId, decision.length, decision.overDamage);
+    for (const nodeIdValue of decision.badNodeIds) this.rereplicator.markBad(extentId, nodeIdValue);
+    const logFields = { extentId, sealedLength, answered: answers.length, replicas: addresses.length, damaged: answers.filter((a) => a.damaged).map((a) => a.nodeId) };
+    if (decision.overDamage) this.logger.error(logFields, 'extent sealed over damaged replicas only: acknowledged bytes may be lost, verify it');
+    else if (decision.badNodeIds.length > 0) this.logger.warn(logFields, 'extent sealed without its damaged replicas; they will be replaced');
+    await this.tellSealed(extentId, sealedLength, addresses);
+    this.logger.info(logFields, 'extent sealed');
+    return sealedLength;
+  }
+
+  /** extent.info of every replica: the answers, and the silent replicas on nodes still alive. */
+  private async replicaLengths(extentId: number, replicas: readonly { nodeId: string; address: string }[]): Promise<{ answers: ReplicaLengthAnswer[]; silentAliveNodeIds: string[] }> {
+    const settled = await Promise.allSettled(replicas.map((r) => this.commands.info(r.address, extentId)));
+    const answers: ReplicaLengthAnswer[] = [];
+    const silentAliveNodeIds: string[] = [];
+    for (const [index, answer] of settled.entries()) {
+      const replica = replicas[index];
+      assert(replica !== undefined, 'one answer per replica');
+      if (answer.status === 'fulfilled') answers.push({ nodeId: replica.nodeId, length: answer.value.length, damaged: answer.value.damaged === true });
+      else if (this.registry.isAlive(replica.nodeId)) silentAliveNodeIds.push(replica.nodeId);
+    }
+    return { answers, silentAliveNodeIds };
+  }
+
+  /** Records the seal (durable first); a concurrent seal already recorded wins. */
+  private async recordSeal(extentId: number, length: number, overDamage: boolean): Promise<number> {
+    return this.store.commit('seal', async () => {
       const current = await this.store.readExtent(extentId);
       assert(current !== null, `extent ${extentId} vanished`);
       if (current.value.state.kind === 'sealed') return { compare: [], puts: [], result: current.value.state.sealedLength };
-      const sealed: ExtentRecord = { ...current.value, state: { kind: 'sealed', sealedLength: length } };
+      const sealed: ExtentRecord = { ...current.value, state: { kind: 'sealed', sealedLength: length }, ...(overDamage ? { sealedOverDamage: true as const } : {}) };
       return { compare: [{ key: extentKey(extentId), modRevision: current.modRevision }], puts: [{ key: extentKey(extentId), value: sealed }], result: length };
     });
-    await this.tellSealed(extentId, sealedLength, addresses);
-    this.logger.info({ extentId, sealedLength, answered: lengths.length, replicas: addresses.length }, 'extent sealed');
-    return sealedLength;
   }
 
   /**
    * Sends extent.seal to every replica and waits until one took it: an append needs every
    * replica, so one sealed replica already stops the old extent from acknowledging anything. The
-   * others finish in the background; one that never answers is sealed on reconciliation.
+   * others finish in the background; one that does not take it is remembered for the repair
+   * audit, and is checked again when it registers.
    */
   private async tellSealed(extentId: number, length: number, replicas: readonly { nodeId: string; address: string }[]): Promise<void> {
     const attempts = replicas.map(async (replica) => {
@@ -364,7 +417,9 @@ export class StreamManager implements StreamManagerApi {
     });
     for (const [index, attempt] of attempts.entries()) {
       attempt.catch((error: unknown) => {
-        this.logger.warn({ extentId, nodeId: replicas[index]?.nodeId, err: error }, 'replica did not take the seal');
+        const nodeIdValue = replicas[index]?.nodeId;
+        this.logger.warn({ extentId, nodeId: nodeIdValue, err: error }, 'replica did not take the seal; the repair audit checks it');
+        if (nodeIdValue !== undefined) this.rereplicator.noteSealMissed(extentId, nodeIdValue);
       });
     }
     try {

@@ -3,7 +3,10 @@
 // readable byte-exact from every replica of its extent (P1), and no read may return bytes that
 // differ from what was written (P2). The real StreamManager (on an EmbeddedMetaStore on a real
 // disk) runs in this process behind serveStreamManager over TcpNetwork, so the nodes reach it as
-// they would reach a manager process. Figures: "N acknowledged appends, 0 lost, 0 corrupt served".
+// they would reach a manager process. The restarted victim missed the seal of its extent: its
+// registration alone must make the manager reconcile it (nothing in the test asks), so that every
+// replica the map records is sealed at the recorded length after one repair pass.
+// Figures: "N acknowledged appends, 0 lost, 0 corrupt served", replicas not sealed at the map's length.
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +22,9 @@ import { mkdir } from 'node:fs/promises';
 import { RealDisk } from '../../src/io/real-disk.ts';
 import { EmbeddedMetaStore } from '../../src/metastore/embedded-meta-store.ts';
 import { TcpNetwork } from '../../src/rpc/tcp-network.ts';
-import { callRead } from '../../src/stream/extent-node-rpc.ts';
+import { callInfo, callRead } from '../../src/stream/extent-node-rpc.ts';
+import type { StreamView } from '../../src/stream/protocol.ts';
+import type { ReconcileReport } from '../../src/stream/rereplication.ts';
 import { StreamClient } from '../../src/stream/stream-client.ts';
 import type { StreamAppendResult } from '../../src/stream/stream-client.ts';
 import { StreamManager } from '../../src/stream/stream-manager.ts';
@@ -82,6 +87,36 @@ function payload(sequence: number): Buffer {
   const data = Buffer.alloc(bytes, sequence % 251);
   data.write(`kura-it:${sequence}:`, 0, 'utf8');
   return data;
+}
+
+/** The check the victim's registration started (bounded wait; registration follows the restart). */
+async function waitForReconcile(manager: StreamManager, nodeId: string): Promise<ReconcileReport> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const report = manager.lastReconcile(nodeId);
+    if (report !== null) {
+      await manager.reconciliationsIdle();
+      return manager.lastReconcile(nodeId) ?? report;
+    }
+    assert.ok(Date.now() < deadline, `no reconciliation of ${nodeId} within 30 s of its restart`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Every replica the map records for a sealed extent, asked with extent.info: which are not sealed at the map's length. */
+async function unsealedMapReplicas(network: TcpNetwork, view: StreamView): Promise<{ list: string[]; length: number; checked: number }> {
+  const list: string[] = [];
+  let checked = 0;
+  for (const extent of view.extents) {
+    if (extent.state.kind !== 'sealed') continue;
+    for (const replica of extent.replicas) {
+      checked += 1;
+      const info = await callInfo({ network, address: replica.address, deadlineMs: 5000 }, extent.extentId).catch(() => null);
+      const ok = info?.state.kind === 'sealed' && info.state.sealedLength === extent.state.sealedLength;
+      if (!ok) list.push(`extent ${extent.extentId} on ${replica.nodeId}: ${JSON.stringify(info?.state ?? null)} length ${info?.length ?? 'missing'}`);
+    }
+  }
+  return { list, length: list.length, checked };
 }
 
 describe('kura extent-node processes', () => {
@@ -155,12 +190,16 @@ async function killOneNodeMidStream(t: TestContext, victimReplica: number): Prom
       }
       t.diagnostic(`${ackedBeforeKill.length} appends acknowledged before the kill, ${lostOnVictim} lost on ${victim.nodeId} after kill -9 and restart`);
       assert.equal(lostOnVictim, 0);
-      // The victim missed the seal: the manager checks it against the replica map and replaces
-      // what it holds short by copying from a verified replica (extent.copyFrom between processes).
-      const reconciled = await streamManager.reconcileNode(victim.nodeId);
+      // The victim missed the seal. Nobody asks the manager to look at it: its registration
+      // alone makes the manager check it against the replica map (missed seals applied, short
+      // replicas marked for repair); a repair pass then replaces what it held short by copying
+      // from a verified replica (extent.copyFrom between processes).
+      const reconciled = await waitForReconcile(streamManager, victim.nodeId);
       const repairStartedAt = Date.now();
       const repair = await streamManager.repairOnce();
-      t.diagnostic(`reconcile of ${victim.nodeId}: sealed ${reconciled.sealed.length}, held short ${reconciled.missing.length}; repair copied ${repair.replicasCopied} replicas, ${repair.bytesCopied} bytes in ${Date.now() - repairStartedAt} ms`);
+      t.diagnostic(`registration of ${victim.nodeId} (${reconciled.lifecycle}) reconciled it: ${reconciled.sealed.length} sealed (${reconciled.resealed.length} had missed the seal), ${reconciled.missing.length} held short or missing, ${reconciled.unconfirmed.length} unconfirmed; repair copied ${repair.replicasCopied} replicas, ${repair.bytesCopied} bytes in ${Date.now() - repairStartedAt} ms`);
+      assert.equal(reconciled.trigger, 'registration');
+      assert.equal(reconciled.unconfirmed.length, 0);
 
       const view = await manager.getStream(stream.streamId);
       client.invalidate(stream.streamId);
@@ -184,7 +223,10 @@ async function killOneNodeMidStream(t: TestContext, victimReplica: number): Prom
           }
         }
       }
+      const unsealed = await unsealedMapReplicas(network, view);
       t.diagnostic(`${acked.size} acknowledged appends, ${lost} lost, ${corruptServed} corrupt served (${replicaReads} replica reads after repair; kill -9 after ${killedAt} acks)`);
+      t.diagnostic(`map replicas of sealed extents not sealed at the recorded length: ${unsealed.length} of ${unsealed.checked}${unsealed.length > 0 ? ` (${unsealed.list.join(', ')})` : ''}`);
+      assert.deepEqual(unsealed.list, []);
       t.diagnostic(`victim ${victim.nodeId} (replica ${victimReplica} of extent ${first.extentId}); appends failed to the caller ${failedAppends}, extents ${view.extents.length}, client retries ${client.stats().appendRetries}, found after seal ${client.stats().appendsFoundAfterSeal}`);
       assert.equal(lost, 0);
       assert.equal(corruptServed, 0);

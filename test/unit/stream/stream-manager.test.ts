@@ -1,7 +1,10 @@
 // The stream manager's control path (docs/stream-protocol.md) on an EmbeddedMetaStore over a
 // SimDisk and a SimNetwork on a ManualClock: the seal rule (smallest answering length), one new
 // extent for concurrent seals, epoch fencing of a stale manager, release tokens and the 2012
-// scenario (P3), repair after node loss with its figures, and a returned node kept protected.
+// scenario (P3), repair after node loss with its figures, a returned node kept protected, a node
+// that restarts inside the heartbeat timeout while its extent is sealed (sealed on registration,
+// or replaced if short; the repair audit catches it without a registration), and damaged
+// replicas (left out of the seal length, replaced; a seal over damage only).
 //
 // Extent nodes here are small fakes served on the SimNetwork (lengths only, no bytes) that obey
 // the protocol's epoch rule; the byte-level behaviour is the extent node's own suite.
@@ -25,6 +28,8 @@ interface FakeExtent {
   streamId: number;
   length: number;
   sealedLength: number | null;
+  /** Its recovery could not prove it holds every acknowledged append (extent.info damaged). */
+  damaged?: boolean;
 }
 
 /** A lengths-only extent node: create, info, seal (truncates), copyFrom, status; epoch-fenced. */
@@ -79,7 +84,8 @@ class FakeNode {
       case 'extent.info': {
         const r = parseHeader(extentNodeRequests['extent.info'], request.header, request.method);
         const e = this.extent(r.extentId);
-        return { length: e.length, state: e.sealedLength === null ? { kind: 'open' } : { kind: 'sealed', sealedLength: e.sealedLength } };
+        const state = e.sealedLength === null ? { kind: 'open' } : { kind: 'sealed', sealedLength: e.sealedLength };
+        return e.damaged === true ? { length: e.length, state, damaged: true } : { length: e.length, state };
       }
       case 'extent.seal': {
         const r = parseHeader(extentNodeRequests['extent.seal'], request.header, request.method);
@@ -457,3 +463,152 @@ async function assertFullyReplicated(stamp: Stamp, manager: StreamManager, strea
     }
   }
 }
+
+/** Seals the tail of a fresh stream while `victim` (replica `victimIndex`) is unreachable. */
+async function sealWhileDown(stamp: Stamp, manager: StreamManager, victimIndex: number, length: number): Promise<{ view: StreamView; extentId: number; victim: FakeNode }> {
+  const view = await settle(stamp.clock, manager.createStream({ name: 'log' }));
+  setLengths(stamp, view, [length, length, length]);
+  const extentId = tail(view).extentId;
+  const victim = stamp.nodes.get(tail(view).replicas[victimIndex]!.nodeId)!;
+  stamp.network.blackhole(victim.address);
+  const after = await settle(stamp.clock, manager.sealAndExtend({ streamId: view.streamId, extentId }));
+  assert.deepEqual(after.extents[0]?.state, { kind: 'sealed', sealedLength: length });
+  assert.equal(victim.extents.get(extentId)?.sealedLength, null, 'the victim missed the seal');
+  return { view: after, extentId, victim };
+}
+
+/** Registers the node again (a restart) and waits for the check its registration started. */
+async function restart(stamp: Stamp, manager: StreamManager, node: FakeNode): Promise<void> {
+  stamp.network.heal();
+  await manager.registerNode(node.registration());
+  await settle(stamp.clock, manager.reconciliationsIdle());
+}
+
+/** Every replica the map records for the extent holds it sealed at the recorded length. */
+async function assertMapReplicasSealed(stamp: Stamp, manager: StreamManager, streamId: number, extentId: number): Promise<number> {
+  const extent = (await manager.getStream(streamId)).extents.find((e) => e.extentId === extentId)!;
+  assert.equal(extent.state.kind, 'sealed');
+  const sealedLength = extent.state.kind === 'sealed' ? extent.state.sealedLength : -1;
+  for (const replica of extent.replicas) {
+    assert.deepEqual(stamp.nodes.get(replica.nodeId)?.extents.get(extentId)?.sealedLength, sealedLength, `${replica.nodeId} sealed at ${sealedLength}`);
+  }
+  return extent.replicas.length;
+}
+
+describe('StreamManager: replicas that missed a seal or lost data', () => {
+  it('seals a node that restarts inside the heartbeat timeout during a seal, on registration', async (t) => {
+    const stamp = await newStamp(6);
+    const manager = await newManager(stamp);
+    await registerAll(stamp, manager);
+    const startedMs = stamp.clock.monotonicMs();
+    const { view, extentId, victim } = await sealWhileDown(stamp, manager, 1, 4096);
+    // It restarts with unacknowledged bytes past the seal (an in-flight replicate it took).
+    victim.extents.get(extentId)!.length = 4096 + 700;
+    const downMs = stamp.clock.monotonicMs() - startedMs;
+    assert.ok(downMs < heartbeatTimeoutMs, `down ${downMs} ms, inside the heartbeat timeout`);
+    await restart(stamp, manager, victim);
+    const report = manager.lastReconcile(victim.nodeId);
+    assert.ok(report !== null && report.trigger === 'registration' && report.lifecycle === 'in_service');
+    assert.deepEqual(report.resealed, [extentId]);
+    assert.equal(report.missing.length, 0);
+    const replicas = await assertMapReplicasSealed(stamp, manager, view.streamId, extentId);
+    assert.equal(victim.extents.get(extentId)?.length, 4096, 'the unacknowledged 700 bytes were cut');
+    t.diagnostic(`${victim.nodeId} down ${downMs} ms (< ${heartbeatTimeoutMs} ms timeout) during the seal; on registration: ${report.resealed.length} resealed, ${report.missing.length} replaced; ${replicas}/3 map replicas sealed at 4096`);
+  });
+
+  it('replaces the replica of a node that restarts short of the sealed length', async (t) => {
+    const stamp = await newStamp(6);
+    const manager = await newManager(stamp);
+    await registerAll(stamp, manager);
+    const { view, extentId, victim } = await sealWhileDown(stamp, manager, 2, 4096);
+    // It crashed before the last appends reached it: the other two acknowledged... nothing past
+    // their common length, but the seal (4096) is past what it holds.
+    victim.extents.get(extentId)!.length = 3000;
+    await restart(stamp, manager, victim);
+    const report = manager.lastReconcile(victim.nodeId)!;
+    assert.deepEqual(report.missing, [extentId]);
+    const repair = await settle(stamp.clock, manager.repairOnce());
+    assert.equal(repair.extentsRepaired, 1);
+    const replicas = await assertMapReplicasSealed(stamp, manager, view.streamId, extentId);
+    const after = (await manager.getStream(view.streamId)).extents[0]!;
+    assert.ok(!after.replicas.some((r) => r.nodeId === victim.nodeId), 'the short replica left the map');
+    assert.equal(victim.extents.get(extentId)?.length, 3000, 'and was not deleted from its node');
+    t.diagnostic(`${victim.nodeId} restarted holding 3000 of a 4096 seal: marked missing on registration, replaced by repair (${repair.bytesCopied} bytes copied); ${replicas}/3 map replicas sealed at 4096`);
+  });
+
+  it('the repair audit seals a replica that missed a seal even if its node never registers again', async (t) => {
+    const stamp = await newStamp(6);
+    const manager = await newManager(stamp);
+    await registerAll(stamp, manager);
+    const { view, extentId, victim } = await sealWhileDown(stamp, manager, 0, 2048);
+    victim.extents.get(extentId)!.length = 2048 + 99;
+    stamp.network.heal(); // a partition heals; the node never restarted
+    const repair = await settle(stamp.clock, manager.repairOnce());
+    assert.ok(repair.replicasAudited >= 3);
+    assert.equal(repair.replicasResealed, 1);
+    await assertMapReplicasSealed(stamp, manager, view.streamId, extentId);
+    t.diagnostic(`audit: ${repair.replicasAudited} replicas checked, ${repair.replicasResealed} resealed, ${repair.replicasMarkedBad} marked bad`);
+  });
+
+  it('leaves a damaged replica out of the seal length and replaces it', async (t) => {
+    const stamp = await newStamp(6);
+    const manager = await newManager(stamp);
+    await registerAll(stamp, manager);
+    const view = await settle(stamp.clock, manager.createStream({ name: 'log' }));
+    setLengths(stamp, view, [4096, 1000, 4096]);
+    const extentId = tail(view).extentId;
+    const hurt = stamp.nodes.get(tail(view).replicas[1]!.nodeId)!;
+    hurt.extents.get(extentId)!.damaged = true;
+    const after = await settle(stamp.clock, manager.sealAndExtend({ streamId: view.streamId, extentId }));
+    assert.deepEqual(after.extents[0]?.state, { kind: 'sealed', sealedLength: 4096 });
+    const repair = await settle(stamp.clock, manager.repairOnce());
+    assert.equal(repair.extentsRepaired, 1);
+    await assertMapReplicasSealed(stamp, manager, view.streamId, extentId);
+    assert.ok(!(await manager.getStream(view.streamId)).extents[0]!.replicas.some((r) => r.nodeId === hurt.nodeId));
+    assert.equal(repair.extentsSealedOverDamage, 0);
+    t.diagnostic(`lengths 4096 / 1000 (damaged) / 4096: sealed at 4096 (the min rule alone: 1000, losing 3096 acknowledged bytes); damaged replica replaced, ${repair.bytesCopied} bytes copied`);
+  });
+
+  it('with every replica damaged, waits for a silent live one, then seals at the largest length and flags it', async (t) => {
+    const stamp = await newStamp(6);
+    const manager = await newManager(stamp);
+    await registerAll(stamp, manager);
+    const view = await settle(stamp.clock, manager.createStream({ name: 'log' }));
+    setLengths(stamp, view, [3000, 2000, 2500]);
+    const extentId = tail(view).extentId;
+    const replicas = tail(view).replicas.map((r) => stamp.nodes.get(r.nodeId)!);
+    for (const node of replicas.slice(0, 2)) node.extents.get(extentId)!.damaged = true;
+    stamp.network.blackhole(replicas[2]!.address);
+    await rejects(settle(stamp.clock, manager.sealAndExtend({ streamId: view.streamId, extentId })), 'stream.unavailable');
+    assert.equal((await manager.getStream(view.streamId)).extents[0]?.state.kind, 'open', 'not sealed while an alive replica may hold more');
+    // The silent node is lost for good: nothing better will answer.
+    await passTime(stamp, manager, heartbeatTimeoutMs + 2_000, new Set([replicas[2]!.nodeId]));
+    const after = await settle(stamp.clock, manager.sealAndExtend({ streamId: view.streamId, extentId }));
+    assert.deepEqual(after.extents[0]?.state, { kind: 'sealed', sealedLength: 3000 });
+    const repair = await settle(stamp.clock, manager.repairOnce());
+    assert.equal(repair.extentsSealedOverDamage, 1);
+    assert.equal(manager.extentsSealedOverDamage(), 1);
+    await assertMapReplicasSealed(stamp, manager, view.streamId, extentId);
+    t.diagnostic(`all answering replicas damaged (3000, 2000): refused while a live replica was silent; then sealed at 3000 and flagged; repair copied ${repair.replicasCopied} replicas from the 3000 one`);
+  });
+
+  it('seals an open extent whose restarted replica reports damage, and replaces that replica', async (t) => {
+    const stamp = await newStamp(6);
+    const manager = await newManager(stamp);
+    await registerAll(stamp, manager);
+    const view = await settle(stamp.clock, manager.createStream({ name: 'log' }));
+    setLengths(stamp, view, [5000, 5000, 5000]);
+    const extentId = tail(view).extentId;
+    const hurt = stamp.nodes.get(tail(view).replicas[0]!.nodeId)!;
+    Object.assign(hurt.extents.get(extentId)!, { length: 1200, damaged: true });
+    await restart(stamp, manager, hurt);
+    const report = manager.lastReconcile(hurt.nodeId)!;
+    assert.deepEqual(report.missing, [extentId]);
+    const sealed = await manager.getStream(view.streamId);
+    assert.deepEqual(sealed.extents[0]?.state, { kind: 'sealed', sealedLength: 5000 });
+    assert.equal(sealed.extents.length, 2, 'the stream moved on');
+    await settle(stamp.clock, manager.repairOnce());
+    await assertMapReplicasSealed(stamp, manager, view.streamId, extentId);
+    t.diagnostic(`restarted primary reported its open extent damaged at 1200 of 5000: sealed at 5000 without it, replica replaced`);
+  });
+});
