@@ -203,3 +203,15 @@ export const metaManifestsPerExtentMax = 64;
  * appendReplicaTimeoutMs for replica lengths, then up to rpcDeadlineMsDefault to seal the replicas,
  * to create the new extent, and once more to create it elsewhere if a chosen node fails. */
 export const sealAndExtendDeadlineMs = appendReplicaTimeoutMs + 3 * rpcDeadlineMsDefault;
+
+/** Admin HTTP port (GET /metrics, /healthz, /readyz): connections served at once. A scraper and
+ * a few probes need a handful; the bound keeps a misbehaving client from exhausting descriptors. */
+export const adminConnectionsMax = 64;
+
+/** Admin HTTP port: largest request head accepted. Its requests are bodiless GETs with a few
+ * headers; anything larger is refused (431) before it is buffered. */
+export const adminHeaderBytesMax = 8 * KiB;
+
+/** Admin HTTP port: a request must arrive whole within this time (slowloris bound). A probe that
+ * cannot send a GET in 5 s is not one a load balancer would wait for either. */
+export const adminRequestTimeoutMs = 5_000;

@@ -2,15 +2,21 @@
 // together (RealDisk, TcpNetwork, SystemClock, a StreamManagerProxy to the manager process) and
 // hands them to ExtentNode, which holds all the logic (STYLE.md principle 6).
 //
-// Lifecycle: start → "extent node listening" (JSON log line with the address) → serve until
-// SIGTERM or SIGINT → stop heartbeats and the server, close the store → exit 0. A second signal
-// during shutdown exits at once (1). kill -9 is survived by the ExtentStore's journal replay.
+// Lifecycle: [--admin: "admin server listening", /healthz 200, /readyz 503 while the store
+// recovers] → start → "extent node listening" (JSON log line with the address) → serve until
+// SIGTERM or SIGINT → stop heartbeats and the server, close the store, close the admin port →
+// exit 0. A second signal during shutdown exits at once (1). kill -9 is survived by the
+// ExtentStore's journal replay.
 import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { RealDisk } from '../io/real-disk.ts';
+import { AdminServer } from '../observability/admin-server.ts';
+import type { Readiness } from '../observability/admin-server.ts';
+import { ExtentNodeMetrics } from '../observability/extent-node-metrics.ts';
+import { createProcessRegistry } from '../observability/process-registry.ts';
 import { TcpNetwork } from '../rpc/tcp-network.ts';
 import { ExtentNode } from '../stream/extent-node.ts';
 import { StreamManagerProxy } from '../stream/stream-manager-proxy.ts';
@@ -25,6 +31,7 @@ interface ExtentNodeFlags {
   readonly advertise?: string;
   readonly manager: string;
   readonly nodeId: string;
+  readonly admin?: string;
   readonly groupCommit: boolean;
   readonly logLevel: string;
 }
@@ -40,6 +47,7 @@ export function registerExtentNodeCommand(program: Command): void {
     .option('--advertise <addr>', 'host:port registered with the stream manager, if it differs from --listen')
     .requiredOption('--manager <addr>', 'host:port of the stream manager to register with and heartbeat to')
     .requiredOption('--node-id <id>', 'stable identity of this node ([A-Za-z0-9._-], up to 64); a disk keeps the id it was first used with')
+    .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback or a management network): GET /metrics (Prometheus text), GET /healthz (200 while the process is alive), GET /readyz (200 once the store is open and its disk has not failed, else 503); port 0 picks a free port, logged as "admin server listening"')
     .option('--no-group-commit', 'fsync every append into its extent file before acking, without the journal batching (the P4 off switch)')
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(async (flags: ExtentNodeFlags) => {
@@ -52,6 +60,9 @@ async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {
   await mkdir(flags.disk, { recursive: true });
   const clock = new SystemClock();
   const network = new TcpNetwork({ clock });
+  // Metrics subscribe before the store opens, so corruption found by recovery is counted.
+  let started: ExtentNode | null = null;
+  const observability = flags.admin === undefined ? null : await startObservability(flags.admin, logger, () => readiness(started));
   const node = await ExtentNode.start({
     nodeId: flags.nodeId,
     disk: new RealDisk({ root: flags.disk }),
@@ -66,10 +77,28 @@ async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {
     groupCommit: flags.groupCommit,
     logger,
   });
+  started = node;
+  observability?.metrics.watch(node);
   await waitForSignal(logger.child({ component: 'shutdown' }));
   await node.stop();
   await network.close();
+  await observability?.admin.close();
+  observability?.metrics.close();
   logger.info('extent node exited');
+}
+
+async function startObservability(address: string, logger: Logger, ready: () => Readiness): Promise<{ admin: AdminServer; metrics: ExtentNodeMetrics }> {
+  const registry = createProcessRegistry({ role: 'extent-node' });
+  const metrics = new ExtentNodeMetrics({ registry });
+  const admin = await AdminServer.start({ address, registry, logger, readiness: ready });
+  return { admin, metrics };
+}
+
+/** /readyz: the store is open (start returned) and the node neither stops nor has a failed disk. */
+function readiness(node: ExtentNode | null): Readiness {
+  if (node === null) return { ready: false, reason: 'opening the extent store (journal replay)' };
+  if (!node.ready) return { ready: false, reason: node.status().failed ? 'local disk failed' : 'stopping' };
+  return { ready: true, reason: node.status().registered ? 'serving' : 'serving; not registered with the stream manager yet' };
 }
 
 /** Resolves on the first SIGTERM or SIGINT; a second one exits the process at once. */

@@ -3,10 +3,11 @@
 // SystemClock) and serves the StreamManager over the network with serveStreamManager; all logic
 // is in src/stream (STYLE.md principle 6).
 //
-// Lifecycle: open the MetaStore → take the next epoch (a compare txn: a stale manager left
-// running is fenced from then on) → listen → "stream manager listening" (JSON log line with the
-// address and epoch) → repair loop → serve until SIGTERM/SIGINT → stop the loop, close the
-// server, the network and the MetaStore → exit 0. A second signal exits at once (1).
+// Lifecycle: [--admin: "admin server listening"; /readyz 503 until the epoch is taken] → open
+// the MetaStore → take the next epoch (a compare txn: a stale manager left running is fenced
+// from then on) → listen → "stream manager listening" (JSON log line with the address and
+// epoch) → repair loop → serve until SIGTERM/SIGINT → stop the loop, close the server, the
+// network, the MetaStore and the admin port → exit 0. A second signal exits at once (1).
 //
 // Fault model: if another manager takes a newer epoch, this one's calls answer
 // extent.stale_epoch and its repair loop stops; the operator (or a supervisor) stops it.
@@ -17,6 +18,10 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { replicaCountDefault, repairIntervalMs } from '../constants.ts';
 import { RealDisk } from '../io/real-disk.ts';
+import { AdminServer } from '../observability/admin-server.ts';
+import type { Readiness } from '../observability/admin-server.ts';
+import { createProcessRegistry } from '../observability/process-registry.ts';
+import { StreamManagerMetrics } from '../observability/stream-manager-metrics.ts';
 import { EmbeddedMetaStore } from '../metastore/embedded-meta-store.ts';
 import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
@@ -34,6 +39,7 @@ interface StreamManagerFlags {
   readonly listen: string;
   readonly replicas: string;
   readonly repairIntervalMs: string;
+  readonly admin?: string;
   readonly logLevel: string;
 }
 
@@ -46,6 +52,7 @@ export function registerStreamManagerCommand(program: Command): void {
     .requiredOption('--listen <addr>', 'host:port to serve manager.* RPCs on (port 0 picks a free port, logged at start)')
     .option('--replicas <n>', 'replicas per extent unless a stream asks otherwise', String(replicaCountDefault))
     .option('--repair-interval-ms <ms>', 'time between re-replication passes', String(repairIntervalMs))
+    .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback or a management network): GET /metrics (Prometheus text, incl. kura_extents_below_target), GET /healthz (200 while the process is alive), GET /readyz (200 once this manager holds an epoch and no newer manager fenced it, else 503); port 0 picks a free port, logged as "admin server listening"')
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(async (flags: StreamManagerFlags) => {
       await runStreamManager(flags);
@@ -57,6 +64,9 @@ async function runStreamManager(flags: StreamManagerFlags): Promise<void> {
   const clock = new SystemClock();
   const replicas = positiveInteger(flags.replicas, '--replicas');
   const intervalMs = positiveInteger(flags.repairIntervalMs, '--repair-interval-ms');
+  let leading: StreamManager | null = null;
+  const registry = createProcessRegistry({ role: 'stream-manager' });
+  const admin = flags.admin === undefined ? null : await AdminServer.start({ address: flags.admin, registry, logger, readiness: () => readiness(leading) });
   const metaStore = await openMetaStore(flags, clock);
   const network = new TcpNetwork({ clock });
   const manager = new StreamManager({
@@ -68,6 +78,8 @@ async function runStreamManager(flags: StreamManagerFlags): Promise<void> {
     replicaCountDefault: replicas,
   });
   const { epoch } = await manager.start();
+  leading = manager;
+  new StreamManagerMetrics({ registry, manager });
   const server = await serveStreamManager(network, flags.listen, manager);
   logger.info({ address: server.address, epoch, replicas }, 'stream manager listening');
   manager.startRepairLoop(intervalMs);
@@ -76,7 +88,15 @@ async function runStreamManager(flags: StreamManagerFlags): Promise<void> {
   await server.close();
   await network.close();
   await metaStore.close();
+  await admin?.close();
   logger.info('stream manager exited');
+}
+
+/** /readyz: this manager took an epoch (start returned) and no newer manager has fenced it. */
+function readiness(manager: StreamManager | null): Readiness {
+  if (manager === null) return { ready: false, reason: 'opening the MetaStore and taking an epoch' };
+  if (manager.fenced) return { ready: false, reason: `fenced: a newer manager superseded epoch ${manager.epoch}` };
+  return { ready: true, reason: `leading at epoch ${manager.epoch}` };
 }
 
 async function openMetaStore(flags: StreamManagerFlags, clock: Clock): Promise<MetaStore> {

@@ -19,6 +19,11 @@
 //   must name this node and disk; creates and copies are refused while a wipe is under way.
 // - epochs: a command of an epoch below node.json's highestEpoch is rejected (EpochFence).
 // - every outgoing call carries a deadline (replicate, read, every manager call).
+// - observability: appends, reads, seals, copies, corruption and disk failure are published on
+//   the diagnostics channels of src/util/stream-events.ts (a boolean check when nobody listens);
+//   every corrupt block, including those found while the store recovers at start, is logged
+//   (constant message; extentId, offset, reason, nodeId; never data bytes), published and
+//   reported to the manager.
 // Fault model: peers may be slow, down, partitioned or answer errors; the local disk may fail
 // (the node then reports failed: true in heartbeats); the process may be killed at any point —
 // the ExtentStore's journal restores every acked append, and in-memory append ids are lost
@@ -37,6 +42,8 @@ import type { Clock, TimerHandle } from '../util/clock.ts';
 import { crc32c } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import type { Random } from '../util/random.ts';
+import { streamEvents } from '../util/stream-events.ts';
+import type { EventChannel, OperationStatus } from '../util/stream-events.ts';
 import { ByteRateLimiter } from './byte-rate-limiter.ts';
 import { remainingMs, withDeadline } from './deadline.ts';
 import { EpochFence } from './epoch-fence.ts';
@@ -44,7 +51,7 @@ import { ExtentAppendLog, asStorageError } from './extent-append-log.ts';
 import type { AppendResult } from './extent-append-log.ts';
 import { callRead, callReplicate } from './extent-node-rpc.ts';
 import { ExtentStore } from './extent-store.ts';
-import type { CorruptionEvent, ExtentInfo } from './extent-store.ts';
+import type { CorruptionEvent, ExtentInfo, ExtentStoreRecoveryReport, ExtentStoreStats } from './extent-store.ts';
 import { extentNodeRequests, parseHeader } from './protocol.ts';
 import type { ExtentNodeMethod, ReplicaLocation, StreamManagerApi } from './protocol.ts';
 
@@ -131,14 +138,20 @@ export class ExtentNode {
     const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'extent-node', nodeId: options.nodeId });
     const fence = await EpochFence.load(options.disk, options.nodeId);
     let node: ExtentNode | null = null;
+    // Recovery (inside open) may find damaged blocks before the node exists: keep them for it.
+    const foundAtOpen: CorruptionEvent[] = [];
     const store = await ExtentStore.open({
       disk: options.disk,
       clock: options.clock,
       groupCommit: options.groupCommit,
-      onCorruption: (event) => node?.onLocalCorruption(event),
+      onCorruption: (event) => {
+        if (node === null) foundAtOpen.push(event);
+        else node.onLocalCorruption(event);
+      },
     });
     const created = new ExtentNode(options, store, fence, logger);
     node = created;
+    for (const event of foundAtOpen) created.onLocalCorruption(event);
     created.server = await options.network.listen(options.listenAddress, (request, context) => created.handle(request, context));
     logger.info({ address: created.address, highestEpoch: fence.highest, disk: options.disk.name }, 'extent node listening');
     await created.beat();
@@ -171,6 +184,21 @@ export class ExtentNode {
     };
   }
 
+  /** Ready to serve: started, not stopping, and the local disk has not failed (GET /readyz). */
+  get ready(): boolean {
+    return !this.stopped && !this.failed;
+  }
+
+  /** The store's counters (appends, fsyncs, journal batches) for metrics. */
+  storeStats(): ExtentStoreStats {
+    return this.store.stats();
+  }
+
+  /** What the store's recovery at start found and did (P7), for metrics and operators. */
+  storeRecovery(): ExtentStoreRecoveryReport {
+    return this.store.recovery;
+  }
+
   private statusResponse(): RpcResponse {
     const status = this.status();
     return respond({ ...status, extentIds: [...status.extentIds] });
@@ -199,6 +227,7 @@ export class ExtentNode {
       if (isStorageError(error) && diskFailureCodes.has(error.code) && !this.failed) {
         this.failed = true;
         this.logger.error({ err: error, method }, 'local disk failed; reporting failed to the manager');
+        streamEvents.extentNodeFailed.publish({ nodeId: this.nodeId, code: error.code });
       }
       throw error;
     }
@@ -208,9 +237,9 @@ export class ExtentNode {
     const { header, body } = request;
     switch (method) {
       case 'extent.create': return this.create(parseHeader(extentNodeRequests[method], header, method));
-      case 'extent.append': return this.append(parseHeader(extentNodeRequests[method], header, method), body, context);
-      case 'extent.replicate': return this.replicate(parseHeader(extentNodeRequests[method], header, method), body, context);
-      case 'extent.read': return this.read(parseHeader(extentNodeRequests[method], header, method));
+      case 'extent.append': return this.appendObserved(parseHeader(extentNodeRequests[method], header, method), body, context);
+      case 'extent.replicate': return this.replicateObserved(parseHeader(extentNodeRequests[method], header, method), body, context);
+      case 'extent.read': return this.readObserved(parseHeader(extentNodeRequests[method], header, method));
       case 'extent.info': return Promise.resolve(this.info(parseHeader(extentNodeRequests[method], header, method)));
       case 'extent.seal': return this.seal(parseHeader(extentNodeRequests[method], header, method));
       case 'extent.findAppend': return this.findAppend(parseHeader(extentNodeRequests[method], header, method), context);
@@ -220,6 +249,26 @@ export class ExtentNode {
       case 'node.status': return Promise.resolve(this.statusResponse());
       case 'node.wipe': return this.wipe(parseHeader(extentNodeRequests[method], header, method));
     }
+  }
+
+  // ---- published operations (src/util/stream-events.ts) ---------------------------------------
+
+  private appendObserved(request: Header<'extent.append'>, body: Buffer, context: RpcContext): Promise<RpcResponse> {
+    return observe(this.clock, streamEvents.extentAppend, () => this.append(request, body, context), (status, durationMs) => ({
+      nodeId: this.nodeId, extentId: request.extentId, role: 'primary', bytes: body.length, durationMs, status,
+    }));
+  }
+
+  private replicateObserved(request: Header<'extent.replicate'>, body: Buffer, context: RpcContext): Promise<RpcResponse> {
+    return observe(this.clock, streamEvents.extentAppend, () => this.replicate(request, body, context), (status, durationMs) => ({
+      nodeId: this.nodeId, extentId: request.extentId, role: 'secondary', bytes: body.length, durationMs, status,
+    }));
+  }
+
+  private readObserved(request: Header<'extent.read'>): Promise<RpcResponse> {
+    return observe(this.clock, streamEvents.extentRead, () => this.read(request), (status, durationMs) => ({
+      nodeId: this.nodeId, extentId: request.extentId, bytes: request.length, durationMs, status,
+    }));
   }
 
   // ---- create, info, remove, verify ----------------------------------------------------------
@@ -391,6 +440,7 @@ export class ExtentNode {
     await this.store.seal(request.extentId, request.length);
     this.retainSealedLog(request.extentId);
     this.logger.info({ extentId: request.extentId, sealedLength: request.length, truncated: info.length - request.length }, 'extent sealed');
+    streamEvents.extentSeal.publish({ nodeId: this.nodeId, extentId: request.extentId, sealedLength: request.length, truncatedBytes: info.length - request.length });
     return respond({ sealedLength: request.length });
   }
 
@@ -442,10 +492,13 @@ export class ExtentNode {
       await this.store.seal(request.extentId, request.sealedLength);
     } catch (error) {
       await this.removeLocal(request.extentId).catch(() => false);
+      const durationMs = this.clock.monotonicMs() - startedAtMs;
+      streamEvents.extentCopy.publish({ nodeId: this.nodeId, extentId: request.extentId, bytes: 0, durationMs, status: statusOf(error) });
       throw error;
     }
     const elapsedMs = this.clock.monotonicMs() - startedAtMs;
     this.logger.info({ extentId: request.extentId, bytes: request.sealedLength, elapsedMs }, 'extent copied');
+    streamEvents.extentCopy.publish({ nodeId: this.nodeId, extentId: request.extentId, bytes: request.sealedLength, durationMs: elapsedMs, status: 'ok' });
     return respond({ sealedLength: request.sealedLength, bytesCopied: request.sealedLength });
   }
 
@@ -554,11 +607,40 @@ export class ExtentNode {
     };
   }
 
+  /** A block of a local replica failed its check: log (no data bytes), publish, tell the manager. */
   private onLocalCorruption(event: CorruptionEvent): void {
     const extentId = event.extentId;
+    // nodeId is bound by this.logger (child logger of the node).
     this.logger.error({ extentId, offset: event.offset, reason: event.reason }, 'corrupt block found in a local replica; reporting it');
+    streamEvents.extentCorruption.publish({ nodeId: this.nodeId, extentId, offset: event.offset, reason: event.reason });
     const report = withDeadline(this.clock, rpcDeadlineMsDefault, 'manager.reportCorruption', this.options.manager.reportCorruption({ extentId, nodeId: this.nodeId }));
     report.catch((error: unknown) => this.logger.warn({ extentId, err: error }, 'corruption report failed'));
+  }
+}
+
+function statusOf(error: unknown): OperationStatus {
+  return isStorageError(error) ? error.code : 'internal';
+}
+
+/**
+ * Runs `run` and publishes its outcome on `channel`. With no subscriber it only runs `run`: no
+ * clock read, no payload (the hot path pays one boolean check).
+ */
+async function observe<T, E extends object>(
+  clock: Clock,
+  channel: EventChannel<E>,
+  run: () => Promise<T>,
+  toEvent: (status: OperationStatus, durationMs: number) => E,
+): Promise<T> {
+  if (!channel.hasSubscribers) return run();
+  const startedMs = clock.monotonicMs();
+  try {
+    const result = await run();
+    channel.publish(toEvent('ok', clock.monotonicMs() - startedMs));
+    return result;
+  } catch (error) {
+    channel.publish(toEvent(statusOf(error), clock.monotonicMs() - startedMs));
+    throw error;
   }
 }
 
