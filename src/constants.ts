@@ -137,6 +137,86 @@ export const repairIntervalMs = 5_000;
  * replica is still checked within ⌈extents / 64⌉ passes if a registration-time check was missed. */
 export const repairAuditExtentsPerPassMax = 64;
 
+// ---- front end (src/frontend/): Azure's own limits where Azure has one, else ours ----
+
+/** Azure's limits on names: an account is 3-24 characters, a container 3-63, a blob 1-1024
+ * characters (after URL decoding); a blob name has at most 254 path segments. */
+export const accountNameLengthMax = 24;
+export const containerNameLengthMax = 63;
+export const blobNameLengthMax = 1024;
+export const blobNameSegmentsMax = 254;
+
+/** Request line and headers together, as Node's parser counts them (its own default is 16 KiB).
+ * Azure's documented largest header is 8 KiB metadata; 32 KiB leaves room for a SAS URL and
+ * many x-ms- headers while refusing header floods before they are buffered. */
+export const requestHeaderBytesMax = 32 * KiB;
+
+/** Headers in one request: a real SDK request carries about 20; past this it is hostile. */
+export const requestHeadersCountMax = 128;
+
+/** Longest URL (path plus query): a 1024-character blob name percent-encoded three bytes per
+ * character, plus a SAS and copy-source query, fits. */
+export const requestUrlBytesMax = 8 * KiB;
+
+/** Query parameters in one URL: Azure operations use at most about 25 (a SAS with overrides). */
+export const queryParametersMax = 64;
+
+/** Azure: metadata names and values together are at most 8 KiB per container or blob. */
+export const metadataBytesMax = 8 * KiB;
+
+/** Azure: a blob has at most 10 tags; keys are 1-128 characters, values 0-256. */
+export const blobTagsMax = 10;
+export const blobTagKeyLengthMax = 128;
+export const blobTagValueLengthMax = 256;
+
+/** Azure: a block id decodes to at most 64 bytes; a block list names at most 50,000 blocks. */
+export const blockIdBytesMax = 64;
+export const blockListEntriesMax = 50_000;
+
+/** Azure (version 2019-12-12 and later): a Put Blob body is at most 5000 MiB, a Put Block body
+ * at most 4000 MiB. Append Block is held at Azure's older 4 MiB so one append is one stream
+ * append (appendBytesMax) and stays atomic. */
+export const putBlobBytesMax = 5000 * MiB;
+export const putBlockBytesMax = 4000 * MiB;
+export const appendBlockBytesMax = 4 * MiB;
+
+/** Largest XML request body (a 50,000-entry block list with 64-byte ids is about 6 MiB in XML;
+ * service properties, ACLs and tags are a few KiB). Bodies are read to this bound, never more. */
+export const xmlBodyBytesMax = 8 * MiB;
+
+/** Deepest XML nesting accepted: Azure's request documents are at most 5 levels deep; a deeper
+ * document is refused before parsing, so nesting bombs cost nothing. */
+export const xmlDepthMax = 16;
+
+/** Azure: a container has at most 5 stored access policies (signed identifiers), with ids of at
+ * most 64 characters. */
+export const storedAccessPoliciesMax = 5;
+export const signedIdentifierLengthMax = 64;
+
+/** Azure: at most 5 CORS rules; each lists at most 64 origins/headers, 256 characters each. */
+export const corsRulesMax = 5;
+export const corsRuleItemsMax = 64;
+
+/** Azure: list pages return at most 5000 entries (maxresults above it is clamped). */
+export const listResultsMax = 5000;
+
+/** Continuation markers are opaque tokens minted by Kura; anything longer is not one of ours. */
+export const listMarkerBytesMax = 4 * KiB;
+
+/** Azure: a SharedKey request's x-ms-date/Date may be at most 15 minutes from the server's clock. */
+export const requestClockSkewMaxMs = 15 * 60_000;
+
+/** A request's head must arrive within this time and its body must keep flowing with no gap
+ * longer than the idle timeout (slowloris bound); Azure closes idle uploads after about a minute. */
+export const requestHeadersTimeoutMs = 20_000;
+export const requestBodyIdleTimeoutMs = 60_000;
+
+/** Connections served at once by one front end; past it new ones wait in the kernel backlog. */
+export const frontendConnectionsMax = 1024;
+
+/** Range requests: x-ms-range-get-content-md5/crc64 are allowed only for ranges of at most 4 MiB. */
+export const rangeContentHashBytesMax = 4 * MiB;
+
 // ---- partition layer (src/partition/, docs/formats/partition-*.md) ----
 
 /** Largest row key: a 1024-character blob name in UTF-8 plus account, container and snapshot parts. */

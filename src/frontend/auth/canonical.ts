@@ -1,0 +1,91 @@
+// Canonicalisation shared by SharedKey, SharedKeyLite and SAS: Azure's ordering of header
+// names, the CanonicalizedHeaders string, HMAC-SHA256 signing and constant-time comparison.
+//
+// Azure sorts canonical header names with .NET's culture-aware (en-US) comparison, not by code
+// unit: '-' and '\'' are ignored at the first level and only break ties by position, '_' sorts
+// before digits and letters. compareHeaderNames implements that order deterministically, with
+// no dependence on the process locale or ICU data (Intl/localeCompare would vary by machine).
+// Invariants: the comparator is a total order on header-name tokens (lower-cased HTTP tokens);
+// signatures are compared only as equal-length byte strings with crypto.timingSafeEqual.
+// Fault model: names and values are hostile; nothing here logs or returns a computed signature
+// except to its caller.
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/** Primary weights of HTTP token characters (lower-cased names), in Azure's order: symbols,
+ * then '+', then digits, then letters. '-' and '\'' have no primary weight (ignorable). */
+const primaryOrder = '!#$%&*.^_`|~+0123456789abcdefghijklmnopqrstuvwxyz';
+const ignorableOrder = '\'-';
+
+function primaryWeight(c: string): number {
+  const index = primaryOrder.indexOf(c);
+  // Characters outside HTTP tokens cannot occur in header names; order them after letters by code.
+  return index === -1 ? primaryOrder.length + c.charCodeAt(0) : index;
+}
+
+function isIgnorable(c: string): boolean {
+  return ignorableOrder.includes(c);
+}
+
+/** Negative when a sorts before b, 0 when equal, positive after, in Azure's order. */
+export function compareHeaderNames(a: string, b: string): number {
+  const primary = comparePrimary(a, b);
+  if (primary !== 0) return primary;
+  return compareIgnorables(a, b);
+}
+
+function comparePrimary(a: string, b: string): number {
+  let i = 0;
+  let j = 0;
+  for (;;) {
+    while (i < a.length && isIgnorable(a.charAt(i))) i += 1;
+    while (j < b.length && isIgnorable(b.charAt(j))) j += 1;
+    if (i === a.length || j === b.length) return (i === a.length ? 0 : 1) - (j === b.length ? 0 : 1);
+    const difference = primaryWeight(a.charAt(i)) - primaryWeight(b.charAt(j));
+    if (difference !== 0) return difference;
+    i += 1;
+    j += 1;
+  }
+}
+
+/** Names equal but for ignorable characters: at the first position where they differ, the name
+ * that has ended or has an ordinary character there sorts first; two different ignorables sort
+ * '\'' before '-'. */
+function compareIgnorables(a: string, b: string): number {
+  const length = Math.max(a.length, b.length);
+  for (let k = 0; k < length; k += 1) {
+    const ca = a.charAt(k);
+    const cb = b.charAt(k);
+    if (ca === cb) continue;
+    const ia = ca !== '' && isIgnorable(ca);
+    const ib = cb !== '' && isIgnorable(cb);
+    if (ia && ib) return ignorableOrder.indexOf(ca) - ignorableOrder.indexOf(cb);
+    if (ia) return 1;
+    if (ib) return -1;
+    return 0; // unreachable for names with equal primary keys
+  }
+  return 0;
+}
+
+/** CanonicalizedHeaders: every x-ms- header, lower-cased, in Azure's order, "name:value\n". */
+export function canonicalizedHeaders(headers: ReadonlyMap<string, string>): string {
+  const names = [...headers.keys()].filter((name) => name.startsWith('x-ms-')).sort(compareHeaderNames);
+  return names.map((name) => `${name}:${(headers.get(name) ?? '').trim()}\n`).join('');
+}
+
+export function hmacSha256Base64(key: Uint8Array, text: string): string {
+  return createHmac('sha256', key).update(text, 'utf8').digest('base64');
+}
+
+/** True when `presented` (Base64) equals the HMAC of `text` under any of `keys`. Every key is
+ * tried (no early exit) and bytes are compared in constant time. */
+export function signatureMatches(presented: string, text: string, keys: readonly Uint8Array[]): boolean {
+  const presentedBytes = Buffer.from(presented, 'base64');
+  if (presentedBytes.length !== 32 || presentedBytes.toString('base64') !== presented) return false;
+  let matched = false;
+  for (const key of keys) {
+    const expected = createHmac('sha256', key).update(text, 'utf8').digest();
+    if (timingSafeEqual(expected, presentedBytes)) matched = true;
+  }
+  return matched;
+}
