@@ -1,0 +1,68 @@
+// The peers the blob benchmark compares: Azurite from the npm registry (disk and in-memory),
+// the null server (the client's own ceiling) and Kura's embedded default (`kura serve` with
+// one and three disks). Every one is started with the Node binary running the benchmark
+// (Node 24 from node_modules), on 127.0.0.1 only.
+import { join } from 'node:path';
+import { ProcessPeer, type LaunchContext } from './process-peer.ts';
+import type { BenchPeer } from './peer.ts';
+
+const repositoryRoot = join(import.meta.dirname, '..', '..');
+const azuriteBlobMain = join(repositoryRoot, 'node_modules', 'azurite', 'dist', 'src', 'blob', 'main.js');
+const kuraMain = join(repositoryRoot, 'src', 'main', 'kura.ts');
+const nullServerMain = join(import.meta.dirname, 'null-server.ts');
+const readyTimeoutMs = 30_000;
+
+/**
+ * Azurite's blob service. `--silent` turns off its per-request access log on stdout;
+ * `--disableTelemetry` keeps it from reporting usage over the network (loopback only here).
+ */
+export function azuritePeer(mode: 'disk' | 'memory'): BenchPeer {
+  return new ProcessPeer({
+    name: mode === 'disk' ? 'azurite-disk' : 'azurite-memory',
+    persistence: mode === 'disk' ? { kind: 'durable' } : { kind: 'volatile', why: 'in-memory mode keeps nothing across a restart by design' },
+    readyTimeoutMs,
+    launch: ({ port, dataDirectory }: LaunchContext) => ({
+      command: process.execPath,
+      args: [
+        azuriteBlobMain,
+        '--blobHost', '127.0.0.1', '--blobPort', String(port),
+        '--location', dataDirectory,
+        '--skipApiVersionCheck', '--loose', '--silent', '--disableTelemetry',
+        ...(mode === 'memory' ? ['--inMemoryPersistence'] : []),
+      ],
+    }),
+  });
+}
+
+/** The null server of null-server.ts in its own process, so its CPU is not the client's. */
+export function nullServerPeer(): BenchPeer {
+  return new ProcessPeer({
+    name: 'null-server',
+    persistence: { kind: 'discards', why: 'discards uploads: the client ceiling, not a store' },
+    readyTimeoutMs,
+    launch: ({ port }: LaunchContext) => ({ command: process.execPath, args: [nullServerMain, '--port', String(port)] }),
+  });
+}
+
+/**
+ * Kura's embedded default, one fault domain per `--disk`. Until `kura serve` serves blobs the
+ * command exits at once with its "not built yet" message (or rejects these options), and the
+ * start rejects with PeerUnavailableError, which the runner reports as "not available".
+ * The options must follow `kura serve` as issue 4 defines it: --disk DIR (repeatable), and the
+ * blob endpoint's host and port.
+ */
+export function kuraServePeer(diskCount: number): BenchPeer {
+  return new ProcessPeer({
+    name: `kura-${diskCount}disk`,
+    persistence: { kind: 'durable' },
+    readyTimeoutMs,
+    launch: ({ port, dataDirectory }: LaunchContext) => ({
+      command: process.execPath,
+      args: [
+        kuraMain, 'serve',
+        ...Array.from({ length: diskCount }, (_, index) => ['--disk', join(dataDirectory, `disk${index}`)]).flat(),
+        '--blob-host', '127.0.0.1', '--blob-port', String(port),
+      ],
+    }),
+  });
+}

@@ -1,0 +1,101 @@
+// The blob benchmark's two profiles. Every load loop is bounded in operations and in time,
+// and every write workload in bytes (workloadBytesMax), so a run's length and its disk and
+// memory use are known before it starts: quick stays under 5 minutes, full under 30 minutes
+// for the peers this build can run (see bench/blob/README.md in the report for the budget).
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export interface BlobProfile {
+  readonly name: 'quick' | 'full';
+  /** Time bound of each put/get/mixed loop. */
+  readonly durationMs: number;
+  /** Count bound of each put/get/mixed loop (also bounds a durability read-back). */
+  readonly operationsMax: number;
+  /** Byte bound of each write loop: operations are capped at workloadBytesMax / size. */
+  readonly workloadBytesMax: number;
+  readonly sizesBytes: readonly number[];
+  readonly concurrencies: readonly number[];
+  /** Concurrencies at which the raw undici client repeats put/get. */
+  readonly rawConcurrencies: readonly number[];
+  /** Blobs written before a get loop, read round-robin. */
+  readonly getSetSize: number;
+  readonly bigBlobBytes: number;
+  readonly bigBlockBytes: number;
+  readonly bigBlockConcurrency: number;
+  readonly bigRepeats: number;
+  readonly listBlobCount: number;
+  readonly listBlobBytes: number;
+  readonly listPageSize: number;
+  readonly listRepeats: number;
+  /** Time bound of populating the list container (fewer blobs if it runs out). */
+  readonly listPopulateMs: number;
+  readonly mixedSizeBytes: number;
+  readonly mixedConcurrency: number;
+  readonly mixedReadFraction: number;
+  readonly mixedSetSize: number;
+  readonly mixedDurationMs: number;
+  /** Bound of one whole large upload or download, and of a durability read-back. */
+  readonly longOperationMs: number;
+  /** Concurrency of the durability read-back after a restart. */
+  readonly checkConcurrency: number;
+  readonly sampleIntervalMs: number;
+}
+
+const common = {
+  sizesBytes: [4 * KiB, 64 * KiB, MiB],
+  concurrencies: [1, 16, 64],
+  getSetSize: 64,
+  bigBlobBytes: 256 * MiB,
+  bigBlockBytes: 8 * MiB,
+  bigBlockConcurrency: 4,
+  listBlobBytes: 64,
+  listPageSize: 5000,
+  mixedSizeBytes: 64 * KiB,
+  mixedConcurrency: 16,
+  mixedReadFraction: 0.7,
+  mixedSetSize: 256,
+  longOperationMs: 180_000,
+  checkConcurrency: 16,
+  sampleIntervalMs: 100,
+} as const;
+
+export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
+  quick: {
+    ...common,
+    name: 'quick',
+    durationMs: 1_000,
+    operationsMax: 5_000,
+    workloadBytesMax: 256 * MiB,
+    rawConcurrencies: [16],
+    bigRepeats: 1,
+    listBlobCount: 10_000,
+    listRepeats: 2,
+    listPopulateMs: 60_000,
+    mixedDurationMs: 2_000,
+  },
+  full: {
+    ...common,
+    name: 'full',
+    durationMs: 3_000,
+    operationsMax: 30_000,
+    workloadBytesMax: 1024 * MiB,
+    rawConcurrencies: [1, 16, 64],
+    bigRepeats: 2,
+    listBlobCount: 100_000,
+    listRepeats: 3,
+    listPopulateMs: 240_000,
+    mixedDurationMs: 6_000,
+  },
+};
+
+export function parseProfileName(value: string | undefined): 'quick' | 'full' {
+  if (value === undefined || value === 'quick') return 'quick';
+  if (value === 'full') return 'full';
+  throw new Error(`--profile must be quick or full, got ${value}`);
+}
+
+export function sizeLabel(bytes: number): string {
+  if (bytes >= MiB && bytes % MiB === 0) return `${bytes / MiB} MiB`;
+  if (bytes >= KiB && bytes % KiB === 0) return `${bytes / KiB} KiB`;
+  return `${bytes} B`;
+}

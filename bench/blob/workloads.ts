@@ -1,0 +1,284 @@
+// The blob workloads of issue 5, each run against one peer: Put Blob and Get Blob at every
+// size × concurrency (SDK, and raw undici where asked), one large blob uploaded in blocks and
+// downloaded, List Blobs over many blobs, and a mixed read/write run. Every timed loop goes
+// through runClosedLoop (bounded in count and time); the server process is sampled around it;
+// every write loop keeps a ledger of acknowledged blobs and ends with the durability check.
+import { runClosedLoop } from '../lib/stats.ts';
+import { SeededRandom } from '../../src/util/random.ts';
+import { blockIdFor, type PutGetClient } from './blob-client.ts';
+import { forEachBounded, sequenceName } from './bounded-parallel.ts';
+import { checkDurability } from './durability.ts';
+import { payloadFor, StreamVerifier, type LedgerEntry } from './payload.ts';
+import type { BenchPeer } from './peer.ts';
+import { ProcessSampler } from './proc-sample.ts';
+import { sizeLabel, type BlobProfile } from './profiles.ts';
+import { RawBlobClient } from './raw-client.ts';
+import type { DurabilityResult, WorkloadKind, WorkloadResult } from './results.ts';
+import type { SdkBlobClient } from './sdk-client.ts';
+
+export type WorkloadSpec =
+  | { readonly kind: 'put' | 'get'; readonly client: 'sdk' | 'raw'; readonly sizeBytes: number; readonly concurrency: number }
+  | { readonly kind: 'big' }
+  | { readonly kind: 'list' }
+  | { readonly kind: 'mixed' };
+
+/** Everything a workload needs about the peer it runs against. */
+export interface PeerSession {
+  readonly peer: BenchPeer;
+  readonly profile: BlobProfile;
+  readonly port: number;
+  readonly accountKey: string;
+  /** The SDK client of the timed loops (no retries); the port survives restarts, so it does too. */
+  readonly sdk: SdkBlobClient;
+  /** An SDK client that retries, for untimed setup and cleanup right after a restart. */
+  readonly setup: SdkBlobClient;
+}
+
+export function workloadSpecs(profile: BlobProfile): WorkloadSpec[] {
+  const specs: WorkloadSpec[] = [];
+  for (const kind of ['put', 'get'] as const) {
+    for (const sizeBytes of profile.sizesBytes) {
+      for (const concurrency of profile.concurrencies) specs.push({ kind, client: 'sdk', sizeBytes, concurrency });
+      for (const concurrency of profile.rawConcurrencies) specs.push({ kind, client: 'raw', sizeBytes, concurrency });
+    }
+  }
+  specs.push({ kind: 'big' }, { kind: 'list' }, { kind: 'mixed' });
+  return specs;
+}
+
+export function specLabel(spec: WorkloadSpec, profile: BlobProfile): string {
+  switch (spec.kind) {
+    case 'put':
+    case 'get':
+      return `${spec.kind} ${sizeLabel(spec.sizeBytes)} ×${spec.concurrency}${spec.client === 'raw' ? ' raw' : ''}`;
+    case 'big':
+      return `${sizeLabel(profile.bigBlobBytes)} in ${sizeLabel(profile.bigBlockBytes)} blocks`;
+    case 'list':
+      return `list ${profile.listBlobCount} blobs`;
+    case 'mixed':
+      return `mixed ${Math.round(profile.mixedReadFraction * 100)}/${Math.round((1 - profile.mixedReadFraction) * 100)} ${sizeLabel(profile.mixedSizeBytes)} ×${profile.mixedConcurrency}`;
+  }
+}
+
+/** Runs one workload on a started peer; its container is deleted afterwards. */
+export async function runWorkload(session: PeerSession, spec: WorkloadSpec, container: string): Promise<WorkloadResult[]> {
+  await session.setup.createContainer(container);
+  try {
+    switch (spec.kind) {
+      case 'put':
+        return [await runPut(session, spec, container)];
+      case 'get':
+        return [await runGet(session, spec, container)];
+      case 'big':
+        return await runBig(session, container);
+      case 'list':
+        return await runList(session, container);
+      case 'mixed':
+        return [await runMixed(session, container)];
+    }
+  } finally {
+    await session.setup.deleteContainer(container).catch(() => undefined);
+  }
+}
+
+interface MeasureOptions {
+  readonly label: string;
+  readonly kind: WorkloadKind;
+  readonly client: 'sdk' | 'raw';
+  readonly sizeBytes: number;
+  readonly concurrency: number;
+  readonly durationMs: number;
+  readonly operationsMax: number;
+  readonly bytesPerOperation: number;
+  readonly operation: (sequence: number) => Promise<void>;
+}
+
+type Measured = Omit<WorkloadResult, 'durability'>;
+
+/** One timed closed loop with the server sampled around it; failed operations are counted. */
+async function measure(session: PeerSession, options: MeasureOptions): Promise<Measured> {
+  let errors = 0;
+  const sampler = new ProcessSampler({ read: () => session.peer.sample(), intervalMs: session.profile.sampleIntervalMs });
+  const throughput = await runClosedLoop({
+    concurrency: options.concurrency,
+    durationMs: options.durationMs,
+    operationsMax: options.operationsMax,
+    bytesPerOperation: options.bytesPerOperation,
+    operation: async (_worker, sequence) => {
+      try {
+        await options.operation(sequence);
+      } catch {
+        errors += 1;
+      }
+    },
+  });
+  const { cpuSeconds, peakRssBytes } = sampler.stop();
+  return {
+    peer: session.peer.name,
+    workload: options.label,
+    kind: options.kind,
+    client: options.client,
+    sizeBytes: options.sizeBytes,
+    concurrency: options.concurrency,
+    throughput,
+    errors,
+    itemsPerSecond: null,
+    server: { cpuSeconds, cpuSecondsPerOperation: cpuSeconds / Math.max(1, throughput.operations), peakRssBytes },
+  };
+}
+
+function writeOperationsMax(profile: BlobProfile, sizeBytes: number): number {
+  return Math.max(1, Math.min(profile.operationsMax, Math.floor(profile.workloadBytesMax / sizeBytes)));
+}
+
+function readBack(session: PeerSession, ledger: readonly LedgerEntry[]): Promise<DurabilityResult> {
+  const profile = session.profile;
+  return checkDurability({ peer: session.peer, ledger, concurrency: profile.checkConcurrency, deadlineMs: profile.longOperationMs, method: 'read-back', listPageSize: profile.listPageSize });
+}
+
+async function withClient<T>(session: PeerSession, kind: 'sdk' | 'raw', connections: number, use: (client: PutGetClient) => Promise<T>): Promise<T> {
+  if (kind === 'sdk') return use(session.sdk);
+  const raw = new RawBlobClient({ port: session.port, accountKey: session.accountKey, connections });
+  try {
+    return await use(raw);
+  } finally {
+    await raw.close();
+  }
+}
+
+async function runPut(session: PeerSession, spec: WorkloadSpec & { kind: 'put' | 'get' }, container: string): Promise<WorkloadResult> {
+  const ledger: LedgerEntry[] = [];
+  const measured = await withClient(session, spec.client, spec.concurrency, (client) =>
+    measure(session, {
+      label: specLabel(spec, session.profile), kind: 'put', client: spec.client, sizeBytes: spec.sizeBytes, concurrency: spec.concurrency,
+      durationMs: session.profile.durationMs, operationsMax: writeOperationsMax(session.profile, spec.sizeBytes), bytesPerOperation: spec.sizeBytes,
+      operation: async (sequence) => {
+        const name = sequenceName('p', sequence);
+        await client.putBlob(container, name, payloadFor(name, spec.sizeBytes));
+        ledger.push({ container, name, sizeBytes: spec.sizeBytes, blockCount: 1 });
+      },
+    }),
+  );
+  return { ...measured, durability: await readBack(session, ledger) };
+}
+
+/** Writes `count` blobs named prefix/<i> of `sizeBytes` (untimed setup); returns their ledger. */
+async function populate(client: PutGetClient, container: string, options: { readonly prefix: string; readonly count: number; readonly sizeBytes: number }): Promise<LedgerEntry[]> {
+  const ledger: LedgerEntry[] = [];
+  await forEachBounded(options.count, 16, async (index) => {
+    const name = sequenceName(options.prefix, index);
+    await client.putBlob(container, name, payloadFor(name, options.sizeBytes));
+    ledger.push({ container, name, sizeBytes: options.sizeBytes, blockCount: 1 });
+  });
+  return ledger;
+}
+
+async function runGet(session: PeerSession, spec: WorkloadSpec & { kind: 'put' | 'get' }, container: string): Promise<WorkloadResult> {
+  const setSize = session.profile.getSetSize;
+  await populate(session.setup, container, { prefix: 's', count: setSize, sizeBytes: spec.sizeBytes });
+  const measured = await withClient(session, spec.client, spec.concurrency, (client) =>
+    measure(session, {
+      label: specLabel(spec, session.profile), kind: 'get', client: spec.client, sizeBytes: spec.sizeBytes, concurrency: spec.concurrency,
+      durationMs: session.profile.durationMs, operationsMax: session.profile.operationsMax, bytesPerOperation: spec.sizeBytes,
+      operation: async (sequence) => {
+        const body = await client.getBlob(container, sequenceName('s', sequence % setSize));
+        if (body?.length !== spec.sizeBytes) throw new Error(`Get Blob returned ${body?.length ?? 'no'} bytes, expected ${spec.sizeBytes}`);
+      },
+    }),
+  );
+  return { ...measured, durability: null };
+}
+
+async function uploadInBlocks(client: SdkBlobClient, entry: LedgerEntry, blockConcurrency: number): Promise<void> {
+  const blockBytes = entry.sizeBytes / entry.blockCount;
+  const ids = Array.from({ length: entry.blockCount }, (_, index) => blockIdFor(index));
+  await forEachBounded(entry.blockCount, blockConcurrency, async (index) => {
+    await client.stageBlock(entry.container, entry.name, ids[index] ?? '', payloadFor(`${entry.name}#${index}`, blockBytes));
+  });
+  await client.commitBlockList(entry.container, entry.name, ids);
+}
+
+async function runBig(session: PeerSession, container: string): Promise<WorkloadResult[]> {
+  const profile = session.profile;
+  const label = specLabel({ kind: 'big' }, profile);
+  const blockCount = profile.bigBlobBytes / profile.bigBlockBytes;
+  const common = { client: 'sdk', sizeBytes: profile.bigBlobBytes, concurrency: 1, durationMs: profile.longOperationMs, operationsMax: profile.bigRepeats, bytesPerOperation: profile.bigBlobBytes } as const;
+  const ledger: LedgerEntry[] = [];
+  const upload = await measure(session, {
+    ...common, label: `upload ${label}`, kind: 'big-upload',
+    operation: async (sequence) => {
+      const entry = { container, name: `big-${sequence}`, sizeBytes: profile.bigBlobBytes, blockCount };
+      await uploadInBlocks(session.sdk, entry, profile.bigBlockConcurrency);
+      ledger.push(entry);
+    },
+  });
+  const durability = await readBack(session, ledger);
+  // The download is measured on intact blobs: any the restart lost are written again, untimed.
+  if (durability.kind === 'checked' && durability.missing + durability.different + durability.unreadable > 0) {
+    for (const entry of ledger) await uploadInBlocks(session.setup, entry, profile.bigBlockConcurrency);
+  }
+  const download = await measure(session, {
+    ...common, label: `download ${label}`, kind: 'big-download',
+    operation: async (sequence) => {
+      const entry = ledger[sequence % Math.max(1, ledger.length)];
+      if (entry === undefined) throw new Error('nothing was uploaded');
+      const verifier = new StreamVerifier(entry);
+      const bytes = await session.sdk.readBlobStream(container, entry.name, (chunk) => verifier.push(chunk));
+      // A peer that discards uploads (the null server) can only be held to the length.
+      const intact = session.peer.persistence.kind === 'discards' ? bytes === entry.sizeBytes : verifier.matches();
+      if (!intact) throw new Error(`download of ${entry.name} differs from what was uploaded`);
+    },
+  });
+  return [{ ...upload, durability }, { ...download, durability: null }];
+}
+
+async function runList(session: PeerSession, container: string): Promise<WorkloadResult[]> {
+  const profile = session.profile;
+  const label = specLabel({ kind: 'list' }, profile);
+  const ledger: LedgerEntry[] = [];
+  const concurrency = Math.max(...profile.concurrencies);
+  const populated = await measure(session, {
+    label: `populate for ${label} (put ${profile.listBlobBytes} B ×${concurrency})`, kind: 'list-populate', client: 'sdk', sizeBytes: profile.listBlobBytes, concurrency,
+    durationMs: profile.listPopulateMs, operationsMax: profile.listBlobCount, bytesPerOperation: profile.listBlobBytes,
+    operation: async (sequence) => {
+      const name = sequenceName('l', sequence);
+      await session.sdk.putBlob(container, name, payloadFor(name, profile.listBlobBytes));
+      ledger.push({ container, name, sizeBytes: profile.listBlobBytes, blockCount: 1 });
+    },
+  });
+  const durability = await checkDurability({ peer: session.peer, ledger, concurrency: 1, deadlineMs: profile.longOperationMs, method: 'listing', listPageSize: profile.listPageSize });
+  let marker: string | undefined;
+  let items = 0;
+  const listed = await measure(session, {
+    label, kind: 'list', client: 'sdk', sizeBytes: 0, concurrency: 1,
+    durationMs: profile.longOperationMs, operationsMax: profile.listRepeats * Math.ceil(Math.max(1, ledger.length) / profile.listPageSize), bytesPerOperation: 0,
+    operation: async () => {
+      const page = await session.sdk.listPage(container, marker, profile.listPageSize);
+      items += page.blobs.length;
+      marker = page.nextMarker;
+    },
+  });
+  return [{ ...populated, durability }, { ...listed, itemsPerSecond: items / listed.throughput.seconds, durability: null }];
+}
+
+async function runMixed(session: PeerSession, container: string): Promise<WorkloadResult> {
+  const profile = session.profile;
+  const sizeBytes = profile.mixedSizeBytes;
+  const ledger = await populate(session.setup, container, { prefix: 's', count: profile.mixedSetSize, sizeBytes });
+  const random = new SeededRandom(70);
+  const measured = await measure(session, {
+    label: specLabel({ kind: 'mixed' }, profile), kind: 'mixed', client: 'sdk', sizeBytes, concurrency: profile.mixedConcurrency,
+    durationMs: profile.mixedDurationMs, operationsMax: writeOperationsMax(profile, sizeBytes), bytesPerOperation: sizeBytes,
+    operation: async (sequence) => {
+      if (random.next() < profile.mixedReadFraction) {
+        const body = await session.sdk.getBlob(container, sequenceName('s', random.int(profile.mixedSetSize)));
+        if (body?.length !== sizeBytes) throw new Error('mixed read returned the wrong length');
+        return;
+      }
+      const name = sequenceName('m', sequence);
+      await session.sdk.putBlob(container, name, payloadFor(name, sizeBytes));
+      ledger.push({ container, name, sizeBytes, blockCount: 1 });
+    },
+  });
+  return { ...measured, durability: await readBack(session, ledger) };
+}
