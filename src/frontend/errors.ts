@@ -19,7 +19,7 @@ export const frontendErrorCodes = [
   'AuthenticationFailed', 'AuthorizationFailure', 'AuthorizationPermissionMismatch',
   'AuthorizationProtocolMismatch', 'AuthorizationResourceTypeMismatch',
   'AuthorizationServiceMismatch', 'AuthorizationSourceIPMismatch', 'NoAuthenticationInformation',
-  'InvalidAuthenticationInfo', 'PublicAccessNotPermitted',
+  'InvalidAuthenticationInfo', 'PublicAccessNotPermitted', 'CorsPreflightFailure',
   'ConditionNotMet', 'ConditionNotMetRead', 'ConditionHeadersNotSupported',
   'MultipleConditionHeadersNotSupported', 'EmptyMetadataKey', 'InvalidMetadata', 'MetadataTooLarge',
   'InternalError', 'OperationTimedOut', 'ServerBusy',
@@ -109,7 +109,7 @@ const storageTable = {
   'extent.not_found': internal, 'extent.exists': internal, 'extent.sealed': internal,
   'extent.stale_epoch': busy, 'extent.corrupt': internal, 'extent.out_of_range': internal,
   'extent.offset_mismatch': internal, 'extent.failed': busy, 'extent.too_large': internal,
-  'stream.not_found': internal, 'stream.no_placement': busy, 'stream.unavailable': busy,
+  'stream.not_found': internal, 'stream.no_placement': busy, 'stream.unavailable': busy, 'stream.fenced': busy,
   'node.not_found': internal, 'node.protected': internal, 'token.invalid': internal,
   'config.invalid': internal,
   'partition.condition_failed': spec(412, 'ConditionNotMet', 'The condition specified using HTTP conditional header(s) is not met.'),
@@ -118,7 +118,7 @@ const storageTable = {
   'partition.too_large': spec(400, 'OutOfRangeInput', 'One of the request inputs is out of range.'),
   'partition.bad_continuation': spec(400, 'InvalidQueryParameterValue', 'Value for one of the query parameters specified in the request URI is invalid.'),
   'partition.unavailable': busy, 'partition.corrupt': internal, 'partition.fenced': busy,
-  'partition.closed': busy, 'partition.busy': busy,
+  'partition.closed': busy, 'partition.busy': busy, 'partition.not_owner': busy,
 } as const satisfies Record<StorageErrorCode, AzureErrorSpec>;
 
 const authTable = {
@@ -131,6 +131,7 @@ const authTable = {
   AuthorizationSourceIPMismatch: spec(403, 'AuthorizationSourceIPMismatch', 'This request is not authorized to perform this operation using this source IP.'),
   NoAuthenticationInformation: spec(401, 'NoAuthenticationInformation', 'Server failed to authenticate the request. Please refer to the information in the www-authenticate header.'),
   InvalidAuthenticationInfo: spec(400, 'InvalidAuthenticationInfo', 'Authentication information is not given in the correct format. Check the value of Authorization header.'),
+  CorsPreflightFailure: spec(403, 'CorsPreflightFailure', 'CORS not enabled or no matching rule found for this request.'),
   PublicAccessNotPermitted: spec(409, 'PublicAccessNotPermitted', 'Public access is not permitted on this storage account.'),
 } as const;
 

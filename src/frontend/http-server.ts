@@ -1,0 +1,222 @@
+// The Blob front end's HTTP server (node:http): for each request, parse once into an Operation,
+// authorise, read or stream its body under limits, dispatch to the injected BlobBackend, and
+// answer in Azure's shape — x-ms-request-id, x-ms-version, Date, echoed x-ms-client-request-id,
+// CORS — with every error mapped through the one error table (errors.ts).
+//
+// Invariants: stateless (no per-client state survives a request); blob bodies are streamed,
+// never buffered whole (XML documents are read whole, bounded by xmlBodyBytesMax); a request
+// that fails before its body was read is answered and its connection closed, so unread bytes
+// are never parsed as a next request; the backend is called only for parsed, authorised
+// operations; valid signatures, keys and SAS tokens are never logged (targets are redacted).
+// Fault model: hostile clients — oversized heads (Node's maxHeaderSize, 431), header floods
+// (maxHeadersCount), slow heads (headersTimeout, 408), stalled bodies (idle timeout destroys
+// the socket; the body iterator throws before its last chunk), disconnects mid-body, bodies
+// that do not match Content-MD5; backends that throw.
+
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  frontendConnectionsMax, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
+  requestHeadersTimeoutMs,
+} from '../constants.ts';
+import type { Clock } from '../util/clock.ts';
+import { redactTarget, type Authorizer } from './auth/authorizer.ts';
+import type { BlobBackend, CallContext } from './blob-backend.ts';
+import { actualRequestHeaders, preflightHeaders, type CorsRulesLookup } from './cors.ts';
+import { dispatch, type BodyInput, type Reply } from './dispatch.ts';
+import { errorBodyXml, FrontendError, mapError } from './errors.ts';
+import { parseMd5 } from './fields.ts';
+import { hasDataBody, hasXmlBody, type Operation } from './operation.ts';
+import { headerMap, parseRequest, type ParsedRequest, type RequestHead } from './request-parser.ts';
+import { DataBody, readXmlBody } from './request-body.ts';
+
+/** The subset of a pino logger the server uses (constant messages, structured fields). */
+export interface FrontendLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface FrontendServerOptions {
+  readonly backend: BlobBackend;
+  readonly authorizer: Authorizer;
+  readonly clock: Clock;
+  readonly corsRules: CorsRulesLookup;
+  readonly apiVersionLatest: string;
+  readonly logger?: FrontendLogger;
+  /** Overrides for tests; defaults come from src/constants.ts. */
+  readonly headersTimeoutMs?: number;
+  readonly bodyIdleTimeoutMs?: number;
+}
+
+/** Per-request state the response writers need. */
+interface Exchange {
+  readonly requestId: string;
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  version: string;
+  bodyRead: boolean;
+  cors: Record<string, string>;
+}
+
+export class FrontendServer {
+  readonly server: Server;
+  readonly #options: FrontendServerOptions;
+
+  constructor(options: FrontendServerOptions) {
+    this.#options = options;
+    this.server = createServer({ maxHeaderSize: requestHeaderBytesMax, requestTimeout: 0, headersTimeout: options.headersTimeoutMs ?? requestHeadersTimeoutMs }, (request, response) => {
+      void this.#handle(request, response);
+    });
+    this.server.maxHeadersCount = requestHeadersCountMax;
+    this.server.maxConnections = frontendConnectionsMax;
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      // Oversized or malformed heads never reach a handler: answer in plain HTTP and close.
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      else socket.destroy();
+    });
+  }
+
+  async listen(port: number, host: string): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const exchange: Exchange = { requestId: randomUUID(), request, response, version: '2009-09-19', bodyRead: false, cors: {} };
+    request.socket.setTimeout(this.#options.bodyIdleTimeoutMs ?? requestBodyIdleTimeoutMs, () => request.socket.destroy());
+    try {
+      if (request.method === 'OPTIONS') {
+        await this.#preflight(exchange);
+        return;
+      }
+      const head = requestHead(request);
+      const parsed = parseRequest(head, { apiVersionLatest: this.#options.apiVersionLatest });
+      if (!parsed.ok) {
+        if (parsed.clientRequestId !== undefined) response.setHeader('x-ms-client-request-id', parsed.clientRequestId);
+        throw parsed.error;
+      }
+      await this.#serve(exchange, parsed.request);
+    } catch (error) {
+      this.#fail(exchange, error);
+    }
+  }
+
+  async #serve(exchange: Exchange, parsed: ParsedRequest): Promise<void> {
+    const { response } = exchange;
+    if (parsed.clientRequestId !== undefined) response.setHeader('x-ms-client-request-id', parsed.clientRequestId);
+    if (parsed.version !== null) exchange.version = parsed.version;
+    const origin = parsed.headers.get('origin');
+    if (origin !== undefined) exchange.cors = actualRequestHeaders(await this.#options.corsRules(parsed.account), origin, parsed.method);
+    const principal = await this.#options.authorizer.authorize(parsed);
+    const abort = new AbortController();
+    exchange.request.once('close', () => { if (!exchange.request.complete) abort.abort(); });
+    const ctx: CallContext = {
+      requestId: exchange.requestId, principal, signal: abort.signal,
+      createOnly: principal.kind === 'sas' && principal.grant.createOnly,
+    };
+    const body = await this.#body(exchange, parsed.operation, parsed.headers);
+    const host = parsed.headers.get('host') ?? 'localhost';
+    const endpoint = parsed.addressing === 'host' ? `http://${host}/` : `http://${host}/${parsed.account}/`;
+    const reply = await dispatch(this.#options.backend, { operation: parsed.operation, body, ctx, endpoint });
+    if (body.kind === 'data' && body.body instanceof DataBody && body.body.consumed) exchange.bodyRead = true;
+    const overrides = principal.kind === 'sas' ? Object.fromEntries(principal.grant.responseHeaders) : {};
+    await this.#send(exchange, { ...reply, headers: { ...reply.headers, ...overrides } }, parsed.method === 'HEAD');
+  }
+
+  async #body(exchange: Exchange, op: Operation, headers: ReadonlyMap<string, string>): Promise<BodyInput> {
+    const md5Raw = headers.get('content-md5');
+    const md5 = md5Raw === undefined ? undefined : parseMd5('Content-MD5', md5Raw);
+    if (hasXmlBody(op)) {
+      const bytes = await readXmlBody(exchange.request, op.contentLength, md5);
+      exchange.bodyRead = true;
+      return { kind: 'xml', bytes };
+    }
+    if (hasDataBody(op)) return { kind: 'data', body: new DataBody(exchange.request, op.contentLength, md5) };
+    exchange.bodyRead = true; // no body: parseRequest refused any Content-Length but 0
+    return { kind: 'none' };
+  }
+
+  #commonHeaders(exchange: Exchange): Record<string, string> {
+    return {
+      'x-ms-request-id': exchange.requestId, 'x-ms-version': exchange.version,
+      date: new Date(this.#options.clock.nowMs()).toUTCString(), server: 'Kura', ...exchange.cors,
+    };
+  }
+
+  async #send(exchange: Exchange, reply: Reply, isHead: boolean): Promise<void> {
+    const { response } = exchange;
+    response.writeHead(reply.status, { ...this.#commonHeaders(exchange), ...reply.headers });
+    if (isHead || reply.body === null) {
+      response.end();
+      return;
+    }
+    if (typeof reply.body === 'string') {
+      response.end(reply.body);
+      return;
+    }
+    await pipeline(Readable.from(reply.body), response);
+  }
+
+  #fail(exchange: Exchange, error: unknown): void {
+    const { response, request } = exchange;
+    const mapped = mapError(error);
+    const log = { requestId: exchange.requestId, method: request.method, target: redactTarget(request.url ?? ''), code: mapped.spec.azureCode };
+    if (mapped.unexpected) this.#options.logger?.error({ ...log, err: error }, 'request failed unexpectedly');
+    else this.#options.logger?.info(log, 'request refused');
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    const hasBody = mapped.spec.status !== 304 && request.method !== 'HEAD';
+    const body = hasBody ? errorBodyXml(mapped, exchange.requestId, new Date(this.#options.clock.nowMs())) : '';
+    const headers: Record<string, string> = { ...this.#commonHeaders(exchange), 'x-ms-error-code': mapped.spec.azureCode };
+    if (hasBody) {
+      headers['content-type'] = 'application/xml';
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    if (!exchange.bodyRead) headers.connection = 'close';
+    response.writeHead(mapped.spec.status, headers);
+    response.end(body);
+  }
+
+  async #preflight(exchange: Exchange): Promise<void> {
+    const head = requestHead(exchange.request);
+    const headers = headerMap(head.rawHeaders);
+    const account = accountForPreflight(head.target, headers.get('host'));
+    exchange.bodyRead = true;
+    const cors = preflightHeaders(await this.#options.corsRules(account), headers);
+    exchange.response.writeHead(200, { ...this.#commonHeaders(exchange), ...cors, 'content-length': '0' });
+    exchange.response.end();
+  }
+}
+
+function requestHead(request: IncomingMessage): RequestHead {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < request.rawHeaders.length; i += 2) pairs.push([request.rawHeaders[i] ?? '', request.rawHeaders[i + 1] ?? '']);
+  return {
+    method: request.method ?? '', target: request.url ?? '', rawHeaders: pairs,
+    clientAddress: request.socket.remoteAddress ?? '', secure: false,
+  };
+}
+
+/** The account a preflight is for: host-style first label, else the first path segment. */
+function accountForPreflight(target: string, host: string | undefined): string {
+  const hostStyle = host === undefined ? null : /^([a-z0-9]{3,24})\.blob\./.exec(host.toLowerCase());
+  if (hostStyle?.[1] !== undefined) return hostStyle[1];
+  const first = target.split('?')[0]?.split('/')[1] ?? '';
+  if (!/^[a-z0-9]{3,24}$/.test(first)) throw new FrontendError('InvalidUri', 'no account in the preflight path');
+  return first;
+}
