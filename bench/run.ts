@@ -38,6 +38,7 @@ function printTable(results: readonly AppendCaseResult[]): void {
     'raw fsyncs/s': Math.round(result.raw.opsPerSecond),
     'raw MiB/s': result.raw.mibPerSecond.toFixed(1),
     'ops ÷ raw': result.opsRatio.toFixed(2),
+    'fsyncs/append': (result.fsyncs.journalFsyncsPerAppend + result.fsyncs.extentFsyncsPerAppend).toFixed(3),
     'bytes ÷ raw': result.bytesRatio.toFixed(2),
   }));
   console.table(rows);
@@ -59,6 +60,7 @@ const report = {
   results,
 };
 await mkdir('bench/results', { recursive: true });
-const path = `bench/results/stream-append-${profileName}-${report.date.slice(0, 10)}.json`;
+// Date and time in the name: a second run on the same day must not overwrite the first.
+const path = `bench/results/stream-append-${profileName}-${report.date.slice(0, 19).replaceAll(':', '-')}.json`;
 await writeFile(path, JSON.stringify(report, null, 2) + '\n');
 console.log(`saved ${path}`);

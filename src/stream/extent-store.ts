@@ -2,15 +2,22 @@
 // docs/formats/journal.md). Offsets and lengths are logical (sums of block bodies); an in-memory
 // index of block starts per extent maps them to file positions.
 //
-// Write path (P1, P4):
-// - group commit ON: append queues a journal record; the journal fsyncs once per batch
-//   (groupCommitWindowMs / groupCommitBytesMax); then the block is written to the extent file
-//   (no fsync) and the append resolves. A background step (extentSyncIntervalMs) fsyncs dirty
-//   extent files and then retires journal files whose records are all in synced extent files.
-//   The extent file only ever receives blocks whose journal record is durable, so a crash can
-//   leave it with holes or torn blocks only where the journal can repair them.
-// - group commit OFF (the reference path): write the block, fsync the extent file, resolve; one
-//   append at a time per extent, so only the last block can be torn by a crash.
+// Write path (P1, P4). Every append is reserved synchronously (offset, file position) and
+// queued on its extent's FIFO of pending appends; one drainer per extent (drain()) is the only
+// writer of that extent file and settles the FIFO strictly in offset order:
+// - group commit ON: append hands its journal record to the journal (leader/follower group
+//   commit, one write and one fsync per batch; see journal.ts). When records are durable, the
+//   drainer writes the whole run of durable blocks at the head of the FIFO to the extent file in
+//   one write (no fsync), publishes them and resolves them. A background step
+//   (extentSyncIntervalMs) fsyncs dirty extent files and then retires journal files whose
+//   records are all in synced extent files. The extent file only ever receives blocks whose
+//   journal record is durable, so a crash can leave it with holes or torn blocks only where the
+//   journal can repair them.
+// - group commit OFF (the reference path): the drainer writes the block, fsyncs the extent file
+//   and resolves; one append at a time per extent, so only the last block can be torn by a crash.
+//   With group commit on, appends of at least directAppendBytesMin take this path too (their
+//   bytes, not the fsync, dominate; journaling them would write them twice).
+// Each pending append remembers the mode it was issued in, so switching at run time is safe.
 //
 // Invariants:
 // - Durable first, then publish: `length` (what reads and info see) advances, in offset order,
@@ -25,17 +32,17 @@
 //
 // Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
 // reordered), bit flips in extent and journal files, EIO/ENOSPC on any call, failed fsync.
-import { appendBytesMax, extentBytesMax, extentSyncIntervalMs, readBytesMax } from '../constants.ts';
+import { appendBytesMax, directAppendBytesMin, extentBytesMax, extentSyncIntervalMs, groupCommitBytesMax, readBytesMax } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { crc32c } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import {
-  blockHeaderBytes, encodeDataBlock, encodeExtentHeader, encodeSealTrailer, extentFileName, extentHeaderBytes, identityCrc,
+  blockHeaderBytes, encodeDataBlock, encodeDataBlockHeader, encodeExtentHeader, encodeSealTrailer, extentFileName, extentHeaderBytes, identityCrc,
   parseExtentFileName, sealBodyBytes,
 } from '../wire/extent-format.ts';
-import { encodeJournalAppend, encodeJournalRemove, journalFileName, parseJournalFileName } from '../wire/journal-format.ts';
+import { encodeJournalAppendHeader, encodeJournalRemove, journalFileName, parseJournalFileName } from '../wire/journal-format.ts';
 import type { JournalRecord } from '../wire/journal-format.ts';
 import { readBlockBody, scanExtentFile } from './extent-file.ts';
 import type { BlockEntry } from './extent-file.ts';
@@ -67,6 +74,9 @@ export interface ExtentStoreOptions {
   readonly clock: Clock;
   /** P4 off switch: false = fsync every append into its extent file, no journal. */
   readonly groupCommit: boolean;
+  /** With group commit on, appends of at least this many bytes bypass the journal (default
+   * directAppendBytesMin); tests lower it to mix both paths in one extent. */
+  readonly directAppendBytesMin?: number;
   readonly onCorruption?: (event: CorruptionEvent) => void;
 }
 
@@ -114,11 +124,29 @@ interface ExtentEntry {
   state: ExtentState;
   sealing: { readonly length: number; readonly promise: Promise<void> } | null;
   removing: boolean;
-  /** Settles when every append issued so far has settled. */
-  tail: Promise<void>;
+  /** Appends reserved and not yet settled, in offset order: pending[pendingHead..] are live. */
+  pending: PendingAppend[];
+  pendingHead: number;
+  /** True while drain() runs: the extent file has one writer. */
+  draining: boolean;
+  /** Called when no append is pending (seal, remove and close wait for this). */
+  idleWaiters: Array<() => void>;
   readonly readers: Set<Promise<unknown>>;
   /** Journal files holding records of this extent whose blocks are not yet fsync'd here. */
   unsynced: JournalFileState[];
+}
+
+/** One append between its reservation and its settlement. */
+interface PendingAppend {
+  readonly block: BlockEntry;
+  readonly body: Uint8Array;
+  readonly bodyCrc: number;
+  /** Issued with group commit on: durable once its journal record is. */
+  readonly journaled: boolean;
+  /** The journal file holding its durable record; null until then (and when not journaled). */
+  journalFile: JournalFileState | null;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
 }
 
 export class ExtentStore {
@@ -131,6 +159,7 @@ export class ExtentStore {
   private readonly journal: Journal;
   private readonly counters = { appends: 0, appendFsyncs: 0, extentSyncs: 0 };
   private groupCommit: boolean;
+  private readonly directAppendBytesMin: number;
   private failure: StorageError | null = null;
   private closed = false;
   private syncTimer: TimerHandle | null = null;
@@ -140,9 +169,10 @@ export class ExtentStore {
     this.disk = options.disk;
     this.clock = options.clock;
     this.groupCommit = options.groupCommit;
+    this.directAppendBytesMin = options.directAppendBytesMin ?? directAppendBytesMin;
     this.onCorruption = options.onCorruption ?? (() => {});
     this.recovery = recovery;
-    this.journal = new Journal({ disk: this.disk, clock: this.clock, firstSequence: firstJournalSequence, onFailure: (error) => this.fail(error) });
+    this.journal = new Journal({ disk: this.disk, firstSequence: firstJournalSequence, onFailure: (error) => this.fail(error) });
   }
 
   /** Opens the store on `disk`, recovering every acknowledged append (see the file header). */
@@ -188,7 +218,13 @@ export class ExtentStore {
     // Checks and the reservation run synchronously (before any await), so concurrent appends
     // at consecutive offsets pipeline in call order.
     const entry = this.appendable(extentId, expectedOffset, data);
-    return this.appendTo(entry, data);
+    const bodyCrc = crc32c(data);
+    const block = reserveBlock(entry, data.length, bodyCrc);
+    await new Promise<void>((resolve, reject) => {
+      const journaled = this.groupCommit && data.length < this.directAppendBytesMin;
+      this.enqueue(entry, { block, body: data, bodyCrc, journaled, journalFile: null, resolve, reject });
+    });
+    return { offset: block.offset, length: block.length };
   }
 
   /** Reads [offset, offset + length) verified; extent.corrupt rather than bad bytes. */
@@ -245,10 +281,10 @@ export class ExtentStore {
     this.checkWritable();
     const entry = this.live(extentId);
     entry.removing = true;
-    await entry.tail;
+    await idle(entry);
     await entry.sealing?.promise.catch(() => {});
     await drainReaders(entry);
-    if (this.journal.hasFiles() || this.groupCommit) await this.guard(this.journal.append(encodeJournalRemove(extentId), { tracked: false }));
+    if (this.journal.hasFiles() || this.groupCommit) await this.guard(this.journal.appendDurable(encodeJournalRemove(extentId)));
     while (this.syncing !== null) await this.syncing;
     for (const file of entry.unsynced.splice(0)) this.journal.release(file);
     this.extents.delete(extentId);
@@ -304,7 +340,7 @@ export class ExtentStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const entry of this.extents.values()) await entry.tail;
+    for (const entry of this.extents.values()) await idle(entry);
     for (const entry of this.extents.values()) await drainReaders(entry);
     this.syncTimer?.cancel();
     this.syncTimer = null;
@@ -336,45 +372,102 @@ export class ExtentStore {
     return entry;
   }
 
-  /** Reserves the block synchronously (so appends pipeline), then makes it durable in order. */
-  private async appendTo(entry: ExtentEntry, data: Uint8Array): Promise<{ offset: number; length: number }> {
-    const extentId = entry.identity.extentId;
-    const block: BlockEntry = { offset: entry.endOffset, length: data.length, filePosition: entry.fileEnd, bodyCrc: crc32c(data), corrupt: false };
-    entry.blocks.push(block);
-    entry.endOffset += block.length;
-    entry.fileEnd += blockHeaderBytes + block.length;
-    const previous = entry.tail;
-    const record = { extentId, offset: block.offset, body: data, bodyCrc: block.bodyCrc ?? 0 };
-    const journaled = this.groupCommit ? this.journal.append(encodeJournalAppend(record), { tracked: true }) : null;
-    journaled?.catch(() => {}); // observed below, after `previous`
-    const done = this.makeDurable({ entry, block, record, journaled, previous });
-    entry.tail = done.then(() => {}, () => {});
-    await done;
-    return { offset: block.offset, length: block.length };
+  /** Queues a reserved append; with group commit on, hands its record to the journal at once. */
+  private enqueue(entry: ExtentEntry, pending: PendingAppend): void {
+    entry.pending.push(pending);
+    if (!pending.journaled) {
+      this.kick(entry);
+      return;
+    }
+    const { block, body, bodyCrc } = pending;
+    try {
+      this.journal.append({
+        header: encodeJournalAppendHeader({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc }),
+        body,
+        tracked: true,
+        onDurable: (file) => {
+          pending.journalFile = file;
+          this.kick(entry);
+        },
+        onFailed: () => this.kick(entry),
+      });
+    } catch (error) {
+      if (!isStorageError(error)) throw error;
+      this.fail(error);
+      this.kick(entry);
+    }
   }
 
-  private async makeDurable(step: {
-    entry: ExtentEntry; block: BlockEntry; previous: Promise<void>; journaled: Promise<JournalFileState> | null;
-    record: { extentId: number; offset: number; body: Uint8Array; bodyCrc: number };
-  }): Promise<void> {
-    const { entry, block, record, journaled } = step;
-    await step.previous;
-    this.checkWritable();
-    const bytes = encodeDataBlock(record);
-    if (journaled !== null) {
-      const journalFile = await journaled;
-      await this.guard(entry.file.write(block.filePosition, bytes));
-      entry.unsynced.push(journalFile);
-      this.scheduleSync(extentSyncIntervalMs);
-    } else {
-      await this.guard(entry.file.write(block.filePosition, bytes));
-      await this.guard(entry.file.sync());
-      this.counters.appendFsyncs += 1;
+  /** Starts the extent's drainer unless it is running (it rechecks the FIFO after every step). */
+  private kick(entry: ExtentEntry): void {
+    if (entry.draining) return;
+    entry.draining = true;
+    // drain() settles every pending append itself; it rejects only on a programmer error
+    // (a failed assertion), which must crash the process as an unhandled rejection.
+    void this.drain(entry);
+  }
+
+  /** The one writer of an extent file: settles pending appends in offset order (see the header). */
+  private async drain(entry: ExtentEntry): Promise<void> {
+    // One microtask first: the journal reports a whole batch durable in one synchronous loop, so
+    // every record of the batch is marked before the run is taken (one write, not 1 + n-1).
+    await Promise.resolve();
+    try {
+      for (let head = entry.pending[entry.pendingHead]; head !== undefined; head = entry.pending[entry.pendingHead]) {
+        if (this.failure !== null) {
+          rejectPending(entry, this.failure);
+          break;
+        }
+        if (!head.journaled) await this.writeSynced(entry, head);
+        else if (head.journalFile !== null) await this.writeJournaled(entry);
+        else break; // its journal record is not durable yet: onDurable or onFailed kicks again
+      }
+    } catch (error) {
+      if (!isStorageError(error)) throw error;
+      rejectPending(entry, this.fail(error));
+    } finally {
+      entry.draining = false;
+      if (entry.pendingHead === entry.pending.length) wakeIdle(entry);
     }
-    this.checkWritable();
+  }
+
+  /** Group commit off: write one block, fsync the extent file, publish, resolve. */
+  private async writeSynced(entry: ExtentEntry, pending: PendingAppend): Promise<void> {
+    const { block, body, bodyCrc } = pending;
+    await this.guard(entry.file.write(block.filePosition, encodeDataBlock({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc })));
+    await this.guard(entry.file.sync());
+    this.counters.appendFsyncs += 1;
+    if (this.failure !== null) return;
+    takePending(entry, 1);
+    this.publish(entry, pending);
+  }
+
+  /**
+   * Group commit on: the run of journal-durable appends at the head of the FIFO goes to the extent
+   * file in one write (their blocks are contiguous there), then each is published and resolved.
+   */
+  private async writeJournaled(entry: ExtentEntry): Promise<void> {
+    const run = durableRun(entry);
+    const first = run[0];
+    assert(first !== undefined, 'a durable run has at least one append');
+    await this.guard(entry.file.write(first.block.filePosition, encodeBlocks(entry.identity.extentId, run)));
+    if (this.failure !== null) return;
+    takePending(entry, run.length);
+    for (const pending of run) {
+      assert(pending.journalFile !== null, 'only journal-durable appends are written with group commit');
+      entry.unsynced.push(pending.journalFile);
+      this.publish(entry, pending);
+    }
+    this.scheduleSync(extentSyncIntervalMs);
+  }
+
+  /** Durable first, then publish: the length advances over a durable block, then it resolves. */
+  private publish(entry: ExtentEntry, pending: PendingAppend): void {
+    const { block } = pending;
     assert(entry.length === block.offset, 'appends publish in offset order');
     entry.length = block.offset + block.length;
     this.counters.appends += 1;
+    pending.resolve();
   }
 
   // ---------------------------------------------------------------- background extent sync
@@ -408,7 +501,7 @@ export class ExtentStore {
   // ---------------------------------------------------------------- seal
 
   private async sealNow(entry: ExtentEntry, length: number): Promise<void> {
-    await entry.tail;
+    await idle(entry);
     await drainReaders(entry);
     this.checkWritable();
     const extentId = entry.identity.extentId;
@@ -624,10 +717,84 @@ function newEntry(fields: {
     state: fields.sealedLength === null ? { kind: 'open' } : { kind: 'sealed', sealedLength: fields.sealedLength },
     sealing: null,
     removing: false,
-    tail: Promise.resolve(),
+    pending: [],
+    pendingHead: 0,
+    draining: false,
+    idleWaiters: [],
     readers: new Set(),
     unsynced: [],
   };
+}
+
+/** Reserves the next block of an extent (synchronously, so concurrent appends pipeline). */
+function reserveBlock(entry: ExtentEntry, length: number, bodyCrc: number): BlockEntry {
+  const block: BlockEntry = { offset: entry.endOffset, length, filePosition: entry.fileEnd, bodyCrc, corrupt: false };
+  entry.blocks.push(block);
+  entry.endOffset += block.length;
+  entry.fileEnd += blockHeaderBytes + block.length;
+  return block;
+}
+
+/** The journal-durable appends at the head of the FIFO, at most groupCommitBytesMax bytes (at least one). */
+function durableRun(entry: ExtentEntry): PendingAppend[] {
+  const run: PendingAppend[] = [];
+  let bytes = 0;
+  for (let index = entry.pendingHead; index < entry.pending.length; index++) {
+    const pending = entry.pending[index];
+    if (pending === undefined || !pending.journaled || pending.journalFile === null) break;
+    if (run.length > 0 && bytes + pending.block.length > groupCommitBytesMax) break;
+    bytes += pending.block.length;
+    run.push(pending);
+  }
+  return run;
+}
+
+/** The block records of a run, contiguous in the file, in one buffer (each body copied once). */
+function encodeBlocks(extentId: number, run: readonly PendingAppend[]): Buffer {
+  let total = 0;
+  for (const pending of run) total += blockHeaderBytes + pending.block.length;
+  const bytes = Buffer.allocUnsafe(total);
+  const start = run[0]?.block.filePosition ?? 0;
+  for (const { block, body, bodyCrc } of run) {
+    const at = block.filePosition - start;
+    assert(at + blockHeaderBytes + block.length <= total, 'a run of blocks is contiguous in the file');
+    bytes.set(encodeDataBlockHeader({ extentId, offset: block.offset, body, bodyCrc }), at);
+    bytes.set(body, at + blockHeaderBytes);
+  }
+  return bytes;
+}
+
+/** Drops `count` settled appends from the head of the FIFO (compacting it now and then). */
+function takePending(entry: ExtentEntry, count: number): void {
+  entry.pendingHead += count;
+  assert(entry.pendingHead <= entry.pending.length, 'only pending appends are taken');
+  if (entry.pendingHead === entry.pending.length) {
+    entry.pending.length = 0;
+    entry.pendingHead = 0;
+  } else if (entry.pendingHead >= 1024) {
+    entry.pending.splice(0, entry.pendingHead);
+    entry.pendingHead = 0;
+  }
+}
+
+/** The store failed: every pending append of the extent rejects, in order. */
+function rejectPending(entry: ExtentEntry, error: StorageError): void {
+  const rest = entry.pending.slice(entry.pendingHead);
+  entry.pending.length = 0;
+  entry.pendingHead = 0;
+  for (const pending of rest) pending.reject(error);
+}
+
+/** Resolves once no append of the extent is pending (every one issued so far has settled). */
+function idle(entry: ExtentEntry): Promise<void> {
+  if (entry.pendingHead === entry.pending.length && !entry.draining) return Promise.resolve();
+  return new Promise((resolve) => {
+    entry.idleWaiters.push(resolve);
+  });
+}
+
+function wakeIdle(entry: ExtentEntry): void {
+  for (const resolve of entry.idleWaiters.splice(0)) resolve();
 }
 
 function infoOf(entry: ExtentEntry): ExtentInfo {

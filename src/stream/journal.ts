@@ -1,22 +1,28 @@
 // The extent node's journal (docs/formats/journal.md): group commit of append records, one
-// fsync per batch, and retirement of journal files whose records are all in fsync'd extent
-// files. Also the crash-time scanner of journal files.
+// write and one fsync per batch, and retirement of journal files whose records are all in
+// fsync'd extent files. Also the crash-time scanner of journal files.
+//
+// Group commit is leader/follower, with no timer: the first record queued while no batch is in
+// flight starts one (after a single microtask, so records queued in the same turn join it); the
+// records queued while a batch's write and fsync are in flight form the next batch, written as
+// soon as that fsync returns. An idle journal therefore commits at once, and a busy one batches
+// as many records as arrive during one fsync (up to groupCommitBytesMax per batch).
 //
 // Invariants:
-// - append() resolves only after the record's batch is written and fsync'd, and after the
-//   file's directory entry is durable (a new file is created exclusive, then journal/ synced).
+// - onDurable is called only after the record's batch is written and fsync'd, and after the
+//   file's directory entry is durable (a new file is created exclusive, then journal/ synced);
+//   records are reported durable in the order they were appended.
 // - One batch at a time: batch k+1 is written only after batch k's fsync returned, so the valid
 //   records of a file after a crash are a prefix of what was written (in-order durability).
 // - A file is retired (deleted, then journal/ synced) only when it is not the active file, no
 //   tracked record in it is outstanding, and every older file is already retired.
 //
 // Fault model: a failed write or fsync fails the journal for good (fsyncgate: the dirty pages
-// may be gone): the batch and everything queued reject with the failure, and so does every
-// later append; onFailure tells the owner. Nothing is retried.
-import { groupCommitBytesMax, groupCommitWindowMs, journalFileBytesMax } from '../constants.ts';
+// may be gone): onFailure tells the owner first, then the batch and everything queued get
+// onFailed, and every later append throws the failure. Nothing is retried.
+import { groupCommitBytesMax, journalFileBytesMax } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert } from '../util/assert.ts';
-import type { Clock, TimerHandle } from '../util/clock.ts';
 import { crcMatches } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { decodeJournalHeader, journalFileName, journalRecordHeaderBytes, journalRecordOf } from '../wire/journal-format.ts';
@@ -33,7 +39,6 @@ export interface JournalFileState {
 
 export interface JournalOptions {
   readonly disk: Disk;
-  readonly clock: Clock;
   /** Sequence of the first file this journal creates (greater than any file on disk). */
   readonly firstSequence: number;
   readonly onFailure: (error: StorageError) => void;
@@ -47,11 +52,16 @@ export interface JournalStats {
   filesRetired: number;
 }
 
-interface PendingRecord {
-  readonly bytes: Buffer;
+/** One encoded record, as its header and body (empty for a tombstone), and who to tell. */
+export interface JournalEntry {
+  readonly header: Uint8Array;
+  readonly body: Uint8Array;
+  /** A tracked record counts as outstanding in its file until release() is called for it. */
   readonly tracked: boolean;
-  readonly resolve: (file: JournalFileState) => void;
-  readonly reject: (error: unknown) => void;
+  /** The record is durable in `file`. Called in append order; must not throw. */
+  readonly onDurable: (file: JournalFileState) => void;
+  /** The record's batch failed, or the journal had already failed (not durable, as far as known). */
+  readonly onFailed: (error: StorageError) => void;
 }
 
 interface ActiveFile {
@@ -60,45 +70,43 @@ interface ActiveFile {
   size: number;
 }
 
+const emptyBody = new Uint8Array(0);
+
 export class Journal {
   readonly stats: JournalStats = { batches: 0, records: 0, fsyncs: 0, filesCreated: 0, filesRetired: 0 };
   private readonly disk: Disk;
-  private readonly clock: Clock;
   private readonly onFailure: (error: StorageError) => void;
   private readonly files: JournalFileState[] = [];
   private active: ActiveFile | null = null;
-  private queue: PendingRecord[] = [];
+  private queue: JournalEntry[] = [];
   private queuedBytes = 0;
-  private timer: TimerHandle | null = null;
+  /** The leader: set while a batch is being gathered, written or fsync'd. */
   private flushing: Promise<void> | null = null;
   private failure: StorageError | null = null;
   private nextSequence: number;
 
   constructor(options: JournalOptions) {
     this.disk = options.disk;
-    this.clock = options.clock;
     this.onFailure = options.onFailure;
     this.nextSequence = options.firstSequence;
   }
 
   /**
-   * Queues one encoded record; resolves with the file it landed in once it is durable. A
-   * tracked record counts as outstanding in that file until release() is called for it.
+   * Queues one record; entry.onDurable runs once it is durable. Throws the failure (and queues
+   * nothing) if the journal has failed.
    */
-  append(bytes: Buffer, options: { readonly tracked: boolean }): Promise<JournalFileState> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    const promise = new Promise<JournalFileState>((resolve, reject) => {
-      this.queue.push({ bytes, tracked: options.tracked, resolve, reject });
+  append(entry: JournalEntry): void {
+    if (this.failure !== null) throw this.failure;
+    this.queue.push(entry);
+    this.queuedBytes += entry.header.length + entry.body.length;
+    if (this.flushing === null) this.flushing = this.lead();
+  }
+
+  /** append() of an untracked record (a tombstone), as a promise. */
+  appendDurable(header: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.append({ header, body: emptyBody, tracked: false, onDurable: () => resolve(), onFailed: reject });
     });
-    this.queuedBytes += bytes.length;
-    if (this.queuedBytes >= groupCommitBytesMax) this.startFlush();
-    else if (this.timer === null && this.flushing === null) {
-      this.timer = this.clock.setTimer(groupCommitWindowMs, () => {
-        this.timer = null;
-        this.startFlush();
-      });
-    }
-    return promise;
   }
 
   /** One tracked record of `file` is now in an fsync'd extent file (or its extent is gone). */
@@ -126,7 +134,6 @@ export class Journal {
 
   /** Writes what is queued, closes the active file and retires every released file. */
   async close(): Promise<void> {
-    this.startFlush();
     while (this.flushing !== null) await this.flushing;
     const active = this.active;
     this.active = null;
@@ -134,52 +141,71 @@ export class Journal {
     if (this.failure === null) await this.retire();
   }
 
-  private startFlush(): void {
-    if (this.timer !== null) {
-      this.timer.cancel();
-      this.timer = null;
-    }
-    if (this.flushing !== null || this.queue.length === 0) return;
-    this.flushing = this.flushLoop().finally(() => {
+  /**
+   * The leader: writes batches until the queue is empty; records queued during a fsync form the
+   * next batch. It clears `flushing` in the same synchronous step that finds the queue empty, so
+   * a record appended later always starts a new leader.
+   */
+  private async lead(): Promise<void> {
+    // One microtask: records appended in this same turn (a burst of callers) join the first batch.
+    await Promise.resolve();
+    try {
+      while (this.queue.length > 0 && this.failure === null) await this.commitBatch();
+      if (this.failure !== null) this.failQueued(this.failure);
+    } finally {
       this.flushing = null;
-    });
+    }
   }
 
-  /** Writes batches until the queue is empty; records queued during a fsync form the next batch. */
-  private async flushLoop(): Promise<void> {
-    while (this.queue.length > 0 && this.failure === null) {
-      const batch = this.takeBatch();
-      try {
-        const file = await this.writeBatch(batch);
-        for (const record of batch) record.resolve(file);
-      } catch (error) {
-        const failure = this.fail(error);
-        for (const record of batch) record.reject(failure);
-      }
+  private async commitBatch(): Promise<void> {
+    const batch = this.takeBatch();
+    let file: JournalFileState;
+    try {
+      file = await this.writeBatch(batch);
+    } catch (error) {
+      const failure = this.fail(error);
+      for (const entry of batch) entry.onFailed(failure);
+      return;
     }
-    if (this.failure !== null) {
-      for (const record of this.queue.splice(0)) record.reject(this.failure);
+    for (const entry of batch) entry.onDurable(file);
+  }
+
+  private failQueued(failure: StorageError): void {
+    const rest = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    for (const entry of rest) entry.onFailed(failure);
+  }
+
+  /** Everything queued (the usual case), or a prefix of at most groupCommitBytesMax bytes. */
+  private takeBatch(): JournalEntry[] {
+    if (this.queuedBytes <= groupCommitBytesMax) {
+      const batch = this.queue;
+      this.queue = [];
       this.queuedBytes = 0;
+      return batch;
     }
-  }
-
-  private takeBatch(): PendingRecord[] {
     let bytes = 0;
     let count = 0;
-    while (count < this.queue.length && (count === 0 || bytes + (this.queue[count]?.bytes.length ?? 0) <= groupCommitBytesMax)) {
-      bytes += this.queue[count]?.bytes.length ?? 0;
+    for (const entry of this.queue) {
+      const entryBytes = entry.header.length + entry.body.length;
+      if (count > 0 && bytes + entryBytes > groupCommitBytesMax) break;
+      bytes += entryBytes;
       count += 1;
     }
     this.queuedBytes -= bytes;
     return this.queue.splice(0, count);
   }
 
-  private async writeBatch(batch: readonly PendingRecord[]): Promise<JournalFileState> {
-    const bytes = Buffer.concat(batch.map((record) => record.bytes));
+  /** One write of the whole batch (headers and bodies copied once into one buffer), one fsync. */
+  private async writeBatch(batch: readonly JournalEntry[]): Promise<JournalFileState> {
+    const bytes = concatenateBatch(batch);
     const file = await this.fileFor(bytes.length);
     await file.handle.write(file.size, bytes);
     file.size += bytes.length;
-    file.state.outstanding += batch.filter((record) => record.tracked).length;
+    let tracked = 0;
+    for (const entry of batch) if (entry.tracked) tracked += 1;
+    file.state.outstanding += tracked;
     await file.handle.sync();
     this.stats.batches += 1;
     this.stats.records += batch.length;
@@ -214,6 +240,21 @@ export class Journal {
     }
     return this.failure;
   }
+}
+
+function concatenateBatch(batch: readonly JournalEntry[]): Buffer {
+  let total = 0;
+  for (const entry of batch) total += entry.header.length + entry.body.length;
+  const bytes = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const entry of batch) {
+    bytes.set(entry.header, at);
+    at += entry.header.length;
+    bytes.set(entry.body, at);
+    at += entry.body.length;
+  }
+  assert(at === total, 'a journal batch is exactly its records');
+  return bytes;
 }
 
 export interface JournalScan {
