@@ -22,6 +22,7 @@ import { ExtentNode } from '../stream/extent-node.ts';
 import { StreamManagerProxy } from '../stream/stream-manager-proxy.ts';
 import { SystemClock } from '../util/clock.ts';
 import { SeededRandom } from '../util/random.ts';
+import { waitForSignal } from './process-lifecycle.ts';
 
 interface ExtentNodeFlags {
   readonly disk: string;
@@ -101,20 +102,3 @@ function readiness(node: ExtentNode | null): Readiness {
   return { ready: true, reason: node.status().registered ? 'serving' : 'serving; not registered with the stream manager yet' };
 }
 
-/** Resolves on the first SIGTERM or SIGINT; a second one exits the process at once. */
-function waitForSignal(logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    let received = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (received) {
-        logger.warn({ signal }, 'second signal during shutdown; exiting now');
-        process.exit(1);
-      }
-      received = true;
-      logger.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-}

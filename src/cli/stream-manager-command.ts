@@ -15,7 +15,6 @@ import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import type { Logger } from 'pino';
 import { replicaCountDefault, repairIntervalMs } from '../constants.ts';
 import { RealDisk } from '../io/real-disk.ts';
 import { AdminServer } from '../observability/admin-server.ts';
@@ -32,6 +31,7 @@ import { SystemClock } from '../util/clock.ts';
 import type { Clock } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
 import { SeededRandom } from '../util/random.ts';
+import { positiveInteger, waitForSignal } from './process-lifecycle.ts';
 
 interface StreamManagerFlags {
   readonly meta?: string;
@@ -111,26 +111,4 @@ async function openMetaStore(flags: StreamManagerFlags, clock: Clock): Promise<M
   return EtcdMetaStore.connect({ endpoints });
 }
 
-function positiveInteger(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) throw new StorageError('config.invalid', `${flag} must be a positive integer, got ${JSON.stringify(text)}`);
-  return value;
-}
 
-/** Resolves on the first SIGTERM or SIGINT; a second one exits the process at once. */
-function waitForSignal(logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    let received = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (received) {
-        logger.warn({ signal }, 'second signal during shutdown; exiting now');
-        process.exit(1);
-      }
-      received = true;
-      logger.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-}
