@@ -171,6 +171,9 @@ function tierOf(input: RouteInput): { tier?: ReturnType<typeof parseAccessTier> 
 /** Requests addressed to a blob. */
 export function routeBlob(input: RouteInput, container: ContainerName, blob: BlobName): Operation {
   const comp = single(input.query, 'comp') ?? '';
+  if (single(input.query, 'restype') === 'account' && comp === 'properties' && (input.method === 'GET' || input.method === 'HEAD')) {
+    return noBodyThen(input, { kind: 'GetAccountInformation', account: input.account });
+  }
   const base = { account: input.account, container, blob, ...optionalLeaseId(input.headers), conditions: parseConditions(input.headers) };
   switch (comp) {
     case '': return routeBlobNoComp(input, base);
