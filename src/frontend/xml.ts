@@ -57,6 +57,7 @@ export function parseXmlDocument(bytes: Uint8Array): XmlElement {
     throw invalidXml('not UTF-8');
   }
   if (/<!DOCTYPE|<!ENTITY|<!\[CDATA\[/i.test(text)) throw invalidXml('DOCTYPE, ENTITY and CDATA are not accepted');
+  if (/&(?!(?:amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});)/.test(text)) throw invalidXml('only the predefined entities are accepted');
   if (maxDepth(text) > xmlDepthMax) throw invalidXml('nested too deeply');
   if (XMLValidator.validate(text) !== true) throw invalidXml('not well-formed');
   let nodes: unknown;
