@@ -65,16 +65,29 @@ interface Exchange {
 export class FrontendServer {
   readonly server: Server;
   readonly #options: FrontendServerOptions;
+  readonly #inFlight = new WeakMap<object, Set<ServerResponse>>();
+  readonly #closeAfter = new WeakSet<object>();
 
   constructor(options: FrontendServerOptions) {
     this.#options = options;
-    this.server = createServer({ maxHeaderSize: requestHeaderBytesMax, requestTimeout: 0, headersTimeout: options.headersTimeoutMs ?? requestHeadersTimeoutMs }, (request, response) => {
+    const headersTimeout = options.headersTimeoutMs ?? requestHeadersTimeoutMs;
+    // Node checks the head deadline every connectionsCheckingInterval (30 s by default): check
+    // often enough that a slowloris head is cut within about a quarter of the deadline.
+    const serverOptions = { maxHeaderSize: requestHeaderBytesMax, requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)) };
+    this.server = createServer(serverOptions, (request, response) => {
       void this.#handle(request, response);
     });
     this.server.maxHeadersCount = requestHeadersCountMax;
     this.server.maxConnections = frontendConnectionsMax;
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      // Oversized or malformed heads never reach a handler: answer in plain HTTP and close.
+      // Oversized or malformed heads never reach a handler: answer in plain HTTP and close —
+      // unless a response to an earlier request on this connection is still being written
+      // (bytes past a Content-Length were parsed as a next request): finish it, then close.
+      const inFlight = this.#inFlight.get(socket);
+      if (inFlight !== undefined && inFlight.size > 0) {
+        this.#closeAfter.add(socket);
+        return;
+      }
       const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
       if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       else socket.destroy();
@@ -96,6 +109,7 @@ export class FrontendServer {
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const exchange: Exchange = { requestId: randomUUID(), request, response, version: '2009-09-19', bodyRead: false, cors: {} };
+    this.#track(request, response);
     request.socket.setTimeout(this.#options.bodyIdleTimeoutMs ?? requestBodyIdleTimeoutMs, () => request.socket.destroy());
     try {
       if (request.method === 'OPTIONS') {
@@ -112,6 +126,17 @@ export class FrontendServer {
     } catch (error) {
       this.#fail(exchange, error);
     }
+  }
+
+  #track(request: IncomingMessage, response: ServerResponse): void {
+    const socket = request.socket;
+    const set = this.#inFlight.get(socket) ?? new Set<ServerResponse>();
+    this.#inFlight.set(socket, set);
+    set.add(response);
+    response.once('close', () => {
+      set.delete(response);
+      if (set.size === 0 && this.#closeAfter.has(socket)) socket.destroy();
+    });
   }
 
   async #serve(exchange: Exchange, parsed: ParsedRequest): Promise<void> {
