@@ -82,7 +82,8 @@ export const streamManagerRequests = {
   'manager.heartbeat': z.object({ nodeId, extentCount: byteCount, failed: z.boolean() }),
   'manager.createStream': z.object({ name: z.string().min(1).max(256), replicaCount: z.number().int().min(1).max(replicaListMax).optional() }),
   'manager.getStream': z.object({ streamId: id }),
-  'manager.sealAndExtend': z.object({ streamId: id, extentId: id }),
+  /** ownerEpoch (optional): the caller owns the stream at this epoch (docs: "Owner epochs"). */
+  'manager.sealAndExtend': z.object({ streamId: id, extentId: id, ownerEpoch: epoch.optional() }),
   'manager.reportCorruption': z.object({ extentId: id, nodeId }),
   'manager.liveReplicas': z.object({ nodeId }),
   'manager.releaseToken': z.object({ nodeId }),
@@ -118,6 +119,8 @@ export const streamRecord = z.object({
   name: z.string(),
   replicaCount: z.number().int().min(1).max(replicaListMax),
   extentIds: z.array(id),
+  /** Highest owner epoch seen (absent = 0); older owners are refused (docs: "Owner epochs"). */
+  ownerEpoch: epoch.optional(),
 });
 export type StreamRecord = z.infer<typeof streamRecord>;
 
@@ -134,6 +137,15 @@ export interface StreamView {
   readonly streamId: number;
   readonly name: string;
   readonly extents: readonly ExtentView[];
+  /** The stream's owner epoch when the extent list was read (absent = 0). */
+  readonly ownerEpoch?: number | undefined;
+}
+
+export interface SealAndExtendRequest {
+  readonly streamId: number;
+  readonly extentId: number;
+  /** The caller owns the stream at this epoch: lower than the stream's → stream.fenced; higher → takeover. */
+  readonly ownerEpoch?: number | undefined;
 }
 
 /**
@@ -145,7 +157,7 @@ export interface StreamManagerApi {
   heartbeat(beat: { nodeId: string; extentCount: number; failed: boolean }): Promise<{ epoch: number }>;
   createStream(request: { name: string; replicaCount?: number }): Promise<StreamView>;
   getStream(streamId: number): Promise<StreamView>;
-  sealAndExtend(request: { streamId: number; extentId: number }): Promise<StreamView>;
+  sealAndExtend(request: SealAndExtendRequest): Promise<StreamView>;
   reportCorruption(report: { extentId: number; nodeId: string }): Promise<void>;
   liveReplicas(nodeId: string): Promise<readonly number[]>;
   releaseToken(nodeId: string): Promise<string>;

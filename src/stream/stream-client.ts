@@ -15,6 +15,10 @@
 //        ▼ not found
 //   retry the same appendId on the new tail
 //
+// Owner epochs (docs/stream-protocol.md, "Owner epochs"): an append made with { ownerEpoch } is
+// never sent to an extent of a view whose ownerEpoch is higher (stream.fenced, before anything is
+// sent), and its sealAndExtend calls carry the epoch, so the manager refuses an older owner.
+//
 // Invariants:
 // - an append id (clientId + sequence) is used for every attempt of one append and never for
 //   another, so a retry is applied at most once per extent;
@@ -53,6 +57,11 @@ export interface StreamClientOptions {
   readonly random?: Random;
 }
 
+export interface StreamAppendOptions {
+  /** The caller owns the stream at this epoch; a newer owner's views and seals fence it. */
+  readonly ownerEpoch?: number;
+}
+
 export interface StreamAppendResult extends AppendResult {
   readonly extentId: number;
 }
@@ -71,7 +80,7 @@ export interface StreamClientStats {
 type MutableStats = { -readonly [K in keyof StreamClientStats]: number };
 
 /** Errors after which an append is not retried: the request itself is wrong. */
-const appendFatalCodes = new Set(['config.invalid', 'stream.not_found']);
+const appendFatalCodes = new Set(['config.invalid', 'stream.not_found', 'stream.fenced']);
 /** Errors that guarantee nothing of the append was applied: retried on the same extent. */
 const nothingAppliedCodes = new Set(['rpc.overloaded']);
 
@@ -102,7 +111,7 @@ export class StreamClient {
   }
 
   /** Appends `data` as one record to the stream's tail; resolves once every replica has it durable. */
-  async append(streamId: number, data: Buffer): Promise<StreamAppendResult> {
+  async append(streamId: number, data: Buffer, options: StreamAppendOptions = {}): Promise<StreamAppendResult> {
     if (data.length === 0 || data.length > appendBytesMax) {
       throw new StorageError('config.invalid', `append of ${data.length} bytes: must be 1..${appendBytesMax}`);
     }
@@ -110,6 +119,7 @@ export class StreamClient {
     let view = await this.view(streamId);
     let lastError: StorageError | null = null;
     for (let attempt = 0; attempt < streamAppendAttemptsMax; attempt++) {
+      checkOwner(view, options.ownerEpoch);
       const tail = view.extents.at(-1);
       if (tail === undefined) throw new StorageError('stream.unavailable', `stream ${streamId} has no extents`);
       if (attempt > 0) this.counters.appendRetries += 1;
@@ -125,7 +135,7 @@ export class StreamClient {
         view = await this.refresh(streamId);
         continue;
       }
-      view = await this.sealAndExtend(streamId, tail.extentId);
+      view = await this.sealAndExtend(streamId, tail.extentId, options.ownerEpoch);
       const landed = await this.findLanded(view, tail.extentId, appendId);
       if (landed !== null) {
         this.counters.appendsFoundAfterSeal += 1;
@@ -178,8 +188,9 @@ export class StreamClient {
   }
 
   /** Seals the failed tail (the manager makes the length final) and returns the new view. */
-  private async sealAndExtend(streamId: number, extentId: number): Promise<StreamView> {
-    const view = await withDeadline(this.clock, sealAndExtendDeadlineMs, 'manager.sealAndExtend', this.manager.sealAndExtend({ streamId, extentId }));
+  private async sealAndExtend(streamId: number, extentId: number, ownerEpoch: number | undefined): Promise<StreamView> {
+    const request = ownerEpoch === undefined ? { streamId, extentId } : { streamId, extentId, ownerEpoch };
+    const view = await withDeadline(this.clock, sealAndExtendDeadlineMs, 'manager.sealAndExtend', this.manager.sealAndExtend(request));
     this.remember(view);
     return view;
   }
@@ -300,5 +311,16 @@ export class StreamClient {
       if (oldest.done === true) break;
       this.invalidate(oldest.value);
     }
+  }
+}
+
+/** An owner never appends through a view that a newer owner's takeover produced. */
+function checkOwner(view: StreamView, ownerEpoch: number | undefined): void {
+  if (ownerEpoch === undefined) return;
+  const current = view.ownerEpoch ?? 0;
+  if (current > ownerEpoch) {
+    throw new StorageError('stream.fenced', `stream ${view.streamId} is owned at epoch ${current}; epoch ${ownerEpoch} is fenced`, {
+      context: { streamId: view.streamId, ownerEpoch, current },
+    });
   }
 }

@@ -25,7 +25,7 @@ import { parseResponse } from './extent-node-rpc.ts';
 import {
   epoch, extentStateSchema, id, parseHeader, replicaLocation, streamManagerRequests,
 } from './protocol.ts';
-import type { NodeRegistration, StreamManagerApi, StreamManagerMethod, StreamView } from './protocol.ts';
+import type { NodeRegistration, SealAndExtendRequest, StreamManagerApi, StreamManagerMethod, StreamView } from './protocol.ts';
 
 export const extentViewSchema = z.object({
   extentId: id,
@@ -39,6 +39,7 @@ export const streamViewSchema = z.object({
   streamId: id,
   name: z.string(),
   extents: z.array(extentViewSchema),
+  ownerEpoch: epoch.optional(),
 });
 
 const epochAnswer = z.object({ epoch });
@@ -81,8 +82,11 @@ export class StreamManagerProxy implements StreamManagerApi {
     return this.callBody('manager.getStream', { streamId }, streamViewSchema);
   }
 
-  async sealAndExtend(request: { streamId: number; extentId: number }): Promise<StreamView> {
-    return this.callBody('manager.sealAndExtend', { ...request }, streamViewSchema, Math.max(this.deadlineMs, sealAndExtendDeadlineMs));
+  async sealAndExtend(request: SealAndExtendRequest): Promise<StreamView> {
+    const header = request.ownerEpoch === undefined
+      ? { streamId: request.streamId, extentId: request.extentId }
+      : { streamId: request.streamId, extentId: request.extentId, ownerEpoch: request.ownerEpoch };
+    return this.callBody('manager.sealAndExtend', header, streamViewSchema, Math.max(this.deadlineMs, sealAndExtendDeadlineMs));
   }
 
   async reportCorruption(report: { extentId: number; nodeId: string }): Promise<void> {

@@ -41,7 +41,7 @@ import { ManagerStore, type CommitPlan, type Versioned } from './manager-store.t
 import { NodeRegistry } from './node-registry.ts';
 import { placeReplicas, type PlacementCandidate } from './placement.ts';
 import { extentKey, nodeKey, streamKey } from './protocol.ts';
-import type { ExtentRecord, ExtentView, NodeRecord, NodeRegistration, StreamManagerApi, StreamRecord, StreamView } from './protocol.ts';
+import type { ExtentRecord, ExtentView, NodeRecord, NodeRegistration, SealAndExtendRequest, StreamManagerApi, StreamRecord, StreamView } from './protocol.ts';
 import { releaseTokenSecretBytes, signReleaseToken, verifyReleaseToken } from './release-token.ts';
 import { Rereplicator, type ReconcileReport, type RepairReport } from './rereplication.ts';
 import { sealDecision } from './seal-rule.ts';
@@ -216,26 +216,52 @@ export class StreamManager implements StreamManagerApi {
       assert(extent !== null, `stream ${streamId} lists extent ${extentId}, which has no record`);
       extents.push(this.extentView(extent.value, nodes));
     }
-    return { streamId, name: stream.value.name, extents };
+    const ownerEpoch = stream.value.ownerEpoch;
+    return { streamId, name: stream.value.name, extents, ...(ownerEpoch === undefined ? {} : { ownerEpoch }) };
   }
 
   /**
    * Seals the extent at the smallest length its answering replicas hold and, if it was the
    * stream's tail, appends a new extent. Idempotent: a repeated or concurrent call for an extent
-   * already sealed and extended returns the current stream.
+   * already sealed and extended returns the current stream. With an ownerEpoch (docs: "Owner
+   * epochs"): below the stream's → stream.fenced; above it → takeover: the epoch is recorded
+   * first, then the current tail (whatever extentId names) is sealed and the stream extended.
    */
-  async sealAndExtend(request: { streamId: number; extentId: number }): Promise<StreamView> {
+  async sealAndExtend(request: SealAndExtendRequest): Promise<StreamView> {
     this.ready();
     await this.streamLocks.run(request.streamId, async () => {
-      const stream = await this.requireStream(request.streamId);
+      let stream = await this.requireStream(request.streamId);
       if (!stream.value.extentIds.includes(request.extentId)) {
         throw new StorageError('extent.not_found', `extent ${request.extentId} is not in stream ${request.streamId}`);
       }
-      const isTail = stream.value.extentIds.at(-1) === request.extentId;
-      await this.sealExtent(request.extentId, { isTail });
-      if (isTail) await this.extendStream(request.streamId, request.extentId);
+      let extentId = request.extentId;
+      if (request.ownerEpoch !== undefined && request.ownerEpoch !== (stream.value.ownerEpoch ?? 0)) {
+        stream = await this.recordOwnerEpoch(request.streamId, request.ownerEpoch);
+        extentId = stream.value.extentIds.at(-1) ?? extentId;
+      }
+      const isTail = stream.value.extentIds.at(-1) === extentId;
+      await this.sealExtent(extentId, { isTail });
+      if (isTail) await this.extendStream(request.streamId, extentId);
     });
     return this.getStream(request.streamId);
+  }
+
+  /** Takeover by a newer owner: recorded before anything is sealed; an older owner is refused. */
+  private async recordOwnerEpoch(streamId: number, ownerEpoch: number): Promise<Versioned<StreamRecord>> {
+    await this.store.commit('ownerEpoch', async () => {
+      const current = await this.requireStream(streamId);
+      const recorded = current.value.ownerEpoch ?? 0;
+      if (ownerEpoch < recorded) {
+        throw new StorageError('stream.fenced', `stream ${streamId} is owned at epoch ${recorded}; epoch ${ownerEpoch} is fenced`, {
+          context: { streamId, ownerEpoch, recorded },
+        });
+      }
+      if (ownerEpoch === recorded) return { compare: [], puts: [], result: undefined };
+      const next: StreamRecord = { ...current.value, ownerEpoch };
+      return { compare: [{ key: streamKey(streamId), modRevision: current.modRevision }], puts: [{ key: streamKey(streamId), value: next }], result: undefined };
+    });
+    this.logger.info({ streamId, ownerEpoch }, 'stream owner epoch recorded');
+    return this.requireStream(streamId);
   }
 
   async reportCorruption(report: { extentId: number; nodeId: string }): Promise<void> {

@@ -37,6 +37,7 @@ export const storageErrorCodes = [
   'stream.not_found',
   'stream.no_placement', // not enough healthy fault domains to place replicas
   'stream.unavailable', // no replica could serve the request
+  'stream.fenced', // an owner epoch below the stream's: a newer owner took the stream over
   'node.not_found',
   'node.protected', // a wipe was refused: live replicas or protection
   'token.invalid',
@@ -52,6 +53,7 @@ export const storageErrorCodes = [
   'partition.fenced', // a newer owner (higher epoch) has written to its log
   'partition.closed',
   'partition.busy', // too many writes queued
+  'partition.not_owner', // this server holds no range containing the key under a valid lease; nothing applied
 ] as const;
 
 export type StorageErrorCode = (typeof storageErrorCodes)[number];
