@@ -286,6 +286,39 @@ export const manifestBytesMax = 1 * MiB;
  * by reading one small extent. */
 export const metaManifestsPerExtentMax = 64;
 
+// ---- partition servers, manager, map (docs/partition-protocol.md) ----
+
+/** A partition server's lease: its partitions move this long after it dies at the latest. 10 s
+ * rides out a GC pause or a MetaStore leader change without moving partitions needlessly.
+ * Keep-alives go every TTL/4, so two lost renewals still leave the lease confirmed. */
+export const partitionLeaseTtlMs = 10_000;
+
+/** A server stops serving this long before its lease can expire at the MetaStore: covers a 5 %
+ * rate difference between its clock and the store's over one TTL (real clocks: well under 0.01 %). */
+export const partitionLeaseMarginMs = partitionLeaseTtlMs / 20;
+
+/** A server re-reads the partition map this often: an assignment takes effect within it. */
+export const partitionMapPollMs = 250;
+
+/** The partition manager's tick (assign, reassign, split checks): bounds failover after a lease expiry. */
+export const partitionManagerTickMs = 500;
+
+/** Partitions in the map: the whole map is one MetaStore value (metaValueBytesMax); an entry is ≤ ~17 KiB
+ * only with maximal keys, ~300 bytes typically. */
+export const partitionMapPartitionsMax = 2_000;
+
+/** A partition is split when its memtable plus runs pass this: keeps load (replay, compaction) short. */
+export const partitionSplitBytes = 4 * 1024 * MiB;
+
+/** PartitionClient: attempts per request (map refreshes and owner changes included), and the
+ * back-off between them, doubling: 8 attempts from 25 ms span ~6 s, past one map poll and tick. */
+export const partitionClientAttemptsMax = 8;
+export const partitionClientBackoffMsMin = 25;
+export const partitionClientBackoffMsMax = 2_000;
+
+/** Deadline of a partition RPC: a write waits for one log append (streamAppendDeadlineMs) plus queueing. */
+export const partitionRpcDeadlineMs = 30_000;
+
 /** How long a client waits for manager.sealAndExtend: the manager waits up to
  * appendReplicaTimeoutMs for replica lengths, then up to rpcDeadlineMsDefault to seal the replicas,
  * to create the new extent, and once more to create it elsewhere if a chosen node fails. */

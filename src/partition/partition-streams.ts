@@ -9,6 +9,9 @@
 //   are stored contiguously in one extent or not at all; a failed append's outcome is unknown;
 // - read returns exactly the bytes appended there (CRC-verified) or throws;
 // - after sealTail resolves, every extent listed before the new tail is sealed with its length.
+// Owner epochs: StreamLayerPartitionStreams built with an ownerEpoch passes it to every append and
+// seal, so the stream layer refuses this owner once a newer one took the streams over
+// (stream.fenced; docs/partition-protocol.md, "The fencing argument").
 // Fault model: any call may fail with a StorageError (stream.unavailable, extent.*, rpc.*); an
 // append may be stored twice across a seal (records carry their own sequence numbers).
 import type { StreamClient } from '../stream/stream-client.ts';
@@ -49,14 +52,16 @@ export interface PartitionStreamIds {
 export class StreamLayerPartitionStreams implements PartitionStreams {
   private readonly client: StreamClient;
   private readonly manager: StreamManagerApi;
+  private readonly ownerEpoch: number | undefined;
 
-  constructor(options: { readonly client: StreamClient; readonly manager: StreamManagerApi }) {
+  constructor(options: { readonly client: StreamClient; readonly manager: StreamManagerApi; readonly ownerEpoch?: number }) {
     this.client = options.client;
     this.manager = options.manager;
+    this.ownerEpoch = options.ownerEpoch;
   }
 
   append(streamId: number, data: Buffer): Promise<StreamAppendPosition> {
-    return this.client.append(streamId, data);
+    return this.client.append(streamId, data, this.ownerEpoch === undefined ? {} : { ownerEpoch: this.ownerEpoch });
   }
 
   read(streamId: number, extentId: number, offset: number, length: number): Promise<Buffer> {
@@ -75,7 +80,8 @@ export class StreamLayerPartitionStreams implements PartitionStreams {
     const view = await this.manager.getStream(streamId);
     const tail = view.extents.at(-1);
     if (tail === undefined) throw new StorageError('stream.unavailable', `stream ${streamId} has no extents`, { retryable: true });
-    await this.manager.sealAndExtend({ streamId, extentId: tail.extentId });
+    const request = this.ownerEpoch === undefined ? { streamId, extentId: tail.extentId } : { streamId, extentId: tail.extentId, ownerEpoch: this.ownerEpoch };
+    await this.manager.sealAndExtend(request);
     this.client.invalidate(streamId);
   }
 }

@@ -118,7 +118,11 @@ export interface PartitionStats extends ReplayStats {
   readonly rowCacheHits: number;
 }
 
-type PartitionState = { readonly kind: 'open' } | { readonly kind: 'failed'; readonly cause: StorageError } | { readonly kind: 'closed' };
+type PartitionState =
+  | { readonly kind: 'open' }
+  | { readonly kind: 'read_only' } // writes stopped (a split copies the rows); reads go on
+  | { readonly kind: 'failed'; readonly cause: StorageError }
+  | { readonly kind: 'closed' };
 
 interface PreparedOp {
   readonly op: PartitionOp;
@@ -382,7 +386,9 @@ export class Partition {
       this.fail(error, accepted.map((item) => item.batch));
       return;
     }
-    if (this.state.kind !== 'open') return; // closed meanwhile: its waiters were answered by close()
+    // Closed meanwhile: its waiters were answered by close(). Writes stopped meanwhile (read_only):
+    // this group is durable, so it is still published and acknowledged.
+    if (this.state.kind !== 'open' && this.state.kind !== 'read_only') return;
     this.logTail = { extentId: position.extentId, offset: position.offset + position.length };
     for (const item of accepted) this.publish(item);
     this.maybeStartMaintenance();
@@ -571,6 +577,24 @@ export class Partition {
 
   // ---- lifecycle ------------------------------------------------------------------------------
 
+  /** Data bytes of every run (what a split decision compares, with the memtable's bytes). */
+  runDataBytes(): number {
+    return this.runs.reduce((sum, run) => sum + run.footer.dataBytes, 0);
+  }
+
+  /**
+   * Stops taking writes (transact, appendData, checkpoints): waits for the group being committed
+   * and for maintenance in progress, refuses what is still queued (partition.closed: not applied).
+   * Reads go on, over a state that no longer changes. A split copies the rows after this.
+   */
+  async stopWrites(): Promise<void> {
+    if (this.state.kind === 'open') this.state = { kind: 'read_only' };
+    while (this.writer !== null) await this.writer;
+    while (this.background !== null) await this.background;
+    const closed = new StorageError('partition.closed', `partition ${this.partitionId} takes no more writes`);
+    for (const batch of this.queue.splice(0)) batch.reject(closed);
+  }
+
   /** Stops serving: waits for the writer and maintenance, refuses everything after. */
   async close(): Promise<void> {
     if (this.state.kind === 'closed') return;
@@ -590,6 +614,7 @@ export class Partition {
 
   private checkWritable(): void {
     this.checkUsable();
+    if (this.state.kind === 'read_only') throw new StorageError('partition.closed', `partition ${this.partitionId} takes no more writes`);
   }
 }
 

@@ -135,9 +135,11 @@ export class StampBackend implements PartitionBackend {
   readonly clock = new WholeMillisecondClock(1_700_000_000_000);
   readonly memory = null;
   private readonly random: SeededRandom;
-  private readonly network: SimNetwork;
+  /** The fabric, the stream manager and its MetaStore: partition server tests build on them. */
+  readonly network: SimNetwork;
   private readonly nodes: ExtentNode[] = [];
-  private manager!: StreamManager;
+  manager!: StreamManager;
+  metaStore!: EmbeddedMetaStore;
   private sessions = 0;
 
   private constructor(seed: number) {
@@ -148,6 +150,7 @@ export class StampBackend implements PartitionBackend {
   static async start(seed: number): Promise<StampBackend> {
     const backend = new StampBackend(seed);
     const metaStore = await EmbeddedMetaStore.open({ disk: new SimDisk({ random: backend.random, name: 'sim:meta' }), directory: 'meta', clock: backend.clock });
+    backend.metaStore = metaStore;
     backend.manager = new StreamManager({ metaStore, network: backend.network.endpoint('sm:1'), clock: backend.clock, random: backend.random, replicaCountDefault: 3 });
     await backend.manager.start();
     for (let i = 0; i < 3; i++) {

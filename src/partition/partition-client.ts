@@ -1,0 +1,229 @@
+// The front end's side of the partition layer (docs/partition-protocol.md, "Roles"): caches the
+// partition map, routes each request by key to the owning server, and on "not mine" re-reads the
+// map and tries again, with bounded attempts and a doubling back-off on the injected clock.
+//
+// Retry rules (a request must never apply twice because of this client):
+// - partition.not_owner, partition.busy, rpc.overloaded: nothing was applied → refresh (not_owner)
+//   and retry, reads and writes alike;
+// - rpc.unreachable, rpc.timeout, partition.unavailable: a read is retried (after a refresh); a
+//   write's outcome is unknown, so it is returned to the caller as is (the front end answers 500 /
+//   503 and the Azure client decides, with its ETag conditions);
+// - anything else is the answer.
+// Invariants: at most partitionClientAttemptsMax attempts per call; the map is only replaced by a
+// newer version; every answer is parsed with a schema before use.
+// Fault model: servers die, move partitions, answer late or not at all; the map may be stale.
+import {
+  partitionClientAttemptsMax, partitionClientBackoffMsMax, partitionClientBackoffMsMin, partitionRpcDeadlineMs, scanLimitMax,
+} from '../constants.ts';
+import type { MetaStore } from '../metastore/meta-store.ts';
+import type { Network, RpcHeader, RpcResponse } from '../rpc/network.ts';
+import type { Clock } from '../util/clock.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
+import type { Column, DataRef } from '../wire/partition-row.ts';
+import type { CommitResult, LiveRow, PartitionOp, ScanItem } from './partition.ts';
+import { keyFromHex, parseJson, readMap, routeKey, serverKey, serverRecordSchema } from './partition-map.ts';
+import type { PartitionMap } from './partition-map.ts';
+import {
+  commitAnswer, dataRefAnswer, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeRows, putRow, scanAnswer,
+} from './partition-rpc.ts';
+import { z } from 'zod';
+
+export interface PartitionClientOptions {
+  readonly metaStore: MetaStore;
+  readonly network: Network;
+  readonly clock: Clock;
+  readonly attemptsMax?: number;
+}
+
+export interface ClientScanOptions {
+  readonly start?: Buffer;
+  readonly end?: Buffer;
+  readonly prefix?: Buffer;
+  readonly delimiter?: Buffer;
+  readonly limit: number;
+  readonly continuation?: string;
+}
+
+export interface PartitionClientStats {
+  readonly requests: number;
+  readonly retries: number;
+  readonly mapRefreshes: number;
+  readonly notOwnerAnswers: number;
+}
+
+const retryAlways = new Set(['partition.not_owner', 'partition.busy', 'rpc.overloaded']);
+const retryReads = new Set(['rpc.unreachable', 'rpc.timeout', 'partition.unavailable', 'partition.closed']);
+const foundAnswer = z.object({ found: z.boolean() });
+const scanHigh = z.object({ high: z.string().nullable() });
+/** k: routing key (hex), s: the start the partition's token was made for (hex), t: that token. */
+const clientContinuation = z.object({ k: z.string().max(16_384), s: z.string().max(16_384).nullable(), t: z.string().max(16_384).nullable() });
+
+export class PartitionClient {
+  private readonly options: PartitionClientOptions;
+  private map: PartitionMap | null = null;
+  private readonly addresses = new Map<string, string>();
+  private readonly counters = { requests: 0, retries: 0, mapRefreshes: 0, notOwnerAnswers: 0 };
+
+  constructor(options: PartitionClientOptions) {
+    this.options = options;
+  }
+
+  stats(): PartitionClientStats {
+    return { ...this.counters };
+  }
+
+  /** The cached map's version (0 before the first read). */
+  get mapVersion(): number {
+    return this.map?.version ?? 0;
+  }
+
+  async get(key: Buffer): Promise<LiveRow | null> {
+    const response = await this.call(key, 'partition.get', { key: encodeKey(key) }, Buffer.alloc(0), true);
+    if (!parse(foundAnswer, response.header).found) return null;
+    const row = decodeRows(response.body, 1)[0];
+    if (row?.kind !== 'live') throw new StorageError('rpc.remote', 'get answered a row that is not live');
+    return row;
+  }
+
+  async put(key: Buffer, columns: readonly Column[], conditions: { readonly ifMatch?: string; readonly ifNoneMatch?: '*' } = {}): Promise<{ etag: string; sequence: number }> {
+    const response = await this.call(key, 'partition.put', { key: encodeKey(key), ...conditions }, encodeRows([putRow(key, columns)]), false);
+    const answer = parse(commitAnswer, response.header);
+    const etag = answer.etags[0];
+    if (typeof etag !== 'string') throw new StorageError('rpc.remote', 'put answered no etag');
+    return { etag, sequence: answer.sequence };
+  }
+
+  async delete(key: Buffer, conditions: { readonly ifMatch?: string } = {}): Promise<{ sequence: number }> {
+    const response = await this.call(key, 'partition.delete', { key: encodeKey(key), ...conditions }, Buffer.alloc(0), false);
+    return { sequence: parse(commitAnswer, response.header).sequence };
+  }
+
+  /** An atomic batch; every key must lie in one partition (an entity group shares a partition key). */
+  async transact(ops: readonly PartitionOp[]): Promise<CommitResult> {
+    const first = ops[0];
+    if (first === undefined) throw new StorageError('config.invalid', 'an empty transaction');
+    const header = { key: encodeKey(first.key), ops: ops.map((op) => conditionsOf(op)) };
+    const rows = ops.map((op) => (op.kind === 'put' ? putRow(op.key, op.columns) : deleteRow(op.key)));
+    const response = await this.call(first.key, 'partition.transact', header, encodeRows(rows), false);
+    return parse(commitAnswer, response.header);
+  }
+
+  async appendData(key: Buffer, bytes: Buffer): Promise<DataRef> {
+    const response = await this.call(key, 'partition.appendData', { key: encodeKey(key) }, bytes, false);
+    return parse(dataRefAnswer, response.header);
+  }
+
+  async readData(key: Buffer, ref: DataRef): Promise<Buffer> {
+    const response = await this.call(key, 'partition.readData', { key: encodeKey(key), ...ref }, Buffer.alloc(0), true);
+    return response.body;
+  }
+
+  /**
+   * One page of a scan that may cross partitions: rows of the partition holding the current
+   * position; when that partition's range ends before the scan's, the continuation names the next
+   * partition's low key.
+   */
+  async scan(options: ClientScanOptions): Promise<{ items: ScanItem[]; continuation: string | null }> {
+    if (options.limit < 1 || options.limit > scanLimitMax) throw new StorageError('config.invalid', `scan limit must be 1..${scanLimitMax}`);
+    const resume = options.continuation === undefined ? null : decodeClientContinuation(options.continuation);
+    const startHexValue = resume === null ? (options.start?.toString('hex') ?? null) : resume.s;
+    const start = startHexValue === null ? undefined : keyFromHex(startHexValue);
+    const routeHex = resume?.k ?? maxHex(startHexValue ?? '', options.prefix?.toString('hex') ?? '');
+    const routeAt = routeHex === '' ? Buffer.from([0]) : keyFromHex(routeHex);
+    const header: RpcHeader = {
+      key: encodeKey(routeAt), limit: options.limit,
+      ...optionalKey('start', start), ...optionalKey('end', options.end), ...optionalKey('prefix', options.prefix), ...optionalKey('delimiter', options.delimiter),
+      ...(resume === null || resume.t === null ? {} : { continuation: resume.t }),
+    };
+    const response = await this.call(routeAt, 'partition.scan', header, Buffer.alloc(0), true);
+    const page = parse(scanAnswer, response.header);
+    const high = parse(scanHigh, response.header).high;
+    const items = decodeScanItems(response.body);
+    if (page.continuation !== null) return { items, continuation: encodeClientContinuation({ k: routeHex, s: startHexValue, t: page.continuation }) };
+    const endHex = options.end?.toString('hex') ?? null;
+    const prefixHex = options.prefix?.toString('hex') ?? null;
+    const beyondPrefix = prefixHex !== null && high !== null && !high.startsWith(prefixHex) && high > prefixHex;
+    if (high === null || (endHex !== null && endHex <= high) || beyondPrefix) return { items, continuation: null };
+    return { items, continuation: encodeClientContinuation({ k: high, s: high, t: null }) };
+  }
+
+  // ---- routing ----------------------------------------------------------------------------------
+
+  private async call(key: Buffer, method: string, header: RpcHeader, body: Buffer, read: boolean): Promise<RpcResponse> {
+    this.counters.requests += 1;
+    const attemptsMax = this.options.attemptsMax ?? partitionClientAttemptsMax;
+    let lastError: unknown = null;
+    for (let attempt = 0; attempt < attemptsMax; attempt++) {
+      if (attempt > 0) {
+        this.counters.retries += 1;
+        await this.options.clock.sleep(Math.min(partitionClientBackoffMsMax, partitionClientBackoffMsMin * 2 ** (attempt - 1)));
+      }
+      try {
+        const address = await this.ownerAddress(key, attempt > 0 && lastError !== null);
+        if (address === null) throw new StorageError('partition.not_owner', 'the partition has no live owner yet', { retryable: true });
+        return await this.options.network.call(address, { method, header, body }, { deadlineMs: partitionRpcDeadlineMs });
+      } catch (error) {
+        if (!isStorageError(error)) throw error;
+        if (error.code === 'partition.not_owner') this.counters.notOwnerAnswers += 1;
+        const retry = retryAlways.has(error.code) || (read && retryReads.has(error.code));
+        if (!retry) throw error;
+        lastError = error;
+      }
+    }
+    throw new StorageError('partition.unavailable', `${method}: no owner answered after ${attemptsMax} attempts`, { retryable: true, cause: lastError });
+  }
+
+  /** The address of the server owning `key`'s partition, re-reading the map when asked. */
+  private async ownerAddress(key: Buffer, refresh: boolean): Promise<string | null> {
+    if (this.map === null || refresh) await this.refresh();
+    const map = this.map;
+    if (map === null) return null;
+    const owner = routeKey(map, key).owner;
+    if (owner === null) return null;
+    const cached = this.addresses.get(`${owner.serverId}/${owner.lease}`);
+    if (cached !== undefined) return cached;
+    const kv = await this.options.metaStore.get(serverKey(owner.serverId));
+    if (kv === null) return null;
+    const record = parseJson(serverRecordSchema, kv);
+    if (record.lease !== owner.lease) return null;
+    this.addresses.set(`${owner.serverId}/${owner.lease}`, record.address);
+    return record.address;
+  }
+
+  private async refresh(): Promise<void> {
+    this.counters.mapRefreshes += 1;
+    const current = await readMap(this.options.metaStore);
+    if (current !== null && (this.map === null || current.map.version >= this.map.version)) this.map = current.map;
+  }
+}
+
+function conditionsOf(op: PartitionOp): { kind: 'put' | 'delete'; ifMatch?: string; ifNoneMatch?: '*' } {
+  const ifNoneMatch = op.kind === 'put' ? op.ifNoneMatch : undefined;
+  return { kind: op.kind, ...(op.ifMatch === undefined ? {} : { ifMatch: op.ifMatch }), ...(ifNoneMatch === undefined ? {} : { ifNoneMatch }) };
+}
+
+function optionalKey(name: string, value: Buffer | undefined): RpcHeader {
+  return value === undefined ? {} : { [name]: encodeKey(value) };
+}
+
+function maxHex(left: string, right: string): string {
+  return left > right ? left : right;
+}
+
+function encodeClientContinuation(value: z.infer<typeof clientContinuation>): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+}
+
+function decodeClientContinuation(text: string): z.infer<typeof clientContinuation> {
+  try {
+    return clientContinuation.parse(JSON.parse(Buffer.from(text, 'base64url').toString('utf8')));
+  } catch (error) {
+    throw new StorageError('partition.bad_continuation', 'a continuation token that does not decode', { cause: error });
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, header: RpcHeader): T {
+  const parsed = schema.safeParse(header);
+  if (!parsed.success) throw new StorageError('rpc.remote', `malformed partition answer: ${parsed.error.message}`);
+  return parsed.data;
+}

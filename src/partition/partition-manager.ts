@@ -1,0 +1,332 @@
+// The partition manager (docs/partition-protocol.md): one leader at a time, elected through the
+// MetaStore (pm/leader under a lease + pm/epoch by compare txn). The leader bootstraps the map
+// (one partition over every key), assigns unowned partitions to live servers, reassigns the
+// partitions of a server whose lease is gone, and splits a partition that grew past splitBytes
+// (its owner prepares the children; the leader commits the map).
+//
+//   campaign: lease ──► txn { pm/leader absent, pm/epoch as read } put leader, epoch+1 ──► lead
+//   tick:     servers + map ──► planAssignments (pure) ──► txn (compare epoch, map, servers read)
+//             ──► status of each server ──► split one oversized partition, or re-epoch one whose
+//             split was abandoned
+//
+// Invariants:
+// - every map write compares pm/epoch's modRevision (this leader's) and pm/map's as read, so a
+//   deposed leader never writes and no decision is applied over a map it did not see;
+// - a partition is moved off a server only if that server's key is absent or names another lease
+//   (compared in the same txn): its old owner's lease is gone, so it no longer serves it;
+// - every assignment increments the partition's owner epoch.
+// Fault model: MetaStore calls may fail (the tick is retried); servers may be dead or slow (status
+// and split calls have deadlines); this process may die at any point (a new leader takes over
+// after the lease TTL; a half-done split only leaves garbage streams).
+import { pino, type Logger } from 'pino';
+import {
+  partitionLeaseMarginMs, partitionLeaseTtlMs, partitionManagerTickMs, partitionMapPartitionsMax, partitionRpcDeadlineMs, partitionSplitBytes,
+  rpcDeadlineMsDefault,
+} from '../constants.ts';
+import type { KeyValue, MetaStore } from '../metastore/meta-store.ts';
+import { prefixEnd } from '../metastore/meta-store.ts';
+import type { Network } from '../rpc/network.ts';
+import type { StreamManagerApi } from '../stream/protocol.ts';
+import { AssertionFailure } from '../util/assert.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
+import { StorageError } from '../util/errors.ts';
+import { leaderKey, managerEpochKey, mapKey, parseJson, readMap, serverKey, serverPrefix, serverRecordSchema } from './partition-map.ts';
+import type { PartitionEntry, PartitionMap, ServerRecord, VersionedMap } from './partition-map.ts';
+import { serverStatusAnswer } from './partition-rpc.ts';
+import type { ServerStatus } from './partition-rpc.ts';
+import { splitAnswerSchema } from './partition-split.ts';
+import type { SplitAnswer } from './partition-split.ts';
+import { ServerLease } from './server-lease.ts';
+import { z } from 'zod';
+
+export interface PartitionManagerOptions {
+  readonly managerId: string;
+  readonly metaStore: MetaStore;
+  readonly network: Network;
+  readonly streamManager: StreamManagerApi;
+  readonly clock: Clock;
+  readonly logger?: Logger;
+  readonly leaseTtlMs?: number;
+  readonly tickMs?: number;
+  readonly splitBytes?: number;
+}
+
+export interface LiveServer {
+  readonly record: ServerRecord;
+  readonly modRevision: number;
+}
+
+interface Leadership {
+  readonly lease: ServerLease;
+  readonly epoch: number;
+  readonly epochRevision: number;
+}
+
+export interface PartitionManagerStats {
+  readonly ticks: number;
+  readonly assignments: number;
+  readonly splits: number;
+  readonly mapWrites: number;
+  readonly tickFailures: number;
+}
+
+const epochValue = z.object({ epoch: z.number().int().nonnegative() });
+
+export class PartitionManager {
+  private readonly options: PartitionManagerOptions;
+  private readonly logger: Logger;
+  private leadership: Leadership | null = null;
+  private timer: TimerHandle | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private readonly counters = { ticks: 0, assignments: 0, splits: 0, mapWrites: 0, tickFailures: 0 };
+
+  constructor(options: PartitionManagerOptions) {
+    this.options = options;
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'partition-manager', managerId: options.managerId });
+  }
+
+  /** Starts campaigning; once leader, ticks every tickMs until stop(). */
+  start(): void {
+    this.schedule(0);
+  }
+
+  get leading(): boolean {
+    return this.leadership !== null && this.leadership.lease.isValid();
+  }
+
+  get epoch(): number | null {
+    return this.leadership?.epoch ?? null;
+  }
+
+  stats(): PartitionManagerStats {
+    return { ...this.counters };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    await this.running;
+    await this.leadership?.lease.release();
+    this.leadership = null;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = this.options.clock.setTimer(delayMs, () => {
+      this.running = this.step().catch((error: unknown) => {
+        if (error instanceof AssertionFailure) throw error;
+        this.counters.tickFailures += 1;
+        this.logger.warn({ err: error }, 'partition manager tick failed; retried');
+      }).finally(() => {
+        this.running = null;
+        this.schedule(this.options.tickMs ?? partitionManagerTickMs);
+      });
+    });
+  }
+
+  /** Campaign if not leading, else one tick. Public so tests can drive it. */
+  async step(): Promise<void> {
+    if (this.stopped) return;
+    if (!this.leading) {
+      this.leadership = null;
+      this.leadership = await this.campaign();
+      if (this.leadership === null) return;
+    }
+    await this.tick();
+  }
+
+  // ---- election ---------------------------------------------------------------------------------
+
+  private async campaign(): Promise<Leadership | null> {
+    const { metaStore, clock } = this.options;
+    const ttlMs = this.options.leaseTtlMs ?? partitionLeaseTtlMs;
+    if ((await metaStore.get(leaderKey)) !== null) return null;
+    const lease = await ServerLease.grant({
+      metaStore, clock, ttlMs, renewMs: Math.floor(ttlMs / 4), marginMs: Math.max(1, Math.floor(ttlMs * partitionLeaseMarginMs / partitionLeaseTtlMs)),
+      onLost: () => this.logger.warn('leader lease no longer confirmed: stepping down'),
+    });
+    const current = await metaStore.get(managerEpochKey);
+    const epoch = (current === null ? 0 : parseJson(epochValue, current).epoch) + 1;
+    const result = await metaStore.txn({
+      compare: [{ key: leaderKey, modRevision: 0 }, { key: managerEpochKey, modRevision: current?.modRevision ?? 0 }],
+      success: [
+        { kind: 'put', key: leaderKey, value: JSON.stringify({ managerId: this.options.managerId, epoch }), lease: lease.id },
+        { kind: 'put', key: managerEpochKey, value: JSON.stringify({ epoch }) },
+      ],
+    });
+    if (!result.succeeded) {
+      await lease.release();
+      return null;
+    }
+    this.logger.info({ epoch, lease: lease.id }, 'partition manager leading');
+    return { lease, epoch, epochRevision: result.revision };
+  }
+
+  // ---- the tick ---------------------------------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    this.counters.ticks += 1;
+    let current = await readMap(this.options.metaStore);
+    if (current === null) {
+      await this.bootstrap();
+      current = await readMap(this.options.metaStore);
+      if (current === null) return;
+    }
+    const servers = await this.liveServers();
+    const planned = planAssignments(current.map, servers);
+    if (planned.changed.length > 0) {
+      const compareServers = planned.touchedServers.map((serverId) => ({ key: serverKey(serverId), modRevision: servers.get(serverId)?.modRevision ?? 0 }));
+      if (await this.writeMap(current, planned.map, compareServers)) {
+        this.counters.assignments += planned.changed.length;
+        this.logger.info({ version: planned.map.version, assigned: planned.changed }, 'partitions assigned');
+      }
+      return;
+    }
+    await this.maintain(current, servers);
+  }
+
+  private async bootstrap(): Promise<void> {
+    const manager = this.options.streamManager;
+    const streams = {
+      meta: (await manager.createStream({ name: 'partition-0/meta' })).streamId,
+      log: (await manager.createStream({ name: 'partition-0/log' })).streamId,
+      checkpoint: (await manager.createStream({ name: 'partition-0/checkpoint' })).streamId,
+      data: (await manager.createStream({ name: 'partition-0/data' })).streamId,
+    };
+    const map: PartitionMap = {
+      version: 1, managerEpoch: this.requireLeadership().epoch, nextPartitionId: 1,
+      partitions: [{ partitionId: 0, low: '', high: null, streams, inheritedData: [], ownerEpoch: 0, owner: null }],
+    };
+    const written = await this.writeMap(null, map, []);
+    if (written) this.logger.info({ streams }, 'partition map bootstrapped: one partition over every key');
+  }
+
+  private async liveServers(): Promise<Map<string, LiveServer>> {
+    const kvs: KeyValue[] = await this.options.metaStore.range(serverPrefix, { end: prefixEnd(serverPrefix), limit: partitionMapPartitionsMax });
+    const servers = new Map<string, LiveServer>();
+    for (const kv of kvs) {
+      const record = parseJson(serverRecordSchema, kv);
+      servers.set(record.serverId, { record, modRevision: kv.modRevision });
+    }
+    return servers;
+  }
+
+  /** Writes the map (version + 1) if this is still the leader and the map is as read. */
+  private async writeMap(read: VersionedMap | null, map: PartitionMap, extraCompares: readonly { key: string; modRevision: number }[]): Promise<boolean> {
+    const leadership = this.requireLeadership();
+    if (!leadership.lease.isValid()) return false;
+    const next: PartitionMap = { ...map, managerEpoch: leadership.epoch };
+    const result = await this.options.metaStore.txn({
+      compare: [{ key: managerEpochKey, modRevision: leadership.epochRevision }, { key: mapKey, modRevision: read?.modRevision ?? 0 }, ...extraCompares],
+      success: [{ kind: 'put', key: mapKey, value: JSON.stringify(next) }],
+    });
+    if (result.succeeded) this.counters.mapWrites += 1;
+    return result.succeeded;
+  }
+
+  private requireLeadership(): Leadership {
+    if (this.leadership === null) throw new StorageError('meta.conflict', 'not the partition manager leader', { retryable: true });
+    return this.leadership;
+  }
+
+  // ---- splits -----------------------------------------------------------------------------------
+
+  /** Asks every live server for its status; splits one oversized partition or re-epochs an abandoned split. */
+  private async maintain(current: VersionedMap, servers: ReadonlyMap<string, LiveServer>): Promise<void> {
+    for (const server of servers.values()) {
+      const status = await this.status(server);
+      if (status === null) continue;
+      for (const reported of status.partitions) {
+        const entry = current.map.partitions.find((candidate) => candidate.partitionId === reported.partitionId);
+        if (entry?.owner?.serverId !== server.record.serverId || entry.ownerEpoch !== reported.ownerEpoch) continue;
+        if (reported.state === 'split') {
+          await this.reEpoch(current, entry, server);
+          return;
+        }
+        if (reported.state === 'serving' && reported.approximateBytes > (this.options.splitBytes ?? partitionSplitBytes) && reported.lastSequence > 0) {
+          await this.split(current, entry, server);
+          return;
+        }
+      }
+    }
+  }
+
+  private async status(server: LiveServer): Promise<ServerStatus | null> {
+    try {
+      const response = await this.options.network.call(server.record.address, { method: 'server.status', header: {}, body: Buffer.alloc(0) }, { deadlineMs: rpcDeadlineMsDefault });
+      const parsed = serverStatusAnswer.safeParse(response.header);
+      return parsed.success ? parsed.data : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A split prepared but never committed: the owner will not reopen it at that epoch. */
+  private async reEpoch(current: VersionedMap, entry: PartitionEntry, server: LiveServer): Promise<void> {
+    const map = replaceEntries(current.map, entry.partitionId, [{ ...entry, ownerEpoch: entry.ownerEpoch + 1 }]);
+    if (await this.writeMap(current, map, [{ key: serverKey(server.record.serverId), modRevision: server.modRevision }])) {
+      this.logger.warn({ partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch + 1 }, 'abandoned split: partition reassigned at a new epoch');
+    }
+  }
+
+  private async split(current: VersionedMap, entry: PartitionEntry, server: LiveServer): Promise<void> {
+    if (current.map.partitions.length + 1 > partitionMapPartitionsMax) return;
+    const childIds = [current.map.nextPartitionId, current.map.nextPartitionId + 1] as const;
+    const answer = await this.askSplit(server, entry, childIds);
+    const owner = { serverId: server.record.serverId, lease: server.record.lease };
+    const inheritedData = [entry.streams.data, ...entry.inheritedData];
+    const children: PartitionEntry[] = answer.children.map((child) => ({
+      partitionId: child.partitionId, low: child.low, high: child.high, streams: child.streams, inheritedData, ownerEpoch: entry.ownerEpoch + 1, owner,
+    }));
+    const map = { ...replaceEntries(current.map, entry.partitionId, children), nextPartitionId: current.map.nextPartitionId + 2 };
+    if (await this.writeMap(current, map, [{ key: serverKey(server.record.serverId), modRevision: server.modRevision }])) {
+      this.counters.splits += 1;
+      this.logger.info({ partitionId: entry.partitionId, splitKey: answer.splitKey, children: childIds }, 'partition split');
+    }
+  }
+
+  private async askSplit(server: LiveServer, entry: PartitionEntry, childIds: readonly [number, number]): Promise<SplitAnswer> {
+    const header = { partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch, childIds: [...childIds] };
+    const response = await this.options.network.call(server.record.address, { method: 'partition.split', header, body: Buffer.alloc(0) }, { deadlineMs: partitionRpcDeadlineMs });
+    const parsed = splitAnswerSchema.safeParse(JSON.parse(response.body.toString('utf8')));
+    if (!parsed.success) throw new StorageError('rpc.remote', `malformed split answer: ${parsed.error.message}`);
+    const [left, right] = parsed.data.children;
+    if (left?.low !== entry.low || right?.high !== entry.high || left.high !== right.low || left.partitionId !== childIds[0] || right.partitionId !== childIds[1]) {
+      throw new StorageError('rpc.remote', 'split answer does not cover the parent range with the asked ids');
+    }
+    return parsed.data;
+  }
+}
+
+/**
+ * Assignment decisions (pure): every partition without a live owner (no owner, or its server key
+ * is absent or names another lease) goes to the live server with the fewest partitions, at
+ * ownerEpoch + 1. Returns the new map (version + 1) and which servers' keys the decision read.
+ */
+export function planAssignments(map: PartitionMap, servers: ReadonlyMap<string, LiveServer>): { map: PartitionMap; changed: number[]; touchedServers: string[] } {
+  const load = new Map<string, number>([...servers.keys()].map((serverId) => [serverId, 0]));
+  const live = (entry: PartitionEntry): boolean => entry.owner !== null && servers.get(entry.owner.serverId)?.record.lease === entry.owner.lease;
+  for (const entry of map.partitions) if (live(entry) && entry.owner !== null) load.set(entry.owner.serverId, (load.get(entry.owner.serverId) ?? 0) + 1);
+  const changed: number[] = [];
+  const touched = new Set<string>();
+  const partitions = map.partitions.map((entry) => {
+    if (live(entry) || servers.size === 0) return entry;
+    const target = [...load.entries()].sort((a, b) => (a[1] !== b[1] ? a[1] - b[1] : a[0] < b[0] ? -1 : 1))[0];
+    const server = target === undefined ? undefined : servers.get(target[0]);
+    if (target === undefined || server === undefined) return entry;
+    load.set(target[0], target[1] + 1);
+    changed.push(entry.partitionId);
+    touched.add(target[0]);
+    if (entry.owner !== null) touched.add(entry.owner.serverId);
+    return { ...entry, ownerEpoch: entry.ownerEpoch + 1, owner: { serverId: target[0], lease: server.record.lease } };
+  });
+  return { map: { ...map, version: map.version + (changed.length > 0 ? 1 : 0), partitions }, changed, touchedServers: [...touched] };
+}
+
+function replaceEntries(map: PartitionMap, partitionId: number, replacements: readonly PartitionEntry[]): PartitionMap {
+  const index = map.partitions.findIndex((entry) => entry.partitionId === partitionId);
+  if (index === -1) throw new StorageError('partition.corrupt', `partition ${partitionId} is not in the map`);
+  const partitions = [...map.partitions.slice(0, index), ...replacements, ...map.partitions.slice(index + 1)];
+  return { ...map, version: map.version + 1, partitions };
+}

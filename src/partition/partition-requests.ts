@@ -1,0 +1,95 @@
+// Runs one parsed partition.* request against a Partition the server owns, and encodes the answer
+// (docs/partition-protocol.md, "Server RPCs"). Ownership checks are the server's; this module is
+// the straight-line translation between wire messages and the engine's calls.
+//
+// Invariants: every header is parsed with its schema before use; a body that does not match the
+// header (row count, keys) is config.invalid and nothing is applied; a transaction's rows must
+// name its routing key's partition (the engine refuses keys outside its range).
+import type { RpcHeader, RpcResponse } from '../rpc/network.ts';
+import { parseHeader } from '../stream/protocol.ts';
+import { StorageError } from '../util/errors.ts';
+import type { Partition, PartitionOp } from './partition.ts';
+import { decodeKey, decodeRows, encodeRows, encodeScanItems, partitionRequests } from './partition-rpc.ts';
+import type { PartitionMethod } from './partition-rpc.ts';
+
+export interface ServedRequest {
+  readonly method: Exclude<PartitionMethod, 'server.status' | 'partition.split'>;
+  readonly header: RpcHeader;
+  readonly body: Buffer;
+  /** High bound (hex, null = +inf) of the serving partition, returned with scans. */
+  readonly high: string | null;
+}
+
+const empty = Buffer.alloc(0);
+
+export async function performPartitionRequest(partition: Partition, request: ServedRequest): Promise<RpcResponse> {
+  const { method, header, body } = request;
+  switch (method) {
+    case 'partition.get': {
+      const row = await partition.get(decodeKey(parseHeader(partitionRequests[method], header, method).key, 'key'));
+      return { header: { found: row !== null }, body: row === null ? empty : encodeRows([row]) };
+    }
+    case 'partition.put': {
+      const parsed = parseHeader(partitionRequests[method], header, method);
+      const row = singleRow(body, parsed.key);
+      if (row.kind !== 'live') throw new StorageError('config.invalid', 'partition.put carries a live row');
+      const result = await partition.put(row.key, row.columns, conditions(parsed));
+      return { header: { ...result, etags: [result.etag] }, body: empty };
+    }
+    case 'partition.delete': {
+      const parsed = parseHeader(partitionRequests[method], header, method);
+      const result = await partition.delete(decodeKey(parsed.key, 'key'), parsed.ifMatch === undefined ? {} : { ifMatch: parsed.ifMatch });
+      return { header: { sequence: result.sequence, lastModifiedMs: 0, etags: [null] }, body: empty };
+    }
+    case 'partition.transact':
+      return transact(partition, request);
+    case 'partition.scan':
+      return scan(partition, request);
+    case 'partition.appendData': {
+      parseHeader(partitionRequests[method], header, method);
+      const ref = await partition.appendData(body);
+      return { header: { ...ref }, body: empty };
+    }
+    case 'partition.readData': {
+      const parsed = parseHeader(partitionRequests[method], header, method);
+      const bytes = await partition.readData({ extentId: parsed.extentId, offset: parsed.offset, length: parsed.length });
+      return { header: {}, body: bytes };
+    }
+  }
+}
+
+function conditions(parsed: { readonly ifMatch?: string | undefined; readonly ifNoneMatch?: '*' | undefined }): { ifMatch?: string; ifNoneMatch?: '*' } {
+  return { ...(parsed.ifMatch === undefined ? {} : { ifMatch: parsed.ifMatch }), ...(parsed.ifNoneMatch === undefined ? {} : { ifNoneMatch: parsed.ifNoneMatch }) };
+}
+
+function singleRow(body: Buffer, keyText: string): ReturnType<typeof decodeRows>[number] {
+  const rows = decodeRows(body, 1);
+  const row = rows[0];
+  if (row === undefined || !row.key.equals(decodeKey(keyText, 'key'))) throw new StorageError('config.invalid', 'the body row does not match the routing key');
+  return row;
+}
+
+async function transact(partition: Partition, request: ServedRequest): Promise<RpcResponse> {
+  const parsed = parseHeader(partitionRequests['partition.transact'], request.header, 'partition.transact');
+  const rows = decodeRows(request.body, parsed.ops.length);
+  if (rows.length !== parsed.ops.length) throw new StorageError('config.invalid', `${parsed.ops.length} ops but ${rows.length} rows`);
+  const ops: PartitionOp[] = parsed.ops.map((op, index) => {
+    const row = rows[index];
+    if (row === undefined || (op.kind === 'put') !== (row.kind === 'live')) throw new StorageError('config.invalid', `op ${index} does not match its row`);
+    if (row.kind === 'live') return { kind: 'put', key: row.key, columns: row.columns, ...conditions(op) };
+    return { kind: 'delete', key: row.key, ...(op.ifMatch === undefined ? {} : { ifMatch: op.ifMatch }) };
+  });
+  const result = await partition.transact(ops);
+  return { header: { sequence: result.sequence, lastModifiedMs: result.lastModifiedMs, etags: [...result.etags] }, body: empty };
+}
+
+async function scan(partition: Partition, request: ServedRequest): Promise<RpcResponse> {
+  const parsed = parseHeader(partitionRequests['partition.scan'], request.header, 'partition.scan');
+  const bound = (text: string | undefined, what: string): { [name: string]: Buffer } => (text === undefined ? {} : { [what]: decodeKey(text, what) });
+  const page = await partition.scan({
+    limit: parsed.limit,
+    ...bound(parsed.start, 'start'), ...bound(parsed.end, 'end'), ...bound(parsed.prefix, 'prefix'), ...bound(parsed.delimiter, 'delimiter'),
+    ...(parsed.continuation === undefined ? {} : { continuation: parsed.continuation }),
+  });
+  return { header: { continuation: page.continuation, high: request.high }, body: encodeScanItems(page.items) };
+}

@@ -1,0 +1,151 @@
+// The partition server's RPC messages (docs/partition-protocol.md, "Server RPCs"): zod schemas
+// for every request header (parsed at the edge), and the body codec for rows and scan items,
+// shared by PartitionServer and PartitionClient.
+//
+// Bodies reuse the row codec (docs/formats/partition-rows.md) framed as u32 length + row: a put
+// is sent as a live row whose engine fields (sequence, time, ETag) are placeholders the server
+// ignores; a delete as a tombstone. Scan items are u8 kind (1 row, 2 prefix) + u32 length + bytes.
+//
+// Invariants: every length read from a body is checked against what remains and against its
+// limit before use; a body that does not frame is config.invalid (the caller's bug or an attack).
+import { z } from 'zod';
+import { partitionBatchMutationsMax, partitionKeyBytesMax, partitionRowBytesMax, scanLimitMax } from '../constants.ts';
+import { StorageError } from '../util/errors.ts';
+import { decodeRow, encodeRow } from '../wire/partition-row.ts';
+import type { Column, RowRecord } from '../wire/partition-row.ts';
+import type { LiveRow, ScanItem } from './partition-scan.ts';
+
+const base64Key = z.string().min(1).max(Math.ceil(partitionKeyBytesMax / 3) * 4 + 4);
+const base64Bound = z.string().max(Math.ceil(partitionKeyBytesMax / 3) * 4 + 4);
+const etag = z.string().min(1).max(128);
+const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+export const partitionRequests = {
+  'partition.get': z.object({ key: base64Key }),
+  'partition.put': z.object({ key: base64Key, ifMatch: etag.optional(), ifNoneMatch: z.literal('*').optional() }),
+  'partition.delete': z.object({ key: base64Key, ifMatch: etag.optional() }),
+  'partition.transact': z.object({
+    key: base64Key,
+    ops: z.array(z.object({ kind: z.enum(['put', 'delete']), ifMatch: etag.optional(), ifNoneMatch: z.literal('*').optional() })).min(1).max(partitionBatchMutationsMax),
+  }),
+  'partition.scan': z.object({
+    key: base64Key,
+    start: base64Bound.optional(),
+    end: base64Bound.optional(),
+    prefix: base64Bound.optional(),
+    delimiter: base64Bound.optional(),
+    limit: z.number().int().min(1).max(scanLimitMax),
+    continuation: z.string().min(1).max(16_384).optional(),
+  }),
+  'partition.appendData': z.object({ key: base64Key }),
+  'partition.readData': z.object({ key: base64Key, extentId: id, offset: id, length: id }),
+  'partition.split': z.object({ partitionId: id, ownerEpoch: id, childIds: z.tuple([id, id]) }),
+  'server.status': z.object({}),
+} as const;
+
+export type PartitionMethod = keyof typeof partitionRequests;
+
+export function isPartitionMethod(method: string): method is PartitionMethod {
+  return Object.hasOwn(partitionRequests, method);
+}
+
+export const commitAnswer = z.object({ sequence: id, lastModifiedMs: id, etags: z.array(z.string().nullable()) });
+export const scanAnswer = z.object({ continuation: z.string().nullable() });
+export const dataRefAnswer = z.object({ extentId: id, offset: id, length: id });
+
+export const partitionStatusSchema = z.object({
+  partitionId: id,
+  ownerEpoch: id,
+  state: z.enum(['loading', 'serving', 'failed', 'split']),
+  approximateBytes: id,
+  lastSequence: id,
+});
+export type PartitionStatus = z.infer<typeof partitionStatusSchema>;
+export const serverStatusAnswer = z.object({ serverId: z.string(), leaseValid: z.boolean(), partitions: z.array(partitionStatusSchema) });
+export type ServerStatus = z.infer<typeof serverStatusAnswer>;
+
+export function encodeKey(key: Buffer): string {
+  return key.toString('base64');
+}
+
+export function decodeKey(text: string, what: string): Buffer {
+  const key = Buffer.from(text, 'base64');
+  if (key.toString('base64') !== text) throw new StorageError('config.invalid', `${what} is not canonical base64`);
+  return key;
+}
+
+/** A put's columns travel as a live row with placeholder engine fields. */
+export function putRow(key: Buffer, columns: readonly Column[]): RowRecord {
+  return { kind: 'live', key, sequence: 0, lastModifiedMs: 0, etag: '-', columns };
+}
+
+export function deleteRow(key: Buffer): RowRecord {
+  return { kind: 'tombstone', key, sequence: 0, lastModifiedMs: 0 };
+}
+
+export function encodeRows(rows: readonly RowRecord[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const row of rows) {
+    const bytes = encodeRow(row);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    parts.push(length, bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+export function decodeRows(body: Buffer, countMax: number): RowRecord[] {
+  const rows: RowRecord[] = [];
+  for (let offset = 0; offset < body.length;) {
+    if (rows.length >= countMax) throw new StorageError('config.invalid', `body holds more than ${countMax} rows`);
+    const bytes = frame(body, offset, partitionRowBytesMax);
+    rows.push(decodeRowOrInvalid(bytes));
+    offset += 4 + bytes.length;
+  }
+  return rows;
+}
+
+export function encodeScanItems(items: readonly ScanItem[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const item of items) {
+    const bytes = item.kind === 'row' ? encodeRow(item.row) : item.prefix;
+    const head = Buffer.alloc(5);
+    head.writeUInt8(item.kind === 'row' ? 1 : 2, 0);
+    head.writeUInt32BE(bytes.length, 1);
+    parts.push(head, bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+export function decodeScanItems(body: Buffer): ScanItem[] {
+  const items: ScanItem[] = [];
+  for (let offset = 0; offset < body.length;) {
+    if (items.length >= scanLimitMax) throw new StorageError('rpc.remote', `scan answer holds more than ${scanLimitMax} items`);
+    const kind = body.readUInt8(offset);
+    const bytes = frame(body, offset + 1, partitionRowBytesMax);
+    offset += 5 + bytes.length;
+    if (kind === 2) {
+      items.push({ kind: 'prefix', prefix: Buffer.from(bytes) });
+      continue;
+    }
+    const row = decodeRowOrInvalid(bytes);
+    if (kind !== 1 || row.kind !== 'live') throw new StorageError('rpc.remote', 'scan answer holds a malformed item');
+    items.push({ kind: 'row', row: row satisfies LiveRow });
+  }
+  return items;
+}
+
+function frame(body: Buffer, offset: number, bytesMax: number): Buffer {
+  if (offset + 4 > body.length) throw new StorageError('config.invalid', 'body ends inside a length');
+  const length = body.readUInt32BE(offset);
+  if (length > bytesMax || offset + 4 + length > body.length) throw new StorageError('config.invalid', `body frame of ${length} bytes does not fit`);
+  return body.subarray(offset + 4, offset + 4 + length);
+}
+
+function decodeRowOrInvalid(bytes: Buffer): RowRecord {
+  try {
+    return decodeRow(bytes);
+  } catch (error) {
+    throw new StorageError('config.invalid', 'body holds a row that does not decode', { cause: error });
+  }
+}

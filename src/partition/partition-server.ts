@@ -1,0 +1,430 @@
+// The partition server (docs/partition-protocol.md): registers itself under a MetaStore lease,
+// loads the partitions the map assigns to it (at their owner epochs), serves them over the
+// Network seam (partition.get/put/delete/transact/scan/appendData/readData), and stops serving a
+// partition the instant it can no longer prove it owns it.
+//
+//   start: lease ──► pm/servers/<id> (txn: key absent) ──► listen ──► sync loop (map poll)
+//   sync:  map assigns P to (me, my lease, epoch e) and I do not hold P at e ──► load P at e
+//          I hold P but the map does not assign it to me at that epoch ─────► drop P
+//   request(key): the held, serving partition whose range holds key, and lease.isValid()
+//          ──► run it ──► ownership still confirmed? answer : not_owner / unavailable
+//
+// Invariants:
+// - every answer is decided while the lease is confirmed valid and the partition is still held
+//   at the epoch it was loaded with (checked before the work and again before answering);
+// - a request refused with partition.not_owner applied nothing;
+// - a write whose outcome is unknown (log append failed, or ownership lost while it ran) answers
+//   partition.unavailable; a failed partition is closed (waiting for its writer and maintenance)
+//   before it is reloaded, so one server never has two instances of a partition writing;
+// - the server registers only when its key is absent, so a restarted server waits out the lease
+//   of its previous incarnation (the manager cannot confuse the two);
+// - a partition is loaded with StreamLayerPartitionStreams at its owner epoch: the stream layer
+//   refuses this server's appends once a newer owner took the streams over.
+// Fault model: MetaStore, stream layer and clients may be slow, down or partitioned away; this
+// process may be killed at any point (the next owner seals and replays); its lease may lapse
+// while requests run (their answers are then refused).
+import { pino, type Logger } from 'pino';
+import { partitionLeaseMarginMs, partitionLeaseTtlMs, partitionMapPollMs } from '../constants.ts';
+import type { MetaStore } from '../metastore/meta-store.ts';
+import type { Network, RpcRequest, RpcResponse, RpcServer } from '../rpc/network.ts';
+import { parseHeader } from '../stream/protocol.ts';
+import type { StreamManagerApi } from '../stream/protocol.ts';
+import { StreamClient } from '../stream/stream-client.ts';
+import { AssertionFailure } from '../util/assert.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
+import type { Random } from '../util/random.ts';
+import { Partition } from './partition.ts';
+import type { PartitionLimits } from './partition.ts';
+import { entryContains, keyFromHex, keyHex, readMap, serverKey } from './partition-map.ts';
+import type { PartitionEntry } from './partition-map.ts';
+import { decodeKey, isPartitionMethod, partitionRequests } from './partition-rpc.ts';
+import type { PartitionStatus, ServerStatus } from './partition-rpc.ts';
+import { performPartitionRequest, type ServedRequest } from './partition-requests.ts';
+import { InheritedDataStreams } from './inherited-data-streams.ts';
+import { StreamLayerPartitionStreams } from './partition-streams.ts';
+import { ServerLease } from './server-lease.ts';
+import { splitPartition } from './partition-split.ts';
+import type { SplitAnswer } from './partition-split.ts';
+
+export interface PartitionServerOptions {
+  readonly serverId: string;
+  readonly metaStore: MetaStore;
+  readonly network: Network;
+  readonly listenAddress: string;
+  readonly streamManager: StreamManagerApi;
+  readonly clock: Clock;
+  readonly random?: Random;
+  readonly logger?: Logger;
+  readonly leaseTtlMs?: number;
+  readonly mapPollMs?: number;
+  readonly partitionLimits?: Partial<PartitionLimits>;
+  /** Unique per process start: prefixes stream append ids. Defaults to serverId + start time. */
+  readonly clientId?: string;
+  /** Called as each write is acknowledged (tests count who acknowledged what, and when). */
+  readonly onWriteAcknowledged?: (event: WriteAcknowledged) => void;
+}
+
+export interface WriteAcknowledged {
+  readonly serverId: string;
+  readonly partitionId: number;
+  readonly ownerEpoch: number;
+  readonly method: string;
+  readonly atMs: number;
+  readonly header: RpcResponse['header'];
+}
+
+type HeldState =
+  | { readonly kind: 'loading' }
+  | { readonly kind: 'serving'; readonly partition: Partition }
+  | { readonly kind: 'failed'; readonly partition: Partition | null; readonly cause: unknown }
+  | { readonly kind: 'split' };
+
+interface Held {
+  readonly entry: PartitionEntry;
+  state: HeldState;
+}
+
+export interface PartitionServerStats {
+  readonly loads: number;
+  readonly loadFailures: number;
+  readonly drops: number;
+  readonly notOwnerAnswers: number;
+  readonly leasesLost: number;
+  /** Log records replayed by the last load of each partition, and how long it took. */
+  readonly lastLoad: { readonly partitionId: number; readonly recordsReplayed: number; readonly durationMs: number } | null;
+}
+
+export class PartitionServer {
+  readonly serverId: string;
+  private readonly options: PartitionServerOptions;
+  private readonly logger: Logger;
+  private readonly client: StreamClient;
+  private readonly held = new Map<number, Held>();
+  private lease: ServerLease | null = null;
+  private server: RpcServer | null = null;
+  private pollTimer: TimerHandle | null = null;
+  private syncing: Promise<void> | null = null;
+  private registering: Promise<void> | null = null;
+  private stopped = false;
+  private readonly counters = { loads: 0, loadFailures: 0, drops: 0, notOwnerAnswers: 0, leasesLost: 0 };
+  private lastLoad: PartitionServerStats['lastLoad'] = null;
+
+  constructor(options: PartitionServerOptions) {
+    this.serverId = options.serverId;
+    this.options = options;
+    this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'partition-server', serverId: options.serverId });
+    const clientId = options.clientId ?? `${options.serverId}-${options.clock.nowMs().toString(36)}`;
+    this.client = new StreamClient({
+      manager: options.streamManager, network: options.network, clock: options.clock, clientId: clientId.slice(0, 64),
+      ...(options.random === undefined ? {} : { random: options.random }),
+    });
+  }
+
+  /** Listens, registers under a fresh lease, and starts following the map. */
+  async start(): Promise<{ address: string }> {
+    this.server = await this.options.network.listen(this.options.listenAddress, (request) => this.dispatch(request));
+    await this.register();
+    this.schedulePoll(0);
+    this.logger.info({ address: this.server.address, lease: this.lease?.id }, 'partition server listening');
+    return { address: this.server.address };
+  }
+
+  get address(): string {
+    if (this.server === null) throw new StorageError('config.invalid', 'partition server not started');
+    return this.server.address;
+  }
+
+  get leaseId(): number | null {
+    return this.lease?.id ?? null;
+  }
+
+  stats(): PartitionServerStats {
+    return { ...this.counters, lastLoad: this.lastLoad };
+  }
+
+  /** Partition ids this server serves now. */
+  servingPartitions(): number[] {
+    return [...this.held.entries()].filter(([, held]) => held.state.kind === 'serving').map(([id]) => id);
+  }
+
+  /** Stops: no more answers, partitions closed, lease revoked (its partitions move at once). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.pollTimer?.cancel();
+    await this.server?.close();
+    await this.syncing;
+    await this.dropAll('stopping');
+    await this.lease?.release();
+  }
+
+  /** Tests and the simulator: the process dies (kill -9): no answers, no renewals, nothing
+   * closed or revoked; its lease expires at the MetaStore a TTL after the last renewal. */
+  async crash(): Promise<void> {
+    this.stopped = true;
+    this.pollTimer?.cancel();
+    this.lease?.abandon();
+    this.held.clear();
+    await this.server?.close();
+  }
+
+  /** Tests: this process freezes towards the MetaStore (no more renewals); it keeps serving
+   * until its lease's confirmed time runs out, exactly as a partitioned server would. */
+  freezeLease(): void {
+    this.lease?.abandon();
+  }
+
+  // ---- lease and registration -----------------------------------------------------------------
+
+  private async register(): Promise<void> {
+    const { metaStore, clock } = this.options;
+    const ttlMs = this.options.leaseTtlMs ?? partitionLeaseTtlMs;
+    for (;;) {
+      if (this.stopped) return;
+      const lease = await ServerLease.grant({
+        metaStore, clock, ttlMs, renewMs: Math.floor(ttlMs / 4), marginMs: Math.max(1, Math.floor(ttlMs * partitionLeaseMarginMs / partitionLeaseTtlMs)),
+        onLost: () => this.onLeaseLost(lease),
+      });
+      const value = JSON.stringify({ serverId: this.serverId, address: this.address, lease: lease.id });
+      const key = serverKey(this.serverId);
+      const result = await metaStore.txn({ compare: [{ key, modRevision: 0 }], success: [{ kind: 'put', key, value, lease: lease.id }] });
+      if (result.succeeded) {
+        this.lease = lease;
+        this.logger.info({ lease: lease.id }, 'partition server registered');
+        return;
+      }
+      // A previous incarnation's key is still there: its lease must run out first.
+      await lease.release();
+      await clock.sleep(this.options.mapPollMs ?? partitionMapPollMs);
+    }
+  }
+
+  private onLeaseLost(lease: ServerLease): void {
+    if (this.lease !== lease) return;
+    this.counters.leasesLost += 1;
+    this.logger.warn({ lease: lease.id }, 'lease no longer confirmed: every partition dropped');
+    void this.dropAll('lease lost');
+    if (this.stopped || this.registering !== null) return;
+    this.registering = this.register().catch((error: unknown) => {
+      this.logger.error({ err: error }, 'registration failed; retried at the next poll');
+    }).finally(() => {
+      this.registering = null;
+    });
+  }
+
+  private leaseValid(): boolean {
+    return this.lease !== null && this.lease.isValid();
+  }
+
+  // ---- following the map ----------------------------------------------------------------------
+
+  private schedulePoll(delayMs: number): void {
+    if (this.stopped) return;
+    this.pollTimer = this.options.clock.setTimer(delayMs, () => {
+      this.syncing = this.sync().catch((error: unknown) => {
+        if (error instanceof AssertionFailure) throw error;
+        this.logger.warn({ err: error }, 'map sync failed; retried at the next poll');
+      }).finally(() => {
+        this.syncing = null;
+        this.schedulePoll(this.options.mapPollMs ?? partitionMapPollMs);
+      });
+    });
+  }
+
+  /** One pass: load what the map assigns to this server and lease, drop what it does not. */
+  async sync(): Promise<void> {
+    const lease = this.lease;
+    if (lease === null || !lease.isValid() || this.registering !== null) return;
+    const current = await readMap(this.options.metaStore);
+    if (current === null) return;
+    const assigned = new Map<number, PartitionEntry>();
+    for (const entry of current.map.partitions) {
+      if (entry.owner?.serverId === this.serverId && entry.owner.lease === lease.id) assigned.set(entry.partitionId, entry);
+    }
+    for (const [partitionId, held] of [...this.held]) {
+      const entry = assigned.get(partitionId);
+      if (entry === undefined || entry.ownerEpoch !== held.entry.ownerEpoch) await this.drop(partitionId, 'no longer assigned at this epoch');
+    }
+    for (const entry of assigned.values()) {
+      const held = this.held.get(entry.partitionId);
+      if (held === undefined) this.startLoad(entry);
+      else if (held.state.kind === 'failed') await this.reload(held);
+    }
+  }
+
+  private startLoad(entry: PartitionEntry): void {
+    const held: Held = { entry, state: { kind: 'loading' } };
+    this.held.set(entry.partitionId, held);
+    void this.load(held);
+  }
+
+  private async load(held: Held): Promise<void> {
+    const entry = held.entry;
+    const startedMs = this.options.clock.monotonicMs();
+    try {
+      const partition = await Partition.open({
+        partitionId: entry.partitionId,
+        streams: this.streamsFor(entry),
+        streamIds: entry.streams,
+        clock: this.options.clock,
+        ownerEpoch: entry.ownerEpoch,
+        keyRange: { low: keyFromHex(entry.low), high: entry.high === null ? null : keyFromHex(entry.high) },
+        ...(this.options.partitionLimits === undefined ? {} : { limits: this.options.partitionLimits }),
+      });
+      if (this.held.get(entry.partitionId) !== held || !this.leaseValid()) {
+        void partition.close();
+        return;
+      }
+      held.state = { kind: 'serving', partition };
+      const durationMs = this.options.clock.monotonicMs() - startedMs;
+      this.counters.loads += 1;
+      this.lastLoad = { partitionId: entry.partitionId, recordsReplayed: partition.stats().recordsReplayed, durationMs };
+      this.logger.info({ partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch, durationMs, replayed: this.lastLoad.recordsReplayed }, 'partition loaded');
+    } catch (error) {
+      if (error instanceof AssertionFailure) throw error;
+      this.counters.loadFailures += 1;
+      if (this.held.get(entry.partitionId) === held) held.state = { kind: 'failed', partition: null, cause: error };
+      this.logger.warn({ partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch, err: error }, 'partition load failed; retried at the next poll');
+    }
+  }
+
+  /** A failed partition is closed (its writer and maintenance finished) before it loads again. */
+  private async reload(held: Held): Promise<void> {
+    if (held.state.kind !== 'failed') return;
+    const previous = held.state.partition;
+    held.state = { kind: 'loading' };
+    if (previous !== null) await previous.close();
+    if (this.held.get(held.entry.partitionId) === held) await this.load(held);
+  }
+
+  private streamsFor(entry: PartitionEntry): StreamLayerPartitionStreams | InheritedDataStreams {
+    const streams = new StreamLayerPartitionStreams({ client: this.client, manager: this.options.streamManager, ownerEpoch: entry.ownerEpoch });
+    if (entry.inheritedData.length === 0) return streams;
+    return new InheritedDataStreams({ inner: streams, dataStreamId: entry.streams.data, inherited: entry.inheritedData });
+  }
+
+  private async drop(partitionId: number, reason: string): Promise<void> {
+    const held = this.held.get(partitionId);
+    if (held === undefined) return;
+    this.held.delete(partitionId);
+    this.counters.drops += 1;
+    this.logger.info({ partitionId, ownerEpoch: held.entry.ownerEpoch, reason }, 'partition dropped');
+    const partition = held.state.kind === 'serving' || held.state.kind === 'failed' ? held.state.partition : null;
+    // Answers stop now (the held entry is gone); the close finishes in the background.
+    if (partition !== null) void partition.close().catch(() => undefined);
+    await Promise.resolve();
+  }
+
+  private async dropAll(reason: string): Promise<void> {
+    for (const partitionId of [...this.held.keys()]) await this.drop(partitionId, reason);
+  }
+
+  // ---- requests -------------------------------------------------------------------------------
+
+  private async dispatch(request: RpcRequest): Promise<RpcResponse> {
+    const method = request.method;
+    if (!isPartitionMethod(method)) throw new StorageError('config.invalid', `partition server has no method ${JSON.stringify(method)}`);
+    if (method === 'server.status') return { header: this.status(), body: Buffer.alloc(0) };
+    if (method === 'partition.split') {
+      const header = parseHeader(partitionRequests[method], request.header, method);
+      const answer = await this.split(header.partitionId, header.ownerEpoch, header.childIds);
+      return { header: {}, body: Buffer.from(JSON.stringify(answer), 'utf8') };
+    }
+    const key = decodeKey(parseHeader(partitionRequests[method], request.header, method).key, 'key');
+    const held = this.owner(key);
+    const served: ServedRequest = { method, header: request.header, body: request.body, high: held.entry.high };
+    try {
+      const response = await performPartitionRequest(this.servingPartition(held), served);
+      this.confirm(held, method);
+      if (!isReadMethod(method)) {
+        this.options.onWriteAcknowledged?.({
+          serverId: this.serverId, partitionId: held.entry.partitionId, ownerEpoch: held.entry.ownerEpoch, method, atMs: this.options.clock.monotonicMs(), header: response.header,
+        });
+      }
+      return response;
+    } catch (error) {
+      throw this.onRequestError(held, method, error);
+    }
+  }
+
+  /** The held, serving partition for `key` under a valid lease, else not_owner. */
+  private owner(key: Buffer): Held {
+    const hex = keyHex(key);
+    if (this.leaseValid()) {
+      for (const held of this.held.values()) {
+        if (held.state.kind === 'serving' && entryContains(held.entry, hex)) return held;
+      }
+    }
+    this.counters.notOwnerAnswers += 1;
+    throw new StorageError('partition.not_owner', `server ${this.serverId} does not serve a range holding this key`, { retryable: true, context: { serverId: this.serverId } });
+  }
+
+  private servingPartition(held: Held): Partition {
+    if (held.state.kind !== 'serving') throw new StorageError('partition.not_owner', `partition ${held.entry.partitionId} is not served here`, { retryable: true });
+    return held.state.partition;
+  }
+
+  /** Just before answering: still the owner? A read answers not_owner; a write's outcome is unknown. */
+  private confirm(held: Held, method: string): void {
+    if (this.leaseValid() && this.held.get(held.entry.partitionId) === held) return;
+    this.counters.notOwnerAnswers += 1;
+    if (isReadMethod(method)) throw new StorageError('partition.not_owner', `ownership of partition ${held.entry.partitionId} lapsed during a read`, { retryable: true });
+    throw new StorageError('partition.unavailable', `ownership of partition ${held.entry.partitionId} lapsed during a write: outcome unknown`, { retryable: true });
+  }
+
+  private onRequestError(held: Held, method: string, error: unknown): unknown {
+    if (!isStorageError(error)) return error;
+    if (error.code === 'partition.closed') {
+      return new StorageError('partition.not_owner', `partition ${held.entry.partitionId} is closed here`, { retryable: true });
+    }
+    if (error.code === 'partition.unavailable' && held.state.kind === 'serving' && !isReadMethod(method)) {
+      held.state = { kind: 'failed', partition: held.state.partition, cause: error };
+    }
+    return error;
+  }
+
+  private status(): ServerStatus {
+    const partitions: PartitionStatus[] = [];
+    for (const [partitionId, held] of this.held) {
+      const stats = held.state.kind === 'serving' ? held.state.partition.stats() : null;
+      partitions.push({
+        partitionId, ownerEpoch: held.entry.ownerEpoch, state: held.state.kind,
+        approximateBytes: stats === null ? 0 : approximateBytes(held.state.kind === 'serving' ? held.state.partition : null),
+        lastSequence: stats?.lastSequence ?? 0,
+      });
+    }
+    return { serverId: this.serverId, leaseValid: this.leaseValid(), partitions };
+  }
+
+  /** Prepares the children of a partition this server owns at `ownerEpoch` (manager only). */
+  private async split(partitionId: number, ownerEpoch: number, childIds: readonly [number, number]): Promise<SplitAnswer> {
+    const held = this.held.get(partitionId);
+    if (held?.state.kind !== 'serving' || held.entry.ownerEpoch !== ownerEpoch || !this.leaseValid()) {
+      throw new StorageError('partition.not_owner', `partition ${partitionId} is not served here at epoch ${ownerEpoch}`, { retryable: true });
+    }
+    const partition = held.state.partition;
+    // From here P takes no writes; it is never reopened at this epoch (docs: "Splits").
+    held.state = { kind: 'split' };
+    await partition.stopWrites();
+    try {
+      const answer = await splitPartition({
+        partition, entry: held.entry, childIds, streams: this.streamsFor(held.entry), manager: this.options.streamManager, client: this.client, clock: this.options.clock,
+      });
+      if (!this.leaseValid()) throw new StorageError('partition.not_owner', 'lease lapsed during the split', { retryable: true });
+      this.logger.info({ partitionId, splitKey: answer.splitKey, children: answer.children.map((child) => child.partitionId) }, 'split prepared');
+      return answer;
+    } finally {
+      await partition.close();
+    }
+  }
+}
+
+function isReadMethod(method: string): boolean {
+  return method === 'partition.get' || method === 'partition.scan' || method === 'partition.readData';
+}
+
+/** Memtable bytes plus the data bytes of every run: what a split decision compares. */
+export function approximateBytes(partition: Partition | null): number {
+  if (partition === null) return 0;
+  return partition.stats().memtableBytes + partition.runDataBytes();
+}

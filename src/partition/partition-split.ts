@@ -1,0 +1,116 @@
+// Preparing a split (docs/partition-protocol.md, "Splits"): with the parent's writes stopped, its
+// live rows are copied in key order into two children — rows [low, K) and [K, high), K the
+// median key — each child getting four new streams, its rows as checkpoint runs, and one manifest
+// whose coveredSequence is the parent's last sequence (children continue the parent's sequence,
+// so ETags stay unique). Rows keep their sequence, time, ETag and data refs; the children read
+// refs through the parent's data stream (inheritedData). The manager then commits the map.
+//
+// Invariants: the parent takes no write from the first row read to the end (the caller stopped
+// writes and never reopens it at this epoch); a child's manifest is appended only after its runs
+// are durable; memory is one scan page plus one run block per child (two passes: count, copy).
+// Fault model: any stream call may fail: the split fails, the new streams are garbage (the
+// collector's), the parent is untouched and is reassigned at a new epoch by the manager.
+import { z } from 'zod';
+import { runBlockBytesTarget, runBytesMax, scanLimitMax } from '../constants.ts';
+import type { StreamManagerApi } from '../stream/protocol.ts';
+import type { StreamClient } from '../stream/stream-client.ts';
+import type { Clock } from '../util/clock.ts';
+import { StorageError } from '../util/errors.ts';
+import { encodeManifest } from '../wire/partition-checkpoint.ts';
+import type { Partition } from './partition.ts';
+import { keyFromHex, keyHex } from './partition-map.ts';
+import type { PartitionEntry } from './partition-map.ts';
+import type { PartitionStreamIds, PartitionStreams } from './partition-streams.ts';
+import { StreamLayerPartitionStreams } from './partition-streams.ts';
+import { RunWriter } from './run-writer.ts';
+
+const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const childSchema = z.object({ partitionId: id, low: z.string(), high: z.string().nullable(), streams: z.object({ meta: id, log: id, checkpoint: id, data: id }), rows: id });
+export const splitAnswerSchema = z.object({ splitKey: z.string(), coveredSequence: id, children: z.array(childSchema).length(2) });
+export type SplitAnswer = z.infer<typeof splitAnswerSchema>;
+
+export interface SplitOptions {
+  readonly partition: Partition;
+  readonly entry: PartitionEntry;
+  readonly childIds: readonly [number, number];
+  readonly streams: PartitionStreams;
+  readonly manager: StreamManagerApi;
+  readonly client: StreamClient;
+  readonly clock: Clock;
+}
+
+export async function splitPartition(options: SplitOptions): Promise<SplitAnswer> {
+  const { partition, entry } = options;
+  const rowCount = await countRows(partition);
+  if (rowCount < 2) throw new StorageError('config.invalid', `partition ${entry.partitionId} has ${rowCount} rows: nothing to split`);
+  const coveredSequence = partition.stats().lastSequence;
+  const children = [await childStreams(options.manager, options.childIds[0]), await childStreams(options.manager, options.childIds[1])] as const;
+  const childStreamsApi = new StreamLayerPartitionStreams({ client: options.client, manager: options.manager });
+  const writers = children.map((child, index) => newWriter(childStreamsApi, child, options.childIds[index] ?? 0, coveredSequence, options.clock));
+  let copied = 0;
+  let splitKey: Buffer | null = null;
+  for await (const row of liveRows(partition)) {
+    if (copied === Math.floor(rowCount / 2)) splitKey = row.key;
+    const writer = splitKey === null ? writers[0] : writers[1];
+    await writer?.writer.add(row.key.toString('latin1'), row);
+    copied += 1;
+  }
+  if (splitKey === null || copied !== rowCount) throw new StorageError('partition.corrupt', `split of partition ${entry.partitionId}: counted ${rowCount} rows, copied ${copied}`);
+  const bounds = [{ low: entry.low, high: keyHex(splitKey) }, { low: keyHex(splitKey), high: entry.high }] as const;
+  const answers = [];
+  for (const [index, child] of children.entries()) {
+    const writer = writers[index];
+    const bound = bounds[index];
+    const childId = options.childIds[index];
+    if (writer === undefined || bound === undefined || childId === undefined) throw new StorageError('config.invalid', 'two children');
+    const runs = await writer.writer.finish();
+    await childStreamsApi.append(child.meta, encodeManifest({
+      partitionId: childId, manifestSequence: 1, coveredSequence, logStart: { extentId: child.logFirstExtent, offset: 0 }, nextRunId: writer.nextRunId(),
+      createdAtMs: options.clock.nowMs(), lowKey: keyFromHex(bound.low), highKey: bound.high === null ? null : keyFromHex(bound.high),
+      runs: runs.map((run) => run.run),
+    }));
+    answers.push({ partitionId: childId, low: bound.low, high: bound.high, streams: child.ids, rows: index === 0 ? Math.floor(rowCount / 2) : rowCount - Math.floor(rowCount / 2) });
+  }
+  return { splitKey: keyHex(splitKey), coveredSequence, children: answers };
+}
+
+interface ChildStreams {
+  readonly ids: PartitionStreamIds;
+  readonly meta: number;
+  readonly logFirstExtent: number;
+}
+
+async function childStreams(manager: StreamManagerApi, partitionId: number): Promise<ChildStreams> {
+  const create = (name: string): Promise<Awaited<ReturnType<StreamManagerApi['createStream']>>> => manager.createStream({ name: `partition-${partitionId}/${name}` });
+  const meta = await create('meta');
+  const log = await create('log');
+  const checkpoint = await create('checkpoint');
+  const data = await create('data');
+  const first = log.extents[0];
+  if (first === undefined) throw new StorageError('stream.unavailable', 'a new log stream has no extent');
+  return { ids: { meta: meta.streamId, log: log.streamId, checkpoint: checkpoint.streamId, data: data.streamId }, meta: meta.streamId, logFirstExtent: first.extentId };
+}
+
+function newWriter(streams: PartitionStreams, child: ChildStreams, partitionId: number, coveredSequence: number, clock: Clock): { writer: RunWriter; nextRunId: () => number } {
+  let nextRunId = 1;
+  const writer = new RunWriter({
+    streams, streamId: child.ids.checkpoint, partitionId, clock, allocateRunId: () => nextRunId++,
+    coveredSequence, logStart: { extentId: child.logFirstExtent, offset: 0 }, blockBytesTarget: runBlockBytesTarget, runBytesMax,
+  });
+  return { writer, nextRunId: () => nextRunId };
+}
+
+async function countRows(partition: Partition): Promise<number> {
+  let count = 0;
+  for await (const row of liveRows(partition)) if (row.key.length > 0) count += 1;
+  return count;
+}
+
+async function* liveRows(partition: Partition): AsyncGenerator<Extract<Awaited<ReturnType<Partition['get']>>, object>> {
+  let continuation: string | null = null;
+  do {
+    const page = await partition.scan({ limit: scanLimitMax, ...(continuation === null ? {} : { continuation }) });
+    for (const item of page.items) if (item.kind === 'row') yield item.row;
+    continuation = page.continuation;
+  } while (continuation !== null);
+}
