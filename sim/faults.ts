@@ -1,0 +1,344 @@
+// The fault injector (docs/simulation.md, "Fault model"): phases, each with one victim fault
+// domain that alone takes the faults that can lose or damage stored bytes; availability faults
+// (delays, drops, crashes of stateless roles, clock jumps, leader changes) anywhere. Between
+// phases it heals the stamp, plays the scrubber and waits for repair to converge; the victim may
+// change only after repair converged, so damage never reaches a second copy of anything.
+//
+// Invariants: every choice comes from stamp.random('faults') (or 'failpoints'); every injection
+// is counted by kind and written to the trace; a role is restarted by exactly one path
+// (restartLater), which retries a failed start until the role is up or the run stops.
+import { isStorageError } from '../src/util/errors.ts';
+import { enableFailpoint, failpointNames, setFailpointHost } from '../src/util/failpoints.ts';
+import type { FailpointHost, FailpointName } from '../src/util/failpoints.ts';
+import type { Random } from '../src/util/random.ts';
+import { currentProcess } from './process.ts';
+import type { ExtentNodeRole, ManagerRole, PartitionRole } from './roles.ts';
+import type { SimRole, SimStamp } from './stamp.ts';
+import type { StampOperator } from './operator.ts';
+
+export const faultKinds = [
+  'process-crash', 'power-loss', 'bit-flip', 'misdirected-write', 'eio', 'enospc', 'slow-disk', 'fault-domain-lost', 'disk-replaced',
+  'message-delay', 'message-drop', 'network-partition', 'blackhole', 'clock-jump', 'leader-change', 'manager-crash', 'partition-crash',
+  'operator-wipe', 'failpoint-armed', 'failpoint-crash', 'failpoint-sleep',
+] as const;
+export type FaultKind = (typeof faultKinds)[number];
+export type FaultCounts = Record<FaultKind, number>;
+
+export function zeroFaultCounts(): FaultCounts {
+  return Object.fromEntries(faultKinds.map((kind) => [kind, 0])) as FaultCounts;
+}
+
+export interface FaultPlanOptions {
+  /** Virtual time of one phase. */
+  readonly phaseMs: number;
+  /** Longest wait for repair to converge after a phase. */
+  readonly convergeMsMax: number;
+  /** 0 turns every fault off (a clean run); 1 is the documented rates. */
+  readonly intensity: number;
+}
+
+export interface StampRoles {
+  readonly manager: ManagerRole;
+  readonly nodes: readonly ExtentNodeRole[];
+  readonly partition: PartitionRole;
+}
+
+export class FaultInjector {
+  readonly counts = zeroFaultCounts();
+  private readonly stamp: SimStamp;
+  private readonly roles: StampRoles;
+  private readonly operator: StampOperator;
+  private readonly options: FaultPlanOptions;
+  private readonly random: Random;
+  private readonly restarting = new Set<string>();
+  private victim: string;
+  private stopping = false;
+  phases = 0;
+  phasesConverged = 0;
+
+  constructor(stamp: SimStamp, roles: StampRoles, operator: StampOperator, options: FaultPlanOptions) {
+    this.stamp = stamp;
+    this.roles = roles;
+    this.operator = operator;
+    this.options = options;
+    this.random = stamp.random('faults');
+    this.victim = this.pickDomain();
+  }
+
+  /** Makes a failpoint's crash kill the simulated process that hit it (and restart it later). */
+  installFailpointHost(): FailpointHost {
+    return setFailpointHost({
+      crash: (name) => this.failpointCrash(name),
+      sleep: (ms) => {
+        this.count('failpoint-sleep', `sleep ${ms} ms`);
+        return this.stamp.clock.sleep(ms);
+      },
+    });
+  }
+
+  /** Arms 1-2 failpoints for this run: crash on a later hit, or a long sleep. */
+  armFailpoints(): void {
+    if (this.options.intensity === 0) return;
+    const random = this.stamp.random('failpoints');
+    const armCount = 1 + random.int(2);
+    for (let i = 0; i < armCount; i++) {
+      const name = failpointNames[random.int(failpointNames.length)] as FailpointName;
+      const crash = random.int(3) > 0;
+      enableFailpoint(name, { action: crash ? { kind: 'crash' } : { kind: 'sleep', ms: 100 + random.int(3000) }, count: 1, skip: random.int(8) });
+      this.count('failpoint-armed', `${name} ${crash ? 'crash' : 'sleep'}`);
+    }
+  }
+
+  /** Runs phases until stop(); each ends healed, scrubbed and (if it can) repaired. */
+  async run(): Promise<void> {
+    while (!this.stopping) {
+      this.phases += 1;
+      this.stamp.trace(`phase ${this.phases} victim=${this.victim}`);
+      if (this.options.intensity > 0) this.planPhase();
+      await this.stamp.clock.sleep(this.options.phaseMs);
+      await this.heal();
+      const converged = await this.operator.awaitRepair(this.options.convergeMsMax);
+      if (converged) {
+        this.phasesConverged += 1;
+        this.victim = this.pickDomain();
+      }
+      this.stamp.trace(`phase ${this.phases} end converged=${converged}`);
+    }
+  }
+
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** Every role up, network whole, disk faults cleared, failed nodes restarted. */
+  async heal(): Promise<void> {
+    this.stamp.network.heal();
+    this.stamp.network.setFaults({ delayMsMin: 0, delayMsMax: 2, dropProbability: 0 });
+    for (const node of this.roles.nodes) {
+      node.disk.clearFaults();
+      Object.assign(node.diskFaults, { latencyMs: 0, misdirectedWrites: 0 });
+      if (node.up && node.node?.status().failed === true) await this.restartNow(node, 'disk failed');
+    }
+    for (const role of this.stamp.allRoles()) if (!role.up) await this.restartNow(role, 'heal');
+    this.stamp.trace('healed');
+  }
+
+  // ---- one phase ------------------------------------------------------------------------------
+
+  private planPhase(): void {
+    const rate = (p: number): boolean => this.random.next() < p * this.options.intensity;
+    const at = (): number => this.random.int(Math.floor(this.options.phaseMs * 0.7));
+    this.networkWeather();
+    const victims = this.roles.nodes.filter((node) => node.faultDomain === this.victim);
+    if (rate(0.08)) {
+      this.later(at(), () => this.loseFaultDomain(victims));
+      return;
+    }
+    for (let i = this.random.int(3); i > 0; i--) {
+      const node = this.pick(victims);
+      const powerLoss = rate(0.3);
+      this.later(at(), () => this.crash(node, { powerLoss, downMs: 100 + this.random.int(20_000) }));
+    }
+    for (let i = this.random.int(4); i > 0; i--) this.later(at(), () => this.flipBit(this.pick(victims)));
+    if (rate(0.2)) this.later(at(), () => this.misdirect(this.pick(victims)));
+    if (rate(0.3)) this.later(at(), () => this.diskErrors(this.pick(victims)));
+    if (rate(0.25)) this.later(at(), () => this.slowDisk(this.pick(victims)));
+    if (rate(0.25)) this.later(at(), () => this.cutNetwork(victims));
+    if (rate(0.2)) this.later(at(), () => this.jumpClock());
+    if (rate(0.15)) this.later(at(), () => this.changeLeader());
+    if (rate(0.15)) this.later(at(), () => this.crash(this.roles.manager, { powerLoss: rate(0.1), downMs: 500 + this.random.int(15_000) }));
+    if (rate(0.25)) this.later(at(), () => this.crash(this.roles.partition, { powerLoss: false, downMs: 1000 + this.random.int(14_000) }));
+    if (rate(0.2)) this.later(at(), () => this.operator.tryWipe(this.pick(this.roles.nodes).name).then((granted) => this.count('operator-wipe', granted ? 'granted' : 'refused')));
+  }
+
+  private networkWeather(): void {
+    const delayMsMax = [2, 5, 20, 40][this.random.int(4)] ?? 2;
+    const dropProbability = [0, 0, 0.001, 0.005, 0.01][this.random.int(5)] ?? 0;
+    this.stamp.network.setFaults({ delayMsMin: 0, delayMsMax: Math.max(2, Math.round(delayMsMax * this.options.intensity)), dropProbability: dropProbability * this.options.intensity });
+    this.count('message-delay', `0..${delayMsMax} ms`);
+    if (dropProbability > 0) this.count('message-drop', `p=${dropProbability}`);
+  }
+
+  /** Runs `action` after `ms` on the stamp clock; its failures are counted, never thrown. */
+  private later(ms: number, action: () => Promise<void> | void): void {
+    this.stamp.clock.setTimer(ms, () => {
+      if (this.stopping) return;
+      Promise.resolve().then(action).catch((error: unknown) => this.stamp.trace(`fault action failed: ${describe(error)}`));
+    });
+  }
+
+  // ---- faults -------------------------------------------------------------------------------
+
+  crash(role: SimRole, options: { readonly powerLoss: boolean; readonly downMs: number }): void {
+    if (!role.up && this.restarting.has(role.name)) return;
+    role.kill();
+    const kind = role.kind === 'manager' ? 'manager-crash' : role.kind === 'partition' ? 'partition-crash' : 'process-crash';
+    this.count(kind, role.name);
+    if (options.powerLoss) {
+      role.powerLoss();
+      this.count('power-loss', role.name);
+    }
+    this.restartLater(role, options.downMs);
+  }
+
+  private loseFaultDomain(victims: readonly ExtentNodeRole[]): void {
+    const downMs = 15_000 + this.random.int(30_000);
+    const blank = this.random.int(2) === 0;
+    this.count('fault-domain-lost', `${this.victim} for ${downMs} ms${blank ? ', blank disks' : ''}`);
+    for (const node of victims) {
+      node.kill();
+      if (blank) {
+        node.replaceDisk();
+        this.count('disk-replaced', node.name);
+      } else {
+        node.powerLoss();
+        this.count('power-loss', node.name);
+      }
+      this.restartLater(node, downMs);
+    }
+  }
+
+  private flipBit(node: ExtentNodeRole): void {
+    const files = [...node.disk.snapshotFiles('live')].filter(([path, bytes]) => /^(extents|journal)\//.test(path) && bytes.length > 0);
+    const file = files.length === 0 ? undefined : files[this.random.int(files.length)];
+    if (file === undefined) return;
+    const [path, bytes] = file;
+    const offset = this.random.int(bytes.length);
+    node.disk.flipBit(path, offset, this.random.int(8));
+    this.count('bit-flip', `${node.name} ${path}@${offset}`);
+  }
+
+  private misdirect(node: ExtentNodeRole): void {
+    node.diskFaults.misdirectedWrites = 1;
+    node.diskFaults.misdirectSectors = 1 + this.random.int(8);
+    this.count('misdirected-write', `${node.name} +${node.diskFaults.misdirectSectors} sectors`);
+  }
+
+  private diskErrors(node: ExtentNodeRole): void {
+    const enospc = this.random.int(4) === 0;
+    const operations = ['read', 'write', 'sync'] as const;
+    const operation = enospc ? 'write' : operations[this.random.int(operations.length)] ?? 'write';
+    node.disk.failNext({ operation, path: /^(extents|journal)\//, code: enospc ? 'io.enospc' : 'io.eio', count: 1 + this.random.int(3) });
+    this.count(enospc ? 'enospc' : 'eio', `${node.name} ${operation}`);
+  }
+
+  private slowDisk(node: ExtentNodeRole): void {
+    node.diskFaults.latencyMs = 5 + this.random.int(195);
+    this.count('slow-disk', `${node.name} +${node.diskFaults.latencyMs} ms`);
+  }
+
+  private cutNetwork(victims: readonly ExtentNodeRole[]): void {
+    const choice = this.random.int(3);
+    const node = this.pick(victims);
+    if (choice === 0) {
+      this.stamp.network.isolate(node.name);
+      this.count('network-partition', `${node.name} isolated`);
+    } else if (choice === 1) {
+      const others = this.stamp.allRoles().filter((role) => role.faultDomain !== this.victim).map((role) => hostOf(role));
+      this.stamp.network.partition(victims.map((victim) => victim.name), [...others, 'sim', 'scrubber', 'operator']);
+      this.count('network-partition', `${this.victim} cut off`);
+    } else {
+      this.stamp.network.blackhole(node.name);
+      this.count('blackhole', node.name);
+    }
+  }
+
+  private jumpClock(): void {
+    const roles = this.stamp.allRoles().filter((role) => role.process !== null);
+    const role = roles.length === 0 ? undefined : roles[this.random.int(roles.length)];
+    const process = role?.process;
+    if (role === undefined || process === null || process === undefined) return;
+    const jumpMs = (1000 + this.random.int(600_000)) * (this.random.int(2) === 0 ? -1 : 1);
+    process.clock.wallOffsetMs += jumpMs;
+    this.count('clock-jump', `${role.name} ${jumpMs} ms`);
+  }
+
+  private async changeLeader(): Promise<void> {
+    if (!this.roles.manager.up) return;
+    this.count('leader-change', 'new stream manager epoch');
+    await this.roles.manager.changeLeader();
+  }
+
+  private failpointCrash(name: FailpointName): Promise<never> {
+    const process = currentProcess();
+    const role = process === null ? null : this.stamp.roleOf(process);
+    this.count('failpoint-crash', `${name} in ${role?.name ?? 'no role'}`);
+    if (role !== null) this.crash(role, { powerLoss: false, downMs: 200 + this.random.int(5000) });
+    return new Promise<never>(() => undefined);
+  }
+
+  // ---- restarts -----------------------------------------------------------------------------
+
+  /**
+   * The partition's owner saw an outcome it cannot know (or a dead process): it must be reloaded
+   * from its streams, as a partition server would after the lease of a failed load. Not a fault.
+   */
+  reloadPartition(generation: number): void {
+    const role = this.roles.partition;
+    if (role.generation !== generation || this.restarting.has(role.name)) return;
+    this.stamp.trace(`reload ${role.name} (generation ${generation} failed)`);
+    role.kill();
+    this.restartLater(role, 1000 + this.random.int(2000));
+  }
+
+  /** Starts the role after `ms`, retrying a failed start every 1-5 s until it is up. */
+  restartLater(role: SimRole, ms: number): void {
+    if (this.restarting.has(role.name)) return;
+    this.restarting.add(role.name);
+    const attempt = (): void => {
+      role.start().then(
+        () => {
+          this.restarting.delete(role.name);
+          this.stamp.trace(`restarted ${role.name}`);
+        },
+        (error: unknown) => {
+          this.stamp.trace(`start of ${role.name} failed: ${describe(error)}`);
+          role.kill();
+          this.stamp.clock.setTimer(1000 + this.random.int(4000), attempt);
+        },
+      );
+    };
+    this.stamp.clock.setTimer(ms, attempt);
+  }
+
+  /** Restarts a role now (heal) and waits until it is up (bounded by the caller's drive). */
+  private async restartNow(role: SimRole, reason: string): Promise<void> {
+    if (this.restarting.has(role.name)) {
+      while (this.restarting.has(role.name)) await this.stamp.clock.sleep(500);
+      return;
+    }
+    this.stamp.trace(`restart ${role.name} (${reason})`);
+    role.kill();
+    this.restartLater(role, 0);
+    while (this.restarting.has(role.name)) await this.stamp.clock.sleep(200);
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  count(kind: FaultKind, detail: string): void {
+    this.counts[kind] += 1;
+    this.stamp.trace(`fault ${kind} ${detail}`);
+  }
+
+  private pick<T>(items: readonly T[]): T {
+    const item = items[this.random.int(items.length)];
+    if (item === undefined) throw new Error('pick from an empty list');
+    return item;
+  }
+
+  private pickDomain(): string {
+    const domains = [...new Set(this.roles.nodes.map((node) => node.faultDomain))].sort();
+    return this.pick(domains);
+  }
+}
+
+function hostOf(role: SimRole): string {
+  if (role.kind === 'manager') return 'sm';
+  if (role.kind === 'partition') return 'ps';
+  return role.name;
+}
+
+export function describe(error: unknown): string {
+  if (isStorageError(error)) return `${error.code}: ${error.message}`;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,181 @@
+// One simulated run (docs/simulation.md): boot a stamp from a seed, run the workload under the
+// fault injector, heal, wait for repair, run every checker, and return the run's figures,
+// violations and trace digest. Nothing here depends on anything but the seed and the options,
+// so the same seed gives the same result (test/sim/determinism.test.ts).
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { SimFaultCounts } from '../src/io/sim-disk.ts';
+import type { PartitionStreamIds } from '../src/partition/partition-streams.ts';
+import { AssertionFailure } from '../src/util/assert.ts';
+import { disarmFailpoints, failpointHits, resetFailpoints, setFailpointHost } from '../src/util/failpoints.ts';
+import { checkObjects, checkProtection, checkStreams, zeroCheckFigures } from './checkers.ts';
+import type { CheckFigures } from './checkers.ts';
+import { FaultInjector, describe, zeroFaultCounts } from './faults.ts';
+import type { FaultCounts, StampRoles } from './faults.ts';
+import { Ledger } from './ledger.ts';
+import { StampOperator } from './operator.ts';
+import { ExtentNodeRole, ManagerRole, PartitionRole } from './roles.ts';
+import { SimStamp } from './stamp.ts';
+import { Workload, defaultWorkloadOptions } from './workload.ts';
+import type { WorkloadFigures, WorkloadOptions } from './workload.ts';
+
+export interface SimOptions {
+  readonly workload: WorkloadOptions;
+  /** 0: no faults; 1: the documented rates. */
+  readonly intensity: number;
+  readonly phaseMs: number;
+  readonly convergeMsMax: number;
+  /** The recovery window after the workload, before the final checks. */
+  readonly recoveryMsMax: number;
+  /** Bound on the run's virtual time before the final checks. */
+  readonly virtualMsMax: number;
+  readonly nodeCount: number;
+  /** Logs of every component (debugging a seed); silent otherwise. */
+  readonly logger?: Logger;
+}
+
+export const defaultSimOptions: SimOptions = {
+  workload: defaultWorkloadOptions, intensity: 1, phaseMs: 20_000, convergeMsMax: 120_000, recoveryMsMax: 300_000, virtualMsMax: 3 * 3_600_000, nodeCount: 6,
+};
+
+export interface SimResult {
+  readonly seed: bigint;
+  readonly ok: boolean;
+  readonly violations: readonly string[];
+  readonly traceDigest: string;
+  readonly traceLines: number;
+  readonly virtualMs: number;
+  readonly realMs: number;
+  readonly faults: FaultCounts;
+  readonly diskFaults: SimFaultCounts;
+  readonly networkFaults: Readonly<Record<string, number>>;
+  readonly misdirectedWrites: number;
+  readonly acknowledged: number;
+  readonly indeterminate: number;
+  readonly failed: number;
+  readonly checks: CheckFigures;
+  readonly workload: WorkloadFigures | null;
+  readonly failpointHits: Readonly<Record<string, number>>;
+  readonly phases: number;
+  readonly phasesConverged: number;
+  readonly recentTrace: readonly string[];
+}
+
+interface Booted {
+  readonly stamp: SimStamp;
+  readonly roles: StampRoles;
+  readonly streamIds: PartitionStreamIds;
+}
+
+const bootBudgetMs = 120_000;
+
+async function boot(seed: bigint, options: SimOptions): Promise<Booted> {
+  const stamp = new SimStamp({ seed });
+  const logger = options.logger;
+  const manager = new ManagerRole(stamp, logger);
+  stamp.addRole(manager);
+  await stamp.drive(manager.start(), 'boot manager', bootBudgetMs);
+  const config = stamp.random('config');
+  const nodes: ExtentNodeRole[] = [];
+  for (let index = 0; index < options.nodeCount; index++) {
+    const node = new ExtentNodeRole(stamp, { index, faultDomain: `fd${index % 3}`, upgradeDomain: `ud${index}`, groupCommit: config.int(2) === 0, ...(logger === undefined ? {} : { logger }) });
+    stamp.addRole(node);
+    nodes.push(node);
+    await stamp.drive(node.start(), `boot ${node.name}`, bootBudgetMs);
+  }
+  stamp.trace(`boot nodes groupCommit=${nodes.map((node) => (node.groupCommit ? 1 : 0)).join('')}`);
+  const create = async (name: string): Promise<number> => (await manager.callLeader((leader) => leader.createStream({ name }))).streamId;
+  const streamIds = await stamp.drive((async () => ({ meta: await create('p1/meta'), log: await create('p1/log'), checkpoint: await create('p1/checkpoint'), data: await create('p1/data') }))(), 'boot streams', bootBudgetMs);
+  const partition = new PartitionRole(stamp, streamIds);
+  stamp.addRole(partition);
+  await stamp.drive(partition.start(), 'boot partition', bootBudgetMs);
+  return { stamp, roles: { manager, nodes, partition }, streamIds };
+}
+
+/** Runs one seed to the end; never throws for a failure of the system under test. */
+export async function runSimulation(seed: bigint, options: SimOptions = defaultSimOptions): Promise<SimResult> {
+  const startedMs = performance.now();
+  resetFailpoints();
+  const unhandled: string[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(`${reason instanceof AssertionFailure ? 'assertion failed' : 'unhandled rejection'}: ${describe(reason)}`);
+  };
+  process.on('unhandledRejection', onUnhandled);
+  const previousHost = setFailpointHost({ crash: () => new Promise<never>(() => undefined), sleep: () => Promise.resolve() });
+  try {
+    const booted = await boot(seed, options);
+    return await runBooted(booted, options, seed, startedMs, unhandled);
+  } catch (error) {
+    return failedEarly(seed, startedMs, `boot: ${describe(error)}`);
+  } finally {
+    setFailpointHost(previousHost);
+    process.off('unhandledRejection', onUnhandled);
+    resetFailpoints();
+  }
+}
+
+async function runBooted(booted: Booted, options: SimOptions, seed: bigint, startedMs: number, unhandled: string[]): Promise<SimResult> {
+  const { stamp, roles, streamIds } = booted;
+  const operator = new StampOperator(stamp, { manager: roles.manager, nodes: roles.nodes, streamIds: () => [streamIds.meta, streamIds.log, streamIds.checkpoint, streamIds.data] });
+  const injector = new FaultInjector(stamp, roles, operator, { phaseMs: options.phaseMs, convergeMsMax: options.convergeMsMax, intensity: options.intensity });
+  injector.installFailpointHost();
+  injector.armFailpoints();
+  const ledger = new Ledger();
+  const workload = new Workload(stamp, { role: roles.partition, ledger, workload: options.workload, reload: (generation) => injector.reloadPartition(generation) });
+  const violations: string[] = [];
+  const checks = zeroCheckFigures();
+  try {
+    const main = Promise.all([workload.run().finally(() => injector.stop()), injector.run()]);
+    await stamp.drive(main, 'workload', options.virtualMsMax);
+    disarmFailpoints();
+    const finalChecks = async (): Promise<void> => {
+      await injector.heal();
+      const converged = await operator.awaitRepair(options.recoveryMsMax);
+      if (!converged) violations.push(`liveness: repair did not converge within the ${options.recoveryMsMax} ms recovery window`);
+      violations.push(...await checkObjects(stamp, workload, ledger, checks));
+      violations.push(...await checkStreams(operator, roles.nodes, checks));
+      violations.push(...await checkProtection(operator, roles.nodes, checks));
+    };
+    await stamp.drive(finalChecks(), 'final checks', options.recoveryMsMax + 3_600_000);
+  } catch (error) {
+    violations.push(`run aborted: ${describe(error)}`);
+  }
+  violations.push(...workload.violations, ...operator.violations, ...unhandled);
+  return collect({ stamp, roles, injector, ledger, workload, checks, violations, seed, startedMs });
+}
+
+function collect(run: {
+  stamp: SimStamp; roles: StampRoles; injector: FaultInjector; ledger: Ledger; workload: Workload; checks: CheckFigures; violations: string[]; seed: bigint; startedMs: number;
+}): SimResult {
+  const { stamp, roles, injector, ledger } = run;
+  const hits = Object.fromEntries(failpointHits());
+  const disks = [roles.manager.disk, ...roles.nodes.map((node) => node.disk)];
+  stamp.trace(`end violations=${run.violations.length}`);
+  return {
+    seed: run.seed, ok: run.violations.length === 0, violations: run.violations, traceDigest: stamp.traceDigest(), traceLines: stamp.traceLines,
+    virtualMs: stamp.clock.monotonicMs(), realMs: performance.now() - run.startedMs, faults: { ...injector.counts }, diskFaults: sumDiskFaults(disks.map((disk) => disk.faultCounts())),
+    networkFaults: { ...stamp.network.stats().faults }, misdirectedWrites: roles.nodes.reduce((sum, node) => sum + node.diskFaults.misdirected, 0),
+    acknowledged: ledger.acknowledged, indeterminate: ledger.indeterminate, failed: ledger.failed, checks: run.checks, workload: run.workload.figures,
+    failpointHits: hits, phases: injector.phases, phasesConverged: injector.phasesConverged, recentTrace: run.violations.length === 0 ? [] : stamp.recentTrace(),
+  };
+}
+
+function sumDiskFaults(counts: readonly SimFaultCounts[]): SimFaultCounts {
+  const total: SimFaultCounts = {
+    crashes: 0, unsyncedWritesDropped: 0, unsyncedWritesTorn: 0, unsyncedWritesKept: 0, directoryEntriesDropped: 0, bitFlips: 0, eioInjected: 0, enospcInjected: 0,
+    enospcCapacity: 0, fsyncFailures: 0,
+  };
+  const names = Object.keys(total) as Array<keyof SimFaultCounts>;
+  for (const count of counts) for (const name of names) total[name] += count[name];
+  return total;
+}
+
+function failedEarly(seed: bigint, startedMs: number, why: string): SimResult {
+  return {
+    seed, ok: false, violations: [why], traceDigest: '', traceLines: 0, virtualMs: 0, realMs: performance.now() - startedMs, faults: zeroFaultCounts(),
+    diskFaults: sumDiskFaults([]), networkFaults: {}, misdirectedWrites: 0, acknowledged: 0, indeterminate: 0, failed: 0, checks: zeroCheckFigures(), workload: null,
+    failpointHits: {}, phases: 0, phasesConverged: 0, recentTrace: [],
+  };
+}
+
+export const silentLogger: Logger = pino({ level: 'silent' });
