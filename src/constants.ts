@@ -35,6 +35,10 @@ export const directAppendBytesMin = 256 * KiB;
 /** A journal file is rotated past this size; the applied prefix of old files is deleted. */
 export const journalFileBytesMax = 256 * MiB;
 
+/** Journal recovery: after a bad record, the rest of the file is searched for the next good one
+ * in reads of this size (memory bound of the search; a journal file is at most 256 MiB). */
+export const journalResyncChunkBytes = 1 * MiB;
+
 /** RPC: largest frame on the wire (an append plus its header, with headroom). */
 export const rpcFrameBytesMax = appendBytesMax + 64 * KiB;
 

@@ -24,6 +24,12 @@
 //   every corrupt block, including those found while the store recovers at start, is logged
 //   (constant message; extentId, offset, reason, nodeId; never data bytes), published and
 //   reported to the manager.
+// - damaged replicas (docs/stream-protocol.md, "Damaged replicas"; the store's recovery marks them
+//   durably): extent.info answers damaged: true, extent.append/extent.replicate answer
+//   extent.failed (for that extent only; the node is not failed), extent.seal works as usual,
+//   and every start reports each one to the manager (manager.reportCorruption).
+// - the node is failed (heartbeats say so, /readyz 503) once its store failed, also by a
+//   background sync with no request in flight, or a request met an I/O error.
 // Fault model: peers may be slow, down, partitioned or answer errors; the local disk may fail
 // (the node then reports failed: true in heartbeats); the process may be killed at any point —
 // the ExtentStore's journal restores every acked append, and in-memory append ids are lost
@@ -88,13 +94,17 @@ export interface ExtentNodeStatus {
   readonly extentIds: readonly number[];
   readonly registered: boolean;
   readonly failed: boolean;
+  /** Replicas marked damaged (docs/formats/damage-marker.md). */
+  readonly damagedExtentIds: readonly number[];
 }
 
 type Header<M extends ExtentNodeMethod> = z.infer<(typeof extentNodeRequests)[M]>;
 
 const extentNodeMethods = new Set<string>(Object.keys(extentNodeRequests));
-/** Disk errors after which the node reports itself failed to the manager. */
-const diskFailureCodes = new Set(['io.eio', 'io.fsync_failed', 'io.enospc', 'extent.failed']);
+/** I/O errors after which the node reports itself failed to the manager. extent.failed is not
+ * one: it also means "this extent stopped accepting" (a replica failed, or it is damaged); a
+ * failed store is seen through ExtentStore.failed instead. */
+const diskFailureCodes = new Set(['io.eio', 'io.fsync_failed', 'io.enospc']);
 const noBody = Buffer.alloc(0);
 
 function isExtentNodeMethod(method: string): method is ExtentNodeMethod {
@@ -119,7 +129,8 @@ export class ExtentNode {
   private heartbeatTimer: TimerHandle | null = null;
   private heartbeatRun: Promise<void> = Promise.resolve();
   private registered = false;
-  private failed = false;
+  /** A request met an I/O error (the store's own failure is read from it). */
+  private ioFailed = false;
   private wiping = false;
   private stopped = false;
 
@@ -148,6 +159,10 @@ export class ExtentNode {
         if (node === null) foundAtOpen.push(event);
         else node.onLocalCorruption(event);
       },
+      onFailure: (error) => {
+        logger.error({ err: error }, 'local disk failed; reporting failed to the manager');
+        streamEvents.extentNodeFailed.publish({ nodeId: options.nodeId, code: error.code });
+      },
     });
     const created = new ExtentNode(options, store, fence, logger);
     node = created;
@@ -155,6 +170,7 @@ export class ExtentNode {
     created.server = await options.network.listen(options.listenAddress, (request, context) => created.handle(request, context));
     logger.info({ address: created.address, highestEpoch: fence.highest, disk: options.disk.name }, 'extent node listening');
     await created.beat();
+    created.reportDamage();
     return created;
   }
 
@@ -181,7 +197,14 @@ export class ExtentNode {
       extentCount: extents.length,
       registered: this.registered,
       failed: this.failed,
+      damagedExtentIds: extents.filter((extent) => this.store.damage(extent.extentId) !== null).map((extent) => extent.extentId),
     };
+  }
+
+  /** The local disk failed: the store failed (any write path, background syncs included) or a
+   * request met an I/O error. Read at every heartbeat, /readyz and scrape, never cached. */
+  get failed(): boolean {
+    return this.ioFailed || this.store.failed;
   }
 
   /** Ready to serve: started, not stopping, and the local disk has not failed (GET /readyz). */
@@ -201,7 +224,7 @@ export class ExtentNode {
 
   private statusResponse(): RpcResponse {
     const status = this.status();
-    return respond({ ...status, extentIds: [...status.extentIds] });
+    return respond({ ...status, extentIds: [...status.extentIds], damagedExtentIds: [...status.damagedExtentIds] });
   }
 
   /** Stops heartbeats and the server, then closes the store. In-flight calls may fail. */
@@ -225,7 +248,7 @@ export class ExtentNode {
       return await this.dispatch(method, request, context);
     } catch (error) {
       if (isStorageError(error) && diskFailureCodes.has(error.code) && !this.failed) {
-        this.failed = true;
+        this.ioFailed = true;
         this.logger.error({ err: error, method }, 'local disk failed; reporting failed to the manager');
         streamEvents.extentNodeFailed.publish({ nodeId: this.nodeId, code: error.code });
       }
@@ -288,7 +311,8 @@ export class ExtentNode {
 
   private info(request: Header<'extent.info'>): RpcResponse {
     const info = this.requireInfo(request.extentId);
-    return respond({ ...info, state: { ...info.state } });
+    const damaged = this.store.damage(request.extentId) !== null;
+    return respond({ ...info, state: { ...info.state }, ...(damaged ? { damaged: true } : {}) });
   }
 
   private async remove(request: Header<'extent.remove'>): Promise<RpcResponse> {
@@ -342,6 +366,7 @@ export class ExtentNode {
   private async append(request: Header<'extent.append'>, body: Buffer, context: RpcContext): Promise<RpcResponse> {
     await this.fence.admit(request.epoch, 'extent.append');
     checkAppendSize(body.length);
+    this.refuseDamaged(request.extentId);
     const [primary, ...secondaries] = request.replicas;
     if (primary?.nodeId !== this.nodeId) {
       throw new StorageError('config.invalid', `extent.append for extent ${request.extentId} sent to ${this.nodeId}, not its primary`);
@@ -385,6 +410,7 @@ export class ExtentNode {
   private async replicate(request: Header<'extent.replicate'>, body: Buffer, context: RpcContext): Promise<RpcResponse> {
     await this.fence.admit(request.epoch, 'extent.replicate');
     checkAppendSize(body.length);
+    this.refuseDamaged(request.extentId);
     checkExtentRoom(request.extentId, request.offset, body.length);
     const log = this.openLog(request.extentId);
     const first = this.applyAt(log, request, body);
@@ -409,6 +435,15 @@ export class ExtentNode {
     const ack = local.then((): AppendResult => ({ offset, length: body.length }));
     log.track(request.appendId, offset, ack);
     return ack;
+  }
+
+  /** A damaged replica never takes an append (it may lack acknowledged bytes below its length's peers). */
+  private refuseDamaged(extentId: number): void {
+    const damage = this.store.damage(extentId);
+    if (damage === null) return;
+    throw new StorageError('extent.failed', `extent ${extentId} is damaged on ${this.nodeId} (${damage.reason}): it takes no appends`, {
+      context: { extentId, damaged: true },
+    });
   }
 
   // ---- read, seal, findAppend -----------------------------------------------------------------
@@ -481,7 +516,8 @@ export class ExtentNode {
     this.refuseWhileWiping('extent.copyFrom');
     if (request.sealedLength > extentBytesMax) throw new StorageError('extent.too_large', `copy of ${request.sealedLength} bytes exceeds extentBytesMax`);
     const existing = this.store.info(request.extentId);
-    if (existing?.state.kind === 'sealed' && existing.state.sealedLength === request.sealedLength) {
+    const intact = this.store.damage(request.extentId) === null;
+    if (intact && existing?.state.kind === 'sealed' && existing.state.sealedLength === request.sealedLength) {
       return respond({ sealedLength: request.sealedLength, bytesCopied: 0 });
     }
     if (existing !== null) await this.removeLocal(request.extentId);
@@ -605,6 +641,22 @@ export class ExtentNode {
       upgradeDomain: this.options.upgradeDomain,
       disk: this.options.disk.name,
     };
+  }
+
+  /**
+   * Every damaged replica (its recovery, now or at an earlier start, could not prove it holds every
+   * acknowledged append) is logged and reported to the manager, at every start: the manager seals
+   * an open one over its undamaged replicas and replaces this one.
+   */
+  private reportDamage(): void {
+    for (const extent of this.store.list()) {
+      const damage = this.store.damage(extent.extentId);
+      if (damage === null) continue;
+      const extentId = extent.extentId;
+      this.logger.error({ extentId, reason: damage.reason, length: extent.length, markedAtLength: damage.length }, 'local replica damaged: it may lack acknowledged appends; reporting it');
+      const report = withDeadline(this.clock, rpcDeadlineMsDefault, 'manager.reportCorruption', this.options.manager.reportCorruption({ extentId, nodeId: this.nodeId }));
+      report.catch((error: unknown) => this.logger.warn({ extentId, err: error }, 'damage report failed; the manager finds it when it reconciles this node'));
+    }
   }
 
   /** A block of a local replica failed its check: log (no data bytes), publish, tell the manager. */

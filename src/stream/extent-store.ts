@@ -29,6 +29,12 @@
 // - Recovery (open) restores every acknowledged append in both modes: scan every extent file
 //   (cut torn tails), replay the journal idempotently, fsync what changed, then delete the old
 //   journal files.
+// - A replica recovery cannot prove complete is marked damaged, durably, before the journal that
+//   proves the damage is deleted (docs/formats/damage-marker.md): a bad journal record followed
+//   by a good one (not a torn tail) at an offset the extent file does not hold, a record that
+//   leaves a gap or conflicts, or a bad record of unknown extent with no later record of an open
+//   extent. The mark is kept until the replica is removed; a damaged replica never takes an
+//   append (extent.failed for that extent, the store stays writable) but may be sealed.
 //
 // Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
 // reordered), bit flips in extent and journal files, EIO/ENOSPC on any call, failed fsync.
@@ -42,8 +48,10 @@ import {
   blockHeaderBytes, encodeDataBlock, encodeDataBlockHeader, encodeExtentHeader, encodeSealTrailer, extentFileName, extentHeaderBytes, identityCrc,
   parseExtentFileName, sealBodyBytes,
 } from '../wire/extent-format.ts';
+import { damageMarkerName, decodeDamageMarker, encodeDamageMarker, extentFileNameOfMarker } from '../wire/damage-marker-format.ts';
+import type { DamageReason } from '../wire/damage-marker-format.ts';
 import { encodeJournalAppendHeader, encodeJournalRemove, journalFileName, parseJournalFileName } from '../wire/journal-format.ts';
-import type { JournalRecord } from '../wire/journal-format.ts';
+import type { JournalHeader, JournalRecord } from '../wire/journal-format.ts';
 import { readBlockBody, scanExtentFile } from './extent-file.ts';
 import type { BlockEntry } from './extent-file.ts';
 import { Journal, journalDirectory, scanJournalFile } from './journal.ts';
@@ -63,6 +71,15 @@ export interface ExtentInfo extends ExtentIdentity {
   readonly createdAtMs: number;
 }
 
+/**
+ * Why a replica is damaged (docs/formats/damage-marker.md). `unknown`: its marker did not decode
+ * (the mark stands). `length`: its length when the damage was found; null when unknown.
+ */
+export interface ExtentDamage {
+  readonly reason: DamageReason | 'unknown';
+  readonly length: number | null;
+}
+
 export interface CorruptionEvent {
   readonly extentId: number;
   readonly offset: number;
@@ -78,6 +95,8 @@ export interface ExtentStoreOptions {
    * directAppendBytesMin); tests lower it to mix both paths in one extent. */
   readonly directAppendBytesMin?: number;
   readonly onCorruption?: (event: CorruptionEvent) => void;
+  /** Called once when the store fails (a failed write or fsync, also a background one). */
+  readonly onFailure?: (error: StorageError) => void;
 }
 
 /** What open() found and did; a replica that lost or repaired data says so here (P7). */
@@ -97,6 +116,15 @@ export interface ExtentStoreRecoveryReport {
   journalRecordsSkipped: number;
   /** Records that conflict with an extent file or leave a gap: reported, not applied. */
   journalRecordsConflicting: number;
+  /** Bad journal records in the synced part of the journal (a good record follows, or the record
+   * is whole with a bad body): damage, not a torn tail. */
+  journalRecordsDamaged: number;
+  /** Bytes of torn journal tails ignored (the batch in flight at a crash, never acknowledged). */
+  journalTornTailBytes: number;
+  /** Extents this start marked damaged (docs/formats/damage-marker.md). */
+  extentsMarkedDamaged: number;
+  /** Damage markers whose extent file was gone (a removal interrupted by a crash): deleted. */
+  orphanMarkersRemoved: number;
 }
 
 export interface ExtentStoreStats {
@@ -107,6 +135,20 @@ export interface ExtentStoreStats {
 }
 
 export const extentDirectory = 'extents';
+
+/** A bad journal record in the synced part of the journal, after `recordsBefore` good ones. */
+interface JournalDamage {
+  readonly header: JournalHeader | null;
+  readonly recordsBefore: number;
+}
+
+/** The journal as recovery replays it (indexes are into `records`). */
+interface JournalReplay {
+  readonly records: readonly JournalRecord[];
+  readonly damage: readonly JournalDamage[];
+  readonly lastTombstone: ReadonlyMap<number, number>;
+  readonly lastAppend: ReadonlyMap<number, number>;
+}
 const temporarySuffix = '.tmp';
 
 interface ExtentEntry {
@@ -122,6 +164,8 @@ interface ExtentEntry {
   /** File position of the next record. */
   fileEnd: number;
   state: ExtentState;
+  /** Non-null once marked damaged (durably): no appends, ever. */
+  damage: ExtentDamage | null;
   sealing: { readonly length: number; readonly promise: Promise<void> } | null;
   removing: boolean;
   /** Appends reserved and not yet settled, in offset order: pending[pendingHead..] are live. */
@@ -154,6 +198,7 @@ export class ExtentStore {
   private readonly disk: Disk;
   private readonly clock: Clock;
   private readonly onCorruption: (event: CorruptionEvent) => void;
+  private readonly onFailure: (error: StorageError) => void;
   private readonly extents = new Map<number, ExtentEntry>();
   private readonly creating = new Set<number>();
   private readonly journal: Journal;
@@ -171,6 +216,7 @@ export class ExtentStore {
     this.groupCommit = options.groupCommit;
     this.directAppendBytesMin = options.directAppendBytesMin ?? directAppendBytesMin;
     this.onCorruption = options.onCorruption ?? (() => {});
+    this.onFailure = options.onFailure ?? (() => {});
     this.recovery = recovery;
     this.journal = new Journal({ disk: this.disk, firstSequence: firstJournalSequence, onFailure: (error) => this.fail(error) });
   }
@@ -205,7 +251,7 @@ export class ExtentStore {
     try {
       const createdAtMs = this.clock.nowMs();
       const path = `${extentDirectory}/${extentFileName(identity)}`;
-      await this.writeNewExtentFile(path, encodeExtentHeader({ ...identity, createdAtMs }));
+      await this.writeNewFile(path, encodeExtentHeader({ ...identity, createdAtMs }));
       const file = await this.disk.open(path, { create: false });
       this.extents.set(extentId, newEntry({ identity, createdAtMs, path, file, blocks: [], sealedLength: null }));
     } finally {
@@ -272,6 +318,17 @@ export class ExtentStore {
     return entry === undefined || entry.removing ? null : infoOf(entry);
   }
 
+  /** Why the replica is damaged, or null when it is not (or does not exist). */
+  damage(extentId: number): ExtentDamage | null {
+    const entry = this.extents.get(extentId);
+    return entry === undefined || entry.removing ? null : entry.damage;
+  }
+
+  /** True once any write, fsync or directory sync failed (also a background extent sync). */
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
   list(): ExtentInfo[] {
     return [...this.extents.values()].filter((entry) => !entry.removing).map(infoOf).sort((a, b) => a.extentId - b.extentId);
   }
@@ -291,6 +348,12 @@ export class ExtentStore {
     await entry.file.close();
     await this.guard(this.disk.remove(entry.path));
     await this.guard(this.disk.syncDirectory(extentDirectory));
+    if (entry.damage !== null) {
+      // Only after the extent file's removal is durable: a crash in between leaves an orphan
+      // marker (deleted at open), never an unmarked damaged replica.
+      await this.guard(this.disk.remove(markerPath(entry)));
+      await this.guard(this.disk.syncDirectory(extentDirectory));
+    }
   }
 
   /** Scrub: reads and checks every block; reports each damaged one (by logical offset). */
@@ -357,6 +420,9 @@ export class ExtentStore {
     const entry = this.live(extentId);
     if (entry.state.kind === 'sealed' || entry.sealing !== null) {
       throw new StorageError('extent.sealed', `extent ${extentId} is sealed`, { context: { extentId } });
+    }
+    if (entry.damage !== null) {
+      throw new StorageError('extent.failed', `extent ${extentId} is damaged (${entry.damage.reason}): it takes no appends`, { context: { extentId, damaged: true } });
     }
     if (data.length === 0 || data.length > appendBytesMax) {
       throw new StorageError('extent.too_large', `an append is 1..${appendBytesMax} bytes, got ${data.length}`, { context: { extentId, bytes: data.length } });
@@ -546,7 +612,8 @@ export class ExtentStore {
   // ---------------------------------------------------------------- recovery
 
   private async loadExtents(): Promise<void> {
-    for (const name of await this.disk.list(extentDirectory)) {
+    const names = await this.disk.list(extentDirectory);
+    for (const name of names) {
       const path = `${extentDirectory}/${name}`;
       if (name.endsWith(temporarySuffix)) {
         await this.disk.remove(path);
@@ -560,7 +627,40 @@ export class ExtentStore {
       if (entry === null) this.recovery.unreadableFiles.push(path);
       else this.extents.set(entry.identity.extentId, entry);
     }
+    await this.loadDamageMarkers(names);
     await this.disk.syncDirectory(extentDirectory);
+  }
+
+  /** Attaches each damage marker to its extent; deletes markers whose extent file is gone. */
+  private async loadDamageMarkers(names: readonly string[]): Promise<void> {
+    const present = new Set(names);
+    const byPath = new Map([...this.extents.values()].map((entry) => [entry.path, entry]));
+    for (const name of names) {
+      const extentName = extentFileNameOfMarker(name);
+      if (extentName === null) continue;
+      const path = `${extentDirectory}/${name}`;
+      if (!present.has(extentName)) {
+        await this.disk.remove(path);
+        this.recovery.orphanMarkersRemoved += 1;
+        continue;
+      }
+      const entry = byPath.get(`${extentDirectory}/${extentName}`);
+      if (entry !== undefined) entry.damage = await this.readDamageMarker(path);
+    }
+  }
+
+  /** A marker's reason; `unknown` when it does not decode (its presence is the mark). */
+  private async readDamageMarker(path: string): Promise<ExtentDamage> {
+    const file = await this.disk.open(path, { create: false });
+    try {
+      const marker = decodeDamageMarker(await file.read(0, await file.size()));
+      return { reason: marker.reason, length: marker.length };
+    } catch (error) {
+      if (isStorageError(error) && error.code.startsWith('wire.')) return { reason: 'unknown', length: null };
+      throw error;
+    } finally {
+      await file.close();
+    }
   }
 
   private async loadExtent(path: string, parsed: { extentId: number; identityCrc: number }): Promise<ExtentEntry | null> {
@@ -591,31 +691,94 @@ export class ExtentStore {
   }
 
   private async replayJournal(sequences: readonly number[]): Promise<void> {
-    const records: JournalRecord[] = [];
-    for (const sequence of sequences) {
-      const scan = await scanJournalFile(this.disk, `${journalDirectory}/${journalFileName(sequence)}`);
-      records.push(...scan.records);
-      this.recovery.journalFiles += 1;
-    }
+    const journal = await this.scanJournal(sequences);
+    const { records, lastTombstone } = journal;
     this.recovery.journalRecords = records.length;
-    const lastTombstone = new Map<number, number>();
-    records.forEach((record, index) => { if (record.kind === 'remove') lastTombstone.set(record.extentId, index); });
     const touched = new Set<ExtentEntry>();
+    const damaged = new Map<ExtentEntry, DamageReason>();
     for (const [index, record] of records.entries()) {
       if (record.kind === 'remove' || index < (lastTombstone.get(record.extentId) ?? -1)) continue;
-      await this.replayRecord(record, touched);
+      const entry = await this.replayRecord(record, touched);
+      if (entry !== null && !damaged.has(entry)) damaged.set(entry, 'journal_gap');
     }
+    for (const region of journal.damage) this.attributeDamage(region, journal, damaged);
+    for (const [entry, reason] of damaged) await this.markDamaged(entry, reason);
     for (const entry of touched) await entry.file.sync();
     for (const sequence of sequences) await this.disk.remove(`${journalDirectory}/${journalFileName(sequence)}`);
     await this.disk.syncDirectory(journalDirectory);
   }
 
-  private async replayRecord(record: Extract<JournalRecord, { kind: 'append' }>, touched: Set<ExtentEntry>): Promise<void> {
+  /**
+   * Every good record of the journal files in order, and the bad ones that are damage rather than
+   * a torn tail: followed by a good record (in this or a later file), or whole with a bad body.
+   */
+  private async scanJournal(sequences: readonly number[]): Promise<JournalReplay> {
+    const records: JournalRecord[] = [];
+    const bad: Array<{ readonly header: JournalHeader | null; readonly bodyWhole: boolean; readonly recordsBefore: number; readonly bytes: number }> = [];
+    for (const sequence of sequences) {
+      const scan = await scanJournalFile(this.disk, `${journalDirectory}/${journalFileName(sequence)}`);
+      this.recovery.journalFiles += 1;
+      for (const item of scan.items) {
+        if (item.kind === 'record') {
+          records.push(item.record);
+          continue;
+        }
+        bad.push({ header: item.header, bodyWhole: item.bodyWhole, recordsBefore: records.length, bytes: item.endsFile ? scan.fileBytes - item.position : 0 });
+      }
+    }
+    const damage: JournalDamage[] = [];
+    for (const item of bad) {
+      if (item.recordsBefore < records.length || (item.header !== null && item.bodyWhole)) {
+        damage.push({ header: item.header, recordsBefore: item.recordsBefore });
+        this.recovery.journalRecordsDamaged += 1;
+      } else {
+        this.recovery.journalTornTailBytes += item.bytes;
+      }
+    }
+    const lastTombstone = new Map<number, number>();
+    const lastAppend = new Map<number, number>();
+    records.forEach((record, index) => (record.kind === 'remove' ? lastTombstone : lastAppend).set(record.extentId, index));
+    return { records, damage, lastTombstone, lastAppend };
+  }
+
+  /**
+   * Which extents a damaged journal region may have robbed of an acknowledged append (see
+   * docs/formats/journal.md, Recovery): its own extent if its header checks and the extent file
+   * does not hold that offset; if its extent is unknown, every open extent with no append record
+   * after it (a later record that applied proves the extent complete past the region).
+   */
+  private attributeDamage(region: JournalDamage, journal: JournalReplay, damaged: Map<ExtentEntry, DamageReason>): void {
+    const { header, recordsBefore } = region;
+    if (header === null) {
+      for (const entry of this.extents.values()) {
+        const proven = (journal.lastAppend.get(entry.identity.extentId) ?? -1) >= recordsBefore;
+        if (entry.state.kind === 'open' && !proven && !damaged.has(entry)) damaged.set(entry, 'journal_damage_unattributed');
+      }
+      return;
+    }
+    const entry = this.extents.get(header.extentId);
+    const removedAfter = (journal.lastTombstone.get(header.extentId) ?? -1) >= recordsBefore;
+    if (entry === undefined || removedAfter || header.kind !== 'append' || damaged.has(entry)) return;
+    if (entry.state.kind === 'sealed' && header.offset >= entry.state.sealedLength) return;
+    if (!holdsBlock(entry, header)) damaged.set(entry, 'journal_record_damaged');
+  }
+
+  /** Writes the extent's damage marker durably (before the journal that proves it is deleted). */
+  private async markDamaged(entry: ExtentEntry, reason: DamageReason): Promise<void> {
+    if (entry.damage !== null) return;
+    const marker = encodeDamageMarker({ ...entry.identity, reason, length: entry.length, markedAtMs: Math.max(0, Math.floor(this.clock.nowMs())) });
+    await this.writeNewFile(markerPath(entry), marker);
+    entry.damage = { reason, length: entry.length };
+    this.recovery.extentsMarkedDamaged += 1;
+  }
+
+  /** Replays one append record; returns the extent if the record left a gap or conflicts. */
+  private async replayRecord(record: Extract<JournalRecord, { kind: 'append' }>, touched: Set<ExtentEntry>): Promise<ExtentEntry | null> {
     const entry = this.extents.get(record.extentId);
     const sealedAway = entry?.state.kind === 'sealed' && record.offset >= entry.state.sealedLength;
     if (entry === undefined || sealedAway) {
       this.recovery.journalRecordsSkipped += 1;
-      return;
+      return null;
     }
     const bytes = encodeDataBlock({ extentId: record.extentId, offset: record.offset, body: record.body, bodyCrc: record.bodyCrc });
     if (record.offset === entry.length && entry.state.kind === 'open') {
@@ -626,29 +789,31 @@ export class ExtentStore {
       entry.fileEnd += bytes.length;
       this.recovery.journalRecordsApplied += 1;
       touched.add(entry);
-      return;
+      return null;
     }
     const block = record.offset < entry.length ? entry.blocks[blockIndexAt(entry.blocks, record.offset)] : undefined;
     const same = block !== undefined && block.offset === record.offset && block.length === record.body.length && (block.bodyCrc === null || block.bodyCrc === record.bodyCrc);
     if (!same) {
       this.recovery.journalRecordsConflicting += 1;
       this.onCorruption({ extentId: record.extentId, offset: record.offset, reason: 'journal record conflicts with the extent file' });
-      return;
+      return entry;
     }
     if ((await readBlockBody(entry.file, record.extentId, block)) !== null) {
       this.recovery.journalRecordsSkipped += 1;
-      return;
+      return null;
     }
     await entry.file.write(block.filePosition, bytes);
     block.bodyCrc = record.bodyCrc;
     block.corrupt = false;
     this.recovery.blocksRepaired += 1;
     touched.add(entry);
+    return null;
   }
 
   // ---------------------------------------------------------------- helpers
 
-  private async writeNewExtentFile(path: string, header: Buffer): Promise<void> {
+  /** tmp, fsync, rename, fsync extents/ (STYLE.md, Disk idioms). */
+  private async writeNewFile(path: string, header: Buffer): Promise<void> {
     const temporaryPath = `${path}${temporarySuffix}`;
     const file = await this.disk.open(temporaryPath, { create: true });
     try {
@@ -675,6 +840,7 @@ export class ExtentStore {
     if (this.failure === null) {
       const message = error instanceof Error ? error.message : String(error);
       this.failure = new StorageError('extent.failed', `extent store on ${this.disk.name} failed: ${message}`, { cause: error });
+      this.onFailure(this.failure);
     }
     return this.failure;
   }
@@ -715,6 +881,7 @@ function newEntry(fields: {
     endOffset: length,
     fileEnd: sealed ? dataEnd + blockHeaderBytes + sealBodyBytes : dataEnd,
     state: fields.sealedLength === null ? { kind: 'open' } : { kind: 'sealed', sealedLength: fields.sealedLength },
+    damage: null,
     sealing: null,
     removing: false,
     pending: [],
@@ -797,6 +964,17 @@ function wakeIdle(entry: ExtentEntry): void {
   for (const resolve of entry.idleWaiters.splice(0)) resolve();
 }
 
+function markerPath(entry: ExtentEntry): string {
+  return `${extentDirectory}/${damageMarkerName(entry.identity)}`;
+}
+
+/** The extent file holds the block a journal header describes (same offset, length and CRC). */
+function holdsBlock(entry: ExtentEntry, header: JournalHeader): boolean {
+  if (header.offset >= entry.length) return false;
+  const block = entry.blocks[blockIndexAt(entry.blocks, header.offset)];
+  return block !== undefined && block.offset === header.offset && block.length === header.bodyBytes && (block.bodyCrc === null || block.bodyCrc === header.bodyCrc);
+}
+
 function infoOf(entry: ExtentEntry): ExtentInfo {
   return { ...entry.identity, length: entry.length, state: entry.state, createdAtMs: entry.createdAtMs };
 }
@@ -830,5 +1008,6 @@ function emptyReport(): ExtentStoreRecoveryReport {
   return {
     extentFiles: 0, unreadableFiles: [], temporaryFilesRemoved: 0, tornTailBytesTruncated: 0, corruptBlocksFound: 0, journalFiles: 0,
     journalRecords: 0, journalRecordsApplied: 0, blocksRepaired: 0, journalRecordsSkipped: 0, journalRecordsConflicting: 0,
+    journalRecordsDamaged: 0, journalTornTailBytes: 0, extentsMarkedDamaged: 0, orphanMarkersRemoved: 0,
   };
 }

@@ -1,6 +1,8 @@
 // The extent node's journal (docs/formats/journal.md): group commit of append records, one
 // write and one fsync per batch, and retirement of journal files whose records are all in
-// fsync'd extent files. Also the crash-time scanner of journal files.
+// fsync'd extent files. Also the crash-time scanner of journal files, which reports bad records
+// and the good records after them (a bad record followed by a good one is damage in the synced
+// part of the journal, not a torn tail: the store marks the extents it may have hurt).
 //
 // Group commit is leader/follower, with no timer: the first record queued while no batch is in
 // flight starts one (after a single microtask, so records queued in the same turn join it); the
@@ -20,12 +22,12 @@
 // Fault model: a failed write or fsync fails the journal for good (fsyncgate: the dirty pages
 // may be gone): onFailure tells the owner first, then the batch and everything queued get
 // onFailed, and every later append throws the failure. Nothing is retried.
-import { groupCommitBytesMax, journalFileBytesMax } from '../constants.ts';
+import { groupCommitBytesMax, journalFileBytesMax, journalResyncChunkBytes } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert } from '../util/assert.ts';
 import { crcMatches } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
-import { decodeJournalHeader, journalFileName, journalRecordHeaderBytes, journalRecordOf } from '../wire/journal-format.ts';
+import { decodeJournalHeader, journalFileName, journalRecordHeaderBytes, journalRecordMagic, journalRecordOf } from '../wire/journal-format.ts';
 import type { JournalHeader, JournalRecord } from '../wire/journal-format.ts';
 
 export const journalDirectory = 'journal';
@@ -257,44 +259,78 @@ function concatenateBatch(batch: readonly JournalEntry[]): Buffer {
   return bytes;
 }
 
+/** One thing a journal scan found, in file order. */
+export type JournalScanItem =
+  | { readonly kind: 'record'; readonly record: JournalRecord }
+  /**
+   * A bad record at `position`: `header` when its header checked (its body did not, or is cut
+   * short), `bodyWhole` when its whole body is in the file, `endsFile` when no good record follows
+   * it in this file (the caller decides, across files, whether that is a torn tail or damage).
+   */
+  | { readonly kind: 'bad'; readonly position: number; readonly header: JournalHeader | null; readonly bodyWhole: boolean; readonly endsFile: boolean };
+
 export interface JournalScan {
-  readonly records: JournalRecord[];
-  /** Bytes of the valid prefix; anything after it was ignored. */
-  readonly validBytes: number;
+  readonly items: JournalScanItem[];
   readonly fileBytes: number;
 }
 
-/** Reads the valid prefix of one journal file: records up to the first that does not decode. */
+type Probe =
+  | { readonly kind: 'good'; readonly record: JournalRecord; readonly end: number }
+  | { readonly kind: 'bad'; readonly header: JournalHeader | null; readonly bodyWhole: boolean };
+
+/**
+ * Scans one journal file: every good record, and every bad one, after which it searches forward
+ * (journalResyncChunkBytes at a time) for the next position where a whole record checks.
+ */
 export async function scanJournalFile(disk: Disk, path: string): Promise<JournalScan> {
   const handle = await disk.open(path, { create: false });
   try {
     const fileBytes = await handle.size();
-    const records: JournalRecord[] = [];
+    const items: JournalScanItem[] = [];
     let position = 0;
-    for (;;) {
-      const record = await readJournalRecord(handle, position, fileBytes);
-      if (record === null) break;
-      records.push(record.record);
-      position = record.end;
+    while (fileBytes - position >= journalRecordHeaderBytes) {
+      const probe = await probeRecord(handle, position, fileBytes);
+      if (probe.kind === 'good') {
+        items.push({ kind: 'record', record: probe.record });
+        position = probe.end;
+        continue;
+      }
+      const next = await findNextRecord(handle, position + 1, fileBytes);
+      items.push({ kind: 'bad', position, header: probe.header, bodyWhole: probe.bodyWhole, endsFile: next === null });
+      if (next === null) break;
+      position = next;
     }
-    return { records, validBytes: position, fileBytes };
+    return { items, fileBytes };
   } finally {
     await handle.close();
   }
 }
 
-async function readJournalRecord(handle: DiskFile, position: number, fileBytes: number): Promise<{ record: JournalRecord; end: number } | null> {
-  if (fileBytes - position < journalRecordHeaderBytes) return null;
+async function probeRecord(handle: DiskFile, position: number, fileBytes: number): Promise<Probe> {
   let header: JournalHeader;
   try {
     header = decodeJournalHeader(await handle.read(position, journalRecordHeaderBytes));
   } catch (error) {
-    if (isStorageError(error) && error.code.startsWith('wire.')) return null;
+    if (isStorageError(error) && error.code.startsWith('wire.')) return { kind: 'bad', header: null, bodyWhole: false };
     throw error;
   }
   const end = position + journalRecordHeaderBytes + header.bodyBytes;
-  if (end > fileBytes) return null;
+  if (end > fileBytes) return { kind: 'bad', header, bodyWhole: false };
   const body = await handle.read(position + journalRecordHeaderBytes, header.bodyBytes);
-  if (body.length !== header.bodyBytes || !crcMatches(body, header.bodyCrc)) return null;
-  return { record: journalRecordOf(header, body), end };
+  if (body.length !== header.bodyBytes || !crcMatches(body, header.bodyCrc)) return { kind: 'bad', header, bodyWhole: body.length === header.bodyBytes };
+  return { kind: 'good', record: journalRecordOf(header, body), end };
+}
+
+/** The first position at or after `from` where a whole record checks, or null. */
+async function findNextRecord(handle: DiskFile, from: number, fileBytes: number): Promise<number | null> {
+  const overlap = journalRecordMagic.length - 1;
+  for (let chunkStart = from; fileBytes - chunkStart >= journalRecordHeaderBytes;) {
+    const chunk = await handle.read(chunkStart, Math.min(journalResyncChunkBytes, fileBytes - chunkStart));
+    for (let at = chunk.indexOf(journalRecordMagic); at !== -1; at = chunk.indexOf(journalRecordMagic, at + 1)) {
+      if ((await probeRecord(handle, chunkStart + at, fileBytes)).kind === 'good') return chunkStart + at;
+    }
+    if (chunkStart + chunk.length >= fileBytes) return null;
+    chunkStart += Math.max(1, chunk.length - overlap);
+  }
+  return null;
 }

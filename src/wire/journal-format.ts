@@ -21,7 +21,9 @@ export const journalFormatVersion = 1;
 export const journalRecordHeaderBytes = recordHeaderBytes;
 export const journalFileSuffix = '.jnl';
 
-const journalFormat: RecordFormat = { magic: Buffer.from('KJNL', 'ascii'), version: journalFormatVersion, what: 'journal record' };
+/** First four bytes of every journal record: what recovery searches for after a bad record. */
+export const journalRecordMagic = Buffer.from('KJNL', 'ascii');
+const journalFormat: RecordFormat = { magic: journalRecordMagic, version: journalFormatVersion, what: 'journal record' };
 const kindCodes = { append: 1, remove: 2 } as const;
 
 export type JournalRecordKind = 'append' | 'remove';

@@ -282,8 +282,11 @@ describe('ExtentStore under bit flips (P2)', () => {
     });
   }
 
-  it('never serves a flipped bit in journal files after a crash', async (t) => {
+  it('never serves a flipped bit in journal files after a crash, and marks every replica it shortened damaged', async (t) => {
     const figures: FlipFigures = { bitsFlipped: 0, blockReads: 0, corruptDetected: 0, wrongBytesServed: 0, blocksUnavailableAfterReopen: 0 };
+    let shortExtents = 0;
+    let shortUnmarked = 0;
+    let marked = 0;
     for (let seed = 0n; seed < 4n; seed++) {
       const random = new SeededRandom(rootSeed + 8000n + seed);
       const disk = new SimDisk({ random: new SeededRandom(seed) });
@@ -294,10 +297,17 @@ describe('ExtentStore under bit flips (P2)', () => {
       await store.close().catch(() => {});
       const reopened = await ExtentStore.open({ disk, clock, groupCommit: true });
       await checkBlocks(reopened, acknowledged, figures);
+      for (const [extentId, blocks] of acknowledged) {
+        const short = blocks.some((block) => block.offset + block.data.length > (reopened.info(extentId)?.length ?? 0));
+        if (short) shortExtents += 1;
+        if (short && reopened.damage(extentId) === null) shortUnmarked += 1;
+        if (reopened.damage(extentId) !== null) marked += 1;
+      }
       await reopened.close();
     }
-    t.diagnostic(`journal bits flipped ${figures.bitsFlipped}, block reads ${figures.blockReads}, wrong bytes served ${figures.wrongBytesServed}, acknowledged blocks whose only copy was damaged (lost to the injected flips) ${figures.blocksUnavailableAfterReopen + figures.corruptDetected}`);
+    t.diagnostic(`journal bits flipped ${figures.bitsFlipped}, block reads ${figures.blockReads}, wrong bytes served ${figures.wrongBytesServed}, acknowledged blocks whose only copy was damaged (lost to the injected flips) ${figures.blocksUnavailableAfterReopen + figures.corruptDetected}; extents short of an acknowledged block ${shortExtents}, of them marked damaged ${shortExtents - shortUnmarked} (extents marked ${marked})`);
     assert.equal(figures.wrongBytesServed, 0);
+    assert.equal(shortUnmarked, 0, 'every replica that lost an acknowledged append is marked damaged');
     assert.ok(figures.bitsFlipped > 0);
   });
 });

@@ -3,7 +3,9 @@
 // Appends are acknowledged, a node is killed mid-stream, the client seals and carries on, the
 // manager re-replicates every extent from real bytes (verified copyFrom at the node's bounded
 // rate), every acknowledged byte reads back, the dead node gets a release token, a live one is
-// refused, and a node that saw a newer manager rejects the older one.
+// refused, and a node that saw a newer manager rejects the older one. A replica whose journal
+// rotted after it was synced (extent file not yet synced) restarts damaged: the manager seals
+// over the undamaged replicas at the acknowledged length and replaces it.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -16,6 +18,7 @@ import { StreamManager } from '../../../src/stream/stream-manager.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
+import { decodeJournalHeader, journalRecordHeaderBytes } from '../../../src/wire/journal-format.ts';
 
 const seed = BigInt(process.env['KURA_SEED'] ?? '28122012');
 const nodeCount = 6;
@@ -75,11 +78,43 @@ class Stamp {
     return promise;
   }
 
+  /** Power loss of a node: un-synced writes dropped; the process is gone (its store is not closed cleanly). */
+  async crashNode(nodeId: string): Promise<void> {
+    const disk = this.disks.get(nodeId);
+    assert.ok(disk !== undefined);
+    disk.crash();
+    await this.drive(this.nodes.get(nodeId)!.stop()).catch(() => undefined);
+    this.nodes.delete(nodeId);
+  }
+
+  async restartNode(nodeId: string): Promise<ExtentNode> {
+    const index = Number(nodeId.slice(2));
+    const node = await this.drive(ExtentNode.start({
+      nodeId, disk: this.disks.get(nodeId)!, clock: this.clock, random: this.random, network: this.network.endpoint(`${nodeId}:1`), listenAddress: `${nodeId}:1`,
+      manager: this.manager, faultDomain: `fd${index % 3}`, upgradeDomain: `ud${index}`, groupCommit: true,
+    }));
+    this.nodes.set(nodeId, node);
+    return node;
+  }
+
   async stop(): Promise<void> {
     await this.drive(this.manager.close());
     for (const node of this.nodes.values()) await this.drive(node.stop());
     await this.network.close();
   }
+}
+
+/** Position of the journal record of `extentId` at `offset` in a node's (only) journal file. */
+function journalRecordPosition(disk: SimDisk, extentId: number, offset: number): { path: string; position: number } {
+  for (const [path, bytes] of disk.snapshotFiles('durable')) {
+    if (!path.startsWith('journal/')) continue;
+    for (let position = 0; position + journalRecordHeaderBytes <= bytes.length;) {
+      const header = decodeJournalHeader(bytes.subarray(position, position + journalRecordHeaderBytes));
+      if (header.extentId === extentId && header.offset === offset) return { path, position };
+      position += journalRecordHeaderBytes + header.bodyBytes;
+    }
+  }
+  assert.fail(`no journal record of extent ${extentId} at ${offset}`);
 }
 
 function record(streamId: number, sequence: number): Buffer {
@@ -136,6 +171,61 @@ describe('StreamManager on a simulated stamp of real extent nodes', () => {
       t.diagnostic(`${acked.length} appends acknowledged (${acked.length * recordBytes} bytes), ${acked.length} read back byte-exact, 0 lost; client stats ${JSON.stringify(stamp.client.stats())}`);
       t.diagnostic(`node ${victimId} lost: ${report.extentsRepaired} extents repaired, ${report.replicasCopied} replicas, ${report.bytesCopied} bytes copied in ${repairMs} ms of virtual time (bandwidth bound ${report.bandwidthBoundMs.toFixed(1)} ms at 64 MiB/s per target)`);
       t.diagnostic(`release: token for emptied ${victimId} valid; ${live.nodeId} refused; wipe of ${live.nodeId} with ${victimId}'s token refused`);
+    } finally {
+      await stamp.stop();
+    }
+  });
+
+  it('seals over a replica whose synced journal rotted before its extent file was synced, and replaces it', async (t) => {
+    t.diagnostic(`seed ${seed}`);
+    const stamp = new Stamp();
+    await stamp.start();
+    try {
+      const stream = await stamp.drive(stamp.manager.createStream({ name: 'log' }));
+      const tail = stream.extents[0]!;
+      const victimId = tail.replicas[1]!.nodeId;
+      const acked: { extentId: number; offset: number; data: Buffer }[] = [];
+      const append = async (sequence: number): Promise<void> => {
+        const data = record(stream.streamId, sequence);
+        const result = await stamp.drive(stamp.client.append(stream.streamId, data));
+        acked.push({ extentId: result.extentId, offset: result.offset, data });
+      };
+      for (let sequence = 0; sequence < 4; sequence++) await append(sequence);
+      await stamp.drive(stamp.clock.advance(200)); // the background sync makes these 4 durable in the extent files
+      await append(4);
+      await append(5); // acknowledged from the journal; the extent files are synced 50 ms later at the earliest
+      const ackedLength = 6 * recordBytes;
+      await stamp.crashNode(victimId);
+      const disk = stamp.disks.get(victimId)!;
+      const rotted = journalRecordPosition(disk, tail.extentId, 4 * recordBytes);
+      disk.flipBit(rotted.path, rotted.position + journalRecordHeaderBytes + 1000, 5);
+      const restarted = await stamp.restartNode(victimId);
+      assert.equal(restarted.storeRecovery().extentsMarkedDamaged, 1);
+      const info = stamp.network.call(`${victimId}:1`, { method: 'extent.info', header: { extentId: tail.extentId }, body: Buffer.alloc(0) });
+      const answer = (await stamp.drive(info)).header;
+      assert.equal(answer['damaged'], true);
+      const damagedLength = Number(answer['length']);
+      await stamp.drive(stamp.manager.reconciliationsIdle());
+      await stamp.drive(stamp.clock.advance(100));
+      const view = await stamp.manager.getStream(stream.streamId);
+      assert.deepEqual(view.extents[0]!.state, { kind: 'sealed', sealedLength: ackedLength }, 'sealed at the acknowledged length, not the damaged replica\'s');
+      await append(6);
+      const repair = await stamp.drive(stamp.manager.repairOnce());
+      const after = await stamp.manager.getStream(stream.streamId);
+      const replicas = after.extents[0]!.replicas.map((r) => r.nodeId);
+      assert.equal(replicas.length, 3);
+      assert.ok(!replicas.includes(victimId), 'the damaged replica was replaced');
+      assert.equal(new Set(replicas.map((id) => Number(id.slice(2)) % 3)).size, 3, 'three fault domains');
+      for (const entry of acked) {
+        const bytes = await stamp.drive(stamp.client.read(entry.extentId, entry.offset, entry.data.length, { streamId: stream.streamId }));
+        assert.ok(bytes.equals(entry.data), `acknowledged record at ${entry.extentId}@${entry.offset} reads back`);
+      }
+      await stamp.drive(restarted.stop());
+      await stamp.restartNode(victimId);
+      const again = (await stamp.drive(stamp.network.call(`${victimId}:1`, { method: 'extent.info', header: { extentId: tail.extentId }, body: Buffer.alloc(0) }))).header;
+      assert.equal(again['damaged'], true, 'a second restart still reports the replica damaged');
+      assert.equal(stamp.nodes.get(victimId)!.status().failed, false, 'a damaged replica does not fail its node');
+      t.diagnostic(`${acked.length} appends acknowledged, ${acked.length} read back byte-exact, 0 lost; the rotted replica came back at ${damagedLength} of ${ackedLength} bytes: the old rule (smallest length, damage unknown) would have sealed at ${damagedLength}, cutting ${ackedLength - damagedLength} acknowledged bytes from every replica; sealed at ${ackedLength}, replica replaced (${repair.replicasCopied} copied, ${repair.bytesCopied} bytes); still damaged after a second restart`);
     } finally {
       await stamp.stop();
     }
