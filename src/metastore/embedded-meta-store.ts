@@ -29,6 +29,7 @@ import { writeFileDurably } from '../io/durable-file.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import { checkKey, checkLeaseId, checkRange, checkTtlMs, checkTxn } from './meta-limits.ts';
 import {
   encodeRecord, logRecordMagic, parseLogBody, parseSnapshotBody, readRecord, recordBodyBytesMax, recordHeaderBytes, snapshotMagic,
@@ -441,9 +442,11 @@ export class EmbeddedMetaStore implements MetaStore {
   private async appendDurably(records: readonly Buffer[]): Promise<void> {
     const data = Buffer.concat(records);
     await this.log.write(this.logBytes, data);
+    await failpoint('metastore.commit.before-fsync');
     await this.log.sync();
     this.fsyncs += 1;
     this.logBytes += data.length;
+    await failpoint('metastore.commit.after-fsync');
   }
 
   /** After the fsync: makes the batch visible and moves lease bookkeeping along. */

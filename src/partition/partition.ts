@@ -30,6 +30,7 @@ import {
 import { AssertionFailure, assert } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import { SerialLock } from '../stream/serial-lock.ts';
 import { encodeManifest } from '../wire/partition-checkpoint.ts';
 import type { LogPosition, Manifest } from '../wire/partition-checkpoint.ts';
@@ -386,6 +387,7 @@ export class Partition {
       this.fail(error, accepted.map((item) => item.batch));
       return;
     }
+    await failpoint('partition.commit.after-log-append');
     // Closed meanwhile: its waiters were answered by close(). Writes stopped meanwhile (read_only):
     // this group is durable, so it is still published and acknowledged.
     if (this.state.kind !== 'open' && this.state.kind !== 'read_only') return;
@@ -492,6 +494,7 @@ export class Partition {
     for (const [key, entry] of frozen.memtable.entries()) await writer.add(key, entry.row);
     const written = (await writer.finish()).map((item) => item.reader);
     const runs = [...written, ...this.runs];
+    await failpoint('partition.checkpoint.before-manifest');
     if (runs.length > runsMax) throw new StorageError('partition.too_large', `partition ${this.partitionId} would have ${runs.length} runs (max ${runsMax}); it must split`);
     await this.commitManifest({ ...this.manifestState, coveredSequence: frozen.coveredSequence, logStart: frozen.logStart }, runs);
     this.frozen = null;
@@ -512,6 +515,7 @@ export class Partition {
     }
     const written = (await writer.finish()).map((item) => item.reader);
     assert(this.runs === inputs, 'runs change only under the maintenance lock');
+    await failpoint('partition.compaction.before-manifest');
     await this.commitManifest(this.manifestState, written);
     this.compactedRunCount = written.length;
     this.counters.compactions += 1;

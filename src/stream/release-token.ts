@@ -19,6 +19,13 @@ import { z } from 'zod';
 import { assert } from '../util/assert.ts';
 import { byteCount, epoch, nodeId } from './protocol.ts';
 
+/**
+ * Canary switch (test-only, TESTING.md "Canary builds"; read once, never set in production):
+ * KURA_CANARY_SKIP_PROTECTION=1 makes the stream manager ignore live replicas when it issues or
+ * checks a release token, so the simulator can prove it notices a missing protection check.
+ */
+export const protectionCanary = { skipLiveReplicaCheck: process.env['KURA_CANARY_SKIP_PROTECTION'] === '1' };
+
 /** Bytes of the per-manager HMAC secret (sm/secret): SHA-256's block-strength key. */
 export const releaseTokenSecretBytes = 32;
 

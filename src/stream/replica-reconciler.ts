@@ -27,6 +27,7 @@
 import type { Logger } from 'pino';
 import { repairAuditExtentsPerPassMax } from '../constants.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import type { ManagerCommands } from './manager-commands.ts';
 import type { ManagerStore, Versioned } from './manager-store.ts';
 import type { NodeRegistry } from './node-registry.ts';
@@ -190,7 +191,10 @@ export class ReplicaReconciler {
     }
     const recordedIds = new Set(recorded);
     const orphaned = held.filter((extentId) => !recordedIds.has(extentId));
-    if (returned) await this.returnToService(nodeId);
+    if (returned) {
+      await failpoint('reconciler.before-return-to-service');
+      await this.returnToService(nodeId);
+    }
     if (lists.unconfirmed.length === 0) this.pending.delete(nodeId);
     const report: ReconcileReport = { nodeId, trigger, lifecycle: node.value.lifecycle, ...lists, orphaned };
     this.reports.set(nodeId, report);

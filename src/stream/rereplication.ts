@@ -28,6 +28,7 @@ import type { Logger } from 'pino';
 import { repairExtentsPerPassMax, rereplicationBytesPerSecondMax } from '../constants.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { isStorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
 import type { ManagerCommands } from './manager-commands.ts';
 import type { ManagerStore, Versioned } from './manager-store.ts';
@@ -301,6 +302,7 @@ export class Rereplicator {
       logger.warn({ extentId: extent.extentId, target: targetNode.nodeId, err: error }, 'extent copy failed');
       return 'copy_failed';
     }
+    await failpoint('rereplication.copy.after-copy');
     const recorded = await this.recordReplica(extent.extentId, targetNode.nodeId, state.nodes);
     if (!recorded) return 'copy_failed';
     state.replicasCopied += 1;

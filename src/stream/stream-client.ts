@@ -40,6 +40,7 @@ import type { Network } from '../rpc/network.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
 import { withDeadline } from './deadline.ts';
 import { asStorageError } from './extent-append-log.ts';
@@ -136,6 +137,7 @@ export class StreamClient {
         continue;
       }
       view = await this.sealAndExtend(streamId, tail.extentId, options.ownerEpoch);
+      await failpoint('stream-client.append.after-seal');
       const landed = await this.findLanded(view, tail.extentId, appendId);
       if (landed !== null) {
         this.counters.appendsFoundAfterSeal += 1;

@@ -35,6 +35,7 @@ import type { Network } from '../rpc/network.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
 import { ManagerCommands } from './manager-commands.ts';
 import { ManagerStore, type CommitPlan, type Versioned } from './manager-store.ts';
@@ -42,7 +43,7 @@ import { NodeRegistry } from './node-registry.ts';
 import { placeReplicas, type PlacementCandidate } from './placement.ts';
 import { extentKey, nodeKey, streamKey } from './protocol.ts';
 import type { ExtentRecord, ExtentView, NodeRecord, NodeRegistration, SealAndExtendRequest, StreamManagerApi, StreamRecord, StreamView } from './protocol.ts';
-import { releaseTokenSecretBytes, signReleaseToken, verifyReleaseToken } from './release-token.ts';
+import { protectionCanary, releaseTokenSecretBytes, signReleaseToken, verifyReleaseToken } from './release-token.ts';
 import { Rereplicator, type ReconcileReport, type RepairReport } from './rereplication.ts';
 import { sealDecision } from './seal-rule.ts';
 import type { ReplicaLengthAnswer } from './seal-rule.ts';
@@ -316,7 +317,7 @@ export class StreamManager implements StreamManagerApi {
       throw new StorageError('node.protected', `node ${nodeId} returned from repair and is not reconciled yet`, { context: { nodeId } });
     }
     const held = await this.liveReplicas(nodeId);
-    if (held.length > 0) {
+    if (held.length > 0 && !protectionCanary.skipLiveReplicaCheck) {
       throw new StorageError('node.protected', `node ${nodeId} holds ${held.length} live replicas`, { context: { nodeId, liveReplicas: held.length } });
     }
     await this.store.detectFencing();
@@ -346,7 +347,7 @@ export class StreamManager implements StreamManagerApi {
     if (node.value.disk !== claims.disk) return 'disk';
     if (node.value.placementVersion !== claims.placementVersion) return 'placement';
     if (node.value.lifecycle === 'returned') return 'returned';
-    return (await this.liveReplicas(claims.nodeId)).length === 0 ? null : 'replicas';
+    return (await this.liveReplicas(claims.nodeId)).length === 0 || protectionCanary.skipLiveReplicaCheck ? null : 'replicas';
   }
 
   // ---- internals --------------------------------------------------------------------------------
@@ -396,6 +397,7 @@ export class StreamManager implements StreamManagerApi {
       throw new StorageError('stream.unavailable', `extent ${extentId} not sealed: ${decision.reason}`, { retryable: true, context: { extentId } });
     }
     const sealedLength = await this.recordSeal(extentId, decision.length, decision.overDamage);
+    await failpoint('stream-manager.seal.after-record');
     for (const nodeIdValue of decision.badNodeIds) this.rereplicator.markBad(extentId, nodeIdValue);
     const logFields = { extentId, sealedLength, answered: answers.length, replicas: addresses.length, damaged: answers.filter((a) => a.damaged).map((a) => a.nodeId) };
     if (decision.overDamage) this.logger.error(logFields, 'extent sealed over damaged replicas only: acknowledged bytes may be lost, verify it');
@@ -458,6 +460,7 @@ export class StreamManager implements StreamManagerApi {
   private async extendStream(streamId: number, sealedExtentId: number): Promise<void> {
     const stream = await this.requireStream(streamId);
     const placed = await this.placeNewExtent(streamId, stream.value.replicaCount);
+    await failpoint('stream-manager.extend.after-create');
     await this.store.commit('extend', async () => {
       const current = await this.requireStream(streamId);
       assert(current.value.extentIds.at(-1) === sealedExtentId, `stream ${streamId} was extended by someone else`);
