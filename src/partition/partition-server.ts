@@ -107,6 +107,7 @@ export class PartitionServer {
   private syncing: Promise<void> | null = null;
   private registering: Promise<void> | null = null;
   private stopped = false;
+  private cutOff = false;
   private readonly counters = { loads: 0, loadFailures: 0, drops: 0, notOwnerAnswers: 0, leasesLost: 0 };
   private lastLoad: PartitionServerStats['lastLoad'] = null;
 
@@ -168,10 +169,11 @@ export class PartitionServer {
     await this.server?.close();
   }
 
-  /** Tests: this process freezes towards the MetaStore (no more renewals); it keeps serving
-   * until its lease's confirmed time runs out, exactly as a partitioned server would. */
+  /** Tests: this process is cut off from the MetaStore (no renewals, no new registration); it
+   * keeps serving until its lease's confirmed time runs out, exactly as a partitioned server would. */
   freezeLease(): void {
-    this.lease?.abandon();
+    this.cutOff = true;
+    this.lease?.stopRenewing();
   }
 
   // ---- lease and registration -----------------------------------------------------------------
@@ -204,7 +206,7 @@ export class PartitionServer {
     this.counters.leasesLost += 1;
     this.logger.warn({ lease: lease.id }, 'lease no longer confirmed: every partition dropped');
     void this.dropAll('lease lost');
-    if (this.stopped || this.registering !== null) return;
+    if (this.stopped || this.cutOff || this.registering !== null) return;
     this.registering = this.register().catch((error: unknown) => {
       this.logger.error({ err: error }, 'registration failed; retried at the next poll');
     }).finally(() => {

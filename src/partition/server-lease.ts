@@ -38,6 +38,7 @@ export class ServerLease {
   private renewTimer: TimerHandle | null = null;
   private expiryTimer: TimerHandle | null = null;
   private renewing = false;
+  private renewalsStopped = false;
 
   private constructor(options: ServerLeaseOptions, id: number, sentAtMs: number) {
     this.options = options;
@@ -84,8 +85,14 @@ export class ServerLease {
     this.markLost();
   }
 
+  /** Tests: renewals stop reaching the store; the lease stays confirmed until validUntil passes. */
+  stopRenewing(): void {
+    this.renewalsStopped = true;
+    this.renewTimer?.cancel();
+  }
+
   private scheduleRenewal(): void {
-    if (this.lost) return;
+    if (this.lost || this.renewalsStopped) return;
     this.renewTimer = this.options.clock.setTimer(this.options.renewMs, () => {
       void this.renew();
     });
