@@ -139,6 +139,12 @@ export const releaseTokenValidityMs = 15 * 60_000;
  * stale view of the nodes is used) stays bounded after a large failure. */
 export const repairExtentsPerPassMax = 1000;
 
+/** Open extents one repair pass may seal (each seal also creates a new tail extent: MetaStore
+ * txns and extent.create calls). A pass seals only an open extent that lost a replica or now has
+ * a better placement, so this is a safety cap, not the churn fix; the rest wait for the next pass
+ * (a client whose append fails seals its tail itself meanwhile). */
+export const repairSealsPerPassMax = 256;
+
 /** The stream manager's repair loop runs this often: half a heartbeat timeout, so a lost node's
  * extents start copying within seconds of it being declared lost, without rescanning constantly. */
 export const repairIntervalMs = 5_000;

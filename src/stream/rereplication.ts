@@ -6,7 +6,10 @@
 // nodes and nodes whose registration-time check did not finish (ReplicaReconciler), audit a
 // bounded slice of sealed replicas' lengths (replicas that missed a seal first), scan every
 // extent, count its live replicas (node alive and in service, replica not known bad), and for
-// each one below target (bounded per pass): seal it first if it is open, pick a source set
+// each one below target (bounded per pass): seal it first if it is open and that helps (a
+// replica of it is not live, or a better placement exists now: never just to make another
+// equally short extent, which would churn one new extent per stream per pass; at most
+// repairSealsPerPassMax seals per pass), pick a source set
 // (alive nodes that hold it) and a target node obeying the placement rules against the replicas
 // that stay, send extent.copyFrom to the target, and only after it succeeded record the new
 // replica in place of a not-live one (one txn, bumping the target's placementVersion).
@@ -25,7 +28,7 @@
 // the map, so it is an orphan, reported on reconciliation); sources may be bad (the target
 // verifies every block); the manager may be fenced mid-pass (the pass stops).
 import type { Logger } from 'pino';
-import { repairExtentsPerPassMax, rereplicationBytesPerSecondMax } from '../constants.ts';
+import { repairExtentsPerPassMax, repairSealsPerPassMax, rereplicationBytesPerSecondMax } from '../constants.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
@@ -62,6 +65,10 @@ export interface RepairReport {
   /** Extents no eligible target could be found for (too few domains). */
   readonly extentsWithoutTarget: number;
   readonly copyFailures: number;
+  /** Open extents this pass sealed (a replica lost, or a better placement now exists). */
+  readonly extentsSealed: number;
+  /** Open extents left for the next pass by repairSealsPerPassMax. */
+  readonly extentsSealDeferred: number;
   readonly nodesMarkedLost: number;
   /** Nodes whose check against the map finished this pass (returned, or pending since registration). */
   readonly nodesReconciled: number;
@@ -77,13 +84,15 @@ export interface RepairReport {
   readonly bandwidthBoundMs: number;
 }
 
-type ExtentOutcome = 'healthy' | 'repaired' | 'unrecoverable' | 'no_target' | 'copy_failed';
+type ExtentOutcome = 'healthy' | 'repaired' | 'unrecoverable' | 'no_target' | 'copy_failed' | 'seal_deferred';
 
 interface PassState {
   nodes: Map<string, Versioned<NodeRecord>>;
   replicasCopied: number;
   bytesCopied: number;
   bytesPerTarget: Map<string, number>;
+  /** Open extents this pass sealed (at most repairSealsPerPassMax). */
+  seals: number;
 }
 
 export class Rereplicator {
@@ -213,7 +222,7 @@ export class Rereplicator {
     const { store } = this.options;
     // The audit before the count: a replica it marks bad is replaced in this same pass.
     const audit = await this.reconciler.audit(await store.readExtents());
-    const state: PassState = { nodes: await this.readNodeMap(), replicasCopied: 0, bytesCopied: 0, bytesPerTarget: new Map() };
+    const state: PassState = { nodes: await this.readNodeMap(), replicasCopied: 0, bytesCopied: 0, bytesPerTarget: new Map(), seals: 0 };
     const extents = await store.readExtents();
     this.loadByNode = countLoads(extents);
     this.sealedOverDamageCount = extents.filter((e) => e.value.sealedOverDamage === true).length;
@@ -235,6 +244,8 @@ export class Rereplicator {
       extentsUnrecoverable: outcomes.get('unrecoverable') ?? 0,
       extentsWithoutTarget: outcomes.get('no_target') ?? 0,
       copyFailures: outcomes.get('copy_failed') ?? 0,
+      extentsSealed: state.seals,
+      extentsSealDeferred: outcomes.get('seal_deferred') ?? 0,
       nodesMarkedLost,
       nodesReconciled,
       ...audit,
@@ -256,6 +267,12 @@ export class Rereplicator {
   private async repairExtent(extentId: number, target: number, state: PassState): Promise<ExtentOutcome> {
     let outcome: ExtentOutcome = 'healthy';
     for (let step = 0; step < target; step++) {
+      const current = await this.options.store.readExtent(extentId);
+      if (current !== null && current.value.state.kind === 'open') {
+        if (!this.sealHelps(current.value, state)) return 'no_target';
+        if (state.seals >= repairSealsPerPassMax) return 'seal_deferred';
+        state.seals += 1;
+      }
       const extent = await this.sealedRecord(extentId);
       if (extent === null) return outcome;
       if (this.liveReplicaIds(extent.value, state.nodes).length >= target) return outcome;
@@ -264,6 +281,18 @@ export class Rereplicator {
       outcome = 'repaired';
     }
     return outcome;
+  }
+
+  /**
+   * Whether sealing an open extent below target helps: yes if a recorded replica is not live (it
+   * cannot take appends anyway: seal once, the new tail goes to live nodes only), or if a target
+   * exists now. No if every replica is live and placement has nowhere better (a placement
+   * shortfall): sealing would only create another equally short extent, every pass (churn), so
+   * the shortfall is reported instead (no_target, kura_extents_below_target).
+   */
+  private sealHelps(extent: ExtentRecord, state: PassState): boolean {
+    if (this.liveReplicaIds(extent, state.nodes).length < extent.replicas.length) return true;
+    return this.chooseTarget(extent, state) !== undefined;
   }
 
   /** The extent's record, sealed first if it was open (an open extent cannot be copied). */
@@ -275,7 +304,7 @@ export class Rereplicator {
   }
 
   private async addReplica(extent: ExtentRecord, state: PassState): Promise<ExtentOutcome> {
-    const { registry, commands, logger } = this.options;
+    const { commands, logger } = this.options;
     if (extent.state.kind !== 'sealed') return 'copy_failed';
     const sealedLength = extent.state.sealedLength;
     const sources = this.sourcesOf(extent, state.nodes);
@@ -283,18 +312,7 @@ export class Rereplicator {
       logger.error({ extentId: extent.extentId, replicas: extent.replicas }, 'no readable replica of an extent on any alive node');
       return 'unrecoverable';
     }
-    const live = this.liveReplicaIds(extent, state.nodes).map((id) => state.nodes.get(id)?.value).filter((n) => n !== undefined);
-    const candidates = [...state.nodes.values()].map((n) => n.value).filter((n) => registry.isPlacementEligible(n));
-    const loads = this.loadByNode ?? new Map<string, number>();
-    const placement = placeReplicas({
-      candidates: candidates.map((n) => ({ nodeId: n.nodeId, faultDomain: n.faultDomain, upgradeDomain: n.upgradeDomain, load: loads.get(n.nodeId) ?? 0 })),
-      replicaCount: 1,
-      takenFaultDomains: live.map((n) => n.faultDomain),
-      takenUpgradeDomains: live.map((n) => n.upgradeDomain),
-      excludedNodeIds: extent.replicas,
-    }, this.options.random);
-    const targetId = placement.nodeIds[0];
-    const targetNode = targetId === undefined ? undefined : state.nodes.get(targetId)?.value;
+    const targetNode = this.chooseTarget(extent, state);
     if (targetNode === undefined) return 'no_target';
     try {
       await commands.copyFrom(targetNode.address, { streamId: extent.streamId, extentId: extent.extentId, sealedLength, sources });
@@ -310,6 +328,23 @@ export class Rereplicator {
     state.bytesPerTarget.set(targetNode.nodeId, (state.bytesPerTarget.get(targetNode.nodeId) ?? 0) + sealedLength);
     state.nodes = await this.readNodeMap();
     return 'repaired';
+  }
+
+  /** A node for one more replica, keeping the fault- and upgrade-domain rules against the live ones. */
+  private chooseTarget(extent: ExtentRecord, state: PassState): NodeRecord | undefined {
+    const { registry } = this.options;
+    const live = this.liveReplicaIds(extent, state.nodes).map((id) => state.nodes.get(id)?.value).filter((n) => n !== undefined);
+    const candidates = [...state.nodes.values()].map((n) => n.value).filter((n) => registry.isPlacementEligible(n));
+    const loads = this.loadByNode ?? new Map<string, number>();
+    const placement = placeReplicas({
+      candidates: candidates.map((n) => ({ nodeId: n.nodeId, faultDomain: n.faultDomain, upgradeDomain: n.upgradeDomain, load: loads.get(n.nodeId) ?? 0 })),
+      replicaCount: 1,
+      takenFaultDomains: live.map((n) => n.faultDomain),
+      takenUpgradeDomains: live.map((n) => n.upgradeDomain),
+      excludedNodeIds: extent.replicas,
+    }, this.options.random);
+    const targetId = placement.nodeIds[0];
+    return targetId === undefined ? undefined : state.nodes.get(targetId)?.value;
   }
 
   /** Alive holders (in service or draining) not known bad, primary first. */

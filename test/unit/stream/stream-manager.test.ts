@@ -425,6 +425,43 @@ describe('StreamManager', () => {
     await rejects(second.releaseToken('en1'), 'node.protected');
   });
 
+  it('does not churn extents when a lost node\'s replicas have nowhere to go, and places fully once a target appears', async (t) => {
+    const stamp = await newStamp(6);
+    const manager = await newManager(stamp);
+    for (const nodeId of ['en0', 'en1', 'en2']) await manager.registerNode(stamp.nodes.get(nodeId)!.registration());
+    const streams = await sealedStreams(stamp, manager, 2);
+    const extentCount = async (): Promise<number> => {
+      let count = 0;
+      for (const stream of streams) count += (await manager.getStream(stream.streamId)).extents.length;
+      return count;
+    };
+    const before = await extentCount();
+    const passes = 10;
+    const perPass: number[] = [];
+    const sealedPerPass: number[] = [];
+    for (let pass = 0; pass < passes; pass++) {
+      await passTime(stamp, manager, pass === 0 ? heartbeatTimeoutMs + 2_000 : 2_000, new Set(['en2', 'en3', 'en4', 'en5']));
+      const report = await settle(stamp.clock, manager.repairOnce());
+      perPass.push(await extentCount());
+      sealedPerPass.push(report.extentsSealed);
+      assert.equal(report.extentsRepaired, 0, 'nothing can be repaired: the lost node\'s fault domain has no other node');
+    }
+    assert.deepEqual(sealedPerPass, [streams.length, ...Array<number>(passes - 1).fill(0)]);
+    const created = (perPass.at(-1) ?? 0) - before;
+    assert.equal(created, streams.length, 'one seal (and one new extent) per stream whose open tail lost a replica, then none');
+    assert.equal(perPass.at(-1), perPass[0], 'no extent created after the first pass');
+    const stuck = manager.extentsBelowTarget();
+    assert.equal(stuck, 3 * streams.length, 'the shortfall is reported: two sealed extents and the 2-replica tail per stream');
+    const newcomer = stamp.nodes.get('en5')!;
+    await manager.registerNode(newcomer.registration());
+    const healed = await settle(stamp.clock, manager.repairOnce());
+    await settle(stamp.clock, manager.repairOnce());
+    assert.equal(manager.extentsBelowTarget(), 0);
+    await assertFullyReplicated(stamp, manager, streams, 'en2');
+    const final = await extentCount();
+    t.diagnostic(`lost en2 with no other node in its fault domain: ${passes} repair passes created ${created} extents (${streams.length} streams; extents per pass ${perPass.join(', ')}; before the fix: 20, one per stream per pass); ${stuck} extents reported below target; after en5 joined fd2: ${healed.replicasCopied} replicas copied, tails resealed once (${final - (perPass.at(-1) ?? 0)} new extents), 0 below target`);
+  });
+
   it('reports a shortfall on a single-domain stamp and refuses placement with no node', async () => {
     const stamp = await newStamp(6);
     const manager = await newManager(stamp);
