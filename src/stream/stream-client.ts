@@ -20,6 +20,9 @@
 // sent), and its sealAndExtend calls carry the epoch, so the manager refuses an older owner.
 //
 // Invariants:
+// - the client asks the manager to seal an extent only after every extent.append it has in flight
+//   there has settled, and starts no new one there meanwhile: an append acknowledged after the
+//   replicas reported their lengths would be cut off by the seal (P1);
 // - an append id (clientId + sequence) is used for every attempt of one append and never for
 //   another, so a retry is applied at most once per extent;
 // - a result is returned only from a primary's ack (all replicas durable) or from findAppend on
@@ -97,6 +100,10 @@ export class StreamClient {
     appendsAcknowledged: 0, appendRetries: 0, appendsFoundAfterSeal: 0, appendOverloadRetries: 0, appendBackoffMs: 0, corruptReplicasSkipped: 0, replicaReadFailures: 0,
   };
   private readonly random: Random | null;
+  /** extent.append calls in flight per extent: a seal of that extent waits until they settled. */
+  private readonly appendsInFlight = new Map<number, Set<Promise<unknown>>>();
+  /** Extents this client is sealing: appends to them go to the new tail instead of starting. */
+  private readonly sealing = new Map<number, Promise<StreamView>>();
 
   constructor(options: StreamClientOptions) {
     assert(options.clientId.length > 0 && options.clientId.length <= 64, 'clientId must be 1..64 characters');
@@ -180,17 +187,46 @@ export class StreamClient {
     const primary = tail.replicas[0];
     assert(primary !== undefined, 'extent view without replicas');
     if (tail.state.kind === 'sealed') return new StorageError('extent.sealed', `tail extent ${tail.extentId} is sealed`);
+    if (this.sealing.has(tail.extentId)) return new StorageError('extent.sealed', `tail extent ${tail.extentId} is being sealed`);
     try {
       const target = { network: this.network, address: primary.address, deadlineMs: streamAppendDeadlineMs };
-      const result = await callAppend(target, { epoch: tail.epoch, extentId: tail.extentId, appendId, replicas: tail.replicas }, data);
+      const call = callAppend(target, { epoch: tail.epoch, extentId: tail.extentId, appendId, replicas: tail.replicas }, data);
+      this.trackInFlight(tail.extentId, call);
+      const result = await call;
       return { extentId: tail.extentId, offset: result.offset, length: result.length };
     } catch (error) {
       return asStorageError(error);
     }
   }
 
-  /** Seals the failed tail (the manager makes the length final) and returns the new view. */
-  private async sealAndExtend(streamId: number, extentId: number, ownerEpoch: number | undefined): Promise<StreamView> {
+  private trackInFlight(extentId: number, call: Promise<unknown>): void {
+    const calls = this.appendsInFlight.get(extentId) ?? new Set<Promise<unknown>>();
+    calls.add(call);
+    this.appendsInFlight.set(extentId, calls);
+    const done = (): void => {
+      calls.delete(call);
+      if (calls.size === 0 && this.appendsInFlight.get(extentId) === calls) this.appendsInFlight.delete(extentId);
+    };
+    call.then(done, done);
+  }
+
+  /**
+   * Seals the failed tail (the manager makes the length final) and returns the new view. The
+   * manager seals at the shortest length the replicas report, so this client's other appends to
+   * the extent must have settled first: one acknowledged after the replicas reported their
+   * lengths would be cut off by the seal (found by the simulator, seed 306446546994). Concurrent
+   * callers for one extent share one seal.
+   */
+  private sealAndExtend(streamId: number, extentId: number, ownerEpoch: number | undefined): Promise<StreamView> {
+    const running = this.sealing.get(extentId);
+    if (running !== undefined) return running;
+    const sealing = this.sealAfterInFlight(streamId, extentId, ownerEpoch).finally(() => this.sealing.delete(extentId));
+    this.sealing.set(extentId, sealing);
+    return sealing;
+  }
+
+  private async sealAfterInFlight(streamId: number, extentId: number, ownerEpoch: number | undefined): Promise<StreamView> {
+    await Promise.allSettled([...(this.appendsInFlight.get(extentId) ?? [])]);
     const request = ownerEpoch === undefined ? { streamId, extentId } : { streamId, extentId, ownerEpoch };
     const view = await withDeadline(this.clock, sealAndExtendDeadlineMs, 'manager.sealAndExtend', this.manager.sealAndExtend(request));
     this.remember(view);
