@@ -53,6 +53,7 @@ export interface PartitionClientStats {
 
 const retryAlways = new Set(['partition.not_owner', 'partition.busy', 'rpc.overloaded']);
 const retryReads = new Set(['rpc.unreachable', 'rpc.timeout', 'partition.unavailable', 'partition.closed']);
+const ownerMayHaveChanged = new Set(['partition.not_owner', ...retryReads]);
 const foundAnswer = z.object({ found: z.boolean() });
 const scanHigh = z.object({ high: z.string().nullable() });
 /** k: routing key (hex), s: the start the partition's token was made for (hex), t: that token. */
@@ -61,6 +62,8 @@ const clientContinuation = z.object({ k: z.string().max(16_384), s: z.string().m
 export class PartitionClient {
   private readonly options: PartitionClientOptions;
   private map: PartitionMap | null = null;
+  /** Set by any failure that may mean the owner changed: the next call re-reads the map first. */
+  private stale = false;
   private readonly addresses = new Map<string, string>();
   private readonly counters = { requests: 0, retries: 0, mapRefreshes: 0, notOwnerAnswers: 0 };
 
@@ -159,12 +162,13 @@ export class PartitionClient {
         await this.options.clock.sleep(Math.min(partitionClientBackoffMsMax, partitionClientBackoffMsMin * 2 ** (attempt - 1)));
       }
       try {
-        const address = await this.ownerAddress(key, attempt > 0 && lastError !== null);
+        const address = await this.ownerAddress(key, this.stale);
         if (address === null) throw new StorageError('partition.not_owner', 'the partition has no live owner yet', { retryable: true });
         return await this.options.network.call(address, { method, header, body }, { deadlineMs: partitionRpcDeadlineMs });
       } catch (error) {
         if (!isStorageError(error)) throw error;
         if (error.code === 'partition.not_owner') this.counters.notOwnerAnswers += 1;
+        if (ownerMayHaveChanged.has(error.code)) this.stale = true;
         const retry = retryAlways.has(error.code) || (read && retryReads.has(error.code));
         if (!retry) throw error;
         lastError = error;
@@ -192,6 +196,7 @@ export class PartitionClient {
 
   private async refresh(): Promise<void> {
     this.counters.mapRefreshes += 1;
+    this.stale = false;
     const current = await readMap(this.options.metaStore);
     if (current !== null && (this.map === null || current.map.version >= this.map.version)) this.map = current.map;
   }
