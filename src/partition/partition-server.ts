@@ -264,9 +264,14 @@ export class PartitionServer {
     const entry = held.entry;
     const startedMs = this.options.clock.monotonicMs();
     try {
+      const streams = this.streamsFor(entry);
+      // Partition.open seals meta and log; checkpoint and data are sealed here, so every stream
+      // of the partition records this owner epoch and refuses the previous owner's appends.
+      await streams.sealTail(entry.streams.checkpoint);
+      await streams.sealTail(entry.streams.data);
       const partition = await Partition.open({
         partitionId: entry.partitionId,
-        streams: this.streamsFor(entry),
+        streams,
         streamIds: entry.streams,
         clock: this.options.clock,
         ownerEpoch: entry.ownerEpoch,
