@@ -51,7 +51,8 @@ export async function answerRequest(handler: RpcHandler, frame: RpcFrame, contex
   }
 }
 
-function handlerError(error: unknown, method: string): StorageError {
+/** What a caller sees of a handler's exception (LocalNetwork uses it without encoding). */
+export function handlerError(error: unknown, method: string): StorageError {
   if (error instanceof AssertionFailure) crashLater(error);
   if (error instanceof StorageError) return error;
   const message = error instanceof Error ? error.message : String(error);

@@ -78,7 +78,8 @@ export function encodeRpcFrame(frame: RpcFrame): Buffer {
   return Buffer.concat([head, body]);
 }
 
-function checkLimits(methodBytes: number, headerBytes: number, bodyBytes: number): void {
+/** Throws wire.too_large unless a frame of these sizes fits (LocalNetwork checks calls with it without encoding them). */
+export function checkLimits(methodBytes: number, headerBytes: number, bodyBytes: number): void {
   if (methodBytes > rpcMethodBytesMax) {
     throw new StorageError('wire.too_large', `rpc method is ${methodBytes} bytes, limit ${rpcMethodBytesMax}`);
   }

@@ -1,10 +1,12 @@
 // One contract suite for the Network seam (src/rpc/network.ts), run against every
-// implementation: TcpNetwork on 127.0.0.1 and SimNetwork on a ManualClock. Each test reports
+// implementation: TcpNetwork on 127.0.0.1, SimNetwork on a ManualClock and LocalNetwork (the
+// embedded stamp's in-process network). Each test reports
 // the implementation's counters as a diagnostic.
 import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { rpcHeaderBytesMax } from '../../src/constants.ts';
+import { LocalNetwork } from '../../src/rpc/local-network.ts';
 import { SimNetwork } from '../../src/rpc/sim-network.ts';
 import { TcpNetwork } from '../../src/rpc/tcp-network.ts';
 import type { Network, RpcHandler, RpcResponse } from '../../src/rpc/network.ts';
@@ -64,6 +66,21 @@ const sim: Implementation = {
       listenAddress: 'server:0',
       unreachableAddress: 'nobody:1',
       drive: (promise) => driveManualClock(clock, promise),
+      stats: () => network.stats(),
+      dispose: () => network.close(),
+    });
+  },
+};
+
+const local: Implementation = {
+  name: 'LocalNetwork',
+  create(options) {
+    const network = new LocalNetwork(options.inFlightBytesMax === undefined ? {} : { inFlightBytesMax: options.inFlightBytesMax });
+    return Promise.resolve({
+      network,
+      listenAddress: 'server:0',
+      unreachableAddress: 'nobody:1',
+      drive: (promise) => promise,
       stats: () => network.stats(),
       dispose: () => network.close(),
     });
@@ -137,7 +154,7 @@ async function withHarness(t: TestContext, implementation: Implementation, optio
   }
 }
 
-for (const implementation of [tcp, sim]) {
+for (const implementation of [tcp, sim, local]) {
   describe(`Network contract: ${implementation.name}`, { timeout: 30_000 }, () => {
     it('echoes header and body, and tells the handler who calls and until when', (t) => withHarness(t, implementation, {}, async (h) => {
       const server = await h.network.listen(h.listenAddress, echo);
