@@ -21,7 +21,13 @@ import type { ExtentAppendEvent, ExtentCopyEvent, ExtentCorruptionEvent, ExtentR
 export interface ExtentNodeSource {
   readonly nodeId: string;
   readonly ready: boolean;
-  status(): { readonly failed: boolean; readonly registered: boolean; readonly extentCount: number; readonly highestEpoch: number };
+  status(): {
+    readonly failed: boolean;
+    readonly registered: boolean;
+    readonly extentCount: number;
+    readonly highestEpoch: number;
+    readonly damagedExtentIds: readonly number[];
+  };
   storeStats(): { readonly appendFsyncs: number; readonly extentSyncs: number; readonly journal: { readonly fsyncs: number } };
   storeRecovery(): {
     readonly unreadableFiles: readonly string[];
@@ -137,10 +143,11 @@ function createSourceMetrics(registry: Registry, sources: () => readonly ExtentN
       },
     });
   };
-  perNode('kura_extent_node_failed', '1 when the node\'s local disk failed (it reports failed to the manager and must be repaired), else 0.', (node) => (node.status().failed ? 1 : 0));
+  perNode('kura_extent_node_failed', '1 when the node\'s local disk failed, also by a background sync with no request in flight (it reports failed to the manager and must be repaired), else 0.', (node) => (node.status().failed ? 1 : 0));
   perNode('kura_extent_node_ready', '1 when the node serves (store open, not stopping, disk not failed), else 0; the same as GET /readyz.', (node) => (node.ready ? 1 : 0));
   perNode('kura_extent_node_registered', '1 when the node is registered with the stream manager, else 0.', (node) => (node.status().registered ? 1 : 0));
   perNode('kura_extent_node_extents', 'Extent replicas held by the node.', (node) => node.status().extentCount);
+  perNode('kura_extent_node_damaged_extents', 'Replicas marked damaged (recovery could not prove they hold every acknowledged append): they take no appends and are replaced.', (node) => node.status().damagedExtentIds.length);
   perNode('kura_extent_node_epoch', 'Highest stream-manager epoch the node has seen (commands of lower epochs are refused).', (node) => node.status().highestEpoch);
   perNode('kura_extent_recovery_unreadable_files', 'Extent files the last start could not read (bad header or name): left untouched, not served.', (node) => node.storeRecovery().unreadableFiles.length);
   perNode('kura_extent_recovery_corrupt_blocks', 'Damaged blocks the last start found in extent files.', (node) => node.storeRecovery().corruptBlocksFound);

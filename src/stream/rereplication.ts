@@ -33,6 +33,7 @@ import type { Clock, TimerHandle } from '../util/clock.ts';
 import { isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
+import { streamEvents } from '../util/stream-events.ts';
 import type { ManagerCommands } from './manager-commands.ts';
 import type { ManagerStore, Versioned } from './manager-store.ts';
 import type { NodeRegistry } from './node-registry.ts';
@@ -235,7 +236,7 @@ export class Rereplicator {
     }
     const repaired = outcomes.get('repaired') ?? 0;
     this.belowTargetCount = below.length - repaired;
-    return {
+    const report: RepairReport = {
       extentsScanned: extents.length,
       extentsBelowTarget: below.length,
       extentsRepaired: repaired,
@@ -253,6 +254,8 @@ export class Rereplicator {
       durationMs: this.options.clock.monotonicMs() - startedMs,
       bandwidthBoundMs: Math.max(0, ...[...state.bytesPerTarget.values()].map((b) => (b / rereplicationBytesPerSecondMax) * 1000)),
     };
+    publishPass(report);
+    return report;
   }
 
   /** Replicas counting toward the target: node serving, replica not known bad. */
@@ -424,6 +427,21 @@ export class Rereplicator {
     }
     return targets;
   }
+}
+
+/** What a pass found and fixed, for kura_repair_* counters (src/util/stream-events.ts). */
+function publishPass(report: RepairReport): void {
+  streamEvents.repairPass.publish({
+    extentsFound: report.extentsBelowTarget,
+    extentsFixed: report.extentsRepaired,
+    extentsWithoutTarget: report.extentsWithoutTarget,
+    extentsUnrecoverable: report.extentsUnrecoverable,
+    copyFailures: report.copyFailures,
+    extentsSealed: report.extentsSealed,
+    replicasCopied: report.replicasCopied,
+    bytesCopied: report.bytesCopied,
+    durationMs: report.durationMs,
+  });
 }
 
 function countLoads(extents: readonly Versioned<ExtentRecord>[]): Map<string, number> {

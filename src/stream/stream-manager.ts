@@ -37,6 +37,7 @@ import type { Clock } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
+import { streamEvents } from '../util/stream-events.ts';
 import { ManagerCommands } from './manager-commands.ts';
 import { ManagerStore, type CommitPlan, type Versioned } from './manager-store.ts';
 import { NodeRegistry } from './node-registry.ts';
@@ -402,6 +403,10 @@ export class StreamManager implements StreamManagerApi {
     const logFields = { extentId, sealedLength, answered: answers.length, replicas: addresses.length, damaged: answers.filter((a) => a.damaged).map((a) => a.nodeId) };
     if (decision.overDamage) this.logger.error(logFields, 'extent sealed over damaged replicas only: acknowledged bytes may be lost, verify it');
     else if (decision.badNodeIds.length > 0) this.logger.warn(logFields, 'extent sealed without its damaged replicas; they will be replaced');
+    streamEvents.streamSeal.publish({
+      streamId: extent.value.streamId, extentId, sealedLength, replicas: addresses.length, answered: answers.length,
+      damage: decision.overDamage ? 'over_damage' : logFields.damaged.length > 0 ? 'excluded' : 'none',
+    });
     await this.tellSealed(extentId, sealedLength, addresses);
     this.logger.info(logFields, 'extent sealed');
     return sealedLength;

@@ -1,6 +1,7 @@
 // The stream layer's diagnostics channels (node:diagnostics_channel; STYLE.md, Observability):
-// the names and payload types of the events extent nodes publish on their hot paths, for
-// metrics (src/observability), tests and the simulator. This module lives in util because the
+// the names and payload types of the events extent nodes publish on their hot paths, and of the
+// stream manager's seals and repair passes, for metrics (src/observability), tests and the
+// simulator. This module lives in util because the
 // layer rule (STYLE.md principle 6, eslint.config.js) lets both src/stream (the publisher) and
 // src/observability (a subscriber) import util, and neither may import the other.
 //
@@ -70,6 +71,35 @@ export interface ExtentNodeFailedEvent {
   readonly code: string;
 }
 
+/** The stream manager recorded a seal (durably, before telling the replicas). */
+export interface StreamSealEvent {
+  readonly streamId: number;
+  readonly extentId: number;
+  readonly sealedLength: number;
+  /** Replicas in the map, and how many answered extent.info. */
+  readonly replicas: number;
+  readonly answered: number;
+  /** `none`: every answer undamaged; `excluded`: damaged replicas left out of the length (to be
+   * replaced); `over_damage`: every answer damaged, sealed at the largest and flagged. */
+  readonly damage: 'none' | 'excluded' | 'over_damage';
+}
+
+/** A stream-manager repair pass finished (see RepairReport in src/stream/rereplication.ts). */
+export interface RepairPassEvent {
+  /** Extents with fewer live replicas than their target, found by this pass. */
+  readonly extentsFound: number;
+  /** Of them, brought back to target by this pass. */
+  readonly extentsFixed: number;
+  readonly extentsWithoutTarget: number;
+  readonly extentsUnrecoverable: number;
+  readonly copyFailures: number;
+  /** Open extents this pass sealed (a replica lost, or a better placement appeared). */
+  readonly extentsSealed: number;
+  readonly replicasCopied: number;
+  readonly bytesCopied: number;
+  readonly durationMs: number;
+}
+
 /** A typed diagnostics channel. */
 export class EventChannel<T extends object> {
   readonly name: string;
@@ -107,4 +137,6 @@ export const streamEvents = {
   extentSeal: new EventChannel<ExtentSealEvent>('kura:extent:seal'),
   extentCopy: new EventChannel<ExtentCopyEvent>('kura:extent:copy'),
   extentNodeFailed: new EventChannel<ExtentNodeFailedEvent>('kura:extent-node:failed'),
+  streamSeal: new EventChannel<StreamSealEvent>('kura:stream-manager:seal'),
+  repairPass: new EventChannel<RepairPassEvent>('kura:stream-manager:repair-pass'),
 } as const;

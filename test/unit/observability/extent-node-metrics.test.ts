@@ -218,6 +218,52 @@ describe('ExtentNodeMetrics on real extent nodes (SimDisk, SimNetwork)', () => {
   });
 });
 
+describe('ExtentNodeMetrics: disk failure and damaged replicas', () => {
+  it('reads kura_extent_node_failed 1 and /readyz false when a background extent sync fails, before any request', async (t) => {
+    await withHarness(t, async (h) => {
+      for (const nodeId of ['en1', 'en2', 'en3']) await h.startNode(nodeId);
+      const stream = await h.drive(h.manager.createStream({ name: 's' }));
+      const disk = h.disks.get('en2');
+      assert.ok(disk !== undefined);
+      disk.failNext({ operation: 'sync', path: (await disk.list('extents')).map((name) => `extents/${name}`)[0] ?? '', code: 'io.eio' });
+      await h.drive(h.client.append(stream.streamId, record(0, 1024)));
+      assert.equal(await metricValue(h.registry, 'kura_extent_node_failed', { node: 'en2' }), 0, 'the append was acknowledged from the journal');
+      await h.drive(h.clock.sleep(200)); // the background extent sync runs and fails; no request follows
+      assert.equal(await metricValue(h.registry, 'kura_extent_node_failed', { node: 'en2' }), 1);
+      assert.equal(await metricValue(h.registry, 'kura_extent_node_ready', { node: 'en2' }), 0);
+      assert.equal(h.nodes.get('en2')?.ready, false);
+      const logged = h.logs.lines.filter((line) => line['msg'] === 'local disk failed; reporting failed to the manager' && line['nodeId'] === 'en2');
+      assert.equal(logged.length, 1);
+      t.diagnostic('background extent sync failed on en2: kura_extent_node_failed 0 → 1 and ready 1 → 0 with no request in flight');
+    });
+  });
+
+  it('counts a replica damaged by journal rot as damaged, and reports it to the manager at every start', async (t) => {
+    await withHarness(t, async (h) => {
+      for (const nodeId of ['en1', 'en2', 'en3']) await h.startNode(nodeId);
+      const stream = await h.drive(h.manager.createStream({ name: 's' }));
+      for (let i = 0; i < 2; i++) await h.drive(h.client.append(stream.streamId, record(i, 1024)));
+      const extentId = stream.extents[0]?.extentId ?? -1;
+      const disk = h.disks.get('en3');
+      assert.ok(disk !== undefined);
+      disk.crash(); // the extent file was never synced
+      await h.drive(h.nodes.get('en3')!.stop()).catch(() => undefined);
+      h.nodes.delete('en3');
+      disk.flipBit((await disk.list('journal')).map((name) => `journal/${name}`)[0] ?? '', 40 + 7, 1); // body of the first record
+      for (let start = 0; start < 2; start++) {
+        await h.stopNode('en3');
+        await h.startNode('en3');
+        await h.drive(h.clock.sleep(100));
+      }
+      assert.equal(await metricValue(h.registry, 'kura_extent_node_damaged_extents', { node: 'en3' }), 1);
+      assert.equal(await metricValue(h.registry, 'kura_extent_node_failed', { node: 'en3' }), 0);
+      const reports = h.manager.corruptionReports.filter((report) => report.nodeId === 'en3' && report.extentId === extentId);
+      assert.equal(reports.length, 3, 'the second record\'s gap (first start), then the damage at each of two starts');
+      t.diagnostic(`journal rot on en3: kura_extent_node_damaged_extents 1, reported ${reports.length} times (a gap at the first start, the damage at both starts), node not failed`);
+    });
+  });
+});
+
 async function withHarness(t: TestContext, body: (harness: Harness) => Promise<void>): Promise<void> {
   t.diagnostic(`seed ${seed}`);
   const harness = new Harness();

@@ -82,6 +82,13 @@ async function gauge(registry: Registry, name: string): Promise<number> {
   return value;
 }
 
+async function labelled(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  assert.ok(metric !== undefined, `${name} is registered`);
+  const match = (await metric.get()).values.find((value) => Object.entries(labels).every(([key, expected]) => String(value.labels[key]) === expected));
+  return match?.value ?? 0;
+}
+
 describe('StreamManagerMetrics on a simulated stamp', () => {
   it('reads kura_extents_below_target > 0 while a lost node\'s replicas have nowhere to go, and 0 after repair', async (t) => {
     t.diagnostic(`seed ${seed}`);
@@ -89,7 +96,9 @@ describe('StreamManagerMetrics on a simulated stamp', () => {
     await stamp.start(3);
     try {
       const registry = new Registry();
-      new StreamManagerMetrics({ registry, manager: stamp.manager });
+      const metrics = new StreamManagerMetrics({ registry, manager: stamp.manager });
+      const seal = async (damage: string): Promise<number> => labelled(registry, 'kura_stream_seal_total', { damage });
+      assert.equal(await seal('none'), 0, 'seal counters exist at 0');
       const stream = await stamp.drive(stamp.manager.createStream({ name: 'log' }));
       for (let i = 0; i < 4; i++) await stamp.drive(stamp.client.append(stream.streamId, Buffer.alloc(8192, i)));
       assert.equal(await gauge(registry, 'kura_extents_below_target'), 0, 'healthy stamp');
@@ -106,7 +115,16 @@ describe('StreamManagerMetrics on a simulated stamp', () => {
       const repaired = await stamp.drive(stamp.manager.repairOnce());
       const belowAfterRepair = await gauge(registry, 'kura_extents_below_target');
       assert.equal(belowAfterRepair, 0, `after en3 joined: ${JSON.stringify(repaired)}`);
-      t.diagnostic(`en1 lost: pass found ${lost.extentsBelowTarget} below target (${lost.extentsWithoutTarget} without a target), gauge ${belowWhileLost}; en3 joined: pass repaired ${repaired.extentsRepaired} (${repaired.bytesCopied} bytes copied), gauge ${belowAfterRepair}`);
+      const found = await gauge(registry, 'kura_repair_extents_found_total');
+      const fixed = await gauge(registry, 'kura_repair_extents_fixed_total');
+      assert.equal(await gauge(registry, 'kura_repair_passes_total'), 2);
+      assert.equal(found, lost.extentsBelowTarget + repaired.extentsBelowTarget, 'found: what each pass found, summed');
+      assert.equal(fixed, repaired.extentsRepaired);
+      assert.ok(fixed > 0 && fixed <= found);
+      assert.equal(await gauge(registry, 'kura_repair_extents_sealed_total'), lost.extentsSealed + repaired.extentsSealed);
+      assert.equal(await seal('none'), lost.extentsSealed + repaired.extentsSealed, 'every seal here was a repair seal with undamaged answers');
+      assert.equal(await gauge(registry, 'kura_extents_sealed_over_damage'), 0);
+      t.diagnostic(`en1 lost: pass found ${lost.extentsBelowTarget} below target (${lost.extentsWithoutTarget} without a target), gauge ${belowWhileLost}; en3 joined: pass repaired ${repaired.extentsRepaired} (${repaired.bytesCopied} bytes copied), gauge ${belowAfterRepair}; counters: 2 passes, found ${found}, fixed ${fixed}, seals ${await seal('none')}`);
 
       const newer = await stamp.newManager('sm:2');
       // The older manager notices at its next MetaStore write.
@@ -114,6 +132,7 @@ describe('StreamManagerMetrics on a simulated stamp', () => {
       assert.equal(await gauge(registry, 'kura_stream_manager_fenced'), 1, 'the superseded manager reads fenced');
       t.diagnostic(`newer manager at epoch ${newer.epoch}: old manager's fenced gauge 1`);
       await stamp.drive(newer.close());
+      metrics.close();
     } finally {
       await stamp.stop();
     }

@@ -18,6 +18,8 @@ import { StreamManager } from '../../../src/stream/stream-manager.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
+import { streamEvents } from '../../../src/util/stream-events.ts';
+import type { StreamSealEvent } from '../../../src/util/stream-events.ts';
 import { decodeJournalHeader, journalRecordHeaderBytes } from '../../../src/wire/journal-format.ts';
 
 const seed = BigInt(process.env['KURA_SEED'] ?? '28122012');
@@ -180,6 +182,8 @@ describe('StreamManager on a simulated stamp of real extent nodes', () => {
     t.diagnostic(`seed ${seed}`);
     const stamp = new Stamp();
     await stamp.start();
+    const seals: StreamSealEvent[] = [];
+    const unsubscribe = streamEvents.streamSeal.subscribe((event) => seals.push(event));
     try {
       const stream = await stamp.drive(stamp.manager.createStream({ name: 'log' }));
       const tail = stream.extents[0]!;
@@ -209,6 +213,7 @@ describe('StreamManager on a simulated stamp of real extent nodes', () => {
       await stamp.drive(stamp.clock.advance(100));
       const view = await stamp.manager.getStream(stream.streamId);
       assert.deepEqual(view.extents[0]!.state, { kind: 'sealed', sealedLength: ackedLength }, 'sealed at the acknowledged length, not the damaged replica\'s');
+      assert.deepEqual(seals.map((event) => [event.extentId, event.sealedLength, event.damage]), [[tail.extentId, ackedLength, 'excluded']], 'one seal, published with its damaged replica excluded');
       await append(6);
       const repair = await stamp.drive(stamp.manager.repairOnce());
       const after = await stamp.manager.getStream(stream.streamId);
@@ -227,6 +232,7 @@ describe('StreamManager on a simulated stamp of real extent nodes', () => {
       assert.equal(stamp.nodes.get(victimId)!.status().failed, false, 'a damaged replica does not fail its node');
       t.diagnostic(`${acked.length} appends acknowledged, ${acked.length} read back byte-exact, 0 lost; the rotted replica came back at ${damagedLength} of ${ackedLength} bytes: the old rule (smallest length, damage unknown) would have sealed at ${damagedLength}, cutting ${ackedLength - damagedLength} acknowledged bytes from every replica; sealed at ${ackedLength}, replica replaced (${repair.replicasCopied} copied, ${repair.bytesCopied} bytes); still damaged after a second restart`);
     } finally {
+      unsubscribe();
       await stamp.stop();
     }
   });
