@@ -23,6 +23,8 @@ export interface ChildServerOptions {
   readonly command: string;
   readonly args: readonly string[];
   readonly port: number;
+  /** Working directory of the server: the peer's temporary data directory. */
+  readonly cwd: string;
   readonly readyTimeoutMs: number;
 }
 
@@ -45,7 +47,7 @@ export class ChildServer {
   /** Spawns the server and waits until its port accepts connections. */
   async start(): Promise<number> {
     if (this.child !== null) throw new Error('child server already running');
-    const child = spawn(this.options.command, [...this.options.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.options.command, [...this.options.args], { cwd: this.options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     liveChildren.add(child);
     this.outputTail = '';

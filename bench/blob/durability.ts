@@ -17,17 +17,23 @@ export interface DurabilityOptions {
   readonly listPageSize: number;
 }
 
-export async function checkDurability(options: DurabilityOptions): Promise<DurabilityResult> {
+export interface DurabilityOutcome {
+  readonly result: DurabilityResult;
+  /** Acknowledged blobs not found intact: a workload that reads them next writes them again. */
+  readonly lost: readonly LedgerEntry[];
+}
+
+export async function checkDurability(options: DurabilityOptions): Promise<DurabilityOutcome> {
   const persistence = options.peer.persistence;
-  if (persistence.kind !== 'durable') return { kind: 'not-applicable', why: persistence.why };
+  if (persistence.kind !== 'durable') return { result: { kind: 'not-applicable', why: persistence.why }, lost: [] };
   const t0 = performance.now();
   await options.peer.kill9();
   const endpoint = await options.peer.restart();
   const restartMs = performance.now() - t0;
   const client = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
   try {
-    const counts = options.method === 'listing' ? await countByListing(client, options) : await countByReading(client, options);
-    return { kind: 'checked', acknowledged: options.ledger.length, ...counts, method: options.method, restartMs };
+    const { lost, ...counts } = options.method === 'listing' ? await countByListing(client, options) : await countByReading(client, options);
+    return { result: { kind: 'checked', acknowledged: options.ledger.length, ...counts, method: options.method, restartMs }, lost };
   } finally {
     await client.close();
   }
@@ -37,6 +43,7 @@ interface LossCounts {
   readonly missing: number;
   readonly different: number;
   readonly unreadable: number;
+  readonly lost: LedgerEntry[];
 }
 
 /** Reads every acknowledged blob back and compares it byte for byte. */
@@ -45,23 +52,22 @@ async function countByReading(client: SdkBlobClient, options: DurabilityOptions)
   let different = 0;
   let unreadable = 0;
   let next = 0;
+  const lost: LedgerEntry[] = [];
   const deadline = performance.now() + options.deadlineMs;
   const worker = async (): Promise<void> => {
     while (next < options.ledger.length) {
       const entry = options.ledger[next++];
       if (entry === undefined) return;
-      if (performance.now() > deadline) {
-        unreadable += 1;
-        continue;
-      }
-      const outcome = await readOne(client, entry);
+      const outcome = performance.now() > deadline ? 'unreadable' : await readOne(client, entry);
+      if (outcome === 'same') continue;
+      lost.push(entry);
       if (outcome === 'missing') missing += 1;
       else if (outcome === 'different') different += 1;
-      else if (outcome === 'unreadable') unreadable += 1;
+      else unreadable += 1;
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));
-  return { missing, different, unreadable };
+  return { missing, different, unreadable, lost };
 }
 
 async function readOne(client: SdkBlobClient, entry: LedgerEntry): Promise<'same' | 'missing' | 'different' | 'unreadable'> {
@@ -90,14 +96,17 @@ async function countByListing(client: SdkBlobClient, options: DurabilityOptions)
       } while (marker !== undefined);
     }
   } catch {
-    return { missing: 0, different: 0, unreadable: options.ledger.length };
+    return { missing: 0, different: 0, unreadable: options.ledger.length, lost: [...options.ledger] };
   }
   let missing = 0;
   let different = 0;
+  const lost: LedgerEntry[] = [];
   for (const entry of options.ledger) {
     const length = listed.get(`${entry.container}/${entry.name}`);
+    if (length === entry.sizeBytes) continue;
+    lost.push(entry);
     if (length === undefined) missing += 1;
-    else if (length !== entry.sizeBytes) different += 1;
+    else different += 1;
   }
-  return { missing, different, unreadable: 0 };
+  return { missing, different, unreadable: 0, lost };
 }

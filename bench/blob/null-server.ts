@@ -301,8 +301,7 @@ function escapeXml(text: string): string {
 }
 
 /** Starts a null server on 127.0.0.1; `port` 0 lets the kernel choose. */
-export function startNullServer(port: number): Promise<{ readonly server: Server; readonly port: number }> {
-  const service = new NullBlobService();
+export function startNullServer(port: number, service = new NullBlobService()): Promise<{ readonly server: Server; readonly port: number }> {
   const server = createServer({ keepAliveTimeout: 30_000 }, (request, response) => service.handle(request, response));
   return new Promise((resolve, reject) => {
     server.once('error', reject);

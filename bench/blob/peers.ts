@@ -26,9 +26,10 @@ export function azuritePeer(mode: 'disk' | 'memory'): BenchPeer {
       args: [
         azuriteBlobMain,
         '--blobHost', '127.0.0.1', '--blobPort', String(port),
-        '--location', dataDirectory,
+        // Azurite refuses --location with --inMemoryPersistence; its working directory is the
+        // temporary data directory either way.
+        ...(mode === 'memory' ? ['--inMemoryPersistence'] : ['--location', dataDirectory]),
         '--skipApiVersionCheck', '--loose', '--silent', '--disableTelemetry',
-        ...(mode === 'memory' ? ['--inMemoryPersistence'] : []),
       ],
     }),
   });

@@ -75,7 +75,7 @@ export class ProcessPeer implements BenchPeer {
     const context = this.context;
     if (context === null) throw new Error(`${this.name} not started`);
     const { command, args } = this.options.launch(context);
-    const server = new ChildServer({ command, args, port: context.port, readyTimeoutMs: this.options.readyTimeoutMs });
+    const server = new ChildServer({ command, args, port: context.port, cwd: context.dataDirectory, readyTimeoutMs: this.options.readyTimeoutMs });
     await server.start();
     this.server = server;
     return { connectionString: devConnectionString(context.port), pid: server.pid };

@@ -43,6 +43,8 @@ export interface WorkloadResult {
   readonly itemsPerSecond: number | null;
   readonly server: ServerCost;
   readonly durability: DurabilityResult | null;
+  /** Wall time of the whole workload this row came from: setup, loops, kill, restart, check. */
+  readonly workloadWallSeconds?: number;
 }
 
 export type PeerStatus =

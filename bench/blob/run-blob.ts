@@ -55,7 +55,10 @@ async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly Wo
     const session = { peer, profile, port: portOf(endpoint.connectionString), accountKey: devAccountKey, sdk, setup };
     for (const [index, spec] of specs.entries()) {
       progress(`${peer.name}: ${specLabel(spec, profile)}`);
-      results.push(...(await runWorkload(session, spec, `w${index}-${spec.kind}`)));
+      const t0 = performance.now();
+      const rows = await runWorkload(session, spec, `w${index}-${spec.kind}`);
+      const workloadWallSeconds = (performance.now() - t0) / 1000;
+      results.push(...rows.map((row) => ({ ...row, workloadWallSeconds })));
     }
     return { status: { name: peer.name, status: 'ran' }, results };
   } catch (error) {
@@ -115,7 +118,7 @@ async function main(): Promise<void> {
   const rated = withRatios(results, limits, profile);
   console.table(limitRows(limits));
   console.table(tableRows(rated, peers));
-  const subtitle = `${profile.name} profile, ${date.slice(0, 10)}, ${process.version}; bars scaled per workload`;
+  const subtitle = `${profile.name} profile, ${date.slice(0, 10)}, Node ${process.version}, load average at start ${loadAverageAtStart[0]?.toFixed(1) ?? '?'}; bars scaled per workload; bench/results/*.json has every figure`;
   const svg = renderBarChart(chartInput({ results, peers, title: 'Kura blob benchmark: @azure/storage-blob against each peer on 127.0.0.1', subtitle }));
   const report = { benchmark: 'blob', profile: profile.name, date, loadAverageAtStart, ...describeRun(tmpdir()), bounds: profile, peers, limits, results: rated, elapsedSeconds: (performance.now() - startedMs) / 1000 };
   console.log(`saved ${await save(profile, report, svg, date)}.{json,svg}`);

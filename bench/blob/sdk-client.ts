@@ -58,9 +58,16 @@ export class SdkBlobClient implements BlobStoreClient {
     }
   }
 
+  /** A container that does not exist (a restart lost it) lists as empty. */
   async listPage(container: string, marker: string | undefined, pageSize: number): Promise<ListPage> {
     const pages = this.container(container).listBlobsFlat().byPage({ maxPageSize: pageSize, ...(marker === undefined ? {} : { continuationToken: marker }) });
-    const result = await pages.next();
+    let result;
+    try {
+      result = await pages.next();
+    } catch (error) {
+      if (error instanceof RestError && error.statusCode === 404) return { blobs: [], nextMarker: undefined };
+      throw error;
+    }
     if (result.done === true) return { blobs: [], nextMarker: undefined };
     const page = result.value;
     const next = page.continuationToken;

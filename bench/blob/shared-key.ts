@@ -1,8 +1,10 @@
 // SharedKey request signing for the raw undici client (Azure Storage, version 2009-09-19 and
 // later): HMAC-SHA256 over the verb, twelve standard headers, the canonicalised x-ms-* headers
 // and the canonicalised resource, keyed by the account key. The product's own verifier lives
-// in the front end; this small signer exists only so the benchmark can talk to Azurite without
-// the SDK. Its output is checked against the official SDK's signature in the unit tests.
+// in the front end (src/frontend/auth); this small, separate signer exists only so the benchmark
+// can talk to Azurite without the SDK, and is checked against the official SDK's signature in
+// the unit tests. Header names are sorted by code point, which equals Azure's collation for the
+// lower-case x-ms-* names the benchmark sends.
 import { createHmac } from 'node:crypto';
 
 /** The standard headers in the order StringToSign lists them. */

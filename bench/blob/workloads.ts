@@ -7,13 +7,13 @@ import { runClosedLoop } from '../lib/stats.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { blockIdFor, type PutGetClient } from './blob-client.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
-import { checkDurability } from './durability.ts';
+import { checkDurability, type DurabilityOutcome } from './durability.ts';
 import { payloadFor, StreamVerifier, type LedgerEntry } from './payload.ts';
 import type { BenchPeer } from './peer.ts';
 import { ProcessSampler } from './proc-sample.ts';
 import { sizeLabel, type BlobProfile } from './profiles.ts';
 import { RawBlobClient } from './raw-client.ts';
-import type { DurabilityResult, WorkloadKind, WorkloadResult } from './results.ts';
+import type { WorkloadKind, WorkloadResult } from './results.ts';
 import type { SdkBlobClient } from './sdk-client.ts';
 
 export type WorkloadSpec =
@@ -131,9 +131,24 @@ function writeOperationsMax(profile: BlobProfile, sizeBytes: number): number {
   return Math.max(1, Math.min(profile.operationsMax, Math.floor(profile.workloadBytesMax / sizeBytes)));
 }
 
-function readBack(session: PeerSession, ledger: readonly LedgerEntry[]): Promise<DurabilityResult> {
+function readBack(session: PeerSession, ledger: readonly LedgerEntry[]): Promise<DurabilityOutcome> {
   const profile = session.profile;
   return checkDurability({ peer: session.peer, ledger, concurrency: profile.checkConcurrency, deadlineMs: profile.longOperationMs, method: 'read-back', listPageSize: profile.listPageSize });
+}
+
+/**
+ * Writes again, untimed, what a restart lost, so the read loop that follows measures intact
+ * blobs; the container is created again first, since a restart can lose it too.
+ */
+async function rewriteLost(session: PeerSession, container: string, lost: readonly LedgerEntry[]): Promise<void> {
+  if (lost.length === 0) return;
+  await session.setup.createContainer(container);
+  await forEachBounded(lost.length, session.profile.checkConcurrency, async (index) => {
+    const entry = lost[index];
+    if (entry === undefined) return;
+    if (entry.blockCount > 1) await uploadInBlocks(session.setup, entry, session.profile.bigBlockConcurrency);
+    else await session.setup.putBlob(entry.container, entry.name, payloadFor(entry.name, entry.sizeBytes));
+  });
 }
 
 async function withClient<T>(session: PeerSession, kind: 'sdk' | 'raw', connections: number, use: (client: PutGetClient) => Promise<T>): Promise<T> {
@@ -159,7 +174,7 @@ async function runPut(session: PeerSession, spec: WorkloadSpec & { kind: 'put' |
       },
     }),
   );
-  return { ...measured, durability: await readBack(session, ledger) };
+  return { ...measured, durability: (await readBack(session, ledger)).result };
 }
 
 /** Writes `count` blobs named prefix/<i> of `sizeBytes` (untimed setup); returns their ledger. */
@@ -213,10 +228,7 @@ async function runBig(session: PeerSession, container: string): Promise<Workload
     },
   });
   const durability = await readBack(session, ledger);
-  // The download is measured on intact blobs: any the restart lost are written again, untimed.
-  if (durability.kind === 'checked' && durability.missing + durability.different + durability.unreadable > 0) {
-    for (const entry of ledger) await uploadInBlocks(session.setup, entry, profile.bigBlockConcurrency);
-  }
+  await rewriteLost(session, container, durability.lost);
   const download = await measure(session, {
     ...common, label: `download ${label}`, kind: 'big-download',
     operation: async (sequence) => {
@@ -229,7 +241,7 @@ async function runBig(session: PeerSession, container: string): Promise<Workload
       if (!intact) throw new Error(`download of ${entry.name} differs from what was uploaded`);
     },
   });
-  return [{ ...upload, durability }, { ...download, durability: null }];
+  return [{ ...upload, durability: durability.result }, { ...download, durability: null }];
 }
 
 async function runList(session: PeerSession, container: string): Promise<WorkloadResult[]> {
@@ -238,7 +250,7 @@ async function runList(session: PeerSession, container: string): Promise<Workloa
   const ledger: LedgerEntry[] = [];
   const concurrency = Math.max(...profile.concurrencies);
   const populated = await measure(session, {
-    label: `populate for ${label} (put ${profile.listBlobBytes} B ×${concurrency})`, kind: 'list-populate', client: 'sdk', sizeBytes: profile.listBlobBytes, concurrency,
+    label: `populate ${profile.listBlobCount} blobs ×${concurrency}`, kind: 'list-populate', client: 'sdk', sizeBytes: profile.listBlobBytes, concurrency,
     durationMs: profile.listPopulateMs, operationsMax: profile.listBlobCount, bytesPerOperation: profile.listBlobBytes,
     operation: async (sequence) => {
       const name = sequenceName('l', sequence);
@@ -247,6 +259,7 @@ async function runList(session: PeerSession, container: string): Promise<Workloa
     },
   });
   const durability = await checkDurability({ peer: session.peer, ledger, concurrency: 1, deadlineMs: profile.longOperationMs, method: 'listing', listPageSize: profile.listPageSize });
+  await rewriteLost(session, container, durability.lost);
   let marker: string | undefined;
   let items = 0;
   const listed = await measure(session, {
@@ -258,7 +271,7 @@ async function runList(session: PeerSession, container: string): Promise<Workloa
       marker = page.nextMarker;
     },
   });
-  return [{ ...populated, durability }, { ...listed, itemsPerSecond: items / listed.throughput.seconds, durability: null }];
+  return [{ ...populated, durability: durability.result }, { ...listed, itemsPerSecond: items / listed.throughput.seconds, durability: null }];
 }
 
 async function runMixed(session: PeerSession, container: string): Promise<WorkloadResult> {
@@ -280,5 +293,5 @@ async function runMixed(session: PeerSession, container: string): Promise<Worklo
       ledger.push({ container, name, sizeBytes, blockCount: 1 });
     },
   });
-  return { ...measured, durability: await readBack(session, ledger) };
+  return { ...measured, durability: (await readBack(session, ledger)).result };
 }

@@ -3,6 +3,7 @@
 // either starts and stops cleanly or is reported unavailable — never a crash or fake numbers.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import { ChildServer } from '../../../bench/blob/child-server.ts';
 import { freeLoopbackPort } from '../../../bench/blob/free-port.ts';
 import { PeerUnavailableError } from '../../../bench/blob/peer.ts';
@@ -16,6 +17,7 @@ describe('blob benchmark peers', () => {
       command: process.execPath,
       args: ['-e', "process.stderr.write('kura serve: the blob service is not built yet\\n'); process.exit(2)"],
       port: await freeLoopbackPort(),
+      cwd: tmpdir(),
       readyTimeoutMs: 10_000,
     });
     await assert.rejects(server.start(), (error: unknown) => error instanceof PeerUnavailableError && /code 2: kura serve: the blob service is not built yet/.test(error.reason));
