@@ -7,6 +7,8 @@ import { cpus, totalmem, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { caseLabel, runStreamAppendCases, streamAppendCases, type AppendCaseResult } from './stream-append.ts';
+import { measureReplicatedAppend, replicatedCases, replicatedLabel, type ReplicatedCase } from './stream-replicated.ts';
+import type { ThroughputResult } from './lib/stats.ts';
 
 const profiles = {
   quick: { durationMs: 2_000, operationsMax: 20_000 },
@@ -44,6 +46,37 @@ function printTable(results: readonly AppendCaseResult[]): void {
   console.table(rows);
 }
 
+interface ReplicatedResult extends ReplicatedCase {
+  readonly kura: ThroughputResult;
+  /** Appends/s ÷ the raw fsync'd append rate of the same record size measured in this run. */
+  readonly opsRatio: number;
+}
+
+/** Whole stream layer (StreamClient → primary → secondaries over TCP), 1 and 3 replicas. */
+async function runReplicated(bounds: (typeof profiles)[keyof typeof profiles], rawBySize: ReadonlyMap<number, ThroughputResult>): Promise<ReplicatedResult[]> {
+  const cases = replicatedCases();
+  const progress = new cliProgress.SingleBar({ format: 'replicated [{bar}] {value}/{total} {label}' }, cliProgress.Presets.shades_classic);
+  progress.start(cases.length, 0, { label: '' });
+  const out: ReplicatedResult[] = [];
+  for (const [index, replicatedCase] of cases.entries()) {
+    progress.update(index, { label: replicatedLabel(replicatedCase) });
+    const kura = await measureReplicatedAppend(replicatedCase, bounds);
+    const raw = rawBySize.get(replicatedCase.recordBytes);
+    out.push({ ...replicatedCase, kura, opsRatio: raw === undefined ? Number.NaN : kura.opsPerSecond / raw.opsPerSecond });
+  }
+  progress.update(cases.length, { label: 'done' });
+  progress.stop();
+  console.table(out.map((result) => ({
+    case: replicatedLabel(result),
+    'appends/s': Math.round(result.kura.opsPerSecond),
+    'MiB/s': result.kura.mibPerSecond.toFixed(1),
+    'p50 ms': result.kura.latency.p50Ms.toFixed(2),
+    'p99 ms': result.kura.latency.p99Ms.toFixed(2),
+    'ops ÷ raw': result.opsRatio.toFixed(2),
+  })));
+  return out;
+}
+
 const profileName = parseProfile();
 const cases = streamAppendCases();
 const bar = new cliProgress.SingleBar({ format: 'bench [{bar}] {value}/{total} {label}' }, cliProgress.Presets.shades_classic);
@@ -51,6 +84,8 @@ bar.start(cases.length, 0, { label: '' });
 const results = await runStreamAppendCases(cases, profiles[profileName], (done, label) => bar.update(done, { label }));
 bar.stop();
 printTable(results);
+const rawBySize = new Map(results.map((result) => [result.recordBytes, result.raw]));
+const replicated = await runReplicated(profiles[profileName], rawBySize);
 const report = {
   benchmark: 'stream-append',
   profile: profileName,
@@ -58,6 +93,7 @@ const report = {
   date: new Date().toISOString(),
   machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), kernel: release(), node: process.version },
   results,
+  replicated,
 };
 await mkdir('bench/results', { recursive: true });
 // Date and time in the name: a second run on the same day must not overwrite the first.
