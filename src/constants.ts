@@ -220,6 +220,44 @@ export const listResultsMax = 5000;
 /** Continuation markers are opaque tokens minted by Kura; anything longer is not one of ours. */
 export const listMarkerBytesMax = 4 * KiB;
 
+// ---- blob service (src/frontend/blob-service/, docs/blob-schema.md) ----
+
+/** Azure: a blob has at most 100,000 uncommitted blocks; Put Block past it is refused. */
+export const uncommittedBlocksMax = 100_000;
+
+/** Azure: uncommitted blocks not committed within a week are discarded. */
+export const uncommittedBlockExpiryMs = 7 * 24 * 60 * 60_000;
+
+/** Azure: an append blob has at most 50,000 committed blocks. */
+export const appendBlobBlocksMax = 50_000;
+
+/** Append blob refs kept in the blob row before they move to a segment row: a row stays about
+ * 25 KiB however long the blob grows, so an append rewrites a small row, not the whole list. */
+export const appendSegmentRefs = 1024;
+
+/** A committed block list encoding up to this size lives in the blob row (a row is at most
+ * partitionRowBytesMax and a batch one 4 MiB log record); larger lists go to the data stream. */
+export const blockListInlineBytesMax = 256 * KiB;
+
+/** Largest encoded committed block list (read whole by Get Blob): 50,000 blocks of ~80 bytes plus
+ * 24 bytes per 4 MiB of content, so about 10 TiB of blob. */
+export const blockListDocumentBytesMax = 64 * MiB;
+
+/** Read-evaluate-write attempts of one blob operation whose partition condition lost a race
+ * (nothing was applied); past it the client gets 503 ServerBusy and retries itself. */
+export const blobWriteAttemptsMax = 64;
+
+/** Rows one Delete Blob / Put Block List clean-up deletes per transaction (below
+ * partitionBatchMutationsMax, leaving room for the rows the operation itself writes). */
+export const blobCleanupBatchRows = 200;
+
+/** Rows Find Blobs by Tags examines per request (there is no tag index yet): the page ends with a
+ * marker after this many, so one request's work is bounded. */
+export const findBlobsScannedRowsMax = 20_000;
+
+/** Partition scan pages one List Blobs request reads before answering with a marker. */
+export const listBlobsScanPagesMax = 16;
+
 /** Azure: a SharedKey request's x-ms-date/Date may be at most 15 minutes from the server's clock. */
 export const requestClockSkewMaxMs = 15 * 60_000;
 

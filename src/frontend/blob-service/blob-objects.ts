@@ -1,0 +1,163 @@
+// Operations on any blob (docs/blob-schema.md): Get Blob (streamed, with Range), Get Properties /
+// Metadata, Set Properties / Metadata / Tags / Tier, Get Tags, Delete (with snapshots), Lease.
+//
+// Invariants: reads check the lease id (if given) and the conditions against the version they
+// serve, and stream exactly that version's refs (data never changes under a ref); writes are
+// read-evaluate-write; Set Blob Tags / Tier and Lease Blob keep the blob's ETag and Last-Modified
+// (explicit columns), as Azure does; Delete Blob removes the blob row, its staging row and its
+// snapshots in one transaction, then cleans up rows nothing can reach (best effort).
+// Fault model: as context.ts; a client that goes away mid-download aborts the reads (signal).
+
+import { createHash } from 'node:crypto';
+import type { BlobContent, CallContext, LeaseResult, WriteResult } from '../blob-backend.ts';
+import { FrontendError } from '../errors.ts';
+import type { BlobProperties, BlobTag } from '../model.ts';
+import type * as Op from '../operation.ts';
+import { dropRows } from './block-blobs.ts';
+import { checkBlobRead, checkBlobWrite, committed, type BlobWriteRequest } from './blob-write.ts';
+import { checkConditions, quotedEtag } from './conditions.ts';
+import { contentRefs } from './content.ts';
+import {
+  blobNotFound, blobProperties, keepVersion, loadContainer, metadataPairs, newVersion, putOp, readBlob, withRetry,
+  type BlobServiceContext, type LoadedBlob, type LoadedContainer,
+} from './context.ts';
+import { bodyOf, readRefs } from './data.ts';
+import { auxPrefix, blobKey, stagingKey } from './keys.ts';
+import { applyLeaseAction } from './lease.ts';
+import { encodeBlob, type BlobRecord } from './records.ts';
+import { deleteSnapshot, readSnapshotRow, snapshotRows } from './snapshots.ts';
+import { scanLimitMax } from '../../constants.ts';
+import type { PartitionOp } from '../../partition/partition.ts';
+
+async function readVersion(ctx: BlobServiceContext, container: LoadedContainer, name: string, snapshot: string | undefined): Promise<LoadedBlob> {
+  const loaded = snapshot === undefined ? await readBlob(ctx, container, name) : await readSnapshotRow(ctx, blobKey(container.blobs, name), snapshot);
+  if (loaded === null) throw blobNotFound();
+  return loaded;
+}
+
+function resolveRange(op: Op.GetBlob, size: number): { start: number; end: number } | null {
+  if (op.range === undefined) return null;
+  if (op.range.start >= size) throw new FrontendError('InvalidRange', 'the range starts past the end of the blob');
+  return { start: op.range.start, end: Math.min(op.range.end ?? size - 1, size - 1) };
+}
+
+export async function getBlob(ctx: BlobServiceContext, op: Op.GetBlob, call: CallContext): Promise<BlobContent> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const loaded = await readVersion(ctx, container, op.blob, op.snapshot ?? op.versionId);
+  const nowMs = ctx.clock.nowMs();
+  checkBlobRead(loaded, op, nowMs);
+  if (loaded.record.tier === 'Archive') throw new FrontendError('BlobArchived', 'the blob is archived');
+  const size = loaded.record.size;
+  const range = resolveRange(op, size);
+  const refs = await contentRefs(ctx, loaded);
+  const properties = blobProperties(loaded, nowMs);
+  const span = range ?? { start: 0, end: size - 1 };
+  if (size === 0) return { properties, range: null, body: readRefs(ctx.tables, loaded.blobKey, [], { start: 0, end: -1 }) };
+  if (!op.rangeGetContentMd5 || range === null) return { properties, range, body: readRefs(ctx.tables, loaded.blobKey, refs, span, call.signal) };
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of readRefs(ctx.tables, loaded.blobKey, refs, span, call.signal)) chunks.push(chunk);
+  const hash = createHash('md5');
+  for (const chunk of chunks) hash.update(chunk);
+  return { properties, range, rangeContentMd5: hash.digest(), body: bodyOf(chunks) };
+}
+
+export async function getBlobProperties(ctx: BlobServiceContext, op: Op.GetBlobProperties | Op.GetBlobMetadata): Promise<BlobProperties> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const snapshot = op.kind === 'GetBlobProperties' ? op.snapshot ?? op.versionId : op.snapshot;
+  const loaded = await readVersion(ctx, container, op.blob, snapshot);
+  const nowMs = ctx.clock.nowMs();
+  checkBlobRead(loaded, op, nowMs);
+  return blobProperties(loaded, nowMs);
+}
+
+/** Read-evaluate-write of the blob row; `change` returns the new record (or throws). */
+async function updateBlob(ctx: BlobServiceContext, op: BlobWriteRequest & { readonly account: string; readonly container: string; readonly blob: string }, change: (loaded: LoadedBlob) => BlobRecord): Promise<WriteResult> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  return withRetry(async () => {
+    const existing = await readBlob(ctx, container, op.blob);
+    if (existing === null) throw blobNotFound();
+    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
+    return committed(await ctx.tables.transact([putOp(existing.key, encodeBlob(change(existing)), existing.row)]));
+  });
+}
+
+export async function setBlobProperties(ctx: BlobServiceContext, op: Op.SetBlobProperties): Promise<WriteResult> {
+  return updateBlob(ctx, op, (loaded) => newVersion({ ...loaded.record, headers: op.httpHeaders }));
+}
+
+export async function setBlobMetadata(ctx: BlobServiceContext, op: Op.SetBlobMetadata): Promise<WriteResult> {
+  return updateBlob(ctx, op, (loaded) => newVersion({ ...loaded.record, metadata: metadataPairs(op.metadata) }));
+}
+
+export async function setBlobTags(ctx: BlobServiceContext, op: Op.SetBlobTags, tags: readonly BlobTag[]): Promise<void> {
+  await updateBlob(ctx, { ...op, conditions: op.conditions.ifTags === undefined ? {} : { ifTags: op.conditions.ifTags } }, (loaded) => keepVersion(loaded, { ...loaded.record, tags }));
+}
+
+export async function getBlobTags(ctx: BlobServiceContext, op: Op.GetBlobTags): Promise<readonly BlobTag[]> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const loaded = await readVersion(ctx, container, op.blob, op.snapshot ?? op.versionId);
+  checkBlobRead(loaded, { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: op.conditions.ifTags === undefined ? {} : { ifTags: op.conditions.ifTags } }, ctx.clock.nowMs());
+  return loaded.record.tags;
+}
+
+export async function setBlobTier(ctx: BlobServiceContext, op: Op.SetBlobTier): Promise<void> {
+  if (op.snapshot !== undefined) {
+    const container = await loadContainer(ctx, op.account, op.container);
+    await withRetry(async () => {
+      const loaded = await readVersion(ctx, container, op.blob, op.snapshot);
+      if (loaded.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'only block blobs have an access tier');
+      await ctx.tables.transact([putOp(loaded.key, encodeBlob(keepVersion(loaded, { ...loaded.record, tier: op.tier })), loaded.row)]);
+    });
+    return;
+  }
+  await updateBlob(ctx, op, (loaded) => {
+    if (loaded.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'only block blobs have an access tier');
+    return keepVersion(loaded, { ...loaded.record, tier: op.tier });
+  });
+}
+
+export async function leaseBlob(ctx: BlobServiceContext, op: Op.LeaseBlob): Promise<LeaseResult> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  return withRetry(async () => {
+    const existing = await readBlob(ctx, container, op.blob);
+    if (existing === null) throw blobNotFound();
+    checkConditions(op.conditions, { etag: existing.etag, modifiedMs: existing.modifiedMs, tags: existing.record.tags }, { read: false });
+    const transition = applyLeaseAction(existing.record.lease, ctx.clock.nowMs(), op.lease);
+    await ctx.tables.transact([putOp(existing.key, encodeBlob(keepVersion(existing, { ...existing.record, lease: transition.lease })), existing.row)]);
+    return {
+      etag: quotedEtag(existing.etag), lastModified: new Date(existing.modifiedMs),
+      ...(transition.leaseId === undefined ? {} : { leaseId: transition.leaseId }),
+      ...(transition.leaseTimeSeconds === undefined ? {} : { leaseTimeSeconds: transition.leaseTimeSeconds }),
+    };
+  });
+}
+
+export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Promise<void> {
+  if (op.snapshot !== undefined) return deleteSnapshot(ctx, op, op.snapshot);
+  const container = await loadContainer(ctx, op.account, op.container);
+  const key = blobKey(container.blobs, op.blob);
+  const removeBase = op.deleteSnapshots !== 'only';
+  await withRetry(async () => {
+    const existing = await readBlob(ctx, container, op.blob);
+    if (existing === null) throw blobNotFound();
+    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
+    const snapshots = await snapshotRows(ctx, key);
+    if (snapshots.length > 0 && op.deleteSnapshots === undefined) throw new FrontendError('SnapshotsPresent', 'the blob has snapshots');
+    const ops: PartitionOp[] = snapshots.map((row) => ({ kind: 'delete', key: row.key, ifMatch: row.etag }));
+    if (removeBase) {
+      ops.push({ kind: 'delete', key, ifMatch: existing.row.etag });
+      const staging = await ctx.tables.get(stagingKey(key));
+      if (staging !== null) ops.push({ kind: 'delete', key: staging.key, ifMatch: staging.etag });
+    } else {
+      ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
+    }
+    await ctx.tables.transact(ops);
+  });
+  if (removeBase) await dropRows(ctx, await auxKeys(ctx, key));
+}
+
+/** Keys of every row left in a blob's range (garbage once its row is gone), bounded per call. */
+async function auxKeys(ctx: BlobServiceContext, key: Buffer): Promise<Buffer[]> {
+  const page = await ctx.tables.scan({ prefix: auxPrefix(key), limit: scanLimitMax });
+  return page.items.flatMap((item) => (item.kind === 'row' ? [item.row.key] : []));
+}

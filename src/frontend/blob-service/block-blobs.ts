@@ -1,0 +1,201 @@
+// Block blob operations (docs/blob-schema.md): Put Blob, Put Block, Put Block List, Get Block
+// List, Put Block From URL, Copy Blob / Copy Blob From URL (synchronous, within Kura), Abort Copy.
+//
+// Invariants: bytes are made durable in the data stream before any row refers to them; every
+// row change is one transaction under the partition conditions of the rows read (Put Block List:
+// the blob row and the staging row together), so Azure's conditions hold atomically with it; a
+// Put Block's uncommitted row and its staging count change together, so the 100,000-block limit
+// holds under concurrency.
+// Fault model: a body that fails leaves unreferenced data; a lost race re-reads and re-checks.
+
+import { randomUUID } from 'node:crypto';
+import { blobCleanupBatchRows, uncommittedBlocksMax } from '../../constants.ts';
+import type { PartitionOp } from '../../partition/partition.ts';
+import type { BlockWriteResult, CallContext, CopyResult, RequestBody, WriteResult } from '../blob-backend.ts';
+import { FrontendError } from '../errors.ts';
+import type { BlockList, BlockListEntry } from '../model.ts';
+import type * as Op from '../operation.ts';
+import { checkBlobRead, checkBlobWrite, committed } from './blob-write.ts';
+import { loadBlockList, storeBlockList, type CommittedBlock } from './block-list.ts';
+import { appendRefs } from './content.ts';
+import {
+  blobNotFound, loadContainer, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
+} from './context.ts';
+import { quotedEtag } from './conditions.ts';
+import { copyRefs, writeBody, type WrittenData } from './data.ts';
+import { blobKey, stagingKey, uncommittedKey } from './keys.ts';
+import { readSource } from './copy-source.ts';
+import { encodeBlob, encodeStaging, encodeUncommitted, type BlobRecord } from './records.ts';
+import { readSnapshotRow } from './snapshots.ts';
+import { readStaging, uncommittedBlocks, type UncommittedBlock } from './staging.ts';
+
+/** Writes the blob row of a new block blob version (Put Blob, Put Block List, Copy Blob). */
+async function commitBlob(ctx: BlobServiceContext, existing: LoadedBlob | null, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<WriteResult> {
+  const full: BlobRecord = { ...record, createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), lease: existing?.record.lease ?? null };
+  return committed(await ctx.tables.transact([putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]));
+}
+
+function blockRecord(blocks: readonly CommittedBlock[], stored: BlobRecord['blockList'], fields: Pick<BlobRecord, 'headers' | 'metadata' | 'tags'> & { readonly tier?: BlobRecord['tier'] | undefined }): BlobRecord {
+  return {
+    type: 'BlockBlob', createdMs: 0, size: blocks.reduce((sum, block) => sum + block.size, 0), headers: fields.headers, metadata: fields.metadata,
+    tags: fields.tags, ...(fields.tier === undefined ? {} : { tier: fields.tier }), lease: null, blockList: stored, append: null,
+  };
+}
+
+export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<WriteResult> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const key = blobKey(container.blobs, op.blob);
+  checkBlobWrite(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+  const data = await writeBody(ctx.tables, key, body);
+  const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
+  const stored = await storeBlockList(ctx.tables, key, blocks);
+  const headers = { ...op.httpHeaders, contentMd5: op.httpHeaders.contentMd5 ?? data.md5 };
+  const record = blockRecord(blocks, stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
+  const result = await withRetry(async () => {
+    const existing = await readBlob(ctx, container, op.blob);
+    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    return commitBlob(ctx, existing, key, record);
+  });
+  return { ...result, contentMd5: data.md5 };
+}
+
+/** Commits staged bytes as the uncommitted block `blockId` (Put Block, Put Block From URL). */
+async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; readonly blockId: string; readonly leaseId?: Op.PutBlock['leaseId']; readonly conditions: Op.Conditions }, blob: Buffer, data: WrittenData, containerBlobs: { readonly lookup: () => Promise<LoadedBlob | null> }): Promise<void> {
+  const id = Buffer.from(op.blockId, 'base64');
+  await withRetry(async () => {
+    const existing = await containerBlobs.lookup();
+    checkBlobWrite(existing, { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
+    const staging = await readStaging(ctx, blob);
+    const record = staging.record ?? { gen: randomHex(8), count: 0, sinceMs: ctx.clock.nowMs() };
+    const key = uncommittedKey(blob, record.gen, id);
+    const previous = staging.record === null ? null : await ctx.tables.get(key);
+    if (previous === null && record.count >= uncommittedBlocksMax) throw new FrontendError('BlockCountExceedsLimit', 'the blob has 100,000 uncommitted blocks');
+    const count = previous === null ? record.count + 1 : record.count;
+    await ctx.tables.transact([
+      putOp(stagingKey(blob), encodeStaging({ ...record, count }), staging.row),
+      putOp(key, encodeUncommitted({ size: data.size, refs: data.refs }), previous),
+    ]);
+  });
+}
+
+export async function putBlock(ctx: BlobServiceContext, op: Op.PutBlock, body: RequestBody): Promise<BlockWriteResult> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const key = blobKey(container.blobs, op.blob);
+  checkBlobWrite(await readBlob(ctx, container, op.blob), { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
+  const data = await writeBody(ctx.tables, key, body);
+  await stageBlock(ctx, op, key, data, { lookup: () => readBlob(ctx, container, op.blob) });
+  return { contentMd5: data.md5 };
+}
+
+export async function putBlockFromUrl(ctx: BlobServiceContext, op: Op.PutBlockFromURL): Promise<BlockWriteResult> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const key = blobKey(container.blobs, op.blob);
+  const source = await readSource(ctx, op.account, op.source, op.sourceConditions, undefined);
+  const range = op.sourceRange === undefined ? null : { start: op.sourceRange.start, end: Math.min(op.sourceRange.end ?? source.loaded.record.size - 1, source.loaded.record.size - 1) };
+  if (range !== null && range.start >= source.loaded.record.size) throw new FrontendError('InvalidRange', 'the source range starts past the source blob');
+  const data = await copyRefs(ctx.tables, { key: source.loaded.blobKey, refs: source.refs }, key, range);
+  await stageBlock(ctx, op, key, data, { lookup: () => readBlob(ctx, container, op.blob) });
+  return { contentMd5: data.md5 };
+}
+
+function resolveBlock(entry: BlockListEntry, committedById: ReadonlyMap<string, CommittedBlock>, uncommittedById: ReadonlyMap<string, UncommittedBlock>): CommittedBlock {
+  const id = Buffer.from(entry.id, 'base64');
+  const uncommitted = entry.kind === 'Committed' ? undefined : uncommittedById.get(entry.id);
+  if (uncommitted !== undefined) return { id, size: uncommitted.record.size, refs: uncommitted.record.refs };
+  const found = entry.kind === 'Uncommitted' ? undefined : committedById.get(entry.id);
+  if (found === undefined) throw new FrontendError('InvalidBlockList', `block ${entry.id} is not in the ${entry.kind.toLowerCase()} list`);
+  return found;
+}
+
+export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList, entries: readonly BlockListEntry[], call: CallContext): Promise<WriteResult> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const key = blobKey(container.blobs, op.blob);
+  let consumed: UncommittedBlock[] = [];
+  const result = await withRetry(async () => {
+    const existing = await readBlob(ctx, container, op.blob);
+    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    if (existing !== null && existing.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'the blob is not a block blob');
+    const staging = await readStaging(ctx, key);
+    consumed = staging.record === null ? [] : await uncommittedBlocks(ctx, key, staging.record.gen);
+    const committedBlocks = existing === null ? [] : await loadBlockList(ctx.tables, key, existing.record.blockList);
+    const committedById = new Map(committedBlocks.filter((block) => block.id.length > 0).map((block) => [block.id.toString('base64'), block]));
+    const blocks = entries.map((entry) => resolveBlock(entry, committedById, new Map(consumed.map((block) => [block.id, block]))));
+    const stored = await storeBlockList(ctx.tables, key, blocks);
+    const record = blockRecord(blocks, stored, { headers: op.httpHeaders, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
+    const dropStaging: PartitionOp[] = staging.row === null ? [] : [{ kind: 'delete', key: stagingKey(key), ifMatch: staging.row.etag }];
+    return commitBlob(ctx, existing, key, record, dropStaging);
+  });
+  await dropRows(ctx, consumed.map((block) => block.key));
+  return result;
+}
+
+/** Best-effort clean-up of rows nothing refers to any more (a crash leaves them as garbage). */
+export async function dropRows(ctx: BlobServiceContext, keys: readonly Buffer[]): Promise<void> {
+  for (let at = 0; at < keys.length; at += blobCleanupBatchRows) {
+    try {
+      await ctx.tables.transact(keys.slice(at, at + blobCleanupBatchRows).map((key) => ({ kind: 'delete', key })));
+    } catch {
+      return;
+    }
+  }
+}
+
+export async function getBlockList(ctx: BlobServiceContext, op: Op.GetBlockList): Promise<BlockList> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const key = blobKey(container.blobs, op.blob);
+  const existing = op.snapshot === undefined ? await readBlob(ctx, container, op.blob) : await readSnapshotRow(ctx, key, op.snapshot);
+  if (existing !== null) checkBlobRead(existing, op, ctx.clock.nowMs());
+  if (existing !== null && existing.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'the blob is not a block blob');
+  const staging = op.listType === 'committed' || op.snapshot !== undefined ? null : (await readStaging(ctx, key)).record;
+  if (existing === null && staging === null) throw blobNotFound();
+  const blocks = existing === null ? [] : await loadBlockList(ctx.tables, key, existing.record.blockList);
+  const uncommitted = staging === null ? [] : await uncommittedBlocks(ctx, key, staging.gen);
+  return {
+    committed: blocks.filter((block) => block.id.length > 0).map((block) => ({ id: block.id.toString('base64') as Op.PutBlock['blockId'], size: block.size })),
+    uncommitted: uncommitted.map((block) => ({ id: block.id, size: block.record.size })),
+    ...(existing === null ? {} : { etag: quotedEtag(existing.etag), lastModified: new Date(existing.modifiedMs), contentLength: existing.record.size }),
+  };
+}
+
+function copiedRecord(source: LoadedBlob, data: WrittenData, key: Buffer, op: Op.CopyBlob | Op.CopyBlobFromURL, nowMs: number): { record: BlobRecord; segments: PartitionOp[] } {
+  const copyId = randomUUID();
+  const base = {
+    createdMs: 0, size: data.size, headers: source.record.headers,
+    metadata: op.metadata.size === 0 ? source.record.metadata : metadataPairs(op.metadata), tags: [], lease: null,
+    copy: { id: copyId, status: 'success' as const, source: op.source.url, progress: `${data.size}/${data.size}`, completedOn: new Date(nowMs) },
+  };
+  if (source.record.type === 'AppendBlob') {
+    const sealed = source.record.append?.sealed ?? false;
+    const laid = appendRefs(key, { inc: randomHex(8), segments: 0, tail: [], blockCount: source.record.append?.blockCount ?? 0, sealed }, data.refs);
+    return { record: { ...base, type: 'AppendBlob', blockList: null, append: laid.state }, segments: laid.segments };
+  }
+  return { record: { ...base, type: 'BlockBlob', tier: op.tier ?? 'Hot', blockList: null, append: null }, segments: [] };
+}
+
+export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.CopyBlobFromURL, call: CallContext): Promise<CopyResult> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const key = blobKey(container.blobs, op.blob);
+  checkBlobWrite(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+  const source = await readSource(ctx, op.account, op.source, op.sourceConditions, op.kind === 'CopyBlob' ? op.sourceLeaseId : undefined);
+  const data = await copyRefs(ctx.tables, { key: source.loaded.blobKey, refs: source.refs }, key, null);
+  const { record, segments } = copiedRecord(source.loaded, data, key, op, ctx.clock.nowMs());
+  const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
+  const stored = record.type === 'BlockBlob' ? await storeBlockList(ctx.tables, key, blocks) : null;
+  const final: BlobRecord = { ...record, blockList: stored };
+  const result = await withRetry(async () => {
+    const existing = await readBlob(ctx, container, op.blob);
+    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    return commitBlob(ctx, existing, key, final, segments);
+  });
+  return { ...result, copyId: record.copy?.id ?? '', copyStatus: 'success' };
+}
+
+export async function abortCopyBlob(ctx: BlobServiceContext, op: Op.AbortCopyBlob): Promise<void> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const existing = await readBlob(ctx, container, op.blob);
+  if (existing === null) throw blobNotFound();
+  checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
+  const copy = existing.record.copy;
+  if (copy !== undefined && copy.id !== op.copyId) throw new FrontendError('CopyIdMismatch', 'the copy id does not match the blob\'s copy');
+  throw new FrontendError('NoPendingCopyOperation', 'copies within Kura complete synchronously: there is no pending copy');
+}

@@ -1,0 +1,159 @@
+// Shared machinery of the blob service: the injected dependencies, the bounded
+// read-evaluate-write retry (docs/blob-schema.md, "Conditions, ETags and atomicity"), loading
+// containers and blobs as typed records, and turning records into the front end's properties.
+//
+// Invariants: a retried attempt re-reads everything it evaluates (only a refused partition
+// condition, which applied nothing, is retried); every write names the row version it read
+// (ifMatch) or that there was none (ifNoneMatch '*').
+// Fault model: partition calls throw StorageErrors, passed through untouched (the front end's
+// error table maps them); an exhausted retry is partition.busy (503 ServerBusy, retryable).
+
+import { randomBytes } from 'node:crypto';
+import { blobWriteAttemptsMax } from '../../constants.ts';
+import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
+import type { Clock } from '../../util/clock.ts';
+import { StorageError, isStorageError } from '../../util/errors.ts';
+import type { Column } from '../../wire/partition-row.ts';
+import { FrontendError } from '../errors.ts';
+import type { BlobProperties, ContainerProperties, Metadata, SnapshotId } from '../model.ts';
+import type { BlobTables } from './blob-tables.ts';
+import { quotedEtag } from './conditions.ts';
+import { blobKey, blobPrefix, containerKey } from './keys.ts';
+import { leaseProperties } from './lease.ts';
+import { decodeBlob, decodeContainer, type BlobRecord, type ContainerRecord } from './records.ts';
+
+export interface BlobServiceContext {
+  readonly tables: BlobTables;
+  readonly clock: Clock;
+}
+
+const raceCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);
+
+/** Runs `attempt` until it does not lose a race on a partition condition (bounded). */
+export async function withRetry<T>(attempt: (index: number) => Promise<T>): Promise<T> {
+  let last: unknown = null;
+  for (let index = 0; index < blobWriteAttemptsMax; index++) {
+    try {
+      return await attempt(index);
+    } catch (error) {
+      if (!isStorageError(error) || !raceCodes.has(error.code)) throw error;
+      last = error;
+    }
+  }
+  throw new StorageError('partition.busy', `the blob changed under ${blobWriteAttemptsMax} attempts in a row`, { retryable: true, cause: last });
+}
+
+/** The partition condition for a row read as `row` (null: it was absent). */
+export function rowCondition(row: LiveRow | null): { ifMatch: string } | { ifNoneMatch: '*' } {
+  return row === null ? { ifNoneMatch: '*' } : { ifMatch: row.etag };
+}
+
+export function putOp(key: Buffer, columns: readonly Column[], row: LiveRow | null): PartitionOp {
+  return { kind: 'put', key, columns, ...rowCondition(row) };
+}
+
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+// ---- containers ---------------------------------------------------------------------------------
+
+export interface LoadedContainer {
+  readonly key: Buffer;
+  readonly row: LiveRow;
+  readonly record: ContainerRecord;
+  readonly etag: string;
+  readonly modifiedMs: number;
+  /** Prefix of the container's blob rows (its current incarnation). */
+  readonly blobs: Buffer;
+}
+
+export async function readContainer(ctx: BlobServiceContext, account: string, container: string): Promise<LoadedContainer | null> {
+  const key = containerKey(account, container);
+  const row = await ctx.tables.get(key);
+  if (row === null) return null;
+  const record = decodeContainer(row);
+  return { key, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs: blobPrefix(account, container, record.inc) };
+}
+
+export async function loadContainer(ctx: BlobServiceContext, account: string, container: string): Promise<LoadedContainer> {
+  const loaded = await readContainer(ctx, account, container);
+  if (loaded === null) throw new FrontendError('ContainerNotFound', `container ${container} does not exist`);
+  return loaded;
+}
+
+export function containerProperties(loaded: LoadedContainer, nowMs: number): ContainerProperties {
+  return {
+    etag: quotedEtag(loaded.etag), lastModified: new Date(loaded.modifiedMs), lease: leaseProperties(loaded.record.lease, nowMs),
+    publicAccess: loaded.record.publicAccess, metadata: new Map(loaded.record.metadata),
+  };
+}
+
+// ---- blobs --------------------------------------------------------------------------------------
+
+export interface LoadedBlob {
+  /** The row's key (the blob's own key, or a snapshot's). */
+  readonly key: Buffer;
+  /** The blob's own key (segments and block data route by it). */
+  readonly blobKey: Buffer;
+  readonly row: LiveRow;
+  readonly record: BlobRecord;
+  readonly etag: string;
+  readonly modifiedMs: number;
+  readonly snapshot?: SnapshotId;
+}
+
+export function loadedBlob(row: LiveRow, base: Buffer, snapshot?: SnapshotId): LoadedBlob {
+  const record = decodeBlob(row);
+  return {
+    key: row.key, blobKey: base, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs,
+    ...(snapshot === undefined ? {} : { snapshot }),
+  };
+}
+
+export async function readBlob(ctx: BlobServiceContext, container: LoadedContainer, name: string): Promise<LoadedBlob | null> {
+  const key = blobKey(container.blobs, name);
+  const row = await ctx.tables.get(key);
+  return row === null ? null : loadedBlob(row, key);
+}
+
+export function blobNotFound(): FrontendError {
+  return new FrontendError('BlobNotFound', 'the blob does not exist');
+}
+
+export function blobProperties(loaded: LoadedBlob, nowMs: number): BlobProperties {
+  const r = loaded.record;
+  const lease = loaded.snapshot === undefined ? leaseProperties(r.lease, nowMs) : leaseProperties(null, nowMs);
+  return {
+    etag: quotedEtag(loaded.etag), lastModified: new Date(loaded.modifiedMs), createdOn: new Date(r.createdMs), contentLength: r.size,
+    blobType: r.type, httpHeaders: r.headers, lease, metadata: new Map(r.metadata),
+    ...(r.type === 'BlockBlob' ? { accessTier: r.tier ?? 'Hot' } : {}),
+    ...(r.copy === undefined ? {} : { copy: r.copy }),
+    ...(r.append === null ? {} : { committedBlockCount: r.append.blockCount, sealed: r.append.sealed }),
+    ...(r.tags.length === 0 ? {} : { tagCount: r.tags.length }),
+    ...(loaded.snapshot === undefined ? {} : { snapshot: loaded.snapshot }),
+  };
+}
+
+export function metadataPairs(metadata: Metadata): (readonly [string, string])[] {
+  return [...metadata];
+}
+
+/** The record as a write that Azure does not count as a modification leaves it: same ETag and time. */
+export function keepVersion(loaded: LoadedBlob, record: BlobRecord): BlobRecord {
+  return { ...record, etag: loaded.etag, modifiedMs: loaded.modifiedMs };
+}
+
+/** The record as a modifying write leaves it: ETag and time become the commit's. */
+export function newVersion(record: BlobRecord): BlobRecord {
+  const rest: { -readonly [K in keyof BlobRecord]: BlobRecord[K] } = { ...record };
+  delete rest.etag;
+  delete rest.modifiedMs;
+  return rest;
+}
+
+/** Azure's snapshot id: ISO 8601 with 7 fractional digits; `tick` (0..9999) orders ids in one ms. */
+export function snapshotIdAt(nowMs: number, tick: number): SnapshotId {
+  const iso = new Date(nowMs).toISOString();
+  return `${iso.slice(0, 23)}${String(tick).padStart(4, '0')}Z` as SnapshotId;
+}

@@ -1,0 +1,84 @@
+// Blob bytes in the partition's data stream (docs/blob-schema.md, "Bytes"): a request body is
+// streamed into appendData in chunks of at most appendBytesMax, and a blob (or a range of it) is
+// streamed back from its refs, one readData per ref piece.
+//
+// Invariants: at most one chunk (≤ appendBytesMax) plus one incoming body chunk is held in
+// memory; the refs are returned only after the body iterator completed (so its length and MD5
+// were verified: request-body.ts holds back the last chunk until then); a ref is read only over
+// the bytes the range needs.
+// Fault model: appendData / readData throw StorageErrors; a body that fails mid-way leaves
+// unreferenced, harmless data behind; the client may go away (the signal aborts the reads).
+
+import { createHash } from 'node:crypto';
+import { appendBytesMax } from '../../constants.ts';
+import { assert } from '../../util/assert.ts';
+import type { DataRef } from '../../wire/partition-row.ts';
+import type { RequestBody } from '../blob-backend.ts';
+import type { BlobTables } from './blob-tables.ts';
+
+export interface WrittenData {
+  readonly refs: readonly DataRef[];
+  readonly size: number;
+  readonly md5: Buffer;
+}
+
+/** Streams `body` into the data stream of `key`'s partition. */
+export async function writeBody(tables: BlobTables, key: Buffer, body: AsyncIterable<Uint8Array> & { readonly length?: number }): Promise<WrittenData> {
+  const hash = createHash('md5');
+  const refs: DataRef[] = [];
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let size = 0;
+  const flush = async (all: boolean): Promise<void> => {
+    while (pendingBytes >= appendBytesMax || (all && pendingBytes > 0)) {
+      const joined = Buffer.concat(pending, pendingBytes);
+      const take = Math.min(appendBytesMax, joined.length);
+      refs.push(await tables.appendData(key, joined.subarray(0, take)));
+      pending = take < joined.length ? [joined.subarray(take)] : [];
+      pendingBytes = joined.length - take;
+    }
+  };
+  for await (const chunk of body) {
+    hash.update(chunk);
+    size += chunk.length;
+    pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    pendingBytes += chunk.length;
+    await flush(false);
+  }
+  await flush(true);
+  return { refs, size, md5: hash.digest() };
+}
+
+/** Copies `length` bytes of source refs into the data stream of `targetKey`'s partition. */
+export async function copyRefs(tables: BlobTables, source: { readonly key: Buffer; readonly refs: readonly DataRef[] }, targetKey: Buffer, range: { readonly start: number; readonly end: number } | null): Promise<WrittenData> {
+  const size = source.refs.reduce((sum, ref) => sum + ref.length, 0);
+  const body = readRefs(tables, source.key, source.refs, range ?? { start: 0, end: size - 1 });
+  return writeBody(tables, targetKey, body);
+}
+
+/** The bytes [start, end] (inclusive) of the concatenation of `refs`, streamed. */
+export async function* readRefs(tables: BlobTables, key: Buffer, refs: readonly DataRef[], range: { readonly start: number; readonly end: number }, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  let base = 0;
+  for (const ref of refs) {
+    const refEnd = base + ref.length;
+    if (refEnd > range.start && base <= range.end) {
+      const from = Math.max(range.start, base) - base;
+      const to = Math.min(range.end + 1, refEnd) - base;
+      assert(to > from, 'an overlapping ref contributes bytes');
+      signal?.throwIfAborted();
+      yield await tables.readData(key, { extentId: ref.extentId, offset: ref.offset + from, length: to - from });
+    }
+    base = refEnd;
+    if (base > range.end) return;
+  }
+}
+
+export function refsLength(refs: readonly DataRef[]): number {
+  return refs.reduce((sum, ref) => sum + ref.length, 0);
+}
+
+/** A request body read as is (for tests and internal copies): satisfies RequestBody. */
+export function bodyOf(chunks: readonly Uint8Array[]): RequestBody {
+  const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  return { length, async *[Symbol.asyncIterator]() { for (const chunk of chunks) yield await Promise.resolve(chunk); } };
+}

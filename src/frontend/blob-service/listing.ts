@@ -1,0 +1,196 @@
+// List Blobs, List Containers and Find Blobs by Tags as range scans with continuation
+// (docs/blob-schema.md, "Listing").
+//
+// Invariants: items come in key order = Azure's name order; an item is never returned on two
+// pages (NextMarker is the Base64url key suffix where the next page starts, at or after the
+// first item not returned); aux rows (snapshots, staging, blocks, segments) are never listed as
+// blobs, and delimiter groups that only an aux suffix formed are dropped (or expanded when the
+// caller asked for snapshots or uncommitted blobs); a request reads at most listBlobsScanPagesMax
+// scan pages / findBlobsScannedRowsMax rows before answering with a marker.
+// Fault model: markers are client input: one that does not decode is InvalidQueryParameterValue.
+
+import { findBlobsScannedRowsMax, listBlobsScanPagesMax, scanLimitMax } from '../../constants.ts';
+import type { LiveRow, ScanItem } from '../../partition/partition.ts';
+import { FrontendError, invalidQuery } from '../errors.ts';
+import type { BlobItem, BlobName, ContainerItem, ContainerName, FindBlobsPage, ListBlobsPage, ListContainersPage, SnapshotId, TaggedBlob } from '../model.ts';
+import type * as Op from '../operation.ts';
+import { quotedEtag } from './conditions.ts';
+import { blobProperties, containerProperties, loadContainer, loadedBlob, readContainer, type BlobServiceContext } from './context.ts';
+import { accountBlobsPrefix, containerKey, containerPrefix, keySuccessor, nameAfter, splitBlobKey } from './keys.ts';
+import { leaseProperties } from './lease.ts';
+import { decodeBlob, decodeContainer, decodeStaging } from './records.ts';
+import { uncommittedBlockExpiryMs } from '../../constants.ts';
+import { evaluateTagPredicate, parseTagPredicate, pinnedContainer } from './tag-query.ts';
+
+function encodeMarker(suffix: Buffer): string {
+  return suffix.toString('base64url');
+}
+
+function decodeMarker(marker: string): Buffer {
+  const bytes = Buffer.from(marker, 'base64url');
+  if (bytes.toString('base64url') !== marker) throw invalidQuery('marker', marker, 'not a marker Kura issued');
+  return bytes;
+}
+
+interface Listing {
+  readonly ctx: BlobServiceContext;
+  readonly op: Op.ListBlobs;
+  readonly base: Buffer;
+  readonly nowMs: number;
+  readonly blobs: BlobItem[];
+  readonly prefixes: string[];
+  lastOwn: string | null;
+}
+
+type Entry = { readonly items: readonly (BlobItem | string)[]; readonly start: Buffer; readonly after: Buffer };
+
+export async function listBlobs(ctx: BlobServiceContext, op: Op.ListBlobs): Promise<ListBlobsPage> {
+  const container = await loadContainer(ctx, op.account, op.container);
+  const base = container.blobs;
+  const scanPrefix = Buffer.concat([base, Buffer.from(op.prefix ?? '', 'utf8')]);
+  const listing: Listing = { ctx, op, base, nowMs: ctx.clock.nowMs(), blobs: [], prefixes: [], lastOwn: null };
+  let start: Buffer = op.marker === undefined ? scanPrefix : Buffer.concat([base, decodeMarker(op.marker)]);
+  let continuation: string | undefined;
+  for (let pages = 0; pages < listBlobsScanPagesMax; pages++) {
+    const page = await ctx.tables.scan({
+      start, prefix: scanPrefix, limit: Math.min(scanLimitMax, op.maxResults + 1),
+      ...(op.delimiter === undefined ? {} : { delimiter: Buffer.from(op.delimiter, 'utf8') }), ...(continuation === undefined ? {} : { continuation }),
+    });
+    for (const item of page.items) {
+      const entry = await classify(listing, item);
+      if (entry.items.length > 0 && listing.blobs.length + listing.prefixes.length >= op.maxResults) return pageOf(listing, entry.start);
+      for (const output of entry.items) if (typeof output === 'string') listing.prefixes.push(output); else listing.blobs.push(output);
+      start = entry.after;
+    }
+    if (page.continuation === null) return pageOf(listing, null);
+    continuation = page.continuation;
+  }
+  return pageOf(listing, start);
+}
+
+function pageOf(listing: Listing, next: Buffer | null): ListBlobsPage {
+  return { blobs: listing.blobs, blobPrefixes: listing.prefixes, nextMarker: next === null ? null : encodeMarker(next.subarray(listing.base.length)) };
+}
+
+async function classify(listing: Listing, item: ScanItem): Promise<Entry> {
+  if (item.kind === 'prefix') {
+    const after = keySuccessor(item.prefix) ?? item.prefix;
+    const suffix = item.prefix.subarray(listing.base.length);
+    if (!suffix.includes(0)) return { items: [suffix.toString('utf8')], start: item.prefix, after };
+    return { items: await expandAuxGroup(listing, item.prefix), start: item.prefix, after };
+  }
+  const row = item.row;
+  const after = Buffer.concat([row.key, Buffer.from([0])]);
+  const parts = nameAfter(listing.base, row.key);
+  if (parts === null) return { items: [], start: row.key, after };
+  if (parts.own) {
+    listing.lastOwn = parts.name;
+    return { items: [blobItem(listing, row, parts.name)], start: row.key, after };
+  }
+  return { items: auxItem(listing, row, parts.name), start: row.key, after };
+}
+
+function blobItem(listing: Listing, row: LiveRow, name: string, snapshot?: SnapshotId): BlobItem {
+  const blobKey = Buffer.concat([listing.base, Buffer.from(name, 'utf8')]);
+  const loaded = loadedBlob(row, blobKey, snapshot);
+  const tags = listing.op.include.has('tags') ? { tags: loaded.record.tags } : {};
+  return { name: name as BlobName, properties: blobProperties(loaded, listing.nowMs), ...tags };
+}
+
+/** An aux row met in the scan: a snapshot or a staging row, when the caller asked for them. */
+function auxItem(listing: Listing, row: LiveRow, name: string): BlobItem[] {
+  const tagAt = listing.base.length + Buffer.byteLength(name, 'utf8') + 1;
+  const tag = String.fromCharCode(row.key[tagAt] ?? 0);
+  if (tag === 's' && listing.op.include.has('snapshots')) {
+    return [blobItem(listing, row, name, row.key.subarray(tagAt + 1).toString('utf8') as SnapshotId)];
+  }
+  if (tag === 'g' && listing.op.include.has('uncommittedblobs') && listing.lastOwn !== name) return uncommittedItem(listing, row, name);
+  return [];
+}
+
+function uncommittedItem(listing: Listing, row: LiveRow, name: string): BlobItem[] {
+  const staging = decodeStaging(row);
+  if (listing.nowMs - staging.sinceMs > uncommittedBlockExpiryMs) return [];
+  const time = new Date(row.lastModifiedMs);
+  return [{
+    name: name as BlobName,
+    properties: {
+      etag: quotedEtag(row.etag), lastModified: time, createdOn: time, contentLength: 0, blobType: 'BlockBlob', httpHeaders: {},
+      lease: leaseProperties(null, listing.nowMs), metadata: new Map(),
+    },
+  }];
+}
+
+/** A delimiter group formed inside one blob's aux rows: its snapshots or staging row, if asked. */
+async function expandAuxGroup(listing: Listing, group: Buffer): Promise<BlobItem[]> {
+  const suffix = group.subarray(listing.base.length);
+  const name = suffix.subarray(0, suffix.indexOf(0)).toString('utf8');
+  const items: BlobItem[] = [];
+  if (!listing.op.include.has('snapshots') && !listing.op.include.has('uncommittedblobs')) return items;
+  let continuation: string | undefined;
+  do {
+    const page = await listing.ctx.tables.scan({ prefix: group, limit: scanLimitMax, ...(continuation === undefined ? {} : { continuation }) });
+    for (const item of page.items) if (item.kind === 'row') items.push(...auxItem(listing, item.row, name));
+    continuation = page.continuation ?? undefined;
+  } while (continuation !== undefined);
+  return items;
+}
+
+export async function listContainers(ctx: BlobServiceContext, op: Op.ListContainers): Promise<ListContainersPage> {
+  const base = containerPrefix(op.account);
+  const prefix = Buffer.concat([base, Buffer.from(op.prefix ?? '', 'utf8')]);
+  const start = op.marker === undefined ? prefix : containerKey(op.account, op.marker);
+  const containers: ContainerItem[] = [];
+  const nowMs = ctx.clock.nowMs();
+  let continuation: string | undefined;
+  for (let pages = 0; pages < listBlobsScanPagesMax; pages++) {
+    const page = await ctx.tables.scan({ start, prefix, limit: Math.min(scanLimitMax, op.maxResults + 1), ...(continuation === undefined ? {} : { continuation }) });
+    for (const item of page.items) {
+      if (item.kind !== 'row') continue;
+      const name = item.row.key.subarray(base.length).toString('utf8');
+      if (containers.length >= op.maxResults) return { containers, nextMarker: name };
+      const record = decodeContainer(item.row);
+      const loaded = { key: item.row.key, row: item.row, record, etag: record.etag ?? item.row.etag, modifiedMs: record.modifiedMs ?? item.row.lastModifiedMs, blobs: Buffer.alloc(0) };
+      containers.push({ name: name as ContainerName, properties: containerProperties(loaded, nowMs) });
+    }
+    if (page.continuation === null) return { containers, nextMarker: null };
+    continuation = page.continuation;
+  }
+  throw new FrontendError('ServerBusy', 'too many deleted containers to skip; retry');
+}
+
+export async function findBlobsByTags(ctx: BlobServiceContext, op: Op.FindBlobsByTags): Promise<FindBlobsPage> {
+  const predicate = parseTagPredicate(op.where, 'InvalidQueryParameterValue');
+  const pinned = op.container ?? pinnedContainer(predicate);
+  let prefix = accountBlobsPrefix(op.account);
+  if (pinned !== null) {
+    const container = await readContainer(ctx, op.account, pinned);
+    if (container === null) return { blobs: [], nextMarker: null };
+    prefix = container.blobs;
+  }
+  const base = accountBlobsPrefix(op.account);
+  const incs = new Map<string, string | null>();
+  const blobs: TaggedBlob[] = [];
+  let start: Buffer = op.marker === undefined ? prefix : Buffer.concat([base, decodeMarker(op.marker)]);
+  let continuation: string | undefined;
+  for (let examined = 0; examined < findBlobsScannedRowsMax;) {
+    const page = await ctx.tables.scan({ start, prefix, limit: scanLimitMax, ...(continuation === undefined ? {} : { continuation }) });
+    for (const item of page.items) {
+      if (item.kind !== 'row') continue;
+      examined += 1;
+      const parts = splitBlobKey(base, item.row.key);
+      if (parts === null || !parts.own) continue;
+      if (!incs.has(parts.container)) incs.set(parts.container, (await readContainer(ctx, op.account, parts.container))?.record.inc ?? null);
+      if (incs.get(parts.container) !== parts.inc) continue;
+      const tags = decodeBlob(item.row).tags;
+      if (!evaluateTagPredicate(predicate, tags, parts.container)) continue;
+      if (blobs.length >= op.maxResults) return { blobs, nextMarker: encodeMarker(item.row.key.subarray(base.length)) };
+      blobs.push({ container: parts.container as ContainerName, name: parts.name as BlobName, tags });
+    }
+    if (page.continuation === null) return { blobs, nextMarker: null };
+    continuation = page.continuation;
+    const last = page.items.at(-1);
+    if (last?.kind === 'row') start = Buffer.concat([last.row.key, Buffer.from([0])]);
+  }
+  return { blobs, nextMarker: encodeMarker(start.subarray(base.length)) };
+}

@@ -1,0 +1,107 @@
+// PartitionBlobBackend: the Blob service's semantics over the partition layer — the
+// BlobBackend the front end dispatches to (src/frontend/blob-backend.ts, its contract in the
+// header), implemented on BlobTables (blob-tables.ts; PartitionClient satisfies it) with an
+// injected Clock for leases, snapshots and expiry. The row layout is docs/blob-schema.md.
+//
+// Wiring (kura serve / cluster front ends):
+//   const blobs = new PartitionBlobBackend({ tables: partitionClient, clock });
+//   new FrontendServer({ backend: blobs, corsRules: blobs.corsRules, authorizer: new Authorizer({
+//     …, storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess }) , … })
+//
+// Invariants: stateless (every call reads what it needs from the partition; nothing is cached
+// across calls), so any number of front ends may share the tables; each operation family is a
+// plain object of functions over one BlobServiceContext.
+// Fault model: see context.ts; nothing here retries a write whose outcome is unknown.
+
+import type { Clock } from '../../util/clock.ts';
+import type { CorsRulesLookup } from '../cors.ts';
+import type { PublicAccessLookup } from '../auth/authorizer.ts';
+import type { StoredPolicyLookup } from '../auth/sas.ts';
+import type {
+  AppendBlobBackend, BlobBackend, BlobObjectBackend, BlockBlobBackend, ContainerBackend, ServiceBackend,
+} from '../blob-backend.ts';
+import { appendBlock, createAppendBlob, sealAppendBlob } from './append-blobs.ts';
+import {
+  deleteBlob, getBlob, getBlobProperties, getBlobTags, leaseBlob, setBlobMetadata, setBlobProperties, setBlobTags, setBlobTier,
+} from './blob-objects.ts';
+import type { BlobTables } from './blob-tables.ts';
+import { abortCopyBlob, copyBlob, getBlockList, putBlob, putBlock, putBlockFromUrl, putBlockList } from './block-blobs.ts';
+import {
+  createContainer, deleteContainer, getContainerAcl, getContainerProperties, leaseContainer, setContainerAcl, setContainerMetadata,
+} from './containers.ts';
+import type { BlobServiceContext } from './context.ts';
+import { findBlobsByTags, listBlobs, listContainers } from './listing.ts';
+import {
+  accountInformation, corsRules, getBlobServiceProperties, publicAccess, serviceStats, setBlobServiceProperties, storedPolicy,
+} from './service.ts';
+import { snapshotBlob } from './snapshots.ts';
+
+export interface PartitionBlobBackendOptions {
+  readonly tables: BlobTables;
+  readonly clock: Clock;
+}
+
+export class PartitionBlobBackend implements BlobBackend {
+  readonly service: ServiceBackend;
+  readonly container: ContainerBackend;
+  readonly blockBlob: BlockBlobBackend;
+  readonly appendBlob: AppendBlobBackend;
+  readonly blob: BlobObjectBackend;
+  /** For FrontendServer's corsRules option. */
+  readonly corsRules: CorsRulesLookup;
+  /** For the Authorizer's publicAccess and storedPolicy options. */
+  readonly publicAccess: PublicAccessLookup;
+  readonly storedPolicy: StoredPolicyLookup;
+
+  constructor(options: PartitionBlobBackendOptions) {
+    const ctx: BlobServiceContext = { tables: options.tables, clock: options.clock };
+    this.service = {
+      getBlobServiceProperties: (op) => getBlobServiceProperties(ctx, op.account),
+      setBlobServiceProperties: (op, properties) => setBlobServiceProperties(ctx, op.account, properties),
+      getServiceStats: () => Promise.resolve(serviceStats()),
+      listContainers: (op) => listContainers(ctx, op),
+      getAccountInformation: () => Promise.resolve(accountInformation()),
+      findBlobsByTags: (op) => findBlobsByTags(ctx, op),
+    };
+    this.container = {
+      createContainer: (op) => createContainer(ctx, op),
+      getContainerProperties: (op) => getContainerProperties(ctx, op),
+      setContainerMetadata: (op) => setContainerMetadata(ctx, op),
+      getContainerAcl: (op) => getContainerAcl(ctx, op),
+      setContainerAcl: (op, identifiers) => setContainerAcl(ctx, op, identifiers),
+      deleteContainer: (op) => deleteContainer(ctx, op),
+      leaseContainer: (op) => leaseContainer(ctx, op),
+      listBlobs: (op) => listBlobs(ctx, op),
+    };
+    this.blockBlob = {
+      putBlob: (op, body, call) => putBlob(ctx, op, body, call),
+      putBlock: (op, body) => putBlock(ctx, op, body),
+      putBlockList: (op, blocks, call) => putBlockList(ctx, op, blocks, call),
+      getBlockList: (op) => getBlockList(ctx, op),
+      putBlockFromUrl: (op) => putBlockFromUrl(ctx, op),
+      copyBlob: (op, call) => copyBlob(ctx, op, call),
+      copyBlobFromUrl: (op, call) => copyBlob(ctx, op, call),
+      abortCopyBlob: (op) => abortCopyBlob(ctx, op),
+    };
+    this.appendBlob = {
+      createAppendBlob: (op, call) => createAppendBlob(ctx, op, call),
+      appendBlock: (op, body) => appendBlock(ctx, op, body),
+      sealAppendBlob: (op) => sealAppendBlob(ctx, op),
+    };
+    this.blob = {
+      getBlob: (op, call) => getBlob(ctx, op, call),
+      getBlobProperties: (op) => getBlobProperties(ctx, op),
+      setBlobProperties: (op) => setBlobProperties(ctx, op),
+      setBlobMetadata: (op) => setBlobMetadata(ctx, op),
+      setBlobTags: (op, tags) => setBlobTags(ctx, op, tags),
+      getBlobTags: (op) => getBlobTags(ctx, op),
+      deleteBlob: (op) => deleteBlob(ctx, op),
+      snapshotBlob: (op) => snapshotBlob(ctx, op),
+      leaseBlob: (op) => leaseBlob(ctx, op),
+      setBlobTier: (op) => setBlobTier(ctx, op),
+    };
+    this.corsRules = (account) => corsRules(ctx, account);
+    this.publicAccess = (account, container) => publicAccess(ctx, account, container);
+    this.storedPolicy = (account, container, id) => storedPolicy(ctx, account, container, id);
+  }
+}
