@@ -1,0 +1,143 @@
+// A real in-process stamp for the Blob service tests: EmbeddedMetaStore, StreamManager and three
+// ExtentNodes (three fault domains) on RealDisks in a temporary directory, a PartitionServer and
+// PartitionManager, all over LocalNetwork; a PartitionClient as the BlobTables of
+// PartitionBlobBackend; the real FrontendServer on 127.0.0.1 with the development account; the
+// official SDK as the client. The backend gets a ShiftedClock so lease tests can move its time
+// without waiting (the stamp and the HTTP edge keep the system clock).
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { Authorizer } from '../../../../src/frontend/auth/authorizer.ts';
+import { PartitionBlobBackend } from '../../../../src/frontend/blob-service/partition-blob-backend.ts';
+import { FrontendServer } from '../../../../src/frontend/http-server.ts';
+import { RealDisk } from '../../../../src/io/real-disk.ts';
+import { EmbeddedMetaStore } from '../../../../src/metastore/embedded-meta-store.ts';
+import { PartitionClient } from '../../../../src/partition/partition-client.ts';
+import { PartitionManager } from '../../../../src/partition/partition-manager.ts';
+import { readMap } from '../../../../src/partition/partition-map.ts';
+import { PartitionServer } from '../../../../src/partition/partition-server.ts';
+import { LocalNetwork } from '../../../../src/rpc/local-network.ts';
+import { ExtentNode } from '../../../../src/stream/extent-node.ts';
+import { StreamManager } from '../../../../src/stream/stream-manager.ts';
+import { SystemClock, type Clock, type TimerHandle } from '../../../../src/util/clock.ts';
+import { SeededRandom } from '../../../../src/util/random.ts';
+import { account, accountKey, accountKeyBase64, apiVersionLatest } from '../helpers.ts';
+
+/** The system clock, moved forward by `offsetMs` (lease and expiry tests). */
+export class ShiftedClock implements Clock {
+  readonly #inner = new SystemClock();
+  offsetMs = 0;
+
+  nowMs(): number {
+    return this.#inner.nowMs() + this.offsetMs;
+  }
+
+  monotonicMs(): number {
+    return this.#inner.monotonicMs() + this.offsetMs;
+  }
+
+  sleep(ms: number): Promise<void> {
+    return this.#inner.sleep(ms);
+  }
+
+  setTimer(ms: number, callback: () => void): TimerHandle {
+    return this.#inner.setTimer(ms, callback);
+  }
+}
+
+export class BlobStamp {
+  readonly backendClock = new ShiftedClock();
+  client!: BlobServiceClient;
+  backend!: PartitionBlobBackend;
+  tables!: PartitionClient;
+  port = 0;
+  readonly #stops: (() => Promise<void>)[] = [];
+  #root = '';
+
+  static async start(): Promise<BlobStamp> {
+    const stamp = new BlobStamp();
+    await stamp.#start();
+    return stamp;
+  }
+
+  async #start(): Promise<void> {
+    const clock = new SystemClock();
+    const random = new SeededRandom(20_260_101n);
+    this.#root = await mkdtemp(join(tmpdir(), 'kura-blob-'));
+    const metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: join(this.#root, 'd0') }), directory: 'meta', clock });
+    this.#stops.push(() => metaStore.close());
+    const network = new LocalNetwork({ clock, localAddress: 'stamp' });
+    this.#stops.push(() => network.close());
+    const streamManager = new StreamManager({ metaStore, network: network.endpoint('stream-manager'), clock, random, replicaCountDefault: 3 });
+    await streamManager.start();
+    this.#stops.push(() => streamManager.close());
+    for (let index = 0; index < 3; index++) {
+      const nodeId = `en${index}`;
+      const node = await ExtentNode.start({
+        nodeId, disk: new RealDisk({ root: join(this.#root, `d${index}`) }), clock, random, network: network.endpoint(nodeId),
+        listenAddress: `${nodeId}:1`, manager: streamManager, faultDomain: `fd${index}`, upgradeDomain: `ud${index}`, groupCommit: true,
+      });
+      this.#stops.push(() => node.stop());
+    }
+    await this.#startPartitions(metaStore, network, streamManager, clock, random);
+    await this.#startFrontend(clock);
+  }
+
+  async #startPartitions(metaStore: EmbeddedMetaStore, network: LocalNetwork, streamManager: StreamManager, clock: SystemClock, random: SeededRandom): Promise<void> {
+    const server = new PartitionServer({ serverId: 'ps-1', metaStore, network: network.endpoint('partition-server'), listenAddress: 'partition-server:1', streamManager, clock, random });
+    await server.start();
+    this.#stops.push(() => server.stop());
+    const manager = new PartitionManager({ managerId: 'pm-1', metaStore, network: network.endpoint('partition-manager'), streamManager, clock });
+    manager.start();
+    this.#stops.push(() => manager.stop());
+    for (let waited = 0; ; waited += 20) {
+      const map = await readMap(metaStore);
+      const serving = new Set(server.servingPartitions());
+      if (map !== null && map.map.partitions.every((entry) => serving.has(entry.partitionId))) break;
+      if (waited > 30_000) throw new Error('the partition layer did not start');
+      await clock.sleep(20);
+    }
+    this.tables = new PartitionClient({ metaStore, network: network.endpoint('frontend'), clock });
+  }
+
+  async #startFrontend(clock: SystemClock): Promise<void> {
+    this.backend = new PartitionBlobBackend({ tables: this.tables, clock: this.backendClock });
+    const authorizer = new Authorizer({
+      clock, accountKeys: (name) => (name === account ? [accountKey] : null), storedPolicy: this.backend.storedPolicy, publicAccess: this.backend.publicAccess,
+    });
+    const frontend = new FrontendServer({ backend: this.backend, authorizer, clock, corsRules: this.backend.corsRules, apiVersionLatest });
+    this.port = await frontend.listen(0, '127.0.0.1');
+    this.#stops.push(() => frontend.close());
+    this.client = new BlobServiceClient(this.endpoint, new StorageSharedKeyCredential(account, accountKeyBase64), { retryOptions: { maxTries: 1 } });
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}/${account}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const stop of this.#stops.reverse()) await stop();
+    await rm(this.#root, { recursive: true, force: true });
+  }
+}
+
+/** The RestError a call fails with (or throws if it succeeds). */
+export async function restError(call: () => Promise<unknown>): Promise<RestError> {
+  try {
+    await call();
+  } catch (error) {
+    if (error instanceof RestError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+export async function expectError(call: () => Promise<unknown>, status: number, code: string | undefined): Promise<void> {
+  const error = await restError(call);
+  const actual = error.code ?? error.response?.headers.get('x-ms-error-code');
+  if (error.statusCode !== status || (code !== undefined && actual !== code)) {
+    throw new Error(`expected ${status} ${code ?? ''}, got ${error.statusCode ?? '?'} ${actual ?? ''}: ${error.message}`);
+  }
+}

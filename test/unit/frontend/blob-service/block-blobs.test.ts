@@ -1,0 +1,82 @@
+// Block blobs through the real front end and the official SDK on a real in-process stamp:
+// Put Blob, Get Blob (ranges, MD5), Put Block / Put Block List / Get Block List, conditions,
+// create-only, metadata, properties, tags, tier, copy, delete — success and error paths.
+
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { BlobStamp, expectError } from './blob-stamp.ts';
+
+let stamp: BlobStamp;
+before(async () => { stamp = await BlobStamp.start(); });
+after(async () => { await stamp.stop(); });
+
+function blockId(n: number): string {
+  return Buffer.from(`block-${String(n).padStart(6, '0')}`).toString('base64');
+}
+
+test('Put Blob / Get Blob: bytes, MD5, ranges, overwrite, conditions, create-only', async (t) => {
+  const container = stamp.client.getContainerClient('blocks');
+  await container.create();
+  const blob = container.getBlockBlobClient('dir/a.bin');
+  const data = randomBytes(5 * 1024 * 1024 + 123);
+  const put = await blob.upload(data, data.length, { blobHTTPHeaders: { blobContentType: 'application/x-test' }, metadata: { Owner: 'kura' } });
+  assert.deepEqual(Buffer.from(put.contentMD5 ?? []), createHash('md5').update(data).digest());
+  const whole = await blob.downloadToBuffer();
+  assert.ok(whole.equals(data), 'a 5 MiB body split over two data appends reads back byte-exact');
+  const range = await blob.download(4 * 1024 * 1024 - 10, 20);
+  assert.equal(range.contentLength, 20);
+  const rangeBytes = await streamBytes(range.readableStreamBody);
+  assert.ok(rangeBytes.equals(data.subarray(4 * 1024 * 1024 - 10, 4 * 1024 * 1024 + 10)), 'a range across two refs');
+  const props = await blob.getProperties();
+  assert.equal(props.contentLength, data.length);
+  assert.equal(props.contentType, 'application/x-test');
+  assert.deepEqual(props.metadata, { owner: 'kura' });
+  assert.equal(props.blobType, 'BlockBlob');
+  assert.equal(props.etag, put.etag);
+  await expectError(() => blob.download(data.length + 5, 10), 416, 'InvalidRange');
+  await expectError(() => blob.upload('x', 1, { conditions: { ifMatch: '"0xDEAD"' } }), 412, 'ConditionNotMet');
+  await expectError(() => blob.upload('x', 1, { conditions: { ifNoneMatch: '*' } }), 409, 'BlobAlreadyExists');
+  await expectError(() => blob.getProperties({ conditions: { ifNoneMatch: put.etag ?? '' } }), 304, undefined);
+  const second = await blob.upload('small', 5, { conditions: { ifMatch: put.etag ?? '' } });
+  assert.notEqual(second.etag, put.etag);
+  assert.equal((await blob.downloadToBuffer()).toString(), 'small');
+  await expectError(() => container.getBlockBlobClient('missing').download(), 404, 'BlobNotFound');
+  await expectError(() => stamp.client.getContainerClient('nocontainer').getBlockBlobClient('x').upload('x', 1), 404, 'ContainerNotFound');
+  const empty = container.getBlockBlobClient('empty');
+  await empty.upload('', 0);
+  assert.equal((await empty.downloadToBuffer()).length, 0);
+  t.diagnostic(`Put Blob ${data.length} bytes in ${Math.ceil(data.length / (4 * 1024 * 1024))} data appends; ranges, conditions and errors as Azure`);
+});
+
+test('Put Block / Put Block List / Get Block List: commit, recommit from committed, invalid lists', async () => {
+  const container = stamp.client.getContainerClient('staged');
+  await container.create();
+  const blob = container.getBlockBlobClient('big');
+  const parts = [randomBytes(1000), randomBytes(2000), randomBytes(3000)];
+  for (const [index, part] of parts.entries()) await blob.stageBlock(blockId(index), part, part.length);
+  const staged = await blob.getBlockList('all');
+  assert.equal(staged.uncommittedBlocks?.length, 3);
+  assert.equal(staged.committedBlocks?.length, 0);
+  await expectError(() => blob.getProperties(), 404, 'BlobNotFound');
+  await blob.commitBlockList([blockId(0), blockId(1), blockId(2)], { metadata: { a: '1' } });
+  assert.ok((await blob.downloadToBuffer()).equals(Buffer.concat(parts)));
+  const committed = await blob.getBlockList('all');
+  assert.deepEqual(committed.committedBlocks?.map((b) => [b.name, b.size]), parts.map((p, i) => [blockId(i), p.length]));
+  assert.equal(committed.uncommittedBlocks?.length, 0, 'uncommitted blocks are gone after the commit');
+  const extra = randomBytes(500);
+  await blob.stageBlock(blockId(9), extra, extra.length);
+  await blob.commitBlockList([blockId(2), blockId(9), blockId(0)]);
+  assert.ok((await blob.downloadToBuffer()).equals(Buffer.concat([parts[2] ?? Buffer.alloc(0), extra, parts[0] ?? Buffer.alloc(0)])), 'committed blocks reused, reordered');
+  await expectError(() => blob.commitBlockList([blockId(1)]), 400, 'InvalidBlockList');
+  await expectError(() => blob.commitBlockList([blockId(42)]), 400, 'InvalidBlockList');
+  await expectError(() => blob.commitBlockList([blockId(2)], { conditions: { ifMatch: '"0x1"' } }), 412, 'ConditionNotMet');
+  await expectError(() => blob.stageBlock('bad!', 'x', 1), 400, undefined);
+});
+
+async function streamBytes(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
+  if (stream === undefined) throw new Error('no body');
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks);
+}
