@@ -15,7 +15,9 @@
 //   primary; the local write on a secondary), at most appendIdsRememberedMax per extent, oldest
 //   forgotten first;
 // - once failed or sealed, the log accepts no new writes (in memory: a restart forgets it, and
-//   the stream manager's seal rule covers what the replicas then disagree on).
+//   the stream manager's seal rule covers what the replicas then disagree on);
+// - once frozen (a seal is being decided), no ack passed through unlessFrozen() resolves any more,
+//   so nothing is acknowledged past the length this replica reported to the seal.
 // Fault model: a local write may fail (EIO, failed fsync) or hang; a replicate call may arrive
 // out of order, twice, or never.
 import { appendIdsRememberedMax, extentQueuedAppendsMax } from '../constants.ts';
@@ -60,6 +62,8 @@ export class ExtentAppendLog {
   private readonly remembered = new Map<string, AppendResult>();
   private readonly inFlight = new Map<string, { readonly offset: number; readonly ack: Promise<AppendResult> }>();
   private readonly waiters = new Set<GapWaiter>();
+  /** A seal is being decided: no new write, and no ack for a write that completes from now on. */
+  private frozen = false;
 
   constructor(options: ExtentAppendLogOptions) {
     assertByteCount(options.length, 'extent length');
@@ -166,6 +170,25 @@ export class ExtentAppendLog {
     this.wakeWaiters();
     await this.lastWrite.catch(() => undefined);
     this.inFlight.clear();
+  }
+
+  /**
+   * A seal is being decided from the replicas' lengths (docs/stream-protocol.md, "Seal", step 1):
+   * nothing more may be acknowledged through this replica, or an ack given after its length was
+   * reported could lie past the sealed length and be cut off. Stops new writes and makes every
+   * ack guarded by unlessFrozen() that has not resolved yet fail.
+   */
+  freeze(): void {
+    this.frozen = true;
+    this.fail(new StorageError('extent.failed', `extent ${this.extentId} is being sealed`));
+  }
+
+  /** `ack`, unless the log froze before it resolved (then extent.failed: nothing was promised). */
+  unlessFrozen(ack: Promise<AppendResult>): Promise<AppendResult> {
+    return ack.then((result) => {
+      if (this.frozen) throw new StorageError('extent.failed', `extent ${this.extentId} froze for a seal before this append was acknowledged`);
+      return result;
+    });
   }
 
   fail(error: StorageError): void {

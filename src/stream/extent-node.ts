@@ -310,6 +310,8 @@ export class ExtentNode {
   }
 
   private info(request: Header<'extent.info'>): RpcResponse {
+    // For a seal: stop acknowledging first, so the length answered covers every ack (P1).
+    if (request.seal === true && this.requireInfo(request.extentId).state.kind === 'open') this.openLog(request.extentId).freeze();
     const info = this.requireInfo(request.extentId);
     const damaged = this.store.damage(request.extentId) !== null;
     return respond({ ...info, state: { ...info.state }, ...(damaged ? { damaged: true } : {}) });
@@ -381,7 +383,7 @@ export class ExtentNode {
     const remote = secondaries.map((replica) => this.replicateTo(replica, { ...request, offset }, body, deadlineMs));
     const all = Promise.all([local, ...remote]).then((): AppendResult => ({ offset, length: body.length }));
     all.catch((error: unknown) => this.onAppendFailure(log, error));
-    const ack = log.inOrder(all);
+    const ack = log.unlessFrozen(log.inOrder(all));
     log.track(request.appendId, offset, ack);
     return respond({ ...(await ack) });
   }
@@ -432,7 +434,7 @@ export class ExtentNode {
     if (request.offset > log.nextOffset) return null;
     if (request.offset < log.nextOffset) throw mismatch(log, request.offset, 'offset already written by another append');
     const { offset, local } = log.writeNext(body);
-    const ack = local.then((): AppendResult => ({ offset, length: body.length }));
+    const ack = log.unlessFrozen(local.then((): AppendResult => ({ offset, length: body.length })));
     log.track(request.appendId, offset, ack);
     return ack;
   }

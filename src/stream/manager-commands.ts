@@ -33,8 +33,8 @@ export class ManagerCommands {
   }
 
   /** A replica's local length and whether it is damaged; deadline = the replica wait of the seal rule. */
-  async info(address: string, extentId: number): Promise<ExtentInfoAnswer> {
-    const header = await this.call(address, 'extent.info', { extentId }, appendReplicaTimeoutMs);
+  async info(address: string, extentId: number, options: { readonly seal?: boolean } = {}): Promise<ExtentInfoAnswer> {
+    const header = await this.call(address, 'extent.info', { extentId, ...(options.seal === true ? { seal: true } : {}) }, appendReplicaTimeoutMs);
     return parseAnswer(extentInfoAnswer, header, 'extent.info');
   }
 

@@ -45,7 +45,9 @@ export const extentNodeRequests = {
   /** Primary to secondary; body = the bytes, to be written exactly at `offset`. */
   'extent.replicate': z.object({ epoch, extentId: id, appendId, offset: byteCount }),
   'extent.read': z.object({ extentId: id, offset: byteCount, length: byteCount }),
-  'extent.info': z.object({ extentId: id }),
+  /** seal: the stream manager is deciding a seal from the lengths: the replica stops acknowledging
+   * appends before it answers (docs/stream-protocol.md, "Seal", step 1). */
+  'extent.info': z.object({ extentId: id, seal: z.boolean().optional() }),
   'extent.seal': z.object({ epoch, extentId: id, length: byteCount }),
   'extent.findAppend': z.object({ extentId: id, appendId }),
   'extent.copyFrom': z.object({
