@@ -383,3 +383,22 @@ export const adminHeaderBytesMax = 8 * KiB;
 /** Admin HTTP port: a request must arrive whole within this time (slowloris bound). A probe that
  * cannot send a GET in 5 s is not one a load balancer would wait for either. */
 export const adminRequestTimeoutMs = 5_000;
+
+/** Account keys are 512 random bits, as Azure's (88 Base64 characters): SharedKey is HMAC-SHA256,
+ * whose key strength is capped by the hash's block size anyway. */
+export const accountKeyBytes = 64;
+
+/** Accounts per stamp: every account's keys are cached in memory for the authoriser (~200 bytes
+ * each), and listing them is one scan. Far above a laptop's or a team's needs. */
+export const accountsMax = 10_000;
+
+/** `kura serve`: how long start-up may wait for the partition layer to serve every partition
+ * (a restart replays each commit log first) before giving up with a clear error. */
+export const stampReadyTimeoutMs = 120_000;
+
+/** `kura serve`: how often start-up checks whether every partition is served (a map poll is 250 ms). */
+export const stampReadyPollMs = 20;
+
+/** A data directory's lock file is written within microseconds of its exclusive creation; one
+ * still unreadable after this long was torn by a crash and is taken over. */
+export const dataDirLockWriteGraceMs = 2_000;

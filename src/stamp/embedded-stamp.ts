@@ -1,0 +1,356 @@
+// EmbeddedStamp: a whole stamp in one process (DESIGN.md §3 "Modes", `kura serve`). It only wires
+// the real components together; all logic lives in the layers it assembles:
+//
+//   FrontendServer (HTTP, Azure REST) ── BlobBackend ── PartitionClient ─┐        AccountStore
+//        │ Authorizer: account keys (AccountStore), stored policies,      │ LocalNetwork (rows A<name>)
+//        │ public access, CORS (the backend's rows)                       ▼
+//   PartitionManager (leader, map) ─── MetaStore ─── PartitionServer "ps-1" ── StreamClient
+//                                   (Embedded, fsync'd log                      │
+//                                    on the first disk: <disk0>/meta)           ▼
+//   StreamManager (placement, seal, repair) ◄── register/heartbeat ── ExtentNode per disk
+//                                                                    (fault domain = upgrade domain = disk index)
+//
+// Replicas per extent = min(3, disks): one fault domain per disk, so a single-disk stamp keeps
+// one copy of everything (said clearly by redundancy()). All roles talk through one LocalNetwork
+// (no sockets, bodies passed by reference); only the front end listens on a real port.
+//
+// Start order and why: lock every disk (one stamp per data directory) → MetaStore (its open()
+// drops the leases of the previous incarnation, so nothing waits out a TTL after kill -9) →
+// stream manager (new epoch) → extent nodes (journal replay, register) → partition server →
+// partition manager → wait until every partition of the map is served → accounts → front end
+// listens last, so a client that can connect is served. Stop is the reverse; kill -9 at any
+// point is survived by the journals, the MetaStore log and the partition commit logs.
+//
+// Fault model: a disk directory may be unwritable or belong to another node (its node.json); a
+// start may find a crashed predecessor's state (stale lock taken over, leases dropped, logs
+// replayed). Start-up that cannot serve every partition within stampReadyTimeoutMs fails loudly.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs } from '../constants.ts';
+import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer.ts';
+import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
+import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
+import type { CorsRulesLookup } from '../frontend/cors.ts';
+import { FrontendServer } from '../frontend/http-server.ts';
+import { RealDisk } from '../io/real-disk.ts';
+import { EmbeddedMetaStore } from '../metastore/embedded-meta-store.ts';
+import { ExtentNodeMetrics } from '../observability/extent-node-metrics.ts';
+import { StreamManagerMetrics } from '../observability/stream-manager-metrics.ts';
+import { PartitionClient } from '../partition/partition-client.ts';
+import { PartitionManager } from '../partition/partition-manager.ts';
+import { readMap } from '../partition/partition-map.ts';
+import { PartitionServer } from '../partition/partition-server.ts';
+import { LocalNetwork } from '../rpc/local-network.ts';
+import { ExtentNode } from '../stream/extent-node.ts';
+import { StreamManager } from '../stream/stream-manager.ts';
+import { assert } from '../util/assert.ts';
+import type { Clock } from '../util/clock.ts';
+import { StorageError } from '../util/errors.ts';
+import { SeededRandom } from '../util/random.ts';
+import { AccountStore } from './account-store.ts';
+import { DataDirLock } from './data-dir-lock.ts';
+
+/** What a backend may tell the authoriser and CORS about (the blob tables hold them). */
+export interface BackendLookups {
+  readonly storedPolicy: StoredPolicyLookup;
+  readonly publicAccess: PublicAccessLookup;
+  readonly corsRules: CorsRulesLookup;
+}
+
+export interface StampBackend {
+  readonly backend: BlobBackend;
+  readonly lookups: BackendLookups;
+}
+
+/** Builds the Blob service over the partition layer (PartitionBlobBackend once it is wired). */
+export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock }) => StampBackend;
+
+export interface EmbeddedStampOptions {
+  /** Data directories, one fault domain each; the first also holds the MetaStore. */
+  readonly disks: readonly string[];
+  readonly clock: Clock;
+  readonly logger?: Logger;
+  /** Where the Blob endpoint listens; null: no front end (the account CLI). */
+  readonly blob: { readonly host: string; readonly port: number } | null;
+  readonly createBackend?: BackendFactory;
+  /** Registry for the stream layer's metrics (the --admin port); none if absent. */
+  readonly registry?: Registry;
+  /** Who holds the data directories' lock (shown to a second process). */
+  readonly role?: string;
+  /** Front-end API version ceiling (x-ms-version). */
+  readonly apiVersionLatest?: string;
+}
+
+export interface StartupReport {
+  readonly totalMs: number;
+  /** Milliseconds spent in each start phase, in order. */
+  readonly phasesMs: Readonly<Record<string, number>>;
+  readonly partitions: number;
+}
+
+/** The newest x-ms-version the front end accepts (Azurite 3.37's). */
+export const apiVersionLatestDefault = '2026-04-06';
+
+export const metaDirectory = 'meta';
+
+export interface Redundancy {
+  readonly faultDomains: number;
+  readonly replicas: number;
+  readonly statement: string;
+}
+
+/** What the stamp promises for the given number of disks, in words for the operator. */
+export function redundancy(diskCount: number): Redundancy {
+  assert(diskCount >= 1, 'a stamp needs at least one disk');
+  const replicas = Math.min(replicaCountDefault, diskCount);
+  if (diskCount === 1) {
+    return {
+      faultDomains: 1, replicas,
+      statement: 'NO REDUNDANCY: one --disk is one fault domain, so every byte is stored once; losing or corrupting that disk loses data. Give three --disk directories on three different disks for three replicas.',
+    };
+  }
+  const survives = replicas - 1 === 1 ? 'the loss of one disk' : `the loss of any ${replicas - 1} disks`;
+  return { faultDomains: diskCount, replicas, statement: `${replicas} replicas of every extent in ${replicas} distinct fault domains (${diskCount} disks): survives ${survives}.` };
+}
+
+function notWired(): StampBackend {
+  return {
+    backend: notWiredBackend(),
+    lookups: { storedPolicy: () => Promise.resolve(null), publicAccess: () => Promise.resolve('notFound'), corsRules: () => Promise.resolve([]) },
+  };
+}
+
+interface Parts {
+  lock: DataDirLock | null;
+  metaStore: EmbeddedMetaStore | null;
+  network: LocalNetwork | null;
+  streamManager: StreamManager | null;
+  nodes: ExtentNode[];
+  partitionServer: PartitionServer | null;
+  partitionManager: PartitionManager | null;
+  frontend: FrontendServer | null;
+}
+
+export class EmbeddedStamp {
+  readonly startup: StartupReport;
+  readonly accounts: AccountStore;
+  readonly partitions: PartitionClient;
+  readonly redundancy: Redundancy;
+  /** The Blob endpoint's port (null without a front end). */
+  readonly blobPort: number | null;
+  private readonly parts: Parts;
+  private readonly logger: Logger;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(init: StampInit) {
+    this.parts = init.parts;
+    this.startup = init.startup;
+    this.accounts = init.accounts;
+    this.partitions = init.partitions;
+    this.blobPort = init.blobPort;
+    this.logger = init.logger;
+    this.redundancy = redundancy(init.diskCount);
+  }
+
+  static async start(options: EmbeddedStampOptions): Promise<EmbeddedStamp> {
+    if (options.disks.length === 0) throw new StorageError('config.invalid', 'a stamp needs at least one --disk directory');
+    if (new Set(options.disks).size !== options.disks.length) throw new StorageError('config.invalid', 'a --disk directory is given twice');
+    const logger = options.logger ?? pino({ level: 'silent' });
+    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null };
+    const phases = new Phases(options.clock);
+    try {
+      return new EmbeddedStamp(await startParts(options, parts, phases, logger));
+    } catch (error) {
+      await stopParts(parts, logger);
+      throw error;
+    }
+  }
+
+  /** Graceful stop: the front end first (no new requests), then every role, then the lock. */
+  stop(): Promise<void> {
+    this.stopping ??= stopParts(this.parts, this.logger);
+    return this.stopping;
+  }
+
+  /** The extent nodes, one per disk in --disk order (tests and the admin port). */
+  get extentNodes(): readonly ExtentNode[] {
+    return this.parts.nodes;
+  }
+}
+
+/** Measures the start phases on the stamp's clock. */
+class Phases {
+  private readonly clock: Clock;
+  private readonly startMs: number;
+  private lastMs: number;
+  readonly phasesMs: Record<string, number> = {};
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+    this.startMs = clock.monotonicMs();
+    this.lastMs = this.startMs;
+  }
+
+  done(name: string): void {
+    const nowMs = this.clock.monotonicMs();
+    this.phasesMs[name] = Math.round(nowMs - this.lastMs);
+    this.lastMs = nowMs;
+  }
+
+  get totalMs(): number {
+    return Math.round(this.clock.monotonicMs() - this.startMs);
+  }
+}
+
+interface StampInit {
+  readonly parts: Parts;
+  readonly startup: StartupReport;
+  readonly accounts: AccountStore;
+  readonly partitions: PartitionClient;
+  readonly blobPort: number | null;
+  readonly logger: Logger;
+  readonly diskCount: number;
+}
+
+async function startParts(options: EmbeddedStampOptions, parts: Parts, phases: Phases, logger: Logger): Promise<StampInit> {
+  const { clock } = options;
+  const random = new SeededRandom(randomBytes(8).readBigUInt64BE(0));
+  parts.lock = await DataDirLock.acquire(options.disks, options.role ?? 'serve');
+  const firstDisk = options.disks[0] ?? '';
+  parts.metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: firstDisk }), directory: metaDirectory, clock });
+  phases.done('metaStore');
+  const network = new LocalNetwork({ clock, localAddress: 'stamp' });
+  parts.network = network;
+  const { replicas } = redundancy(options.disks.length);
+  const streamManager = new StreamManager({ metaStore: parts.metaStore, network: network.endpoint('stream-manager'), clock, random, logger, replicaCountDefault: replicas });
+  parts.streamManager = streamManager;
+  await streamManager.start();
+  streamManager.startRepairLoop(repairIntervalMs);
+  phases.done('streamManager');
+  await startExtentNodes(options, parts, { streamManager, network, random, logger });
+  phases.done('extentNodes');
+  const partitions = await startPartitionLayer(options, parts, { streamManager, network, random, logger });
+  phases.done('partitions');
+  const accounts = await AccountStore.open({ tables: partitions.client, clock });
+  phases.done('accounts');
+  const blobPort = options.blob === null ? null : await startFrontend(options, parts, { accounts, client: partitions.client, logger });
+  phases.done('frontend');
+  if (options.registry !== undefined) watchMetrics(options.registry, parts);
+  const startup: StartupReport = { totalMs: phases.totalMs, phasesMs: phases.phasesMs, partitions: partitions.count };
+  logger.info({ ...startup, disks: options.disks.length, replicas, blobPort }, 'stamp ready');
+  return { parts, startup, accounts, partitions: partitions.client, blobPort, logger, diskCount: options.disks.length };
+}
+
+interface Wiring {
+  readonly streamManager: StreamManager;
+  readonly network: LocalNetwork;
+  readonly random: SeededRandom;
+  readonly logger: Logger;
+}
+
+async function startExtentNodes(options: EmbeddedStampOptions, parts: Parts, wiring: Wiring): Promise<void> {
+  for (const [index, directory] of options.disks.entries()) {
+    const nodeId = (await storedNodeId(directory)) ?? `en-${index}-${randomBytes(4).toString('hex')}`;
+    const node = await ExtentNode.start({
+      nodeId, disk: new RealDisk({ root: directory }), clock: options.clock, random: wiring.random,
+      network: wiring.network.endpoint(nodeId), listenAddress: `${nodeId}:1`, manager: wiring.streamManager,
+      faultDomain: `fd${index}`, upgradeDomain: `ud${index}`, groupCommit: true, logger: wiring.logger,
+    });
+    parts.nodes.push(node);
+  }
+}
+
+/** The node id a disk was first used with (its node.json), so a disk keeps its identity even
+ * when the --disk order changes; null for a new disk. */
+async function storedNodeId(directory: string): Promise<string | null> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(join(directory, 'node.json'), 'utf8'));
+    const nodeId = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)['nodeId'] : undefined;
+    return typeof nodeId === 'string' && nodeId !== '' ? nodeId : null;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new StorageError('config.invalid', `${directory}/node.json is unreadable; is this a Kura disk?`, { cause: error });
+  }
+}
+
+async function startPartitionLayer(options: EmbeddedStampOptions, parts: Parts, wiring: Wiring): Promise<{ client: PartitionClient; count: number }> {
+  const { clock } = options;
+  const metaStore = parts.metaStore;
+  assert(metaStore !== null, 'MetaStore opened before the partition layer');
+  const server = new PartitionServer({
+    serverId: 'ps-1', metaStore, network: wiring.network.endpoint('partition-server'), listenAddress: 'partition-server:1',
+    streamManager: wiring.streamManager, clock, random: wiring.random, logger: wiring.logger,
+    clientId: `ps-1-${process.pid}-${clock.nowMs().toString(36)}`,
+  });
+  parts.partitionServer = server;
+  await server.start();
+  const manager = new PartitionManager({ managerId: 'pm-1', metaStore, network: wiring.network.endpoint('partition-manager'), streamManager: wiring.streamManager, clock, logger: wiring.logger });
+  parts.partitionManager = manager;
+  manager.start();
+  const count = await waitUntilServed(metaStore, server, clock);
+  return { client: new PartitionClient({ metaStore, network: wiring.network.endpoint('frontend'), clock }), count };
+}
+
+/** Waits (bounded) until the map exists and this stamp's server serves every partition in it. */
+async function waitUntilServed(metaStore: EmbeddedMetaStore, server: PartitionServer, clock: Clock): Promise<number> {
+  const deadlineMs = clock.monotonicMs() + stampReadyTimeoutMs;
+  for (;;) {
+    const current = await readMap(metaStore);
+    const serving = new Set(server.servingPartitions());
+    if (current !== null && current.map.partitions.every((entry) => serving.has(entry.partitionId))) return current.map.partitions.length;
+    if (clock.monotonicMs() > deadlineMs) {
+      throw new StorageError('partition.unavailable', `the partition layer did not serve every partition within ${stampReadyTimeoutMs} ms (map ${current === null ? 'absent' : `version ${current.map.version}`}, serving ${serving.size})`, { retryable: true });
+    }
+    await clock.sleep(stampReadyPollMs);
+  }
+}
+
+async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring: { accounts: AccountStore; client: PartitionClient; logger: Logger }): Promise<number> {
+  const blob = options.blob;
+  assert(blob !== null, 'startFrontend without a blob endpoint');
+  const { clock } = options;
+  const { backend, lookups } = (options.createBackend ?? notWired)({ tables: wiring.client, clock });
+  const authorizer = new Authorizer({
+    clock, accountKeys: (account) => wiring.accounts.keys(account), storedPolicy: lookups.storedPolicy, publicAccess: lookups.publicAccess,
+  });
+  const frontend = new FrontendServer({
+    backend, authorizer, clock, corsRules: lookups.corsRules, apiVersionLatest: options.apiVersionLatest ?? apiVersionLatestDefault,
+    logger: wiring.logger.child({ component: 'frontend' }),
+  });
+  parts.frontend = frontend;
+  try {
+    return await frontend.listen(blob.port, blob.host);
+  } catch (error) {
+    throw new StorageError('config.invalid', `cannot listen for the Blob endpoint on ${blob.host}:${blob.port}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+function watchMetrics(registry: Registry, parts: Parts): void {
+  const nodeMetrics = new ExtentNodeMetrics({ registry });
+  for (const node of parts.nodes) nodeMetrics.watch(node);
+  if (parts.streamManager !== null) new StreamManagerMetrics({ registry, manager: parts.streamManager });
+}
+
+/** Stops whatever was started, in reverse order; every step runs even if an earlier one failed. */
+async function stopParts(parts: Parts, logger: Logger): Promise<void> {
+  const steps: Array<[string, () => Promise<void>]> = [
+    ['frontend', async () => { await parts.frontend?.close(); }],
+    ['partitionManager', async () => { await parts.partitionManager?.stop(); }],
+    ['partitionServer', async () => { await parts.partitionServer?.stop(); }],
+    ['extentNodes', async () => { for (const node of [...parts.nodes].reverse()) await node.stop(); }],
+    ['streamManager', async () => { await parts.streamManager?.close(); }],
+    ['network', async () => { await parts.network?.close(); }],
+    ['metaStore', async () => { await parts.metaStore?.close(); }],
+    ['lock', async () => { await parts.lock?.release(); }],
+  ];
+  for (const [name, step] of steps) {
+    try {
+      await step();
+    } catch (error) {
+      logger.error({ err: error, step: name }, 'stamp stop step failed');
+    }
+  }
+}
