@@ -110,7 +110,12 @@ export class FrontendServer {
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const exchange: Exchange = { requestId: randomUUID(), request, response, version: '2009-09-19', bodyRead: false, cors: {} };
     this.#track(request, response);
-    request.socket.setTimeout(this.#options.bodyIdleTimeoutMs ?? requestBodyIdleTimeoutMs, () => request.socket.destroy());
+    // One idle listener per request, removed when it ends: a keep-alive socket serves many requests.
+    const socket = request.socket;
+    const onIdle = (): void => { socket.destroy(); };
+    socket.setTimeout(this.#options.bodyIdleTimeoutMs ?? requestBodyIdleTimeoutMs);
+    socket.on('timeout', onIdle);
+    response.once('close', () => socket.off('timeout', onIdle));
     try {
       if (request.method === 'OPTIONS') {
         await this.#preflight(exchange);
