@@ -68,6 +68,10 @@ export const metaTxnOperationsMax = 128;
  * keys, and under etcd's default 1.5 MiB request limit, so both stores accept the same txns. */
 export const metaTxnBytesMax = metaValueBytesMax + 128 * KiB;
 
+/** Extents one manager.dropExtents removes: its txn writes the stream record plus a delete and a
+ * removal entry per extent, under metaTxnOperationsMax (128) with its compares. */
+export const dropExtentsPerCallMax = 32;
+
 /** MetaStore: most keys returned by one range call. */
 export const metaRangeLimitMax = 10_000;
 
@@ -338,6 +342,44 @@ export const metaManifestsPerExtentMax = 64;
 
 /** A partition server's lease: its partitions move this long after it dies at the latest. 10 s
  * rides out a GC pause or a MetaStore leader change without moving partitions needlessly.
+// ---- partition compaction and garbage collection (docs/partition-gc.md) ----
+
+/** Size tiers of runs: tier = log_F(dataBytes / this). Below 1 MiB a merge costs little either way. */
+export const compactionTierBaseBytes = 1 * MiB;
+
+/** Most runs one minor merge reads: bounds one merge's work and memory (one block per input). */
+export const compactionMergeRunsMax = 16;
+
+/** A major merge (every run, dropping tombstones) starts when tombstones are this share of the
+ * runs' rows: deleted rows then stop holding checkpoint extents (and their data refs) alive. */
+export const compactionTombstoneRatio = 0.25;
+
+/** Auto-maintenance looks at the clock this often: time-based checkpoints and GC passes are due
+ * within it (size-based ones start right after the write that made them due). */
+export const maintenanceTickMs = 10_000;
+
+/** Auto-maintenance runs a GC pass this often: a pass scans every live row of the partition. */
+export const dataGcIntervalMs = 10 * 60_000;
+
+/** A data extent this owner appended to within this time, or any extent before this long after
+ * the partition was loaded, is not dropped: it may hold an upload whose row is not committed yet
+ * (a 5000 MiB Put Blob at 10 MB/s takes ~8 minutes). */
+export const dataGcGraceMs = 60 * 60_000;
+
+/** Bytes one GC pass copies forward: bounds its disk and network bandwidth (≈ 0.4 MiB/s at one
+ * pass per dataGcIntervalMs) and how much garbage a crash mid-pass can leave. */
+export const dataGcCopyBytesPerPassMax = 256 * MiB;
+
+/** Copy forward only from data extents at most this live: every byte copied frees at least one. */
+export const dataGcCopyForwardLiveRatio = 0.5;
+
+/** Distinct live ranges one pass tracks in memory (~100 bytes each); past it the pass drops nothing. */
+export const dataGcRefsTrackedMax = 4_000_000;
+
+/** A data-stream tail at least this long and mostly dead is sealed by GC so it can be collected
+ * (extents only fill at extentBytesMax = 256 MiB). */
+export const dataGcTailSealBytes = 64 * MiB;
+
  * Keep-alives go every TTL/4, so two lost renewals still leave the lease confirmed. */
 export const partitionLeaseTtlMs = 10_000;
 

@@ -3,9 +3,10 @@
 // stream that name an extent not in it are tried in the inherited data streams, newest ancestor
 // first; everything else passes through.
 //
-// Invariants: only reads are redirected, never appends or seals (inherited streams are
+// Invariants: only reads are redirected, never appends, seals or drops (inherited streams are
 // read-only to the child); a ref found nowhere fails as the last stream's error.
 // Fault model: as PartitionStreams; extent.not_found from one stream moves to the next.
+import { assert } from '../util/assert.ts';
 import { isStorageError } from '../util/errors.ts';
 import type { PartitionStreams, StreamAppendPosition, StreamExtent } from './partition-streams.ts';
 
@@ -49,5 +50,11 @@ export class InheritedDataStreams implements PartitionStreams {
 
   sealTail(streamId: number): Promise<void> {
     return this.inner.sealTail(streamId);
+  }
+
+  /** Own streams only: an inherited stream is read-only to the child (its sibling reads it too). */
+  dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {
+    assert(!this.inherited.includes(streamId), 'a child never drops extents of an inherited data stream');
+    return this.inner.dropExtents(streamId, extentIds);
   }
 }

@@ -1,7 +1,7 @@
 // What a partition needs from the stream layer (docs/formats/partition-log.md, "A partition's
 // streams"), as one small seam: append a record to a stream, read verified bytes back, list a
 // stream's extents with their state, and seal a stream's tail so every extent but a new empty one
-// has a known, final length. StreamLayerPartitionStreams adapts StreamClient + StreamManagerApi;
+// has a known, final length; and drop extents a partition no longer needs (docs/partition-gc.md). StreamLayerPartitionStreams adapts StreamClient + StreamManagerApi;
 // tests also run partitions on an in-memory implementation with fault injection.
 //
 // Invariants (every implementation):
@@ -16,6 +16,7 @@
 // append may be stored twice across a seal (records carry their own sequence numbers).
 import type { StreamClient } from '../stream/stream-client.ts';
 import type { StreamManagerApi } from '../stream/protocol.ts';
+import { dropExtentsPerCallMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
 
 export interface StreamAppendPosition {
@@ -38,6 +39,11 @@ export interface PartitionStreams {
   extents(streamId: number): Promise<readonly StreamExtent[]>;
   /** Seals the current tail at its committed length and starts a new, empty tail. */
   sealTail(streamId: number): Promise<void>;
+  /**
+   * Garbage collection: removes sealed, non-tail extents from the stream for good (their bytes
+   * are deleted from every replica). Idempotent; fenced by the owner epoch (docs/partition-gc.md).
+   */
+  dropExtents(streamId: number, extentIds: readonly number[]): Promise<void>;
 }
 
 /** The four streams of one partition. */
@@ -82,6 +88,13 @@ export class StreamLayerPartitionStreams implements PartitionStreams {
     if (tail === undefined) throw new StorageError('stream.unavailable', `stream ${streamId} has no extents`, { retryable: true });
     const request = this.ownerEpoch === undefined ? { streamId, extentId: tail.extentId } : { streamId, extentId: tail.extentId, ownerEpoch: this.ownerEpoch };
     await this.manager.sealAndExtend(request);
+    this.client.invalidate(streamId);
+  }
+
+  async dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {
+    for (let index = 0; index < extentIds.length; index += dropExtentsPerCallMax) {
+      await this.manager.dropExtents({ streamId, extentIds: extentIds.slice(index, index + dropExtentsPerCallMax), ownerEpoch: this.ownerEpoch ?? 0 });
+    }
     this.client.invalidate(streamId);
   }
 }

@@ -1,5 +1,5 @@
 // The stream manager's commands to extent nodes (docs/stream-protocol.md): create, info (length,
-// state, damaged), seal, copyFrom, status. Each carries the manager's epoch where the protocol says so, has an explicit
+// state, damaged), seal, copyFrom, remove (of a dropped extent), status. Each carries the manager's epoch where the protocol says so, has an explicit
 // deadline, and parses the answer with a zod schema (a node's answer is untrusted input).
 //
 // Invariants: every mutating command carries `epoch`; a copy's deadline grows with the bytes to
@@ -18,6 +18,8 @@ const nodeStatusAnswer = z.object({
   extentIds: z.array(id).optional(),
   extents: z.array(z.object({ extentId: id }).loose()).optional(),
 });
+
+const removeAnswer = z.object({ removed: z.boolean() });
 
 export class ManagerCommands {
   private readonly network: Network;
@@ -49,6 +51,12 @@ export class ManagerCommands {
     const deadlineMs = rpcDeadlineMsDefault + Math.ceil((copy.sealedLength / rereplicationBytesPerSecondMax) * 1000) * 2;
     const sources = copy.sources.map((source) => ({ nodeId: source.nodeId, address: source.address }));
     await this.call(address, 'extent.copyFrom', { epoch: this.epochOf(), streamId: copy.streamId, extentId: copy.extentId, sealedLength: copy.sealedLength, sources }, deadlineMs);
+  }
+
+  /** Deletes a replica of a dropped extent; idempotent (false: the node did not hold it). */
+  async remove(address: string, extentId: number): Promise<boolean> {
+    const header = await this.call(address, 'extent.remove', { epoch: this.epochOf(), extentId }, rpcDeadlineMsDefault);
+    return parseAnswer(removeAnswer, header, 'extent.remove').removed;
   }
 
   /** The extent ids a node holds, for reconciliation. */

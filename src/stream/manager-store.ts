@@ -24,8 +24,8 @@ import type { Compare, KeyValue, MetaStore, TxnOperation } from '../metastore/me
 import { prefixEnd } from '../metastore/meta-store.ts';
 import { assert } from '../util/assert.ts';
 import { StorageError } from '../util/errors.ts';
-import { extentKey, extentRecord, nodeKey, nodeRecord, streamKey, streamRecord } from './protocol.ts';
-import type { ExtentRecord, NodeRecord, StreamRecord } from './protocol.ts';
+import { extentKey, extentRecord, nodeKey, nodeRecord, removalKey, removalRecord, streamKey, streamRecord } from './protocol.ts';
+import type { ExtentRecord, NodeRecord, RemovalRecord, StreamRecord } from './protocol.ts';
 import { SerialLock } from './serial-lock.ts';
 import { releaseTokenSecretBytes } from './release-token.ts';
 
@@ -34,6 +34,7 @@ export const secretKey = 'sm/secret';
 export const counterKeys = { stream: 'sm/counters/stream', extent: 'sm/counters/extent' } as const;
 const extentPrefix = 'sm/extents/';
 const nodePrefix = 'sm/nodes/';
+const removalPrefix = 'sm/removals/';
 
 /** Commit attempts when a compare fails for a reason other than fencing. */
 const commitAttemptsMax = 5;
@@ -52,6 +53,8 @@ export interface Versioned<T> {
 export interface CommitPlan<R> {
   readonly compare: readonly Compare[];
   readonly puts: readonly { readonly key: string; readonly value: unknown }[];
+  /** Keys the decision deletes (compare them too, so the delete applies to what was read). */
+  readonly deletes?: readonly string[];
   readonly result: R;
 }
 
@@ -110,8 +113,9 @@ export class ManagerStore {
       for (let attempt = 1; ; attempt++) {
         this.checkNotFenced();
         const plan = await decide();
-        if (plan.puts.length === 0) return plan.result;
+        if (plan.puts.length === 0 && (plan.deletes ?? []).length === 0) return plan.result;
         const success = plan.puts.map((put): TxnOperation => ({ kind: 'put', key: put.key, value: JSON.stringify(put.value) }));
+        for (const key of plan.deletes ?? []) success.push({ kind: 'delete', key });
         const compare = [{ key: epochKey, modRevision: this.epochRevision }, ...plan.compare];
         const outcome = await this.metaStore.txn({ compare, success });
         if (outcome.succeeded) return plan.result;
@@ -144,6 +148,15 @@ export class ManagerStore {
 
   async readExtent(extentId: number): Promise<Versioned<ExtentRecord> | null> {
     return this.readRecord(extentRecord, extentKey(extentId));
+  }
+
+  async readRemoval(extentId: number): Promise<Versioned<RemovalRecord> | null> {
+    return this.readRecord(removalRecord, removalKey(extentId));
+  }
+
+  /** Dropped extents whose replicas have not all confirmed extent.remove. */
+  async readRemovals(): Promise<Versioned<RemovalRecord>[]> {
+    return (await this.scan(removalPrefix)).map((kv) => ({ value: parseValue(removalRecord, kv, kv.key), modRevision: kv.modRevision }));
   }
 
   async readNodes(): Promise<Versioned<NodeRecord>[]> {

@@ -6,6 +6,7 @@
 // strings (node ids); offsets and lengths are safe integers; every list is bounded.
 import { z } from 'zod';
 import type { RpcHeader } from '../rpc/network.ts';
+import { dropExtentsPerCallMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
 
 const replicaListMax = 16;
@@ -86,6 +87,8 @@ export const streamManagerRequests = {
   'manager.getStream': z.object({ streamId: id }),
   /** ownerEpoch (optional): the caller owns the stream at this epoch (docs: "Owner epochs"). */
   'manager.sealAndExtend': z.object({ streamId: id, extentId: id, ownerEpoch: epoch.optional() }),
+  /** Garbage collection by the stream's owner (docs: "Dropping extents"): sealed, non-tail extents. */
+  'manager.dropExtents': z.object({ streamId: id, extentIds: z.array(id).min(1).max(dropExtentsPerCallMax), ownerEpoch: epoch }),
   'manager.reportCorruption': z.object({ extentId: id, nodeId }),
   'manager.liveReplicas': z.object({ nodeId }),
   'manager.releaseToken': z.object({ nodeId }),
@@ -126,6 +129,14 @@ export const streamRecord = z.object({
 });
 export type StreamRecord = z.infer<typeof streamRecord>;
 
+/** A dropped extent whose replicas on `nodeIds` have not confirmed extent.remove yet. */
+export const removalRecord = z.object({
+  extentId: id,
+  streamId: id,
+  nodeIds: z.array(nodeId).max(replicaListMax),
+});
+export type RemovalRecord = z.infer<typeof removalRecord>;
+
 /** What clients get for an extent: the record with replica addresses resolved. */
 export interface ExtentView {
   readonly extentId: number;
@@ -150,6 +161,14 @@ export interface SealAndExtendRequest {
   readonly ownerEpoch?: number | undefined;
 }
 
+export interface DropExtentsRequest {
+  readonly streamId: number;
+  /** Sealed extents of the stream, none of them its tail; 1..dropExtentsPerCallMax. */
+  readonly extentIds: readonly number[];
+  /** The caller owns the stream at this epoch: it must equal the stream's recorded owner epoch. */
+  readonly ownerEpoch: number;
+}
+
 /**
  * The stream manager as clients and nodes call it: implemented in-process by StreamManager and
  * over the network by a proxy, so the embedded mode and the cluster share the client code.
@@ -160,6 +179,8 @@ export interface StreamManagerApi {
   createStream(request: { name: string; replicaCount?: number }): Promise<StreamView>;
   getStream(streamId: number): Promise<StreamView>;
   sealAndExtend(request: SealAndExtendRequest): Promise<StreamView>;
+  /** Removes extents from a stream (txn), then from their replicas; answers the ids it removed. */
+  dropExtents(request: DropExtentsRequest): Promise<{ dropped: readonly number[] }>;
   reportCorruption(report: { extentId: number; nodeId: string }): Promise<void>;
   liveReplicas(nodeId: string): Promise<readonly number[]>;
   releaseToken(nodeId: string): Promise<string>;
@@ -181,6 +202,10 @@ export function extentKey(extentId: number): string {
 
 export function streamKey(streamId: number): string {
   return `sm/streams/${streamId.toString(16).padStart(16, '0')}`;
+}
+
+export function removalKey(extentId: number): string {
+  return `sm/removals/${extentId.toString(16).padStart(16, '0')}`;
 }
 
 export function nodeKey(nodeIdValue: string): string {

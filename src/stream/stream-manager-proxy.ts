@@ -8,6 +8,7 @@
 //   manager.createStream / getStream /
 //           sealAndExtend                 header → body: StreamView as JSON (views grow with the
 //                                         stream's extent count, past what a header may hold)
+//   manager.dropExtents                   header → body: { dropped } as JSON
 //   manager.reportCorruption              header → {}
 //   manager.liveReplicas                  header → body: { extentIds } as JSON
 //   manager.releaseToken                  header → { token }
@@ -25,7 +26,7 @@ import { parseResponse } from './extent-node-rpc.ts';
 import {
   epoch, extentStateSchema, id, parseHeader, replicaLocation, streamManagerRequests,
 } from './protocol.ts';
-import type { NodeRegistration, SealAndExtendRequest, StreamManagerApi, StreamManagerMethod, StreamView } from './protocol.ts';
+import type { DropExtentsRequest, NodeRegistration, SealAndExtendRequest, StreamManagerApi, StreamManagerMethod, StreamView } from './protocol.ts';
 
 export const extentViewSchema = z.object({
   extentId: id,
@@ -44,6 +45,7 @@ export const streamViewSchema = z.object({
 
 const epochAnswer = z.object({ epoch });
 const liveReplicasAnswer = z.object({ extentIds: z.array(id) });
+const droppedAnswer = z.object({ dropped: z.array(id) });
 const tokenAnswer = z.object({ token: z.string().min(1).max(4096) });
 const checkAnswer = z.object({ valid: z.boolean() });
 const noBody = Buffer.alloc(0);
@@ -87,6 +89,11 @@ export class StreamManagerProxy implements StreamManagerApi {
       ? { streamId: request.streamId, extentId: request.extentId }
       : { streamId: request.streamId, extentId: request.extentId, ownerEpoch: request.ownerEpoch };
     return this.callBody('manager.sealAndExtend', header, streamViewSchema, Math.max(this.deadlineMs, sealAndExtendDeadlineMs));
+  }
+
+  async dropExtents(request: DropExtentsRequest): Promise<{ dropped: readonly number[] }> {
+    const header = { streamId: request.streamId, extentIds: [...request.extentIds], ownerEpoch: request.ownerEpoch };
+    return this.callBody('manager.dropExtents', header, droppedAnswer, Math.max(this.deadlineMs, sealAndExtendDeadlineMs));
   }
 
   async reportCorruption(report: { extentId: number; nodeId: string }): Promise<void> {
@@ -166,6 +173,8 @@ async function dispatchManager(api: StreamManagerApi, request: RpcRequest): Prom
       return jsonBody(await api.getStream(parseHeader(streamManagerRequests[method], header, method).streamId));
     case 'manager.sealAndExtend':
       return jsonBody(await api.sealAndExtend(parseHeader(streamManagerRequests[method], header, method)));
+    case 'manager.dropExtents':
+      return jsonBody(await api.dropExtents(parseHeader(streamManagerRequests[method], header, method)));
     case 'manager.reportCorruption':
       await api.reportCorruption(parseHeader(streamManagerRequests[method], header, method));
       return headerOnly({});

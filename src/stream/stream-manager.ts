@@ -29,11 +29,11 @@
 // caller (retryable where a retry can succeed); a superseded manager answers extent.stale_epoch.
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { nodeHeartbeatTimeoutMs, releaseTokenValidityMs, repairIntervalMs } from '../constants.ts';
+import { dropExtentsPerCallMax, nodeHeartbeatTimeoutMs, releaseTokenValidityMs, repairIntervalMs } from '../constants.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
 import type { Network } from '../rpc/network.ts';
 import { assert } from '../util/assert.ts';
-import type { Clock } from '../util/clock.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
@@ -42,8 +42,10 @@ import { ManagerCommands } from './manager-commands.ts';
 import { ManagerStore, type CommitPlan, type Versioned } from './manager-store.ts';
 import { NodeRegistry } from './node-registry.ts';
 import { placeReplicas, type PlacementCandidate } from './placement.ts';
-import { extentKey, nodeKey, streamKey } from './protocol.ts';
-import type { ExtentRecord, ExtentView, NodeRecord, NodeRegistration, SealAndExtendRequest, StreamManagerApi, StreamRecord, StreamView } from './protocol.ts';
+import { extentKey, nodeKey, removalKey, streamKey } from './protocol.ts';
+import type {
+  DropExtentsRequest, ExtentRecord, ExtentView, NodeRecord, NodeRegistration, RemovalRecord, SealAndExtendRequest, StreamManagerApi, StreamRecord, StreamView,
+} from './protocol.ts';
 import { protectionCanary, releaseTokenSecretBytes, signReleaseToken, verifyReleaseToken } from './release-token.ts';
 import { Rereplicator, type ReconcileReport, type RepairReport } from './rereplication.ts';
 import { sealDecision } from './seal-rule.ts';
@@ -75,6 +77,9 @@ export class StreamManager implements StreamManagerApi {
   private readonly streamLocks = new KeyedLock<number>();
   private readonly rereplicator: Rereplicator;
   private secret: Buffer | null = null;
+  private removalTimer: TimerHandle | null = null;
+  private removalPass: Promise<void> | null = null;
+  private closing = false;
 
   constructor(options: StreamManagerOptions) {
     assert(Number.isInteger(options.replicaCountDefault) && options.replicaCountDefault >= 1, 'replicaCountDefault must be >= 1');
@@ -114,7 +119,11 @@ export class StreamManager implements StreamManagerApi {
 
   /** Stops the repair loop (if running) and waits for a pass in progress. */
   async close(): Promise<void> {
+    this.closing = true;
+    this.removalTimer?.cancel();
+    this.removalTimer = null;
     await this.rereplicator.stopLoop();
+    if (this.removalPass !== null) await this.removalPass;
   }
 
   // ---- nodes ----------------------------------------------------------------------------------
@@ -135,6 +144,10 @@ export class StreamManager implements StreamManagerApi {
     if (record.lifecycle === 'returned' || (await this.liveReplicas(registration.nodeId)).length > 0) {
       this.rereplicator.requestReconcile(registration.nodeId, 'registration');
     }
+    // Dropped extents it missed the extent.remove of: in the background, as the check above.
+    void this.finishRemovals(registration.nodeId).catch((error: unknown) => {
+      this.logger.warn({ nodeId: registration.nodeId, err: error }, 'pending extent removals of a registering node failed; retried at repair');
+    });
     return { epoch: this.store.epoch };
   }
 
@@ -266,6 +279,94 @@ export class StreamManager implements StreamManagerApi {
     return this.requireStream(streamId);
   }
 
+  /**
+   * Garbage collection by the stream's owner (docs/stream-protocol.md, "Dropping extents"):
+   * removes sealed, non-tail extents from the stream and deletes their records in one txn that
+   * also records a removal entry per extent (durable first), then tells their replicas. Fenced by
+   * the owner epoch; idempotent for extents already dropped.
+   */
+  async dropExtents(request: DropExtentsRequest): Promise<{ dropped: readonly number[] }> {
+    this.ready();
+    if (request.extentIds.length === 0 || request.extentIds.length > dropExtentsPerCallMax) {
+      throw new StorageError('config.invalid', `dropExtents takes 1..${dropExtentsPerCallMax} extents, got ${request.extentIds.length}`);
+    }
+    const dropped = await this.streamLocks.run(request.streamId, () => this.store.commit('dropExtents', () => this.dropPlan(request)));
+    if (dropped.length > 0) this.logger.info({ streamId: request.streamId, dropped, ownerEpoch: request.ownerEpoch }, 'extents dropped from stream');
+    await Promise.all(dropped.map((extentId) => this.finishRemoval(extentId)));
+    return { dropped };
+  }
+
+  /** The drop txn: stream record without the extents, their records deleted, removal entries put. */
+  private async dropPlan(request: DropExtentsRequest): Promise<CommitPlan<number[]>> {
+    const stream = await this.requireStream(request.streamId);
+    checkDropOwner(stream.value, request.ownerEpoch);
+    const compare = [{ key: streamKey(request.streamId), modRevision: stream.modRevision }];
+    const puts: { key: string; value: unknown }[] = [];
+    const deletes: string[] = [];
+    const dropped: number[] = [];
+    for (const extentId of new Set(request.extentIds)) {
+      const extent = await this.store.readExtent(extentId);
+      if (!stream.value.extentIds.includes(extentId)) {
+        if (extent === null) continue; // dropped already: a retry
+        throw new StorageError('config.invalid', `extent ${extentId} is not in stream ${request.streamId}`, { context: { extentId } });
+      }
+      assert(extent !== null, `stream ${request.streamId} lists extent ${extentId}, which has no record`);
+      if (extent.value.state.kind !== 'sealed' || stream.value.extentIds.at(-1) === extentId) {
+        throw new StorageError('config.invalid', `extent ${extentId} is open or the tail of stream ${request.streamId}: only sealed, non-tail extents are dropped`, { context: { extentId } });
+      }
+      compare.push({ key: extentKey(extentId), modRevision: extent.modRevision }, { key: removalKey(extentId), modRevision: 0 });
+      deletes.push(extentKey(extentId));
+      const removal: RemovalRecord = { extentId, streamId: request.streamId, nodeIds: [...extent.value.replicas] };
+      puts.push({ key: removalKey(extentId), value: removal });
+      dropped.push(extentId);
+    }
+    if (dropped.length === 0) return { compare: [], puts: [], result: [] };
+    const next: StreamRecord = { ...stream.value, extentIds: stream.value.extentIds.filter((extentId) => !dropped.includes(extentId)) };
+    return { compare, puts: [...puts, { key: streamKey(request.streamId), value: next }], deletes, result: dropped };
+  }
+
+  /**
+   * Sends extent.remove for a dropped extent to every replica still in its removal entry and
+   * takes each confirmed node out of it (the entry goes when empty). `onlyNodeId`: just that node
+   * (it registered again). Failures leave the node in the entry for the next attempt.
+   */
+  private async finishRemoval(extentId: number, onlyNodeId?: string): Promise<void> {
+    const removal = await this.store.readRemoval(extentId);
+    if (removal === null) return;
+    const confirmed = new Set<string>();
+    const targets = removal.value.nodeIds.filter((nodeIdValue) => onlyNodeId === undefined || nodeIdValue === onlyNodeId);
+    await Promise.all(targets.map(async (nodeIdValue) => {
+      const node = await this.store.readNode(nodeIdValue);
+      if (node === null) {
+        confirmed.add(nodeIdValue); // deregistered: nothing left to tell
+        return;
+      }
+      try {
+        await this.commands.remove(node.value.address, extentId);
+        confirmed.add(nodeIdValue);
+      } catch (error) {
+        this.logger.warn({ extentId, nodeId: nodeIdValue, err: error }, 'extent.remove of a dropped extent failed; retried at registration and repair');
+      }
+    }));
+    if (confirmed.size === 0) return;
+    await this.store.commit('removal confirmed', async () => {
+      const current = await this.store.readRemoval(extentId);
+      if (current === null) return { compare: [], puts: [], result: undefined };
+      const nodeIds = current.value.nodeIds.filter((nodeIdValue) => !confirmed.has(nodeIdValue));
+      const compare = [{ key: removalKey(extentId), modRevision: current.modRevision }];
+      if (nodeIds.length === 0) return { compare, puts: [], deletes: [removalKey(extentId)], result: undefined };
+      return { compare, puts: [{ key: removalKey(extentId), value: { ...current.value, nodeIds } }], result: undefined };
+    });
+  }
+
+  /** Resends extent.remove for every pending removal (of one node, or all); errors are logged. */
+  async finishRemovals(onlyNodeId?: string): Promise<number> {
+    this.ready();
+    const pending = (await this.store.readRemovals()).filter((r) => onlyNodeId === undefined || r.value.nodeIds.includes(onlyNodeId));
+    for (const removal of pending) await this.finishRemoval(removal.value.extentId, onlyNodeId);
+    return (await this.store.readRemovals()).length;
+  }
+
   async reportCorruption(report: { extentId: number; nodeId: string }): Promise<void> {
     this.ready();
     const extent = await this.store.readExtent(report.extentId);
@@ -278,16 +379,31 @@ export class StreamManager implements StreamManagerApi {
 
   // ---- repair ---------------------------------------------------------------------------------
 
-  /** One re-replication pass: see Rereplicator.repairOnce. */
+  /** One re-replication pass (see Rereplicator.repairOnce), then pending extent removals. */
   async repairOnce(): Promise<RepairReport> {
     this.ready();
-    return this.rereplicator.repairOnce();
+    const report = await this.rereplicator.repairOnce();
+    await this.finishRemovals();
+    return report;
   }
 
-  /** Runs repairOnce every intervalMs on the injected clock until close(). */
+  /** Runs repair passes (and pending removals) every intervalMs on the injected clock until close(). */
   startRepairLoop(intervalMs: number = repairIntervalMs): void {
     this.ready();
     this.rereplicator.startLoop(intervalMs);
+    this.scheduleRemovals(intervalMs);
+  }
+
+  private scheduleRemovals(intervalMs: number): void {
+    this.removalTimer = this.options.clock.setTimer(intervalMs, () => {
+      this.removalTimer = null;
+      this.removalPass = this.finishRemovals()
+        .then(() => undefined, (error: unknown) => { this.logger.warn({ err: error }, 'pending extent removals failed; retried next pass'); })
+        .finally(() => {
+          this.removalPass = null;
+          if (!this.closing) this.scheduleRemovals(intervalMs);
+        });
+    });
   }
 
   /** Extents below their replica target at the last scan (kura_extents_below_target). */
@@ -551,6 +667,19 @@ export class StreamManager implements StreamManagerApi {
       out.push({ nodeId: nodeIdValue, address: node.value.address });
     }
     return out;
+  }
+}
+
+/** dropExtents is for the stream's current owner only (docs/stream-protocol.md, "Dropping extents"). */
+function checkDropOwner(stream: StreamRecord, ownerEpoch: number): void {
+  const recorded = stream.ownerEpoch ?? 0;
+  if (ownerEpoch < recorded) {
+    throw new StorageError('stream.fenced', `stream ${stream.streamId} is owned at epoch ${recorded}; epoch ${ownerEpoch} is fenced`, {
+      context: { streamId: stream.streamId, ownerEpoch, recorded },
+    });
+  }
+  if (ownerEpoch > recorded) {
+    throw new StorageError('config.invalid', `stream ${stream.streamId} is owned at epoch ${recorded}: take it over (sealAndExtend) before dropping at ${ownerEpoch}`);
   }
 }
 

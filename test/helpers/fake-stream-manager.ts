@@ -56,6 +56,10 @@ export class FakeStreamManager implements StreamManagerApi {
   }
 
   /** One seal at a time (as the real manager does per stream), so concurrent calls make one extent. */
+  dropExtents(): Promise<{ dropped: readonly number[] }> {
+    return Promise.reject(new StorageError('config.invalid', 'the fake stream manager does not drop extents'));
+  }
+
   sealAndExtend(request: { streamId: number; extentId: number }): Promise<StreamView> {
     const run = this.sealing.then(() => this.sealAndExtendNow(request));
     this.sealing = run.then(() => undefined, () => undefined);

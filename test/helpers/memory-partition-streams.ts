@@ -27,6 +27,7 @@ export class MemoryStreamStore {
   private readonly extentBytesMax: number;
   appends = 0;
   faultsInjected = 0;
+  extentsDropped = 0;
 
   constructor(options: { readonly extentBytesMax?: number } = {}) {
     this.extentBytesMax = options.extentBytesMax ?? 1024 * 1024;
@@ -98,6 +99,20 @@ export class MemoryStreamStore {
     extents.push(this.newExtent());
   }
 
+  /** Garbage collection: removes sealed, non-tail extents (ids no longer present are skipped). */
+  dropExtents(streamId: number, extentIds: readonly number[]): void {
+    const extents = this.extentsOf(streamId);
+    const tail = extents.at(-1);
+    for (const extentId of extentIds) {
+      const index = extents.findIndex((extent) => extent.extentId === extentId);
+      if (index === -1) continue;
+      const extent = extents[index];
+      if (extent === undefined || !extent.sealed || extent === tail) throw new StorageError('config.invalid', `extent ${extentId} is open or the tail`);
+      extents.splice(index, 1);
+      this.extentsDropped += 1;
+    }
+  }
+
   /** Total bytes held by a stream (for figures). */
   streamBytes(streamId: number): number {
     return this.extentsOf(streamId).reduce((sum, extent) => sum + extent.data.length, 0);
@@ -162,6 +177,11 @@ export class MemoryStreamSession implements PartitionStreams {
   async sealTail(streamId: number): Promise<void> {
     await this.alive();
     this.store.sealTail(streamId);
+  }
+
+  async dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {
+    await this.alive();
+    this.store.dropExtents(streamId, extentIds);
   }
 
   private async alive(): Promise<void> {

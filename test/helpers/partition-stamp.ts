@@ -3,6 +3,7 @@
 // - StampBackend: the REAL stream layer in one process: a StreamManager on an EmbeddedMetaStore,
 //   three ExtentNodes in three fault domains on SimDisks, SimNetwork, a virtual clock driven one
 //   millisecond at a time; each owner gets its own StreamClient behind StreamLayerPartitionStreams.
+//   Nodes can be stopped and restarted on their disks; diskBytesUsed() sums every node's files.
 // A session's revoke() is its owner's process dying: no new call starts, and a call in flight
 // either lands or not but its caller never learns the outcome. settle() waits until the dead
 // owner's calls in flight are over, which is what a partition lease's expiry guarantees before a
@@ -79,6 +80,10 @@ export class RevocableStreams implements PartitionStreams, OwnerSession {
     return this.call(() => this.inner.sealTail(streamId));
   }
 
+  dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {
+    return this.call(() => this.inner.dropExtents(streamId, extentIds));
+  }
+
   private async call<T>(operation: () => Promise<T>): Promise<T> {
     if (this.revoked) throw dead();
     const promise = operation();
@@ -123,6 +128,9 @@ export class MemoryBackend implements PartitionBackend {
   }
 }
 
+/** Large enough never to fill; set so SimDisk counts the bytes in use. */
+const simDiskCapacityBytes = 1024 ** 4;
+
 /** Timers at whole milliseconds (ExtentStore wants integral creation times; see the stream stamp test). */
 class WholeMillisecondClock extends ManualClock {
   override setTimer(ms: number, callback: () => void): ReturnType<ManualClock['setTimer']> {
@@ -138,6 +146,8 @@ export class StampBackend implements PartitionBackend {
   /** The fabric, the stream manager and its MetaStore: partition server tests build on them. */
   readonly network: SimNetwork;
   private readonly nodes: ExtentNode[] = [];
+  /** Each extent node's disk (index i = node `en<i>`): figures of bytes on disk come from here. */
+  readonly disks: SimDisk[] = [];
   manager!: StreamManager;
   metaStore!: EmbeddedMetaStore;
   private sessions = 0;
@@ -154,14 +164,40 @@ export class StampBackend implements PartitionBackend {
     backend.manager = new StreamManager({ metaStore, network: backend.network.endpoint('sm:1'), clock: backend.clock, random: backend.random, replicaCountDefault: 3 });
     await backend.manager.start();
     for (let i = 0; i < 3; i++) {
-      const nodeId = `en${i}`;
-      backend.nodes.push(await backend.drive(ExtentNode.start({
-        nodeId, disk: new SimDisk({ random: backend.random, name: `sim:${nodeId}` }), clock: backend.clock, random: backend.random,
-        network: backend.network.endpoint(`${nodeId}:1`), listenAddress: `${nodeId}:1`, manager: backend.manager,
-        faultDomain: `fd${i}`, upgradeDomain: `ud${i}`, groupCommit: true,
-      })));
+      backend.disks.push(new SimDisk({ random: backend.random, name: `sim:en${i}`, capacityBytes: simDiskCapacityBytes }));
+      backend.nodes.push(await backend.startNode(i));
     }
     return backend;
+  }
+
+  private startNode(index: number): Promise<ExtentNode> {
+    const nodeId = `en${index}`;
+    const disk = this.disks[index];
+    if (disk === undefined) throw new Error(`no disk ${index}`);
+    return this.drive(ExtentNode.start({
+      nodeId, disk, clock: this.clock, random: this.random, network: this.network.endpoint(`${nodeId}:1`), listenAddress: `${nodeId}:1`,
+      manager: this.manager, faultDomain: `fd${index}`, upgradeDomain: `ud${index}`, groupCommit: true,
+    }));
+  }
+
+  /** Stops node `en<index>` (its disk keeps what it synced; calls to it fail until restartNode). */
+  async stopNode(index: number): Promise<void> {
+    const node = this.nodes[index];
+    if (node !== undefined) await this.drive(node.stop());
+  }
+
+  /** Starts node `en<index>` again on its disk: it registers, and the manager reconciles it. */
+  async restartNode(index: number): Promise<ExtentNode> {
+    const node = await this.startNode(index);
+    this.nodes[index] = node;
+    return node;
+  }
+
+  /** Bytes of every file on every extent node's disk (extent files, journals, node state). */
+  async diskBytesUsed(): Promise<number> {
+    let used = 0;
+    for (const disk of this.disks) used += simDiskCapacityBytes - await disk.freeBytes();
+    return used;
   }
 
   async createPartitionStreams(): Promise<PartitionStreamIds> {

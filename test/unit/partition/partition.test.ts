@@ -186,6 +186,7 @@ describe('Partition', () => {
       append: (streamId, data) => session.append(streamId, data),
       extents: (streamId) => session.extents(streamId),
       sealTail: (streamId) => session.sealTail(streamId),
+      dropExtents: (streamId, extentIds) => session.dropExtents(streamId, extentIds),
       read: async (streamId, extentId, offset, length) => {
         await gate;
         return session.read(streamId, extentId, offset, length);

@@ -64,6 +64,7 @@ class FakeManager implements StreamManagerApi {
   heartbeat(): Promise<{ epoch: number }> { return Promise.resolve({ epoch: 1 }); }
   createStream(): Promise<StreamView> { return this.getStream(); }
   reportCorruption(): Promise<void> { return Promise.resolve(); }
+  dropExtents(): Promise<{ dropped: readonly number[] }> { return Promise.resolve({ dropped: [] }); }
   liveReplicas(): Promise<readonly number[]> { return Promise.resolve([]); }
   releaseToken(): Promise<string> { return Promise.reject(new StorageError('node.protected', 'not in this test')); }
   checkToken(): Promise<boolean> { return Promise.resolve(false); }
