@@ -380,6 +380,8 @@ export const dataGcRefsTrackedMax = 4_000_000;
  * (extents only fill at extentBytesMax = 256 MiB). */
 export const dataGcTailSealBytes = 64 * MiB;
 
+/** A partition server's lease: its partitions move this long after it dies at the latest. 10 s
+ * rides out a GC pause or a MetaStore leader change without moving partitions needlessly.
  * Keep-alives go every TTL/4, so two lost renewals still leave the lease confirmed. */
 export const partitionLeaseTtlMs = 10_000;
 
