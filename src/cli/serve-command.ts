@@ -1,0 +1,113 @@
+// `kura serve`: the embedded default (DESIGN.md §3 "Modes"): a whole stamp in one process, data
+// under ./data (or one fault domain per --disk), the Blob endpoint where Azurite listens
+// (127.0.0.1:10000; queue 10001 and table 10002 reserved), the development account
+// devstoreaccount1 with its published key. It only parses flags and wires EmbeddedStamp
+// (src/stamp/embedded-stamp.ts), which holds the assembly.
+//
+// Lifecycle: lock the data directories → start the stamp (MetaStore, stream layer, partition
+// layer, accounts) → listen → print the redundancy statement, the endpoint, the time to ready and
+// the connection string on stdout → serve until SIGTERM/SIGINT → stop every role → exit 0. A
+// second signal exits at once (1). kill -9 is survived: journals, the MetaStore log and the
+// partition commit logs are replayed by the next start, and the stale lock is taken over.
+// A start that fails (port in use, a data directory held by another kura, an unreadable disk)
+// prints "kura serve: <reason>" on stderr and exits 1. JSON logs go to stderr.
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { AdminServer, type Readiness } from '../observability/admin-server.ts';
+import { createProcessRegistry } from '../observability/process-registry.ts';
+import { developmentAccountKey, developmentAccountName } from '../stamp/account-store.ts';
+import { EmbeddedStamp, redundancy } from '../stamp/embedded-stamp.ts';
+import { SystemClock } from '../util/clock.ts';
+import { isStorageError } from '../util/errors.ts';
+import { positiveInteger, waitForSignal } from './process-lifecycle.ts';
+
+/** Azurite's ports, so tools configured for the emulator work unchanged. */
+export const blobPortDefault = 10_000;
+export const queuePortReserved = 10_001;
+export const tablePortReserved = 10_002;
+export const dataDirectoryDefault = './data';
+
+interface ServeFlags {
+  readonly disk?: readonly string[];
+  readonly host: string;
+  readonly blobHost?: string;
+  readonly blobPort: string;
+  readonly admin?: string;
+  readonly logLevel: string;
+}
+
+/** commander collector for a repeatable flag. */
+export function collect(value: string, previous: readonly string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** The data directories: every --disk in order, or ./data. */
+export function disksOf(flags: { readonly disk?: readonly string[] }): readonly string[] {
+  return flags.disk === undefined || flags.disk.length === 0 ? [dataDirectoryDefault] : flags.disk;
+}
+
+/** Azure's connection-string form, path-style endpoint as the emulator's. */
+export function connectionString(options: { readonly account: string; readonly key: string; readonly host: string; readonly port: number }): string {
+  return `DefaultEndpointsProtocol=http;AccountName=${options.account};AccountKey=${options.key};BlobEndpoint=http://${options.host}:${options.port}/${options.account};`;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('Run a whole stamp in one process (the embedded default): every role, data under ./data, the Blob endpoint where Azurite listens, the development account devstoreaccount1. Prints the connection string to use.')
+    .option('--disk <dir>', 'a data directory, one fault domain each (repeatable; default ./data). Replicas per extent = min(3, number of --disk); with one there is NO redundancy. The first also holds the metadata log. A directory is locked while kura uses it', collect)
+    .option('--host <host>', 'address the Blob endpoint listens on (loopback by default: there is no TLS)', '127.0.0.1')
+    .option('--blob-host <host>', 'same as --host (the Blob endpoint\'s address); wins over --host if both are given')
+    .option('--blob-port <port>', `port of the Blob endpoint (Azurite's); the queue (${queuePortReserved}) and table (${tablePortReserved}) ports are reserved for those services, not served yet`, String(blobPortDefault))
+    .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback): GET /metrics (Prometheus text of the stream layer), GET /healthz (200 while the process is alive), GET /readyz (200 once the stamp serves, else 503)')
+    .option('--log-level <level>', 'pino log level of the JSON logs on stderr: fatal, error, warn, info, debug, trace', 'warn')
+    .action(async (flags: ServeFlags) => {
+      try {
+        await runServe(flags);
+      } catch (error) {
+        if (!isStorageError(error)) throw error;
+        process.stderr.write(`kura serve: ${error.message}\n`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+async function runServe(flags: ServeFlags): Promise<void> {
+  const logger = pino({ level: flags.logLevel, base: { role: 'serve', pid: process.pid } }, pino.destination({ dest: 2, sync: true }));
+  const disks = disksOf(flags);
+  const host = flags.blobHost ?? flags.host;
+  const port = positiveInteger(flags.blobPort, '--blob-port');
+  const clock = new SystemClock();
+  const registry = createProcessRegistry({ role: 'serve' });
+  let stamp: EmbeddedStamp | null = null;
+  const admin = flags.admin === undefined ? null : await AdminServer.start({ address: flags.admin, registry, logger, readiness: () => readiness(stamp) });
+  try {
+    stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, registry, role: 'serve' });
+    // key1 as stored: the published key unless an operator rotated it.
+    const key = stamp.accounts.get(developmentAccountName)?.key1.toString('base64') ?? developmentAccountKey;
+    printBanner({ disks, host, port: stamp.blobPort ?? port, readyMs: stamp.startup.totalMs, key });
+    await waitForSignal(logger.child({ component: 'shutdown' }));
+    await stamp.stop();
+  } finally {
+    await stamp?.stop();
+    await admin?.close();
+  }
+  logger.info('kura serve exited');
+}
+
+function printBanner(options: { readonly disks: readonly string[]; readonly host: string; readonly port: number; readonly readyMs: number; readonly key: string }): void {
+  const { statement } = redundancy(options.disks.length);
+  const lines = [
+    `Kura stamp on ${options.disks.length} disk(s): ${options.disks.join(', ')}`,
+    statement,
+    `Blob endpoint: http://${options.host}:${options.port}/${developmentAccountName} (queue ${queuePortReserved} and table ${tablePortReserved} reserved, not served yet)`,
+    `Ready in ${options.readyMs} ms. Connection string:`,
+    connectionString({ account: developmentAccountName, key: options.key, host: options.host, port: options.port }),
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}
+
+function readiness(stamp: EmbeddedStamp | null): Readiness {
+  return stamp === null ? { ready: false, reason: 'starting: replaying journals and commit logs' } : { ready: true, reason: 'serving' };
+}

@@ -1,0 +1,84 @@
+// `kura serve` as a real process (bin/kura) on a free loopback port with temp data directories:
+// it prints the redundancy statement and the connection string (the development account's
+// published key), answers requests with Azure's auth errors for bad credentials and lets the
+// right key through, refuses a second server (and `kura account`) on the same data directories
+// naming the holder, exits 0 on SIGTERM, restarts after kill -9 (stale lock taken over), and
+// serves accounts made with `kura account create` at its next start. Figures: time to ready.
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { developmentAccountKey } from '../../src/stamp/account-store.ts';
+import { cleanupServes, KuraServe, runKura, tempDisks } from '../helpers/kura-serve.ts';
+
+after(cleanupServes);
+
+async function restError(call: () => Promise<unknown>): Promise<RestError> {
+  try {
+    await call();
+  } catch (error) {
+    if (error instanceof RestError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+function readyMs(serve: KuraServe): number {
+  return Number(/Ready in (\d+) ms/.exec(serve.stdout)?.[1] ?? Number.NaN);
+}
+
+test('kura serve prints the connection string and the redundancy statement; bad keys get AuthenticationFailed', { timeout: 120_000 }, async (t) => {
+  const disks = await tempDisks(1);
+  const serve = await KuraServe.start({ disks });
+  t.diagnostic(`1 disk: ready in ${readyMs(serve)} ms`);
+  assert.equal(serve.connectionString, `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${developmentAccountKey};BlobEndpoint=http://127.0.0.1:${serve.port}/devstoreaccount1;`);
+  assert.match(serve.stdout, /NO REDUNDANCY/);
+  const options = { retryOptions: { maxTries: 1 } };
+  const wrongKey = new BlobServiceClient(serve.blobEndpoint, new StorageSharedKeyCredential('devstoreaccount1', Buffer.alloc(64, 7).toString('base64')), options);
+  const forged = await restError(() => wrongKey.getContainerClient('box').create());
+  assert.equal(forged.statusCode, 403);
+  assert.equal(forged.code, 'AuthenticationFailed');
+  const unknown = new BlobServiceClient(`http://127.0.0.1:${serve.port}/nosuchaccount`, new StorageSharedKeyCredential('nosuchaccount', developmentAccountKey), options);
+  assert.equal((await restError(() => unknown.getContainerClient('box').create())).statusCode, 403);
+  const anonymous = new BlobServiceClient(serve.blobEndpoint, undefined, options);
+  assert.equal((await restError(() => anonymous.getContainerClient('box').create())).statusCode, 401);
+  // The published key passes authentication (whatever the storage behind answers).
+  const right = BlobServiceClient.fromConnectionString(serve.connectionString, options);
+  const outcome = await right.getContainerClient('box').create().then(() => null, (error: unknown) => error);
+  if (outcome instanceof RestError) assert.notEqual(outcome.statusCode, 403, `authenticated request refused: ${outcome.code}`);
+  assert.equal(await serve.stop(), 0, 'SIGTERM: graceful exit 0');
+});
+
+test('one process per data directory: a second serve and kura account are refused while it runs; kill -9 leaves nothing to clean', { timeout: 180_000 }, async (t) => {
+  const disks = await tempDisks(3);
+  const first = await KuraServe.start({ disks });
+  t.diagnostic(`3 disks, empty: ready in ${readyMs(first)} ms`);
+  assert.match(first.stdout, /3 replicas of every extent in 3 distinct fault domains/);
+  const second = await KuraServe.startFailing({ disks });
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /kura serve: .*kura\.lock is held by a running kura serve \(pid \d+/);
+  const account = await runKura(['account', 'create', 'teamdata', ...disks.flatMap((disk) => ['--disk', disk])]);
+  assert.equal(account.code, 1);
+  assert.match(account.stderr, /kura account: .*held by a running kura serve.*stop it first/);
+  await first.kill9();
+  const created = await runKura(['account', 'create', 'teamdata', ...disks.flatMap((disk) => ['--disk', disk])]);
+  assert.equal(created.code, 0, created.stderr);
+  const key1 = /key1: (\S+)/.exec(created.stdout)?.[1] ?? '';
+  assert.equal(Buffer.from(key1, 'base64').length, 64);
+  const listed = await runKura(['account', 'list', ...disks.flatMap((disk) => ['--disk', disk])]);
+  assert.deepEqual(listed.stdout.split('\n').filter((line) => /^\S/.test(line)).map((line) => line.split(' ')[0]), ['devstoreaccount1', 'teamdata']);
+  assert.doesNotMatch(listed.stdout, /key1:/, 'keys only with --show-keys');
+  const rotated = await runKura(['account', 'rotate-key', 'teamdata', '--key', 'key1', ...disks.flatMap((disk) => ['--disk', disk])]);
+  assert.equal(rotated.code, 0, rotated.stderr);
+  const newKey1 = /key1: (\S+)/.exec(rotated.stdout)?.[1] ?? '';
+  assert.notEqual(newKey1, key1);
+  const again = await KuraServe.start({ disks });
+  t.diagnostic(`3 disks, after kill -9: ready in ${readyMs(again)} ms`);
+  const options = { retryOptions: { maxTries: 1 } };
+  const endpoint = `http://127.0.0.1:${again.port}/teamdata`;
+  const old = new BlobServiceClient(endpoint, new StorageSharedKeyCredential('teamdata', key1), options);
+  assert.equal((await restError(() => old.getContainerClient('box').create())).statusCode, 403, 'the rotated-out key is refused');
+  const current = new BlobServiceClient(endpoint, new StorageSharedKeyCredential('teamdata', newKey1), options);
+  const outcome = await current.getContainerClient('box').create().then(() => null, (error: unknown) => error);
+  if (outcome instanceof RestError) assert.notEqual(outcome.statusCode, 403, `the new key was refused: ${outcome.code}`);
+  assert.equal(await again.stop(), 0);
+});
