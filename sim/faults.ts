@@ -28,6 +28,9 @@ export function zeroFaultCounts(): FaultCounts {
   return Object.fromEntries(faultKinds.map((kind) => [kind, 0])) as FaultCounts;
 }
 
+/** Failed starts in a row after which an extent node's disk is replaced by the operator. */
+const startFailuresBeforeReplace = 5;
+
 export interface FaultPlanOptions {
   /** Virtual time of one phase. */
   readonly phaseMs: number;
@@ -285,6 +288,7 @@ export class FaultInjector {
   restartLater(role: SimRole, ms: number): void {
     if (this.restarting.has(role.name)) return;
     this.restarting.add(role.name);
+    let failures = 0;
     const attempt = (): void => {
       role.start().then(
         () => {
@@ -294,11 +298,24 @@ export class FaultInjector {
         (error: unknown) => {
           this.stamp.trace(`start of ${role.name} failed: ${describe(error)}`);
           role.kill();
+          failures += 1;
+          if (failures % startFailuresBeforeReplace === 0) this.replaceUnstartableDisk(role);
           this.stamp.clock.setTimer(1000 + this.random.int(4000), attempt);
         },
       );
     };
     this.stamp.clock.setTimer(ms, attempt);
+  }
+
+  /**
+   * A node that cannot start from its disk (damage it refuses to trust, as it must) is what an
+   * operator replaces: it comes back blank and the stamp re-replicates onto it.
+   */
+  private replaceUnstartableDisk(role: SimRole): void {
+    const node = this.roles.nodes.find((candidate) => candidate === role);
+    if (node === undefined) return;
+    node.replaceDisk();
+    this.count('disk-replaced', `${node.name} (could not start from its disk)`);
   }
 
   /** Restarts a role now (heal) and waits until it is up (bounded by the caller's drive). */

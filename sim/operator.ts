@@ -99,7 +99,7 @@ export class StampOperator {
       const answer = await this.within(this.process.network.call(address, { method: 'extent.verify', header: { extentId }, body: noBody }, { deadlineMs: toolCallMs }));
       if (answer === null) return 'unknown';
       const corrupt = answer.header['corruptBlocks'];
-      return typeof corrupt === 'number' && corrupt > 0 ? 'corrupt' : 'good';
+      return Array.isArray(corrupt) && corrupt.length > 0 ? 'corrupt' : 'good';
     } catch (error) {
       if (isStorageError(error, 'extent.not_found')) return 'missing';
       return 'unknown';

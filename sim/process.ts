@@ -85,10 +85,13 @@ export class SimProcess {
     this.network.closeServers();
   }
 
-  /** A promise that settles like `promise`, but never if this process died meanwhile. */
-  guard<T>(promise: Promise<T>): Promise<T> {
+  /**
+   * Starts `work` only while this process lives, and settles like it only while it still lives
+   * (a dead process starts nothing and learns nothing).
+   */
+  guard<T>(work: () => Promise<T>): Promise<T> {
     if (!this.alive) return never;
-    return whileAlive(() => this.alive, promise);
+    return whileAlive(() => this.alive, work());
   }
 }
 
@@ -139,7 +142,7 @@ export class ProcessNetwork implements Network {
 
   async listen(address: string, handler: RpcHandler): Promise<RpcServer> {
     const owner = this.owner;
-    const server = await owner.guard(this.inner.listen(address, (request, rpcContext) => {
+    const server = await owner.guard(() => this.inner.listen(address, (request, rpcContext) => {
       if (!owner.isAlive) return never;
       return owner.run(() => handler(request, rpcContext));
     }));
@@ -148,11 +151,11 @@ export class ProcessNetwork implements Network {
   }
 
   call(address: string, request: RpcRequest, options?: RpcCallOptions): Promise<RpcResponse> {
-    return this.owner.guard(this.inner.call(address, request, options));
+    return this.owner.guard(() => this.inner.call(address, request, options));
   }
 
   close(): Promise<void> {
-    return this.owner.guard(this.inner.close());
+    return this.owner.guard(() => this.inner.close());
   }
 
   closeServers(): void {
@@ -175,8 +178,8 @@ class ProcessDisk implements Disk {
 
   /** Waits the slow-disk latency, runs the operation, and settles only while the process lives. */
   async step<T>(operation: () => Promise<T>): Promise<T> {
-    if (this.faults.latencyMs > 0) await this.owner.guard(this.owner.clock.sleep(this.faults.latencyMs));
-    return this.owner.guard(operation());
+    if (this.faults.latencyMs > 0) await this.owner.guard(() => this.owner.clock.sleep(this.faults.latencyMs));
+    return this.owner.guard(operation);
   }
 
   async open(path: string, options: OpenOptions): Promise<DiskFile> {

@@ -64,14 +64,14 @@ export class ManagerRole implements SimRole {
     const process = this.process;
     const leader = this.leader;
     if (process === null || leader === null) return Promise.reject(new StorageError('rpc.unreachable', 'the stream manager is down', { retryable: true }));
-    return process.guard(process.run(() => work(leader)));
+    return process.guard(() => process.run(() => work(leader)));
   }
 
   async start(): Promise<void> {
     this.kill();
     const process = this.stamp.newProcess('manager', 'sm');
     this.process = process;
-    this.metaStore = await process.guard(process.run(() => EmbeddedMetaStore.open({ disk: process.disk(this.disk, this.diskFaults), directory: 'meta', clock: process.clock })));
+    this.metaStore = await process.guard(() => process.run(() => EmbeddedMetaStore.open({ disk: process.disk(this.disk, this.diskFaults), directory: 'meta', clock: process.clock })));
     await this.lead(process);
   }
 
@@ -90,11 +90,11 @@ export class ManagerRole implements SimRole {
       metaStore, network: process.network, clock: process.clock, random: this.stamp.random(`manager:${this.incarnation}`), replicaCountDefault: 3,
       ...(this.logger === undefined ? {} : { logger: this.logger }),
     });
-    await process.guard(process.run(() => manager.start()));
+    await process.guard(() => process.run(() => manager.start()));
     const previous = this.server;
     this.server = null;
-    if (previous !== null) await process.guard(previous.close());
-    this.server = await process.guard(process.run(() => serveStreamManager(process.network, managerAddress, manager)));
+    if (previous !== null) await process.guard(() => previous.close());
+    this.server = await process.guard(() => process.run(() => serveStreamManager(process.network, managerAddress, manager)));
     this.managers.push(manager);
     process.run(() => manager.startRepairLoop());
     this.stamp.trace(`manager leads epoch=${manager.epoch}`);
@@ -159,7 +159,7 @@ export class ExtentNodeRole implements SimRole {
     const process = this.stamp.newProcess(this.name, this.name);
     this.process = process;
     const manager = new StreamManagerProxy({ network: process.network, address: managerAddress });
-    this.node = await process.guard(process.run(() => ExtentNode.start({
+    this.node = await process.guard(() => process.run(() => ExtentNode.start({
       nodeId: this.name, disk: process.disk(this.disk, this.diskFaults), clock: process.clock, random: this.stamp.random(`node:${this.name}`),
       network: process.network, listenAddress: this.address, manager, faultDomain: this.faultDomain, upgradeDomain: this.upgradeDomain,
       groupCommit: this.groupCommit, ...(this.logger === undefined ? {} : { logger: this.logger }),
@@ -190,7 +190,7 @@ export class ExtentNodeRole implements SimRole {
 
 /** Small limits so checkpoints, many runs and compactions happen within a short run. */
 export const simPartitionLimits: Partial<PartitionLimits> = {
-  memtableBytesMax: 24 * 1024, blockBytesTarget: 2048, runBytesMax: 16 * 1024, runsCompactionTrigger: 4, rowCacheEntriesMax: 64, blockCacheBytesMax: 64 * 1024,
+  memtableBytesMax: 8 * 1024, blockBytesTarget: 2048, runBytesMax: 16 * 1024, runsCompactionTrigger: 3, rowCacheEntriesMax: 64, blockCacheBytesMax: 64 * 1024,
   checkpointIntervalMs: 60_000,
 };
 
@@ -227,7 +227,7 @@ export class PartitionRole implements SimRole {
     const manager = new StreamManagerProxy({ network: process.network, address: managerAddress });
     const client = new StreamClient({ manager, network: process.network, clock: process.clock, clientId: `ps-${this.generation}`, random: this.stamp.random(`client:ps:${this.generation}`) });
     const streams = new StreamLayerPartitionStreams({ client, manager });
-    this.partition = await process.guard(process.run(() => Partition.open({
+    this.partition = await process.guard(() => process.run(() => Partition.open({
       partitionId: this.partitionId, streams, streamIds: this.streamIds, clock: process.clock, ownerEpoch: this.generation, limits: simPartitionLimits,
     })));
     this.pollCheckpoints(process);

@@ -149,7 +149,9 @@ export class Workload {
       while (this.opsDone < this.options.opsMax) {
         this.opsDone += 1;
         await this.writerStep(writer);
-        await this.stamp.clock.sleep(this.random.int(this.options.thinkMsMax + 1));
+        // A client backs off while the partition is not served, instead of burning its operations.
+        const pauseMs = this.role.up ? this.random.int(this.options.thinkMsMax + 1) : 1000 + this.random.int(1000);
+        await this.stamp.clock.sleep(pauseMs);
       }
     } finally {
       this.writersDone += 1;
