@@ -33,6 +33,7 @@ import { replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTime
 import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer.ts';
 import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
 import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
+import { PartitionBlobBackend } from '../frontend/blob-service/partition-blob-backend.ts';
 import type { CorsRulesLookup } from '../frontend/cors.ts';
 import { FrontendServer } from '../frontend/http-server.ts';
 import { RealDisk } from '../io/real-disk.ts';
@@ -65,7 +66,7 @@ export interface StampBackend {
   readonly lookups: BackendLookups;
 }
 
-/** Builds the Blob service over the partition layer (PartitionBlobBackend once it is wired). */
+/** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
 export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock }) => StampBackend;
 
 export interface EmbeddedStampOptions {
@@ -116,12 +117,17 @@ export function redundancy(diskCount: number): Redundancy {
   return { faultDomains: diskCount, replicas, statement: `${replicas} replicas of every extent in ${replicas} distinct fault domains (${diskCount} disks): survives ${survives}.` };
 }
 
-function notWired(): StampBackend {
-  return {
-    backend: notWiredBackend(),
-    lookups: { storedPolicy: () => Promise.resolve(null), publicAccess: () => Promise.resolve('notFound'), corsRules: () => Promise.resolve([]) },
-  };
-}
+/** The Blob service over the partition layer (docs/blob-schema.md): the default backend. */
+export const partitionBlobBackend: BackendFactory = ({ tables, clock }) => {
+  const blobs = new PartitionBlobBackend({ tables, clock });
+  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules } };
+};
+
+/** A front end with no storage behind it (every operation answers 501): tests of the edge. */
+export const notWiredStampBackend: BackendFactory = () => ({
+  backend: notWiredBackend(),
+  lookups: { storedPolicy: () => Promise.resolve(null), publicAccess: () => Promise.resolve('notFound'), corsRules: () => Promise.resolve([]) },
+});
 
 interface Parts {
   lock: DataDirLock | null;
@@ -312,7 +318,7 @@ async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring
   const blob = options.blob;
   assert(blob !== null, 'startFrontend without a blob endpoint');
   const { clock } = options;
-  const { backend, lookups } = (options.createBackend ?? notWired)({ tables: wiring.client, clock });
+  const { backend, lookups } = (options.createBackend ?? partitionBlobBackend)({ tables: wiring.client, clock });
   const authorizer = new Authorizer({
     clock, accountKeys: (account) => wiring.accounts.keys(account), storedPolicy: lookups.storedPolicy, publicAccess: lookups.publicAccess,
   });
