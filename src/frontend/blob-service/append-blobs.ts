@@ -25,7 +25,7 @@ import { encodeBlob, type AppendState, type BlobRecord } from './records.ts';
 export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateAppendBlob, call: CallContext): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  return withRetry(async () => {
+  return withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     const record: BlobRecord = {
@@ -60,7 +60,7 @@ export async function appendBlock(ctx: BlobServiceContext, op: Op.AppendBlock, b
   const key = blobKey(container.blobs, op.blob);
   checkAppend(await readBlob(ctx, container, op.blob), op, ctx.clock.nowMs());
   const data = await writeBody(ctx.tables, key, body);
-  const result = await withRetry(async () => {
+  const result = await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     const state = checkAppend(existing, op, ctx.clock.nowMs());
     if (existing === null) throw blobNotFound();
@@ -75,7 +75,7 @@ export async function appendBlock(ctx: BlobServiceContext, op: Op.AppendBlock, b
 export async function sealAppendBlob(ctx: BlobServiceContext, op: Op.SealAppendBlob): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  return withRetry(async () => {
+  return withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
     if (existing === null) throw blobNotFound();

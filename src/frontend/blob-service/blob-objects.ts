@@ -73,7 +73,7 @@ export async function getBlobProperties(ctx: BlobServiceContext, op: Op.GetBlobP
 /** Read-evaluate-write of the blob row; `change` returns the new record (or throws). */
 async function updateBlob(ctx: BlobServiceContext, op: BlobWriteRequest & { readonly account: string; readonly container: string; readonly blob: string }, change: (loaded: LoadedBlob) => BlobRecord): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
-  return withRetry(async () => {
+  return withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     if (existing === null) throw blobNotFound();
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
@@ -103,7 +103,7 @@ export async function getBlobTags(ctx: BlobServiceContext, op: Op.GetBlobTags): 
 export async function setBlobTier(ctx: BlobServiceContext, op: Op.SetBlobTier): Promise<void> {
   if (op.snapshot !== undefined) {
     const container = await loadContainer(ctx, op.account, op.container);
-    await withRetry(async () => {
+    await withRetry(ctx, async () => {
       const loaded = await readVersion(ctx, container, op.blob, op.snapshot);
       if (loaded.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'only block blobs have an access tier');
       await ctx.tables.transact([putOp(loaded.key, encodeBlob(keepVersion(loaded, { ...loaded.record, tier: op.tier })), loaded.row)]);
@@ -118,7 +118,7 @@ export async function setBlobTier(ctx: BlobServiceContext, op: Op.SetBlobTier): 
 
 export async function leaseBlob(ctx: BlobServiceContext, op: Op.LeaseBlob): Promise<LeaseResult> {
   const container = await loadContainer(ctx, op.account, op.container);
-  return withRetry(async () => {
+  return withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     if (existing === null) throw blobNotFound();
     checkConditions(op.conditions, { etag: existing.etag, modifiedMs: existing.modifiedMs, tags: existing.record.tags }, { read: false });
@@ -137,7 +137,7 @@ export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Pr
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   const removeBase = op.deleteSnapshots !== 'only';
-  await withRetry(async () => {
+  await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     if (existing === null) throw blobNotFound();
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });

@@ -51,7 +51,7 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
   const stored = await storeBlockList(ctx.tables, key, blocks);
   const headers = { ...op.httpHeaders, contentMd5: op.httpHeaders.contentMd5 ?? data.md5 };
   const record = blockRecord(blocks, stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
-  const result = await withRetry(async () => {
+  const result = await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     return commitBlob(ctx, existing, key, record);
@@ -62,7 +62,7 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
 /** Commits staged bytes as the uncommitted block `blockId` (Put Block, Put Block From URL). */
 async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; readonly blockId: string; readonly leaseId?: Op.PutBlock['leaseId']; readonly conditions: Op.Conditions }, blob: Buffer, data: WrittenData, containerBlobs: { readonly lookup: () => Promise<LoadedBlob | null> }): Promise<void> {
   const id = Buffer.from(op.blockId, 'base64');
-  await withRetry(async () => {
+  await withRetry(ctx, async () => {
     const existing = await containerBlobs.lookup();
     checkBlobWrite(existing, { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
     const staging = await readStaging(ctx, blob);
@@ -111,7 +111,7 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   let consumed: UncommittedBlock[] = [];
-  const result = await withRetry(async () => {
+  const result = await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     if (existing !== null && existing.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'the blob is not a block blob');
@@ -182,7 +182,7 @@ export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.Cop
   const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
   const stored = record.type === 'BlockBlob' ? await storeBlockList(ctx.tables, key, blocks) : null;
   const final: BlobRecord = { ...record, blockList: stored };
-  const result = await withRetry(async () => {
+  const result = await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     return commitBlob(ctx, existing, key, final, segments);

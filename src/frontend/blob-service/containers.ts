@@ -36,7 +36,7 @@ async function rewrite(ctx: BlobServiceContext, loaded: LoadedContainer, record:
 }
 
 export async function createContainer(ctx: BlobServiceContext, op: Op.CreateContainer): Promise<WriteResult> {
-  return withRetry(async () => {
+  return withRetry(ctx, async () => {
     if (await readContainer(ctx, op.account, op.container) !== null) throw new FrontendError('ContainerAlreadyExists', `container ${op.container} exists`);
     const record: ContainerRecord = { inc: randomHex(8), metadata: metadataPairs(op.metadata), publicAccess: op.publicAccess, identifiers: [], lease: null };
     const result = await ctx.tables.transact([putOp(containerKey(op.account, op.container), encodeContainer(record), null)]);
@@ -52,7 +52,7 @@ export async function getContainerProperties(ctx: BlobServiceContext, op: Op.Get
 }
 
 export async function setContainerMetadata(ctx: BlobServiceContext, op: Op.SetContainerMetadata): Promise<WriteResult> {
-  return withRetry(async () => {
+  return withRetry(ctx, async () => {
     const loaded = await loadContainer(ctx, op.account, op.container);
     checkLeaseAccess(loaded.record.lease, ctx.clock.nowMs(), op.leaseId, { write: false, target: 'container' });
     conditionsOn(loaded, op.conditions);
@@ -68,7 +68,7 @@ export async function getContainerAcl(ctx: BlobServiceContext, op: Op.GetContain
 }
 
 export async function setContainerAcl(ctx: BlobServiceContext, op: Op.SetContainerACL, identifiers: readonly SignedIdentifier[]): Promise<WriteResult> {
-  return withRetry(async () => {
+  return withRetry(ctx, async () => {
     const loaded = await loadContainer(ctx, op.account, op.container);
     checkLeaseAccess(loaded.record.lease, ctx.clock.nowMs(), op.leaseId, { write: false, target: 'container' });
     conditionsOn(loaded, op.conditions);
@@ -77,7 +77,7 @@ export async function setContainerAcl(ctx: BlobServiceContext, op: Op.SetContain
 }
 
 export async function deleteContainer(ctx: BlobServiceContext, op: Op.DeleteContainer): Promise<void> {
-  await withRetry(async () => {
+  await withRetry(ctx, async () => {
     const loaded = await loadContainer(ctx, op.account, op.container);
     checkLeaseAccess(loaded.record.lease, ctx.clock.nowMs(), op.leaseId, { write: true, target: 'container' });
     conditionsOn(loaded, op.conditions);
@@ -86,7 +86,7 @@ export async function deleteContainer(ctx: BlobServiceContext, op: Op.DeleteCont
 }
 
 export async function leaseContainer(ctx: BlobServiceContext, op: Op.LeaseContainer): Promise<LeaseResult> {
-  return withRetry(async () => {
+  return withRetry(ctx, async () => {
     const loaded = await loadContainer(ctx, op.account, op.container);
     conditionsOn(loaded, op.conditions);
     const transition = applyLeaseAction(loaded.record.lease, ctx.clock.nowMs(), op.lease);

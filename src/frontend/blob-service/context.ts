@@ -22,17 +22,26 @@ import { blobKey, blobPrefix, containerKey } from './keys.ts';
 import { leaseProperties } from './lease.ts';
 import { decodeBlob, decodeContainer, type BlobRecord, type ContainerRecord } from './records.ts';
 
+export interface BlobServiceStats {
+  /** Attempts repeated because a partition condition lost a race (nothing was applied). */
+  raceRetries: number;
+  /** Operations that lost blobWriteAttemptsMax races in a row (answered 503). */
+  raceExhausted: number;
+}
+
 export interface BlobServiceContext {
   readonly tables: BlobTables;
   readonly clock: Clock;
+  readonly stats: BlobServiceStats;
 }
 
 const raceCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);
 
 /** Runs `attempt` until it does not lose a race on a partition condition (bounded). */
-export async function withRetry<T>(attempt: (index: number) => Promise<T>): Promise<T> {
+export async function withRetry<T>(ctx: BlobServiceContext, attempt: (index: number) => Promise<T>): Promise<T> {
   let last: unknown = null;
   for (let index = 0; index < blobWriteAttemptsMax; index++) {
+    if (index > 0) ctx.stats.raceRetries += 1;
     try {
       return await attempt(index);
     } catch (error) {
@@ -40,6 +49,7 @@ export async function withRetry<T>(attempt: (index: number) => Promise<T>): Prom
       last = error;
     }
   }
+  ctx.stats.raceExhausted += 1;
   throw new StorageError('partition.busy', `the blob changed under ${blobWriteAttemptsMax} attempts in a row`, { retryable: true, cause: last });
 }
 

@@ -29,7 +29,7 @@ import { abortCopyBlob, copyBlob, getBlockList, putBlob, putBlock, putBlockFromU
 import {
   createContainer, deleteContainer, getContainerAcl, getContainerProperties, leaseContainer, setContainerAcl, setContainerMetadata,
 } from './containers.ts';
-import type { BlobServiceContext } from './context.ts';
+import type { BlobServiceContext, BlobServiceStats } from './context.ts';
 import { findBlobsByTags, listBlobs, listContainers } from './listing.ts';
 import {
   accountInformation, corsRules, getBlobServiceProperties, publicAccess, serviceStats, setBlobServiceProperties, storedPolicy,
@@ -52,9 +52,10 @@ export class PartitionBlobBackend implements BlobBackend {
   /** For the Authorizer's publicAccess and storedPolicy options. */
   readonly publicAccess: PublicAccessLookup;
   readonly storedPolicy: StoredPolicyLookup;
+  readonly #stats: BlobServiceStats = { raceRetries: 0, raceExhausted: 0 };
 
   constructor(options: PartitionBlobBackendOptions) {
-    const ctx: BlobServiceContext = { tables: options.tables, clock: options.clock };
+    const ctx: BlobServiceContext = { tables: options.tables, clock: options.clock, stats: this.#stats };
     this.service = {
       getBlobServiceProperties: (op) => getBlobServiceProperties(ctx, op.account),
       setBlobServiceProperties: (op, properties) => setBlobServiceProperties(ctx, op.account, properties),
@@ -103,5 +104,9 @@ export class PartitionBlobBackend implements BlobBackend {
     this.corsRules = (account) => corsRules(ctx, account);
     this.publicAccess = (account, container) => publicAccess(ctx, account, container);
     this.storedPolicy = (account, container, id) => storedPolicy(ctx, account, container, id);
+  }
+
+  stats(): BlobServiceStats {
+    return { ...this.#stats };
   }
 }

@@ -53,7 +53,7 @@ export async function getBlobServiceProperties(ctx: BlobServiceContext, account:
 }
 
 export async function setBlobServiceProperties(ctx: BlobServiceContext, account: string, update: BlobServiceProperties): Promise<void> {
-  await withRetry(async () => {
+  await withRetry(ctx, async () => {
     const { row, properties } = await readProperties(ctx, account);
     const merged: BlobServiceProperties = { ...properties, ...defined(update) };
     await ctx.tables.transact([putOp(servicePropertiesKey(account), jsonColumn('properties', merged), row)]);

@@ -47,7 +47,7 @@ export function snapshotIdOf(blob: Buffer, row: LiveRow): SnapshotId {
 export async function snapshotBlob(ctx: BlobServiceContext, op: Op.SnapshotBlob): Promise<SnapshotResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  return withRetry(async (attempt) => {
+  return withRetry(ctx, async (attempt) => {
     const existing = await readBlob(ctx, container, op.blob);
     if (existing === null) throw blobNotFound();
     const nowMs = ctx.clock.nowMs();
@@ -68,7 +68,7 @@ export async function deleteSnapshot(ctx: BlobServiceContext, op: Op.DeleteBlob,
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   if (op.deleteSnapshots !== undefined) throw new FrontendError('InvalidQueryParameterValue', 'x-ms-delete-snapshots cannot be used when deleting a snapshot', [['QueryParameterName', 'snapshot']]);
-  await withRetry(async () => {
+  await withRetry(ctx, async () => {
     const existing = await readSnapshotRow(ctx, key, snapshot);
     if (existing === null) throw blobNotFound();
     checkBlobWrite(existing, { conditions: op.conditions }, { nowMs: ctx.clock.nowMs(), createOnly: false });
