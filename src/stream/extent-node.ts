@@ -519,7 +519,11 @@ export class ExtentNode {
     if (request.sealedLength > extentBytesMax) throw new StorageError('extent.too_large', `copy of ${request.sealedLength} bytes exceeds extentBytesMax`);
     const existing = this.store.info(request.extentId);
     const intact = this.store.damage(request.extentId) === null;
-    if (intact && existing?.state.kind === 'sealed' && existing.state.sealedLength === request.sealedLength) {
+    // A copy already here counts only if every block verifies: it may be an old replica that was
+    // replaced because it went bad (found by the simulator: seed 204084518668 re-recorded a
+    // bit-flipped orphan forever instead of copying).
+    if (intact && existing?.state.kind === 'sealed' && existing.state.sealedLength === request.sealedLength
+      && (await this.store.verify(request.extentId)).corruptBlocks.length === 0) {
       return respond({ sealedLength: request.sealedLength, bytesCopied: 0 });
     }
     if (existing !== null) await this.removeLocal(request.extentId);
