@@ -7,9 +7,11 @@
 //
 // Content-Length is empty when it is 0 (version 2015-02-21 and later). CanonicalizedResource is
 // "/account/encoded-path" then, per query parameter (names lower-cased, sorted by code unit),
-// "\nname:v1,v2" with decoded values sorted. Parameters with empty values are left out, as
-// Azure's SDKs sign them; Kura's parser gives an empty value the meaning of an absent one (or
-// refuses it), so leaving them unsigned grants nothing.
+// "\nname:v1,v2" with decoded values sorted. Parameters with empty values are signed two ways
+// by Azure's SDKs: the JavaScript SDK leaves them out, the Python SDK (and so the Azure CLI,
+// e.g. `include=` on List Containers) signs "\nname:". Verification accepts either form
+// (emptyValues 'omit' first, then 'include'); Kura's parser gives an empty value the meaning of
+// an absent one (or refuses it), so an unsigned empty parameter grants nothing.
 // Invariants: verification compares in constant time and never returns or logs the computed
 // signature. Fault model: all inputs hostile.
 
@@ -27,18 +29,27 @@ export interface SignableRequest {
   readonly version: string | null;
 }
 
-export function canonicalizedResource(request: SignableRequest): string {
+/** How parameters whose value is empty are canonicalised (see the header). */
+export type EmptyQueryValues = 'omit' | 'include';
+
+export function canonicalizedResource(request: SignableRequest, emptyValues: EmptyQueryValues = 'omit'): string {
   let resource = `/${request.account}${request.rawPath}`;
   const names = [...request.query.keys()].sort();
   for (const name of names) {
-    const values = (request.query.get(name) ?? []).filter((value) => value !== '');
+    const all = request.query.get(name) ?? [];
+    const values = emptyValues === 'include' ? all : all.filter((value) => value !== '');
     if (values.length === 0) continue;
     resource += `\n${name}:${[...values].sort().join(',')}`;
   }
   return resource;
 }
 
-export function sharedKeyStringToSign(request: SignableRequest): string {
+/** True when some query parameter has an empty value (the two canonical forms differ). */
+export function hasEmptyQueryValue(request: SignableRequest): boolean {
+  return [...request.query.values()].some((values) => values.includes(''));
+}
+
+export function sharedKeyStringToSign(request: SignableRequest, emptyValues: EmptyQueryValues = 'omit'): string {
   const header = (name: string): string => request.headers.get(name) ?? '';
   let contentLength = header('content-length');
   if (contentLength === '0' && (request.version === null || request.version >= '2015-02-21')) contentLength = '';
@@ -46,5 +57,5 @@ export function sharedKeyStringToSign(request: SignableRequest): string {
     request.method, header('content-encoding'), header('content-language'), contentLength, header('content-md5'),
     header('content-type'), header('date'), header('if-modified-since'), header('if-match'), header('if-none-match'),
     header('if-unmodified-since'), header('range'),
-  ].join('\n') + '\n' + canonicalizedHeaders(request.headers) + canonicalizedResource(request);
+  ].join('\n') + '\n' + canonicalizedHeaders(request.headers) + canonicalizedResource(request, emptyValues);
 }
