@@ -1,0 +1,99 @@
+// The blob service's pure parts without a stamp: Azure's lease state machine over time, tag
+// predicates, conditional headers, the committed block list codec and key order.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeBlockList, encodeBlockList } from '../../../../src/frontend/blob-service/block-list.ts';
+import { checkConditions } from '../../../../src/frontend/blob-service/conditions.ts';
+import { blobKey, blobPrefix, keySuccessor, nameAfter, snapshotKey, stagingKey, uncommittedKey } from '../../../../src/frontend/blob-service/keys.ts';
+import { applyLeaseAction, checkLeaseAccess, effectiveState } from '../../../../src/frontend/blob-service/lease.ts';
+import { evaluateTagPredicate, parseTagPredicate, pinnedContainer } from '../../../../src/frontend/blob-service/tag-query.ts';
+import { isFrontendError } from '../../../../src/frontend/errors.ts';
+import type { ETag, LeaseId } from '../../../../src/frontend/model.ts';
+import { SeededRandom } from '../../../../src/util/random.ts';
+
+const a = 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa' as LeaseId;
+const b = 'bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb' as LeaseId;
+
+function code(call: () => unknown): string {
+  try {
+    call();
+  } catch (error) {
+    if (isFrontendError(error)) return error.code;
+    throw error;
+  }
+  return 'ok';
+}
+
+test('lease state machine: Azure\'s outcomes by state, expiry and break period on the clock', () => {
+  const t0 = 1_000_000;
+  const leased = applyLeaseAction(null, t0, { action: 'acquire', durationSeconds: 20, proposedLeaseId: a }).lease;
+  assert.equal(effectiveState(leased, t0 + 19_999), 'leased');
+  assert.equal(effectiveState(leased, t0 + 20_000), 'expired');
+  assert.equal(code(() => applyLeaseAction(leased, t0, { action: 'acquire', durationSeconds: 15, proposedLeaseId: b })), 'LeaseAlreadyPresent');
+  assert.equal(code(() => applyLeaseAction(leased, t0, { action: 'acquire', durationSeconds: 15, proposedLeaseId: a })), 'ok');
+  assert.equal(code(() => applyLeaseAction(leased, t0 + 30_000, { action: 'acquire', durationSeconds: 15, proposedLeaseId: b })), 'ok', 'an expired lease can be taken');
+  assert.equal(code(() => applyLeaseAction(null, t0, { action: 'renew', leaseId: a })), 'LeaseNotPresentWithLeaseOperation');
+  const breaking = applyLeaseAction(leased, t0, { action: 'break', breakPeriodSeconds: 5 });
+  assert.deepEqual([effectiveState(breaking.lease, t0 + 4_999), effectiveState(breaking.lease, t0 + 5_000), breaking.leaseTimeSeconds], ['breaking', 'broken', 5]);
+  const shortened = applyLeaseAction(leased, t0 + 18_000, { action: 'break', breakPeriodSeconds: 60 });
+  assert.equal(shortened.leaseTimeSeconds, 2, 'a break period never outlasts the lease');
+  const infinite = applyLeaseAction(null, t0, { action: 'acquire', durationSeconds: -1, proposedLeaseId: a }).lease;
+  assert.equal(effectiveState(applyLeaseAction(infinite, t0, { action: 'break' }).lease, t0), 'broken', 'an infinite lease breaks at once by default');
+  assert.equal(code(() => checkLeaseAccess(leased, t0, undefined, { write: true, target: 'blob' })), 'LeaseIdMissing');
+  assert.equal(code(() => checkLeaseAccess(leased, t0, undefined, { write: false, target: 'blob' })), 'ok');
+  assert.equal(code(() => checkLeaseAccess(leased, t0, b, { write: false, target: 'container' })), 'LeaseIdMismatchWithContainerOperation');
+  assert.equal(code(() => checkLeaseAccess(leased, t0, a.toUpperCase() as LeaseId, { write: true, target: 'blob' })), 'ok', 'lease ids compare ignoring case');
+  assert.equal(code(() => checkLeaseAccess(leased, t0 + 20_000, a, { write: true, target: 'blob' })), 'LeaseLost');
+  assert.equal(code(() => checkLeaseAccess(null, t0, a, { write: true, target: 'blob' })), 'LeaseNotPresentWithBlobOperation');
+});
+
+test('tag predicates: AND/OR/parentheses, operators, quoting, @container, refusals', () => {
+  const tags = [{ key: 'project', value: 'kura' }, { key: 'n', value: '5' }, { key: 'it\'s', value: 'a"b' }];
+  const yes = ['"project" = \'kura\'', 'project = \'kura\' AND "n" >= \'5\'', '"n" < \'3\' OR "project" <> \'x\'', '("n" > \'4\' AND ("project" = \'kura\'))', '"it\'s" = \'a"b\''];
+  const no = ['"project" = \'other\'', '"n" > \'5\'', '"missing" = \'\'', '"n" <= \'4\' AND "project" = \'kura\''];
+  for (const text of yes) assert.equal(evaluateTagPredicate(parseTagPredicate(text), tags), true, text);
+  for (const text of no) assert.equal(evaluateTagPredicate(parseTagPredicate(text), tags), false, text);
+  assert.equal(pinnedContainer(parseTagPredicate('@container = \'c1\' AND "a" = \'b\'')), 'c1');
+  assert.equal(evaluateTagPredicate(parseTagPredicate('@container = \'c1\''), [], 'c2'), false);
+  for (const bad of ['', '"a" =', '"a" = \'b', '"a" == \'b\'', '("a" = \'b\'', '"a" = \'b\' AND', '"a" ~ \'b\'']) {
+    assert.equal(code(() => parseTagPredicate(bad, 'InvalidQueryParameterValue')), 'InvalidQueryParameterValue', bad);
+  }
+  assert.equal(code(() => parseTagPredicate(Array.from({ length: 70 }, () => '"a" = \'b\'').join(' AND '))), 'InvalidHeaderValue', 'term count bounded');
+});
+
+test('conditional headers: 412 for writes, 304 for reads, BlobAlreadyExists for If-None-Match: * writes', () => {
+  const target = { etag: '0x1F', modifiedMs: Date.parse('2026-01-01T00:00:10.500Z'), tags: [] };
+  const at = (iso: string): Date => new Date(iso);
+  assert.equal(code(() => checkConditions({ ifMatch: { kind: 'list', etags: ['"0x1F"' as ETag] } }, target, { read: false })), 'ok');
+  assert.equal(code(() => checkConditions({ ifMatch: { kind: 'list', etags: ['W/"0x1E"' as ETag] } }, target, { read: true })), 'ConditionNotMet');
+  assert.equal(code(() => checkConditions({ ifNoneMatch: { kind: 'any' } }, target, { read: false, existsCode: 'BlobAlreadyExists' })), 'BlobAlreadyExists');
+  assert.equal(code(() => checkConditions({ ifNoneMatch: { kind: 'list', etags: ['"0x1F"' as ETag] } }, target, { read: true })), 'ConditionNotMetRead');
+  assert.equal(code(() => checkConditions({ ifModifiedSince: at('2026-01-01T00:00:10Z') }, target, { read: true })), 'ConditionNotMetRead', 'same second is not modified since');
+  assert.equal(code(() => checkConditions({ ifModifiedSince: at('2026-01-01T00:00:09Z') }, target, { read: true })), 'ok');
+  assert.equal(code(() => checkConditions({ ifUnmodifiedSince: at('2026-01-01T00:00:09Z') }, target, { read: false })), 'ConditionNotMet');
+  assert.equal(code(() => checkConditions({ ifMatch: { kind: 'any' } }, null, { read: false })), 'ConditionNotMet');
+  assert.equal(code(() => checkConditions({ ifNoneMatch: { kind: 'any' } }, null, { read: false })), 'ok');
+});
+
+test('committed block list codec round-trips and refuses damage; keys sort in listing order', () => {
+  const random = new SeededRandom(7);
+  for (let round = 0; round < 50; round++) {
+    const blocks = Array.from({ length: random.int(20) }, () => ({
+      id: random.bytes(random.int(65)), size: random.int(1 << 30),
+      refs: Array.from({ length: random.int(4) }, () => ({ extentId: random.int(1 << 20), offset: random.int(1 << 30), length: random.int(1 << 22) })),
+    }));
+    const encoded = encodeBlockList(blocks);
+    assert.deepEqual(decodeBlockList(encoded), blocks);
+    if (encoded.length > 4) assert.throws(() => decodeBlockList(encoded.subarray(0, encoded.length - 1)));
+  }
+  const prefix = blobPrefix('acct', 'cont', 'inc');
+  const names = ['a', 'a/b', 'a0', 'ab', 'b', 'é'];
+  const keys = names.map((name) => blobKey(prefix, name));
+  const aux = [stagingKey(keys[0] ?? Buffer.alloc(0)), snapshotKey(keys[0] ?? Buffer.alloc(0), '2026-01-01T00:00:00.0000000Z'), uncommittedKey(keys[0] ?? Buffer.alloc(0), 'g1', Buffer.from([0xff, 0xff]))];
+  const all = [...keys, ...aux].sort((left, right) => Buffer.compare(left, right));
+  assert.deepEqual(all.map((key) => nameAfter(prefix, key)?.name), ['a', 'a', 'a', 'a', 'a/b', 'a0', 'ab', 'b', 'é'], 'every row of blob a sorts before the next name');
+  assert.deepEqual(all.map((key) => nameAfter(prefix, key)?.own).slice(0, 4), [true, false, false, false]);
+  assert.deepEqual(keySuccessor(Buffer.from([1, 0xff])), Buffer.from([2]));
+  assert.equal(keySuccessor(Buffer.from([0xff])), null);
+});
