@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import { AnonymousCredential, ContainerClient, ContainerSASPermissions, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob';
+import { accountKeyBase64 } from '../helpers.ts';
 import { BlobStamp, expectError } from './blob-stamp.ts';
 
 let stamp: BlobStamp;
@@ -80,3 +82,26 @@ async function streamBytes(stream: NodeJS.ReadableStream | undefined): Promise<B
   for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
   return Buffer.concat(chunks);
 }
+
+test('SAS create-only refuses overwrites; anonymous reads follow the container\'s public access', async (t) => {
+  const container = stamp.client.getContainerClient('access');
+  await container.create({ access: 'blob' });
+  await container.getBlockBlobClient('existing').upload('old', 3);
+  const credential = new StorageSharedKeyCredential('devstoreaccount1', accountKeyBase64);
+  const sas = generateBlobSASQueryParameters({ containerName: 'access', permissions: ContainerSASPermissions.parse('c'), expiresOn: new Date(Date.now() + 3_600_000) }, credential).toString();
+  const createOnly = new ContainerClient(`${container.url}?${sas}`, new AnonymousCredential(), { retryOptions: { maxTries: 1 } });
+  await createOnly.getBlockBlobClient('fresh').upload('new', 3);
+  await expectError(() => createOnly.getBlockBlobClient('existing').upload('overwrite', 9), 409, 'BlobAlreadyExists');
+  assert.equal((await container.getBlockBlobClient('existing').downloadToBuffer()).toString(), 'old', 'the create-only SAS changed nothing');
+  const anonymous = new ContainerClient(container.url, new AnonymousCredential(), { retryOptions: { maxTries: 1 } });
+  assert.equal((await anonymous.getBlockBlobClient('fresh').downloadToBuffer()).toString(), 'new', 'public blob access reads anonymously');
+  await expectError(() => anonymous.listBlobsFlat().byPage().next(), 404, undefined);
+  await container.setAccessPolicy('container');
+  const listed = await anonymous.listBlobsFlat().byPage().next();
+  assert.equal(listed.done === true ? 0 : listed.value.segment.blobItems.length, 2, 'public container access lists anonymously');
+  await container.setAccessPolicy();
+  await expectError(() => anonymous.getBlockBlobClient('fresh').download(), 404, undefined);
+  const plain = container.getBlockBlobClient('existing');
+  assert.deepEqual((await plain.getBlockList('committed')).committedBlocks, [], 'a Put Blob blob has no named committed blocks');
+  t.diagnostic('create-only SAS: 1 create allowed, 1 overwrite refused; anonymous access: blob, container, private');
+});
