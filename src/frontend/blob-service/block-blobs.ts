@@ -119,7 +119,8 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
     consumed = staging.record === null ? [] : await uncommittedBlocks(ctx, key, staging.record.gen);
     const committedBlocks = existing === null ? [] : await loadBlockList(ctx.tables, key, existing.record.blockList);
     const committedById = new Map(committedBlocks.filter((block) => block.id.length > 0).map((block) => [block.id.toString('base64'), block]));
-    const blocks = entries.map((entry) => resolveBlock(entry, committedById, new Map(consumed.map((block) => [block.id, block]))));
+    const uncommittedById = new Map(consumed.map((block) => [block.id, block]));
+    const blocks = entries.map((entry) => resolveBlock(entry, committedById, uncommittedById));
     const stored = await storeBlockList(ctx.tables, key, blocks);
     const record = blockRecord(blocks, stored, { headers: op.httpHeaders, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
     const dropStaging: PartitionOp[] = staging.row === null ? [] : [{ kind: 'delete', key: stagingKey(key), ifMatch: staging.row.etag }];
