@@ -37,6 +37,8 @@ export interface ReplayStats {
 
 export interface LoadedPartition {
   readonly manifest: Manifest | null;
+  /** The meta extent holding `manifest` (null without one): meta extents before it are garbage. */
+  readonly manifestExtentId: number | null;
   readonly runs: readonly RunReader[];
   readonly memtable: Memtable;
   readonly lastSequence: number;
@@ -48,7 +50,7 @@ export async function loadPartition(context: LoadContext): Promise<LoadedPartiti
   const { streams, streamIds } = context;
   await streams.sealTail(streamIds.meta);
   await streams.sealTail(streamIds.log);
-  const manifest = await latestManifest(context);
+  const { manifest, extentId: manifestExtentId } = await latestManifest(context);
   const runs = await corruptIfUndecodable(Promise.all((manifest?.runs ?? []).map((run) =>
     RunReader.open({ streams, streamId: streamIds.checkpoint, run, partitionId: context.partitionId }))));
   const logExtents = await streams.extents(streamIds.log);
@@ -56,11 +58,11 @@ export async function loadPartition(context: LoadContext): Promise<LoadedPartiti
   assert(tail !== undefined && tail.state.kind === 'open', 'a sealed stream has a new open tail');
   const memtable = new Memtable();
   const replay = await replayLog(context, logExtents, manifest, memtable);
-  return { manifest, runs, memtable, lastSequence: replay.lastSequence, logTail: { extentId: tail.extentId, offset: 0 }, replay: replay.stats };
+  return { manifest, manifestExtentId, runs, memtable, lastSequence: replay.lastSequence, logTail: { extentId: tail.extentId, offset: 0 }, replay: replay.stats };
 }
 
-/** The last manifest of the newest meta extent that holds one; null for a new partition. */
-async function latestManifest(context: LoadContext): Promise<Manifest | null> {
+/** The last manifest of the newest meta extent that holds one, and that extent; null for a new partition. */
+async function latestManifest(context: LoadContext): Promise<{ manifest: Manifest | null; extentId: number | null }> {
   const extents = await context.streams.extents(context.streamIds.meta);
   for (let index = extents.length - 1; index >= 0; index--) {
     const extent = extents[index];
@@ -72,9 +74,9 @@ async function latestManifest(context: LoadContext): Promise<Manifest | null> {
     if (last.partitionId !== context.partitionId) {
       throw new StorageError('partition.corrupt', `meta stream holds a manifest of partition ${last.partitionId}`, { context: { partitionId: context.partitionId } });
     }
-    return last;
+    return { manifest: last, extentId: extent.extentId };
   }
-  return null;
+  return { manifest: null, extentId: null };
 }
 
 async function replayLog(context: LoadContext, extents: readonly StreamExtent[], manifest: Manifest | null, memtable: Memtable): Promise<{ lastSequence: number; stats: ReplayStats }> {

@@ -8,7 +8,10 @@
 //                          plus earlier batches of the same group; assign sequence, ETag, time;
 //                          ONE log append for the group ──► apply to memtable ──► acknowledge
 //   checkpoint: freeze memtable → runs (checkpoint stream) → manifest (meta stream) → publish
-//   compaction: merge all runs, drop tombstones → new runs → manifest → publish
+//   compaction: size-tiered (compaction-policy.ts): merge adjacent runs of one tier (tombstones
+//               dropped when the oldest run is merged) → new runs in their place → manifest
+//   GC:         drop meta/log/checkpoint extents the manifest no longer needs, copy live data
+//               forward out of mostly-dead data extents and drop dead ones (docs/partition-gc.md)
 //   open:       seal meta and log tails → newest manifest → runs → replay log after it
 //
 // Invariants:
@@ -18,17 +21,21 @@
 // - after a log append whose outcome is unknown, the partition refuses everything (failed state)
 //   until it is reloaded from the streams: it never reuses a sequence number;
 // - memory changes (memtable swap, run list) are published only after the manifest naming them
-//   is durable; the row cache holds the newest version of a key and is invalidated by writes.
+//   is durable; the row cache holds the newest version of a key and is invalidated by writes;
+// - GC drops only what the published (durable) manifest and the live rows no longer reference,
+//   and nothing after a manifest append of unknown outcome until a later one succeeds; the writer
+//   refuses rows that name a data extent GC condemned.
 // Fault model: any stream call may fail (stream.unavailable …) or be slow; the process may die
 // at any point (a reload from the streams restores every acknowledged batch); a stale owner is
 // fenced by sealing at open (leases come with the partition server).
 import {
-  appendBytesMax, blockCacheBytesMax, checkpointIntervalMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax,
-  partitionKeyBytesMax, partitionWriteQueueMax, rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runsCompactionTrigger, runsMax,
-  scanExaminedMax, scanLimitMax,
+  appendBytesMax, blockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
+  dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
+  maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionWriteQueueMax,
+  rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax,
 } from '../constants.ts';
 import { AssertionFailure, assert } from '../util/assert.ts';
-import type { Clock } from '../util/clock.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
 import { SerialLock } from '../stream/serial-lock.ts';
@@ -36,7 +43,13 @@ import { encodeManifest } from '../wire/partition-checkpoint.ts';
 import type { LogPosition, Manifest } from '../wire/partition-checkpoint.ts';
 import { encodeLogRecord } from '../wire/partition-log.ts';
 import type { Column, DataRef, RowRecord } from '../wire/partition-row.ts';
+import { chooseMerge } from './compaction-policy.ts';
+import type { MergeChoice } from './compaction-policy.ts';
 import { decodeContinuation, encodeContinuation, scanFingerprint } from './continuation-token.ts';
+import { dataGcPass } from './data-gc.ts';
+import type { DataGcHost, DataGcReport } from './data-gc.ts';
+import { columnDataReferences, extentsBefore, unreferencedExtents } from './partition-gc.ts';
+import type { RowDataReferences } from './partition-gc.ts';
 import { MemtableCursor, MergeCursor, RunCursor } from './cursors.ts';
 import type { SourceCursor } from './cursors.ts';
 import { LruCache } from './lru-cache.ts';
@@ -86,11 +99,24 @@ export interface PartitionLimits {
   readonly blockCacheBytesMax: number;
   readonly checkpointIntervalMs: number;
   readonly scanExaminedMax: number;
+  /** Compaction (compaction-policy.ts): runsCompactionTrigger is the fanout F of one tier. */
+  readonly compactionTierBaseBytes: number;
+  readonly compactionMergeRunsMax: number;
+  readonly compactionTombstoneRatio: number;
+  /** GC (docs/partition-gc.md). */
+  readonly maintenanceTickMs: number;
+  readonly dataGcIntervalMs: number;
+  readonly dataGcGraceMs: number;
+  readonly dataGcCopyBytesPerPassMax: number;
+  readonly dataGcCopyForwardLiveRatio: number;
+  readonly dataGcTailSealBytes: number;
+  readonly dataGcRefsTrackedMax: number;
 }
 
 export const defaultPartitionLimits: PartitionLimits = {
   memtableBytesMax, blockBytesTarget: runBlockBytesTarget, runBytesMax, runsCompactionTrigger, rowCacheEntriesMax, blockCacheBytesMax,
-  checkpointIntervalMs, scanExaminedMax,
+  checkpointIntervalMs, scanExaminedMax, compactionTierBaseBytes, compactionMergeRunsMax, compactionTombstoneRatio, maintenanceTickMs,
+  dataGcIntervalMs, dataGcGraceMs, dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcTailSealBytes, dataGcRefsTrackedMax,
 };
 
 export interface PartitionOptions {
@@ -102,8 +128,32 @@ export interface PartitionOptions {
   readonly ownerEpoch: number;
   readonly keyRange?: { readonly low: Buffer; readonly high: Buffer | null };
   readonly limits?: Partial<PartitionLimits>;
-  /** Start checkpoints and compactions by themselves (default true). */
+  /** Start checkpoints, compactions and GC passes by themselves (default true). */
   readonly autoMaintenance?: boolean;
+  /** Collect the data stream (default true). Off for a table whose rows hide refs from `dataReferences`. */
+  readonly dataGc?: boolean;
+  /** Where rows keep their data refs (default: every dataRefs column); docs/partition-gc.md. */
+  readonly dataReferences?: RowDataReferences;
+}
+
+/** What garbage collection did so far (docs/partition-gc.md, "Budgets"). */
+export interface GcStats {
+  readonly passes: number;
+  readonly metaExtentsDropped: number;
+  readonly logExtentsDropped: number;
+  readonly checkpointExtentsDropped: number;
+  readonly dataExtentsDropped: number;
+  readonly dataBytesDropped: number;
+  readonly bytesCopiedForward: number;
+  readonly rowsRewritten: number;
+  readonly rewritesLost: number;
+  readonly tailSeals: number;
+  readonly commitsRefusedCondemned: number;
+  /** Of the last pass: live and dead bytes of sealed own data extents, and refs still foreign. */
+  readonly lastLiveBytes: number;
+  readonly lastDeadBytes: number;
+  readonly lastForeignBytes: number;
+  readonly lastDanglingRefs: number;
 }
 
 export interface PartitionStats extends ReplayStats {
@@ -117,6 +167,7 @@ export interface PartitionStats extends ReplayStats {
   readonly memtableBytes: number;
   readonly lastSequence: number;
   readonly rowCacheHits: number;
+  readonly gc: GcStats;
 }
 
 type PartitionState =
@@ -128,6 +179,8 @@ type PartitionState =
 interface PreparedOp {
   readonly op: PartitionOp;
   readonly key: string;
+  /** A GC rewrite: the row keeps this ETag and Last-Modified (GC is invisible to clients). */
+  readonly preserve?: { readonly etag: string; readonly lastModifiedMs: number };
 }
 
 interface PendingBatch {
@@ -173,8 +226,21 @@ export class Partition {
   private active: Memtable;
   private frozen: Frozen | null = null;
   private runs: readonly RunReader[];
-  private compactedRunCount: number;
   private manifestState: ManifestState;
+  /** The meta extent holding the published manifest (null: none yet). */
+  private manifestExtentId: number | null;
+  /** A manifest append failed: it may have landed naming runs we do not know; no stream GC until one succeeds. */
+  private manifestUncertain = false;
+  /** Data extents GC decided to drop: the writer refuses rows naming them (for this owner's life). */
+  private readonly condemned = new Set<number>();
+  /** Per data extent this owner appended to: monotonic time of the last append, and its end. */
+  private readonly dataAppends = new Map<number, { lastMs: number; end: number }>();
+  private readonly openedAtMs: number;
+  private lastGcMs: number;
+  private tickTimer: TimerHandle | null = null;
+  private committing: Promise<void> | null = null;
+  private readonly dataGcEnabled: boolean;
+  private readonly references: RowDataReferences;
   private appliedSequence: number;
   private logTail: LogPosition;
   private lastModifiedMs = 0;
@@ -187,6 +253,11 @@ export class Partition {
   private readonly blockCache: BlockCache;
   private readonly replayStats: ReplayStats;
   private readonly counters = { batchesCommitted: 0, logAppends: 0, conditionFailures: 0, checkpoints: 0, compactions: 0, maintenanceFailures: 0 };
+  private gcCounters: GcStats = {
+    passes: 0, metaExtentsDropped: 0, logExtentsDropped: 0, checkpointExtentsDropped: 0, dataExtentsDropped: 0, dataBytesDropped: 0,
+    bytesCopiedForward: 0, rowsRewritten: 0, rewritesLost: 0, tailSeals: 0, commitsRefusedCondemned: 0,
+    lastLiveBytes: 0, lastDeadBytes: 0, lastForeignBytes: 0, lastDanglingRefs: 0,
+  };
   lastMaintenanceError: unknown = null;
 
   private constructor(options: PartitionOptions, loaded: Awaited<ReturnType<typeof loadPartition>>) {
@@ -201,7 +272,11 @@ export class Partition {
     this.autoMaintenance = options.autoMaintenance ?? true;
     this.active = loaded.memtable;
     this.runs = loaded.runs;
-    this.compactedRunCount = 0;
+    this.manifestExtentId = loaded.manifestExtentId;
+    this.dataGcEnabled = options.dataGc ?? true;
+    this.references = options.dataReferences ?? columnDataReferences;
+    this.openedAtMs = options.clock.monotonicMs();
+    this.lastGcMs = this.openedAtMs;
     const manifest = loaded.manifest;
     this.manifestState = {
       manifestSequence: manifest?.manifestSequence ?? 0,
@@ -222,13 +297,14 @@ export class Partition {
     const loaded = await loadPartition(options);
     const partition = new Partition(options, loaded);
     partition.maybeStartMaintenance();
+    partition.scheduleTick();
     return partition;
   }
 
   stats(): PartitionStats {
     return {
       ...this.replayStats, ...this.counters, runCount: this.runs.length, memtableBytes: this.active.bytes + (this.frozen?.memtable.bytes ?? 0),
-      lastSequence: this.appliedSequence, rowCacheHits: this.rowCache.hits,
+      lastSequence: this.appliedSequence, rowCacheHits: this.rowCache.hits, gc: this.gcCounters,
     };
   }
 
@@ -293,6 +369,8 @@ export class Partition {
     this.checkWritable();
     if (bytes.length === 0 || bytes.length > appendBytesMax) throw new StorageError('partition.too_large', `data append of ${bytes.length} bytes: must be 1..${appendBytesMax}`);
     const position = await this.streams.append(this.streamIds.data, bytes);
+    const previous = this.dataAppends.get(position.extentId);
+    this.dataAppends.set(position.extentId, { lastMs: this.clock.monotonicMs(), end: Math.max(previous?.end ?? 0, position.offset + position.length) });
     return { extentId: position.extentId, offset: position.offset, length: position.length };
   }
 
@@ -319,7 +397,14 @@ export class Partition {
   transact(ops: readonly PartitionOp[]): Promise<CommitResult> {
     try {
       this.checkWritable();
-      const prepared = this.prepare(ops);
+      return this.enqueue(this.prepare(ops));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private enqueue(prepared: readonly PreparedOp[]): Promise<CommitResult> {
+    try {
       if (this.queue.length >= partitionWriteQueueMax) throw new StorageError('partition.busy', `${this.queue.length} batches queued`, { retryable: true });
       const estimateBytes = encodeLogRecord({ partitionId: this.partitionId, sequence: 1, ownerEpoch: this.ownerEpoch, rows: buildRows(prepared, 1, longestEtag, 0) }).length;
       if (estimateBytes > appendBytesMax) throw new StorageError('partition.too_large', `batch encodes to ${estimateBytes} bytes, more than ${appendBytesMax}`);
@@ -351,13 +436,23 @@ export class Partition {
     this.writer = this.drainQueue();
   }
 
+  /** Resolves when the batch group being checked and logged (if any) is published or failed. */
+  private async groupSettled(): Promise<void> {
+    while (this.committing !== null) await this.committing;
+  }
+
   /** The single writer: commits queued batches in groups until the queue is empty. */
   private async drainQueue(): Promise<void> {
     await Promise.resolve();
     try {
       while (this.queue.length > 0 && this.state.kind === 'open') {
         await this.waitForMemtableRoom();
-        await this.commitGroup(this.takeGroup());
+        this.committing = this.commitGroup(this.takeGroup());
+        try {
+          await this.committing;
+        } finally {
+          this.committing = null;
+        }
       }
     } finally {
       this.writer = null;
@@ -402,9 +497,10 @@ export class Partition {
     const accepted: AcceptedBatch[] = [];
     const lastModifiedMs = Math.max(this.clock.nowMs(), this.lastModifiedMs);
     for (const batch of group) {
-      const failure = await this.checkConditions(batch.ops, overlay);
+      const failure = this.checkCondemned(batch.ops) ?? await this.checkConditions(batch.ops, overlay);
       if (failure !== null) {
-        this.counters.conditionFailures += 1;
+        if (failure.code === 'extent.not_found') this.gcCounters = { ...this.gcCounters, commitsRefusedCondemned: this.gcCounters.commitsRefusedCondemned + 1 };
+        else this.counters.conditionFailures += 1;
         batch.reject(failure);
         continue;
       }
@@ -415,6 +511,21 @@ export class Partition {
       accepted.push({ batch, rows, record });
     }
     return accepted;
+  }
+
+  /** The writer's GC fence: a row may not name a data extent that GC condemned (docs/partition-gc.md). */
+  private checkCondemned(ops: readonly PreparedOp[]): StorageError | null {
+    if (this.condemned.size === 0) return null;
+    for (const { op } of ops) {
+      if (op.kind !== 'put') continue;
+      const ref = this.references.refs(op.columns).find((candidate) => this.condemned.has(candidate.extentId));
+      if (ref !== undefined) {
+        return new StorageError('extent.not_found', `data extent ${ref.extentId} was garbage-collected: upload the data again`, {
+          context: { partitionId: this.partitionId, extentId: ref.extentId },
+        });
+      }
+    }
+    return null;
   }
 
   private async checkConditions(ops: readonly PreparedOp[], overlay: ReadonlyMap<string, RowRecord | null>): Promise<StorageError | null> {
@@ -445,7 +556,8 @@ export class Partition {
       this.rowCache.delete(key);
     }
     this.appliedSequence = sequence;
-    this.lastModifiedMs = item.rows[0]?.lastModifiedMs ?? this.lastModifiedMs;
+    // A GC rewrite keeps an older Last-Modified: the commit clock never goes back.
+    this.lastModifiedMs = Math.max(this.lastModifiedMs, item.rows[0]?.lastModifiedMs ?? 0);
     this.counters.batchesCommitted += 1;
     item.batch.resolve({ sequence, lastModifiedMs: this.lastModifiedMs, etags: item.rows.map((row) => (row.kind === 'live' ? row.etag : null)) });
   }
@@ -468,10 +580,36 @@ export class Partition {
     await this.maintenanceLock.run(() => this.checkpointLocked());
   }
 
-  /** Merges every run into new runs without tombstones or shadowed versions. */
+  /** Merges every run into new runs without tombstones or shadowed versions (a major merge). */
   async compact(): Promise<void> {
     this.checkWritable();
-    await this.maintenanceLock.run(() => this.compactLocked());
+    await this.maintenanceLock.run(async () => {
+      if (this.runs.length > 1 || this.runs.some((run) => run.footer.tombstoneCount > 0)) await this.mergeLocked({ start: 0, end: this.runs.length, dropTombstones: true });
+    });
+  }
+
+  /** Merges runs while the size-tiered policy finds a merge (bounded); answers the merges done. */
+  async compactByPolicy(): Promise<number> {
+    this.checkWritable();
+    return this.maintenanceLock.run(() => this.compactByPolicyLocked());
+  }
+
+  private async compactByPolicyLocked(): Promise<number> {
+    let merges = 0;
+    for (let choice = this.mergeChoice(); choice !== null && merges < runsMax && this.state.kind === 'open'; choice = this.mergeChoice()) {
+      await this.mergeLocked(choice);
+      merges += 1;
+    }
+    return merges;
+  }
+
+  /**
+   * One garbage-collection pass (docs/partition-gc.md): meta, log and checkpoint extents the
+   * published manifest no longer needs, then the data stream (copy forward, drop dead extents).
+   */
+  async collectGarbage(): Promise<DataGcReport | null> {
+    this.checkWritable();
+    return this.maintenanceLock.run(() => this.collectGarbageLocked());
   }
 
   /** Checkpoints when the memtable holds rows older than checkpointIntervalMs (the server calls this on a timer). */
@@ -501,23 +639,34 @@ export class Partition {
     this.counters.checkpoints += 1;
   }
 
-  private async compactLocked(): Promise<void> {
+  /** The size-tiered policy's choice for the current runs (compaction-policy.ts), or null. */
+  private mergeChoice(): MergeChoice | null {
+    return chooseMerge(this.runs.map((run) => run.footer), {
+      fanout: this.limits.runsCompactionTrigger, tierBaseBytes: this.limits.compactionTierBaseBytes, mergeRunsMax: this.limits.compactionMergeRunsMax,
+      tombstoneRatio: this.limits.compactionTombstoneRatio, runsMajor: Math.floor(runsMax / 2),
+    });
+  }
+
+  /** Merges runs [start, end) into new runs put in their place (adjacent: newest-first order holds). */
+  private async mergeLocked(choice: MergeChoice): Promise<void> {
     const inputs = this.runs;
-    if (this.state.kind !== 'open' || inputs.length === 0) return;
-    if (inputs.length === 1 && inputs[0]?.footer.tombstoneCount === 0) return;
-    const merge = new MergeCursor(inputs.map((run) => new RunCursor(run, null)));
+    if (this.state.kind !== 'open' || choice.end <= choice.start || choice.end > inputs.length) return;
+    const window = inputs.slice(choice.start, choice.end);
+    // A major merge starts a new checkpoint extent: the old ones then hold only merged runs and
+    // become garbage as a whole once the manifest names the output (docs/partition-gc.md).
+    if (choice.start === 0 && choice.dropTombstones) await this.streams.sealTail(this.streamIds.checkpoint);
+    const merge = new MergeCursor(window.map((run) => new RunCursor(run, null)));
     const writer = this.runWriter(this.manifestState.coveredSequence, this.manifestState.logStart);
     await merge.seek('', true);
     for (let key = merge.key(); key !== null; key = merge.key()) {
       const row = merge.row();
-      if (row?.kind === 'live') await writer.add(key, row);
+      if (row !== null && (row.kind === 'live' || !choice.dropTombstones)) await writer.add(key, row);
       await merge.next();
     }
     const written = (await writer.finish()).map((item) => item.reader);
     assert(this.runs === inputs, 'runs change only under the maintenance lock');
     await failpoint('partition.compaction.before-manifest');
-    await this.commitManifest(this.manifestState, written);
-    this.compactedRunCount = written.length;
+    await this.commitManifest(this.manifestState, [...inputs.slice(0, choice.start), ...written, ...inputs.slice(choice.end)]);
     this.counters.compactions += 1;
   }
 
@@ -545,30 +694,173 @@ export class Partition {
       await this.streams.sealTail(this.streamIds.meta);
       this.manifestsInMetaTail = 0;
     }
-    await this.streams.append(this.streamIds.meta, encodeManifest(manifest));
+    let position;
+    try {
+      position = await this.streams.append(this.streamIds.meta, encodeManifest(manifest));
+    } catch (error) {
+      this.manifestUncertain = true; // it may have landed, naming runs this owner never publishes
+      throw error;
+    }
     this.manifestsInMetaTail += 1;
     this.manifestState = next;
+    this.manifestExtentId = position.extentId;
+    this.manifestUncertain = false;
     this.runs = runs;
   }
 
   private maybeStartMaintenance(): void {
     if (!this.autoMaintenance || this.background !== null || this.state.kind !== 'open') return;
-    const checkpointDue = this.frozen !== null || this.active.bytes >= this.limits.memtableBytesMax;
-    const compactionDue = this.runs.length - this.compactedRunCount >= this.limits.runsCompactionTrigger;
-    if (checkpointDue || compactionDue) this.background = this.runMaintenance();
+    if (this.checkpointDue(false) || this.mergeChoice() !== null) this.background = this.runMaintenance(false);
   }
 
-  private async runMaintenance(): Promise<void> {
+  /** Size: the memtable is full (or a frozen one waits); time (on a tick): its oldest row is old. */
+  private checkpointDue(timed: boolean): boolean {
+    if (this.frozen !== null || this.active.bytes >= this.limits.memtableBytesMax) return true;
+    const first = this.active.firstWriteMs;
+    return timed && first !== null && this.clock.monotonicMs() - first >= this.limits.checkpointIntervalMs;
+  }
+
+  private gcDue(): boolean {
+    return this.clock.monotonicMs() - this.lastGcMs >= this.limits.dataGcIntervalMs;
+  }
+
+  /** The maintenance timer (injected clock): time-based checkpoints and GC passes. */
+  private scheduleTick(): void {
+    if (!this.autoMaintenance || this.state.kind !== 'open') return;
+    this.tickTimer = this.clock.setTimer(this.limits.maintenanceTickMs, () => {
+      this.tickTimer = null;
+      if (this.state.kind !== 'open') return;
+      if (this.background === null && (this.checkpointDue(true) || this.gcDue())) this.background = this.runMaintenance(true);
+      this.scheduleTick();
+    });
+  }
+
+  private async runMaintenance(timed: boolean): Promise<void> {
     await Promise.resolve();
     try {
-      if (this.frozen !== null || this.active.bytes >= this.limits.memtableBytesMax) await this.maintenanceLock.run(() => this.checkpointLocked());
-      if (this.runs.length - this.compactedRunCount >= this.limits.runsCompactionTrigger) await this.maintenanceLock.run(() => this.compactLocked());
+      if (this.checkpointDue(timed)) await this.maintenanceLock.run(() => this.checkpointLocked());
+      if (this.mergeChoice() !== null) await this.maintenanceLock.run(() => this.compactByPolicyLocked());
+      if (timed && this.gcDue()) await this.maintenanceLock.run(() => this.collectGarbageLocked());
     } catch (error) {
       if (error instanceof AssertionFailure || !isStorageError(error)) throw error;
       this.counters.maintenanceFailures += 1;
       this.lastMaintenanceError = error;
     } finally {
       this.background = null;
+    }
+  }
+
+  // ---- garbage collection (docs/partition-gc.md) -------------------------------------------------
+
+  private async collectGarbageLocked(): Promise<DataGcReport | null> {
+    if (this.state.kind !== 'open') return null;
+    this.lastGcMs = this.clock.monotonicMs();
+    // A frozen memtable left by a failed checkpoint is written first: during the pass nothing
+    // else may checkpoint (the writer would wait for it while the pass waits for the writer).
+    if (this.frozen !== null) await this.checkpointLocked();
+    await this.collectManifestGarbage();
+    const report = this.dataGcEnabled ? await dataGcPass(this.dataGcHost(), {
+      copyBytesMax: this.limits.dataGcCopyBytesPerPassMax, copyForwardLiveRatio: this.limits.dataGcCopyForwardLiveRatio,
+      tailSealBytes: this.limits.dataGcTailSealBytes, refsTrackedMax: this.limits.dataGcRefsTrackedMax,
+    }) : null;
+    const gc = this.gcCounters;
+    this.gcCounters = {
+      ...gc, passes: gc.passes + 1,
+      ...(report === null ? {} : {
+        dataExtentsDropped: gc.dataExtentsDropped + report.extentsDropped, dataBytesDropped: gc.dataBytesDropped + report.bytesDropped,
+        bytesCopiedForward: gc.bytesCopiedForward + report.bytesCopied, rowsRewritten: gc.rowsRewritten + report.rowsRewritten,
+        rewritesLost: gc.rewritesLost + report.rewritesLost, tailSeals: gc.tailSeals + (report.tailSealed ? 1 : 0),
+        lastLiveBytes: report.liveBytes, lastDeadBytes: report.deadBytes, lastForeignBytes: report.foreignBytes, lastDanglingRefs: report.danglingRefs,
+      }),
+    };
+    return report;
+  }
+
+  /** Meta, log and checkpoint extents that the published manifest no longer needs. */
+  private async collectManifestGarbage(): Promise<void> {
+    if (this.manifestUncertain || this.manifestState.manifestSequence === 0 || this.manifestExtentId === null) return;
+    const { meta, log, checkpoint } = this.streamIds;
+    const metaGarbage = extentsBefore(await this.streams.extents(meta), this.manifestExtentId);
+    const logGarbage = extentsBefore(await this.streams.extents(log), this.manifestState.logStart.extentId);
+    const referenced = new Set<number>();
+    for (const run of this.runs) for (const extentId of run.extentIds()) referenced.add(extentId);
+    const checkpointGarbage = unreferencedExtents(await this.streams.extents(checkpoint), referenced);
+    await failpoint('partition.gc.before-drop');
+    if (metaGarbage.length > 0) await this.streams.dropExtents(meta, metaGarbage);
+    if (logGarbage.length > 0) await this.streams.dropExtents(log, logGarbage);
+    if (checkpointGarbage.length > 0) await this.streams.dropExtents(checkpoint, checkpointGarbage);
+    const gc = this.gcCounters;
+    this.gcCounters = {
+      ...gc, metaExtentsDropped: gc.metaExtentsDropped + metaGarbage.length, logExtentsDropped: gc.logExtentsDropped + logGarbage.length,
+      checkpointExtentsDropped: gc.checkpointExtentsDropped + checkpointGarbage.length,
+    };
+  }
+
+  /** The partition as the data GC pass sees it (data-gc.ts). */
+  private dataGcHost(): DataGcHost {
+    const dataStreamId = this.streamIds.data;
+    return {
+      references: this.references,
+      dataExtents: () => this.streams.extents(dataStreamId),
+      liveRows: () => this.liveRows(),
+      appliedSequence: () => this.appliedSequence,
+      rowsAfter: (sequence) => this.rowsAfter(sequence),
+      eligible: (extentId) => this.dataExtentEligible(extentId),
+      appendedBytes: (extentId) => this.dataAppends.get(extentId)?.end ?? 0,
+      readData: (ref) => this.streams.read(dataStreamId, ref.extentId, ref.offset, ref.length),
+      appendData: (bytes) => this.appendData(bytes),
+      rewriteRow: (row, columns) => this.rewriteRow(row, columns),
+      condemn: async (extentIds) => {
+        for (const extentId of extentIds) this.condemned.add(extentId);
+        await this.groupSettled();
+      },
+      pardon: (extentIds) => { for (const extentId of extentIds) this.condemned.delete(extentId); },
+      sealDataTail: () => this.streams.sealTail(dataStreamId),
+      dropDataExtents: async (extentIds) => {
+        await failpoint('partition.gc.before-data-drop');
+        await this.streams.dropExtents(dataStreamId, extentIds);
+      },
+    };
+  }
+
+  /** Every live row (newest version), in key order, read in bounded steps. */
+  private async *liveRows(): AsyncGenerator<LiveRow> {
+    const merge = new MergeCursor(this.sources());
+    await merge.seek(this.keyLow, true);
+    for (let key = merge.key(); key !== null; key = merge.key()) {
+      if (this.keyHigh !== null && key >= this.keyHigh) return;
+      const row = merge.row();
+      if (row?.kind === 'live') yield row;
+      await merge.next();
+    }
+  }
+
+  /** Rows applied after `sequence` (every such row is in a memtable: no checkpoint runs during GC). */
+  private *rowsAfter(sequence: number): Generator<RowRecord> {
+    for (const memtable of [this.active, this.frozen?.memtable]) {
+      if (memtable === undefined) continue;
+      for (const [, entry] of memtable.entries()) if (entry.row.sequence > sequence) yield entry.row;
+    }
+  }
+
+  /** The grace rule: nothing this owner appended to recently, nothing before the grace after load. */
+  private dataExtentEligible(extentId: number): boolean {
+    const now = this.clock.monotonicMs();
+    const grace = this.limits.dataGcGraceMs;
+    const appended = this.dataAppends.get(extentId);
+    return now - this.openedAtMs >= grace && (appended === undefined || now - appended.lastMs >= grace);
+  }
+
+  /** A GC rewrite of a row's refs: If-Match the ETag read; the row keeps its ETag and Last-Modified. */
+  private async rewriteRow(row: LiveRow, columns: LiveRow['columns']): Promise<boolean> {
+    const prepared = this.prepare([{ kind: 'put', key: row.key, columns, ifMatch: row.etag }])
+      .map((item) => ({ ...item, preserve: { etag: row.etag, lastModifiedMs: row.lastModifiedMs } }));
+    try {
+      await this.enqueue(prepared);
+      return true;
+    } catch (error) {
+      if (isStorageError(error, 'partition.condition_failed') || isStorageError(error, 'partition.row_not_found')) return false;
+      throw error;
     }
   }
 
@@ -593,6 +885,8 @@ export class Partition {
    */
   async stopWrites(): Promise<void> {
     if (this.state.kind === 'open') this.state = { kind: 'read_only' };
+    this.tickTimer?.cancel();
+    this.tickTimer = null;
     while (this.writer !== null) await this.writer;
     while (this.background !== null) await this.background;
     const closed = new StorageError('partition.closed', `partition ${this.partitionId} takes no more writes`);
@@ -602,6 +896,8 @@ export class Partition {
   /** Stops serving: waits for the writer and maintenance, refuses everything after. */
   async close(): Promise<void> {
     if (this.state.kind === 'closed') return;
+    this.tickTimer?.cancel();
+    this.tickTimer = null;
     const writer = this.writer;
     if (writer !== null) await writer;
     const background = this.background;
@@ -623,8 +919,8 @@ export class Partition {
 }
 
 function buildRows(ops: readonly PreparedOp[], sequence: number, etag: string, lastModifiedMs: number): RowRecord[] {
-  return ops.map(({ op }) => (op.kind === 'put'
-    ? { kind: 'live', key: op.key, sequence, lastModifiedMs, etag, columns: op.columns }
+  return ops.map(({ op, preserve }) => (op.kind === 'put'
+    ? { kind: 'live', key: op.key, sequence, lastModifiedMs: preserve?.lastModifiedMs ?? lastModifiedMs, etag: preserve?.etag ?? etag, columns: op.columns }
     : { kind: 'tombstone', key: op.key, sequence, lastModifiedMs }));
 }
 

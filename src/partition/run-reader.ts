@@ -67,6 +67,13 @@ export class RunReader {
     return new RunReader({ streams, streamId, footerLocation: run.footer, footer, index: decodeIndex(indexBytes, run.runId), bloom: decodeBloom(bloomBytes, run.runId) });
   }
 
+  /** Every checkpoint extent holding a record of this run (blocks, index, bloom, footer). */
+  extentIds(): Set<number> {
+    const ids = new Set([this.footerLocation.extentId, this.footer.index.extentId, this.footer.bloom.extentId]);
+    for (const entry of this.index) ids.add(entry.location.extentId);
+    return ids;
+  }
+
   get blockCount(): number {
     return this.index.length;
   }

@@ -39,6 +39,12 @@ export const failpointNames = [
   'partition.checkpoint.before-manifest',
   /** Partition: a compaction's runs are written; the manifest naming them is not. */
   'partition.compaction.before-manifest',
+  /** Partition GC: meta/log/checkpoint garbage chosen from the manifest; nothing dropped yet. */
+  'partition.gc.before-drop',
+  /** Partition GC: live bytes copied forward to the data tail; the row still names the old ref. */
+  'partition.gc.after-copy',
+  /** Partition GC: dead data extents condemned and rechecked; not dropped yet. */
+  'partition.gc.before-data-drop',
 ] as const;
 
 export type FailpointName = (typeof failpointNames)[number];
