@@ -347,7 +347,7 @@ export const metaManifestsPerExtentMax = 64;
 /** Size tiers of runs: tier = log_F(dataBytes / this). Below 1 MiB a merge costs little either way. */
 export const compactionTierBaseBytes = 1 * MiB;
 
-/** Most runs one minor merge reads: bounds one merge's work and memory (one block per input). */
+/** Most run groups (one checkpoint's or merge's output each) one minor merge reads: bounds its work. */
 export const compactionMergeRunsMax = 16;
 
 /** A major merge (every run, dropping tombstones) starts when tombstones are this share of the

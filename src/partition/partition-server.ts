@@ -59,6 +59,13 @@ export interface PartitionServerOptions {
   readonly leaseTtlMs?: number;
   readonly mapPollMs?: number;
   readonly partitionLimits?: Partial<PartitionLimits>;
+  /**
+   * Collect the partitions' data streams (docs/partition-gc.md). Off by default: the blob tables
+   * keep committed block lists' refs inside a bytes column and in data documents, where the
+   * collector cannot see them, so it would delete live blob bytes. Turn it on for tables whose
+   * every ref is in a dataRefs column. Meta, log and checkpoint GC and compaction always run.
+   */
+  readonly dataGc?: boolean;
   /** Unique per process start: prefixes stream append ids. Defaults to serverId + start time. */
   readonly clientId?: string;
   /** Called as each write is acknowledged (tests count who acknowledged what, and when). */
@@ -277,6 +284,7 @@ export class PartitionServer {
         ownerEpoch: entry.ownerEpoch,
         keyRange: { low: keyFromHex(entry.low), high: entry.high === null ? null : keyFromHex(entry.high) },
         ...(this.options.partitionLimits === undefined ? {} : { limits: this.options.partitionLimits }),
+        dataGc: this.options.dataGc ?? false,
       });
       if (this.held.get(entry.partitionId) !== held || !this.leaseValid()) {
         void partition.close();
