@@ -338,10 +338,6 @@ export const manifestBytesMax = 1 * MiB;
  * by reading one small extent. */
 export const metaManifestsPerExtentMax = 64;
 
-// ---- partition servers, manager, map (docs/partition-protocol.md) ----
-
-/** A partition server's lease: its partitions move this long after it dies at the latest. 10 s
- * rides out a GC pause or a MetaStore leader change without moving partitions needlessly.
 // ---- partition compaction and garbage collection (docs/partition-gc.md) ----
 
 /** Size tiers of runs: tier = log_F(dataBytes / this). Below 1 MiB a merge costs little either way. */
@@ -379,6 +375,8 @@ export const dataGcRefsTrackedMax = 4_000_000;
 /** A data-stream tail at least this long and mostly dead is sealed by GC so it can be collected
  * (extents only fill at extentBytesMax = 256 MiB). */
 export const dataGcTailSealBytes = 64 * MiB;
+
+// ---- partition servers, manager, map (docs/partition-protocol.md) ----
 
 /** A partition server's lease: its partitions move this long after it dies at the latest. 10 s
  * rides out a GC pause or a MetaStore leader change without moving partitions needlessly.
