@@ -239,9 +239,14 @@ export const appendBlobBlocksMax = 50_000;
  * 25 KiB however long the blob grows, so an append rewrites a small row, not the whole list. */
 export const appendSegmentRefs = 1024;
 
-/** A committed block list encoding up to this size lives in the blob row (a row is at most
- * partitionRowBytesMax and a batch one 4 MiB log record); larger lists go to the data stream. */
-export const blockListInlineBytesMax = 256 * KiB;
+/** A committed block list encoding up to this size lives in the blob row (about 200 blocks with
+ * 64-byte ids); larger lists go to the data stream. Small so a blob row (with 8 KiB metadata and
+ * tags) stays under ~30 KiB and blobScanRowsPerCall rows fit one RPC frame. */
+export const blockListInlineBytesMax = 16 * KiB;
+
+/** Rows one blob-service scan call asks for: 128 rows of at most ~30 KiB stay under
+ * rpcFrameBytesMax (scan answers are not cut by bytes below this layer). */
+export const blobScanRowsPerCall = 128;
 
 /** Largest encoded committed block list (read whole by Get Blob): 50,000 blocks of ~80 bytes plus
  * 24 bytes per 4 MiB of content, so about 10 TiB of blob. */
@@ -259,8 +264,9 @@ export const blobCleanupBatchRows = 200;
  * marker after this many, so one request's work is bounded. */
 export const findBlobsScannedRowsMax = 20_000;
 
-/** Partition scan pages one List Blobs request reads before answering with a marker. */
-export const listBlobsScanPagesMax = 16;
+/** Partition scan pages one List Blobs request reads before answering with a marker (a page
+ * may then hold fewer than maxresults items, as Azure allows). */
+export const listBlobsScanPagesMax = 64;
 
 /** Azure: a SharedKey request's x-ms-date/Date may be at most 15 minutes from the server's clock. */
 export const requestClockSkewMaxMs = 15 * 60_000;

@@ -26,7 +26,7 @@ import { auxPrefix, blobKey, stagingKey } from './keys.ts';
 import { applyLeaseAction } from './lease.ts';
 import { encodeBlob, type BlobRecord } from './records.ts';
 import { deleteSnapshot, readSnapshotRow, snapshotRows } from './snapshots.ts';
-import { scanLimitMax } from '../../constants.ts';
+import { blobScanRowsPerCall } from '../../constants.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
 
 async function readVersion(ctx: BlobServiceContext, container: LoadedContainer, name: string, snapshot: string | undefined): Promise<LoadedBlob> {
@@ -158,6 +158,6 @@ export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Pr
 
 /** Keys of every row left in a blob's range (garbage once its row is gone), bounded per call. */
 async function auxKeys(ctx: BlobServiceContext, key: Buffer): Promise<Buffer[]> {
-  const page = await ctx.tables.scan({ prefix: auxPrefix(key), limit: scanLimitMax });
+  const page = await ctx.tables.scan({ prefix: auxPrefix(key), limit: blobScanRowsPerCall });
   return page.items.flatMap((item) => (item.kind === 'row' ? [item.row.key] : []));
 }

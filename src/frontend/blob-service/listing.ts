@@ -9,7 +9,7 @@
 // scan pages / findBlobsScannedRowsMax rows before answering with a marker.
 // Fault model: markers are client input: one that does not decode is InvalidQueryParameterValue.
 
-import { findBlobsScannedRowsMax, listBlobsScanPagesMax, scanLimitMax } from '../../constants.ts';
+import { findBlobsScannedRowsMax, listBlobsScanPagesMax, blobScanRowsPerCall } from '../../constants.ts';
 import type { LiveRow, ScanItem } from '../../partition/partition.ts';
 import { FrontendError, invalidQuery } from '../errors.ts';
 import type { BlobItem, BlobName, ContainerItem, ContainerName, FindBlobsPage, ListBlobsPage, ListContainersPage, SnapshotId, TaggedBlob } from '../model.ts';
@@ -53,7 +53,7 @@ export async function listBlobs(ctx: BlobServiceContext, op: Op.ListBlobs): Prom
   let continuation: string | undefined;
   for (let pages = 0; pages < listBlobsScanPagesMax; pages++) {
     const page = await ctx.tables.scan({
-      start, prefix: scanPrefix, limit: Math.min(scanLimitMax, op.maxResults + 1),
+      start, prefix: scanPrefix, limit: Math.min(blobScanRowsPerCall, op.maxResults + 1),
       ...(op.delimiter === undefined ? {} : { delimiter: Buffer.from(op.delimiter, 'utf8') }), ...(continuation === undefined ? {} : { continuation }),
     });
     for (const item of page.items) {
@@ -129,7 +129,7 @@ async function expandAuxGroup(listing: Listing, group: Buffer): Promise<BlobItem
   if (!listing.op.include.has('snapshots') && !listing.op.include.has('uncommittedblobs')) return items;
   let continuation: string | undefined;
   do {
-    const page = await listing.ctx.tables.scan({ prefix: group, limit: scanLimitMax, ...(continuation === undefined ? {} : { continuation }) });
+    const page = await listing.ctx.tables.scan({ prefix: group, limit: blobScanRowsPerCall, ...(continuation === undefined ? {} : { continuation }) });
     for (const item of page.items) if (item.kind === 'row') items.push(...auxItem(listing, item.row, name));
     continuation = page.continuation ?? undefined;
   } while (continuation !== undefined);
@@ -144,7 +144,7 @@ export async function listContainers(ctx: BlobServiceContext, op: Op.ListContain
   const nowMs = ctx.clock.nowMs();
   let continuation: string | undefined;
   for (let pages = 0; pages < listBlobsScanPagesMax; pages++) {
-    const page = await ctx.tables.scan({ start, prefix, limit: Math.min(scanLimitMax, op.maxResults + 1), ...(continuation === undefined ? {} : { continuation }) });
+    const page = await ctx.tables.scan({ start, prefix, limit: Math.min(blobScanRowsPerCall, op.maxResults + 1), ...(continuation === undefined ? {} : { continuation }) });
     for (const item of page.items) {
       if (item.kind !== 'row') continue;
       const name = item.row.key.subarray(base.length).toString('utf8');
@@ -174,7 +174,7 @@ export async function findBlobsByTags(ctx: BlobServiceContext, op: Op.FindBlobsB
   let start: Buffer = op.marker === undefined ? prefix : Buffer.concat([base, decodeMarker(op.marker)]);
   let continuation: string | undefined;
   for (let examined = 0; examined < findBlobsScannedRowsMax;) {
-    const page = await ctx.tables.scan({ start, prefix, limit: scanLimitMax, ...(continuation === undefined ? {} : { continuation }) });
+    const page = await ctx.tables.scan({ start, prefix, limit: blobScanRowsPerCall, ...(continuation === undefined ? {} : { continuation }) });
     for (const item of page.items) {
       if (item.kind !== 'row') continue;
       examined += 1;

@@ -7,7 +7,7 @@
 // snapshot ids are unique per blob (If-None-Match: *, the tick advances on a collision).
 // Fault model: as context.ts.
 
-import { scanLimitMax } from '../../constants.ts';
+import { blobScanRowsPerCall } from '../../constants.ts';
 import type { LiveRow } from '../../partition/partition.ts';
 import type { SnapshotId } from '../model.ts';
 import type { SnapshotResult } from '../blob-backend.ts';
@@ -33,7 +33,7 @@ export async function snapshotRows(ctx: BlobServiceContext, blob: Buffer): Promi
   const rows: LiveRow[] = [];
   let continuation: string | undefined;
   do {
-    const page = await ctx.tables.scan({ prefix, limit: scanLimitMax, ...(continuation === undefined ? {} : { continuation }) });
+    const page = await ctx.tables.scan({ prefix, limit: blobScanRowsPerCall, ...(continuation === undefined ? {} : { continuation }) });
     for (const item of page.items) if (item.kind === 'row') rows.push(item.row);
     continuation = page.continuation ?? undefined;
   } while (continuation !== undefined);

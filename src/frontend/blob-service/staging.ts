@@ -6,7 +6,7 @@
 // uncommittedBlocksMax rows are read for one generation.
 // Fault model: partition errors propagate; garbage rows of dead generations are harmless.
 
-import { scanLimitMax, uncommittedBlockExpiryMs, uncommittedBlocksMax } from '../../constants.ts';
+import { blobScanRowsPerCall, uncommittedBlockExpiryMs, uncommittedBlocksMax } from '../../constants.ts';
 import type { LiveRow } from '../../partition/partition.ts';
 import type { BlockId } from '../model.ts';
 import type { BlobServiceContext } from './context.ts';
@@ -39,7 +39,7 @@ export async function uncommittedBlocks(ctx: BlobServiceContext, blob: Buffer, g
   const blocks: UncommittedBlock[] = [];
   let continuation: string | undefined;
   do {
-    const page = await ctx.tables.scan({ prefix, limit: scanLimitMax, ...(continuation === undefined ? {} : { continuation }) });
+    const page = await ctx.tables.scan({ prefix, limit: blobScanRowsPerCall, ...(continuation === undefined ? {} : { continuation }) });
     for (const item of page.items) {
       if (item.kind !== 'row') continue;
       const id = item.row.key.subarray(prefix.length).toString('base64') as BlockId;

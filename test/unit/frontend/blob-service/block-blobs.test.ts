@@ -105,3 +105,22 @@ test('SAS create-only refuses overwrites; anonymous reads follow the container\'
   assert.deepEqual((await plain.getBlockList('committed')).committedBlocks, [], 'a Put Blob blob has no named committed blocks');
   t.diagnostic('create-only SAS: 1 create allowed, 1 overwrite refused; anonymous access: blob, container, private');
 });
+
+test('a block list too large for the row is kept in the data stream and read back', async (t) => {
+  const blob = stamp.client.getContainerClient('staged').getBlockBlobClient('many-blocks');
+  const count = 300;
+  const ids = Array.from({ length: count }, (_, i) => Buffer.from(`${'x'.repeat(40)}-${String(i).padStart(8, '0')}`).toString('base64'));
+  const parts = ids.map((_, i) => Buffer.from(`part ${i};`));
+  for (let at = 0; at < count; at += 25) {
+    await Promise.all(ids.slice(at, at + 25).map((id, k) => blob.stageBlock(id, parts[at + k] ?? Buffer.alloc(0), (parts[at + k] ?? Buffer.alloc(0)).length)));
+  }
+  assert.equal((await blob.getBlockList('uncommitted')).uncommittedBlocks?.length, count);
+  await blob.commitBlockList(ids);
+  assert.ok((await blob.downloadToBuffer()).equals(Buffer.concat(parts)));
+  const list = await blob.getBlockList('committed');
+  assert.equal(list.committedBlocks?.length, count);
+  assert.equal(list.committedBlocks?.[count - 1]?.name, ids[count - 1]);
+  await blob.commitBlockList([...ids.slice(150), ...ids.slice(0, 150)]);
+  assert.ok((await blob.downloadToBuffer()).equals(Buffer.concat([...parts.slice(150), ...parts.slice(0, 150)])), 'recommitted from a list stored as data');
+  t.diagnostic(`${count} blocks with 60-byte ids (list > blockListInlineBytesMax) staged 25 at a time, committed, reordered from the committed list`);
+});
