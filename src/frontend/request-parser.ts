@@ -176,8 +176,10 @@ function decodeComponent(text: string, what: string): string {
   }
 }
 
-/** Query parameters: names lower-cased (Azure treats them case-insensitively), values decoded
- * ('+' is kept as '+', as Azure and its SDKs sign it). */
+/** Query parameters: names lower-cased (Azure treats them case-insensitively), names and values
+ * form-decoded: '+' is a space, as Azure reads it (Go's url.Values, so rclone, sends
+ * `prefix=a+b%2F` for "a b/" and signs the decoded value; the JavaScript and Python SDKs encode a
+ * space as %20 and a plus as %2B, so they never send a raw '+'). */
 export function parseQuery(rawQuery: string): QueryMap {
   const map = new Map<string, string[]>();
   if (rawQuery === '') return map;
@@ -186,8 +188,8 @@ export function parseQuery(rawQuery: string): QueryMap {
   for (const part of parts) {
     if (part === '') continue;
     const eq = part.indexOf('=');
-    const name = decodeComponent(eq === -1 ? part : part.slice(0, eq), 'query').toLowerCase();
-    const value = eq === -1 ? '' : decodeComponent(part.slice(eq + 1), 'query');
+    const name = decodeComponent((eq === -1 ? part : part.slice(0, eq)).replaceAll('+', ' '), 'query').toLowerCase();
+    const value = eq === -1 ? '' : decodeComponent(part.slice(eq + 1).replaceAll('+', ' '), 'query');
     const values = map.get(name);
     if (values === undefined) map.set(name, [value]);
     else values.push(value);

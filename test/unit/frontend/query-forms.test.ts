@@ -1,3 +1,5 @@
+// Query strings as real clients send them. '+' is a space (rclone, via Go's url.Values, lists
+// `prefix=spaces+and+x%2F`; a directory with a space in its name was skipped by rclone sync).
 // SharedKey over query parameters with empty values (`include=` on List Containers, as the Azure
 // CLI sends it): the Python SDK signs "\ninclude:", the JavaScript SDK leaves such parameters
 // out; both forms verify, and a tamper of either is refused (found by `az storage container list`
@@ -27,4 +29,11 @@ test('an empty-valued query parameter verifies signed either way, and tampers ar
   }
   const python = sharedKeyStringToSign({ method: 'GET', account, rawPath: `/${account}/`, query: parseQuery('include=&comp=list'), headers: new Map(), version: null }, 'include');
   assert.match(python, /\ncomp:list\ninclude:$/);
+});
+
+test('query values are form-decoded: + is a space, %2B a plus', () => {
+  const query = parseQuery('prefix=spaces+and+%C3%BCn%2Bx%2F&delimiter=%2F&a+b=c');
+  assert.deepEqual(query.get('prefix'), ['spaces and ün+x/']);
+  assert.deepEqual(query.get('delimiter'), ['/']);
+  assert.deepEqual(query.get('a b'), ['c']);
 });
