@@ -311,6 +311,10 @@ export const checkpointIntervalMs = 5 * 60_000;
 /** Data blocks of a run are cut at this size: a point read fetches and CRC-checks about this much. */
 export const runBlockBytesTarget = 64 * KiB;
 
+/** Data-block appends a run writer keeps in flight: each block is its own append (a read checks
+ * one block, not a multi-MiB append), so a checkpoint pipelines them: 8 x 64 KiB in memory. */
+export const runBlockAppendsInFlightMax = 8;
+
 /** A run's data bytes; with its index and bloom filter each fitting one append, a run is one unit of reading. */
 export const runBytesMax = 64 * MiB;
 

@@ -1,15 +1,19 @@
 // Writes rows given in key order as one or more sorted runs to the checkpoint stream
-// (docs/formats/partition-checkpoint.md): data blocks cut at the block target and packed into
-// appends of at most appendBytesMax, then per run an append of index + bloom filter and an append
-// of the footer. A run is cut before its data passes runBytesMax or its index or bloom filter
-// would not fit one append, so a checkpoint or compaction of any size is a list of bounded runs.
+// (docs/formats/partition-checkpoint.md): data blocks cut at the block target, each its own
+// append (so a point read or a scan reads and checks one block, not a whole multi-MiB append:
+// the stream layer verifies whole appends), up to runBlockAppendsInFlightMax of them in flight,
+// then per run an append of index + bloom filter and an append of the footer. A run is cut
+// before its data passes runBytesMax or its index or bloom filter would not fit one append, so a
+// checkpoint or compaction of any size is a list of bounded runs.
 //
 // Invariants: rows arrive in strictly increasing key order (asserted); a run is reported (as a
 // ManifestRun and an open RunReader) only after every record of it was acknowledged durable;
-// memory held is one block, one pending append and 8 bytes of bloom hashes per row of the run.
+// memory held is one block, runBlockAppendsInFlightMax blocks being appended and 8 bytes of bloom
+// hashes per row of the run. Blocks of a run may land in the stream in any order: the index
+// records where each one landed.
 // Fault model: any append may fail; the error propagates and the partially written runs are
 // garbage no manifest names (the collector frees them later).
-import { appendBytesMax, bloomBitsPerKey, bloomHashCount } from '../constants.ts';
+import { appendBytesMax, bloomBitsPerKey, bloomHashCount, runBlockAppendsInFlightMax } from '../constants.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
 import {
@@ -54,8 +58,9 @@ export class RunWriter {
   private blockRows: Buffer[] = [];
   private blockFirstKey: Buffer | null = null;
   private blockBytes = 0;
-  private pending: Array<{ record: Buffer; entry: OpenRun['index'][number] }> = [];
-  private pendingBytes = 0;
+  /** Block appends in flight; each settles without rejecting (a failure is kept in appendFailure). */
+  private readonly appending = new Set<Promise<void>>();
+  private appendFailure: { readonly error: unknown } | null = null;
   private lastKey: string | null = null;
   private readonly finished: Array<{ run: ManifestRun; reader: RunReader }> = [];
 
@@ -107,29 +112,30 @@ export class RunWriter {
     const run = this.run;
     if (run === null || this.blockRows.length === 0 || this.blockFirstKey === null) return;
     const record = encodeBlockRows(run.runId, this.blockRows);
-    const entry = { firstKey: this.blockFirstKey, rowCount: this.blockRows.length, location: null };
+    const entry: OpenRun['index'][number] = { firstKey: this.blockFirstKey, rowCount: this.blockRows.length, location: null };
     run.index.push(entry);
     run.dataBytes += record.length;
     run.indexBytes += indexEntryBytes(entry.firstKey.length);
     this.blockRows = [];
     this.blockFirstKey = null;
     this.blockBytes = 0;
-    if (this.pendingBytes + record.length > appendBytesMax) await this.flush();
-    this.pending.push({ record, entry });
-    this.pendingBytes += record.length;
+    while (this.appending.size >= runBlockAppendsInFlightMax) await Promise.race(this.appending);
+    this.throwIfAppendFailed();
+    const append = this.options.streams.append(this.options.streamId, record).then(
+      (position) => { entry.location = { extentId: position.extentId, offset: position.offset, length: record.length }; },
+      (error: unknown) => { this.appendFailure ??= { error }; },
+    ).finally(() => this.appending.delete(append));
+    this.appending.add(append);
   }
 
-  /** Appends the pending blocks as one append and fills in their locations. */
+  /** Waits for every block append in flight; throws the first failure. */
   private async flush(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const position = await this.options.streams.append(this.options.streamId, Buffer.concat(this.pending.map((item) => item.record), this.pendingBytes));
-    let offset = position.offset;
-    for (const item of this.pending) {
-      item.entry.location = { extentId: position.extentId, offset, length: item.record.length };
-      offset += item.record.length;
-    }
-    this.pending = [];
-    this.pendingBytes = 0;
+    while (this.appending.size > 0) await Promise.all(this.appending);
+    this.throwIfAppendFailed();
+  }
+
+  private throwIfAppendFailed(): void {
+    if (this.appendFailure !== null) throw this.appendFailure.error;
   }
 
   private async finishRun(): Promise<void> {
