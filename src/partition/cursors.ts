@@ -8,6 +8,9 @@
 // - MergeCursor.row() is the version of the lowest-numbered (newest) source at the smallest key;
 //   next() advances every source positioned at that key, so an older version is never yielded.
 // - a memtable cursor pages by key, not by position, so concurrent inserts cannot derail it.
+// Cost: MergeCursor.step() moves sources within their current block or memtable page
+// synchronously (nextInMemory) and returns a promise only when one must read a block, so a
+// scan pays no promise or microtask per row.
 // Fault model: run cursors read blocks from streams and may throw (stream.unavailable,
 // wire.corrupt); the error propagates to the scan or compaction, which yields nothing wrong.
 import { assert } from '../util/assert.ts';
@@ -21,6 +24,8 @@ export interface SourceCursor {
   row(): RowRecord | null;
   seek(key: string, inclusive: boolean): Promise<void>;
   next(): Promise<void>;
+  /** Moves to the next key if that needs no I/O (true); otherwise moves nothing (false). */
+  nextInMemory(): boolean;
 }
 
 const memtablePageKeys = 256;
@@ -47,6 +52,12 @@ export class MemtableCursor implements SourceCursor {
     this.page = this.memtable.keysAfter(key, inclusive, memtablePageKeys);
     this.index = 0;
     return Promise.resolve();
+  }
+
+  nextInMemory(): boolean {
+    if (this.index + 1 >= this.page.length) return false;
+    this.index += 1;
+    return true;
   }
 
   next(): Promise<void> {
@@ -86,6 +97,12 @@ export class RunCursor implements SourceCursor {
     await this.load();
     if (this.block !== null) this.index = lowerBound(this.block.keys, key, inclusive);
     await this.skipExhaustedBlocks();
+  }
+
+  nextInMemory(): boolean {
+    if (this.block === null || this.index + 1 >= this.block.keys.length) return false;
+    this.index += 1;
+    return true;
   }
 
   async next(): Promise<void> {
@@ -135,10 +152,31 @@ export class MergeCursor {
   }
 
   async next(): Promise<void> {
+    const moving = this.step();
+    if (moving !== null) await moving;
+  }
+
+  /**
+   * Moves past the current key. Returns null when every source moved in memory (the common
+   * case inside a block: no promise, no microtask per row), else a promise to await. Each
+   * source is visited once and checked against the key before it moves.
+   */
+  step(): Promise<void> | null {
     const key = this.currentKey;
     assert(key !== null, 'next() on an exhausted merge');
-    await Promise.all(this.sources.filter((source) => source.key() === key).map((source) => source.next()));
-    this.currentKey = this.smallestKey();
+    let loading: Array<Promise<void>> | null = null;
+    for (const source of this.sources) {
+      if (source.key() !== key || source.nextInMemory()) continue;
+      loading ??= [];
+      loading.push(source.next());
+    }
+    if (loading === null) {
+      this.currentKey = this.smallestKey();
+      return null;
+    }
+    return Promise.all(loading).then(() => {
+      this.currentKey = this.smallestKey();
+    });
   }
 
   private smallestKey(): string | null {

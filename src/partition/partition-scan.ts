@@ -45,20 +45,18 @@ export async function scanPage(merge: MergeCursor, bounds: ScanBounds): Promise<
     examined += 1;
     const row = merge.row();
     assert(row !== null, 'a positioned merge has a row');
-    if (row.kind === 'tombstone') {
-      await merge.next();
+    const group = row.kind === 'tombstone' ? null : delimiterGroup(key, bounds);
+    if (group !== null) {
+      items.push({ kind: 'prefix', prefix: Buffer.from(group, 'latin1') });
+      const after = successor(group);
+      if (after === null) return { items, next: null, examined };
+      await merge.seek(after, true);
       continue;
     }
-    const group = delimiterGroup(key, bounds);
-    if (group === null) {
-      items.push({ kind: 'row', row });
-      await merge.next();
-      continue;
-    }
-    items.push({ kind: 'prefix', prefix: Buffer.from(group, 'latin1') });
-    const after = successor(group);
-    if (after === null) return { items, next: null, examined };
-    await merge.seek(after, true);
+    if (row.kind === 'live') items.push({ kind: 'row', row });
+    // step(): no promise and no await unless a source must read its next block (most rows).
+    const moving = merge.step();
+    if (moving !== null) await moving;
   }
   return { items, next: null, examined };
 }

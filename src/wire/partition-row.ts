@@ -62,57 +62,85 @@ const etagPattern = /^[\x21-\x7e]+$/;
 
 // ---- encoding ---------------------------------------------------------------------------------
 
-/** Appends big-endian fields to a list of buffers; one concat at the end. */
+/**
+ * Writes big-endian fields into one growing buffer (doubling), in place: no buffer per field.
+ * finish() returns the bytes written (a view when the buffer is at least half full, else a copy,
+ * so a small result never pins a large buffer).
+ */
 export class ByteWriter {
-  private readonly parts: Buffer[] = [];
+  private buffer: Buffer;
   private total = 0;
+
+  constructor(capacityBytes = 512) {
+    this.buffer = Buffer.allocUnsafe(capacityBytes);
+  }
 
   get length(): number {
     return this.total;
   }
 
   bytes(data: Uint8Array): void {
-    this.parts.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    this.total += data.byteLength;
+    const at = this.reserve(data.byteLength);
+    this.buffer.set(data, at);
   }
 
+  /** `text` as UTF-8 of exactly `byteLength` bytes (the caller measured it with Buffer.byteLength). */
+  utf8(text: string, byteLength: number): void {
+    const at = this.reserve(byteLength);
+    const written = this.buffer.write(text, at, byteLength, 'utf8');
+    assert(written === byteLength, 'utf8 byte length as measured');
+  }
+
+  // reserve() first, then this.buffer: reserve may replace the buffer, and `this.buffer.write…(v,
+  // this.reserve(n))` would evaluate the old buffer before the call.
   u8(value: number): void {
-    this.fixed(1, (b) => b.writeUInt8(value, 0));
+    const at = this.reserve(1);
+    this.buffer.writeUInt8(value, at);
   }
 
   u16(value: number): void {
-    this.fixed(2, (b) => b.writeUInt16BE(value, 0));
+    const at = this.reserve(2);
+    this.buffer.writeUInt16BE(value, at);
   }
 
   u32(value: number): void {
-    this.fixed(4, (b) => b.writeUInt32BE(value, 0));
+    const at = this.reserve(4);
+    this.buffer.writeUInt32BE(value, at);
   }
 
   u64(value: number): void {
     assertByteCount(value, 'u64 field');
-    this.fixed(8, (b) => b.writeBigUInt64BE(BigInt(value), 0));
+    const at = this.reserve(8);
+    this.buffer.writeUInt32BE(Math.floor(value / 0x1_0000_0000), at);
+    this.buffer.writeUInt32BE(value >>> 0, at + 4);
   }
 
   i64(value: bigint): void {
-    this.fixed(8, (b) => b.writeBigInt64BE(value, 0));
+    const at = this.reserve(8);
+    this.buffer.writeBigInt64BE(value, at);
   }
 
   f64(value: number): void {
-    this.fixed(8, (b) => {
-      if (Number.isNaN(value)) b.writeBigUInt64BE(0x7ff8000000000000n, 0);
-      else b.writeDoubleBE(value, 0);
-    });
+    const at = this.reserve(8);
+    if (Number.isNaN(value)) this.buffer.writeBigUInt64BE(0x7ff8000000000000n, at);
+    else this.buffer.writeDoubleBE(value, at);
   }
 
   finish(): Buffer {
-    return Buffer.concat(this.parts, this.total);
+    const written = this.buffer.subarray(0, this.total);
+    return this.total * 2 >= this.buffer.length ? written : Buffer.from(written);
   }
 
-  private fixed(size: number, write: (buffer: Buffer) => void): void {
-    const buffer = Buffer.alloc(size);
-    write(buffer);
-    this.parts.push(buffer);
-    this.total += size;
+  /** Makes room for `size` more bytes; returns where they go. */
+  private reserve(size: number): number {
+    const at = this.total;
+    if (at + size > this.buffer.length) {
+      const larger = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, at + size));
+      this.buffer.copy(larger, 0, 0, at);
+      this.buffer = larger;
+    }
+    this.total = at + size;
+    return at;
   }
 }
 
@@ -132,7 +160,7 @@ export function encodeRow(row: RowRecord): Buffer {
   } else {
     assert(row.etag.length >= 1 && row.etag.length <= partitionEtagBytesMax && etagPattern.test(row.etag), 'etag must be 1..64 printable ASCII');
     writer.u8(row.etag.length);
-    writer.bytes(Buffer.from(row.etag, 'latin1'));
+    writer.utf8(row.etag, row.etag.length);
     assert(row.columns.length <= partitionColumnsMax, `at most ${partitionColumnsMax} columns`);
     writer.u16(row.columns.length);
     const names = new Set<string>();
@@ -147,10 +175,10 @@ export function encodeRow(row: RowRecord): Buffer {
 }
 
 function encodeColumn(writer: ByteWriter, column: Column): void {
-  const name = Buffer.from(column.name, 'utf8');
-  assert(column.name.isWellFormed() && name.length >= 1 && name.length <= 255, 'column name must be 1..255 bytes of UTF-8');
-  writer.u8(name.length);
-  writer.bytes(name);
+  const nameBytes = Buffer.byteLength(column.name, 'utf8');
+  assert(column.name.isWellFormed() && nameBytes >= 1 && nameBytes <= 255, 'column name must be 1..255 bytes of UTF-8');
+  writer.u8(nameBytes);
+  writer.utf8(column.name, nameBytes);
   const value = column.value;
   writer.u8(typeCodes[value.kind]);
   switch (value.kind) {
@@ -163,9 +191,9 @@ function encodeColumn(writer: ByteWriter, column: Column): void {
     case 'float64': writer.f64(value.value); return;
     case 'string': {
       assert(value.value.isWellFormed(), 'string column must be well-formed UTF-16');
-      const bytes = Buffer.from(value.value, 'utf8');
-      writer.u32(bytes.length);
-      writer.bytes(bytes);
+      const byteLength = Buffer.byteLength(value.value, 'utf8');
+      writer.u32(byteLength);
+      writer.utf8(value.value, byteLength);
       return;
     }
     case 'bytes': writer.u32(value.value.length); writer.bytes(value.value); return;
@@ -201,30 +229,71 @@ export class ByteReader {
     return this.position;
   }
 
+  // Fixed-width fields are read in place (no view per field: decoding a block of rows made one
+  // Buffer object per byte field read, and that allocation was the hottest part of a listing).
   u8(): number {
-    return this.take(1).readUInt8(0);
+    return this.buffer.readUInt8(this.advance(1));
   }
 
   u16(): number {
-    return this.take(2).readUInt16BE(0);
+    return this.buffer.readUInt16BE(this.advance(2));
   }
 
   u32(): number {
-    return this.take(4).readUInt32BE(0);
+    return this.buffer.readUInt32BE(this.advance(4));
   }
 
   u64(): number {
-    const value = this.take(8).readBigUInt64BE(0);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw this.corrupt('u64 field is not a safe integer');
-    return Number(value);
+    const at = this.advance(8);
+    const high = this.buffer.readUInt32BE(at);
+    if (high > 0x1f_ffff) throw this.corrupt('u64 field is not a safe integer');
+    return high * 0x1_0000_0000 + this.buffer.readUInt32BE(at + 4);
   }
 
   i64(): bigint {
-    return this.take(8).readBigInt64BE(0);
+    return this.buffer.readBigInt64BE(this.advance(8));
   }
 
   f64(): number {
-    return this.take(8).readDoubleBE(0);
+    return this.buffer.readDoubleBE(this.advance(8));
+  }
+
+  /** Checks that `length` bytes remain, moves past them, and returns where they start. */
+  private advance(length: number): number {
+    if (length > this.remaining) throw this.corrupt(`needs ${length} bytes, ${this.remaining} remain`);
+    const at = this.position;
+    this.position += length;
+    return at;
+  }
+
+  /**
+   * A UTF-8 string of `length` bytes (checked against its limit by the caller); wire.corrupt if
+   * malformed. With a `slot`, the string decoded there last time is reused when the bytes are the
+   * same (column names and many values repeat from row to row: no new string, no decoder call).
+   */
+  text(length: number, slot: TextSlot | null): string {
+    const start = this.advance(length);
+    const buffer = this.buffer;
+    if (slot !== null && slot.bytes.length === length && bytesEqual(buffer, start, slot.bytes)) return slot.text;
+    const text = this.decodeText(start, length);
+    if (slot !== null && length <= textSlotBytesMax) {
+      slot.bytes = Buffer.from(buffer.subarray(start, start + length));
+      slot.text = text;
+    }
+    return text;
+  }
+
+  private decodeText(start: number, length: number): string {
+    const buffer = this.buffer;
+    let ascii = true;
+    for (let at = start; at < start + length && ascii; at++) ascii = (buffer[at] ?? 0) < 0x80;
+    // ASCII is valid UTF-8 and decodes byte for byte: no decoder needed.
+    if (ascii) return buffer.toString('latin1', start, start + length);
+    try {
+      return utf8.decode(buffer.subarray(start, start + length));
+    } catch {
+      throw this.corrupt('malformed UTF-8');
+    }
   }
 
   /** `length` bytes (a view, not a copy); length must already be checked against its limit. */
@@ -286,19 +355,47 @@ export function decodeRow(bytes: Uint8Array): RowRecord {
 
 function decodeColumns(reader: ByteReader, count: number): Column[] {
   const columns: Column[] = [];
-  const names = new Set<string>();
+  // Few columns (the usual case): a linear duplicate check, no Set per row.
+  const names = count > 16 ? new Set<string>() : null;
   for (let index = 0; index < count; index++) {
     const nameBytes = reader.u8();
     if (nameBytes === 0) throw reader.corrupt('empty column name');
-    const name = decodeUtf8(reader, reader.take(nameBytes));
-    if (names.has(name)) throw reader.corrupt(`duplicate column ${name}`);
-    names.add(name);
-    columns.push({ name, value: decodeValue(reader) });
+    const name = reader.text(nameBytes, textSlot(nameSlots, index));
+    if (names === null ? columns.some((column) => column.name === name) : names.has(name)) throw reader.corrupt(`duplicate column ${name}`);
+    names?.add(name);
+    columns.push({ name, value: decodeValue(reader, index) });
   }
   return columns;
 }
 
-function decodeValue(reader: ByteReader): ColumnValue {
+/** The last text decoded at one place of a row (a column's name or string value), for reuse. */
+export interface TextSlot {
+  bytes: Buffer;
+  text: string;
+}
+
+/** Texts up to this size are remembered, in the first textSlotsMax columns of a row: bounded memory. */
+const textSlotBytesMax = 64;
+const textSlotsMax = 64;
+const nameSlots: TextSlot[] = [];
+const valueSlots: TextSlot[] = [];
+
+function textSlot(slots: TextSlot[], index: number): TextSlot | null {
+  if (index >= textSlotsMax) return null;
+  let slot = slots[index];
+  if (slot === undefined) {
+    slot = { bytes: Buffer.alloc(0), text: '' };
+    slots[index] = slot;
+  }
+  return slot;
+}
+
+function bytesEqual(buffer: Buffer, start: number, expected: Buffer): boolean {
+  for (let i = 0; i < expected.length; i++) if (buffer[start + i] !== expected[i]) return false;
+  return true;
+}
+
+function decodeValue(reader: ByteReader, columnIndex: number): ColumnValue {
   const code = reader.u8();
   const kind = typeNames[code];
   if (kind === undefined) throw reader.corrupt(`unknown column type ${code}`);
@@ -311,7 +408,7 @@ function decodeValue(reader: ByteReader): ColumnValue {
     }
     case 'int64': return { kind, value: reader.i64() };
     case 'float64': return { kind, value: reader.f64() };
-    case 'string': return { kind, value: decodeUtf8(reader, reader.take(reader.length(() => reader.u32(), partitionRowBytesMax, 'string bytes'))) };
+    case 'string': return { kind, value: reader.text(reader.length(() => reader.u32(), partitionRowBytesMax, 'string bytes'), textSlot(valueSlots, columnIndex)) };
     case 'bytes': return { kind, value: Buffer.from(reader.take(reader.length(() => reader.u32(), partitionRowBytesMax, 'bytes length'))) };
     case 'dataRefs': {
       const count = reader.length(() => reader.u32(), dataRefsMax, 'dataRefs count');
@@ -320,14 +417,6 @@ function decodeValue(reader: ByteReader): ColumnValue {
       for (let index = 0; index < count; index++) refs.push({ extentId: reader.u64(), offset: reader.u64(), length: reader.u64() });
       return { kind, value: refs };
     }
-  }
-}
-
-function decodeUtf8(reader: ByteReader, bytes: Buffer): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw reader.corrupt('malformed UTF-8');
   }
 }
 
