@@ -1,22 +1,80 @@
 // `node bench/partition-gc.ts [--mib 1024] [--chunk-kib 4096]`: the issue 3 figure at full size
 // (docs/partition-gc.md). One partition on the real stream layer in one process, on real disks
-// (bench/partition/stamp.ts: three ExtentNodes, RealDisk directories, LocalNetwork): write
+// (GcStamp below: three ExtentNodes in three fault domains, each on a RealDisk directory under
+// one temporary root, an EmbeddedMetaStore, a StreamManager, LocalNetwork, SystemClock): write
 // blob-like data (appendData in chunks + one row per blob with a dataRefs column), overwrite 45 %
 // and delete 45 % of the blobs (a seeded permutation), then checkpoint, compact and GC until a
 // pass changes nothing; every live blob is read back and compared. Figure: bytes of every file
 // in the three extent nodes' directories ÷ (live bytes × 3), before and after, plus bytes copied
 // forward and extents dropped. Saves bench/results/partition-gc-<date>T<time>.json.
 // Never run by the test suite.
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { RealDisk } from '../src/io/real-disk.ts';
+import { EmbeddedMetaStore } from '../src/metastore/embedded-meta-store.ts';
 import { Partition } from '../src/partition/partition.ts';
 import { StreamLayerPartitionStreams } from '../src/partition/partition-streams.ts';
 import type { PartitionStreamIds } from '../src/partition/partition-streams.ts';
+import { LocalNetwork } from '../src/rpc/local-network.ts';
+import { ExtentNode } from '../src/stream/extent-node.ts';
 import { StreamClient } from '../src/stream/stream-client.ts';
+import { StreamManager } from '../src/stream/stream-manager.ts';
+import { SystemClock } from '../src/util/clock.ts';
 import { SeededRandom } from '../src/util/random.ts';
 import type { DataRef } from '../src/wire/partition-row.ts';
-import { BenchStamp } from './partition/stamp.ts';
+
+/** The stream layer in one process on real directories; close() removes them. */
+class GcStamp {
+  readonly clock = new SystemClock();
+  readonly network: LocalNetwork;
+  readonly root: string;
+  readonly manager: StreamManager;
+  private readonly metaStore: EmbeddedMetaStore;
+  private readonly nodes: ExtentNode[];
+
+  private constructor(parts: { root: string; network: LocalNetwork; manager: StreamManager; metaStore: EmbeddedMetaStore; nodes: ExtentNode[] }) {
+    this.root = parts.root;
+    this.network = parts.network;
+    this.manager = parts.manager;
+    this.metaStore = parts.metaStore;
+    this.nodes = parts.nodes;
+  }
+
+  static async start(): Promise<GcStamp> {
+    const root = await mkdtemp(join(tmpdir(), 'kura-bench-gc-'));
+    const clock = new SystemClock();
+    const random = new SeededRandom(7);
+    const network = new LocalNetwork({ clock, localAddress: 'bench' });
+    const disk = async (name: string): Promise<RealDisk> => {
+      await mkdir(join(root, name), { recursive: true });
+      return new RealDisk({ root: join(root, name) });
+    };
+    const metaStore = await EmbeddedMetaStore.open({ disk: await disk('meta'), directory: 'store', clock });
+    const manager = new StreamManager({ metaStore, network: network.endpoint('sm:1'), clock, random, replicaCountDefault: 3 });
+    await manager.start();
+    const nodes: ExtentNode[] = [];
+    for (let i = 0; i < 3; i++) {
+      nodes.push(await ExtentNode.start({
+        nodeId: `en${i}`, disk: await disk(`en${i}`), clock, random, network: network.endpoint(`en${i}:1`), listenAddress: `en${i}:1`,
+        manager, faultDomain: `fd${i}`, upgradeDomain: `ud${i}`, groupCommit: true,
+      }));
+    }
+    return new GcStamp({ root, network, manager, metaStore, nodes });
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.manager.close();
+      for (const node of this.nodes) await node.stop();
+      await this.metaStore.close();
+      await this.network.close();
+    } finally {
+      await rm(this.root, { recursive: true, force: true });
+    }
+  }
+}
 
 interface Settings {
   readonly totalBytes: number;
@@ -42,7 +100,7 @@ async function directoryBytes(path: string): Promise<number> {
   return total;
 }
 
-async function nodeDiskBytes(stamp: BenchStamp): Promise<number> {
+async function nodeDiskBytes(stamp: GcStamp): Promise<number> {
   let total = 0;
   for (let i = 0; i < 3; i++) total += await directoryBytes(join(stamp.root, `en${i}`));
   return total;
@@ -108,7 +166,7 @@ function shuffle(items: number[], random: SeededRandom): void {
   }
 }
 
-async function openPartition(stamp: BenchStamp): Promise<Partition> {
+async function openPartition(stamp: GcStamp): Promise<Partition> {
   const create = async (name: string): Promise<number> => (await stamp.manager.createStream({ name })).streamId;
   const ids: PartitionStreamIds = { meta: await create('gc/meta'), log: await create('gc/log'), checkpoint: await create('gc/checkpoint'), data: await create('gc/data') };
   const client = new StreamClient({ manager: stamp.manager, network: stamp.network.endpoint('gc-bench'), clock: stamp.clock, clientId: 'gc-bench' });
@@ -121,7 +179,7 @@ async function openPartition(stamp: BenchStamp): Promise<Partition> {
 async function main(): Promise<void> {
   const options = settings();
   const blobs = Math.floor(options.totalBytes / (options.chunkBytes * options.blobChunks));
-  const stamp = await BenchStamp.start();
+  const stamp = await GcStamp.start();
   const started = performance.now();
   try {
     const partition = await openPartition(stamp);
