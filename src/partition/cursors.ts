@@ -89,7 +89,7 @@ export class RunCursor implements SourceCursor {
   }
 
   row(): RowRecord | null {
-    return this.block?.rows[this.index] ?? null;
+    return this.block?.row(this.index) ?? null;
   }
 
   async seek(key: string, inclusive: boolean): Promise<void> {

@@ -3,7 +3,8 @@
 // on demand (through the partition's bounded block cache) and CRC-checked by the codec.
 //
 // Point read: bloom filter says "no" → done without I/O; else binary-search the index for the
-// block whose first key ≤ key, fetch that one block (~64 KiB), binary-search it.
+// block whose first key ≤ key, fetch that one block (~64 KiB), binary-search its keys, decode
+// that one row (blocks are cached checked but encoded: BlockRows).
 // Scan: RunCursor walks blocks in order from a seek position.
 //
 // Invariants: index entries are in key order and name every block of the run; a block returned
@@ -11,16 +12,32 @@
 // Fault model: a block that fails its CRC or does not decode throws (wire.corrupt from the codec,
 // stream.unavailable from the stream layer); nothing wrong is ever returned as a row.
 import { StorageError } from '../util/errors.ts';
-import { decodeBlock, decodeBloom, decodeFooter, decodeIndex } from '../wire/partition-checkpoint.ts';
+import { decodeBloom, decodeFooter, decodeIndex, splitBlock } from '../wire/partition-checkpoint.ts';
 import type { BloomFilter, IndexEntry, ManifestRun, RecordLocation, RunFooter } from '../wire/partition-checkpoint.ts';
+import { decodeRow } from '../wire/partition-row.ts';
 import type { RowRecord } from '../wire/partition-row.ts';
 import type { LruCache } from './lru-cache.ts';
 import type { PartitionStreams } from './partition-streams.ts';
 
-/** A decoded block: keys (latin1 strings) beside their rows. */
-export interface BlockRows {
+/**
+ * A checked block: keys (latin1 strings) beside their rows, still encoded. A row is decoded each
+ * time it is asked for (a point read wants one row of ~200; a scan or a compaction asks once per
+ * key), so the block cache holds about the block's encoded bytes, the weight it is charged.
+ */
+export class BlockRows {
   readonly keys: readonly string[];
-  readonly rows: readonly RowRecord[];
+  private readonly encoded: readonly Buffer[];
+
+  constructor(keys: readonly string[], encoded: readonly Buffer[]) {
+    this.keys = keys;
+    this.encoded = encoded;
+  }
+
+  /** The row at `index` (decoded now), or null past the end. */
+  row(index: number): RowRecord | null {
+    const bytes = this.encoded[index];
+    return bytes === undefined ? null : decodeRow(bytes);
+  }
 }
 
 export type BlockCache = LruCache<string, BlockRows>;
@@ -101,11 +118,11 @@ export class RunReader {
     const entry = this.index[blockIndex];
     if (entry === undefined) throw new RangeError(`run ${this.runId} has no block ${blockIndex}`);
     const { extentId, offset, length } = entry.location;
-    const rows = decodeBlock(await this.streams.read(this.streamId, extentId, offset, length), this.runId);
+    const { keys, rows } = splitBlock(await this.streams.read(this.streamId, extentId, offset, length), this.runId);
     if (rows.length !== entry.rowCount) {
       throw new StorageError('partition.corrupt', `run ${this.runId} block ${blockIndex} holds ${rows.length} rows, index says ${entry.rowCount}`);
     }
-    const block = { keys: rows.map((row) => row.key.toString('latin1')), rows };
+    const block = new BlockRows(keys.map((key) => key.toString('latin1')), rows);
     cache?.set(cacheKey, block, length);
     return block;
   }
@@ -117,7 +134,7 @@ export class RunReader {
     if (blockIndex < 0) return null;
     const block = await this.block(blockIndex, cache);
     const position = lowerBound(block.keys, key, true);
-    return block.keys[position] === key ? block.rows[position] ?? null : null;
+    return block.keys[position] === key ? block.row(position) : null;
   }
 }
 

@@ -14,7 +14,7 @@ import { appendBytesMax, manifestBytesMax, partitionKeyBytesMax, partitionRowByt
 import { assert, assertByteCount } from '../util/assert.ts';
 import { crc32c, crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
-import { ByteReader, ByteWriter, compareKeys, decodeRow, encodeRow } from './partition-row.ts';
+import { ByteReader, ByteWriter, compareKeys, decodeRow, encodeRow, encodedRowKey } from './partition-row.ts';
 import type { RowRecord } from './partition-row.ts';
 
 export const partitionCheckpointVersion = 1;
@@ -123,18 +123,30 @@ export function blockRowBytes(encodedRowLength: number): number {
 }
 
 export function decodeBlock(bytes: Uint8Array, runId: number): RowRecord[] {
+  return splitBlock(bytes, runId).rows.map((row) => decodeRow(row));
+}
+
+/**
+ * A block checked (CRC, run, framing, keys strictly increasing) but its rows left encoded: the
+ * reader decodes a row (decodeRow) only when it is asked for, so a point read decodes one row
+ * of the ~200 in a block. Keys and rows are views into `bytes`.
+ */
+export function splitBlock(bytes: Uint8Array, runId: number): { keys: Buffer[]; rows: Buffer[] } {
   const { header, body } = openCheckpointRecord(bytes, 'block');
   if (header.ownerId !== runId) throw corrupt(`block of run ${header.ownerId}, expected run ${runId}`);
   const reader = new ByteReader(body, 'run block');
-  const rows: RowRecord[] = [];
+  const keys: Buffer[] = [];
+  const rows: Buffer[] = [];
   for (let index = 0; index < header.itemCount; index++) {
-    const row = decodeRow(reader.take(reader.length(() => reader.u32(), partitionRowBytesMax, 'rowBytes')));
-    const last = rows.at(-1);
-    if (last !== undefined && compareKeys(last.key, row.key) >= 0) throw corrupt('block keys are not strictly increasing');
+    const row = reader.take(reader.length(() => reader.u32(), partitionRowBytesMax, 'rowBytes'));
+    const key = encodedRowKey(row);
+    const last = keys.at(-1);
+    if (last !== undefined && compareKeys(last, key) >= 0) throw corrupt('block keys are not strictly increasing');
+    keys.push(key);
     rows.push(row);
   }
   reader.end();
-  return rows;
+  return { keys, rows };
 }
 
 // ---- sparse index -----------------------------------------------------------------------------

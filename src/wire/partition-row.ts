@@ -322,6 +322,19 @@ export class ByteReader {
   }
 }
 
+/** The key of an encoded row (a view into `bytes`), checking only the fields before it. */
+export function encodedRowKey(bytes: Buffer): Buffer {
+  const reader = new ByteReader(bytes, 'partition row');
+  const version = reader.u8();
+  if (version !== partitionRowVersion) {
+    throw new StorageError('wire.unsupported_version', `partition row version ${version} is not supported`, { context: { version } });
+  }
+  reader.u8();
+  const keyBytes = reader.length(() => reader.u16(), partitionKeyBytesMax, 'keyBytes');
+  if (keyBytes === 0) throw reader.corrupt('empty key');
+  return reader.take(keyBytes);
+}
+
 /** Decodes exactly one row occupying all of `bytes`. */
 export function decodeRow(bytes: Uint8Array): RowRecord {
   if (bytes.length > partitionRowBytesMax) {
