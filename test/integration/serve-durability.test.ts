@@ -74,6 +74,7 @@ test('kill -9 right after N acknowledged uploads: after the restart every acknow
   };
   await Promise.all(Array.from({ length: 8 }, () => writer()));
   const second = await KuraServe.start({ disks });
+  t.diagnostic(`restart after kill -9 with ${acknowledged.size} blobs: ${/Ready in (\d+) ms/.exec(second.stdout)?.[1] ?? '?'} ms to ready`);
   const after9 = container(second, 'ledger');
   const result = await downloadAll(after9, acknowledged);
   let whole = 0;

@@ -3,12 +3,13 @@
 // published key), answers requests with Azure's auth errors for bad credentials and lets the
 // right key through, refuses a second server (and `kura account`) on the same data directories
 // naming the holder, exits 0 on SIGTERM, restarts after kill -9 (stale lock taken over), and
-// serves accounts made with `kura account create` at its next start. Figures: time to ready.
+// serves accounts made with `kura account create` at its next start; --admin serves /readyz and
+// the stream layer's /metrics. Figures: time to ready.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { developmentAccountKey } from '../../src/stamp/account-store.ts';
-import { cleanupServes, KuraServe, runKura, tempDisks } from '../helpers/kura-serve.ts';
+import { cleanupServes, freePort, KuraServe, runKura, tempDisks } from '../helpers/kura-serve.ts';
 
 after(cleanupServes);
 
@@ -28,8 +29,12 @@ function readyMs(serve: KuraServe): number {
 
 test('kura serve prints the connection string and the redundancy statement; bad keys get AuthenticationFailed', { timeout: 120_000 }, async (t) => {
   const disks = await tempDisks(1);
-  const serve = await KuraServe.start({ disks });
+  const adminPort = await freePort();
+  const serve = await KuraServe.start({ disks, extraArgs: ['--admin', `127.0.0.1:${adminPort}`] });
   t.diagnostic(`1 disk: ready in ${readyMs(serve)} ms`);
+  const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+  assert.equal(ready.status, 200, '--admin: /readyz once the stamp serves');
+  assert.match(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text(), /kura_extents_below_target/);
   assert.equal(serve.connectionString, `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${developmentAccountKey};BlobEndpoint=http://127.0.0.1:${serve.port}/devstoreaccount1;`);
   assert.match(serve.stdout, /NO REDUNDANCY/);
   const options = { retryOptions: { maxTries: 1 } };
