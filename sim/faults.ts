@@ -17,7 +17,7 @@ import type { SimRole, SimStamp } from './stamp.ts';
 import type { StampOperator } from './operator.ts';
 
 export const faultKinds = [
-  'process-crash', 'power-loss', 'bit-flip', 'misdirected-write', 'eio', 'enospc', 'slow-disk', 'fault-domain-lost', 'disk-replaced',
+  'process-crash', 'power-loss', 'stamp-power-loss', 'bit-flip', 'misdirected-write', 'eio', 'enospc', 'slow-disk', 'fault-domain-lost', 'disk-replaced',
   'message-delay', 'message-drop', 'network-partition', 'blackhole', 'clock-jump', 'leader-change', 'manager-crash', 'partition-crash',
   'operator-wipe', 'failpoint-armed', 'failpoint-crash', 'failpoint-sleep',
 ] as const;
@@ -137,6 +137,10 @@ export class FaultInjector {
       this.later(at(), () => this.loseFaultDomain(victims));
       return;
     }
+    if (rate(0.08)) {
+      this.later(at(), () => this.losePowerEverywhere());
+      return;
+    }
     for (let i = this.random.int(3); i > 0; i--) {
       const node = this.pick(victims);
       const powerLoss = rate(0.3);
@@ -198,6 +202,20 @@ export class FaultInjector {
         this.count('power-loss', node.name);
       }
       this.restartLater(node, downMs);
+    }
+  }
+
+  /**
+   * The whole stamp loses power at once: every process dies and every disk drops or tears its
+   * un-synced writes. Honest for any number of domains: it destroys nothing that was fsync'd, and
+   * an acknowledged write was fsync'd on every replica (P1). Only a missing fsync loses data.
+   */
+  private losePowerEverywhere(): void {
+    this.count('stamp-power-loss', 'every process and disk');
+    for (const role of this.stamp.allRoles()) {
+      role.kill();
+      role.powerLoss();
+      this.restartLater(role, 1000 + this.random.int(9000));
     }
   }
 

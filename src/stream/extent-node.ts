@@ -45,7 +45,7 @@ import type { Disk } from '../io/disk.ts';
 import type { Network, RpcContext, RpcRequest, RpcResponse, RpcServer } from '../rpc/network.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
-import { crc32c } from '../util/crc32c.ts';
+import { canary, crc32c } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import type { Random } from '../util/random.ts';
 import { streamEvents } from '../util/stream-events.ts';
@@ -381,7 +381,10 @@ export class ExtentNode {
     const { offset, local } = log.writeNext(body);
     const deadlineMs = Math.min(appendReplicaTimeoutMs, remainingMs(this.clock, context.deadlineAtMs));
     const remote = secondaries.map((replica) => this.replicateTo(replica, { ...request, offset }, body, deadlineMs));
-    const all = Promise.all([local, ...remote]).then((): AppendResult => ({ offset, length: body.length }));
+    // Test-only canary: acknowledge without the last secondary, so the suite proves it notices.
+    const awaited = canary.ackBeforeLastReplica ? remote.slice(0, -1) : remote;
+    for (const late of remote.slice(awaited.length)) late.catch((error: unknown) => this.onAppendFailure(log, error));
+    const all = Promise.all([local, ...awaited]).then((): AppendResult => ({ offset, length: body.length }));
     all.catch((error: unknown) => this.onAppendFailure(log, error));
     const ack = log.unlessFrozen(log.inOrder(all));
     log.track(request.appendId, offset, ack);

@@ -11,6 +11,8 @@ export function crc32c(data: Uint8Array, previous = 0): number {
 export const canary = {
   skipCrcVerification: process.env['KURA_CANARY_SKIP_CRC'] === '1',
   skipFsync: process.env['KURA_CANARY_SKIP_FSYNC'] === '1',
+  /** The primary acknowledges an append without waiting for its last secondary (extent-node.ts). */
+  ackBeforeLastReplica: process.env['KURA_CANARY_ACK_BEFORE_LAST_REPLICA'] === '1',
 };
 
 /** True when the checksum matches (or the skip-CRC canary is on). */
