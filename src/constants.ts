@@ -248,9 +248,27 @@ export const blockListInlineBytesMax = 16 * KiB;
  * rpcFrameBytesMax (scan answers are not cut by bytes below this layer). */
 export const blobScanRowsPerCall = 128;
 
-/** Largest encoded committed block list (read whole by Get Blob): 50,000 blocks of ~80 bytes plus
- * 24 bytes per 4 MiB of content, so about 10 TiB of blob. */
+/** Largest encoded v1 committed block list (read whole by Get Blob; v1 rows are read, never
+ * written): 50,000 blocks of ~80 bytes plus 24 bytes per 4 MiB of content. */
 export const blockListDocumentBytesMax = 64 * MiB;
+
+/** Largest v2 block-list index document (ids and sizes, no refs): 50,000 blocks of at most
+ * 1 + 64 + 8 + 4 bytes is 3.85 MB, so one index is at most one 4 MiB data append. */
+export const blockListIndexBytesMax = 4 * MiB;
+
+/** Refs per block-list page row (K\0l<listId>\0<i>): 1024 × 24 bytes keeps a page row near
+ * 25 KiB, as blob rows, so blobScanRowsPerCall rows of a blob's range still fit one RPC frame. */
+export const blockListPageRefs = 1024;
+
+/** Page rows of one committed block list (98,304 refs: 384 GiB in 4 MiB appends, beyond any
+ * blob Kura accepts in practice). The pages are written in the blob row's commit transaction, so
+ * 96 × ~25 KiB + the blob row stays under one 4 MiB log record and partitionBatchMutationsMax. */
+export const blockListPagesMax = 96;
+
+/** Rows of one blob's range a sweep (blob-sweep.ts) examines per call: 100,000 uncommitted
+ * blocks plus pages, segments and snapshots; keys only (≤ ~4 KiB each) are held. Rows past it
+ * are left for the next sweep of the blob. */
+export const blobSweepRowsMax = 110_000;
 
 /** Read-evaluate-write attempts of one blob operation whose partition condition lost a race
  * (nothing was applied); past it the client gets 503 ServerBusy and retries itself. */

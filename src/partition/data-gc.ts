@@ -66,12 +66,15 @@ export interface DataGcReport {
   readonly tailSealed: boolean;
   /** The pass tracked too many refs and dropped nothing. */
   readonly overflowed: boolean;
+  /** Live rows whose refs the table's extractor cannot list (the pass then dropped nothing). */
+  readonly opaqueRows: number;
 }
 
 interface Scan {
   readonly live: LiveRanges;
   readonly foreignBytes: number;
   readonly overflowed: boolean;
+  readonly opaqueRows: number;
 }
 
 export async function dataGcPass(host: DataGcHost, limits: DataGcLimits): Promise<DataGcReport> {
@@ -84,8 +87,8 @@ export async function dataGcPass(host: DataGcHost, limits: DataGcLimits): Promis
     copyForwardLiveRatio: limits.copyForwardLiveRatio, tailSealBytes: limits.tailSealBytes,
   });
   const empty = { extentsDropped: 0, bytesDropped: 0, bytesCopied: 0, rowsRewritten: 0, rewritesLost: 0, danglingRefs: 0, tailSealed: false };
-  const base = { ...empty, foreignBytes: scan.foreignBytes, liveBytes: plan.liveBytes, deadBytes: plan.deadBytes, overflowed: scan.overflowed };
-  if (scan.overflowed) return base;
+  const base = { ...empty, foreignBytes: scan.foreignBytes, liveBytes: plan.liveBytes, deadBytes: plan.deadBytes, overflowed: scan.overflowed, opaqueRows: scan.opaqueRows };
+  if (scan.overflowed || scan.opaqueRows > 0) return base;
   const copied = await copyForward(host, plan, own, limits.copyBytesMax);
   const dropped = await dropUnreferenced(host, plan, extents, startSequence);
   if (plan.sealTail) await host.sealDataTail();
@@ -95,14 +98,16 @@ export async function dataGcPass(host: DataGcHost, limits: DataGcLimits): Promis
 async function scanLiveRanges(host: DataGcHost, own: ReadonlySet<number>, refsTrackedMax: number): Promise<Scan> {
   const live = new LiveRanges();
   let foreignBytes = 0;
+  let opaqueRows = 0;
   for await (const row of host.liveRows()) {
+    if (host.references.opaque?.(row.columns) === true) opaqueRows += 1;
     for (const ref of host.references.refs(row.columns)) {
       if (!own.has(ref.extentId)) foreignBytes += ref.length;
       else live.add(ref);
     }
-    if (live.size > refsTrackedMax) return { live, foreignBytes, overflowed: true };
+    if (live.size > refsTrackedMax) return { live, foreignBytes, overflowed: true, opaqueRows };
   }
-  return { live, foreignBytes, overflowed: false };
+  return { live, foreignBytes, overflowed: false, opaqueRows };
 }
 
 /** Moves the live refs of mostly-dead extents (and foreign refs) to the tail, row by row. */
@@ -161,6 +166,8 @@ async function dropUnreferenced(host: DataGcHost, plan: DataGcPlan, extents: rea
   const referenced = new Set<number>();
   for (const row of host.rowsAfter(startSequence)) {
     if (row.kind !== 'live') continue;
+    // A row whose refs cannot be listed may name any extent: keep them all.
+    if (host.references.opaque?.(row.columns) === true) for (const extentId of plan.drop) referenced.add(extentId);
     for (const ref of host.references.refs(row.columns)) referenced.add(ref.extentId);
   }
   const pardoned = plan.drop.filter((extentId) => referenced.has(extentId));

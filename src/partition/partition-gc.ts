@@ -24,12 +24,17 @@ export function unreferencedExtents(extents: readonly StreamExtent[], referenced
 }
 
 /**
- * Where a table keeps its data refs. The default reads every `dataRefs` column; a table that
- * hides refs elsewhere (inside bytes, inside data documents) must supply its own or turn data GC
+ * Where a table keeps its data refs (docs/partition-gc.md, "References"). The default reads every
+ * `dataRefs` column; a table that hides refs elsewhere must mark such rows opaque or turn data GC
  * off: a ref the collector cannot see is a ref it deletes.
  */
 export interface RowDataReferences {
   refs(columns: readonly Column[]): readonly DataRef[];
+  /**
+   * True for a row that holds refs `refs` cannot list (e.g. an old format). A data GC pass that
+   * meets such a live row copies and drops nothing: it may stop collection, never lose bytes.
+   */
+  opaque?(columns: readonly Column[]): boolean;
   /** The same columns with every ref r replaced by remap(r). */
   rewrite(columns: readonly Column[], remap: (ref: DataRef) => DataRef): readonly Column[];
 }

@@ -154,6 +154,8 @@ export interface GcStats {
   readonly lastDeadBytes: number;
   readonly lastForeignBytes: number;
   readonly lastDanglingRefs: number;
+  /** Live rows the last data pass could not list refs of (it then dropped nothing). */
+  readonly lastOpaqueRows: number;
 }
 
 export interface PartitionStats extends ReplayStats {
@@ -256,7 +258,7 @@ export class Partition {
   private gcCounters: GcStats = {
     passes: 0, metaExtentsDropped: 0, logExtentsDropped: 0, checkpointExtentsDropped: 0, dataExtentsDropped: 0, dataBytesDropped: 0,
     bytesCopiedForward: 0, rowsRewritten: 0, rewritesLost: 0, tailSeals: 0, commitsRefusedCondemned: 0,
-    lastLiveBytes: 0, lastDeadBytes: 0, lastForeignBytes: 0, lastDanglingRefs: 0,
+    lastLiveBytes: 0, lastDeadBytes: 0, lastForeignBytes: 0, lastDanglingRefs: 0, lastOpaqueRows: 0,
   };
   lastMaintenanceError: unknown = null;
 
@@ -770,7 +772,7 @@ export class Partition {
         dataExtentsDropped: gc.dataExtentsDropped + report.extentsDropped, dataBytesDropped: gc.dataBytesDropped + report.bytesDropped,
         bytesCopiedForward: gc.bytesCopiedForward + report.bytesCopied, rowsRewritten: gc.rowsRewritten + report.rowsRewritten,
         rewritesLost: gc.rewritesLost + report.rewritesLost, tailSeals: gc.tailSeals + (report.tailSealed ? 1 : 0),
-        lastLiveBytes: report.liveBytes, lastDeadBytes: report.deadBytes, lastForeignBytes: report.foreignBytes, lastDanglingRefs: report.danglingRefs,
+        lastLiveBytes: report.liveBytes, lastDeadBytes: report.deadBytes, lastForeignBytes: report.foreignBytes, lastDanglingRefs: report.danglingRefs, lastOpaqueRows: report.opaqueRows,
       }),
     };
     return report;

@@ -14,6 +14,7 @@ import type { AppendResult, CallContext, RequestBody, WriteResult } from '../blo
 import { FrontendError } from '../errors.ts';
 import type * as Op from '../operation.ts';
 import { checkBlobWrite, committed } from './blob-write.ts';
+import { leavesDeadRows, sweepBlob } from './blob-sweep.ts';
 import { appendRefs } from './content.ts';
 import {
   blobNotFound, loadContainer, metadataPairs, newVersion, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
@@ -25,7 +26,8 @@ import { encodeBlob, type AppendState, type BlobRecord } from './records.ts';
 export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateAppendBlob, call: CallContext): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  return withRetry(ctx, async () => {
+  const seen: { replaced: LoadedBlob | null } = { replaced: null };
+  const result = await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     const record: BlobRecord = {
@@ -33,8 +35,11 @@ export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateApp
       tags: op.tags, lease: existing?.record.lease ?? null, blockList: null,
       append: { inc: randomHex(8), segments: 0, tail: [], blockCount: 0, sealed: false },
     };
+    seen.replaced = existing;
     return committed(await ctx.tables.transact([putOp(key, encodeBlob(record), existing?.row ?? null)]));
   });
+  if (leavesDeadRows(seen.replaced?.record)) await sweepBlob(ctx, key);
+  return result;
 }
 
 /** The blob as an unsealed append blob, or Azure's error. */

@@ -13,7 +13,7 @@ import type { BlobContent, CallContext, LeaseResult, WriteResult } from '../blob
 import { FrontendError } from '../errors.ts';
 import type { BlobProperties, BlobTag } from '../model.ts';
 import type * as Op from '../operation.ts';
-import { dropRows } from './block-blobs.ts';
+import { sweepBlob } from './blob-sweep.ts';
 import { checkBlobRead, checkBlobWrite, committed, type BlobWriteRequest } from './blob-write.ts';
 import { checkConditions, quotedEtag } from './conditions.ts';
 import { contentRefs } from './content.ts';
@@ -22,11 +22,10 @@ import {
   type BlobServiceContext, type LoadedBlob, type LoadedContainer,
 } from './context.ts';
 import { bodyOf, readRefs } from './data.ts';
-import { auxPrefix, blobKey, stagingKey } from './keys.ts';
+import { blobKey, stagingKey } from './keys.ts';
 import { applyLeaseAction } from './lease.ts';
 import { encodeBlob, type BlobRecord } from './records.ts';
 import { deleteSnapshot, readSnapshotRow, snapshotRows } from './snapshots.ts';
-import { blobScanRowsPerCall } from '../../constants.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
 
 async function readVersion(ctx: BlobServiceContext, container: LoadedContainer, name: string, snapshot: string | undefined): Promise<LoadedBlob> {
@@ -133,9 +132,13 @@ export async function leaseBlob(ctx: BlobServiceContext, op: Op.LeaseBlob): Prom
 }
 
 export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Promise<void> {
-  if (op.snapshot !== undefined) return deleteSnapshot(ctx, op, op.snapshot);
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
+  if (op.snapshot !== undefined) {
+    await deleteSnapshot(ctx, op, op.snapshot);
+    await sweepBlob(ctx, key);
+    return;
+  }
   const removeBase = op.deleteSnapshots !== 'only';
   await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
@@ -153,11 +156,5 @@ export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Pr
     }
     await ctx.tables.transact(ops);
   });
-  if (removeBase) await dropRows(ctx, await auxKeys(ctx, key));
-}
-
-/** Keys of every row left in a blob's range (garbage once its row is gone), bounded per call. */
-async function auxKeys(ctx: BlobServiceContext, key: Buffer): Promise<Buffer[]> {
-  const page = await ctx.tables.scan({ prefix: auxPrefix(key), limit: blobScanRowsPerCall });
-  return page.items.flatMap((item) => (item.kind === 'row' ? [item.row.key] : []));
+  await sweepBlob(ctx, key);
 }

@@ -9,14 +9,15 @@
 // Fault model: a body that fails leaves unreferenced data; a lost race re-reads and re-checks.
 
 import { randomUUID } from 'node:crypto';
-import { blobCleanupBatchRows, uncommittedBlocksMax } from '../../constants.ts';
+import { uncommittedBlocksMax } from '../../constants.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
 import type { BlockWriteResult, CallContext, CopyResult, RequestBody, WriteResult } from '../blob-backend.ts';
 import { FrontendError } from '../errors.ts';
 import type { BlockList, BlockListEntry } from '../model.ts';
 import type * as Op from '../operation.ts';
 import { checkBlobRead, checkBlobWrite, committed } from './blob-write.ts';
-import { loadBlockList, storeBlockList, type CommittedBlock } from './block-list.ts';
+import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockList } from './block-list.ts';
+import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
 import { appendRefs } from './content.ts';
 import {
   blobNotFound, loadContainer, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
@@ -35,6 +36,13 @@ async function commitBlob(ctx: BlobServiceContext, existing: LoadedBlob | null, 
   return committed(await ctx.tables.transact([putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]));
 }
 
+/** Commits under withRetry; then sweeps the blob's range if the version replaced left dead rows. */
+async function replaceBlob(ctx: BlobServiceContext, key: Buffer, attempt: () => Promise<{ result: WriteResult; replaced: LoadedBlob | null }>): Promise<WriteResult> {
+  const { result, replaced } = await withRetry(ctx, attempt);
+  if (leavesDeadRows(replaced?.record)) await sweepBlob(ctx, key);
+  return result;
+}
+
 function blockRecord(blocks: readonly CommittedBlock[], stored: BlobRecord['blockList'], fields: Pick<BlobRecord, 'headers' | 'metadata' | 'tags'> & { readonly tier?: BlobRecord['tier'] | undefined }): BlobRecord {
   return {
     type: 'BlockBlob', createdMs: 0, size: blocks.reduce((sum, block) => sum + block.size, 0), headers: fields.headers, metadata: fields.metadata,
@@ -48,13 +56,13 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
   checkBlobWrite(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const data = await writeBody(ctx.tables, key, body);
   const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
-  const stored = await storeBlockList(ctx.tables, key, blocks);
+  const list = await storeBlockList(ctx.tables, key, blocks);
   const headers = { ...op.httpHeaders, contentMd5: op.httpHeaders.contentMd5 ?? data.md5 };
-  const record = blockRecord(blocks, stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
-  const result = await withRetry(ctx, async () => {
+  const record = blockRecord(blocks, list.stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
+  const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return commitBlob(ctx, existing, key, record);
+    return { result: await commitBlob(ctx, existing, key, record, list.pages), replaced: existing };
   });
   return { ...result, contentMd5: data.md5 };
 }
@@ -111,7 +119,7 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   let consumed: UncommittedBlock[] = [];
-  const result = await withRetry(ctx, async () => {
+  const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     if (existing !== null && existing.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'the blob is not a block blob');
@@ -121,24 +129,13 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
     const committedById = new Map(committedBlocks.filter((block) => block.id.length > 0).map((block) => [block.id.toString('base64'), block]));
     const uncommittedById = new Map(consumed.map((block) => [block.id, block]));
     const blocks = entries.map((entry) => resolveBlock(entry, committedById, uncommittedById));
-    const stored = await storeBlockList(ctx.tables, key, blocks);
-    const record = blockRecord(blocks, stored, { headers: op.httpHeaders, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
+    const list: PreparedBlockList = await storeBlockList(ctx.tables, key, blocks);
+    const record = blockRecord(blocks, list.stored, { headers: op.httpHeaders, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
     const dropStaging: PartitionOp[] = staging.row === null ? [] : [{ kind: 'delete', key: stagingKey(key), ifMatch: staging.row.etag }];
-    return commitBlob(ctx, existing, key, record, dropStaging);
+    return { result: await commitBlob(ctx, existing, key, record, [...dropStaging, ...list.pages]), replaced: existing };
   });
   await dropRows(ctx, consumed.map((block) => block.key));
   return result;
-}
-
-/** Best-effort clean-up of rows nothing refers to any more (a crash leaves them as garbage). */
-export async function dropRows(ctx: BlobServiceContext, keys: readonly Buffer[]): Promise<void> {
-  for (let at = 0; at < keys.length; at += blobCleanupBatchRows) {
-    try {
-      await ctx.tables.transact(keys.slice(at, at + blobCleanupBatchRows).map((key) => ({ kind: 'delete', key })));
-    } catch {
-      return;
-    }
-  }
 }
 
 export async function getBlockList(ctx: BlobServiceContext, op: Op.GetBlockList): Promise<BlockList> {
@@ -181,12 +178,12 @@ export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.Cop
   const data = await copyRefs(ctx.tables, { key: source.loaded.blobKey, refs: source.refs }, key, null);
   const { record, segments } = copiedRecord(source.loaded, data, key, op, ctx.clock.nowMs());
   const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
-  const stored = record.type === 'BlockBlob' ? await storeBlockList(ctx.tables, key, blocks) : null;
-  const final: BlobRecord = { ...record, blockList: stored };
-  const result = await withRetry(ctx, async () => {
+  const list = record.type === 'BlockBlob' ? await storeBlockList(ctx.tables, key, blocks) : { stored: null, pages: [] };
+  const final: BlobRecord = { ...record, blockList: list.stored };
+  const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return commitBlob(ctx, existing, key, final, segments);
+    return { result: await commitBlob(ctx, existing, key, final, [...segments, ...list.pages]), replaced: existing };
   });
   return { ...result, copyId: record.copy?.id ?? '', copyStatus: 'success' };
 }

@@ -72,6 +72,32 @@ export function segmentKey(blob: Buffer, appendInc: string, index: number): Buff
   return Buffer.concat([blob, sep, utf8('a'), utf8(appendInc), sep, position]);
 }
 
+/** Prefix of the page rows of one paged committed block list. */
+export function listPagePrefix(blob: Buffer, listId: string): Buffer {
+  return Buffer.concat([blob, sep, utf8('l'), utf8(listId), sep]);
+}
+
+export function listPageKey(blob: Buffer, listId: string, index: number): Buffer {
+  const position = Buffer.alloc(4);
+  position.writeUInt32BE(index);
+  return Buffer.concat([listPagePrefix(blob, listId), position]);
+}
+
+export type AuxRowKind = 'append' | 'staging' | 'list' | 'snapshot' | 'uncommitted';
+
+const auxTags: Readonly<Record<string, AuxRowKind>> = { a: 'append', g: 'staging', l: 'list', s: 'snapshot', u: 'uncommitted' };
+
+/** What a row of a blob's range is (K 0x00 <tag> <id> …): its kind and id (appendInc, listId,
+ * gen, snapshot id; '' for staging); null for a key that is not an aux row of `blob`. */
+export function auxRow(blob: Buffer, key: Buffer): { readonly kind: AuxRowKind; readonly id: string } | null {
+  if (key.length < blob.length + 2 || key[blob.length] !== 0 || !key.subarray(0, blob.length).equals(blob)) return null;
+  const kind = auxTags[String.fromCharCode(key[blob.length + 1] ?? 0)];
+  if (kind === undefined) return null;
+  const rest = key.subarray(blob.length + 2);
+  const end = kind === 'snapshot' ? -1 : rest.indexOf(0);
+  return { kind, id: (end === -1 ? rest : rest.subarray(0, end)).toString('utf8') };
+}
+
 /** The name part of a key under `prefix`: up to the first 0x00 (null when the key is not under it). */
 export function nameAfter(prefix: Buffer, key: Buffer): { readonly name: string; readonly own: boolean } | null {
   if (key.length < prefix.length || !key.subarray(0, prefix.length).equals(prefix)) return null;

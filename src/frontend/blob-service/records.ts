@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { LiveRow } from '../../partition/partition.ts';
 import { StorageError } from '../../util/errors.ts';
 import type { Column, ColumnValue, DataRef } from '../../wire/partition-row.ts';
+import type { StoredBlockList } from './block-list.ts';
 import type { AccessTier, BlobHttpHeaders, BlobTag, BlobType, CopyProperties, PublicAccess, SignedIdentifier } from '../model.ts';
 
 export interface LeaseRecord {
@@ -31,7 +32,6 @@ export interface AppendState {
   readonly sealed: boolean;
 }
 
-export type StoredBlockList = { readonly kind: 'inline'; readonly bytes: Buffer } | { readonly kind: 'refs'; readonly refs: readonly DataRef[] };
 
 export interface BlobRecord {
   readonly type: Exclude<BlobType, 'PageBlob'>;
@@ -220,10 +220,33 @@ function decodeLease(c: Columns): LeaseRecord | null {
 }
 
 function decodeStoredBlockList(c: Columns): StoredBlockList | null {
-  const inline = c.bytes('blocks');
-  if (inline !== undefined) return { kind: 'inline', bytes: inline };
-  const refs = c.refs('blockListRefs');
-  return refs === undefined ? null : { kind: 'refs', refs };
+  const index = c.bytes('blockIndex');
+  if (index !== undefined) return { kind: 'inline', index, refs: c.refs('blockRefs') ?? [] };
+  const indexDoc = c.refs('blockIndexDoc');
+  const listId = c.string('blockListId');
+  if (indexDoc !== undefined && listId !== undefined) return { kind: 'paged', indexDoc, listId, pages: c.int('blockListPages') ?? 0 };
+  const v1 = c.bytes('blocks');
+  if (v1 !== undefined) return { kind: 'v1-inline', bytes: v1 };
+  const v1Refs = c.refs('blockListRefs');
+  return v1Refs === undefined ? null : { kind: 'v1-document', refs: v1Refs };
+}
+
+function encodeStoredBlockList(list: ColumnList, stored: StoredBlockList | null): void {
+  switch (stored?.kind) {
+    case undefined:
+      return;
+    case 'inline':
+      list.bytes('blockIndex', stored.index).refs('blockRefs', stored.refs);
+      return;
+    case 'paged':
+      list.refs('blockIndexDoc', stored.indexDoc).string('blockListId', stored.listId).int('blockListPages', stored.pages);
+      return;
+    case 'v1-inline':
+      list.bytes('blocks', stored.bytes);
+      return;
+    case 'v1-document':
+      list.refs('blockListRefs', stored.refs);
+  }
 }
 
 function decodeAppend(c: Columns): AppendState | null {
@@ -240,8 +263,7 @@ export function encodeBlob(record: BlobRecord): Column[] {
     .json('metadata', record.metadata.length === 0 ? undefined : record.metadata)
     .json('tags', record.tags.length === 0 ? undefined : record.tags.map((tag) => [tag.key, tag.value]))
     .string('tier', record.tier).json('lease', record.lease ?? undefined).json('copy', encodeCopy(record.copy));
-  if (record.blockList?.kind === 'inline') list.bytes('blocks', record.blockList.bytes);
-  if (record.blockList?.kind === 'refs') list.refs('blockListRefs', record.blockList.refs);
+  encodeStoredBlockList(list, record.blockList);
   if (record.append !== null) {
     list.string('appendInc', record.append.inc).int('appendSegments', record.append.segments).refs('appendTail', record.append.tail)
       .int('blockCount', record.append.blockCount).bool('sealed', record.append.sealed);

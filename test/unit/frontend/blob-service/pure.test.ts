@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeBlockList, encodeBlockList } from '../../../../src/frontend/blob-service/block-list.ts';
+import { decodeBlockIndex, decodeBlockListV1, encodeBlockIndex, encodeBlockListV1 } from '../../../../src/frontend/blob-service/block-list.ts';
 import { checkConditions } from '../../../../src/frontend/blob-service/conditions.ts';
 import { blobKey, blobPrefix, keySuccessor, nameAfter, snapshotKey, stagingKey, uncommittedKey } from '../../../../src/frontend/blob-service/keys.ts';
 import { applyLeaseAction, checkLeaseAccess, effectiveState } from '../../../../src/frontend/blob-service/lease.ts';
@@ -79,13 +79,22 @@ test('conditional headers: 412 for writes, 304 for reads, BlobAlreadyExists for 
 test('committed block list codec round-trips and refuses damage; keys sort in listing order', () => {
   const random = new SeededRandom(7);
   for (let round = 0; round < 50; round++) {
-    const blocks = Array.from({ length: random.int(20) }, () => ({
-      id: random.bytes(random.int(65)), size: random.int(1 << 30),
-      refs: Array.from({ length: random.int(4) }, () => ({ extentId: random.int(1 << 20), offset: random.int(1 << 30), length: random.int(1 << 22) })),
-    }));
-    const encoded = encodeBlockList(blocks);
-    assert.deepEqual(decodeBlockList(encoded), blocks);
-    if (encoded.length > 4) assert.throws(() => decodeBlockList(encoded.subarray(0, encoded.length - 1)));
+    const blocks = Array.from({ length: random.int(20) }, () => {
+      const refs = Array.from({ length: random.int(4) }, () => ({ extentId: random.int(1 << 20), offset: random.int(1 << 30), length: random.int(1 << 22) }));
+      return { id: random.bytes(random.int(65)), size: refs.reduce((sum, ref) => sum + ref.length, 0), refs };
+    });
+    const refs = blocks.flatMap((block) => block.refs);
+    const index = encodeBlockIndex(blocks);
+    assert.deepEqual(decodeBlockIndex(index, refs), blocks);
+    if (index.length > 4) assert.throws(() => decodeBlockIndex(index.subarray(0, index.length - 1), refs));
+    if (refs.length > 0) {
+      assert.throws(() => decodeBlockIndex(index, refs.slice(1)), 'a missing ref is corrupt');
+      assert.throws(() => decodeBlockIndex(index, [...refs, { extentId: 1, offset: 0, length: 1 }]), 'a stray ref is corrupt');
+      assert.throws(() => decodeBlockIndex(index, refs.map((ref, i) => (i === 0 ? { ...ref, length: ref.length + 1 } : ref))), 'refs that do not add up to the size are corrupt');
+    }
+    const v1 = encodeBlockListV1(blocks);
+    assert.deepEqual(decodeBlockListV1(v1), blocks);
+    if (v1.length > 4) assert.throws(() => decodeBlockListV1(v1.subarray(0, v1.length - 1)));
   }
   const prefix = blobPrefix('acct', 'cont', 'inc');
   const names = ['a', 'a/b', 'a0', 'ab', 'b', 'é'];

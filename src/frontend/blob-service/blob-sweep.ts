@@ -1,0 +1,99 @@
+// Sweeping a blob's range (docs/blob-schema.md, "Rows nothing refers to"): page rows of replaced
+// block lists, segment rows of replaced append incarnations and uncommitted rows of discarded
+// staging generations are dead, and a dead row keeps its data alive for partition data GC. After
+// a write that replaced one of them (and after deletes) the backend deletes them:
+//
+//   1. scan K 0x00 …: the page (l), segment (a) and uncommitted (u) rows and their ids
+//   2. then read the blob row, the snapshot rows, the staging row
+//   3. delete the rows of step 1 whose id neither the blob row, a snapshot nor the staging names
+//
+// Invariants: a row is deleted only if its id was found dead after the row was seen (step 2
+// after step 1); ids are random and never reused, a page or segment row exists only once the
+// transaction naming its id committed, and only a snapshot taken while the blob row named an id
+// can name it later, so an id dead in step 3 stays dead (the argument is in the doc). At most
+// blobSweepRowsMax rows are examined per call.
+// Fault model: best effort: any failure stops the sweep; dead rows left behind cost space only.
+
+import { blobCleanupBatchRows, blobScanRowsPerCall, blobSweepRowsMax } from '../../constants.ts';
+import type { BlobServiceContext } from './context.ts';
+import { auxPrefix, auxRow, snapshotPrefix, stagingKey } from './keys.ts';
+import type { AuxRowKind } from './keys.ts';
+import { decodeBlob, decodeStaging, type BlobRecord } from './records.ts';
+
+interface AuxKey {
+  readonly key: Buffer;
+  readonly kind: AuxRowKind;
+  readonly id: string;
+}
+
+const sweptKinds: ReadonlySet<AuxRowKind> = new Set(['list', 'append', 'uncommitted']);
+
+/** True when replacing or deleting `record` leaves rows only a sweep removes. */
+export function leavesDeadRows(record: BlobRecord | null | undefined): boolean {
+  return record?.blockList?.kind === 'paged' || (record?.append?.segments ?? 0) > 0;
+}
+
+/** Deletes the dead rows of a blob's range; returns how many were deleted (0 on failure). */
+export async function sweepBlob(ctx: BlobServiceContext, blob: Buffer): Promise<number> {
+  try {
+    const candidates = await auxKeys(ctx, blob);
+    if (candidates.length === 0) return 0;
+    const live = await liveIds(ctx, blob);
+    const dead = candidates.filter((row) => !live.has(`${row.kind}:${row.id}`)).map((row) => row.key);
+    return await dropRows(ctx, dead);
+  } catch {
+    return 0;
+  }
+}
+
+/** Best-effort delete of rows nothing refers to, in batches; returns how many were deleted. */
+export async function dropRows(ctx: BlobServiceContext, keys: readonly Buffer[]): Promise<number> {
+  let dropped = 0;
+  for (let at = 0; at < keys.length; at += blobCleanupBatchRows) {
+    const batch = keys.slice(at, at + blobCleanupBatchRows);
+    try {
+      await ctx.tables.transact(batch.map((key) => ({ kind: 'delete', key })));
+    } catch {
+      return dropped;
+    }
+    dropped += batch.length;
+  }
+  return dropped;
+}
+
+async function auxKeys(ctx: BlobServiceContext, blob: Buffer): Promise<AuxKey[]> {
+  const found: AuxKey[] = [];
+  let continuation: string | null = null;
+  let examined = 0;
+  do {
+    const page = await ctx.tables.scan({ prefix: auxPrefix(blob), limit: blobScanRowsPerCall, ...(continuation === null ? {} : { continuation }) });
+    for (const item of page.items) {
+      if (item.kind !== 'row') continue;
+      examined += 1;
+      const aux = auxRow(blob, item.row.key);
+      if (aux !== null && sweptKinds.has(aux.kind)) found.push({ key: item.row.key, ...aux });
+    }
+    continuation = page.continuation;
+  } while (continuation !== null && examined < blobSweepRowsMax);
+  return found;
+}
+
+/** `kind:id` of every list, append incarnation and gen still named (read after the aux scan). */
+async function liveIds(ctx: BlobServiceContext, blob: Buffer): Promise<Set<string>> {
+  const live = new Set<string>();
+  const name = (record: BlobRecord): void => {
+    if (record.blockList?.kind === 'paged') live.add(`list:${record.blockList.listId}`);
+    if (record.append !== null) live.add(`append:${record.append.inc}`);
+  };
+  const row = await ctx.tables.get(blob);
+  if (row !== null) name(decodeBlob(row));
+  let continuation: string | null = null;
+  do {
+    const page = await ctx.tables.scan({ prefix: snapshotPrefix(blob), limit: blobScanRowsPerCall, ...(continuation === null ? {} : { continuation }) });
+    for (const item of page.items) if (item.kind === 'row') name(decodeBlob(item.row));
+    continuation = page.continuation;
+  } while (continuation !== null);
+  const staging = await ctx.tables.get(stagingKey(blob));
+  if (staging !== null) live.add(`uncommitted:${decodeStaging(staging).gen}`);
+  return live;
+}

@@ -1,0 +1,39 @@
+// What the blob tables tell the partition layer (src/partition/table-schema.ts): where their rows
+// keep data refs, for data GC (docs/partition-gc.md, "References"), and which rows must stay in
+// one partition, for splits (docs/blob-schema.md, "Partition locality").
+//
+// Invariants: schema v2 rows keep every content ref in dataRefs columns (the column default
+// lists them); a v1 block-list row (`blocks` bytes / `blockListRefs` document, refs inside) is
+// opaque. blobSplitBoundary(key) is ≥ key, idempotent, and no blob has rows on both sides of it:
+// a key inside a blob's range (a 0x00 after the name) maps to K(blob) 0x01, above the range
+// K(blob), K(blob) 0x00 …, and below every other name (names hold no control characters).
+// Pure; no faults.
+import { columnDataReferences } from '../../partition/partition-gc.ts';
+import type { RowDataReferences } from '../../partition/partition-gc.ts';
+import type { TableSchema } from '../../partition/table-schema.ts';
+
+const blobTag = 'B'.charCodeAt(0);
+
+export const blobDataReferences: RowDataReferences = {
+  refs: (columns) => columnDataReferences.refs(columns),
+  rewrite: (columns, remap) => columnDataReferences.rewrite(columns, remap),
+  opaque: (columns) => columns.some((column) => (column.name === 'blocks' && column.value.kind === 'bytes') || column.name === 'blockListRefs'),
+};
+
+/** The smallest key ≥ key that starts a group: a blob's rows (its range) are one group. */
+export function blobSplitBoundary(key: Buffer): Buffer {
+  if (key[0] !== blobTag) return key;
+  // B <account> 0x00 <container> 0x00 <inc> 0x00 <name> [0x00 <aux>]
+  let at = 0;
+  for (let separators = 0; separators < 3; separators++) {
+    at = key.indexOf(0, at + 1);
+    if (at === -1) return key;
+  }
+  const end = key.indexOf(0, at + 1);
+  if (end === -1) return key;
+  const boundary = Buffer.from(key.subarray(0, end + 1));
+  boundary[end] = 1;
+  return boundary;
+}
+
+export const blobTableSchema: TableSchema = { dataReferences: blobDataReferences, splitBoundary: blobSplitBoundary };
