@@ -28,6 +28,9 @@ export function zeroFaultCounts(): FaultCounts {
   return Object.fromEntries(faultKinds.map((kind) => [kind, 0])) as FaultCounts;
 }
 
+/** A role's start that has not finished in this much virtual time counts as failed. */
+const startBudgetMs = 120_000;
+
 /** Failed starts in a row after which an extent node's disk is replaced by the operator. */
 const startFailuresBeforeReplace = 5;
 
@@ -284,7 +287,8 @@ export class FaultInjector {
     const process = currentProcess();
     const role = process === null ? null : this.stamp.roleOf(process);
     this.count('failpoint-crash', `${name} in ${role?.name ?? 'no role'}`);
-    if (role !== null) this.crash(role, { powerLoss: false, downMs: 200 + this.random.int(5000) });
+    if (role !== null && this.restarting.has(role.name)) role.kill(); // crashed while starting: the start times out and is retried
+    else if (role !== null) this.crash(role, { powerLoss: false, downMs: 200 + this.random.int(5000) });
     return new Promise<never>(() => undefined);
   }
 
@@ -308,7 +312,7 @@ export class FaultInjector {
     this.restarting.add(role.name);
     let failures = 0;
     const attempt = (): void => {
-      role.start().then(
+      this.startWithin(role).then(
         () => {
           this.restarting.delete(role.name);
           this.stamp.trace(`restarted ${role.name}`);
@@ -323,6 +327,24 @@ export class FaultInjector {
       );
     };
     this.stamp.clock.setTimer(ms, attempt);
+  }
+
+  /** role.start(), failing if it has not finished within startBudgetMs (a start that hung, or whose
+   * process a failpoint crashed mid-start, is retried like a failed one). */
+  private startWithin(role: SimRole): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = this.stamp.clock.setTimer(startBudgetMs, () => reject(new Error(`start of ${role.name} did not finish within ${startBudgetMs} ms`)));
+      role.start().then(
+        () => {
+          timer.cancel();
+          resolve();
+        },
+        (error: unknown) => {
+          timer.cancel();
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
   }
 
   /**

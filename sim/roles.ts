@@ -192,10 +192,14 @@ export class ExtentNodeRole implements SimRole {
 export const simPartitionLimits: Partial<PartitionLimits> = {
   memtableBytesMax: 8 * 1024, blockBytesTarget: 2048, runBytesMax: 16 * 1024, runsCompactionTrigger: 3, rowCacheEntriesMax: 64, blockCacheBytesMax: 64 * 1024,
   checkpointIntervalMs: 60_000,
+  // Garbage collection within a short run: extents dead for 5 s are dropped, small tails sealed.
+  dataGcIntervalMs: 15_000, dataGcGraceMs: 5_000, dataGcTailSealBytes: 64 * 1024,
 };
 
 /** How often the owner asks its partition whether a time-based checkpoint is due. */
 const checkpointPollMs = 10_000;
+/** How often the owner runs a garbage-collection pass (what a partition server's timer does). */
+const garbagePollMs = 15_000;
 
 /** The owner of one partition (what a partition server does for each range it holds). */
 export class PartitionRole implements SimRole {
@@ -231,6 +235,7 @@ export class PartitionRole implements SimRole {
       partitionId: this.partitionId, streams, streamIds: this.streamIds, clock: process.clock, ownerEpoch: this.generation, limits: simPartitionLimits,
     })));
     this.pollCheckpoints(process);
+    this.pollGarbage(process);
   }
 
   /** Runs `work` against the loaded partition, as its owner's code; partition.unavailable if down. */
@@ -251,6 +256,17 @@ export class PartitionRole implements SimRole {
 
   powerLoss(): void {
     // No disks of its own: everything it keeps is in streams.
+  }
+
+  private pollGarbage(process: SimProcess): void {
+    process.clock.setTimer(garbagePollMs, () => {
+      const partition = this.partition;
+      if (partition === null || this.process !== process) return;
+      partition.collectGarbage().then(
+        (report) => this.stamp.trace(`gc ${report === null ? 'skipped' : `dropped=${report.extentsDropped} copied=${report.bytesCopied} rewritten=${report.rowsRewritten}`}`),
+        () => this.stamp.trace('gc failed'),
+      ).finally(() => this.pollGarbage(process));
+    });
   }
 
   private pollCheckpoints(process: SimProcess): void {
