@@ -235,9 +235,12 @@ export const uncommittedBlockExpiryMs = 7 * 24 * 60 * 60_000;
 /** Azure: an append blob has at most 50,000 committed blocks. */
 export const appendBlobBlocksMax = 50_000;
 
-/** Append blob refs kept in the blob row before they move to a segment row: a row stays about
- * 25 KiB however long the blob grows, so an append rewrites a small row, not the whole list. */
-export const appendSegmentRefs = 1024;
+/** Append blob refs kept in the blob row before they move to a segment row: every Append Block
+ * rewrites the row with its tail, so the tail is kept to ~6 KiB (1024 refs made a stream of 512-byte
+ * appends write ~12 KiB of commit log per append, 24× the data). 256 keeps a 50,000-block blob at
+ * 196 segment rows, so copying one (segments written in one transaction) stays under
+ * partitionBatchMutationsMax; segments are read by scan, 128 rows per call. */
+export const appendSegmentRefs = 256;
 
 /** A committed block list encoding up to this size lives in the blob row (about 200 blocks with
  * 64-byte ids); larger lists go to the data stream. Small so a blob row (with 8 KiB metadata and

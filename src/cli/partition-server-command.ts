@@ -21,6 +21,7 @@ import { StreamManagerProxy } from '../stream/stream-manager-proxy.ts';
 import { SystemClock } from '../util/clock.ts';
 import { SeededRandom } from '../util/random.ts';
 import { positiveInteger, waitForSignal } from './process-lifecycle.ts';
+import { blobTableSchema } from '../frontend/blob-service/blob-table-schema.ts';
 
 interface PartitionServerFlags {
   readonly etcd: string;
@@ -57,6 +58,8 @@ async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
     streamManager: new StreamManagerProxy({ network, address: flags.streamManager }),
     random: new SeededRandom(randomBytes(8).readBigUInt64BE(0)),
     clientId: `${flags.serverId}-${process.pid}-${Date.now().toString(36)}`,
+    // The partitions hold the blob tables: their schema turns data GC on and keeps splits at blob boundaries.
+    table: blobTableSchema,
   });
   await server.start();
   await waitForSignal(logger.child({ component: 'shutdown' }));

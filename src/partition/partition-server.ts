@@ -46,6 +46,7 @@ import { StreamLayerPartitionStreams } from './partition-streams.ts';
 import { ServerLease } from './server-lease.ts';
 import { splitPartition } from './partition-split.ts';
 import type { SplitAnswer } from './partition-split.ts';
+import type { TableSchema } from './table-schema.ts';
 
 export interface PartitionServerOptions {
   readonly serverId: string;
@@ -60,10 +61,14 @@ export interface PartitionServerOptions {
   readonly mapPollMs?: number;
   readonly partitionLimits?: Partial<PartitionLimits>;
   /**
-   * Collect the partitions' data streams (docs/partition-gc.md). Off by default: the blob tables
-   * keep committed block lists' refs inside a bytes column and in data documents, where the
-   * collector cannot see them, so it would delete live blob bytes. Turn it on for tables whose
-   * every ref is in a dataRefs column. Meta, log and checkpoint GC and compaction always run.
+   * The table the partitions hold (src/partition/table-schema.ts), from its owner: where rows keep
+   * data refs (data GC) and which rows a split must keep together. Absent: an unknown table.
+   */
+  readonly table?: TableSchema;
+  /**
+   * Collect the partitions' data streams (docs/partition-gc.md). Default: on when `table` is
+   * given (its dataReferences say where every ref is), off without it (a collector that cannot
+   * see a ref deletes live bytes). Meta, log and checkpoint GC and compaction always run.
    */
   readonly dataGc?: boolean;
   /** Unique per process start: prefixes stream append ids. Defaults to serverId + start time. */
@@ -149,6 +154,12 @@ export class PartitionServer {
 
   stats(): PartitionServerStats {
     return { ...this.counters, lastLoad: this.lastLoad };
+  }
+
+  /** Tests and tools: the partition this server serves under `partitionId`, or null. */
+  servedPartition(partitionId: number): Partition | null {
+    const state = this.held.get(partitionId)?.state;
+    return state?.kind === 'serving' ? state.partition : null;
   }
 
   /** Partition ids this server serves now. */
@@ -284,7 +295,8 @@ export class PartitionServer {
         ownerEpoch: entry.ownerEpoch,
         keyRange: { low: keyFromHex(entry.low), high: entry.high === null ? null : keyFromHex(entry.high) },
         ...(this.options.partitionLimits === undefined ? {} : { limits: this.options.partitionLimits }),
-        dataGc: this.options.dataGc ?? false,
+        dataGc: this.options.dataGc ?? this.options.table !== undefined,
+        ...(this.options.table === undefined ? {} : { dataReferences: this.options.table.dataReferences }),
       });
       if (this.held.get(entry.partitionId) !== held || !this.leaseValid()) {
         void partition.close();
@@ -424,6 +436,7 @@ export class PartitionServer {
     try {
       const answer = await splitPartition({
         partition, entry: held.entry, childIds, streams: this.streamsFor(held.entry), manager: this.options.streamManager, client: this.client, clock: this.options.clock,
+        ...(this.options.table === undefined ? {} : { splitBoundary: this.options.table.splitBoundary }),
       });
       if (!this.leaseValid()) throw new StorageError('partition.not_owner', 'lease lapsed during the split', { retryable: true });
       this.logger.info({ partitionId, splitKey: answer.splitKey, children: answer.children.map((child) => child.partitionId) }, 'split prepared');

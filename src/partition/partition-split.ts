@@ -1,13 +1,15 @@
 // Preparing a split (docs/partition-protocol.md, "Splits"): with the parent's writes stopped, its
-// live rows are copied in key order into two children — rows [low, K) and [K, high), K the
-// median key — each child getting four new streams, its rows as checkpoint runs, and one manifest
+// live rows are copied in key order into two children — rows [low, K) and [K, high), K a group
+// boundary of the table (its splitBoundary) nearest the median row — each child getting four new streams, its rows as checkpoint runs, and one manifest
 // whose coveredSequence is the parent's last sequence (children continue the parent's sequence,
 // so ETags stay unique). Rows keep their sequence, time, ETag and data refs; the children read
 // refs through the parent's data stream (inheritedData). The manager then commits the map.
 //
 // Invariants: the parent takes no write from the first row read to the end (the caller stopped
 // writes and never reopens it at this epoch); a child's manifest is appended only after its runs
-// are durable; memory is one scan page plus one run block per child (two passes: count, copy).
+// are durable; memory is one scan page plus one run block per child (three passes: count,
+// choose K, copy); K is a value the table's splitBoundary returned, with rows on both sides, so
+// no group of rows (a blob and its snapshots, blocks, pages, segments) is cut in two.
 // Fault model: any stream call may fail: the split fails, the new streams are garbage (the
 // collector's), the parent is untouched and is reassigned at a new epoch by the manager.
 import { z } from 'zod';
@@ -23,6 +25,8 @@ import type { PartitionEntry } from './partition-map.ts';
 import type { PartitionStreamIds, PartitionStreams } from './partition-streams.ts';
 import { StreamLayerPartitionStreams } from './partition-streams.ts';
 import { RunWriter } from './run-writer.ts';
+import { rowPerGroup } from './table-schema.ts';
+import type { SplitBoundary } from './table-schema.ts';
 
 const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const childSchema = z.object({ partitionId: id, low: z.string(), high: z.string().nullable(), streams: z.object({ meta: id, log: id, checkpoint: id, data: id }), rows: id });
@@ -37,6 +41,8 @@ export interface SplitOptions {
   readonly manager: StreamManagerApi;
   readonly client: StreamClient;
   readonly clock: Clock;
+  /** The table's group boundaries (default: every row is its own group). */
+  readonly splitBoundary?: SplitBoundary;
 }
 
 export async function splitPartition(options: SplitOptions): Promise<SplitAnswer> {
@@ -47,15 +53,17 @@ export async function splitPartition(options: SplitOptions): Promise<SplitAnswer
   const children = [await childStreams(options.manager, options.childIds[0]), await childStreams(options.manager, options.childIds[1])] as const;
   const childStreamsApi = new StreamLayerPartitionStreams({ client: options.client, manager: options.manager });
   const writers = children.map((child, index) => newWriter(childStreamsApi, child, options.childIds[index] ?? 0, coveredSequence, options.clock));
+  const splitKey = await chooseSplitKey(rowKeys(partition), rowCount, options.splitBoundary ?? rowPerGroup);
+  if (splitKey === null) throw new StorageError('config.invalid', `partition ${entry.partitionId}: every row is in one group; no split key`);
   let copied = 0;
-  let splitKey: Buffer | null = null;
+  let left = 0;
   for await (const row of liveRows(partition)) {
-    if (copied === Math.floor(rowCount / 2)) splitKey = row.key;
-    const writer = splitKey === null ? writers[0] : writers[1];
+    const writer = Buffer.compare(row.key, splitKey) < 0 ? writers[0] : writers[1];
+    if (writer === writers[0]) left += 1;
     await writer?.writer.add(row.key.toString('latin1'), row);
     copied += 1;
   }
-  if (splitKey === null || copied !== rowCount) throw new StorageError('partition.corrupt', `split of partition ${entry.partitionId}: counted ${rowCount} rows, copied ${copied}`);
+  if (copied !== rowCount || left === 0 || left === rowCount) throw new StorageError('partition.corrupt', `split of partition ${entry.partitionId}: counted ${rowCount} rows, copied ${copied}, ${left} left of the split key`);
   const bounds = [{ low: entry.low, high: keyHex(splitKey) }, { low: keyHex(splitKey), high: entry.high }] as const;
   const answers = [];
   for (const [index, child] of children.entries()) {
@@ -69,7 +77,7 @@ export async function splitPartition(options: SplitOptions): Promise<SplitAnswer
       createdAtMs: options.clock.nowMs(), lowKey: keyFromHex(bound.low), highKey: bound.high === null ? null : keyFromHex(bound.high),
       runs: runs.map((run) => run.run),
     }));
-    answers.push({ partitionId: childId, low: bound.low, high: bound.high, streams: child.ids, rows: index === 0 ? Math.floor(rowCount / 2) : rowCount - Math.floor(rowCount / 2) });
+    answers.push({ partitionId: childId, low: bound.low, high: bound.high, streams: child.ids, rows: index === 0 ? left : rowCount - left });
   }
   return { splitKey: keyHex(splitKey), coveredSequence, children: answers };
 }
@@ -98,6 +106,37 @@ function newWriter(streams: PartitionStreams, child: ChildStreams, partitionId: 
     coveredSequence, logStart: { extentId: child.logFirstExtent, offset: 0 }, blockBytesTarget: runBlockBytesTarget, runBytesMax,
   });
   return { writer, nextRunId: () => nextRunId };
+}
+
+/**
+ * The split key among `keys` (sorted, `count` of them): the first group boundary between two
+ * adjacent rows whose right row is at or after the median, else the last one before it; null if
+ * no boundary lies between two rows (one group holds every row). The boundary between rows p < k
+ * is k if k starts a group, else the smallest group start above p, boundary(p ‖ 0x00), when ≤ k.
+ */
+export async function chooseSplitKey(keys: AsyncIterable<Buffer>, count: number, boundary: SplitBoundary): Promise<Buffer | null> {
+  const median = Math.floor(count / 2);
+  let previous: Buffer | null = null;
+  let lastBefore: Buffer | null = null;
+  let index = 0;
+  for await (const key of keys) {
+    if (previous !== null) {
+      const candidate = boundary(key).equals(key) ? key : boundary(Buffer.concat([previous, zeroByte]));
+      if (Buffer.compare(candidate, previous) > 0 && Buffer.compare(candidate, key) <= 0) {
+        if (index >= median) return candidate;
+        lastBefore = candidate;
+      }
+    }
+    previous = key;
+    index += 1;
+  }
+  return lastBefore;
+}
+
+const zeroByte = Buffer.from([0]);
+
+async function* rowKeys(partition: Partition): AsyncGenerator<Buffer> {
+  for await (const row of liveRows(partition)) yield row.key;
 }
 
 async function countRows(partition: Partition): Promise<number> {

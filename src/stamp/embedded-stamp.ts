@@ -33,6 +33,7 @@ import { replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTime
 import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer.ts';
 import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
 import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
+import { blobTableSchema } from '../frontend/blob-service/blob-table-schema.ts';
 import { PartitionBlobBackend } from '../frontend/blob-service/partition-blob-backend.ts';
 import type { CorsRulesLookup } from '../frontend/cors.ts';
 import { FrontendServer } from '../frontend/http-server.ts';
@@ -290,6 +291,8 @@ async function startPartitionLayer(options: EmbeddedStampOptions, parts: Parts, 
     serverId: 'ps-1', metaStore, network: wiring.network.endpoint('partition-server'), listenAddress: 'partition-server:1',
     streamManager: wiring.streamManager, clock, random: wiring.random, logger: wiring.logger,
     clientId: `ps-1-${process.pid}-${clock.nowMs().toString(36)}`,
+    // The partitions hold the blob tables: their schema turns data GC on and keeps splits at blob boundaries.
+    table: blobTableSchema,
   });
   parts.partitionServer = server;
   await server.start();

@@ -2,34 +2,49 @@
 // append blob (its segment rows, then its tail), and how an append blob's refs are laid out in
 // segments (docs/blob-schema.md, "Append blobs").
 //
-// Invariants: the refs' lengths sum to the record's size; a segment row holds exactly
-// appendSegmentRefs refs and is never rewritten; a tail holds fewer than appendSegmentRefs refs.
+// Invariants: the refs' lengths sum to the record's size; a segment row is never rewritten (GC
+// copy-forward aside) and holds appendSegmentRefs refs when written (rows written when it was
+// 1024 hold 1024: readers take each row's refs as they are); a tail holds fewer.
 // Fault model: a missing segment row is partition.corrupt (segments are written in the same
 // transaction as the row that counts them).
 
-import { appendSegmentRefs } from '../../constants.ts';
+import { appendSegmentRefs, blobScanRowsPerCall } from '../../constants.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
 import { StorageError } from '../../util/errors.ts';
 import type { DataRef } from '../../wire/partition-row.ts';
 import { loadBlockList } from './block-list.ts';
 import type { BlobServiceContext, LoadedBlob } from './context.ts';
-import { segmentKey } from './keys.ts';
+import { segmentKey, segmentPrefix } from './keys.ts';
 import { decodeSegment, encodeSegment, type AppendState } from './records.ts';
 
 export async function contentRefs(ctx: BlobServiceContext, loaded: LoadedBlob): Promise<readonly DataRef[]> {
   const record = loaded.record;
   if (record.append !== null) {
-    const refs: DataRef[] = [];
-    for (let index = 0; index < record.append.segments; index++) {
-      const row = await ctx.tables.get(segmentKey(loaded.blobKey, record.append.inc, index));
-      if (row === null) throw new StorageError('partition.corrupt', `append segment ${index} is missing`);
-      refs.push(...decodeSegment(row));
-    }
+    const refs = await segmentRefs(ctx, loaded.blobKey, record.append);
     refs.push(...record.append.tail);
     return refs;
   }
   const blocks = await loadBlockList(ctx.tables, loaded.blobKey, record.blockList);
   return blocks.flatMap((block) => block.refs);
+}
+
+/** The refs of every segment row of an append incarnation, in order (scanned, 128 rows per call). */
+async function segmentRefs(ctx: BlobServiceContext, blob: Buffer, state: AppendState): Promise<DataRef[]> {
+  const refs: DataRef[] = [];
+  let index = 0;
+  let continuation: string | null = null;
+  do {
+    const page = await ctx.tables.scan({ prefix: segmentPrefix(blob, state.inc), limit: blobScanRowsPerCall, ...(continuation === null ? {} : { continuation }) });
+    for (const item of page.items) {
+      if (item.kind !== 'row' || index >= state.segments) continue;
+      if (!item.row.key.equals(segmentKey(blob, state.inc, index))) throw new StorageError('partition.corrupt', `append segment ${index} is missing`);
+      refs.push(...decodeSegment(item.row));
+      index += 1;
+    }
+    continuation = page.continuation;
+  } while (continuation !== null && index < state.segments);
+  if (index !== state.segments) throw new StorageError('partition.corrupt', `append segment ${index} is missing`);
+  return refs;
 }
 
 /** Appends refs to an append state: the new state and the segment rows to write with it. */

@@ -66,10 +66,15 @@ export function uncommittedKey(blob: Buffer, gen: string, blockId: Buffer): Buff
   return Buffer.concat([uncommittedPrefix(blob, gen), blockId]);
 }
 
+/** Prefix of the segment rows of one append incarnation. */
+export function segmentPrefix(blob: Buffer, appendInc: string): Buffer {
+  return Buffer.concat([blob, sep, utf8('a'), utf8(appendInc), sep]);
+}
+
 export function segmentKey(blob: Buffer, appendInc: string, index: number): Buffer {
   const position = Buffer.alloc(4);
   position.writeUInt32BE(index);
-  return Buffer.concat([blob, sep, utf8('a'), utf8(appendInc), sep, position]);
+  return Buffer.concat([segmentPrefix(blob, appendInc), position]);
 }
 
 /** Prefix of the page rows of one paged committed block list. */

@@ -1,5 +1,6 @@
 // A real in-process stamp for the Blob service tests: EmbeddedMetaStore, StreamManager and three
-// ExtentNodes (three fault domains) on RealDisks in a temporary directory, a PartitionServer and
+// ExtentNodes (three fault domains) on RealDisks in a temporary directory, a PartitionServer (with
+// the blob tables' schema: data GC on, splits at blob boundaries) and
 // PartitionManager, all over LocalNetwork; a PartitionClient as the BlobTables of
 // PartitionBlobBackend; the real FrontendServer on 127.0.0.1 with the development account; the
 // official SDK as the client. The backend gets a ShiftedClock so lease tests can move its time
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { Authorizer } from '../../../../src/frontend/auth/authorizer.ts';
+import { blobTableSchema } from '../../../../src/frontend/blob-service/blob-table-schema.ts';
 import { PartitionBlobBackend } from '../../../../src/frontend/blob-service/partition-blob-backend.ts';
 import { FrontendServer } from '../../../../src/frontend/http-server.ts';
 import { RealDisk } from '../../../../src/io/real-disk.ts';
@@ -17,6 +19,7 @@ import { EmbeddedMetaStore } from '../../../../src/metastore/embedded-meta-store
 import { PartitionClient } from '../../../../src/partition/partition-client.ts';
 import { PartitionManager } from '../../../../src/partition/partition-manager.ts';
 import { readMap } from '../../../../src/partition/partition-map.ts';
+import type { PartitionLimits } from '../../../../src/partition/partition.ts';
 import { PartitionServer } from '../../../../src/partition/partition-server.ts';
 import { LocalNetwork } from '../../../../src/rpc/local-network.ts';
 import { ExtentNode } from '../../../../src/stream/extent-node.ts';
@@ -47,19 +50,39 @@ export class ShiftedClock implements Clock {
   }
 }
 
+export interface BlobStampOptions {
+  /** Limits of every partition (GC tests: no grace, small tail seals). */
+  readonly partitionLimits?: Partial<PartitionLimits>;
+  /** The manager splits partitions past this many bytes (split tests). */
+  readonly splitBytes?: number;
+}
+
 export class BlobStamp {
   readonly backendClock = new ShiftedClock();
   client!: BlobServiceClient;
   backend!: PartitionBlobBackend;
   tables!: PartitionClient;
+  server!: PartitionServer;
+  manager!: PartitionManager;
+  metaStore!: EmbeddedMetaStore;
   port = 0;
   readonly #stops: (() => Promise<void>)[] = [];
+  readonly #options: BlobStampOptions;
   #root = '';
 
-  static async start(): Promise<BlobStamp> {
-    const stamp = new BlobStamp();
+  private constructor(options: BlobStampOptions) {
+    this.#options = options;
+  }
+
+  static async start(options: BlobStampOptions = {}): Promise<BlobStamp> {
+    const stamp = new BlobStamp(options);
     await stamp.#start();
     return stamp;
+  }
+
+  /** The stamp's directory (three disks d0..d2; the MetaStore is d0/meta). */
+  get root(): string {
+    return this.#root;
   }
 
   async #start(): Promise<void> {
@@ -67,6 +90,7 @@ export class BlobStamp {
     const random = new SeededRandom(20_260_101n);
     this.#root = await mkdtemp(join(tmpdir(), 'kura-blob-'));
     const metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: join(this.#root, 'd0') }), directory: 'meta', clock });
+    this.metaStore = metaStore;
     this.#stops.push(() => metaStore.close());
     const network = new LocalNetwork({ clock, localAddress: 'stamp' });
     this.#stops.push(() => network.close());
@@ -86,10 +110,18 @@ export class BlobStamp {
   }
 
   async #startPartitions(metaStore: EmbeddedMetaStore, network: LocalNetwork, streamManager: StreamManager, clock: SystemClock, random: SeededRandom): Promise<void> {
-    const server = new PartitionServer({ serverId: 'ps-1', metaStore, network: network.endpoint('partition-server'), listenAddress: 'partition-server:1', streamManager, clock, random });
+    const server = new PartitionServer({
+      serverId: 'ps-1', metaStore, network: network.endpoint('partition-server'), listenAddress: 'partition-server:1', streamManager, clock, random, table: blobTableSchema,
+      ...(this.#options.partitionLimits === undefined ? {} : { partitionLimits: this.#options.partitionLimits }),
+    });
+    this.server = server;
     await server.start();
     this.#stops.push(() => server.stop());
-    const manager = new PartitionManager({ managerId: 'pm-1', metaStore, network: network.endpoint('partition-manager'), streamManager, clock });
+    const manager = new PartitionManager({
+      managerId: 'pm-1', metaStore, network: network.endpoint('partition-manager'), streamManager, clock,
+      ...(this.#options.splitBytes === undefined ? {} : { splitBytes: this.#options.splitBytes }),
+    });
+    this.manager = manager;
     manager.start();
     this.#stops.push(() => manager.stop());
     for (let waited = 0; ; waited += 20) {
@@ -115,6 +147,23 @@ export class BlobStamp {
 
   get endpoint(): string {
     return `http://127.0.0.1:${this.port}/${account}`;
+  }
+
+  /** Checkpoints, compacts and runs one GC pass on every partition served; the passes' totals. */
+  async collect(): Promise<{ partitions: number; bytesCopied: number; extentsDropped: number; opaqueRows: number }> {
+    const totals = { partitions: 0, bytesCopied: 0, extentsDropped: 0, opaqueRows: 0 };
+    for (const partitionId of this.server.servingPartitions()) {
+      const partition = this.server.servedPartition(partitionId);
+      if (partition === null) continue;
+      await partition.checkpoint();
+      await partition.compact();
+      const report = await partition.collectGarbage();
+      totals.partitions += 1;
+      totals.bytesCopied += report?.bytesCopied ?? 0;
+      totals.extentsDropped += report?.extentsDropped ?? 0;
+      totals.opaqueRows += report?.opaqueRows ?? 0;
+    }
+    return totals;
   }
 
   async stop(): Promise<void> {
