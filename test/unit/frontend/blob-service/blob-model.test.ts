@@ -2,7 +2,9 @@
 // so the staging row's condition races), Put Block List (Latest / Committed / Uncommitted, reuse,
 // reorder), Put Blob overwrites, overlapping Append Blocks (in parallel on one append blob) and
 // snapshots, through the official SDK and the real front end on a real in-process stamp,
-// checked after every burst against a flat byte-array model per blob and per snapshot.
+// checked after every burst against a flat byte-array model per blob and per snapshot. Between
+// bursts every partition checkpoints, compacts and runs a data GC pass (no grace, small tail
+// seals), so copy-forward rewrites blob, page, segment and uncommitted rows under the model.
 // Every divergence is counted and printed with the seed; the test expects 0.
 
 import assert from 'node:assert/strict';
@@ -17,7 +19,7 @@ const blockBlobs = 4;
 const appendBlobs = 3;
 
 let stamp: BlobStamp;
-before(async () => { stamp = await BlobStamp.start(); });
+before(async () => { stamp = await BlobStamp.start({ partitionLimits: { dataGcGraceMs: 0, dataGcTailSealBytes: 1024 * 1024, dataGcIntervalMs: 3_600_000 } }); });
 after(async () => { await stamp.stop(); });
 
 interface BlockModel {
@@ -35,6 +37,9 @@ interface Figures {
   bytesWritten: number;
   bytesVerified: number;
   checks: number;
+  gcPasses: number;
+  gcBytesCopied: number;
+  gcExtentsDropped: number;
   divergences: string[];
 }
 
@@ -112,7 +117,7 @@ test('model: random bursts of block, block-list, overwrite, overlapping append a
   const random = new SeededRandom(seed);
   const container = stamp.client.getContainerClient('model');
   await container.create();
-  const figures: Figures = { putBlocks: 0, putBlockLists: 0, putBlobs: 0, appends: 0, snapshots: 0, bytesWritten: 0, bytesVerified: 0, checks: 0, divergences: [] };
+  const figures: Figures = { putBlocks: 0, putBlockLists: 0, putBlobs: 0, appends: 0, snapshots: 0, bytesWritten: 0, bytesVerified: 0, checks: 0, gcPasses: 0, gcBytesCopied: 0, gcExtentsDropped: 0, divergences: [] };
   const blocks = new Map<string, BlockModel>(Array.from({ length: blockBlobs }, (_, i) => [`block-${i}`, { content: Buffer.alloc(0), committed: [], uncommitted: new Map<string, Buffer>() }]));
   const appends = new Map(Array.from({ length: appendBlobs }, (_, i) => [`append-${i}`, { content: Buffer.alloc(0) }]));
   for (const name of appends.keys()) await container.getAppendBlobClient(name).create();
@@ -130,10 +135,15 @@ test('model: random bursts of block, block-list, overwrite, overlapping append a
       figures.snapshots += 1;
     }
     for (const [name, model] of [...blocks, ...appends]) await verify(container, name, model.content, figures);
+    const gc = await stamp.collect();
+    figures.gcPasses += gc.partitions;
+    figures.gcBytesCopied += gc.bytesCopied;
+    figures.gcExtentsDropped += gc.extentsDropped;
     if (round % 5 === 4) for (const snapshot of snapshots) await verify(container, snapshot.name, snapshot.content, figures, snapshot.id);
   }
   t.diagnostic(`${rounds} bursts: ${figures.putBlocks} Put Block, ${figures.putBlockLists} Put Block List, ${figures.putBlobs} Put Blob, ${figures.appends} Append Block (up to 6 at once per blob), ${figures.snapshots} snapshots`);
   t.diagnostic(`${(figures.bytesWritten / 1048576).toFixed(1)} MiB written, ${figures.checks} reads checked (${(figures.bytesVerified / 1048576).toFixed(1)} MiB) against the model: ${figures.divergences.length} divergences`);
+  t.diagnostic(`${figures.gcPasses} GC passes between bursts: ${(figures.gcBytesCopied / 1048576).toFixed(1)} MiB copied forward, ${figures.gcExtentsDropped} data extents dropped`);
   t.diagnostic(`condition races retried: ${stamp.backend.stats().raceRetries}, exhausted: ${stamp.backend.stats().raceExhausted}; partition client ${JSON.stringify(stamp.tables.stats())}`);
   assert.deepEqual(figures.divergences, [], `seed ${seed}`);
 });
