@@ -6,8 +6,11 @@
 //   logical data and at filePosition(k) + 40 + length(k) in the file.
 // - A block is indexed as sound only if its header checked; a block whose header is damaged
 //   but whose extent is bracketed by a sound header after it (resync) is indexed as corrupt.
-// - The index never ends in a damaged block of an open extent: a damaged tail is torn (never
-//   acknowledged, or held by the journal) and is cut off; the caller truncates the file there.
+// - The index never ends in a damaged block of an open extent: damaged tail blocks are left out
+//   of the index but not judged here. The caller (ExtentStore.open) replays the journal first,
+//   then judges what is left past the index with tailRecordAt: only a record the file ends
+//   inside is a torn write (bit flips never change a file's length); a whole record that fails
+//   its check is damage (docs/formats/extent-file.md, "Recovery").
 //
 // Fault model: torn tails after power loss, bit flips anywhere, misdirected blocks (another
 // extent's id or a wrong offset in a sound header count as damage). Bad headers or names make
@@ -138,12 +141,35 @@ async function sealTrailerChecks(handle: DiskFile, position: number, header: Blo
   }
 }
 
-/** Cuts damaged blocks off the end: a torn tail of an open extent is never kept. */
+/** Leaves damaged blocks at the end out of the index (the caller judges them after the replay). */
 async function dropDamagedTail(handle: DiskFile, extentId: number, blocks: BlockEntry[]): Promise<void> {
   for (let last = blocks.at(-1); last !== undefined; last = blocks.at(-1)) {
     if (!last.corrupt && (await readBlockBody(handle, extentId, last)) !== null) return;
     blocks.pop();
   }
+}
+
+/** What lies past the index of an open extent's file, after the journal replay. */
+export type TailRecord =
+  /** The file ends inside it: a write cut short by a crash (never acknowledged). */
+  | { readonly kind: 'torn' }
+  /** A whole, sound data block of this extent at this offset: kept. */
+  | { readonly kind: 'block'; readonly block: BlockEntry }
+  /** A seal trailer at this offset whose body failed: no data lies past it. */
+  | { readonly kind: 'seal' }
+  /** A whole record that fails its check: rot of synced bytes, maybe acknowledged. */
+  | { readonly kind: 'damaged' };
+
+/** Judges the record at `position` (logical `offset`) of a file that is `fileBytes` long. */
+export async function tailRecordAt(handle: DiskFile, at: { readonly extentId: number; readonly position: number; readonly offset: number; readonly fileBytes: number }): Promise<TailRecord> {
+  const { extentId, position, offset, fileBytes } = at;
+  if (fileBytes - position < blockHeaderBytes) return { kind: 'torn' };
+  const header = await headerAt(handle, position);
+  if (header === null || header.extentId !== extentId || header.offset !== offset) return { kind: 'damaged' };
+  if (header.kind === 'seal') return { kind: 'seal' };
+  if (position + blockHeaderBytes + header.bodyBytes > fileBytes) return { kind: 'torn' };
+  const block: BlockEntry = { offset, length: header.bodyBytes, filePosition: position, bodyCrc: header.bodyCrc, corrupt: false };
+  return (await readBlockBody(handle, extentId, block)) === null ? { kind: 'damaged' } : { kind: 'block', block };
 }
 
 /**

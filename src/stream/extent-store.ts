@@ -27,13 +27,17 @@
 // - Any failed write, fsync or directory sync on the write path fails the store: every later
 //   write rejects with extent.failed; nothing is retried as if it were safe (fsyncgate).
 // - Recovery (open) restores every acknowledged append in both modes: scan every extent file
-//   (cut torn tails), replay the journal idempotently, fsync what changed, then delete the old
+//   (damaged tail blocks of an open extent are left out of the index), replay the journal
+//   idempotently, then judge what is left past the index: a record the file ends inside is a
+//   torn write and is cut; a whole record that fails its check is rot of synced bytes and marks
+//   the replica damaged (never cut silently); then fsync what changed and delete the old
 //   journal files.
 // - A replica recovery cannot prove complete is marked damaged, durably, before the journal that
 //   proves the damage is deleted (docs/formats/damage-marker.md): a bad journal record followed
 //   by a good one (not a torn tail) at an offset the extent file does not hold, a record that
-//   leaves a gap or conflicts, or a bad record of unknown extent with no later record of an open
-//   extent. The mark is kept until the replica is removed; a damaged replica never takes an
+//   leaves a gap or conflicts, a bad record of unknown extent with no later record of an open
+//   extent, or a damaged whole tail record of an open extent that no journal record restores.
+//   The mark is kept until the replica is removed; a damaged replica never takes an
 //   append (extent.failed for that extent, the store stays writable) but may be sealed.
 //
 // Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
@@ -52,8 +56,8 @@ import { damageMarkerName, decodeDamageMarker, encodeDamageMarker, extentFileNam
 import type { DamageReason } from '../wire/damage-marker-format.ts';
 import { encodeJournalAppendHeader, encodeJournalRemove, journalFileName, parseJournalFileName } from '../wire/journal-format.ts';
 import type { JournalHeader, JournalRecord } from '../wire/journal-format.ts';
-import { readBlockBody, scanExtentFile } from './extent-file.ts';
-import type { BlockEntry } from './extent-file.ts';
+import { readBlockBody, scanExtentFile, tailRecordAt } from './extent-file.ts';
+import type { BlockEntry, TailRecord } from './extent-file.ts';
 import { Journal, journalDirectory, scanJournalFile } from './journal.ts';
 import type { JournalFileState, JournalStats } from './journal.ts';
 
@@ -123,6 +127,9 @@ export interface ExtentStoreRecoveryReport {
   journalTornTailBytes: number;
   /** Extents this start marked damaged (docs/formats/damage-marker.md). */
   extentsMarkedDamaged: number;
+  /** Open extents whose file ends in a whole record that fails its check, not restored by the
+   * journal (rot of synced bytes, reason extent_tail_damaged). */
+  extentTailsDamaged: number;
   /** Damage markers whose extent file was gone (a removal interrupted by a crash): deleted. */
   orphanMarkersRemoved: number;
 }
@@ -209,6 +216,8 @@ export class ExtentStore {
   private closed = false;
   private syncTimer: TimerHandle | null = null;
   private syncing: Promise<void> | null = null;
+  /** During open only: open extents whose file goes past their index, with the file's size. */
+  private readonly recoveredTails = new Map<ExtentEntry, number>();
 
   private constructor(options: ExtentStoreOptions, recovery: ExtentStoreRecoveryReport, firstJournalSequence: number) {
     this.disk = options.disk;
@@ -678,7 +687,7 @@ export class ExtentStore {
       await file.close();
       return null;
     }
-    if (scan.fileBytes > scan.validEnd) {
+    if (scan.sealedLength !== null && scan.fileBytes > scan.validEnd) {
       await file.truncate(scan.validEnd);
       await file.sync();
       this.recovery.tornTailBytesTruncated += scan.fileBytes - scan.validEnd;
@@ -687,7 +696,10 @@ export class ExtentStore {
       this.recovery.corruptBlocksFound += 1;
       this.onCorruption({ extentId: header.extentId, offset: block.offset, reason: 'damaged block found at recovery' });
     }
-    return newEntry({ identity: header, createdAtMs: header.createdAtMs, path, file, blocks: scan.blocks, sealedLength: scan.sealedLength });
+    const entry = newEntry({ identity: header, createdAtMs: header.createdAtMs, path, file, blocks: scan.blocks, sealedLength: scan.sealedLength });
+    // An open extent's bytes past its index are judged after the journal replay (settleTail).
+    if (scan.sealedLength === null && scan.fileBytes > scan.validEnd) this.recoveredTails.set(entry, scan.fileBytes);
+    return entry;
   }
 
   private async replayJournal(sequences: readonly number[]): Promise<void> {
@@ -698,11 +710,16 @@ export class ExtentStore {
     const damaged = new Map<ExtentEntry, DamageReason>();
     for (const [index, record] of records.entries()) {
       if (record.kind === 'remove' || index < (lastTombstone.get(record.extentId) ?? -1)) continue;
-      const entry = await this.replayRecord(record, touched);
+      const journalIntact = journal.damage.every((region) => region.recordsBefore > index);
+      const entry = await this.replayRecord(record, touched, journalIntact);
       if (entry !== null && !damaged.has(entry)) damaged.set(entry, 'journal_gap');
     }
+    for (const [entry, fileBytes] of this.recoveredTails) await this.settleTail(entry, fileBytes, damaged);
     for (const region of journal.damage) this.attributeDamage(region, journal, damaged);
+    // Markers are durable before any tail is cut: a crash in between repeats the same verdict.
     for (const [entry, reason] of damaged) await this.markDamaged(entry, reason);
+    for (const [entry, fileBytes] of this.recoveredTails) await this.cutTail(entry, fileBytes, touched);
+    this.recoveredTails.clear();
     for (const entry of touched) await entry.file.sync();
     for (const sequence of sequences) await this.disk.remove(`${journalDirectory}/${journalFileName(sequence)}`);
     await this.disk.syncDirectory(journalDirectory);
@@ -763,6 +780,50 @@ export class ExtentStore {
     if (!holdsBlock(entry, header)) damaged.set(entry, 'journal_record_damaged');
   }
 
+  /**
+   * After the replay: judges an open extent's file past its index (docs/formats/extent-file.md,
+   * "Recovery"). Whole sound blocks are indexed; a record the file ends inside is a torn write
+   * (cut later); a whole record that fails its check is rot of synced bytes: the replica is
+   * damaged (a torn write leaves a short file, and no journal record restored it).
+   */
+  private async settleTail(entry: ExtentEntry, fileBytes: number, damaged: Map<ExtentEntry, DamageReason>): Promise<void> {
+    const tail = await this.indexSoundTail(entry, fileBytes);
+    if (tail?.kind !== 'damaged') return;
+    this.recovery.extentTailsDamaged += 1;
+    const extentId = entry.identity.extentId;
+    this.onCorruption({ extentId, offset: entry.length, reason: 'damaged tail record (whole: not a torn write) found at recovery' });
+    if (!damaged.has(entry)) damaged.set(entry, 'extent_tail_damaged');
+  }
+
+  /**
+   * Indexes the whole sound blocks at the end of the index of an open extent's file (`fileBytes`
+   * long as found): blocks cut off by the scan only because a run of damaged blocks before them
+   * could not be resynced, and that the replay has since restored. Returns what stopped it
+   * (null: the file's end).
+   */
+  private async indexSoundTail(entry: ExtentEntry, fileBytes: number): Promise<TailRecord | null> {
+    const extentId = entry.identity.extentId;
+    while (entry.fileEnd < fileBytes) {
+      const tail = await tailRecordAt(entry.file, { extentId, position: entry.fileEnd, offset: entry.length, fileBytes });
+      if (tail.kind !== 'block') return tail;
+      entry.blocks.push(tail.block);
+      entry.length = entry.endOffset = tail.block.offset + tail.block.length;
+      entry.fileEnd += blockHeaderBytes + tail.block.length;
+    }
+    return null;
+  }
+
+  /**
+   * Truncates an open extent's file after its last indexed record: a torn write. A damaged
+   * replica keeps its bytes as evidence for an operator (it takes no append; a seal truncates).
+   */
+  private async cutTail(entry: ExtentEntry, fileBytes: number, touched: Set<ExtentEntry>): Promise<void> {
+    if (fileBytes <= entry.fileEnd || entry.damage !== null) return;
+    await entry.file.truncate(entry.fileEnd);
+    this.recovery.tornTailBytesTruncated += fileBytes - entry.fileEnd;
+    touched.add(entry);
+  }
+
   /** Writes the extent's damage marker durably (before the journal that proves it is deleted). */
   private async markDamaged(entry: ExtentEntry, reason: DamageReason): Promise<void> {
     if (entry.damage !== null) return;
@@ -773,8 +834,18 @@ export class ExtentStore {
   }
 
   /** Replays one append record; returns the extent if the record left a gap or conflicts. */
-  private async replayRecord(record: Extract<JournalRecord, { kind: 'append' }>, touched: Set<ExtentEntry>): Promise<ExtentEntry | null> {
+  private async replayRecord(record: Extract<JournalRecord, { kind: 'append' }>, touched: Set<ExtentEntry>, journalIntact: boolean): Promise<ExtentEntry | null> {
     const entry = this.extents.get(record.extentId);
+    const fileBytes = entry === undefined ? undefined : this.recoveredTails.get(entry);
+    // A direct append (not journaled) may sit past a run the replay just restored: index it first.
+    const tail = entry !== undefined && fileBytes !== undefined && record.offset > entry.length ? await this.indexSoundTail(entry, fileBytes) : null;
+    if (entry?.state.kind === 'open' && record.offset > entry.length && journalIntact && tail?.kind !== 'damaged') {
+      // Past a dropped direct append: the file ends cleanly (or torn) before this record and no
+      // journal record was lost before it, so the bytes in between were never durable and this
+      // record (acknowledged only after them) was never acknowledged (journal.md, Recovery).
+      this.recovery.journalRecordsSkipped += 1;
+      return null;
+    }
     const sealedAway = entry?.state.kind === 'sealed' && record.offset >= entry.state.sealedLength;
     if (entry === undefined || sealedAway) {
       this.recovery.journalRecordsSkipped += 1;
@@ -1008,6 +1079,6 @@ function emptyReport(): ExtentStoreRecoveryReport {
   return {
     extentFiles: 0, unreadableFiles: [], temporaryFilesRemoved: 0, tornTailBytesTruncated: 0, corruptBlocksFound: 0, journalFiles: 0,
     journalRecords: 0, journalRecordsApplied: 0, blocksRepaired: 0, journalRecordsSkipped: 0, journalRecordsConflicting: 0,
-    journalRecordsDamaged: 0, journalTornTailBytes: 0, extentsMarkedDamaged: 0, orphanMarkersRemoved: 0,
+    journalRecordsDamaged: 0, journalTornTailBytes: 0, extentsMarkedDamaged: 0, extentTailsDamaged: 0, orphanMarkersRemoved: 0,
   };
 }

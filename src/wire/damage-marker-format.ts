@@ -22,13 +22,14 @@ export const damageMarkerBytes = 64;
 export const damageMarkerSuffix = '.damaged';
 const damageMarkerMagic = Buffer.from('KURADMGD', 'ascii');
 
-/** Why a replica was marked damaged (codes 1..3 on disk; see the format document). */
-export type DamageReason = 'journal_record_damaged' | 'journal_gap' | 'journal_damage_unattributed';
+/** Why a replica was marked damaged (codes 1..4 on disk; see the format document). */
+export type DamageReason = 'journal_record_damaged' | 'journal_gap' | 'journal_damage_unattributed' | 'extent_tail_damaged';
 
 const reasonCodes: Readonly<Record<DamageReason, number>> = {
   journal_record_damaged: 1,
   journal_gap: 2,
   journal_damage_unattributed: 3,
+  extent_tail_damaged: 4,
 };
 
 export interface DamageMarker extends ExtentNameIdentity {

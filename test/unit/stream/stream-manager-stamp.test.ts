@@ -5,7 +5,8 @@
 // rate), every acknowledged byte reads back, the dead node gets a release token, a live one is
 // refused, and a node that saw a newer manager rejects the older one. A replica whose journal
 // rotted after it was synced (extent file not yet synced) restarts damaged: the manager seals
-// over the undamaged replicas at the acknowledged length and replaces it.
+// over the undamaged replicas at the acknowledged length and replaces it; so does a replica whose
+// open extent's synced tail rotted after its journal was retired (a damaged tail, not a torn one).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -233,6 +234,50 @@ describe('StreamManager on a simulated stamp of real extent nodes', () => {
       t.diagnostic(`${acked.length} appends acknowledged, ${acked.length} read back byte-exact, 0 lost; the rotted replica came back at ${damagedLength} of ${ackedLength} bytes: the old rule (smallest length, damage unknown) would have sealed at ${damagedLength}, cutting ${ackedLength - damagedLength} acknowledged bytes from every replica; sealed at ${ackedLength}, replica replaced (${repair.replicasCopied} copied, ${repair.bytesCopied} bytes); still damaged after a second restart`);
     } finally {
       unsubscribe();
+      await stamp.stop();
+    }
+  });
+
+  it('seals over a replica whose synced open tail rotted (journal retired), and replaces it', async (t) => {
+    const stamp = new Stamp();
+    await stamp.start();
+    try {
+      const stream = await stamp.drive(stamp.manager.createStream({ name: 'log' }));
+      const tail = stream.extents[0]!;
+      const victimId = tail.replicas[2]!.nodeId;
+      const acked: { extentId: number; offset: number; data: Buffer }[] = [];
+      for (let sequence = 0; sequence < 5; sequence++) {
+        const data = record(stream.streamId, sequence);
+        const result = await stamp.drive(stamp.client.append(stream.streamId, data));
+        acked.push({ extentId: result.extentId, offset: result.offset, data });
+      }
+      const ackedLength = 5 * recordBytes;
+      // A clean stop syncs the extent file and retires the journal: only the file holds the appends.
+      await stamp.drive(stamp.nodes.get(victimId)!.stop());
+      stamp.nodes.delete(victimId);
+      const disk = stamp.disks.get(victimId)!;
+      const prefix = `extents/${tail.extentId.toString(16).padStart(16, '0')}-`;
+      const [path, bytes] = [...disk.snapshotFiles('durable')].find(([name]) => name.startsWith(prefix) && name.endsWith('.ext'))!;
+      disk.flipBit(path, bytes.length - 1000, 3); // the last block's body: bit rot, not a torn write
+      const restarted = await stamp.restartNode(victimId);
+      assert.equal(restarted.storeRecovery().extentTailsDamaged, 1);
+      assert.equal(restarted.storeRecovery().extentsMarkedDamaged, 1);
+      await stamp.drive(stamp.manager.reconciliationsIdle());
+      await stamp.drive(stamp.clock.advance(100));
+      const view = await stamp.manager.getStream(stream.streamId);
+      assert.deepEqual(view.extents[0]!.state, { kind: 'sealed', sealedLength: ackedLength }, 'sealed at the acknowledged length');
+      const repair = await stamp.drive(stamp.manager.repairOnce());
+      const replicas = (await stamp.manager.getStream(stream.streamId)).extents[0]!.replicas.map((r) => r.nodeId);
+      assert.equal(replicas.length, 3);
+      assert.ok(!replicas.includes(victimId), 'the damaged replica was replaced');
+      let lost = 0;
+      for (const entry of acked) {
+        const read = await stamp.drive(stamp.client.read(entry.extentId, entry.offset, entry.data.length, { streamId: stream.streamId }));
+        if (!read.equals(entry.data)) lost += entry.data.length;
+      }
+      assert.equal(lost, 0);
+      t.diagnostic(`open tail rotted on 1 of 3 replicas (journal retired): marked damaged, sealed at ${ackedLength} (the old recovery cut the block and the seal minimum cut ${recordBytes} acknowledged bytes from every replica); ${acked.length} appends read back, 0 acknowledged bytes lost; replica replaced (${repair.bytesCopied} bytes copied)`);
+    } finally {
       await stamp.stop();
     }
   });

@@ -1,0 +1,178 @@
+// ExtentStore recovery of an OPEN extent's tail (docs/formats/extent-file.md "Recovery",
+// damage-marker.md reason 4): only a record the file ends inside is a torn write and is cut; a
+// whole tail record that fails its check and that no journal record restores is rot of synced,
+// maybe acknowledged bytes: the replica is marked damaged (extent_tail_damaged), never silently
+// shortened. A damaged tail that the journal still holds is restored; a sound direct block past a
+// restored run is kept. On SimDisk with a ManualClock (the background extent sync runs only when
+// a test closes the store).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { SimDisk } from '../../../src/io/sim-disk.ts';
+import { ExtentStore } from '../../../src/stream/extent-store.ts';
+import { ManualClock } from '../../../src/util/clock.ts';
+import { isStorageError } from '../../../src/util/errors.ts';
+import { SeededRandom } from '../../../src/util/random.ts';
+import { blockHeaderBytes, encodeDataBlock, extentFileName, extentHeaderBytes } from '../../../src/wire/extent-format.ts';
+
+const identity = { streamId: 5, extentId: 1, epoch: 1 };
+const extentPath = `extents/${extentFileName(identity)}`;
+const blockBytes = 300;
+
+async function open(disk: SimDisk, groupCommit: boolean, directAppendBytesMin?: number): Promise<ExtentStore> {
+  return ExtentStore.open({ disk, clock: new ManualClock(0), groupCommit, ...(directAppendBytesMin === undefined ? {} : { directAppendBytesMin }) });
+}
+
+/** Appends `count` blocks one at a time; returns the acknowledged bytes. */
+async function appendBlocks(store: ExtentStore, count: number, from = Buffer.alloc(0), bytes = blockBytes): Promise<Buffer> {
+  let acked = from;
+  for (let index = 0; index < count; index++) {
+    const data = Buffer.alloc(bytes, acked.length / bytes + 1);
+    await store.append(identity.extentId, acked.length, data);
+    acked = Buffer.concat([acked, data]);
+  }
+  return acked;
+}
+
+/** File position of the record holding logical offset `index * bytes` (equal blocks). */
+function recordAt(index: number, bytes = blockBytes): number {
+  return extentHeaderBytes + index * (blockHeaderBytes + bytes);
+}
+
+/** A store whose extent holds `count` acknowledged blocks, synced, with the journal retired. */
+async function syncedExtent(disk: SimDisk, groupCommit: boolean, count: number): Promise<Buffer> {
+  const store = await open(disk, groupCommit);
+  await store.create(identity);
+  const acked = await appendBlocks(store, count);
+  await store.close(); // fsyncs the extent file, retires the journal: only the file holds the appends
+  assert.deepEqual(await disk.list('journal'), []);
+  return acked;
+}
+
+function fileBytes(disk: SimDisk): number {
+  return disk.snapshotFiles('durable').get(extentPath)?.length ?? -1;
+}
+
+describe('ExtentStore: the tail of an open extent at recovery', () => {
+  for (const groupCommit of [true, false]) {
+    for (const where of ['body', 'header'] as const) {
+      it(`rot in the ${where} of the synced last block is damage, not a torn tail (group commit ${groupCommit ? 'on' : 'off'})`, async (t) => {
+        const disk = new SimDisk({ random: new SeededRandom(1) });
+        const acked = await syncedExtent(disk, groupCommit, 4);
+        const size = fileBytes(disk);
+        disk.flipBit(extentPath, recordAt(3) + (where === 'body' ? blockHeaderBytes + 17 : 9), 2);
+        const reopened = await open(disk, groupCommit);
+        assert.deepEqual(reopened.damage(1), { reason: 'extent_tail_damaged', length: 3 * blockBytes });
+        assert.equal(reopened.recovery.extentTailsDamaged, 1);
+        assert.equal(reopened.recovery.tornTailBytesTruncated, 0, 'nothing is cut');
+        assert.equal(fileBytes(disk), size, 'the damaged bytes stay as evidence');
+        assert.deepEqual(await reopened.read(1, 0, 3 * blockBytes), acked.subarray(0, 3 * blockBytes));
+        await assert.rejects(reopened.append(1, 3 * blockBytes, Buffer.from('x')), (error: unknown) => isStorageError(error, 'extent.failed'));
+        await reopened.close();
+        const again = await open(disk, groupCommit);
+        assert.equal(again.damage(1)?.reason, 'extent_tail_damaged', 'the mark survives a restart');
+        await again.close();
+        t.diagnostic(`${where} rot in the last of 4 synced blocks: marked damaged at ${3 * blockBytes} (the old recovery cut it: ${blockBytes} acknowledged bytes the seal minimum would have taken off every replica)`);
+      });
+    }
+  }
+
+  it('rot in the last two synced blocks (no resync possible) is damage at the first of them', async () => {
+    const disk = new SimDisk({ random: new SeededRandom(2) });
+    await syncedExtent(disk, true, 5);
+    disk.flipBit(extentPath, recordAt(3) + 5, 0);
+    disk.flipBit(extentPath, recordAt(4) + 5, 0);
+    const reopened = await open(disk, true);
+    assert.deepEqual(reopened.damage(1), { reason: 'extent_tail_damaged', length: 3 * blockBytes });
+    await reopened.close();
+  });
+
+  it('a damaged unsynced tail that the journal holds is restored, not marked', async () => {
+    const disk = new SimDisk({ random: new SeededRandom(3) });
+    const store = await open(disk, true);
+    await store.create(identity);
+    const acked = await appendBlocks(store, 4); // journal-durable; the extent file is never synced
+    disk.flipBit(extentPath, recordAt(3) + 3, 1); // the last block's header (in the live bytes)
+    disk.flipBit(extentPath, recordAt(2) + blockHeaderBytes + 3, 1); // and the body before it
+    const reopened = await open(disk, true);
+    assert.equal(reopened.damage(1), null);
+    assert.deepEqual(await reopened.read(1, 0, acked.length), acked);
+    assert.equal(reopened.recovery.extentsMarkedDamaged, 0);
+    await reopened.append(1, acked.length, Buffer.from('writable'));
+    await reopened.close();
+  });
+
+  it('torn writes after power loss (group commit on, journal held): every acknowledged byte back, nothing marked', async (t) => {
+    let torn = 0;
+    for (let seed = 0; seed < 30; seed++) {
+      const disk = new SimDisk({ random: new SeededRandom(100 + seed) });
+      const store = await open(disk, true);
+      await store.create(identity);
+      const acked = await appendBlocks(store, 3, Buffer.alloc(0), 1500); // blocks span sectors
+      disk.crash({ tornWrites: true });
+      torn += disk.faultCounts().unsyncedWritesTorn;
+      await store.close().catch(() => {});
+      const reopened = await open(disk, true);
+      assert.equal(reopened.damage(1), null, `seed ${seed}`);
+      assert.deepEqual(await reopened.read(1, 0, acked.length), acked, `seed ${seed}`);
+      await reopened.close();
+    }
+    t.diagnostic(`30 power losses, ${torn} extent/journal writes torn: 0 acknowledged bytes lost, 0 replicas marked`);
+    assert.ok(torn > 0, 'some write was torn');
+  });
+
+  for (const groupCommit of [true, false]) {
+    it(`a torn last direct append (the file ends inside it) is cut, never marked (group commit ${groupCommit ? 'on' : 'off'})`, async () => {
+      for (const keep of [12, blockHeaderBytes, blockHeaderBytes + 100]) {
+        const disk = new SimDisk({ random: new SeededRandom(4) });
+        const acked = await syncedExtent(disk, groupCommit, 2);
+        const record = encodeDataBlock({ extentId: 1, offset: acked.length, body: Buffer.alloc(blockBytes, 9) });
+        await writeAt(disk, recordAt(2), record.subarray(0, keep)); // what a crash mid-write leaves
+        const reopened = await open(disk, groupCommit, 1);
+        assert.equal(reopened.damage(1), null, `keep ${keep}`);
+        assert.equal(reopened.info(1)?.length, acked.length);
+        assert.equal(reopened.recovery.tornTailBytesTruncated, keep);
+        assert.equal(fileBytes(disk), recordAt(2), 'cut durably');
+        await reopened.close();
+      }
+    });
+  }
+
+  it('a whole last record that fails its check with no journal record is damage (the conservative rule for direct appends)', async () => {
+    const disk = new SimDisk({ random: new SeededRandom(5) });
+    const acked = await syncedExtent(disk, false, 2);
+    const record = encodeDataBlock({ extentId: 1, offset: acked.length, body: Buffer.alloc(blockBytes, 9) });
+    record[blockHeaderBytes + 4] = (record[blockHeaderBytes + 4] ?? 0) ^ 1; // whole, bad body
+    await writeAt(disk, recordAt(2), record);
+    const reopened = await open(disk, false);
+    assert.equal(reopened.damage(1)?.reason, 'extent_tail_damaged');
+    assert.equal(reopened.info(1)?.length, acked.length);
+    await reopened.close();
+  });
+
+  it('keeps a sound direct block that lies past a run of damaged journaled blocks the journal restores', async () => {
+    const disk = new SimDisk({ random: new SeededRandom(6) });
+    const store = await open(disk, true, 1000);
+    await store.create(identity);
+    let acked = await appendBlocks(store, 3); // journaled, extent file not synced
+    const direct = Buffer.alloc(1200, 7);
+    await store.append(1, acked.length, direct); // write + fsync: syncs the file; the journal keeps its records
+    acked = Buffer.concat([acked, direct]);
+    disk.flipBit(extentPath, recordAt(1) + 2, 0); // two damaged headers: the scan cannot resync over them
+    disk.flipBit(extentPath, recordAt(2) + 2, 0);
+    const reopened = await open(disk, true, 1000);
+    assert.equal(reopened.damage(1), null);
+    assert.deepEqual(await reopened.read(1, 0, acked.length), acked, 'the acknowledged direct block is kept');
+    await reopened.close();
+  });
+});
+
+async function writeAt(disk: SimDisk, position: number, bytes: Uint8Array): Promise<void> {
+  const file = await disk.open(extentPath, { create: false });
+  try {
+    await file.truncate(position);
+    await file.write(position, bytes);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
