@@ -57,7 +57,7 @@ test('property: a blob-table split key never falls inside a blob, and both child
       const keys = new Map<string, Buffer>();
       for (const blob of blobs) for (const key of rowKeys(blobKey(blobPrefix('acct', blob.container, '0000000000000001'), blob.name), blob.kinds)) keys.set(key.toString('latin1'), key);
       if (withOthers) for (const key of [servicePropertiesKey('acct'), containerKey('acct', 'c1'), containerKey('acct', 'c2')]) keys.set(key.toString('latin1'), key);
-      const sorted = [...keys.values()].sort(Buffer.compare);
+      const sorted = [...keys.values()].sort((left, right) => Buffer.compare(left, right));
       const splitKey = await chooseSplitKey(each(sorted), sorted.length, blobSplitBoundary);
       const groups = new Set(sorted.map(groupOf));
       if (splitKey === null) {
