@@ -11,12 +11,18 @@
 // equally short extent, which would churn one new extent per stream per pass; at most
 // repairSealsPerPassMax seals per pass), pick a source set
 // (alive nodes that hold it) and a target node obeying the placement rules against the replicas
-// that stay, send extent.copyFrom to the target, and only after it succeeded record the new
-// replica in place of a not-live one (one txn, bumping the target's placementVersion).
+// that stay, plan which not-live replica the copy replaces (replica-record.ts), send
+// extent.copyFrom to the target, and only after it succeeded record the new replica in place of
+// that one (one txn, bumping the target's placementVersion). The record re-checks the plan on the
+// current map and node records in that txn: if the planned replica is live again (or gone), or
+// the copy would share a domain or exceed the target, the copy is not recorded and is removed
+// from the target (extent.remove).
 //
 // Invariants:
 // - a replica leaves the map only in the txn that records its verified replacement (never on
 //   suspicion), so a failed copy leaves the map exactly as it was;
+// - a recorded copy never shares a fault or upgrade domain with another replica of its extent,
+//   and never takes the extent past its replica target (decided on the map the txn compares);
 // - one pass at a time; a pass touches at most repairExtentsPerPassMax extents;
 // - known-bad replicas are remembered in memory only: after a manager restart they count as live
 //   again until a read reports them (safe: they are still in the map, so still protected);
@@ -26,7 +32,9 @@
 //
 // Fault model: copies fail or time out (the target may even have written part: it is not in
 // the map, so it is an orphan, reported on reconciliation); sources may be bad (the target
-// verifies every block); the manager may be fenced mid-pass (the pass stops).
+// verifies every block); the replica a copy was to replace may come back live while the copy
+// runs (the copy is dropped); the manager may be fenced mid-pass (the pass stops, and a fenced
+// manager removes no copy).
 import type { Logger } from 'pino';
 import { repairExtentsPerPassMax, repairSealsPerPassMax, rereplicationBytesPerSecondMax } from '../constants.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
@@ -35,11 +43,13 @@ import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
 import { streamEvents } from '../util/stream-events.ts';
 import type { ManagerCommands } from './manager-commands.ts';
-import type { ManagerStore, Versioned } from './manager-store.ts';
+import type { CommitPlan, ManagerStore, Versioned } from './manager-store.ts';
 import type { NodeRegistry } from './node-registry.ts';
 import { placeReplicas } from './placement.ts';
 import { extentKey, nodeKey } from './protocol.ts';
 import type { ExtentRecord, NodeRecord, ReplicaLocation } from './protocol.ts';
+import { plannedVictim, recordDecision } from './replica-record.ts';
+import type { DomainsOf, RecordDecision } from './replica-record.ts';
 import { ReplicaReconciler } from './replica-reconciler.ts';
 import type { ReconcileReport, ReconcileTrigger } from './replica-reconciler.ts';
 
@@ -66,6 +76,8 @@ export interface RepairReport {
   /** Extents no eligible target could be found for (too few domains). */
   readonly extentsWithoutTarget: number;
   readonly copyFailures: number;
+  /** Copies not recorded (and removed from their target): the map changed while they ran. */
+  readonly copiesDropped: number;
   /** Open extents this pass sealed (a replica lost, or a better placement now exists). */
   readonly extentsSealed: number;
   /** Open extents left for the next pass by repairSealsPerPassMax. */
@@ -85,7 +97,15 @@ export interface RepairReport {
   readonly bandwidthBoundMs: number;
 }
 
-type ExtentOutcome = 'healthy' | 'repaired' | 'unrecoverable' | 'no_target' | 'copy_failed' | 'seal_deferred';
+/** A finished copy to record: the extent, its new replica, and the replica it was planned to replace. */
+interface RecordCopy {
+  readonly extentId: number;
+  readonly targetId: string;
+  readonly victim: string | null;
+  readonly replicaTarget: number;
+}
+
+type ExtentOutcome = 'healthy' | 'repaired' | 'unrecoverable' | 'no_target' | 'copy_failed' | 'copy_dropped' | 'seal_deferred';
 
 interface PassState {
   nodes: Map<string, Versioned<NodeRecord>>;
@@ -245,6 +265,7 @@ export class Rereplicator {
       extentsUnrecoverable: outcomes.get('unrecoverable') ?? 0,
       extentsWithoutTarget: outcomes.get('no_target') ?? 0,
       copyFailures: outcomes.get('copy_failed') ?? 0,
+      copiesDropped: outcomes.get('copy_dropped') ?? 0,
       extentsSealed: state.seals,
       extentsSealDeferred: outcomes.get('seal_deferred') ?? 0,
       nodesMarkedLost,
@@ -279,7 +300,7 @@ export class Rereplicator {
       const extent = await this.sealedRecord(extentId);
       if (extent === null) return outcome;
       if (this.liveReplicaIds(extent.value, state.nodes).length >= target) return outcome;
-      const stepOutcome = await this.addReplica(extent.value, state);
+      const stepOutcome = await this.addReplica(extent.value, target, state);
       if (stepOutcome !== 'repaired') return stepOutcome;
       outcome = 'repaired';
     }
@@ -306,7 +327,7 @@ export class Rereplicator {
     return this.options.store.readExtent(extentId);
   }
 
-  private async addReplica(extent: ExtentRecord, state: PassState): Promise<ExtentOutcome> {
+  private async addReplica(extent: ExtentRecord, replicaTarget: number, state: PassState): Promise<ExtentOutcome> {
     const { commands, logger } = this.options;
     if (extent.state.kind !== 'sealed') return 'copy_failed';
     const sealedLength = extent.state.sealedLength;
@@ -317,6 +338,8 @@ export class Rereplicator {
     }
     const targetNode = this.chooseTarget(extent, state);
     if (targetNode === undefined) return 'no_target';
+    const live = new Set(this.liveReplicaIds(extent, state.nodes));
+    const victim = plannedVictim({ replicas: extent.replicas, live, domainsOf: domainsIn(state.nodes), targetId: targetNode.nodeId, replicaTarget });
     try {
       await commands.copyFrom(targetNode.address, { streamId: extent.streamId, extentId: extent.extentId, sealedLength, sources });
     } catch (error) {
@@ -324,8 +347,12 @@ export class Rereplicator {
       return 'copy_failed';
     }
     await failpoint('rereplication.copy.after-copy');
-    const recorded = await this.recordReplica(extent.extentId, targetNode.nodeId, state.nodes);
-    if (!recorded) return 'copy_failed';
+    const decision = await this.recordReplica({ extentId: extent.extentId, targetId: targetNode.nodeId, victim, replicaTarget });
+    if (decision.kind === 'drop') {
+      await this.dropCopy(extent.extentId, targetNode, decision.reason);
+      return 'copy_dropped';
+    }
+    if (decision.kind === 'present') return 'copy_failed';
     state.replicasCopied += 1;
     state.bytesCopied += sealedLength;
     state.bytesPerTarget.set(targetNode.nodeId, (state.bytesPerTarget.get(targetNode.nodeId) ?? 0) + sealedLength);
@@ -359,35 +386,72 @@ export class Rereplicator {
     });
   }
 
-  /** Records the copied replica in place of a not-live one (or adds it), bumping its placementVersion. */
-  private async recordReplica(extentId: number, targetId: string, nodes: ReadonlyMap<string, Versioned<NodeRecord>>): Promise<boolean> {
+  /**
+   * Records the copied replica in place of the planned victim (or adds it), bumping the target's
+   * placementVersion, if recordDecision allows it on the current map: the extent and the node
+   * records of its replicas and the target are read fresh and compared in the same txn.
+   */
+  private async recordReplica(copy: RecordCopy): Promise<RecordDecision> {
     const { store, logger } = this.options;
-    const replaced = await store.commit('record replica', async () => {
-      const extent = await store.readExtent(extentId);
-      const target = await store.readNode(targetId);
-      if (extent === null || target === null || extent.value.state.kind !== 'sealed' || extent.value.replicas.includes(targetId)) {
-        return { compare: [], puts: [], result: null };
-      }
-      const live = new Set(this.liveReplicaIds(extent.value, nodes));
-      const victimIndex = extent.value.replicas.findIndex((nodeId) => !live.has(nodeId));
-      const replicas = [...extent.value.replicas];
-      const victim = victimIndex === -1 ? '' : replicas.splice(victimIndex, 1, targetId)[0] ?? '';
-      if (victimIndex === -1) replicas.push(targetId);
-      return {
-        compare: [{ key: extentKey(extentId), modRevision: extent.modRevision }, { key: nodeKey(targetId), modRevision: target.modRevision }],
-        puts: [
-          { key: extentKey(extentId), value: { ...extent.value, replicas } },
-          { key: nodeKey(targetId), value: { ...target.value, placementVersion: target.value.placementVersion + 1 } },
-        ],
-        result: { victim },
-      };
-    });
-    if (replaced === null) return false;
-    this.bad.get(extentId)?.delete(replaced.victim);
+    const { extentId, targetId } = copy;
+    const decision = await store.commit('record replica', () => this.recordPlan(copy));
+    if (decision.kind !== 'record') return decision;
+    const victim = decision.victim ?? '';
+    this.bad.get(extentId)?.delete(victim);
     this.adjustLoad(targetId, 1);
-    if (replaced.victim !== '') this.adjustLoad(replaced.victim, -1);
-    logger.info({ extentId, target: targetId, replaced: replaced.victim }, 'replica re-replicated');
-    return true;
+    if (victim !== '') this.adjustLoad(victim, -1);
+    logger.info({ extentId, target: targetId, replaced: victim }, 'replica re-replicated');
+    return decision;
+  }
+
+  /** The record txn: decided on the extent and node records read now, compared on all of them. */
+  private async recordPlan(copy: RecordCopy): Promise<CommitPlan<RecordDecision>> {
+    const { store } = this.options;
+    const { extentId, targetId } = copy;
+    const unchanged = (result: RecordDecision): CommitPlan<RecordDecision> => ({ compare: [], puts: [], result });
+    const extent = await store.readExtent(extentId);
+    if (extent === null || extent.value.state.kind !== 'sealed') return unchanged({ kind: 'drop', reason: 'the extent is no longer in the map as sealed' });
+    const nodes = await this.readNodesOf([...extent.value.replicas, targetId]);
+    const live = new Set(this.liveReplicaIds(extent.value, nodes));
+    const decided = recordDecision({ ...copy, replicas: extent.value.replicas, live, domainsOf: domainsIn(nodes) });
+    const target = nodes.get(targetId);
+    if (decided.kind !== 'record') return unchanged(decided);
+    if (target === undefined) return unchanged({ kind: 'drop', reason: `target ${targetId} has no record` });
+    return {
+      compare: [{ key: extentKey(extentId), modRevision: extent.modRevision }, ...[...nodes.values()].map((n) => ({ key: nodeKey(n.value.nodeId), modRevision: n.modRevision }))],
+      puts: [
+        { key: extentKey(extentId), value: { ...extent.value, replicas: [...decided.replicas] } },
+        { key: nodeKey(targetId), value: { ...target.value, placementVersion: target.value.placementVersion + 1 } },
+      ],
+      result: decided,
+    };
+  }
+
+  /**
+   * A finished copy that may not be recorded: removed from its target (it is in no map, so
+   * nothing depends on it). A fenced manager removes nothing (a newer one may have recorded that
+   * copy); a failed remove leaves an orphan that reconciliation reports.
+   */
+  private async dropCopy(extentId: number, target: NodeRecord, reason: string): Promise<void> {
+    const { store, commands, logger } = this.options;
+    logger.warn({ extentId, target: target.nodeId, reason }, 'copied replica not recorded; removing it from its target');
+    await store.detectFencing();
+    store.checkNotFenced();
+    try {
+      await commands.remove(target.address, extentId);
+    } catch (error) {
+      logger.warn({ extentId, target: target.nodeId, err: error }, 'unrecorded copy not removed: an orphan for reconciliation to report');
+    }
+  }
+
+  /** The node records of these nodes (those that have one), read now. */
+  private async readNodesOf(nodeIds: readonly string[]): Promise<Map<string, Versioned<NodeRecord>>> {
+    const nodes = new Map<string, Versioned<NodeRecord>>();
+    for (const nodeId of new Set(nodeIds)) {
+      const node = await this.options.store.readNode(nodeId);
+      if (node !== null) nodes.set(nodeId, node);
+    }
+    return nodes;
   }
 
   private adjustLoad(nodeId: string, delta: number): void {
@@ -442,6 +506,10 @@ function publishPass(report: RepairReport): void {
     bytesCopied: report.bytesCopied,
     durationMs: report.durationMs,
   });
+}
+
+function domainsIn(nodes: ReadonlyMap<string, Versioned<NodeRecord>>): DomainsOf {
+  return (nodeId) => nodes.get(nodeId)?.value;
 }
 
 function countLoads(extents: readonly Versioned<ExtentRecord>[]): Map<string, number> {
