@@ -1,25 +1,28 @@
-// `npm run bench [-- --profile quick|full]`: runs Kura's benchmarks with the machine's limits
-// measured in the same run, prints a table with ratios, and saves every figure with the machine
-// description and git commit under bench/results/. Never run by the test suite.
+// `npm run bench [-- --profile quick|full] [-- --peers a,b]`: every Kura benchmark in one run,
+// behind one progress bar: the stream benchmarks (stream-bench.ts: durable appends against the
+// raw fsync'd append, and through the replicated stream layer), then the blob benchmark
+// (blob/blob-bench.ts: Kura's `kura serve` with 1 and 3 disks side by side with Azurite on disk
+// and in memory and the null server, with the machine's limits and kill -9 durability checks).
+// Prints the tables, the issue-5 goals and the kill -9 loss totals, and saves
+// bench/results/stream-append-<profile>-<date>T<time>.json and blob-<profile>-<date>T<time>.json
+// + .svg, each with the machine, load averages and git commit. Quick is under 5 minutes on this
+// 2-core machine; full under 30. Every child process is killed at the end, also on failure or
+// Ctrl-C. Never run by the test suite.
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, totalmem, release } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
-import { caseLabel, runStreamAppendCases, streamAppendCases, type AppendCaseResult } from './stream-append.ts';
-import { measureReplicatedAppend, replicatedCases, replicatedLabel, type ReplicatedCase } from './stream-replicated.ts';
-import type { ThroughputResult } from './lib/stats.ts';
+import { allPeers, blobBenchSteps, checkPeerNames, printBlobTables, resultStamp, runBlobBench, saveBlobBench } from './blob/blob-bench.ts';
+import { installChildCleanup, killAllChildren } from './blob/child-server.ts';
+import { blobProfiles, parseProfileName } from './blob/profiles.ts';
+import { BenchProgress } from './lib/progress.ts';
+import { runStreamBench, streamBenchSteps, streamBounds, type ProfileName, type StreamBenchOutcome } from './stream-bench.ts';
 
-const profiles = {
-  quick: { durationMs: 2_000, operationsMax: 20_000 },
-  full: { durationMs: 10_000, operationsMax: 200_000 },
-} as const;
-
-function parseProfile(): keyof typeof profiles {
-  const { values } = parseArgs({ options: { profile: { type: 'string', default: 'quick' } } });
-  const profile = values.profile;
-  if (profile !== 'quick' && profile !== 'full') throw new Error(`--profile must be quick or full, got ${profile}`);
-  return profile;
+function parseOptions(): { profile: ProfileName; peerNames: string[]; skipStream: boolean } {
+  const { values } = parseArgs({ options: { profile: { type: 'string' }, peers: { type: 'string' }, 'skip-stream': { type: 'boolean', default: false } } });
+  const peerNames = values.peers === undefined ? Object.keys(allPeers) : values.peers.split(',');
+  checkPeerNames(peerNames);
+  return { profile: parseProfileName(values.profile), peerNames, skipStream: values['skip-stream'] };
 }
 
 function gitCommit(): string {
@@ -30,73 +33,43 @@ function gitCommit(): string {
   }
 }
 
-function printTable(results: readonly AppendCaseResult[]): void {
-  const rows = results.map((result) => ({
-    case: caseLabel(result),
-    'appends/s': Math.round(result.kura.opsPerSecond),
-    'MiB/s': result.kura.mibPerSecond.toFixed(1),
-    'p50 ms': result.kura.latency.p50Ms.toFixed(2),
-    'p99 ms': result.kura.latency.p99Ms.toFixed(2),
-    'raw fsyncs/s': Math.round(result.raw.opsPerSecond),
-    'raw MiB/s': result.raw.mibPerSecond.toFixed(1),
-    'ops ÷ raw': result.opsRatio.toFixed(2),
-    'fsyncs/append': (result.fsyncs.journalFsyncsPerAppend + result.fsyncs.extentFsyncsPerAppend).toFixed(3),
-    'bytes ÷ raw': result.bytesRatio.toFixed(2),
-  }));
-  console.table(rows);
+async function saveStream(profile: ProfileName, outcome: StreamBenchOutcome, loadAverageAtStart: readonly number[]): Promise<string> {
+  const date = new Date().toISOString();
+  const report = {
+    benchmark: 'stream-append',
+    profile,
+    bounds: streamBounds[profile],
+    commit: gitCommit(),
+    date,
+    loadAverageAtStart,
+    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), kernel: release(), node: process.version, loadAverageAtEnd: loadavg() },
+    results: outcome.results,
+    replicated: outcome.replicated,
+  };
+  await mkdir('bench/results', { recursive: true });
+  const path = `bench/results/stream-append-${profile}-${resultStamp(date)}.json`;
+  await writeFile(path, JSON.stringify(report, null, 2) + '\n');
+  return path;
 }
 
-interface ReplicatedResult extends ReplicatedCase {
-  readonly kura: ThroughputResult;
-  /** Appends/s ÷ the raw fsync'd append rate of the same record size measured in this run. */
-  readonly opsRatio: number;
+async function main(): Promise<void> {
+  const { profile, peerNames, skipStream } = parseOptions();
+  const blobProfile = blobProfiles[profile];
+  const progress = new BenchProgress('bench', (skipStream ? 0 : streamBenchSteps(profile)) + blobBenchSteps(blobProfile, peerNames));
+  const streamLoad = loadavg();
+  const stream = skipStream ? null : await runStreamBench(profile, progress);
+  const blob = await runBlobBench(blobProfile, peerNames, progress);
+  progress.finish();
+  for (const table of stream?.tables ?? []) console.table(table);
+  printBlobTables(blob);
+  if (stream !== null) console.log(`saved ${await saveStream(profile, stream, streamLoad)}`);
+  console.log(`saved ${await saveBlobBench(blob, blobProfile)}.{json,svg}`);
+  console.log(`npm run bench (${profile}): ${progress.elapsedSeconds()} s`);
 }
 
-/** Whole stream layer (StreamClient → primary → secondaries over TCP), 1 and 3 replicas. */
-async function runReplicated(bounds: (typeof profiles)[keyof typeof profiles], rawBySize: ReadonlyMap<number, ThroughputResult>): Promise<ReplicatedResult[]> {
-  const cases = replicatedCases();
-  const progress = new cliProgress.SingleBar({ format: 'replicated [{bar}] {value}/{total} {label}' }, cliProgress.Presets.shades_classic);
-  progress.start(cases.length, 0, { label: '' });
-  const out: ReplicatedResult[] = [];
-  for (const [index, replicatedCase] of cases.entries()) {
-    progress.update(index, { label: replicatedLabel(replicatedCase) });
-    const kura = await measureReplicatedAppend(replicatedCase, bounds);
-    const raw = rawBySize.get(replicatedCase.recordBytes);
-    out.push({ ...replicatedCase, kura, opsRatio: raw === undefined ? Number.NaN : kura.opsPerSecond / raw.opsPerSecond });
-  }
-  progress.update(cases.length, { label: 'done' });
-  progress.stop();
-  console.table(out.map((result) => ({
-    case: replicatedLabel(result),
-    'appends/s': Math.round(result.kura.opsPerSecond),
-    'MiB/s': result.kura.mibPerSecond.toFixed(1),
-    'p50 ms': result.kura.latency.p50Ms.toFixed(2),
-    'p99 ms': result.kura.latency.p99Ms.toFixed(2),
-    'ops ÷ raw': result.opsRatio.toFixed(2),
-  })));
-  return out;
+installChildCleanup();
+try {
+  await main();
+} finally {
+  killAllChildren();
 }
-
-const profileName = parseProfile();
-const cases = streamAppendCases();
-const bar = new cliProgress.SingleBar({ format: 'bench [{bar}] {value}/{total} {label}' }, cliProgress.Presets.shades_classic);
-bar.start(cases.length, 0, { label: '' });
-const results = await runStreamAppendCases(cases, profiles[profileName], (done, label) => bar.update(done, { label }));
-bar.stop();
-printTable(results);
-const rawBySize = new Map(results.map((result) => [result.recordBytes, result.raw]));
-const replicated = await runReplicated(profiles[profileName], rawBySize);
-const report = {
-  benchmark: 'stream-append',
-  profile: profileName,
-  commit: gitCommit(),
-  date: new Date().toISOString(),
-  machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), kernel: release(), node: process.version },
-  results,
-  replicated,
-};
-await mkdir('bench/results', { recursive: true });
-// Date and time in the name: a second run on the same day must not overwrite the first.
-const path = `bench/results/stream-append-${profileName}-${report.date.slice(0, 19).replaceAll(':', '-')}.json`;
-await writeFile(path, JSON.stringify(report, null, 2) + '\n');
-console.log(`saved ${path}`);

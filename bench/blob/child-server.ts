@@ -1,6 +1,7 @@
 // One server child process for a benchmark peer: spawned directly (no shell, so the pid is the
-// server's own), ready when its loopback port accepts a TCP connection, unavailable when it
-// exits before that (its last stderr lines say why). Every live child is tracked so the runner
+// server's own), ready when its loopback port accepts a TCP connection (and, when a readyLine is
+// given, once its stdout printed a line matching it: `kura serve` prints its connection string
+// after it listens), unavailable when it exits before that (its last stderr lines say why). Every live child is tracked so the runner
 // can kill all of them on failure or interruption; none outlives the benchmark.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
@@ -19,6 +20,17 @@ export function killAllChildren(): void {
   liveChildren.clear();
 }
 
+/** Kills every child on exit, SIGINT and SIGTERM (a benchmark's entry point calls it once). */
+export function installChildCleanup(): void {
+  process.once('exit', killAllChildren);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killAllChildren();
+      process.exit(130);
+    });
+  }
+}
+
 export interface ChildServerOptions {
   readonly command: string;
   readonly args: readonly string[];
@@ -26,6 +38,8 @@ export interface ChildServerOptions {
   /** Working directory of the server: the peer's temporary data directory. */
   readonly cwd: string;
   readonly readyTimeoutMs: number;
+  /** A stdout line the server prints once it serves; its first capture group is kept (printedValue). */
+  readonly readyLine?: RegExp;
 }
 
 export class ChildServer {
@@ -33,6 +47,8 @@ export class ChildServer {
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private outputTail = '';
+  private stdoutText = '';
+  private printed: string | null = null;
 
   constructor(options: ChildServerOptions) {
     this.options = options;
@@ -51,10 +67,15 @@ export class ChildServer {
     this.child = child;
     liveChildren.add(child);
     this.outputTail = '';
+    this.stdoutText = '';
+    this.printed = null;
     const keepTail = (chunk: Buffer): void => {
       this.outputTail = (this.outputTail + chunk.toString('utf8')).slice(-outputTailBytes);
     };
-    child.stdout?.on('data', keepTail);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      keepTail(chunk);
+      this.watchStdout(chunk);
+    });
     child.stderr?.on('data', keepTail);
     let exitCode: number | null | undefined;
     this.exited = new Promise((resolve) => {
@@ -71,6 +92,11 @@ export class ChildServer {
       throw new PeerUnavailableError(`exited with code ${String(exitCode)}: ${lastLine(this.outputTail)}`);
     }
     return child.pid;
+  }
+
+  /** The readyLine's first capture group as the server printed it; null without a readyLine. */
+  get printedValue(): string | null {
+    return this.printed;
   }
 
   async kill9(): Promise<void> {
@@ -95,14 +121,32 @@ export class ChildServer {
   private async waitReady(hasExited: () => boolean): Promise<void> {
     const deadline = performance.now() + this.options.readyTimeoutMs;
     while (!hasExited()) {
-      if (await portAccepts(this.options.port)) return;
+      if (this.printedReady() && (await portAccepts(this.options.port))) return;
       if (performance.now() > deadline) {
         await this.kill9();
-        throw new PeerUnavailableError(`not listening on 127.0.0.1:${this.options.port} after ${this.options.readyTimeoutMs} ms: ${lastLine(this.outputTail)}`);
+        throw new PeerUnavailableError(`not ready on 127.0.0.1:${this.options.port} after ${this.options.readyTimeoutMs} ms: ${lastLine(this.outputTail)}`);
       }
       await sleep(readyPollMs);
     }
     await this.exited;
+  }
+
+  private printedReady(): boolean {
+    return this.options.readyLine === undefined || this.printed !== null;
+  }
+
+  /** Looks for the readyLine in stdout (bounded: only the first outputTailBytes are kept). */
+  private watchStdout(chunk: Buffer): void {
+    const pattern = this.options.readyLine;
+    if (pattern === undefined || this.printed !== null || this.stdoutText.length > outputTailBytes) return;
+    this.stdoutText += chunk.toString('utf8');
+    for (const line of this.stdoutText.split('\n').slice(0, -1)) {
+      const match = pattern.exec(line);
+      if (match !== null) {
+        this.printed = match[1] ?? match[0];
+        return;
+      }
+    }
   }
 }
 

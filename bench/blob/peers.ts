@@ -45,21 +45,31 @@ export function nullServerPeer(): BenchPeer {
   });
 }
 
+/** `kura serve` prints this line once it listens: its connection string. */
+export const kuraConnectionStringLine = /^(DefaultEndpointsProtocol=http;AccountName=[^;]+;AccountKey=[^;]+;BlobEndpoint=http:\/\/[^;]+;)\s*$/;
+
+export interface KuraPeerOptions {
+  /** Extra Node options for the server process, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
+  readonly nodeArgs?: readonly string[];
+}
+
 /**
- * Kura's embedded default, one fault domain per `--disk`. Until `kura serve` serves blobs the
- * command exits at once with its "not built yet" message (or rejects these options), and the
- * start rejects with PeerUnavailableError, which the runner reports as "not available".
- * The options must follow `kura serve` as issue 4 defines it: --disk DIR (repeatable), and the
- * blob endpoint's host and port.
+ * Kura's embedded default (`kura serve`), one fault domain per `--disk`: disk0 … disk<n-1>
+ * under the peer's temporary data directory, the blob endpoint on 127.0.0.1:<free port>. Ready
+ * when it printed its connection string (after it listens) and the port accepts; that printed
+ * connection string is the one the clients use. kill -9 and restart reuse the same disks and
+ * port. A build whose `kura serve` exits at once is reported "not available" with its message.
  */
-export function kuraServePeer(diskCount: number): BenchPeer {
+export function kuraServePeer(diskCount: number, options: KuraPeerOptions = {}): BenchPeer {
   return new ProcessPeer({
     name: `kura-${diskCount}disk`,
     persistence: { kind: 'durable' },
     readyTimeoutMs,
+    connectionStringLine: kuraConnectionStringLine,
     launch: ({ port, dataDirectory }: LaunchContext) => ({
       command: process.execPath,
       args: [
+        ...(options.nodeArgs ?? []),
         kuraMain, 'serve',
         ...Array.from({ length: diskCount }, (_, index) => ['--disk', join(dataDirectory, `disk${index}`)]).flat(),
         '--blob-host', '127.0.0.1', '--blob-port', String(port),

@@ -21,6 +21,12 @@ export interface ProcessPeerOptions {
   /** The server's command line; `command` is spawned directly, without a shell. */
   readonly launch: (context: LaunchContext) => { readonly command: string; readonly args: readonly string[] };
   readonly readyTimeoutMs: number;
+  /**
+   * A stdout line the server prints once it serves, whose first capture group is its connection
+   * string (`kura serve` prints one); without it the peer is ready when its port accepts and
+   * the development account's connection string is used.
+   */
+  readonly connectionStringLine?: RegExp;
 }
 
 export class ProcessPeer implements BenchPeer {
@@ -75,9 +81,17 @@ export class ProcessPeer implements BenchPeer {
     const context = this.context;
     if (context === null) throw new Error(`${this.name} not started`);
     const { command, args } = this.options.launch(context);
-    const server = new ChildServer({ command, args, port: context.port, cwd: context.dataDirectory, readyTimeoutMs: this.options.readyTimeoutMs });
+    const readyLine = this.options.connectionStringLine;
+    const server = new ChildServer({ command, args, port: context.port, cwd: context.dataDirectory, readyTimeoutMs: this.options.readyTimeoutMs, ...(readyLine === undefined ? {} : { readyLine }) });
     await server.start();
     this.server = server;
-    return { connectionString: devConnectionString(context.port), pid: server.pid };
+    return { connectionString: printedConnectionString(server.printedValue, context.port) ?? devConnectionString(context.port), pid: server.pid };
   }
+}
+
+/** The connection string a server printed, if it names its blob endpoint on 127.0.0.1:port. */
+export function printedConnectionString(printed: string | null, port: number): string | null {
+  if (printed === null) return null;
+  if (!printed.includes(`BlobEndpoint=http://127.0.0.1:${port}/`)) throw new Error(`the server printed a connection string for another endpoint: ${printed}`);
+  return printed;
 }

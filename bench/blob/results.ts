@@ -45,6 +45,11 @@ export interface WorkloadResult {
   readonly durability: DurabilityResult | null;
   /** Wall time of the whole workload this row came from: setup, loops, kill, restart, check. */
   readonly workloadWallSeconds?: number;
+  /**
+   * The machine's 1-minute load average when the workload started and ended: the machine is
+   * shared, and a row measured under a burst of other work is re-run or read with care.
+   */
+  readonly loadAverage1m?: { readonly atStart: number; readonly atEnd: number };
 }
 
 export type PeerStatus =

@@ -11,13 +11,13 @@ import { checkDurability, type DurabilityOutcome } from './durability.ts';
 import { payloadFor, StreamVerifier, type LedgerEntry } from './payload.ts';
 import type { BenchPeer } from './peer.ts';
 import { ProcessSampler } from './proc-sample.ts';
-import { sizeLabel, type BlobProfile } from './profiles.ts';
+import { sizeLabel, type BlobProfile, type PutGetCell } from './profiles.ts';
 import { RawBlobClient } from './raw-client.ts';
 import type { WorkloadKind, WorkloadResult } from './results.ts';
 import type { SdkBlobClient } from './sdk-client.ts';
 
 export type WorkloadSpec =
-  | { readonly kind: 'put' | 'get'; readonly client: 'sdk' | 'raw'; readonly sizeBytes: number; readonly concurrency: number }
+  | PutGetCell
   | { readonly kind: 'big' }
   | { readonly kind: 'list' }
   | { readonly kind: 'mixed' };
@@ -34,16 +34,21 @@ export interface PeerSession {
   readonly setup: SdkBlobClient;
 }
 
-export function workloadSpecs(profile: BlobProfile): WorkloadSpec[] {
-  const specs: WorkloadSpec[] = [];
+/** The put/get loops of a profile: its own cells, or every size × concurrency. */
+export function putGetCells(profile: BlobProfile): PutGetCell[] {
+  if (profile.putGetCells !== 'matrix') return [...profile.putGetCells];
+  const cells: PutGetCell[] = [];
   for (const kind of ['put', 'get'] as const) {
     for (const sizeBytes of profile.sizesBytes) {
-      for (const concurrency of profile.concurrencies) specs.push({ kind, client: 'sdk', sizeBytes, concurrency });
-      for (const concurrency of profile.rawConcurrencies) specs.push({ kind, client: 'raw', sizeBytes, concurrency });
+      for (const concurrency of profile.concurrencies) cells.push({ kind, client: 'sdk', sizeBytes, concurrency });
+      for (const concurrency of profile.rawConcurrencies) cells.push({ kind, client: 'raw', sizeBytes, concurrency });
     }
   }
-  specs.push({ kind: 'big' }, { kind: 'list' }, { kind: 'mixed' });
-  return specs;
+  return cells;
+}
+
+export function workloadSpecs(profile: BlobProfile): WorkloadSpec[] {
+  return [...putGetCells(profile), { kind: 'big' }, { kind: 'list' }, { kind: 'mixed' }];
 }
 
 export function specLabel(spec: WorkloadSpec, profile: BlobProfile): string {

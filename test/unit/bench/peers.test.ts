@@ -8,7 +8,8 @@ import { ChildServer } from '../../../bench/blob/child-server.ts';
 import { freeLoopbackPort } from '../../../bench/blob/free-port.ts';
 import { PeerUnavailableError } from '../../../bench/blob/peer.ts';
 import { kuraServePeer } from '../../../bench/blob/peers.ts';
-import { blobProfiles, parseProfileName } from '../../../bench/blob/profiles.ts';
+import { printedConnectionString } from '../../../bench/blob/process-peer.ts';
+import { blobProfiles, goalCells, parseProfileName } from '../../../bench/blob/profiles.ts';
 import { workloadSpecs } from '../../../bench/blob/workloads.ts';
 
 describe('blob benchmark peers', () => {
@@ -23,17 +24,43 @@ describe('blob benchmark peers', () => {
     await assert.rejects(server.start(), (error: unknown) => error instanceof PeerUnavailableError && /code 2: kura serve: the blob service is not built yet/.test(error.reason));
   });
 
-  it('runs kura serve, or reports it unavailable in this build', async () => {
-    const peer = kuraServePeer(1);
+  it('is ready only once the server printed its ready line, and keeps the line\'s capture', async () => {
+    const port = await freeLoopbackPort();
+    const script = `setTimeout(() => require('node:net').createServer().listen(${port}, '127.0.0.1', () => setTimeout(() => console.log('Connection string:\\nCS=${port};'), 300)), 100)`;
+    const server = new ChildServer({ command: process.execPath, args: ['-e', script], port, cwd: tmpdir(), readyTimeoutMs: 10_000, readyLine: /^(CS=\d+;)$/ });
     try {
-      const endpoint = await peer.start();
-      assert.ok(endpoint.pid > 0);
-      assert.ok(peer.sample().rssBytes > 0);
-    } catch (error) {
-      assert.ok(error instanceof PeerUnavailableError, String(error));
-      assert.ok(error.reason.length > 0);
+      await server.start();
+      assert.equal(server.printedValue, `CS=${port};`);
     } finally {
-      await peer.stop();
+      await server.stop();
+    }
+  });
+
+  it('uses a printed connection string only when it names the peer\'s own endpoint', () => {
+    assert.equal(printedConnectionString(null, 1234), null);
+    const printed = 'DefaultEndpointsProtocol=http;AccountName=a;AccountKey=k;BlobEndpoint=http://127.0.0.1:1234/a;';
+    assert.equal(printedConnectionString(printed, 1234), printed);
+    assert.throws(() => printedConnectionString(printed, 4321));
+  });
+
+  it('runs kura serve (1 and 3 disks) from its printed connection string, survives kill -9, or reports it unavailable', async () => {
+    for (const disks of [1, 3]) {
+      const peer = kuraServePeer(disks);
+      try {
+        const endpoint = await peer.start();
+        assert.ok(endpoint.pid > 0);
+        assert.match(endpoint.connectionString, /AccountName=devstoreaccount1;AccountKey=[^;]+;BlobEndpoint=http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1;/);
+        assert.ok(peer.sample().rssBytes > 0);
+        await peer.kill9();
+        const again = await peer.restart();
+        assert.notEqual(again.pid, endpoint.pid);
+        assert.equal(again.connectionString, endpoint.connectionString);
+      } catch (error) {
+        assert.ok(error instanceof PeerUnavailableError, String(error));
+        assert.ok(error.reason.length > 0);
+      } finally {
+        await peer.stop();
+      }
     }
   });
 
@@ -43,10 +70,13 @@ describe('blob benchmark peers', () => {
     for (const profile of Object.values(blobProfiles)) {
       assert.ok(profile.durationMs > 0 && profile.operationsMax > 0 && profile.workloadBytesMax > 0 && profile.longOperationMs > 0);
       const specs = workloadSpecs(profile);
-      const sdkPuts = specs.filter((spec) => spec.kind === 'put' && spec.client === 'sdk');
-      assert.equal(sdkPuts.length, 9);
+      // Every goal cell of issue 5 is measured in every profile, with the SDK and with raw undici.
+      for (const cell of goalCells) assert.ok(specs.some((spec) => spec.kind === cell.kind && 'client' in spec && spec.client === cell.client && spec.sizeBytes === cell.sizeBytes && spec.concurrency === cell.concurrency));
       assert.ok(['big', 'list', 'mixed'].every((kind) => specs.some((spec) => spec.kind === kind)));
+      for (const spec of specs) if (spec.kind === 'put' || spec.kind === 'get') assert.ok(profile.sizesBytes.includes(spec.sizeBytes), 'every size has its machine limit');
     }
+    // Full runs the whole matrix: 3 sizes × 3 concurrencies with the SDK.
+    assert.equal(workloadSpecs(blobProfiles.full).filter((spec) => spec.kind === 'put' && spec.client === 'sdk').length, 9);
     assert.equal(blobProfiles.full.listBlobCount, 100_000);
     assert.equal(blobProfiles.full.bigBlobBytes, 256 << 20);
   });

@@ -1,0 +1,140 @@
+// The blob benchmark of issue 5 as a function, so that `npm run bench:blob` (run-blob.ts) and
+// `npm run bench` (bench/run.ts, with the stream benchmarks) drive the same code. Measures the
+// machine's limits, then runs every workload against each peer it starts itself, each on its own
+// loopback port and temporary data directory, with a kill -9 durability check after every write
+// workload; prints the tables, judges the issue's goals and saves
+// bench/results/blob-<profile>-<date>T<time>.json and .svg. Every peer is stopped after its
+// workloads, also when one fails; the callers kill any child left on exit or Ctrl-C.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ProgressSink } from '../lib/progress.ts';
+import { evaluateGoals, goalRows, lossTotals } from './goals.ts';
+import { measureMachineLimits, type MachineLimits } from './limits.ts';
+import { PeerUnavailableError, devAccountKey, type BenchPeer } from './peer.ts';
+import { azuritePeer, kuraServePeer, nullServerPeer } from './peers.ts';
+import type { BlobProfile } from './profiles.ts';
+import { chartInput, describeRun, limitRows, tableRows, withRatios } from './report.ts';
+import type { PeerStatus, WorkloadResult } from './results.ts';
+import { SdkBlobClient } from './sdk-client.ts';
+import { renderBarChart } from './svg-chart.ts';
+import { runWorkload, specLabel, workloadSpecs, type WorkloadSpec } from './workloads.ts';
+
+export const allPeers: Readonly<Record<string, () => BenchPeer>> = {
+  'kura-1disk': () => kuraServePeer(1),
+  'kura-3disk': () => kuraServePeer(3),
+  'azurite-disk': () => azuritePeer('disk'),
+  'azurite-memory': () => azuritePeer('memory'),
+  'null-server': () => nullServerPeer(),
+};
+
+export function checkPeerNames(names: readonly string[]): void {
+  for (const name of names) if (!(name in allPeers)) throw new Error(`unknown peer ${name}; peers: ${Object.keys(allPeers).join(', ')}`);
+}
+
+/** Progress steps of one blob run: the limits, then one start and one step per workload per peer. */
+export function blobBenchSteps(profile: BlobProfile, peerNames: readonly string[]): number {
+  return 2 * (profile.sizesBytes.length + 1) + peerNames.length * (workloadSpecs(profile).length + 1);
+}
+
+function portOf(connectionString: string): number {
+  const match = /BlobEndpoint=http:\/\/127\.0\.0\.1:(\d+)\//.exec(connectionString);
+  if (match?.[1] === undefined) throw new Error('peer endpoint is not on 127.0.0.1');
+  return Number(match[1]);
+}
+
+function load1m(): number {
+  return loadavg()[0] ?? Number.NaN;
+}
+
+/** Starts one peer, runs every workload on it, and always stops it. */
+async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly WorkloadSpec[], progress: ProgressSink): Promise<{ status: PeerStatus; results: WorkloadResult[] }> {
+  const results: WorkloadResult[] = [];
+  try {
+    progress.step(`${peer.name}: starting`);
+    const endpoint = await peer.start();
+    const sdk = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 });
+    const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
+    const session = { peer, profile, port: portOf(endpoint.connectionString), accountKey: devAccountKey, sdk, setup };
+    for (const [index, spec] of specs.entries()) {
+      progress.step(`${peer.name}: ${specLabel(spec, profile)}`);
+      const t0 = performance.now();
+      const atStart = load1m();
+      const rows = await runWorkload(session, spec, `w${index}-${spec.kind}`);
+      const extra = { workloadWallSeconds: (performance.now() - t0) / 1000, loadAverage1m: { atStart, atEnd: load1m() } };
+      results.push(...rows.map((row) => ({ ...row, ...extra })));
+    }
+    return { status: { name: peer.name, status: 'ran' }, results };
+  } catch (error) {
+    if (error instanceof PeerUnavailableError) return { status: { name: peer.name, status: 'unavailable', reason: error.reason }, results };
+    const message = error instanceof Error ? error.message : String(error);
+    return { status: { name: peer.name, status: 'failed', error: message }, results };
+  } finally {
+    await peer.stop();
+  }
+}
+
+async function measureLimits(profile: BlobProfile, progress: ProgressSink): Promise<MachineLimits> {
+  return measureMachineLimits({
+    sizesBytes: [...profile.sizesBytes, profile.bigBlockBytes],
+    durationMs: profile.durationMs,
+    operationsMax: profile.operationsMax,
+    bytesMax: profile.workloadBytesMax,
+    onProgress: (label) => progress.step(label),
+  });
+}
+
+export interface BlobBenchOutcome {
+  readonly report: Record<string, unknown>;
+  readonly svg: string;
+  /** Printed after the progress bar stops: limits, every workload, goals, kill -9 losses. */
+  readonly tables: readonly (readonly Record<string, string | number>[])[];
+}
+
+/** Runs the limits and every peer; returns the report, chart and tables (nothing printed). */
+export async function runBlobBench(profile: BlobProfile, peerNames: readonly string[], progress: ProgressSink): Promise<BlobBenchOutcome> {
+  checkPeerNames(peerNames);
+  const startedMs = performance.now();
+  // Other work on this machine skews every figure: the load at start and end is saved with them.
+  const loadAverageAtStart = loadavg();
+  const specs = workloadSpecs(profile);
+  const limits = await measureLimits(profile, progress);
+  const peers: PeerStatus[] = [];
+  const results: WorkloadResult[] = [];
+  for (const name of peerNames) {
+    const factory = allPeers[name];
+    if (factory === undefined) continue;
+    const before = progress.done;
+    const outcome = await runPeer(factory(), profile, specs, progress);
+    progress.skipTo(before + specs.length + 1);
+    peers.push(outcome.status);
+    results.push(...outcome.results);
+  }
+  const date = new Date().toISOString();
+  const rated = withRatios(results, limits, profile);
+  const goals = evaluateGoals(rated);
+  const losses = lossTotals(results);
+  const subtitle = `${profile.name} profile, ${date.slice(0, 10)}, Node ${process.version}, load average at start ${loadAverageAtStart[0]?.toFixed(1) ?? '?'}; bars scaled per workload; bench/results/*.json has every figure`;
+  const svg = renderBarChart(chartInput({ results, peers, title: 'Kura blob benchmark: @azure/storage-blob against each peer on 127.0.0.1', subtitle }));
+  const report = { benchmark: 'blob', profile: profile.name, date, loadAverageAtStart, ...describeRun(tmpdir()), bounds: profile, peers, limits, goals, lossesAfterKill9: losses, results: rated, elapsedSeconds: (performance.now() - startedMs) / 1000 };
+  return { report, svg, tables: [limitRows(limits), tableRows(rated, peers), goalRows(goals), losses.map((loss) => ({ ...loss }))] };
+}
+
+export function printBlobTables(outcome: BlobBenchOutcome): void {
+  for (const table of outcome.tables) if (table.length > 0) console.table(table);
+}
+
+/** A name per run (date and time): a second run on the same day must not overwrite the first. */
+export function resultStamp(date: string): string {
+  return date.slice(0, 19).replaceAll(':', '-');
+}
+
+export async function saveBlobBench(outcome: BlobBenchOutcome, profile: BlobProfile): Promise<string> {
+  const directory = join(import.meta.dirname, '..', 'results');
+  await mkdir(directory, { recursive: true });
+  const date = typeof outcome.report.date === 'string' ? outcome.report.date : new Date().toISOString();
+  const base = join(directory, `blob-${profile.name}-${resultStamp(date)}`);
+  await writeFile(`${base}.json`, JSON.stringify(outcome.report, null, 2) + '\n');
+  await writeFile(`${base}.svg`, outcome.svg);
+  return base;
+}

@@ -1,0 +1,140 @@
+// Issue 5's goals, judged from one run's rated results: each goal for each Kura peer it applies
+// to and each client (the SDK, and raw undici where the SDK's own cost hides the server's), as
+// measured ratio against target, met or not. Also the kill -9 loss totals per durable peer, which
+// the README states beside the speed. Pure functions over saved results, so the verdict can be
+// recomputed from a JSON file alone.
+import { lostLabel, type RatioSet } from './ratios.ts';
+import type { WorkloadResult } from './results.ts';
+
+export type RatedResult = WorkloadResult & { readonly ratios: RatioSet };
+
+export interface GoalVerdict {
+  readonly goal: string;
+  readonly peer: string;
+  readonly client: 'sdk' | 'raw';
+  readonly workload: string;
+  /** What the target is held against, e.g. "kura ÷ azurite-disk ops/s". */
+  readonly measure: string;
+  readonly ratio: number | null;
+  readonly target: number;
+  /** Extra conditions of the goal and their outcome, e.g. "p99 12.3 ms ≤ 15" or "lost 0/224". */
+  readonly conditions: readonly { readonly text: string; readonly met: boolean }[];
+  /** null when a figure is missing (a peer did not run). */
+  readonly met: boolean | null;
+}
+
+interface GoalDefinition {
+  readonly goal: string;
+  readonly peers: readonly string[];
+  readonly select: (result: RatedResult) => boolean;
+  readonly measure: string;
+  readonly ratioOf: (ratios: RatioSet) => number | null;
+  readonly target: number;
+  readonly conditions: (result: RatedResult) => { text: string; met: boolean }[];
+}
+
+const KiB = 1024;
+const kuraPeers = ['kura-1disk', 'kura-3disk'] as const;
+
+function cell(kind: 'put' | 'get', sizeBytes: number, concurrency: number): (result: RatedResult) => boolean {
+  return (result) => result.kind === kind && result.sizeBytes === sizeBytes && result.concurrency === concurrency;
+}
+
+/** "lost 0/224": met only when the durability check ran and found nothing missing or different. */
+function noLoss(result: RatedResult): { text: string; met: boolean } {
+  const durability = result.durability;
+  const met = durability?.kind === 'checked' && durability.missing + durability.different + durability.unreadable === 0;
+  return { text: `lost after kill -9 ${lostLabel(result) === '' ? 'not checked' : lostLabel(result)}`, met };
+}
+
+function p99AtMost(limitMs: number): (result: RatedResult) => { text: string; met: boolean } {
+  return (result) => {
+    const p99 = result.throughput.latency.p99Ms;
+    return { text: `p99 ${p99.toFixed(1)} ms ≤ ${limitMs} ms`, met: p99 <= limitMs };
+  };
+}
+
+export const goalDefinitions: readonly GoalDefinition[] = [
+  {
+    goal: 'Put Blob 64 KiB ×16 ≥ 4× Azurite, 0 lost', peers: kuraPeers, select: cell('put', 64 * KiB, 16),
+    measure: 'ops/s ÷ azurite-disk', ratioOf: (ratios) => ratios.kuraToAzurite, target: 4, conditions: (result) => [noLoss(result)],
+  },
+  {
+    goal: 'Get Blob 64 KiB ×16 ≥ 80% of null server, p99 ≤ 15 ms', peers: kuraPeers, select: cell('get', 64 * KiB, 16),
+    measure: 'ops/s ÷ null-server', ratioOf: (ratios) => ratios.toNullServer, target: 0.8, conditions: (result) => [p99AtMost(15)(result)],
+  },
+  {
+    goal: 'Put Blob 4 KiB ×64 ≥ 3× Azurite (1 disk)', peers: ['kura-1disk'], select: cell('put', 4 * KiB, 64),
+    measure: 'ops/s ÷ azurite-disk', ratioOf: (ratios) => ratios.kuraToAzurite, target: 3, conditions: () => [],
+  },
+  {
+    goal: 'large upload ≥ 80% of the durable-append limit', peers: kuraPeers, select: (result) => result.kind === 'big-upload',
+    measure: "MiB/s ÷ fsync'd 8 MiB append", ratioOf: (ratios) => ratios.toMachineLimit, target: 0.8, conditions: (result) => [noLoss(result)],
+  },
+  {
+    goal: 'large download ≥ 70% of null server', peers: kuraPeers, select: (result) => result.kind === 'big-download',
+    measure: 'MiB/s ÷ null-server', ratioOf: (ratios) => ratios.toNullServer, target: 0.7, conditions: () => [],
+  },
+];
+
+function verdict(definition: GoalDefinition, result: RatedResult): GoalVerdict {
+  const ratio = definition.ratioOf(result.ratios);
+  const conditions = definition.conditions(result);
+  return {
+    goal: definition.goal, peer: result.peer, client: result.client, workload: result.workload, measure: definition.measure,
+    ratio, target: definition.target, conditions,
+    met: ratio === null ? null : ratio >= definition.target && conditions.every((condition) => condition.met),
+  };
+}
+
+/** Every goal × Kura peer × client that the run has a row for. */
+export function evaluateGoals(results: readonly RatedResult[]): GoalVerdict[] {
+  const verdicts: GoalVerdict[] = [];
+  for (const definition of goalDefinitions) {
+    for (const peer of definition.peers) {
+      for (const result of results) if (result.peer === peer && definition.select(result)) verdicts.push(verdict(definition, result));
+    }
+  }
+  return verdicts;
+}
+
+export interface LossTotal {
+  readonly peer: string;
+  readonly acknowledged: number;
+  /** Missing or different after kill -9 and restart. */
+  readonly lost: number;
+  readonly unreadable: number;
+  /** Write workloads checked, and how many of them lost at least one acknowledged write. */
+  readonly workloadsChecked: number;
+  readonly workloadsWithLoss: number;
+}
+
+/** Per durable peer: acknowledged writes lost across every write workload's kill -9 check. */
+export function lossTotals(results: readonly WorkloadResult[]): LossTotal[] {
+  const totals = new Map<string, { acknowledged: number; lost: number; unreadable: number; workloadsChecked: number; workloadsWithLoss: number }>();
+  for (const result of results) {
+    const durability = result.durability;
+    if (durability?.kind !== 'checked') continue;
+    const total = totals.get(result.peer) ?? { acknowledged: 0, lost: 0, unreadable: 0, workloadsChecked: 0, workloadsWithLoss: 0 };
+    const lost = durability.missing + durability.different;
+    total.acknowledged += durability.acknowledged;
+    total.lost += lost;
+    total.unreadable += durability.unreadable;
+    total.workloadsChecked += 1;
+    total.workloadsWithLoss += lost > 0 ? 1 : 0;
+    totals.set(result.peer, total);
+  }
+  return [...totals].map(([peer, total]) => ({ peer, ...total }));
+}
+
+export function goalRows(verdicts: readonly GoalVerdict[]): Record<string, string>[] {
+  return verdicts.map((entry) => ({
+    goal: entry.goal,
+    peer: entry.peer,
+    client: entry.client,
+    measured: entry.ratio === null ? 'no figure' : `${entry.ratio.toFixed(2)} ${entry.measure}`,
+    target: `≥ ${entry.target}`,
+    conditions: entry.conditions.map((condition) => `${condition.text}${condition.met ? '' : ' ✗'}`).join('; '),
+    met: entry.met === null ? '?' : entry.met ? 'met' : 'NOT met',
+  }));
+}

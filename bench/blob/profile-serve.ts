@@ -1,0 +1,112 @@
+// Profiles `kura serve` under one blob workload: starts the server with `node --cpu-prof`, runs
+// one Put Blob or Get Blob closed loop against it (SDK or raw undici, bounded in count and time),
+// stops it with SIGTERM so V8 writes the profile, and prints throughput, the server's CPU per
+// operation and the hottest functions and files of the server process. No kill -9 here: a killed
+// process writes no profile. Loopback only; the server is killed on failure or Ctrl-C.
+//
+//   node bench/blob/profile-serve.ts --kind put --size 65536 --concurrency 16 --seconds 8 [--disks 1] [--client sdk|raw] [--out DIR] [--top 25]
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseCpuProfile, summariseProfile, type ProfileRow } from '../lib/cpu-profile.ts';
+import { runClosedLoop } from '../lib/stats.ts';
+import type { PutGetClient } from './blob-client.ts';
+import { forEachBounded, sequenceName } from './bounded-parallel.ts';
+import { installChildCleanup, killAllChildren } from './child-server.ts';
+import { payloadFor } from './payload.ts';
+import { devAccountKey, type BenchPeer } from './peer.ts';
+import { kuraServePeer } from './peers.ts';
+import { ProcessSampler } from './proc-sample.ts';
+import { RawBlobClient } from './raw-client.ts';
+import { SdkBlobClient } from './sdk-client.ts';
+
+const repositoryRoot = join(import.meta.dirname, '..', '..');
+const operationsMax = 50_000;
+const getSetSize = 64;
+
+interface Options {
+  readonly kind: 'put' | 'get';
+  readonly sizeBytes: number;
+  readonly concurrency: number;
+  readonly seconds: number;
+  readonly disks: number;
+  readonly client: 'sdk' | 'raw';
+  readonly out: string | undefined;
+  /** Rows per table of the profile summary. */
+  readonly top: number;
+}
+
+function positive(value: string | undefined, fallback: number, name: string): number {
+  const parsed = value === undefined ? fallback : Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed <= 0) throw new Error(`--${name} must be a positive integer`);
+  return parsed;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({ options: { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' } } });
+  const kind = values.kind ?? 'put';
+  const client = values.client ?? 'sdk';
+  if (kind !== 'put' && kind !== 'get') throw new Error('--kind must be put or get');
+  if (client !== 'sdk' && client !== 'raw') throw new Error('--client must be sdk or raw');
+  const seconds = Math.min(60, positive(values.seconds, 8, 'seconds'));
+  return { kind, client, sizeBytes: positive(values.size, 65_536, 'size'), concurrency: positive(values.concurrency, 16, 'concurrency'), seconds, disks: positive(values.disks, 1, 'disks'), out: values.out, top: positive(values.top, 25, 'top') };
+}
+
+function port(connectionString: string): number {
+  return Number(/127\.0\.0\.1:(\d+)\//.exec(connectionString)?.[1] ?? Number.NaN);
+}
+
+async function load(peer: BenchPeer, options: Options, client: PutGetClient): Promise<void> {
+  const container = 'profile';
+  await client.createContainer(container);
+  if (options.kind === 'get') await forEachBounded(getSetSize, 16, (index) => client.putBlob(container, sequenceName('s', index), payloadFor(sequenceName('s', index), options.sizeBytes)));
+  const sampler = new ProcessSampler({ read: () => peer.sample(), intervalMs: 100 });
+  const result = await runClosedLoop({
+    concurrency: options.concurrency, durationMs: options.seconds * 1000, operationsMax, bytesPerOperation: options.sizeBytes,
+    operation: async (_worker, sequence) => {
+      if (options.kind === 'put') await client.putBlob(container, sequenceName('p', sequence), payloadFor(sequenceName('p', sequence), options.sizeBytes));
+      else await client.getBlob(container, sequenceName('s', sequence % getSetSize));
+    },
+  });
+  const { cpuSeconds } = sampler.stop();
+  console.log(`${options.kind} ${options.sizeBytes} B ×${options.concurrency} (${options.client}, ${options.disks} disk): ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms, server CPU ${((cpuSeconds / Math.max(1, result.operations)) * 1000).toFixed(2)} ms/op (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core)`);
+}
+
+function printRows(title: string, rows: readonly ProfileRow[]): void {
+  console.log(title);
+  console.table(rows.map((row) => ({ function: row.name, 'self %': (row.self * 100).toFixed(1), 'inclusive %': Number.isNaN(row.inclusive) ? '' : (row.inclusive * 100).toFixed(1) })));
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const directory = options.out ?? (await mkdtemp(join(tmpdir(), 'kura-serve-prof-')));
+  const peer = kuraServePeer(options.disks, { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', directory] });
+  try {
+    const endpoint = await peer.start();
+    const client: PutGetClient = options.client === 'sdk' ? new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 }) : new RawBlobClient({ port: port(endpoint.connectionString), accountKey: devAccountKey, connections: options.concurrency });
+    try {
+      await load(peer, options, client);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await peer.stop();
+  }
+  const files = (await readdir(directory)).filter((name) => name.endsWith('.cpuprofile'));
+  if (files.length === 0) throw new Error(`no .cpuprofile in ${directory}: did the server exit cleanly?`);
+  for (const file of files) {
+    const summary = summariseProfile(parseCpuProfile(await readFile(join(directory, file), 'utf8')), repositoryRoot, options.top);
+    console.log(`${join(directory, file)}: ${summary.samples} samples`);
+    printRows('hottest functions (self)', summary.bySelf);
+    printRows('hottest functions (inclusive)', summary.byInclusive);
+    printRows('self time by file', summary.byFile);
+  }
+}
+
+installChildCleanup();
+try {
+  await main();
+} finally {
+  killAllChildren();
+}
