@@ -13,66 +13,12 @@
 // and another replica serves). Processes are stopped, and killed in after() if a test fails.
 // Payloads are unique and self-checking (name, sequence and random bytes; SHA-256 kept by the test).
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { open, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
 import { after, test } from 'node:test';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { cleanupServes, KuraServe, tempDisks } from '../helpers/kura-serve.ts';
+import { container, downloadAll, flipBits, payload, sha } from '../helpers/blob-ledger.ts';
 
 after(cleanupServes);
-
-const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-
-function payload(name: string, bytes: number): Buffer {
-  return Buffer.concat([Buffer.from(`${name}\n`), randomBytes(bytes)]);
-}
-
-function container(serve: KuraServe, name: string): ContainerClient {
-  return BlobServiceClient.fromConnectionString(serve.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(name);
-}
-
-async function downloadAll(client: ContainerClient, expected: ReadonlyMap<string, string>): Promise<{ present: number; lost: string[]; corrupt: string[] }> {
-  const lost: string[] = [];
-  const corrupt: string[] = [];
-  for (const [name, digest] of expected) {
-    const blob = client.getBlockBlobClient(name);
-    if (!(await blob.exists())) {
-      lost.push(name);
-      continue;
-    }
-    if (sha(await blob.downloadToBuffer()) !== digest) corrupt.push(name);
-  }
-  return { present: expected.size - lost.length, lost, corrupt };
-}
-
-/** Flips `count` random bits in the body of every extent file of `disk` (past its header). */
-async function flipBits(disk: string, count: number): Promise<{ files: number; bits: number }> {
-  const directory = join(disk, 'extents');
-  let files = 0;
-  let bits = 0;
-  for (const name of await readdir(directory)) {
-    const path = join(directory, name);
-    const size = (await stat(path)).size;
-    if (size < 4096) continue;
-    const file = await open(path, 'r+');
-    try {
-      for (let index = 0; index < count; index++) {
-        const offset = randomInt(1024, size);
-        const byte = Buffer.alloc(1);
-        await file.read(byte, 0, 1, offset);
-        byte[0] = (byte[0] ?? 0) ^ (1 << randomInt(0, 8));
-        await file.write(byte, 0, 1, offset);
-        bits += 1;
-      }
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    files += 1;
-  }
-  return { files, bits };
-}
 
 test('bits flipped in the OPEN tail extents of one of three disks: every download is still byte-exact', { timeout: 300_000 }, async (t) => {
   const disks = await tempDisks(3, 'bitrot');
