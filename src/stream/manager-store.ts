@@ -13,7 +13,10 @@
 //   throws extent.stale_epoch and the manager stops (it never retries past a newer leader);
 // - commits run one at a time (a serial lock), each re-reading what it decides on, so within
 //   one manager compares fail only because of another writer;
-// - records read are parsed with their zod schema; a record that does not parse is wire.corrupt.
+// - records read are parsed with their zod schema; a record that does not parse is wire.corrupt;
+// - a decision that finds a record changed by another writer ends in conflict(): extent.stale_epoch
+//   if sm/epoch moved (a stale manager meeting a newer leader is an operating condition, never an
+//   assertion), meta.conflict (retryable) otherwise.
 //
 // Fault model: the MetaStore may be unavailable (meta.unavailable, propagated) or written by a
 // newer leader at any time (fencing). A txn that times out may or may not have applied; callers
@@ -125,6 +128,17 @@ export class ManagerStore {
         }
       }
     });
+  }
+
+  /**
+   * A decision found that another writer changed what it decides on (e.g. a newer leader extended
+   * the stream). Throws extent.stale_epoch (and fences the store) if sm/epoch moved, else a
+   * retryable meta.conflict: the caller re-reads and decides again.
+   */
+  async conflict(message: string, context: Readonly<Record<string, unknown>>): Promise<never> {
+    await this.detectFencing();
+    this.checkNotFenced();
+    throw new StorageError('meta.conflict', message, { retryable: true, context });
   }
 
   /** Reserves the next id of a counter in its own txn, so an id is never handed out twice. */

@@ -17,6 +17,11 @@
 //   under-states what a node holds (release tokens are computed from it);
 // - sealAndExtend runs one at a time per stream, so concurrent calls for one extent make one
 //   new extent;
+// - a decision that finds a record changed by another manager (a stream extended, an extent gone)
+//   ends as fenced (extent.stale_epoch, the manager stops) when the epoch moved, or as a plain
+//   conflict that sealAndExtend decides again on the current records; never as an assertion
+//   (found by the simulator: seed 141941150494, a stale leader after a leader change); getStream
+//   reads again when an extent the stream listed was dropped between its reads;
 // - a seal never goes below what an undamaged answering replica holds, nor (when every answer is
 //   damaged) below what any answering replica holds; a replica that did not take a seal is
 //   checked again (registration, repair audit) until it is sealed or replaced;
@@ -34,7 +39,7 @@ import type { MetaStore } from '../metastore/meta-store.ts';
 import type { Network } from '../rpc/network.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
-import { StorageError } from '../util/errors.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
 import { streamEvents } from '../util/stream-events.ts';
@@ -67,6 +72,12 @@ export type TokenRefusal = 'signature' | 'epoch' | 'expired' | 'node' | 'disk' |
 
 /** extent.create attempts on fresh nodes when a chosen node fails to create. */
 const placementAttemptsMax = 3;
+
+/** sealAndExtend attempts when another writer changed the stream under it (meta.conflict). */
+const sealAndExtendAttemptsMax = 3;
+
+/** getStream reads when an extent the stream lists is dropped between the reads. */
+const streamViewAttemptsMax = 3;
 
 export class StreamManager implements StreamManagerApi {
   private readonly options: StreamManagerOptions;
@@ -223,12 +234,22 @@ export class StreamManager implements StreamManagerApi {
 
   async getStream(streamId: number): Promise<StreamView> {
     this.ready();
+    for (let attempt = 1; attempt < streamViewAttemptsMax; attempt++) {
+      const view = await this.readStreamView(streamId);
+      if (view !== null) return view;
+    }
+    const view = await this.readStreamView(streamId);
+    return view ?? this.store.conflict(`stream ${streamId} kept listing extents whose records were gone`, { streamId });
+  }
+
+  /** The stream's view, or null if an extent it lists was dropped between the reads (read again). */
+  private async readStreamView(streamId: number): Promise<StreamView | null> {
     const stream = await this.requireStream(streamId);
     const nodes = new Map((await this.store.readNodes()).map((n) => [n.value.nodeId, n.value]));
     const extents: ExtentView[] = [];
     for (const extentId of stream.value.extentIds) {
       const extent = await this.store.readExtent(extentId);
-      assert(extent !== null, `stream ${streamId} lists extent ${extentId}, which has no record`);
+      if (extent === null) return null; // dropped (dropExtents) after the stream record was read
       extents.push(this.extentView(extent.value, nodes));
     }
     const ownerEpoch = stream.value.ownerEpoch;
@@ -244,21 +265,34 @@ export class StreamManager implements StreamManagerApi {
    */
   async sealAndExtend(request: SealAndExtendRequest): Promise<StreamView> {
     this.ready();
-    await this.streamLocks.run(request.streamId, async () => {
-      let stream = await this.requireStream(request.streamId);
-      if (!stream.value.extentIds.includes(request.extentId)) {
-        throw new StorageError('extent.not_found', `extent ${request.extentId} is not in stream ${request.streamId}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.streamLocks.run(request.streamId, () => this.sealAndExtendLocked(request));
+        break;
+      } catch (error) {
+        // Changed under us by a writer that did not fence us: decide again on what it wrote
+        // (a stream already extended past the extent makes the next attempt a no-op).
+        if (!isStorageError(error, 'meta.conflict') || attempt >= sealAndExtendAttemptsMax) throw error;
+        this.logger.warn({ ...request, attempt, err: error }, 'sealAndExtend met a concurrent change; deciding again');
       }
-      let extentId = request.extentId;
-      if (request.ownerEpoch !== undefined && request.ownerEpoch !== (stream.value.ownerEpoch ?? 0)) {
-        stream = await this.recordOwnerEpoch(request.streamId, request.ownerEpoch);
-        extentId = stream.value.extentIds.at(-1) ?? extentId;
-      }
-      const isTail = stream.value.extentIds.at(-1) === extentId;
-      await this.sealExtent(extentId, { isTail });
-      if (isTail) await this.extendStream(request.streamId, extentId);
-    });
+    }
     return this.getStream(request.streamId);
+  }
+
+  /** One sealAndExtend under the stream's lock. */
+  private async sealAndExtendLocked(request: SealAndExtendRequest): Promise<void> {
+    let stream = await this.requireStream(request.streamId);
+    if (!stream.value.extentIds.includes(request.extentId)) {
+      throw new StorageError('extent.not_found', `extent ${request.extentId} is not in stream ${request.streamId}`);
+    }
+    let extentId = request.extentId;
+    if (request.ownerEpoch !== undefined && request.ownerEpoch !== (stream.value.ownerEpoch ?? 0)) {
+      stream = await this.recordOwnerEpoch(request.streamId, request.ownerEpoch);
+      extentId = stream.value.extentIds.at(-1) ?? extentId;
+    }
+    const isTail = stream.value.extentIds.at(-1) === extentId;
+    await this.sealExtent(extentId, { isTail });
+    if (isTail) await this.extendStream(request.streamId, extentId);
   }
 
   /** Takeover by a newer owner: recorded before anything is sealed; an older owner is refused. */
@@ -310,7 +344,8 @@ export class StreamManager implements StreamManagerApi {
         if (extent === null) continue; // dropped already: a retry
         throw new StorageError('config.invalid', `extent ${extentId} is not in stream ${request.streamId}`, { context: { extentId } });
       }
-      assert(extent !== null, `stream ${request.streamId} lists extent ${extentId}, which has no record`);
+      // The stream and its extents' records go in one txn: a newer leader dropped it between the reads.
+      if (extent === null) return this.store.conflict(`stream ${request.streamId} lists extent ${extentId}, which has no record`, { extentId });
       if (extent.value.state.kind !== 'sealed' || stream.value.extentIds.at(-1) === extentId) {
         throw new StorageError('config.invalid', `extent ${extentId} is open or the tail of stream ${request.streamId}: only sealed, non-tail extents are dropped`, { context: { extentId } });
       }
@@ -497,7 +532,8 @@ export class StreamManager implements StreamManagerApi {
   /** Seal rule (seal-rule.ts): recorded before the nodes are told. */
   private async sealExtent(extentId: number, options: { readonly isTail: boolean }): Promise<number> {
     const extent = await this.store.readExtent(extentId);
-    assert(extent !== null, `extent ${extentId} has no record`);
+    // Listed in the stream read under its lock: only another manager can have dropped it.
+    if (extent === null) return this.store.conflict(`extent ${extentId} has no record: dropped by another manager`, { extentId });
     const addresses = await this.replicaAddresses(extent.value.replicas);
     if (extent.value.state.kind === 'sealed') {
       // Sealed but still the tail: a previous attempt stopped between seal and extend, so the
@@ -548,7 +584,7 @@ export class StreamManager implements StreamManagerApi {
   private async recordSeal(extentId: number, length: number, overDamage: boolean): Promise<number> {
     return this.store.commit('seal', async () => {
       const current = await this.store.readExtent(extentId);
-      assert(current !== null, `extent ${extentId} vanished`);
+      if (current === null) return this.store.conflict(`extent ${extentId} was dropped by another manager while being sealed`, { extentId });
       if (current.value.state.kind === 'sealed') return { compare: [], puts: [], result: current.value.state.sealedLength };
       const sealed: ExtentRecord = { ...current.value, state: { kind: 'sealed', sealedLength: length }, ...(overDamage ? { sealedOverDamage: true as const } : {}) };
       return { compare: [{ key: extentKey(extentId), modRevision: current.modRevision }], puts: [{ key: extentKey(extentId), value: sealed }], result: length };
@@ -586,7 +622,10 @@ export class StreamManager implements StreamManagerApi {
     await failpoint('stream-manager.extend.after-create');
     await this.store.commit('extend', async () => {
       const current = await this.requireStream(streamId);
-      assert(current.value.extentIds.at(-1) === sealedExtentId, `stream ${streamId} was extended by someone else`);
+      if (current.value.extentIds.at(-1) !== sealedExtentId) {
+        // Only another manager writes this stream while we hold its lock: a newer leader fences us.
+        return this.store.conflict(`stream ${streamId} was extended by another manager`, { streamId, sealedExtentId, tail: current.value.extentIds.at(-1) });
+      }
       const plan = await this.newExtentPlan(streamId, placed);
       const next: StreamRecord = { ...current.value, extentIds: [...current.value.extentIds, placed.extentId] };
       return {
