@@ -13,25 +13,11 @@ import {
 } from '../../../src/wire/extent-format.ts';
 import { encodeRecordHeader } from '../../../src/wire/record-header.ts';
 import { fixtureV1 } from '../../fixtures/generate-format-fixtures.ts';
+import { flipBit, throwsWire } from '../../helpers/wire-corruption.ts';
 
 const safeId = fc.nat({ max: Number.MAX_SAFE_INTEGER });
 const headerArbitrary = fc.record({ streamId: safeId, extentId: safeId, epoch: safeId, createdAtMs: safeId });
 const bodyArbitrary = fc.uint8Array({ minLength: 1, maxLength: 64 });
-
-function flipBit(bytes: Buffer, bit: number): Buffer {
-  const copy = Buffer.from(bytes);
-  copy[bit >> 3]! ^= 1 << (bit & 7);
-  return copy;
-}
-
-function throwsWire(fn: () => unknown): boolean {
-  try {
-    fn();
-    return false;
-  } catch (error) {
-    return isStorageError(error, 'wire.corrupt') || isStorageError(error, 'wire.too_large') || isStorageError(error, 'wire.unsupported_version');
-  }
-}
 
 describe('extent header', () => {
   it('round-trips any safe-integer identity', () => {

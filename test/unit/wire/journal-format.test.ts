@@ -13,6 +13,7 @@ import {
 import type { JournalRecord } from '../../../src/wire/journal-format.ts';
 import { encodeRecordHeader } from '../../../src/wire/record-header.ts';
 import { fixtureV1 } from '../../fixtures/generate-format-fixtures.ts';
+import { flipBit, throwsWire } from '../../helpers/wire-corruption.ts';
 
 const safeId = fc.nat({ max: Number.MAX_SAFE_INTEGER });
 type Spec = { kind: 'append'; extentId: number; offset: number; body: Uint8Array } | { kind: 'remove'; extentId: number };
@@ -31,21 +32,6 @@ function same(record: JournalRecord, spec: Spec): void {
   if (record.kind === 'append' && spec.kind === 'append') {
     assert.equal(record.offset, spec.offset);
     assert.deepEqual(new Uint8Array(record.body), spec.body);
-  }
-}
-
-function flipBit(bytes: Buffer, bit: number): Buffer {
-  const copy = Buffer.from(bytes);
-  copy[bit >> 3]! ^= 1 << (bit & 7);
-  return copy;
-}
-
-function throwsWire(fn: () => unknown): boolean {
-  try {
-    fn();
-    return false;
-  } catch (error) {
-    return isStorageError(error, 'wire.corrupt') || isStorageError(error, 'wire.too_large') || isStorageError(error, 'wire.unsupported_version');
   }
 }
 
