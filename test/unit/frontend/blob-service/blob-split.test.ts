@@ -96,7 +96,7 @@ test('a blob stamp that splits: split keys lie between blobs, and every blob ope
     await blob.stageBlock(ids[2] ?? '', Buffer.from(`${ids[2] ?? ''}|`), (ids[2] ?? '').length + 1);
     content.set(name, Buffer.concat(ids.slice(0, 2).map((id) => Buffer.from(`${id}|`))));
   }
-  for (let waited = 0; stamp.manager.stats().splits < 2 && waited < 30_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+  for (let waited = 0; stamp.manager.stats().splits < 2 && waited < 120_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
   const map = await readMap(stamp.metaStore);
   const partitions = map?.map.partitions ?? [];
   t.diagnostic(`${stamp.manager.stats().splits} splits: ${partitions.length} partitions`);
