@@ -10,7 +10,7 @@
 // Fault model: names and values are hostile; nothing here logs or returns a computed signature
 // except to its caller.
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /** Primary weights of HTTP token characters (lower-cased names), in Azure's order: symbols,
  * then '+', then digits, then letters. '-' and '\'' have no primary weight (ignorable). */
@@ -73,8 +73,27 @@ export function canonicalizedHeaders(headers: ReadonlyMap<string, string>): stri
   return names.map((name) => `${name}:${(headers.get(name) ?? '').trim()}\n`).join('');
 }
 
+/**
+ * One KeyObject per account key. createHmac with raw key bytes builds and type-checks a new
+ * secret key on every call (it was ~7 % of the server's CPU under Put and Get Blob). Cached by
+ * the key array's identity: a rotated key is a new array (AccountStore replaces it), so it gets
+ * its own KeyObject on first use and the old one is collected with its array. The bytes the
+ * KeyObject was built from are kept and compared on every use, so a key changed in place is
+ * never signed with stale bytes.
+ */
+const keyObjects = new WeakMap<Uint8Array, { readonly bytes: Buffer; readonly keyObject: KeyObject }>();
+
+function keyObjectOf(key: Uint8Array): KeyObject {
+  const cached = keyObjects.get(key);
+  if (cached !== undefined && cached.bytes.equals(key)) return cached.keyObject;
+  const bytes = Buffer.from(key);
+  const keyObject = createSecretKey(bytes);
+  keyObjects.set(key, { bytes, keyObject });
+  return keyObject;
+}
+
 export function hmacSha256Base64(key: Uint8Array, text: string): string {
-  return createHmac('sha256', key).update(text, 'utf8').digest('base64');
+  return createHmac('sha256', keyObjectOf(key)).update(text, 'utf8').digest('base64');
 }
 
 /** True when `presented` (Base64) equals the HMAC of `text` under any of `keys`. Every key is
@@ -84,7 +103,7 @@ export function signatureMatches(presented: string, text: string, keys: readonly
   if (presentedBytes.length !== 32 || presentedBytes.toString('base64') !== presented) return false;
   let matched = false;
   for (const key of keys) {
-    const expected = createHmac('sha256', key).update(text, 'utf8').digest();
+    const expected = createHmac('sha256', keyObjectOf(key)).update(text, 'utf8').digest();
     if (timingSafeEqual(expected, presentedBytes)) matched = true;
   }
   return matched;

@@ -5,6 +5,7 @@
 // example string. The header order is checked against the SDK's comparator.
 
 import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
@@ -15,7 +16,7 @@ import {
   AccountSASPermissions, BlobSASPermissions, BlobServiceClient, ContainerSASPermissions, SASProtocol,
   StorageSharedKeyCredential, generateAccountSASQueryParameters, generateBlobSASQueryParameters,
 } from '@azure/storage-blob';
-import { compareHeaderNames, hmacSha256Base64 } from '../../../src/frontend/auth/canonical.ts';
+import { compareHeaderNames, hmacSha256Base64, signatureMatches } from '../../../src/frontend/auth/canonical.ts';
 import { sharedKeyLiteStringToSign } from '../../../src/frontend/auth/shared-key-lite.ts';
 import { isFrontendError } from '../../../src/frontend/errors.ts';
 import { parseRequest, type RequestHead } from '../../../src/frontend/request-parser.ts';
@@ -323,4 +324,19 @@ test('anonymous access: public containers readable as Azure allows, everything e
     assert.equal(got, want, `${String(access)} ${method} ${target}`);
   }
   t.diagnostic(`anonymous cases: ${cases.length}`);
+});
+
+test('signature keys: the cached KeyObject follows a rotated key and a key changed in place', (t) => {
+  const text = 'GET\n\n\n\nx-ms-date:Sun, 22 Nov 2026 03:00:00 GMT\n/devstoreaccount1/devstoreaccount1/c/b';
+  const key = Buffer.from(accountKey);
+  const signed = hmacSha256Base64(key, text);
+  assert.equal(signed, createHmac('sha256', accountKey).update(text, 'utf8').digest('base64'));
+  assert.ok(signatureMatches(signed, text, [key]));
+  const rotated = randomBytes(64);
+  assert.ok(!signatureMatches(signed, text, [rotated]), 'a new key array is not signed with the old key');
+  assert.ok(signatureMatches(hmacSha256Base64(rotated, text), text, [key, rotated]));
+  key[0] = (key[0] ?? 0) ^ 1;
+  assert.ok(!signatureMatches(signed, text, [key]), 'a key changed in place is not signed with its old bytes');
+  assert.equal(hmacSha256Base64(key, text), createHmac('sha256', key).update(text, 'utf8').digest('base64'));
+  t.diagnostic('4 keys checked: cached signatures equal createHmac over the current bytes');
 });
