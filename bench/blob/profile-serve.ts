@@ -1,17 +1,20 @@
 // Profiles `kura serve` under one blob workload: starts the server with `node --cpu-prof`, runs
 // one Put Blob or Get Blob closed loop against it (SDK or raw undici, bounded in count and time),
+// or large blobs (`--kind upload`: Put Block of `--size` bytes, `--concurrency` blocks in flight,
+// then Put Block List, `--blob-mib` per blob, repeated; `--kind download`: Get Blob of such blobs),
 // stops it with SIGTERM so V8 writes the profile, and prints throughput, the server's CPU per
 // operation and the hottest functions and files of the server process. No kill -9 here: a killed
 // process writes no profile. Loopback only; the server is killed on failure or Ctrl-C.
 //
 //   node bench/blob/profile-serve.ts --kind put --size 65536 --concurrency 16 --seconds 8 [--disks 1] [--client sdk|raw] [--out DIR] [--top 25]
+//   node bench/blob/profile-serve.ts --kind upload --size 8388608 --concurrency 4 --blob-mib 64 --seconds 20
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseCpuProfile, summariseProfile, type ProfileRow } from '../lib/cpu-profile.ts';
 import { runClosedLoop } from '../lib/stats.ts';
-import type { PutGetClient } from './blob-client.ts';
+import { blockIdFor, type PutGetClient } from './blob-client.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
 import { payloadFor } from './payload.ts';
@@ -24,10 +27,17 @@ import { SdkBlobClient } from './sdk-client.ts';
 const repositoryRoot = join(import.meta.dirname, '..', '..');
 const operationsMax = 50_000;
 const getSetSize = 64;
+const MiB = 1024 * 1024;
+
+type Kind = 'put' | 'get' | 'upload' | 'download';
+const kinds: readonly Kind[] = ['put', 'get', 'upload', 'download'];
 
 interface Options {
-  readonly kind: 'put' | 'get';
+  readonly kind: Kind;
+  /** Blob size (put, get) or block size (upload, download). */
   readonly sizeBytes: number;
+  /** Size of each large blob (upload, download). */
+  readonly blobBytes: number;
   readonly concurrency: number;
   readonly seconds: number;
   readonly disks: number;
@@ -44,13 +54,18 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({ options: { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' } } });
-  const kind = values.kind ?? 'put';
+  const { values } = parseArgs({ options: { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' } } });
+  const kind = kinds.find((candidate) => candidate === (values.kind ?? 'put'));
   const client = values.client ?? 'sdk';
-  if (kind !== 'put' && kind !== 'get') throw new Error('--kind must be put or get');
+  if (kind === undefined) throw new Error(`--kind must be one of ${kinds.join(', ')}`);
   if (client !== 'sdk' && client !== 'raw') throw new Error('--client must be sdk or raw');
+  const large = kind === 'upload' || kind === 'download';
+  if (large && client !== 'sdk') throw new Error('--kind upload and download use the SDK client');
   const seconds = Math.min(60, positive(values.seconds, 8, 'seconds'));
-  return { kind, client, sizeBytes: positive(values.size, 65_536, 'size'), concurrency: positive(values.concurrency, 16, 'concurrency'), seconds, disks: positive(values.disks, 1, 'disks'), out: values.out, top: positive(values.top, 25, 'top') };
+  const sizeBytes = positive(values.size, large ? 8 * MiB : 65_536, 'size');
+  const blobBytes = positive(values['blob-mib'], 64, 'blob-mib') * MiB;
+  if (large && blobBytes % sizeBytes !== 0) throw new Error('--blob-mib must be a whole number of blocks of --size');
+  return { kind, client, sizeBytes, blobBytes, concurrency: positive(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positive(values.disks, 1, 'disks'), out: values.out, top: positive(values.top, 25, 'top') };
 }
 
 function port(connectionString: string): number {
@@ -73,6 +88,34 @@ async function load(peer: BenchPeer, options: Options, client: PutGetClient): Pr
   console.log(`${options.kind} ${options.sizeBytes} B ×${options.concurrency} (${options.client}, ${options.disks} disk): ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms, server CPU ${((cpuSeconds / Math.max(1, result.operations)) * 1000).toFixed(2)} ms/op (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core)`);
 }
 
+/** Large blobs: each operation uploads (or downloads) one blob of `blobBytes` in blocks. */
+async function loadLarge(peer: BenchPeer, options: Options, client: SdkBlobClient): Promise<void> {
+  const container = 'profile';
+  await client.createContainer(container);
+  const blockCount = options.blobBytes / options.sizeBytes;
+  const upload = async (name: string): Promise<void> => {
+    const ids = Array.from({ length: blockCount }, (_, index) => blockIdFor(index));
+    await forEachBounded(blockCount, options.concurrency, (index) => client.stageBlock(container, name, ids[index] ?? '', payloadFor(`${name}#${index}`, options.sizeBytes)));
+    await client.commitBlockList(container, name, ids);
+  };
+  if (options.kind === 'download') await upload('big-0');
+  const sampler = new ProcessSampler({ read: () => peer.sample(), intervalMs: 100 });
+  const result = await runClosedLoop({
+    concurrency: 1, durationMs: options.seconds * 1000, operationsMax, bytesPerOperation: options.blobBytes,
+    operation: async (_worker, sequence) => {
+      if (options.kind === 'upload') {
+        await upload(sequenceName('big', sequence));
+        return;
+      }
+      const bytes = await client.readBlobStream(container, 'big-0', () => undefined);
+      if (bytes !== options.blobBytes) throw new Error(`downloaded ${bytes ?? 'no'} bytes, expected ${options.blobBytes}`);
+    },
+  });
+  const { cpuSeconds } = sampler.stop();
+  const mib = (result.operations * options.blobBytes) / MiB;
+  console.log(`${options.kind} ${options.blobBytes / MiB} MiB in ${options.sizeBytes / MiB} MiB blocks ×${options.concurrency} (${options.disks} disk): ${result.operations} blobs, ${(mib / result.seconds).toFixed(1)} MiB/s, server CPU ${((cpuSeconds / Math.max(1, mib)) * 1000).toFixed(2)} ms/MiB (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core)`);
+}
+
 function printRows(title: string, rows: readonly ProfileRow[]): void {
   console.log(title);
   console.table(rows.map((row) => ({ function: row.name, 'self %': (row.self * 100).toFixed(1), 'inclusive %': Number.isNaN(row.inclusive) ? '' : (row.inclusive * 100).toFixed(1) })));
@@ -84,9 +127,15 @@ async function main(): Promise<void> {
   const peer = kuraServePeer(options.disks, { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', directory] });
   try {
     const endpoint = await peer.start();
-    const client: PutGetClient = options.client === 'sdk' ? new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 }) : new RawBlobClient({ port: port(endpoint.connectionString), accountKey: devAccountKey, connections: options.concurrency });
+    const sdk = options.client === 'sdk' ? new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 }) : null;
+    const client: PutGetClient = sdk ?? new RawBlobClient({ port: port(endpoint.connectionString), accountKey: devAccountKey, connections: options.concurrency });
     try {
-      await load(peer, options, client);
+      if (options.kind === 'upload' || options.kind === 'download') {
+        if (sdk === null) throw new Error('large blobs use the SDK client');
+        await loadLarge(peer, options, sdk);
+      } else {
+        await load(peer, options, client);
+      }
     } finally {
       await client.close();
     }
