@@ -1,7 +1,7 @@
 // Shared pieces of every long-running `kura` role process: waiting for a shutdown signal and
 // validating numeric flags. One copy, so every role shuts down and rejects bad flags the same way.
 import type { Logger } from 'pino';
-import { StorageError } from '../util/errors.ts';
+import { isStorageError, StorageError } from '../util/errors.ts';
 
 /** Resolves on the first SIGTERM or SIGINT; a second one exits the process at once. */
 export function waitForSignal(logger: Logger): Promise<void> {
@@ -26,4 +26,17 @@ export function positiveInteger(text: string, flag: string): number {
   const value = Number(text);
   if (!Number.isSafeInteger(value) || value < 1) throw new StorageError('config.invalid', `${flag} must be a positive integer, got ${JSON.stringify(text)}`);
   return value;
+}
+
+/** Runs a command's action; an operating error (a bad flag, a port in use, a locked directory)
+ * prints "kura <command>: <reason>" on stderr and sets the exit code; anything else propagates
+ * (an assertion or a bug crashes loudly at the top level). */
+export async function reportingErrors(command: string, action: () => Promise<void>, exitCode = 1): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (!isStorageError(error)) throw error;
+    process.stderr.write(`kura ${command}: ${error.message}\n`);
+    process.exitCode = exitCode;
+  }
 }

@@ -18,8 +18,7 @@ import { createProcessRegistry } from '../observability/process-registry.ts';
 import { developmentAccountKey, developmentAccountName } from '../stamp/account-store.ts';
 import { EmbeddedStamp, redundancy } from '../stamp/embedded-stamp.ts';
 import { SystemClock } from '../util/clock.ts';
-import { isStorageError } from '../util/errors.ts';
-import { positiveInteger, waitForSignal } from './process-lifecycle.ts';
+import { positiveInteger, reportingErrors, waitForSignal } from './process-lifecycle.ts';
 
 /** Azurite's ports, so tools configured for the emulator work unchanged. */
 export const blobPortDefault = 10_000;
@@ -62,13 +61,7 @@ export function registerServeCommand(program: Command): void {
     .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback): GET /metrics (Prometheus text of the stream layer), GET /healthz (200 while the process is alive), GET /readyz (200 once the stamp serves, else 503)')
     .option('--log-level <level>', 'pino log level of the JSON logs on stderr: fatal, error, warn, info, debug, trace', 'warn')
     .action(async (flags: ServeFlags) => {
-      try {
-        await runServe(flags);
-      } catch (error) {
-        if (!isStorageError(error)) throw error;
-        process.stderr.write(`kura serve: ${error.message}\n`);
-        process.exitCode = 1;
-      }
+      await reportingErrors('serve', () => runServe(flags));
     });
 }
 

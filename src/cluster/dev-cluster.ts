@@ -1,0 +1,409 @@
+// DevCluster: a whole stamp as separate processes on loopback (`kura dev-cluster --data DIR`):
+//
+//   clients ──► TcpBalancer (--listen, default 127.0.0.1:10000) ──► front ends fe1..feN
+//                                                                       │ PartitionClient (map in etcd)
+//   etcd (1 or 3 members, Raft) ◄── every role       partition servers ps1..psN ── stream layer
+//   controllers (stream manager + partition managers, leader-elected)   extent nodes en1..enN in 3 fault domains
+//
+// Start order and why: etcd first (everyone coordinates through it) → the controllers (extent
+// nodes and partition servers need the stream manager's address) → extent nodes (replicas live
+// there; the stream manager places nothing before three fault domains registered) → partition
+// servers → front ends, each waited on until its admin /readyz says ready → the balancer last, so
+// a client that connects is served. The connection string is printed only then. Stop is the
+// reverse, each tier with a bounded SIGTERM grace, then SIGKILL; etcd stops last.
+//
+// Layout of DIR: cluster.json (the topology kept across restarts and the running processes,
+// cluster-state.ts), etcd/<member>/ (etcd's data), extent-nodes/<node>/ (one disk per node),
+// logs/<process>.log (each process's own output, appended across restarts). A restart on the same
+// DIR reuses all of it: the same etcd members on the same ports, the same node identities.
+//
+// Fault model: any child may die at any time; the cluster does not restart it (a fault test kills
+// on purpose): it reports the exit through onExit and `kura status` shows it down. A start that
+// fails stops what it started. A supervisor killed with -9 leaves orphans: the next start on the
+// same DIR finds them by the pids in cluster.json and kills them before starting.
+import { mkdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { randomBytes, randomInt } from 'node:crypto';
+import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { StorageError } from '../util/errors.ts';
+import { clusterProcessesKey, readClusterState, writeClusterState, type ClusterState, type ProcessRecord, type RoleKind, type Topology } from './cluster-state.ts';
+import { probeEtcd, probeReadyz } from './probes.ts';
+import { describeExit, RoleProcess, type ExitStatus, type ReadyCheck } from './role-process.ts';
+import { TcpBalancer } from './tcp-balancer.ts';
+
+/** What the caller asks for; an undefined count keeps the stored topology (or the default). */
+export interface TopologyRequest {
+  readonly etcdMembers?: number | undefined;
+  readonly extentNodes?: number | undefined;
+  readonly partitionServers?: number | undefined;
+  readonly frontends?: number | undefined;
+  readonly controllers?: number | undefined;
+}
+
+export const topologyDefaults = { etcdMembers: 3, extentNodes: 6, partitionServers: 2, frontends: 2, controllers: 2 } as const;
+export const faultDomainCount = 3;
+
+export interface DevClusterOptions {
+  /** Absolute path of the cluster's data directory (locked by the caller). */
+  readonly dataDirectory: string;
+  readonly topology: TopologyRequest;
+  readonly listen: { readonly host: string; readonly port: number };
+  /** How to run `kura`: the Node binary and the entry script. */
+  readonly kura: { readonly command: string; readonly args: readonly string[] };
+  readonly etcdCommand: string;
+  readonly logLevel: string;
+  readonly progress: (line: string) => void;
+  /** A child ended while the cluster was not stopping. */
+  readonly onExit: (name: string, status: ExitStatus) => void;
+  readonly readyTimeoutMs: number;
+  readonly stopTimeoutMs: number;
+  /** Aborted (SIGINT/SIGTERM during the start): stop what started, between tiers. */
+  readonly signal?: AbortSignal;
+}
+
+/** One process to run: its spec, then (once started) its handle. */
+interface Planned {
+  readonly name: string;
+  readonly role: RoleKind;
+  readonly faultDomain: string | null;
+  readonly ready: ReadyCheck;
+  readonly command: string;
+  readonly args: (addresses: StartedAddresses) => readonly string[];
+  /** The service address from its log (or fixed, for etcd). */
+  readonly addressOf: (process: RoleProcess) => string | null;
+  readonly adminOf: (process: RoleProcess) => string | null;
+  process: RoleProcess | null;
+}
+
+/** Addresses learnt from tiers already started, needed by the next ones. */
+interface StartedAddresses {
+  readonly etcd: string;
+  streamManager: string;
+}
+
+const loopback = '127.0.0.1';
+const adminListening = 'admin server listening';
+const pollMs = 50;
+const probeTimeoutMs = 2_000;
+/** etcd ports come from below Linux's ephemeral range (32768+), so an outgoing connection never
+ * holds one when the stamp restarts: they are stored in etcd's membership and cannot move. */
+const etcdPortLow = 20_000;
+const etcdPortHigh = 32_000;
+const etcdPortAttemptsMax = 64;
+
+export class DevCluster {
+  readonly dataDirectory: string;
+  readonly topology: Topology;
+  readonly endpoint: string;
+  readonly etcdEndpoints: readonly string[];
+  private readonly tiers: readonly (readonly Planned[])[];
+  private readonly balancer: TcpBalancer;
+  private readonly options: DevClusterOptions;
+  private state: ClusterState;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(init: { options: DevClusterOptions; topology: Topology; tiers: readonly (readonly Planned[])[]; balancer: TcpBalancer; state: ClusterState }) {
+    this.options = init.options;
+    this.dataDirectory = init.options.dataDirectory;
+    this.topology = init.topology;
+    this.tiers = init.tiers;
+    this.balancer = init.balancer;
+    this.state = init.state;
+    this.endpoint = `${init.options.listen.host}:${init.balancer.port}`;
+    this.etcdEndpoints = etcdEndpoints(init.topology);
+  }
+
+  static async start(options: DevClusterOptions): Promise<DevCluster> {
+    const directory = options.dataDirectory;
+    await mkdir(join(directory, 'logs'), { recursive: true });
+    const previous = await readClusterState(directory);
+    if (previous !== null) await stopOrphans(previous, options);
+    const topology = await resolveTopology(previous?.topology ?? null, options.topology);
+    const tiers = plan(topology, options);
+    let state = initialState(topology, options);
+    await writeClusterState(directory, state);
+    let balancer: TcpBalancer | null = null;
+    try {
+      const total = tiers.reduce((sum, tier) => sum + tier.length, 0);
+      const addresses: StartedAddresses = { etcd: etcdEndpoints(topology).join(','), streamManager: '' };
+      let started = 0;
+      for (const tier of tiers) {
+        if (options.signal?.aborted === true) throw new StorageError('config.invalid', 'start interrupted by a signal');
+        started += await startTier(tier, addresses, options, { started, total });
+        state = { ...state, processes: records(tiers, options), updatedAt: new Date().toISOString() };
+        await writeClusterState(directory, state);
+      }
+      balancer = await startBalancer(tiers, options);
+      return new DevCluster({ options, topology, tiers, balancer, state });
+    } catch (error) {
+      await balancer?.close();
+      await stopTiers(tiers, () => undefined);
+      await writeClusterState(directory, { ...state, processes: records(tiers, options), supervisorPid: null, phase: 'stopped', updatedAt: new Date().toISOString() });
+      throw error;
+    }
+  }
+
+  /** Marks the cluster ready: cluster.json and etcd's cluster/processes name every process. */
+  async publish(connectionString: string): Promise<void> {
+    // The balancer is a process of the stamp too (it runs inside dev-cluster): status probes it.
+    const balancer: ProcessRecord = { name: 'balancer', role: 'balancer', address: this.endpoint, admin: null, pid: process.pid, log: '-', faultDomain: null };
+    const processes = [...records(this.tiers, this.options), balancer];
+    this.state = { ...this.state, processes, endpoint: this.endpoint, phase: 'ready', connectionString, updatedAt: new Date().toISOString() };
+    await writeClusterState(this.dataDirectory, this.state);
+    const store = await EtcdMetaStore.connect({ endpoints: this.etcdEndpoints });
+    try {
+      const value = JSON.stringify({ endpoint: this.endpoint, processes: this.state.processes });
+      await store.txn({ compare: [], success: [{ kind: 'put', key: clusterProcessesKey, value }] });
+    } finally {
+      await store.close();
+    }
+    for (const planned of this.tiers.flat()) {
+      const child = planned.process;
+      if (child !== null) void child.exited.then((status) => { if (this.stopping === null) this.options.onExit(planned.name, status); });
+    }
+  }
+
+  /** The balancer's port (the one chosen when --listen asked for port 0). */
+  get port(): number {
+    return this.balancer.port;
+  }
+
+  /** Every process with its live handle (tests and the fault script kill them). */
+  get processes(): readonly { readonly name: string; readonly role: RoleKind; readonly process: RoleProcess | null }[] {
+    return this.tiers.flat().map((planned) => ({ name: planned.name, role: planned.role, process: planned.process }));
+  }
+
+  /** Graceful stop in reverse start order; reports each process's end through progress. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
+    this.state = { ...this.state, phase: 'stopping', updatedAt: new Date().toISOString() };
+    await writeClusterState(this.dataDirectory, this.state);
+    await this.balancer.close();
+    this.options.progress(`balancer on ${this.endpoint} closed`);
+    await stopTiers(this.tiers, this.options.progress);
+    this.state = { ...this.state, supervisorPid: null, phase: 'stopped', updatedAt: new Date().toISOString() };
+    await writeClusterState(this.dataDirectory, this.state);
+  }
+}
+
+function etcdEndpoints(topology: Topology): string[] {
+  return topology.etcdMembers.map((member) => `http://${loopback}:${member.clientPort}`);
+}
+
+async function resolveTopology(stored: Topology | null, request: TopologyRequest): Promise<Topology> {
+  const etcdMemberCount = request.etcdMembers ?? stored?.etcdMembers.length ?? topologyDefaults.etcdMembers;
+  if (etcdMemberCount !== 1 && etcdMemberCount !== 3) throw new StorageError('config.invalid', `--etcd-members must be 1 or 3, got ${etcdMemberCount}`);
+  if (stored !== null && stored.etcdMembers.length !== etcdMemberCount) {
+    throw new StorageError('config.invalid', `this data directory holds a ${stored.etcdMembers.length}-member etcd cluster; --etcd-members ${etcdMemberCount} cannot change it (use a new --data)`);
+  }
+  const counts = {
+    extentNodes: request.extentNodes ?? stored?.extentNodes ?? topologyDefaults.extentNodes,
+    partitionServers: request.partitionServers ?? stored?.partitionServers ?? topologyDefaults.partitionServers,
+    frontends: request.frontends ?? stored?.frontends ?? topologyDefaults.frontends,
+    controllers: request.controllers ?? stored?.controllers ?? topologyDefaults.controllers,
+  };
+  if (counts.extentNodes < faultDomainCount) throw new StorageError('config.invalid', `--extent-nodes must be at least ${faultDomainCount} (three replicas in three fault domains), got ${counts.extentNodes}`);
+  if (stored !== null && counts.extentNodes < stored.extentNodes) {
+    throw new StorageError('config.invalid', `this data directory has ${stored.extentNodes} extent nodes holding replicas; --extent-nodes ${counts.extentNodes} would leave some out (they can be added, not removed)`);
+  }
+  const etcdMembers = stored?.etcdMembers ?? await chooseEtcdPorts(etcdMemberCount);
+  return { clusterToken: stored?.clusterToken ?? `kura-dev-${randomBytes(6).toString('hex')}`, etcdMembers, ...counts };
+}
+
+async function chooseEtcdPorts(memberCount: number): Promise<Topology['etcdMembers']> {
+  const ports = new Set<number>();
+  for (let attempt = 0; attempt < etcdPortAttemptsMax && ports.size < memberCount * 2; attempt++) {
+    const port = randomInt(etcdPortLow, etcdPortHigh);
+    if (!ports.has(port) && await portFree(port)) ports.add(port);
+  }
+  if (ports.size < memberCount * 2) throw new StorageError('config.invalid', `found no ${memberCount * 2} free loopback ports for etcd in ${etcdPortLow}..${etcdPortHigh}`);
+  const list = [...ports];
+  return Array.from({ length: memberCount }, (_, i) => ({ name: `etcd${i + 1}`, clientPort: list[2 * i] ?? 0, peerPort: list[2 * i + 1] ?? 0 }));
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, loopback, () => server.close(() => resolve(true)));
+  });
+}
+
+/** The processes in start order, tier by tier (a tier starts in parallel). */
+function plan(topology: Topology, options: DevClusterOptions): Planned[][] {
+  const directory = options.dataDirectory;
+  const kura = (name: string, role: RoleKind, ready: string, args: Planned['args'], faultDomain: string | null = null): Planned => ({
+    name, role, faultDomain, ready: { kind: 'log', message: ready }, command: options.kura.command,
+    args: (addresses) => [...options.kura.args, ...args(addresses), '--log-level', options.logLevel],
+    addressOf: (process) => process.addresses.get(ready) ?? null,
+    adminOf: (process) => process.addresses.get(adminListening) ?? null,
+    process: null,
+  });
+  const listen = ['--listen', `${loopback}:0`];
+  const admin = ['--admin', `${loopback}:0`];
+  const etcd = topology.etcdMembers.map((member) => etcdMember(member, topology, options));
+  const managers = [kura('sm', 'stream-manager', 'stream manager listening', (a) => ['stream-manager', '--etcd', a.etcd, ...listen, ...admin])];
+  const partitionManagers = numbered('pm', topology.controllers).map((name) => kura(name, 'partition-manager', 'partition manager campaigning', (a) => [
+    'partition-manager', '--etcd', a.etcd, '--stream-manager', a.streamManager, '--manager-id', name,
+  ]));
+  const extentNodes = numbered('en', topology.extentNodes).map((name, i) => {
+    const faultDomain = `fd${(i % faultDomainCount) + 1}`;
+    return kura(name, 'extent-node', 'extent node listening', (a) => [
+      'extent-node', '--disk', join(directory, 'extent-nodes', name), '--fault-domain', faultDomain, '--upgrade-domain', `ud${i + 1}`,
+      ...listen, '--manager', a.streamManager, '--node-id', name, ...admin,
+    ], faultDomain);
+  });
+  const partitionServers = numbered('ps', topology.partitionServers).map((name) => kura(name, 'partition-server', 'partition server listening', (a) => [
+    'partition-server', '--etcd', a.etcd, '--stream-manager', a.streamManager, ...listen, '--server-id', name,
+  ]));
+  const frontends = numbered('fe', topology.frontends).map((name) => kura(name, 'frontend', 'frontend listening', (a) => [
+    'frontend', '--etcd', a.etcd, ...listen, ...admin,
+  ]));
+  return [etcd, managers, [...partitionManagers, ...extentNodes], partitionServers, frontends];
+}
+
+function numbered(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
+}
+
+function etcdMember(member: Topology['etcdMembers'][number], topology: Topology, options: DevClusterOptions): Planned {
+  const clientUrl = `http://${loopback}:${member.clientPort}`;
+  const peerUrl = `http://${loopback}:${member.peerPort}`;
+  const initialCluster = topology.etcdMembers.map((m) => `${m.name}=http://${loopback}:${m.peerPort}`).join(',');
+  return {
+    name: member.name, role: 'etcd', faultDomain: null, command: options.etcdCommand,
+    ready: { kind: 'probe', probe: async () => (await probeEtcd(clientUrl, probeTimeoutMs)).state === 'ready' },
+    // etcd reads --initial-* only when its data directory is empty: a restart keeps its membership.
+    args: () => [
+      '--name', member.name, '--data-dir', join(options.dataDirectory, 'etcd', member.name),
+      '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
+      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
+      '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', topology.clusterToken,
+      '--log-level', 'warn',
+    ],
+    addressOf: () => clientUrl,
+    adminOf: () => null,
+    process: null,
+  };
+}
+
+/** Starts a tier in parallel and waits until each is ready; returns how many started. */
+async function startTier(tier: readonly Planned[], addresses: StartedAddresses, options: DevClusterOptions, count: { started: number; total: number }): Promise<number> {
+  let done = count.started;
+  const results = await Promise.allSettled(tier.map(async (planned) => {
+    const startMs = Date.now();
+    planned.process = await RoleProcess.start({
+      name: planned.name, command: planned.command, args: planned.args(addresses), logPath: join(options.dataDirectory, 'logs', `${planned.name}.log`),
+      ready: planned.ready, readyTimeoutMs: options.readyTimeoutMs, stopTimeoutMs: options.stopTimeoutMs, pollMs,
+    });
+    await waitAdminReady(planned, options);
+    done++;
+    const where = planned.addressOf(planned.process) ?? '?';
+    options.progress(`[${done}/${count.total}] ${planned.name} (${planned.role}${planned.faultDomain === null ? '' : `, ${planned.faultDomain}`}) ready on ${where} in ${((Date.now() - startMs) / 1000).toFixed(1)} s`);
+  }));
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  for (const planned of tier) {
+    if (planned.role === 'stream-manager' && planned.process !== null) addresses.streamManager = planned.addressOf(planned.process) ?? '';
+  }
+  return tier.length;
+}
+
+/** A role with an admin port is started when its /readyz says so, not when it merely listens. */
+async function waitAdminReady(planned: Planned, options: DevClusterOptions): Promise<void> {
+  const child = planned.process;
+  const admin = child === null ? null : planned.adminOf(child);
+  if (child === null || admin === null) return;
+  const deadlineMs = Date.now() + options.readyTimeoutMs;
+  for (;;) {
+    const probe = await probeReadyz(admin, probeTimeoutMs);
+    if (probe.state === 'ready') return;
+    if (child.exit !== null) throw new StorageError('config.invalid', `${planned.name} exited (${describeExit(child.exit)}) before /readyz said ready: ${probe.reason}`);
+    if (Date.now() > deadlineMs) throw new StorageError('config.invalid', `${planned.name} not ready within ${options.readyTimeoutMs} ms: ${probe.reason}`);
+    await new Promise((resolve) => setTimeout(resolve, pollMs * 4));
+  }
+}
+
+async function startBalancer(tiers: readonly (readonly Planned[])[], options: DevClusterOptions): Promise<TcpBalancer> {
+  const backends = tiers.flat().filter((planned) => planned.role === 'frontend' && planned.process !== null).map((planned) => {
+    const child = planned.process;
+    const admin = child === null ? null : planned.adminOf(child);
+    return {
+      name: planned.name,
+      address: child === null ? '' : planned.addressOf(child) ?? '',
+      healthy: admin === null ? null : async () => (await probeReadyz(admin, probeTimeoutMs)).state === 'ready',
+    };
+  });
+  const balancer = await TcpBalancer.start({ host: options.listen.host, port: options.listen.port, backends, checkMs: 500, connectTimeoutMs: 2_000, connectionsMax: 1024 });
+  options.progress(`balancer on ${options.listen.host}:${balancer.port} → ${backends.map((b) => `${b.name} ${b.address}`).join(', ')}`);
+  return balancer;
+}
+
+/** Stops every started process, last tier first; a tier stops in parallel. */
+async function stopTiers(tiers: readonly (readonly Planned[])[], progress: (line: string) => void): Promise<void> {
+  for (const tier of [...tiers].reverse()) {
+    await Promise.all(tier.map(async (planned) => {
+      const child = planned.process;
+      if (child === null) return;
+      const before = child.exit;
+      const status = await child.stop();
+      progress(`${planned.name} ${before === null ? 'stopped' : 'was already down'} (${describeExit(status)})`);
+    }));
+  }
+}
+
+function records(tiers: readonly (readonly Planned[])[], options: DevClusterOptions): ProcessRecord[] {
+  return tiers.flat().map((planned) => {
+    const child = planned.process;
+    return {
+      name: planned.name, role: planned.role, faultDomain: planned.faultDomain,
+      address: child === null ? null : planned.addressOf(child),
+      admin: child === null ? null : planned.adminOf(child),
+      pid: child?.pid ?? null,
+      log: join(options.dataDirectory, 'logs', `${planned.name}.log`),
+    };
+  });
+}
+
+function initialState(topology: Topology, options: DevClusterOptions): ClusterState {
+  return {
+    version: 1, topology, supervisorPid: process.pid, phase: 'starting', updatedAt: new Date().toISOString(), connectionString: null,
+    endpoint: `${options.listen.host}:${options.listen.port}`, processes: [],
+  };
+}
+
+/** Kills processes a dead supervisor left running on this data directory (found by pid, and
+ * recognised by their command line naming this directory or its etcd). */
+async function stopOrphans(previous: ClusterState, options: DevClusterOptions): Promise<void> {
+  const marks = [options.dataDirectory, ...etcdEndpoints(previous.topology)];
+  for (const record of previous.processes) {
+    if (record.pid === null) continue;
+    const commandLine = await readFile(`/proc/${record.pid}/cmdline`, 'utf8').catch(() => '');
+    if (!marks.some((mark) => commandLine.includes(mark))) continue;
+    try {
+      process.kill(record.pid, 'SIGKILL');
+    } catch {
+      continue; // gone meanwhile
+    }
+    await waitGone(record.pid, options.stopTimeoutMs);
+    options.progress(`killed ${record.name} (pid ${record.pid}), left running by a previous dev-cluster that died`);
+  }
+}
+
+/** Waits (bounded) until no process has this pid, or only its zombie: its ports and files are
+ * free again (a container's pid 1 may never reap an orphan). */
+async function waitGone(pid: number, timeoutMs: number): Promise<void> {
+  const deadlineMs = Date.now() + timeoutMs;
+  while (Date.now() < deadlineMs) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // Field 3, after the parenthesised command name, is the state; Z is a zombie.
+    if (stat === '' || stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') return;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+  throw new StorageError('config.invalid', `process ${pid} left by a previous dev-cluster did not exit after SIGKILL`);
+}

@@ -1,0 +1,208 @@
+// RoleProcess: one child process of a dev cluster (an etcd member or a `kura <role>`), its log
+// file, its readiness and its bounded stop. `kura dev-cluster` owns one per process of the stamp.
+//
+//   start:  open <logs>/<name>.log for append → spawn (own process group, stdout and stderr
+//           straight into the log file) → wait until ready: a JSON log line with the given
+//           message (its `address` field is the bound address) or a probe that answers true.
+//   stop:   SIGTERM → wait up to stopTimeoutMs → SIGKILL → wait for the exit (bounded).
+//
+// Why the child writes its log file itself (not through a pipe to the parent): if the parent dies
+// (kill -9 of dev-cluster), a child writing to a broken pipe would die of EPIPE mid-shutdown;
+// with a file it keeps running and the next dev-cluster on the same data finds and stops it.
+// Why its own process group: Ctrl-C in a terminal signals the whole foreground group; dev-cluster
+// must stop the stamp in reverse order itself, not have every child stop at once.
+//
+// Invariants: readiness is judged only on log lines written after this start (the file's length
+// before the spawn); every wait is bounded; stop() is idempotent and never leaves the child
+// running (SIGKILL after the grace period).
+// Fault model: the child may exit before it is ready (the error carries the tail of its log),
+// never become ready (timeout, the child is killed), or be killed from outside at any time
+// (`exited` resolves; the owner decides what to report).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { open, stat } from 'node:fs/promises';
+import { StorageError } from '../util/errors.ts';
+
+/** How a role says it is ready. */
+export type ReadyCheck =
+  | { readonly kind: 'log'; readonly message: string }
+  | { readonly kind: 'probe'; readonly probe: () => Promise<boolean> };
+
+export interface RoleProcessOptions {
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly logPath: string;
+  readonly ready: ReadyCheck;
+  readonly readyTimeoutMs: number;
+  readonly stopTimeoutMs: number;
+  readonly pollMs: number;
+}
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** Bytes of a log kept in an error message. */
+const logTailBytes = 3000;
+/** Bytes read per poll of a log while waiting for the ready line. */
+const logReadBytesMax = 1024 * 1024;
+
+export class RoleProcess {
+  readonly name: string;
+  readonly pid: number;
+  /** The `address` field of every log line up to the ready one, by message ("admin server
+   * listening", "extent node listening", ...); empty for probe readiness. */
+  readonly addresses: ReadonlyMap<string, string>;
+  /** Resolves when the child exits, however that happens. */
+  readonly exited: Promise<ExitStatus>;
+  private readonly child: ChildProcess;
+  private readonly options: RoleProcessOptions;
+  private exitStatus: ExitStatus | null = null;
+  private stopping: Promise<ExitStatus> | null = null;
+
+  private constructor(init: { child: ChildProcess; exited: Promise<ExitStatus>; addresses: ReadonlyMap<string, string>; options: RoleProcessOptions }) {
+    this.name = init.options.name;
+    this.child = init.child;
+    this.pid = init.child.pid ?? 0;
+    this.exited = init.exited;
+    this.addresses = init.addresses;
+    this.options = init.options;
+    void init.exited.then((status) => { this.exitStatus = status; });
+  }
+
+  /** Spawns the child and resolves once it is ready; on failure the child is killed first. */
+  static async start(options: RoleProcessOptions): Promise<RoleProcess> {
+    const logStartBytes = await fileLength(options.logPath);
+    const log = await open(options.logPath, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(options.command, options.args, { stdio: ['ignore', log.fd, log.fd], detached: true });
+    } finally {
+      await log.close();
+    }
+    const exited = new Promise<ExitStatus>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', () => resolve({ code: null, signal: null }));
+    });
+    try {
+      const addresses = await waitReady(options, exited, logStartBytes);
+      return new RoleProcess({ child, exited, addresses, options });
+    } catch (error) {
+      child.kill('SIGKILL');
+      await exited;
+      throw error;
+    }
+  }
+
+  /** Null while the child runs. */
+  get exit(): ExitStatus | null {
+    return this.exitStatus;
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period; resolves with how the child ended. */
+  stop(): Promise<ExitStatus> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  /** kill -9 (the fault tests' and a failed start's way). */
+  kill(): void {
+    if (this.exitStatus === null) this.child.kill('SIGKILL');
+  }
+
+  private async stopOnce(): Promise<ExitStatus> {
+    if (this.exitStatus !== null) return this.exitStatus;
+    this.child.kill('SIGTERM');
+    const graceful = await within(this.exited, this.options.stopTimeoutMs);
+    if (graceful !== null) return graceful;
+    this.child.kill('SIGKILL');
+    return (await within(this.exited, this.options.stopTimeoutMs)) ?? { code: null, signal: 'SIGKILL' };
+  }
+}
+
+async function waitReady(options: RoleProcessOptions, exited: Promise<ExitStatus>, logStartBytes: number): Promise<ReadonlyMap<string, string>> {
+  let exit: ExitStatus | null = null;
+  void exited.then((status) => { exit = status; });
+  const deadlineMs = Date.now() + options.readyTimeoutMs;
+  for (;;) {
+    const ready = await checkReady(options, logStartBytes);
+    if (ready !== null) return ready;
+    const ended: ExitStatus | null = exit;
+    if (ended !== null) {
+      throw new StorageError('config.invalid', `${options.name} exited (${describeExit(ended)}) before it was ready; the end of ${options.logPath}:\n${await logTail(options.logPath, logStartBytes)}`);
+    }
+    if (Date.now() > deadlineMs) {
+      throw new StorageError('config.invalid', `${options.name} was not ready within ${options.readyTimeoutMs} ms; the end of ${options.logPath}:\n${await logTail(options.logPath, logStartBytes)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs));
+  }
+}
+
+/** The addresses logged so far once ready; null while not ready. */
+async function checkReady(options: RoleProcessOptions, logStartBytes: number): Promise<ReadonlyMap<string, string> | null> {
+  const check = options.ready;
+  const addresses = new Map<string, string>();
+  if (check.kind === 'probe') return (await check.probe()) ? addresses : null;
+  const text = await readFrom(options.logPath, logStartBytes, logReadBytesMax);
+  for (const line of text.split('\n')) {
+    const fields = logLine(line);
+    if (fields === null) continue;
+    const message = fields['msg'];
+    const address = fields['address'];
+    if (typeof message === 'string' && typeof address === 'string') addresses.set(message, address);
+    if (message === check.message) return addresses;
+  }
+  return null;
+}
+
+/** A pino JSON line as an object; null for anything else (etcd's or Node's own output). */
+export function logLine(line: string): Record<string, unknown> | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    const parsed: unknown = JSON.parse(line);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function describeExit(status: ExitStatus): string {
+  if (status.signal !== null) return `signal ${status.signal}`;
+  return status.code === null ? 'could not be started' : `exit code ${status.code}`;
+}
+
+async function within<T>(promise: Promise<T>, timeoutMs: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), timeoutMs); });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function fileLength(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+}
+
+async function readFrom(path: string, offset: number, bytesMax: number): Promise<string> {
+  const file = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(bytesMax);
+    const { bytesRead } = await file.read(buffer, 0, bytesMax, offset);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await file.close();
+  }
+}
+
+async function logTail(path: string, startBytes: number): Promise<string> {
+  const length = await fileLength(path);
+  return readFrom(path, Math.max(startBytes, length - logTailBytes), logTailBytes);
+}

@@ -1,0 +1,96 @@
+// The dev cluster's TCP balancer on real loopback sockets: three backends answer each connection
+// with their name. Connections spread round robin; a backend whose listener is closed (a front
+// end killed) is skipped at once by the connect that fails, before any health poll noticed; a
+// backend whose health check says not ready gets no connections; bytes pass both ways unchanged.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createConnection, createServer, type Server } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { TcpBalancer } from '../../src/cluster/tcp-balancer.ts';
+
+interface Backend {
+  readonly name: string;
+  readonly server: Server;
+  readonly address: string;
+}
+
+/** A backend that writes its name, then echoes what it receives. */
+async function backend(name: string): Promise<Backend> {
+  const server = createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.write(`${name}\n`);
+    socket.pipe(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const bound = server.address();
+  assert.ok(bound !== null && typeof bound === 'object');
+  return { name, server, address: `127.0.0.1:${bound.port}` };
+}
+
+/** Connects through the balancer, sends `payload`, returns the backend's name and the echo. */
+function exchange(port: number, payload: Buffer): Promise<{ name: string; echo: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      const all = Buffer.concat(chunks);
+      const newline = all.indexOf(10);
+      if (newline !== -1 && all.length - newline - 1 >= payload.length) {
+        socket.destroy();
+        resolve({ name: all.subarray(0, newline).toString('utf8'), echo: all.subarray(newline + 1, newline + 1 + payload.length) });
+      }
+    });
+    socket.once('error', reject);
+    socket.once('close', () => reject(new Error('closed before the echo')));
+    socket.write(payload);
+  });
+}
+
+describe('TcpBalancer', () => {
+  const closers: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const close of closers.reverse()) await close();
+  });
+
+  it('spreads connections round robin, skips a closed backend at once and an unready one, passes bytes unchanged', async (t) => {
+    const backends = [await backend('a'), await backend('b'), await backend('c')];
+    for (const b of backends) closers.push(() => new Promise((resolve) => b.server.close(() => resolve())));
+    let cReady = true;
+    const balancer = await TcpBalancer.start({
+      host: '127.0.0.1', port: 0, checkMs: 100, connectTimeoutMs: 2_000, connectionsMax: 64,
+      backends: backends.map((b) => ({ name: b.name, address: b.address, healthy: b.name === 'c' ? () => Promise.resolve(cReady) : null })),
+    });
+    closers.push(() => balancer.close());
+
+    const payload = randomBytes(256 * 1024);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 30; i++) {
+      const { name, echo } = await exchange(balancer.port, payload);
+      assert.ok(echo.equals(payload), 'bytes pass through unchanged');
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+    t.diagnostic(`30 connections over 3 live backends: ${JSON.stringify(Object.fromEntries(counts))}`);
+    assert.deepEqual([...counts.values()], [10, 10, 10]);
+
+    // "a" dies: its listener closes. The very next connections skip it without waiting for a poll.
+    await new Promise<void>((resolve) => backends[0]?.server.close(() => resolve()));
+    const afterKill = new Map<string, number>();
+    for (let i = 0; i < 10; i++) {
+      const { name } = await exchange(balancer.port, payload.subarray(0, 100));
+      afterKill.set(name, (afterKill.get(name) ?? 0) + 1);
+    }
+    t.diagnostic(`10 connections after a was closed: ${JSON.stringify(Object.fromEntries(afterKill))}; a marked live: ${String(balancer.status()[0]?.live)}`);
+    assert.equal(afterKill.get('a'), undefined);
+    assert.equal(balancer.status()[0]?.live, false);
+
+    // "c" says it is not ready (a front end draining): once polled, only "b" gets connections.
+    cReady = false;
+    const deadline = Date.now() + 10_000;
+    while (balancer.status()[2]?.live !== false && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const unready = new Set<string>();
+    for (let i = 0; i < 6; i++) unready.add((await exchange(balancer.port, payload.subarray(0, 10))).name);
+    t.diagnostic(`6 connections with c not ready: ${[...unready].join(',')}`);
+    assert.deepEqual([...unready], ['b']);
+  });
+});
