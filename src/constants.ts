@@ -469,6 +469,24 @@ export const accountsMax = 10_000;
  * (a restart replays each commit log first) before giving up with a clear error. */
 export const stampReadyTimeoutMs = 120_000;
 
+/** Stop of an embedded stamp (`kura serve` on SIGTERM): requests in flight get this long to finish
+ * before their connections are cut (an SDK retries a cut request; a stuck body would otherwise hold
+ * the stop for requestBodyIdleTimeoutMs). */
+export const stampStopDrainMs = 5_000;
+
+/** After the cut, how long the front end waits for handlers' backend calls to end, so the layers
+ * below stop under as few calls as possible (each is bounded by its own deadlines anyway). */
+export const frontendCloseSettleMs = 2_000;
+
+/** Each role's stop step may take at most this long; a step past it is abandoned (logged) and the
+ * next one runs. Abandoning is safe: every acknowledged write is already durable, so the exit is no
+ * worse than kill -9, which the journals and commit logs survive. */
+export const stampStopStepMsMax = 4_000;
+
+/** The whole stop (drain + every step) finishes within this bound: drain 5 s + settle 2 s + the
+ * roles' steps share what is left; `kura serve` exits (code 1, logged) if it is ever exceeded. */
+export const stampStopTimeoutMs = 20_000;
+
 /** `kura serve`: how often start-up checks whether every partition is served (a map poll is 250 ms). */
 export const stampReadyPollMs = 20;
 

@@ -6,13 +6,18 @@
 //
 // Lifecycle: lock the data directories → start the stamp (MetaStore, stream layer, partition
 // layer, accounts) → listen → print the redundancy statement, the endpoint, the time to ready and
-// the connection string on stdout → serve until SIGTERM/SIGINT → stop every role → exit 0. A
-// second signal exits at once (1). kill -9 is survived: journals, the MetaStore log and the
+// the connection string on stdout → serve until SIGTERM/SIGINT → stop every role → exit. The stop
+// is bounded (EmbeddedStamp.stop: requests in flight drain for stampStopDrainMs, then are cut; each
+// role's step is bounded; the whole stop within stampStopTimeoutMs) and the process then exits
+// explicitly, so no leftover timer or socket can keep it alive: exit 0 when every step finished,
+// 1 when one failed or was abandoned (named on stderr), 1 from a watchdog if the stop ever ran
+// past its bound, 1 at once on a second signal. kill -9 is survived: journals, the MetaStore log and the
 // partition commit logs are replayed by the next start, and the stale lock is taken over.
 // A start that fails (port in use, a data directory held by another kura, an unreadable disk)
 // prints "kura serve: <reason>" on stderr and exits 1. JSON logs go to stderr.
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { stampStopTimeoutMs } from '../constants.ts';
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
 import { developmentAccountKey, developmentAccountName } from '../stamp/account-store.ts';
@@ -25,6 +30,8 @@ export const blobPortDefault = 10_000;
 export const queuePortReserved = 10_001;
 export const tablePortReserved = 10_002;
 export const dataDirectoryDefault = './data';
+/** The watchdog fires this long after the stop's own bound (the admin port's close runs after it). */
+const stopWatchdogSlackMs = 5_000;
 
 interface ServeFlags {
   readonly disk?: readonly string[];
@@ -62,6 +69,8 @@ export function registerServeCommand(program: Command): void {
     .option('--log-level <level>', 'pino log level of the JSON logs on stderr: fatal, error, warn, info, debug, trace', 'warn')
     .action(async (flags: ServeFlags) => {
       await reportingErrors('serve', () => runServe(flags));
+      // Everything is stopped (or abandoned, bounded): nothing may keep the process alive.
+      process.exit();
     });
 }
 
@@ -80,7 +89,14 @@ async function runServe(flags: ServeFlags): Promise<void> {
     const key = stamp.accounts.get(developmentAccountName)?.key1.toString('base64') ?? developmentAccountKey;
     printBanner({ disks, host, port: stamp.blobPort ?? port, readyMs: stamp.startup.totalMs, key });
     await waitForSignal(logger.child({ component: 'shutdown' }));
-    await stamp.stop();
+    armStopWatchdog();
+    const report = await stamp.stop();
+    process.stdout.write(`Stopped in ${report.totalMs} ms (${report.requestsCut} requests cut after the drain)\n`);
+    const unclean = [...report.failedSteps.map((step) => `${step} failed`), ...report.overdueSteps.map((step) => `${step} abandoned past its bound`)];
+    if (unclean.length > 0) {
+      process.stderr.write(`kura serve: stopped in ${report.totalMs} ms, not cleanly: ${unclean.join(', ')}\n`);
+      process.exitCode = 1;
+    }
   } finally {
     await stamp?.stop();
     await admin?.close();
@@ -99,6 +115,15 @@ function printBanner(options: { readonly disks: readonly string[]; readonly host
     '',
   ];
   process.stdout.write(lines.join('\n'));
+}
+
+/** The stop is bounded step by step; this is the backstop if something outside it hangs. */
+function armStopWatchdog(): void {
+  const timer = setTimeout(() => {
+    process.stderr.write(`kura serve: the stop ran past ${stampStopTimeoutMs + stopWatchdogSlackMs} ms; exiting\n`);
+    process.exit(1);
+  }, stampStopTimeoutMs + stopWatchdogSlackMs);
+  timer.unref();
 }
 
 function readiness(stamp: EmbeddedStamp | null): Readiness {

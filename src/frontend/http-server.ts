@@ -12,6 +12,15 @@
 // (maxHeadersCount), slow heads (headersTimeout, 408), stalled bodies (idle timeout destroys
 // the socket; the body iterator throws before its last chunk), disconnects mid-body, bodies
 // that do not match Content-MD5; backends that throw.
+//
+// Close is bounded (a stop must finish even with keep-alive clients and stuck requests): stop
+// accepting connections, close idle keep-alive ones, answer every response from then on with
+// `Connection: close` and every request that arrives on a still-open connection with 503
+// ServerBusy (the SDKs retry it elsewhere or later), let requests in flight finish for at most
+// drainMs, then destroy every connection (a stalled body's iterator throws) and wait at most
+// frontendCloseSettleMs for the handlers' backend calls to end, so the layers below stop under
+// as few calls as possible. Nothing is lost by cutting: a write is acknowledged only after it is
+// durable, and an unacknowledged one is all-or-nothing (docs/blob-schema.md "Bytes").
 
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -19,10 +28,10 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  frontendConnectionsMax, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
+  frontendCloseSettleMs, frontendConnectionsMax, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
   requestHeadersTimeoutMs,
 } from '../constants.ts';
-import type { Clock } from '../util/clock.ts';
+import { settledWithin, type Clock } from '../util/clock.ts';
 import { redactTarget, type Authorizer } from './auth/authorizer.ts';
 import type { BlobBackend, CallContext } from './blob-backend.ts';
 import { actualRequestHeaders, preflightHeaders, type CorsRulesLookup } from './cors.ts';
@@ -67,6 +76,9 @@ export class FrontendServer {
   readonly #options: FrontendServerOptions;
   readonly #inFlight = new WeakMap<object, Set<ServerResponse>>();
   readonly #closeAfter = new WeakSet<object>();
+  /** Handlers running now: close() waits (bounded) for them. */
+  readonly #handlers = new Set<Promise<void>>();
+  #closing = false;
 
   constructor(options: FrontendServerOptions) {
     this.#options = options;
@@ -75,7 +87,9 @@ export class FrontendServer {
     // often enough that a slowloris head is cut within about a quarter of the deadline.
     const serverOptions = { maxHeaderSize: requestHeaderBytesMax, requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)) };
     this.server = createServer(serverOptions, (request, response) => {
-      void this.#handle(request, response);
+      const handler = this.#handle(request, response);
+      this.#handlers.add(handler);
+      void handler.finally(() => this.#handlers.delete(handler));
     });
     this.server.maxHeadersCount = requestHeadersCountMax;
     this.server.maxConnections = frontendConnectionsMax;
@@ -102,9 +116,22 @@ export class FrontendServer {
     return (this.server.address() as AddressInfo).port;
   }
 
-  async close(): Promise<void> {
+  /** Graceful, bounded close (see the file comment): requests in flight get up to drainMs to
+   * finish (0: cut at once); returns how many were still running when the connections were cut. */
+  async close(options: { readonly drainMs?: number } = {}): Promise<{ readonly cut: number }> {
+    this.#closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    await settledWithin(this.#options.clock, [...this.#handlers], options.drainMs ?? 0);
+    const cut = this.#handlers.size;
     this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await settledWithin(this.#options.clock, [closed, ...this.#handlers], frontendCloseSettleMs);
+    return { cut };
+  }
+
+  /** Requests running now (tests and the stop's log). */
+  get inFlight(): number {
+    return this.#handlers.size;
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -117,6 +144,7 @@ export class FrontendServer {
     socket.on('timeout', onIdle);
     response.once('close', () => socket.off('timeout', onIdle));
     try {
+      if (this.#closing) throw new FrontendError('ServerBusy', 'the server is shutting down');
       if (request.method === 'OPTIONS') {
         await this.#preflight(exchange);
         return;
@@ -183,6 +211,7 @@ export class FrontendServer {
     return {
       'x-ms-request-id': exchange.requestId, 'x-ms-version': exchange.version,
       date: new Date(this.#options.clock.nowMs()).toUTCString(), server: 'Kura', ...exchange.cors,
+      ...(this.#closing ? { connection: 'close' } : {}),
     };
   }
 

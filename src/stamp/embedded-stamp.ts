@@ -18,8 +18,13 @@
 // drops the leases of the previous incarnation, so nothing waits out a TTL after kill -9) →
 // stream manager (new epoch) → extent nodes (journal replay, register) → partition server →
 // partition manager → wait until every partition of the map is served → accounts → front end
-// listens last, so a client that can connect is served. Stop is the reverse; kill -9 at any
-// point is survived by the journals, the MetaStore log and the partition commit logs.
+// listens last, so a client that can connect is served. Stop is the reverse and bounded: the
+// front end drains (requests in flight get stampStopDrainMs, then their connections are cut),
+// then each role's step runs with at most stampStopStepMsMax and the whole stop within
+// stampStopTimeoutMs; a failed or overdue step is logged and the next one runs (every extent
+// node is stopped even if another one fails, e.g. when its directory was deleted under it).
+// Abandoning a step is safe: kill -9 at any point is survived by the journals, the MetaStore log
+// and the partition commit logs.
 //
 // Fault model: a disk directory may be unwritable or belong to another node (its node.json); a
 // start may find a crashed predecessor's state (stale lock taken over, leases dropped, logs
@@ -29,7 +34,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs } from '../constants.ts';
+import {
+  replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs, stampStopDrainMs, stampStopStepMsMax, stampStopTimeoutMs,
+} from '../constants.ts';
 import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer.ts';
 import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
 import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
@@ -49,7 +56,7 @@ import { LocalNetwork } from '../rpc/local-network.ts';
 import { ExtentNode } from '../stream/extent-node.ts';
 import { StreamManager } from '../stream/stream-manager.ts';
 import { assert } from '../util/assert.ts';
-import type { Clock } from '../util/clock.ts';
+import { settledWithin, type Clock } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
 import { SeededRandom } from '../util/random.ts';
 import { AccountStore } from './account-store.ts';
@@ -150,7 +157,8 @@ export class EmbeddedStamp {
   readonly blobPort: number | null;
   private readonly parts: Parts;
   private readonly logger: Logger;
-  private stopping: Promise<void> | null = null;
+  private readonly clock: Clock;
+  private stopping: Promise<StopReport> | null = null;
 
   private constructor(init: StampInit) {
     this.parts = init.parts;
@@ -159,6 +167,7 @@ export class EmbeddedStamp {
     this.partitions = init.partitions;
     this.blobPort = init.blobPort;
     this.logger = init.logger;
+    this.clock = init.clock;
     this.redundancy = redundancy(init.diskCount);
   }
 
@@ -171,14 +180,15 @@ export class EmbeddedStamp {
     try {
       return new EmbeddedStamp(await startParts(options, parts, phases, logger));
     } catch (error) {
-      await stopParts(parts, logger);
+      await stopParts(parts, { clock: options.clock, logger, drainMs: 0 });
       throw error;
     }
   }
 
-  /** Graceful stop: the front end first (no new requests), then every role, then the lock. */
-  stop(): Promise<void> {
-    this.stopping ??= stopParts(this.parts, this.logger);
+  /** Graceful, bounded stop (within stampStopTimeoutMs): the front end first (drain, then cut),
+   * then every role, then the lock. A second call returns the first's outcome. */
+  stop(options: { readonly drainMs?: number } = {}): Promise<StopReport> {
+    this.stopping ??= stopParts(this.parts, { clock: this.clock, logger: this.logger, drainMs: options.drainMs ?? stampStopDrainMs });
     return this.stopping;
   }
 
@@ -212,7 +222,16 @@ class Phases {
   }
 }
 
+/** What a stop did: steps that failed or ran past their bound (abandoned), requests cut. */
+export interface StopReport {
+  readonly totalMs: number;
+  readonly requestsCut: number;
+  readonly failedSteps: readonly string[];
+  readonly overdueSteps: readonly string[];
+}
+
 interface StampInit {
+  readonly clock: Clock;
   readonly parts: Parts;
   readonly startup: StartupReport;
   readonly accounts: AccountStore;
@@ -248,7 +267,7 @@ async function startParts(options: EmbeddedStampOptions, parts: Parts, phases: P
   if (options.registry !== undefined) watchMetrics(options.registry, parts);
   const startup: StartupReport = { totalMs: phases.totalMs, phasesMs: phases.phasesMs, partitions: partitions.count };
   logger.info({ ...startup, disks: options.disks.length, replicas, blobPort }, 'stamp ready');
-  return { parts, startup, accounts, partitions: partitions.client, blobPort, logger, diskCount: options.disks.length };
+  return { clock, parts, startup, accounts, partitions: partitions.client, blobPort, logger, diskCount: options.disks.length };
 }
 
 interface Wiring {
@@ -343,23 +362,45 @@ function watchMetrics(registry: Registry, parts: Parts): void {
   if (parts.streamManager !== null) new StreamManagerMetrics({ registry, manager: parts.streamManager });
 }
 
-/** Stops whatever was started, in reverse order; every step runs even if an earlier one failed. */
-async function stopParts(parts: Parts, logger: Logger): Promise<void> {
+/** Stops whatever was started, in reverse order; every step runs even if an earlier one failed or
+ * ran past its bound (min(stampStopStepMsMax, what is left of stampStopTimeoutMs)). */
+async function stopParts(parts: Parts, options: { readonly clock: Clock; readonly logger: Logger; readonly drainMs: number }): Promise<StopReport> {
+  const { clock, logger } = options;
+  const startMs = clock.monotonicMs();
+  const deadlineMs = startMs + stampStopTimeoutMs;
+  let requestsCut = 0;
   const steps: Array<[string, () => Promise<void>]> = [
-    ['frontend', async () => { await parts.frontend?.close(); }],
+    ['frontend', async () => { requestsCut = (await parts.frontend?.close({ drainMs: options.drainMs }))?.cut ?? 0; }],
     ['partitionManager', async () => { await parts.partitionManager?.stop(); }],
     ['partitionServer', async () => { await parts.partitionServer?.stop(); }],
-    ['extentNodes', async () => { for (const node of [...parts.nodes].reverse()) await node.stop(); }],
+    ['extentNodes', () => stopAll(parts.nodes.map((node) => () => node.stop()))],
     ['streamManager', async () => { await parts.streamManager?.close(); }],
     ['network', async () => { await parts.network?.close(); }],
     ['metaStore', async () => { await parts.metaStore?.close(); }],
     ['lock', async () => { await parts.lock?.release(); }],
   ];
+  const failedSteps: string[] = [];
+  const overdueSteps: string[] = [];
   for (const [name, step] of steps) {
-    try {
-      await step();
-    } catch (error) {
+    // The front end's own bound (drain + settle) is longer than a role's step.
+    const boundMs = Math.max(0, Math.min(name === 'frontend' ? options.drainMs + stampStopStepMsMax : stampStopStepMsMax, deadlineMs - clock.monotonicMs()));
+    const running = step().catch((error: unknown) => {
+      failedSteps.push(name);
       logger.error({ err: error, step: name }, 'stamp stop step failed');
+    });
+    if (!(await settledWithin(clock, [running], boundMs))) {
+      overdueSteps.push(name);
+      logger.error({ step: name, boundMs }, 'stamp stop step ran past its bound; abandoned');
     }
   }
+  const report: StopReport = { totalMs: Math.round(clock.monotonicMs() - startMs), requestsCut, failedSteps, overdueSteps };
+  logger.info(report, 'stamp stopped');
+  return report;
+}
+
+/** Runs every stop at once and waits for all (one failing never keeps another from running). */
+async function stopAll(stops: readonly (() => Promise<void>)[]): Promise<void> {
+  const outcomes = await Promise.allSettled(stops.map((stop) => stop()));
+  const reasons = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
+  if (reasons.length > 0) throw new AggregateError(reasons, `${reasons.length} of ${stops.length} stops failed`);
 }

@@ -115,3 +115,15 @@ export class ManualClock implements Clock {
 async function flushMicrotasks(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 }
+
+/** Resolves true once every promise settled, or false after timeoutMs of `clock`'s time, whichever
+ * comes first; never rejects (a bounded wait for work that may hang: stops, drains). */
+export async function settledWithin(clock: Clock, promises: readonly Promise<unknown>[], timeoutMs: number): Promise<boolean> {
+  if (promises.length === 0) return true;
+  let expire = (): void => undefined;
+  const expired = new Promise<false>((resolve) => { expire = () => resolve(false); });
+  const timer = clock.setTimer(timeoutMs, expire);
+  const settled = await Promise.race([Promise.allSettled(promises).then(() => true), expired]);
+  timer.cancel();
+  return settled;
+}

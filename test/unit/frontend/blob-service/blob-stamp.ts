@@ -141,7 +141,7 @@ export class BlobStamp {
     });
     const frontend = new FrontendServer({ backend: this.backend, authorizer, clock, corsRules: this.backend.corsRules, apiVersionLatest });
     this.port = await frontend.listen(0, '127.0.0.1');
-    this.#stops.push(() => frontend.close());
+    this.#stops.push(async () => { await frontend.close(); });
     this.client = new BlobServiceClient(this.endpoint, new StorageSharedKeyCredential(account, accountKeyBase64), { retryOptions: { maxTries: 1 } });
   }
 
