@@ -25,8 +25,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
   frontendCloseSettleMs, frontendConnectionsMax, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
   requestHeadersTimeoutMs,
@@ -226,7 +224,7 @@ export class FrontendServer {
       response.end(reply.body);
       return;
     }
-    await pipeline(Readable.from(reply.body), response);
+    await writeBody(response, reply.body);
   }
 
   #fail(exchange: Exchange, error: unknown): void {
@@ -260,6 +258,38 @@ export class FrontendServer {
     exchange.response.writeHead(200, { ...this.#commonHeaders(exchange), ...cors, 'content-length': '0' });
     exchange.response.end();
   }
+}
+
+/**
+ * Writes a streamed reply body and ends the response, honouring backpressure. Rejects when the
+ * body throws or the client goes away first (then the body iterator is returned, so its reads
+ * stop); #fail then destroys the response. Replaces stream.pipeline(Readable.from(...)), whose
+ * adapter stream, AbortController and end-of-stream listeners cost ~5 % of the server's CPU per
+ * 64 KiB Get Blob (one chunk).
+ */
+async function writeBody(response: ServerResponse, body: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const chunk of body) {
+    if (response.destroyed) throw new FrontendError('InternalError', 'the client went away during the response body');
+    if (!response.write(chunk)) await drained(response);
+  }
+  if (response.destroyed) throw new FrontendError('InternalError', 'the client went away during the response body');
+  response.end();
+}
+
+/** Resolves on 'drain'; rejects if the response closes first. */
+function drained(response: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const settle = (closed: boolean): void => {
+      response.off('drain', onDrain);
+      response.off('close', onClose);
+      if (closed) reject(new FrontendError('InternalError', 'the client went away during the response body'));
+      else resolve();
+    };
+    const onDrain = (): void => settle(false);
+    const onClose = (): void => settle(true);
+    response.on('drain', onDrain);
+    response.on('close', onClose);
+  });
 }
 
 function requestHead(request: IncomingMessage): RequestHead {

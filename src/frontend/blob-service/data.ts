@@ -31,7 +31,8 @@ export async function writeBody(tables: BlobTables, key: Buffer, body: AsyncIter
   let size = 0;
   const flush = async (all: boolean): Promise<void> => {
     while (pendingBytes >= appendBytesMax || (all && pendingBytes > 0)) {
-      const joined = Buffer.concat(pending, pendingBytes);
+      // A body that arrived in one chunk (most small Put Blobs) is appended as is, not copied.
+      const joined = pending.length === 1 && pending[0] !== undefined ? pending[0] : Buffer.concat(pending, pendingBytes);
       const take = Math.min(appendBytesMax, joined.length);
       refs.push(await tables.appendData(key, joined.subarray(0, take)));
       pending = take < joined.length ? [joined.subarray(take)] : [];

@@ -12,6 +12,7 @@ import { Authorizer } from '../../../src/frontend/auth/authorizer.ts';
 import { hmacSha256Base64 } from '../../../src/frontend/auth/canonical.ts';
 import { sharedKeyStringToSign } from '../../../src/frontend/auth/shared-key.ts';
 import { notWiredBackend, type BlobBackend } from '../../../src/frontend/blob-backend.ts';
+import type { BlobProperties, ETag } from '../../../src/frontend/model.ts';
 import { FrontendServer } from '../../../src/frontend/http-server.ts';
 import { parseQuery } from '../../../src/frontend/request-parser.ts';
 import { SystemClock } from '../../../src/util/clock.ts';
@@ -49,7 +50,11 @@ after(() => server.close());
 const base = (): string => `http://127.0.0.1:${port}/${account}`;
 
 function signed(method: string, path: string, headers: Record<string, string> = {}): Record<string, string> {
-  const all: Record<string, string> = { 'x-ms-date': new Date().toUTCString(), 'x-ms-version': '2021-08-06', host: `127.0.0.1:${port}`, ...headers };
+  return signedFor(port, method, path, headers);
+}
+
+function signedFor(serverPort: number, method: string, path: string, headers: Record<string, string> = {}): Record<string, string> {
+  const all: Record<string, string> = { 'x-ms-date': new Date().toUTCString(), 'x-ms-version': '2021-08-06', host: `127.0.0.1:${serverPort}`, ...headers };
   const [rawPath = '', rawQuery = ''] = path.split('?');
   const map = new Map(Object.entries(all).map(([k, v]) => [k.toLowerCase(), v]));
   const text = sharedKeyStringToSign({ method, account, rawPath, query: parseQuery(rawQuery), headers: map, version: '2021-08-06' });
@@ -171,4 +176,91 @@ test('limits and slow clients: oversized heads, header floods, slowloris, stalle
   }
   assert.equal(backendCalls, before, 'no hostile request reached the backend');
   t.diagnostic('hostile connections: oversized head 431, header flood refused, slowloris cut, stalled body cut, long body refused, oversized body 413; backend calls: 0');
+});
+
+/** A backend whose Get Blob streams `chunkCount` chunks of 64 KiB (chunk i filled with i % 251)
+ * and records how many it yielded and whether the body was closed (its finally ran). */
+function streamingBackend(chunkCount: number): { backend: BlobBackend; yielded: () => number; closed: () => boolean } {
+  const chunkBytes = 65_536;
+  let yielded = 0;
+  let closed = false;
+  async function* body(): AsyncGenerator<Uint8Array> {
+    try {
+      for (let index = 0; index < chunkCount; index += 1) {
+        await new Promise<void>((resolve) => { setImmediate(resolve); });
+        yielded += 1;
+        yield Buffer.alloc(chunkBytes, index % 251);
+      }
+    } finally {
+      closed = true;
+    }
+  }
+  const properties = {
+    etag: '"0x1"' as ETag, lastModified: new Date(0), createdOn: new Date(0), contentLength: chunkCount * chunkBytes, blobType: 'BlockBlob',
+    httpHeaders: {}, lease: { status: 'unlocked', state: 'available' }, metadata: new Map(),
+  } satisfies BlobProperties;
+  const base = notWiredBackend();
+  return {
+    backend: { ...base, blob: { ...base.blob, getBlob: () => Promise.resolve({ properties, body: body(), range: null }) } },
+    yielded: () => yielded,
+    closed: () => closed,
+  };
+}
+
+function serverWith(backend: BlobBackend): FrontendServer {
+  const clock = new SystemClock();
+  const authorizer = new Authorizer({ clock, accountKeys: (name) => (name === account ? [accountKey] : null), storedPolicy: () => Promise.resolve(null), publicAccess: () => Promise.resolve(null) });
+  return new FrontendServer({ backend, clock, apiVersionLatest, authorizer, corsRules: () => Promise.resolve([]) });
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise<void>((resolve) => { setTimeout(resolve, 10); });
+  return condition();
+}
+
+test('streamed reply bodies: whole and in order, backpressure holds the body, a client gone mid-body closes it', async (t) => {
+  const chunkCount = 512; // 32 MiB
+  const streaming = streamingBackend(chunkCount);
+  const local = serverWith(streaming.backend);
+  const localPort = await local.listen(0, '127.0.0.1');
+  try {
+    const path = `/${account}/streams/blob`;
+    const whole = await request(`http://127.0.0.1:${localPort}${path}`, { headers: signedFor(localPort, 'GET', path) });
+    assert.equal(whole.statusCode, 200);
+    const bytes = Buffer.from(await whole.body.arrayBuffer());
+    assert.equal(bytes.length, chunkCount * 65_536);
+    for (let index = 0; index < chunkCount; index += 1) assert.equal(bytes[index * 65_536 + 65_535], index % 251, `chunk ${index} in place`);
+    assert.ok(streaming.closed());
+
+    const gone = streamingBackend(chunkCount);
+    const server2 = serverWith(gone.backend);
+    const port2 = await server2.listen(0, '127.0.0.1');
+    try {
+      const socket = connect(port2, '127.0.0.1');
+      const headers = signedFor(port2, 'GET', path);
+      socket.write(`GET ${path} HTTP/1.1\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n`);
+      let received = 0;
+      await new Promise<void>((resolve) => {
+        socket.on('data', (data: Buffer) => {
+          received += data.length;
+          if (received >= 256 * 1024) {
+            socket.pause(); // stop reading: the server must stop pulling the body
+            resolve();
+          }
+        });
+      });
+      await new Promise<void>((resolve) => { setTimeout(resolve, 300); });
+      const yieldedWhilePaused = gone.yielded();
+      assert.ok(yieldedWhilePaused < chunkCount, `backpressure: ${yieldedWhilePaused} of ${chunkCount} chunks pulled while the client reads nothing`);
+      socket.destroy();
+      assert.ok(await waitFor(() => gone.closed(), 10_000), 'the body is closed once the client is gone');
+      assert.ok(gone.yielded() < chunkCount, 'no more chunks after the client went away');
+      t.diagnostic(`32 MiB body byte-exact; client paused after ${received} bytes: ${yieldedWhilePaused} of ${chunkCount} chunks pulled, body closed after disconnect at ${gone.yielded()}`);
+    } finally {
+      await server2.close();
+    }
+  } finally {
+    await local.close();
+  }
 });
