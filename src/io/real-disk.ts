@@ -179,7 +179,8 @@ class RealFile implements DiskFile {
     assertByteCount(position, 'read position');
     assertByteCount(length, 'read length');
     this.checkUsable();
-    const buffer = Buffer.alloc(length);
+    // Not zero-filled: only the bytes read are returned (a short read returns a shorter view).
+    const buffer = Buffer.allocUnsafe(length);
     let filled = 0;
     try {
       while (filled < length) {

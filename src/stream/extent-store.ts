@@ -289,9 +289,18 @@ export class ExtentStore {
     if (length > readBytesMax) {
       throw new StorageError('extent.too_large', `read of ${length} bytes exceeds ${readBytesMax}`, { context: { extentId, length } });
     }
+    if (length === 0) return Buffer.alloc(0);
+    const firstIndex = blockIndexAt(entry.blocks, offset);
+    const first = entry.blocks[firstIndex];
+    assert(first !== undefined, 'a read below the length lies in indexed blocks');
+    if (offset + length <= first.offset + first.length) {
+      // Within one block (a whole blob body, usually): its verified body, not a copy of it.
+      const body = await this.readVerified(entry, first);
+      return body.subarray(offset - first.offset, offset - first.offset + length);
+    }
     const out = Buffer.allocUnsafe(length);
     let copied = 0;
-    for (let index = blockIndexAt(entry.blocks, offset); copied < length; index++) {
+    for (let index = firstIndex; copied < length; index++) {
       const block = entry.blocks[index];
       assert(block !== undefined, 'a read below the length lies in indexed blocks');
       const body = await this.readVerified(entry, block);
