@@ -428,8 +428,45 @@ export const partitionManagerTickMs = 500;
  * only with maximal keys, ~300 bytes typically. */
 export const partitionMapPartitionsMax = 2_000;
 
+/** Ancestors' data streams one partition may read refs from (inheritedData): each split adds one,
+ * a merge joins two lists; merges that would pass it wait until GC released some (partition-gc.md). */
+export const partitionInheritedDataMax = 64;
+
 /** A partition is split when its memtable plus runs pass this: keeps load (replay, compaction) short. */
 export const partitionSplitBytes = 4 * 1024 * MiB;
+
+/** Merges (docs/partition-protocol.md, "Merges"): two neighbours are merged when together they
+ * hold at most this many bytes. Well below partitionSplitBytes, so a merged partition does not
+ * split again soon; small enough that the copy (writes to the pair stop meanwhile) takes seconds. */
+export const partitionMergeBytes = 256 * MiB;
+
+/** A partition serving fewer requests per second than this is cold (a merge candidate). */
+export const partitionColdRequestsPerSecond = 1;
+
+/** A partition is merged only after it has been served this long at its epoch: a fresh split or
+ * move is not undone at once, and its request rate has been measured over a full window. */
+export const partitionMergeServedMsMin = 5 * 60_000;
+
+/** A partition serving more than this many requests per second (with ≥ 2 live servers) is split
+ * for load: its children can then be moved apart. */
+export const partitionHotRequestsPerSecond = 2_000;
+
+/** Request rates are measured over a sliding window this long (two buckets). */
+export const partitionLoadWindowMs = 30_000;
+
+/** Keys sampled per partition for a hot split's target (bounded memory: ≤ this × a key). */
+export const partitionLoadKeySamplesMax = 256;
+
+/** Load balancing moves a partition only when the busiest server serves this many times the least
+ * busy one's requests per second, and at least partitionBalanceRequestsPerSecondMin more. */
+export const partitionBalanceRatio = 1.5;
+export const partitionBalanceRequestsPerSecondMin = 200;
+
+/** At most one load-balancing move this often: a move costs a checkpoint and a reload. */
+export const partitionMoveIntervalMs = 60_000;
+
+/** A split refused (one group holds every row) is not asked again for this long. */
+export const partitionSplitRetryMs = 10 * 60_000;
 
 /** PartitionClient: attempts per request (map refreshes and owner changes included), and the
  * back-off between them, doubling: 8 attempts from 25 ms span ~6 s, past one map poll and tick. */

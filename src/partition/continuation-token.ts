@@ -1,7 +1,10 @@
 // Scan continuation tokens: opaque to callers (base64url), bounded (≤ tokenBytesMax decoded), and
-// checked: a token carries a CRC32C and a fingerprint of the scan it continues (partition id,
-// range, prefix, delimiter), so a damaged, forged-by-accident or misapplied token is refused with
-// partition.bad_continuation instead of silently listing the wrong range.
+// checked: a token carries a CRC32C and a fingerprint of the scan it continues (range, prefix,
+// delimiter), so a damaged, forged-by-accident or misapplied token is refused with
+// partition.bad_continuation instead of silently listing the wrong range. The fingerprint names no
+// partition: the key means the same in whichever partition holds it after a split, merge or move
+// (docs/partition-protocol.md, "Scans across splits, merges and moves"), and PartitionClient
+// routes the next page by it (continuationKey).
 //
 //   u8 version (1) | u8 flags (bit 0: start key inclusive) | u32 scanFingerprint | key | u32 crc32c
 //
@@ -22,7 +25,6 @@ export interface Continuation {
 }
 
 export interface ScanShape {
-  readonly partitionId: number;
   readonly start: Buffer | null;
   readonly end: Buffer | null;
   readonly prefix: Buffer | null;
@@ -31,7 +33,7 @@ export interface ScanShape {
 
 /** CRC32C over the scan's parameters, each length-prefixed so different shapes never collide by concatenation. */
 export function scanFingerprint(shape: ScanShape): number {
-  let crc = crc32c(Buffer.from(String(shape.partitionId)));
+  let crc = 0;
   for (const part of [shape.start, shape.end, shape.prefix, shape.delimiter]) {
     const header = Buffer.alloc(5);
     header.writeUInt8(part === null ? 0 : 1, 0);
@@ -63,6 +65,14 @@ export function decodeContinuation(token: string, fingerprint: number): Continua
   if (bytes.readUInt8(0) !== tokenVersion || (bytes.readUInt8(1) & ~1) !== 0) throw bad('unknown version or flags');
   if (bytes.readUInt32BE(2) !== fingerprint >>> 0) throw bad('token belongs to another scan');
   return { key: bytes.subarray(6, bytes.length - 4).toString('latin1'), inclusive: (bytes.readUInt8(1) & 1) === 1 };
+}
+
+/** The key a token continues at, without knowing its scan (routing only: the owner still checks the fingerprint). */
+export function continuationKey(token: string): Buffer {
+  const bytes = Buffer.from(token, 'base64url');
+  if (bytes.length <= overheadBytes || bytes.length > continuationTokenBytesMax) throw bad('wrong length');
+  if (crc32c(bytes.subarray(0, bytes.length - 4)) !== bytes.readUInt32BE(bytes.length - 4)) throw bad('checksum mismatch');
+  return Buffer.from(bytes.subarray(6, bytes.length - 4));
 }
 
 function bad(reason: string): StorageError {

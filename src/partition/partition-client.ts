@@ -21,7 +21,8 @@ import type { Clock } from '../util/clock.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import type { Column, DataRef } from '../wire/partition-row.ts';
 import type { CommitResult, LiveRow, PartitionOp, ScanItem } from './partition.ts';
-import { keyFromHex, parseJson, readMap, routeKey, serverKey, serverRecordSchema } from './partition-map.ts';
+import { continuationKey } from './continuation-token.ts';
+import { keyFromHex, keyHex, parseJson, readMap, routeKey, serverKey, serverRecordSchema } from './partition-map.ts';
 import type { PartitionMap } from './partition-map.ts';
 import {
   commitAnswer, dataRefAnswer, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeRows, putRow, scanAnswer,
@@ -132,7 +133,9 @@ export class PartitionClient {
     const startHexValue = resume === null ? (options.start?.toString('hex') ?? null) : resume.s;
     const start = startHexValue === null ? undefined : keyFromHex(startHexValue);
     const routeHex = resume?.k ?? maxHex(startHexValue ?? '', options.prefix?.toString('hex') ?? '');
-    const routeAt = routeHex === '' ? Buffer.from([0]) : keyFromHex(routeHex);
+    // A continued page goes to the partition holding the token's key: after a split or merge it
+    // may not be the one that answered the previous page.
+    const routeAt = resume !== null && resume.t !== null ? continuationKey(resume.t) : routeHex === '' ? Buffer.from([0]) : keyFromHex(routeHex);
     const header: RpcHeader = {
       key: encodeKey(routeAt), limit: options.limit,
       ...optionalKey('start', start), ...optionalKey('end', options.end), ...optionalKey('prefix', options.prefix), ...optionalKey('delimiter', options.delimiter),
@@ -142,7 +145,7 @@ export class PartitionClient {
     const page = parse(scanAnswer, response.header);
     const high = parse(scanHigh, response.header).high;
     const items = decodeScanItems(response.body);
-    if (page.continuation !== null) return { items, continuation: encodeClientContinuation({ k: routeHex, s: startHexValue, t: page.continuation }) };
+    if (page.continuation !== null) return { items, continuation: encodeClientContinuation({ k: keyHex(routeAt), s: startHexValue, t: page.continuation }) };
     const endHex = options.end?.toString('hex') ?? null;
     const prefixHex = options.prefix?.toString('hex') ?? null;
     const beyondPrefix = prefixHex !== null && high !== null && !high.startsWith(prefixHex) && high > prefixHex;

@@ -1,27 +1,31 @@
 // The partition manager (docs/partition-protocol.md): one leader at a time, elected through the
 // MetaStore (pm/leader under a lease + pm/epoch by compare txn). The leader bootstraps the map
 // (one partition over every key), assigns unowned partitions to live servers, reassigns the
-// partitions of a server whose lease is gone, and splits a partition that grew past splitBytes
-// (its owner prepares the children; the leader commits the map).
+// partitions of a server whose lease is gone, splits a partition that grew past splitBytes or is
+// hot (its owner prepares the children; the leader commits the map), merges two small, cold
+// neighbours (their owner prepares the merged partition), and moves partitions between live
+// servers (the owner releases it first) to co-locate a merge or to balance request load.
 //
 //   campaign: lease ──► txn { pm/leader absent, pm/epoch as read } put leader, epoch+1 ──► lead
 //   tick:     servers + map ──► planAssignments (pure) ──► txn (compare epoch, map, servers read)
-//             ──► status of each server ──► split one oversized partition, or re-epoch one whose
-//             split was abandoned
+//             ──► status of each server ──► planMaintenance (pure, partition-balance.ts): one
+//             re-epoch, split, merge or move ──► its RPC to the owner ──► txn
 //
 // Invariants:
 // - every map write compares pm/epoch's modRevision (this leader's) and pm/map's as read, so a
 //   deposed leader never writes and no decision is applied over a map it did not see;
 // - a partition is moved off a server only if that server's key is absent or names another lease
-//   (compared in the same txn): its old owner's lease is gone, so it no longer serves it;
+//   (compared in the same txn): its old owner's lease is gone, so it no longer serves it; or if
+//   that server answered partition.release (it closed the partition before answering);
 // - every assignment increments the partition's owner epoch.
 // Fault model: MetaStore calls may fail (the tick is retried); servers may be dead or slow (status
 // and split calls have deadlines); this process may die at any point (a new leader takes over
 // after the lease TTL; a half-done split only leaves garbage streams).
 import { pino, type Logger } from 'pino';
 import {
-  partitionLeaseMarginMs, partitionLeaseTtlMs, partitionManagerTickMs, partitionMapPartitionsMax, partitionRpcDeadlineMs, partitionSplitBytes,
-  rpcDeadlineMsDefault,
+  partitionBalanceRatio, partitionBalanceRequestsPerSecondMin, partitionColdRequestsPerSecond, partitionHotRequestsPerSecond, partitionLeaseMarginMs,
+  partitionInheritedDataMax, partitionLeaseTtlMs, partitionLoadWindowMs, partitionManagerTickMs, partitionMapPartitionsMax, partitionMergeBytes, partitionMergeServedMsMin,
+  partitionMoveIntervalMs, partitionRpcDeadlineMs, partitionSplitBytes, partitionSplitRetryMs, rpcDeadlineMsDefault,
 } from '../constants.ts';
 import type { KeyValue, MetaStore } from '../metastore/meta-store.ts';
 import { prefixEnd } from '../metastore/meta-store.ts';
@@ -29,10 +33,13 @@ import type { Network } from '../rpc/network.ts';
 import type { StreamManagerApi } from '../stream/protocol.ts';
 import { AssertionFailure } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
-import { StorageError } from '../util/errors.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
 import { leaderKey, managerEpochKey, mapKey, parseJson, readMap, serverKey, serverPrefix, serverRecordSchema } from './partition-map.ts';
-import type { PartitionEntry, PartitionMap, ServerRecord, VersionedMap } from './partition-map.ts';
-import { serverStatusAnswer } from './partition-rpc.ts';
+import type { LiveServer, PartitionEntry, PartitionMap, VersionedMap } from './partition-map.ts';
+import { planMaintenance } from './partition-balance.ts';
+import type { MaintenanceAction, MaintenancePolicy, Reported } from './partition-balance.ts';
+import { mergeAnswerSchema } from './partition-merge.ts';
+import { releaseAnswer, serverStatusAnswer } from './partition-rpc.ts';
 import type { ServerStatus } from './partition-rpc.ts';
 import { splitAnswerSchema } from './partition-split.ts';
 import type { SplitAnswer } from './partition-split.ts';
@@ -49,12 +56,16 @@ export interface PartitionManagerOptions {
   readonly leaseTtlMs?: number;
   readonly tickMs?: number;
   readonly splitBytes?: number;
+  /**
+   * Merge, hot-split and balancing thresholds (docs/partition-protocol.md); defaults from
+   * src/constants.ts, mergeBytes at most a quarter of splitBytes.
+   */
+  readonly policy?: Partial<MaintenancePolicy>;
+  /** At most one balancing move this often. */
+  readonly moveIntervalMs?: number;
 }
 
-export interface LiveServer {
-  readonly record: ServerRecord;
-  readonly modRevision: number;
-}
+export type { LiveServer } from './partition-map.ts';
 
 interface Leadership {
   readonly lease: ServerLease;
@@ -66,6 +77,10 @@ export interface PartitionManagerStats {
   readonly ticks: number;
   readonly assignments: number;
   readonly splits: number;
+  readonly hotSplits: number;
+  readonly merges: number;
+  readonly moves: number;
+  readonly reEpochs: number;
   readonly mapWrites: number;
   readonly tickFailures: number;
 }
@@ -79,11 +94,22 @@ export class PartitionManager {
   private timer: TimerHandle | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
-  private readonly counters = { ticks: 0, assignments: 0, splits: 0, mapWrites: 0, tickFailures: 0 };
+  private readonly counters = { ticks: 0, assignments: 0, splits: 0, hotSplits: 0, merges: 0, moves: 0, reEpochs: 0, mapWrites: 0, tickFailures: 0 };
+  private readonly policy: MaintenancePolicy;
+  /** Partition id → monotonic ms until which a refused split is not asked again. */
+  private readonly splitRefusedUntil = new Map<number, number>();
+  private lastBalanceMoveMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: PartitionManagerOptions) {
     this.options = options;
     this.logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'partition-manager', managerId: options.managerId });
+    const splitBytes = options.splitBytes ?? partitionSplitBytes;
+    this.policy = {
+      splitBytes, mergeBytes: Math.min(partitionMergeBytes, Math.floor(splitBytes / 4)), coldRequestsPerSecond: partitionColdRequestsPerSecond,
+      mergeServedMsMin: partitionMergeServedMsMin, hotRequestsPerSecond: partitionHotRequestsPerSecond, loadWindowMs: partitionLoadWindowMs,
+      balanceRatio: partitionBalanceRatio, balanceRequestsPerSecondMin: partitionBalanceRequestsPerSecondMin, inheritedDataMax: partitionInheritedDataMax,
+      ...options.policy,
+    };
   }
 
   /** Starts campaigning; once leader, ticks every tickMs until stop(). */
@@ -230,25 +256,41 @@ export class PartitionManager {
     return this.leadership;
   }
 
-  // ---- splits -----------------------------------------------------------------------------------
+  // ---- splits, merges, moves ----------------------------------------------------------------------
 
-  /** Asks every live server for its status; splits one oversized partition or re-epochs an abandoned split. */
+  /** Asks every live server for its status, then carries out the one action planMaintenance picks. */
   private async maintain(current: VersionedMap, servers: ReadonlyMap<string, LiveServer>): Promise<void> {
+    const reports = new Map<number, Reported>();
+    const answered = new Set<string>();
     for (const server of servers.values()) {
       const status = await this.status(server);
       if (status === null) continue;
+      answered.add(server.record.serverId);
       for (const reported of status.partitions) {
         const entry = current.map.partitions.find((candidate) => candidate.partitionId === reported.partitionId);
         if (entry?.owner?.serverId !== server.record.serverId || entry.ownerEpoch !== reported.ownerEpoch) continue;
-        if (reported.state === 'split') {
-          await this.reEpoch(current, entry, server);
-          return;
-        }
-        if (reported.state === 'serving' && reported.approximateBytes > (this.options.splitBytes ?? partitionSplitBytes) && reported.lastSequence > 0) {
-          await this.split(current, entry, server);
-          return;
-        }
+        reports.set(entry.partitionId, { entry, server, status: reported });
       }
+    }
+    const nowMs = this.options.clock.monotonicMs();
+    for (const [partitionId, untilMs] of this.splitRefusedUntil) if (untilMs <= nowMs) this.splitRefusedUntil.delete(partitionId);
+    const action = planMaintenance({
+      map: current.map, servers, reports, answered, policy: this.policy, splitRefused: new Set(this.splitRefusedUntil.keys()),
+      moveAllowed: nowMs - this.lastBalanceMoveMs >= (this.options.moveIntervalMs ?? partitionMoveIntervalMs),
+    });
+    if (action !== null) await this.perform(current, action);
+  }
+
+  private async perform(current: VersionedMap, action: MaintenanceAction): Promise<void> {
+    switch (action.kind) {
+      case 'reEpoch':
+        return this.reEpoch(current, action.entry, action.server);
+      case 'split':
+        return this.split(current, action.entry, action.server, action.reason);
+      case 'merge':
+        return this.merge(current, action.left, action.right, action.server);
+      case 'move':
+        return this.move(current, action.entry, action.from, action.to, action.reason);
     }
   }
 
@@ -256,38 +298,52 @@ export class PartitionManager {
     try {
       const response = await this.options.network.call(server.record.address, { method: 'server.status', header: {}, body: Buffer.alloc(0) }, { deadlineMs: rpcDeadlineMsDefault });
       const parsed = serverStatusAnswer.safeParse(response.header);
-      return parsed.success ? parsed.data : null;
-    } catch {
+      if (parsed.success) return parsed.data;
+      this.logger.error({ serverId: server.record.serverId, issues: parsed.error.message }, 'malformed server status: the server is left out of maintenance');
+      return null;
+    } catch (error) {
+      this.logger.warn({ serverId: server.record.serverId, err: error }, 'server status failed');
       return null;
     }
   }
 
-  /** A split prepared but never committed: the owner will not reopen it at that epoch. */
+  /** A split, merge or move prepared but never committed: the owner will not reopen it at that epoch. */
   private async reEpoch(current: VersionedMap, entry: PartitionEntry, server: LiveServer): Promise<void> {
-    const map = replaceEntries(current.map, entry.partitionId, [{ ...entry, ownerEpoch: entry.ownerEpoch + 1 }]);
-    if (await this.writeMap(current, map, [{ key: serverKey(server.record.serverId), modRevision: server.modRevision }])) {
-      this.logger.warn({ partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch + 1 }, 'abandoned split: partition reassigned at a new epoch');
+    const map = replaceEntries(current.map, [entry.partitionId], [{ ...entry, ownerEpoch: entry.ownerEpoch + 1 }]);
+    if (await this.writeMap(current, map, [serverCompare(server)])) {
+      this.counters.reEpochs += 1;
+      this.logger.warn({ partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch + 1 }, 'abandoned split, merge or move: partition reopened at a new epoch');
     }
   }
 
-  private async split(current: VersionedMap, entry: PartitionEntry, server: LiveServer): Promise<void> {
+  private async split(current: VersionedMap, entry: PartitionEntry, server: LiveServer, reason: 'size' | 'load'): Promise<void> {
     if (current.map.partitions.length + 1 > partitionMapPartitionsMax) return;
     const childIds = [current.map.nextPartitionId, current.map.nextPartitionId + 1] as const;
-    const answer = await this.askSplit(server, entry, childIds);
+    let answer: SplitAnswer;
+    try {
+      answer = await this.askSplit(server, entry, childIds, reason);
+    } catch (error) {
+      // One group holds every row: refused before anything stopped; not asked again for a while.
+      if (!isStorageError(error, 'config.invalid')) throw error;
+      this.splitRefusedUntil.set(entry.partitionId, this.options.clock.monotonicMs() + partitionSplitRetryMs);
+      this.logger.info({ partitionId: entry.partitionId, reason, err: error }, 'split refused by the owner');
+      return;
+    }
     const owner = { serverId: server.record.serverId, lease: server.record.lease };
     const inheritedData = [entry.streams.data, ...entry.inheritedData];
     const children: PartitionEntry[] = answer.children.map((child) => ({
       partitionId: child.partitionId, low: child.low, high: child.high, streams: child.streams, inheritedData, ownerEpoch: entry.ownerEpoch + 1, owner,
     }));
-    const map = { ...replaceEntries(current.map, entry.partitionId, children), nextPartitionId: current.map.nextPartitionId + 2 };
-    if (await this.writeMap(current, map, [{ key: serverKey(server.record.serverId), modRevision: server.modRevision }])) {
+    const map = { ...replaceEntries(current.map, [entry.partitionId], children), nextPartitionId: current.map.nextPartitionId + 2 };
+    if (await this.writeMap(current, map, [serverCompare(server)])) {
       this.counters.splits += 1;
-      this.logger.info({ partitionId: entry.partitionId, splitKey: answer.splitKey, children: childIds }, 'partition split');
+      if (reason === 'load') this.counters.hotSplits += 1;
+      this.logger.info({ partitionId: entry.partitionId, reason, splitKey: answer.splitKey, children: childIds }, 'partition split');
     }
   }
 
-  private async askSplit(server: LiveServer, entry: PartitionEntry, childIds: readonly [number, number]): Promise<SplitAnswer> {
-    const header = { partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch, childIds: [...childIds] };
+  private async askSplit(server: LiveServer, entry: PartitionEntry, childIds: readonly [number, number], reason: 'size' | 'load'): Promise<SplitAnswer> {
+    const header = { partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch, childIds: [...childIds], reason };
     const response = await this.options.network.call(server.record.address, { method: 'partition.split', header, body: Buffer.alloc(0) }, { deadlineMs: partitionRpcDeadlineMs });
     const parsed = splitAnswerSchema.safeParse(JSON.parse(response.body.toString('utf8')));
     if (!parsed.success) throw new StorageError('rpc.remote', `malformed split answer: ${parsed.error.message}`);
@@ -297,6 +353,44 @@ export class PartitionManager {
     }
     return parsed.data;
   }
+
+  /** Two co-located cold neighbours → one partition (docs/partition-protocol.md, "Merges"). */
+  private async merge(current: VersionedMap, left: PartitionEntry, right: PartitionEntry, server: LiveServer): Promise<void> {
+    const mergedId = current.map.nextPartitionId;
+    const header = { left: { partitionId: left.partitionId, ownerEpoch: left.ownerEpoch }, right: { partitionId: right.partitionId, ownerEpoch: right.ownerEpoch }, mergedId };
+    const response = await this.options.network.call(server.record.address, { method: 'partition.merge', header, body: Buffer.alloc(0) }, { deadlineMs: partitionRpcDeadlineMs });
+    const parsed = mergeAnswerSchema.safeParse(JSON.parse(response.body.toString('utf8')));
+    if (!parsed.success) throw new StorageError('rpc.remote', `malformed merge answer: ${parsed.error.message}`);
+    const answer = parsed.data;
+    if (answer.partitionId !== mergedId || answer.low !== left.low || answer.high !== right.high) throw new StorageError('rpc.remote', 'merge answer does not cover both ranges with the asked id');
+    const merged: PartitionEntry = {
+      partitionId: mergedId, low: left.low, high: right.high, streams: answer.streams,
+      inheritedData: [...new Set([left.streams.data, right.streams.data, ...left.inheritedData, ...right.inheritedData])],
+      ownerEpoch: Math.max(left.ownerEpoch, right.ownerEpoch) + 1, owner: { serverId: server.record.serverId, lease: server.record.lease },
+    };
+    const map = { ...replaceEntries(current.map, [left.partitionId, right.partitionId], [merged]), nextPartitionId: mergedId + 1 };
+    if (await this.writeMap(current, map, [serverCompare(server)])) {
+      this.counters.merges += 1;
+      this.logger.info({ left: left.partitionId, right: right.partitionId, mergedId, rows: answer.rows }, 'partitions merged');
+    }
+  }
+
+  /** A live partition to another live server: its owner closes it first (docs: "Moves"). */
+  private async move(current: VersionedMap, entry: PartitionEntry, from: LiveServer, to: LiveServer, reason: 'merge' | 'balance'): Promise<void> {
+    if (reason === 'balance') this.lastBalanceMoveMs = this.options.clock.monotonicMs();
+    const header = { partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch };
+    const response = await this.options.network.call(from.record.address, { method: 'partition.release', header, body: Buffer.alloc(0) }, { deadlineMs: partitionRpcDeadlineMs });
+    if (!releaseAnswer.safeParse(response.header).success) throw new StorageError('rpc.remote', 'malformed release answer');
+    const moved: PartitionEntry = { ...entry, ownerEpoch: entry.ownerEpoch + 1, owner: { serverId: to.record.serverId, lease: to.record.lease } };
+    if (await this.writeMap(current, replaceEntries(current.map, [entry.partitionId], [moved]), [serverCompare(from), serverCompare(to)])) {
+      this.counters.moves += 1;
+      this.logger.info({ partitionId: entry.partitionId, from: from.record.serverId, to: to.record.serverId, reason }, 'partition moved');
+    }
+  }
+}
+
+function serverCompare(server: LiveServer): { key: string; modRevision: number } {
+  return { key: serverKey(server.record.serverId), modRevision: server.modRevision };
 }
 
 /**
@@ -324,9 +418,11 @@ export function planAssignments(map: PartitionMap, servers: ReadonlyMap<string, 
   return { map: { ...map, version: map.version + (changed.length > 0 ? 1 : 0), partitions }, changed, touchedServers: [...touched] };
 }
 
-function replaceEntries(map: PartitionMap, partitionId: number, replacements: readonly PartitionEntry[]): PartitionMap {
-  const index = map.partitions.findIndex((entry) => entry.partitionId === partitionId);
-  if (index === -1) throw new StorageError('partition.corrupt', `partition ${partitionId} is not in the map`);
-  const partitions = [...map.partitions.slice(0, index), ...replacements, ...map.partitions.slice(index + 1)];
+/** The map with the adjacent entries `partitionIds` replaced by `replacements` (version + 1). */
+function replaceEntries(map: PartitionMap, partitionIds: readonly number[], replacements: readonly PartitionEntry[]): PartitionMap {
+  const index = map.partitions.findIndex((entry) => entry.partitionId === partitionIds[0]);
+  const adjacent = partitionIds.every((partitionId, offset) => map.partitions[index + offset]?.partitionId === partitionId);
+  if (index === -1 || !adjacent) throw new StorageError('partition.corrupt', `partitions ${partitionIds.join(', ')} are not adjacent in the map`);
+  const partitions = [...map.partitions.slice(0, index), ...replacements, ...map.partitions.slice(index + partitionIds.length)];
   return { ...map, version: map.version + 1, partitions };
 }

@@ -11,7 +11,7 @@
 // Fault model: the value may be missing (no manager bootstrapped yet: null) or malformed
 // (partition.corrupt); every read is a fresh MetaStore get.
 import { z } from 'zod';
-import { partitionMapPartitionsMax } from '../constants.ts';
+import { partitionInheritedDataMax, partitionMapPartitionsMax } from '../constants.ts';
 import type { KeyValue, MetaStore } from '../metastore/meta-store.ts';
 import { StorageError } from '../util/errors.ts';
 
@@ -34,7 +34,7 @@ const partitionEntry = z.object({
   high: hexKey.nullable(),
   streams: z.object({ meta: id, log: id, checkpoint: id, data: id }),
   /** Data streams of ancestors (splits): rows may hold refs into them. */
-  inheritedData: z.array(id).max(64),
+  inheritedData: z.array(id).max(partitionInheritedDataMax),
   ownerEpoch: id,
   owner: z.object({ serverId: serverIdSchema, lease: id }).nullable(),
 });
@@ -50,6 +50,12 @@ export type PartitionMap = z.infer<typeof partitionMapSchema>;
 
 export const serverRecordSchema = z.object({ serverId: serverIdSchema, address: z.string().min(3).max(300), lease: id });
 export type ServerRecord = z.infer<typeof serverRecordSchema>;
+
+/** A registered server as the manager read it (its key's modRevision is compared by map txns). */
+export interface LiveServer {
+  readonly record: ServerRecord;
+  readonly modRevision: number;
+}
 
 export const leaderRecordSchema = z.object({ managerId: z.string().min(1).max(64), epoch: id });
 

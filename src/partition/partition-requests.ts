@@ -10,10 +10,10 @@ import { parseHeader } from '../stream/protocol.ts';
 import { StorageError } from '../util/errors.ts';
 import type { Partition, PartitionOp } from './partition.ts';
 import { decodeKey, decodeRows, encodeRows, encodeScanItems, partitionRequests } from './partition-rpc.ts';
-import type { PartitionMethod } from './partition-rpc.ts';
+import type { ManagerMethod, PartitionMethod } from './partition-rpc.ts';
 
 export interface ServedRequest {
-  readonly method: Exclude<PartitionMethod, 'server.status' | 'partition.split'>;
+  readonly method: Exclude<PartitionMethod, ManagerMethod>;
   readonly header: RpcHeader;
   readonly body: Buffer;
   /** High bound (hex, null = +inf) of the serving partition, returned with scans. */

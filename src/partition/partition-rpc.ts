@@ -39,11 +39,16 @@ export const partitionRequests = {
   }),
   'partition.appendData': z.object({ key: base64Key }),
   'partition.readData': z.object({ key: base64Key, extentId: id, offset: id, length: id }),
-  'partition.split': z.object({ partitionId: id, ownerEpoch: id, childIds: z.tuple([id, id]) }),
+  'partition.split': z.object({ partitionId: id, ownerEpoch: id, childIds: z.tuple([id, id]), reason: z.enum(['size', 'load']).optional() }),
+  'partition.merge': z.object({ left: z.object({ partitionId: id, ownerEpoch: id }), right: z.object({ partitionId: id, ownerEpoch: id }), mergedId: id }),
+  'partition.release': z.object({ partitionId: id, ownerEpoch: id }),
   'server.status': z.object({}),
 } as const;
 
 export type PartitionMethod = keyof typeof partitionRequests;
+/** Methods only the partition manager calls (not routed by key). */
+export type ManagerMethod = 'server.status' | 'partition.split' | 'partition.merge' | 'partition.release';
+export const releaseAnswer = z.object({ lastSequence: id });
 
 export function isPartitionMethod(method: string): method is PartitionMethod {
   return Object.hasOwn(partitionRequests, method);
@@ -56,9 +61,13 @@ export const dataRefAnswer = z.object({ extentId: id, offset: id, length: id });
 export const partitionStatusSchema = z.object({
   partitionId: id,
   ownerEpoch: id,
-  state: z.enum(['loading', 'serving', 'failed', 'split']),
+  state: z.enum(['loading', 'serving', 'failed', 'split', 'merged', 'released']),
   approximateBytes: id,
   lastSequence: id,
+  /** Requests served per second over the load window (docs/partition-protocol.md, "Load"). */
+  requestsPerSecond: z.number().nonnegative().default(0),
+  /** How long the partition has been held at this epoch. */
+  servedMs: id.default(0),
 });
 export type PartitionStatus = z.infer<typeof partitionStatusSchema>;
 export const serverStatusAnswer = z.object({ serverId: z.string(), leaseValid: z.boolean(), partitions: z.array(partitionStatusSchema) });

@@ -24,7 +24,7 @@
 // process may be killed at any point (the next owner seals and replays); its lease may lapse
 // while requests run (their answers are then refused).
 import { pino, type Logger } from 'pino';
-import { partitionLeaseMarginMs, partitionLeaseTtlMs, partitionMapPollMs } from '../constants.ts';
+import { partitionLeaseMarginMs, partitionLeaseTtlMs, partitionLoadKeySamplesMax, partitionLoadWindowMs, partitionMapPollMs } from '../constants.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
 import type { Network, RpcRequest, RpcResponse, RpcServer } from '../rpc/network.ts';
 import { parseHeader } from '../stream/protocol.ts';
@@ -44,8 +44,12 @@ import { performPartitionRequest, type ServedRequest } from './partition-request
 import { InheritedDataStreams } from './inherited-data-streams.ts';
 import { StreamLayerPartitionStreams } from './partition-streams.ts';
 import { ServerLease } from './server-lease.ts';
-import { splitPartition } from './partition-split.ts';
+import { planSplit, splitPartition } from './partition-split.ts';
+import { mergePartitions } from './partition-merge.ts';
+import type { MergeAnswer } from './partition-merge.ts';
+import { RequestLoad } from './request-load.ts';
 import type { SplitAnswer } from './partition-split.ts';
+import { rowPerGroup } from './table-schema.ts';
 import type { TableSchema } from './table-schema.ts';
 
 export interface PartitionServerOptions {
@@ -59,6 +63,8 @@ export interface PartitionServerOptions {
   readonly logger?: Logger;
   readonly leaseTtlMs?: number;
   readonly mapPollMs?: number;
+  /** Request-rate window of each partition (docs/partition-protocol.md, "Load"). */
+  readonly loadWindowMs?: number;
   readonly partitionLimits?: Partial<PartitionLimits>;
   /**
    * The table the partitions hold (src/partition/table-schema.ts), from its owner: where rows keep
@@ -90,11 +96,14 @@ type HeldState =
   | { readonly kind: 'loading' }
   | { readonly kind: 'serving'; readonly partition: Partition }
   | { readonly kind: 'failed'; readonly partition: Partition | null; readonly cause: unknown }
-  | { readonly kind: 'split' };
+  // Retired at this epoch (never reopened at it): prepared as a split parent or a merge side, or
+  // released for a move. The manager commits the map, or re-epochs it if that never happens.
+  | { readonly kind: 'split' | 'merged' | 'released' };
 
 interface Held {
   readonly entry: PartitionEntry;
   state: HeldState;
+  readonly load: RequestLoad;
 }
 
 export interface PartitionServerStats {
@@ -160,6 +169,11 @@ export class PartitionServer {
   servedPartition(partitionId: number): Partition | null {
     const state = this.held.get(partitionId)?.state;
     return state?.kind === 'serving' ? state.partition : null;
+  }
+
+  /** Tests and tools: the state of every partition held here (serving, split, merged, …). */
+  heldStates(): Map<number, HeldState['kind']> {
+    return new Map([...this.held].map(([partitionId, held]) => [partitionId, held.state.kind]));
   }
 
   /** Partition ids this server serves now. */
@@ -273,7 +287,10 @@ export class PartitionServer {
   }
 
   private startLoad(entry: PartitionEntry): void {
-    const held: Held = { entry, state: { kind: 'loading' } };
+    const held: Held = {
+      entry, state: { kind: 'loading' },
+      load: new RequestLoad({ clock: this.options.clock, windowMs: this.options.loadWindowMs ?? partitionLoadWindowMs, keySamplesMax: partitionLoadKeySamplesMax }),
+    };
     this.held.set(entry.partitionId, held);
     void this.load(held);
   }
@@ -354,11 +371,21 @@ export class PartitionServer {
     if (method === 'server.status') return { header: this.status(), body: Buffer.alloc(0) };
     if (method === 'partition.split') {
       const header = parseHeader(partitionRequests[method], request.header, method);
-      const answer = await this.split(header.partitionId, header.ownerEpoch, header.childIds);
+      const answer = await this.split(header.partitionId, header.ownerEpoch, header.childIds, header.reason ?? 'size');
       return { header: {}, body: Buffer.from(JSON.stringify(answer), 'utf8') };
+    }
+    if (method === 'partition.merge') {
+      const header = parseHeader(partitionRequests[method], request.header, method);
+      const answer = await this.merge(header.left, header.right, header.mergedId);
+      return { header: {}, body: Buffer.from(JSON.stringify(answer), 'utf8') };
+    }
+    if (method === 'partition.release') {
+      const header = parseHeader(partitionRequests[method], request.header, method);
+      return { header: await this.release(header.partitionId, header.ownerEpoch), body: Buffer.alloc(0) };
     }
     const key = decodeKey(parseHeader(partitionRequests[method], request.header, method).key, 'key');
     const held = this.owner(key);
+    held.load.record(key);
     const served: ServedRequest = { method, header: request.header, body: request.body, high: held.entry.high };
     try {
       const response = await performPartitionRequest(this.servingPartition(held), served);
@@ -418,29 +445,81 @@ export class PartitionServer {
         partitionId, ownerEpoch: held.entry.ownerEpoch, state: held.state.kind,
         approximateBytes: stats === null ? 0 : approximateBytes(held.state.kind === 'serving' ? held.state.partition : null),
         lastSequence: stats?.lastSequence ?? 0,
+        requestsPerSecond: held.load.requestsPerSecond(), servedMs: held.load.measuredMs(),
       });
     }
     return { serverId: this.serverId, leaseValid: this.leaseValid(), partitions };
   }
 
-  /** Prepares the children of a partition this server owns at `ownerEpoch` (manager only). */
-  private async split(partitionId: number, ownerEpoch: number, childIds: readonly [number, number]): Promise<SplitAnswer> {
+  /** The held partition at `ownerEpoch`, serving under a valid lease (manager requests), else not_owner. */
+  private servingAt(partitionId: number, ownerEpoch: number): { held: Held; partition: Partition } {
     const held = this.held.get(partitionId);
     if (held?.state.kind !== 'serving' || held.entry.ownerEpoch !== ownerEpoch || !this.leaseValid()) {
       throw new StorageError('partition.not_owner', `partition ${partitionId} is not served here at epoch ${ownerEpoch}`, { retryable: true });
     }
-    const partition = held.state.partition;
+    return { held, partition: held.state.partition };
+  }
+
+  /**
+   * Prepares the children of a partition this server owns at `ownerEpoch` (manager only). The key
+   * is chosen while P still serves; P stops taking writes only for the copy.
+   */
+  private async split(partitionId: number, ownerEpoch: number, childIds: readonly [number, number], reason: 'size' | 'load'): Promise<SplitAnswer> {
+    const { held, partition } = this.servingAt(partitionId, ownerEpoch);
+    const boundary = this.options.table?.splitBoundary ?? rowPerGroup;
+    const splitKey = await planSplit(partition, partitionId, boundary, reason === 'load' ? held.load.medianKey() : null);
+    this.servingAt(partitionId, ownerEpoch);
     // From here P takes no writes; it is never reopened at this epoch (docs: "Splits").
     held.state = { kind: 'split' };
     await partition.stopWrites();
     try {
       const answer = await splitPartition({
-        partition, entry: held.entry, childIds, streams: this.streamsFor(held.entry), manager: this.options.streamManager, client: this.client, clock: this.options.clock,
-        ...(this.options.table === undefined ? {} : { splitBoundary: this.options.table.splitBoundary }),
+        partition, entry: held.entry, childIds, streams: this.streamsFor(held.entry), manager: this.options.streamManager, client: this.client, clock: this.options.clock, splitKey,
       });
       if (!this.leaseValid()) throw new StorageError('partition.not_owner', 'lease lapsed during the split', { retryable: true });
-      this.logger.info({ partitionId, splitKey: answer.splitKey, children: answer.children.map((child) => child.partitionId) }, 'split prepared');
+      this.logger.info({ partitionId, reason, splitKey: answer.splitKey, children: answer.children.map((child) => child.partitionId) }, 'split prepared');
       return answer;
+    } finally {
+      await partition.close();
+    }
+  }
+
+  /** Prepares the merge of two neighbours this server owns at their epochs (manager only; docs: "Merges"). */
+  private async merge(left: { partitionId: number; ownerEpoch: number }, right: { partitionId: number; ownerEpoch: number }, mergedId: number): Promise<MergeAnswer> {
+    const sides = [this.servingAt(left.partitionId, left.ownerEpoch), this.servingAt(right.partitionId, right.ownerEpoch)] as const;
+    if (sides[0].held.entry.high !== sides[1].held.entry.low) throw new StorageError('config.invalid', `partitions ${left.partitionId} and ${right.partitionId} are not neighbours`);
+    // From here neither takes writes; neither is reopened at this epoch.
+    for (const side of sides) side.held.state = { kind: 'merged' };
+    try {
+      for (const side of sides) await side.partition.stopWrites();
+      const answer = await mergePartitions({
+        left: { partition: sides[0].partition, entry: sides[0].held.entry }, right: { partition: sides[1].partition, entry: sides[1].held.entry },
+        mergedId, manager: this.options.streamManager, client: this.client, clock: this.options.clock,
+      });
+      if (!this.leaseValid()) throw new StorageError('partition.not_owner', 'lease lapsed during the merge', { retryable: true });
+      this.logger.info({ left: left.partitionId, right: right.partitionId, mergedId, rows: answer.rows }, 'merge prepared');
+      return answer;
+    } finally {
+      for (const side of sides) await side.partition.close();
+    }
+  }
+
+  /**
+   * Closes a partition for a move (manager only; docs: "Moves"): a checkpoint while it still
+   * serves (the new owner's replay is then short), then no more writes, then closed. Answers only
+   * once closed, so every acknowledgement precedes the manager's reassignment.
+   */
+  private async release(partitionId: number, ownerEpoch: number): Promise<{ lastSequence: number }> {
+    const { held, partition } = this.servingAt(partitionId, ownerEpoch);
+    await partition.checkpoint();
+    this.servingAt(partitionId, ownerEpoch);
+    held.state = { kind: 'released' };
+    try {
+      await partition.stopWrites();
+      const lastSequence = partition.stats().lastSequence;
+      if (!this.leaseValid()) throw new StorageError('partition.not_owner', 'lease lapsed during the release', { retryable: true });
+      this.logger.info({ partitionId, ownerEpoch, lastSequence }, 'partition released for a move');
+      return { lastSequence };
     } finally {
       await partition.close();
     }

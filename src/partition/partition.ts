@@ -340,7 +340,7 @@ export class Partition {
   /** One page of rows (and delimiter prefixes) in key order; pass `continuation` for the next. */
   async scan(options: ScanOptions): Promise<ScanPage> {
     this.checkUsable();
-    const shape = checkScanOptions(options, this.partitionId);
+    const shape = checkScanOptions(options);
     const fingerprint = scanFingerprint(shape);
     const prefix = options.prefix?.toString('latin1') ?? '';
     const low = maxKey([options.start?.toString('latin1') ?? '', prefix, this.keyLow]);
@@ -935,7 +935,7 @@ function checkKey(key: Buffer): void {
   if (key.length === 0 || key.length > partitionKeyBytesMax) throw new StorageError('partition.too_large', `a key must be 1..${partitionKeyBytesMax} bytes, got ${key.length}`);
 }
 
-function checkScanOptions(options: ScanOptions, partitionId: number): { partitionId: number; start: Buffer | null; end: Buffer | null; prefix: Buffer | null; delimiter: Buffer | null } {
+function checkScanOptions(options: ScanOptions): { start: Buffer | null; end: Buffer | null; prefix: Buffer | null; delimiter: Buffer | null } {
   if (!Number.isInteger(options.limit) || options.limit < 1 || options.limit > scanLimitMax) {
     throw new StorageError('config.invalid', `scan limit must be 1..${scanLimitMax}, got ${options.limit}`);
   }
@@ -943,7 +943,7 @@ function checkScanOptions(options: ScanOptions, partitionId: number): { partitio
     if (part !== undefined && part.length > partitionKeyBytesMax) throw new StorageError('partition.too_large', 'scan bound longer than a key');
   }
   if (options.delimiter?.length === 0) throw new StorageError('config.invalid', 'an empty delimiter');
-  return { partitionId, start: options.start ?? null, end: options.end ?? null, prefix: options.prefix ?? null, delimiter: options.delimiter ?? null };
+  return { start: options.start ?? null, end: options.end ?? null, prefix: options.prefix ?? null, delimiter: options.delimiter ?? null };
 }
 
 function maxKey(keys: readonly string[]): string {

@@ -16,16 +16,7 @@ import { streamRecords } from '../../../src/partition/stream-records.ts';
 import { StreamClient } from '../../../src/stream/stream-client.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { decodeLogRecord, encodeLogRecord, logRecordLength } from '../../../src/wire/partition-log.ts';
-import type { Column } from '../../../src/wire/partition-row.ts';
-import { PartitionCluster } from '../../helpers/partition-cluster.ts';
-
-function key(text: string): Buffer {
-  return Buffer.from(text, 'utf8');
-}
-
-function text(value: string): Column[] {
-  return [{ name: 'v', value: { kind: 'string', value } }];
-}
+import { key, PartitionCluster, text } from '../../helpers/partition-cluster.ts';
 
 describe('fencing: a request never applies on two servers', () => {
   const clusters: PartitionCluster[] = [];

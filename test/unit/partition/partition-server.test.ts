@@ -7,21 +7,7 @@ import assert from 'node:assert/strict';
 import { PartitionClient } from '../../../src/partition/partition-client.ts';
 import { encodeKey } from '../../../src/partition/partition-rpc.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
-import type { Column } from '../../../src/wire/partition-row.ts';
-import { PartitionCluster } from '../../helpers/partition-cluster.ts';
-
-function key(text: string): Buffer {
-  return Buffer.from(text, 'utf8');
-}
-
-function text(value: string): Column[] {
-  return [{ name: 'v', value: { kind: 'string', value } }];
-}
-
-function valueOf(row: { columns: readonly Column[] } | null): string | null {
-  const column = row?.columns[0]?.value;
-  return column?.kind === 'string' ? column.value : null;
-}
+import { key, PartitionCluster, text, valueOf } from '../../helpers/partition-cluster.ts';
 
 describe('PartitionServer + PartitionManager + PartitionClient', () => {
   const clusters: PartitionCluster[] = [];

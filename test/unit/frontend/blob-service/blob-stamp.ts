@@ -17,6 +17,7 @@ import { FrontendServer } from '../../../../src/frontend/http-server.ts';
 import { RealDisk } from '../../../../src/io/real-disk.ts';
 import { EmbeddedMetaStore } from '../../../../src/metastore/embedded-meta-store.ts';
 import { PartitionClient } from '../../../../src/partition/partition-client.ts';
+import type { MaintenancePolicy } from '../../../../src/partition/partition-balance.ts';
 import { PartitionManager } from '../../../../src/partition/partition-manager.ts';
 import { readMap } from '../../../../src/partition/partition-map.ts';
 import type { PartitionLimits } from '../../../../src/partition/partition.ts';
@@ -55,6 +56,8 @@ export interface BlobStampOptions {
   readonly partitionLimits?: Partial<PartitionLimits>;
   /** The manager splits partitions past this many bytes (split tests). */
   readonly splitBytes?: number;
+  /** The manager's merge / hot-split / balancing thresholds (merge tests). */
+  readonly managerPolicy?: Partial<MaintenancePolicy>;
 }
 
 export class BlobStamp {
@@ -120,6 +123,7 @@ export class BlobStamp {
     const manager = new PartitionManager({
       managerId: 'pm-1', metaStore, network: network.endpoint('partition-manager'), streamManager, clock,
       ...(this.#options.splitBytes === undefined ? {} : { splitBytes: this.#options.splitBytes }),
+      ...(this.#options.managerPolicy === undefined ? {} : { policy: this.#options.managerPolicy }),
     });
     this.manager = manager;
     manager.start();
