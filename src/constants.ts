@@ -281,8 +281,8 @@ export const blobWriteAttemptsMax = 64;
  * partitionBatchMutationsMax, leaving room for the rows the operation itself writes). */
 export const blobCleanupBatchRows = 200;
 
-/** Rows Find Blobs by Tags examines per request (there is no tag index yet): the page ends with a
- * marker after this many, so one request's work is bounded. */
+/** Tag index rows Find Blobs by Tags examines (and verifies against their blob rows) per request:
+ * the page ends with a marker after this many, so one request's work is bounded. */
 export const findBlobsScannedRowsMax = 20_000;
 
 /** Partition scan pages one List Blobs request reads before answering with a marker (a page

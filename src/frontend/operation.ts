@@ -145,6 +145,8 @@ export interface CopyBlob extends OnBlob {
   readonly kind: 'CopyBlob';
   readonly source: CopySource;
   readonly metadata: Metadata;
+  /** x-ms-tags: the destination's tags (a copy does not carry the source's). */
+  readonly tags: readonly BlobTag[];
   readonly tier?: AccessTier;
   readonly sourceConditions: Conditions;
   readonly sourceLeaseId?: LeaseId;
@@ -153,6 +155,7 @@ export interface CopyBlobFromURL extends OnBlob {
   readonly kind: 'CopyBlobFromURL';
   readonly source: CopySource;
   readonly metadata: Metadata;
+  readonly tags: readonly BlobTag[];
   readonly tier?: AccessTier;
   readonly sourceConditions: Conditions;
   readonly sourceContentMd5?: Uint8Array;

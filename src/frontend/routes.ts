@@ -237,7 +237,7 @@ function routePut(input: RouteInput, base: BlobBase): Operation {
     if (blobType !== undefined) return unsupported(input, 'PutBlobFromUrl');
     const common = {
       ...base, source: parseCopySource(headers), metadata: parseMetadata(input.rawHeaders), ...tierOf(input),
-      sourceConditions: parseConditions(headers, 'x-ms-source-'),
+      sourceConditions: parseConditions(headers, 'x-ms-source-'), tags: parseTagsHeader(headers),
     };
     if (optionalBoolean(headers, 'x-ms-requires-sync')) {
       return noBodyThen(input, { kind: 'CopyBlobFromURL', ...common, ...optionalMd5(headers, 'x-ms-source-content-md5') });

@@ -19,6 +19,7 @@ import { appendRefs } from './content.ts';
 import {
   blobNotFound, loadContainer, metadataPairs, newVersion, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
 } from './context.ts';
+import { commitTagged } from './tag-index.ts';
 import { writeBody } from './data.ts';
 import { blobKey } from './keys.ts';
 import { encodeBlob, type AppendState, type BlobRecord } from './records.ts';
@@ -36,7 +37,7 @@ export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateApp
       append: { inc: randomHex(8), segments: 0, tail: [], blockCount: 0, sealed: false },
     };
     seen.replaced = existing;
-    return committed(await ctx.tables.transact([putOp(key, encodeBlob(record), existing?.row ?? null)]));
+    return committed(await commitTagged(ctx, { blob: key, before: existing?.record.tags ?? [], after: record.tags }, [putOp(key, encodeBlob(record), existing?.row ?? null)]));
   });
   if (leavesDeadRows(seen.replaced?.record)) await sweepBlob(ctx, key);
   return result;

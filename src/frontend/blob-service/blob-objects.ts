@@ -21,6 +21,7 @@ import {
   blobNotFound, blobProperties, keepVersion, loadContainer, metadataPairs, newVersion, putOp, readBlob, withRetry,
   type BlobServiceContext, type LoadedBlob, type LoadedContainer,
 } from './context.ts';
+import { commitTagged } from './tag-index.ts';
 import { bodyOf, readRefs } from './data.ts';
 import { blobKey, stagingKey } from './keys.ts';
 import { applyLeaseAction } from './lease.ts';
@@ -76,7 +77,8 @@ async function updateBlob(ctx: BlobServiceContext, op: BlobWriteRequest & { read
     const existing = await readBlob(ctx, container, op.blob);
     if (existing === null) throw blobNotFound();
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
-    return committed(await ctx.tables.transact([putOp(existing.key, encodeBlob(change(existing)), existing.row)]));
+    const record = change(existing);
+    return committed(await commitTagged(ctx, { blob: existing.key, before: existing.record.tags, after: record.tags }, [putOp(existing.key, encodeBlob(record), existing.row)]));
   });
 }
 
@@ -154,7 +156,7 @@ export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Pr
     } else {
       ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
     }
-    await ctx.tables.transact(ops);
+    await commitTagged(ctx, { blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
   });
   await sweepBlob(ctx, key);
 }

@@ -22,6 +22,7 @@ import { appendRefs } from './content.ts';
 import {
   blobNotFound, loadContainer, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
 } from './context.ts';
+import { commitTagged } from './tag-index.ts';
 import { quotedEtag } from './conditions.ts';
 import { copyRefs, writeBody, type WrittenData } from './data.ts';
 import { blobKey, stagingKey, uncommittedKey } from './keys.ts';
@@ -33,7 +34,7 @@ import { readStaging, uncommittedBlocks, type UncommittedBlock } from './staging
 /** Writes the blob row of a new block blob version (Put Blob, Put Block List, Copy Blob). */
 async function commitBlob(ctx: BlobServiceContext, existing: LoadedBlob | null, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<WriteResult> {
   const full: BlobRecord = { ...record, createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), lease: existing?.record.lease ?? null };
-  return committed(await ctx.tables.transact([putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]));
+  return committed(await commitTagged(ctx, { blob: key, before: existing?.record.tags ?? [], after: full.tags }, [putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]));
 }
 
 /** Commits under withRetry; then sweeps the blob's range if the version replaced left dead rows. */
@@ -159,7 +160,7 @@ function copiedRecord(source: LoadedBlob, data: WrittenData, key: Buffer, op: Op
   const copyId = randomUUID();
   const base = {
     createdMs: 0, size: data.size, headers: source.record.headers,
-    metadata: op.metadata.size === 0 ? source.record.metadata : metadataPairs(op.metadata), tags: [], lease: null,
+    metadata: op.metadata.size === 0 ? source.record.metadata : metadataPairs(op.metadata), tags: op.tags, lease: null,
     copy: { id: copyId, status: 'success' as const, source: op.source.url, progress: `${data.size}/${data.size}`, completedOn: new Date(nowMs) },
   };
   if (source.record.type === 'AppendBlob') {

@@ -9,18 +9,17 @@
 // scan pages / findBlobsScannedRowsMax rows before answering with a marker.
 // Fault model: markers are client input: one that does not decode is InvalidQueryParameterValue.
 
-import { findBlobsScannedRowsMax, listBlobsScanPagesMax, blobScanRowsPerCall } from '../../constants.ts';
+import { listBlobsScanPagesMax, blobScanRowsPerCall } from '../../constants.ts';
 import type { LiveRow, ScanItem } from '../../partition/partition.ts';
 import { FrontendError, invalidQuery } from '../errors.ts';
-import type { BlobItem, BlobName, ContainerItem, ContainerName, FindBlobsPage, ListBlobsPage, ListContainersPage, SnapshotId, TaggedBlob } from '../model.ts';
+import type { BlobItem, BlobName, ContainerItem, ContainerName, ListBlobsPage, ListContainersPage, SnapshotId } from '../model.ts';
 import type * as Op from '../operation.ts';
 import { quotedEtag } from './conditions.ts';
-import { blobProperties, containerProperties, loadContainer, loadedBlob, readContainer, type BlobServiceContext } from './context.ts';
-import { accountBlobsPrefix, containerKey, containerPrefix, keySuccessor, nameAfter, splitBlobKey } from './keys.ts';
+import { blobProperties, containerProperties, loadContainer, loadedBlob, type BlobServiceContext } from './context.ts';
+import { containerKey, containerPrefix, keySuccessor, nameAfter } from './keys.ts';
 import { leaseProperties } from './lease.ts';
-import { decodeBlob, decodeContainer, decodeStaging } from './records.ts';
+import { decodeContainer, decodeStaging } from './records.ts';
 import { uncommittedBlockExpiryMs } from '../../constants.ts';
-import { evaluateTagPredicate, parseTagPredicate, pinnedContainer } from './tag-query.ts';
 
 function encodeMarker(suffix: Buffer): string {
   return suffix.toString('base64url');
@@ -159,38 +158,3 @@ export async function listContainers(ctx: BlobServiceContext, op: Op.ListContain
   throw new FrontendError('ServerBusy', 'too many deleted containers to skip; retry');
 }
 
-export async function findBlobsByTags(ctx: BlobServiceContext, op: Op.FindBlobsByTags): Promise<FindBlobsPage> {
-  const predicate = parseTagPredicate(op.where, 'InvalidQueryParameterValue');
-  const pinned = op.container ?? pinnedContainer(predicate);
-  let prefix = accountBlobsPrefix(op.account);
-  if (pinned !== null) {
-    const container = await readContainer(ctx, op.account, pinned);
-    if (container === null) return { blobs: [], nextMarker: null };
-    prefix = container.blobs;
-  }
-  const base = accountBlobsPrefix(op.account);
-  const incs = new Map<string, string | null>();
-  const blobs: TaggedBlob[] = [];
-  let start: Buffer = op.marker === undefined ? prefix : Buffer.concat([base, decodeMarker(op.marker)]);
-  let continuation: string | undefined;
-  for (let examined = 0; examined < findBlobsScannedRowsMax;) {
-    const page = await ctx.tables.scan({ start, prefix, limit: blobScanRowsPerCall, ...(continuation === undefined ? {} : { continuation }) });
-    for (const item of page.items) {
-      if (item.kind !== 'row') continue;
-      examined += 1;
-      const parts = splitBlobKey(base, item.row.key);
-      if (parts === null || !parts.own) continue;
-      if (!incs.has(parts.container)) incs.set(parts.container, (await readContainer(ctx, op.account, parts.container))?.record.inc ?? null);
-      if (incs.get(parts.container) !== parts.inc) continue;
-      const tags = decodeBlob(item.row).tags;
-      if (!evaluateTagPredicate(predicate, tags, parts.container)) continue;
-      if (blobs.length >= op.maxResults) return { blobs, nextMarker: encodeMarker(item.row.key.subarray(base.length)) };
-      blobs.push({ container: parts.container as ContainerName, name: parts.name as BlobName, tags });
-    }
-    if (page.continuation === null) return { blobs, nextMarker: null };
-    continuation = page.continuation;
-    const last = page.items.at(-1);
-    if (last?.kind === 'row') start = Buffer.concat([last.row.key, Buffer.from([0])]);
-  }
-  return { blobs, nextMarker: encodeMarker(start.subarray(base.length)) };
-}

@@ -30,7 +30,8 @@ import {
   createContainer, deleteContainer, getContainerAcl, getContainerProperties, leaseContainer, setContainerAcl, setContainerMetadata,
 } from './containers.ts';
 import type { BlobServiceContext, BlobServiceStats } from './context.ts';
-import { findBlobsByTags, listBlobs, listContainers } from './listing.ts';
+import { listBlobs, listContainers } from './listing.ts';
+import { findBlobsByTags } from './tag-index.ts';
 import {
   accountInformation, corsRules, getBlobServiceProperties, publicAccess, serviceStats, setBlobServiceProperties, storedPolicy,
 } from './service.ts';

@@ -7,7 +7,7 @@ import { decodeBlockIndex, decodeBlockListV1, encodeBlockIndex, encodeBlockListV
 import { checkConditions } from '../../../../src/frontend/blob-service/conditions.ts';
 import { blobKey, blobPrefix, keySuccessor, nameAfter, snapshotKey, stagingKey, uncommittedKey } from '../../../../src/frontend/blob-service/keys.ts';
 import { applyLeaseAction, checkLeaseAccess, effectiveState } from '../../../../src/frontend/blob-service/lease.ts';
-import { evaluateTagPredicate, parseTagPredicate, pinnedContainer } from '../../../../src/frontend/blob-service/tag-query.ts';
+import { evaluateTagPredicate, parseFindExpression, parseTagPredicate } from '../../../../src/frontend/blob-service/tag-query.ts';
 import { isFrontendError } from '../../../../src/frontend/errors.ts';
 import type { ETag, LeaseId } from '../../../../src/frontend/model.ts';
 import { SeededRandom } from '../../../../src/util/random.ts';
@@ -54,7 +54,7 @@ test('tag predicates: AND/OR/parentheses, operators, quoting, @container, refusa
   const no = ['"project" = \'other\'', '"n" > \'5\'', '"missing" = \'\'', '"n" <= \'4\' AND "project" = \'kura\''];
   for (const text of yes) assert.equal(evaluateTagPredicate(parseTagPredicate(text), tags), true, text);
   for (const text of no) assert.equal(evaluateTagPredicate(parseTagPredicate(text), tags), false, text);
-  assert.equal(pinnedContainer(parseTagPredicate('@container = \'c1\' AND "a" = \'b\'')), 'c1');
+  assert.equal(parseFindExpression('@container = \'c1\' AND "a" = \'b\'').container, 'c1');
   assert.equal(evaluateTagPredicate(parseTagPredicate('@container = \'c1\''), [], 'c2'), false);
   for (const bad of ['', '"a" =', '"a" = \'b', '"a" == \'b\'', '("a" = \'b\'', '"a" = \'b\' AND', '"a" ~ \'b\'']) {
     assert.equal(code(() => parseTagPredicate(bad, 'InvalidQueryParameterValue')), 'InvalidQueryParameterValue', bad);
