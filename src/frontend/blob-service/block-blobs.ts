@@ -25,9 +25,9 @@ import {
 import { commitTagged } from './tag-index.ts';
 import { quotedEtag } from './conditions.ts';
 import { copyRefs, writeBody, type WrittenData } from './data.ts';
-import { blobKey, stagingKey, uncommittedKey } from './keys.ts';
+import { blobKey, stagingKey, uncommittedKey, uncommittedPrefix } from './keys.ts';
 import { readSource } from './copy-source.ts';
-import { encodeBlob, encodeStaging, encodeUncommitted, type BlobRecord } from './records.ts';
+import { encodeBlob, encodeStaging, encodeUncommitted, type BlobRecord, type StagingRecord } from './records.ts';
 import { readSnapshotRow } from './snapshots.ts';
 import { readStaging, uncommittedBlocks, type UncommittedBlock } from './staging.ts';
 
@@ -76,15 +76,33 @@ async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; 
     checkBlobWrite(existing, { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
     const staging = await readStaging(ctx, blob);
     const record = staging.record ?? { gen: randomHex(8), count: 0, sinceMs: ctx.clock.nowMs() };
+    const idBytes = await stagedIdBytes(ctx, blob, record);
+    // Azure: every block id of a blob has one length; a block of another length than the uncommitted ones is refused.
+    if (idBytes !== null && idBytes !== id.length) throw new FrontendError('InvalidBlobOrBlock', `block id of ${id.length} bytes; the blob's uncommitted blocks have ${idBytes}`);
     const key = uncommittedKey(blob, record.gen, id);
     const previous = staging.record === null ? null : await ctx.tables.get(key);
     if (previous === null && record.count >= uncommittedBlocksMax) throw new FrontendError('BlockCountExceedsLimit', 'the blob has 100,000 uncommitted blocks');
     const count = previous === null ? record.count + 1 : record.count;
     await ctx.tables.transact([
-      putOp(stagingKey(blob), encodeStaging({ ...record, count }), staging.row),
+      putOp(stagingKey(blob), encodeStaging({ ...record, count, idBytes: id.length }), staging.row),
       putOp(key, encodeUncommitted({ size: data.size, refs: data.refs }), previous),
     ]);
   });
+}
+
+/** The id length of a staging gen's blocks: its row's, else (rows before idBytes) one uncommitted row's; null when empty. */
+async function stagedIdBytes(ctx: BlobServiceContext, blob: Buffer, record: StagingRecord): Promise<number | null> {
+  if (record.count === 0) return null;
+  if (record.idBytes !== undefined) return record.idBytes;
+  const prefix = uncommittedPrefix(blob, record.gen);
+  const first = (await ctx.tables.scan({ prefix, limit: 1 })).items.find((item) => item.kind === 'row');
+  return first?.kind === 'row' ? first.row.key.length - prefix.length : null;
+}
+
+/** Azure: the block ids of one list have one length (else the list is invalid). */
+function checkIdLengths(entries: readonly BlockListEntry[]): void {
+  const lengths = new Set(entries.map((entry) => Buffer.from(entry.id, 'base64').length));
+  if (lengths.size > 1) throw new FrontendError('InvalidBlockList', `block ids of ${[...lengths].join(', ')} bytes in one list`);
 }
 
 export async function putBlock(ctx: BlobServiceContext, op: Op.PutBlock, body: RequestBody): Promise<BlockWriteResult> {
@@ -119,6 +137,7 @@ function resolveBlock(entry: BlockListEntry, committedById: ReadonlyMap<string, 
 export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList, entries: readonly BlockListEntry[], call: CallContext): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
+  checkIdLengths(entries);
   let consumed: UncommittedBlock[] = [];
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);

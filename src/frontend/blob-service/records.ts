@@ -64,6 +64,9 @@ export interface StagingRecord {
   readonly gen: string;
   readonly count: number;
   readonly sinceMs: number;
+  /** Decoded length of the gen's block ids (Azure: one length per blob); absent in rows written
+   * before 2026-11 (then read from an uncommitted row). */
+  readonly idBytes?: number;
 }
 
 export interface UncommittedRecord {
@@ -307,11 +310,12 @@ export function decodeStaging(row: LiveRow): StagingRecord {
   const c = new Columns(row);
   const gen = c.string('gen');
   if (gen === undefined) throw corrupt('gen');
-  return { gen, count: c.int('count') ?? 0, sinceMs: c.int('since') ?? row.lastModifiedMs };
+  const idBytes = c.int('idBytes');
+  return { gen, count: c.int('count') ?? 0, sinceMs: c.int('since') ?? row.lastModifiedMs, ...(idBytes === undefined ? {} : { idBytes }) };
 }
 
 export function encodeStaging(record: StagingRecord): Column[] {
-  return new ColumnList().string('gen', record.gen).int('count', record.count).int('since', record.sinceMs).columns;
+  return new ColumnList().string('gen', record.gen).int('count', record.count).int('since', record.sinceMs).int('idBytes', record.idBytes).columns;
 }
 
 export function decodeUncommitted(row: LiveRow): UncommittedRecord {

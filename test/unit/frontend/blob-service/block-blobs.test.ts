@@ -124,3 +124,24 @@ test('a block list too large for the row is kept in the data stream and read bac
   assert.ok((await blob.downloadToBuffer()).equals(Buffer.concat([...parts.slice(150), ...parts.slice(0, 150)])), 'recommitted from a list stored as data');
   t.diagnostic(`${count} blocks with 60-byte ids (list > blockListInlineBytesMax) staged 25 at a time, committed, reordered from the committed list`);
 });
+
+test('block ids of one blob have one length: Put Block of another length is InvalidBlobOrBlock, a mixed list InvalidBlockList', async (t) => {
+  const container = stamp.client.getContainerClient('idlengths');
+  await container.create();
+  const blob = container.getBlockBlobClient('b');
+  const short = (n: number): string => Buffer.from(`s${n}`).toString('base64'); // 2 bytes
+  await blob.stageBlock(blockId(1), 'aaa', 3); // 12 bytes
+  await blob.stageBlock(blockId(1), 'AAA', 3); // the same id again: fine
+  await expectError(() => blob.stageBlock(short(1), 'bbb', 3), 400, 'InvalidBlobOrBlock');
+  assert.deepEqual((await blob.getBlockList('uncommitted')).uncommittedBlocks?.map((block) => block.name), [blockId(1)], 'the refused block was not staged');
+  await blob.commitBlockList([blockId(1)]);
+  // The commit emptied the staging: a new length may start a new generation of uncommitted blocks.
+  await blob.stageBlock(short(2), 'ccc', 3);
+  await expectError(() => blob.stageBlock(blockId(3), 'ddd', 3), 400, 'InvalidBlobOrBlock');
+  // A list mixing the committed 12-byte id and the new 2-byte id is refused and changes nothing.
+  await expectError(() => blob.commitBlockList([blockId(1), short(2)]), 400, 'InvalidBlockList');
+  assert.equal((await blob.downloadToBuffer()).toString(), 'AAA');
+  await blob.commitBlockList([short(2)]);
+  assert.equal((await blob.downloadToBuffer()).toString(), 'ccc');
+  t.diagnostic('2 refused Put Blocks (12 vs 2 bytes), 1 refused mixed list; the blob kept its content each time');
+});
