@@ -60,6 +60,8 @@ export interface DataGcReport {
   readonly rowsRewritten: number;
   readonly rewritesLost: number;
   readonly foreignBytes: number;
+  /** Refs into extents not in the partition's own data stream (inherited), as the scan found them. */
+  readonly foreignRefs: number;
   readonly danglingRefs: number;
   readonly liveBytes: number;
   readonly deadBytes: number;
@@ -73,6 +75,7 @@ export interface DataGcReport {
 interface Scan {
   readonly live: LiveRanges;
   readonly foreignBytes: number;
+  readonly foreignRefs: number;
   readonly overflowed: boolean;
   readonly opaqueRows: number;
 }
@@ -87,7 +90,7 @@ export async function dataGcPass(host: DataGcHost, limits: DataGcLimits): Promis
     copyForwardLiveRatio: limits.copyForwardLiveRatio, tailSealBytes: limits.tailSealBytes,
   });
   const empty = { extentsDropped: 0, bytesDropped: 0, bytesCopied: 0, rowsRewritten: 0, rewritesLost: 0, danglingRefs: 0, tailSealed: false };
-  const base = { ...empty, foreignBytes: scan.foreignBytes, liveBytes: plan.liveBytes, deadBytes: plan.deadBytes, overflowed: scan.overflowed, opaqueRows: scan.opaqueRows };
+  const base = { ...empty, foreignBytes: scan.foreignBytes, foreignRefs: scan.foreignRefs, liveBytes: plan.liveBytes, deadBytes: plan.deadBytes, overflowed: scan.overflowed, opaqueRows: scan.opaqueRows };
   if (scan.overflowed || scan.opaqueRows > 0) return base;
   const copied = await copyForward(host, plan, own, limits.copyBytesMax);
   const dropped = await dropUnreferenced(host, plan, extents, startSequence);
@@ -98,16 +101,21 @@ export async function dataGcPass(host: DataGcHost, limits: DataGcLimits): Promis
 async function scanLiveRanges(host: DataGcHost, own: ReadonlySet<number>, refsTrackedMax: number): Promise<Scan> {
   const live = new LiveRanges();
   let foreignBytes = 0;
+  let foreignRefs = 0;
   let opaqueRows = 0;
   for await (const row of host.liveRows()) {
     if (host.references.opaque?.(row.columns) === true) opaqueRows += 1;
     for (const ref of host.references.refs(row.columns)) {
-      if (!own.has(ref.extentId)) foreignBytes += ref.length;
-      else live.add(ref);
+      if (own.has(ref.extentId)) {
+        live.add(ref);
+        continue;
+      }
+      foreignBytes += ref.length;
+      foreignRefs += 1;
     }
-    if (live.size > refsTrackedMax) return { live, foreignBytes, overflowed: true, opaqueRows };
+    if (live.size > refsTrackedMax) return { live, foreignBytes, foreignRefs, overflowed: true, opaqueRows };
   }
-  return { live, foreignBytes, overflowed: false, opaqueRows };
+  return { live, foreignBytes, foreignRefs, overflowed: false, opaqueRows };
 }
 
 /** Moves the live refs of mostly-dead extents (and foreign refs) to the tail, row by row. */

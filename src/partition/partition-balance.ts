@@ -3,10 +3,12 @@
 // this tick, in order of urgency:
 //
 //   1. re-epoch a partition retired at its epoch (a split, merge or move whose map txn never came)
-//   2. split a partition past splitBytes                                  (reason 'size')
-//   3. split a hot partition (≥ 2 live servers, measured over a full window) (reason 'load')
-//   4. merge two small, cold neighbours (or first move one next to the other)
-//   5. move the busiest movable partition from the busiest server to the least busy (rate-bounded)
+//   2. drop the extents of a data stream the map marked releasing (one per tick)
+//   3. split a partition past splitBytes                                  (reason 'size')
+//   4. split a hot partition (≥ 2 live servers, measured over a full window) (reason 'load')
+//   5. forget inherited data streams every partition listing them proved free (docs/partition-gc.md)
+//   6. merge two small, cold neighbours (or first move one next to the other)
+//   7. move the busiest movable partition from the busiest server to the least busy (rate-bounded)
 //
 // Invariants: only partitions whose owner reported them at the map's owner epoch are considered
 // (a report about another epoch is stale); one action per tick, so each decision is made on a map
@@ -41,7 +43,9 @@ export type MaintenanceAction =
   | { readonly kind: 'reEpoch'; readonly entry: PartitionEntry; readonly server: LiveServer }
   | { readonly kind: 'split'; readonly entry: PartitionEntry; readonly server: LiveServer; readonly reason: 'size' | 'load' }
   | { readonly kind: 'merge'; readonly left: PartitionEntry; readonly right: PartitionEntry; readonly server: LiveServer }
-  | { readonly kind: 'move'; readonly entry: PartitionEntry; readonly from: LiveServer; readonly to: LiveServer; readonly reason: 'merge' | 'balance' };
+  | { readonly kind: 'move'; readonly entry: PartitionEntry; readonly from: LiveServer; readonly to: LiveServer; readonly reason: 'merge' | 'balance' }
+  | { readonly kind: 'forgetData'; readonly streamIds: readonly number[] }
+  | { readonly kind: 'releaseData'; readonly streamId: number; readonly ownerEpoch: number };
 
 export interface MaintenanceInput {
   readonly map: PartitionMap;
@@ -61,6 +65,8 @@ export function planMaintenance(input: MaintenanceInput): MaintenanceAction | nu
   const reports = [...input.reports.values()];
   const retired = reports.find((report) => report.status.state === 'split' || report.status.state === 'merged' || report.status.state === 'released');
   if (retired !== undefined) return { kind: 'reEpoch', entry: retired.entry, server: retired.server };
+  const releasing = input.map.releasingData?.[0];
+  if (releasing !== undefined) return { kind: 'releaseData', streamId: releasing.streamId, ownerEpoch: releasing.ownerEpoch };
   const serving = reports.filter((report) => report.status.state === 'serving' && !input.splitRefused.has(report.entry.partitionId));
   const large = serving.find((report) => report.status.approximateBytes > input.policy.splitBytes && report.status.lastSequence > 0);
   if (large !== undefined) return { kind: 'split', entry: large.entry, server: large.server, reason: 'size' };
@@ -70,7 +76,25 @@ export function planMaintenance(input: MaintenanceInput): MaintenanceAction | nu
       .sort((a, b) => b.status.requestsPerSecond - a.status.requestsPerSecond)[0];
     if (hot !== undefined) return { kind: 'split', entry: hot.entry, server: hot.server, reason: 'load' };
   }
+  const free = freeInheritedStreams(input);
+  if (free.length > 0) return { kind: 'forgetData', streamIds: free };
   return planMerge(input) ?? (input.moveAllowed ? planBalance(input) : null);
+}
+
+/**
+ * Inherited data streams that every partition listing them reported free (no live row references
+ * one, writer fenced), and that are no partition's own stream.
+ */
+function freeInheritedStreams(input: MaintenanceInput): number[] {
+  const own = new Set(input.map.partitions.map((entry) => entry.streams.data));
+  const listed = new Map<number, boolean>();
+  for (const entry of input.map.partitions) {
+    const report = input.reports.get(entry.partitionId);
+    const free = report !== undefined && report.status.state === 'serving' && report.status.inheritedFree;
+    for (const streamId of entry.inheritedData) listed.set(streamId, (listed.get(streamId) ?? true) && free);
+  }
+  const room = input.policy.inheritedDataMax - (input.map.releasingData?.length ?? 0);
+  return [...listed].filter(([streamId, free]) => free && !own.has(streamId)).map(([streamId]) => streamId).slice(0, Math.max(0, room));
 }
 
 function mergeable(report: Reported | undefined, policy: MaintenancePolicy): report is Reported {

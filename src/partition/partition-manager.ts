@@ -25,7 +25,7 @@ import { pino, type Logger } from 'pino';
 import {
   partitionBalanceRatio, partitionBalanceRequestsPerSecondMin, partitionColdRequestsPerSecond, partitionHotRequestsPerSecond, partitionLeaseMarginMs,
   partitionInheritedDataMax, partitionLeaseTtlMs, partitionLoadWindowMs, partitionManagerTickMs, partitionMapPartitionsMax, partitionMergeBytes, partitionMergeServedMsMin,
-  partitionMoveIntervalMs, partitionRpcDeadlineMs, partitionSplitBytes, partitionSplitRetryMs, rpcDeadlineMsDefault,
+  partitionMoveIntervalMs, partitionRpcDeadlineMs, dropExtentsPerCallMax, partitionSplitBytes, partitionSplitRetryMs, rpcDeadlineMsDefault,
 } from '../constants.ts';
 import type { KeyValue, MetaStore } from '../metastore/meta-store.ts';
 import { prefixEnd } from '../metastore/meta-store.ts';
@@ -81,6 +81,9 @@ export interface PartitionManagerStats {
   readonly merges: number;
   readonly moves: number;
   readonly reEpochs: number;
+  /** Inherited data streams released (every extent but an empty tail dropped), and their extents. */
+  readonly dataStreamsReleased: number;
+  readonly dataExtentsReleased: number;
   readonly mapWrites: number;
   readonly tickFailures: number;
 }
@@ -94,7 +97,7 @@ export class PartitionManager {
   private timer: TimerHandle | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
-  private readonly counters = { ticks: 0, assignments: 0, splits: 0, hotSplits: 0, merges: 0, moves: 0, reEpochs: 0, mapWrites: 0, tickFailures: 0 };
+  private readonly counters = { ticks: 0, assignments: 0, splits: 0, hotSplits: 0, merges: 0, moves: 0, reEpochs: 0, dataStreamsReleased: 0, dataExtentsReleased: 0, mapWrites: 0, tickFailures: 0 };
   private readonly policy: MaintenancePolicy;
   /** Partition id → monotonic ms until which a refused split is not asked again. */
   private readonly splitRefusedUntil = new Map<number, number>();
@@ -291,6 +294,10 @@ export class PartitionManager {
         return this.merge(current, action.left, action.right, action.server);
       case 'move':
         return this.move(current, action.entry, action.from, action.to, action.reason);
+      case 'forgetData':
+        return this.forgetData(current, action.streamIds);
+      case 'releaseData':
+        return this.releaseData(current, action.streamId, action.ownerEpoch);
     }
   }
 
@@ -372,6 +379,43 @@ export class PartitionManager {
     if (await this.writeMap(current, map, [serverCompare(server)])) {
       this.counters.merges += 1;
       this.logger.info({ left: left.partitionId, right: right.partitionId, mergedId, rows: answer.rows }, 'partitions merged');
+    }
+  }
+
+  /**
+   * Inherited data streams every partition listing them proved free: off every inheritedData list
+   * and into releasingData, each with the owner epoch the release will take it over at.
+   */
+  private async forgetData(current: VersionedMap, streamIds: readonly number[]): Promise<void> {
+    const releasing = [...(current.map.releasingData ?? [])];
+    for (const streamId of streamIds) releasing.push({ streamId, ownerEpoch: ((await this.options.streamManager.getStream(streamId)).ownerEpoch ?? 0) + 1 });
+    const forgotten = new Set(streamIds);
+    const partitions = current.map.partitions.map((entry) => ({ ...entry, inheritedData: entry.inheritedData.filter((streamId) => !forgotten.has(streamId)) }));
+    if (await this.writeMap(current, { ...current.map, version: current.map.version + 1, partitions, releasingData: releasing }, [])) {
+      this.logger.info({ streamIds }, 'inherited data streams no partition needs: releasing');
+    }
+  }
+
+  /**
+   * Drops every extent of a released data stream but its tail: takes the stream over at
+   * `ownerEpoch` first (seal and extend: nobody can append to the old extents any more), so the
+   * drops are fenced like an owner's. Idempotent: a retry after a crash takes over nothing twice.
+   */
+  private async releaseData(current: VersionedMap, streamId: number, ownerEpoch: number): Promise<void> {
+    const manager = this.options.streamManager;
+    const view = await manager.getStream(streamId);
+    const tail = view.extents.at(-1);
+    if ((view.ownerEpoch ?? 0) < ownerEpoch && tail !== undefined) await manager.sealAndExtend({ streamId, extentId: tail.extentId, ownerEpoch });
+    const extents = (await manager.getStream(streamId)).extents;
+    const doomed = extents.slice(0, -1).filter((extent) => extent.state.kind === 'sealed').map((extent) => extent.extentId);
+    for (let index = 0; index < doomed.length; index += dropExtentsPerCallMax) {
+      await manager.dropExtents({ streamId, extentIds: doomed.slice(index, index + dropExtentsPerCallMax), ownerEpoch });
+    }
+    const releasingData = (current.map.releasingData ?? []).filter((entry) => entry.streamId !== streamId);
+    if (await this.writeMap(current, { ...current.map, version: current.map.version + 1, releasingData }, [])) {
+      this.counters.dataStreamsReleased += 1;
+      this.counters.dataExtentsReleased += doomed.length;
+      this.logger.info({ streamId, extentsDropped: doomed.length }, 'inherited data stream released');
     }
   }
 

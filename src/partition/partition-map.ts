@@ -45,6 +45,11 @@ const partitionMapSchema = z.object({
   managerEpoch: id,
   nextPartitionId: id,
   partitions: z.array(partitionEntry).min(1).max(partitionMapPartitionsMax),
+  /**
+   * Data streams no partition lists any more, whose extents the manager is dropping (taken over
+   * at ownerEpoch so no late appender can add to them); removed once dropped. Absent = none.
+   */
+  releasingData: z.array(z.object({ streamId: id, ownerEpoch: id })).max(partitionInheritedDataMax).optional(),
 });
 export type PartitionMap = z.infer<typeof partitionMapSchema>;
 

@@ -68,6 +68,8 @@ export const partitionStatusSchema = z.object({
   requestsPerSecond: z.number().nonnegative().default(0),
   /** How long the partition has been held at this epoch. */
   servedMs: id.default(0),
+  /** No live row references an inherited data stream, fenced (docs/partition-gc.md). */
+  inheritedFree: z.boolean().default(false),
 });
 export type PartitionStatus = z.infer<typeof partitionStatusSchema>;
 export const serverStatusAnswer = z.object({ serverId: z.string(), leaseValid: z.boolean(), partitions: z.array(partitionStatusSchema) });

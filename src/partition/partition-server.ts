@@ -314,6 +314,7 @@ export class PartitionServer {
         ...(this.options.partitionLimits === undefined ? {} : { limits: this.options.partitionLimits }),
         dataGc: this.options.dataGc ?? this.options.table !== undefined,
         ...(this.options.table === undefined ? {} : { dataReferences: this.options.table.dataReferences }),
+        inheritedData: entry.inheritedData,
       });
       if (this.held.get(entry.partitionId) !== held || !this.leaseValid()) {
         void partition.close();
@@ -445,7 +446,7 @@ export class PartitionServer {
         partitionId, ownerEpoch: held.entry.ownerEpoch, state: held.state.kind,
         approximateBytes: stats === null ? 0 : approximateBytes(held.state.kind === 'serving' ? held.state.partition : null),
         lastSequence: stats?.lastSequence ?? 0,
-        requestsPerSecond: held.load.requestsPerSecond(), servedMs: held.load.measuredMs(),
+        requestsPerSecond: held.load.requestsPerSecond(), servedMs: held.load.measuredMs(), inheritedFree: stats?.gc.inheritedFree ?? false,
       });
     }
     return { serverId: this.serverId, leaseValid: this.leaseValid(), partitions };

@@ -134,6 +134,12 @@ export interface PartitionOptions {
   readonly dataGc?: boolean;
   /** Where rows keep their data refs (default: every dataRefs column); docs/partition-gc.md. */
   readonly dataReferences?: RowDataReferences;
+  /**
+   * Ancestors' data streams this partition's rows may point into (the map's inheritedData; its
+   * `streams` must read them). GC copies such refs forward and then proves the streams unused
+   * (stats().gc.inheritedFree), so the manager can release them (docs/partition-gc.md).
+   */
+  readonly inheritedData?: readonly number[];
 }
 
 /** What garbage collection did so far (docs/partition-gc.md, "Budgets"). */
@@ -156,6 +162,9 @@ export interface GcStats {
   readonly lastDanglingRefs: number;
   /** Live rows the last data pass could not list refs of (it then dropped nothing). */
   readonly lastOpaqueRows: number;
+  /** No live row references an inherited data stream, and the writer refuses rows that would
+   * (proved by a pass, then fenced): the manager may release them. False without inherited streams. */
+  readonly inheritedFree: boolean;
 }
 
 export interface PartitionStats extends ReplayStats {
@@ -258,8 +267,9 @@ export class Partition {
   private gcCounters: GcStats = {
     passes: 0, metaExtentsDropped: 0, logExtentsDropped: 0, checkpointExtentsDropped: 0, dataExtentsDropped: 0, dataBytesDropped: 0,
     bytesCopiedForward: 0, rowsRewritten: 0, rewritesLost: 0, tailSeals: 0, commitsRefusedCondemned: 0,
-    lastLiveBytes: 0, lastDeadBytes: 0, lastForeignBytes: 0, lastDanglingRefs: 0, lastOpaqueRows: 0,
+    lastLiveBytes: 0, lastDeadBytes: 0, lastForeignBytes: 0, lastDanglingRefs: 0, lastOpaqueRows: 0, inheritedFree: false,
   };
+  private readonly inheritedData: readonly number[];
   lastMaintenanceError: unknown = null;
 
   private constructor(options: PartitionOptions, loaded: Awaited<ReturnType<typeof loadPartition>>) {
@@ -277,6 +287,7 @@ export class Partition {
     this.manifestExtentId = loaded.manifestExtentId;
     this.dataGcEnabled = options.dataGc ?? true;
     this.references = options.dataReferences ?? columnDataReferences;
+    this.inheritedData = options.inheritedData ?? [];
     this.openedAtMs = options.clock.monotonicMs();
     this.lastGcMs = this.openedAtMs;
     const manifest = loaded.manifest;
@@ -761,6 +772,8 @@ export class Partition {
     // else may checkpoint (the writer would wait for it while the pass waits for the writer).
     if (this.frozen !== null) await this.checkpointLocked();
     await this.collectManifestGarbage();
+    const passStartedMs = this.clock.monotonicMs();
+    const startSequence = this.appliedSequence;
     const report = this.dataGcEnabled ? await dataGcPass(this.dataGcHost(), {
       copyBytesMax: this.limits.dataGcCopyBytesPerPassMax, copyForwardLiveRatio: this.limits.dataGcCopyForwardLiveRatio,
       tailSealBytes: this.limits.dataGcTailSealBytes, refsTrackedMax: this.limits.dataGcRefsTrackedMax,
@@ -775,7 +788,34 @@ export class Partition {
         lastLiveBytes: report.liveBytes, lastDeadBytes: report.deadBytes, lastForeignBytes: report.foreignBytes, lastDanglingRefs: report.danglingRefs, lastOpaqueRows: report.opaqueRows,
       }),
     };
+    if (report !== null && (await this.proveInheritedFree(report, startSequence, passStartedMs))) this.gcCounters = { ...this.gcCounters, inheritedFree: true };
     return report;
+  }
+
+  /**
+   * After a pass that found no ref into an inherited data stream: fence every inherited extent
+   * (the writer refuses rows naming one), wait for the batch group in flight, and recheck the rows
+   * committed since the pass began. True: no live row names an inherited stream, and none will
+   * while this owner serves. Needs the grace since load (an upload to an ancestor's stream that
+   * began before this owner loaded may still commit; docs/partition-gc.md, "Recently appended data").
+   */
+  private async proveInheritedFree(report: DataGcReport, startSequence: number, passStartedMs: number): Promise<boolean> {
+    if (this.inheritedData.length === 0 || this.gcCounters.inheritedFree) return false;
+    if (report.foreignRefs > 0 || report.overflowed || report.opaqueRows > 0 || report.danglingRefs > 0) return false;
+    if (passStartedMs - this.openedAtMs < this.limits.dataGcGraceMs) return false;
+    const fenced: number[] = [];
+    for (const streamId of this.inheritedData) for (const extent of await this.streams.extents(streamId)) fenced.push(extent.extentId);
+    for (const extentId of fenced) this.condemned.add(extentId);
+    await this.groupSettled();
+    const own = new Set((await this.streams.extents(this.streamIds.data)).map((extent) => extent.extentId));
+    for (const row of this.rowsAfter(startSequence)) {
+      if (row.kind !== 'live') continue;
+      if (this.references.opaque?.(row.columns) === true || this.references.refs(row.columns).some((ref) => !own.has(ref.extentId))) {
+        for (const extentId of fenced) this.condemned.delete(extentId);
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Meta, log and checkpoint extents that the published manifest no longer needs. */

@@ -9,6 +9,7 @@ import { readMap } from '../../src/partition/partition-map.ts';
 import type { PartitionMap } from '../../src/partition/partition-map.ts';
 import { PartitionServer } from '../../src/partition/partition-server.ts';
 import type { WriteAcknowledged } from '../../src/partition/partition-server.ts';
+import type { PartitionLimits } from '../../src/partition/partition.ts';
 import type { Column } from '../../src/wire/partition-row.ts';
 import { StampBackend } from './partition-stamp.ts';
 
@@ -36,24 +37,32 @@ export interface ManagerSettings {
   readonly moveIntervalMs?: number;
 }
 
+/** Partition servers' settings (data GC tests: GC on, short intervals). */
+export interface ServerSettings {
+  readonly dataGc?: boolean;
+  readonly partitionLimits?: Partial<PartitionLimits>;
+}
+
 export class PartitionCluster {
   readonly stamp: StampBackend;
   manager: PartitionManager;
   private readonly loadWindowMs: number | undefined;
+  private readonly serverSettings: ServerSettings;
   private managerCount = 1;
   readonly servers = new Map<string, PartitionServer>();
   readonly client: PartitionClient;
   readonly acknowledged: WriteAcknowledged[] = [];
 
-  private constructor(stamp: StampBackend, settings: ManagerSettings, loadWindowMs: number | undefined) {
+  private constructor(stamp: StampBackend, settings: ManagerSettings, loadWindowMs: number | undefined, serverSettings: ServerSettings) {
     this.stamp = stamp;
+    this.serverSettings = serverSettings;
     this.loadWindowMs = loadWindowMs;
     this.manager = this.newManager(settings);
     this.client = new PartitionClient({ metaStore: stamp.metaStore, network: stamp.network.endpoint('fe:1'), clock: stamp.clock });
   }
 
-  static async start(options: { readonly seed: number; readonly servers: readonly string[]; readonly loadWindowMs?: number } & ManagerSettings): Promise<PartitionCluster> {
-    const cluster = new PartitionCluster(await StampBackend.start(options.seed), options, options.loadWindowMs);
+  static async start(options: { readonly seed: number; readonly servers: readonly string[]; readonly loadWindowMs?: number; readonly serverSettings?: ServerSettings } & ManagerSettings): Promise<PartitionCluster> {
+    const cluster = new PartitionCluster(await StampBackend.start(options.seed), options, options.loadWindowMs, options.serverSettings ?? {});
     for (const serverId of options.servers) await cluster.addServer(serverId);
     cluster.manager.start();
     return cluster;
@@ -84,7 +93,8 @@ export class PartitionCluster {
       streamManager: this.stamp.manager, clock: this.stamp.clock, leaseTtlMs: clusterLeaseTtlMs, mapPollMs: 50,
       ...(this.loadWindowMs === undefined ? {} : { loadWindowMs: this.loadWindowMs }),
       onWriteAcknowledged: (event) => this.acknowledged.push(event),
-      partitionLimits: { memtableBytesMax: 16 * 1024, blockBytesTarget: 1024, runBytesMax: 64 * 1024 },
+      partitionLimits: { memtableBytesMax: 16 * 1024, blockBytesTarget: 1024, runBytesMax: 64 * 1024, ...this.serverSettings.partitionLimits },
+      ...(this.serverSettings.dataGc === undefined ? {} : { dataGc: this.serverSettings.dataGc }),
     });
     this.servers.set(serverId, server);
     await this.stamp.drive(server.start());

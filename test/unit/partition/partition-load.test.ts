@@ -34,7 +34,7 @@ function plan(map: PartitionMap, rates: readonly number[], servers: readonly str
     if (owner === undefined) continue;
     reports.set(partition.partitionId, {
       entry: partition, server: owner,
-      status: { partitionId: partition.partitionId, ownerEpoch: 1, state: 'serving', approximateBytes: 1000, lastSequence: 5, requestsPerSecond: rates[index] ?? 0, servedMs: 5_000 },
+      status: { partitionId: partition.partitionId, ownerEpoch: 1, state: 'serving', approximateBytes: 1000, lastSequence: 5, requestsPerSecond: rates[index] ?? 0, servedMs: 5_000, inheritedFree: false },
     });
   }
   return planMaintenance({ map, servers: live, reports, answered: new Set(servers), policy, splitRefused: new Set(), moveAllowed: true });
