@@ -482,6 +482,30 @@ export const partitionRpcDeadlineMs = 30_000;
  * to create the new extent, and once more to create it elsewhere if a chosen node fails. */
 export const sealAndExtendDeadlineMs = appendReplicaTimeoutMs + 3 * rpcDeadlineMsDefault;
 
+// ---- cluster mode: controllers and front ends (docs/cluster.md) ----
+
+/** The controller leader's lease: a standby leads this long after the leader dies at the latest
+ * (plus one campaign interval). As partitionLeaseTtlMs: rides out a GC pause or an etcd leader
+ * change without a needless failover (each failover costs every written stream one extent). */
+export const controllerLeaseTtlMs = 10_000;
+
+/** The leader stops routing manager calls this fraction of its TTL before etcd can expire its
+ * lease (the partition servers' 5 % clock-rate margin, docs/partition-protocol.md "Leases"). */
+export const controllerLeaseMarginRatio = 1 / 20;
+
+/** A standby asks etcd whether the leader key is gone this often; a leader re-checks its lease as
+ * often. 250 ms: failover is dominated by the lease TTL, and 4 small reads a second per standby
+ * are nothing to etcd. */
+export const controllerCampaignIntervalMs = 250;
+
+/** A front end stopping (SIGTERM) lets requests in flight finish for at most this long, then cuts
+ * the rest: a 4 MiB block at a slow client's pace fits; a balancer drains in the meantime. */
+export const frontendDrainTimeoutMs = 10_000;
+
+/** A starting front end re-reads the partition map / retries loading accounts this often while
+ * the cluster is not serving yet. */
+export const frontendStartPollMs = 250;
+
 /** Admin HTTP port (GET /metrics, /healthz, /readyz): connections served at once. A scraper and
  * a few probes need a handful; the bound keeps a misbehaving client from exhausting descriptors. */
 export const adminConnectionsMax = 64;

@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { registerAccountCommand } from './account-command.ts';
 import { registerDevClusterCommand } from './dev-cluster-command.ts';
+import { registerControllerCommand } from './controller-command.ts';
 import { registerExtentNodeCommand } from './extent-node-command.ts';
+import { registerFrontendCommand } from './frontend-command.ts';
 import { registerPartitionManagerCommand } from './partition-manager-command.ts';
 import { registerPartitionServerCommand } from './partition-server-command.ts';
 import { registerServeCommand } from './serve-command.ts';
@@ -18,4 +20,6 @@ export function registerCommands(program: Command): void {
   registerPartitionManagerCommand(program);
   registerDevClusterCommand(program);
   registerStatusCommand(program);
+  registerControllerCommand(program);
+  registerFrontendCommand(program);
 }

@@ -11,6 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { z } from 'zod';
 import type { Logger } from 'pino';
 import { RealDisk } from '../io/real-disk.ts';
 import { AdminServer } from '../observability/admin-server.ts';
@@ -23,37 +24,40 @@ import { StreamManagerProxy } from '../stream/stream-manager-proxy.ts';
 import { SystemClock } from '../util/clock.ts';
 import { SeededRandom } from '../util/random.ts';
 import { waitForSignal } from './process-lifecycle.ts';
+import { addressList, hostPort, identifier, loadRoleConfig, logLevel, roleAction } from './role-config.ts';
 
-interface ExtentNodeFlags {
-  readonly disk: string;
-  readonly faultDomain: string;
-  readonly upgradeDomain: string;
-  readonly listen: string;
-  readonly advertise?: string;
-  readonly manager: string;
-  readonly nodeId: string;
-  readonly admin?: string;
-  readonly groupCommit: boolean;
-  readonly logLevel: string;
-}
+const extentNodeConfig = z.object({
+  disk: z.string().min(1, 'expected a directory'),
+  faultDomain: z.string().min(1, 'expected a fault domain name').max(64),
+  upgradeDomain: z.string().min(1, 'expected an upgrade domain name').max(64),
+  listen: hostPort,
+  advertise: hostPort.optional(),
+  manager: addressList,
+  nodeId: identifier,
+  admin: hostPort.optional(),
+  groupCommit: z.boolean(),
+  logLevel,
+});
+type ExtentNodeFlags = z.infer<typeof extentNodeConfig>;
 
 export function registerExtentNodeCommand(program: Command): void {
   program
     .command('extent-node')
     .description('Run one extent node: serve the replicas stored on one disk to the stream layer, registered with a stream manager.')
-    .requiredOption('--disk <dir>', 'directory holding this node\'s extent files, journal and node.json (created if absent)')
-    .requiredOption('--fault-domain <fd>', 'fault domain of this disk (rack, power, switch): no two replicas of an extent share one')
-    .requiredOption('--upgrade-domain <ud>', 'upgrade domain of this node: no two replicas of an extent share one; upgrades go one domain at a time')
-    .requiredOption('--listen <addr>', 'host:port to serve extent-node RPCs on (port 0 picks a free port, logged at start)')
+    .option('--config <file>', 'JSON file of settings, keys = these flags in camelCase (e.g. {"disk": "/mnt/a/kura", "nodeId": "en1"}); flags override it')
+    .option('--disk <dir>', 'directory holding this node\'s extent files, journal and node.json (created if absent; required)')
+    .option('--fault-domain <fd>', 'fault domain of this disk (rack, power, switch): no two replicas of an extent share one')
+    .option('--upgrade-domain <ud>', 'upgrade domain of this node: no two replicas of an extent share one; upgrades go one domain at a time')
+    .option('--listen <addr>', '(required) host:port to serve extent-node RPCs on (port 0 picks a free port, logged at start)')
     .option('--advertise <addr>', 'host:port registered with the stream manager, if it differs from --listen')
-    .requiredOption('--manager <addr>', 'host:port of the stream manager to register with and heartbeat to')
-    .requiredOption('--node-id <id>', 'stable identity of this node ([A-Za-z0-9._-], up to 64); a disk keeps the id it was first used with')
+    .option('--manager <addrs>', '(required) host:port of the stream manager to register with and heartbeat to; in a cluster, every controller\'s address, comma-separated (the leader is found by trying them)')
+    .option('--node-id <id>', '(required) stable identity of this node ([A-Za-z0-9._-], up to 64); a disk keeps the id it was first used with')
     .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback or a management network): GET /metrics (Prometheus text), GET /healthz (200 while the process is alive), GET /readyz (200 once the store is open and its disk has not failed, else 503); port 0 picks a free port, logged as "admin server listening"')
     .option('--no-group-commit', 'fsync every append into its extent file before acking, without the journal batching (the P4 off switch)')
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
-    .action(async (flags: ExtentNodeFlags) => {
-      await runExtentNode(flags);
-    });
+    .action(roleAction('extent-node', async (command) => {
+      await runExtentNode(await loadRoleConfig(command, extentNodeConfig));
+    }));
 }
 
 async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {

@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { z } from 'zod';
 import { partitionLeaseTtlMs } from '../constants.ts';
 import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
 import { PartitionServer } from '../partition/partition-server.ts';
@@ -20,38 +21,41 @@ import { TcpNetwork } from '../rpc/tcp-network.ts';
 import { StreamManagerProxy } from '../stream/stream-manager-proxy.ts';
 import { SystemClock } from '../util/clock.ts';
 import { SeededRandom } from '../util/random.ts';
-import { positiveInteger, waitForSignal } from './process-lifecycle.ts';
+import { waitForSignal } from './process-lifecycle.ts';
+import { addressList, etcdUrls, hostPort, identifier, loadRoleConfig, logLevel, positiveInteger, roleAction } from './role-config.ts';
 import { blobTableSchema } from '../frontend/blob-service/blob-table-schema.ts';
 
-interface PartitionServerFlags {
-  readonly etcd: string;
-  readonly streamManager: string;
-  readonly listen: string;
-  readonly serverId: string;
-  readonly leaseTtlMs: string;
-  readonly logLevel: string;
-}
+const partitionServerConfig = z.object({
+  etcd: etcdUrls,
+  streamManager: addressList,
+  listen: hostPort,
+  serverId: identifier,
+  leaseTtlMs: positiveInteger.refine((ms) => ms >= 1_000, 'etcd leases are whole seconds: at least 1000'),
+  logLevel,
+});
+type PartitionServerFlags = z.infer<typeof partitionServerConfig>;
 
 export function registerPartitionServerCommand(program: Command): void {
   program
     .command('partition-server')
     .description('Run a partition server: serves the key ranges the partition manager assigns to it, under a lease (docs/partition-protocol.md).')
-    .requiredOption('--etcd <urls>', 'comma-separated etcd client URLs (the MetaStore shared with the partition manager and front ends)')
-    .requiredOption('--stream-manager <addr>', 'host:port of the stream manager')
-    .requiredOption('--listen <addr>', 'host:port to serve partition.* RPCs on (port 0 picks a free port, logged at start)')
-    .requiredOption('--server-id <id>', 'stable id of this server (letters, digits, . _ -)')
+    .option('--config <file>', 'JSON file of settings, keys = these flags in camelCase (e.g. {"serverId": "ps1"}); flags override it')
+    .option('--etcd <urls>', '(required) comma-separated etcd client URLs (the MetaStore shared with the partition manager and front ends)')
+    .option('--stream-manager <addrs>', '(required) host:port of the stream manager; in a cluster, every controller\'s address, comma-separated (the leader is found by trying them)')
+    .option('--listen <addr>', '(required) host:port to serve partition.* RPCs on (port 0 picks a free port, logged at start)')
+    .option('--server-id <id>', '(required) stable id of this server (letters, digits, . _ -)')
     .option('--lease-ttl-ms <ms>', 'lease TTL: partitions move this long after the server dies', String(partitionLeaseTtlMs))
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
-    .action(async (flags: PartitionServerFlags) => {
-      await runPartitionServer(flags);
-    });
+    .action(roleAction('partition-server', async (command) => {
+      await runPartitionServer(await loadRoleConfig(command, partitionServerConfig));
+    }));
 }
 
 async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { role: 'partition-server', pid: process.pid } }, pino.destination({ sync: true }));
   const clock = new SystemClock();
-  const leaseTtlMs = positiveInteger(flags.leaseTtlMs, '--lease-ttl-ms');
-  const metaStore = await EtcdMetaStore.connect({ endpoints: flags.etcd.split(',').map((url) => url.trim()).filter((url) => url !== '') });
+  const leaseTtlMs = flags.leaseTtlMs;
+  const metaStore = await EtcdMetaStore.connect({ endpoints: flags.etcd });
   const network = new TcpNetwork({ clock });
   const server = new PartitionServer({
     serverId: flags.serverId, metaStore, network, listenAddress: flags.listen, clock, logger, leaseTtlMs,

@@ -110,7 +110,7 @@ const storageTable = {
   'extent.stale_epoch': busy, 'extent.corrupt': internal, 'extent.out_of_range': internal,
   'extent.offset_mismatch': internal, 'extent.failed': busy, 'extent.too_large': internal,
   'stream.not_found': internal, 'stream.no_placement': busy, 'stream.unavailable': busy, 'stream.fenced': busy,
-  'node.not_found': internal, 'node.protected': internal, 'token.invalid': internal,
+  'node.not_found': internal, 'node.protected': internal, 'token.invalid': internal, 'manager.not_leader': busy,
   'config.invalid': internal,
   'partition.condition_failed': spec(412, 'ConditionNotMet', 'The condition specified using HTTP conditional header(s) is not met.'),
   'partition.exists': spec(409, 'ResourceAlreadyExists', 'The specified resource already exists.'),

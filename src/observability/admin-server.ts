@@ -23,6 +23,8 @@ export interface Readiness {
   readonly ready: boolean;
   /** Why not ready, or what the process is doing when it is. */
   readonly reason: string;
+  /** Roles with a leader: 'leader' or 'standby' (a controller), so tools need not parse `reason`. */
+  readonly role?: string;
 }
 
 export interface AdminServerOptions {

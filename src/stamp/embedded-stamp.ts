@@ -37,13 +37,8 @@ import type { Registry } from 'prom-client';
 import {
   replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs, stampStopDrainMs, stampStopStepMsMax, stampStopTimeoutMs,
 } from '../constants.ts';
-import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer.ts';
-import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
-import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
 import { blobTableSchema } from '../frontend/blob-service/blob-table-schema.ts';
-import { PartitionBlobBackend } from '../frontend/blob-service/partition-blob-backend.ts';
-import type { CorsRulesLookup } from '../frontend/cors.ts';
-import { FrontendServer } from '../frontend/http-server.ts';
+import type { FrontendServer } from '../frontend/http-server.ts';
 import { RealDisk } from '../io/real-disk.ts';
 import { EmbeddedMetaStore } from '../metastore/embedded-meta-store.ts';
 import { ExtentNodeMetrics } from '../observability/extent-node-metrics.ts';
@@ -61,21 +56,7 @@ import { StorageError } from '../util/errors.ts';
 import { SeededRandom } from '../util/random.ts';
 import { AccountStore } from './account-store.ts';
 import { DataDirLock } from './data-dir-lock.ts';
-
-/** What a backend may tell the authoriser and CORS about (the blob tables hold them). */
-export interface BackendLookups {
-  readonly storedPolicy: StoredPolicyLookup;
-  readonly publicAccess: PublicAccessLookup;
-  readonly corsRules: CorsRulesLookup;
-}
-
-export interface StampBackend {
-  readonly backend: BlobBackend;
-  readonly lookups: BackendLookups;
-}
-
-/** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
-export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock }) => StampBackend;
+import { assembleFrontend, listenFrontend, type BackendFactory } from './frontend-assembly.ts';
 
 export interface EmbeddedStampOptions {
   /** Data directories, one fault domain each; the first also holds the MetaStore. */
@@ -100,9 +81,6 @@ export interface StartupReport {
   readonly partitions: number;
 }
 
-/** The newest x-ms-version the front end accepts (Azurite 3.37's). */
-export const apiVersionLatestDefault = '2026-04-06';
-
 export const metaDirectory = 'meta';
 
 export interface Redundancy {
@@ -124,18 +102,6 @@ export function redundancy(diskCount: number): Redundancy {
   const survives = replicas - 1 === 1 ? 'the loss of one disk' : `the loss of any ${replicas - 1} disks`;
   return { faultDomains: diskCount, replicas, statement: `${replicas} replicas of every extent in ${replicas} distinct fault domains (${diskCount} disks): survives ${survives}.` };
 }
-
-/** The Blob service over the partition layer (docs/blob-schema.md): the default backend. */
-export const partitionBlobBackend: BackendFactory = ({ tables, clock }) => {
-  const blobs = new PartitionBlobBackend({ tables, clock });
-  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules } };
-};
-
-/** A front end with no storage behind it (every operation answers 501): tests of the edge. */
-export const notWiredStampBackend: BackendFactory = () => ({
-  backend: notWiredBackend(),
-  lookups: { storedPolicy: () => Promise.resolve(null), publicAccess: () => Promise.resolve('notFound'), corsRules: () => Promise.resolve([]) },
-});
 
 interface Parts {
   lock: DataDirLock | null;
@@ -339,21 +305,13 @@ async function waitUntilServed(metaStore: EmbeddedMetaStore, server: PartitionSe
 async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring: { accounts: AccountStore; client: PartitionClient; logger: Logger }): Promise<number> {
   const blob = options.blob;
   assert(blob !== null, 'startFrontend without a blob endpoint');
-  const { clock } = options;
-  const { backend, lookups } = (options.createBackend ?? partitionBlobBackend)({ tables: wiring.client, clock });
-  const authorizer = new Authorizer({
-    clock, accountKeys: (account) => wiring.accounts.keys(account), storedPolicy: lookups.storedPolicy, publicAccess: lookups.publicAccess,
-  });
-  const frontend = new FrontendServer({
-    backend, authorizer, clock, corsRules: lookups.corsRules, apiVersionLatest: options.apiVersionLatest ?? apiVersionLatestDefault,
-    logger: wiring.logger.child({ component: 'frontend' }),
+  const frontend = assembleFrontend({
+    tables: wiring.client, accounts: wiring.accounts, clock: options.clock, logger: wiring.logger,
+    ...(options.createBackend === undefined ? {} : { createBackend: options.createBackend }),
+    ...(options.apiVersionLatest === undefined ? {} : { apiVersionLatest: options.apiVersionLatest }),
   });
   parts.frontend = frontend;
-  try {
-    return await frontend.listen(blob.port, blob.host);
-  } catch (error) {
-    throw new StorageError('config.invalid', `cannot listen for the Blob endpoint on ${blob.host}:${blob.port}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
+  return listenFrontend(frontend, blob);
 }
 
 function watchMetrics(registry: Registry, parts: Parts): void {

@@ -14,14 +14,24 @@
 //   manager.releaseToken                  header → { token }
 //   manager.checkToken                    header → { valid }
 //
+// Several addresses (cluster mode, docs/cluster.md "Finding the leader"): the proxy is given every
+// controller's address; a call goes to the one that answered last, and moves on to the next on
+// manager.not_leader (a standby: nothing applied) or rpc.unreachable (nobody listens there), each
+// address at most once per call. The server side takes either a StreamManagerApi or a function
+// that returns the current one per request (a controller: its leader term's manager, or throws
+// manager.not_leader while standing by).
+//
 // Invariants: every call carries a deadline; every answer is parsed with a schema before use
-// (a remote manager's answer is as untrusted as a request); StorageErrors cross unchanged.
+// (a remote manager's answer is as untrusted as a request); StorageErrors cross unchanged; a call
+// is sent to a further address only after an answer that proves the previous one did not apply it
+// (not_leader) or could not have received it (unreachable: no connection, or a connection lost, in
+// which case the manager's calls are idempotent or leave only garbage: a second created stream).
 // Fault model: the manager may be down, slow or restarted; calls then fail with rpc.* errors
 // and the caller decides whether to retry (heartbeats retry on their own schedule).
 import { z } from 'zod';
 import { rpcDeadlineMsDefault, sealAndExtendDeadlineMs } from '../constants.ts';
 import type { Network, RpcHeader, RpcRequest, RpcResponse, RpcServer } from '../rpc/network.ts';
-import { StorageError } from '../util/errors.ts';
+import { StorageError, isStorageError } from '../util/errors.ts';
 import { parseResponse } from './extent-node-rpc.ts';
 import {
   epoch, extentStateSchema, id, parseHeader, replicaLocation, streamManagerRequests,
@@ -52,19 +62,24 @@ const noBody = Buffer.alloc(0);
 
 export interface StreamManagerProxyOptions {
   readonly network: Network;
-  /** "host:port" of the stream manager's RPC server. */
-  readonly address: string;
+  /** "host:port" of the stream manager's RPC server, or of every controller (tried in turn). */
+  readonly address: string | readonly string[];
   readonly deadlineMs?: number;
 }
 
 export class StreamManagerProxy implements StreamManagerApi {
   private readonly network: Network;
-  private readonly address: string;
+  private readonly addresses: readonly string[];
   private readonly deadlineMs: number;
+  /** Index of the address that answered last: the leader, as far as this proxy knows. */
+  private preferred = 0;
 
   constructor(options: StreamManagerProxyOptions) {
     this.network = options.network;
-    this.address = options.address;
+    this.addresses = typeof options.address === 'string' ? [options.address] : [...options.address];
+    if (this.addresses.length === 0 || this.addresses.some((address) => address === '')) {
+      throw new StorageError('config.invalid', 'a stream manager proxy needs at least one non-empty address');
+    }
     this.deadlineMs = options.deadlineMs ?? rpcDeadlineMsDefault;
   }
 
@@ -112,8 +127,19 @@ export class StreamManagerProxy implements StreamManagerApi {
     return (await this.callHeader('manager.checkToken', { token }, checkAnswer)).valid;
   }
 
-  private call(method: StreamManagerMethod, header: RpcHeader, deadlineMs = this.deadlineMs): Promise<RpcResponse> {
-    return this.network.call(this.address, { method, header, body: noBody }, { deadlineMs });
+  private async call(method: StreamManagerMethod, header: RpcHeader, deadlineMs = this.deadlineMs): Promise<RpcResponse> {
+    const start = this.preferred;
+    for (let tried = 1; ; tried++) {
+      const index = (start + tried - 1) % this.addresses.length;
+      try {
+        const response = await this.network.call(this.addresses[index] ?? '', { method, header, body: noBody }, { deadlineMs });
+        this.preferred = index;
+        return response;
+      } catch (error) {
+        const another = isStorageError(error, 'manager.not_leader') || isStorageError(error, 'rpc.unreachable');
+        if (!another || tried >= this.addresses.length) throw error;
+      }
+    }
   }
 
   private async callHeader<T>(method: StreamManagerMethod, header: RpcHeader, schema: z.ZodType<T>): Promise<T> {
@@ -151,9 +177,11 @@ function headerOnly(header: RpcHeader): RpcResponse {
   return { header, body: noBody };
 }
 
-/** Serves `api` at `address` on `network`; the returned server's close() stops it. */
-export function serveStreamManager(network: Network, address: string, api: StreamManagerApi): Promise<RpcServer> {
-  return network.listen(address, (request) => dispatchManager(api, request));
+/** Serves `api` at `address` on `network`; the returned server's close() stops it. Given a
+ * function, it is asked for the manager on every request (it may throw manager.not_leader). */
+export function serveStreamManager(network: Network, address: string, api: StreamManagerApi | (() => StreamManagerApi)): Promise<RpcServer> {
+  const current = typeof api === 'function' ? api : (): StreamManagerApi => api;
+  return network.listen(address, async (request) => dispatchManager(current(), request));
 }
 
 async function dispatchManager(api: StreamManagerApi, request: RpcRequest): Promise<RpcResponse> {

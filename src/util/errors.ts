@@ -41,6 +41,7 @@ export const storageErrorCodes = [
   'node.not_found',
   'node.protected', // a wipe was refused: live replicas or protection
   'token.invalid',
+  'manager.not_leader', // a controller standby answered a manager.* call: nothing applied, ask the leader
   'config.invalid',
   // partition layer
   'partition.condition_failed', // If-Match did not match the row's ETag

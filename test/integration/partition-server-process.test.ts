@@ -6,15 +6,9 @@
 // write must read back exactly ("N acknowledged, 0 lost").
 // Figures: acknowledged / lost, indeterminate writes (resolved by a conditional retry), takeover
 // time (kill → first acknowledged write on the new owner) and the log records it replayed.
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { EtcdMetaStore } from '../../src/metastore/etcd-meta-store.ts';
 import { PartitionClient } from '../../src/partition/partition-client.ts';
 import { readMap } from '../../src/partition/partition-map.ts';
@@ -22,108 +16,43 @@ import { TcpNetwork } from '../../src/rpc/tcp-network.ts';
 import { SystemClock } from '../../src/util/clock.ts';
 import { isStorageError } from '../../src/util/errors.ts';
 import type { Column } from '../../src/wire/partition-row.ts';
-import { startEtcd } from '../helpers/etcd.ts';
-import type { EtcdCluster } from '../helpers/etcd.ts';
+import { freePort } from '../helpers/kura-serve.ts';
+import { RoleProcess, useClusterBase } from '../helpers/role-process.ts';
 
-const repoRoot = join(import.meta.dirname, '..', '..');
-const nodeBinary = join(repoRoot, 'node_modules', '.bin', 'node');
-const kuraEntry = join(repoRoot, 'src', 'main', 'kura.ts');
 const leaseTtlMs = 2_000;
 const writersConcurrent = 4;
 /** Writes before each kill: the second failover replays a log about 5× longer. */
 const phases = [300, 1500];
 const writesAfterKill = 200;
 const runTimeMaxMs = 120_000;
-const spawnTimeoutMs = 30_000;
-
-interface Role {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-  readonly lines: string[];
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address.port;
-}
-
-/** Spawns `kura <args>` and resolves once a stdout line contains `ready` (bounded). */
-async function spawnRole(name: string, args: readonly string[], ready: string): Promise<Role> {
-  const child = spawn(nodeBinary, [kuraEntry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const lines: string[] = [];
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
-  const started = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout ?? process.stdin }).on('line', (line) => {
-      lines.push(line);
-      if (line.includes(ready)) resolve();
-    });
-    void exited.then((code) => reject(new Error(`${name} exited ${code} before "${ready}": ${stderr.slice(-2000)}`)));
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), spawnTimeoutMs);
-  try {
-    await started;
-  } finally {
-    clearTimeout(timer);
-  }
-  return { name, child, exited, lines };
-}
-
-function addressFrom(role: Role, message: string): string {
-  for (const line of role.lines) {
-    if (!line.includes(message)) continue;
-    const parsed: unknown = JSON.parse(line);
-    if (typeof parsed === 'object' && parsed !== null && 'address' in parsed && typeof parsed.address === 'string') return parsed.address;
-  }
-  throw new Error(`${role.name} logged no "${message}" with an address`);
-}
 
 function text(value: string): Column[] {
   return [{ name: 'v', value: { kind: 'string', value } }];
 }
 
 describe('kura partition-server processes', () => {
-  const roles: Role[] = [];
-  let etcd: EtcdCluster | null = null;
-  let root = '';
-  after(async () => {
-    for (const role of roles) role.child.kill('SIGKILL');
-    await Promise.all(roles.map((role) => role.exited));
-    await etcd?.stop();
-    if (root !== '') await rm(root, { recursive: true, force: true });
-  });
+  const clusterBase = useClusterBase('ps');
 
   it('kill -9 of the owning partition server mid-stream, twice with a longer log: the other takes over, N acknowledged, 0 lost', async (t) => {
-    root = await mkdtemp(join(tmpdir(), 'kura-ps-'));
-    etcd = await startEtcd();
-    const endpoints = etcd.endpoints.join(',');
-    const sm = await spawnRole('stream-manager', ['stream-manager', '--etcd', endpoints, '--listen', '127.0.0.1:0', '--repair-interval-ms', '60000'], '"stream manager listening"');
-    roles.push(sm);
-    const smAddress = addressFrom(sm, 'stream manager listening');
+    const { root, etcd, endpoints } = await clusterBase();
+    const sm = await RoleProcess.start('stream-manager', ['stream-manager', '--etcd', endpoints, '--listen', '127.0.0.1:0', '--repair-interval-ms', '60000'], 'stream manager listening');
+    const smAddress = sm.addressOf('stream manager listening');
     for (const nodeId of ['en1', 'en2', 'en3']) {
-      roles.push(await spawnRole(nodeId, [
+      await RoleProcess.start(nodeId, [
         'extent-node', '--disk', join(root, nodeId), '--fault-domain', `fd-${nodeId}`, '--upgrade-domain', `ud-${nodeId}`,
         '--listen', `127.0.0.1:${await freePort()}`, '--manager', smAddress, '--node-id', nodeId,
-      ], '"extent node listening"'));
+      ], 'extent node listening');
     }
-    const servers = new Map<string, Role>();
+    const servers = new Map<string, RoleProcess>();
     const serverArgs = (serverId: string): string[] => [
       'partition-server', '--etcd', endpoints, '--stream-manager', smAddress, '--listen', '127.0.0.1:0', '--server-id', serverId, '--lease-ttl-ms', String(leaseTtlMs),
     ];
     for (const serverId of ['ps-a', 'ps-b']) {
-      const role = await spawnRole(serverId, serverArgs(serverId), '"partition server listening"');
-      roles.push(role);
-      servers.set(serverId, role);
+      servers.set(serverId, await RoleProcess.start(serverId, serverArgs(serverId), 'partition server listening'));
     }
-    roles.push(await spawnRole('partition-manager', [
+    await RoleProcess.start('partition-manager', [
       'partition-manager', '--etcd', endpoints, '--stream-manager', smAddress, '--lease-ttl-ms', String(leaseTtlMs), '--tick-ms', '200',
-    ], '"partition manager leading"'));
+    ], 'partition manager leading');
 
     const clock = new SystemClock();
     const metaStore = await EtcdMetaStore.connect({ endpoints: etcd.endpoints });
@@ -137,9 +66,7 @@ describe('kura partition-server processes', () => {
           // The server killed in the previous phase comes back (same id: it waits out its old lease).
           const dead = [...servers.entries()].find(([, role]) => role.child.exitCode !== null || role.child.signalCode !== null);
           assert.ok(dead !== undefined);
-          const role = await spawnRole(dead[0], serverArgs(dead[0]), '"partition server listening"');
-          roles.push(role);
-          servers.set(dead[0], role);
+          servers.set(dead[0], await RoleProcess.start(dead[0], serverArgs(dead[0]), 'partition server listening'));
         }
         const result = await writeAndKill({ client, metaStore, clock, servers, acknowledged, phase, writesBeforeKill });
         const survivor = [...servers.keys()].find((serverId) => serverId !== result.victim) ?? '';
@@ -170,7 +97,7 @@ interface PhaseOptions {
   readonly client: PartitionClient;
   readonly metaStore: EtcdMetaStore;
   readonly clock: SystemClock;
-  readonly servers: ReadonlyMap<string, Role>;
+  readonly servers: ReadonlyMap<string, RoleProcess>;
   readonly acknowledged: Map<string, string>;
   readonly phase: number;
   readonly writesBeforeKill: number;

@@ -1,0 +1,85 @@
+// The Blob front end's assembly, shared by the embedded stamp (`kura serve`) and the cluster front
+// end (`kura frontend`): the same FrontendServer, backend, authoriser and CORS lookups in both
+// modes; only what the PartitionClient talks over differs (LocalNetwork or TcpNetwork + etcd).
+//
+//   FrontendServer ── Authorizer (account keys: AccountStore; stored policies, public access: the
+//        │                        backend's rows)
+//   BlobBackend (default PartitionBlobBackend over the PartitionClient)
+//
+// Invariants: the authoriser reads keys from the AccountStore's cache on every request (never a
+// copy taken at assembly); the backend's lookups and the server's CORS rules come from the same
+// backend instance. Fault model: listening may fail (port taken, address not local): a clear
+// config.invalid naming the address.
+import type { Logger } from 'pino';
+import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer.ts';
+import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
+import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
+import { PartitionBlobBackend } from '../frontend/blob-service/partition-blob-backend.ts';
+import type { CorsRulesLookup } from '../frontend/cors.ts';
+import { FrontendServer } from '../frontend/http-server.ts';
+import type { PartitionClient } from '../partition/partition-client.ts';
+import type { Clock } from '../util/clock.ts';
+import { StorageError } from '../util/errors.ts';
+import type { AccountStore } from './account-store.ts';
+
+/** What a backend may tell the authoriser and CORS about (the blob tables hold them). */
+export interface BackendLookups {
+  readonly storedPolicy: StoredPolicyLookup;
+  readonly publicAccess: PublicAccessLookup;
+  readonly corsRules: CorsRulesLookup;
+}
+
+export interface StampBackend {
+  readonly backend: BlobBackend;
+  readonly lookups: BackendLookups;
+}
+
+/** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
+export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock }) => StampBackend;
+
+/** The newest x-ms-version the front end accepts (Azurite 3.37's). */
+export const apiVersionLatestDefault = '2026-04-06';
+
+/** The Blob service over the partition layer (docs/blob-schema.md): the default backend. */
+export const partitionBlobBackend: BackendFactory = ({ tables, clock }) => {
+  const blobs = new PartitionBlobBackend({ tables, clock });
+  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules } };
+};
+
+/** A front end with no storage behind it (every operation answers 501): tests of the edge. */
+export const notWiredStampBackend: BackendFactory = () => ({
+  backend: notWiredBackend(),
+  lookups: { storedPolicy: () => Promise.resolve(null), publicAccess: () => Promise.resolve('notFound'), corsRules: () => Promise.resolve([]) },
+});
+
+export interface FrontendAssemblyOptions {
+  readonly tables: PartitionClient;
+  readonly accounts: AccountStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly createBackend?: BackendFactory;
+  /** Front-end API version ceiling (x-ms-version). */
+  readonly apiVersionLatest?: string;
+}
+
+/** The front end over the partition layer, not listening yet. */
+export function assembleFrontend(options: FrontendAssemblyOptions): FrontendServer {
+  const { clock, accounts } = options;
+  const { backend, lookups } = (options.createBackend ?? partitionBlobBackend)({ tables: options.tables, clock });
+  const authorizer = new Authorizer({
+    clock, accountKeys: (account) => accounts.keys(account), storedPolicy: lookups.storedPolicy, publicAccess: lookups.publicAccess,
+  });
+  return new FrontendServer({
+    backend, authorizer, clock, corsRules: lookups.corsRules, apiVersionLatest: options.apiVersionLatest ?? apiVersionLatestDefault,
+    logger: options.logger.child({ component: 'frontend' }),
+  });
+}
+
+/** Listens; a failure (port taken, address not local) is a config.invalid naming the address. */
+export async function listenFrontend(frontend: FrontendServer, at: { readonly host: string; readonly port: number }): Promise<number> {
+  try {
+    return await frontend.listen(at.port, at.host);
+  } catch (error) {
+    throw new StorageError('config.invalid', `cannot listen for the Blob endpoint on ${at.host}:${at.port}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
