@@ -277,6 +277,12 @@ export const blobSweepRowsMax = 110_000;
  * (nothing was applied); past it the client gets 503 ServerBusy and retries itself. */
 export const blobWriteAttemptsMax = 64;
 
+/** Deleted containers' rows (container-sweep.ts): one sweep tick examines at most this many C rows
+ * looking for graveyards and deletes at most this many rows, every containerSweepIntervalMs, so
+ * the sweep costs the partition layer at most ~500 deletes/s in the background. */
+export const containerSweepRowsPerTick = 1_024;
+export const containerSweepIntervalMs = 2_000;
+
 /** Rows one Delete Blob / Put Block List clean-up deletes per transaction (below
  * partitionBatchMutationsMax, leaving room for the rows the operation itself writes). */
 export const blobCleanupBatchRows = 200;

@@ -56,7 +56,7 @@ import { StorageError } from '../util/errors.ts';
 import { SeededRandom } from '../util/random.ts';
 import { AccountStore } from './account-store.ts';
 import { DataDirLock } from './data-dir-lock.ts';
-import { assembleFrontend, listenFrontend, type BackendFactory } from './frontend-assembly.ts';
+import { assembleFrontend, listenFrontend, type BackendFactory, type BackgroundTask } from './frontend-assembly.ts';
 
 export interface EmbeddedStampOptions {
   /** Data directories, one fault domain each; the first also holds the MetaStore. */
@@ -112,6 +112,7 @@ interface Parts {
   partitionServer: PartitionServer | null;
   partitionManager: PartitionManager | null;
   frontend: FrontendServer | null;
+  background: BackgroundTask | null;
 }
 
 export class EmbeddedStamp {
@@ -141,7 +142,7 @@ export class EmbeddedStamp {
     if (options.disks.length === 0) throw new StorageError('config.invalid', 'a stamp needs at least one --disk directory');
     if (new Set(options.disks).size !== options.disks.length) throw new StorageError('config.invalid', 'a --disk directory is given twice');
     const logger = options.logger ?? pino({ level: 'silent' });
-    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null };
+    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null, background: null };
     const phases = new Phases(options.clock);
     try {
       return new EmbeddedStamp(await startParts(options, parts, phases, logger));
@@ -309,9 +310,13 @@ async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring
     tables: wiring.client, accounts: wiring.accounts, clock: options.clock, logger: wiring.logger,
     ...(options.createBackend === undefined ? {} : { createBackend: options.createBackend }),
     ...(options.apiVersionLatest === undefined ? {} : { apiVersionLatest: options.apiVersionLatest }),
+    onBackground: (task) => { parts.background = task; },
   });
   parts.frontend = frontend;
-  return listenFrontend(frontend, blob);
+  const port = await listenFrontend(frontend, blob);
+  // The deleted-container sweep runs while the endpoint serves; stopParts stops it first.
+  parts.background?.start();
+  return port;
 }
 
 function watchMetrics(registry: Registry, parts: Parts): void {
@@ -328,6 +333,7 @@ async function stopParts(parts: Parts, options: { readonly clock: Clock; readonl
   const deadlineMs = startMs + stampStopTimeoutMs;
   let requestsCut = 0;
   const steps: Array<[string, () => Promise<void>]> = [
+    ['background', async () => { await parts.background?.stop(); }],
     ['frontend', async () => { requestsCut = (await parts.frontend?.close({ drainMs: options.drainMs }))?.cut ?? 0; }],
     ['partitionManager', async () => { await parts.partitionManager?.stop(); }],
     ['partitionServer', async () => { await parts.partitionServer?.stop(); }],

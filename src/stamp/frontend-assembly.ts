@@ -29,9 +29,16 @@ export interface BackendLookups {
   readonly corsRules: CorsRulesLookup;
 }
 
+/** Background work a backend does beside requests (the deleted-container sweep). */
+export interface BackgroundTask {
+  start(): void;
+  stop(): Promise<void>;
+}
+
 export interface StampBackend {
   readonly backend: BlobBackend;
   readonly lookups: BackendLookups;
+  readonly background?: BackgroundTask;
 }
 
 /** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
@@ -43,7 +50,7 @@ export const apiVersionLatestDefault = '2026-04-06';
 /** The Blob service over the partition layer (docs/blob-schema.md): the default backend. */
 export const partitionBlobBackend: BackendFactory = ({ tables, clock }) => {
   const blobs = new PartitionBlobBackend({ tables, clock });
-  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules } };
+  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules }, background: blobs.sweeper };
 };
 
 /** A front end with no storage behind it (every operation answers 501): tests of the edge. */
@@ -60,12 +67,15 @@ export interface FrontendAssemblyOptions {
   readonly createBackend?: BackendFactory;
   /** Front-end API version ceiling (x-ms-version). */
   readonly apiVersionLatest?: string;
+  /** Receives the backend's background work, for the caller to start and stop (not started here). */
+  readonly onBackground?: (task: BackgroundTask) => void;
 }
 
 /** The front end over the partition layer, not listening yet. */
 export function assembleFrontend(options: FrontendAssemblyOptions): FrontendServer {
   const { clock, accounts } = options;
-  const { backend, lookups } = (options.createBackend ?? partitionBlobBackend)({ tables: options.tables, clock });
+  const { backend, lookups, background } = (options.createBackend ?? partitionBlobBackend)({ tables: options.tables, clock });
+  if (background !== undefined) options.onBackground?.(background);
   const authorizer = new Authorizer({
     clock, accountKeys: (account) => accounts.keys(account), storedPolicy: lookups.storedPolicy, publicAccess: lookups.publicAccess,
   });

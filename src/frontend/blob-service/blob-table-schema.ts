@@ -6,13 +6,27 @@
 // lists them); a v1 block-list row (`blocks` bytes / `blockListRefs` document, refs inside) is
 // opaque. blobSplitBoundary(key) is ≥ key, idempotent, and no blob has rows on both sides of it:
 // a key inside a blob's range (a 0x00 after the name) maps to K(blob) 0x01, above the range
-// K(blob), K(blob) 0x00 …, and below every other name (names hold no control characters).
+// K(blob), K(blob) 0x00 …, and below every other name (names hold no control characters); a
+// graveyard row C <account> 0x00 <container> 0x00 <inc> maps to C <account> 0x00 <container> 0x01,
+// so a container row and its graveyard rows (one Delete Container transaction) stay together.
 // Pure; no faults.
 import { columnDataReferences } from '../../partition/partition-gc.ts';
 import type { RowDataReferences } from '../../partition/partition-gc.ts';
 import type { TableSchema } from '../../partition/table-schema.ts';
 
 const blobTag = 'B'.charCodeAt(0);
+const containerTag = 'C'.charCodeAt(0);
+
+/** C <account> 0x00 <container> [0x00 <inc>]: a container row and its graveyard rows are one
+ * group (Delete Container writes them in one transaction). */
+function containerBoundary(key: Buffer): Buffer {
+  const first = key.indexOf(0);
+  const second = first === -1 ? -1 : key.indexOf(0, first + 1);
+  if (second === -1) return key;
+  const boundary = Buffer.from(key.subarray(0, second + 1));
+  boundary[second] = 1;
+  return boundary;
+}
 
 export const blobDataReferences: RowDataReferences = {
   refs: (columns) => columnDataReferences.refs(columns),
@@ -22,6 +36,7 @@ export const blobDataReferences: RowDataReferences = {
 
 /** The smallest key ≥ key that starts a group: a blob's rows (its range) are one group. */
 export function blobSplitBoundary(key: Buffer): Buffer {
+  if (key[0] === containerTag) return containerBoundary(key);
   if (key[0] !== blobTag) return key;
   // B <account> 0x00 <container> 0x00 <inc> 0x00 <name> [0x00 <aux>]
   let at = 0;

@@ -14,7 +14,7 @@ import { checkConditions, quotedEtag } from './conditions.ts';
 import {
   containerProperties, loadContainer, metadataPairs, putOp, randomHex, readContainer, withRetry, type BlobServiceContext, type LoadedContainer,
 } from './context.ts';
-import { containerKey } from './keys.ts';
+import { containerKey, graveyardKey } from './keys.ts';
 import { applyLeaseAction, checkLeaseAccess } from './lease.ts';
 import { encodeContainer, type ContainerRecord } from './records.ts';
 
@@ -81,7 +81,12 @@ export async function deleteContainer(ctx: BlobServiceContext, op: Op.DeleteCont
     const loaded = await loadContainer(ctx, op.account, op.container);
     checkLeaseAccess(loaded.record.lease, ctx.clock.nowMs(), op.leaseId, { write: true, target: 'container' });
     conditionsOn(loaded, op.conditions);
-    await ctx.tables.transact([{ kind: 'delete', key: loaded.key, ifMatch: loaded.row.etag }]);
+    // The graveyard row names the ended incarnation for the background sweep (same partition: the
+    // split boundary keeps a container's rows together).
+    await ctx.tables.transact([
+      { kind: 'delete', key: loaded.key, ifMatch: loaded.row.etag },
+      { kind: 'put', key: graveyardKey(op.account, op.container, loaded.record.inc), columns: [{ name: 'since', value: { kind: 'int64', value: BigInt(ctx.clock.nowMs()) } }] },
+    ]);
   });
 }
 

@@ -27,6 +27,20 @@ export function containerKey(account: string, container: string): Buffer {
   return Buffer.concat([containerPrefix(account), utf8(container)]);
 }
 
+/** A deleted container's incarnation, kept until its rows are swept (container-sweep.ts). */
+export function graveyardKey(account: string, container: string, inc: string): Buffer {
+  return Buffer.concat([containerKey(account, container), sep, utf8(inc)]);
+}
+
+/** The parts of a graveyard key (C <account> \0 <container> \0 <inc>); null for any other key. */
+export function parseGraveyardKey(key: Buffer): { readonly account: string; readonly container: string; readonly inc: string } | null {
+  if (key[0] !== 'C'.charCodeAt(0)) return null;
+  const first = key.indexOf(0);
+  const second = first === -1 ? -1 : key.indexOf(0, first + 1);
+  if (second === -1) return null;
+  return { account: key.subarray(1, first).toString('utf8'), container: key.subarray(first + 1, second).toString('utf8'), inc: key.subarray(second + 1).toString('utf8') };
+}
+
 /** Prefix of every blob row of one container incarnation. */
 export function blobPrefix(account: string, container: string, inc: string): Buffer {
   return Buffer.concat([utf8('B'), utf8(account), sep, utf8(container), sep, utf8(inc), sep]);

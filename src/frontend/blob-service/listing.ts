@@ -146,6 +146,7 @@ export async function listContainers(ctx: BlobServiceContext, op: Op.ListContain
     const page = await ctx.tables.scan({ start, prefix, limit: Math.min(blobScanRowsPerCall, op.maxResults + 1), ...(continuation === undefined ? {} : { continuation }) });
     for (const item of page.items) {
       if (item.kind !== 'row') continue;
+      if (item.row.key.indexOf(0, base.length) !== -1) continue; // a deleted container's graveyard row
       const name = item.row.key.subarray(base.length).toString('utf8');
       if (containers.length >= op.maxResults) return { containers, nextMarker: name };
       const record = decodeContainer(item.row);

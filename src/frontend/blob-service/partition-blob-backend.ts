@@ -29,6 +29,7 @@ import { abortCopyBlob, copyBlob, getBlockList, putBlob, putBlock, putBlockFromU
 import {
   createContainer, deleteContainer, getContainerAcl, getContainerProperties, leaseContainer, setContainerAcl, setContainerMetadata,
 } from './containers.ts';
+import { ContainerSweeper } from './container-sweep.ts';
 import type { BlobServiceContext, BlobServiceStats } from './context.ts';
 import { listBlobs, listContainers } from './listing.ts';
 import { findBlobsByTags } from './tag-index.ts';
@@ -54,9 +55,12 @@ export class PartitionBlobBackend implements BlobBackend {
   readonly publicAccess: PublicAccessLookup;
   readonly storedPolicy: StoredPolicyLookup;
   readonly #stats: BlobServiceStats = { raceRetries: 0, raceExhausted: 0 };
+  /** Removes deleted containers' rows in the background; the owner starts and stops it. */
+  readonly sweeper: ContainerSweeper;
 
   constructor(options: PartitionBlobBackendOptions) {
     const ctx: BlobServiceContext = { tables: options.tables, clock: options.clock, stats: this.#stats };
+    this.sweeper = new ContainerSweeper(ctx);
     this.service = {
       getBlobServiceProperties: (op) => getBlobServiceProperties(ctx, op.account),
       setBlobServiceProperties: (op, properties) => setBlobServiceProperties(ctx, op.account, properties),
