@@ -2,10 +2,11 @@
 // implementations together (EtcdMetaStore, TcpNetwork, SystemClock, a StreamManagerProxy to the
 // stream manager) around PartitionServer; all logic is in src/partition (STYLE.md principle 6).
 //
-// Lifecycle: connect to etcd → listen → register under a fresh lease (waits out the lease of a
-// previous incarnation with the same --server-id) → "partition server listening" (JSON log line
-// with the address) → serve what the map assigns until SIGTERM/SIGINT → stop (partitions closed,
-// lease revoked so they move at once) → exit 0. kill -9 instead: the lease expires after
+// Lifecycle: [--admin: "admin server listening"; /readyz 503 until registered] → connect to etcd
+// → listen → register under a fresh lease (waits out the lease of a previous incarnation with the
+// same --server-id) → "partition server listening" (JSON log line with the address) → serve what
+// the map assigns until SIGTERM/SIGINT → stop (partitions closed, lease revoked so they move at
+// once) → close the admin port → exit 0. kill -9 instead: the lease expires after
 // --lease-ttl-ms and the partition manager moves the partitions.
 //
 // Fault model: etcd or the stream manager may be unreachable; the server then stops serving when
@@ -16,6 +17,8 @@ import { pino } from 'pino';
 import { z } from 'zod';
 import { partitionLeaseTtlMs } from '../constants.ts';
 import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { AdminServer, type Readiness } from '../observability/admin-server.ts';
+import { createProcessRegistry } from '../observability/process-registry.ts';
 import { PartitionServer } from '../partition/partition-server.ts';
 import { TcpNetwork } from '../rpc/tcp-network.ts';
 import { StreamManagerProxy } from '../stream/stream-manager-proxy.ts';
@@ -30,6 +33,7 @@ const partitionServerConfig = z.object({
   streamManager: addressList,
   listen: hostPort,
   serverId: identifier,
+  admin: hostPort.optional(),
   leaseTtlMs: positiveInteger.refine((ms) => ms >= 1_000, 'etcd leases are whole seconds: at least 1000'),
   logLevel,
 });
@@ -44,6 +48,7 @@ export function registerPartitionServerCommand(program: Command): void {
     .option('--stream-manager <addrs>', '(required) host:port of the stream manager; in a cluster, every controller\'s address, comma-separated (the leader is found by trying them)')
     .option('--listen <addr>', '(required) host:port to serve partition.* RPCs on (port 0 picks a free port, logged at start)')
     .option('--server-id <id>', '(required) stable id of this server (letters, digits, . _ -)')
+    .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback or a management network): GET /metrics, GET /healthz (200 while the process is alive), GET /readyz (200 while registered with its lease confirmed valid, with the partitions it serves; else 503); port 0 picks a free port, logged as "admin server listening"')
     .option('--lease-ttl-ms <ms>', 'lease TTL: partitions move this long after the server dies', String(partitionLeaseTtlMs))
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(roleAction('partition-server', async (command) => {
@@ -55,6 +60,9 @@ async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { role: 'partition-server', pid: process.pid } }, pino.destination({ sync: true }));
   const clock = new SystemClock();
   const leaseTtlMs = flags.leaseTtlMs;
+  let started: PartitionServer | null = null;
+  const registry = createProcessRegistry({ role: 'partition-server' });
+  const admin = flags.admin === undefined ? null : await AdminServer.start({ address: flags.admin, registry, logger, readiness: () => readiness(started) });
   const metaStore = await EtcdMetaStore.connect({ endpoints: flags.etcd });
   const network = new TcpNetwork({ clock });
   const server = new PartitionServer({
@@ -66,9 +74,18 @@ async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
     table: blobTableSchema,
   });
   await server.start();
+  started = server;
   await waitForSignal(logger.child({ component: 'shutdown' }));
   await server.stop();
   await network.close();
   await metaStore.close();
+  await admin?.close();
   logger.info('partition server exited');
+}
+
+/** /readyz: started, registered under a lease confirmed valid now (else it answers not_owner). */
+function readiness(server: PartitionServer | null): Readiness {
+  if (server === null) return { ready: false, reason: 'connecting to etcd and registering' };
+  if (!server.leaseConfirmed) return { ready: false, reason: 'lease not confirmed valid (etcd unreachable, or stopping)' };
+  return { ready: true, reason: `serving partitions [${server.servingPartitions().join(', ')}]` };
 }

@@ -8,11 +8,12 @@
 // from each process itself (admin /readyz, etcd /health, or a TCP connect), the leader from etcd.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { clusterProcessesKey, parseClusterProcesses, readClusterState, type ProcessRecord } from '../cluster/cluster-state.ts';
 import { formatStatus, healthy, probeProcesses, type Leadership } from '../cluster/cluster-status.ts';
 import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
-import { leaderKey as partitionLeaderKey } from '../partition/partition-map.ts';
+import { controllerLeaderKey } from '../stamp/cluster-controller.ts';
 import { StorageError } from '../util/errors.ts';
 import { positiveInteger, reportingErrors } from './process-lifecycle.ts';
 
@@ -24,6 +25,8 @@ interface StatusFlags {
 }
 
 const exitUnhealthy = 1;
+/** What a controller leader publishes (docs/cluster.md, "Controller election"); only read here. */
+const leaderRecord = z.object({ controllerId: z.string().max(64), address: z.string().max(300) });
 const exitNoStamp = 2;
 
 export function registerStatusCommand(program: Command): void {
@@ -69,16 +72,16 @@ async function processList(flags: StatusFlags, timeoutMs: number): Promise<{ pro
   return { processes: published.processes, endpoints, preface: `stamp of etcd ${endpoints.join(',')}: endpoint ${published.endpoint}\n\n` };
 }
 
-/** Who leads, from etcd: the partition manager leader's id is its process name. */
+/** Who leads, from etcd: the controller leader's id is its process name (dev-cluster's --controller-id). */
 async function leader(endpoints: readonly string[], processes: readonly ProcessRecord[], timeoutMs: number): Promise<Leadership> {
   try {
-    const value = await withStore(endpoints, timeoutMs, (store) => store.get(partitionLeaderKey));
-    if (value === null) return { leader: null, detail: `no ${partitionLeaderKey} in etcd (no controller leads)` };
-    const parsed: unknown = JSON.parse(value.value);
-    const id = typeof parsed === 'object' && parsed !== null && 'managerId' in parsed ? String(parsed.managerId) : '';
-    const epoch = typeof parsed === 'object' && parsed !== null && 'epoch' in parsed ? String(parsed.epoch) : '?';
-    const known = processes.some((record) => record.name === id);
-    return { leader: id, detail: `${partitionLeaderKey} epoch ${epoch}${known ? '' : ' (not a process of this list)'}` };
+    const value = await withStore(endpoints, timeoutMs, (store) => store.get(controllerLeaderKey));
+    if (value === null) return { leader: null, detail: `no ${controllerLeaderKey} in etcd: no controller leads` };
+    const parsed = leaderRecord.safeParse(JSON.parse(value.value));
+    if (!parsed.success) return { leader: null, detail: `${controllerLeaderKey} is malformed: ${value.value.slice(0, 200)}` };
+    const { controllerId, address } = parsed.data;
+    const known = processes.some((record) => record.name === controllerId);
+    return { leader: controllerId, detail: `at ${address}${known ? '' : ' (not a process of this list)'}` };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     return { leader: null, detail: `etcd unreachable: ${(message.split('\n')[0] ?? '').slice(0, 200)}` };

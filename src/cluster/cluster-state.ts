@@ -23,7 +23,7 @@ export const stateFileName = 'cluster.json';
 /** etcd key holding the stamp's process list (JSON of ClusterProcesses). */
 export const clusterProcessesKey = 'cluster/processes';
 
-export const roleKinds = ['etcd', 'controller', 'stream-manager', 'partition-manager', 'extent-node', 'partition-server', 'frontend', 'balancer'] as const;
+export const roleKinds = ['etcd', 'controller', 'extent-node', 'partition-server', 'frontend', 'balancer'] as const;
 export type RoleKind = (typeof roleKinds)[number];
 
 const port = z.number().int().min(1).max(65_535);

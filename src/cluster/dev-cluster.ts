@@ -6,11 +6,13 @@
 //   controllers (stream manager + partition managers, leader-elected)   extent nodes en1..enN in 3 fault domains
 //
 // Start order and why: etcd first (everyone coordinates through it) → the controllers (extent
-// nodes and partition servers need the stream manager's address) → extent nodes (replicas live
-// there; the stream manager places nothing before three fault domains registered) → partition
-// servers → front ends, each waited on until its admin /readyz says ready → the balancer last, so
+// nodes and partition servers need their addresses) → extent nodes, partition servers and front
+// ends together (each waits for what it needs on its own: the stream manager places nothing before
+// three fault domains registered, a front end listens once the partitions are served), each
+// waited on until it logged its address and its admin /readyz says ready → the balancer last, so
 // a client that connects is served. The connection string is printed only then. Stop is the
-// reverse, each tier with a bounded SIGTERM grace, then SIGKILL; etcd stops last.
+// reverse: the balancer, then front ends, partition servers, extent nodes (one tier, in parallel),
+// the controllers, etcd; each process SIGTERM, a bounded grace, then SIGKILL.
 //
 // Layout of DIR: cluster.json (the topology kept across restarts and the running processes,
 // cluster-state.ts), etcd/<member>/ (etcd's data), extent-nodes/<node>/ (one disk per node),
@@ -79,7 +81,8 @@ interface Planned {
 /** Addresses learnt from tiers already started, needed by the next ones. */
 interface StartedAddresses {
   readonly etcd: string;
-  streamManager: string;
+  /** Every controller's address, comma-separated: extent nodes and partition servers find the leader among them. */
+  controllers: string;
 }
 
 const loopback = '127.0.0.1';
@@ -126,7 +129,7 @@ export class DevCluster {
     let balancer: TcpBalancer | null = null;
     try {
       const total = tiers.reduce((sum, tier) => sum + tier.length, 0);
-      const addresses: StartedAddresses = { etcd: etcdEndpoints(topology).join(','), streamManager: '' };
+      const addresses: StartedAddresses = { etcd: etcdEndpoints(topology).join(','), controllers: '' };
       let started = 0;
       for (const tier of tiers) {
         if (options.signal?.aborted === true) throw new StorageError('config.invalid', 'start interrupted by a signal');
@@ -247,24 +250,27 @@ function plan(topology: Topology, options: DevClusterOptions): Planned[][] {
   const listen = ['--listen', `${loopback}:0`];
   const admin = ['--admin', `${loopback}:0`];
   const etcd = topology.etcdMembers.map((member) => etcdMember(member, topology, options));
-  const managers = [kura('sm', 'stream-manager', 'stream manager listening', (a) => ['stream-manager', '--etcd', a.etcd, ...listen, ...admin])];
-  const partitionManagers = numbered('pm', topology.controllers).map((name) => kura(name, 'partition-manager', 'partition manager campaigning', (a) => [
-    'partition-manager', '--etcd', a.etcd, '--stream-manager', a.streamManager, '--manager-id', name,
+  // Every controller listens from the start (the standbys answer "not leader"); extent nodes and
+  // partition servers get the list of all of them and find the leader (docs/cluster.md).
+  const controllers = numbered('c', topology.controllers).map((name) => kura(name, 'controller', 'controller listening', (a) => [
+    'controller', '--etcd', a.etcd, ...listen, '--controller-id', name, ...admin,
   ]));
   const extentNodes = numbered('en', topology.extentNodes).map((name, i) => {
     const faultDomain = `fd${(i % faultDomainCount) + 1}`;
     return kura(name, 'extent-node', 'extent node listening', (a) => [
       'extent-node', '--disk', join(directory, 'extent-nodes', name), '--fault-domain', faultDomain, '--upgrade-domain', `ud${i + 1}`,
-      ...listen, '--manager', a.streamManager, '--node-id', name, ...admin,
+      ...listen, '--manager', a.controllers, '--node-id', name, ...admin,
     ], faultDomain);
   });
   const partitionServers = numbered('ps', topology.partitionServers).map((name) => kura(name, 'partition-server', 'partition server listening', (a) => [
-    'partition-server', '--etcd', a.etcd, '--stream-manager', a.streamManager, ...listen, '--server-id', name,
+    'partition-server', '--etcd', a.etcd, '--stream-manager', a.controllers, ...listen, '--server-id', name, ...admin,
   ]));
   const frontends = numbered('fe', topology.frontends).map((name) => kura(name, 'frontend', 'frontend listening', (a) => [
     'frontend', '--etcd', a.etcd, ...listen, ...admin,
   ]));
-  return [etcd, managers, [...partitionManagers, ...extentNodes], partitionServers, frontends];
+  // Extent nodes, partition servers and front ends start together: each waits on its own for what
+  // it needs (registration, the partition map, partitions served), so their start-ups overlap.
+  return [etcd, controllers, [...extentNodes, ...partitionServers, ...frontends]];
 }
 
 function numbered(prefix: string, count: number): string[] {
@@ -308,9 +314,8 @@ async function startTier(tier: readonly Planned[], addresses: StartedAddresses, 
   }));
   const failed = results.find((result) => result.status === 'rejected');
   if (failed !== undefined) throw failed.reason;
-  for (const planned of tier) {
-    if (planned.role === 'stream-manager' && planned.process !== null) addresses.streamManager = planned.addressOf(planned.process) ?? '';
-  }
+  const controllers = tier.filter((planned) => planned.role === 'controller').map((planned) => (planned.process === null ? null : planned.addressOf(planned.process)));
+  if (controllers.length > 0) addresses.controllers = controllers.filter((address) => address !== null).join(',');
   return tier.length;
 }
 
@@ -344,10 +349,14 @@ async function startBalancer(tiers: readonly (readonly Planned[])[], options: De
   return balancer;
 }
 
-/** Stops every started process, last tier first; a tier stops in parallel. */
+/** Who stops first: the reverse of the data path, so nothing stops under a process still using it. */
+const stopOrder: readonly (readonly RoleKind[])[] = [['frontend'], ['partition-server'], ['extent-node'], ['controller'], ['etcd']];
+
+/** Stops every started process, group by group in stopOrder; a group stops in parallel. */
 async function stopTiers(tiers: readonly (readonly Planned[])[], progress: (line: string) => void): Promise<void> {
-  for (const tier of [...tiers].reverse()) {
-    await Promise.all(tier.map(async (planned) => {
+  const all = tiers.flat();
+  for (const roles of stopOrder) {
+    await Promise.all(all.filter((planned) => roles.includes(planned.role)).map(async (planned) => {
       const child = planned.process;
       if (child === null) return;
       const before = child.exit;

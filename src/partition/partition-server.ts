@@ -161,6 +161,11 @@ export class PartitionServer {
     return this.lease?.id ?? null;
   }
 
+  /** The admin port's /readyz: registered, its lease confirmed valid now, and not stopping. */
+  get leaseConfirmed(): boolean {
+    return !this.stopped && (this.lease?.isValid() ?? false);
+  }
+
   stats(): PartitionServerStats {
     return { ...this.counters, lastLoad: this.lastLoad };
   }

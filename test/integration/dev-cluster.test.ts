@@ -1,0 +1,139 @@
+// `kura dev-cluster` and `kura status` with real processes: etcd, controllers, extent nodes in
+// three fault domains, partition servers and front ends, each its own process on loopback, the
+// official SDK talking to the built-in balancer.
+//
+// 1. One etcd member (fast), the default stamp otherwise: the SDK uploads and downloads through
+//    the balancer; `kura status` lists every process ready and the leader (exit 0); under a steady
+//    upload load one front end is killed -9: every upload still succeeds (the SDK's retries land
+//    on the other front end through the balancer) and reads back byte-exact; status reports that
+//    front end DOWN (exit 1); SIGTERM: dev-cluster exits 0 and every child has exited.
+// 2. Three etcd members (a Raft quorum), a small stamp: blobs written, SIGTERM, a restart on the
+//    same --data is the same stamp (same etcd, same disks) and reads them back; status by --etcd.
+// Figures: time to ready, uploads during the kill and their retries, time to stop.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { readClusterState } from '../../src/cluster/cluster-state.ts';
+import { DevClusterProcess, isAlive, killAllDevClusters, tempClusterDirectory } from '../helpers/dev-cluster.ts';
+import { runKura } from '../helpers/kura-serve.ts';
+
+const readyTimeoutMs = 240_000;
+const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+/** An SDK client whose retries ride out a dying front end (the SDK's policy, a little more patient). */
+function sdk(connectionString: string): BlobServiceClient {
+  return BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 8, retryDelayInMs: 200, maxRetryDelayInMs: 2_000, tryTimeoutInMs: 60_000 } });
+}
+
+async function uploadAndCheck(container: ContainerClient, count: number, prefix: string): Promise<Map<string, string>> {
+  const written = new Map<string, string>();
+  for (let i = 0; i < count; i++) {
+    const body = randomBytes(1024 + i * 7919);
+    await container.getBlockBlobClient(`${prefix}-${i}`).upload(body, body.length);
+    written.set(`${prefix}-${i}`, sha(body));
+  }
+  return written;
+}
+
+async function readBack(container: ContainerClient, written: ReadonlyMap<string, string>): Promise<number> {
+  let exact = 0;
+  for (const [name, digest] of written) {
+    if (sha(await container.getBlockBlobClient(name).downloadToBuffer()) === digest) exact++;
+  }
+  return exact;
+}
+
+describe('kura dev-cluster', () => {
+  after(async () => {
+    await killAllDevClusters();
+  });
+
+  it('one etcd member: SDK through the balancer, status healthy, kill -9 of a front end under load, SIGTERM exits 0', { timeout: 400_000 }, async (t) => {
+    const directory = await tempClusterDirectory('one');
+    const cluster = await DevClusterProcess.start({ directory, args: ['--etcd-members', '1'], readyTimeoutMs });
+    t.diagnostic(`ready in ${cluster.readySeconds} s: ${(await cluster.processes()).length} processes`);
+    const container = sdk(cluster.connectionString).getContainerClient('devcluster');
+    await container.create();
+    const written = await uploadAndCheck(container, 12, 'before');
+    assert.equal(await readBack(container, written), written.size);
+
+    const healthy = await runKura(['status', '--data', directory]);
+    t.diagnostic(`kura status (exit ${healthy.code}):\n${healthy.stdout}`);
+    assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr);
+    for (const record of await cluster.processes()) assert.match(healthy.stdout, new RegExp(`^${record.name}\\b.*READY`, 'm'));
+    assert.match(healthy.stdout, /^leader: \S+ \(\*\)/m);
+
+    // Steady uploads from 4 writers; fe1 is killed -9 in the middle.
+    let stop = false;
+    let uploads = 0;
+    let slowestMs = 0;
+    const failures: string[] = [];
+    const underLoad = new Map<string, string>();
+    const writers = Array.from({ length: 4 }, async (_, writer) => {
+      for (let i = 0; !stop; i++) {
+        const name = `load-${writer}-${i}`;
+        const body = randomBytes(16 * 1024 + i);
+        const startMs = performance.now();
+        try {
+          await container.getBlockBlobClient(name).upload(body, body.length);
+          slowestMs = Math.max(slowestMs, performance.now() - startMs);
+          underLoad.set(name, sha(body));
+          uploads++;
+        } catch (error) {
+          failures.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    });
+    while (uploads < 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    const killedAt = uploads;
+    await cluster.kill9('fe1');
+    const killMs = performance.now();
+    while (uploads < killedAt + 40) await new Promise((resolve) => setTimeout(resolve, 20));
+    stop = true;
+    await Promise.all(writers);
+    t.diagnostic(`${uploads} uploads by 4 writers, fe1 killed -9 after ${killedAt}; ${uploads - killedAt} acknowledged after the kill within ${Math.round(performance.now() - killMs)} ms; ${failures.length} failed; slowest upload ${Math.round(slowestMs)} ms`);
+    assert.deepEqual(failures, []);
+    assert.equal(await readBack(container, underLoad), underLoad.size, 'every acknowledged upload reads back byte-exact');
+
+    const degraded = await runKura(['status', '--data', directory]);
+    t.diagnostic(`kura status after the kill (exit ${degraded.code}):\n${degraded.stdout}`);
+    assert.equal(degraded.code, 1);
+    assert.match(degraded.stdout, /^fe1\b.*DOWN/m);
+    assert.match(degraded.stdout, /^fe2\b.*READY/m);
+
+    const processes = await cluster.processes();
+    const stopStartMs = performance.now();
+    assert.equal(await cluster.stop(), 0, cluster.stdout);
+    t.diagnostic(`SIGTERM → dev-cluster exited 0 in ${Math.round(performance.now() - stopStartMs)} ms`);
+    const alive = processes.filter((record) => record.pid !== null && isAlive(record.pid)).map((record) => record.name);
+    assert.deepEqual(alive, [], 'every child exited');
+    assert.equal((await readClusterState(directory))?.phase, 'stopped');
+  });
+
+  it('three etcd members: blobs survive a restart on the same --data; status by --etcd', { timeout: 400_000 }, async (t) => {
+    const directory = await tempClusterDirectory('three');
+    const small = ['--etcd-members', '3', '--extent-nodes', '3', '--partition-servers', '1', '--frontends', '1', '--controllers', '1'];
+    const first = await DevClusterProcess.start({ directory, args: small, readyTimeoutMs });
+    t.diagnostic(`3 etcd members + ${(await first.processes()).length - 3} processes ready in ${first.readySeconds} s`);
+    const container = sdk(first.connectionString).getContainerClient('kept');
+    await container.create();
+    const written = await uploadAndCheck(container, 8, 'kept');
+    assert.equal(await first.stop(), 0, first.stdout);
+
+    const second = await DevClusterProcess.start({ directory, args: [], readyTimeoutMs });
+    t.diagnostic(`restart on the same data ready in ${second.readySeconds} s`);
+    const state = await readClusterState(directory);
+    assert.ok(state !== null);
+    assert.equal(state.topology.etcdMembers.length, 3, 'the stored topology is reused');
+    const again = sdk(second.connectionString).getContainerClient('kept');
+    assert.equal(await readBack(again, written), written.size, 'every blob written before the restart reads back byte-exact');
+
+    const endpoints = state.topology.etcdMembers.map((member) => `http://127.0.0.1:${member.clientPort}`).join(',');
+    const status = await runKura(['status', '--etcd', endpoints]);
+    t.diagnostic(`kura status --etcd (exit ${status.code}):\n${status.stdout}`);
+    assert.equal(status.code, 0, status.stdout + status.stderr);
+    assert.match(status.stdout, /^etcd3\b.*READY/m);
+    assert.equal(await second.stop(), 0, second.stdout);
+  });
+});
