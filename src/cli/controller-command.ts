@@ -68,21 +68,28 @@ async function runController(config: ControllerConfig): Promise<void> {
   const registry = createProcessRegistry({ role: 'controller' });
   const admin = config.admin === undefined ? null : await AdminServer.start({ address: config.admin, registry, logger, readiness: () => readiness(controller) });
   const metrics = new ControllerMetrics({ registry, controller: () => controller });
-  const metaStore = await EtcdMetaStore.connect({ endpoints: config.etcd });
-  const network = new TcpNetwork({ clock });
-  controller = await ClusterController.start({
-    controllerId: config.controllerId, metaStore, network, clock, logger, listenAddress: config.listen,
-    ...(config.advertise === undefined ? {} : { advertisedAddress: config.advertise }),
-    random: new SeededRandom(randomBytes(8).readBigUInt64BE(0)),
-    replicaCountDefault: config.replicas, repairIntervalMs: config.repairIntervalMs, leaseTtlMs: config.leaseTtlMs,
-    partitionManagerTickMs: config.tickMs, splitBytes: config.splitBytes,
-  });
-  await waitForSignal(logger.child({ component: 'shutdown' }));
-  await controller.stop();
-  await network.close();
-  await metaStore.close();
-  metrics.close();
-  await admin?.close();
+  try {
+    // etcd unreachable at start is fatal (exit 1 naming it): a supervisor restarts the role.
+    const metaStore = await EtcdMetaStore.connect({ endpoints: config.etcd });
+    const network = new TcpNetwork({ clock });
+    try {
+      controller = await ClusterController.start({
+        controllerId: config.controllerId, metaStore, network, clock, logger, listenAddress: config.listen,
+        ...(config.advertise === undefined ? {} : { advertisedAddress: config.advertise }),
+        random: new SeededRandom(randomBytes(8).readBigUInt64BE(0)),
+        replicaCountDefault: config.replicas, repairIntervalMs: config.repairIntervalMs, leaseTtlMs: config.leaseTtlMs,
+        partitionManagerTickMs: config.tickMs, splitBytes: config.splitBytes,
+      });
+      await waitForSignal(logger.child({ component: 'shutdown' }));
+      await controller.stop();
+    } finally {
+      await network.close();
+      await metaStore.close();
+    }
+  } finally {
+    metrics.close();
+    await admin?.close();
+  }
   logger.info('controller exited');
 }
 

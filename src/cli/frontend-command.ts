@@ -54,16 +54,20 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
   let frontend: ClusterFrontend | null = null;
   const registry = createProcessRegistry({ role: 'frontend' });
   const admin = config.admin === undefined ? null : await AdminServer.start({ address: config.admin, registry, logger, readiness: () => readiness(frontend?.phase ?? null) });
-  const metaStore = await EtcdMetaStore.connect({ endpoints: config.etcd });
-  const network = new TcpNetwork({ clock });
   try {
-    const { host, port } = parseListenAddress(config.listen);
-    frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port });
-    if (await frontend.start(abort.signal)) await stopRequested;
-    await frontend.drain(config.drainTimeoutMs);
+    // etcd unreachable at start is fatal (exit 1 naming it): a supervisor restarts the role.
+    const metaStore = await EtcdMetaStore.connect({ endpoints: config.etcd });
+    const network = new TcpNetwork({ clock });
+    try {
+      const { host, port } = parseListenAddress(config.listen);
+      frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port });
+      if (await frontend.start(abort.signal)) await stopRequested;
+      await frontend.drain(config.drainTimeoutMs);
+    } finally {
+      await network.close();
+      await metaStore.close();
+    }
   } finally {
-    await network.close();
-    await metaStore.close();
     await admin?.close();
   }
   logger.info('frontend exited');
