@@ -303,6 +303,12 @@ export const requestClockSkewMaxMs = 15 * 60_000;
 export const requestHeadersTimeoutMs = 20_000;
 export const requestBodyIdleTimeoutMs = 60_000;
 
+/** Request body bytes one front end holds at once across all requests (frontend/http-server.ts):
+ * a data body reserves min(Content-Length, appendBytesMax + 1 MiB) before it is read (the
+ * backend holds at most one append chunk plus one incoming chunk), and waits FIFO when the
+ * budget is spent, so 1,024 connections uploading at once cannot hold 1,024 × 4 MiB. */
+export const frontendBodyBytesMax = 256 * MiB;
+
 /** Connections served at once by one front end; past it new ones wait in the kernel backlog. */
 export const frontendConnectionsMax = 1024;
 

@@ -4,7 +4,9 @@
 // CORS — with every error mapped through the one error table (errors.ts).
 //
 // Invariants: stateless (no per-client state survives a request); blob bodies are streamed,
-// never buffered whole (XML documents are read whole, bounded by xmlBodyBytesMax); a request
+// never buffered whole (XML documents are read whole, bounded by xmlBodyBytesMax), and the bytes
+// all data bodies may hold at once are bounded by frontendBodyBytesMax (each reserves
+// min(Content-Length, one append chunk + 1 MiB) before it is read, FIFO); a request
 // that fails before its body was read is answered and its connection closed, so unread bytes
 // are never parsed as a next request; the backend is called only for parsed, authorised
 // operations; valid signatures, keys and SAS tokens are never logged (targets are redacted).
@@ -26,9 +28,10 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  frontendCloseSettleMs, frontendConnectionsMax, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
+  appendBytesMax, frontendBodyBytesMax, frontendCloseSettleMs, frontendConnectionsMax, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
   requestHeadersTimeoutMs,
 } from '../constants.ts';
+import { ByteSemaphore } from '../util/byte-semaphore.ts';
 import { settledWithin, type Clock } from '../util/clock.ts';
 import { redactTarget, type Authorizer } from './auth/authorizer.ts';
 import type { BlobBackend, CallContext } from './blob-backend.ts';
@@ -59,6 +62,10 @@ export interface FrontendServerOptions {
   readonly bodyIdleTimeoutMs?: number;
 }
 
+/** What one data body may hold in the backend at once: one append chunk (data.ts writeBody) plus
+ * the incoming chunks around it; the reservation against frontendBodyBytesMax. */
+const bodyReservationBytes = appendBytesMax + 1024 * 1024;
+
 /** Per-request state the response writers need. */
 interface Exchange {
   readonly requestId: string;
@@ -77,6 +84,8 @@ export class FrontendServer {
   /** Handlers running now: close() waits (bounded) for them. */
   readonly #handlers = new Set<Promise<void>>();
   #closing = false;
+  /** Request body bytes held at once across every request (frontendBodyBytesMax). */
+  readonly #bodyBudget = new ByteSemaphore({ capacityBytes: frontendBodyBytesMax, waitersMax: frontendConnectionsMax });
 
   constructor(options: FrontendServerOptions) {
     this.#options = options;
@@ -183,11 +192,19 @@ export class FrontendServer {
       requestId: exchange.requestId, principal, signal: abort.signal,
       createOnly: principal.kind === 'sas' && principal.grant.createOnly,
     };
-    const body = await this.#body(exchange, parsed.operation, parsed.headers);
     const host = parsed.headers.get('host') ?? 'localhost';
     const endpoint = parsed.addressing === 'host' ? `http://${host}/` : `http://${host}/${parsed.account}/`;
-    const reply = await dispatch(this.#options.backend, { operation: parsed.operation, body, ctx, endpoint });
-    if (body.kind === 'data' && body.body instanceof DataBody && body.body.consumed) exchange.bodyRead = true;
+    // The body budget: what the backend may hold of this body at once, reserved before it is read.
+    const reserved = hasDataBody(parsed.operation) ? Math.min(parsed.operation.contentLength, bodyReservationBytes) : 0;
+    if (reserved > 0) await this.#bodyBudget.acquire(reserved, { signal: abort.signal });
+    let reply: Reply;
+    try {
+      const body = await this.#body(exchange, parsed.operation, parsed.headers);
+      reply = await dispatch(this.#options.backend, { operation: parsed.operation, body, ctx, endpoint });
+      if (body.kind === 'data' && body.body instanceof DataBody && body.body.consumed) exchange.bodyRead = true;
+    } finally {
+      if (reserved > 0) this.#bodyBudget.release(reserved);
+    }
     const overrides = principal.kind === 'sas' ? Object.fromEntries(principal.grant.responseHeaders) : {};
     await this.#send(exchange, { ...reply, headers: { ...reply.headers, ...overrides } }, parsed.method === 'HEAD');
   }
