@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { partitionLeaseTtlMs } from '../constants.ts';
 import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
+import { PartitionServerMetrics } from '../observability/partition-metrics.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
 import { PartitionServer } from '../partition/partition-server.ts';
 import { TcpNetwork } from '../rpc/tcp-network.ts';
@@ -48,7 +49,7 @@ export function registerPartitionServerCommand(program: Command): void {
     .option('--stream-manager <addrs>', '(required) host:port of the stream manager; in a cluster, every controller\'s address, comma-separated (the leader is found by trying them)')
     .option('--listen <addr>', '(required) host:port to serve partition.* RPCs on (port 0 picks a free port, logged at start)')
     .option('--server-id <id>', '(required) stable id of this server (letters, digits, . _ -)')
-    .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback or a management network): GET /metrics, GET /healthz (200 while the process is alive), GET /readyz (200 while registered with its lease confirmed valid, with the partitions it serves; else 503); port 0 picks a free port, logged as "admin server listening"')
+    .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback or a management network): GET /metrics (Prometheus text: partitions served, memtable bytes, log records, request rates and latencies; docs/metrics.md), GET /healthz (200 while the process is alive), GET /readyz (200 while registered with its lease confirmed valid, with the partitions it serves; else 503); port 0 picks a free port, logged as "admin server listening"')
     .option('--lease-ttl-ms <ms>', 'lease TTL: partitions move this long after the server dies', String(partitionLeaseTtlMs))
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(roleAction('partition-server', async (command) => {
@@ -73,10 +74,12 @@ async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
     // The partitions hold the blob tables: their schema turns data GC on and keeps splits at blob boundaries.
     table: blobTableSchema,
   });
+  const metrics = new PartitionServerMetrics({ registry, server });
   await server.start();
   started = server;
   await waitForSignal(logger.child({ component: 'shutdown' }));
   await server.stop();
+  metrics.close();
   await network.close();
   await metaStore.close();
   await admin?.close();

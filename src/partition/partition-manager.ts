@@ -86,6 +86,9 @@ export interface PartitionManagerStats {
   readonly dataExtentsReleased: number;
   readonly mapWrites: number;
   readonly tickFailures: number;
+  /** The map as the last tick read it (partitions in it, its version); 0 before one. */
+  readonly mapPartitions: number;
+  readonly mapVersion: number;
 }
 
 const epochValue = z.object({ epoch: z.number().int().nonnegative() });
@@ -102,6 +105,7 @@ export class PartitionManager {
   /** Partition id → monotonic ms until which a refused split is not asked again. */
   private readonly splitRefusedUntil = new Map<number, number>();
   private lastBalanceMoveMs = Number.NEGATIVE_INFINITY;
+  private lastMap = { mapPartitions: 0, mapVersion: 0 };
 
   constructor(options: PartitionManagerOptions) {
     this.options = options;
@@ -129,7 +133,7 @@ export class PartitionManager {
   }
 
   stats(): PartitionManagerStats {
-    return { ...this.counters };
+    return { ...this.counters, ...this.lastMap };
   }
 
   async stop(): Promise<void> {
@@ -202,6 +206,7 @@ export class PartitionManager {
       current = await readMap(this.options.metaStore);
       if (current === null) return;
     }
+    this.lastMap = { mapPartitions: current.map.partitions.length, mapVersion: current.map.version };
     const servers = await this.liveServers();
     const planned = planAssignments(current.map, servers);
     if (planned.changed.length > 0) {

@@ -33,9 +33,10 @@ import { StreamClient } from '../stream/stream-client.ts';
 import { AssertionFailure } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
+import { partitionEvents } from '../util/partition-events.ts';
 import type { Random } from '../util/random.ts';
 import { Partition } from './partition.ts';
-import type { PartitionLimits } from './partition.ts';
+import type { PartitionLimits, PartitionStats } from './partition.ts';
 import { entryContains, keyFromHex, keyHex, readMap, serverKey } from './partition-map.ts';
 import type { PartitionEntry } from './partition-map.ts';
 import { decodeKey, isPartitionMethod, partitionRequests } from './partition-rpc.ts';
@@ -174,6 +175,15 @@ export class PartitionServer {
   servedPartition(partitionId: number): Partition | null {
     const state = this.held.get(partitionId)?.state;
     return state?.kind === 'serving' ? state.partition : null;
+  }
+
+  /** Metrics: every partition serving here, with its engine's stats and request rate. */
+  servingStats(): { partitionId: number; stats: PartitionStats; requestsPerSecond: number }[] {
+    const served = [];
+    for (const [partitionId, held] of this.held) {
+      if (held.state.kind === 'serving') served.push({ partitionId, stats: held.state.partition.stats(), requestsPerSecond: held.load.requestsPerSecond() });
+    }
+    return served;
   }
 
   /** Tests and tools: the state of every partition held here (serving, split, merged, …). */
@@ -372,6 +382,25 @@ export class PartitionServer {
   // ---- requests -------------------------------------------------------------------------------
 
   private async dispatch(request: RpcRequest): Promise<RpcResponse> {
+    if (!partitionEvents.request.hasSubscribers) return this.dispatchRequest(request);
+    const startedMs = this.options.clock.monotonicMs();
+    let partitionId: number | null = null;
+    try {
+      const response = await this.dispatchRequest(request, (id) => { partitionId = id; });
+      this.publishRequest(request.method, partitionId, startedMs, 'ok');
+      return response;
+    } catch (error) {
+      this.publishRequest(request.method, partitionId, startedMs, isStorageError(error) ? error.code : 'internal');
+      throw error;
+    }
+  }
+
+  private publishRequest(method: string, partitionId: number | null, startedMs: number, status: string): void {
+    const known = isPartitionMethod(method) ? method : 'unknown';
+    partitionEvents.request.publish({ serverId: this.serverId, partitionId, method: known, durationMs: this.options.clock.monotonicMs() - startedMs, status });
+  }
+
+  private async dispatchRequest(request: RpcRequest, routed?: (partitionId: number) => void): Promise<RpcResponse> {
     const method = request.method;
     if (!isPartitionMethod(method)) throw new StorageError('config.invalid', `partition server has no method ${JSON.stringify(method)}`);
     if (method === 'server.status') return { header: this.status(), body: Buffer.alloc(0) };
@@ -392,6 +421,7 @@ export class PartitionServer {
     const key = decodeKey(parseHeader(partitionRequests[method], request.header, method).key, 'key');
     const held = this.owner(key);
     held.load.record(key);
+    routed?.(held.entry.partitionId);
     const served: ServedRequest = { method, header: request.header, body: request.body, high: held.entry.high };
     try {
       const response = await performPartitionRequest(this.servingPartition(held), served);

@@ -177,6 +177,8 @@ export interface PartitionStats extends ReplayStats {
   readonly runCount: number;
   readonly memtableBytes: number;
   readonly lastSequence: number;
+  /** Sequence the current manifest's runs cover: lastSequence − this is the log a load replays. */
+  readonly coveredSequence: number;
   readonly rowCacheHits: number;
   readonly gc: GcStats;
 }
@@ -317,7 +319,7 @@ export class Partition {
   stats(): PartitionStats {
     return {
       ...this.replayStats, ...this.counters, runCount: this.runs.length, memtableBytes: this.active.bytes + (this.frozen?.memtable.bytes ?? 0),
-      lastSequence: this.appliedSequence, rowCacheHits: this.rowCache.hits, gc: this.gcCounters,
+      lastSequence: this.appliedSequence, coveredSequence: this.manifestState.coveredSequence, rowCacheHits: this.rowCache.hits, gc: this.gcCounters,
     };
   }
 

@@ -26,6 +26,19 @@ const phases = [300, 1500];
 const writesAfterKill = 200;
 const runTimeMaxMs = 120_000;
 
+async function scrape(role: RoleProcess): Promise<string> {
+  const response = await fetch(`http://${role.addressOf('admin server listening')}/metrics`);
+  assert.equal(response.status, 200);
+  return response.text();
+}
+
+/** The value of the first series of `name` carrying every label of `labels` (NaN if none). */
+function sample(metrics: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
+  const line = metrics.split('\n').find((candidate) => (candidate.startsWith(`${name}{`) || candidate.startsWith(`${name} `))
+    && Object.entries(labels).every(([label, value]) => candidate.includes(`${label}="${value}"`)));
+  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 function text(value: string): Column[] {
   return [{ name: 'v', value: { kind: 'string', value } }];
 }
@@ -46,12 +59,13 @@ describe('kura partition-server processes', () => {
     const servers = new Map<string, RoleProcess>();
     const serverArgs = (serverId: string): string[] => [
       'partition-server', '--etcd', endpoints, '--stream-manager', smAddress, '--listen', '127.0.0.1:0', '--server-id', serverId, '--lease-ttl-ms', String(leaseTtlMs),
+      '--admin', '127.0.0.1:0',
     ];
     for (const serverId of ['ps-a', 'ps-b']) {
       servers.set(serverId, await RoleProcess.start(serverId, serverArgs(serverId), 'partition server listening'));
     }
-    await RoleProcess.start('partition-manager', [
-      'partition-manager', '--etcd', endpoints, '--stream-manager', smAddress, '--lease-ttl-ms', String(leaseTtlMs), '--tick-ms', '200',
+    const manager = await RoleProcess.start('partition-manager', [
+      'partition-manager', '--etcd', endpoints, '--stream-manager', smAddress, '--lease-ttl-ms', String(leaseTtlMs), '--tick-ms', '200', '--admin', '127.0.0.1:0',
     ], 'partition manager leading');
 
     const clock = new SystemClock();
@@ -86,6 +100,18 @@ describe('kura partition-server processes', () => {
       t.diagnostic(`${acknowledged.size} acknowledged, ${lost} lost`);
       for (const figure of figures) t.diagnostic(`failover: ${figure}`);
       assert.equal(lost, 0);
+      // The admin ports (docs/metrics.md): the owner's request counters and the manager's reassignments.
+      const owner = (await readMap(metaStore))?.map.partitions[0]?.owner?.serverId ?? '';
+      const ownerRole = servers.get(owner);
+      assert.ok(ownerRole !== undefined);
+      const serverMetrics = await scrape(ownerRole);
+      const managerMetrics = await scrape(manager);
+      const puts = sample(serverMetrics, 'kura_partition_requests_total', { method: 'partition.put', status: 'ok' });
+      t.diagnostic(`metrics: ${owner} kura_partition_served ${sample(serverMetrics, 'kura_partition_served')}, puts ok ${puts}; manager assignments ${sample(managerMetrics, 'kura_partition_assignments_total')}, leading ${sample(managerMetrics, 'kura_partition_manager_leading')}`);
+      assert.equal(sample(serverMetrics, 'kura_partition_served'), 1);
+      assert.ok(puts > 0);
+      assert.equal(sample(managerMetrics, 'kura_partition_manager_leading'), 1);
+      assert.ok(sample(managerMetrics, 'kura_partition_assignments_total') >= phases.length + 1, 'bootstrap and every failover assigned the partition');
     } finally {
       await network.close();
       await metaStore.close();
