@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { DevCluster, topologyDefaults, type TopologyRequest } from '../cluster/dev-cluster.ts';
+import { topologyLimits } from '../cluster/cluster-state.ts';
 import { describeExit } from '../cluster/role-process.ts';
 import { parseListenAddress } from '../observability/admin-server.ts';
 import { developmentAccountKey, developmentAccountName } from '../stamp/account-store.ts';
@@ -66,18 +67,28 @@ export function registerDevClusterCommand(program: Command): void {
 
 /** Checks every flag before anything starts; a bad one is a config.invalid naming it. */
 function parseFlags(flags: DevClusterFlags): ParsedFlags {
-  const count = (value: string | undefined, flag: string): number | undefined => (value === undefined ? undefined : positiveInteger(value, flag));
+  const count = (value: string | undefined, limits: { readonly min: number; readonly max: number; readonly flag: string }): number | undefined => {
+    if (value === undefined) return undefined;
+    const parsed = positiveInteger(value, limits.flag);
+    if (parsed < limits.min || parsed > limits.max) throw new StorageError('config.invalid', `${limits.flag} must be ${limits.min} to ${limits.max}, got ${parsed}`);
+    return parsed;
+  };
   const topology = {
-    etcdMembers: count(flags.etcdMembers, '--etcd-members'),
-    extentNodes: count(flags.extentNodes, '--extent-nodes'),
-    partitionServers: count(flags.partitionServers, '--partition-servers'),
-    frontends: count(flags.frontends, '--frontends'),
-    controllers: count(flags.controllers, '--controllers'),
+    etcdMembers: count(flags.etcdMembers, { min: 1, max: Number.MAX_SAFE_INTEGER, flag: '--etcd-members' }),
+    extentNodes: count(flags.extentNodes, topologyLimits.extentNodes),
+    partitionServers: count(flags.partitionServers, topologyLimits.partitionServers),
+    frontends: count(flags.frontends, topologyLimits.frontends),
+    controllers: count(flags.controllers, topologyLimits.controllers),
   };
   if (topology.etcdMembers !== undefined && topology.etcdMembers !== 1 && topology.etcdMembers !== 3) {
-    throw new StorageError('config.invalid', `--etcd-members must be 1 or 3, got ${topology.etcdMembers}`);
+    throw new StorageError('config.invalid', `--etcd-members must be 1 (fast) or 3 (survives the loss of one), got ${topology.etcdMembers}`);
   }
-  const listen = parseListenAddress(flags.listen.replace(/^:/, '127.0.0.1:'));
+  let listen: { host: string; port: number };
+  try {
+    listen = parseListenAddress(flags.listen);
+  } catch {
+    throw new StorageError('config.invalid', `--listen must be host:port (e.g. 127.0.0.1:10000; port 0 picks one), got ${JSON.stringify(flags.listen)}`);
+  }
   return { topology, host: listen.host, port: listen.port, readyTimeoutMs: positiveInteger(flags.readyTimeoutMs, '--ready-timeout-ms'), stopTimeoutMs: positiveInteger(flags.stopTimeoutMs, '--stop-timeout-ms') };
 }
 

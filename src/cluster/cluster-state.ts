@@ -27,16 +27,26 @@ export const roleKinds = ['etcd', 'controller', 'extent-node', 'partition-server
 export type RoleKind = (typeof roleKinds)[number];
 
 const port = z.number().int().min(1).max(65_535);
+
+/** How many of each role a dev cluster may have: at least 3 extent nodes (three replicas in three
+ * fault domains); at most what one machine can hold and the state file stays small. */
+export const topologyLimits = {
+  extentNodes: { min: 3, max: 64, flag: '--extent-nodes' },
+  partitionServers: { min: 1, max: 16, flag: '--partition-servers' },
+  frontends: { min: 1, max: 16, flag: '--frontends' },
+  controllers: { min: 1, max: 8, flag: '--controllers' },
+} as const;
+const count = (limits: { readonly min: number; readonly max: number }): z.ZodNumber => z.number().int().min(limits.min).max(limits.max);
 const name = z.string().regex(/^[a-z0-9-]{1,32}$/);
 
 const topologySchema = z.object({
   /** Unique per stamp: etcd's --initial-cluster-token, so two dev clusters never join. */
   clusterToken: z.string().regex(/^[a-z0-9-]{1,64}$/),
   etcdMembers: z.array(z.object({ name, clientPort: port, peerPort: port })).min(1).max(3),
-  extentNodes: z.number().int().min(3).max(64),
-  partitionServers: z.number().int().min(1).max(16),
-  frontends: z.number().int().min(1).max(16),
-  controllers: z.number().int().min(1).max(8),
+  extentNodes: count(topologyLimits.extentNodes),
+  partitionServers: count(topologyLimits.partitionServers),
+  frontends: count(topologyLimits.frontends),
+  controllers: count(topologyLimits.controllers),
 });
 export type Topology = z.infer<typeof topologySchema>;
 
