@@ -6,6 +6,7 @@
 // with a ManualClock, so the background extent sync never runs unless a test asks for it.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { extentSyncIntervalMs } from '../../../src/constants.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { ExtentStore } from '../../../src/stream/extent-store.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
@@ -135,7 +136,7 @@ describe('ExtentStore damage detection', () => {
     await appendInOrder(store, [1], [1]);
     assert.equal(store.failed, false);
     disk.failNext({ operation: 'sync', code: 'io.eio' });
-    await clock.advance(100);
+    await clock.advance(2 * extentSyncIntervalMs);
     assert.equal(store.failed, true);
     assert.deepEqual(failures, ['extent.failed']);
     await store.close();

@@ -1,6 +1,7 @@
 // ExtentStore unit tests: every method and error path, on SimDisk, with group commit on and off.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { extentSyncIntervalMs } from '../../../src/constants.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { SystemClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
@@ -204,7 +205,8 @@ describe('ExtentStore group commit', () => {
     const store = await open(disk, true);
     await store.create(identity);
     await appendBlocks(store, 5, 100);
-    await clock.sleep(120);
+    // The background sync runs extentSyncIntervalMs after the first write; wait for it, bounded.
+    for (let waitedMs = 0; store.stats().extentSyncs === 0 && waitedMs < 20 * extentSyncIntervalMs; waitedMs += 10) await clock.sleep(10);
     assert.ok(store.stats().extentSyncs >= 1);
     await store.close();
     assert.deepEqual(await disk.list('journal'), []);
