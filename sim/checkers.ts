@@ -2,15 +2,18 @@
 // and repair converged: every acknowledged write readable byte-exact, indeterminate batches all
 // or nothing, sealed replicas byte-identical, no two replicas in one fault domain, and every node
 // that holds replicas refused a release token (P3). Each returns violations (strings naming
-// what broke) and figures; none stops at the first violation.
+// what broke) and figures; none stops at the first violation. Every partition server up is
+// registered and every partition served (liveness of the partition layer).
 import { createHash } from 'node:crypto';
 import { readBytesMax } from '../src/constants.ts';
 import { callRead } from '../src/stream/extent-node-rpc.ts';
+import { readMap, serverKey, serverRecordSchema } from '../src/partition/partition-map.ts';
 import { isStorageError } from '../src/util/errors.ts';
 import { describe } from './faults.ts';
 import type { Ledger, Version } from './ledger.ts';
 import type { StampOperator } from './operator.ts';
 import { payloadKey } from './payload.ts';
+import type { PartitionServerRole } from './partition-roles.ts';
 import type { ExtentNodeRole } from './roles.ts';
 import type { SimStamp } from './stamp.ts';
 import type { FinalRead, Workload } from './workload.ts';
@@ -25,12 +28,13 @@ export interface CheckFigures {
   replicasCompared: number;
   extentsPlacementChecked: number;
   protectedNodesChecked: number;
+  partitionServersChecked: number;
 }
 
 export function zeroCheckFigures(): CheckFigures {
   return {
     acknowledgedWritesChecked: 0, keysChecked: 0, indeterminateApplied: 0, indeterminateAbsent: 0, batchesChecked: 0, sealedExtentsCompared: 0,
-    replicasCompared: 0, extentsPlacementChecked: 0, protectedNodesChecked: 0,
+    replicasCompared: 0, extentsPlacementChecked: 0, protectedNodesChecked: 0, partitionServersChecked: 0,
   };
 }
 
@@ -161,6 +165,31 @@ export async function checkProtection(operator: StampOperator, nodes: readonly E
     } catch (error) {
       if (!isStorageError(error, 'node.protected')) violations.push(`P3: release token for ${node.name} failed with ${describe(error)}, not node.protected`);
     }
+  }
+  return violations;
+}
+
+/**
+ * Liveness of the partition layer after recovery: every partition server that is up is registered
+ * in the MetaStore under the lease it holds (a server that lost its lease must take a new one and
+ * serve again, or its ranges pile up on the others), and every partition of the map is served.
+ */
+export async function checkPartitionServers(operator: StampOperator, servers: readonly PartitionServerRole[], figures: CheckFigures): Promise<string[]> {
+  const violations: string[] = [];
+  for (const role of servers) {
+    const server = role.server;
+    if (!role.up || server === null) continue;
+    figures.partitionServersChecked += 1;
+    const record = await operator.within(operator.metaStore.get(serverKey(role.name))).catch(() => null);
+    const lease = record === null ? null : serverRecordSchema.safeParse(JSON.parse(record.value)).data?.lease ?? null;
+    if (lease === null || lease !== server.leaseId) {
+      violations.push(`liveness: ${role.name} is up but not registered after recovery (its lease ${server.leaseId}, the MetaStore's ${lease ?? 'none'})`);
+    }
+  }
+  const current = await operator.within(readMap(operator.metaStore)).catch(() => null);
+  const serving = new Set(servers.flatMap((role) => role.server?.servingPartitions() ?? []));
+  for (const entry of current?.map.partitions ?? []) {
+    if (!serving.has(entry.partitionId)) violations.push(`liveness: partition ${entry.partitionId} is not served after recovery (owner ${entry.owner?.serverId ?? 'none'})`);
   }
   return violations;
 }

@@ -12,14 +12,15 @@ import { enableFailpoint, failpointNames, setFailpointHost } from '../src/util/f
 import type { FailpointHost, FailpointName } from '../src/util/failpoints.ts';
 import type { Random } from '../src/util/random.ts';
 import { currentProcess } from './process.ts';
-import type { ExtentNodeRole, ManagerRole, PartitionRole } from './roles.ts';
-import type { SimRole, SimStamp } from './stamp.ts';
+import type { PartitionManagerRole, PartitionServerRole } from './partition-roles.ts';
+import type { ExtentNodeRole, ManagerRole } from './roles.ts';
+import type { RoleKind, SimRole, SimStamp } from './stamp.ts';
 import type { StampOperator } from './operator.ts';
 
 export const faultKinds = [
   'process-crash', 'power-loss', 'stamp-power-loss', 'bit-flip', 'misdirected-write', 'eio', 'enospc', 'slow-disk', 'fault-domain-lost', 'disk-replaced',
-  'message-delay', 'message-drop', 'network-partition', 'blackhole', 'clock-jump', 'leader-change', 'manager-crash', 'partition-crash',
-  'operator-wipe', 'failpoint-armed', 'failpoint-crash', 'failpoint-sleep',
+  'message-delay', 'message-drop', 'network-partition', 'blackhole', 'clock-jump', 'leader-change', 'manager-crash', 'partition-server-crash',
+  'partition-server-cut-off', 'partition-manager-crash', 'partition-manager-leader-change', 'operator-wipe', 'failpoint-armed', 'failpoint-crash', 'failpoint-sleep',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 export type FaultCounts = Record<FaultKind, number>;
@@ -41,12 +42,15 @@ export interface FaultPlanOptions {
   readonly convergeMsMax: number;
   /** 0 turns every fault off (a clean run); 1 is the documented rates. */
   readonly intensity: number;
+  /** Chance per phase of a stamp power loss (0.08 documented; canary runs raise it, sim/canaries.ts). */
+  readonly stampPowerLossRate: number;
 }
 
 export interface StampRoles {
   readonly manager: ManagerRole;
   readonly nodes: readonly ExtentNodeRole[];
-  readonly partition: PartitionRole;
+  readonly partitionServers: readonly PartitionServerRole[];
+  readonly partitionManagers: readonly PartitionManagerRole[];
 }
 
 export class FaultInjector {
@@ -140,7 +144,7 @@ export class FaultInjector {
       this.later(at(), () => this.loseFaultDomain(victims));
       return;
     }
-    if (rate(0.08)) {
+    if (rate(this.options.stampPowerLossRate)) {
       this.later(at(), () => this.losePowerEverywhere());
       return;
     }
@@ -157,7 +161,7 @@ export class FaultInjector {
     if (rate(0.2)) this.later(at(), () => this.jumpClock());
     if (rate(0.15)) this.later(at(), () => this.changeLeader());
     if (rate(0.15)) this.later(at(), () => this.crash(this.roles.manager, { powerLoss: rate(0.1), downMs: 500 + this.random.int(15_000) }));
-    if (rate(0.25)) this.later(at(), () => this.crash(this.roles.partition, { powerLoss: false, downMs: 1000 + this.random.int(14_000) }));
+    this.partitionLayerFaults(rate, at);
     if (rate(0.2)) this.later(at(), () => this.operator.tryWipe(this.pick(this.roles.nodes).name).then((granted) => this.count('operator-wipe', granted ? 'granted' : 'refused')));
   }
 
@@ -182,7 +186,7 @@ export class FaultInjector {
   crash(role: SimRole, options: { readonly powerLoss: boolean; readonly downMs: number }): void {
     if (!role.up && this.restarting.has(role.name)) return;
     role.kill();
-    const kind = role.kind === 'manager' ? 'manager-crash' : role.kind === 'partition' ? 'partition-crash' : 'process-crash';
+    const kind = crashKinds[role.kind];
     this.count(kind, role.name);
     if (options.powerLoss) {
       role.powerLoss();
@@ -259,7 +263,7 @@ export class FaultInjector {
       this.count('network-partition', `${node.name} isolated`);
     } else if (choice === 1) {
       const others = this.stamp.allRoles().filter((role) => role.faultDomain !== this.victim).map((role) => hostOf(role));
-      this.stamp.network.partition(victims.map((victim) => victim.name), [...others, 'sim', 'scrubber', 'operator']);
+      this.stamp.network.partition(victims.map((victim) => victim.name), [...others, 'sim', 'scrubber', 'operator', 'fe']);
       this.count('network-partition', `${this.victim} cut off`);
     } else {
       this.stamp.network.blackhole(node.name);
@@ -283,6 +287,35 @@ export class FaultInjector {
     await this.roles.manager.changeLeader();
   }
 
+  /**
+   * Partition servers crash (their lease runs out at the MetaStore, the manager moves their
+   * ranges) or are cut off from the MetaStore and the stream manager (they must stop answering
+   * when their lease lapses; their late appends are fenced); the leading partition manager
+   * crashes, or is cut off long enough for the standby to take over while it still runs.
+   */
+  private partitionLayerFaults(rate: (p: number) => boolean, at: () => number): void {
+    const servers = this.roles.partitionServers;
+    if (rate(0.3)) this.later(at(), () => this.crash(this.pick(servers), { powerLoss: false, downMs: 1000 + this.random.int(20_000) }));
+    // Cut-offs start early in the phase, so they outlast a lease (they end when the phase heals).
+    if (rate(0.2)) this.later(this.random.int(1000), () => this.cutOffServer(this.pick(servers)));
+    if (rate(0.1)) this.later(at(), () => this.crash(this.pick(this.roles.partitionManagers), { powerLoss: false, downMs: 1000 + this.random.int(20_000) }));
+    if (rate(0.1)) this.later(this.random.int(1000), () => this.cutOffLeader());
+  }
+
+  private cutOffServer(server: PartitionServerRole): void {
+    const everywhere = this.random.int(2) === 0;
+    if (everywhere) this.stamp.network.isolate(server.name);
+    else this.stamp.network.partition([server.name], ['sm']);
+    this.count('partition-server-cut-off', `${server.name} ${everywhere ? 'isolated' : 'cut off from the MetaStore and stream manager'}`);
+  }
+
+  private cutOffLeader(): void {
+    const leader = this.roles.partitionManagers.find((role) => role.leading);
+    if (leader === undefined) return;
+    this.stamp.network.partition([leader.name], ['sm']);
+    this.count('partition-manager-leader-change', `${leader.name} cut off from the MetaStore`);
+  }
+
   private failpointCrash(name: FailpointName): Promise<never> {
     const process = currentProcess();
     const role = process === null ? null : this.stamp.roleOf(process);
@@ -293,18 +326,6 @@ export class FaultInjector {
   }
 
   // ---- restarts -----------------------------------------------------------------------------
-
-  /**
-   * The partition's owner saw an outcome it cannot know (or a dead process): it must be reloaded
-   * from its streams, as a partition server would after the lease of a failed load. Not a fault.
-   */
-  reloadPartition(generation: number): void {
-    const role = this.roles.partition;
-    if (role.generation !== generation || this.restarting.has(role.name)) return;
-    this.stamp.trace(`reload ${role.name} (generation ${generation} failed)`);
-    role.kill();
-    this.restartLater(role, 1000 + this.random.int(2000));
-  }
 
   /** Starts the role after `ms`, retrying a failed start every 1-5 s until it is up. */
   restartLater(role: SimRole, ms: number): void {
@@ -389,11 +410,14 @@ export class FaultInjector {
   }
 }
 
+/** The network host of a role's process (the manager's is sm; every other role's is its name). */
 function hostOf(role: SimRole): string {
-  if (role.kind === 'manager') return 'sm';
-  if (role.kind === 'partition') return 'ps';
-  return role.name;
+  return role.kind === 'manager' ? 'sm' : role.name;
 }
+
+const crashKinds: Record<RoleKind, FaultKind> = {
+  manager: 'manager-crash', 'extent-node': 'process-crash', 'partition-server': 'partition-server-crash', 'partition-manager': 'partition-manager-crash', frontend: 'process-crash',
+};
 
 export function describe(error: unknown): string {
   if (isStorageError(error)) return `${error.code}: ${error.message}`;

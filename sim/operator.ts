@@ -7,10 +7,12 @@
 //
 // Invariants: every call it makes is bounded (a deadline on the stamp clock); it never changes
 // the stamp except through the public protocol (reportCorruption, releaseToken, node.wipe).
+import { prefixEnd } from '../src/metastore/meta-store.ts';
 import { StreamManagerProxy } from '../src/stream/stream-manager-proxy.ts';
 import type { StreamView } from '../src/stream/protocol.ts';
 import { isStorageError } from '../src/util/errors.ts';
 import { describe } from './faults.ts';
+import { MetaStoreProxy } from './meta-service.ts';
 import type { SimProcess } from './process.ts';
 import type { ExtentNodeRole, ManagerRole } from './roles.ts';
 import { managerAddress } from './roles.ts';
@@ -21,6 +23,9 @@ const noBody = Buffer.alloc(0);
 const toolCallMs = 30_000;
 /** Pause between repair checks while waiting for convergence. */
 const repairPollMs = 5_000;
+/** sm/streams/<id hex> (src/stream/protocol.ts streamKey). */
+const streamPrefix = 'sm/streams/';
+const streamsMax = 10_000;
 
 export interface ScrubReport {
   readonly replicasVerified: number;
@@ -35,18 +40,24 @@ export class StampOperator {
   private readonly stamp: SimStamp;
   private readonly managerRole: ManagerRole;
   private readonly nodes: readonly ExtentNodeRole[];
-  private readonly streamIds: () => readonly number[];
+  readonly metaStore: MetaStoreProxy;
   corruptReplicasFound = 0;
   wipesRefused = 0;
   wipesGranted = 0;
 
-  constructor(stamp: SimStamp, options: { readonly manager: ManagerRole; readonly nodes: readonly ExtentNodeRole[]; readonly streamIds: () => readonly number[] }) {
+  constructor(stamp: SimStamp, options: { readonly manager: ManagerRole; readonly nodes: readonly ExtentNodeRole[] }) {
     this.stamp = stamp;
     this.managerRole = options.manager;
     this.nodes = options.nodes;
-    this.streamIds = options.streamIds;
     this.process = stamp.newProcess('operator', 'operator');
     this.manager = new StreamManagerProxy({ network: this.process.network, address: managerAddress, deadlineMs: toolCallMs });
+    this.metaStore = new MetaStoreProxy({ network: this.process.network });
+  }
+
+  /** Every stream the stream manager created (partition splits create more as the run goes). */
+  async streamIds(): Promise<number[] | null> {
+    const records = await this.within(this.metaStore.range(streamPrefix, { end: prefixEnd(streamPrefix), limit: streamsMax })).catch(() => null);
+    return records === null ? null : records.map((record) => Number.parseInt(record.key.slice(streamPrefix.length), 16));
   }
 
   /** `promise`, or null if it did not settle within `ms` of virtual time. */
@@ -65,7 +76,9 @@ export class StampOperator {
   /** Every stream's view (null for one the manager did not answer). */
   async streamViews(): Promise<Array<StreamView | null>> {
     const views: Array<StreamView | null> = [];
-    for (const streamId of this.streamIds()) views.push(await this.within(this.manager.getStream(streamId)).catch(() => null));
+    const streamIds = await this.streamIds();
+    if (streamIds === null) return [null];
+    for (const streamId of streamIds) views.push(await this.within(this.manager.getStream(streamId)).catch(() => null));
     return views;
   }
 

@@ -1,24 +1,26 @@
-// The roles of today's simulated stamp (docs/simulation.md, "What runs"): the stream manager
-// with its embedded MetaStore, extent nodes, and one partition owner. Each runs the real code of
-// src/ in a SimProcess; start() after kill() is a process restart from the same disks.
+// The stream layer's roles (docs/simulation.md, "What runs"): the stream manager with its
+// embedded MetaStore (served to every other role over the network), and extent nodes. Each runs
+// the real code of src/ in a SimProcess; start() after kill() is a process restart from the same
+// disks. The partition layer's roles are in sim/partition-roles.ts.
 //
 // Invariants: a role's process is replaced on every start (the old one is dead first); what a
-// role keeps across restarts is only what a real process keeps: its disks (and, for the
-// partition, its stream ids, which a partition manager would hold); the extent nodes and the
-// partition reach the manager only over the network (StreamManagerProxy at sm:1), as in a cluster.
+// role keeps across restarts is only what a real process keeps: its disks; every other role
+// reaches the manager and the MetaStore only over the network (sm:1, sm:2), as in a cluster.
+// The MetaStore forgets its leases when it opens (an embedded store's documented choice, made for
+// holders in its own process); here its holders are other processes, so the manager process stays
+// down at least a lease TTL after it died: every lease it forgets has lapsed at its holder too,
+// which is what etcd (whose leases outlive a member restart) guarantees in a cluster.
 import type { Logger } from 'pino';
 import { SimDisk } from '../src/io/sim-disk.ts';
 import { EmbeddedMetaStore } from '../src/metastore/embedded-meta-store.ts';
-import { Partition } from '../src/partition/partition.ts';
-import type { PartitionLimits } from '../src/partition/partition.ts';
-import { StreamLayerPartitionStreams } from '../src/partition/partition-streams.ts';
-import type { PartitionStreamIds } from '../src/partition/partition-streams.ts';
+import { partitionLeaseTtlMs } from '../src/constants.ts';
 import type { RpcServer } from '../src/rpc/network.ts';
 import { ExtentNode } from '../src/stream/extent-node.ts';
-import { StreamClient } from '../src/stream/stream-client.ts';
 import { StreamManager } from '../src/stream/stream-manager.ts';
 import { StreamManagerProxy, serveStreamManager } from '../src/stream/stream-manager-proxy.ts';
 import { StorageError } from '../src/util/errors.ts';
+import { metaAddress, serveMetaStore } from './meta-service.ts';
+import type { OwnershipMonitor } from './ownership.ts';
 import type { DiskFaultState, SimProcess } from './process.ts';
 import type { RoleKind, SimRole, SimStamp } from './stamp.ts';
 
@@ -43,9 +45,13 @@ export class ManagerRole implements SimRole {
   /** Every manager of the current process, newest last (older ones are stale leaders). */
   private managers: StreamManager[] = [];
   private incarnation = 0;
+  private readonly monitor: OwnershipMonitor;
+  /** When the last live process of this role died (null: never). */
+  private diedAtMs: number | null = null;
 
-  constructor(stamp: SimStamp, logger?: Logger) {
+  constructor(stamp: SimStamp, monitor: OwnershipMonitor, logger?: Logger) {
     this.stamp = stamp;
+    this.monitor = monitor;
     this.logger = logger;
     this.disk = new SimDisk({ random: stamp.random('disk:meta'), name: 'sim:meta' });
   }
@@ -71,7 +77,13 @@ export class ManagerRole implements SimRole {
     this.kill();
     const process = this.stamp.newProcess('manager', 'sm');
     this.process = process;
-    this.metaStore = await process.guard(() => process.run(() => EmbeddedMetaStore.open({ disk: process.disk(this.disk, this.diskFaults), directory: 'meta', clock: process.clock })));
+    // Wait out the leases the store is about to forget (header comment).
+    const waitMs = this.diedAtMs === null ? 0 : this.diedAtMs + partitionLeaseTtlMs - this.stamp.clock.monotonicMs();
+    if (waitMs > 0) await process.guard(() => process.clock.sleep(waitMs));
+    const metaStore = await process.guard(() => process.run(() => EmbeddedMetaStore.open({ disk: process.disk(this.disk, this.diskFaults), directory: 'meta', clock: process.clock })));
+    this.metaStore = metaStore;
+    this.monitor.storeOpened(this.stamp.clock.monotonicMs());
+    await process.guard(() => process.run(() => serveMetaStore({ network: process.network, address: metaAddress, store: metaStore, monitor: this.monitor, nowMs: () => process.clock.monotonicMs() })));
     await this.lead(process);
   }
 
@@ -101,6 +113,7 @@ export class ManagerRole implements SimRole {
   }
 
   kill(): void {
+    if (this.process?.isAlive === true) this.diedAtMs = this.stamp.clock.monotonicMs();
     this.process?.kill();
     this.process = null;
     this.server = null;
@@ -185,95 +198,5 @@ export class ExtentNodeRole implements SimRole {
     this.diskGeneration += 1;
     const suffix = this.diskGeneration === 1 ? '' : `-r${this.diskGeneration}`;
     return new SimDisk({ random: this.stamp.random(`disk:${this.name}:${this.diskGeneration}`), name: `sim:${this.name}${suffix}` });
-  }
-}
-
-/** Small limits so checkpoints, many runs and compactions happen within a short run. */
-export const simPartitionLimits: Partial<PartitionLimits> = {
-  memtableBytesMax: 8 * 1024, blockBytesTarget: 2048, runBytesMax: 16 * 1024, runsCompactionTrigger: 3, rowCacheEntriesMax: 64, blockCacheBytesMax: 64 * 1024,
-  checkpointIntervalMs: 60_000,
-  // Garbage collection within a short run: extents dead for 5 s are dropped, small tails sealed.
-  dataGcIntervalMs: 15_000, dataGcGraceMs: 5_000, dataGcTailSealBytes: 64 * 1024,
-};
-
-/** How often the owner asks its partition whether a time-based checkpoint is due. */
-const checkpointPollMs = 10_000;
-/** How often the owner runs a garbage-collection pass (what a partition server's timer does). */
-const garbagePollMs = 15_000;
-
-/** The owner of one partition (what a partition server does for each range it holds). */
-export class PartitionRole implements SimRole {
-  readonly name = 'partition';
-  readonly kind: RoleKind = 'partition';
-  readonly faultDomain = null;
-  readonly partitionId = 1;
-  process: SimProcess | null = null;
-  partition: Partition | null = null;
-  /** Owner epoch of the current (or last) load; every load takes a higher one. */
-  generation = 0;
-  private readonly stamp: SimStamp;
-  private readonly streamIds: PartitionStreamIds;
-
-  constructor(stamp: SimStamp, streamIds: PartitionStreamIds) {
-    this.stamp = stamp;
-    this.streamIds = streamIds;
-  }
-
-  get up(): boolean {
-    return this.process?.isAlive === true && this.partition !== null;
-  }
-
-  async start(): Promise<void> {
-    this.kill();
-    this.generation += 1;
-    const process = this.stamp.newProcess('partition', 'ps');
-    this.process = process;
-    const manager = new StreamManagerProxy({ network: process.network, address: managerAddress });
-    const client = new StreamClient({ manager, network: process.network, clock: process.clock, clientId: `ps-${this.generation}`, random: this.stamp.random(`client:ps:${this.generation}`) });
-    const streams = new StreamLayerPartitionStreams({ client, manager });
-    this.partition = await process.guard(() => process.run(() => Partition.open({
-      partitionId: this.partitionId, streams, streamIds: this.streamIds, clock: process.clock, ownerEpoch: this.generation, limits: simPartitionLimits,
-    })));
-    this.pollCheckpoints(process);
-    this.pollGarbage(process);
-  }
-
-  /** Runs `work` against the loaded partition, as its owner's code; partition.unavailable if down. */
-  call<T>(work: (partition: Partition) => Promise<T>): Promise<T> {
-    const partition = this.partition;
-    const process = this.process;
-    if (partition === null || process === null || !process.isAlive) {
-      return Promise.reject(new StorageError('partition.unavailable', 'partition is not loaded', { retryable: true, context: { notSent: true } }));
-    }
-    return process.run(() => work(partition));
-  }
-
-  kill(): void {
-    this.process?.kill();
-    this.process = null;
-    this.partition = null;
-  }
-
-  powerLoss(): void {
-    // No disks of its own: everything it keeps is in streams.
-  }
-
-  private pollGarbage(process: SimProcess): void {
-    process.clock.setTimer(garbagePollMs, () => {
-      const partition = this.partition;
-      if (partition === null || this.process !== process) return;
-      partition.collectGarbage().then(
-        (report) => this.stamp.trace(`gc ${report === null ? 'skipped' : `dropped=${report.extentsDropped} copied=${report.bytesCopied} rewritten=${report.rowsRewritten}`}`),
-        () => this.stamp.trace('gc failed'),
-      ).finally(() => this.pollGarbage(process));
-    });
-  }
-
-  private pollCheckpoints(process: SimProcess): void {
-    process.clock.setTimer(checkpointPollMs, () => {
-      const partition = this.partition;
-      if (partition === null || this.process !== process) return;
-      partition.checkpointIfDue().catch(() => undefined).finally(() => this.pollCheckpoints(process));
-    });
   }
 }

@@ -5,7 +5,8 @@
 //   npm run sim -- --seed 1234           one run (verbose: its violations and trace tail)
 //   npm run sim -- --seeds 50 [--root R] 50 runs, seeds derived from a root seed (printed first)
 //   npm run sim -- --minutes 10          runs until 10 real minutes have passed
-//   options: --ops N (writer operations per run), --intensity X (0: no faults), --json
+//   options: --ops N (writer operations per run), --intensity X (0: no faults), --stamp-power-loss P
+//   (chance per phase of a whole-stamp power loss; canary runs raise it), --json
 import { Command } from 'commander';
 import { failpointNames, failpointsTotal } from '../src/util/failpoints.ts';
 import { deriveSeed } from './stamp.ts';
@@ -19,6 +20,7 @@ interface CliOptions {
   readonly root?: string;
   readonly ops?: string;
   readonly intensity?: string;
+  readonly stampPowerLoss?: string;
   readonly json?: boolean;
 }
 
@@ -37,12 +39,13 @@ export interface SimTotals {
   networkFaults: Record<string, number>;
   failpointHits: Record<string, number>;
   sealedExtentsCompared: number;
+  ownership: Record<string, number>;
 }
 
 export function emptyTotals(): SimTotals {
   return {
     runs: 0, failedSeeds: [], realMs: 0, virtualMs: 0, acknowledged: 0, acknowledgedChecked: 0, indeterminate: 0, readsChecked: 0, violations: 0, faults: {}, diskFaults: {},
-    networkFaults: {}, failpointHits: {}, sealedExtentsCompared: 0,
+    networkFaults: {}, failpointHits: {}, sealedExtentsCompared: 0, ownership: {},
   };
 }
 
@@ -65,6 +68,7 @@ export function accumulate(totals: SimTotals, result: SimResult): void {
   add(totals.diskFaults, { ...result.diskFaults, misdirectedWrites: result.misdirectedWrites });
   add(totals.networkFaults, result.networkFaults);
   add(totals.failpointHits, result.failpointHits);
+  add(totals.ownership, { ...result.ownership });
 }
 
 export function replayCommand(seed: bigint): string {
@@ -83,6 +87,7 @@ export function formatFigures(totals: SimTotals): string {
     `runs: ${totals.runs} (${totals.failedSeeds.length} failed), ${(totals.runs / Math.max(minutes, 1e-9)).toFixed(1)} simulated runs per minute`,
     `simulated time: ${(totals.virtualMs / 3_600_000).toFixed(2)} h in ${(totals.realMs / 1000).toFixed(1)} s real = ${(totals.virtualMs / Math.max(totals.realMs, 1)).toFixed(0)} simulated hours per real hour`,
     `writes: ${totals.acknowledged} acknowledged, ${totals.acknowledgedChecked} acknowledged writes checked, ${totals.indeterminate} indeterminate; ${totals.readsChecked} reads checked; ${totals.sealedExtentsCompared} sealed extents compared replica by replica`,
+    `partition layer: ${nonZero(totals.ownership)}`,
     `faults injected: ${nonZero(totals.faults)}`,
     `disk faults (SimDisk + misdirected): ${nonZero(totals.diskFaults)}`,
     `network faults (messages): ${nonZero(totals.networkFaults)}`,
@@ -103,13 +108,16 @@ function printRun(result: SimResult, verbose: boolean): void {
 function simOptions(cli: CliOptions): SimOptions {
   const ops = cli.ops === undefined ? defaultSimOptions.workload.opsMax : Number(cli.ops);
   const intensity = cli.intensity === undefined ? defaultSimOptions.intensity : Number(cli.intensity);
-  if (!Number.isSafeInteger(ops) || ops < 1 || !(intensity >= 0 && intensity <= 1)) throw new Error('--ops must be a positive integer and --intensity in [0, 1]');
-  return { ...defaultSimOptions, intensity, workload: { ...defaultSimOptions.workload, opsMax: ops } };
+  const stampPowerLossRate = cli.stampPowerLoss === undefined ? defaultSimOptions.stampPowerLossRate : Number(cli.stampPowerLoss);
+  if (!Number.isSafeInteger(ops) || ops < 1 || !(intensity >= 0 && intensity <= 1) || !(stampPowerLossRate >= 0 && stampPowerLossRate <= 1)) {
+    throw new Error('--ops must be a positive integer, --intensity and --stamp-power-loss in [0, 1]');
+  }
+  return { ...defaultSimOptions, intensity, stampPowerLossRate, workload: { ...defaultSimOptions.workload, opsMax: ops } };
 }
 
 async function main(): Promise<void> {
   const cli = new Command('sim').option('--seed <seed>').option('--seeds <count>').option('--minutes <minutes>').option('--root <seed>').option('--ops <count>')
-    .option('--intensity <x>').option('--json').parse().opts<CliOptions>();
+    .option('--intensity <x>').option('--stamp-power-loss <p>').option('--json').parse().opts<CliOptions>();
   const options = simOptions(cli);
   const root = BigInt(cli.root ?? cli.seed ?? String(Date.now()));
   process.stderr.write(`root seed ${root}\n`);

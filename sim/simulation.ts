@@ -5,16 +5,22 @@
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { SimFaultCounts } from '../src/io/sim-disk.ts';
-import type { PartitionStreamIds } from '../src/partition/partition-streams.ts';
+import { PartitionClient } from '../src/partition/partition-client.ts';
+import { readMap } from '../src/partition/partition-map.ts';
 import { AssertionFailure } from '../src/util/assert.ts';
 import { disarmFailpoints, failpointHits, resetFailpoints, setFailpointHost } from '../src/util/failpoints.ts';
-import { checkObjects, checkProtection, checkStreams, zeroCheckFigures } from './checkers.ts';
+import { checkObjects, checkPartitionServers, checkProtection, checkStreams, zeroCheckFigures } from './checkers.ts';
 import type { CheckFigures } from './checkers.ts';
 import { FaultInjector, describe, zeroFaultCounts } from './faults.ts';
 import type { FaultCounts, StampRoles } from './faults.ts';
 import { Ledger } from './ledger.ts';
 import { StampOperator } from './operator.ts';
-import { ExtentNodeRole, ManagerRole, PartitionRole } from './roles.ts';
+import { MetaStoreProxy } from './meta-service.ts';
+import { OwnershipMonitor } from './ownership.ts';
+import type { OwnershipFigures } from './ownership.ts';
+import { PartitionManagerRole, PartitionServerRole } from './partition-roles.ts';
+import type { SimProcess } from './process.ts';
+import { ExtentNodeRole, ManagerRole } from './roles.ts';
 import { SimStamp } from './stamp.ts';
 import { Workload, defaultWorkloadOptions } from './workload.ts';
 import type { WorkloadFigures, WorkloadOptions } from './workload.ts';
@@ -23,6 +29,8 @@ export interface SimOptions {
   readonly workload: WorkloadOptions;
   /** 0: no faults; 1: the documented rates. */
   readonly intensity: number;
+  /** Chance per phase of a stamp power loss (docs/simulation.md, "Fault model"). */
+  readonly stampPowerLossRate: number;
   readonly phaseMs: number;
   readonly convergeMsMax: number;
   /** The recovery window after the workload, before the final checks. */
@@ -30,6 +38,7 @@ export interface SimOptions {
   /** Bound on the run's virtual time before the final checks. */
   readonly virtualMsMax: number;
   readonly nodeCount: number;
+  readonly partitionServerCount: number;
   /** Logs of every component (debugging a seed); silent otherwise. */
   readonly logger?: Logger;
   /** Trace lines kept for a failure report (more when debugging a seed). */
@@ -37,7 +46,8 @@ export interface SimOptions {
 }
 
 export const defaultSimOptions: SimOptions = {
-  workload: defaultWorkloadOptions, intensity: 1, phaseMs: 10_000, convergeMsMax: 120_000, recoveryMsMax: 300_000, virtualMsMax: 3 * 3_600_000, nodeCount: 6,
+  workload: defaultWorkloadOptions, intensity: 1, stampPowerLossRate: 0.08, phaseMs: 10_000, convergeMsMax: 120_000, recoveryMsMax: 300_000, virtualMsMax: 3 * 3_600_000, nodeCount: 6,
+  partitionServerCount: 3,
 };
 
 export interface SimResult {
@@ -57,6 +67,7 @@ export interface SimResult {
   readonly failed: number;
   readonly checks: CheckFigures;
   readonly workload: WorkloadFigures | null;
+  readonly ownership: OwnershipFigures | null;
   readonly failpointHits: Readonly<Record<string, number>>;
   readonly phases: number;
   readonly phasesConverged: number;
@@ -66,7 +77,10 @@ export interface SimResult {
 interface Booted {
   readonly stamp: SimStamp;
   readonly roles: StampRoles;
-  readonly streamIds: PartitionStreamIds;
+  readonly monitor: OwnershipMonitor;
+  /** The front end's process: the workload's PartitionClient calls from it. */
+  readonly frontend: SimProcess;
+  readonly tables: PartitionClient;
 }
 
 const bootBudgetMs = 120_000;
@@ -74,7 +88,8 @@ const bootBudgetMs = 120_000;
 async function boot(seed: bigint, options: SimOptions): Promise<Booted> {
   const stamp = new SimStamp({ seed, ...(options.traceTailLines === undefined ? {} : { traceTailLines: options.traceTailLines }) });
   const logger = options.logger;
-  const manager = new ManagerRole(stamp, logger);
+  const monitor = new OwnershipMonitor(stamp);
+  const manager = new ManagerRole(stamp, monitor, logger);
   stamp.addRole(manager);
   await stamp.drive(manager.start(), 'boot manager', bootBudgetMs);
   const config = stamp.random('config');
@@ -86,12 +101,27 @@ async function boot(seed: bigint, options: SimOptions): Promise<Booted> {
     await stamp.drive(node.start(), `boot ${node.name}`, bootBudgetMs);
   }
   stamp.trace(`boot nodes groupCommit=${nodes.map((node) => (node.groupCommit ? 1 : 0)).join('')}`);
-  const create = async (name: string): Promise<number> => (await manager.callLeader((leader) => leader.createStream({ name }))).streamId;
-  const streamIds = await stamp.drive((async () => ({ meta: await create('p1/meta'), log: await create('p1/log'), checkpoint: await create('p1/checkpoint'), data: await create('p1/data') }))(), 'boot streams', bootBudgetMs);
-  const partition = new PartitionRole(stamp, streamIds);
-  stamp.addRole(partition);
-  await stamp.drive(partition.start(), 'boot partition', bootBudgetMs);
-  return { stamp, roles: { manager, nodes, partition }, streamIds };
+  const partitionServers = Array.from({ length: options.partitionServerCount }, (_, index) => new PartitionServerRole(stamp, { index, monitor, ...(logger === undefined ? {} : { logger }) }));
+  const partitionManagers = [0, 1].map((index) => new PartitionManagerRole(stamp, { index, ...(logger === undefined ? {} : { logger }) }));
+  for (const role of [...partitionServers, ...partitionManagers]) {
+    stamp.addRole(role);
+    await stamp.drive(role.start(), `boot ${role.name}`, bootBudgetMs);
+  }
+  const frontend = stamp.newProcess('frontend', 'fe');
+  const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: frontend.network }), network: frontend.network, clock: frontend.clock });
+  await stamp.drive(untilServed(stamp, frontend, partitionServers), 'boot: the map served', bootBudgetMs);
+  return { stamp, roles: { manager, nodes, partitionServers, partitionManagers }, monitor, frontend, tables };
+}
+
+/** Waits until the manager bootstrapped the map and a server serves its partition. */
+async function untilServed(stamp: SimStamp, frontend: SimProcess, servers: readonly PartitionServerRole[]): Promise<void> {
+  const metaStore = new MetaStoreProxy({ network: frontend.network });
+  for (;;) {
+    const current = await frontend.run(() => readMap(metaStore));
+    const serving = new Set(servers.flatMap((role) => role.server?.servingPartitions() ?? []));
+    if (current !== null && current.map.partitions.every((entry) => serving.has(entry.partitionId))) return;
+    await stamp.clock.sleep(250);
+  }
 }
 
 /** Runs one seed to the end; never throws for a failure of the system under test. */
@@ -121,13 +151,13 @@ export async function runSimulation(seed: bigint, options: SimOptions = defaultS
 }
 
 async function runBooted(booted: Booted, options: SimOptions, seed: bigint, startedMs: number, unhandled: string[]): Promise<SimResult> {
-  const { stamp, roles, streamIds } = booted;
-  const operator = new StampOperator(stamp, { manager: roles.manager, nodes: roles.nodes, streamIds: () => [streamIds.meta, streamIds.log, streamIds.checkpoint, streamIds.data] });
-  const injector = new FaultInjector(stamp, roles, operator, { phaseMs: options.phaseMs, convergeMsMax: options.convergeMsMax, intensity: options.intensity });
+  const { stamp, roles, monitor } = booted;
+  const operator = new StampOperator(stamp, { manager: roles.manager, nodes: roles.nodes });
+  const injector = new FaultInjector(stamp, roles, operator, { phaseMs: options.phaseMs, convergeMsMax: options.convergeMsMax, intensity: options.intensity, stampPowerLossRate: options.stampPowerLossRate });
   injector.installFailpointHost();
   injector.armFailpoints();
   const ledger = new Ledger();
-  const workload = new Workload(stamp, { role: roles.partition, ledger, workload: options.workload, reload: (generation) => injector.reloadPartition(generation) });
+  const workload = new Workload(stamp, { process: booted.frontend, tables: booted.tables, ledger, workload: options.workload });
   const violations: string[] = [];
   const checks = zeroCheckFigures();
   try {
@@ -141,17 +171,19 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
       violations.push(...await checkObjects(stamp, workload, ledger, checks));
       violations.push(...await checkStreams(operator, roles.nodes, checks));
       violations.push(...await checkProtection(operator, roles.nodes, checks));
+      violations.push(...await checkPartitionServers(operator, roles.partitionServers, checks));
     };
     await stamp.drive(finalChecks(), 'final checks', options.recoveryMsMax + 3_600_000);
   } catch (error) {
     violations.push(`run aborted: ${describe(error)}`);
   }
-  violations.push(...workload.violations, ...operator.violations, ...unhandled);
-  return collect({ stamp, roles, injector, ledger, workload, checks, violations, seed, startedMs });
+  violations.push(...workload.violations, ...operator.violations, ...monitor.violations, ...unhandled);
+  return collect({ stamp, roles, injector, ledger, workload, monitor, checks, violations, seed, startedMs });
 }
 
 function collect(run: {
-  stamp: SimStamp; roles: StampRoles; injector: FaultInjector; ledger: Ledger; workload: Workload; checks: CheckFigures; violations: string[]; seed: bigint; startedMs: number;
+  stamp: SimStamp; roles: StampRoles; injector: FaultInjector; ledger: Ledger; workload: Workload; monitor: OwnershipMonitor; checks: CheckFigures; violations: string[]; seed: bigint;
+  startedMs: number;
 }): SimResult {
   const { stamp, roles, injector, ledger } = run;
   const hits = Object.fromEntries(failpointHits());
@@ -162,7 +194,7 @@ function collect(run: {
     virtualMs: stamp.clock.monotonicMs(), realMs: performance.now() - run.startedMs, faults: { ...injector.counts }, diskFaults: sumDiskFaults(disks.map((disk) => disk.faultCounts())),
     networkFaults: { ...stamp.network.stats().faults }, misdirectedWrites: roles.nodes.reduce((sum, node) => sum + node.diskFaults.misdirected, 0),
     acknowledged: ledger.acknowledged, indeterminate: ledger.indeterminate, failed: ledger.failed, checks: run.checks, workload: run.workload.figures,
-    failpointHits: hits, phases: injector.phases, phasesConverged: injector.phasesConverged, recentTrace: run.violations.length === 0 ? [] : stamp.recentTrace(),
+    ownership: run.monitor.figures, failpointHits: hits, phases: injector.phases, phasesConverged: injector.phasesConverged, recentTrace: run.violations.length === 0 ? [] : stamp.recentTrace(),
   };
 }
 
@@ -180,7 +212,7 @@ function failedEarly(seed: bigint, startedMs: number, why: string): SimResult {
   return {
     seed, ok: false, violations: [why], traceDigest: '', traceLines: 0, virtualMs: 0, realMs: performance.now() - startedMs, faults: zeroFaultCounts(),
     diskFaults: sumDiskFaults([]), networkFaults: {}, misdirectedWrites: 0, acknowledged: 0, indeterminate: 0, failed: 0, checks: zeroCheckFigures(), workload: null,
-    failpointHits: {}, phases: 0, phasesConverged: 0, recentTrace: [],
+    ownership: null, failpointHits: {}, phases: 0, phasesConverged: 0, recentTrace: [],
   };
 }
 

@@ -14,7 +14,7 @@ import { SeededRandom } from '../src/util/random.ts';
 import { SimProcess } from './process.ts';
 import { SimClock, drainMicrotasks } from './sim-clock.ts';
 
-export type RoleKind = 'manager' | 'extent-node' | 'partition' | 'partition-server' | 'partition-manager' | 'frontend';
+export type RoleKind = 'manager' | 'extent-node' | 'partition-server' | 'partition-manager' | 'frontend';
 
 /** One simulated process role. */
 export interface SimRole {
@@ -48,6 +48,9 @@ export interface SimStampOptions {
   /** Trace lines kept in memory for a failure report. */
   readonly traceTailLines?: number;
 }
+
+/** KURA_SIM_TRACE=1 prints every trace line as it happens (debugging one seed). */
+const traceToStderr = process.env['KURA_SIM_TRACE'] === '1';
 
 export class SimStamp {
   readonly seed: bigint;
@@ -109,6 +112,7 @@ export class SimStamp {
 
   trace(line: string): void {
     const text = `${this.clock.monotonicMs()} ${line}`;
+    if (traceToStderr) process.stderr.write(`${text}\n`);
     this.traceHash.update(text).update('\n');
     this.traceLines += 1;
     this.traceTail.push(text);

@@ -1,16 +1,19 @@
-// The workload (docs/simulation.md, "Workload"): writers and readers against the partition, every
-// write unique and self-checking (sim/payload.ts) and recorded in the ledger (sim/ledger.ts),
-// every read judged on the spot. Writers run their operations one at a time, so each key's
-// history is a line of rounds; a burst of page writes is one round of concurrent writes.
+// The workload (docs/simulation.md, "Workload"): writers and readers in the front end's place,
+// speaking to the partition layer through a PartitionClient (routing by key over the map, which it
+// re-reads when a server answers "not owner"); every write unique and self-checking
+// (sim/payload.ts) and recorded in the ledger (sim/ledger.ts), every read judged on the spot.
+// Writers run their operations one at a time, so each key's history is a line of rounds; a burst
+// of page writes is one round of concurrent writes.
 //
-// Outcomes: a write is acknowledged when the partition answered it; failed when nothing can
-// have been applied (a condition failed, the partition was not loaded, its data never reached
-// the data stream); indeterminate otherwise (an error from the stream layer, a timeout). After an
-// indeterminate outcome the owner reloads the partition (it refuses everything until then).
+// Outcomes: a write is acknowledged when a partition server answered it; failed when nothing can
+// have been applied (a condition failed, no server owned the key on any attempt, its data never
+// reached the data stream); indeterminate otherwise (an error from the stream layer, a lost
+// answer, a timeout).
 //
 // Invariants: bounded (opsMax operations, opDeadlineMs per call); all randomness from
 // stamp.random('workload'); a violation is recorded with the key and never stops the run.
-import type { LiveRow, Partition, ScanOptions } from '../src/partition/partition.ts';
+import type { PartitionClient, ClientScanOptions } from '../src/partition/partition-client.ts';
+import type { LiveRow } from '../src/partition/partition.ts';
 import { isStorageError } from '../src/util/errors.ts';
 import type { Random } from '../src/util/random.ts';
 import type { Column, DataRef } from '../src/wire/partition-row.ts';
@@ -18,7 +21,7 @@ import { describe } from './faults.ts';
 import type { Ledger, Version } from './ledger.ts';
 import { generatePayload, payloadKey, verifyPayload } from './payload.ts';
 import type { PayloadId } from './payload.ts';
-import type { PartitionRole } from './roles.ts';
+import type { SimProcess } from './process.ts';
 import type { SimStamp } from './stamp.ts';
 
 export interface WorkloadOptions {
@@ -35,7 +38,12 @@ export const defaultWorkloadOptions: WorkloadOptions = { writers: 3, readers: 2,
 
 const pageBytes = 512;
 const pagesPerBlob = 32;
-const definiteFailureCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found', 'partition.busy', 'partition.closed', 'partition.too_large', 'config.invalid']);
+const definiteFailureCodes = new Set([
+  'partition.condition_failed', 'partition.exists', 'partition.row_not_found', 'partition.busy', 'partition.closed', 'partition.too_large', 'config.invalid', 'partition.not_owner',
+]);
+/** Codes after which PartitionClient retries a write: nothing was applied. When every attempt of a
+ * write ended so, it gives up with partition.unavailable whose cause is the last of them. */
+const notAppliedCodes = new Set(['partition.not_owner', 'partition.busy', 'rpc.overloaded']);
 
 export type Attempt<T> =
   | { readonly kind: 'ok'; readonly value: T }
@@ -49,7 +57,7 @@ export interface WorkloadFigures {
   readsUnavailable: number;
   listingsChecked: number;
   burstsChecked: number;
-  partitionReloads: number;
+  notOwnerRetries: number;
 }
 
 /** The row columns of a payload stored at `ref`. */
@@ -63,7 +71,7 @@ export function payloadColumns(id: PayloadId, ref: DataRef): Column[] {
 }
 
 /** The payload identity and data ref a row names, or null if its columns are not ours. */
-export function rowPayload(row: LiveRow): { id: PayloadId; ref: DataRef } | null {
+export function rowPayload(row: { readonly columns: readonly Column[] }): { id: PayloadId; ref: DataRef } | null {
   const int = (name: string): number | null => {
     const value = row.columns.find((column) => column.name === name)?.value;
     return value?.kind === 'int64' ? Number(value.value) : null;
@@ -84,24 +92,24 @@ export type FinalRead =
 
 export class Workload {
   readonly violations: string[] = [];
-  readonly figures: WorkloadFigures = { opsByKind: {}, readsChecked: 0, bytesVerified: 0, readsUnavailable: 0, listingsChecked: 0, burstsChecked: 0, partitionReloads: 0 };
+  readonly figures: WorkloadFigures = { opsByKind: {}, readsChecked: 0, bytesVerified: 0, readsUnavailable: 0, listingsChecked: 0, burstsChecked: 0, notOwnerRetries: 0 };
   private readonly stamp: SimStamp;
-  private readonly role: PartitionRole;
+  private readonly process: SimProcess;
+  private readonly tables: PartitionClient;
   private readonly ledger: Ledger;
   private readonly options: WorkloadOptions;
   private readonly random: Random;
-  private readonly reload: (generation: number) => void;
   private opsDone = 0;
   private writersDone = 0;
   private readonly sequences: number[] = [];
   private readonly rounds: number[] = [];
 
-  constructor(stamp: SimStamp, options: { role: PartitionRole; ledger: Ledger; workload: WorkloadOptions; reload: (generation: number) => void }) {
+  constructor(stamp: SimStamp, options: { process: SimProcess; tables: PartitionClient; ledger: Ledger; workload: WorkloadOptions }) {
     this.stamp = stamp;
-    this.role = options.role;
+    this.process = options.process;
+    this.tables = options.tables;
     this.ledger = options.ledger;
     this.options = options.workload;
-    this.reload = options.reload;
     this.random = stamp.random('workload');
   }
 
@@ -111,33 +119,28 @@ export class Workload {
     await Promise.all([...writers, ...readers]);
   }
 
-  /** One call to the partition, bounded, with its outcome classified. */
-  async attempt<T>(work: (partition: Partition) => Promise<T>): Promise<Attempt<T>> {
-    const generation = this.role.generation;
+  /** One call through the front end's PartitionClient, bounded, with its outcome classified. */
+  async attempt<T>(work: (tables: PartitionClient) => Promise<T>): Promise<Attempt<T>> {
     let timer: { cancel(): void } | null = null;
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = this.stamp.clock.setTimer(this.options.opDeadlineMs, () => resolve('timeout'));
     });
+    const retriesBefore = this.tables.stats().notOwnerAnswers;
     try {
-      const value = await Promise.race([this.role.call(work), timeout]);
-      if (value === 'timeout') return this.indeterminate(generation, 'client.timeout', `no answer within ${this.options.opDeadlineMs} ms`, true);
+      const value = await Promise.race([this.process.run(() => work(this.tables)), timeout]);
+      if (value === 'timeout') return { kind: 'indeterminate', code: 'client.timeout', message: `no answer within ${this.options.opDeadlineMs} ms` };
       return { kind: 'ok', value };
     } catch (error) {
       const message = describe(error);
-      if (isStorageError(error) && (definiteFailureCodes.has(error.code) || error.context['notSent'] === true)) return { kind: 'failed', code: error.code, message };
-      // A partition that answers partition.unavailable has failed and must be reloaded.
-      return this.indeterminate(generation, isStorageError(error) ? error.code : 'internal', message, isStorageError(error, 'partition.unavailable'));
+      if (!isStorageError(error)) return { kind: 'indeterminate', code: 'internal', message };
+      const cause = error.cause;
+      const neverApplied = error.code === 'partition.unavailable' && isStorageError(cause) && notAppliedCodes.has(cause.code);
+      if (definiteFailureCodes.has(error.code) || neverApplied) return { kind: 'failed', code: error.code, message };
+      return { kind: 'indeterminate', code: error.code, message };
     } finally {
       (timer as { cancel(): void } | null)?.cancel();
+      this.figures.notOwnerRetries += this.tables.stats().notOwnerAnswers - retriesBefore;
     }
-  }
-
-  private indeterminate<T>(generation: number, code: string, message: string, reload: boolean): Attempt<T> {
-    if (reload) {
-      this.figures.partitionReloads += 1;
-      this.reload(generation);
-    }
-    return { kind: 'indeterminate', code, message };
   }
 
   // ---- writers ----------------------------------------------------------------------------------
@@ -149,9 +152,7 @@ export class Workload {
       while (this.opsDone < this.options.opsMax) {
         this.opsDone += 1;
         await this.writerStep(writer);
-        // A client backs off while the partition is not served, instead of burning its operations.
-        const pauseMs = this.role.up ? this.random.int(this.options.thinkMsMax + 1) : 1000 + this.random.int(1000);
-        await this.stamp.clock.sleep(pauseMs);
+        await this.stamp.clock.sleep(this.random.int(this.options.thinkMsMax + 1));
       }
     } finally {
       this.writersDone += 1;
@@ -203,25 +204,25 @@ export class Workload {
   }
 
   /** Appends a payload to the data stream; null if that failed (then no row points at it). */
-  private async storePayload(id: PayloadId, length: number): Promise<DataRef | null> {
-    const stored = await this.attempt((partition) => partition.appendData(generatePayload(id, length)));
+  private async storePayload(key: string, id: PayloadId, length: number): Promise<DataRef | null> {
+    const stored = await this.attempt((tables) => tables.appendData(Buffer.from(key, 'latin1'), generatePayload(id, length)));
     return stored.kind === 'ok' ? stored.value : null;
   }
 
   private async put(writer: number, key: string, conditions: { ifMatch?: string; ifNoneMatch?: '*' }): Promise<void> {
     const id = { writer, sequence: this.nextSequence(writer), part: 0 };
-    const ref = await this.storePayload(id, this.payloadLength());
+    const ref = await this.storePayload(key, id, this.payloadLength());
     if (ref === null) return;
     const expected = this.ledger.certainState(key);
     const version = this.ledger.begin({ key, kind: 'put', payload: id, round: this.nextRound(writer) });
-    const result = await this.attempt((partition) => partition.put(Buffer.from(key, 'latin1'), payloadColumns(id, ref), conditions));
+    const result = await this.attempt((tables) => tables.put(Buffer.from(key, 'latin1'), payloadColumns(id, ref), conditions));
     this.settle([version], result, (value) => ({ sequence: value.sequence, etags: [value.etag] }));
     this.checkCondition(key, conditions, expected, result);
   }
 
   private async remove(writer: number, key: string): Promise<void> {
     const version = this.ledger.begin({ key, kind: 'delete', payload: null, round: this.nextRound(writer) });
-    const result = await this.attempt((partition) => partition.delete(Buffer.from(key, 'latin1')));
+    const result = await this.attempt((tables) => tables.delete(Buffer.from(key, 'latin1')));
     this.settle([version], result, (value) => ({ sequence: value.sequence, etags: [null] }));
   }
 
@@ -232,7 +233,7 @@ export class Workload {
     if (found === null) return;
     const snapshotKey = `${key}@s${this.nextSequence(writer)}`;
     const version = this.ledger.begin({ key: snapshotKey, kind: 'put', payload: found.id, round: this.nextRound(writer) });
-    const result = await this.attempt((partition) => partition.put(Buffer.from(snapshotKey, 'latin1'), row.columns, { ifNoneMatch: '*' }));
+    const result = await this.attempt((tables) => tables.put(Buffer.from(snapshotKey, 'latin1'), row.columns, { ifNoneMatch: '*' }));
     this.settle([version], result, (value) => ({ sequence: value.sequence, etags: [value.etag] }));
     if (result.kind === 'failed' && result.code === 'partition.exists') this.violations.push(`${snapshotKey}: a new snapshot name already existed`);
   }
@@ -240,13 +241,13 @@ export class Workload {
   private async batch(writer: number): Promise<void> {
     const sequence = this.nextSequence(writer);
     const id = { writer, sequence, part: 0 };
-    const ref = await this.storePayload(id, 40 + this.random.int(600));
-    if (ref === null) return;
     const size = 2 + this.random.int(3);
-    const round = this.nextRound(writer);
     const keys = Array.from({ length: size }, (_, index) => `w${writer}/b${sequence}/${index}`);
+    const ref = await this.storePayload(keys[0] ?? '', id, 40 + this.random.int(600));
+    if (ref === null) return;
+    const round = this.nextRound(writer);
     const versions = keys.map((key) => this.ledger.begin({ key, kind: 'put', payload: id, round, group: `${writer}.${sequence}` }));
-    const result = await this.attempt((partition) => partition.transact(keys.map((key) => ({ kind: 'put' as const, key: Buffer.from(key, 'latin1'), columns: payloadColumns(id, ref) }))));
+    const result = await this.attempt((tables) => tables.transact(keys.map((key) => ({ kind: 'put' as const, key: Buffer.from(key, 'latin1'), columns: payloadColumns(id, ref) }))));
     this.settle(versions, result, (value) => ({ sequence: value.sequence, etags: value.etags }));
   }
 
@@ -279,7 +280,7 @@ export class Workload {
   /** Reads a key, checks the row and its bytes against the ledger; the row, or null. */
   async readKey(key: string): Promise<LiveRow | null> {
     const startTick = this.ledger.tick();
-    const got = await this.attempt((partition) => partition.get(Buffer.from(key, 'latin1')));
+    const got = await this.attempt((tables) => tables.get(Buffer.from(key, 'latin1')));
     if (got.kind !== 'ok') {
       this.figures.readsUnavailable += 1;
       return null;
@@ -289,12 +290,12 @@ export class Workload {
 
   /** A key's row and the identity of the bytes it points at, for the final checks. */
   async readForCheck(key: string): Promise<FinalRead> {
-    const got = await this.attempt((partition) => partition.get(Buffer.from(key, 'latin1')));
+    const got = await this.attempt((tables) => tables.get(Buffer.from(key, 'latin1')));
     if (got.kind !== 'ok') return { kind: 'unavailable', why: got.message };
     if (got.value === null) return { kind: 'absent' };
     const found = rowPayload(got.value);
     if (found === null) return { kind: 'corrupt', why: 'row with columns the workload never writes' };
-    const bytes = await this.attempt((partition) => partition.readData(found.ref));
+    const bytes = await this.attempt((tables) => tables.readData(Buffer.from(key, 'latin1'), found.ref));
     if (bytes.kind !== 'ok') return { kind: 'unavailable', why: `${JSON.stringify(found.ref)}: ${bytes.message}` };
     const verdict = verifyPayload(bytes.value);
     if (!verdict.ok) return { kind: 'corrupt', why: verdict.why };
@@ -314,7 +315,7 @@ export class Workload {
       this.violations.push(`${key}: row with columns the workload never writes`);
       return null;
     }
-    const bytes = await this.attempt((partition) => partition.readData(found.ref));
+    const bytes = await this.attempt((tables) => tables.readData(Buffer.from(key, 'latin1'), found.ref));
     if (bytes.kind !== 'ok') {
       this.figures.readsUnavailable += 1;
       return row;
@@ -366,11 +367,11 @@ export class Workload {
   }
 
   /** Every item of a scan (rows by key, prefixes as "prefix:..."), or null if unavailable. */
-  private async scanAll(options: ScanOptions): Promise<Set<string> | null> {
+  private async scanAll(options: ClientScanOptions): Promise<Set<string> | null> {
     const seen = new Set<string>();
     let continuation: string | undefined;
     for (let page = 0; page < 200; page++) {
-      const result = await this.attempt((partition) => partition.scan({ ...options, ...(continuation === undefined ? {} : { continuation }) }));
+      const result = await this.attempt((tables) => tables.scan({ ...options, ...(continuation === undefined ? {} : { continuation }) }));
       if (result.kind !== 'ok') return null;
       for (const item of result.value.items) seen.add(item.kind === 'row' ? item.row.key.toString('latin1') : `prefix:${item.prefix.toString('latin1')}`);
       if (result.value.continuation === null) return seen;
@@ -397,16 +398,16 @@ export class Workload {
   private async pageWrite(writer: number, round: number, range: { start: number; count: number; sequence: number }): Promise<void> {
     const ids = Array.from({ length: range.count }, (_, index) => ({ writer, sequence: range.sequence, part: range.start + index }));
     const data = Buffer.concat(ids.map((id) => generatePayload(id, pageBytes)));
-    const stored = await this.attempt((partition) => partition.appendData(data));
+    const keys = ids.map((id) => pageKey(writer, id.part));
+    const stored = await this.attempt((tables) => tables.appendData(Buffer.from(keys[0] ?? '', 'latin1'), data));
     if (stored.kind !== 'ok') return;
     const ref = stored.value;
-    const keys = ids.map((id) => pageKey(writer, id.part));
     const versions = ids.map((id, index) => this.ledger.begin({ key: keys[index] ?? '', kind: 'put', payload: id, round, group: `${writer}.${range.sequence}` }));
     const ops = ids.map((id, index) => ({
       kind: 'put' as const, key: Buffer.from(keys[index] ?? '', 'latin1'),
       columns: payloadColumns(id, { extentId: ref.extentId, offset: ref.offset + index * pageBytes, length: pageBytes }),
     }));
-    const result = await this.attempt((partition) => partition.transact(ops));
+    const result = await this.attempt((tables) => tables.transact(ops));
     this.settle(versions, result, (value) => ({ sequence: value.sequence, etags: value.etags }));
   }
 
@@ -417,7 +418,7 @@ export class Workload {
     const rows = new Map<string, LiveRow>();
     let continuation: string | undefined;
     for (let page = 0; page < 20; page++) {
-      const result = await this.attempt((partition) => partition.scan({ prefix: Buffer.from(prefix, 'latin1'), limit: pagesPerBlob, ...(continuation === undefined ? {} : { continuation }) }));
+      const result = await this.attempt((tables) => tables.scan({ prefix: Buffer.from(prefix, 'latin1'), limit: pagesPerBlob, ...(continuation === undefined ? {} : { continuation }) }));
       if (result.kind !== 'ok') return;
       for (const item of result.value.items) if (item.kind === 'row') rows.set(item.row.key.toString('latin1'), item.row);
       if (result.value.continuation === null) break;

@@ -253,6 +253,12 @@ export class PartitionServer {
     this.counters.leasesLost += 1;
     this.logger.warn({ lease: lease.id }, 'lease no longer confirmed: every partition dropped');
     void this.dropAll('lease lost');
+    this.registerAgain();
+  }
+
+  /** Takes a new lease in the background; one that fails (the MetaStore unreachable) is retried by
+   * the next poll, so a server cut off longer than its lease serves again once it is reachable. */
+  private registerAgain(): void {
     if (this.stopped || this.cutOff || this.registering !== null) return;
     this.registering = this.register().catch((error: unknown) => {
       this.logger.error({ err: error }, 'registration failed; retried at the next poll');
@@ -283,7 +289,11 @@ export class PartitionServer {
   /** One pass: load what the map assigns to this server and lease, drop what it does not. */
   async sync(): Promise<void> {
     const lease = this.lease;
-    if (lease === null || !lease.isValid() || this.registering !== null) return;
+    if (this.registering !== null) return;
+    if (lease === null || !lease.isValid()) {
+      this.registerAgain();
+      return;
+    }
     const current = await readMap(this.options.metaStore);
     if (current === null) return;
     const assigned = new Map<number, PartitionEntry>();
