@@ -47,6 +47,7 @@ import { assert } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { canary, crc32c } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import type { Random } from '../util/random.ts';
 import { streamEvents } from '../util/stream-events.ts';
 import type { EventChannel, OperationStatus } from '../util/stream-events.ts';
@@ -388,6 +389,7 @@ export class ExtentNode {
     all.catch((error: unknown) => this.onAppendFailure(log, error));
     const ack = log.unlessFrozen(log.inOrder(all));
     log.track(request.appendId, offset, ack);
+    await failpoint('extent-node.append.before-ack');
     return respond({ ...(await ack) });
   }
 
@@ -419,11 +421,16 @@ export class ExtentNode {
     checkExtentRoom(request.extentId, request.offset, body.length);
     const log = this.openLog(request.extentId);
     const first = this.applyAt(log, request, body);
-    if (first !== null) return respond({ ...(await first) });
+    if (first !== null) return this.answerReplicate(await first);
     await log.waitForOffset(request.offset, Math.min(appendReplicaTimeoutMs, remainingMs(this.clock, context.deadlineAtMs)));
     const second = this.applyAt(log, request, body);
     assert(second !== null, 'replicate still ahead of the log after its gap filled');
-    return respond({ ...(await second) });
+    return this.answerReplicate(await second);
+  }
+
+  private async answerReplicate(result: AppendResult): Promise<RpcResponse> {
+    await failpoint('extent-node.replicate.before-answer');
+    return respond({ ...result });
   }
 
   /** A secondary's step: the ack of a retry or of a write at the log's end; null while ahead. */

@@ -48,6 +48,7 @@ import { assert, assertByteCount } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { crc32c } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import {
   blockHeaderBytes, encodeDataBlock, encodeDataBlockHeader, encodeExtentHeader, encodeSealTrailer, extentFileName, extentHeaderBytes, identityCrc,
   parseExtentFileName, sealBodyBytes,
@@ -519,6 +520,7 @@ export class ExtentStore {
   private async writeSynced(entry: ExtentEntry, pending: PendingAppend): Promise<void> {
     const { block, body, bodyCrc } = pending;
     await this.guard(entry.file.write(block.filePosition, encodeDataBlock({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc })));
+    await failpoint('extent-store.append.before-fsync');
     await this.guard(entry.file.sync());
     this.counters.appendFsyncs += 1;
     if (this.failure !== null) return;
@@ -535,6 +537,7 @@ export class ExtentStore {
     const first = run[0];
     assert(first !== undefined, 'a durable run has at least one append');
     await this.guard(entry.file.write(first.block.filePosition, encodeBlocks(entry.identity.extentId, run)));
+    await failpoint('extent-store.group-commit.after-extent-write');
     if (this.failure !== null) return;
     takePending(entry, run.length);
     for (const pending of run) {
@@ -579,6 +582,7 @@ export class ExtentStore {
       this.counters.extentSyncs += 1;
       for (const file of files) this.journal.release(file);
     }
+    await failpoint('extent-store.sync.before-journal-retire');
     if (this.failure === null) await this.guard(this.journal.retire());
   }
 
@@ -603,6 +607,7 @@ export class ExtentStore {
     entry.endOffset = length;
     const trailer = encodeSealTrailer(extentId, length);
     await this.guard(entry.file.truncate(filePosition));
+    await failpoint('extent-store.seal.before-trailer');
     await this.guard(entry.file.write(filePosition, trailer));
     await this.guard(entry.file.sync());
     entry.fileEnd = filePosition + trailer.length;
@@ -727,6 +732,7 @@ export class ExtentStore {
     for (const region of journal.damage) this.attributeDamage(region, journal, damaged);
     // Markers are durable before any tail is cut: a crash in between repeats the same verdict.
     for (const [entry, reason] of damaged) await this.markDamaged(entry, reason);
+    await failpoint('extent-store.recovery.before-tail-cut');
     for (const [entry, fileBytes] of this.recoveredTails) await this.cutTail(entry, fileBytes, touched);
     this.recoveredTails.clear();
     for (const entry of touched) await entry.file.sync();
@@ -903,6 +909,7 @@ export class ExtentStore {
     } finally {
       await file.close();
     }
+    await failpoint('extent-store.create.before-rename');
     await this.disk.rename(temporaryPath, path);
     await this.guard(this.disk.syncDirectory(extentDirectory));
   }

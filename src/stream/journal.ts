@@ -27,6 +27,7 @@ import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert } from '../util/assert.ts';
 import { crcMatches } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoints.ts';
 import { decodeJournalHeader, journalFileName, journalRecordHeaderBytes, journalRecordMagic, journalRecordOf } from '../wire/journal-format.ts';
 import type { JournalHeader, JournalRecord } from '../wire/journal-format.ts';
 
@@ -208,7 +209,9 @@ export class Journal {
     let tracked = 0;
     for (const entry of batch) if (entry.tracked) tracked += 1;
     file.state.outstanding += tracked;
+    await failpoint('journal.batch.before-fsync');
     await file.handle.sync();
+    await failpoint('journal.batch.after-fsync');
     this.stats.batches += 1;
     this.stats.records += batch.length;
     this.stats.fsyncs += 1;

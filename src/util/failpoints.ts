@@ -45,6 +45,26 @@ export const failpointNames = [
   'partition.gc.after-copy',
   /** Partition GC: dead data extents condemned and rechecked; not dropped yet. */
   'partition.gc.before-data-drop',
+  /** ExtentStore, group commit off: a block is written to its extent file, not yet fsync'd. */
+  'extent-store.append.before-fsync',
+  /** ExtentStore, group commit on: journal-durable blocks written to the extent file (not fsync'd), not yet acknowledged. */
+  'extent-store.group-commit.after-extent-write',
+  /** ExtentStore: dirty extent files fsync'd; the journal files they made redundant not yet retired. */
+  'extent-store.sync.before-journal-retire',
+  /** ExtentStore: a seal cut the file at the sealed length; the seal trailer is not written yet. */
+  'extent-store.seal.before-trailer',
+  /** ExtentStore: a new extent file is durable under its temporary name, not yet renamed. */
+  'extent-store.create.before-rename',
+  /** ExtentStore recovery: damage markers are durable; unproven open tails are not cut yet. */
+  'extent-store.recovery.before-tail-cut',
+  /** Journal: a group-commit batch is written, not yet fsync'd. */
+  'journal.batch.before-fsync',
+  /** Journal: a batch is durable; its appends are not yet told. */
+  'journal.batch.after-fsync',
+  /** ExtentNode (primary): an append is written locally and sent to the secondaries; not yet acknowledged. */
+  'extent-node.append.before-ack',
+  /** ExtentNode (secondary): a replicated append is durable here; the primary is not answered yet. */
+  'extent-node.replicate.before-answer',
 ] as const;
 
 export type FailpointName = (typeof failpointNames)[number];
