@@ -32,6 +32,9 @@ export function zeroFaultCounts(): FaultCounts {
 /** A role's start that has not finished in this much virtual time counts as failed. */
 const startBudgetMs = 120_000;
 
+/** How often a start in progress is checked for a dead process or an expired budget. */
+const startWatchMs = 1_000;
+
 /** Failed starts in a row after which an extent node's disk is replaced by the operator. */
 const startFailuresBeforeReplace = 5;
 
@@ -350,21 +353,28 @@ export class FaultInjector {
     this.stamp.clock.setTimer(ms, attempt);
   }
 
-  /** role.start(), failing if it has not finished within startBudgetMs (a start that hung, or whose
-   * process a failpoint crashed mid-start, is retried like a failed one). */
+  /** role.start(), failing if it has not finished within startBudgetMs, or as soon as the process it
+   * started died (a failpoint crashed it mid-start, or a stamp power loss): either is retried. */
   private startWithin(role: SimRole): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = this.stamp.clock.setTimer(startBudgetMs, () => reject(new Error(`start of ${role.name} did not finish within ${startBudgetMs} ms`)));
-      role.start().then(
-        () => {
-          timer.cancel();
-          resolve();
-        },
-        (error: unknown) => {
-          timer.cancel();
-          reject(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
+      let settled = false;
+      const finish = (error: Error | null): void => {
+        if (settled) return;
+        settled = true;
+        if (error === null) resolve();
+        else reject(error);
+      };
+      const started = role.start();
+      const process = role.process;
+      const deadlineMs = this.stamp.clock.monotonicMs() + startBudgetMs;
+      const watch = (): void => {
+        if (settled) return;
+        if (process !== null && !process.isAlive) finish(new Error(`the process starting ${role.name} died`));
+        else if (this.stamp.clock.monotonicMs() >= deadlineMs) finish(new Error(`start of ${role.name} did not finish within ${startBudgetMs} ms`));
+        else this.stamp.clock.setTimer(startWatchMs, watch);
+      };
+      this.stamp.clock.setTimer(startWatchMs, watch);
+      started.then(() => finish(null), (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))));
     });
   }
 

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import { PartitionManager } from '../src/partition/partition-manager.ts';
 import type { PartitionLimits } from '../src/partition/partition.ts';
-import { columnDataReferences } from '../src/partition/partition-gc.ts';
+import { blobDataReferences, blobSplitBoundary } from '../src/frontend/blob-service/blob-table-schema.ts';
 import { PartitionServer } from '../src/partition/partition-server.ts';
 import type { TableSchema } from '../src/partition/table-schema.ts';
 import type { Network, RpcCallOptions, RpcHandler, RpcRequest, RpcResponse, RpcServer } from '../src/rpc/network.ts';
@@ -35,6 +35,9 @@ export const simPartitionLimits: Partial<PartitionLimits> = {
   dataGcIntervalMs: 15_000, dataGcGraceMs: 5_000, dataGcTailSealBytes: 64 * 1024,
 };
 
+/** Blob rows start with 'B' (src/frontend/blob-service/keys.ts); the workload's with 'w'. */
+const blobKeyTag = 'B'.charCodeAt(0);
+
 /** A partition's memtable + run bytes past which the manager splits it (a few splits per run). */
 export const simSplitBytes = 24 * 1024;
 
@@ -42,11 +45,14 @@ export const simSplitBytes = 24 * 1024;
  * The workload's keys (sim/workload.ts): `w<writer>/b<sequence>/<i>` (a batch), `w<writer>/pb/<page>`
  * (a page blob) and `w<writer>/o<n>` with its snapshots `w<writer>/o<n>@s<m>` (which copy its data
  * ref) are groups a split keeps together, as the blob schema keeps a blob's rows together; every
- * other row is its own group. Valid for the keys the workload writes.
+ * other row is its own group. Valid for the keys the workload writes. Blob rows (`B…`) follow the
+ * blob tables' schema.
  */
 export const simTableSchema: TableSchema = {
-  dataReferences: columnDataReferences,
+  // The blob tables' rows (sim/blob-workload.ts) share the partitions: their schema for theirs.
+  dataReferences: blobDataReferences,
   splitBoundary: (key) => {
+    if (key[0] === blobKeyTag) return blobSplitBoundary(key);
     const text = key.toString('latin1');
     const group = /^w\d+\/(?:b\d+\/|pb\/|o\d+@)/.exec(text)?.[0];
     if (group === undefined || text === group) return key;

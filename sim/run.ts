@@ -40,12 +40,14 @@ export interface SimTotals {
   failpointHits: Record<string, number>;
   sealedExtentsCompared: number;
   ownership: Record<string, number>;
+  blobRuns: number;
+  blobOps: Record<string, number>;
 }
 
 export function emptyTotals(): SimTotals {
   return {
     runs: 0, failedSeeds: [], realMs: 0, virtualMs: 0, acknowledged: 0, acknowledgedChecked: 0, indeterminate: 0, readsChecked: 0, violations: 0, faults: {}, diskFaults: {},
-    networkFaults: {}, failpointHits: {}, sealedExtentsCompared: 0, ownership: {},
+    networkFaults: {}, failpointHits: {}, sealedExtentsCompared: 0, ownership: {}, blobRuns: 0, blobOps: {},
   };
 }
 
@@ -61,7 +63,9 @@ export function accumulate(totals: SimTotals, result: SimResult): void {
   totals.acknowledged += result.acknowledged;
   totals.acknowledgedChecked += result.checks.acknowledgedWritesChecked;
   totals.indeterminate += result.indeterminate;
-  totals.readsChecked += result.workload?.readsChecked ?? 0;
+  totals.readsChecked += (result.workload?.readsChecked ?? 0) + (result.blobWorkload?.readsChecked ?? 0);
+  if (result.blobWorkload !== null) totals.blobRuns += 1;
+  add(totals.blobOps, result.blobWorkload?.opsByKind ?? {});
   totals.violations += result.violations.length;
   totals.sealedExtentsCompared += result.checks.sealedExtentsCompared;
   add(totals.faults, result.faults);
@@ -88,6 +92,7 @@ export function formatFigures(totals: SimTotals): string {
     `simulated time: ${(totals.virtualMs / 3_600_000).toFixed(2)} h in ${(totals.realMs / 1000).toFixed(1)} s real = ${(totals.virtualMs / Math.max(totals.realMs, 1)).toFixed(0)} simulated hours per real hour`,
     `writes: ${totals.acknowledged} acknowledged, ${totals.acknowledgedChecked} acknowledged writes checked, ${totals.indeterminate} indeterminate; ${totals.readsChecked} reads checked; ${totals.sealedExtentsCompared} sealed extents compared replica by replica`,
     `partition layer: ${nonZero(totals.ownership)}`,
+    `blob operations (PartitionBlobBackend, ${totals.blobRuns} runs): ${nonZero(totals.blobOps)}`,
     `faults injected: ${nonZero(totals.faults)}`,
     `disk faults (SimDisk + misdirected): ${nonZero(totals.diskFaults)}`,
     `network faults (messages): ${nonZero(totals.networkFaults)}`,

@@ -9,6 +9,8 @@ import { PartitionClient } from '../src/partition/partition-client.ts';
 import { readMap } from '../src/partition/partition-map.ts';
 import { AssertionFailure } from '../src/util/assert.ts';
 import { disarmFailpoints, failpointHits, resetFailpoints, setFailpointHost } from '../src/util/failpoints.ts';
+import { BlobWorkload, defaultBlobWorkloadOptions } from './blob-workload.ts';
+import type { BlobWorkloadFigures, BlobWorkloadOptions } from './blob-workload.ts';
 import { checkObjects, checkPartitionServers, checkProtection, checkStreams, zeroCheckFigures } from './checkers.ts';
 import type { CheckFigures } from './checkers.ts';
 import { FaultInjector, describe, zeroFaultCounts } from './faults.ts';
@@ -27,6 +29,9 @@ import type { WorkloadFigures, WorkloadOptions } from './workload.ts';
 
 export interface SimOptions {
   readonly workload: WorkloadOptions;
+  readonly blobWorkload: BlobWorkloadOptions;
+  /** Share of runs (by seed) in which the blob workload runs beside the partition workload. */
+  readonly blobRunRate: number;
   /** 0: no faults; 1: the documented rates. */
   readonly intensity: number;
   /** Chance per phase of a stamp power loss (docs/simulation.md, "Fault model"). */
@@ -46,7 +51,7 @@ export interface SimOptions {
 }
 
 export const defaultSimOptions: SimOptions = {
-  workload: defaultWorkloadOptions, intensity: 1, stampPowerLossRate: 0.08, phaseMs: 10_000, convergeMsMax: 120_000, recoveryMsMax: 300_000, virtualMsMax: 3 * 3_600_000, nodeCount: 6,
+  workload: defaultWorkloadOptions, blobWorkload: defaultBlobWorkloadOptions, blobRunRate: 0.5, intensity: 1, stampPowerLossRate: 0.08, phaseMs: 10_000, convergeMsMax: 120_000, recoveryMsMax: 300_000, virtualMsMax: 3 * 3_600_000, nodeCount: 6,
   partitionServerCount: 3,
 };
 
@@ -67,6 +72,7 @@ export interface SimResult {
   readonly failed: number;
   readonly checks: CheckFigures;
   readonly workload: WorkloadFigures | null;
+  readonly blobWorkload: BlobWorkloadFigures | null;
   readonly ownership: OwnershipFigures | null;
   readonly failpointHits: Readonly<Record<string, number>>;
   readonly phases: number;
@@ -158,10 +164,15 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
   injector.armFailpoints();
   const ledger = new Ledger();
   const workload = new Workload(stamp, { process: booted.frontend, tables: booted.tables, ledger, workload: options.workload });
+  const blobLedger = new Ledger();
+  const blobs = stamp.random('blob-runs').next() < options.blobRunRate
+    ? new BlobWorkload(stamp, { process: booted.frontend, tables: booted.tables, ledger: blobLedger, workload: options.blobWorkload, random: stamp.random('blob-ids') })
+    : null;
+  stamp.trace(`blob workload ${blobs === null ? 'off' : 'on'}`);
   const violations: string[] = [];
   const checks = zeroCheckFigures();
   try {
-    const main = Promise.all([workload.run().finally(() => injector.stop()), injector.run()]);
+    const main = Promise.all([Promise.all([workload.run(), blobs?.run()]).finally(() => injector.stop()), injector.run()]);
     await stamp.drive(main, 'workload', options.virtualMsMax);
     disarmFailpoints();
     const finalChecks = async (): Promise<void> => {
@@ -169,6 +180,7 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
       const converged = await operator.awaitRepair(options.recoveryMsMax);
       if (!converged) violations.push(`liveness: repair did not converge within the ${options.recoveryMsMax} ms recovery window`);
       violations.push(...await checkObjects(stamp, workload, ledger, checks));
+      if (blobs !== null) violations.push(...await checkObjects(stamp, blobs, blobLedger, checks));
       violations.push(...await checkStreams(operator, roles.nodes, checks));
       violations.push(...await checkProtection(operator, roles.nodes, checks));
       violations.push(...await checkPartitionServers(operator, roles.partitionServers, checks));
@@ -177,15 +189,16 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
   } catch (error) {
     violations.push(`run aborted: ${describe(error)}`);
   }
-  violations.push(...workload.violations, ...operator.violations, ...monitor.violations, ...unhandled);
-  return collect({ stamp, roles, injector, ledger, workload, monitor, checks, violations, seed, startedMs });
+  violations.push(...workload.violations, ...(blobs?.violations ?? []), ...operator.violations, ...monitor.violations, ...unhandled);
+  return collect({ stamp, roles, injector, ledgers: [ledger, blobLedger], workload, blobs, monitor, checks, violations, seed, startedMs });
 }
 
 function collect(run: {
-  stamp: SimStamp; roles: StampRoles; injector: FaultInjector; ledger: Ledger; workload: Workload; monitor: OwnershipMonitor; checks: CheckFigures; violations: string[]; seed: bigint;
-  startedMs: number;
+  stamp: SimStamp; roles: StampRoles; injector: FaultInjector; ledgers: readonly Ledger[]; workload: Workload; blobs: BlobWorkload | null; monitor: OwnershipMonitor; checks: CheckFigures;
+  violations: string[]; seed: bigint; startedMs: number;
 }): SimResult {
-  const { stamp, roles, injector, ledger } = run;
+  const { stamp, roles, injector } = run;
+  const total = (pick: (ledger: Ledger) => number): number => run.ledgers.reduce((sum, ledger) => sum + pick(ledger), 0);
   const hits = Object.fromEntries(failpointHits());
   const disks = [roles.manager.disk, ...roles.nodes.map((node) => node.disk)];
   stamp.trace(`end violations=${run.violations.length}`);
@@ -193,8 +206,8 @@ function collect(run: {
     seed: run.seed, ok: run.violations.length === 0, violations: run.violations, traceDigest: stamp.traceDigest(), traceLines: stamp.traceLines,
     virtualMs: stamp.clock.monotonicMs(), realMs: performance.now() - run.startedMs, faults: { ...injector.counts }, diskFaults: sumDiskFaults(disks.map((disk) => disk.faultCounts())),
     networkFaults: { ...stamp.network.stats().faults }, misdirectedWrites: roles.nodes.reduce((sum, node) => sum + node.diskFaults.misdirected, 0),
-    acknowledged: ledger.acknowledged, indeterminate: ledger.indeterminate, failed: ledger.failed, checks: run.checks, workload: run.workload.figures,
-    ownership: run.monitor.figures, failpointHits: hits, phases: injector.phases, phasesConverged: injector.phasesConverged, recentTrace: run.violations.length === 0 ? [] : stamp.recentTrace(),
+    acknowledged: total((ledger) => ledger.acknowledged), indeterminate: total((ledger) => ledger.indeterminate), failed: total((ledger) => ledger.failed), checks: run.checks,
+    workload: run.workload.figures, blobWorkload: run.blobs?.figures ?? null, ownership: run.monitor.figures, failpointHits: hits, phases: injector.phases, phasesConverged: injector.phasesConverged, recentTrace: run.violations.length === 0 ? [] : stamp.recentTrace(),
   };
 }
 
@@ -212,7 +225,7 @@ function failedEarly(seed: bigint, startedMs: number, why: string): SimResult {
   return {
     seed, ok: false, violations: [why], traceDigest: '', traceLines: 0, virtualMs: 0, realMs: performance.now() - startedMs, faults: zeroFaultCounts(),
     diskFaults: sumDiskFaults([]), networkFaults: {}, misdirectedWrites: 0, acknowledged: 0, indeterminate: 0, failed: 0, checks: zeroCheckFigures(), workload: null,
-    ownership: null, failpointHits: {}, phases: 0, phasesConverged: 0, recentTrace: [],
+    blobWorkload: null, ownership: null, failpointHits: {}, phases: 0, phasesConverged: 0, recentTrace: [],
   };
 }
 

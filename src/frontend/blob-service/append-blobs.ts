@@ -34,7 +34,7 @@ export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateApp
     const record: BlobRecord = {
       type: 'AppendBlob', createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), size: 0, headers: op.httpHeaders, metadata: metadataPairs(op.metadata),
       tags: op.tags, lease: existing?.record.lease ?? null, blockList: null,
-      append: { inc: randomHex(8), segments: 0, tail: [], blockCount: 0, sealed: false },
+      append: { inc: randomHex(8, ctx.random), segments: 0, tail: [], blockCount: 0, sealed: false },
     };
     seen.replaced = existing;
     return committed(await commitTagged(ctx, { blob: key, before: existing?.record.tags ?? [], after: record.tags }, [putOp(key, encodeBlob(record), existing?.row ?? null)]));

@@ -75,7 +75,7 @@ async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; 
     const existing = await containerBlobs.lookup();
     checkBlobWrite(existing, { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
     const staging = await readStaging(ctx, blob);
-    const record = staging.record ?? { gen: randomHex(8), count: 0, sinceMs: ctx.clock.nowMs() };
+    const record = staging.record ?? { gen: randomHex(8, ctx.random), count: 0, sinceMs: ctx.clock.nowMs() };
     const idBytes = await stagedIdBytes(ctx, blob, record);
     // Azure: every block id of a blob has one length; a block of another length than the uncommitted ones is refused.
     if (idBytes !== null && idBytes !== id.length) throw new FrontendError('InvalidBlobOrBlock', `block id of ${id.length} bytes; the blob's uncommitted blocks have ${idBytes}`);

@@ -38,7 +38,7 @@ async function rewrite(ctx: BlobServiceContext, loaded: LoadedContainer, record:
 export async function createContainer(ctx: BlobServiceContext, op: Op.CreateContainer): Promise<WriteResult> {
   return withRetry(ctx, async () => {
     if (await readContainer(ctx, op.account, op.container) !== null) throw new FrontendError('ContainerAlreadyExists', `container ${op.container} exists`);
-    const record: ContainerRecord = { inc: randomHex(8), metadata: metadataPairs(op.metadata), publicAccess: op.publicAccess, identifiers: [], lease: null };
+    const record: ContainerRecord = { inc: randomHex(8, ctx.random), metadata: metadataPairs(op.metadata), publicAccess: op.publicAccess, identifiers: [], lease: null };
     const result = await ctx.tables.transact([putOp(containerKey(op.account, op.container), encodeContainer(record), null)]);
     return written(result.etags, result.lastModifiedMs);
   });

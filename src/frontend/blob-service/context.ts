@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { blobWriteAttemptsMax } from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import type { Clock } from '../../util/clock.ts';
+import type { Random } from '../../util/random.ts';
 import { StorageError, isStorageError } from '../../util/errors.ts';
 import type { Column } from '../../wire/partition-row.ts';
 import { FrontendError } from '../errors.ts';
@@ -33,6 +34,8 @@ export interface BlobServiceContext {
   readonly tables: BlobTables;
   readonly clock: Clock;
   readonly stats: BlobServiceStats;
+  /** Source of new container/staging/append ids (the simulator's seeded one); node:crypto if absent. */
+  readonly random?: Random;
 }
 
 const raceCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);
@@ -62,8 +65,8 @@ export function putOp(key: Buffer, columns: readonly Column[], row: LiveRow | nu
   return { kind: 'put', key, columns, ...rowCondition(row) };
 }
 
-export function randomHex(bytes: number): string {
-  return randomBytes(bytes).toString('hex');
+export function randomHex(bytes: number, random?: Random): string {
+  return (random?.bytes(bytes) ?? randomBytes(bytes)).toString('hex');
 }
 
 // ---- containers ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 // Fault model: see context.ts; nothing here retries a write whose outcome is unknown.
 
 import type { Clock } from '../../util/clock.ts';
+import type { Random } from '../../util/random.ts';
 import type { CorsRulesLookup } from '../cors.ts';
 import type { PublicAccessLookup } from '../auth/authorizer.ts';
 import type { StoredPolicyLookup } from '../auth/sas.ts';
@@ -41,6 +42,8 @@ import { snapshotBlob } from './snapshots.ts';
 export interface PartitionBlobBackendOptions {
   readonly tables: BlobTables;
   readonly clock: Clock;
+  /** New ids from this source (a seeded simulation); node:crypto if absent. */
+  readonly random?: Random;
 }
 
 export class PartitionBlobBackend implements BlobBackend {
@@ -59,7 +62,7 @@ export class PartitionBlobBackend implements BlobBackend {
   readonly sweeper: ContainerSweeper;
 
   constructor(options: PartitionBlobBackendOptions) {
-    const ctx: BlobServiceContext = { tables: options.tables, clock: options.clock, stats: this.#stats };
+    const ctx: BlobServiceContext = { tables: options.tables, clock: options.clock, stats: this.#stats, ...(options.random === undefined ? {} : { random: options.random }) };
     this.sweeper = new ContainerSweeper(ctx);
     this.service = {
       getBlobServiceProperties: (op) => getBlobServiceProperties(ctx, op.account),

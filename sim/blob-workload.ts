@@ -1,0 +1,330 @@
+// The Blob workload (docs/simulation.md, "Workload"): in part of the runs, writers speak Azure
+// Blob operations to the front end's logic, PartitionBlobBackend (src/frontend/blob-service), over
+// the same PartitionClient, so the blob schema (blob rows, staging and uncommitted blocks, block
+// lists, snapshots), its data GC and splits at blob boundaries all run under the fault model.
+//
+// Every blob's content is a run of self-checking payloads (sim/payload.ts) that share one
+// (writer, sequence): Put Blob writes one, Put Block + Put Block List writes one per block, so a
+// read is checked on its own (every part whole, in order, one identity) and then against the
+// ledger as the version (writer, sequence, part 0). Each blob has one writer, whose operations are
+// serial, so a blob's history is a line; the ledger's order is the writer's round (the blob service
+// does not expose partition sequence numbers). Snapshots are ledger keys of their own: created by
+// Snapshot Blob when the blob's state is certain, removed by Delete Blob (snapshots included).
+//
+// Outcomes: a FrontendError with a 4xx meaning (a condition, BlobNotFound, …) is failed, nothing
+// applied; InternalError / ServerBusy / OperationTimedOut and every StorageError are indeterminate
+// (an operation is several partition calls; which one failed is not visible from here).
+// Invariants: bounded (opsMax, opDeadlineMs per call); randomness from stamp.random('blob-workload').
+import { PartitionBlobBackend } from '../src/frontend/blob-service/partition-blob-backend.ts';
+import type { CallContext, RequestBody } from '../src/frontend/blob-backend.ts';
+import { isFrontendError } from '../src/frontend/errors.ts';
+import type { AccountName, BlobName, BlockId, ContainerName, SnapshotId } from '../src/frontend/model.ts';
+import type { Conditions } from '../src/frontend/operation.ts';
+import type { PartitionClient } from '../src/partition/partition-client.ts';
+import type { Random } from '../src/util/random.ts';
+import { describe } from './faults.ts';
+import type { Ledger } from './ledger.ts';
+import { generatePayload, payloadHeaderBytes, payloadKey, verifyPayload } from './payload.ts';
+import type { PayloadId } from './payload.ts';
+import type { SimProcess } from './process.ts';
+import type { SimStamp } from './stamp.ts';
+import type { Attempt, FinalRead } from './workload.ts';
+
+export interface BlobWorkloadOptions {
+  readonly writers: number;
+  readonly opsMax: number;
+  readonly blobsPerWriter: number;
+  readonly thinkMsMax: number;
+  readonly opDeadlineMs: number;
+}
+
+export const defaultBlobWorkloadOptions: BlobWorkloadOptions = { writers: 2, opsMax: 120, blobsPerWriter: 5, thinkMsMax: 400, opDeadlineMs: 60_000 };
+
+export interface BlobWorkloadFigures {
+  readonly opsByKind: Record<string, number>;
+  readsChecked: number;
+  bytesVerified: number;
+  listingsChecked: number;
+}
+
+const account = 'simaccount' as AccountName;
+const container = 'simcontainer' as ContainerName;
+/** Writer ids of blob payloads start here, apart from the partition workload's writers. */
+const writerBase = 100;
+const indeterminateCodes = new Set(['InternalError', 'ServerBusy', 'OperationTimedOut']);
+const noConditions: Conditions = {};
+
+function callContext(): CallContext {
+  return { requestId: 'sim', principal: { kind: 'sharedKey' }, createOnly: false, signal: new AbortController().signal };
+}
+
+function requestBody(bytes: Buffer): RequestBody {
+  return {
+    length: bytes.length,
+    async *[Symbol.asyncIterator]() {
+      for (let offset = 0; offset < bytes.length; offset += 64 * 1024) yield bytes.subarray(offset, offset + 64 * 1024);
+      await Promise.resolve();
+    },
+  };
+}
+
+async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+/** Splits a blob's content into its payloads: the identity of part 0 and the part count, or why not. */
+export function verifyBlobContent(bytes: Buffer): { ok: true; id: PayloadId; parts: number } | { ok: false; why: string } {
+  let offset = 0;
+  let first: PayloadId | null = null;
+  let parts = 0;
+  while (offset < bytes.length) {
+    if (bytes.length - offset < payloadHeaderBytes) return { ok: false, why: `${bytes.length - offset} stray bytes at ${offset}` };
+    const length = bytes.readUInt32BE(offset + 16);
+    if (length < payloadHeaderBytes || offset + length > bytes.length) return { ok: false, why: `part ${parts} at ${offset} claims ${length} bytes` };
+    const verdict = verifyPayload(bytes.subarray(offset, offset + length));
+    if (!verdict.ok) return { ok: false, why: `part ${parts} at ${offset}: ${verdict.why}` };
+    if (verdict.id.part !== parts || (first !== null && (verdict.id.writer !== first.writer || verdict.id.sequence !== first.sequence))) {
+      return { ok: false, why: `part ${parts} at ${offset} is ${payloadKey(verdict.id)}` };
+    }
+    first ??= verdict.id;
+    parts += 1;
+    offset += length;
+  }
+  if (first === null) return { ok: false, why: 'empty content' };
+  return { ok: true, id: first, parts };
+}
+
+export class BlobWorkload {
+  readonly violations: string[] = [];
+  readonly figures: BlobWorkloadFigures = { opsByKind: {}, readsChecked: 0, bytesVerified: 0, listingsChecked: 0 };
+  private readonly stamp: SimStamp;
+  private readonly process: SimProcess;
+  private readonly backend: PartitionBlobBackend;
+  private readonly ledger: Ledger;
+  private readonly options: BlobWorkloadOptions;
+  private readonly random: Random;
+  /** Parts written per version (payloadKey of part 0). */
+  private readonly partsOf = new Map<string, number>();
+  /** Snapshot ledger keys per blob. */
+  private readonly snapshotsOf = new Map<string, string[]>();
+  private readonly rounds: number[] = [];
+  private opsDone = 0;
+
+  constructor(stamp: SimStamp, options: { process: SimProcess; tables: PartitionClient; ledger: Ledger; workload: BlobWorkloadOptions; random: Random }) {
+    this.stamp = stamp;
+    this.process = options.process;
+    this.backend = new PartitionBlobBackend({ tables: options.tables, clock: options.process.clock, random: options.random });
+    this.ledger = options.ledger;
+    this.options = options.workload;
+    this.random = stamp.random('blob-workload');
+  }
+
+  async run(): Promise<void> {
+    await this.createContainer();
+    await Promise.all(Array.from({ length: this.options.writers }, (_, writer) => this.writer(writer)));
+  }
+
+  /** One backend call, bounded, with its outcome classified. */
+  private async attempt<T>(work: (backend: PartitionBlobBackend) => Promise<T>): Promise<Attempt<T>> {
+    let timer: { cancel(): void } | null = null;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = this.stamp.clock.setTimer(this.options.opDeadlineMs, () => resolve('timeout'));
+    });
+    try {
+      const value = await Promise.race([this.process.run(() => work(this.backend)), timeout]);
+      if (value === 'timeout') return { kind: 'indeterminate', code: 'client.timeout', message: `no answer within ${this.options.opDeadlineMs} ms` };
+      return { kind: 'ok', value };
+    } catch (error) {
+      if (isFrontendError(error) && !indeterminateCodes.has(error.code)) return { kind: 'failed', code: error.code, message: error.message };
+      return { kind: 'indeterminate', code: isFrontendError(error) ? error.code : 'storage', message: describe(error) };
+    } finally {
+      (timer as { cancel(): void } | null)?.cancel();
+    }
+  }
+
+  private async createContainer(): Promise<void> {
+    for (let attempt = 0; attempt < 60; attempt++) {
+      const result = await this.attempt((backend) => backend.container.createContainer({ kind: 'CreateContainer', account, container, metadata: new Map(), publicAccess: null }, callContext()));
+      if (result.kind === 'ok' || (result.kind === 'failed' && result.code === 'ContainerAlreadyExists')) return;
+      await this.stamp.clock.sleep(2_000);
+    }
+    this.violations.push('blob workload: the container could not be created in 60 attempts');
+  }
+
+  private async writer(writer: number): Promise<void> {
+    this.rounds[writer] = 0;
+    while (this.opsDone < this.options.opsMax) {
+      this.opsDone += 1;
+      const name = `bw${writer}/blob${this.random.int(this.options.blobsPerWriter)}`;
+      const roll = this.random.int(100);
+      if (roll < 25) await this.count('put-blob', this.putBlob(writer, name));
+      else if (roll < 45) await this.count('put-block-list', this.putBlockList(writer, name));
+      else if (roll < 70) await this.count('get-blob', this.readBlob(name).then(() => undefined));
+      else if (roll < 80) await this.count('delete-blob', this.deleteBlob(writer, name));
+      else if (roll < 90) await this.count('snapshot-blob', this.snapshotBlob(writer, name));
+      else await this.count('list-blobs', this.listBlobs(writer));
+      await this.stamp.clock.sleep(this.random.int(this.options.thinkMsMax + 1));
+    }
+  }
+
+  private async count(kind: string, work: Promise<void>): Promise<void> {
+    this.figures.opsByKind[kind] = (this.figures.opsByKind[kind] ?? 0) + 1;
+    await work;
+  }
+
+  private nextRound(writer: number): number {
+    const next = (this.rounds[writer] ?? 0) + 1;
+    this.rounds[writer] = next;
+    return next;
+  }
+
+  private blobRef(name: string): { account: AccountName; container: ContainerName; blob: BlobName; conditions: Conditions } {
+    return { account, container, blob: name as BlobName, conditions: noConditions };
+  }
+
+  /** A version's parts: (writer, round) with parts 0..count-1, sizes from the seed. */
+  private parts(writer: number, round: number, count: number, sizeMax: number): Buffer[] {
+    const id = { writer: writerBase + writer, sequence: round, part: 0 };
+    this.partsOf.set(payloadKey(id), count);
+    return Array.from({ length: count }, (_, part) => generatePayload({ ...id, part }, payloadHeaderBytes + this.random.int(sizeMax)));
+  }
+
+  /** Records an outcome; an acknowledged put carries its ETag (the ledger's "certainly live"). */
+  private settle(key: string, version: ReturnType<Ledger['begin']>, result: Attempt<{ readonly etag?: string } | null>): void {
+    this.stamp.trace(`blob ${version.kind} ${key} ${result.kind === 'ok' ? `acked@${version.round}` : `${result.kind}:${result.code}`}`);
+    if (result.kind === 'ok') this.ledger.settle(version, { status: 'acked', commitSequence: version.round, etag: version.kind === 'put' ? result.value?.etag ?? 'acked' : null });
+    else this.ledger.settle(version, { status: result.kind });
+  }
+
+  private async putBlob(writer: number, name: string): Promise<void> {
+    const round = this.nextRound(writer);
+    const [content] = this.parts(writer, round, 1, this.random.int(10) === 0 ? 600 * 1024 : 48 * 1024);
+    if (content === undefined) return;
+    const version = this.ledger.begin({ key: name, kind: 'put', payload: { writer: writerBase + writer, sequence: round, part: 0 }, round });
+    const result = await this.attempt((backend) => backend.blockBlob.putBlob({
+      kind: 'PutBlob', ...this.blobRef(name), contentLength: content.length, httpHeaders: {}, metadata: new Map(), tags: [],
+    }, requestBody(content), callContext()));
+    this.settle(name, version, result);
+  }
+
+  /** Stages 1-4 blocks (Put Block), then commits them in order (Put Block List, Latest). */
+  private async putBlockList(writer: number, name: string): Promise<void> {
+    const round = this.nextRound(writer);
+    const blocks = this.parts(writer, round, 1 + this.random.int(4), 32 * 1024);
+    const ids = blocks.map((_, index) => Buffer.from(`r${round.toString().padStart(6, '0')}b${index}`, 'latin1').toString('base64') as BlockId);
+    for (const [index, block] of blocks.entries()) {
+      const id = ids[index] ?? ('' as BlockId);
+      const staged = await this.attempt((backend) => backend.blockBlob.putBlock({ kind: 'PutBlock', ...this.blobRef(name), blockId: id, contentLength: block.length }, requestBody(block), callContext()));
+      if (staged.kind !== 'ok') return; // nothing committed: the blob is unchanged
+    }
+    const version = this.ledger.begin({ key: name, kind: 'put', payload: { writer: writerBase + writer, sequence: round, part: 0 }, round });
+    const list = ids.map((id) => ({ kind: 'Latest' as const, id }));
+    const result = await this.attempt((backend) => backend.blockBlob.putBlockList({
+      kind: 'PutBlockList', ...this.blobRef(name), contentLength: 0, httpHeaders: {}, metadata: new Map(), tags: [],
+    }, list, callContext()));
+    this.settle(name, version, result);
+  }
+
+  private async deleteBlob(writer: number, name: string): Promise<void> {
+    const round = this.nextRound(writer);
+    const keys = [name, ...(this.snapshotsOf.get(name) ?? [])];
+    const versions = keys.map((key) => this.ledger.begin({ key, kind: 'delete', payload: null, round }));
+    const result = await this.attempt((backend) => backend.blob.deleteBlob({ kind: 'DeleteBlob', ...this.blobRef(name), deleteSnapshots: 'include' }, callContext()).then(() => null));
+    if (result.kind === 'ok') this.snapshotsOf.delete(name);
+    // BlobNotFound: nothing was there to delete, which is the state the delete wanted.
+    const settled: Attempt<null> = result.kind === 'failed' && result.code === 'BlobNotFound' ? { kind: 'ok', value: null } : result;
+    for (const [index, version] of versions.entries()) this.settle(keys[index] ?? name, version, settled);
+  }
+
+  /** Snapshot Blob while the blob's state is certain: the snapshot must hold that version forever. */
+  private async snapshotBlob(writer: number, name: string): Promise<void> {
+    if (this.ledger.certainState(name)?.kind !== 'live') return;
+    const acked = this.ledger.versions(name).filter((v) => v.status === 'acked');
+    const latest = acked.reduce<(typeof acked)[number] | null>((best, v) => (best === null || (v.commitSequence ?? 0) > (best.commitSequence ?? 0) ? v : best), null);
+    if (latest === null || latest.payload === null) return;
+    const round = this.nextRound(writer);
+    const result = await this.attempt((backend) => backend.blob.snapshotBlob({ kind: 'SnapshotBlob', ...this.blobRef(name), metadata: new Map() }, callContext()));
+    if (result.kind !== 'ok') return;
+    const key = `${name}?snapshot=${result.value.snapshot}`;
+    const version = this.ledger.begin({ key, kind: 'put', payload: latest.payload, round });
+    this.settle(key, version, result);
+    this.snapshotsOf.set(name, [...(this.snapshotsOf.get(name) ?? []), key]);
+    await this.readBlob(key);
+  }
+
+  /** Lists the writer's blobs and compares with the ledger (the writer is serial: all settled). */
+  private async listBlobs(writer: number): Promise<void> {
+    const prefix = `bw${writer}/`;
+    const seen = new Set<string>();
+    let marker: string | undefined;
+    for (let page = 0; page < 50; page++) {
+      const result = await this.attempt((backend) => backend.container.listBlobs({
+        kind: 'ListBlobs', account, container, prefix, maxResults: 1 + this.random.int(4), include: new Set(), ...(marker === undefined ? {} : { marker }),
+      }, callContext()));
+      if (result.kind !== 'ok') return;
+      for (const blob of result.value.blobs) seen.add(blob.name);
+      if (result.value.nextMarker === null) break;
+      marker = result.value.nextMarker;
+    }
+    this.figures.listingsChecked += 1;
+    for (const key of this.ledger.allKeys().filter((candidate) => candidate.startsWith(prefix) && !candidate.includes('?'))) {
+      const state = this.ledger.certainState(key);
+      if (state !== null && state.kind === 'live' && !seen.has(key)) this.violations.push(`List Blobs ${prefix} misses ${key} (acknowledged)`);
+      if (state?.kind === 'absent' && seen.has(key)) this.violations.push(`List Blobs ${prefix} shows ${key}, which certainly does not exist`);
+    }
+  }
+
+  // ---- reads ------------------------------------------------------------------------------------
+
+  private async getContent(key: string): Promise<Attempt<Buffer | null>> {
+    const [name = key, snapshot] = key.split('?snapshot=');
+    return this.attempt(async (backend) => {
+      try {
+        const content = await backend.blob.getBlob({
+          kind: 'GetBlob', ...this.blobRef(name), rangeGetContentMd5: false, ...(snapshot === undefined ? {} : { snapshot: snapshot as SnapshotId }),
+        }, callContext());
+        return await collect(content.body);
+      } catch (error) {
+        if (isFrontendError(error, 'BlobNotFound')) return null;
+        throw error;
+      }
+    });
+  }
+
+  /** Reads a blob (or snapshot) and judges it on its own and against the ledger. */
+  private async readBlob(key: string): Promise<void> {
+    const startTick = this.ledger.tick();
+    const got = await this.getContent(key);
+    if (got.kind !== 'ok') return;
+    const judged = this.judge(key, got.value);
+    if (judged.kind === 'corrupt') {
+      this.violations.push(`${key}: corrupt content served: ${judged.why}`);
+      return;
+    }
+    if (judged.kind !== 'row' && judged.kind !== 'absent') return;
+    this.figures.readsChecked += 1;
+    const violation = this.ledger.checkRead(key, startTick, judged.kind === 'absent' ? null : { sequence: judged.sequence, payload: judged.payload });
+    if (violation !== null) this.violations.push(violation);
+  }
+
+  private judge(key: string, bytes: Buffer | null): FinalRead {
+    if (bytes === null) return { kind: 'absent' };
+    const verdict = verifyBlobContent(bytes);
+    if (!verdict.ok) return { kind: 'corrupt', why: verdict.why };
+    const expected = this.partsOf.get(payloadKey(verdict.id));
+    if (expected !== verdict.parts) return { kind: 'corrupt', why: `${payloadKey(verdict.id)} has ${verdict.parts} parts, ${expected ?? 'none'} were written` };
+    this.figures.bytesVerified += bytes.length;
+    // The ledger orders a blob's versions by the writer's round (= the payload's sequence).
+    const version = this.ledger.versions(key).find((v) => v.payload !== null && payloadKey(v.payload) === payloadKey(verdict.id));
+    return { kind: 'row', payload: verdict.id, sequence: version?.round ?? 0 };
+  }
+
+  /** The final check's read of one blob or snapshot. */
+  async readForCheck(key: string): Promise<FinalRead> {
+    const got = await this.getContent(key);
+    if (got.kind !== 'ok') return { kind: 'unavailable', why: got.message };
+    return this.judge(key, got.value);
+  }
+}
