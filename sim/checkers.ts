@@ -47,6 +47,9 @@ export function zeroCheckFigures(): CheckFigures {
 /** Final reads are retried this often (the stamp just healed; a partition may be reloading). */
 const finalReadAttempts = 6;
 const finalReadPauseMs = 5_000;
+/** Every partition must be served within this many polls of servedPollMs after recovery. */
+const servedAttempts = 60;
+const servedPollMs = 1_000;
 
 /** Every key holds its newest acknowledged version or a later indeterminate one, byte-exact. */
 export async function checkObjects(stamp: SimStamp, workload: FinalReader, ledger: Ledger, figures: CheckFigures): Promise<string[]> {
@@ -192,7 +195,7 @@ export async function checkProtection(operator: StampOperator, nodes: readonly E
  * in the MetaStore under the lease it holds (a server that lost its lease must take a new one and
  * serve again, or its ranges pile up on the others), and every partition of the map is served.
  */
-export async function checkPartitionServers(operator: StampOperator, servers: readonly PartitionServerRole[], figures: CheckFigures): Promise<string[]> {
+export async function checkPartitionServers(stamp: SimStamp, operator: StampOperator, servers: readonly PartitionServerRole[], figures: CheckFigures): Promise<string[]> {
   const violations: string[] = [];
   for (const role of servers) {
     const server = role.server;
@@ -204,10 +207,20 @@ export async function checkPartitionServers(operator: StampOperator, servers: re
       violations.push(`liveness: ${role.name} is up but not registered after recovery (its lease ${server.leaseId}, the MetaStore's ${lease ?? 'none'})`);
     }
   }
-  const current = await operator.within(readMap(operator.metaStore)).catch(() => null);
-  const serving = new Set(servers.flatMap((role) => role.server?.servingPartitions() ?? []));
-  for (const entry of current?.map.partitions ?? []) {
-    if (!serving.has(entry.partitionId)) violations.push(`liveness: partition ${entry.partitionId} is not served after recovery (owner ${entry.owner?.serverId ?? 'none'})`);
-  }
+  violations.push(...await everyPartitionServed(stamp, operator, servers));
   return violations;
+}
+
+/** The manager may still be moving a range (a lease that ran out in the recovery window): wait, bounded. */
+async function everyPartitionServed(stamp: SimStamp, operator: StampOperator, servers: readonly PartitionServerRole[]): Promise<string[]> {
+  let unserved: string[] = [];
+  for (let attempt = 0; attempt < servedAttempts; attempt++) {
+    const current = await operator.within(readMap(operator.metaStore)).catch(() => null);
+    const serving = new Set(servers.flatMap((role) => role.server?.servingPartitions() ?? []));
+    unserved = (current?.map.partitions ?? []).filter((entry) => !serving.has(entry.partitionId))
+      .map((entry) => `liveness: partition ${entry.partitionId} is not served after recovery (owner ${entry.owner?.serverId ?? 'none'}, epoch ${entry.ownerEpoch})`);
+    if (current !== null && unserved.length === 0) return [];
+    await stamp.clock.sleep(servedPollMs);
+  }
+  return unserved.length === 0 ? ['liveness: the partition map could not be read after recovery'] : unserved;
 }

@@ -183,7 +183,7 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
       if (blobs !== null) violations.push(...await checkObjects(stamp, blobs, blobLedger, checks));
       violations.push(...await checkStreams(operator, roles.nodes, checks));
       violations.push(...await checkProtection(operator, roles.nodes, checks));
-      violations.push(...await checkPartitionServers(operator, roles.partitionServers, checks));
+      violations.push(...await checkPartitionServers(stamp, operator, roles.partitionServers, checks));
     };
     await stamp.drive(finalChecks(), 'final checks', options.recoveryMsMax + 3_600_000);
   } catch (error) {
