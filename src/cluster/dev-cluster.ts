@@ -305,7 +305,7 @@ async function startTier(tier: readonly Planned[], addresses: StartedAddresses, 
     const startMs = Date.now();
     planned.process = await RoleProcess.start({
       name: planned.name, command: planned.command, args: planned.args(addresses), logPath: join(options.dataDirectory, 'logs', `${planned.name}.log`),
-      ready: planned.ready, readyTimeoutMs: options.readyTimeoutMs, stopTimeoutMs: options.stopTimeoutMs, pollMs,
+      ready: planned.ready, readyTimeoutMs: options.readyTimeoutMs, stopTimeoutMs: options.stopTimeoutMs, pollMs, abort: options.signal,
     });
     await waitAdminReady(planned, options);
     done++;
@@ -329,6 +329,7 @@ async function waitAdminReady(planned: Planned, options: DevClusterOptions): Pro
     const probe = await probeReadyz(admin, probeTimeoutMs);
     if (probe.state === 'ready') return;
     if (child.exit !== null) throw new StorageError('config.invalid', `${planned.name} exited (${describeExit(child.exit)}) before /readyz said ready: ${probe.reason}`);
+    if (options.signal?.aborted === true) throw new StorageError('config.invalid', `${planned.name}: start interrupted by a signal`);
     if (Date.now() > deadlineMs) throw new StorageError('config.invalid', `${planned.name} not ready within ${options.readyTimeoutMs} ms: ${probe.reason}`);
     await new Promise((resolve) => setTimeout(resolve, pollMs * 4));
   }

@@ -36,6 +36,8 @@ export interface RoleProcessOptions {
   readonly readyTimeoutMs: number;
   readonly stopTimeoutMs: number;
   readonly pollMs: number;
+  /** Aborted: stop waiting for readiness (the child is killed, start rejects). */
+  readonly abort?: AbortSignal | undefined;
 }
 
 export interface ExitStatus {
@@ -132,6 +134,7 @@ async function waitReady(options: RoleProcessOptions, exited: Promise<ExitStatus
     if (ended !== null) {
       throw new StorageError('config.invalid', `${options.name} exited (${describeExit(ended)}) before it was ready; the end of ${options.logPath}:\n${await logTail(options.logPath, logStartBytes)}`);
     }
+    if (options.abort?.aborted === true) throw new StorageError('config.invalid', `${options.name}: start interrupted by a signal`);
     if (Date.now() > deadlineMs) {
       throw new StorageError('config.invalid', `${options.name} was not ready within ${options.readyTimeoutMs} ms; the end of ${options.logPath}:\n${await logTail(options.logPath, logStartBytes)}`);
     }

@@ -130,10 +130,13 @@ describe('kura dev-cluster', () => {
     assert.equal(await readBack(again, written), written.size, 'every blob written before the restart reads back byte-exact');
 
     const endpoints = state.topology.etcdMembers.map((member) => `http://127.0.0.1:${member.clientPort}`).join(',');
-    const status = await runKura(['status', '--etcd', endpoints]);
-    t.diagnostic(`kura status --etcd (exit ${status.code}):\n${status.stdout}`);
+    const status = await runKura(['status', '--etcd', endpoints, '--json']);
     assert.equal(status.code, 0, status.stdout + status.stderr);
-    assert.match(status.stdout, /^etcd3\b.*READY/m);
+    const report = JSON.parse(status.stdout) as { healthy: boolean; leader: { leader: string | null }; processes: { name: string; state: string }[] };
+    t.diagnostic(`kura status --etcd --json: healthy ${report.healthy}, leader ${report.leader.leader}, ${report.processes.map((p) => `${p.name} ${p.state}`).join(', ')}`);
+    assert.equal(report.healthy, true);
+    assert.equal(report.leader.leader, 'c1');
+    assert.deepEqual(report.processes.map((p) => p.name), ['etcd1', 'etcd2', 'etcd3', 'c1', 'en1', 'en2', 'en3', 'ps1', 'fe1', 'balancer']);
     assert.equal(await second.stop(), 0, second.stdout);
   });
 });
