@@ -32,7 +32,7 @@ const exitNoStamp = 2;
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description('Show every process of a stamp: role, address, readiness (admin /readyz, etcd /health) and which controller leads. Exits 1 if anything is down or no controller leads.')
+    .description('Show every process of a stamp: role, address, readiness (admin /readyz, etcd /health) and which controller leads. Exits 0 when every process is ready and a controller leads, 1 if anything is down or none leads, 2 when there is no stamp to ask (or a bad flag).')
     .option('--data <dir>', 'a `kura dev-cluster` data directory (reads its cluster.json; works while etcd is down)')
     .option('--etcd <urls>', 'comma-separated etcd client URLs (reads the process list published there)')
     .option('--timeout-ms <ms>', 'time each probe may take', '3000')
