@@ -22,6 +22,8 @@ import type { BlockCache, BlockRows, RunReader } from './run-reader.ts';
 export interface SourceCursor {
   key(): string | null;
   row(): RowRecord | null;
+  /** The current row in the row codec if the source holds it encoded (runs), else null. */
+  encoded(): Buffer | null;
   seek(key: string, inclusive: boolean): Promise<void>;
   next(): Promise<void>;
   /** Moves to the next key if that needs no I/O (true); otherwise moves nothing (false). */
@@ -46,6 +48,10 @@ export class MemtableCursor implements SourceCursor {
   row(): RowRecord | null {
     const key = this.key();
     return key === null ? null : this.memtable.get(key) ?? null;
+  }
+
+  encoded(): Buffer | null {
+    return null;
   }
 
   seek(key: string, inclusive: boolean): Promise<void> {
@@ -90,6 +96,10 @@ export class RunCursor implements SourceCursor {
 
   row(): RowRecord | null {
     return this.block?.row(this.index) ?? null;
+  }
+
+  encoded(): Buffer | null {
+    return this.block?.encodedAt(this.index) ?? null;
   }
 
   async seek(key: string, inclusive: boolean): Promise<void> {
@@ -139,9 +149,14 @@ export class MergeCursor {
 
   /** The newest version at key() (a live row or a tombstone). */
   row(): RowRecord | null {
+    return this.newest()?.row() ?? null;
+  }
+
+  /** The newest version at key(): its source (row() decodes it; encoded() gives a run's bytes). */
+  newest(): SourceCursor | null {
     if (this.currentKey === null) return null;
     for (const source of this.sources) {
-      if (source.key() === this.currentKey) return source.row();
+      if (source.key() === this.currentKey) return source;
     }
     return null;
   }

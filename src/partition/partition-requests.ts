@@ -86,7 +86,7 @@ async function transact(partition: Partition, request: ServedRequest): Promise<R
 async function scan(partition: Partition, request: ServedRequest): Promise<RpcResponse> {
   const parsed = parseHeader(partitionRequests['partition.scan'], request.header, 'partition.scan');
   const bound = (text: string | undefined, what: string): { [name: string]: Buffer } => (text === undefined ? {} : { [what]: decodeKey(text, what) });
-  const page = await partition.scan({
+  const page = await partition.scanEncoded({
     limit: parsed.limit,
     ...bound(parsed.start, 'start'), ...bound(parsed.end, 'end'), ...bound(parsed.prefix, 'prefix'), ...bound(parsed.delimiter, 'delimiter'),
     ...(parsed.continuation === undefined ? {} : { continuation: parsed.continuation }),

@@ -13,7 +13,7 @@ import { partitionBatchMutationsMax, partitionKeyBytesMax, partitionRowBytesMax,
 import { StorageError } from '../util/errors.ts';
 import { decodeRow, encodeRow } from '../wire/partition-row.ts';
 import type { Column, RowRecord } from '../wire/partition-row.ts';
-import type { LiveRow, ScanItem } from './partition-scan.ts';
+import type { EncodedScanItem, LiveRow, ScanItem } from './partition-scan.ts';
 
 const base64Key = z.string().min(1).max(Math.ceil(partitionKeyBytesMax / 3) * 4 + 4);
 const base64Bound = z.string().max(Math.ceil(partitionKeyBytesMax / 3) * 4 + 4);
@@ -116,16 +116,17 @@ export function decodeRows(body: Buffer, countMax: number): RowRecord[] {
   return rows;
 }
 
-export function encodeScanItems(items: readonly ScanItem[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const item of items) {
-    const bytes = item.kind === 'row' ? encodeRow(item.row) : item.prefix;
-    const head = Buffer.alloc(5);
-    head.writeUInt8(item.kind === 'row' ? 1 : 2, 0);
-    head.writeUInt32BE(bytes.length, 1);
-    parts.push(head, bytes);
+/** Scan items into one body: a row goes as its row codec bytes (an encoded item as it is). */
+export function encodeScanItems(items: readonly (ScanItem | EncodedScanItem)[]): Buffer {
+  const encoded = items.map((item) => (item.kind === 'row' ? encodeRow(item.row) : item.kind === 'encoded' ? item.bytes : item.prefix));
+  const body = Buffer.allocUnsafe(encoded.reduce((sum, bytes) => sum + 5 + bytes.length, 0));
+  let offset = 0;
+  for (const [index, bytes] of encoded.entries()) {
+    offset = body.writeUInt8(items[index]?.kind === 'prefix' ? 2 : 1, offset);
+    offset = body.writeUInt32BE(bytes.length, offset);
+    offset += bytes.copy(body, offset);
   }
-  return Buffer.concat(parts);
+  return body;
 }
 
 export function decodeScanItems(body: Buffer): ScanItem[] {

@@ -11,13 +11,36 @@
 // returned only if some live row lies under it.
 // Fault model: run block reads may throw; the page then fails whole (no partial page).
 import { assert } from '../util/assert.ts';
+import { encodedRowIsTombstone, encodeRow } from '../wire/partition-row.ts';
 import type { RowRecord } from '../wire/partition-row.ts';
 import type { Continuation } from './continuation-token.ts';
-import type { MergeCursor } from './cursors.ts';
+import type { MergeCursor, SourceCursor } from './cursors.ts';
 
 export type LiveRow = Extract<RowRecord, { kind: 'live' }>;
 
-export type ScanItem = { readonly kind: 'row'; readonly row: LiveRow } | { readonly kind: 'prefix'; readonly prefix: Buffer };
+export type ScanItem = { readonly kind: 'row'; readonly row: LiveRow } | PrefixItem;
+
+/** A scan item as the RPC sends it: a live row in the row codec (no decode and re-encode), or a prefix. */
+export type EncodedScanItem = { readonly kind: 'encoded'; readonly bytes: Buffer } | PrefixItem;
+
+/**
+ * What a scan makes of the newest version at a key: an item, or null for a tombstone.
+ * `decodedRows` (the engine's callers) decodes it; `encodedRows` (the server) passes a run's bytes
+ * through and encodes only memtable rows.
+ */
+export type RowItem<T> = (source: SourceCursor) => T | null;
+
+export const decodedRows: RowItem<{ readonly kind: 'row'; readonly row: LiveRow }> = (source) => {
+  const row = source.row();
+  return row?.kind === 'live' ? { kind: 'row', row } : null;
+};
+
+export const encodedRows: RowItem<{ readonly kind: 'encoded'; readonly bytes: Buffer }> = (source) => {
+  const bytes = source.encoded();
+  if (bytes !== null) return encodedRowIsTombstone(bytes) ? null : { kind: 'encoded', bytes };
+  const row = source.row();
+  return row?.kind === 'live' ? { kind: 'encoded', bytes: encodeRow(row) } : null;
+};
 
 export interface ScanBounds {
   /** latin1 keys. */
@@ -29,23 +52,26 @@ export interface ScanBounds {
   readonly examinedMax: number;
 }
 
-export interface ScanResult {
-  readonly items: ScanItem[];
+export type PrefixItem = { readonly kind: 'prefix'; readonly prefix: Buffer };
+
+export interface ScanResult<T> {
+  readonly items: (T | PrefixItem)[];
   readonly next: Continuation | null;
   readonly examined: number;
 }
 
-export async function scanPage(merge: MergeCursor, bounds: ScanBounds): Promise<ScanResult> {
+export async function scanPage<T>(merge: MergeCursor, bounds: ScanBounds, rowItem: RowItem<T>): Promise<ScanResult<T>> {
   assert(bounds.limit >= 1 && bounds.examinedMax >= 1, 'a scan page returns or examines at least one entry');
-  const items: ScanItem[] = [];
+  const items: ScanResult<T>['items'] = [];
   let examined = 0;
   await merge.seek(bounds.start.key, bounds.start.inclusive);
   for (let key = merge.key(); key !== null && (bounds.end === null || key < bounds.end); key = merge.key()) {
     if (items.length >= bounds.limit || examined >= bounds.examinedMax) return { items, next: { key, inclusive: true }, examined };
     examined += 1;
-    const row = merge.row();
-    assert(row !== null, 'a positioned merge has a row');
-    const group = row.kind === 'tombstone' ? null : delimiterGroup(key, bounds);
+    const source = merge.newest();
+    assert(source !== null, 'a positioned merge has a row');
+    const item = rowItem(source);
+    const group = item === null ? null : delimiterGroup(key, bounds);
     if (group !== null) {
       items.push({ kind: 'prefix', prefix: Buffer.from(group, 'latin1') });
       const after = successor(group);
@@ -53,7 +79,7 @@ export async function scanPage(merge: MergeCursor, bounds: ScanBounds): Promise<
       await merge.seek(after, true);
       continue;
     }
-    if (row.kind === 'live') items.push({ kind: 'row', row });
+    if (item !== null) items.push(item);
     // step(): no promise and no await unless a source must read its next block (most rows).
     const moving = merge.step();
     if (moving !== null) await moving;

@@ -56,7 +56,8 @@ import { LruCache } from './lru-cache.ts';
 import { Memtable } from './memtable.ts';
 import { loadPartition } from './partition-load.ts';
 import type { ReplayStats } from './partition-load.ts';
-import { scanPage, successor } from './partition-scan.ts';
+import { decodedRows, encodedRows, scanPage, successor } from './partition-scan.ts';
+import type { EncodedScanItem, PrefixItem, RowItem } from './partition-scan.ts';
 import type { LiveRow, ScanItem } from './partition-scan.ts';
 import type { PartitionStreamIds, PartitionStreams } from './partition-streams.ts';
 import type { BlockCache, BlockRows, RunReader } from './run-reader.ts';
@@ -84,8 +85,8 @@ export interface ScanOptions {
   readonly continuation?: string;
 }
 
-export interface ScanPage {
-  readonly items: readonly ScanItem[];
+export interface ScanPage<T = ScanItem> {
+  readonly items: readonly T[];
   readonly continuation: string | null;
 }
 
@@ -351,7 +352,16 @@ export class Partition {
   }
 
   /** One page of rows (and delimiter prefixes) in key order; pass `continuation` for the next. */
-  async scan(options: ScanOptions): Promise<ScanPage> {
+  scan(options: ScanOptions): Promise<ScanPage> {
+    return this.scanWith(options, decodedRows);
+  }
+
+  /** scan() with rows in the row codec, as runs hold them (the server sends them on as they are). */
+  scanEncoded(options: ScanOptions): Promise<ScanPage<EncodedScanItem>> {
+    return this.scanWith(options, encodedRows);
+  }
+
+  private async scanWith<T>(options: ScanOptions, rowItem: RowItem<T>): Promise<ScanPage<T | PrefixItem>> {
     this.checkUsable();
     const shape = checkScanOptions(options);
     const fingerprint = scanFingerprint(shape);
@@ -366,7 +376,7 @@ export class Partition {
     const result = await scanPage(new MergeCursor(this.sources()), {
       start, end, prefixLength: prefix.length, delimiter: options.delimiter?.toString('latin1') ?? null,
       limit: options.limit, examinedMax: this.limits.scanExaminedMax,
-    });
+    }, rowItem);
     return { items: result.items, continuation: result.next === null ? null : encodeContinuation(result.next, fingerprint) };
   }
 

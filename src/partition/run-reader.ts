@@ -38,6 +38,11 @@ export class BlockRows {
     const bytes = this.encoded[index];
     return bytes === undefined ? null : decodeRow(bytes);
   }
+
+  /** The row at `index` as its block holds it (row codec bytes, a view), or null past the end. */
+  encodedAt(index: number): Buffer | null {
+    return this.encoded[index] ?? null;
+  }
 }
 
 export type BlockCache = LruCache<string, BlockRows>;

@@ -335,6 +335,11 @@ export function encodedRowKey(bytes: Buffer): Buffer {
   return reader.take(keyBytes);
 }
 
+/** True if an encoded row (checked when it was read: a block's CRC and framing) is a tombstone. */
+export function encodedRowIsTombstone(bytes: Uint8Array): boolean {
+  return ((bytes[1] ?? 0) & 1) === 1;
+}
+
 /** Decodes exactly one row occupying all of `bytes`. */
 export function decodeRow(bytes: Uint8Array): RowRecord {
   if (bytes.length > partitionRowBytesMax) {
