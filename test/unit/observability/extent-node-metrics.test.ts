@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { extentSyncIntervalMs } from '../../../src/constants.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { ExtentNodeMetrics } from '../../../src/observability/extent-node-metrics.ts';
 import { SimNetwork } from '../../../src/rpc/sim-network.ts';
@@ -228,7 +229,7 @@ describe('ExtentNodeMetrics: disk failure and damaged replicas', () => {
       disk.failNext({ operation: 'sync', path: (await disk.list('extents')).map((name) => `extents/${name}`)[0] ?? '', code: 'io.eio' });
       await h.drive(h.client.append(stream.streamId, record(0, 1024)));
       assert.equal(await metricValue(h.registry, 'kura_extent_node_failed', { node: 'en2' }), 0, 'the append was acknowledged from the journal');
-      await h.drive(h.clock.sleep(200)); // the background extent sync runs and fails; no request follows
+      await h.drive(h.clock.sleep(extentSyncIntervalMs + 100)); // the background extent sync runs and fails; no request follows
       assert.equal(await metricValue(h.registry, 'kura_extent_node_failed', { node: 'en2' }), 1);
       assert.equal(await metricValue(h.registry, 'kura_extent_node_ready', { node: 'en2' }), 0);
       assert.equal(h.nodes.get('en2')?.ready, false);
