@@ -146,6 +146,11 @@ export class ClusterController {
     return this.state.kind === 'leading' ? this.state.term.streamManager : null;
   }
 
+  /** The partition manager of the term this controller leads (it campaigns for pm/leader itself). */
+  currentPartitionManager(): PartitionManager | null {
+    return this.state.kind === 'leading' ? this.state.term.partitionManager : null;
+  }
+
   /** Steps down if leading (a standby takes over at once), stops campaigning, closes the port. */
   async stop(): Promise<void> {
     this.stopping = true;
