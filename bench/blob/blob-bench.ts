@@ -12,6 +12,7 @@ import type { ProgressSink } from '../lib/progress.ts';
 import { evaluateGoals, goalRows, lossTotals } from './goals.ts';
 import { measureMachineLimits, type MachineLimits } from './limits.ts';
 import { PeerUnavailableError, devAccountKey, type BenchPeer } from './peer.ts';
+import { clusterWorkloads, devClusterPeer, isClusterPeer } from './cluster-peer.ts';
 import { azuritePeer, kuraServePeer, nullServerPeer } from './peers.ts';
 import type { BlobProfile } from './profiles.ts';
 import { chartInput, describeRun, limitRows, tableRows, withRatios } from './report.ts';
@@ -26,7 +27,14 @@ export const allPeers: Readonly<Record<string, () => BenchPeer>> = {
   'azurite-disk': () => azuritePeer('disk'),
   'azurite-memory': () => azuritePeer('memory'),
   'null-server': () => nullServerPeer(),
+  'kura-cluster-1fe': () => devClusterPeer(1),
+  'kura-cluster-2fe': () => devClusterPeer(2),
 };
+
+/** The workloads a peer runs: every one, except a dev cluster's few cells (cluster-peer.ts). */
+export function peerSpecs(name: string, specs: readonly WorkloadSpec[]): WorkloadSpec[] {
+  return isClusterPeer(name) ? specs.filter(clusterWorkloads) : [...specs];
+}
 
 export function checkPeerNames(names: readonly string[]): void {
   for (const name of names) if (!(name in allPeers)) throw new Error(`unknown peer ${name}; peers: ${Object.keys(allPeers).join(', ')}`);
@@ -34,7 +42,8 @@ export function checkPeerNames(names: readonly string[]): void {
 
 /** Progress steps of one blob run: the limits, then one start and one step per workload per peer. */
 export function blobBenchSteps(profile: BlobProfile, peerNames: readonly string[]): number {
-  return 2 * (profile.sizesBytes.length + 1) + peerNames.length * (workloadSpecs(profile).length + 1);
+  const specs = workloadSpecs(profile);
+  return 2 * (profile.sizesBytes.length + 1) + peerNames.reduce((steps, name) => steps + peerSpecs(name, specs).length + 1, 0);
 }
 
 function portOf(connectionString: string): number {
@@ -105,8 +114,9 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
     const factory = allPeers[name];
     if (factory === undefined) continue;
     const before = progress.done;
-    const outcome = await runPeer(factory(), profile, specs, progress);
-    progress.skipTo(before + specs.length + 1);
+    const ownSpecs = peerSpecs(name, specs);
+    const outcome = await runPeer(factory(), profile, ownSpecs, progress);
+    progress.skipTo(before + ownSpecs.length + 1);
     peers.push(outcome.status);
     results.push(...outcome.results);
   }

@@ -35,6 +35,7 @@ interface GoalDefinition {
 
 const KiB = 1024;
 const kuraPeers = ['kura-1disk', 'kura-3disk'] as const;
+const clusterPeers = ['kura-cluster-1fe', 'kura-cluster-2fe'] as const;
 
 function cell(kind: 'put' | 'get', sizeBytes: number, concurrency: number): (result: RatedResult) => boolean {
   return (result) => result.kind === kind && result.sizeBytes === sizeBytes && result.concurrency === concurrency;
@@ -74,6 +75,17 @@ export const goalDefinitions: readonly GoalDefinition[] = [
   {
     goal: 'large download ≥ 70% of null server', peers: kuraPeers, select: (result) => result.kind === 'big-download',
     measure: 'MiB/s ÷ null-server', ratioOf: (ratios) => ratios.toNullServer, target: 0.7, conditions: () => [],
+  },
+  // The dev cluster (issue 6's performance goals, bench/README.md): 3 replicas over TCP between
+  // processes must keep at least half the embedded default's Put rate, and a second front end
+  // must carry at least half a front end's worth of extra Gets (1.5× with 2; linear would be 2×).
+  {
+    goal: 'dev cluster Put Blob 64 KiB ×16 ≥ 50% of kura serve (3 disks), 0 lost', peers: clusterPeers, select: cell('put', 64 * KiB, 16),
+    measure: 'ops/s ÷ kura-3disk', ratioOf: (ratios) => ratios.clusterToEmbedded, target: 0.5, conditions: (result) => [noLoss(result)],
+  },
+  {
+    goal: 'dev cluster Get Blob 64 KiB ×16 scales with front ends: 2 ≥ 1.5× 1', peers: ['kura-cluster-2fe'], select: cell('get', 64 * KiB, 16),
+    measure: 'ops/s ÷ kura-cluster-1fe', ratioOf: (ratios) => ratios.toOneFrontend, target: 1.5, conditions: () => [],
   },
 ];
 

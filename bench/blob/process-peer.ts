@@ -73,8 +73,19 @@ export class ProcessPeer implements BenchPeer {
   }
 
   sample(): ProcessSample {
+    return readProcessSample(this.serverPid);
+  }
+
+  /** The pid of the process this peer spawned (for a cluster: its supervisor). */
+  protected get serverPid(): number {
     if (this.server === null) throw new Error(`${this.name} is not running`);
-    return readProcessSample(this.server.pid);
+    return this.server.pid;
+  }
+
+  /** The peer's temporary data directory, kept across kill -9 and restart. */
+  protected get dataDirectory(): string {
+    if (this.context === null) throw new Error(`${this.name} not started`);
+    return this.context.dataDirectory;
   }
 
   private async launch(): Promise<PeerEndpoint> {

@@ -8,6 +8,11 @@ import type { WorkloadResult } from './results.ts';
 
 export const nullServerPeerName = 'null-server';
 export const azuriteDiskPeerName = 'azurite-disk';
+/** The embedded default a dev cluster is compared with: `kura serve` with 3 disks (3 replicas). */
+export const embeddedDefaultPeerName = 'kura-3disk';
+/** Dev-cluster peers are named kura-cluster-<n>fe (cluster-peer.ts); 1 front end is the scaling baseline. */
+export const clusterPeerPrefix = 'kura-cluster-';
+export const clusterOneFrontendPeerName = `${clusterPeerPrefix}1fe`;
 
 export interface RatioSet {
   /** This peer's rate ÷ the null server's for the same workload; null for the null server. */
@@ -17,6 +22,10 @@ export interface RatioSet {
   readonly machineLimit: 'fsync-append' | 'sequential-read' | null;
   /** Kura rows only: Kura's rate ÷ Azurite-on-disk's for the same workload. */
   readonly kuraToAzurite: number | null;
+  /** Dev-cluster rows only: the cluster's rate ÷ the embedded default's (kura-3disk). */
+  readonly clusterToEmbedded: number | null;
+  /** Dev-cluster rows with more than one front end: rate ÷ the 1-front-end cluster's. */
+  readonly toOneFrontend: number | null;
 }
 
 /** numerator ÷ denominator, or null when either is missing, not finite, or the divisor ≤ 0. */
@@ -77,6 +86,9 @@ export function computeRatios(result: WorkloadResult, all: readonly WorkloadResu
   const same = (peer: string): WorkloadResult | undefined => all.find((other) => other.peer === peer && other.workload === result.workload);
   const nullServer = result.peer === nullServerPeerName ? undefined : same(nullServerPeerName);
   const azurite = result.peer.startsWith('kura') ? same(azuriteDiskPeerName) : undefined;
+  const isCluster = result.peer.startsWith(clusterPeerPrefix);
+  const embedded = isCluster ? same(embeddedDefaultPeerName) : undefined;
+  const oneFrontend = isCluster && result.peer !== clusterOneFrontendPeerName ? same(clusterOneFrontendPeerName) : undefined;
   const limit = machineLimitRate(result, limits, blockBytes);
   const rate = primaryRate(result);
   return {
@@ -84,6 +96,8 @@ export function computeRatios(result: WorkloadResult, all: readonly WorkloadResu
     toMachineLimit: limit === null ? null : ratio(rate, limit.rate),
     machineLimit: limit?.kind ?? null,
     kuraToAzurite: azurite === undefined ? null : ratio(rate, primaryRate(azurite)),
+    clusterToEmbedded: embedded === undefined ? null : ratio(rate, primaryRate(embedded)),
+    toOneFrontend: oneFrontend === undefined ? null : ratio(rate, primaryRate(oneFrontend)),
   };
 }
 

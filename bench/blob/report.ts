@@ -37,6 +37,8 @@ export function tableRows(results: readonly (WorkloadResult & { ratios: RatioSet
     '÷ null server': fixed(result.ratios.toNullServer, 2),
     '÷ limit': result.ratios.toMachineLimit === null ? '' : `${fixed(result.ratios.toMachineLimit, 3)} ${result.ratios.machineLimit === 'fsync-append' ? 'fsync' : 'read'}`,
     'kura ÷ azurite': fixed(result.ratios.kuraToAzurite, 2),
+    'cluster ÷ kura-3disk': fixed(result.ratios.clusterToEmbedded, 2),
+    '÷ 1 front end': fixed(result.ratios.toOneFrontend, 2),
   }));
   for (const peer of peers) {
     if (peer.status === 'unavailable') rows.push({ workload: '—', peer: peer.name, 'ops/s': `not available in this build: ${peer.reason}` });

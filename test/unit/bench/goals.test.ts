@@ -6,7 +6,7 @@ import { evaluateGoals, goalRows, lossTotals, type RatedResult } from '../../../
 import type { RatioSet } from '../../../bench/blob/ratios.ts';
 import type { DurabilityResult, WorkloadKind } from '../../../bench/blob/results.ts';
 
-const noRatios: RatioSet = { toNullServer: null, toMachineLimit: null, machineLimit: null, kuraToAzurite: null };
+const noRatios: RatioSet = { toNullServer: null, toMachineLimit: null, machineLimit: null, kuraToAzurite: null, clusterToEmbedded: null, toOneFrontend: null };
 
 function checked(acknowledged: number, missing: number): DurabilityResult {
   return { kind: 'checked', acknowledged, missing, different: 0, unreadable: 0, method: 'read-back', restartMs: 1 };
@@ -59,6 +59,20 @@ describe('blob benchmark goals', () => {
       row({ peer: 'kura-1disk', kind: 'big-download', sizeBytes: 1 << 28, concurrency: 1, ratios: { toNullServer: 0.5 } }),
     ]);
     assert.deepEqual(verdicts.map((verdict) => verdict.met), [true, false]);
+  });
+
+  it('holds the dev cluster Put to half the embedded default with 0 lost, and its Get to 1.5× with 2 front ends', () => {
+    const verdicts = evaluateGoals([
+      row({ peer: 'kura-cluster-1fe', kind: 'put', sizeBytes: 65536, concurrency: 16, ratios: { clusterToEmbedded: 0.6 }, durability: checked(50, 0) }),
+      row({ peer: 'kura-cluster-2fe', kind: 'put', sizeBytes: 65536, concurrency: 16, ratios: { clusterToEmbedded: 0.4 }, durability: checked(50, 0) }),
+      row({ peer: 'kura-cluster-1fe', kind: 'get', sizeBytes: 65536, concurrency: 16 }),
+      row({ peer: 'kura-cluster-2fe', kind: 'get', sizeBytes: 65536, concurrency: 16, ratios: { toOneFrontend: 1.6 } }),
+    ]);
+    assert.deepEqual(verdicts.map((verdict) => [verdict.peer, verdict.measure, verdict.met]), [
+      ['kura-cluster-1fe', 'ops/s ÷ kura-3disk', true],
+      ['kura-cluster-2fe', 'ops/s ÷ kura-3disk', false],
+      ['kura-cluster-2fe', 'ops/s ÷ kura-cluster-1fe', true],
+    ]);
   });
 
   it('totals acknowledged writes lost after kill -9 per durable peer', () => {

@@ -49,14 +49,28 @@ describe('blob benchmark ratios', () => {
       result({ peer: 'azurite-disk', workload: 'put 4 KiB ×1', kind: 'put', ops: 1 }),
     ];
     const [kura, azurite, nullServer] = all.map((row) => computeRatios(row, all, limits, 8 << 20));
-    assert.deepEqual(kura, { toNullServer: 0.5, toMachineLimit: 0.8, machineLimit: 'fsync-append', kuraToAzurite: 4 });
-    assert.deepEqual(azurite, { toNullServer: 0.125, toMachineLimit: 0.2, machineLimit: 'fsync-append', kuraToAzurite: null });
-    assert.deepEqual(nullServer, { toNullServer: null, toMachineLimit: 1.6, machineLimit: 'fsync-append', kuraToAzurite: null });
+    assert.deepEqual(kura, { toNullServer: 0.5, toMachineLimit: 0.8, machineLimit: 'fsync-append', kuraToAzurite: 4, clusterToEmbedded: null, toOneFrontend: null });
+    assert.deepEqual(azurite, { toNullServer: 0.125, toMachineLimit: 0.2, machineLimit: 'fsync-append', kuraToAzurite: null, clusterToEmbedded: null, toOneFrontend: null });
+    assert.deepEqual(nullServer, { toNullServer: null, toMachineLimit: 1.6, machineLimit: 'fsync-append', kuraToAzurite: null, clusterToEmbedded: null, toOneFrontend: null });
+  });
+
+  it('compares a dev cluster with the embedded default (3 disks) and with the 1-front-end cluster', () => {
+    const all = [
+      result({ peer: 'kura-3disk', workload: 'put 64 KiB ×16', kind: 'put', ops: 400 }),
+      result({ peer: 'kura-cluster-1fe', workload: 'put 64 KiB ×16', kind: 'put', ops: 200 }),
+      result({ peer: 'kura-cluster-2fe', workload: 'put 64 KiB ×16', kind: 'put', ops: 300 }),
+    ];
+    const [embedded, one, two] = all.map((row) => computeRatios(row, all, limits, 8 << 20));
+    assert.equal(embedded?.clusterToEmbedded, null);
+    assert.equal(one?.clusterToEmbedded, 0.5);
+    assert.equal(one?.toOneFrontend, null);
+    assert.equal(two?.clusterToEmbedded, 0.75);
+    assert.equal(two?.toOneFrontend, 1.5);
   });
 
   it('compares large downloads with the sequential read of one block, and leaves listings without a limit', () => {
     const download = result({ peer: 'azurite-disk', workload: 'download', kind: 'big-download', ops: 0.2, mib: 600 });
-    assert.deepEqual(computeRatios(download, [download], limits, 8 << 20), { toNullServer: null, toMachineLimit: 0.25, machineLimit: 'sequential-read', kuraToAzurite: null });
+    assert.deepEqual(computeRatios(download, [download], limits, 8 << 20), { toNullServer: null, toMachineLimit: 0.25, machineLimit: 'sequential-read', kuraToAzurite: null, clusterToEmbedded: null, toOneFrontend: null });
     const list = result({ peer: 'azurite-disk', workload: 'list', kind: 'list', ops: 1, items: 3000 });
     assert.equal(computeRatios(list, [list], limits, 8 << 20).toMachineLimit, null);
   });
