@@ -19,7 +19,7 @@ import { chartInput, describeRun, limitRows, tableRows, withRatios } from './rep
 import type { PeerStatus, WorkloadResult } from './results.ts';
 import { SdkBlobClient } from './sdk-client.ts';
 import { renderBarChart } from './svg-chart.ts';
-import { runWorkload, specLabel, workloadSpecs, type WorkloadSpec } from './workloads.ts';
+import { runWorkload, specLabel, warmUp, workloadSpecs, type WorkloadSpec } from './workloads.ts';
 
 export const allPeers: Readonly<Record<string, () => BenchPeer>> = {
   'kura-1disk': () => kuraServePeer(1),
@@ -65,6 +65,7 @@ async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly Wo
     const sdk = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 });
     const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
     const session = { peer, profile, port: portOf(endpoint.connectionString), accountKey: devAccountKey, sdk, setup };
+    await warmUp(session);
     for (const [index, spec] of specs.entries()) {
       progress.step(`${peer.name}: ${specLabel(spec, profile)}`);
       const t0 = performance.now();

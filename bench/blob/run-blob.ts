@@ -1,4 +1,4 @@
-// `node bench/blob/run-blob.ts --profile quick|full [--peers a,b]` (npm run bench:blob): the
+// `node bench/blob/run-blob.ts --profile quick|full [--peers a,b] [--loop-seconds S]` (npm run bench:blob): the
 // blob benchmark of issue 5 alone (`npm run bench` runs it after the stream benchmarks). The
 // work is in blob-bench.ts: machine limits, then every workload against each peer it starts
 // itself (Kura's embedded default with 1 and 3 disks, Azurite on disk and in memory, the null
@@ -10,11 +10,19 @@ import { allPeers, blobBenchSteps, checkPeerNames, printBlobTables, runBlobBench
 import { installChildCleanup, killAllChildren } from './child-server.ts';
 import { blobProfiles, parseProfileName, type BlobProfile } from './profiles.ts';
 
+/**
+ * --loop-seconds replaces the profile's time bound of each put/get loop (quick: 1 s, whose
+ * ~50 Put Blobs on a slow peer are one or two waves of 16): longer loops for the few peers of
+ * a comparison on a loaded machine. The count and byte bounds still apply.
+ */
 function parseOptions(): { profile: BlobProfile; peerNames: string[] } {
-  const { values } = parseArgs({ options: { profile: { type: 'string' }, peers: { type: 'string' } } });
+  const { values } = parseArgs({ options: { profile: { type: 'string' }, peers: { type: 'string' }, 'loop-seconds': { type: 'string' } } });
   const peerNames = values.peers === undefined ? Object.keys(allPeers) : values.peers.split(',');
   checkPeerNames(peerNames);
-  return { profile: blobProfiles[parseProfileName(values.profile)], peerNames };
+  const profile = blobProfiles[parseProfileName(values.profile)];
+  const loopSeconds = values['loop-seconds'] === undefined ? null : Number(values['loop-seconds']);
+  if (loopSeconds !== null && !(loopSeconds > 0 && loopSeconds <= 60)) throw new Error(`--loop-seconds must be a number of seconds in (0, 60], got ${values['loop-seconds']}`);
+  return { profile: loopSeconds === null ? profile : { ...profile, durationMs: loopSeconds * 1000 }, peerNames };
 }
 
 installChildCleanup();
