@@ -313,6 +313,31 @@ export const requestBodyIdleTimeoutMs = 60_000;
  * budget is spent, so 1,024 connections uploading at once cannot hold 1,024 × 4 MiB. */
 export const frontendBodyBytesMax = 256 * MiB;
 
+/** Copy sources outside Kura (docs/copy-sources.md, "Limits"): a front end fetches them with no
+ * redirect, connecting within 10 s, a response head within 30 s and no gap in the body longer than
+ * 30 s; a Copy Blob From URL / Put Block From URL fetch ends within 5 min (256 MiB at 1 MiB/s), an
+ * asynchronous Copy Blob within 2 h (5000 MiB at ~0.7 MiB/s). */
+export const copySourceConnectTimeoutMs = 10_000;
+export const copySourceHeadersTimeoutMs = 30_000;
+export const copySourceIdleTimeoutMs = 30_000;
+export const copySourceSyncTimeoutMs = 5 * 60_000;
+export const copySourceAsyncTimeoutMs = 2 * 60 * 60_000;
+
+/** Azure: Copy Blob From URL copies sources of at most 256 MiB. */
+export const copyFromUrlBytesMax = 256 * MiB;
+
+/** Copy sources one front end fetches at once (each holds at most one 4 MiB append chunk, so
+ * 16 × ~5 MiB beside frontendBodyBytesMax); past it 503 ServerBusy. */
+export const copySourceFetchesMax = 16;
+
+/** A copy source's response head (undici's maxHeaderSize): Azure's heads are ~1-2 KiB. */
+export const copySourceHeaderBytesMax = 16 * KiB;
+
+/** An asynchronous copy rewrites its pending row with its progress this often; a pending row not
+ * rewritten for copyPendingStallMs belongs to a front end that stopped or died and reads as failed. */
+export const copyProgressIntervalMs = 2_000;
+export const copyPendingStallMs = 60_000;
+
 /** Connections served at once by one front end; past it new ones wait in the kernel backlog. */
 export const frontendConnectionsMax = 1024;
 

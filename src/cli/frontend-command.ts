@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { frontendDrainTimeoutMs } from '../constants.ts';
+import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-service/copy-source-policy.ts';
 import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
 import { AdminServer, parseListenAddress, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
@@ -19,13 +20,15 @@ import { TcpNetwork } from '../rpc/tcp-network.ts';
 import { ClusterFrontend, type FrontendPhase } from '../stamp/cluster-frontend.ts';
 import { SystemClock } from '../util/clock.ts';
 import { waitForSignal } from './process-lifecycle.ts';
-import { etcdUrls, hostPort, loadRoleConfig, logLevel, positiveInteger, roleAction } from './role-config.ts';
+import { copySourceRules, etcdUrls, hostPort, loadRoleConfig, logLevel, positiveInteger, roleAction } from './role-config.ts';
+import { collect } from './serve-command.ts';
 
 const frontendConfig = z.object({
   etcd: etcdUrls,
   listen: hostPort,
   admin: hostPort.optional(),
   drainTimeoutMs: positiveInteger,
+  copySourceAllow: copySourceRules.optional(),
   logLevel,
 });
 type FrontendConfig = z.infer<typeof frontendConfig>;
@@ -39,6 +42,7 @@ export function registerFrontendCommand(program: Command): void {
     .option('--listen <addr>', 'host:port of the Blob endpoint (required; no TLS, so loopback or a private network; port 0 picks one, logged as "frontend listening")')
     .option('--admin <addr>', 'host:port of the admin HTTP server (no authentication): /metrics, /healthz, /readyz (200 once the partition map is readable and the accounts are loaded; 503 while starting or draining)')
     .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long requests in flight may take to finish before they are cut', String(frontendDrainTimeoutMs))
+    .option('--copy-source-allow <rule>', 'hosts copy operations may fetch sources from, outside this endpoint (repeatable, or a list in --config): public (default: public addresses only), none, any, a CIDR or host[:port]. The --admin address and the etcd endpoints are always refused. docs/copy-sources.md', collect)
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(roleAction('frontend', async (command) => {
       await runFrontend(await loadRoleConfig(command, frontendConfig));
@@ -60,7 +64,9 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
     const network = new TcpNetwork({ clock });
     try {
       const { host, port } = parseListenAddress(config.listen);
-      frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port });
+      const denied = [...(config.admin === undefined ? [] : [config.admin]), ...config.etcd.map((url) => new URL(url).host)];
+      const copySource = { policy: parseCopySourcePolicy(config.copySourceAllow ?? copySourceAllowDefault, denied) };
+      frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port, copySource });
       if (await frontend.start(abort.signal)) await stopRequested;
       await frontend.drain(config.drainTimeoutMs);
     } finally {

@@ -37,6 +37,10 @@ export const etcdUrls = list(z.string().regex(/^https?:\/\/[^\s/,]+\/?$/, 'expec
 /** host:port addresses: "a:1,b:2" or an array. */
 export const addressList = list(hostPort, 'host:port address');
 
+/** --copy-source-allow rules (docs/copy-sources.md): "public,10.0.0.0/8" or an array; each is
+ * parsed again (and refused with its reason) by parseCopySourcePolicy. */
+export const copySourceRules = list(z.string().regex(/^[A-Za-z0-9.:[\]/-]{1,256}$/, 'expected public, none, any, a CIDR or host[:port]'), 'copy source rule');
+
 /** A positive safe integer, from a flag's text or a JSON number. */
 export const positiveInteger = z.union([z.number(), z.string().regex(/^\d+$/, 'expected a positive integer').transform(Number)], { error: 'expected a positive integer' })
   .pipe(z.number().int('expected a positive integer').min(1, 'expected a positive integer').max(Number.MAX_SAFE_INTEGER));

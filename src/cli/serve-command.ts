@@ -18,6 +18,7 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { stampStopTimeoutMs } from '../constants.ts';
+import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-service/copy-source-policy.ts';
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
 import { developmentAccountKey, developmentAccountName } from '../stamp/account-store.ts';
@@ -39,6 +40,7 @@ interface ServeFlags {
   readonly blobHost?: string;
   readonly blobPort: string;
   readonly admin?: string;
+  readonly copySourceAllow?: readonly string[];
   readonly logLevel: string;
 }
 
@@ -66,6 +68,7 @@ export function registerServeCommand(program: Command): void {
     .option('--blob-host <host>', 'same as --host (the Blob endpoint\'s address); wins over --host if both are given')
     .option('--blob-port <port>', `port of the Blob endpoint (Azurite's); the queue (${queuePortReserved}) and table (${tablePortReserved}) ports are reserved for those services, not served yet`, String(blobPortDefault))
     .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback): GET /metrics (Prometheus text of the stream layer), GET /healthz (200 while the process is alive), GET /readyz (200 once the stamp serves, else 503)')
+    .option('--copy-source-allow <rule>', 'hosts Copy Blob / Copy Blob From URL / Put Block From URL may fetch sources from, outside this endpoint (repeatable): public (default: public addresses only), none, any, a CIDR (127.0.0.1/32) or host[:port]. The --admin address is always refused. docs/copy-sources.md', collect)
     .option('--log-level <level>', 'pino log level of the JSON logs on stderr: fatal, error, warn, info, debug, trace', 'warn')
     .action(async (flags: ServeFlags) => {
       await reportingErrors('serve', () => runServe(flags));
@@ -84,7 +87,8 @@ async function runServe(flags: ServeFlags): Promise<void> {
   let stamp: EmbeddedStamp | null = null;
   const admin = flags.admin === undefined ? null : await AdminServer.start({ address: flags.admin, registry, logger, readiness: () => readiness(stamp) });
   try {
-    stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, registry, role: 'serve' });
+    const copySource = { policy: parseCopySourcePolicy(flags.copySourceAllow ?? copySourceAllowDefault, flags.admin === undefined ? [] : [flags.admin]) };
+    stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, registry, role: 'serve', copySource });
     // key1 as stored: the published key unless an operator rotated it.
     const key = stamp.accounts.get(developmentAccountName)?.key1.toString('base64') ?? developmentAccountKey;
     printBanner({ disks, host, port: stamp.blobPort ?? port, readyMs: stamp.startup.totalMs, key });

@@ -71,6 +71,9 @@ export function blobHeaders(p: BlobProperties): Record<string, string> {
     ['x-ms-blob-committed-block-count', p.committedBlockCount?.toString()], ['x-ms-blob-sealed', p.sealed?.toString()],
     ['x-ms-tag-count', p.tagCount?.toString()], ['x-ms-copy-id', p.copy?.id], ['x-ms-copy-status', p.copy?.status],
     ['x-ms-copy-source', p.copy?.source], ['x-ms-copy-progress', p.copy?.progress],
+    ['x-ms-copy-completion-time', p.copy?.completedOn?.toUTCString()],
+    // Header values cannot carry line breaks; the description is Kura's own text (bounded when stored).
+    ['x-ms-copy-status-description', p.copy?.statusDescription?.replace(/[^\x20-\x7e]/g, ' ')],
   ];
   const headers: Record<string, string> = {
     etag: p.etag, 'last-modified': p.lastModified.toUTCString(), 'x-ms-creation-time': p.createdOn.toUTCString(),

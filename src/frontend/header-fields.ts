@@ -206,7 +206,18 @@ export function parseCopySource(headers: HeaderMap): CopySource {
     throw invalidHeader('x-ms-copy-source', raw.slice(0, 256), 'not an http(s) URL');
   }
   const authorization = headers.get('x-ms-copy-source-authorization');
-  return { url: url.href, ...(authorization === undefined ? {} : { authorization }) };
+  // Azure accepts only an OAuth bearer token here; it is forwarded as is, never logged.
+  if (authorization !== undefined && !/^Bearer [\x21-\x7e]{1,8192}$/.test(authorization)) {
+    throw invalidHeader('x-ms-copy-source-authorization', 'Bearer …', 'only the Bearer scheme is supported');
+  }
+  return { url: url.href, local: sameAuthority(url, headers.get('host')), ...(authorization === undefined ? {} : { authorization }) };
+}
+
+/** Whether a URL names the endpoint the request reached (its Host header; the front end speaks
+ * plain HTTP, so an https URL is never this endpoint). URL.host already dropped a default port. */
+function sameAuthority(url: URL, host: string | undefined): boolean {
+  if (host === undefined || url.protocol !== 'http:') return false;
+  return url.host.toLowerCase() === host.trim().toLowerCase().replace(/:80$/, '');
 }
 
 export function optionalInteger(headers: HeaderMap, name: string, min: number, max: number): number | undefined {

@@ -262,6 +262,11 @@ export class FrontendServer {
       headers['content-length'] = String(Buffer.byteLength(body));
     }
     if (!exchange.bodyRead) headers.connection = 'close';
+    // A copy source's own answer, also as Azure's response headers (docs/copy-sources.md).
+    for (const [name, value] of mapped.details) {
+      if (name === 'CopySourceStatusCode') headers['x-ms-copy-source-status-code'] = value;
+      if (name === 'CopySourceErrorCode') headers['x-ms-copy-source-error-code'] = value.replace(/[^\x21-\x7e]/g, '');
+    }
     response.writeHead(mapped.spec.status, headers);
     response.end(body);
   }

@@ -47,7 +47,11 @@ export interface BlobRef {
 /** A copy source: an absolute http(s) URL (Kura or elsewhere), validated for shape only. */
 export interface CopySource {
   readonly url: string;
+  /** x-ms-copy-source-authorization (Bearer only), forwarded to a source outside Kura. */
   readonly authorization?: string;
+  /** The URL's authority is the request's Host: a blob of this endpoint, read from the partition
+   * layer; otherwise the source is fetched over HTTP (docs/copy-sources.md). */
+  readonly local: boolean;
 }
 
 export type ListContainersInclude = 'metadata' | 'deleted' | 'system';

@@ -240,7 +240,8 @@ function routePut(input: RouteInput, base: BlobBase): Operation {
       sourceConditions: parseConditions(headers, 'x-ms-source-'), tags: parseTagsHeader(headers),
     };
     if (optionalBoolean(headers, 'x-ms-requires-sync')) {
-      return noBodyThen(input, { kind: 'CopyBlobFromURL', ...common, ...optionalMd5(headers, 'x-ms-source-content-md5') });
+      const sourceMd5 = optionalMd5(headers, 'x-ms-source-content-md5').contentMd5;
+      return noBodyThen(input, { kind: 'CopyBlobFromURL', ...common, ...(sourceMd5 === undefined ? {} : { sourceContentMd5: sourceMd5 }) });
     }
     const sourceLease = optionalLeaseId(headers, 'x-ms-source-lease-id');
     return noBodyThen(input, { kind: 'CopyBlob', ...common, ...(sourceLease.leaseId === undefined ? {} : { sourceLeaseId: sourceLease.leaseId }) });

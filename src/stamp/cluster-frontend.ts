@@ -25,7 +25,8 @@ import { AssertionFailure } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
 import { isStorageError } from '../util/errors.ts';
 import { AccountStore } from './account-store.ts';
-import { assembleFrontend, listenFrontend, type BackendFactory } from './frontend-assembly.ts';
+import type { CopySourceOptions } from '../frontend/blob-service/remote-source.ts';
+import { assembleFrontend, listenFrontend, type BackendFactory, type BackgroundTask } from './frontend-assembly.ts';
 
 export interface ClusterFrontendOptions {
   readonly metaStore: MetaStore;
@@ -37,6 +38,8 @@ export interface ClusterFrontendOptions {
   readonly port: number;
   readonly createBackend?: BackendFactory;
   readonly apiVersionLatest?: string;
+  /** Copy sources outside Kura (docs/copy-sources.md); default: public hosts only. */
+  readonly copySource?: CopySourceOptions;
 }
 
 export type FrontendPhase =
@@ -54,6 +57,8 @@ export class ClusterFrontend {
   private readonly logger: Logger;
   private state: FrontendPhase = { kind: 'waiting_for_map' };
   private server: FrontendServer | null = null;
+  /** The backend's background work (deleted-container sweep, copy transfers): runs while serving. */
+  private background: BackgroundTask | null = null;
 
   constructor(options: ClusterFrontendOptions) {
     this.options = options;
@@ -77,9 +82,13 @@ export class ClusterFrontend {
       tables, accounts, clock, logger: this.options.logger,
       ...(this.options.createBackend === undefined ? {} : { createBackend: this.options.createBackend }),
       ...(this.options.apiVersionLatest === undefined ? {} : { apiVersionLatest: this.options.apiVersionLatest }),
+      ...(this.options.copySource === undefined ? {} : { copySource: this.options.copySource }),
+      onBackground: (task) => { this.background = task; },
     });
     this.server = server;
     const port = await listenFrontend(server, this.options);
+    // Every front end sweeps: the sweep is idempotent and graveyards are claimed (container-sweep.ts).
+    this.background?.start();
     const host = this.options.host;
     const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.state = { kind: 'serving', address };
@@ -90,6 +99,7 @@ export class ClusterFrontend {
   /** Graceful stop: in-flight requests finish for at most timeoutMs, the rest are cut. */
   async drain(timeoutMs: number): Promise<{ inFlight: number; cut: number }> {
     this.state = { kind: 'draining' };
+    await this.background?.stop();
     const inFlight = this.server?.inFlight ?? 0;
     const cut = this.server === null ? 0 : (await this.server.close({ drainMs: timeoutMs })).cut;
     this.state = { kind: 'stopped' };

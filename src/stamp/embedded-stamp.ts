@@ -56,6 +56,7 @@ import { StorageError } from '../util/errors.ts';
 import { SeededRandom } from '../util/random.ts';
 import { AccountStore } from './account-store.ts';
 import { DataDirLock } from './data-dir-lock.ts';
+import type { CopySourceOptions } from '../frontend/blob-service/remote-source.ts';
 import { assembleFrontend, listenFrontend, type BackendFactory, type BackgroundTask } from './frontend-assembly.ts';
 
 export interface EmbeddedStampOptions {
@@ -72,6 +73,8 @@ export interface EmbeddedStampOptions {
   readonly role?: string;
   /** Front-end API version ceiling (x-ms-version). */
   readonly apiVersionLatest?: string;
+  /** Copy sources outside Kura (docs/copy-sources.md); default: public hosts only. */
+  readonly copySource?: CopySourceOptions;
 }
 
 export interface StartupReport {
@@ -310,6 +313,7 @@ async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring
     tables: wiring.client, accounts: wiring.accounts, clock: options.clock, logger: wiring.logger,
     ...(options.createBackend === undefined ? {} : { createBackend: options.createBackend }),
     ...(options.apiVersionLatest === undefined ? {} : { apiVersionLatest: options.apiVersionLatest }),
+    ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
     onBackground: (task) => { parts.background = task; },
   });
   parts.frontend = frontend;

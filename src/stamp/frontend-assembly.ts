@@ -15,6 +15,7 @@ import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer
 import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
 import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
 import { PartitionBlobBackend } from '../frontend/blob-service/partition-blob-backend.ts';
+import type { CopySourceOptions } from '../frontend/blob-service/remote-source.ts';
 import type { CorsRulesLookup } from '../frontend/cors.ts';
 import { FrontendServer } from '../frontend/http-server.ts';
 import type { PartitionClient } from '../partition/partition-client.ts';
@@ -42,15 +43,15 @@ export interface StampBackend {
 }
 
 /** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
-export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock }) => StampBackend;
+export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock; readonly copySource?: CopySourceOptions }) => StampBackend;
 
 /** The newest x-ms-version the front end accepts (Azurite 3.37's). */
 export const apiVersionLatestDefault = '2026-04-06';
 
 /** The Blob service over the partition layer (docs/blob-schema.md): the default backend. */
-export const partitionBlobBackend: BackendFactory = ({ tables, clock }) => {
-  const blobs = new PartitionBlobBackend({ tables, clock });
-  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules }, background: blobs.sweeper };
+export const partitionBlobBackend: BackendFactory = ({ tables, clock, copySource }) => {
+  const blobs = new PartitionBlobBackend({ tables, clock, ...(copySource === undefined ? {} : { copySource }) });
+  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules }, background: blobs.background };
 };
 
 /** A front end with no storage behind it (every operation answers 501): tests of the edge. */
@@ -67,6 +68,8 @@ export interface FrontendAssemblyOptions {
   readonly createBackend?: BackendFactory;
   /** Front-end API version ceiling (x-ms-version). */
   readonly apiVersionLatest?: string;
+  /** Copy sources outside Kura: which hosts, which limits (docs/copy-sources.md). */
+  readonly copySource?: CopySourceOptions;
   /** Receives the backend's background work, for the caller to start and stop (not started here). */
   readonly onBackground?: (task: BackgroundTask) => void;
 }
@@ -74,7 +77,7 @@ export interface FrontendAssemblyOptions {
 /** The front end over the partition layer, not listening yet. */
 export function assembleFrontend(options: FrontendAssemblyOptions): FrontendServer {
   const { clock, accounts } = options;
-  const { backend, lookups, background } = (options.createBackend ?? partitionBlobBackend)({ tables: options.tables, clock });
+  const { backend, lookups, background } = (options.createBackend ?? partitionBlobBackend)({ tables: options.tables, clock, ...(options.copySource === undefined ? {} : { copySource: options.copySource }) });
   if (background !== undefined) options.onBackground?.(background);
   const authorizer = new Authorizer({
     clock, accountKeys: (account) => accounts.keys(account), storedPolicy: lookups.storedPolicy, publicAccess: lookups.publicAccess,

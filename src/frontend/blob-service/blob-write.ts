@@ -9,7 +9,8 @@
 import type { LeaseId } from '../model.ts';
 import type { Conditions } from '../operation.ts';
 import { checkConditions, quotedEtag } from './conditions.ts';
-import type { LoadedBlob } from './context.ts';
+import { effectiveCopy, type LoadedBlob } from './context.ts';
+import { FrontendError } from '../errors.ts';
 import { checkLeaseAccess } from './lease.ts';
 import type { WriteResult } from '../blob-backend.ts';
 import type { CommitResult } from '../../partition/partition.ts';
@@ -24,6 +25,12 @@ export function checkBlobWrite(existing: LoadedBlob | null, op: BlobWriteRequest
   const conditions: Conditions = options.createOnly ? { ...op.conditions, ifNoneMatch: { kind: 'any' } } : op.conditions;
   const target = existing === null ? null : { etag: existing.etag, modifiedMs: existing.modifiedMs, tags: existing.record.tags };
   checkConditions(conditions, target, { read: false, existsCode: 'BlobAlreadyExists' });
+}
+
+/** A copy's destination: writable (lease, conditions) and with no copy pending (Azure: 409). */
+export function checkDestination(existing: LoadedBlob | null, op: BlobWriteRequest, options: { readonly nowMs: number; readonly createOnly: boolean }): void {
+  checkBlobWrite(existing, op, options);
+  if (existing !== null && effectiveCopy(existing, options.nowMs)?.status === 'pending') throw new FrontendError('PendingCopyOperation', 'the destination has a pending copy');
 }
 
 export function checkBlobRead(existing: LoadedBlob, op: BlobWriteRequest, nowMs: number): void {

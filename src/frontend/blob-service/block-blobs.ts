@@ -1,5 +1,6 @@
 // Block blob operations (docs/blob-schema.md): Put Blob, Put Block, Put Block List, Get Block
-// List, Put Block From URL, Copy Blob / Copy Blob From URL (synchronous, within Kura), Abort Copy.
+// List, Put Block From URL, Copy Blob / Copy Blob From URL from a blob of this endpoint (synchronous;
+// sources outside Kura: remote-copy.ts).
 //
 // Invariants: bytes are made durable in the data stream before any row refers to them; every
 // row change is one transaction under the partition conditions of the rows read (Put Block List:
@@ -15,7 +16,7 @@ import type { BlockWriteResult, CallContext, CopyResult, RequestBody, WriteResul
 import { FrontendError } from '../errors.ts';
 import type { BlockList, BlockListEntry } from '../model.ts';
 import type * as Op from '../operation.ts';
-import { checkBlobRead, checkBlobWrite, committed } from './blob-write.ts';
+import { checkBlobRead, checkBlobWrite, checkDestination, committed } from './blob-write.ts';
 import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockList } from './block-list.ts';
 import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
 import { appendRefs } from './content.ts';
@@ -27,24 +28,25 @@ import { quotedEtag } from './conditions.ts';
 import { copyRefs, writeBody, type WrittenData } from './data.ts';
 import { blobKey, stagingKey, uncommittedKey, uncommittedPrefix } from './keys.ts';
 import { readSource } from './copy-source.ts';
+import { redactedSource } from './copy-source-policy.ts';
 import { encodeBlob, encodeStaging, encodeUncommitted, type BlobRecord, type StagingRecord } from './records.ts';
 import { readSnapshotRow } from './snapshots.ts';
 import { readStaging, uncommittedBlocks, type UncommittedBlock } from './staging.ts';
 
 /** Writes the blob row of a new block blob version (Put Blob, Put Block List, Copy Blob). */
-async function commitBlob(ctx: BlobServiceContext, existing: LoadedBlob | null, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<WriteResult> {
+export async function commitBlob(ctx: BlobServiceContext, existing: LoadedBlob | null, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<WriteResult> {
   const full: BlobRecord = { ...record, createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), lease: existing?.record.lease ?? null };
   return committed(await commitTagged(ctx, { blob: key, before: existing?.record.tags ?? [], after: full.tags }, [putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]));
 }
 
 /** Commits under withRetry; then sweeps the blob's range if the version replaced left dead rows. */
-async function replaceBlob(ctx: BlobServiceContext, key: Buffer, attempt: () => Promise<{ result: WriteResult; replaced: LoadedBlob | null }>): Promise<WriteResult> {
+export async function replaceBlob(ctx: BlobServiceContext, key: Buffer, attempt: () => Promise<{ result: WriteResult; replaced: LoadedBlob | null }>): Promise<WriteResult> {
   const { result, replaced } = await withRetry(ctx, attempt);
   if (leavesDeadRows(replaced?.record)) await sweepBlob(ctx, key);
   return result;
 }
 
-function blockRecord(blocks: readonly CommittedBlock[], stored: BlobRecord['blockList'], fields: Pick<BlobRecord, 'headers' | 'metadata' | 'tags'> & { readonly tier?: BlobRecord['tier'] | undefined }): BlobRecord {
+export function blockRecord(blocks: readonly CommittedBlock[], stored: BlobRecord['blockList'], fields: Pick<BlobRecord, 'headers' | 'metadata' | 'tags'> & { readonly tier?: BlobRecord['tier'] | undefined }): BlobRecord {
   return {
     type: 'BlockBlob', createdMs: 0, size: blocks.reduce((sum, block) => sum + block.size, 0), headers: fields.headers, metadata: fields.metadata,
     tags: fields.tags, ...(fields.tier === undefined ? {} : { tier: fields.tier }), lease: null, blockList: stored, append: null,
@@ -69,7 +71,7 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
 }
 
 /** Commits staged bytes as the uncommitted block `blockId` (Put Block, Put Block From URL). */
-async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; readonly blockId: string; readonly leaseId?: Op.PutBlock['leaseId']; readonly conditions: Op.Conditions }, blob: Buffer, data: WrittenData, containerBlobs: { readonly lookup: () => Promise<LoadedBlob | null> }): Promise<void> {
+export async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; readonly blockId: string; readonly leaseId?: Op.PutBlock['leaseId']; readonly conditions: Op.Conditions }, blob: Buffer, data: WrittenData, containerBlobs: { readonly lookup: () => Promise<LoadedBlob | null> }): Promise<void> {
   const id = Buffer.from(op.blockId, 'base64');
   await withRetry(ctx, async () => {
     const existing = await containerBlobs.lookup();
@@ -180,7 +182,7 @@ function copiedRecord(source: LoadedBlob, data: WrittenData, key: Buffer, op: Op
   const base = {
     createdMs: 0, size: data.size, headers: source.record.headers,
     metadata: op.metadata.size === 0 ? source.record.metadata : metadataPairs(op.metadata), tags: op.tags, lease: null,
-    copy: { id: copyId, status: 'success' as const, source: op.source.url, progress: `${data.size}/${data.size}`, completedOn: new Date(nowMs) },
+    copy: { id: copyId, status: 'success' as const, source: redactedSource(op.source.url), progress: `${data.size}/${data.size}`, completedOn: new Date(nowMs) },
   };
   if (source.record.type === 'AppendBlob') {
     const sealed = source.record.append?.sealed ?? false;
@@ -193,7 +195,7 @@ function copiedRecord(source: LoadedBlob, data: WrittenData, key: Buffer, op: Op
 export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.CopyBlobFromURL, call: CallContext): Promise<CopyResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  checkBlobWrite(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+  checkDestination(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const source = await readSource(ctx, op.account, op.source, op.sourceConditions, op.kind === 'CopyBlob' ? op.sourceLeaseId : undefined);
   const data = await copyRefs(ctx.tables, { key: source.loaded.blobKey, refs: source.refs }, key, null);
   const { record, segments } = copiedRecord(source.loaded, data, key, op, ctx.clock.nowMs());
@@ -202,18 +204,8 @@ export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.Cop
   const final: BlobRecord = { ...record, blockList: list.stored };
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
-    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     return { result: await commitBlob(ctx, existing, key, final, [...segments, ...list.pages]), replaced: existing };
   });
   return { ...result, copyId: record.copy?.id ?? '', copyStatus: 'success' };
-}
-
-export async function abortCopyBlob(ctx: BlobServiceContext, op: Op.AbortCopyBlob): Promise<void> {
-  const container = await loadContainer(ctx, op.account, op.container);
-  const existing = await readBlob(ctx, container, op.blob);
-  if (existing === null) throw blobNotFound();
-  checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
-  const copy = existing.record.copy;
-  if (copy !== undefined && copy.id !== op.copyId) throw new FrontendError('CopyIdMismatch', 'the copy id does not match the blob\'s copy');
-  throw new FrontendError('NoPendingCopyOperation', 'copies within Kura complete synchronously: there is no pending copy');
 }

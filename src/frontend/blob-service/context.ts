@@ -9,14 +9,14 @@
 // error table maps them); an exhausted retry is partition.busy (503 ServerBusy, retryable).
 
 import { randomBytes } from 'node:crypto';
-import { blobWriteAttemptsMax } from '../../constants.ts';
+import { blobWriteAttemptsMax, copyPendingStallMs } from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { Random } from '../../util/random.ts';
 import { StorageError, isStorageError } from '../../util/errors.ts';
 import type { Column } from '../../wire/partition-row.ts';
 import { FrontendError } from '../errors.ts';
-import type { BlobProperties, ContainerProperties, Metadata, SnapshotId } from '../model.ts';
+import type { BlobProperties, ContainerProperties, CopyProperties, Metadata, SnapshotId } from '../model.ts';
 import type { BlobTables } from './blob-tables.ts';
 import { quotedEtag } from './conditions.ts';
 import { blobKey, blobPrefix, containerKey } from './keys.ts';
@@ -141,11 +141,19 @@ export function blobProperties(loaded: LoadedBlob, nowMs: number): BlobPropertie
     etag: quotedEtag(loaded.etag), lastModified: new Date(loaded.modifiedMs), createdOn: new Date(r.createdMs), contentLength: r.size,
     blobType: r.type, httpHeaders: r.headers, lease, metadata: new Map(r.metadata),
     ...(r.type === 'BlockBlob' ? { accessTier: r.tier ?? 'Hot' } : {}),
-    ...(r.copy === undefined ? {} : { copy: r.copy }),
+    ...(r.copy === undefined ? {} : { copy: effectiveCopy(loaded, nowMs) ?? r.copy }),
     ...(r.append === null ? {} : { committedBlockCount: r.append.blockCount, sealed: r.append.sealed }),
     ...(r.tags.length === 0 ? {} : { tagCount: r.tags.length }),
     ...(loaded.snapshot === undefined ? {} : { snapshot: loaded.snapshot }),
   };
+}
+
+/** The blob's copy state as readers see it: a pending copy whose row nobody rewrote for
+ * copyPendingStallMs lost its front end (stopped or died) and is failed (docs/copy-sources.md). */
+export function effectiveCopy(loaded: LoadedBlob, nowMs: number): CopyProperties | undefined {
+  const copy = loaded.record.copy;
+  if (copy?.status !== 'pending' || nowMs - loaded.row.lastModifiedMs <= copyPendingStallMs) return copy;
+  return { ...copy, status: 'failed', statusDescription: 'copy interrupted: the front end transferring it stopped' };
 }
 
 export function metadataPairs(metadata: Metadata): (readonly [string, string])[] {

@@ -2,8 +2,9 @@
 // same Kura account, named by URL, in either form Azure clients use:
 //   http(s)://host[:port]/<account>/<container>/<blob>[?snapshot=…]   (path style, the emulator's)
 //   http(s)://<account>.<host>/<container>/<blob>[?snapshot=…]         (host style)
-// Sources elsewhere (another account or service) are refused with CannotVerifyCopySource: Kura
-// does not fetch from the internet.
+// It is used when the URL's authority is the request's Host (CopySource.local); another account of
+// this endpoint is refused with CannotVerifyCopySource. Sources elsewhere are fetched over HTTP
+// under the host policy (remote-source.ts, remote-copy.ts, docs/copy-sources.md).
 //
 // Invariants: the source is read with its own conditions (x-ms-source-if-*) and lease; its bytes
 // are identified by refs of its own partition (callers copy them, never share them).

@@ -26,7 +26,7 @@ import {
   deleteBlob, getBlob, getBlobProperties, getBlobTags, leaseBlob, setBlobMetadata, setBlobProperties, setBlobTags, setBlobTier,
 } from './blob-objects.ts';
 import type { BlobTables } from './blob-tables.ts';
-import { abortCopyBlob, copyBlob, getBlockList, putBlob, putBlock, putBlockFromUrl, putBlockList } from './block-blobs.ts';
+import { copyBlob, getBlockList, putBlob, putBlock, putBlockFromUrl, putBlockList } from './block-blobs.ts';
 import {
   createContainer, deleteContainer, getContainerAcl, getContainerProperties, leaseContainer, setContainerAcl, setContainerMetadata,
 } from './containers.ts';
@@ -38,12 +38,16 @@ import {
   accountInformation, corsRules, getBlobServiceProperties, publicAccess, serviceStats, setBlobServiceProperties, storedPolicy,
 } from './service.ts';
 import { snapshotBlob } from './snapshots.ts';
+import { abortCopyBlob, copyFromRemoteUrl, putBlockFromRemoteUrl, RemoteCopies, startRemoteCopy } from './remote-copy.ts';
+import { copySourceOptionsDefault, type CopySourceOptions } from './remote-source.ts';
 
 export interface PartitionBlobBackendOptions {
   readonly tables: BlobTables;
   readonly clock: Clock;
   /** New ids from this source (a seeded simulation); node:crypto if absent. */
   readonly random?: Random;
+  /** Copy sources outside Kura: host policy and limits (docs/copy-sources.md); default: public hosts. */
+  readonly copySource?: CopySourceOptions & { readonly progressIntervalMs?: number };
 }
 
 export class PartitionBlobBackend implements BlobBackend {
@@ -60,10 +64,21 @@ export class PartitionBlobBackend implements BlobBackend {
   readonly #stats: BlobServiceStats = { raceRetries: 0, raceExhausted: 0 };
   /** Removes deleted containers' rows in the background; the owner starts and stops it. */
   readonly sweeper: ContainerSweeper;
+  /** Fetches copy sources outside Kura and runs asynchronous copies' transfers. */
+  readonly copies: RemoteCopies;
+  /** Everything this backend does beside requests: the sweep (started by the owner) and the
+   * copies' transfers (stopped with it). */
+  readonly background: { start(): void; stop(): Promise<void> };
 
   constructor(options: PartitionBlobBackendOptions) {
     const ctx: BlobServiceContext = { tables: options.tables, clock: options.clock, stats: this.#stats, ...(options.random === undefined ? {} : { random: options.random }) };
     this.sweeper = new ContainerSweeper(ctx);
+    const copies = new RemoteCopies(options.copySource ?? copySourceOptionsDefault);
+    this.copies = copies;
+    this.background = {
+      start: () => this.sweeper.start(),
+      stop: async () => { await copies.stop(); await this.sweeper.stop(); },
+    };
     this.service = {
       getBlobServiceProperties: (op) => getBlobServiceProperties(ctx, op.account),
       setBlobServiceProperties: (op, properties) => setBlobServiceProperties(ctx, op.account, properties),
@@ -87,10 +102,10 @@ export class PartitionBlobBackend implements BlobBackend {
       putBlock: (op, body) => putBlock(ctx, op, body),
       putBlockList: (op, blocks, call) => putBlockList(ctx, op, blocks, call),
       getBlockList: (op) => getBlockList(ctx, op),
-      putBlockFromUrl: (op) => putBlockFromUrl(ctx, op),
-      copyBlob: (op, call) => copyBlob(ctx, op, call),
-      copyBlobFromUrl: (op, call) => copyBlob(ctx, op, call),
-      abortCopyBlob: (op) => abortCopyBlob(ctx, op),
+      putBlockFromUrl: (op, call) => (op.source.local ? putBlockFromUrl(ctx, op) : putBlockFromRemoteUrl(ctx, copies, op, call)),
+      copyBlob: (op, call) => (op.source.local ? copyBlob(ctx, op, call) : startRemoteCopy(ctx, copies, op, call)),
+      copyBlobFromUrl: (op, call) => (op.source.local ? copyBlob(ctx, op, call) : copyFromRemoteUrl(ctx, copies, op, call)),
+      abortCopyBlob: (op) => abortCopyBlob(ctx, copies, op),
     };
     this.appendBlob = {
       createAppendBlob: (op, call) => createAppendBlob(ctx, op, call),

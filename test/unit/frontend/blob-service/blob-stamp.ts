@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { Authorizer } from '../../../../src/frontend/auth/authorizer.ts';
 import { blobTableSchema } from '../../../../src/frontend/blob-service/blob-table-schema.ts';
-import { PartitionBlobBackend } from '../../../../src/frontend/blob-service/partition-blob-backend.ts';
+import { PartitionBlobBackend, type PartitionBlobBackendOptions } from '../../../../src/frontend/blob-service/partition-blob-backend.ts';
 import { FrontendServer } from '../../../../src/frontend/http-server.ts';
 import { RealDisk } from '../../../../src/io/real-disk.ts';
 import { EmbeddedMetaStore } from '../../../../src/metastore/embedded-meta-store.ts';
@@ -58,6 +58,8 @@ export interface BlobStampOptions {
   readonly splitBytes?: number;
   /** The manager's merge / hot-split / balancing thresholds (merge tests). */
   readonly managerPolicy?: Partial<MaintenancePolicy>;
+  /** Copy sources outside Kura: policy and limits (remote copy tests). */
+  readonly copySource?: PartitionBlobBackendOptions['copySource'];
 }
 
 export class BlobStamp {
@@ -139,7 +141,9 @@ export class BlobStamp {
   }
 
   async #startFrontend(clock: SystemClock): Promise<void> {
-    this.backend = new PartitionBlobBackend({ tables: this.tables, clock: this.backendClock });
+    const backend = new PartitionBlobBackend({ tables: this.tables, clock: this.backendClock, ...(this.#options.copySource === undefined ? {} : { copySource: this.#options.copySource }) });
+    this.backend = backend;
+    this.#stops.push(() => backend.copies.stop());
     const authorizer = new Authorizer({
       clock, accountKeys: (name) => (name === account ? [accountKey] : null), storedPolicy: this.backend.storedPolicy, publicAccess: this.backend.publicAccess,
     });

@@ -1,0 +1,341 @@
+// Copy sources outside Kura (docs/copy-sources.md), through the real front end and the official
+// SDK on a real in-process stamp, with real HTTP servers as sources: a plain node:http server
+// serving bytes (ranges, conditions, errors, redirects, oversized, trickling and stalled bodies)
+// and a second Kura stamp (SAS URLs). Copy Blob From URL, Put Block From URL, asynchronous Copy
+// Blob with progress, Abort Copy, failure mid-body; the host policy (loopback refused by the
+// default `public`, this process's admin endpoint refused under every rule, checked at connect).
+
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { BlobSASPermissions, type BlobBeginCopyFromUrlPollState, type BlobClient, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob';
+import { parseCopySourcePolicy } from '../../../../src/frontend/blob-service/copy-source-policy.ts';
+import { RemoteSourceFetcher } from '../../../../src/frontend/blob-service/remote-source.ts';
+import { account, accountKeyBase64 } from '../helpers.ts';
+import { BlobStamp, expectError, restError } from './blob-stamp.ts';
+
+const MiB = 1024 * 1024;
+const small = randomBytes(300 * 1024 + 7);
+const big = randomBytes(9 * MiB + 11);
+const slowBig = randomBytes(8 * MiB);
+
+/** The plain HTTP source: a route per behaviour; counts requests per path. */
+class SourceServer {
+  readonly hits = new Map<string, number>();
+  readonly authorizations: string[] = [];
+  server!: Server;
+  port = 0;
+
+  async start(): Promise<void> {
+    this.server = createServer((request, response) => { this.#route(request, response); });
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  url(path: string): string {
+    return `http://127.0.0.1:${this.port}${path}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  #route(request: IncomingMessage, response: ServerResponse): void {
+    const path = request.url ?? '/';
+    this.hits.set(path, (this.hits.get(path) ?? 0) + 1);
+    switch (path) {
+      case '/data/small': serveBytes(request, response, small, { 'content-type': 'application/x-kura-test', 'x-ms-meta-origin': 'plain' }); return;
+      case '/data/big': serveBytes(request, response, big, {}); return;
+      case '/missing': response.writeHead(404, { 'x-ms-error-code': 'BlobNotFound' }).end(); return;
+      case '/redirect': response.writeHead(302, { location: this.url('/data/small') }).end(); return;
+      case '/oversized': response.writeHead(200, { 'content-length': String(3 * MiB) }).write(Buffer.alloc(1024)); return;
+      case '/chunked-endless': endless(response); return;
+      case '/trickle': trickle(response, { total: MiB, chunk: 1024, everyMs: 100 }); return;
+      case '/stall': response.writeHead(200, { 'content-length': '1000' }).write(Buffer.alloc(10)); return;
+      case '/slow-big': trickle(response, { total: slowBig.length, chunk: 64 * 1024, everyMs: 50, bytes: slowBig }); return;
+      case '/truncated': response.writeHead(200, { 'content-length': String(MiB) }).write(Buffer.alloc(512 * 1024), () => setTimeout(() => response.destroy(), 50)); return;
+      case '/bearer':
+        this.authorizations.push(request.headers.authorization ?? '');
+        if (request.headers.authorization !== 'Bearer token-1') response.writeHead(401, { 'x-ms-error-code': 'NoAuthenticationInformation' }).end();
+        else serveBytes(request, response, small, {});
+        return;
+      default: response.writeHead(200).end('admin');
+    }
+  }
+}
+
+function serveBytes(request: IncomingMessage, response: ServerResponse, bytes: Buffer, headers: Record<string, string>): void {
+  const etag = '"v1"';
+  if (request.headers['if-match'] !== undefined && request.headers['if-match'] !== etag) { response.writeHead(412).end(); return; }
+  if (request.headers['if-none-match'] === etag) { response.writeHead(304).end(); return; }
+  const range = /^bytes=(\d+)-(\d*)$/.exec(request.headers.range ?? '');
+  if (range !== null) {
+    const start = Number(range[1]);
+    const end = range[2] === '' ? bytes.length - 1 : Math.min(Number(range[2]), bytes.length - 1);
+    if (start >= bytes.length) { response.writeHead(416).end(); return; }
+    response.writeHead(206, { ...headers, etag, 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${bytes.length}` }).end(bytes.subarray(start, end + 1));
+    return;
+  }
+  const md5 = createHash('md5').update(bytes).digest('base64');
+  response.writeHead(200, { ...headers, etag, 'content-length': String(bytes.length), 'content-md5': md5 }).end(bytes);
+}
+
+function endless(response: ServerResponse): void {
+  response.writeHead(200);
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const pump = (): void => {
+    while (!response.destroyed && response.write(chunk));
+    if (!response.destroyed) response.once('drain', pump);
+  };
+  pump();
+}
+
+function trickle(response: ServerResponse, plan: { readonly total: number; readonly chunk: number; readonly everyMs: number; readonly bytes?: Buffer }): void {
+  response.writeHead(200, { 'content-length': String(plan.total) });
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (response.destroyed || sent >= plan.total) {
+      clearInterval(timer);
+      if (!response.destroyed) response.end();
+      return;
+    }
+    const size = Math.min(plan.chunk, plan.total - sent);
+    response.write(plan.bytes === undefined ? Buffer.alloc(size, 1) : plan.bytes.subarray(sent, sent + size));
+    sent += size;
+  }, plan.everyMs);
+  response.once('close', () => clearInterval(timer));
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const source = new SourceServer();
+/** Stands in for this process's admin port: the policy must never let a copy reach it. */
+const admin = new SourceServer();
+let stamp: BlobStamp;
+let kuraSource: BlobStamp;
+
+before(async () => {
+  await source.start();
+  await admin.start();
+  stamp = await BlobStamp.start({
+    copySource: {
+      policy: parseCopySourcePolicy(['127.0.0.1/32'], [`127.0.0.1:${admin.port}`]),
+      limits: { headersTimeoutMs: 3_000, idleTimeoutMs: 1_000, syncTimeoutMs: 4_000, asyncTimeoutMs: 60_000, copyFromUrlBytesMax: 2 * MiB, blockBytesMax: 2 * MiB, copyBytesMax: 16 * MiB },
+      progressIntervalMs: 50,
+    },
+  });
+  kuraSource = await BlobStamp.start();
+  await stamp.client.getContainerClient('dest').create();
+});
+after(async () => {
+  await kuraSource.stop();
+  await stamp.stop();
+  await admin.stop();
+  await source.stop();
+});
+
+test('Copy Blob From URL from a plain HTTP server: byte-exact, headers and metadata from the source, MD5 checked', async (t) => {
+  const target = stamp.client.getContainerClient('dest').getBlockBlobClient('from-plain');
+  const copy = await target.syncCopyFromURL(source.url('/data/small'), { sourceContentMD5: createHash('md5').update(small).digest() });
+  assert.equal(copy.copyStatus, 'success');
+  assert.ok((await target.downloadToBuffer()).equals(small), 'byte-exact');
+  const props = await target.getProperties();
+  assert.deepEqual([props.contentType, props.metadata?.['origin'], props.copyStatus, props.copyId, props.contentLength], ['application/x-kura-test', 'plain', 'success', copy.copyId, small.length]);
+  assert.deepEqual(Buffer.from(props.contentMD5 ?? []), createHash('md5').update(small).digest());
+  await target.syncCopyFromURL(source.url('/data/small'), { sourceConditions: { ifMatch: '"v1"' }, metadata: { mine: 'yes' } });
+  assert.deepEqual((await target.getProperties()).metadata, { mine: 'yes' }, 'request metadata wins over the source\'s');
+  await expectError(() => target.syncCopyFromURL(source.url('/data/small'), { sourceContentMD5: Buffer.alloc(16) }), 400, 'Md5Mismatch');
+  const bearer = stamp.client.getContainerClient('dest').getBlockBlobClient('bearer');
+  await bearer.syncCopyFromURL(source.url('/bearer'), { sourceAuthorization: { scheme: 'Bearer', value: 'token-1' } });
+  assert.ok((await bearer.downloadToBuffer()).equals(small));
+  assert.equal(source.authorizations.at(-1), 'Bearer token-1', 'x-ms-copy-source-authorization forwarded as Authorization');
+  t.diagnostic(`${small.length} bytes copied byte-exact; source MD5, x-ms-source-content-md5 (refused when wrong), Bearer forwarded`);
+});
+
+test('source errors: 404, 401, 412, 304, redirect answered as Azure (CannotVerifyCopySource with the source status)', async (t) => {
+  const target = stamp.client.getContainerClient('dest').getBlockBlobClient('errors');
+  const missing = await restError(() => target.syncCopyFromURL(source.url('/missing')));
+  assert.deepEqual([missing.statusCode, missing.code], [404, 'CannotVerifyCopySource']);
+  assert.equal(missing.response?.headers.get('x-ms-copy-source-status-code'), '404');
+  assert.equal(missing.response?.headers.get('x-ms-copy-source-error-code'), 'BlobNotFound');
+  await expectError(() => target.syncCopyFromURL(source.url('/bearer')), 401, 'CannotVerifyCopySource');
+  await expectError(() => target.syncCopyFromURL(source.url('/data/small'), { sourceConditions: { ifMatch: '"other"' } }), 412, 'SourceConditionNotMet');
+  await expectError(() => target.syncCopyFromURL(source.url('/data/small'), { sourceConditions: { ifNoneMatch: '"v1"' } }), 412, 'SourceConditionNotMet');
+  const redirectHits = source.hits.get('/data/small') ?? 0;
+  await expectError(() => target.syncCopyFromURL(source.url('/redirect')), 403, 'CannotVerifyCopySource');
+  assert.equal(source.hits.get('/data/small') ?? 0, redirectHits, 'the redirect was not followed');
+  await expectError(() => target.getProperties(), 404, 'BlobNotFound');
+  t.diagnostic('404/401/412/304/302 from the source: 404, 401, 412, 412, 403; nothing written, no redirect followed');
+});
+
+test('limits: oversized (announced and chunked), trickling and stalled sources are cut and nothing is written', async (t) => {
+  const target = stamp.client.getContainerClient('dest').getBlockBlobClient('limits');
+  const announced = await restError(() => target.syncCopyFromURL(source.url('/oversized')));
+  assert.deepEqual([announced.statusCode, announced.code], [409, 'CannotVerifyCopySource'], 'a Content-Length over the limit is refused before reading');
+  const chunked = await restError(() => target.syncCopyFromURL(source.url('/chunked-endless')));
+  assert.deepEqual([chunked.statusCode, chunked.code], [409, 'CannotVerifyCopySource'], 'a chunked body is cut at the limit');
+  const trickleStart = Date.now();
+  await expectError(() => target.syncCopyFromURL(source.url('/trickle')), 403, 'CannotVerifyCopySource');
+  const trickleMs = Date.now() - trickleStart;
+  const stallStart = Date.now();
+  await expectError(() => target.syncCopyFromURL(source.url('/stall')), 403, 'CannotVerifyCopySource');
+  const stallMs = Date.now() - stallStart;
+  await expectError(() => target.getProperties(), 404, 'BlobNotFound');
+  await waitFor('every fetch slot released', () => Promise.resolve(stamp.backend.copies.fetcher.stats.active === 0 ? true : null));
+  // Bounded by the whole-fetch deadline (4 s) and the idle gap (1 s), not by the source's 100 s.
+  assert.ok(trickleMs < 60_000 && stallMs < 60_000);
+  t.diagnostic(`oversized: 409 (announced, chunked); trickle (1 MiB at 10 KiB/s) cut after ${trickleMs} ms (deadline 4 s); stall cut after ${stallMs} ms (idle 1 s); fetch slots in use after: 0`);
+});
+
+test('Put Block From URL: a source range staged and committed byte-exact', async (t) => {
+  const target = stamp.client.getContainerClient('dest').getBlockBlobClient('blocks');
+  const id = (n: number): string => Buffer.from(`block-${n}`).toString('base64');
+  await target.stageBlockFromURL(id(1), source.url('/data/small'), 1000, 5000);
+  await target.stageBlockFromURL(id(2), source.url('/data/small'), 0);
+  await target.commitBlockList([id(1), id(2)]);
+  assert.ok((await target.downloadToBuffer()).equals(Buffer.concat([small.subarray(1000, 6000), small])));
+  await expectError(() => target.stageBlockFromURL(id(3), source.url('/data/small'), small.length + 10, 5), 416, 'CannotVerifyCopySource');
+  await expectError(() => target.stageBlockFromURL(id(3), source.url('/missing'), 0), 404, 'CannotVerifyCopySource');
+  t.diagnostic('range 1000+5000 and the whole source staged from the plain server; past-the-end range 416; missing 404');
+});
+
+test('Copy Blob (asynchronous) from outside Kura: pending with progress, then success byte-exact; failure mid-body reads failed', async (t) => {
+  const container = stamp.client.getContainerClient('dest');
+  const target = container.getBlockBlobClient('async-big');
+  const started = await startCopy(target, source.url('/data/big'));
+  assert.notEqual(started.copyId, '', 'x-ms-copy-id answered');
+  const done = await waitFor('the copy to finish', async () => {
+    const props = await target.getProperties();
+    return props.copyStatus === 'pending' ? null : props;
+  });
+  assert.deepEqual([done.copyStatus, done.copyId, done.copyProgress, done.contentLength], ['success', started.copyId, `${big.length}/${big.length}`, big.length]);
+  assert.ok((await target.downloadToBuffer()).equals(big), 'byte-exact');
+  const poller = await container.getBlockBlobClient('async-poller').beginCopyFromURL(source.url('/data/small'), { intervalInMs: 50 });
+  await poller.pollUntilDone();
+  assert.ok((await container.getBlockBlobClient('async-poller').downloadToBuffer()).equals(small), 'the SDK poller sees pending then success');
+  const broken = container.getBlockBlobClient('async-truncated');
+  await startCopy(broken, source.url('/truncated'));
+  const failed = await waitFor('the truncated copy to fail', async () => {
+    const props = await broken.getProperties();
+    return props.copyStatus === 'pending' ? null : props;
+  });
+  assert.equal(failed.copyStatus, 'failed');
+  assert.equal(failed.contentLength, 0);
+  await expectError(() => startCopy(broken, source.url('/missing')), 404, 'CannotVerifyCopySource');
+  t.diagnostic(`9 MiB async copy: success, byte-exact; truncated source: failed (${failed.copyStatusDescription ?? ''}); stats ${JSON.stringify(stamp.backend.copies.stats)}`);
+});
+
+test('Abort Copy stops a pending transfer: aborted, zero length; a second copy onto a pending destination is refused', async (t) => {
+  const target = stamp.client.getContainerClient('dest').getBlockBlobClient('aborted');
+  const superseded = stamp.backend.copies.stats.superseded;
+  const started = await startCopy(target, source.url('/slow-big'), { metadata: { keep: 'me' } });
+  await waitFor('some progress', async () => {
+    const props = await target.getProperties();
+    return props.copyProgress !== undefined && !props.copyProgress.startsWith('0/') ? props : null;
+  });
+  await expectError(() => startCopy(target, source.url('/data/small')), 409, 'PendingCopyOperation');
+  await expectError(() => target.abortCopyFromURL('00000000-0000-0000-0000-000000000000'), 409, 'CopyIdMismatch');
+  await target.abortCopyFromURL(started.copyId);
+  const props = await target.getProperties();
+  assert.deepEqual([props.copyStatus, props.contentLength, props.metadata?.['keep']], ['aborted', 0, 'me']);
+  await waitFor('the transfer to stop', () => Promise.resolve(stamp.backend.copies.running === 0 ? true : null));
+  assert.equal(stamp.backend.copies.stats.superseded, superseded + 1, 'the transfer noticed and committed nothing');
+  assert.equal((await target.getProperties()).copyStatus, 'aborted', 'still aborted after the transfer stopped');
+  await expectError(() => target.abortCopyFromURL(started.copyId), 409, 'NoPendingCopyOperation');
+  t.diagnostic(`aborted after progress ${String(props.copyProgress)}; transfer superseded, 0 bytes committed`);
+});
+
+test('a pending copy whose row nobody rewrote for copyPendingStallMs reads as failed and may be replaced', async (t) => {
+  const target = stamp.client.getContainerClient('dest').getBlockBlobClient('stale');
+  const started = await startCopy(target, source.url('/slow-big'));
+  stamp.backendClock.offsetMs = 61_000;
+  try {
+    const props = await target.getProperties();
+    assert.deepEqual([props.copyStatus, props.copyId], ['failed', started.copyId]);
+    assert.match(props.copyStatusDescription ?? '', /interrupted/);
+    await expectError(() => target.abortCopyFromURL(started.copyId), 409, 'NoPendingCopyOperation');
+    const replaced = await target.syncCopyFromURL(source.url('/data/small'));
+    assert.equal(replaced.copyStatus, 'success', 'a stale pending copy does not block a new one');
+  } finally {
+    stamp.backendClock.offsetMs = 0;
+  }
+  await waitFor('the stale transfer to stop', () => Promise.resolve(stamp.backend.copies.running === 0 ? true : null));
+  assert.ok((await target.downloadToBuffer()).equals(small), 'the old transfer committed nothing over the new copy');
+  t.diagnostic(`stale pending (61 s later) read as failed; replaced; the old transfer superseded (stats ${JSON.stringify(stamp.backend.copies.stats)})`);
+});
+
+test('another Kura as the source (SAS URL): Copy Blob From URL, Put Block From URL and async Copy Blob, byte-exact', async (t) => {
+  const remote = kuraSource.client.getContainerClient('remote');
+  await remote.create();
+  const blob = remote.getBlockBlobClient('photo.bin');
+  const bytes = randomBytes(MiB + 3);
+  await blob.upload(bytes, bytes.length, { blobHTTPHeaders: { blobContentType: 'image/x-test' }, metadata: { camera: 'kura' } });
+  const credential = new StorageSharedKeyCredential(account, accountKeyBase64);
+  const sas = generateBlobSASQueryParameters({ containerName: 'remote', blobName: 'photo.bin', permissions: BlobSASPermissions.parse('r'), expiresOn: new Date(Date.now() + 3_600_000) }, credential).toString();
+  const url = `${blob.url}?${sas}`;
+  const dest = stamp.client.getContainerClient('dest');
+  const sync = dest.getBlockBlobClient('kura-sync');
+  await sync.syncCopyFromURL(url);
+  const props = await sync.getProperties();
+  assert.ok((await sync.downloadToBuffer()).equals(bytes));
+  assert.deepEqual([props.contentType, props.metadata?.['camera']], ['image/x-test', 'kura']);
+  assert.ok(props.copySource?.includes('sig=REDACTED') === true, 'the SAS signature is not kept in x-ms-copy-source');
+  const staged = dest.getBlockBlobClient('kura-block');
+  await staged.stageBlockFromURL(Buffer.from('b1').toString('base64'), url, 100, 1000);
+  await staged.commitBlockList([Buffer.from('b1').toString('base64')]);
+  assert.ok((await staged.downloadToBuffer()).equals(bytes.subarray(100, 1100)));
+  const poller = await dest.getBlockBlobClient('kura-async').beginCopyFromURL(url, { intervalInMs: 50 });
+  await poller.pollUntilDone();
+  assert.ok((await dest.getBlockBlobClient('kura-async').downloadToBuffer()).equals(bytes));
+  await expectError(() => dest.getBlockBlobClient('kura-nosas').syncCopyFromURL(blob.url), 404, 'CannotVerifyCopySource');
+  t.diagnostic(`${bytes.length} bytes from a second Kura stamp (port ${kuraSource.port}) by SAS: sync, block range, async; unsigned URL refused with the source's 404 (private container)`);
+});
+
+test('host policy: this process\'s admin endpoint is refused even when its range is allowed; the default refuses loopback by URL and at connect', async (t) => {
+  const target = stamp.client.getContainerClient('dest').getBlockBlobClient('policy');
+  await expectError(() => target.syncCopyFromURL(admin.url('/metrics')), 403, 'CannotVerifyCopySource');
+  await expectError(() => target.syncCopyFromURL(`http://localhost:${admin.port}/metrics`), 403, 'CannotVerifyCopySource');
+  assert.equal([...admin.hits.values()].reduce((sum, hits) => sum + hits, 0), 0, 'the admin endpoint saw no request');
+  const publicOnly = new RemoteSourceFetcher();
+  const any = new RemoteSourceFetcher({ policy: parseCopySourcePolicy(['any'], [`0.0.0.0:${admin.port}`]) });
+  const before = source.hits.get('/data/small') ?? 0;
+  const refusals: string[] = [];
+  for (const [fetcher, url] of [[publicOnly, source.url('/data/small')], [publicOnly, `http://localhost:${source.port}/data/small`], [any, admin.url('/x')], [any, `http://localhost:${admin.port}/x`]] as const) {
+    const error = await restErrorOf(() => fetcher.open({ source: { url, local: false }, conditions: {}, bytesMax: MiB, mode: 'sync' }));
+    refusals.push(error);
+  }
+  const opened = await any.open({ source: { url: source.url('/data/small'), local: false }, conditions: {}, bytesMax: MiB, mode: 'sync' });
+  opened.close();
+  await publicOnly.close();
+  await any.close();
+  assert.equal(source.hits.get('/data/small') ?? 0, before + 1, 'only the allowed fetch reached the source');
+  assert.equal([...admin.hits.values()].reduce((sum, hits) => sum + hits, 0), 0);
+  assert.ok(refusals.every((code) => code === 'CannotVerifyCopySource'), refusals.join(','));
+  t.diagnostic(`refused: admin by IP and by name (allowed range), loopback under "public" by IP and by name (at connect), admin under "any"; allowed: 1 fetch under "any"`);
+});
+
+/** Copy Blob (x-ms-copy-source, asynchronous) through the SDK's poller, without polling. */
+async function startCopy(blob: BlobClient, url: string, options: { readonly metadata?: Record<string, string> } = {}): Promise<{ copyId: string }> {
+  const poller = await blob.beginCopyFromURL(url, options);
+  return { copyId: (poller.getOperationState() as BlobBeginCopyFromUrlPollState).copyId ?? '' };
+}
+
+async function restErrorOf(call: () => Promise<unknown>): Promise<string> {
+  try {
+    await call();
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  }
+  return 'no error';
+}
