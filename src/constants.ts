@@ -287,6 +287,10 @@ export const blobWriteAttemptsMax = 64;
 export const containerSweepRowsPerTick = 1_024;
 export const containerSweepIntervalMs = 2_000;
 
+/** A sweeper's claim on a graveyard (container-sweep.ts): renewed every tick it works there, so
+ * other front ends skip it; 5 ticks, so a sweeper that stopped or died is replaced within 10 s. */
+export const containerSweepClaimMs = 5 * containerSweepIntervalMs;
+
 /** Rows one Delete Blob / Put Block List clean-up deletes per transaction (below
  * partitionBatchMutationsMax, leaving room for the rows the operation itself writes). */
 export const blobCleanupBatchRows = 200;

@@ -4,8 +4,12 @@
 // partition servers and reads the partition map from the MetaStore (etcd).
 //
 //   start: wait for pm/map ──► load the accounts (creating devstoreaccount1 in a fresh cluster,
-//          conditionally) ──► listen ──► "frontend listening" { address }
-//   drain: stop accepting, let requests in flight finish (bounded), close
+//          conditionally) ──► listen ──► "frontend listening" { address } ──► background work
+//          (the deleted-container sweep; copy transfers run as copies start)
+//   drain: stop the background work (copy transfers aborted: their rows read failed once stale),
+//          stop accepting, let requests in flight finish (bounded), close
+// Every front end sweeps deleted containers: several sweepers are safe and split the work by
+// claims (container-sweep.ts, docs/blob-schema.md "Deleted containers").
 //
 // Invariants: it listens only once the map is readable and the accounts are loaded, so a client
 // that can connect is served; devstoreaccount1 is created with If-None-Match * (AccountStore), so

@@ -17,17 +17,31 @@
 // of one blob are in one partition). When a scan finds the range empty the graveyard row is
 // deleted (If-Match). Fault model: any partition call may fail; the tick stops and the next one
 // starts over (deleting a row twice is a no-op); a crash loses only the in-memory cursor.
-import { blobCleanupBatchRows, blobScanRowsPerCall, containerSweepIntervalMs, containerSweepRowsPerTick } from '../../constants.ts';
+//
+// Several sweepers (every `kura frontend` runs one) may work at once. Safety does not depend on
+// who sweeps: every row under a graveyard's incarnation is dead, its deletes are unconditional
+// (a second delete is a no-op), index rows carry the dead incarnation, and the graveyard row is
+// deleted only If-Match (a sweeper that loses that race, or finds it gone, moves on). To keep
+// them from doing the same work twice, a sweeper first *claims* a graveyard: it rewrites the row
+// with its id and claimUntil = now + containerSweepClaimMs (If-Match the row read), renews the claim
+// each tick it works there, and skips graveyards claimed by another sweeper until the claim
+// expires (a sweeper that stopped or died is replaced after at most that long). Claims compare
+// front ends' clocks, so skew only costs duplicate work, never correctness.
+import { blobCleanupBatchRows, blobScanRowsPerCall, containerSweepClaimMs, containerSweepIntervalMs, containerSweepRowsPerTick } from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import { AssertionFailure } from '../../util/assert.ts';
 import type { Clock, TimerHandle } from '../../util/clock.ts';
-import type { BlobServiceContext } from './context.ts';
+import { isStorageError } from '../../util/errors.ts';
+import type { Column } from '../../wire/partition-row.ts';
+import { randomHex, type BlobServiceContext } from './context.ts';
 import { blobPrefix, nameAfter, parseGraveyardKey } from './keys.ts';
 import { decodeBlob } from './records.ts';
 import { tagIndexKey } from './tag-index.ts';
 
 export interface SweepTick {
   readonly graveyards: number;
+  /** Graveyards skipped because another sweeper's claim on them had not expired. */
+  readonly skipped: number;
   readonly rowsDeleted: number;
   readonly indexRowsDeleted: number;
   readonly incarnationsFinished: number;
@@ -39,10 +53,14 @@ export interface SweepTotals {
   indexRowsDeleted: number;
   incarnationsFinished: number;
   failures: number;
+  /** Claims or graveyard deletes lost to another sweeper (benign). */
+  racesLost: number;
 }
 
 export class ContainerSweeper {
-  readonly totals: SweepTotals = { ticks: 0, rowsDeleted: 0, indexRowsDeleted: 0, incarnationsFinished: 0, failures: 0 };
+  readonly totals: SweepTotals = { ticks: 0, rowsDeleted: 0, indexRowsDeleted: 0, incarnationsFinished: 0, failures: 0, racesLost: 0 };
+  /** This sweeper's name in claims (random unless given). */
+  readonly sweeperId: string;
   readonly #ctx: BlobServiceContext;
   #timer: TimerHandle | null = null;
   /** Where the next graveyard scan resumes (null: from the first C row). */
@@ -50,8 +68,9 @@ export class ContainerSweeper {
   #running: Promise<void> | null = null;
   #stopped = false;
 
-  constructor(ctx: BlobServiceContext) {
+  constructor(ctx: BlobServiceContext, options: { readonly sweeperId?: string } = {}) {
     this.#ctx = ctx;
+    this.sweeperId = options.sweeperId ?? randomHex(8, ctx.random);
   }
 
   /** Ticks every intervalMs until stop(); a failed tick is counted and the next one retries. */
@@ -87,8 +106,14 @@ export class ContainerSweeper {
     let rowsDeleted = 0;
     let indexRowsDeleted = 0;
     let incarnationsFinished = 0;
-    for (const graveyard of graveyards) {
+    let skipped = 0;
+    for (const found of graveyards) {
       if (rowsDeleted >= containerSweepRowsPerTick) break;
+      const graveyard = await this.#claim(found);
+      if (graveyard === null) {
+        skipped += 1;
+        continue;
+      }
       const swept = await this.#sweep(graveyard, containerSweepRowsPerTick - rowsDeleted);
       rowsDeleted += swept.rows;
       indexRowsDeleted += swept.indexRows;
@@ -97,7 +122,31 @@ export class ContainerSweeper {
     this.totals.rowsDeleted += rowsDeleted;
     this.totals.indexRowsDeleted += indexRowsDeleted;
     this.totals.incarnationsFinished += incarnationsFinished;
-    return { graveyards: graveyards.length, rowsDeleted, indexRowsDeleted, incarnationsFinished };
+    return { graveyards: graveyards.length, skipped, rowsDeleted, indexRowsDeleted, incarnationsFinished };
+  }
+
+  /** Claims (or renews this sweeper's claim on) a graveyard; null when another sweeper holds it or
+   * the row changed under the claim (someone else claimed or finished it). */
+  async #claim(graveyard: LiveRow): Promise<LiveRow | null> {
+    const nowMs = this.#ctx.clock.nowMs();
+    const columns = new Map(graveyard.columns.map((column) => [column.name, column.value]));
+    const holder = columns.get('claimedBy');
+    const until = columns.get('claimUntil');
+    const heldByOther = holder?.kind === 'string' && holder.value !== this.sweeperId && until?.kind === 'int64' && Number(until.value) > nowMs;
+    if (heldByOther) return null;
+    const claimed: Column[] = [
+      ...graveyard.columns.filter((column) => column.name !== 'claimedBy' && column.name !== 'claimUntil'),
+      { name: 'claimedBy', value: { kind: 'string', value: this.sweeperId } },
+      { name: 'claimUntil', value: { kind: 'int64', value: BigInt(nowMs + containerSweepClaimMs) } },
+    ];
+    try {
+      const result = await this.#ctx.tables.transact([{ kind: 'put', key: graveyard.key, columns: claimed, ifMatch: graveyard.etag }]);
+      return { ...graveyard, columns: claimed, etag: result.etags[0] ?? graveyard.etag };
+    } catch (error) {
+      if (!lostRace(error)) throw error;
+      this.totals.racesLost += 1;
+      return null;
+    }
   }
 
   /** Graveyard rows among the next C rows (at most containerSweepRowsPerTick examined; the scan
@@ -129,7 +178,13 @@ export class ContainerSweeper {
     const page = await this.#ctx.tables.scan({ prefix, limit: Math.min(budget, containerSweepRowsPerTick) });
     const rows = page.items.flatMap((item) => (item.kind === 'row' ? [item.row] : []));
     if (rows.length === 0) {
-      await this.#ctx.tables.transact([{ kind: 'delete', key: graveyard.key, ifMatch: graveyard.etag }]);
+      try {
+        await this.#ctx.tables.transact([{ kind: 'delete', key: graveyard.key, ifMatch: graveyard.etag }]);
+      } catch (error) {
+        if (!lostRace(error)) throw error;
+        this.totals.racesLost += 1;
+        return { rows: 0, indexRows: 0, finished: false };
+      }
       return { rows: 0, indexRows: 0, finished: true };
     }
     const byBlob = new Map<string, LiveRow[]>();
@@ -151,4 +206,10 @@ export class ContainerSweeper {
     }
     return { rows: rows.length, indexRows, finished: false };
   }
+}
+
+/** Another sweeper claimed, renewed or deleted the graveyard row first: nothing was applied. */
+function lostRace(error: unknown): boolean {
+  if (error instanceof AssertionFailure) return false;
+  return isStorageError(error) && (error.code === 'partition.condition_failed' || error.code === 'partition.row_not_found');
 }

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { containerSweepRowsPerTick } from '../../../../src/constants.ts';
+import { containerSweepClaimMs, containerSweepRowsPerTick } from '../../../../src/constants.ts';
 import { ContainerSweeper } from '../../../../src/frontend/blob-service/container-sweep.ts';
 import { BlobStamp } from './blob-stamp.ts';
 
@@ -103,4 +103,70 @@ test('a deleted container\'s rows are swept in bounded ticks and its bytes colle
   t.diagnostic(`deleted container: ${(written / MiB).toFixed(0)} MiB in blobs + snapshots, append segments, 1,280 uncommitted blocks = ${doomedIncRows} rows; swept in ${ticks.length} ticks (rows per tick ${ticks.map((tick) => tick.rowsDeleted).join(', ')}; ${ticks.reduce((sum, tick) => sum + tick.indexRowsDeleted, 0)} index rows)`);
   t.diagnostic(`disk (3 replicas): ${(before / MiB).toFixed(1)} -> ${(afterGc / MiB).toFixed(1)} MiB (dropped ${(dropped / MiB).toFixed(1)} MiB = ${(dropped / (written * 3)).toFixed(2)} x the deleted bytes x 3); GC passes ${JSON.stringify(passes)}`);
   assert.ok(dropped >= written * 3 * 0.7, `disk dropped ${dropped} bytes of ${written * 3}`);
+});
+
+/** Sweeps by several front ends' sweepers at once until the graveyard is gone (bounded). */
+async function sweepTogether(sweepers: readonly ContainerSweeper[], graveyardPrefix: string): Promise<number> {
+  for (let round = 0; round < 60; round++) {
+    await Promise.all(sweepers.map((sweeper) => sweeper.tick()));
+    if (await rowsUnder(graveyardPrefix) === 0) return round + 1;
+  }
+  throw new Error('the graveyard was not finished within 60 rounds');
+}
+
+async function fillContainer(name: string, blobs: number): Promise<number> {
+  const container = stamp.client.getContainerClient(name);
+  await container.create();
+  for (let at = 0; at < blobs; at += 16) {
+    await Promise.all(Array.from({ length: Math.min(16, blobs - at) }, (_, k) => container.getBlockBlobClient(`b-${at + k}`).upload('x', 1, { tags: { sweep: name } })));
+  }
+  const rows = await rowsUnder(`Bdevstoreaccount1\0${name}\0`);
+  await container.delete();
+  return rows;
+}
+
+test('several front ends sweep at once: claims split the graveyards, sweeping is idempotent, nothing live is touched', { timeout: 300_000 }, async (t) => {
+  const ctx = { tables: stamp.tables, clock: stamp.backendClock, stats: { raceRetries: 0, raceExhausted: 0 } };
+  const live = stamp.client.getContainerClient('live');
+  await live.create();
+  await live.getBlockBlobClient('keep').upload('live bytes', 10, { tags: { sweep: 'live' } });
+  // Three front ends, each with its own sweeper (as three `kura frontend` processes), three deleted containers.
+  const rows = [await fillContainer('gone-a', 300), await fillContainer('gone-b', 300), await fillContainer('gone-c', 300)];
+  const sweepers = ['fe1', 'fe2', 'fe3'].map((sweeperId) => new ContainerSweeper(ctx, { sweeperId }));
+  const rounds = await sweepTogether(sweepers, 'Cdevstoreaccount1\0gone-');
+  for (const name of ['gone-a', 'gone-b', 'gone-c']) assert.equal(await rowsUnder(`Bdevstoreaccount1\0${name}\0`), 0, `${name} swept`);
+  const totals = sweepers.map((sweeper) => sweeper.totals);
+  const deleted = totals.reduce((sum, total) => sum + total.rowsDeleted, 0);
+  assert.equal(totals.reduce((sum, total) => sum + total.failures, 0), 0, 'no tick failed');
+  assert.equal(totals.reduce((sum, total) => sum + total.incarnationsFinished, 0), 3, 'each graveyard finished once');
+  assert.ok(totals.filter((total) => total.rowsDeleted > 0).length >= 2, 'the work was shared');
+
+  // Idempotent without claims: three sweepers with one id work the same graveyard at the same time.
+  const rowsD = await fillContainer('gone-d', 300);
+  const twins = [1, 2, 3].map(() => new ContainerSweeper(ctx, { sweeperId: 'twin' }));
+  const twinRounds = await sweepTogether(twins, 'Cdevstoreaccount1\0gone-d\0');
+  assert.equal(await rowsUnder('Bdevstoreaccount1\0gone-d\0'), 0);
+  assert.equal(twins.reduce((sum, sweeper) => sum + sweeper.totals.failures, 0), 0, 'concurrent deletes of the same rows never fail');
+
+  // A sweeper that stops holding a claim is replaced once the claim expires.
+  await fillContainer('gone-e', 100);
+  const first = new ContainerSweeper(ctx, { sweeperId: 'dies' });
+  const second = new ContainerSweeper(ctx, { sweeperId: 'survives' });
+  await first.tick();
+  const blocked = await second.tick();
+  assert.equal(blocked.rowsDeleted, 0, 'a live claim is respected');
+  assert.ok(blocked.skipped >= 1);
+  stamp.backendClock.offsetMs = containerSweepClaimMs + 1_000;
+  try {
+    await sweepTogether([second], 'Cdevstoreaccount1\0gone-e\0');
+  } finally {
+    stamp.backendClock.offsetMs = 0;
+  }
+  assert.equal(await rowsUnder('Bdevstoreaccount1\0gone-e\0'), 0, 'the survivor finished the dead sweeper\'s graveyard');
+  assert.equal((await live.getBlockBlobClient('keep').downloadToBuffer()).toString(), 'live bytes');
+  const found = [];
+  for await (const item of stamp.client.findBlobsByTags('"sweep" >= \'a\'')) found.push(`${item.containerName}/${item.name}`);
+  assert.deepEqual(found, ['live/keep'], 'only the live blob is found by tag');
+  t.diagnostic(`3 sweepers, 3 graveyards (${rows.join(', ')} rows): done in ${rounds} rounds, rows deleted ${totals.map((total) => total.rowsDeleted).join(' / ')} (sum ${deleted} of ${rows.reduce((a, b) => a + b, 0)}; duplicates are no-ops), claims lost ${totals.map((total) => total.racesLost).join(' / ')}, 0 failures`);
+  t.diagnostic(`3 sweepers sharing one id on one graveyard (${rowsD} rows): ${twinRounds} rounds, 0 failures; an expired claim (${containerSweepClaimMs} ms) is taken over`);
 });
