@@ -57,13 +57,16 @@ export function registerDevClusterCommand(program: Command): void {
     .option('--frontends <n>', `front ends behind the balancer (default ${topologyDefaults.frontends})`)
     .option('--controllers <n>', `controllers: one leads (stream manager + partition manager), the others stand by (default ${topologyDefaults.controllers})`)
     .option('--listen <addr>', 'host:port of the one client endpoint: a TCP balancer over the live front ends (in production: any load balancer)', `127.0.0.1:${blobPortDefault}`)
-    .option('--log-level <level>', 'pino log level of every process\'s log file: fatal, error, warn, info, debug, trace', 'info')
+    .option('--log-level <level>', 'pino log level of every process\'s log file: info, debug or trace (not quieter: dev-cluster knows a process is up from its info-level "listening" line)', 'info')
     .option('--ready-timeout-ms <ms>', 'how long one process may take to become ready before the start fails', '120000')
     .option('--stop-timeout-ms <ms>', 'how long a process may take to stop after SIGTERM before it is killed', '15000')
     .action(async (flags: DevClusterFlags) => {
       await reportingErrors('dev-cluster', () => runDevCluster(flags));
     });
 }
+
+/** Levels that keep the info-level "listening" lines a start waits for. */
+const childLogLevels: readonly string[] = ['info', 'debug', 'trace'];
 
 /** Checks every flag before anything starts; a bad one is a config.invalid naming it. */
 function parseFlags(flags: DevClusterFlags): ParsedFlags {
@@ -82,6 +85,9 @@ function parseFlags(flags: DevClusterFlags): ParsedFlags {
   };
   if (topology.etcdMembers !== undefined && topology.etcdMembers !== 1 && topology.etcdMembers !== 3) {
     throw new StorageError('config.invalid', `--etcd-members must be 1 (fast) or 3 (survives the loss of one), got ${topology.etcdMembers}`);
+  }
+  if (!childLogLevels.includes(flags.logLevel)) {
+    throw new StorageError('config.invalid', `--log-level must be ${childLogLevels.join(', ')} (dev-cluster reads each process's info-level "listening" line to know it is up), got ${JSON.stringify(flags.logLevel)}`);
   }
   let listen: { host: string; port: number };
   try {
