@@ -519,6 +519,26 @@ export const partitionClientAttemptsMax = 8;
 export const partitionClientBackoffMsMin = 25;
 export const partitionClientBackoffMsMax = 2_000;
 
+/** Deadline of the manager's server.status call (answered from memory: partitions, sizes, request
+ * rates). The tick waits for every server's answer before it acts, so a server that is cut off but
+ * still registered (its lease not yet expired) delays the next assignment pass by at most this;
+ * with rpcDeadlineMsDefault (10 s) a cut-off owner's partitions moved ~10 s after the cut even with
+ * a 2 s lease (test/unit/partition/partition-failover-blackhole.test.ts). A server that does not
+ * answer in time is only left out of this tick's splits, merges and moves. */
+export const partitionStatusDeadlineMs = 2_000;
+
+/** A front end re-reads the partition map before routing once its copy is this old. A refusal
+ * (partition.not_owner) or an error already makes it re-read at once; this bound is for an owner
+ * that went silent (its host cut off: no answer, no reset), whose requests would otherwise keep
+ * going to it by the cached map and each wait out partitionRpcDeadlineMs after the partition had
+ * moved (test/unit/partition/partition-cutoff.test.ts). Cost: one MetaStore get per second per
+ * busy front end, shared by its concurrent requests. */
+export const partitionClientMapMaxAgeMs = 1_000;
+/** How long a request waits for that re-read of an aged map before it goes by the cached one: a
+ * MetaStore read takes milliseconds; an unreachable one must not stall the data path (docs/cluster.md:
+ * with etcd down, requests keep being served by the partitions' owners while their leases last). */
+export const partitionClientMapWaitMs = 200;
+
 /** Deadline of a partition RPC: a write waits for one log append (streamAppendDeadlineMs) plus queueing. */
 export const partitionRpcDeadlineMs = 30_000;
 

@@ -1,6 +1,9 @@
 // The front end's side of the partition layer (docs/partition-protocol.md, "Roles"): caches the
 // partition map, routes each request by key to the owning server, and on "not mine" re-reads the
-// map and tries again, with bounded attempts and a doubling back-off on the injected clock.
+// map and tries again, with bounded attempts and a doubling back-off on the injected clock. A map
+// older than partitionClientMapMaxAgeMs is re-read before routing (one read shared by concurrent
+// requests, waited for at most partitionClientMapWaitMs), so requests leave an owner that went
+// silent soon after the map moved its partition, and a slow MetaStore does not stall them.
 //
 // Retry rules (a request must never apply twice because of this client):
 // - partition.not_owner, partition.busy, rpc.overloaded: nothing was applied → refresh (not_owner)
@@ -13,7 +16,7 @@
 // newer version; every answer is parsed with a schema before use.
 // Fault model: servers die, move partitions, answer late or not at all; the map may be stale.
 import {
-  partitionClientAttemptsMax, partitionClientBackoffMsMax, partitionClientBackoffMsMin, partitionRpcDeadlineMs, scanLimitMax,
+  partitionClientAttemptsMax, partitionClientBackoffMsMax, partitionClientBackoffMsMin, partitionClientMapMaxAgeMs, partitionClientMapWaitMs, partitionRpcDeadlineMs, scanLimitMax,
 } from '../constants.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
 import type { Network, RpcHeader, RpcResponse } from '../rpc/network.ts';
@@ -65,6 +68,11 @@ export class PartitionClient {
   private map: PartitionMap | null = null;
   /** Set by any failure that may mean the owner changed: the next call re-reads the map first. */
   private stale = false;
+  /** When the map was last read (monotonic ms): older than partitionClientMapMaxAgeMs, it is re-read. */
+  private mapReadAtMs = 0;
+  /** The re-read in progress, shared by concurrent requests, and when it started. */
+  private refreshing: Promise<void> | null = null;
+  private refreshStartedMs = 0;
   private readonly addresses = new Map<string, string>();
   private readonly counters = { requests: 0, retries: 0, mapRefreshes: 0, notOwnerAnswers: 0 };
 
@@ -183,6 +191,7 @@ export class PartitionClient {
   /** The address of the server owning `key`'s partition, re-reading the map when asked. */
   private async ownerAddress(key: Buffer, refresh: boolean): Promise<string | null> {
     if (this.map === null || refresh) await this.refresh();
+    else if (this.options.clock.monotonicMs() - this.mapReadAtMs >= partitionClientMapMaxAgeMs) await this.refreshAged();
     const map = this.map;
     if (map === null) return null;
     const owner = routeKey(map, key).owner;
@@ -198,10 +207,46 @@ export class PartitionClient {
   }
 
   private async refresh(): Promise<void> {
+    if (this.refreshing === null) {
+      this.refreshStartedMs = this.options.clock.monotonicMs();
+      this.refreshing = this.readMapNow().finally(() => {
+        this.refreshing = null;
+      });
+    }
+    await this.refreshing;
+  }
+
+  /**
+   * Re-reads a map that is merely old, waiting until at most partitionClientMapWaitMs after the read
+   * started: when the MetaStore is slow or unreachable the request goes by the cached map (as it
+   * would without this), and the read finishes or fails in the background; a failed read is tried
+   * again a max age after it failed.
+   */
+  private async refreshAged(): Promise<void> {
+    const refreshed = this.refresh().catch(() => undefined);
+    const waitMs = this.refreshStartedMs + partitionClientMapWaitMs - this.options.clock.monotonicMs();
+    if (waitMs <= 0) return;
+    let cancel = (): void => undefined;
+    const waited = new Promise<void>((resolve) => {
+      const timer = this.options.clock.setTimer(waitMs, resolve);
+      cancel = () => timer.cancel();
+    });
+    await Promise.race([refreshed, waited]);
+    cancel();
+  }
+
+  private async readMapNow(): Promise<void> {
     this.counters.mapRefreshes += 1;
     this.stale = false;
-    const current = await readMap(this.options.metaStore);
-    if (current !== null && (this.map === null || current.map.version >= this.map.version)) this.map = current.map;
+    const readAtMs = this.options.clock.monotonicMs();
+    try {
+      const current = await readMap(this.options.metaStore);
+      if (current !== null && (this.map === null || current.map.version >= this.map.version)) this.map = current.map;
+      this.mapReadAtMs = readAtMs;
+    } catch (error) {
+      this.mapReadAtMs = this.options.clock.monotonicMs();
+      throw error;
+    }
   }
 }
 

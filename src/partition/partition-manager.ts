@@ -25,7 +25,7 @@ import { pino, type Logger } from 'pino';
 import {
   partitionBalanceRatio, partitionBalanceRequestsPerSecondMin, partitionColdRequestsPerSecond, partitionHotRequestsPerSecond, partitionLeaseMarginMs,
   partitionInheritedDataMax, partitionLeaseTtlMs, partitionLoadWindowMs, partitionManagerTickMs, partitionMapPartitionsMax, partitionMergeBytes, partitionMergeServedMsMin,
-  partitionMoveIntervalMs, partitionRpcDeadlineMs, dropExtentsPerCallMax, partitionSplitBytes, partitionSplitRetryMs, rpcDeadlineMsDefault,
+  partitionMoveIntervalMs, partitionRpcDeadlineMs, dropExtentsPerCallMax, partitionSplitBytes, partitionSplitRetryMs, partitionStatusDeadlineMs,
 } from '../constants.ts';
 import type { KeyValue, MetaStore } from '../metastore/meta-store.ts';
 import { prefixEnd } from '../metastore/meta-store.ts';
@@ -270,8 +270,10 @@ export class PartitionManager {
   private async maintain(current: VersionedMap, servers: ReadonlyMap<string, LiveServer>): Promise<void> {
     const reports = new Map<number, Reported>();
     const answered = new Set<string>();
-    for (const server of servers.values()) {
-      const status = await this.status(server);
+    // Asked together, each bounded by partitionStatusDeadlineMs: a silent server (cut off, its lease
+    // not yet expired) must not hold the next assignment pass up for long.
+    const statuses = await Promise.all([...servers.values()].map(async (server) => ({ server, status: await this.status(server) })));
+    for (const { server, status } of statuses) {
       if (status === null) continue;
       answered.add(server.record.serverId);
       for (const reported of status.partitions) {
@@ -308,7 +310,7 @@ export class PartitionManager {
 
   private async status(server: LiveServer): Promise<ServerStatus | null> {
     try {
-      const response = await this.options.network.call(server.record.address, { method: 'server.status', header: {}, body: Buffer.alloc(0) }, { deadlineMs: rpcDeadlineMsDefault });
+      const response = await this.options.network.call(server.record.address, { method: 'server.status', header: {}, body: Buffer.alloc(0) }, { deadlineMs: partitionStatusDeadlineMs });
       const parsed = serverStatusAnswer.safeParse(response.header);
       if (parsed.success) return parsed.data;
       this.logger.error({ serverId: server.record.serverId, issues: parsed.error.message }, 'malformed server status: the server is left out of maintenance');

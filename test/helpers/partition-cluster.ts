@@ -2,6 +2,7 @@
 // ExtentNodes on SimDisks, SimNetwork, virtual clock): a PartitionManager, any number of
 // PartitionServers and a PartitionClient, all on the stamp's MetaStore, network and clock.
 // Times are short (lease 2 s, poll 50 ms, tick 100 ms) so failovers take a few virtual seconds.
+import type { MetaStore } from '../../src/metastore/meta-store.ts';
 import { PartitionClient } from '../../src/partition/partition-client.ts';
 import type { MaintenancePolicy } from '../../src/partition/partition-balance.ts';
 import { PartitionManager } from '../../src/partition/partition-manager.ts';
@@ -87,9 +88,10 @@ export class PartitionCluster {
     return this.manager;
   }
 
-  async addServer(serverId: string): Promise<PartitionServer> {
+  /** A server on the stamp; `metaStore` replaces the stamp's (e.g. one the test can cut off). */
+  async addServer(serverId: string, options: { readonly metaStore?: MetaStore } = {}): Promise<PartitionServer> {
     const server = new PartitionServer({
-      serverId, metaStore: this.stamp.metaStore, network: this.stamp.network.endpoint(`${serverId}:1`), listenAddress: `${serverId}:1`,
+      serverId, metaStore: options.metaStore ?? this.stamp.metaStore, network: this.stamp.network.endpoint(`${serverId}:1`), listenAddress: `${serverId}:1`,
       streamManager: this.stamp.manager, clock: this.stamp.clock, leaseTtlMs: clusterLeaseTtlMs, mapPollMs: 50,
       ...(this.loadWindowMs === undefined ? {} : { loadWindowMs: this.loadWindowMs }),
       onWriteAcknowledged: (event) => this.acknowledged.push(event),
