@@ -5,6 +5,8 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { connectionString } from '../../src/cli/serve-command.ts';
+import { developmentAccountKey, developmentAccountName } from '../../src/stamp/account-store.ts';
 import type { KuraServe } from './kura-serve.ts';
 
 export const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
@@ -15,6 +17,29 @@ export function payload(name: string, bytes: number): Buffer {
 
 export function container(serve: KuraServe, name: string): ContainerClient {
   return BlobServiceClient.fromConnectionString(serve.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(name);
+}
+
+/** A container client at a front end's host:port (devstoreaccount1, no SDK retries). */
+export function containerAt(address: string, name: string): ContainerClient {
+  const [host = '', port = ''] = address.split(':');
+  const text = connectionString({ account: developmentAccountName, key: developmentAccountKey, host, port: Number(port) });
+  return BlobServiceClient.fromConnectionString(text, { retryOptions: { maxTries: 1 } }).getContainerClient(name);
+}
+
+/** Downloads every blob of `digests` (through the containers in turn): which are missing, which differ. */
+export async function readBack(containers: readonly ContainerClient[], digests: ReadonlyMap<string, string>): Promise<{ lost: string[]; corrupt: string[] }> {
+  const lost: string[] = [];
+  const corrupt: string[] = [];
+  let index = 0;
+  for (const [name, digest] of digests) {
+    const blob = (containers[index++ % containers.length] as ContainerClient).getBlockBlobClient(name);
+    try {
+      if (sha(await blob.downloadToBuffer()) !== digest) corrupt.push(name);
+    } catch {
+      lost.push(name);
+    }
+  }
+  return { lost, corrupt };
 }
 
 export async function downloadAll(client: ContainerClient, expected: ReadonlyMap<string, string>): Promise<{ present: number; lost: string[]; corrupt: string[] }> {

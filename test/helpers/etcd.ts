@@ -14,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { commandIn } from './netns.ts';
 
 /** Generous: etcd usually takes well under a second on loopback. */
 const startTimeoutMs = 20_000;
@@ -42,10 +43,16 @@ export interface EtcdCluster {
 export interface StartEtcdOptions {
   /** 1 (default) or 3. */
   readonly memberCount?: number;
+  /** One member inside a network namespace (test/helpers/netns.ts), listening on the host's
+   * address at etcd's usual ports (a fresh namespace has them free); default: loopback. */
+  readonly host?: { readonly namespace: string; readonly address: string };
 }
 
 interface MemberPlan {
   readonly name: string;
+  readonly host: string;
+  /** `ip netns exec <namespace>` prefix, or none. */
+  readonly launcher: readonly string[];
   readonly clientPort: number;
   readonly peerPort: number;
   readonly dataDirectory: string;
@@ -66,7 +73,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdClu
   for (let attempt = 0; attempt < startAttemptsMax; attempt++) {
     const root = await mkdtemp(join(tmpdir(), 'kura-etcd-'));
     try {
-      return await startMembers(root, memberCount);
+      return await startMembers(root, memberCount, options.host ?? null);
     } catch (error) {
       lastError = error;
       await rm(root, { recursive: true, force: true });
@@ -75,12 +82,16 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdClu
   throw new Error(`etcd did not start after ${startAttemptsMax} attempts`, { cause: lastError });
 }
 
-async function startMembers(root: string, memberCount: number): Promise<EtcdCluster> {
+async function startMembers(root: string, memberCount: number, host: NonNullable<StartEtcdOptions['host']> | null): Promise<EtcdCluster> {
+  if (host !== null && memberCount !== 1) throw new Error('etcd in a namespace: one member');
   const plans: MemberPlan[] = [];
   for (let i = 0; i < memberCount; i++) {
-    plans.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDirectory: join(root, `m${i}`) });
+    const dataDirectory = join(root, `m${i}`);
+    plans.push(host === null
+      ? { name: `m${i}`, host: '127.0.0.1', launcher: [], clientPort: await freePort(), peerPort: await freePort(), dataDirectory }
+      : { name: `m${i}`, host: host.address, launcher: commandIn(host.namespace, []), clientPort: 2379, peerPort: 2380, dataDirectory });
   }
-  const initialCluster = plans.map((plan) => `${plan.name}=http://127.0.0.1:${plan.peerPort}`).join(',');
+  const initialCluster = plans.map((plan) => `${plan.name}=http://${plan.host}:${plan.peerPort}`).join(',');
   const members = plans.map((plan) => new RunningMember(plan, initialCluster));
   const cluster: EtcdCluster = {
     endpoints: members.map((member) => member.clientUrl),
@@ -106,16 +117,18 @@ class RunningMember implements EtcdMember {
   readonly peerUrl: string;
   readonly dataDirectory: string;
   private readonly initialCluster: string;
+  private readonly launcher: readonly string[];
   private child: ChildProcess | null = null;
   private output = '';
   private exited: Promise<void> = Promise.resolve();
 
   constructor(plan: MemberPlan, initialCluster: string) {
     this.name = plan.name;
-    this.clientUrl = `http://127.0.0.1:${plan.clientPort}`;
-    this.peerUrl = `http://127.0.0.1:${plan.peerPort}`;
+    this.clientUrl = `http://${plan.host}:${plan.clientPort}`;
+    this.peerUrl = `http://${plan.host}:${plan.peerPort}`;
     this.dataDirectory = plan.dataDirectory;
     this.initialCluster = initialCluster;
+    this.launcher = plan.launcher;
   }
 
   spawn(): void {
@@ -129,7 +142,8 @@ class RunningMember implements EtcdMember {
       '--initial-cluster-token', 'kura-test', '--heartbeat-interval', '20', '--election-timeout', '200',
       '--log-level', 'warn',
     ];
-    const child = spawn('etcd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...prefix] = [...this.launcher, 'etcd'];
+    const child = spawn(command ?? 'etcd', [...prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const append = (chunk: Buffer): void => {
       this.output = (this.output + chunk.toString('utf8')).slice(-outputTailBytesMax);
     };

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after } from 'node:test';
 import { startEtcd, type EtcdCluster } from './etcd.ts';
+import { commandIn } from './netns.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 const nodeBinary = join(repoRoot, 'node_modules', '.bin', 'node');
@@ -16,6 +17,19 @@ const kuraEntry = join(repoRoot, 'src', 'main', 'kura.ts');
 const readyTimeoutMsDefault = 60_000;
 const stopTimeoutMs = 30_000;
 const running = new Set<RoleProcess>();
+
+export interface LaunchOptions {
+  readonly name: string;
+  /** Arguments after the script: `kura` subcommand and flags by default. */
+  readonly args: readonly string[];
+  /** Log message (`"msg"` of a JSON line) that says the process is ready. */
+  readonly ready: string;
+  readonly timeoutMs?: number;
+  /** Run inside this network namespace (`ip netns exec`, test/helpers/netns.ts). */
+  readonly namespace?: string;
+  /** Script to run with Node 24 instead of src/main/kura.ts. */
+  readonly script?: string;
+}
 
 export class RoleProcess {
   readonly name: string;
@@ -26,9 +40,10 @@ export class RoleProcess {
   stderr = '';
   private readonly waiters = new Set<() => void>();
 
-  private constructor(name: string, args: readonly string[]) {
+  private constructor(name: string, argv: readonly string[]) {
     this.name = name;
-    this.child = spawn(nodeBinary, [kuraEntry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...rest] = argv;
+    this.child = spawn(command ?? nodeBinary, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => {
       running.delete(this);
       this.wake();
@@ -44,9 +59,15 @@ export class RoleProcess {
 
   /** Spawns `kura <args>`; resolves once a log line has `"msg":"<ready>"`. */
   static async start(name: string, args: readonly string[], ready: string, timeoutMs = readyTimeoutMsDefault): Promise<RoleProcess> {
-    const role = new RoleProcess(name, args);
+    return RoleProcess.launch({ name, args, ready, timeoutMs });
+  }
+
+  /** Spawns a Node script (kura by default), in a network namespace if given; resolves once ready. */
+  static async launch(options: LaunchOptions): Promise<RoleProcess> {
+    const argv = [nodeBinary, options.script ?? kuraEntry, ...options.args];
+    const role = new RoleProcess(options.name, options.namespace === undefined ? argv : commandIn(options.namespace, argv));
     try {
-      await role.waitFor(ready, timeoutMs);
+      await role.waitFor(options.ready, options.timeoutMs ?? readyTimeoutMsDefault);
     } catch (error) {
       role.child.kill('SIGKILL');
       throw error;
@@ -112,6 +133,17 @@ export class RoleProcess {
   private wake(): void {
     for (const waiter of [...this.waiters]) waiter();
     this.waiters.clear();
+  }
+}
+
+/** Polls `probe` until it returns a value other than null (bounded: throws naming `what`). */
+export async function until<T>(what: string, probe: () => T | null | Promise<T | null>, timeoutMs: number, pollMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
 

@@ -13,10 +13,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { connectionString } from '../../src/cli/serve-command.ts';
-import { developmentAccountKey, developmentAccountName } from '../../src/stamp/account-store.ts';
-import { payload, sha } from '../helpers/blob-ledger.ts';
+import type { ContainerClient } from '@azure/storage-blob';
+import { containerAt, payload, readBack, sha } from '../helpers/blob-ledger.ts';
 import { freePort } from '../helpers/kura-serve.ts';
 import { RoleProcess, adminGet, useClusterBase } from '../helpers/role-process.ts';
 
@@ -35,25 +33,7 @@ interface Ledger {
 }
 
 function containerVia(frontend: RoleProcess, name: string): ContainerClient {
-  const [host, port] = frontend.addressOf('frontend listening').split(':');
-  const text = connectionString({ account: developmentAccountName, key: developmentAccountKey, host: host ?? '', port: Number(port) });
-  // No SDK retries: a failure must surface and be counted, not hidden.
-  return BlobServiceClient.fromConnectionString(text, { retryOptions: { maxTries: 1 } }).getContainerClient(name);
-}
-
-async function readBack(containers: readonly ContainerClient[], digests: ReadonlyMap<string, string>): Promise<{ lost: string[]; corrupt: string[] }> {
-  const lost: string[] = [];
-  const corrupt: string[] = [];
-  let index = 0;
-  for (const [name, digest] of digests) {
-    const blob = (containers[index++ % containers.length] as ContainerClient).getBlockBlobClient(name);
-    try {
-      if (sha(await blob.downloadToBuffer()) !== digest) corrupt.push(name);
-    } catch {
-      lost.push(name);
-    }
-  }
-  return { lost, corrupt };
+  return containerAt(frontend.addressOf('frontend listening'), name);
 }
 
 /** The lowest highestEpoch among the nodes' node.json files (0 if one is unreadable). */
