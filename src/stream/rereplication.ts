@@ -75,6 +75,8 @@ export interface RepairReport {
   readonly extentsUnrecoverable: number;
   /** Extents no eligible target could be found for (too few domains). */
   readonly extentsWithoutTarget: number;
+  /** Fault domains with a node eligible for placement (alive, in service) at this pass. */
+  readonly faultDomainsEligible: number;
   readonly copyFailures: number;
   /** Copies not recorded (and removed from their target): the map changed while they ran. */
   readonly copiesDropped: number;
@@ -123,6 +125,8 @@ export class Rereplicator {
   private loadByNode: Map<string, number> | null = null;
   private belowTargetCount = 0;
   private sealedOverDamageCount = 0;
+  /** extentsWithoutTarget of the last pass that logged it: the warning is logged when it changes. */
+  private withoutTargetLogged = 0;
   private loopTimer: TimerHandle | null = null;
   private loopIntervalMs = 0;
   private pass: Promise<RepairReport> | null = null;
@@ -224,6 +228,7 @@ export class Rereplicator {
       this.repairOnce().then(
         (report) => {
           if (report.extentsBelowTarget > 0) this.options.logger.info(report, 'repair pass');
+          this.warnShortfall(report);
           this.scheduleLoop();
         },
         (error: unknown) => {
@@ -233,6 +238,17 @@ export class Rereplicator {
         },
       );
     });
+  }
+
+  /** Says once per change why extents stay below target when placement has nowhere to put a copy. */
+  private warnShortfall(report: RepairReport): void {
+    if (report.extentsWithoutTarget === this.withoutTargetLogged) return;
+    this.withoutTargetLogged = report.extentsWithoutTarget;
+    if (report.extentsWithoutTarget === 0) return;
+    this.options.logger.warn(
+      { extents: report.extentsWithoutTarget, faultDomainsEligible: report.faultDomainsEligible },
+      'extents stay below their replica target: no eligible node in a fault domain they do not already use (add nodes in another fault domain, or bring the lost ones back)',
+    );
   }
 
   private async runPass(): Promise<RepairReport> {
@@ -264,6 +280,7 @@ export class Rereplicator {
       bytesCopied: state.bytesCopied,
       extentsUnrecoverable: outcomes.get('unrecoverable') ?? 0,
       extentsWithoutTarget: outcomes.get('no_target') ?? 0,
+      faultDomainsEligible: new Set([...state.nodes.values()].filter((n) => this.options.registry.isPlacementEligible(n.value)).map((n) => n.value.faultDomain)).size,
       copyFailures: outcomes.get('copy_failed') ?? 0,
       copiesDropped: outcomes.get('copy_dropped') ?? 0,
       extentsSealed: state.seals,
