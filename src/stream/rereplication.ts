@@ -125,8 +125,8 @@ export class Rereplicator {
   private loadByNode: Map<string, number> | null = null;
   private belowTargetCount = 0;
   private sealedOverDamageCount = 0;
-  /** extentsWithoutTarget of the last pass that logged it: the warning is logged when it changes. */
-  private withoutTargetLogged = 0;
+  /** extentsWithoutTarget and faultDomainsEligible last logged: the warning is logged when they change. */
+  private shortfallLogged = '0';
   private loopTimer: TimerHandle | null = null;
   private loopIntervalMs = 0;
   private pass: Promise<RepairReport> | null = null;
@@ -242,8 +242,9 @@ export class Rereplicator {
 
   /** Says once per change why extents stay below target when placement has nowhere to put a copy. */
   private warnShortfall(report: RepairReport): void {
-    if (report.extentsWithoutTarget === this.withoutTargetLogged) return;
-    this.withoutTargetLogged = report.extentsWithoutTarget;
+    const shortfall = report.extentsWithoutTarget === 0 ? '0' : `${report.extentsWithoutTarget}/${report.faultDomainsEligible}`;
+    if (shortfall === this.shortfallLogged) return;
+    this.shortfallLogged = shortfall;
     if (report.extentsWithoutTarget === 0) return;
     this.options.logger.warn(
       { extents: report.extentsWithoutTarget, faultDomainsEligible: report.faultDomainsEligible },

@@ -123,15 +123,19 @@ describe('a whole fault domain lost: 6 extent nodes in 3 fault domains, both nod
       t.diagnostic(`fd1 (en1, en4) killed: ${before.size} blobs written before read back right after, ${readable.lost.length} lost, ${readable.corrupt.length} corrupt`);
       assert.deepEqual(readable, { lost: [], corrupt: [] });
 
-      const warning = await until('the controller warns that extents stay below target', () => c1.find('extents stay below their replica target: no eligible node in a fault domain they do not already use (add nodes in another fault domain, or bring the lost ones back)', controllerLines));
+      const warningText = 'extents stay below their replica target: no eligible node in a fault domain they do not already use (add nodes in another fault domain, or bring the lost ones back)';
+      // Both nodes' heartbeats lapse at nearly the same time; a pass between them may see fd1 still eligible.
+      const warning = await until('the controller warns that extents stay below target with 2 fault domains eligible', () => c1.lines.slice(controllerLines)
+        .filter((line) => line.includes(`"msg":"${warningText}"`)).map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((line) => line['faultDomainsEligible'] === 2) ?? null);
       reportedMs = Date.now();
       const metrics = String((await adminGet(admin, '/metrics')).body);
       const belowTarget = metric(metrics, 'kura_extents_below_target');
       const withoutTarget = metric(metrics, 'kura_repair_extents_without_target_total');
       t.diagnostic(`reported ${((reportedMs - killedMs) / 1000).toFixed(1)} s after the kill (node heartbeat timeout 10 s): "${String(warning['msg'])}" extents ${String(warning['extents'])}, fault domains eligible ${String(warning['faultDomainsEligible'])}; kura_extents_below_target ${belowTarget}, kura_repair_extents_without_target_total ${withoutTarget}`);
-      assert.equal(warning['faultDomainsEligible'], 2);
       assert.ok((belowTarget ?? 0) > 0 && (withoutTarget ?? 0) > 0, 'the metrics report the shortfall');
-      assert.ok(c1.find('node lost: its replicas no longer count', controllerLines) !== null);
+      // Marked lost (durably) by a pass of its own: the warning may come from the pass before.
+      await until('both nodes marked lost', () => (c1.lines.slice(controllerLines).filter((line) => line.includes('"msg":"node lost: its replicas no longer count"')).length >= 2 ? true : null));
       await until(`${acksAfterLossMin} writes sent after the report acknowledged`, () => (acks.filter((ack) => ack.sentMs > reportedMs).length >= acksAfterLossMin ? true : null));
       const degraded = await replicaMap(endpoints);
       t.diagnostic(`with fd1 lost: ${degraded.short} of ${degraded.extents} extents short of their target, ${degraded.sharedDomain} with two replicas in one fault domain`);

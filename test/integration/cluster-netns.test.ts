@@ -6,9 +6,10 @@
 // The host of the partition server that owns the partition is cut off (its link to the switch goes
 // down; its processes keep running and still reach each other). A prober process inside that host
 // keeps writing and reading through the host's own front end, which can reach only the old owner:
-// every answer it gets after the cut came from the old owner. Asserted: the old owner's last
-// answer (write ack or read) came before the controller granted the partition to the other server
-// (the lease rule: a cut-off owner stops before its lease can run out in etcd), the other server
+// every answer it gets after the cut came from the old owner. Asserted: the old owner stopped
+// (lease no longer confirmed) before the controller granted the partition to the other server, and
+// answered no request sent after that, so its last answer (write ack or read) left it before the
+// grant (the lease rule: a cut-off owner stops before its lease can run out in etcd); the other server
 // took over and writes through the other front end resumed; after the heal the cut-off host's
 // front end serves again. Figures: seconds of unavailability, acknowledged writes lost (0),
 // corrupt reads (0).
@@ -197,8 +198,14 @@ describe('cluster on 7 network-namespace hosts: the owner\'s host cut off and he
       const lastOldOwnerAnswerMs = Math.max(cutMs, ...oldOwnerAnswers.map((p) => p.endMs));
       t.diagnostic(`cut at 0 s: old owner answered the prober ${oldOwnerAnswers.length} times after the cut (writes ${oldOwnerAnswers.filter((p) => p.kind === 'write').length}, reads ${oldOwnerAnswers.filter((p) => p.kind === 'read').length}), last at +${((lastOldOwnerAnswerMs - cutMs) / 1000).toFixed(2)} s; it dropped its partitions (lease no longer confirmed) at +${((droppedMs - cutMs) / 1000).toFixed(2)} s`);
       t.diagnostic(`controller granted the partition to ${otherHost} at +${((assignedMs - cutMs) / 1000).toFixed(2)} s (lease TTL ${leaseTtlMs / 1000} s), loaded at +${((loadedMs - cutMs) / 1000).toFixed(2)} s; first write sent after the cut acknowledged through ${otherHost} at +${((firstAckAfterCut - cutMs) / 1000).toFixed(2)} s`);
-      assert.ok(lastOldOwnerAnswerMs < assignedMs, `the old owner's last answer (+${lastOldOwnerAnswerMs - cutMs} ms) precedes the grant to the other server (+${assignedMs - cutMs} ms)`);
-      assert.ok(droppedMs <= assignedMs, 'the old owner stopped (lease no longer confirmed) before the grant');
+      // The proof on server-side times: the old owner stopped (its lease no longer confirmed) before
+      // the grant, and answered no request sent after it stopped (it checks its lease per request
+      // and before each acknowledgement), so each of its answers left it before the grant. The
+      // prober's receive times can lag on a loaded machine, so they are reported, not asserted.
+      const answeredAfterDrop = oldOwnerAnswers.filter((p) => p.startMs > droppedMs).length;
+      t.diagnostic(`old owner's answers to requests sent after it stopped: ${answeredAfterDrop}; its last answer was received ${((assignedMs - lastOldOwnerAnswerMs) / 1000).toFixed(2)} s before the grant`);
+      assert.ok(droppedMs < assignedMs, `the old owner stopped (+${droppedMs - cutMs} ms) before the grant to the other server (+${assignedMs - cutMs} ms)`);
+      assert.equal(answeredAfterDrop, 0);
       assert.ok(controllerLines < c1.lines.length);
 
       // Heal: the cut-off host's front end serves again (through the new owner).
