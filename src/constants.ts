@@ -539,6 +539,14 @@ export const partitionClientMapMaxAgeMs = 1_000;
  * with etcd down, requests keep being served by the partitions' owners while their leases last). */
 export const partitionClientMapWaitMs = 200;
 
+/** PartitionClient admission: request body bytes one client (a front end) has in flight to the
+ * partition servers. Below a server's rpcInFlightBytesMax (64 MiB), so a front end alone never
+ * makes a server answer "overloaded": 48 MiB = 12 data appends of 4 MiB, plenty to keep a disk
+ * busy, with 16 MiB left for other clients' rows; calls past it wait FIFO (their bytes are already
+ * held under the front end's body budget). At most 4,096 waiters (frontendConnectionsMax × 4). */
+export const partitionClientBodyBytesMax = 48 * MiB;
+export const partitionClientBodyWaitersMax = 4_096;
+
 /** Deadline of a partition RPC: a write waits for one log append (streamAppendDeadlineMs) plus queueing. */
 export const partitionRpcDeadlineMs = 30_000;
 

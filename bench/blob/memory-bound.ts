@@ -52,6 +52,8 @@ async function main(): Promise<void> {
     let staged = 0;
     let failed = 0;
     let committed = 0;
+    /** Failed blocks by the SDK's final answer (status and Azure code, after its retries). */
+    const failures = new Map<string, number>();
     const upload = async (index: number): Promise<void> => {
       const name = `big-${String(index).padStart(3, '0')}`;
       const ids: string[] = [];
@@ -61,8 +63,11 @@ async function main(): Promise<void> {
           await client.stageBlock('memory', name, id, block);
           ids.push(id);
           staged += 1;
-        } catch {
+        } catch (error) {
           failed += 1;
+          const rest = error as { statusCode?: number; code?: string; name?: string };
+          const reason = `${rest.statusCode ?? rest.name ?? 'error'} ${rest.code ?? ''}`.trim();
+          failures.set(reason, (failures.get(reason) ?? 0) + 1);
         }
       }
       if (ids.length === blocksPerBlob) {
@@ -75,12 +80,12 @@ async function main(): Promise<void> {
     const { peakRssBytes } = sampler.stop();
     const result = {
       date: new Date().toISOString(), loadAverage: loadavg()[0], disks, uploads, blobMiB, blockMiB, seconds: Number(elapsedSeconds.toFixed(1)),
-      stagedMiB: staged * blockMiB, blocksFailed: failed, blobsCommitted: committed, mibPerSecond: Number(((staged * blockMiB) / elapsedSeconds).toFixed(1)),
+      stagedMiB: staged * blockMiB, blocksFailed: failed, failuresByAnswer: Object.fromEntries(failures), blobsCommitted: committed, mibPerSecond: Number(((staged * blockMiB) / elapsedSeconds).toFixed(1)),
       rssAfterStartMiB: Number((started.rssBytes / MiB).toFixed(1)), peakRssMiB: Number((peakRssBytes / MiB).toFixed(1)),
       bodyBudgetMiB: frontendBodyBytesMax / MiB, appendChunkMiB: appendBytesMax / MiB,
     };
     console.log(`${uploads} concurrent uploads of ${blobMiB} MiB in ${blockMiB} MiB blocks (${disks} disk, load ${(result.loadAverage ?? 0).toFixed(1)}): ` +
-      `${result.stagedMiB} MiB staged in ${result.seconds} s (${result.mibPerSecond} MiB/s), ${committed} blobs committed, ${failed} blocks failed`);
+      `${result.stagedMiB} MiB staged in ${result.seconds} s (${result.mibPerSecond} MiB/s), ${committed} blobs committed, ${failed} blocks failed${failures.size === 0 ? '' : ` (${[...failures].map(([reason, count]) => `${count} x ${reason}`).join(', ')})`}`);
     console.log(`kura serve RSS: ${result.rssAfterStartMiB} MiB after start, peak ${result.peakRssMiB} MiB (body budget ${result.bodyBudgetMiB} MiB)`);
     const directory = join(import.meta.dirname, '..', 'results');
     await mkdir(directory, { recursive: true });

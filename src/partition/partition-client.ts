@@ -12,14 +12,23 @@
 //   write's outcome is unknown, so it is returned to the caller as is (the front end answers 500 /
 //   503 and the Azure client decides, with its ETag conditions);
 // - anything else is the answer.
-// Invariants: at most partitionClientAttemptsMax attempts per call; the map is only replaced by a
-// newer version; every answer is parsed with a schema before use.
+// Admission (so one front end never overruns a server's in-flight limit, whose answer is
+// "overloaded", not a queue): request bodies in flight from this client are bounded by
+// partitionClientBodyBytesMax, below a server's rpcInFlightBytesMax; calls past it wait FIFO for
+// their bytes (bounded: at most partitionClientBodyWaitersMax waiters, then rpc.overloaded).
+// The bytes are already in memory (the front end's body budget holds them), so waiting costs none.
+// An rpc.overloaded answer (several clients on one server) is retried with the back-off until
+// partitionRpcDeadlineMs has passed since the first attempt, without spending attempts.
+// Invariants: at most partitionClientAttemptsMax attempts per call, overloaded answers aside;
+// the map is only replaced by a newer version; every answer is parsed with a schema before use.
 // Fault model: servers die, move partitions, answer late or not at all; the map may be stale.
 import {
-  partitionClientAttemptsMax, partitionClientBackoffMsMax, partitionClientBackoffMsMin, partitionClientMapMaxAgeMs, partitionClientMapWaitMs, partitionRpcDeadlineMs, scanLimitMax,
+  partitionClientAttemptsMax, partitionClientBackoffMsMax, partitionClientBackoffMsMin, partitionClientBodyBytesMax, partitionClientBodyWaitersMax,
+  partitionClientMapMaxAgeMs, partitionClientMapWaitMs, partitionRpcDeadlineMs, scanLimitMax,
 } from '../constants.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
 import type { Network, RpcHeader, RpcResponse } from '../rpc/network.ts';
+import { ByteSemaphore } from '../util/byte-semaphore.ts';
 import type { Clock } from '../util/clock.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import type { Column, DataRef } from '../wire/partition-row.ts';
@@ -37,6 +46,8 @@ export interface PartitionClientOptions {
   readonly network: Network;
   readonly clock: Clock;
   readonly attemptsMax?: number;
+  /** Request body bytes in flight from this client (default partitionClientBodyBytesMax). */
+  readonly bodyBytesMax?: number;
 }
 
 export interface ClientScanOptions {
@@ -53,6 +64,9 @@ export interface PartitionClientStats {
   readonly retries: number;
   readonly mapRefreshes: number;
   readonly notOwnerAnswers: number;
+  /** Calls that waited for body bytes (admission), and overloaded answers retried. */
+  readonly admissionWaits: number;
+  readonly overloadedAnswers: number;
 }
 
 const retryAlways = new Set(['partition.not_owner', 'partition.busy', 'rpc.overloaded']);
@@ -74,10 +88,12 @@ export class PartitionClient {
   private refreshing: Promise<void> | null = null;
   private refreshStartedMs = 0;
   private readonly addresses = new Map<string, string>();
-  private readonly counters = { requests: 0, retries: 0, mapRefreshes: 0, notOwnerAnswers: 0 };
+  private readonly counters = { requests: 0, retries: 0, mapRefreshes: 0, notOwnerAnswers: 0, admissionWaits: 0, overloadedAnswers: 0 };
+  private readonly bodyBudget: ByteSemaphore;
 
   constructor(options: PartitionClientOptions) {
     this.options = options;
+    this.bodyBudget = new ByteSemaphore({ capacityBytes: options.bodyBytesMax ?? partitionClientBodyBytesMax, waitersMax: partitionClientBodyWaitersMax });
   }
 
   stats(): PartitionClientStats {
@@ -165,12 +181,28 @@ export class PartitionClient {
 
   private async call(key: Buffer, method: string, header: RpcHeader, body: Buffer, read: boolean): Promise<RpcResponse> {
     this.counters.requests += 1;
+    if (body.length === 0) return this.attempts(key, method, header, body, read);
+    if (!this.bodyBudget.tryAcquire(body.length)) {
+      this.counters.admissionWaits += 1;
+      await this.bodyBudget.acquire(body.length);
+    }
+    try {
+      return await this.attempts(key, method, header, body, read);
+    } finally {
+      this.bodyBudget.release(body.length);
+    }
+  }
+
+  private async attempts(key: Buffer, method: string, header: RpcHeader, body: Buffer, read: boolean): Promise<RpcResponse> {
     const attemptsMax = this.options.attemptsMax ?? partitionClientAttemptsMax;
+    const startMs = this.options.clock.monotonicMs();
     let lastError: unknown = null;
+    let backoffs = 0;
     for (let attempt = 0; attempt < attemptsMax; attempt++) {
-      if (attempt > 0) {
+      if (lastError !== null) {
         this.counters.retries += 1;
-        await this.options.clock.sleep(Math.min(partitionClientBackoffMsMax, partitionClientBackoffMsMin * 2 ** (attempt - 1)));
+        await this.options.clock.sleep(Math.min(partitionClientBackoffMsMax, partitionClientBackoffMsMin * 2 ** backoffs));
+        backoffs += 1;
       }
       try {
         const address = await this.ownerAddress(key, this.stale);
@@ -183,6 +215,11 @@ export class PartitionClient {
         const retry = retryAlways.has(error.code) || (read && retryReads.has(error.code));
         if (!retry) throw error;
         lastError = error;
+        // Overloaded: nothing ran; the server is busy, not gone. Wait it out (bounded in time).
+        if (error.code === 'rpc.overloaded' && this.options.clock.monotonicMs() - startMs < partitionRpcDeadlineMs) {
+          this.counters.overloadedAnswers += 1;
+          attempt -= 1;
+        }
       }
     }
     throw new StorageError('partition.unavailable', `${method}: no owner answered after ${attemptsMax} attempts`, { retryable: true, cause: lastError });

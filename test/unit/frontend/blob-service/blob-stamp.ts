@@ -58,6 +58,10 @@ export interface BlobStampOptions {
   readonly splitBytes?: number;
   /** The manager's merge / hot-split / balancing thresholds (merge tests). */
   readonly managerPolicy?: Partial<MaintenancePolicy>;
+  /** Request bytes each in-process server admits at once (admission tests; default rpcInFlightBytesMax). */
+  readonly networkInFlightBytesMax?: number;
+  /** The front end's PartitionClient admission (default partitionClientBodyBytesMax). */
+  readonly clientBodyBytesMax?: number;
   /** Copy sources outside Kura: policy and limits (remote copy tests). */
   readonly copySource?: PartitionBlobBackendOptions['copySource'];
 }
@@ -70,6 +74,7 @@ export class BlobStamp {
   server!: PartitionServer;
   manager!: PartitionManager;
   metaStore!: EmbeddedMetaStore;
+  network!: LocalNetwork;
   port = 0;
   readonly #stops: (() => Promise<void>)[] = [];
   readonly #options: BlobStampOptions;
@@ -97,7 +102,8 @@ export class BlobStamp {
     const metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: join(this.#root, 'd0') }), directory: 'meta', clock });
     this.metaStore = metaStore;
     this.#stops.push(() => metaStore.close());
-    const network = new LocalNetwork({ clock, localAddress: 'stamp' });
+    const network = new LocalNetwork({ clock, localAddress: 'stamp', ...(this.#options.networkInFlightBytesMax === undefined ? {} : { inFlightBytesMax: this.#options.networkInFlightBytesMax }) });
+    this.network = network;
     this.#stops.push(() => network.close());
     const streamManager = new StreamManager({ metaStore, network: network.endpoint('stream-manager'), clock, random, replicaCountDefault: 3 });
     await streamManager.start();
@@ -137,7 +143,9 @@ export class BlobStamp {
       if (waited > 30_000) throw new Error('the partition layer did not start');
       await clock.sleep(20);
     }
-    this.tables = new PartitionClient({ metaStore, network: network.endpoint('frontend'), clock });
+    this.tables = new PartitionClient({
+      metaStore, network: network.endpoint('frontend'), clock, ...(this.#options.clientBodyBytesMax === undefined ? {} : { bodyBytesMax: this.#options.clientBodyBytesMax }),
+    });
   }
 
   async #startFrontend(clock: SystemClock): Promise<void> {
