@@ -91,8 +91,11 @@ async function runServe(flags: ServeFlags): Promise<void> {
     stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, registry, role: 'serve', copySource });
     // key1 as stored: the published key unless an operator rotated it.
     const key = stamp.accounts.get(developmentAccountName)?.key1.toString('base64') ?? developmentAccountKey;
+    // Handlers first, then the banner: a supervisor may send SIGTERM the moment it reads the banner,
+    // and a SIGTERM with no handler installed kills the process without its stop.
+    const stopRequested = waitForSignal(logger.child({ component: 'shutdown' }));
     printBanner({ disks, host, port: stamp.blobPort ?? port, readyMs: stamp.startup.totalMs, key });
-    await waitForSignal(logger.child({ component: 'shutdown' }));
+    await stopRequested;
     armStopWatchdog();
     const report = await stamp.stop();
     process.stdout.write(`Stopped in ${report.totalMs} ms (${report.requestsCut} requests cut after the drain)\n`);
