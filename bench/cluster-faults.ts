@@ -24,7 +24,7 @@ import { metaRangeLimitMax } from '../src/constants.ts';
 import { prefixEnd } from '../src/metastore/meta-store.ts';
 import { readMap } from '../src/partition/partition-map.ts';
 import { extentRecord } from '../src/stream/protocol.ts';
-import { controllerLeaderKey } from '../src/stamp/cluster-controller.ts';
+import { readControllerLeader } from '../src/stamp/cluster-controller.ts';
 import { DevClusterProcess, delay, killAllDevClusters, tempClusterDirectory } from '../test/helpers/dev-cluster.ts';
 import { runKura } from '../test/helpers/kura-serve.ts';
 
@@ -186,8 +186,7 @@ async function chooseVictim(role: string, etcd: EtcdMetaStore): Promise<string> 
     case 'frontend': return 'fe1';
     case 'etcd': return 'etcd1';
     case 'controller': {
-      const leader = await etcd.get(controllerLeaderKey);
-      return leader === null ? 'c1' : (JSON.parse(leader.value) as { controllerId: string }).controllerId;
+      return (await readControllerLeader(etcd))?.controllerId ?? 'c1';
     }
     case 'partition-server': {
       const map = await readMap(etcd);

@@ -8,13 +8,12 @@
 // from each process itself (admin /readyz, etcd /health, or a TCP connect), the leader from etcd.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { clusterProcessesKey, parseClusterProcesses, readClusterState, type ProcessRecord } from '../cluster/cluster-state.ts';
 import { formatStatus, healthy, probeProcesses, type Leadership } from '../cluster/cluster-status.ts';
 import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
-import { controllerLeaderKey } from '../stamp/cluster-controller.ts';
-import { StorageError } from '../util/errors.ts';
+import { controllerLeaderKey, readControllerLeader } from '../stamp/cluster-controller.ts';
+import { isStorageError, StorageError } from '../util/errors.ts';
 import { positiveInteger, reportingErrors } from './process-lifecycle.ts';
 
 interface StatusFlags {
@@ -26,7 +25,6 @@ interface StatusFlags {
 
 const exitUnhealthy = 1;
 /** What a controller leader publishes (docs/cluster.md, "Controller election"); only read here. */
-const leaderRecord = z.object({ controllerId: z.string().max(64), address: z.string().max(300) });
 const exitNoStamp = 2;
 
 export function registerStatusCommand(program: Command): void {
@@ -75,15 +73,14 @@ async function processList(flags: StatusFlags, timeoutMs: number): Promise<{ pro
 /** Who leads, from etcd: the controller leader's id is its process name (dev-cluster's --controller-id). */
 async function leader(endpoints: readonly string[], processes: readonly ProcessRecord[], timeoutMs: number): Promise<Leadership> {
   try {
-    const value = await withStore(endpoints, timeoutMs, (store) => store.get(controllerLeaderKey));
-    if (value === null) return { leader: null, detail: `no ${controllerLeaderKey} in etcd: no controller leads` };
-    const parsed = leaderRecord.safeParse(JSON.parse(value.value));
-    if (!parsed.success) return { leader: null, detail: `${controllerLeaderKey} is malformed: ${value.value.slice(0, 200)}` };
-    const { controllerId, address } = parsed.data;
+    const current = await withStore(endpoints, timeoutMs, (store) => readControllerLeader(store));
+    if (current === null) return { leader: null, detail: `no ${controllerLeaderKey} in etcd: no controller leads` };
+    const { controllerId, address } = current;
     const known = processes.some((record) => record.name === controllerId);
     return { leader: controllerId, detail: `at ${address}${known ? '' : ' (not a process of this list)'}` };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (isStorageError(error) && error.code === 'partition.corrupt') return { leader: null, detail: `${controllerLeaderKey} is malformed: ${message.slice(0, 200)}` };
     return { leader: null, detail: `etcd unreachable: ${(message.split('\n')[0] ?? '').slice(0, 200)}` };
   }
 }
