@@ -28,6 +28,11 @@ import type * as Op from './operation.ts';
 export interface RequestBody extends AsyncIterable<Uint8Array> {
   /** Exactly this many bytes will be yielded, or the iteration throws. */
   readonly length: number;
+  /**
+   * The Content-MD5 the client sent for this body, if any. The body checks it before it yields its
+   * last chunk, so once iteration completed it is the body's MD5 (a backend needs no hash of its own).
+   */
+  readonly contentMd5?: Uint8Array | undefined;
 }
 
 export interface CallContext {

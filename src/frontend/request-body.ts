@@ -33,6 +33,10 @@ export class DataBody implements RequestBody {
     this.#expectedMd5 = expectedMd5;
   }
 
+  get contentMd5(): Uint8Array | undefined {
+    return this.#expectedMd5;
+  }
+
   get consumed(): boolean {
     return this.#consumed;
   }

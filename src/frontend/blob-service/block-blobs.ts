@@ -25,7 +25,7 @@ import {
 } from './context.ts';
 import { commitTagged } from './tag-index.ts';
 import { quotedEtag } from './conditions.ts';
-import { copyRefs, writeBody, type WrittenData } from './data.ts';
+import { copyRefs, writeBlock, writeBody, type WrittenBlock, type WrittenData } from './data.ts';
 import { blobKey, stagingKey, uncommittedKey, uncommittedPrefix } from './keys.ts';
 import { readSource } from './copy-source.ts';
 import { redactedSource } from './copy-source-policy.ts';
@@ -71,7 +71,7 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
 }
 
 /** Commits staged bytes as the uncommitted block `blockId` (Put Block, Put Block From URL). */
-export async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; readonly blockId: string; readonly leaseId?: Op.PutBlock['leaseId']; readonly conditions: Op.Conditions }, blob: Buffer, data: WrittenData, containerBlobs: { readonly lookup: () => Promise<LoadedBlob | null> }): Promise<void> {
+export async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; readonly blockId: string; readonly leaseId?: Op.PutBlock['leaseId']; readonly conditions: Op.Conditions }, blob: Buffer, data: Pick<WrittenBlock, 'refs' | 'size'>, containerBlobs: { readonly lookup: () => Promise<LoadedBlob | null> }): Promise<void> {
   const id = Buffer.from(op.blockId, 'base64');
   await withRetry(ctx, async () => {
     const existing = await containerBlobs.lookup();
@@ -111,9 +111,9 @@ export async function putBlock(ctx: BlobServiceContext, op: Op.PutBlock, body: R
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   checkBlobWrite(await readBlob(ctx, container, op.blob), { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
-  const data = await writeBody(ctx.tables, key, body);
+  const data = await writeBlock(ctx.tables, key, body);
   await stageBlock(ctx, op, key, data, { lookup: () => readBlob(ctx, container, op.blob) });
-  return { contentMd5: data.md5 };
+  return data.md5 === null ? {} : { contentMd5: data.md5 };
 }
 
 export async function putBlockFromUrl(ctx: BlobServiceContext, op: Op.PutBlockFromURL): Promise<BlockWriteResult> {

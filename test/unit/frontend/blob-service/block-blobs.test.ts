@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { AnonymousCredential, ContainerClient, ContainerSASPermissions, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob';
 import { accountKeyBase64 } from '../helpers.ts';
+import { bodyOf, writeBody } from '../../../../src/frontend/blob-service/data.ts';
 import { BlobStamp, expectError } from './blob-stamp.ts';
 
 let stamp: BlobStamp;
@@ -144,4 +145,30 @@ test('block ids of one blob have one length: Put Block of another length is Inva
   await blob.commitBlockList([short(2)]);
   assert.equal((await blob.downloadToBuffer()).toString(), 'ccc');
   t.diagnostic('2 refused Put Blocks (12 vs 2 bytes), 1 refused mixed list; the blob kept its content each time');
+});
+
+test('Put Block returns Content-MD5 only when the request sent one (Azure keeps no MD5 per block); Put Blob always does', async (t) => {
+  const container = stamp.client.getContainerClient('blockmd5');
+  await container.create();
+  const blob = container.getBlockBlobClient('b');
+  const part = randomBytes(5 * 1024 * 1024 + 7); // two data appends
+  const md5 = createHash('md5').update(part).digest();
+  const plain = await blob.stageBlock(blockId(0), part, part.length);
+  assert.equal(plain.contentMD5, undefined, 'no Content-MD5 asked, none computed or returned');
+  const checked = await blob.stageBlock(blockId(1), part, part.length, { transactionalContentMD5: md5 });
+  assert.deepEqual(Buffer.from(checked.contentMD5 ?? []), md5, 'the checked Content-MD5 is echoed');
+  await expectError(() => blob.stageBlock(blockId(2), part, part.length, { transactionalContentMD5: Buffer.alloc(16) }), 400, 'Md5Mismatch');
+  assert.deepEqual((await blob.getBlockList('uncommitted')).uncommittedBlocks?.map((block) => block.name), [blockId(0), blockId(1)], 'the mismatched block was not staged');
+  await blob.commitBlockList([blockId(0), blockId(1)]);
+  assert.ok((await blob.downloadToBuffer()).equals(Buffer.concat([part, part])));
+  // Put Blob's writeBody: the MD5 of the body, hashed once; a body that carried a (checked) Content-MD5 is not hashed again.
+  const key = Buffer.from('md5-probe');
+  const body = bodyOf([part.subarray(0, 1000), part.subarray(1000)]);
+  assert.deepEqual((await writeBody(stamp.tables, key, body)).md5, md5, 'no Content-MD5: computed');
+  const marker = Buffer.alloc(16, 7); // what the DataBody checked stands: writeBody takes it as is
+  assert.deepEqual((await writeBody(stamp.tables, key, { ...body, contentMd5: marker, [Symbol.asyncIterator]: body[Symbol.asyncIterator] })).md5, marker, 'a checked Content-MD5 is used, not a second hash');
+  const put = await blob.upload(part, part.length);
+  assert.deepEqual(Buffer.from(put.contentMD5 ?? []), md5, 'Put Blob returns the MD5');
+  assert.deepEqual(Buffer.from((await blob.getProperties()).contentMD5 ?? []), md5, 'and stores it');
+  t.diagnostic('Put Block without / with / with a wrong Content-MD5: none, echoed, Md5Mismatch; Put Blob stores the MD5');
 });
