@@ -63,6 +63,8 @@ export function registerControllerCommand(program: Command): void {
 
 async function runController(config: ControllerConfig): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { role: 'controller', pid: process.pid } }, pino.destination({ sync: true }));
+  // Before anything logs "listening" (waitForSignal says why).
+  const stopRequested = waitForSignal(logger.child({ component: 'shutdown' }));
   const clock = new SystemClock();
   let controller: ClusterController | null = null;
   const registry = createProcessRegistry({ role: 'controller' });
@@ -80,7 +82,7 @@ async function runController(config: ControllerConfig): Promise<void> {
         replicaCountDefault: config.replicas, repairIntervalMs: config.repairIntervalMs, leaseTtlMs: config.leaseTtlMs,
         partitionManagerTickMs: config.tickMs, splitBytes: config.splitBytes,
       });
-      await waitForSignal(logger.child({ component: 'shutdown' }));
+      await stopRequested;
       await controller.stop();
     } finally {
       await network.close();

@@ -62,6 +62,8 @@ export function registerExtentNodeCommand(program: Command): void {
 
 async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { role: 'extent-node', pid: process.pid } }, pino.destination({ sync: true }));
+  // Before anything logs "listening" (waitForSignal says why).
+  const stopRequested = waitForSignal(logger.child({ component: 'shutdown' }));
   await mkdir(flags.disk, { recursive: true });
   const clock = new SystemClock();
   const network = new TcpNetwork({ clock });
@@ -84,7 +86,7 @@ async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {
   });
   started = node;
   observability?.metrics.watch(node);
-  await waitForSignal(logger.child({ component: 'shutdown' }));
+  await stopRequested;
   await node.stop();
   await network.close();
   await observability?.admin.close();

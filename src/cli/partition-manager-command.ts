@@ -52,6 +52,8 @@ export function registerPartitionManagerCommand(program: Command): void {
 
 async function runPartitionManager(flags: PartitionManagerFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { role: 'partition-manager', pid: process.pid } }, pino.destination({ sync: true }));
+  // Before anything logs "listening" (waitForSignal says why).
+  const stopRequested = waitForSignal(logger.child({ component: 'shutdown' }));
   const clock = new SystemClock();
   let campaigning: PartitionManager | null = null;
   const registry = createProcessRegistry({ role: 'partition-manager' });
@@ -69,7 +71,7 @@ async function runPartitionManager(flags: PartitionManagerFlags): Promise<void> 
   manager.start();
   campaigning = manager;
   logger.info({ managerId: flags.managerId }, 'partition manager campaigning');
-  await waitForSignal(logger.child({ component: 'shutdown' }));
+  await stopRequested;
   await manager.stop();
   await network.close();
   await metaStore.close();

@@ -59,6 +59,8 @@ export function registerPartitionServerCommand(program: Command): void {
 
 async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { role: 'partition-server', pid: process.pid } }, pino.destination({ sync: true }));
+  // Before anything logs "listening" (waitForSignal says why).
+  const stopRequested = waitForSignal(logger.child({ component: 'shutdown' }));
   const clock = new SystemClock();
   const leaseTtlMs = flags.leaseTtlMs;
   let started: PartitionServer | null = null;
@@ -77,7 +79,7 @@ async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
   const metrics = new PartitionServerMetrics({ registry, server });
   await server.start();
   started = server;
-  await waitForSignal(logger.child({ component: 'shutdown' }));
+  await stopRequested;
   await server.stop();
   metrics.close();
   await network.close();

@@ -3,7 +3,9 @@
 import type { Logger } from 'pino';
 import { isStorageError, StorageError } from '../util/errors.ts';
 
-/** Resolves on the first SIGTERM or SIGINT; a second one exits the process at once. */
+/** Resolves on the first SIGTERM or SIGINT; a second one exits the process at once. Call it before
+ * the process logs that it listens: a supervisor (dev-cluster, a test) may send SIGTERM the moment it
+ * reads that line, and a SIGTERM with no handler installed kills the process without its stop. */
 export function waitForSignal(logger: Logger): Promise<void> {
   return new Promise((resolve) => {
     let received = false;

@@ -61,6 +61,8 @@ export function registerStreamManagerCommand(program: Command): void {
 
 async function runStreamManager(flags: StreamManagerFlags): Promise<void> {
   const logger = pino({ level: flags.logLevel, base: { role: 'stream-manager', pid: process.pid } }, pino.destination({ sync: true }));
+  // Before anything logs "listening" (waitForSignal says why).
+  const stopRequested = waitForSignal(logger.child({ component: 'shutdown' }));
   const clock = new SystemClock();
   const replicas = positiveInteger(flags.replicas, '--replicas');
   const intervalMs = positiveInteger(flags.repairIntervalMs, '--repair-interval-ms');
@@ -83,7 +85,7 @@ async function runStreamManager(flags: StreamManagerFlags): Promise<void> {
   const server = await serveStreamManager(network, flags.listen, manager);
   logger.info({ address: server.address, epoch, replicas }, 'stream manager listening');
   manager.startRepairLoop(intervalMs);
-  await waitForSignal(logger.child({ component: 'shutdown' }));
+  await stopRequested;
   await manager.close();
   await server.close();
   await network.close();
