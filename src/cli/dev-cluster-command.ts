@@ -6,9 +6,10 @@
 // Lifecycle: lock DIR (one dev-cluster per data directory) → start, one progress line per process
 // on stdout → the connection string on stdout → serve until SIGTERM/SIGINT → stop in reverse order
 // (bounded: SIGTERM, then SIGKILL) → exit 0. A signal during the start stops what started and
-// exits 0 as well. A second signal exits at once (1). A child that dies meanwhile is reported on
-// stderr and not restarted (`kura status` shows it down). A start that fails prints
-// "kura dev-cluster: <reason>" on stderr and exits 1.
+// exits 0 as well. A second signal exits at once (1). A child that dies once the stamp is ready is
+// reported on stderr and started again on the same ports after a back-off (1 s doubling to 30 s
+// while it keeps dying), each restart printed on stdout; with --no-restart it stays down (`kura
+// status` shows it). A start that fails prints "kura dev-cluster: <reason>" on stderr and exits 1.
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -34,6 +35,7 @@ interface DevClusterFlags {
   readonly logLevel: string;
   readonly readyTimeoutMs: string;
   readonly stopTimeoutMs: string;
+  readonly restart: boolean;
 }
 
 interface ParsedFlags {
@@ -60,6 +62,7 @@ export function registerDevClusterCommand(program: Command): void {
     .option('--log-level <level>', 'pino log level of every process\'s log file: info, debug or trace (not quieter: dev-cluster knows a process is up from its info-level "listening" line)', 'info')
     .option('--ready-timeout-ms <ms>', 'how long one process may take to become ready before the start fails', '120000')
     .option('--stop-timeout-ms <ms>', 'how long a process may take to stop after SIGTERM before it is killed', '15000')
+    .option('--no-restart', 'leave a process that dies down (by default dev-cluster starts it again on the same ports after 1 s, doubling up to 30 s while it keeps dying, like a systemd unit with Restart=always)')
     .action(async (flags: DevClusterFlags) => {
       await reportingErrors('dev-cluster', () => runDevCluster(flags));
     });
@@ -115,7 +118,10 @@ async function runDevCluster(flags: DevClusterFlags): Promise<void> {
       dataDirectory: directory, topology: parsed.topology, listen: { host: parsed.host, port: parsed.port },
       kura: { command: process.execPath, args: [kuraEntry] }, etcdCommand: 'etcd', logLevel: flags.logLevel,
       progress: print, readyTimeoutMs: parsed.readyTimeoutMs, stopTimeoutMs: parsed.stopTimeoutMs, signal: interrupted.signal,
-      onExit: (name, status) => process.stderr.write(`kura dev-cluster: ${name} exited (${describeExit(status)}); not restarted. \`kura status --data ${directory}\` shows the stamp\n`),
+      restart: flags.restart,
+      onExit: (name, status, restart) => process.stderr.write(`kura dev-cluster: ${name} exited (${describeExit(status)}); ${restart === null
+        ? `not restarted (--no-restart). \`kura status --data ${directory}\` shows the stamp`
+        : `restarting in ${(restart.inMs / 1000).toFixed(0)} s (restart ${restart.attempt})`}\n`),
     });
     const host = parsed.host === '0.0.0.0' || parsed.host === '::' ? '127.0.0.1' : parsed.host;
     const connection = connectionString({ account: developmentAccountName, key: developmentAccountKey, host, port: cluster.port });

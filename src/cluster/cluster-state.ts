@@ -10,7 +10,8 @@
 //
 // Invariants: the file is replaced atomically and durably (writeFileDurably); a file that does not
 // parse is refused with a clear error, never half-used; ports of etcd members never change once
-// chosen (their peer URLs are stored in etcd's own membership).
+// chosen (their peer URLs are stored in etcd's own membership); a kura role's ports stay the same
+// while dev-cluster runs (a restarted role comes back where the others expect it).
 // Fault model: the supervisor may die at any point: the file then names pids that are gone (status
 // says so) or orphans still running (the next dev-cluster on the same data stops them).
 import { readFile } from 'node:fs/promises';
@@ -47,6 +48,10 @@ const topologySchema = z.object({
   partitionServers: count(topologyLimits.partitionServers),
   frontends: count(topologyLimits.frontends),
   controllers: count(topologyLimits.controllers),
+  /** The fixed ports of each kura role (by process name): a restarted role comes back on the same
+   * address, which the others were given (controllers) or hold (the balancer, registrations).
+   * Absent in files written before ports were fixed: chosen at the next start. */
+  rolePorts: z.record(name, z.object({ listen: port, admin: port })).optional(),
 });
 export type Topology = z.infer<typeof topologySchema>;
 
@@ -60,6 +65,8 @@ const processSchema = z.object({
   pid: z.number().int().nonnegative().nullable(),
   log: z.string().max(4096),
   faultDomain: z.string().max(64).nullable(),
+  /** How many times dev-cluster restarted it after it died (absent: never). */
+  restarts: z.number().int().nonnegative().optional(),
 });
 export type ProcessRecord = z.infer<typeof processSchema>;
 

@@ -19,8 +19,18 @@
 // logs/<process>.log (each process's own output, appended across restarts). A restart on the same
 // DIR reuses all of it: the same etcd members on the same ports, the same node identities.
 //
-// Fault model: any child may die at any time; the cluster does not restart it (a fault test kills
-// on purpose): it reports the exit through onExit and `kura status` shows it down. A start that
+// Supervision (once the stamp is ready, unless restart is off): a child that dies is reported
+// through onExit and started again with the same arguments on the same ports, as systemd's
+// Restart=always would: after 1 s, doubling up to 30 s while it keeps dying within a minute of its
+// start or failing to become ready; each restart is logged through progress and recorded in
+// cluster.json (new pid, restart count). Same ports because the others hold its address: extent
+// nodes and partition servers were given every controller's, the balancer every front end's, the
+// stream manager and the partition map a node's or a server's; so every kura role's --listen and
+// --admin ports are chosen once, below Linux's ephemeral range like etcd's (an outgoing connection
+// never holds one meanwhile), and kept in cluster.json (Topology.rolePorts).
+//
+// Fault model: any child may die at any time (a fault run kills them on purpose): reported, then
+// restarted (or, with restart off, left down: `kura status` shows it down). A start that
 // fails stops what it started. A supervisor killed with -9 leaves orphans: the next start on the
 // same DIR finds them by the pids in cluster.json and kills them before starting.
 import { mkdir, readFile } from 'node:fs/promises';
@@ -56,12 +66,21 @@ export interface DevClusterOptions {
   readonly etcdCommand: string;
   readonly logLevel: string;
   readonly progress: (line: string) => void;
-  /** A child ended while the cluster was not stopping. */
-  readonly onExit: (name: string, status: ExitStatus) => void;
+  /** A child ended while the cluster was not stopping; restart says when it is started again
+   * (null: restart is off, it stays down). */
+  readonly onExit: (name: string, status: ExitStatus, restart: RestartPlan | null) => void;
+  /** Start a child again when it dies (after the stamp was ready). */
+  readonly restart: boolean;
   readonly readyTimeoutMs: number;
   readonly stopTimeoutMs: number;
   /** Aborted (SIGINT/SIGTERM during the start): stop what started, between tiers. */
   readonly signal?: AbortSignal;
+}
+
+export interface RestartPlan {
+  /** This is the child's n-th restart. */
+  readonly attempt: number;
+  readonly inMs: number;
 }
 
 /** One process to run: its spec, then (once started) its handle. */
@@ -89,11 +108,17 @@ const loopback = '127.0.0.1';
 const adminListening = 'admin server listening';
 const pollMs = 50;
 const probeTimeoutMs = 2_000;
-/** etcd ports come from below Linux's ephemeral range (32768+), so an outgoing connection never
- * holds one when the stamp restarts: they are stored in etcd's membership and cannot move. */
-const etcdPortLow = 20_000;
-const etcdPortHigh = 32_000;
-const etcdPortAttemptsMax = 64;
+/** Fixed ports (etcd's, and every kura role's) come from below Linux's ephemeral range (32768+), so
+ * an outgoing connection never holds one when its process starts again. etcd's are stored in etcd's
+ * own membership and never move. */
+const fixedPortLow = 20_000;
+const fixedPortHigh = 32_000;
+const portAttemptsMax = 256;
+/** Supervision back-off: the first restart after restartDelayMs, doubling up to restartDelayMaxMs
+ * while the child dies again within restartStableMs of its start (or cannot start). */
+const restartDelayMs = 1_000;
+const restartDelayMaxMs = 30_000;
+const restartStableMs = 60_000;
 
 export class DevCluster {
   readonly dataDirectory: string;
@@ -103,11 +128,19 @@ export class DevCluster {
   private readonly tiers: readonly (readonly Planned[])[];
   private readonly balancer: TcpBalancer;
   private readonly options: DevClusterOptions;
+  private readonly addresses: StartedAddresses;
   private state: ClusterState;
   private stopping: Promise<void> | null = null;
+  /** Aborted by stop(): pending restarts give up, a start in progress is killed. */
+  private readonly supervision = new AbortController();
+  private readonly supervisors: Promise<void>[] = [];
+  private readonly restarts = new Map<string, number>();
+  /** cluster.json writes, one at a time (writeFileDurably has one writer per path). */
+  private stateWrites: Promise<void> = Promise.resolve();
 
-  private constructor(init: { options: DevClusterOptions; topology: Topology; tiers: readonly (readonly Planned[])[]; balancer: TcpBalancer; state: ClusterState }) {
+  private constructor(init: { options: DevClusterOptions; topology: Topology; tiers: readonly (readonly Planned[])[]; balancer: TcpBalancer; state: ClusterState; addresses: StartedAddresses }) {
     this.options = init.options;
+    this.addresses = init.addresses;
     this.dataDirectory = init.options.dataDirectory;
     this.topology = init.topology;
     this.tiers = init.tiers;
@@ -138,7 +171,7 @@ export class DevCluster {
         await writeClusterState(directory, state);
       }
       balancer = await startBalancer(tiers, options);
-      return new DevCluster({ options, topology, tiers, balancer, state });
+      return new DevCluster({ options, topology, tiers, balancer, state, addresses });
     } catch (error) {
       await balancer?.close();
       await stopTiers(tiers, () => undefined);
@@ -147,13 +180,13 @@ export class DevCluster {
     }
   }
 
-  /** Marks the cluster ready: cluster.json and etcd's cluster/processes name every process. */
+  /** Marks the cluster ready: cluster.json and etcd's cluster/processes name every process; from
+   * now on a child that dies is restarted (options.restart). */
   async publish(connectionString: string): Promise<void> {
-    // The balancer is a process of the stamp too (it runs inside dev-cluster): status probes it.
-    const balancer: ProcessRecord = { name: 'balancer', role: 'balancer', address: this.endpoint, admin: null, pid: process.pid, log: '-', faultDomain: null };
-    const processes = [...records(this.tiers, this.options), balancer];
-    this.state = { ...this.state, processes, endpoint: this.endpoint, phase: 'ready', connectionString, updatedAt: new Date().toISOString() };
-    await writeClusterState(this.dataDirectory, this.state);
+    this.state = { ...this.state, endpoint: this.endpoint, phase: 'ready', connectionString };
+    await this.saveState();
+    // The addresses never change (fixed ports), so etcd's copy stays right across restarts; only
+    // the pids in it go stale (status asks a process by its address, not its pid).
     const store = await EtcdMetaStore.connect({ endpoints: this.etcdEndpoints });
     try {
       const value = JSON.stringify({ endpoint: this.endpoint, processes: this.state.processes });
@@ -161,9 +194,58 @@ export class DevCluster {
     } finally {
       await store.close();
     }
-    for (const planned of this.tiers.flat()) {
-      const child = planned.process;
-      if (child !== null) void child.exited.then((status) => { if (this.stopping === null) this.options.onExit(planned.name, status); });
+    for (const planned of this.tiers.flat()) this.supervisors.push(this.supervise(planned));
+  }
+
+  /** cluster.json with every process as it is now (the balancer too: it runs inside dev-cluster). */
+  private saveState(phase?: ClusterState['phase'], supervisorPid?: null): Promise<void> {
+    const write = async (): Promise<void> => {
+      const balancer: ProcessRecord = { name: 'balancer', role: 'balancer', address: this.endpoint, admin: null, pid: process.pid, log: '-', faultDomain: null };
+      const processes = [...records(this.tiers, this.options, this.restarts), balancer];
+      this.state = { ...this.state, processes, phase: phase ?? this.state.phase, updatedAt: new Date().toISOString(), ...(supervisorPid === null ? { supervisorPid } : {}) };
+      await writeClusterState(this.dataDirectory, this.state);
+    };
+    this.stateWrites = this.stateWrites.then(write, write);
+    return this.stateWrites;
+  }
+
+  /** Waits for the child to die and starts it again (with back-off), until stop(). */
+  private async supervise(planned: Planned): Promise<void> {
+    const signal = this.supervision.signal;
+    let failures = 0;
+    let startedAtMs = Date.now();
+    for (let child = planned.process; child !== null; child = planned.process) {
+      const status = await untilAborted(child.exited, signal);
+      if (status === null || this.stopping !== null) return;
+      if (Date.now() - startedAtMs >= restartStableMs) failures = 0;
+      if (!this.options.restart) {
+        this.options.onExit(planned.name, status, null);
+        return;
+      }
+      const attempt = (this.restarts.get(planned.name) ?? 0) + 1;
+      let delayMs = backOffMs(failures);
+      this.options.onExit(planned.name, status, { attempt, inMs: delayMs });
+      for (;;) {
+        if (!await sleepUnlessAborted(delayMs, signal)) return;
+        try {
+          await startProcess(planned, this.addresses, this.options, signal);
+          break;
+        } catch (error) {
+          const failed = planned.process;
+          failed?.kill();
+          await failed?.exited;
+          if (signal.aborted) return;
+          failures++;
+          delayMs = backOffMs(failures);
+          this.options.progress(`${planned.name} did not come back (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); next try in ${(delayMs / 1000).toFixed(0)} s`);
+        }
+      }
+      failures++;
+      startedAtMs = Date.now();
+      this.restarts.set(planned.name, attempt);
+      const where = planned.process === null ? '?' : planned.addressOf(planned.process) ?? '?';
+      this.options.progress(`${planned.name} restarted (restart ${attempt}, pid ${planned.process?.pid ?? '?'}) on ${where}`);
+      await this.saveState().catch((error: unknown) => this.options.progress(`cluster.json not updated: ${String(error)}`));
     }
   }
 
@@ -184,13 +266,13 @@ export class DevCluster {
   }
 
   private async stopOnce(): Promise<void> {
-    this.state = { ...this.state, phase: 'stopping', updatedAt: new Date().toISOString() };
-    await writeClusterState(this.dataDirectory, this.state);
+    this.supervision.abort();
+    await Promise.all(this.supervisors);
+    await this.saveState('stopping');
     await this.balancer.close();
     this.options.progress(`balancer on ${this.endpoint} closed`);
     await stopTiers(this.tiers, this.options.progress);
-    this.state = { ...this.state, supervisorPid: null, phase: 'stopped', updatedAt: new Date().toISOString() };
-    await writeClusterState(this.dataDirectory, this.state);
+    await this.saveState('stopped', null);
   }
 }
 
@@ -214,19 +296,49 @@ async function resolveTopology(stored: Topology | null, request: TopologyRequest
   if (stored !== null && counts.extentNodes < stored.extentNodes) {
     throw new StorageError('config.invalid', `this data directory has ${stored.extentNodes} extent nodes holding replicas; --extent-nodes ${counts.extentNodes} would leave some out (they can be added, not removed)`);
   }
-  const etcdMembers = stored?.etcdMembers ?? await chooseEtcdPorts(etcdMemberCount);
-  return { clusterToken: stored?.clusterToken ?? `kura-dev-${randomBytes(6).toString('hex')}`, etcdMembers, ...counts };
+  const taken = new Set<number>();
+  let etcdMembers = stored?.etcdMembers;
+  if (etcdMembers === undefined) {
+    const list = await choosePorts(etcdMemberCount * 2, taken, 'etcd');
+    etcdMembers = Array.from({ length: etcdMemberCount }, (_, i) => ({ name: `etcd${i + 1}`, clientPort: list[2 * i] ?? 0, peerPort: list[2 * i + 1] ?? 0 }));
+  }
+  for (const member of etcdMembers) taken.add(member.clientPort).add(member.peerPort);
+  const rolePorts = await chooseRolePorts(roleNames(counts), stored?.rolePorts ?? {}, taken);
+  return { clusterToken: stored?.clusterToken ?? `kura-dev-${randomBytes(6).toString('hex')}`, etcdMembers, ...counts, rolePorts };
 }
 
-async function chooseEtcdPorts(memberCount: number): Promise<Topology['etcdMembers']> {
-  const ports = new Set<number>();
-  for (let attempt = 0; attempt < etcdPortAttemptsMax && ports.size < memberCount * 2; attempt++) {
-    const port = randomInt(etcdPortLow, etcdPortHigh);
-    if (!ports.has(port) && await portFree(port)) ports.add(port);
+/** Every kura role's process name, for a topology's counts. */
+function roleNames(counts: Pick<Topology, 'controllers' | 'extentNodes' | 'partitionServers' | 'frontends'>): string[] {
+  return [...numbered('c', counts.controllers), ...numbered('en', counts.extentNodes), ...numbered('ps', counts.partitionServers), ...numbered('fe', counts.frontends)];
+}
+
+/** A listen and an admin port per role: the stored ones if both are free now (nothing of this
+ * stamp runs yet: orphans were stopped), else new ones. Unlike etcd's, a role's ports may change
+ * between two starts of the stamp: every role starts again then and learns the others afresh. */
+async function chooseRolePorts(names: readonly string[], stored: NonNullable<Topology['rolePorts']>, taken: Set<number>): Promise<NonNullable<Topology['rolePorts']>> {
+  const chosen: Record<string, { listen: number; admin: number }> = {};
+  for (const name of names) {
+    const previous = stored[name];
+    if (previous !== undefined && !taken.has(previous.listen) && !taken.has(previous.admin) && previous.listen !== previous.admin && await portFree(previous.listen) && await portFree(previous.admin)) {
+      chosen[name] = previous;
+    } else {
+      const [listen = 0, admin = 0] = await choosePorts(2, taken, name);
+      chosen[name] = { listen, admin };
+    }
+    taken.add(chosen[name].listen).add(chosen[name].admin);
   }
-  if (ports.size < memberCount * 2) throw new StorageError('config.invalid', `found no ${memberCount * 2} free loopback ports for etcd in ${etcdPortLow}..${etcdPortHigh}`);
-  const list = [...ports];
-  return Array.from({ length: memberCount }, (_, i) => ({ name: `etcd${i + 1}`, clientPort: list[2 * i] ?? 0, peerPort: list[2 * i + 1] ?? 0 }));
+  return chosen;
+}
+
+/** count free loopback ports below the ephemeral range, none of them in taken. */
+async function choosePorts(count: number, taken: ReadonlySet<number>, forWhat: string): Promise<number[]> {
+  const ports = new Set<number>();
+  for (let attempt = 0; attempt < portAttemptsMax && ports.size < count; attempt++) {
+    const port = randomInt(fixedPortLow, fixedPortHigh);
+    if (!ports.has(port) && !taken.has(port) && await portFree(port)) ports.add(port);
+  }
+  if (ports.size < count) throw new StorageError('config.invalid', `found no ${count} free loopback ports for ${forWhat} in ${fixedPortLow}..${fixedPortHigh}`);
+  return [...ports];
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -247,26 +359,29 @@ function plan(topology: Topology, options: DevClusterOptions): Planned[][] {
     adminOf: (process) => process.addresses.get(adminListening) ?? null,
     process: null,
   });
-  const listen = ['--listen', `${loopback}:0`];
-  const admin = ['--admin', `${loopback}:0`];
+  const ports = (name: string): string[] => {
+    const fixed = topology.rolePorts?.[name];
+    if (fixed === undefined) throw new StorageError('config.invalid', `no ports chosen for ${name}`);
+    return ['--listen', `${loopback}:${fixed.listen}`, '--admin', `${loopback}:${fixed.admin}`];
+  };
   const etcd = topology.etcdMembers.map((member) => etcdMember(member, topology, options));
   // Every controller listens from the start (the standbys answer "not leader"); extent nodes and
   // partition servers get the list of all of them and find the leader (docs/cluster.md).
   const controllers = numbered('c', topology.controllers).map((name) => kura(name, 'controller', 'controller listening', (a) => [
-    'controller', '--etcd', a.etcd, ...listen, '--controller-id', name, ...admin,
+    'controller', '--etcd', a.etcd, ...ports(name), '--controller-id', name,
   ]));
   const extentNodes = numbered('en', topology.extentNodes).map((name, i) => {
     const faultDomain = `fd${(i % faultDomainCount) + 1}`;
     return kura(name, 'extent-node', 'extent node listening', (a) => [
       'extent-node', '--disk', join(directory, 'extent-nodes', name), '--fault-domain', faultDomain, '--upgrade-domain', `ud${i + 1}`,
-      ...listen, '--manager', a.controllers, '--node-id', name, ...admin,
+      ...ports(name), '--manager', a.controllers, '--node-id', name,
     ], faultDomain);
   });
   const partitionServers = numbered('ps', topology.partitionServers).map((name) => kura(name, 'partition-server', 'partition server listening', (a) => [
-    'partition-server', '--etcd', a.etcd, '--stream-manager', a.controllers, ...listen, '--server-id', name, ...admin,
+    'partition-server', '--etcd', a.etcd, '--stream-manager', a.controllers, ...ports(name), '--server-id', name,
   ]));
   const frontends = numbered('fe', topology.frontends).map((name) => kura(name, 'frontend', 'frontend listening', (a) => [
-    'frontend', '--etcd', a.etcd, ...listen, ...admin,
+    'frontend', '--etcd', a.etcd, ...ports(name),
   ]));
   // Extent nodes, partition servers and front ends start together: each waits on its own for what
   // it needs (registration, the partition map, partitions served), so their start-ups overlap.
@@ -303,13 +418,9 @@ async function startTier(tier: readonly Planned[], addresses: StartedAddresses, 
   let done = count.started;
   const results = await Promise.allSettled(tier.map(async (planned) => {
     const startMs = Date.now();
-    planned.process = await RoleProcess.start({
-      name: planned.name, command: planned.command, args: planned.args(addresses), logPath: join(options.dataDirectory, 'logs', `${planned.name}.log`),
-      ready: planned.ready, readyTimeoutMs: options.readyTimeoutMs, stopTimeoutMs: options.stopTimeoutMs, pollMs, abort: options.signal,
-    });
-    await waitAdminReady(planned, options);
+    await startProcess(planned, addresses, options, options.signal);
     done++;
-    const where = planned.addressOf(planned.process) ?? '?';
+    const where = planned.process === null ? '?' : planned.addressOf(planned.process) ?? '?';
     options.progress(`[${done}/${count.total}] ${planned.name} (${planned.role}${planned.faultDomain === null ? '' : `, ${planned.faultDomain}`}) ready on ${where} in ${((Date.now() - startMs) / 1000).toFixed(1)} s`);
   }));
   const failed = results.find((result) => result.status === 'rejected');
@@ -319,8 +430,18 @@ async function startTier(tier: readonly Planned[], addresses: StartedAddresses, 
   return tier.length;
 }
 
+/** Starts one process (planned.process is its handle from the spawn on) and waits until it is
+ * ready: its log line or probe, then (a role with an admin port) its /readyz. */
+async function startProcess(planned: Planned, addresses: StartedAddresses, options: DevClusterOptions, signal: AbortSignal | undefined): Promise<void> {
+  planned.process = await RoleProcess.start({
+    name: planned.name, command: planned.command, args: planned.args(addresses), logPath: join(options.dataDirectory, 'logs', `${planned.name}.log`),
+    ready: planned.ready, readyTimeoutMs: options.readyTimeoutMs, stopTimeoutMs: options.stopTimeoutMs, pollMs, abort: signal,
+  });
+  await waitAdminReady(planned, options, signal);
+}
+
 /** A role with an admin port is started when its /readyz says so, not when it merely listens. */
-async function waitAdminReady(planned: Planned, options: DevClusterOptions): Promise<void> {
+async function waitAdminReady(planned: Planned, options: DevClusterOptions, signal: AbortSignal | undefined): Promise<void> {
   const child = planned.process;
   const admin = child === null ? null : planned.adminOf(child);
   if (child === null || admin === null) return;
@@ -329,7 +450,7 @@ async function waitAdminReady(planned: Planned, options: DevClusterOptions): Pro
     const probe = await probeReadyz(admin, probeTimeoutMs);
     if (probe.state === 'ready') return;
     if (child.exit !== null) throw new StorageError('config.invalid', `${planned.name} exited (${describeExit(child.exit)}) before /readyz said ready: ${probe.reason}`);
-    if (options.signal?.aborted === true) throw new StorageError('config.invalid', `${planned.name}: start interrupted by a signal`);
+    if (signal?.aborted === true) throw new StorageError('config.invalid', `${planned.name}: start interrupted by a signal`);
     if (Date.now() > deadlineMs) throw new StorageError('config.invalid', `${planned.name} not ready within ${options.readyTimeoutMs} ms: ${probe.reason}`);
     await new Promise((resolve) => setTimeout(resolve, pollMs * 4));
   }
@@ -367,10 +488,12 @@ async function stopTiers(tiers: readonly (readonly Planned[])[], progress: (line
   }
 }
 
-function records(tiers: readonly (readonly Planned[])[], options: DevClusterOptions): ProcessRecord[] {
+function records(tiers: readonly (readonly Planned[])[], options: DevClusterOptions, restarts?: ReadonlyMap<string, number>): ProcessRecord[] {
   return tiers.flat().map((planned) => {
     const child = planned.process;
+    const restarted = restarts?.get(planned.name);
     return {
+      ...(restarted === undefined ? {} : { restarts: restarted }),
       name: planned.name, role: planned.role, faultDomain: planned.faultDomain,
       address: child === null ? null : planned.addressOf(child),
       admin: child === null ? null : planned.adminOf(child),
@@ -416,4 +539,34 @@ async function waitGone(pid: number, timeoutMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
   throw new StorageError('config.invalid', `process ${pid} left by a previous dev-cluster did not exit after SIGKILL`);
+}
+
+function backOffMs(failures: number): number {
+  return Math.min(restartDelayMaxMs, restartDelayMs * 2 ** Math.min(failures, 16));
+}
+
+/** The promise's value, or null once the signal is aborted. */
+async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | null> {
+  if (signal.aborted) return null;
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<null>((resolve) => {
+    onAbort = () => resolve(null);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([promise, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Sleeps ms; false if the signal was aborted first. */
+async function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const slept = new Promise<true>((resolve) => { timer = setTimeout(() => resolve(true), ms); });
+  try {
+    return (await untilAborted(slept, signal)) ?? false;
+  } finally {
+    clearTimeout(timer);
+  }
 }

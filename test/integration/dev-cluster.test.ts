@@ -2,11 +2,12 @@
 // three fault domains, partition servers and front ends, each its own process on loopback, the
 // official SDK talking to the built-in balancer.
 //
-// 1. One etcd member (fast), the default stamp otherwise: the SDK uploads and downloads through
-//    the balancer; `kura status` lists every process ready and the leader (exit 0); under a steady
-//    upload load one front end is killed -9: every upload still succeeds (the SDK's retries land
-//    on the other front end through the balancer) and reads back byte-exact; status reports that
-//    front end DOWN (exit 1); SIGTERM: dev-cluster exits 0 and every child has exited.
+// 1. One etcd member (fast), the default stamp otherwise, --no-restart: the SDK uploads and
+//    downloads through the balancer; `kura status` lists every process ready and the leader (exit
+//    0); under a steady upload load one front end is killed -9: every upload still succeeds (the
+//    SDK's retries land on the other front end through the balancer) and reads back byte-exact;
+//    status reports that front end DOWN (exit 1: not restarted); SIGTERM: dev-cluster exits 0 and
+//    every child has exited. (Restarts: dev-cluster-restart.test.ts.)
 // 2. Three etcd members (a Raft quorum), a small stamp: blobs written, SIGTERM, a restart on the
 //    same --data is the same stamp (same etcd, same disks) and reads them back; status by --etcd.
 // Figures: time to ready, uploads during the kill and their retries, time to stop.
@@ -51,7 +52,7 @@ describe('kura dev-cluster', () => {
 
   it('one etcd member: SDK through the balancer, status healthy, kill -9 of a front end under load, SIGTERM exits 0', { timeout: 400_000 }, async (t) => {
     const directory = await tempClusterDirectory('one');
-    const cluster = await DevClusterProcess.start({ directory, args: ['--etcd-members', '1'], readyTimeoutMs });
+    const cluster = await DevClusterProcess.start({ directory, args: ['--etcd-members', '1', '--no-restart'], readyTimeoutMs });
     t.diagnostic(`ready in ${cluster.readySeconds} s: ${(await cluster.processes()).length} processes`);
     const container = sdk(cluster.connectionString).getContainerClient('devcluster');
     await container.create();
@@ -101,6 +102,7 @@ describe('kura dev-cluster', () => {
     assert.equal(degraded.code, 1);
     assert.match(degraded.stdout, /^fe1\b.*DOWN/m);
     assert.match(degraded.stdout, /^fe2\b.*READY/m);
+    assert.match(cluster.stderr, /fe1 exited \(signal SIGKILL\); not restarted \(--no-restart\)/);
 
     const processes = await cluster.processes();
     const stopStartMs = performance.now();
