@@ -599,6 +599,11 @@ export const accountKeyBytes = 64;
  * each), and listing them is one scan. Far above a laptop's or a team's needs. */
 export const accountsMax = 10_000;
 
+/** A cluster front end re-reads every account this often (`kura account --etcd` changes reach
+ * every front end within it): one scan of ≤ accountsMax small rows. Azure's own key rotation
+ * also takes effect within seconds, not at once. */
+export const accountsRefreshMs = 5_000;
+
 /** `kura serve`: how long start-up may wait for the partition layer to serve every partition
  * (a restart replays each commit log first) before giving up with a clear error. */
 export const stampReadyTimeoutMs = 120_000;

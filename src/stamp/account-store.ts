@@ -6,10 +6,15 @@
 // The front end's authoriser asks for an account's keys synchronously on every request, so the
 // store keeps every account's keys in memory: open() reads them all (bounded by accountsMax) and
 // every change made through this store updates the cache after the partition acknowledged it
-// (durable first, then publish). Changes made by another process are seen at the next open();
-// `kura account` refuses to run beside a live `kura serve` for that reason (docs/accounts.md).
+// (durable first, then publish). Changes made by another process are seen at the next refresh()
+// (a cluster's front ends refresh every accountsRefreshMs: `kura account --etcd` works beside
+// them) or open(); `kura account --disk` refuses to run beside a live `kura serve`, which never
+// refreshes (docs/accounts.md).
 //
-// Invariants: names are Azure's (3-24 lowercase letters and digits); every write is conditional
+// Invariants: names are Azure's (3-24 lowercase letters and digits); a refresh replaces the cache
+// whole once every page is read (a request never sees a half-read or empty cache; a failed
+// refresh keeps the old one; this store's own writes made meanwhile are kept); every write is
+// conditional
 // (create: the row is absent; rotate: the row is as read), so two writers never silently
 // overwrite each other; keys never appear in logs or error messages.
 // Fault model: partition calls may fail with StorageErrors, passed through; a row that does not
@@ -57,7 +62,10 @@ export function checkAccountName(name: string): void {
 export class AccountStore {
   private readonly tables: AccountTables;
   private readonly clock: Clock;
-  private readonly cache = new Map<string, Account>();
+  private cache = new Map<string, Account>();
+  /** While a refresh reads: this store's own writes, re-applied over what the refresh read. */
+  private writesDuringRefresh: Map<string, Account> | null = null;
+  private refreshing: Promise<void> | null = null;
 
   private constructor(tables: AccountTables, clock: Clock) {
     this.tables = tables;
@@ -67,14 +75,50 @@ export class AccountStore {
   /** Reads every account into memory; creates the development account if it is absent. */
   static async open(options: { readonly tables: AccountTables; readonly clock: Clock }): Promise<AccountStore> {
     const store = new AccountStore(options.tables, options.clock);
-    await store.reload();
+    await store.refresh();
     if (!store.cache.has(developmentAccountName)) {
       await store.createWithKeys(developmentAccountName, Buffer.from(developmentAccountKey, 'base64'), randomBytes(accountKeyBytes)).catch((error: unknown) => {
         if (!isStorageError(error, 'partition.exists')) throw error;
       });
-      await store.reload();
+      await store.refresh();
     }
     return store;
+  }
+
+  /**
+   * Re-reads every account row and then replaces the cache whole: accounts created, and keys
+   * rotated, by another process are served from here on. On failure the old cache stays.
+   */
+  async refresh(): Promise<void> {
+    this.refreshing ??= this.readAll().finally(() => {
+      this.refreshing = null;
+      this.writesDuringRefresh = null;
+    });
+    return this.refreshing;
+  }
+
+  private async readAll(): Promise<void> {
+    this.writesDuringRefresh = new Map();
+    const next = new Map<string, Account>();
+    let continuation: string | null = null;
+    do {
+      const page = await this.tables.scan({ prefix: accountPrefix, limit: scanLimitMax, ...(continuation === null ? {} : { continuation }) });
+      for (const item of page.items) {
+        if (item.kind !== 'row') continue;
+        const name = item.row.key.subarray(accountPrefix.length).toString('utf8');
+        next.set(name, decodeAccount(name, item.row));
+        if (next.size > accountsMax) throw new StorageError('config.invalid', `more than ${accountsMax} accounts stored`);
+      }
+      continuation = page.continuation;
+    } while (continuation !== null);
+    for (const [name, account] of this.writesDuringRefresh) next.set(name, account);
+    this.cache = next;
+  }
+
+  /** After the partition acknowledged a write: serve it (durable first, then publish). */
+  private publish(account: Account): void {
+    this.cache.set(account.name, account);
+    this.writesDuringRefresh?.set(account.name, account);
   }
 
   /** The account's keys (key1, key2) for the authoriser, or null for an unknown account. */
@@ -114,7 +158,7 @@ export class AccountStore {
       ? { ...current, key1: randomBytes(accountKeyBytes), key1CreatedMs: nowMs }
       : { ...current, key2: randomBytes(accountKeyBytes), key2CreatedMs: nowMs };
     await this.tables.put(accountKey(name), encodeAccount(next), { ifMatch: row.etag });
-    this.cache.set(name, next);
+    this.publish(next);
     return next;
   }
 
@@ -122,23 +166,8 @@ export class AccountStore {
     const nowMs = this.clock.nowMs();
     const account: Account = { name, createdMs: nowMs, key1, key2, key1CreatedMs: nowMs, key2CreatedMs: nowMs };
     await this.tables.put(accountKey(name), encodeAccount(account), { ifNoneMatch: '*' });
-    this.cache.set(name, account);
+    this.publish(account);
     return account;
-  }
-
-  private async reload(): Promise<void> {
-    this.cache.clear();
-    let continuation: string | null = null;
-    do {
-      const page = await this.tables.scan({ prefix: accountPrefix, limit: scanLimitMax, ...(continuation === null ? {} : { continuation }) });
-      for (const item of page.items) {
-        if (item.kind !== 'row') continue;
-        const name = item.row.key.subarray(accountPrefix.length).toString('utf8');
-        this.cache.set(name, decodeAccount(name, item.row));
-        if (this.cache.size > accountsMax) throw new StorageError('config.invalid', `more than ${accountsMax} accounts stored`);
-      }
-      continuation = page.continuation;
-    } while (continuation !== null);
   }
 }
 

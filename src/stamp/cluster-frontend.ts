@@ -5,7 +5,8 @@
 //
 //   start: wait for pm/map ──► load the accounts (creating devstoreaccount1 in a fresh cluster,
 //          conditionally) ──► listen ──► "frontend listening" { address } ──► background work
-//          (the deleted-container sweep; copy transfers run as copies start)
+//          (the deleted-container sweep; the accounts re-read every accountsRefreshMs, so
+//          `kura account --etcd` changes are served; copy transfers run as copies start)
 //   drain: stop the background work (copy transfers aborted: their rows read failed once stale),
 //          stop accepting, let requests in flight finish (bounded), close
 // Every front end sweeps deleted containers: several sweepers are safe and split the work by
@@ -19,7 +20,7 @@
 // the error table and the Azure client retries); the process may be killed at any point (nothing
 // to recover).
 import type { Logger } from 'pino';
-import { frontendStartPollMs } from '../constants.ts';
+import { accountsRefreshMs, frontendStartPollMs } from '../constants.ts';
 import type { FrontendServer } from '../frontend/http-server.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
 import { PartitionClient } from '../partition/partition-client.ts';
@@ -28,6 +29,7 @@ import type { Network } from '../rpc/network.ts';
 import { AssertionFailure } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
 import { isStorageError } from '../util/errors.ts';
+import { AccountRefresher } from './account-refresher.ts';
 import { AccountStore } from './account-store.ts';
 import type { CopySourceOptions } from '../frontend/blob-service/remote-source.ts';
 import { assembleFrontend, listenFrontend, type BackendFactory, type BackgroundTask } from './frontend-assembly.ts';
@@ -44,6 +46,8 @@ export interface ClusterFrontendOptions {
   readonly apiVersionLatest?: string;
   /** Copy sources outside Kura (docs/copy-sources.md); default: public hosts only. */
   readonly copySource?: CopySourceOptions;
+  /** How often the accounts are re-read (default accountsRefreshMs). */
+  readonly accountsRefreshMs?: number;
 }
 
 export type FrontendPhase =
@@ -63,6 +67,7 @@ export class ClusterFrontend {
   private server: FrontendServer | null = null;
   /** The backend's background work (deleted-container sweep, copy transfers): runs while serving. */
   private background: BackgroundTask | null = null;
+  private accountRefresher: AccountRefresher | null = null;
 
   constructor(options: ClusterFrontendOptions) {
     this.options = options;
@@ -93,6 +98,8 @@ export class ClusterFrontend {
     const port = await listenFrontend(server, this.options);
     // Every front end sweeps: the sweep is idempotent and graveyards are claimed (container-sweep.ts).
     this.background?.start();
+    this.accountRefresher = new AccountRefresher({ accounts, clock, logger: this.logger, intervalMs: this.options.accountsRefreshMs ?? accountsRefreshMs });
+    this.accountRefresher.start();
     const host = this.options.host;
     const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.state = { kind: 'serving', address };
@@ -104,6 +111,7 @@ export class ClusterFrontend {
   async drain(timeoutMs: number): Promise<{ inFlight: number; cut: number }> {
     this.state = { kind: 'draining' };
     await this.background?.stop();
+    await this.accountRefresher?.stop();
     const inFlight = this.server?.inFlight ?? 0;
     const cut = this.server === null ? 0 : (await this.server.close({ drainMs: timeoutMs })).cut;
     this.state = { kind: 'stopped' };

@@ -10,12 +10,17 @@
 //    every child has exited. (Restarts: dev-cluster-restart.test.ts.)
 // 2. Three etcd members (a Raft quorum), a small stamp: blobs written, SIGTERM, a restart on the
 //    same --data is the same stamp (same etcd, same disks) and reads them back; status by --etcd.
-// Figures: time to ready, uploads during the kill and their retries, time to stop.
+//    `kura account create --etcd` while the stamp runs: the running front end serves the new
+//    account within the refresh interval; `rotate-key --etcd`: the old key is refused and the new
+//    one accepted within it, without a restart.
+// Figures: time to ready, uploads during the kill and their retries, time to stop, time until a
+// front end serves an account change.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { readClusterState } from '../../src/cluster/cluster-state.ts';
+import { accountsRefreshMs } from '../../src/constants.ts';
 import { DevClusterProcess, isAlive, killAllDevClusters, tempClusterDirectory } from '../helpers/dev-cluster.ts';
 import { runKura } from '../helpers/kura-serve.ts';
 
@@ -43,6 +48,49 @@ async function readBack(container: ContainerClient, written: ReadonlyMap<string,
     if (sha(await container.getBlockBlobClient(name).downloadToBuffer()) === digest) exact++;
   }
   return exact;
+}
+
+/** Waits (bounded) until `probe` resolves true; returns the milliseconds it took. */
+async function within(limitMs: number, what: string, probe: () => Promise<boolean>): Promise<number> {
+  const startMs = performance.now();
+  while (!(await probe())) {
+    if (performance.now() - startMs > limitMs) throw new Error(`${what}: not within ${limitMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return Math.round(performance.now() - startMs);
+}
+
+/** The account's keys and connection string as `kura account create|rotate-key` printed them. */
+function printedKeys(stdout: string): { key1: string; connection: string } {
+  const key1 = /^ {2}key1: (\S+)$/m.exec(stdout)?.[1];
+  const connection = /^ {2}(DefaultEndpointsProtocol=\S+)$/m.exec(stdout)?.[1];
+  assert.ok(key1 !== undefined && connection !== undefined, stdout);
+  return { key1, connection };
+}
+
+async function accountChangesReachTheFrontEnd(t: { diagnostic(message: string): void }, etcd: string, endpoint: string): Promise<void> {
+  const port = endpoint.slice(endpoint.lastIndexOf(':') + 1);
+  const created = await runKura(['account', 'create', 'teamone', '--etcd', etcd, '--blob-port', port]);
+  assert.equal(created.code, 0, created.stdout + created.stderr);
+  const first = printedKeys(created.stdout);
+  const container = (connection: string): ContainerClient => BlobServiceClient.fromConnectionString(connection, { retryOptions: { maxTries: 1 } }).getContainerClient('accounts');
+  const accepted = async (connection: string): Promise<boolean> => container(connection).createIfNotExists().then(() => true, () => false);
+  const createdMs = await within(30_000, 'the new account served', () => accepted(first.connection));
+  await container(first.connection).getBlockBlobClient('hello').upload('hello', 5);
+
+  const rotated = await runKura(['account', 'rotate-key', 'teamone', '--key', 'key1', '--etcd', etcd, '--blob-port', port]);
+  assert.equal(rotated.code, 0, rotated.stdout + rotated.stderr);
+  const second = printedKeys(rotated.stdout);
+  assert.notEqual(second.key1, first.key1);
+  const refusedMs = await within(30_000, 'the old key1 refused', async () => {
+    const status = await container(first.connection).getProperties().then(() => 200, (error: unknown) => (error as { statusCode?: number }).statusCode ?? 0);
+    return status === 403;
+  });
+  assert.equal((await container(second.connection).getBlockBlobClient('hello').downloadToBuffer()).toString(), 'hello', 'the new key1 reads the blob');
+  const listed = await runKura(['account', 'list', '--etcd', etcd]);
+  assert.match(listed.stdout, /^teamone\b/m);
+  assert.match(listed.stdout, /^devstoreaccount1\b/m);
+  t.diagnostic(`kura account --etcd: a new account served after ${createdMs} ms, a rotated key1 refused after ${refusedMs} ms (refresh every ${accountsRefreshMs} ms)`);
 }
 
 describe('kura dev-cluster', () => {
@@ -139,6 +187,8 @@ describe('kura dev-cluster', () => {
     assert.equal(report.healthy, true);
     assert.equal(report.leader.leader, 'c1');
     assert.deepEqual(report.processes.map((p) => p.name), ['etcd1', 'etcd2', 'etcd3', 'c1', 'en1', 'en2', 'en3', 'ps1', 'fe1', 'balancer']);
+
+    await accountChangesReachTheFrontEnd(t, endpoints, state.endpoint);
     assert.equal(await second.stop(), 0, second.stdout);
   });
 });

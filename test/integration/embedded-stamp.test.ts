@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { developmentAccountKey, developmentAccountName } from '../../src/stamp/account-store.ts';
+import { AccountStore, developmentAccountKey, developmentAccountName } from '../../src/stamp/account-store.ts';
 import { EmbeddedStamp, redundancy } from '../../src/stamp/embedded-stamp.ts';
 import { SystemClock } from '../../src/util/clock.ts';
 import { isStorageError } from '../../src/util/errors.ts';
@@ -54,6 +54,35 @@ test('a three-disk stamp starts empty, keeps accounts across a restart and start
     assert.deepEqual(again.accounts.list().map((account) => account.name), [developmentAccountName, 'teamdata']);
     assert.deepEqual(Buffer.from(again.accounts.keys('teamdata')?.[0] ?? []), created);
     assert.equal((await again.partitions.get(Buffer.from('Zfiller/199')))?.columns.length, 1);
+
+    // Another store over the same rows (as `kura account --etcd` beside a cluster's front ends):
+    // its changes are served here after a refresh. A refresh whose scan read the old row while
+    // this store rotated a key (the scan's answer is held until the rotation is acknowledged)
+    // must not undo the rotation.
+    const other = await AccountStore.open({ tables: again.partitions, clock });
+    const elsewhere = await other.create('elsewhere');
+    let rotationDone: Promise<unknown> | null = null;
+    const held = {
+      get: (key: Buffer) => again.partitions.get(key),
+      put: (...args: Parameters<typeof again.partitions.put>) => again.partitions.put(...args),
+      scan: async (options: Parameters<typeof again.partitions.scan>[0]) => {
+        const page = await again.partitions.scan(options);
+        await rotationDone;
+        return page;
+      },
+    };
+    const mine = await AccountStore.open({ tables: held, clock });
+    await other.create('later');
+    assert.equal(mine.keys('later'), null, 'not served before a refresh');
+    let releaseScan: () => void = () => undefined;
+    rotationDone = new Promise<void>((resolve) => { releaseScan = resolve; });
+    const refreshing = mine.refresh();
+    const rotatedHere = await mine.rotateKey('teamdata', 'key1');
+    releaseScan();
+    await refreshing;
+    assert.deepEqual(Buffer.from(mine.keys('later')?.[0] ?? []), (other.get('later') ?? assert.fail()).key1, 'served after the refresh');
+    assert.deepEqual(Buffer.from(mine.keys('elsewhere')?.[0] ?? []), elsewhere.key1);
+    assert.deepEqual(Buffer.from(mine.keys('teamdata')?.[0] ?? []), rotatedHere.key1, 'the rotation made during the refresh is not undone by it');
   } finally {
     await again.stop();
   }
