@@ -52,7 +52,7 @@ import { columnDataReferences, extentsBefore, unreferencedExtents } from './part
 import type { RowDataReferences } from './partition-gc.ts';
 import { MemtableCursor, MergeCursor, RunCursor } from './cursors.ts';
 import type { SourceCursor } from './cursors.ts';
-import { LruCache } from './lru-cache.ts';
+import { LruCache } from '../util/lru-cache.ts';
 import { Memtable } from './memtable.ts';
 import { loadPartition } from './partition-load.ts';
 import type { ReplayStats } from './partition-load.ts';

@@ -16,7 +16,7 @@ import { decodeBloom, decodeFooter, decodeIndex, splitBlock } from '../wire/part
 import type { BloomFilter, IndexEntry, ManifestRun, RecordLocation, RunFooter } from '../wire/partition-checkpoint.ts';
 import { decodeRow } from '../wire/partition-row.ts';
 import type { RowRecord } from '../wire/partition-row.ts';
-import type { LruCache } from './lru-cache.ts';
+import type { LruCache } from '../util/lru-cache.ts';
 import type { PartitionStreams } from './partition-streams.ts';
 
 /**

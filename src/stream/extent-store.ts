@@ -24,6 +24,10 @@
 //   only over appends that are durable; appends resolve in offset order.
 // - Every byte returned by read/readBlocks came from a block whose header and body CRCs were
 //   checked against the index; a mismatch is extent.corrupt plus onCorruption, never bytes.
+//   The read cache (docs/stream-protocol.md, "Read cache") holds only bodies that passed that
+//   check, re-checks a body's CRC on every hit, drops it extentReadCacheEntryMsMax after its
+//   disk read, and is emptied of an extent's blocks when they leave the index (seal cut,
+//   removal); verify (the scrub) always reads the disk.
 // - Any failed write, fsync or directory sync on the write path fails the store: every later
 //   write rejects with extent.failed; nothing is retried as if it were safe (fsyncgate).
 // - Recovery (open) restores every acknowledged append in both modes: scan every extent file
@@ -42,13 +46,17 @@
 //
 // Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
 // reordered), bit flips in extent and journal files, EIO/ENOSPC on any call, failed fsync.
-import { appendBytesMax, directAppendBytesMin, extentBytesMax, extentSyncIntervalMs, groupCommitBytesMax, readBytesMax } from '../constants.ts';
+import {
+  appendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentSyncIntervalMs, groupCommitBytesMax,
+  readBytesMax,
+} from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { crc32c } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
+import { LruCache } from '../util/lru-cache.ts';
 import {
   blockHeaderBytes, encodeDataBlock, encodeDataBlockHeader, encodeExtentHeader, encodeSealTrailer, extentFileName, extentHeaderBytes, identityCrc,
   parseExtentFileName, sealBodyBytes,
@@ -100,6 +108,8 @@ export interface ExtentStoreOptions {
    * directAppendBytesMin); tests lower it to mix both paths in one extent. */
   readonly directAppendBytesMin?: number;
   readonly onCorruption?: (event: CorruptionEvent) => void;
+  /** Bytes of verified block bodies kept in memory (default extentReadCacheBytes; 0 = none). */
+  readonly readCacheBytes?: number;
   /** Called once when the store fails (a failed write or fsync, also a background one). */
   readonly onFailure?: (error: StorageError) => void;
 }
@@ -140,6 +150,27 @@ export interface ExtentStoreStats {
   appendFsyncs: number;
   extentSyncs: number;
   journal: JournalStats;
+  readCache: ReadCacheStats;
+}
+
+export interface ReadCacheStats {
+  /** Block reads served from memory (body CRC re-checked). */
+  hits: number;
+  /** Block reads that went to the disk (not cached, expired or too large to cache). */
+  misses: number;
+  /** Cached bodies that failed their CRC re-check (memory changed under the cache): dropped, read again. */
+  rechecksFailed: number;
+  bytes: number;
+}
+
+/** A block body that passed its checks, with its CRC32C. */
+interface VerifiedBody {
+  readonly body: Buffer;
+  readonly crc: number;
+}
+
+interface CachedBlock extends VerifiedBody {
+  readonly readAtMs: number;
 }
 
 export const extentDirectory = 'extents';
@@ -219,6 +250,9 @@ export class ExtentStore {
   private syncing: Promise<void> | null = null;
   /** During open only: open extents whose file goes past their index, with the file's size. */
   private readonly recoveredTails = new Map<ExtentEntry, number>();
+  /** Verified bodies by their index entry (an entry object leaves the index when its block does). */
+  private readonly readCache: LruCache<BlockEntry, CachedBlock>;
+  private readonly readCacheCounters = { hits: 0, misses: 0, rechecksFailed: 0 };
 
   private constructor(options: ExtentStoreOptions, recovery: ExtentStoreRecoveryReport, firstJournalSequence: number) {
     this.disk = options.disk;
@@ -227,6 +261,7 @@ export class ExtentStore {
     this.directAppendBytesMin = options.directAppendBytesMin ?? directAppendBytesMin;
     this.onCorruption = options.onCorruption ?? (() => {});
     this.onFailure = options.onFailure ?? (() => {});
+    this.readCache = new LruCache(options.readCacheBytes ?? extentReadCacheBytes);
     this.recovery = recovery;
     this.journal = new Journal({ disk: this.disk, firstSequence: firstJournalSequence, onFailure: (error) => this.fail(error) });
   }
@@ -285,30 +320,45 @@ export class ExtentStore {
 
   /** Reads [offset, offset + length) verified; extent.corrupt rather than bad bytes. */
   async read(extentId: number, offset: number, length: number): Promise<Buffer> {
+    return (await this.readRange(extentId, offset, length)).data;
+  }
+
+  /**
+   * As read, with the CRC32C of the bytes returned: a read of exactly one whole block answers
+   * the CRC its check already proved (no second pass over the bytes), any other is computed.
+   */
+  async readWithCrc(extentId: number, offset: number, length: number): Promise<{ data: Buffer; crc32c: number }> {
+    const { data, crc } = await this.readRange(extentId, offset, length);
+    return { data, crc32c: crc ?? crc32c(data) };
+  }
+
+  /** The verified bytes; `crc` is theirs when they are one whole block, else null. */
+  private async readRange(extentId: number, offset: number, length: number): Promise<{ data: Buffer; crc: number | null }> {
     const entry = this.readable(extentId);
     checkRange(entry, offset, length);
     if (length > readBytesMax) {
       throw new StorageError('extent.too_large', `read of ${length} bytes exceeds ${readBytesMax}`, { context: { extentId, length } });
     }
-    if (length === 0) return Buffer.alloc(0);
+    if (length === 0) return { data: Buffer.alloc(0), crc: null };
     const firstIndex = blockIndexAt(entry.blocks, offset);
     const first = entry.blocks[firstIndex];
     assert(first !== undefined, 'a read below the length lies in indexed blocks');
     if (offset + length <= first.offset + first.length) {
       // Within one block (a whole blob body, usually): its verified body, not a copy of it.
-      const body = await this.readVerified(entry, first);
-      return body.subarray(offset - first.offset, offset - first.offset + length);
+      const { body, crc } = await this.readVerified(entry, first);
+      const whole = offset === first.offset && length === first.length;
+      return { data: whole ? body : body.subarray(offset - first.offset, offset - first.offset + length), crc: whole ? crc : null };
     }
     const out = Buffer.allocUnsafe(length);
     let copied = 0;
     for (let index = firstIndex; copied < length; index++) {
       const block = entry.blocks[index];
       assert(block !== undefined, 'a read below the length lies in indexed blocks');
-      const body = await this.readVerified(entry, block);
+      const { body } = await this.readVerified(entry, block);
       const from = offset + copied - block.offset;
       copied += body.copy(out, copied, from, Math.min(body.length, from + length - copied));
     }
-    return out;
+    return { data: out, crc: null };
   }
 
   /** Seals at `length` (a block boundary at or below the durable length), durably. */
@@ -364,6 +414,7 @@ export class ExtentStore {
     while (this.syncing !== null) await this.syncing;
     for (const file of entry.unsynced.splice(0)) this.journal.release(file);
     this.extents.delete(extentId);
+    this.forget(entry.blocks);
     await entry.file.close();
     await this.guard(this.disk.remove(entry.path));
     await this.guard(this.disk.syncDirectory(extentDirectory));
@@ -384,7 +435,8 @@ export class ExtentStore {
       if (block.offset >= entry.length) break;
       blocks += 1;
       try {
-        await this.readVerified(entry, block);
+        // The scrub reads the disk, never the cache: it is how rot under a cached block is found.
+        await this.readVerified(entry, block, false);
       } catch (error) {
         if (!isStorageError(error, 'extent.corrupt')) throw error;
         corruptBlocks.push(block.offset);
@@ -401,7 +453,7 @@ export class ExtentStore {
     while (offset < entry.length) {
       const block = entry.blocks[blockIndexAt(entry.blocks, offset)];
       assert(block !== undefined, 'an offset below the length lies in an indexed block');
-      const body = await this.readVerified(entry, block);
+      const { body } = await this.readVerified(entry, block);
       yield { offset, data: body.subarray(offset - block.offset) };
       offset = block.offset + block.length;
       entry = this.readable(extentId);
@@ -415,7 +467,7 @@ export class ExtentStore {
   }
 
   stats(): ExtentStoreStats {
-    return { ...this.counters, journal: { ...this.journal.stats } };
+    return { ...this.counters, journal: { ...this.journal.stats }, readCache: { ...this.readCacheCounters, bytes: this.readCache.totalWeight } };
   }
 
   /** Waits for appends in flight, syncs dirty extent files, retires the journal, closes files. */
@@ -426,6 +478,7 @@ export class ExtentStore {
     for (const entry of this.extents.values()) await drainReaders(entry);
     this.syncTimer?.cancel();
     this.syncTimer = null;
+    this.readCache.clear();
     while (this.syncing !== null) await this.syncing;
     if (this.failure === null) await this.syncDirtyExtents();
     await this.journal.close();
@@ -602,7 +655,7 @@ export class ExtentStore {
       });
     }
     const filePosition = cutBlock === undefined ? entry.fileEnd : cutBlock.filePosition;
-    if (cut !== -1) entry.blocks.length = cut;
+    if (cut !== -1) this.forget(entry.blocks.splice(cut));
     entry.length = length;
     entry.endOffset = length;
     const trailer = encodeSealTrailer(extentId, length);
@@ -617,19 +670,57 @@ export class ExtentStore {
 
   // ---------------------------------------------------------------- reads
 
-  /** Reads one block, checked; extent.corrupt (and onCorruption) if it does not check. */
-  private async readVerified(entry: ExtentEntry, block: BlockEntry): Promise<Buffer> {
+  /**
+   * Reads one block, checked; extent.corrupt (and onCorruption) if it does not check. From the
+   * read cache when `cached` allows and it holds the block (its CRC re-checked on the hit).
+   */
+  private async readVerified(entry: ExtentEntry, block: BlockEntry, cached = true): Promise<VerifiedBody> {
+    const hit = cached ? this.cachedBody(block) : null;
+    if (hit !== null) return hit;
     const read = readBlockBody(entry.file, entry.identity.extentId, block);
     entry.readers.add(read);
     try {
       const body = await read;
-      if (body !== null) return body;
+      if (body !== null) {
+        // readBlockBody proved the body against the header's CRC, which equals the index's when it knows one.
+        const verified = { body, crc: block.bodyCrc ?? crc32c(body) };
+        if (cached && body.length <= extentReadCacheBlockBytesMax && !this.closed && this.extents.get(entry.identity.extentId) === entry && entry.blocks[blockIndexAt(entry.blocks, block.offset)] === block) {
+          this.readCache.set(block, { ...verified, readAtMs: this.clock.monotonicMs() }, body.length);
+        }
+        return verified;
+      }
     } finally {
       entry.readers.delete(read);
     }
     const event = { extentId: entry.identity.extentId, offset: block.offset, reason: block.corrupt ? 'block damaged (found at recovery)' : 'block CRC or header mismatch' };
     this.onCorruption(event);
     throw new StorageError('extent.corrupt', `extent ${event.extentId}: block at ${event.offset} failed its check`, { context: { ...event } });
+  }
+
+  /** A cached body of `block` that is young enough and still matches its CRC, or null. */
+  private cachedBody(block: BlockEntry): VerifiedBody | null {
+    const cached = this.readCache.get(block);
+    if (cached === undefined) {
+      this.readCacheCounters.misses += 1;
+      return null;
+    }
+    if (this.clock.monotonicMs() - cached.readAtMs >= extentReadCacheEntryMsMax) {
+      this.readCache.delete(block);
+      this.readCacheCounters.misses += 1;
+      return null;
+    }
+    if (crc32c(cached.body) !== cached.crc) {
+      this.readCache.delete(block);
+      this.readCacheCounters.rechecksFailed += 1;
+      return null;
+    }
+    this.readCacheCounters.hits += 1;
+    return cached;
+  }
+
+  /** Drops blocks that left the index from the read cache. */
+  private forget(blocks: readonly BlockEntry[]): void {
+    for (const block of blocks) this.readCache.delete(block);
   }
 
   // ---------------------------------------------------------------- recovery

@@ -1,6 +1,6 @@
-// A bounded least-recently-used cache (the partition's row cache and block cache). Bounded by a
-// total weight (entries count 1 each for the row cache, encoded bytes for the block cache), so
-// memory stays within its limit whatever the access pattern.
+// A bounded least-recently-used cache (the partition's row cache and block cache, the extent
+// store's read cache). Bounded by a total weight (entries count 1 each for the row cache, bytes
+// for the block caches), so memory stays within its limit whatever the access pattern.
 //
 // Invariants: `weight` is the sum of the weights of the entries held and never exceeds `capacity`
 // after a call returns; an entry heavier than the capacity is not cached at all.
@@ -21,6 +21,11 @@ export class LruCache<K, V> {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** The sum of the weights of the entries held. */
+  get totalWeight(): number {
+    return this.weight;
   }
 
   /** The cached value (moved to most recently used), or undefined. */
