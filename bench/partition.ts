@@ -131,9 +131,11 @@ async function warmReadPhases(run: Run, front: PartitionFront, label: string): P
   }
 }
 
-function listPhase(run: Run, front: PartitionFront, label: string): Promise<ListResult> {
+/** A listing of every row; `-columns` also reads every column of every row (as ListBlobs does). */
+function listPhase(run: Run, front: PartitionFront, label: string, readColumns: boolean): Promise<ListResult> {
   const { rows } = run.settings;
-  return run.phase(`${label}-list`, () => listAll(front, { container: 'list', pageRows, expectedRows: rows, pagesMax: Math.ceil(rows / pageRows) + 2, onPage: () => run.memory.sample() }));
+  const name = `${label}-list${readColumns ? '-columns' : ''}`;
+  return run.phase(name, () => listAll(front, { container: 'list', pageRows, expectedRows: rows, pagesMax: Math.ceil(rows / pageRows) + 2, readColumns, onPage: () => run.memory.sample() }));
 }
 
 /** The engine alone: writes, a bulk load, checkpoint + compaction, then reads and the listing on fresh opens. */
@@ -154,7 +156,7 @@ async function enginePhases(run: Run, stamp: BenchStamp, entry: PartitionEntry):
     await engine.close();
   }
   engine = await stamp.openEngine(entry);
-  await listPhase(run, engine, 'engine');
+  await listPhase(run, engine, 'engine', false);
   await warmReadPhases(run, engine, 'engine');
   run.figures['engine-stats'] = engine.stats();
   await engine.close();
@@ -167,7 +169,8 @@ async function serverPhases(run: Run, stamp: BenchStamp): Promise<void> {
     return { client: started.client, loadMs: started.loadMs };
   });
   await coldReadPhase(run, client, 'server', 1);
-  await listPhase(run, client, 'server');
+  await listPhase(run, client, 'server', false);
+  await listPhase(run, client, 'server', true);
   await warmReadPhases(run, client, 'server');
   await writePhases(run, client, 'server');
 }

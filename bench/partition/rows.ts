@@ -31,6 +31,9 @@ function blockList(size: number, index: number): Buffer {
   return bytes;
 }
 
+/** Columns of every benchmark row. */
+export const blobColumnCount = 8;
+
 export function blobColumns(index: number): Column[] {
   const size = 4096 + (index % 65536);
   const md5 = Buffer.alloc(16);

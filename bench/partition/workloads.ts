@@ -6,7 +6,7 @@ import type { CommitResult, LiveRow, PartitionOp, ScanItem } from '../../src/par
 import type { Column } from '../../src/wire/partition-row.ts';
 import { LatencyRecorder, runClosedLoop } from '../lib/stats.ts';
 import type { LatencySummary, ThroughputResult } from '../lib/stats.ts';
-import { blobColumns, blobKey, containerPrefix } from './rows.ts';
+import { blobColumnCount, blobColumns, blobKey, containerPrefix } from './rows.ts';
 
 /** What both fronts offer (Partition and PartitionClient satisfy it structurally). */
 export interface PartitionFront {
@@ -73,20 +73,27 @@ export async function measureGets(front: PartitionFront, options: { readonly con
 
 export interface ListResult {
   readonly rows: number;
+  /** Column values read (0 unless readColumns). */
+  readonly columnsRead: number;
   readonly pages: number;
   readonly seconds: number;
   readonly rowsPerSecond: number;
   readonly page: LatencySummary;
 }
 
-/** Lists every row of `container` in pages of `pageRows` with continuation; checks count and order. */
-export async function listAll(front: PartitionFront, options: { readonly container: string; readonly pageRows: number; readonly expectedRows: number; readonly pagesMax: number; readonly onPage?: () => void }): Promise<ListResult> {
+/**
+ * Lists every row of `container` in pages of `pageRows` with continuation; checks count and order.
+ * With `readColumns`, also reads every column value of every row, as ListBlobs does (rows from a
+ * PartitionClient materialise their columns only when read).
+ */
+export async function listAll(front: PartitionFront, options: { readonly container: string; readonly pageRows: number; readonly expectedRows: number; readonly pagesMax: number; readonly readColumns: boolean; readonly onPage?: () => void }): Promise<ListResult> {
   const pageLatency = new LatencyRecorder();
   const prefix = containerPrefix(options.container);
   const startMs = performance.now();
   let rows = 0;
   let pages = 0;
   let previous: Buffer | null = null;
+  let columnsRead = 0;
   let continuation: string | null = null;
   do {
     const t0 = performance.now();
@@ -96,6 +103,7 @@ export async function listAll(front: PartitionFront, options: { readonly contain
       if (item.kind !== 'row') throw new Error('a listing without delimiter returned a prefix');
       if (previous !== null && Buffer.compare(previous, item.row.key) >= 0) throw new Error('listing out of order');
       previous = item.row.key;
+      if (options.readColumns) columnsRead += readEveryColumn(item.row.columns);
     }
     rows += page.items.length;
     pages += 1;
@@ -104,7 +112,18 @@ export async function listAll(front: PartitionFront, options: { readonly contain
   } while (continuation !== null && pages < options.pagesMax);
   const seconds = (performance.now() - startMs) / 1000;
   if (rows !== options.expectedRows) throw new Error(`listed ${rows} rows, expected ${options.expectedRows}`);
-  return { rows, pages, seconds, rowsPerSecond: rows / seconds, page: pageLatency.summary() };
+  if (options.readColumns && columnsRead !== rows * blobColumnCount) throw new Error(`read ${columnsRead} columns of ${rows} rows`);
+  return { rows, pages, columnsRead, seconds, rowsPerSecond: rows / seconds, page: pageLatency.summary() };
+}
+
+/** Touches every column's value as a consumer would (strings, bigints, bytes); returns the count. */
+function readEveryColumn(columns: readonly Column[]): number {
+  let count = 0;
+  for (const column of columns) {
+    const value = column.value;
+    if (value.kind !== 'null' && column.name.length > 0) count += 1;
+  }
+  return count;
 }
 
 /** Samples process.memoryUsage() every `intervalMs` while running; peaks since the last reset. */

@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { partitionBatchMutationsMax, partitionKeyBytesMax, partitionRowBytesMax, scanLimitMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
-import { decodeRow, encodeRow } from '../wire/partition-row.ts';
+import { decodeRow, decodeRowDeferred, encodeRow } from '../wire/partition-row.ts';
 import type { Column, RowRecord } from '../wire/partition-row.ts';
 import type { EncodedScanItem, LiveRow, ScanItem } from './partition-scan.ts';
 
@@ -140,7 +140,8 @@ export function decodeScanItems(body: Buffer): ScanItem[] {
       items.push({ kind: 'prefix', prefix: Buffer.from(bytes) });
       continue;
     }
-    const row = decodeRowOrInvalid(bytes);
+    // Checked whole now, columns materialised when a caller reads them (a listing may not).
+    const row = decodeRowOrInvalid(bytes, decodeRowDeferred);
     if (kind !== 1 || row.kind !== 'live') throw new StorageError('rpc.remote', 'scan answer holds a malformed item');
     items.push({ kind: 'row', row: row satisfies LiveRow });
   }
@@ -154,9 +155,9 @@ function frame(body: Buffer, offset: number, bytesMax: number): Buffer {
   return body.subarray(offset + 4, offset + 4 + length);
 }
 
-function decodeRowOrInvalid(bytes: Buffer): RowRecord {
+function decodeRowOrInvalid(bytes: Buffer, decode: (bytes: Buffer) => RowRecord = decodeRow): RowRecord {
   try {
-    return decodeRow(bytes);
+    return decode(bytes);
   } catch (error) {
     throw new StorageError('config.invalid', 'body holds a row that does not decode', { cause: error });
   }

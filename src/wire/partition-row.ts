@@ -14,6 +14,7 @@
 import {
   partitionColumnsMax, partitionEtagBytesMax, partitionKeyBytesMax, partitionRowBytesMax,
 } from '../constants.ts';
+import { isUtf8 } from 'node:buffer';
 import { assert, assertByteCount } from '../util/assert.ts';
 import { StorageError } from '../util/errors.ts';
 
@@ -217,8 +218,14 @@ export class ByteReader {
   private readonly what: string;
 
   constructor(bytes: Uint8Array, what: string) {
-    this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // A Buffer is used as it is: no view object per reader (one per row decoded).
+    this.buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.what = what;
+  }
+
+  /** The bytes read (offsets such as skip() returns are into these). */
+  get source(): Buffer {
+    return this.buffer;
   }
 
   get remaining(): number {
@@ -296,6 +303,23 @@ export class ByteReader {
     }
   }
 
+  /** Moves past `length` bytes (checked against what remains); returns where they start. */
+  skip(length: number): number {
+    return this.advance(length);
+  }
+
+  /** Moves back to `offset` (a position already read past). */
+  rewind(offset: number): void {
+    assert(offset >= 0 && offset <= this.position, 'rewind to a position already read');
+    this.position = offset;
+  }
+
+  /** `length` bytes as a latin1 string (no view made). */
+  latin1(length: number): string {
+    const at = this.advance(length);
+    return this.buffer.toString('latin1', at, at + length);
+  }
+
   /** `length` bytes (a view, not a copy); length must already be checked against its limit. */
   take(length: number): Buffer {
     if (length > this.remaining) throw this.corrupt(`needs ${length} bytes, ${this.remaining} remain`);
@@ -342,6 +366,71 @@ export function encodedRowIsTombstone(bytes: Uint8Array): boolean {
 
 /** Decodes exactly one row occupying all of `bytes`. */
 export function decodeRow(bytes: Uint8Array): RowRecord {
+  const head = decodeHead(bytes, (reader, length) => Buffer.from(reader.take(length)));
+  if (head.kind === 'tombstone') return head.row;
+  const { reader, key, sequence, lastModifiedMs, etag, columnCount } = head;
+  const columns = decodeColumns(reader, columnCount);
+  reader.end();
+  return { kind: 'live', key, sequence, lastModifiedMs, etag, columns };
+}
+
+/**
+ * Decodes one row occupying all of `bytes` as decodeRow does, but a live row's columns are
+ * materialised (Column objects, strings, bigints, byte copies) only when `columns` is first read,
+ * then kept. Every structural check decodeRow makes is made now, without allocating (checkColumns),
+ * so a malformed row still throws here and never yields a partly decoded row. The row owns one
+ * copy of its bytes (its key is a view into that copy): it does not pin the buffer it came from.
+ * For callers that may read only a row's key and engine fields (a listing page, docs/formats/partition-rows.md).
+ */
+export function decodeRowDeferred(bytes: Uint8Array): RowRecord {
+  const head = decodeHead(bytes, (reader, length) => reader.take(length));
+  if (head.kind === 'tombstone') return head.row;
+  const { reader, key, sequence, lastModifiedMs, etag, columnCount } = head;
+  const columnsAt = reader.offset;
+  checkColumns(reader, reader.source, columnCount);
+  reader.end();
+  return new DeferredLiveRow({ key, sequence, lastModifiedMs, etag }, reader, columnsAt, columnCount);
+}
+
+class DeferredLiveRow {
+  readonly kind = 'live';
+  readonly key: Buffer;
+  readonly sequence: number;
+  readonly lastModifiedMs: number;
+  readonly etag: string;
+  #reader: ByteReader | null;
+  readonly #columnsAt: number;
+  readonly #columnCount: number;
+  #columns: readonly Column[] | null = null;
+
+  constructor(head: { key: Buffer; sequence: number; lastModifiedMs: number; etag: string }, reader: ByteReader, columnsAt: number, columnCount: number) {
+    this.key = head.key;
+    this.sequence = head.sequence;
+    this.lastModifiedMs = head.lastModifiedMs;
+    this.etag = head.etag;
+    this.#reader = reader;
+    this.#columnsAt = columnsAt;
+    this.#columnCount = columnCount;
+  }
+
+  get columns(): readonly Column[] {
+    if (this.#columns === null) {
+      const reader = this.#reader;
+      assert(reader !== null, 'columns decoded once');
+      reader.rewind(this.#columnsAt);
+      this.#columns = decodeColumns(reader, this.#columnCount);
+      this.#reader = null;
+    }
+    return this.#columns;
+  }
+}
+
+type RowHead =
+  | { readonly kind: 'tombstone'; readonly row: RowRecord }
+  | { readonly kind: 'live'; readonly reader: ByteReader; readonly key: Buffer; readonly sequence: number; readonly lastModifiedMs: number; readonly etag: string; readonly columnCount: number };
+
+/** Version, flags, key, engine fields and column count, checked; a tombstone is decoded whole. */
+function decodeHead(bytes: Uint8Array, keyOf: (reader: ByteReader, length: number) => Buffer): RowHead {
   if (bytes.length > partitionRowBytesMax) {
     throw new StorageError('wire.too_large', `row of ${bytes.length} bytes exceeds ${partitionRowBytesMax}`);
   }
@@ -354,21 +443,88 @@ export function decodeRow(bytes: Uint8Array): RowRecord {
   if ((flags & ~1) !== 0) throw reader.corrupt('reserved flag bits set');
   const keyBytes = reader.length(() => reader.u16(), partitionKeyBytesMax, 'keyBytes');
   if (keyBytes === 0) throw reader.corrupt('empty key');
-  const key = Buffer.from(reader.take(keyBytes));
+  const key = keyOf(reader, keyBytes);
   const sequence = reader.u64();
   const lastModifiedMs = reader.u64();
   const etagBytes = reader.length(() => reader.u8(), partitionEtagBytesMax, 'etagBytes');
-  const etag = reader.take(etagBytes).toString('latin1');
+  const etag = reader.latin1(etagBytes);
   const columnCount = reader.length(() => reader.u16(), partitionColumnsMax, 'columnCount');
   if ((flags & 1) === 1) {
     if (etagBytes !== 0 || columnCount !== 0) throw reader.corrupt('tombstone with an etag or columns');
     reader.end();
-    return { kind: 'tombstone', key, sequence, lastModifiedMs };
+    return { kind: 'tombstone', row: { kind: 'tombstone', key, sequence, lastModifiedMs } };
   }
   if (!etagPattern.test(etag)) throw reader.corrupt('etag is not 1..64 printable ASCII');
-  const columns = decodeColumns(reader, columnCount);
-  reader.end();
-  return { kind: 'live', key, sequence, lastModifiedMs, etag, columns };
+  return { kind: 'live', reader, key, sequence, lastModifiedMs, etag, columnCount };
+}
+
+/** Column names held for the duplicate check of checkColumns: (start, length) pairs. */
+const checkedNamesMax = 16;
+const checkedNames = new Int32Array(checkedNamesMax * 2);
+
+/**
+ * Checks `count` columns as decodeColumns would (name lengths, UTF-8, unique names, types, value
+ * lengths and limits, bool values, safe-integer data refs) without materialising any value.
+ */
+function checkColumns(reader: ByteReader, bytes: Buffer, count: number): void {
+  if (count > checkedNamesMax) {
+    // Rare (blob rows have ~8-20 columns): the allocating decoder checks the same things.
+    decodeColumns(reader, count);
+    return;
+  }
+  for (let index = 0; index < count; index++) {
+    const nameBytes = reader.u8();
+    if (nameBytes === 0) throw reader.corrupt('empty column name');
+    const nameAt = reader.skip(nameBytes);
+    if (!isUtf8At(bytes, nameAt, nameBytes)) throw reader.corrupt('malformed UTF-8');
+    for (let earlier = 0; earlier < index; earlier++) {
+      const earlierAt = checkedNames[earlier * 2] ?? 0;
+      const earlierBytes = checkedNames[earlier * 2 + 1] ?? 0;
+      if (earlierBytes === nameBytes && rangesEqual(bytes, earlierAt, nameAt, nameBytes)) {
+        throw reader.corrupt(`duplicate column ${bytes.toString('utf8', nameAt, nameAt + nameBytes)}`);
+      }
+    }
+    checkedNames[index * 2] = nameAt;
+    checkedNames[index * 2 + 1] = nameBytes;
+    checkValue(reader, bytes);
+  }
+}
+
+function checkValue(reader: ByteReader, bytes: Buffer): void {
+  const code = reader.u8();
+  const kind = typeNames[code];
+  if (kind === undefined) throw reader.corrupt(`unknown column type ${code}`);
+  switch (kind) {
+    case 'null': return;
+    case 'bool':
+      if (reader.u8() > 1) throw reader.corrupt('bool is not 0 or 1');
+      return;
+    case 'int64':
+    case 'float64':
+      reader.skip(8);
+      return;
+    case 'string': {
+      const length = reader.length(() => reader.u32(), partitionRowBytesMax, 'string bytes');
+      if (!isUtf8At(bytes, reader.skip(length), length)) throw reader.corrupt('malformed UTF-8');
+      return;
+    }
+    case 'bytes':
+      reader.skip(reader.length(() => reader.u32(), partitionRowBytesMax, 'bytes length'));
+      return;
+    case 'dataRefs': {
+      const count = reader.length(() => reader.u32(), dataRefsMax, 'dataRefs count');
+      if (count * 24 > reader.remaining) throw reader.corrupt(`dataRefs count ${count} exceeds the bytes remaining`);
+      for (let index = 0; index < count * 3; index++) reader.u64();
+    }
+  }
+}
+
+/** True if `length` bytes at `start` are well-formed UTF-8 (ASCII checked in place, the rest natively). */
+function isUtf8At(bytes: Buffer, start: number, length: number): boolean {
+  for (let at = start; at < start + length; at++) {
+    if ((bytes[at] ?? 0) >= 0x80) return isUtf8(bytes.subarray(start, start + length));
+  }
+  return true;
 }
 
 function decodeColumns(reader: ByteReader, count: number): Column[] {
@@ -406,6 +562,12 @@ function textSlot(slots: TextSlot[], index: number): TextSlot | null {
     slots[index] = slot;
   }
   return slot;
+}
+
+/** Compares two ranges of one buffer in JavaScript (names are short: a native call costs more). */
+function rangesEqual(bytes: Buffer, left: number, right: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (bytes[left + i] !== bytes[right + i]) return false;
+  return true;
 }
 
 function bytesEqual(buffer: Buffer, start: number, expected: Buffer): boolean {

@@ -13,7 +13,7 @@ import {
   encodeBlock, encodeBloom, encodeFooter, encodeIndex, encodeManifest,
 } from '../../../src/wire/partition-checkpoint.ts';
 import { decodeLogRecord, encodeLogRecord, logRecordLength } from '../../../src/wire/partition-log.ts';
-import { decodeRow, encodeRow } from '../../../src/wire/partition-row.ts';
+import { decodeRow, decodeRowDeferred, encodeRow } from '../../../src/wire/partition-row.ts';
 import type { Column, ColumnValue, RowRecord } from '../../../src/wire/partition-row.ts';
 import { buildCheckpointFixture, buildLogFixture, buildRowsFixture, partitionFixtureV1 } from '../../fixtures/partition/generate.ts';
 
@@ -83,6 +83,66 @@ describe('partition rows', () => {
     const version = Buffer.from(row);
     version[0] = 2;
     assert.ok(isStorageError((() => { try { decodeRow(version); } catch (error) { return error; } return null; })(), 'wire.unsupported_version'));
+  });
+});
+
+/** A row as a plain object (a deferred row's columns are a getter of its class). */
+function plain(row: RowRecord): RowRecord {
+  if (row.kind === 'tombstone') return { kind: row.kind, key: row.key, sequence: row.sequence, lastModifiedMs: row.lastModifiedMs };
+  return { kind: row.kind, key: row.key, sequence: row.sequence, lastModifiedMs: row.lastModifiedMs, etag: row.etag, columns: row.columns };
+}
+
+/** A decoder's answer for comparison: the row, or the code of the error it threw. */
+function outcome(decode: (bytes: Buffer) => RowRecord, bytes: Buffer): RowRecord | { readonly error: string } {
+  try {
+    return plain(decode(bytes));
+  } catch (error) {
+    assert.ok(isStorageError(error), `a decoder threw ${String(error)}`);
+    return { error: error.code };
+  }
+}
+
+describe('deferred row decoding (decodeRowDeferred, PartitionClient scan pages)', () => {
+  it('equals decodeRow on every row, columns decoded when first read', () => {
+    fc.assert(fc.property(rowArbitrary(safe), (row) => {
+      const bytes = encodeRow(row);
+      const deferred = decodeRowDeferred(bytes);
+      assert.deepEqual(plain(deferred), row);
+      assert.equal(deferred.kind === 'live' && deferred.columns === deferred.columns, row.kind === 'live', 'columns decoded once, then kept');
+    }));
+  });
+
+  it('accepts and refuses exactly what decodeRow does: byte damage, truncations, duplicate names, bad UTF-8', (t) => {
+    let compared = 0;
+    let refused = 0;
+    const compare = (bytes: Buffer): void => {
+      const eager = outcome(decodeRow, bytes);
+      const deferred = outcome(decodeRowDeferred, bytes);
+      assert.deepEqual(deferred, eager);
+      compared += 1;
+      if ('error' in eager) refused += 1;
+    };
+    fc.assert(fc.property(rowArbitrary(safe), fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { minLength: 1, maxLength: 3 }), (row, damage) => {
+      const bytes = encodeRow(row);
+      for (const [at, value] of damage) {
+        const damaged = Buffer.from(bytes);
+        damaged[at % bytes.length] = value;
+        compare(damaged);
+      }
+      compare(bytes.subarray(0, bytes.length - 1));
+    }), { numRuns: 2_000 });
+    const twoColumns = encodeRow({ kind: 'live', key: Buffer.from('k'), sequence: 1, lastModifiedMs: 1, etag: '0x1', columns: [
+      { name: 'ab', value: { kind: 'string', value: 'é' } }, { name: 'ac', value: { kind: 'null' } },
+    ] });
+    const duplicate = Buffer.from(twoColumns);
+    duplicate[duplicate.length - 2] = 'b'.charCodeAt(0);
+    const badUtf8 = Buffer.from(twoColumns);
+    badUtf8[badUtf8.length - 6] = 0xff;
+    for (const bytes of [duplicate, badUtf8]) {
+      compare(bytes);
+      assert.ok(wireError(() => decodeRowDeferred(bytes)));
+    }
+    t.diagnostic(`${compared} damaged or malformed rows: both decoders agree on all, ${refused} refused by both`);
   });
 });
 
