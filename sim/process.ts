@@ -241,6 +241,10 @@ class ProcessFile implements DiskFile {
     return this.disk.step(() => this.inner.write(this.target(position), data));
   }
 
+  writev(position: number, parts: readonly Uint8Array[]): Promise<void> {
+    return this.disk.step(() => this.inner.writev(this.target(position), parts));
+  }
+
   truncate(length: number): Promise<void> {
     return this.disk.step(() => this.inner.truncate(length));
   }

@@ -7,6 +7,9 @@
 // Fault model and contract, honoured by every implementation:
 // - write() data is volatile until sync() of that file returns. A crash may drop any un-synced
 //   write, or keep a prefix of it torn at sector (512 B) granularity.
+// - writev(position, parts) is one write of the parts' concatenation, without concatenating
+//   them in memory (a record header and a 4 MiB body it did not copy): the same crash rule, a
+//   prefix of the whole or nothing, never a later part without the earlier ones.
 // - a new directory entry (create, rename, unlink) is durable only after syncDirectory() of
 //   its parent returns.
 // - a failed sync() poisons the file: every later call on it fails with io.fsync_failed, because
@@ -22,6 +25,8 @@ export interface DiskFile {
   read(position: number, length: number): Promise<Buffer>;
   /** Writes all of `data` at `position` (volatile until sync). */
   write(position: number, data: Uint8Array): Promise<void>;
+  /** Writes the parts back to back from `position` as one write (see the header); volatile until sync. */
+  writev(position: number, parts: readonly Uint8Array[]): Promise<void>;
   truncate(length: number): Promise<void>;
   /** fsync: data and size are on stable storage when this resolves. */
   sync(): Promise<void>;

@@ -210,6 +210,23 @@ class RealFile implements DiskFile {
     }
   }
 
+  async writev(position: number, parts: readonly Uint8Array[]): Promise<void> {
+    const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
+    assertByteCount(position, 'write position');
+    assertByteCount(position + total, 'write end');
+    this.checkUsable();
+    let written = 0;
+    try {
+      // pwritev(2) may write less than asked too: go on from the first byte not written.
+      while (written < total) {
+        const { bytesWritten } = await this.handle.writev(partsFrom(parts, written), position + written);
+        written += bytesWritten;
+      }
+    } catch (error) {
+      throw fsError(error, 'write', this.path, { position, length: total, written });
+    }
+  }
+
   async truncate(length: number): Promise<void> {
     assertByteCount(length, 'truncate length');
     this.checkUsable();
@@ -295,4 +312,19 @@ function fsyncFailed(error: unknown, path: string): StorageError {
     cause: error,
     context: { path, errno },
   });
+}
+
+/** The parts past their first `skip` bytes (views, no copies). */
+function partsFrom(parts: readonly Uint8Array[], skip: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  let left = skip;
+  for (const part of parts) {
+    if (left >= part.byteLength) {
+      left -= part.byteLength;
+      continue;
+    }
+    rest.push(left === 0 ? part : part.subarray(left));
+    left = 0;
+  }
+  return rest;
 }

@@ -791,6 +791,11 @@ class SimFile implements DiskFile {
     });
   }
 
+  writev(position: number, parts: readonly Uint8Array[]): Promise<void> {
+    // One write of the concatenation: a crash tears it only to a prefix, as any single write.
+    return this.write(position, Buffer.concat(parts));
+  }
+
   truncate(length: number): Promise<void> {
     return settle(() => {
       assertByteCount(length, 'truncate length');

@@ -64,6 +64,22 @@ function fileContract(fresh: FreshDisk): void {
     await file.close();
   });
 
+  it('writev writes its parts back to back, views included, over and past the end', async () => {
+    const disk = await fresh();
+    const file = await disk.open('v.dat', { create: true });
+    await file.write(0, bytes('0123456789'));
+    const big = Buffer.alloc(3 * 1024 * 1024 + 5, 0x61); // large enough for the kernel to split it
+    const view = new Uint8Array(Buffer.from('__mid__')).subarray(2, 5);
+    await file.writev(4, [bytes('head'), view, big, bytes(''), bytes('tail')]);
+    const expected = Buffer.concat([bytes('0123'), bytes('head'), bytes('mid'), big, bytes('tail')]);
+    assert.equal(await file.size(), expected.length);
+    assert.ok((await file.read(0, expected.length)).equals(expected), 'the concatenation of the parts, at the position');
+    await file.writev(2, [bytes('ab'), bytes('c')]);
+    assert.deepEqual(await file.read(0, 8), bytes('01abcead'), 'an overwrite inside the file');
+    await file.sync();
+    await file.close();
+  });
+
   it('zero-fills holes and truncates both ways', async () => {
     const disk = await fresh();
     const file = await disk.open('holes.dat', { create: true });

@@ -64,6 +64,7 @@ function cutFile(cut: PowerCut, file: DiskFile): DiskFile {
     size: () => run(() => file.size()),
     read: (position, length) => run(() => file.read(position, length)),
     write: (position, data) => run(() => file.write(position, data)),
+    writev: (position, parts) => run(() => file.writev(position, parts)),
     truncate: (length) => run(() => file.truncate(length)),
     sync: () => run(() => file.sync()),
     close: () => run(() => file.close()),
