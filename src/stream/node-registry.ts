@@ -9,7 +9,13 @@
 //   (a new leader must not declare the whole stamp lost and start copying everything);
 // - once a node is seen lost it stays lost in memory until it re-registers; a heartbeat from a
 //   lost node does not make it alive again (its replicas may have been replaced meanwhile: it
-//   must re-register and be reconciled as `returned`).
+//   must re-register and be reconciled as `returned`);
+// - a node that failed to take a new extent (extent.create) is not chosen for new extents again
+//   until its next heartbeat or registration proves it back: a dead node is thus left out of
+//   placement after one failed create instead of for the whole heartbeat timeout (each attempt on
+//   it would otherwise cost a placement retry, and a dead fault domain's nodes would push new
+//   extents below their replica count until the timeout). Not a liveness verdict: its replicas
+//   still count until the timeout.
 //
 // Fault model: heartbeats may be late, lost or duplicated; the clock only moves forward.
 import type { Clock } from '../util/clock.ts';
@@ -19,6 +25,8 @@ interface Liveness {
   lastSeenMs: number;
   failed: boolean;
   lost: boolean;
+  /** extent.create failed on it since its last heartbeat: not placed on. */
+  unreachable: boolean;
   reportedExtentCount: number;
 }
 
@@ -38,7 +46,7 @@ export class NodeRegistry {
 
   /** A (re-)registration: the node is alive now and no longer lost. */
   registered(nodeId: string): void {
-    this.liveness.set(nodeId, { lastSeenMs: this.clock.monotonicMs(), failed: false, lost: false, reportedExtentCount: 0 });
+    this.liveness.set(nodeId, { lastSeenMs: this.clock.monotonicMs(), failed: false, lost: false, unreachable: false, reportedExtentCount: 0 });
   }
 
   /** Records a heartbeat; a node already lost stays lost until it re-registers. */
@@ -48,6 +56,7 @@ export class NodeRegistry {
     if (this.expired(entry)) entry.lost = true;
     if (entry.lost) return 'lost';
     entry.lastSeenMs = this.clock.monotonicMs();
+    entry.unreachable = false;
     entry.failed = beat.failed;
     entry.reportedExtentCount = beat.extentCount;
     return 'alive';
@@ -82,9 +91,14 @@ export class NodeRegistry {
     return sourceLifecycles.has(node.lifecycle) && this.isAlive(node.nodeId);
   }
 
-  /** It may receive new replicas. */
+  /** extent.create failed on it: leave it out of placement until it heartbeats again. */
+  markUnreachable(nodeId: string): void {
+    this.entry(nodeId).unreachable = true;
+  }
+
+  /** It may receive new replicas: serving, and no create failed on it since its last heartbeat. */
   isPlacementEligible(node: NodeRecord): boolean {
-    return this.isServing(node);
+    return this.isServing(node) && !this.entry(node.nodeId).unreachable;
   }
 
   private entry(nodeId: string): Liveness {
@@ -97,7 +111,7 @@ export class NodeRegistry {
   }
 
   private graceEntry(): Liveness {
-    return { lastSeenMs: this.startedAtMs, failed: false, lost: false, reportedExtentCount: 0 };
+    return { lastSeenMs: this.startedAtMs, failed: false, lost: false, unreachable: false, reportedExtentCount: 0 };
   }
 
   private expired(entry: Liveness): boolean {

@@ -653,8 +653,12 @@ export class StreamManager implements StreamManagerApi {
         }),
       );
       if (nodeIds.every((n) => created.has(n))) return { extentId, nodeIds };
-      for (const n of nodeIds) if (!created.has(n)) refused.add(n);
-      this.logger.warn({ extentId, refused: [...refused], failures: results.filter((r) => r.status === 'rejected').length }, 'extent.create failed; placing again');
+      for (const n of nodeIds) {
+        if (created.has(n)) continue;
+        refused.add(n);
+        this.registry.markUnreachable(n);
+      }
+      this.logger.warn({ extentId, refused: [...refused], failures: results.filter((r) => r.status === 'rejected').length }, 'extent.create failed; placing again, without the refusing nodes until they heartbeat again');
     }
     throw new StorageError('stream.no_placement', `could not create extent ${extentId} on enough nodes`, { retryable: true, context: { extentId, refused: [...refused] } });
   }

@@ -10,6 +10,7 @@
 // the protocol's epoch rule; the byte-level behaviour is the extent node's own suite.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { rpcDeadlineMsDefault } from '../../../src/constants.ts';
 import { EmbeddedMetaStore } from '../../../src/metastore/embedded-meta-store.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { SimNetwork } from '../../../src/rpc/sim-network.ts';
@@ -134,9 +135,9 @@ async function newStamp(nodeCount: number): Promise<Stamp> {
   return { clock, network, metaStore, nodes, random };
 }
 
-async function newManager(stamp: Stamp): Promise<StreamManager> {
+async function newManager(stamp: Stamp, nodeHeartbeatTimeoutMs = heartbeatTimeoutMs): Promise<StreamManager> {
   const manager = new StreamManager({
-    metaStore: stamp.metaStore, network: stamp.network, clock: stamp.clock, random: stamp.random, replicaCountDefault: 3, nodeHeartbeatTimeoutMs: heartbeatTimeoutMs,
+    metaStore: stamp.metaStore, network: stamp.network, clock: stamp.clock, random: stamp.random, replicaCountDefault: 3, nodeHeartbeatTimeoutMs,
   });
   await manager.start();
   return manager;
@@ -147,6 +148,20 @@ async function settle<T>(clock: ManualClock, promise: Promise<T>, limitMs = 120_
   let done = false;
   promise.then(() => { done = true; }, () => { done = true; });
   for (let elapsed = 0; !done && elapsed < limitMs; elapsed++) await clock.advance(1);
+  return promise;
+}
+
+/** As settle, while every node not in `silent` heartbeats every 2 s of virtual time. */
+async function settleBeating<T>(stamp: Stamp, manager: StreamManager, promise: Promise<T>, silent: ReadonlySet<string>): Promise<T> {
+  let done = false;
+  promise.then(() => { done = true; }, () => { done = true; });
+  for (let elapsed = 1; !done && elapsed < 120_000; elapsed++) {
+    await stamp.clock.advance(1);
+    if (elapsed % 2_000 !== 0) continue;
+    for (const node of stamp.nodes.values()) {
+      if (!silent.has(node.nodeId)) await manager.heartbeat({ nodeId: node.nodeId, extentCount: node.extents.size, failed: false });
+    }
+  }
   return promise;
 }
 
@@ -229,6 +244,41 @@ describe('StreamManager', () => {
     stamp.network.blackhole(silent.address);
     const after = await settle(stamp.clock, manager.sealAndExtend({ streamId: view.streamId, extentId: tail(view).extentId }));
     assert.deepEqual(after.extents[0]?.state, { kind: 'sealed', sealedLength: 200 });
+  });
+
+  it('leaves a node whose extent.create failed out of placement until it heartbeats again', async (t) => {
+    const stamp = await newStamp(6);
+    // A heartbeat timeout well above the create deadline: en0 stays "not lost" throughout.
+    const manager = await newManager(stamp, 4 * rpcDeadlineMsDefault);
+    await registerAll(stamp, manager);
+    const dead = stamp.nodes.get('en0')!;
+    stamp.network.blackhole(dead.address);
+    const streamsMade = 8;
+    const startMs = stamp.clock.monotonicMs();
+    const placed: string[][] = [];
+    const spentMs: number[] = [];
+    for (let i = 0; i < streamsMade; i++) {
+      const before = stamp.clock.monotonicMs();
+      const view = await settleBeating(stamp, manager, manager.createStream({ name: `s${i}` }), new Set(['en0']));
+      spentMs.push(stamp.clock.monotonicMs() - before);
+      placed.push(tail(view).replicas.map((r) => r.nodeId));
+    }
+    const totalMs = stamp.clock.monotonicMs() - startMs;
+    for (const nodeIds of placed) {
+      assert.equal(nodeIds.length, 3, 'three replicas: en3 stands in for en0 in fd0');
+      assert.ok(!nodeIds.includes('en0'));
+    }
+    const slow = spentMs.filter((ms) => ms >= rpcDeadlineMsDefault).length;
+    assert.equal(slow, 1, `one placement waited for en0's create to time out, not every one (waits: ${spentMs.join(', ')} ms)`);
+    stamp.network.heal();
+    await manager.heartbeat({ nodeId: 'en0', extentCount: dead.extents.size, failed: false });
+    let again = 0;
+    for (let i = 0; i < 12 && again === 0; i++) {
+      const view = await settle(stamp.clock, manager.createStream({ name: `back${i}` }));
+      if (tail(view).replicas.some((r) => r.nodeId === 'en0')) again = i + 1;
+    }
+    assert.ok(again > 0, 'placed on en0 again after its heartbeat');
+    t.diagnostic(`en0 blackholed: ${streamsMade} streams placed with 3 replicas in ${totalMs} virtual ms (per stream ${spentMs.join(', ')} ms); after its heartbeat en0 took a replica of new stream #${again}`);
   });
 
   it('fences a stale manager: its MetaStore writes fail and nodes reject its epoch', async (t) => {
