@@ -19,6 +19,13 @@
 // resolves both cases. After an outage the client's circuit breaker fails calls fast for a few
 // seconds (about 5 s) before it tries the cluster again. etcd's own request limit (1.5 MiB by
 // default) is mapped to 'wire.too_large'.
+// A member cut off without a reset (a host's link down) answers nothing: a call the client sends
+// there waits out its deadline. Lease renewals must not: a holder whose renewal hangs past its
+// lease loses it although two members would answer at once (found by cluster-netns-control: the
+// etcd leader's host cut off, both controllers and the partition server lost their leases, writes
+// stalled 29.5 s). So a renewal of a lease granted here tries twice, each attempt bounded by a
+// quarter of the TTL (at least keepAliveAttemptMinMs); the client picks a member at random per
+// attempt and counts a deadline against the silent one (its circuit breaker skips it after three).
 //
 // Leases: etcd counts TTLs in whole seconds and raises a TTL below its minimum (1.5 election
 // timeouts); grantLease rounds ttlMs up to seconds, so a lease lives at least ttlMs. Expiry is
@@ -38,6 +45,9 @@ const dialTimeoutMs = 3_000;
 const grpcReceiveBytesMax = 64 * 1024 * 1024;
 /** Attempts to find an unused random lease id (a collision is astronomically rare). */
 const leaseGrantAttemptsMax = 5;
+/** A renewal's attempts, each bounded by max(keepAliveAttemptMinMs, ttl / 4) (see the header). */
+const keepAliveAttemptsMax = 2;
+const keepAliveAttemptMinMs = 500;
 
 export interface EtcdMetaStoreOptions {
   readonly endpoints: readonly string[];
@@ -47,6 +57,8 @@ export interface EtcdMetaStoreOptions {
 export class EtcdMetaStore implements MetaStore {
   private readonly client: Etcd3;
   private readonly callTimeoutMs: number;
+  /** TTL of each lease granted here and not revoked, for the renewal's deadline. */
+  private readonly leaseTtlsMs = new Map<number, number>();
   private closed = false;
 
   private constructor(client: Etcd3, callTimeoutMs: number) {
@@ -103,6 +115,7 @@ export class EtcdMetaStore implements MetaStore {
       const id = randomLeaseId();
       try {
         await this.call('grantLease', () => this.client.leaseClient.leaseGrant({ ID: id, TTL: ttlSeconds }));
+        this.leaseTtlsMs.set(id, ttlSeconds * 1000);
         return id;
       } catch (error) {
         if (!(error instanceof StorageError && error.context['etcdMessage'] === 'lease already exists')) throw error;
@@ -113,12 +126,25 @@ export class EtcdMetaStore implements MetaStore {
 
   async keepAlive(lease: number): Promise<void> {
     checkLeaseId(lease);
-    const ttlSeconds = await this.call('keepAlive', () => this.keepAliveOnce(lease));
+    const ttlMs = this.leaseTtlsMs.get(lease);
+    const attemptMs = ttlMs === undefined ? this.callTimeoutMs : Math.min(this.callTimeoutMs, Math.max(keepAliveAttemptMinMs, Math.floor(ttlMs / 4)));
+    const attempts = ttlMs === undefined ? 1 : keepAliveAttemptsMax;
+    let ttlSeconds = 0;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        ttlSeconds = await this.call('keepAlive', () => this.keepAliveOnce(lease, attemptMs));
+        break;
+      } catch (error) {
+        if (attempt >= attempts || !isStorageError(error, 'meta.unavailable')) throw error;
+      }
+    }
+    if (ttlSeconds <= 0) this.leaseTtlsMs.delete(lease);
     if (ttlSeconds <= 0) throw new StorageError('meta.lease_expired', 'lease expired or was revoked', { context: { lease } });
   }
 
   async revokeLease(lease: number): Promise<void> {
     checkLeaseId(lease);
+    this.leaseTtlsMs.delete(lease);
     await this.call('revokeLease', () => this.client.leaseClient.leaseRevoke({ ID: lease }));
   }
 
@@ -131,11 +157,12 @@ export class EtcdMetaStore implements MetaStore {
   }
 
   /** One keepalive round trip on a short-lived stream; resolves to the new TTL (0 = expired). */
-  private async keepAliveOnce(lease: number): Promise<number> {
-    const stream = await this.client.leaseClient.leaseKeepAlive();
+  private async keepAliveOnce(lease: number, deadlineMs: number): Promise<number> {
+    // The stream's own deadline: a member that does not answer is marked failed by the client.
+    const stream = await this.client.leaseClient.leaseKeepAlive({ deadline: Date.now() + deadlineMs });
     try {
       return await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new StorageError('meta.unavailable', 'etcd keepalive timed out', { retryable: true })), this.callTimeoutMs);
+        const timer = setTimeout(() => reject(new StorageError('meta.unavailable', 'etcd keepalive timed out', { retryable: true })), deadlineMs);
         stream.on('data', (response) => {
           clearTimeout(timer);
           resolve(Number(response.TTL));

@@ -1,6 +1,7 @@
 // Blob ledger helpers for `kura serve` integration tests: self-describing payloads, their
 // digests, a container client without SDK retries (a failure must surface, not be hidden), a
-// byte-exact read-back of every acknowledged blob, and bit rot injected into extent files.
+// byte-exact read-back of every acknowledged blob, a steady load of writers and a reader that
+// keeps such a ledger, and bit rot injected into extent files.
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -24,6 +25,70 @@ export function containerAt(address: string, name: string): ContainerClient {
   const [host = '', port = ''] = address.split(':');
   const text = connectionString({ account: developmentAccountName, key: developmentAccountKey, host, port: Number(port) });
   return BlobServiceClient.fromConnectionString(text, { retryOptions: { maxTries: 1 } }).getContainerClient(name);
+}
+
+/** What a steady load saw: every acknowledged write (digest, when sent and acknowledged). */
+export interface SteadyLoad {
+  readonly digests: Map<string, string>;
+  /** Wall-clock ms each acknowledged write was sent and acknowledged, in acknowledgement order. */
+  readonly acks: { readonly sentMs: number; readonly ackMs: number }[];
+  /** Attempts that failed (each retried until acknowledged or stopped). */
+  failures: number;
+  reads: number;
+  corruptReads: number;
+  /** Stops the writers and the reader; resolves once they returned. */
+  stop(): Promise<void>;
+}
+
+/** `writers` writers each uploading unique blobs (a failed attempt retried after 100 ms, each
+ * bounded by requestTimeoutMs) and one reader checking random acknowledged ones. */
+export function startSteadyLoad(via: ContainerClient, options: { readonly writers: number; readonly requestTimeoutMs: number }): SteadyLoad {
+  let stopping = false;
+  const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  const writer = async (writerId: number): Promise<void> => {
+    for (let sequence = 0; !stopping; sequence++) {
+      const name = `w${writerId}-${String(sequence).padStart(5, '0')}`;
+      const bytes = payload(name, 4096 + ((sequence * 7919) % 60_000));
+      while (!stopping) {
+        const sentMs = Date.now();
+        try {
+          await via.getBlockBlobClient(name).uploadData(bytes, { abortSignal: AbortSignal.timeout(options.requestTimeoutMs) });
+          load.digests.set(name, sha(bytes));
+          load.acks.push({ sentMs, ackMs: Date.now() });
+          break;
+        } catch {
+          load.failures += 1;
+          await pause(100);
+        }
+      }
+    }
+  };
+  const reader = async (): Promise<void> => {
+    while (!stopping) {
+      const names = [...load.digests.keys()];
+      const name = names[Math.floor(Math.random() * names.length)];
+      if (name !== undefined) {
+        try {
+          const bytes = await via.getBlockBlobClient(name).downloadToBuffer(0, undefined, { abortSignal: AbortSignal.timeout(options.requestTimeoutMs) });
+          load.reads += 1;
+          if (sha(bytes) !== load.digests.get(name)) load.corruptReads += 1;
+        } catch {
+          // Unavailable for a moment: the writers' gaps measure it.
+        }
+      }
+      await pause(20);
+    }
+  };
+  let running: Promise<unknown> = Promise.resolve();
+  const load: SteadyLoad = {
+    digests: new Map(), acks: [], failures: 0, reads: 0, corruptReads: 0,
+    stop: async () => {
+      stopping = true;
+      await running;
+    },
+  };
+  running = Promise.all([...Array.from({ length: options.writers }, (_, id) => writer(id)), reader()]);
+  return load;
 }
 
 /** Downloads every blob of `digests` (through the containers in turn): which are missing, which differ. */

@@ -46,6 +46,9 @@ export interface StartEtcdOptions {
   /** One member inside a network namespace (test/helpers/netns.ts), listening on the host's
    * address at etcd's usual ports (a fresh namespace has them free); default: loopback. */
   readonly host?: { readonly namespace: string; readonly address: string };
+  /** One member per host (three hosts: a 3-member Raft cluster across namespaces); overrides
+   * memberCount and host. */
+  readonly hosts?: readonly { readonly namespace: string; readonly address: string }[];
 }
 
 interface MemberPlan {
@@ -66,14 +69,15 @@ export function requireEtcdBinary(): void {
 }
 
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdCluster> {
-  const memberCount = options.memberCount ?? 1;
+  const hosts = options.hosts ?? (options.host === undefined ? null : [options.host]);
+  const memberCount = hosts?.length ?? options.memberCount ?? 1;
   if (memberCount !== 1 && memberCount !== 3) throw new Error(`etcd memberCount must be 1 or 3, got ${memberCount}`);
   requireEtcdBinary();
   let lastError: unknown = null;
   for (let attempt = 0; attempt < startAttemptsMax; attempt++) {
     const root = await mkdtemp(join(tmpdir(), 'kura-etcd-'));
     try {
-      return await startMembers(root, memberCount, options.host ?? null);
+      return await startMembers(root, memberCount, hosts);
     } catch (error) {
       lastError = error;
       await rm(root, { recursive: true, force: true });
@@ -82,12 +86,12 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdClu
   throw new Error(`etcd did not start after ${startAttemptsMax} attempts`, { cause: lastError });
 }
 
-async function startMembers(root: string, memberCount: number, host: NonNullable<StartEtcdOptions['host']> | null): Promise<EtcdCluster> {
-  if (host !== null && memberCount !== 1) throw new Error('etcd in a namespace: one member');
+async function startMembers(root: string, memberCount: number, hosts: NonNullable<StartEtcdOptions['hosts']> | null): Promise<EtcdCluster> {
   const plans: MemberPlan[] = [];
   for (let i = 0; i < memberCount; i++) {
     const dataDirectory = join(root, `m${i}`);
-    plans.push(host === null
+    const host = hosts?.[i];
+    plans.push(host === undefined
       ? { name: `m${i}`, host: '127.0.0.1', launcher: [], clientPort: await freePort(), peerPort: await freePort(), dataDirectory }
       : { name: `m${i}`, host: host.address, launcher: commandIn(host.namespace, []), clientPort: 2379, peerPort: 2380, dataDirectory });
   }

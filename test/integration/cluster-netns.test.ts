@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdMetaStore } from '../../src/metastore/etcd-meta-store.ts';
 import { readMap } from '../../src/partition/partition-map.ts';
-import { containerAt, payload, readBack, sha } from '../helpers/blob-ledger.ts';
+import { containerAt, payload, readBack, startSteadyLoad } from '../helpers/blob-ledger.ts';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
 import { NetnsLab } from '../helpers/netns.ts';
 import { RoleProcess, killAllRoles, until as untilWithin, type LaunchOptions } from '../helpers/role-process.ts';
@@ -41,15 +41,6 @@ interface Probe {
   readonly startMs: number;
   readonly endMs: number;
   readonly digest?: string;
-}
-
-interface Ledger {
-  readonly digests: Map<string, string>;
-  /** Acknowledged writes: when each was sent and acknowledged (wall-clock ms). */
-  readonly acks: { readonly sentMs: number; readonly ackMs: number }[];
-  failures: number;
-  corruptReads: number;
-  reads: number;
 }
 
 const until = <T>(what: string, probe: () => T | null | Promise<T | null>): Promise<T> => untilWithin(what, probe, phaseTimeoutMs);
@@ -144,44 +135,8 @@ describe('cluster on 7 network-namespace hosts: the owner\'s host cut off and he
     await until('the prober\'s first acknowledged write', () => (probes(prober).some((p) => p.ok && p.kind === 'write') ? true : null));
 
     // Writers and a reader in the root namespace, through the other host's front end.
-    const ledger: Ledger = { digests: new Map(), acks: [], failures: 0, corruptReads: 0, reads: 0 };
+    const ledger = startSteadyLoad(via, { writers: writersConcurrent, requestTimeoutMs });
     let cutMs = 0;
-    let stopLoad = false;
-    const writer = async (writerId: number): Promise<void> => {
-      for (let sequence = 0; !stopLoad; sequence++) {
-        const name = `w${writerId}-${String(sequence).padStart(5, '0')}`;
-        const bytes = payload(name, 4096 + ((sequence * 7919) % 60_000));
-        while (!stopLoad) {
-          try {
-            const sentMs = Date.now();
-            await via.getBlockBlobClient(name).uploadData(bytes, { abortSignal: AbortSignal.timeout(requestTimeoutMs) });
-            ledger.digests.set(name, sha(bytes));
-            ledger.acks.push({ sentMs, ackMs: Date.now() });
-            break;
-          } catch {
-            ledger.failures += 1;
-            await new Promise((resolve) => setTimeout(resolve, 100));
-          }
-        }
-      }
-    };
-    const reader = async (): Promise<void> => {
-      while (!stopLoad) {
-        const names = [...ledger.digests.keys()];
-        const name = names[Math.floor(Math.random() * names.length)];
-        if (name !== undefined) {
-          try {
-            const bytes = await via.getBlockBlobClient(name).downloadToBuffer(0, undefined, { abortSignal: AbortSignal.timeout(requestTimeoutMs) });
-            ledger.reads += 1;
-            if (sha(bytes) !== ledger.digests.get(name)) ledger.corruptReads += 1;
-          } catch {
-            // Unavailable while the partition moves: counted by the writers' gap.
-          }
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    };
-    const load = Promise.all([...Array.from({ length: writersConcurrent }, (_, id) => writer(id)), reader()]);
     try {
       await until(`${acksBeforeCut} writes acknowledged before the cut`, () => (ledger.acks.length >= acksBeforeCut ? true : null));
 
@@ -215,8 +170,7 @@ describe('cluster on 7 network-namespace hosts: the owner\'s host cut off and he
       const proberBackMs = await until('the prober is acknowledged again', () => probes(prober).find((p) => p.ok && p.kind === 'write' && p.startMs > healMs)?.endMs ?? null);
       t.diagnostic(`healed: ${cutHost} registered again after ${((reregisteredMs - healMs) / 1000).toFixed(2)} s; its front end acknowledged writes again after ${((proberBackMs - healMs) / 1000).toFixed(2)} s`);
     } finally {
-      stopLoad = true;
-      await load;
+      await ledger.stop();
     }
     await prober.stop();
     const proberWrites = probes(prober).filter((p) => p.ok && p.kind === 'write');
