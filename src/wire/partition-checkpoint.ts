@@ -75,7 +75,7 @@ export function decodeCheckpointHeader(bytes: Uint8Array): CheckpointHeader {
   if (kind === null) throw corrupt(`unknown kind ${header.readUInt8(5)}`);
   if (header.readUInt16BE(6) !== 0) throw corrupt('reserved field not zero');
   const reader = new ByteReader(header.subarray(8, 28), 'checkpoint record');
-  const bodyBytes = reader.length(() => reader.u32(), checkpointBodyBytesMax, 'bodyBytes');
+  const bodyBytes = reader.length(reader.u32(), checkpointBodyBytesMax, 'bodyBytes');
   if (bodyBytes === 0) throw corrupt('empty body');
   return { kind, bodyBytes, bodyCrc: reader.u32(), ownerId: reader.u64(), itemCount: reader.u32() };
 }
@@ -138,7 +138,7 @@ export function splitBlock(bytes: Uint8Array, runId: number): { keys: Buffer[]; 
   const keys: Buffer[] = [];
   const rows: Buffer[] = [];
   for (let index = 0; index < header.itemCount; index++) {
-    const row = reader.take(reader.length(() => reader.u32(), partitionRowBytesMax, 'rowBytes'));
+    const row = reader.take(reader.length(reader.u32(), partitionRowBytesMax, 'rowBytes'));
     const key = encodedRowKey(row);
     const last = keys.at(-1);
     if (last !== undefined && compareKeys(last, key) >= 0) throw corrupt('block keys are not strictly increasing');
@@ -182,10 +182,10 @@ export function decodeIndex(bytes: Uint8Array, runId: number): IndexEntry[] {
   const reader = new ByteReader(body, 'run index');
   const entries: IndexEntry[] = [];
   for (let index = 0; index < header.itemCount; index++) {
-    const keyBytes = reader.length(() => reader.u16(), partitionKeyBytesMax, 'keyBytes');
+    const keyBytes = reader.length(reader.u16(), partitionKeyBytesMax, 'keyBytes');
     if (keyBytes === 0) throw corrupt('empty index key');
     const firstKey = Buffer.from(reader.take(keyBytes));
-    const location = { extentId: reader.u64(), offset: reader.u64(), length: reader.length(() => reader.u32(), appendBytesMax, 'block length') };
+    const location = { extentId: reader.u64(), offset: reader.u64(), length: reader.length(reader.u32(), appendBytesMax, 'block length') };
     const entry = { firstKey, location, rowCount: reader.u32() };
     const last = entries.at(-1);
     if (last !== undefined && compareKeys(last.firstKey, firstKey) >= 0) throw corrupt('index keys are not strictly increasing');
@@ -319,7 +319,7 @@ function writeLocation(writer: ByteWriter, location: RecordLocation): void {
 }
 
 function readLocation(reader: ByteReader): RecordLocation {
-  return { extentId: reader.u64(), offset: reader.u64(), length: reader.length(() => reader.u32(), appendBytesMax, 'record length') };
+  return { extentId: reader.u64(), offset: reader.u64(), length: reader.length(reader.u32(), appendBytesMax, 'record length') };
 }
 
 // ---- manifest ---------------------------------------------------------------------------------
@@ -370,10 +370,10 @@ export function decodeManifest(bytes: Uint8Array): Manifest {
   if (body.length > manifestBytesMax) throw new StorageError('wire.too_large', `manifest of ${body.length} bytes exceeds ${manifestBytesMax}`);
   const reader = new ByteReader(body, 'manifest');
   const [partitionId, manifestSequence, coveredSequence, logExtentId, logOffset, nextRunId, createdAtMs] = Array.from({ length: 7 }, () => reader.u64()) as [number, number, number, number, number, number, number];
-  const lowKey = Buffer.from(reader.take(reader.length(() => reader.u16(), partitionKeyBytesMax, 'lowKeyBytes')));
-  const highBytes = reader.length(() => reader.u16(), partitionKeyBytesMax, 'highKeyBytes');
+  const lowKey = Buffer.from(reader.take(reader.length(reader.u16(), partitionKeyBytesMax, 'lowKeyBytes')));
+  const highBytes = reader.length(reader.u16(), partitionKeyBytesMax, 'highKeyBytes');
   const highKey = highBytes === 0 ? null : Buffer.from(reader.take(highBytes));
-  const runCount = reader.length(() => reader.u16(), runsMax, 'runCount');
+  const runCount = reader.length(reader.u16(), runsMax, 'runCount');
   const runs: ManifestRun[] = [];
   for (let index = 0; index < runCount; index++) runs.push({ runId: reader.u64(), footer: readLocation(reader) });
   reader.end();

@@ -82,12 +82,12 @@ export function decodeLogHeader(bytes: Uint8Array): LogRecordHeader {
   if (header.readUInt8(5) !== batchKind) throw corrupt(`unknown kind ${header.readUInt8(5)}`);
   if (header.readUInt16BE(6) !== 0) throw corrupt('reserved field not zero');
   const fields = new ByteReader(header.subarray(8), 'log record');
-  const bodyBytes = fields.length(() => fields.u32(), logBodyBytesMax, 'bodyBytes');
+  const bodyBytes = fields.length(fields.u32(), logBodyBytesMax, 'bodyBytes');
   const bodyCrc = fields.u32();
   const partitionId = fields.u64();
   const sequence = fields.u64();
   const ownerEpoch = fields.u64();
-  const mutationCount = fields.length(() => fields.u32(), partitionBatchMutationsMax, 'mutationCount');
+  const mutationCount = fields.length(fields.u32(), partitionBatchMutationsMax, 'mutationCount');
   if (bodyBytes === 0 || mutationCount === 0 || sequence === 0 || ownerEpoch === 0) throw corrupt('empty batch or zero sequence/epoch');
   return { partitionId, sequence, ownerEpoch, mutationCount, bodyBytes, bodyCrc };
 }
@@ -108,7 +108,7 @@ export function decodeLogRecord(bytes: Uint8Array): LogRecord & { readonly bodyB
   const rows: RowRecord[] = [];
   const keys = new Set<string>();
   for (let index = 0; index < header.mutationCount; index++) {
-    const row = decodeRow(reader.take(reader.length(() => reader.u32(), partitionRowBytesMax, 'rowBytes')));
+    const row = decodeRow(reader.take(reader.length(reader.u32(), partitionRowBytesMax, 'rowBytes')));
     if (row.sequence !== header.sequence) throw corrupt(`row sequence ${row.sequence} in record ${header.sequence}`);
     const key = row.key.toString('latin1');
     if (keys.has(key)) throw corrupt('a key appears twice in one batch');

@@ -238,27 +238,35 @@ export class ByteReader {
 
   // Fixed-width fields are read in place (no view per field: decoding a block of rows made one
   // Buffer object per byte field read, and that allocation was the hottest part of a listing).
+  // Bytes are indexed directly: advance() has checked the range, and Buffer's readUInt*BE
+  // would validate the offset and the range again on every field.
   u8(): number {
-    return this.buffer.readUInt8(this.advance(1));
+    return this.buffer[this.advance(1)] ?? 0;
   }
 
   u16(): number {
-    return this.buffer.readUInt16BE(this.advance(2));
+    const at = this.advance(2);
+    const bytes = this.buffer;
+    return ((bytes[at] ?? 0) << 8) | (bytes[at + 1] ?? 0);
   }
 
   u32(): number {
-    return this.buffer.readUInt32BE(this.advance(4));
+    return uint32At(this.buffer, this.advance(4));
   }
 
   u64(): number {
     const at = this.advance(8);
-    const high = this.buffer.readUInt32BE(at);
+    const high = uint32At(this.buffer, at);
     if (high > 0x1f_ffff) throw this.corrupt('u64 field is not a safe integer');
-    return high * 0x1_0000_0000 + this.buffer.readUInt32BE(at + 4);
+    return high * 0x1_0000_0000 + uint32At(this.buffer, at + 4);
   }
 
+  /** A signed 64-bit value: made from one number when it is a safe integer (most are), else read as a bigint. */
   i64(): bigint {
-    return this.buffer.readBigInt64BE(this.advance(8));
+    const at = this.advance(8);
+    const high = this.buffer.readInt32BE(at);
+    if (high >= -0x20_0000 && high < 0x20_0000) return BigInt(high * 0x1_0000_0000 + uint32At(this.buffer, at + 4));
+    return this.buffer.readBigInt64BE(at);
   }
 
   f64(): number {
@@ -329,8 +337,7 @@ export class ByteReader {
   }
 
   /** A length field, checked against `max` (wire.too_large) and the bytes remaining. */
-  length(read: () => number, max: number, field: string): number {
-    const value = read();
+  length(value: number, max: number, field: string): number {
     if (value > max) {
       throw new StorageError('wire.too_large', `${this.what}: ${field} ${value} exceeds ${max}`, { context: { field, value, max } });
     }
@@ -346,6 +353,11 @@ export class ByteReader {
   }
 }
 
+/** Big-endian u32 at `at` (the caller checked the range). */
+function uint32At(bytes: Buffer, at: number): number {
+  return (bytes[at] ?? 0) * 0x100_0000 + (((bytes[at + 1] ?? 0) << 16) | ((bytes[at + 2] ?? 0) << 8) | (bytes[at + 3] ?? 0));
+}
+
 /** The key of an encoded row (a view into `bytes`), checking only the fields before it. */
 export function encodedRowKey(bytes: Buffer): Buffer {
   const reader = new ByteReader(bytes, 'partition row');
@@ -354,7 +366,7 @@ export function encodedRowKey(bytes: Buffer): Buffer {
     throw new StorageError('wire.unsupported_version', `partition row version ${version} is not supported`, { context: { version } });
   }
   reader.u8();
-  const keyBytes = reader.length(() => reader.u16(), partitionKeyBytesMax, 'keyBytes');
+  const keyBytes = reader.length(reader.u16(), partitionKeyBytesMax, 'keyBytes');
   if (keyBytes === 0) throw reader.corrupt('empty key');
   return reader.take(keyBytes);
 }
@@ -378,8 +390,9 @@ export function decodeRow(bytes: Uint8Array): RowRecord {
  * Decodes one row occupying all of `bytes` as decodeRow does, but a live row's columns are
  * materialised (Column objects, strings, bigints, byte copies) only when `columns` is first read,
  * then kept. Every structural check decodeRow makes is made now, without allocating (checkColumns),
- * so a malformed row still throws here and never yields a partly decoded row. The row owns one
- * copy of its bytes (its key is a view into that copy): it does not pin the buffer it came from.
+ * so a malformed row still throws here and never yields a partly decoded row. The row keeps
+ * `bytes` (no copy): its key and byte values are views into them, so it pins the buffer they
+ * lie in (a scan page's body) for as long as it lives; callers hold such rows for one request.
  * For callers that may read only a row's key and engine fields (a listing page, docs/formats/partition-rows.md).
  */
 export function decodeRowDeferred(bytes: Uint8Array): RowRecord {
@@ -418,7 +431,7 @@ class DeferredLiveRow {
       const reader = this.#reader;
       assert(reader !== null, 'columns decoded once');
       reader.rewind(this.#columnsAt);
-      this.#columns = decodeColumns(reader, this.#columnCount);
+      this.#columns = decodeColumns(reader, this.#columnCount, true);
       this.#reader = null;
     }
     return this.#columns;
@@ -441,14 +454,14 @@ function decodeHead(bytes: Uint8Array, keyOf: (reader: ByteReader, length: numbe
   }
   const flags = reader.u8();
   if ((flags & ~1) !== 0) throw reader.corrupt('reserved flag bits set');
-  const keyBytes = reader.length(() => reader.u16(), partitionKeyBytesMax, 'keyBytes');
+  const keyBytes = reader.length(reader.u16(), partitionKeyBytesMax, 'keyBytes');
   if (keyBytes === 0) throw reader.corrupt('empty key');
   const key = keyOf(reader, keyBytes);
   const sequence = reader.u64();
   const lastModifiedMs = reader.u64();
-  const etagBytes = reader.length(() => reader.u8(), partitionEtagBytesMax, 'etagBytes');
+  const etagBytes = reader.length(reader.u8(), partitionEtagBytesMax, 'etagBytes');
   const etag = reader.latin1(etagBytes);
-  const columnCount = reader.length(() => reader.u16(), partitionColumnsMax, 'columnCount');
+  const columnCount = reader.length(reader.u16(), partitionColumnsMax, 'columnCount');
   if ((flags & 1) === 1) {
     if (etagBytes !== 0 || columnCount !== 0) throw reader.corrupt('tombstone with an etag or columns');
     reader.end();
@@ -504,15 +517,15 @@ function checkValue(reader: ByteReader, bytes: Buffer): void {
       reader.skip(8);
       return;
     case 'string': {
-      const length = reader.length(() => reader.u32(), partitionRowBytesMax, 'string bytes');
+      const length = reader.length(reader.u32(), partitionRowBytesMax, 'string bytes');
       if (!isUtf8At(bytes, reader.skip(length), length)) throw reader.corrupt('malformed UTF-8');
       return;
     }
     case 'bytes':
-      reader.skip(reader.length(() => reader.u32(), partitionRowBytesMax, 'bytes length'));
+      reader.skip(reader.length(reader.u32(), partitionRowBytesMax, 'bytes length'));
       return;
     case 'dataRefs': {
-      const count = reader.length(() => reader.u32(), dataRefsMax, 'dataRefs count');
+      const count = reader.length(reader.u32(), dataRefsMax, 'dataRefs count');
       if (count * 24 > reader.remaining) throw reader.corrupt(`dataRefs count ${count} exceeds the bytes remaining`);
       for (let index = 0; index < count * 3; index++) reader.u64();
     }
@@ -527,17 +540,21 @@ function isUtf8At(bytes: Buffer, start: number, length: number): boolean {
   return true;
 }
 
-function decodeColumns(reader: ByteReader, count: number): Column[] {
+/**
+ * Columns as decodeRow returns them. `checked`: checkColumns already passed these bytes, so names
+ * are known unique, and byte values may be views (a deferred row holds its bytes anyway).
+ */
+function decodeColumns(reader: ByteReader, count: number, checked = false): Column[] {
   const columns: Column[] = [];
   // Few columns (the usual case): a linear duplicate check, no Set per row.
-  const names = count > 16 ? new Set<string>() : null;
+  const names = checked ? null : count > 16 ? new Set<string>() : null;
   for (let index = 0; index < count; index++) {
     const nameBytes = reader.u8();
     if (nameBytes === 0) throw reader.corrupt('empty column name');
     const name = reader.text(nameBytes, textSlot(nameSlots, index));
-    if (names === null ? columns.some((column) => column.name === name) : names.has(name)) throw reader.corrupt(`duplicate column ${name}`);
+    if (!checked && (names === null ? columns.some((column) => column.name === name) : names.has(name))) throw reader.corrupt(`duplicate column ${name}`);
     names?.add(name);
-    columns.push({ name, value: decodeValue(reader, index) });
+    columns.push({ name, value: decodeValue(reader, index, checked) });
   }
   return columns;
 }
@@ -575,7 +592,7 @@ function bytesEqual(buffer: Buffer, start: number, expected: Buffer): boolean {
   return true;
 }
 
-function decodeValue(reader: ByteReader, columnIndex: number): ColumnValue {
+function decodeValue(reader: ByteReader, columnIndex: number, view: boolean): ColumnValue {
   const code = reader.u8();
   const kind = typeNames[code];
   if (kind === undefined) throw reader.corrupt(`unknown column type ${code}`);
@@ -588,10 +605,13 @@ function decodeValue(reader: ByteReader, columnIndex: number): ColumnValue {
     }
     case 'int64': return { kind, value: reader.i64() };
     case 'float64': return { kind, value: reader.f64() };
-    case 'string': return { kind, value: reader.text(reader.length(() => reader.u32(), partitionRowBytesMax, 'string bytes'), textSlot(valueSlots, columnIndex)) };
-    case 'bytes': return { kind, value: Buffer.from(reader.take(reader.length(() => reader.u32(), partitionRowBytesMax, 'bytes length'))) };
+    case 'string': return { kind, value: reader.text(reader.length(reader.u32(), partitionRowBytesMax, 'string bytes'), textSlot(valueSlots, columnIndex)) };
+    case 'bytes': {
+      const value = reader.take(reader.length(reader.u32(), partitionRowBytesMax, 'bytes length'));
+      return { kind, value: view ? value : Buffer.from(value) };
+    }
     case 'dataRefs': {
-      const count = reader.length(() => reader.u32(), dataRefsMax, 'dataRefs count');
+      const count = reader.length(reader.u32(), dataRefsMax, 'dataRefs count');
       if (count * 24 > reader.remaining) throw reader.corrupt(`dataRefs count ${count} exceeds the bytes remaining`);
       const refs: DataRef[] = [];
       for (let index = 0; index < count; index++) refs.push({ extentId: reader.u64(), offset: reader.u64(), length: reader.u64() });

@@ -61,13 +61,13 @@ export function encodeBlockIndex(blocks: readonly CommittedBlock[]): Buffer {
 export function decodeBlockIndex(bytes: Uint8Array, refs: readonly DataRef[]): CommittedBlock[] {
   try {
     const reader = new ByteReader(bytes, 'block list index');
-    const count = reader.length(() => reader.u32(), blockListEntriesMax, 'block count');
+    const count = reader.length(reader.u32(), blockListEntriesMax, 'block count');
     const blocks: CommittedBlock[] = [];
     let at = 0;
     for (let i = 0; i < count; i++) {
-      const id = Buffer.from(reader.take(reader.length(() => reader.u8(), blockIdBytesMax, 'block id length')));
+      const id = Buffer.from(reader.take(reader.length(reader.u8(), blockIdBytesMax, 'block id length')));
       const size = reader.u64();
-      const refCount = reader.length(() => reader.u32(), refs.length - at, 'ref count');
+      const refCount = reader.length(reader.u32(), refs.length - at, 'ref count');
       const own = refs.slice(at, at + refCount);
       at += refCount;
       if (own.reduce((sum, ref) => sum + ref.length, 0) !== size) throw new Error(`block ${i}: refs do not add up to its size ${size}`);
@@ -85,12 +85,12 @@ export function decodeBlockIndex(bytes: Uint8Array, refs: readonly DataRef[]): C
 export function decodeBlockListV1(bytes: Uint8Array): CommittedBlock[] {
   try {
     const reader = new ByteReader(bytes, 'committed block list');
-    const count = reader.length(() => reader.u32(), blockListEntriesMax, 'block count');
+    const count = reader.length(reader.u32(), blockListEntriesMax, 'block count');
     const blocks: CommittedBlock[] = [];
     for (let i = 0; i < count; i++) {
-      const id = Buffer.from(reader.take(reader.length(() => reader.u8(), blockIdBytesMax, 'block id length')));
+      const id = Buffer.from(reader.take(reader.length(reader.u8(), blockIdBytesMax, 'block id length')));
       const size = reader.u64();
-      const refCount = reader.length(() => reader.u32(), dataRefsMax, 'ref count');
+      const refCount = reader.length(reader.u32(), dataRefsMax, 'ref count');
       const refs: DataRef[] = [];
       for (let r = 0; r < refCount; r++) refs.push({ extentId: reader.u64(), offset: reader.u64(), length: reader.u64() });
       blocks.push({ id, size, refs });
