@@ -127,6 +127,11 @@ export class LocalNetwork implements Network {
   }
 
   /** A Network on the same table whose calls come from `address`; closing it closes only it. */
+  /** Bodies cross by reference unless copyBodies is on (Network.bodiesShared). */
+  get bodiesShared(): boolean {
+    return !this.fabric.copyBodies;
+  }
+
   endpoint(address: string): LocalNetwork {
     return new LocalNetwork({ localAddress: address }, this.fabric);
   }

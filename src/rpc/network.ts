@@ -51,6 +51,12 @@ export interface Network {
   /** Starts serving `handler` at `address` ("host:port"; port 0 picks one). */
   listen(address: string, handler: RpcHandler): Promise<RpcServer>;
   call(address: string, request: RpcRequest, options?: RpcCallOptions): Promise<RpcResponse>;
+  /**
+   * True when a response body is the very buffer the handler answered with (one process, no copy,
+   * no fault injection): a checksum the handler computed over that buffer proves nothing more when
+   * checked again by the caller, so the caller may skip its check. Absent = false.
+   */
+  readonly bodiesShared?: boolean;
   /** Closes client connections. */
   close(): Promise<void>;
 }
