@@ -15,6 +15,10 @@ export const extentBytesMax = 256 * MiB;
 /** Largest single append (one block record). Azure's largest block is 4000 MiB but it is cut into
  * appends by the partition layer; 4 MiB keeps one append's buffers and fsync latency bounded. */
 export const appendBytesMax = 4 * MiB;
+/** Worker threads that MD5 large bodies (util/md5-pool.ts): 2 cores here, and the main thread keeps one busy. */
+export const md5WorkersMax = 1;
+/** A body at least this long is MD5'd on a worker (md5-pool.ts); a smaller one on the main thread, where a message round trip would cost more than its hash. */
+export const md5WorkerBodyBytesMin = 1 * MiB;
 
 /** Largest read served in one call; larger reads are split by the caller. */
 export const readBytesMax = 8 * MiB;

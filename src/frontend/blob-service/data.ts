@@ -9,8 +9,9 @@
 // Fault model: appendData / readData throw StorageErrors; a body that fails mid-way leaves
 // unreferenced, harmless data behind; the client may go away (the signal aborts the reads).
 
-import { createHash, type Hash } from 'node:crypto';
-import { appendBytesMax } from '../../constants.ts';
+import { createHash } from 'node:crypto';
+import { appendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
+import { sharedMd5Pool } from '../../util/md5-pool.ts';
 import { assert } from '../../util/assert.ts';
 import type { DataRef } from '../../wire/partition-row.ts';
 import type { RequestBody } from '../blob-backend.ts';
@@ -33,9 +34,13 @@ export interface WrittenBlock {
 export async function writeBody(tables: BlobTables, key: Buffer, body: AsyncIterable<Uint8Array> & { readonly length?: number; readonly contentMd5?: Uint8Array | undefined }): Promise<WrittenData> {
   const sent = body.contentMd5;
   // A body that carried Content-MD5 checked it before its last chunk: that is its MD5, no second hash.
-  const hash = sent === undefined ? createHash('md5') : null;
-  const written = await streamBody(tables, key, body, hash);
-  return { ...written, md5: hash?.digest() ?? Buffer.from(sent ?? []) };
+  const hash = sent === undefined ? bodyHash(body.length) : null;
+  try {
+    const written = await streamBody(tables, key, body, hash);
+    return { ...written, md5: hash === null ? Buffer.from(sent ?? []) : await hash.digest() };
+  } finally {
+    hash?.drop();
+  }
 }
 
 /**
@@ -48,7 +53,22 @@ export async function writeBlock(tables: BlobTables, key: Buffer, body: AsyncIte
   return { ...written, md5: body.contentMd5 === undefined ? null : Buffer.from(body.contentMd5) };
 }
 
-async function streamBody(tables: BlobTables, key: Buffer, body: AsyncIterable<Uint8Array>, hash: Hash | null): Promise<{ refs: DataRef[]; size: number }> {
+/** A body's running MD5: on the main thread, or for a large (or unknown-length) body on an Md5Pool worker. */
+interface BodyHash {
+  /** Hashes `bytes` (after every earlier update); the bytes may be appended meanwhile. */
+  update(bytes: Buffer): Promise<void>;
+  digest(): Promise<Buffer>;
+  /** Ends the hash unused (the body failed); a no-op after digest. */
+  drop(): void;
+}
+
+function bodyHash(length: number | undefined): BodyHash {
+  if (length === undefined || length >= md5WorkerBodyBytesMin) return sharedMd5Pool().session();
+  const hash = createHash('md5');
+  return { update: (bytes) => { hash.update(bytes); return Promise.resolve(); }, digest: () => Promise.resolve(hash.digest()), drop: () => undefined };
+}
+
+async function streamBody(tables: BlobTables, key: Buffer, body: AsyncIterable<Uint8Array>, hash: BodyHash | null): Promise<{ refs: DataRef[]; size: number }> {
   const refs: DataRef[] = [];
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -58,13 +78,15 @@ async function streamBody(tables: BlobTables, key: Buffer, body: AsyncIterable<U
       // A body that arrived in one chunk (most small Put Blobs) is appended as is, not copied.
       const joined = pending.length === 1 && pending[0] !== undefined ? pending[0] : Buffer.concat(pending, pendingBytes);
       const take = Math.min(appendBytesMax, joined.length);
-      refs.push(await tables.appendData(key, joined.subarray(0, take)));
+      const piece = joined.subarray(0, take);
+      // The piece is hashed (on a worker, for a large body) while it is made durable.
+      const [ref] = await Promise.all([tables.appendData(key, piece), hash?.update(piece)]);
+      refs.push(ref);
       pending = take < joined.length ? [joined.subarray(take)] : [];
       pendingBytes = joined.length - take;
     }
   };
   for await (const chunk of body) {
-    hash?.update(chunk);
     size += chunk.length;
     pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     pendingBytes += chunk.length;
