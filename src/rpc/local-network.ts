@@ -226,5 +226,24 @@ function transferHeader(method: string, header: RpcHeader, bodyBytes: number): {
   const methodBytes = Buffer.byteLength(method, 'utf8');
   const headerBytes = Buffer.byteLength(json, 'utf8');
   checkLimits(methodBytes, headerBytes, bodyBytes);
-  return { header: JSON.parse(json) as RpcHeader, frameBytes: rpcFramePrefixBytes + methodBytes + headerBytes + bodyBytes };
+  return { header: flatCopy(header) ?? (JSON.parse(json) as RpcHeader), frameBytes: rpcFramePrefixBytes + methodBytes + headerBytes + bodyBytes };
+}
+
+/**
+ * What JSON.parse(JSON.stringify(header)) gives, without the parse, for the usual header whose
+ * values are all strings, booleans, null or finite numbers (undefined values dropped, as JSON
+ * drops them); null for any other header (nested values, non-finite numbers), which takes the
+ * JSON copy. The copy was a third of LocalNetwork's own time per call under Get Blob.
+ */
+function flatCopy(header: RpcHeader): RpcHeader | null {
+  if (Object.getPrototypeOf(header) !== Object.prototype) return null;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(header)) {
+    const value: unknown = header[key];
+    if (value === undefined) continue;
+    if (key === '__proto__' || Object.is(value, -0)) return null;
+    if (typeof value === 'string' || typeof value === 'boolean' || value === null || (typeof value === 'number' && Number.isFinite(value))) copy[key] = value;
+    else return null;
+  }
+  return copy as RpcHeader;
 }

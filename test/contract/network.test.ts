@@ -9,7 +9,7 @@ import { rpcHeaderBytesMax } from '../../src/constants.ts';
 import { LocalNetwork } from '../../src/rpc/local-network.ts';
 import { SimNetwork } from '../../src/rpc/sim-network.ts';
 import { TcpNetwork } from '../../src/rpc/tcp-network.ts';
-import type { Network, RpcHandler, RpcResponse } from '../../src/rpc/network.ts';
+import type { Network, RpcHandler, RpcHeader, RpcResponse } from '../../src/rpc/network.ts';
 import { ManualClock } from '../../src/util/clock.ts';
 import { StorageError, isStorageError } from '../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../src/util/errors.ts';
@@ -168,6 +168,34 @@ for (const implementation of [tcp, sim, local]) {
       assert.equal(typeof response.header['deadlineAtMs'], 'number');
       const empty = await h.drive(h.network.call(server.address, { method: 'test.echo', header: {}, body: Buffer.alloc(0) }));
       assert.equal(empty.body.length, 0);
+      await server.close();
+    }));
+
+    it('hands the handler and the caller what the header JSON decodes to, never the sender\'s object', (t) => withHarness(t, implementation, {}, async (h) => {
+      let received: unknown[] = [];
+      const server = await h.network.listen(h.listenAddress, (request) => {
+        received.push(request.header);
+        return Promise.resolve({ header: request.header, body: Buffer.alloc(0) });
+      });
+      // Flat headers (the common case), and the shapes a flat copy must not take: nested values,
+      // undefined, non-finite numbers, -0 and an own __proto__ key.
+      const headers: Array<Record<string, unknown>> = [
+        { extentId: 7, offset: 0, key: 'AAE=', ok: true, none: null },
+        { a: 1, skipped: undefined, b: 'x' },
+        { nested: { a: [1, 'b', null] }, n: 2 },
+        { bad: Number.NaN, inf: Number.POSITIVE_INFINITY, zero: -0 },
+        JSON.parse('{"__proto__": {"polluted": 1}, "x": 1}') as Record<string, unknown>,
+      ];
+      for (const header of headers) {
+        received = [];
+        const response = await h.drive(h.network.call(server.address, { method: 'test.header', header: header as RpcHeader, body: Buffer.alloc(0) }));
+        const expected: unknown = JSON.parse(JSON.stringify(header));
+        assert.deepEqual(received[0], expected);
+        assert.notEqual(received[0], header, 'the handler gets its own copy');
+        assert.deepEqual(response.header, expected);
+        assert.equal(Object.getPrototypeOf(response.header), Object.prototype);
+        assert.equal(Object.is(response.header['zero'], -0), false);
+      }
       await server.close();
     }));
 
