@@ -118,13 +118,21 @@ export function decodeRows(body: Buffer, countMax: number): RowRecord[] {
 
 /** Scan items into one body: a row goes as its row codec bytes (an encoded item as it is). */
 export function encodeScanItems(items: readonly (ScanItem | EncodedScanItem)[]): Buffer {
-  const encoded = items.map((item) => (item.kind === 'row' ? encodeRow(item.row) : item.kind === 'encoded' ? item.bytes : item.prefix));
-  const body = Buffer.allocUnsafe(encoded.reduce((sum, bytes) => sum + 5 + bytes.length, 0));
+  const encoded: Buffer[] = [];
+  let bodyBytes = 0;
+  for (const item of items) {
+    const bytes = item.kind === 'row' ? encodeRow(item.row) : item.kind === 'encoded' ? item.bytes : item.prefix;
+    encoded.push(bytes);
+    bodyBytes += 5 + bytes.length;
+  }
+  const body = Buffer.allocUnsafe(bodyBytes);
   let offset = 0;
-  for (const [index, bytes] of encoded.entries()) {
-    offset = body.writeUInt8(items[index]?.kind === 'prefix' ? 2 : 1, offset);
-    offset = body.writeUInt32BE(bytes.length, offset);
-    offset += bytes.copy(body, offset);
+  for (let index = 0; index < encoded.length; index++) {
+    const bytes = encoded[index] ?? Buffer.alloc(0);
+    body[offset] = items[index]?.kind === 'prefix' ? 2 : 1;
+    body.writeUInt32BE(bytes.length, offset + 1);
+    body.set(bytes, offset + 5);
+    offset += 5 + bytes.length;
   }
   return body;
 }

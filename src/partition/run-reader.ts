@@ -13,7 +13,7 @@
 // stream.unavailable from the stream layer); nothing wrong is ever returned as a row.
 import { StorageError } from '../util/errors.ts';
 import { decodeBloom, decodeFooter, decodeIndex, splitBlock } from '../wire/partition-checkpoint.ts';
-import type { BloomFilter, IndexEntry, ManifestRun, RecordLocation, RunFooter } from '../wire/partition-checkpoint.ts';
+import type { BloomFilter, IndexEntry, ManifestRun, RecordLocation, RunFooter, SplitBlock } from '../wire/partition-checkpoint.ts';
 import { decodeRow } from '../wire/partition-row.ts';
 import type { RowRecord } from '../wire/partition-row.ts';
 import type { LruCache } from '../util/lru-cache.ts';
@@ -26,22 +26,25 @@ import type { PartitionStreams } from './partition-streams.ts';
  */
 export class BlockRows {
   readonly keys: readonly string[];
-  private readonly encoded: readonly Buffer[];
+  private readonly body: Buffer;
+  private readonly rowBounds: Uint32Array;
 
-  constructor(keys: readonly string[], encoded: readonly Buffer[]) {
-    this.keys = keys;
-    this.encoded = encoded;
+  constructor(block: SplitBlock) {
+    this.keys = block.keys;
+    this.body = block.body;
+    this.rowBounds = block.rowBounds;
   }
 
   /** The row at `index` (decoded now), or null past the end. */
   row(index: number): RowRecord | null {
-    const bytes = this.encoded[index];
-    return bytes === undefined ? null : decodeRow(bytes);
+    const bytes = this.encodedAt(index);
+    return bytes === null ? null : decodeRow(bytes);
   }
 
   /** The row at `index` as its block holds it (row codec bytes, a view), or null past the end. */
   encodedAt(index: number): Buffer | null {
-    return this.encoded[index] ?? null;
+    if (index < 0 || index >= this.keys.length) return null;
+    return this.body.subarray(this.rowBounds[index * 2], this.rowBounds[index * 2 + 1]);
   }
 }
 
@@ -123,11 +126,11 @@ export class RunReader {
     const entry = this.index[blockIndex];
     if (entry === undefined) throw new RangeError(`run ${this.runId} has no block ${blockIndex}`);
     const { extentId, offset, length } = entry.location;
-    const { keys, rows } = splitBlock(await this.streams.read(this.streamId, extentId, offset, length), this.runId);
-    if (rows.length !== entry.rowCount) {
-      throw new StorageError('partition.corrupt', `run ${this.runId} block ${blockIndex} holds ${rows.length} rows, index says ${entry.rowCount}`);
+    const split = splitBlock(await this.streams.read(this.streamId, extentId, offset, length), this.runId);
+    if (split.keys.length !== entry.rowCount) {
+      throw new StorageError('partition.corrupt', `run ${this.runId} block ${blockIndex} holds ${split.keys.length} rows, index says ${entry.rowCount}`);
     }
-    const block = new BlockRows(keys.map((key) => key.toString('latin1')), rows);
+    const block = new BlockRows(split);
     cache?.set(cacheKey, block, length);
     return block;
   }

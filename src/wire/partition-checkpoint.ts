@@ -14,7 +14,7 @@ import { appendBytesMax, manifestBytesMax, partitionKeyBytesMax, partitionRowByt
 import { assert, assertByteCount } from '../util/assert.ts';
 import { crc32c, crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
-import { ByteReader, ByteWriter, compareKeys, decodeRow, encodeRow, encodedRowKey } from './partition-row.ts';
+import { ByteReader, ByteWriter, compareKeys, decodeRow, encodeRow, encodedRowKeyLatin1 } from './partition-row.ts';
 import type { RowRecord } from './partition-row.ts';
 
 export const partitionCheckpointVersion = 1;
@@ -123,30 +123,45 @@ export function blockRowBytes(encodedRowLength: number): number {
 }
 
 export function decodeBlock(bytes: Uint8Array, runId: number): RowRecord[] {
-  return splitBlock(bytes, runId).rows.map((row) => decodeRow(row));
+  const block = splitBlock(bytes, runId);
+  return block.keys.map((_key, index) => decodeRow(block.body.subarray(block.rowBounds[index * 2], block.rowBounds[index * 2 + 1])));
+}
+
+/** A checked block with its rows left encoded: latin1 keys, and where row i lies in `body`. */
+export interface SplitBlock {
+  readonly body: Buffer;
+  readonly keys: readonly string[];
+  /** Row i is body[rowBounds[2i], rowBounds[2i + 1]). */
+  readonly rowBounds: Uint32Array;
 }
 
 /**
  * A block checked (CRC, run, framing, keys strictly increasing) but its rows left encoded: the
  * reader decodes a row (decodeRow) only when it is asked for, so a point read decodes one row
- * of the ~200 in a block. Keys and rows are views into `bytes`.
+ * of the ~200 in a block. Keys are made as latin1 strings straight from the bytes (their order
+ * is byte order), rows are offsets into `body`: no view object per key or row.
  */
-export function splitBlock(bytes: Uint8Array, runId: number): { keys: Buffer[]; rows: Buffer[] } {
+export function splitBlock(bytes: Uint8Array, runId: number): SplitBlock {
   const { header, body } = openCheckpointRecord(bytes, 'block');
   if (header.ownerId !== runId) throw corrupt(`block of run ${header.ownerId}, expected run ${runId}`);
+  // Each row takes at least its 4-byte length: bounds the allocation below by the bytes read.
+  if (header.itemCount * 4 > body.length) throw corrupt(`${header.itemCount} rows cannot fit in ${body.length} bytes`);
   const reader = new ByteReader(body, 'run block');
-  const keys: Buffer[] = [];
-  const rows: Buffer[] = [];
+  const keys: string[] = [];
+  const rowBounds = new Uint32Array(header.itemCount * 2);
+  let last: string | null = null;
   for (let index = 0; index < header.itemCount; index++) {
-    const row = reader.take(reader.length(reader.u32(), partitionRowBytesMax, 'rowBytes'));
-    const key = encodedRowKey(row);
-    const last = keys.at(-1);
-    if (last !== undefined && compareKeys(last, key) >= 0) throw corrupt('block keys are not strictly increasing');
+    const length = reader.length(reader.u32(), partitionRowBytesMax, 'rowBytes');
+    const start = reader.skip(length);
+    const key = encodedRowKeyLatin1(body, start, length);
+    if (last !== null && last >= key) throw corrupt('block keys are not strictly increasing');
     keys.push(key);
-    rows.push(row);
+    rowBounds[index * 2] = start;
+    rowBounds[index * 2 + 1] = start + length;
+    last = key;
   }
   reader.end();
-  return { keys, rows };
+  return { body, keys, rowBounds };
 }
 
 // ---- sparse index -----------------------------------------------------------------------------

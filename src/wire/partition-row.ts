@@ -358,17 +358,23 @@ function uint32At(bytes: Buffer, at: number): number {
   return (bytes[at] ?? 0) * 0x100_0000 + (((bytes[at + 1] ?? 0) << 16) | ((bytes[at + 2] ?? 0) << 8) | (bytes[at + 3] ?? 0));
 }
 
-/** The key of an encoded row (a view into `bytes`), checking only the fields before it. */
-export function encodedRowKey(bytes: Buffer): Buffer {
-  const reader = new ByteReader(bytes, 'partition row');
-  const version = reader.u8();
+/**
+ * The key of the encoded row at body[start, start + length) as a latin1 string (no view made),
+ * checking only the fields before it (version, key length).
+ */
+export function encodedRowKeyLatin1(body: Buffer, start: number, length: number): string {
+  const version = length < 1 ? -1 : (body[start] ?? 0);
   if (version !== partitionRowVersion) {
+    if (version === -1) throw new StorageError('wire.corrupt', 'partition row: empty row', { context: { reason: 'empty row', position: 0 } });
     throw new StorageError('wire.unsupported_version', `partition row version ${version} is not supported`, { context: { version } });
   }
-  reader.u8();
-  const keyBytes = reader.length(reader.u16(), partitionKeyBytesMax, 'keyBytes');
-  if (keyBytes === 0) throw reader.corrupt('empty key');
-  return reader.take(keyBytes);
+  if (length < 4) throw new StorageError('wire.corrupt', `partition row: needs 4 bytes, ${length} remain`, { context: { reason: 'truncated', position: 1 } });
+  const keyBytes = (((body[start + 2] ?? 0) << 8) | (body[start + 3] ?? 0));
+  if (keyBytes > partitionKeyBytesMax) {
+    throw new StorageError('wire.too_large', `partition row: keyBytes ${keyBytes} exceeds ${partitionKeyBytesMax}`, { context: { field: 'keyBytes', value: keyBytes, max: partitionKeyBytesMax } });
+  }
+  if (keyBytes === 0 || 4 + keyBytes > length) throw new StorageError('wire.corrupt', `partition row: key of ${keyBytes} bytes does not fit`, { context: { reason: 'key', position: 4 } });
+  return body.toString('latin1', start + 4, start + 4 + keyBytes);
 }
 
 /** True if an encoded row (checked when it was read: a block's CRC and framing) is a tombstone. */
