@@ -20,18 +20,22 @@
 // seconds (about 5 s) before it tries the cluster again. etcd's own request limit (1.5 MiB by
 // default) is mapped to 'wire.too_large'.
 // A member cut off without a reset (a host's link down) answers nothing: a call the client sends
-// there waits out its deadline. Lease renewals must not: a holder whose renewal hangs past its
-// lease loses it although two members would answer at once (found by cluster-netns-control: the
-// etcd leader's host cut off, both controllers and the partition server lost their leases, writes
-// stalled 29.5 s). So a renewal of a lease granted here tries twice, each attempt bounded by a
-// quarter of the TTL (at least keepAliveAttemptMinMs); the client picks a member at random per
-// attempt and counts a deadline against the silent one (its circuit breaker skips it after three).
+// there waits out its deadline, and the client picks a member at random per call. Lease renewals
+// must not wait that long: a holder whose renewal hangs past its lease loses it although two
+// members would answer at once (found by cluster-netns-control: etcd's leader's host cut off, both
+// controllers and the partition server lost their 2 s leases, writes stalled 13-29 s). With
+// several endpoints, therefore: (1) a renewal of a lease granted here tries up to
+// keepAliveAttemptsMax times, each attempt bounded by max(keepAliveAttemptMinMs, TTL / 8); (2) a
+// member whose call failed as unreachable (deadline, unavailable) is skipped for
+// silentMemberSkipMs (silentMemberPolicy, in place of the client's breaker, which skips one only
+// after three failures in a row), so the next attempt goes to another member. With one endpoint
+// there is nowhere else to go: one attempt with the whole call deadline, the client's own policy.
 //
 // Leases: etcd counts TTLs in whole seconds and raises a TTL below its minimum (1.5 election
 // timeouts); grantLease rounds ttlMs up to seconds, so a lease lives at least ttlMs. Expiry is
 // decided by the etcd leader's clock, not by the injected Clock of the embedded store.
 import { randomBytes } from 'node:crypto';
-import { Etcd3, type ICompare, type IKeyValue, type IRequestOp } from 'etcd3';
+import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IOptions, type IRequestOp } from 'etcd3';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { checkKey, checkLeaseId, checkRange, checkTtlMs, checkTxn } from './meta-limits.ts';
 import type { Compare, KeyValue, MetaStore, RangeOptions, Txn, TxnOperation, TxnResult } from './meta-store.ts';
@@ -45,9 +49,12 @@ const dialTimeoutMs = 3_000;
 const grpcReceiveBytesMax = 64 * 1024 * 1024;
 /** Attempts to find an unused random lease id (a collision is astronomically rare). */
 const leaseGrantAttemptsMax = 5;
-/** A renewal's attempts, each bounded by max(keepAliveAttemptMinMs, ttl / 4) (see the header). */
-const keepAliveAttemptsMax = 2;
-const keepAliveAttemptMinMs = 500;
+/** A renewal's attempts with several endpoints, each bounded by max(keepAliveAttemptMinMs, ttl / 8) (see the header). */
+const keepAliveAttemptsMax = 3;
+const keepAliveAttemptMinMs = 400;
+/** How long a member that did not answer is skipped (then one call tries it again). */
+const silentMemberSkipMs = 3_000;
+const keepAliveTimerSlackMs = 100;
 
 export interface EtcdMetaStoreOptions {
   readonly endpoints: readonly string[];
@@ -57,11 +64,14 @@ export interface EtcdMetaStoreOptions {
 export class EtcdMetaStore implements MetaStore {
   private readonly client: Etcd3;
   private readonly callTimeoutMs: number;
+  /** Several endpoints: renewals in bounded attempts, silent members skipped (see the header). */
+  private readonly severalMembers: boolean;
   /** TTL of each lease granted here and not revoked, for the renewal's deadline. */
   private readonly leaseTtlsMs = new Map<number, number>();
   private closed = false;
 
-  private constructor(client: Etcd3, callTimeoutMs: number) {
+  private constructor(client: Etcd3, callTimeoutMs: number, severalMembers: boolean) {
+    this.severalMembers = severalMembers;
     this.client = client;
     this.callTimeoutMs = callTimeoutMs;
   }
@@ -75,8 +85,9 @@ export class EtcdMetaStore implements MetaStore {
       dialTimeout: dialTimeoutMs,
       defaultCallOptions: () => ({ deadline: Date.now() + callTimeoutMs }),
       grpcOptions: { 'grpc.max_receive_message_length': grpcReceiveBytesMax },
+      ...(options.endpoints.length > 1 ? { faultHandling: { host: silentMemberPolicies(options.endpoints.length) } } : {}),
     });
-    const store = new EtcdMetaStore(client, callTimeoutMs);
+    const store = new EtcdMetaStore(client, callTimeoutMs, options.endpoints.length > 1);
     try {
       await store.get('kura/connect-probe');
     } catch (error) {
@@ -126,8 +137,8 @@ export class EtcdMetaStore implements MetaStore {
 
   async keepAlive(lease: number): Promise<void> {
     checkLeaseId(lease);
-    const ttlMs = this.leaseTtlsMs.get(lease);
-    const attemptMs = ttlMs === undefined ? this.callTimeoutMs : Math.min(this.callTimeoutMs, Math.max(keepAliveAttemptMinMs, Math.floor(ttlMs / 4)));
+    const ttlMs = this.severalMembers ? this.leaseTtlsMs.get(lease) : undefined;
+    const attemptMs = ttlMs === undefined ? this.callTimeoutMs : Math.min(this.callTimeoutMs, Math.max(keepAliveAttemptMinMs, Math.floor(ttlMs / 8)));
     const attempts = ttlMs === undefined ? 1 : keepAliveAttemptsMax;
     let ttlSeconds = 0;
     for (let attempt = 1; ; attempt++) {
@@ -158,11 +169,12 @@ export class EtcdMetaStore implements MetaStore {
 
   /** One keepalive round trip on a short-lived stream; resolves to the new TTL (0 = expired). */
   private async keepAliveOnce(lease: number, deadlineMs: number): Promise<number> {
-    // The stream's own deadline: a member that does not answer is marked failed by the client.
+    // The stream's own deadline: a member that does not answer is marked failed by the client (its
+    // error arrives before this timer, which only bounds a stream that never reports).
     const stream = await this.client.leaseClient.leaseKeepAlive({ deadline: Date.now() + deadlineMs });
     try {
       return await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new StorageError('meta.unavailable', 'etcd keepalive timed out', { retryable: true })), deadlineMs);
+        const timer = setTimeout(() => reject(new StorageError('meta.unavailable', 'etcd keepalive timed out', { retryable: true })), deadlineMs + keepAliveTimerSlackMs);
         stream.on('data', (response) => {
           clearTimeout(timer);
           resolve(Number(response.TTL));
@@ -238,4 +250,34 @@ function toStorageError(error: unknown, operation: string): StorageError {
   // Everything else (unavailable, deadline exceeded, no leader, broken circuit, closed channel)
   // means the cluster could not answer: retryable, outcome of a write unknown.
   return new StorageError('meta.unavailable', `etcd ${operation} failed: ${message}`, { retryable: true, cause: error, context: { operation } });
+}
+
+type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+
+/** Each member's fault handling (see the header): after a call to it failed as unreachable it is
+ * skipped for silentMemberSkipMs, and the client tries the next member of its shuffle; unless
+ * every member is skipped (this process was cut off itself, say): then it is tried, since a skip
+ * only helps when another member may answer. The client calls only execute (markFailed runs a
+ * throwing function through it). */
+function silentMemberPolicies(memberCount: number): (hostname: string) => HostPolicy {
+  const skipUntilMs = new Map<string, number>();
+  const skipped = (hostname: string, nowMs: number): boolean => (skipUntilMs.get(hostname) ?? 0) > nowMs;
+  return (hostname) => {
+    const policy = {
+      execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => {
+        const nowMs = Date.now();
+        const allSkipped = [...skipUntilMs.keys()].filter((host) => skipped(host, nowMs)).length >= memberCount;
+        if (skipped(hostname, nowMs) && !allSkipped) throw new Error('etcd member skipped: it did not answer a moment ago');
+        try {
+          const result = await fn({ signal: new AbortController().signal });
+          skipUntilMs.delete(hostname);
+          return result;
+        } catch (error) {
+          if (error instanceof Error && isRecoverableError(error)) skipUntilMs.set(hostname, Date.now() + silentMemberSkipMs);
+          throw error;
+        }
+      },
+    };
+    return policy as unknown as HostPolicy;
+  };
 }

@@ -88,7 +88,19 @@ describe('cluster on 9 network-namespace hosts: the controller leader\'s and etc
     etcd = await startEtcd({ hosts: (['e1', 'e2', 'e3'] as const).map((name) => hosts.host(name)) });
     const endpoints = etcd.endpoints.join(',');
     const controllers = `${at('ca', 7000)},${at('cb', 7000)}`;
-    const launch = (host: HostName, options: Omit<LaunchOptions, 'namespace'>): Promise<RoleProcess> => RoleProcess.launch({ ...options, namespace: hosts.host(host).namespace });
+    const roles: RoleProcess[] = [];
+    const launch = async (host: HostName, options: Omit<LaunchOptions, 'namespace'>): Promise<RoleProcess> => {
+      const role = await RoleProcess.launch({ ...options, namespace: hosts.host(host).namespace });
+      roles.push(role);
+      return role;
+    };
+    /** Warnings and errors the roles logged since `sinceMs`, a few per role: why a phase went as it did. */
+    const warnings = (sinceMs: number): string => roles.flatMap((role) => role.lines
+      .filter((line) => line.startsWith('{') && (JSON.parse(line) as { level: number; time: number }).level >= 40 && (JSON.parse(line) as { time: number }).time >= sinceMs)
+      .slice(0, 4).map((line) => {
+        const fields = JSON.parse(line) as { time: number; msg: string; reason?: string; err?: { message?: string } };
+        return `${role.name} +${((fields.time - sinceMs) / 1000).toFixed(2)} s ${fields.msg}${fields.reason === undefined ? '' : ` (${fields.reason})`}${fields.err?.message === undefined ? '' : `: ${fields.err.message.slice(0, 120)}`}`;
+      })).join('\n');
     const controller = (host: 'ca' | 'cb', id: string, ready: string): Promise<RoleProcess> => launch(host, {
       name: id, ready, args: ['controller', '--etcd', endpoints, '--listen', at(host, 7000), '--controller-id', id, '--lease-ttl-ms', String(leaseTtlMs), '--tick-ms', '200'],
     });
@@ -179,6 +191,8 @@ describe('cluster on 9 network-namespace hosts: the controller leader\'s and etc
       const etcdGapMs = longestGap(etcdCutMs, etcdHealMs);
       const stepDowns = [first, second].filter((role) => logged(role, 'controller stepping down', etcdCutMs) !== null).map((role) => role.name);
       t.diagnostic(`etcd leader ${etcdHost} cut off: a leader among the other two seen at +${((newLeader - etcdCutMs) / 1000).toFixed(2)} s; longest gap between acknowledged writes ${(etcdGapMs / 1000).toFixed(2)} s; controllers that stepped down meanwhile: ${stepDowns.length === 0 ? 'none' : stepDowns.join(', ')}`);
+      const etcdWarnings = warnings(etcdCutMs);
+      if (etcdWarnings !== '') t.diagnostic(`warnings after the etcd cut:\n${etcdWarnings}`);
       await hosts.heal(etcdHost);
       const member = etcd.members[leaderIndex];
       await until('the healed member answers healthy', async () => {
