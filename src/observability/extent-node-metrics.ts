@@ -28,7 +28,12 @@ export interface ExtentNodeSource {
     readonly highestEpoch: number;
     readonly damagedExtentIds: readonly number[];
   };
-  storeStats(): { readonly appendFsyncs: number; readonly extentSyncs: number; readonly journal: { readonly fsyncs: number } };
+  storeStats(): {
+    readonly appendFsyncs: number;
+    readonly extentSyncs: number;
+    readonly journal: { readonly fsyncs: number };
+    readonly readCache: { readonly hits: number; readonly misses: number; readonly rechecksFailed: number; readonly bytes: number };
+  };
   storeRecovery(): {
     readonly unreadableFiles: readonly string[];
     readonly corruptBlocksFound: number;
@@ -164,4 +169,17 @@ function createSourceMetrics(registry: Registry, sources: () => readonly ExtentN
       }
     },
   });
+  new Counter({
+    name: 'kura_extent_read_cache_reads_total', help: 'Block reads of the node\'s store by read-cache outcome: hit (served from memory, CRC re-checked), miss (read from disk), recheck_failed (a cached body failed its CRC re-check: dropped and read from disk).', labelNames: ['node', 'result'], registers,
+    collect() {
+      this.reset();
+      for (const node of sources()) {
+        const { readCache } = node.storeStats();
+        this.inc({ node: node.nodeId, result: 'hit' }, readCache.hits);
+        this.inc({ node: node.nodeId, result: 'miss' }, readCache.misses);
+        this.inc({ node: node.nodeId, result: 'recheck_failed' }, readCache.rechecksFailed);
+      }
+    },
+  });
+  perNode('kura_extent_read_cache_bytes', 'Bytes of verified block bodies held by the node\'s read cache (at most extentReadCacheBytes per disk).', (node) => node.storeStats().readCache.bytes);
 }

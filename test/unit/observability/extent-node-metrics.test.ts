@@ -175,10 +175,16 @@ describe('ExtentNodeMetrics on real extent nodes (SimDisk, SimNetwork)', () => {
       await assert.rejects(h.drive(read), (error: unknown) => isStorageError(error, 'extent.corrupt'));
       const good = h.network.call(`${secondary}:1`, { method: 'extent.read', header: { extentId: extent.extentId, offset: 4096, length: 4096 }, body: Buffer.alloc(0) }, { deadlineMs: 5000 });
       await h.drive(good);
+      // The same good block again: served by the read cache (its CRC re-checked).
+      await h.drive(h.network.call(`${secondary}:1`, { method: 'extent.read', header: { extentId: extent.extentId, offset: 4096, length: 4096 }, body: Buffer.alloc(0) }, { deadlineMs: 5000 }));
+      assert.equal(await metricValue(h.registry, 'kura_extent_read_cache_reads_total', { node: secondary, result: 'hit' }), 1);
+      assert.equal(await metricValue(h.registry, 'kura_extent_read_cache_reads_total', { node: secondary, result: 'miss' }), 2);
+      assert.equal(await metricValue(h.registry, 'kura_extent_read_cache_reads_total', { node: secondary, result: 'recheck_failed' }), 0);
+      assert.equal(await metricValue(h.registry, 'kura_extent_read_cache_bytes', { node: secondary }), 4096, 'only the good block is cached');
       assert.equal(await metricValue(h.registry, 'kura_extent_corruption_total', { node: secondary }), 1);
       assert.equal(await metricValue(h.registry, 'kura_extent_corruption_total', { node: primary }), 0);
       assert.equal(await metricValue(h.registry, 'kura_extent_read_seconds', { node: secondary, status: 'extent.corrupt' }), 1);
-      assert.equal(await metricValue(h.registry, 'kura_extent_read_bytes_total', { node: secondary }), 4096);
+      assert.equal(await metricValue(h.registry, 'kura_extent_read_bytes_total', { node: secondary }), 2 * 4096);
       const logged = h.logs.lines.filter((line) => line['msg'] === 'corrupt block found in a local replica; reporting it');
       assert.equal(logged.length, 1);
       assert.deepEqual(
