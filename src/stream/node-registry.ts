@@ -10,12 +10,11 @@
 // - once a node is seen lost it stays lost in memory until it re-registers; a heartbeat from a
 //   lost node does not make it alive again (its replicas may have been replaced meanwhile: it
 //   must re-register and be reconciled as `returned`);
-// - a node that failed to take a new extent (extent.create) is not chosen for new extents again
-//   until its next heartbeat or registration proves it back: a dead node is thus left out of
-//   placement after one failed create instead of for the whole heartbeat timeout (each attempt on
-//   it would otherwise cost a placement retry, and a dead fault domain's nodes would push new
-//   extents below their replica count until the timeout). Not a liveness verdict: its replicas
-//   still count until the timeout.
+// - a node that failed to take a new extent (extent.create) is *unreachable* until its next
+//   heartbeat or registration: new extents go to other nodes when that places as many replicas
+//   (so a dead node costs one failed create, not one per new extent until the heartbeat timeout),
+//   and to it otherwise (a slow but live node in a small stamp is never left out when that would
+//   cost a replica or the placement). Not a liveness verdict: its replicas still count.
 //
 // Fault model: heartbeats may be late, lost or duplicated; the clock only moves forward.
 import type { Clock } from '../util/clock.ts';
@@ -96,9 +95,14 @@ export class NodeRegistry {
     this.entry(nodeId).unreachable = true;
   }
 
-  /** It may receive new replicas: serving, and no create failed on it since its last heartbeat. */
+  /** It may receive new replicas. */
   isPlacementEligible(node: NodeRecord): boolean {
-    return this.isServing(node) && !this.entry(node.nodeId).unreachable;
+    return this.isServing(node);
+  }
+
+  /** extent.create failed on it since its last heartbeat: new extents prefer other nodes. */
+  isUnreachable(nodeId: string): boolean {
+    return this.entry(nodeId).unreachable;
   }
 
   private entry(nodeId: string): Liveness {

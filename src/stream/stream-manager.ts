@@ -658,7 +658,7 @@ export class StreamManager implements StreamManagerApi {
         refused.add(n);
         this.registry.markUnreachable(n);
       }
-      this.logger.warn({ extentId, refused: [...refused], failures: results.filter((r) => r.status === 'rejected').length }, 'extent.create failed; placing again, without the refusing nodes until they heartbeat again');
+      this.logger.warn({ extentId, refused: [...refused], failures: results.filter((r) => r.status === 'rejected').length }, 'extent.create failed; placing again, avoiding the refusing nodes until they heartbeat again');
     }
     throw new StorageError('stream.no_placement', `could not create extent ${extentId} on enough nodes`, { retryable: true, context: { extentId, refused: [...refused] } });
   }
@@ -669,7 +669,12 @@ export class StreamManager implements StreamManagerApi {
     const candidates: PlacementCandidate[] = nodes
       .filter((n) => this.registry.isPlacementEligible(n) && !refused.has(n.nodeId))
       .map((n) => ({ nodeId: n.nodeId, faultDomain: n.faultDomain, upgradeDomain: n.upgradeDomain, load: loads.get(n.nodeId) ?? 0 }));
-    const placement = placeReplicas({ candidates, replicaCount }, this.options.random);
+    // Nodes a create failed on since their last heartbeat only when the others place fewer replicas.
+    const reachable = candidates.filter((c) => !this.registry.isUnreachable(c.nodeId));
+    const preferred = placeReplicas({ candidates: reachable, replicaCount }, this.options.random);
+    const placement = preferred.nodeIds.length === replicaCount || reachable.length === candidates.length
+      ? preferred
+      : placeReplicas({ candidates, replicaCount }, this.options.random);
     if (placement.nodeIds.length === 0) {
       throw new StorageError('stream.no_placement', `no eligible node for a new extent (${nodes.length} registered)`, { retryable: true });
     }

@@ -281,6 +281,19 @@ describe('StreamManager', () => {
     t.diagnostic(`en0 blackholed: ${streamsMade} streams placed with 3 replicas in ${totalMs} virtual ms (per stream ${spentMs.join(', ')} ms); after its heartbeat en0 took a replica of new stream #${again}`);
   });
 
+  it('still places on a node a create failed on when leaving it out would cost a replica (3 nodes)', async (t) => {
+    const stamp = await newStamp(3);
+    const manager = await newManager(stamp, 4 * rpcDeadlineMsDefault);
+    await registerAll(stamp, manager);
+    stamp.network.blackhole('en0:7000');
+    const during = await settleBeating(stamp, manager, manager.createStream({ name: 'during' }), new Set(['en0']));
+    assert.deepEqual(tail(during).replicas.map((r) => r.nodeId).sort(), ['en1', 'en2'], 'placed around the silent node, with a shortfall');
+    stamp.network.heal();
+    const after = await settle(stamp.clock, manager.createStream({ name: 'after' }));
+    assert.deepEqual(tail(after).replicas.map((r) => r.nodeId).sort(), ['en0', 'en1', 'en2'], 'no heartbeat yet, but leaving en0 out would place 2 replicas: it is tried');
+    t.diagnostic('3-node stamp: a create that failed on en0 does not keep the next extent at 2 replicas');
+  });
+
   it('fences a stale manager: its MetaStore writes fail and nodes reject its epoch', async (t) => {
     const stamp = await newStamp(6);
     const older = await newManager(stamp);
