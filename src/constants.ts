@@ -269,6 +269,16 @@ export const appendSegmentRefs = 256;
  * tags) stays under ~30 KiB and blobScanRowsPerCall rows fit one RPC frame. */
 export const blockListInlineBytesMax = 16 * KiB;
 
+/** Put Blob bodies up to this size go inline in the blob row's commit-log record (docs/blob-schema.md,
+ * "Inline bodies"): a small Put Blob is then one durable append (the row commit), not two (body,
+ * then row). 64 KiB covers the benchmark's small sizes; it counts against memtableBytesMax until a
+ * checkpoint moves it to the data stream. `kura serve --inline-body-bytes 0` switches it off. */
+export const inlineBodyBytesDefault = 64 * KiB;
+
+/** Largest configurable inline body: a blob row stays under partitionRowBytesMax (2 MiB) with 8 KiB
+ * metadata and tags, and a Put Blob's commit record under appendBytesMax. */
+export const inlineBodyBytesLimit = 1 * MiB;
+
 /** Rows one blob-service scan call asks for: 128 rows of at most ~30 KiB stay under
  * rpcFrameBytesMax (scan answers are not cut by bytes below this layer). */
 export const blobScanRowsPerCall = 128;
@@ -420,6 +430,12 @@ export const blockCacheBytesMax = 32 * MiB;
 
 /** Most rows one scan page returns (Azure's list and query pages are at most 5000). */
 export const scanLimitMax = 5000;
+
+/** Bytes of rows one scan page returns before it stops with a continuation: a blob row with an
+ * inline body (docs/blob-schema.md, "Inline bodies") is up to ~1 MiB, so a page of
+ * blobScanRowsPerCall such rows would pass rpcFrameBytesMax; one page stays under this plus one
+ * row (≤ partitionRowBytesMax), inside a frame. Rows of ~1 KiB never reach it. */
+export const scanPageBytesMax = 1 * MiB;
 
 /** Most entries (rows, tombstones, shadowed versions) one scan page examines before it returns a
  * continuation early, so a range of tombstones cannot make one call unbounded. */

@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { z } from 'zod';
-import { frontendDrainTimeoutMs } from '../constants.ts';
+import { frontendDrainTimeoutMs, inlineBodyBytesDefault, inlineBodyBytesLimit } from '../constants.ts';
 import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-service/copy-source-policy.ts';
 import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
 import { AdminServer, parseListenAddress, type Readiness } from '../observability/admin-server.ts';
@@ -29,6 +29,7 @@ const frontendConfig = z.object({
   admin: hostPort.optional(),
   drainTimeoutMs: positiveInteger,
   copySourceAllow: copySourceRules.optional(),
+  inlineBodyBytes: z.coerce.number().int().min(0).max(inlineBodyBytesLimit),
   logLevel,
 });
 type FrontendConfig = z.infer<typeof frontendConfig>;
@@ -43,6 +44,7 @@ export function registerFrontendCommand(program: Command): void {
     .option('--admin <addr>', 'host:port of the admin HTTP server (no authentication): /metrics, /healthz, /readyz (200 once the partition map is readable and the accounts are loaded; 503 while starting or draining)')
     .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long requests in flight may take to finish before they are cut', String(frontendDrainTimeoutMs))
     .option('--copy-source-allow <rule>', 'hosts copy operations may fetch sources from, outside this endpoint (repeatable, or a list in --config): public (default: public addresses only), none, any, a CIDR or host[:port]. The --admin address and the etcd endpoints are always refused. docs/copy-sources.md', collect)
+    .option('--inline-body-bytes <n>', 'Put Blob bodies of 1..n bytes are stored inline in the blob row, one durable append per small Put Blob (docs/blob-schema.md, "Inline bodies"); 0 = off', String(inlineBodyBytesDefault))
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(roleAction('frontend', async (command) => {
       await runFrontend(await loadRoleConfig(command, frontendConfig));
@@ -66,7 +68,7 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
       const { host, port } = parseListenAddress(config.listen);
       const denied = [...(config.admin === undefined ? [] : [config.admin]), ...config.etcd.map((url) => new URL(url).host)];
       const copySource = { policy: parseCopySourcePolicy(config.copySourceAllow ?? copySourceAllowDefault, denied) };
-      frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port, copySource });
+      frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port, copySource, inlineBodyBytesMax: config.inlineBodyBytes });
       if (await frontend.start(abort.signal)) await stopRequested;
       await frontend.drain(config.drainTimeoutMs);
     } finally {

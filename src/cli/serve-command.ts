@@ -17,7 +17,7 @@
 // prints "kura serve: <reason>" on stderr and exits 1. JSON logs go to stderr.
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { stampStopTimeoutMs } from '../constants.ts';
+import { inlineBodyBytesDefault, inlineBodyBytesLimit, stampStopTimeoutMs } from '../constants.ts';
 import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-service/copy-source-policy.ts';
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
@@ -41,7 +41,15 @@ interface ServeFlags {
   readonly blobPort: string;
   readonly admin?: string;
   readonly copySourceAllow?: readonly string[];
+  readonly inlineBodyBytes: string;
   readonly logLevel: string;
+}
+
+/** --inline-body-bytes: 0..inlineBodyBytesLimit. */
+export function inlineBodyBytes(text: string): number {
+  const value = /^\d{1,8}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value <= inlineBodyBytesLimit)) throw new Error(`--inline-body-bytes must be an integer 0..${inlineBodyBytesLimit}, got ${JSON.stringify(text)}`);
+  return value;
 }
 
 /** commander collector for a repeatable flag. */
@@ -69,6 +77,7 @@ export function registerServeCommand(program: Command): void {
     .option('--blob-port <port>', `port of the Blob endpoint (Azurite's); the queue (${queuePortReserved}) and table (${tablePortReserved}) ports are reserved for those services, not served yet`, String(blobPortDefault))
     .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback): GET /metrics (Prometheus text of the stream layer), GET /healthz (200 while the process is alive), GET /readyz (200 once the stamp serves, else 503)')
     .option('--copy-source-allow <rule>', 'hosts Copy Blob / Copy Blob From URL / Put Block From URL may fetch sources from, outside this endpoint (repeatable): public (default: public addresses only), none, any, a CIDR (127.0.0.1/32) or host[:port]. The --admin address is always refused. docs/copy-sources.md', collect)
+    .option('--inline-body-bytes <n>', `Put Blob bodies of 1..n bytes are stored inline in the blob row: one durable append per small Put Blob instead of two (docs/blob-schema.md, "Inline bodies"); 0 switches it off; at most ${inlineBodyBytesLimit}`, String(inlineBodyBytesDefault))
     .option('--log-level <level>', 'pino log level of the JSON logs on stderr: fatal, error, warn, info, debug, trace', 'warn')
     .action(async (flags: ServeFlags) => {
       await reportingErrors('serve', () => runServe(flags));
@@ -88,7 +97,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
   const admin = flags.admin === undefined ? null : await AdminServer.start({ address: flags.admin, registry, logger, readiness: () => readiness(stamp) });
   try {
     const copySource = { policy: parseCopySourcePolicy(flags.copySourceAllow ?? copySourceAllowDefault, flags.admin === undefined ? [] : [flags.admin]) };
-    stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, registry, role: 'serve', copySource });
+    stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, registry, role: 'serve', copySource, inlineBodyBytesMax: inlineBodyBytes(flags.inlineBodyBytes) });
     // key1 as stored: the published key unless an operator rotated it.
     const key = stamp.accounts.get(developmentAccountName)?.key1.toString('base64') ?? developmentAccountKey;
     // Handlers first, then the banner: a supervisor may send SIGTERM the moment it reads the banner,

@@ -1,7 +1,8 @@
 // One page of a range scan over a partition's merged sources: rows in key order within
 // [start, end), tombstones skipped, optionally grouped by a delimiter after a prefix (Azure's
-// ListBlobs "BlobPrefix"), stopping at `limit` items or after examining scanExaminedMax entries,
-// with where the next page starts.
+// ListBlobs "BlobPrefix"), stopping at `limit` items, after examining scanExaminedMax entries or
+// once the items returned hold scanPageBytesMax bytes (rows with inline bytes, docs/blob-schema.md
+// "Inline bodies", are up to ~1 MiB each), with where the next page starts.
 //
 // Efficiency: the merge cursor seeks, so a delimiter group costs one seek past the whole group,
 // not a walk over its rows; work per page is bounded by limit + examinedMax entries.
@@ -50,6 +51,8 @@ export interface ScanBounds {
   readonly delimiter: string | null;
   readonly limit: number;
   readonly examinedMax: number;
+  /** A page stops before its next item once its items hold this many bytes (at least one item is returned). */
+  readonly bytesMax: number;
 }
 
 export type PrefixItem = { readonly kind: 'prefix'; readonly prefix: Buffer };
@@ -64,9 +67,10 @@ export async function scanPage<T>(merge: MergeCursor, bounds: ScanBounds, rowIte
   assert(bounds.limit >= 1 && bounds.examinedMax >= 1, 'a scan page returns or examines at least one entry');
   const items: ScanResult<T>['items'] = [];
   let examined = 0;
+  let bytes = 0;
   await merge.seek(bounds.start.key, bounds.start.inclusive);
   for (let key = merge.key(); key !== null && (bounds.end === null || key < bounds.end); key = merge.key()) {
-    if (items.length >= bounds.limit || examined >= bounds.examinedMax) return { items, next: { key, inclusive: true }, examined };
+    if (items.length >= bounds.limit || examined >= bounds.examinedMax || bytes >= bounds.bytesMax) return { items, next: { key, inclusive: true }, examined };
     examined += 1;
     const source = merge.newest();
     assert(source !== null, 'a positioned merge has a row');
@@ -79,12 +83,29 @@ export async function scanPage<T>(merge: MergeCursor, bounds: ScanBounds, rowIte
       await merge.seek(after, true);
       continue;
     }
-    if (item !== null) items.push(item);
+    if (item !== null) {
+      items.push(item);
+      bytes += itemBytes(item);
+    }
     // step(): no promise and no await unless a source must read its next block (most rows).
     const moving = merge.step();
     if (moving !== null) await moving;
   }
   return { items, next: null, examined };
+}
+
+/** Bytes an item puts in a scan answer: an encoded row's length; a decoded row's key and column values (an estimate). */
+function itemBytes(item: unknown): number {
+  if (typeof item !== 'object' || item === null) return 0;
+  if ('bytes' in item && Buffer.isBuffer(item.bytes)) return item.bytes.length;
+  if (!('row' in item)) return 0;
+  const row = item.row as LiveRow;
+  let total = row.key.length;
+  for (const column of row.columns) {
+    const value = column.value;
+    total += column.name.length + (value.kind === 'bytes' || value.kind === 'string' ? value.value.length : value.kind === 'dataRefs' ? 24 * value.value.length : 8);
+  }
+  return total;
 }
 
 /** The key's prefix up to and including the first delimiter after the scan prefix, or null. */

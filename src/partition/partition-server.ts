@@ -339,6 +339,7 @@ export class PartitionServer {
         ...(this.options.partitionLimits === undefined ? {} : { limits: this.options.partitionLimits }),
         dataGc: this.options.dataGc ?? this.options.table !== undefined,
         ...(this.options.table === undefined ? {} : { dataReferences: this.options.table.dataReferences }),
+        ...(this.options.table?.inlineData === undefined ? {} : { inlineData: this.options.table.inlineData }),
         inheritedData: entry.inheritedData,
       });
       if (this.held.get(entry.partitionId) !== held || !this.leaseValid()) {

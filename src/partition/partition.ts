@@ -32,7 +32,7 @@ import {
   appendBytesMax, blockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
   dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
   maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionWriteQueueMax,
-  rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax,
+  rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
 } from '../constants.ts';
 import { AssertionFailure, assert } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
@@ -54,6 +54,7 @@ import { MemtableCursor, MergeCursor, RunCursor } from './cursors.ts';
 import type { SourceCursor } from './cursors.ts';
 import { LruCache } from '../util/lru-cache.ts';
 import { Memtable } from './memtable.ts';
+import { SpillingRunWriter, type InlineData } from './inline-spill.ts';
 import { loadPartition } from './partition-load.ts';
 import type { ReplayStats } from './partition-load.ts';
 import { decodedRows, encodedRows, scanPage, successor } from './partition-scan.ts';
@@ -135,6 +136,9 @@ export interface PartitionOptions {
   readonly dataGc?: boolean;
   /** Where rows keep their data refs (default: every dataRefs column); docs/partition-gc.md. */
   readonly dataReferences?: RowDataReferences;
+  /** Data the table keeps inline in rows, moved to the data stream when rows go into a run
+   * (inline-spill.ts; docs/formats/partition-checkpoint.md, "Inline bytes spill"). Absent: none. */
+  readonly inlineData?: InlineData;
   /**
    * Ancestors' data streams this partition's rows may point into (the map's inheritedData; its
    * `streams` must read them). GC copies such refs forward and then proves the streams unused
@@ -175,6 +179,10 @@ export interface PartitionStats extends ReplayStats {
   readonly checkpoints: number;
   readonly compactions: number;
   readonly maintenanceFailures: number;
+  /** Rows whose inline bytes a checkpoint or compaction moved to the data stream, those bytes, and the appends. */
+  readonly inlineRowsSpilled: number;
+  readonly inlineBytesSpilled: number;
+  readonly inlineSpillAppends: number;
   readonly runCount: number;
   readonly memtableBytes: number;
   readonly lastSequence: number;
@@ -255,6 +263,7 @@ export class Partition {
   private committing: Promise<void> | null = null;
   private readonly dataGcEnabled: boolean;
   private readonly references: RowDataReferences;
+  private readonly inlineData: InlineData | null;
   private appliedSequence: number;
   private logTail: LogPosition;
   private lastModifiedMs = 0;
@@ -266,7 +275,8 @@ export class Partition {
   private readonly rowCache: LruCache<string, RowRecord | null>;
   private readonly blockCache: BlockCache;
   private readonly replayStats: ReplayStats;
-  private readonly counters = { batchesCommitted: 0, logAppends: 0, conditionFailures: 0, checkpoints: 0, compactions: 0, maintenanceFailures: 0 };
+  private readonly counters = { batchesCommitted: 0, logAppends: 0, conditionFailures: 0, checkpoints: 0, compactions: 0, maintenanceFailures: 0,
+    inlineRowsSpilled: 0, inlineBytesSpilled: 0, inlineSpillAppends: 0 };
   private gcCounters: GcStats = {
     passes: 0, metaExtentsDropped: 0, logExtentsDropped: 0, checkpointExtentsDropped: 0, dataExtentsDropped: 0, dataBytesDropped: 0,
     bytesCopiedForward: 0, rowsRewritten: 0, rewritesLost: 0, tailSeals: 0, commitsRefusedCondemned: 0,
@@ -290,6 +300,7 @@ export class Partition {
     this.manifestExtentId = loaded.manifestExtentId;
     this.dataGcEnabled = options.dataGc ?? true;
     this.references = options.dataReferences ?? columnDataReferences;
+    this.inlineData = options.inlineData ?? null;
     this.inheritedData = options.inheritedData ?? [];
     this.openedAtMs = options.clock.monotonicMs();
     this.lastGcMs = this.openedAtMs;
@@ -375,7 +386,7 @@ export class Partition {
     }
     const result = await scanPage(new MergeCursor(this.sources()), {
       start, end, prefixLength: prefix.length, delimiter: options.delimiter?.toString('latin1') ?? null,
-      limit: options.limit, examinedMax: this.limits.scanExaminedMax,
+      limit: options.limit, examinedMax: this.limits.scanExaminedMax, bytesMax: scanPageBytesMax,
     }, rowItem);
     return { items: result.items, continuation: result.next === null ? null : encodeContinuation(result.next, fingerprint) };
   }
@@ -393,6 +404,11 @@ export class Partition {
   async appendData(bytes: Buffer): Promise<DataRef> {
     this.checkWritable();
     if (bytes.length === 0 || bytes.length > appendBytesMax) throw new StorageError('partition.too_large', `data append of ${bytes.length} bytes: must be 1..${appendBytesMax}`);
+    return this.appendToDataStream(bytes);
+  }
+
+  /** One durable data append, remembered for the GC grace rule (appendData's, and a run writer's inline spill). */
+  private async appendToDataStream(bytes: Buffer): Promise<DataRef> {
     const position = await this.streams.append(this.streamIds.data, bytes);
     const previous = this.dataAppends.get(position.extentId);
     this.dataAppends.set(position.extentId, { lastMs: this.clock.monotonicMs(), end: Math.max(previous?.end ?? 0, position.offset + position.length) });
@@ -653,9 +669,9 @@ export class Partition {
       this.active = new Memtable();
     }
     const frozen = this.frozen;
-    const writer = this.runWriter(frozen.coveredSequence, frozen.logStart);
+    const writer = this.spillingWriter(frozen.coveredSequence, frozen.logStart);
     for (const [key, entry] of frozen.memtable.entries()) await writer.add(key, entry.row);
-    const written = (await writer.finish()).map((item) => item.reader);
+    const written = await this.finishSpilling(writer);
     const runs = [...written, ...this.runs];
     await failpoint('partition.checkpoint.before-manifest');
     if (runs.length > runsMax) throw new StorageError('partition.too_large', `partition ${this.partitionId} would have ${runs.length} runs (max ${runsMax}); it must split`);
@@ -681,18 +697,32 @@ export class Partition {
     // become garbage as a whole once the manifest names the output (docs/partition-gc.md).
     if (choice.start === 0 && choice.dropTombstones) await this.streams.sealTail(this.streamIds.checkpoint);
     const merge = new MergeCursor(window.map((run) => new RunCursor(run, null)));
-    const writer = this.runWriter(this.manifestState.coveredSequence, this.manifestState.logStart);
+    const writer = this.spillingWriter(this.manifestState.coveredSequence, this.manifestState.logStart);
     await merge.seek('', true);
     for (let key = merge.key(); key !== null; key = merge.key()) {
       const row = merge.row();
       if (row !== null && (row.kind === 'live' || !choice.dropTombstones)) await writer.add(key, row);
       await merge.next();
     }
-    const written = (await writer.finish()).map((item) => item.reader);
+    const written = await this.finishSpilling(writer);
     assert(this.runs === inputs, 'runs change only under the maintenance lock');
     await failpoint('partition.compaction.before-manifest');
     await this.commitManifest(this.manifestState, [...inputs.slice(0, choice.start), ...written, ...inputs.slice(choice.end)]);
     this.counters.compactions += 1;
+  }
+
+  /** A run writer for the partition's own rows: inline bytes go to the data stream first (inline-spill.ts). */
+  private spillingWriter(coveredSequence: number, logStart: LogPosition): SpillingRunWriter {
+    return new SpillingRunWriter(this.runWriter(coveredSequence, logStart), this.inlineData, (bytes) => this.appendToDataStream(bytes));
+  }
+
+  private async finishSpilling(writer: SpillingRunWriter): Promise<RunReader[]> {
+    const written = (await writer.finish()).map((item) => item.reader);
+    const counters = this.counters;
+    counters.inlineRowsSpilled += writer.counts.rows;
+    counters.inlineBytesSpilled += writer.counts.bytes;
+    counters.inlineSpillAppends += writer.counts.appends;
+    return written;
   }
 
   private runWriter(coveredSequence: number, logStart: LogPosition): RunWriter {

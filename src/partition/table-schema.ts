@@ -4,11 +4,14 @@
 //   GC frees every byte no live row's refs name, so a table whose refs the collector cannot see
 //   must not run it;
 // - splitBoundary: which rows must stay in one partition (docs/partition-protocol.md, "Group
-//   boundaries"): a split never separates rows of one group.
+//   boundaries"): a split never separates rows of one group;
+// - inlineData (optional): data the table keeps inline in rows, which checkpoints and compactions
+//   move to the data stream (inline-spill.ts).
 // Invariants: splitBoundary(key) ≥ key, splitBoundary(splitBoundary(key)) = splitBoundary(key),
 // and no group has keys on both sides of a value it returns. Pure; no faults.
 import { columnDataReferences } from './partition-gc.ts';
 import type { RowDataReferences } from './partition-gc.ts';
+import type { InlineData } from './inline-spill.ts';
 
 /** The smallest key ≥ `key` that starts a group (identity: every row is its own group). */
 export type SplitBoundary = (key: Buffer) => Buffer;
@@ -16,6 +19,7 @@ export type SplitBoundary = (key: Buffer) => Buffer;
 export interface TableSchema {
   readonly dataReferences: RowDataReferences;
   readonly splitBoundary: SplitBoundary;
+  readonly inlineData?: InlineData;
 }
 
 export const rowPerGroup: SplitBoundary = (key) => key;

@@ -48,6 +48,8 @@ export interface ClusterFrontendOptions {
   readonly copySource?: CopySourceOptions;
   /** How often the accounts are re-read (default accountsRefreshMs). */
   readonly accountsRefreshMs?: number;
+  /** Put Blob bodies inlined in the blob row up to this size (docs/blob-schema.md, "Inline bodies"); 0 = off; default inlineBodyBytesDefault. */
+  readonly inlineBodyBytesMax?: number;
 }
 
 export type FrontendPhase =
@@ -92,6 +94,7 @@ export class ClusterFrontend {
       ...(this.options.createBackend === undefined ? {} : { createBackend: this.options.createBackend }),
       ...(this.options.apiVersionLatest === undefined ? {} : { apiVersionLatest: this.options.apiVersionLatest }),
       ...(this.options.copySource === undefined ? {} : { copySource: this.options.copySource }),
+    ...(this.options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: this.options.inlineBodyBytesMax }),
       onBackground: (task) => { this.background = task; },
     });
     this.server = server;

@@ -75,6 +75,8 @@ export interface EmbeddedStampOptions {
   readonly apiVersionLatest?: string;
   /** Copy sources outside Kura (docs/copy-sources.md); default: public hosts only. */
   readonly copySource?: CopySourceOptions;
+  /** Put Blob bodies inlined in the blob row up to this size (docs/blob-schema.md, "Inline bodies"); 0 = off; default inlineBodyBytesDefault. */
+  readonly inlineBodyBytesMax?: number;
 }
 
 export interface StartupReport {
@@ -314,6 +316,7 @@ async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring
     ...(options.createBackend === undefined ? {} : { createBackend: options.createBackend }),
     ...(options.apiVersionLatest === undefined ? {} : { apiVersionLatest: options.apiVersionLatest }),
     ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
+    ...(options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: options.inlineBodyBytesMax }),
     onBackground: (task) => { parts.background = task; },
   });
   parts.frontend = frontend;

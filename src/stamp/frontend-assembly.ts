@@ -43,14 +43,14 @@ export interface StampBackend {
 }
 
 /** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
-export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock; readonly copySource?: CopySourceOptions }) => StampBackend;
+export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock; readonly copySource?: CopySourceOptions; readonly inlineBodyBytesMax?: number }) => StampBackend;
 
 /** The newest x-ms-version the front end accepts (Azurite 3.37's). */
 export const apiVersionLatestDefault = '2026-04-06';
 
 /** The Blob service over the partition layer (docs/blob-schema.md): the default backend. */
-export const partitionBlobBackend: BackendFactory = ({ tables, clock, copySource }) => {
-  const blobs = new PartitionBlobBackend({ tables, clock, ...(copySource === undefined ? {} : { copySource }) });
+export const partitionBlobBackend: BackendFactory = ({ tables, clock, copySource, inlineBodyBytesMax }) => {
+  const blobs = new PartitionBlobBackend({ tables, clock, ...(copySource === undefined ? {} : { copySource }), ...(inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax }) });
   return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules }, background: blobs.background };
 };
 
@@ -70,6 +70,8 @@ export interface FrontendAssemblyOptions {
   readonly apiVersionLatest?: string;
   /** Copy sources outside Kura: which hosts, which limits (docs/copy-sources.md). */
   readonly copySource?: CopySourceOptions;
+  /** Put Blob bodies inlined in the blob row up to this size (docs/blob-schema.md, "Inline bodies"); 0 = off. */
+  readonly inlineBodyBytesMax?: number;
   /** Receives the backend's background work, for the caller to start and stop (not started here). */
   readonly onBackground?: (task: BackgroundTask) => void;
 }
@@ -77,7 +79,10 @@ export interface FrontendAssemblyOptions {
 /** The front end over the partition layer, not listening yet. */
 export function assembleFrontend(options: FrontendAssemblyOptions): FrontendServer {
   const { clock, accounts } = options;
-  const { backend, lookups, background } = (options.createBackend ?? partitionBlobBackend)({ tables: options.tables, clock, ...(options.copySource === undefined ? {} : { copySource: options.copySource }) });
+  const { backend, lookups, background } = (options.createBackend ?? partitionBlobBackend)({
+    tables: options.tables, clock, ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
+    ...(options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: options.inlineBodyBytesMax }),
+  });
   if (background !== undefined) options.onBackground?.(background);
   const authorizer = new Authorizer({
     clock, accountKeys: (account) => accounts.keys(account), storedPolicy: lookups.storedPolicy, publicAccess: lookups.publicAccess,

@@ -16,7 +16,7 @@ import type * as Op from '../operation.ts';
 import { sweepBlob } from './blob-sweep.ts';
 import { checkBlobRead, checkBlobWrite, committed, type BlobWriteRequest } from './blob-write.ts';
 import { checkConditions, quotedEtag } from './conditions.ts';
-import { contentRefs } from './content.ts';
+import { blobContent, readContent } from './content.ts';
 import {
   blobNotFound, blobProperties, keepVersion, loadContainer, metadataPairs, newVersion, putOp, readBlob, withRetry,
   type BlobServiceContext, type LoadedBlob, type LoadedContainer,
@@ -49,13 +49,13 @@ export async function getBlob(ctx: BlobServiceContext, op: Op.GetBlob, call: Cal
   if (loaded.record.tier === 'Archive') throw new FrontendError('BlobArchived', 'the blob is archived');
   const size = loaded.record.size;
   const range = resolveRange(op, size);
-  const refs = await contentRefs(ctx, loaded);
+  const content = await blobContent(ctx, loaded);
   const properties = blobProperties(loaded, nowMs);
   const span = range ?? { start: 0, end: size - 1 };
   if (size === 0) return { properties, range: null, body: readRefs(ctx.tables, loaded.blobKey, [], { start: 0, end: -1 }) };
-  if (!op.rangeGetContentMd5 || range === null) return { properties, range, body: readRefs(ctx.tables, loaded.blobKey, refs, span, call.signal) };
+  if (!op.rangeGetContentMd5 || range === null) return { properties, range, body: readContent(ctx.tables, loaded.blobKey, content, span, call.signal) };
   const chunks: Uint8Array[] = [];
-  for await (const chunk of readRefs(ctx.tables, loaded.blobKey, refs, span, call.signal)) chunks.push(chunk);
+  for await (const chunk of readContent(ctx.tables, loaded.blobKey, content, span, call.signal)) chunks.push(chunk);
   const hash = createHash('md5');
   for (const chunk of chunks) hash.update(chunk);
   return { properties, range, rangeContentMd5: hash.digest(), body: bodyOf(chunks) };

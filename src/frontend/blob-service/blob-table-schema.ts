@@ -1,6 +1,11 @@
 // What the blob tables tell the partition layer (src/partition/table-schema.ts): where their rows
-// keep data refs, for data GC (docs/partition-gc.md, "References"), and which rows must stay in
-// one partition, for splits (docs/blob-schema.md, "Partition locality").
+// keep data refs, for data GC (docs/partition-gc.md, "References"), which rows must stay in
+// one partition, for splits (docs/blob-schema.md, "Partition locality"), and the inline bodies a
+// checkpoint moves to the data stream (docs/blob-schema.md, "Inline bodies").
+// blobInlineData: a row's `body` column (bytes, 1..inlineBodyBytesLimit) is the content of one
+// unnamed block; spilled, the row holds instead the v2 inline list of that one block
+// (blockIndex + blockRefs = [ref]), exactly what Put Blob writes without inlining, so every reader
+// sees the same size and bytes, and data GC sees the ref from then on.
 //
 // Invariants: schema v2 rows keep every content ref in dataRefs columns (the column default
 // lists them); a v1 block-list row (`blocks` bytes / `blockListRefs` document, refs inside) is
@@ -13,6 +18,11 @@
 import { columnDataReferences } from '../../partition/partition-gc.ts';
 import type { RowDataReferences } from '../../partition/partition-gc.ts';
 import type { TableSchema } from '../../partition/table-schema.ts';
+import type { InlineData } from '../../partition/inline-spill.ts';
+import { encodeBlockIndex } from './block-list.ts';
+
+/** The blob row column holding an inline body (records.ts writes it; see "Inline bodies"). */
+const bodyColumn = 'body';
 
 const blobTag = 'B'.charCodeAt(0);
 const containerTag = 'C'.charCodeAt(0);
@@ -51,4 +61,19 @@ export function blobSplitBoundary(key: Buffer): Buffer {
   return boundary;
 }
 
-export const blobTableSchema: TableSchema = { dataReferences: blobDataReferences, splitBoundary: blobSplitBoundary };
+export const blobInlineData: InlineData = {
+  bytes: (columns) => {
+    const body = columns.find((column) => column.name === bodyColumn)?.value;
+    return body?.kind === 'bytes' && body.value.length > 0 ? body.value : null;
+  },
+  spilled: (columns, ref) => {
+    const index = encodeBlockIndex([{ id: Buffer.alloc(0), size: ref.length, refs: [ref] }]);
+    return [
+      ...columns.filter((column) => column.name !== bodyColumn),
+      { name: 'blockIndex', value: { kind: 'bytes', value: index } },
+      { name: 'blockRefs', value: { kind: 'dataRefs', value: [ref] } },
+    ];
+  },
+};
+
+export const blobTableSchema: TableSchema = { dataReferences: blobDataReferences, splitBoundary: blobSplitBoundary, inlineData: blobInlineData };

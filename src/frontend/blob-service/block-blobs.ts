@@ -19,13 +19,13 @@ import type * as Op from '../operation.ts';
 import { checkBlobRead, checkBlobWrite, checkDestination, committed } from './blob-write.ts';
 import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockList } from './block-list.ts';
 import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
-import { appendRefs } from './content.ts';
+import { appendRefs, copyContent } from './content.ts';
 import {
   blobNotFound, loadContainer, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
 } from './context.ts';
 import { commitTagged } from './tag-index.ts';
 import { quotedEtag } from './conditions.ts';
-import { copyRefs, writeBlock, writeBody, type WrittenBlock, type WrittenData } from './data.ts';
+import { readBodyWhole, writeBlock, writeBody, type WrittenBlock, type WrittenData } from './data.ts';
 import { blobKey, stagingKey, uncommittedKey, uncommittedPrefix } from './keys.ts';
 import { readSource } from './copy-source.ts';
 import { redactedSource } from './copy-source-policy.ts';
@@ -53,15 +53,25 @@ export function blockRecord(blocks: readonly CommittedBlock[], stored: BlobRecor
   };
 }
 
+/** A Put Blob body of 1..inlineBodyBytesMax bytes goes in the blob row (docs/blob-schema.md, "Inline bodies"): one durable append. */
+async function storePutBody(ctx: BlobServiceContext, key: Buffer, body: RequestBody): Promise<{ md5: Buffer; size: number; list: PreparedBlockList }> {
+  if (body.length > 0 && body.length <= (ctx.inlineBodyBytesMax ?? 0)) {
+    const whole = await readBodyWhole(body);
+    return { md5: whole.md5, size: whole.bytes.length, list: { stored: { kind: 'body', bytes: whole.bytes }, pages: [] } };
+  }
+  const data = await writeBody(ctx.tables, key, body);
+  const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
+  return { md5: data.md5, size: data.size, list: await storeBlockList(ctx.tables, key, blocks) };
+}
+
 export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   checkBlobWrite(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-  const data = await writeBody(ctx.tables, key, body);
-  const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
-  const list = await storeBlockList(ctx.tables, key, blocks);
+  const data = await storePutBody(ctx, key, body);
+  const list = data.list;
   const headers = { ...op.httpHeaders, contentMd5: op.httpHeaders.contentMd5 ?? data.md5 };
-  const record = blockRecord(blocks, list.stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
+  const record = { ...blockRecord([], list.stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier }), size: data.size };
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
@@ -122,7 +132,7 @@ export async function putBlockFromUrl(ctx: BlobServiceContext, op: Op.PutBlockFr
   const source = await readSource(ctx, op.account, op.source, op.sourceConditions, undefined);
   const range = op.sourceRange === undefined ? null : { start: op.sourceRange.start, end: Math.min(op.sourceRange.end ?? source.loaded.record.size - 1, source.loaded.record.size - 1) };
   if (range !== null && range.start >= source.loaded.record.size) throw new FrontendError('InvalidRange', 'the source range starts past the source blob');
-  const data = await copyRefs(ctx.tables, { key: source.loaded.blobKey, refs: source.refs }, key, range);
+  const data = await copyContent(ctx.tables, { key: source.loaded.blobKey, content: source.content }, key, range);
   await stageBlock(ctx, op, key, data, { lookup: () => readBlob(ctx, container, op.blob) });
   return { contentMd5: data.md5 };
 }
@@ -197,7 +207,7 @@ export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.Cop
   const key = blobKey(container.blobs, op.blob);
   checkDestination(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const source = await readSource(ctx, op.account, op.source, op.sourceConditions, op.kind === 'CopyBlob' ? op.sourceLeaseId : undefined);
-  const data = await copyRefs(ctx.tables, { key: source.loaded.blobKey, refs: source.refs }, key, null);
+  const data = await copyContent(ctx.tables, { key: source.loaded.blobKey, content: source.content }, key, null);
   const { record, segments } = copiedRecord(source.loaded, data, key, op, ctx.clock.nowMs());
   const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
   const list = record.type === 'BlockBlob' ? await storeBlockList(ctx.tables, key, blocks) : { stored: null, pages: [] };

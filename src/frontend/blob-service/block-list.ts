@@ -8,6 +8,9 @@
 //            the blob row's commit transaction
 //   v1:      blocks (bytes, refs inside) / blockListRefs (that encoding in the data stream): read
 //            only; opaque to GC (blob-table-schema.ts)
+//   body:    blob row  body (bytes): a small Put Blob's content inline (docs/blob-schema.md,
+//            "Inline bodies"): one unnamed block whose bytes are in the row, no refs; a checkpoint
+//            rewrites it to the inline form above (blob-table-schema.ts, blobInlineData)
 //
 // Invariants: at most blockListEntriesMax blocks; block ids are 0..blockIdBytesMax bytes (0 = the
 // unnamed block of Put Blob / Copy Blob); block i's refs are the refCount(i) refs after those of
@@ -40,7 +43,8 @@ export type StoredBlockList =
   | { readonly kind: 'inline'; readonly index: Buffer; readonly refs: readonly DataRef[] }
   | { readonly kind: 'paged'; readonly indexDoc: readonly DataRef[]; readonly listId: string; readonly pages: number }
   | { readonly kind: 'v1-inline'; readonly bytes: Buffer }
-  | { readonly kind: 'v1-document'; readonly refs: readonly DataRef[] };
+  | { readonly kind: 'v1-document'; readonly refs: readonly DataRef[] }
+  | { readonly kind: 'body'; readonly bytes: Buffer };
 
 /** Bytes of one ref in a dataRefs column (extentId, offset, length as u64). */
 const refBytes = 24;
@@ -162,6 +166,10 @@ export async function loadBlockList(tables: BlobTables, key: Buffer, stored: Sto
       return decodeBlockListV1(stored.bytes);
     case 'v1-document':
       return decodeBlockListV1(await readDocument(tables, key, stored.refs, blockListDocumentBytesMax));
+    case 'body':
+      // The single unnamed block of an inline body: no committed block to list or reuse (as any
+      // Put Blob's); its bytes are read through content.ts, never through refs.
+      return [];
   }
 }
 

@@ -1,6 +1,7 @@
-// Where a blob's bytes are: the ordered refs of a block blob (its committed block list) or of an
-// append blob (its segment rows, then its tail), and how an append blob's refs are laid out in
-// segments (docs/blob-schema.md, "Append blobs").
+// Where a blob's bytes are: inline in its row (a small Put Blob's body, docs/blob-schema.md
+// "Inline bodies"), or the ordered refs of a block blob (its committed block list) or of an
+// append blob (its segment rows, then its tail); how an append blob's refs are laid out in
+// segments (docs/blob-schema.md, "Append blobs"); and reading a range of either.
 //
 // Invariants: the refs' lengths sum to the record's size; a segment row is never rewritten (GC
 // copy-forward aside) and holds appendSegmentRefs refs when written (rows written when it was
@@ -13,19 +14,44 @@ import type { PartitionOp } from '../../partition/partition.ts';
 import { StorageError } from '../../util/errors.ts';
 import type { DataRef } from '../../wire/partition-row.ts';
 import { loadBlockList } from './block-list.ts';
+import type { BlobTables } from './blob-tables.ts';
+import { readRefs, refsLength, writeBody, type WrittenData } from './data.ts';
 import type { BlobServiceContext, LoadedBlob } from './context.ts';
 import { segmentKey, segmentPrefix } from './keys.ts';
 import { decodeSegment, encodeSegment, type AppendState } from './records.ts';
 
-export async function contentRefs(ctx: BlobServiceContext, loaded: LoadedBlob): Promise<readonly DataRef[]> {
+/** A blob version's bytes: inline in its row, or refs into its partition's data stream. */
+export type StoredContent = { readonly kind: 'inline'; readonly bytes: Buffer } | { readonly kind: 'refs'; readonly refs: readonly DataRef[] };
+
+export async function blobContent(ctx: BlobServiceContext, loaded: LoadedBlob): Promise<StoredContent> {
   const record = loaded.record;
+  if (record.blockList?.kind === 'body') return { kind: 'inline', bytes: record.blockList.bytes };
   if (record.append !== null) {
     const refs = await segmentRefs(ctx, loaded.blobKey, record.append);
     refs.push(...record.append.tail);
-    return refs;
+    return { kind: 'refs', refs };
   }
   const blocks = await loadBlockList(ctx.tables, loaded.blobKey, record.blockList);
-  return blocks.flatMap((block) => block.refs);
+  return { kind: 'refs', refs: blocks.flatMap((block) => block.refs) };
+}
+
+/** The bytes [start, end] (inclusive) of a content, streamed (an inline body: one view of the row's bytes). */
+export async function* readContent(tables: BlobTables, key: Buffer, content: StoredContent, range: { readonly start: number; readonly end: number }, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  if (content.kind === 'refs') {
+    yield* readRefs(tables, key, content.refs, range, signal);
+    return;
+  }
+  if (range.end >= range.start) yield await Promise.resolve(content.bytes.subarray(range.start, range.end + 1));
+}
+
+export function contentSize(content: StoredContent): number {
+  return content.kind === 'inline' ? content.bytes.length : refsLength(content.refs);
+}
+
+/** Copies a content (or its range [start, end]) into the data stream of `targetKey`'s partition. */
+export async function copyContent(tables: BlobTables, source: { readonly key: Buffer; readonly content: StoredContent }, targetKey: Buffer, range: { readonly start: number; readonly end: number } | null): Promise<WrittenData> {
+  const body = readContent(tables, source.key, source.content, range ?? { start: 0, end: contentSize(source.content) - 1 });
+  return writeBody(tables, targetKey, body);
 }
 
 /** The refs of every segment row of an append incarnation, in order (scanned, 128 rows per call). */

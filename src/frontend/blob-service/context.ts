@@ -36,6 +36,9 @@ export interface BlobServiceContext {
   readonly stats: BlobServiceStats;
   /** Source of new container/staging/append ids (the simulator's seeded one); node:crypto if absent. */
   readonly random?: Random;
+  /** Put Blob bodies of 1..this many bytes go inline in the blob row (docs/blob-schema.md, "Inline
+   * bodies"); 0 or absent: off (every body to the data stream first). */
+  readonly inlineBodyBytesMax?: number;
 }
 
 const raceCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);

@@ -11,12 +11,11 @@
 // Fault model: the URL is client input (validated for shape at the edge); a missing source is
 // BlobNotFound / ContainerNotFound as Azure answers for a same-account source.
 
-import type { DataRef } from '../../wire/partition-row.ts';
 import { FrontendError } from '../errors.ts';
 import type { LeaseId } from '../model.ts';
 import type { Conditions, CopySource } from '../operation.ts';
 import { checkConditions } from './conditions.ts';
-import { contentRefs } from './content.ts';
+import { blobContent, type StoredContent } from './content.ts';
 import { blobNotFound, loadContainer, readBlob, type BlobServiceContext, type LoadedBlob } from './context.ts';
 import { blobKey } from './keys.ts';
 import { checkLeaseAccess } from './lease.ts';
@@ -24,7 +23,7 @@ import { readSnapshotRow } from './snapshots.ts';
 
 export interface SourceBlob {
   readonly loaded: LoadedBlob;
-  readonly refs: readonly DataRef[];
+  readonly content: StoredContent;
 }
 
 interface SourceName {
@@ -65,5 +64,5 @@ export async function readSource(ctx: BlobServiceContext, account: string, sourc
   if (loaded.snapshot === undefined) checkLeaseAccess(loaded.record.lease, nowMs, leaseId, { write: false, target: 'blob' });
   checkConditions(conditions, { etag: loaded.etag, modifiedMs: loaded.modifiedMs, tags: loaded.record.tags }, { read: false });
   if (loaded.record.tier === 'Archive') throw new FrontendError('BlobArchived', 'the source blob is archived');
-  return { loaded, refs: await contentRefs(ctx, loaded) };
+  return { loaded, content: await blobContent(ctx, loaded) };
 }

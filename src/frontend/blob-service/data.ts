@@ -96,11 +96,22 @@ async function streamBody(tables: BlobTables, key: Buffer, body: AsyncIterable<U
   return { refs, size };
 }
 
-/** Copies `length` bytes of source refs into the data stream of `targetKey`'s partition. */
-export async function copyRefs(tables: BlobTables, source: { readonly key: Buffer; readonly refs: readonly DataRef[] }, targetKey: Buffer, range: { readonly start: number; readonly end: number } | null): Promise<WrittenData> {
-  const size = source.refs.reduce((sum, ref) => sum + ref.length, 0);
-  const body = readRefs(tables, source.key, source.refs, range ?? { start: 0, end: size - 1 });
-  return writeBody(tables, targetKey, body);
+/** A small body read whole into one exact-size buffer (an inline body, docs/blob-schema.md
+ * "Inline bodies"): its own allocation, so the memtable holding it holds nothing more. */
+export async function readBodyWhole(body: AsyncIterable<Uint8Array> & { readonly length: number; readonly contentMd5?: Uint8Array | undefined }): Promise<{ bytes: Buffer; md5: Buffer }> {
+  const sent = body.contentMd5;
+  // As writeBody: a body that carried Content-MD5 checked it before its last chunk, no second hash.
+  const hash = sent === undefined ? createHash('md5') : null;
+  const bytes = Buffer.allocUnsafeSlow(body.length);
+  let size = 0;
+  for await (const chunk of body) {
+    assert(size + chunk.length <= bytes.length, 'a request body yields exactly its length');
+    hash?.update(chunk);
+    bytes.set(chunk, size);
+    size += chunk.length;
+  }
+  assert(size === bytes.length, 'a request body yields exactly its length');
+  return { bytes, md5: hash?.digest() ?? Buffer.from(sent ?? []) };
 }
 
 /**

@@ -13,6 +13,8 @@
 // plain object of functions over one BlobServiceContext.
 // Fault model: see context.ts; nothing here retries a write whose outcome is unknown.
 
+import { inlineBodyBytesDefault, inlineBodyBytesLimit } from '../../constants.ts';
+import { assert } from '../../util/assert.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { Random } from '../../util/random.ts';
 import type { CorsRulesLookup } from '../cors.ts';
@@ -48,6 +50,9 @@ export interface PartitionBlobBackendOptions {
   readonly random?: Random;
   /** Copy sources outside Kura: host policy and limits (docs/copy-sources.md); default: public hosts. */
   readonly copySource?: CopySourceOptions & { readonly progressIntervalMs?: number };
+  /** Put Blob bodies of 1..this many bytes go inline in the blob row, one durable append per small
+   * Put Blob (docs/blob-schema.md, "Inline bodies"); 0 = off. Default inlineBodyBytesDefault, at most inlineBodyBytesLimit. */
+  readonly inlineBodyBytesMax?: number;
 }
 
 export class PartitionBlobBackend implements BlobBackend {
@@ -71,7 +76,11 @@ export class PartitionBlobBackend implements BlobBackend {
   readonly background: { start(): void; stop(): Promise<void> };
 
   constructor(options: PartitionBlobBackendOptions) {
-    const ctx: BlobServiceContext = { tables: options.tables, clock: options.clock, stats: this.#stats, ...(options.random === undefined ? {} : { random: options.random }) };
+    const inlineBodyBytesMax = options.inlineBodyBytesMax ?? inlineBodyBytesDefault;
+    assert(Number.isSafeInteger(inlineBodyBytesMax) && inlineBodyBytesMax >= 0 && inlineBodyBytesMax <= inlineBodyBytesLimit, 'inlineBodyBytesMax is 0..inlineBodyBytesLimit');
+    const ctx: BlobServiceContext = {
+      tables: options.tables, clock: options.clock, stats: this.#stats, inlineBodyBytesMax, ...(options.random === undefined ? {} : { random: options.random }),
+    };
     this.sweeper = new ContainerSweeper(ctx);
     const copies = new RemoteCopies(options.copySource ?? copySourceOptionsDefault);
     this.copies = copies;

@@ -159,7 +159,8 @@ class ColumnList {
   }
 
   bytes(name: string, value: Uint8Array | undefined): this {
-    if (value !== undefined) this.columns.push({ name, value: { kind: 'bytes', value: Buffer.from(value) } });
+    // A Buffer is kept as is (an inline body is not copied on every row write); columns are never mutated.
+    if (value !== undefined) this.columns.push({ name, value: { kind: 'bytes', value: Buffer.isBuffer(value) ? value : Buffer.from(value) } });
     return this;
   }
 
@@ -223,6 +224,8 @@ function decodeLease(c: Columns): LeaseRecord | null {
 }
 
 function decodeStoredBlockList(c: Columns): StoredBlockList | null {
+  const body = c.bytes('body');
+  if (body !== undefined) return { kind: 'body', bytes: body };
   const index = c.bytes('blockIndex');
   if (index !== undefined) return { kind: 'inline', index, refs: c.refs('blockRefs') ?? [] };
   const indexDoc = c.refs('blockIndexDoc');
@@ -249,6 +252,9 @@ function encodeStoredBlockList(list: ColumnList, stored: StoredBlockList | null)
       return;
     case 'v1-document':
       list.refs('blockListRefs', stored.refs);
+      return;
+    case 'body':
+      list.bytes('body', stored.bytes);
   }
 }
 

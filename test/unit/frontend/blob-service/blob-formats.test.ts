@@ -2,19 +2,23 @@
 // lists with refs inside a bytes column or a data-stream document) and v2 (index + positional
 // refs in dataRefs columns, inline and paged) still decode to the same blocks; partition data GC
 // (the blob tables' RowDataReferences) lists every content ref of a v2 row and refuses (opaque)
-// a v1 row; a GC-style in-place rewrite of v2 refs keeps the list decodable.
+// a v1 row; a GC-style in-place rewrite of v2 refs keeps the list decodable; an inline-body row
+// (v2, column body) reads its bytes from the row, names no ref, and its spilled form reads the same.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { blobDataReferences } from '../../../../src/frontend/blob-service/blob-table-schema.ts';
+import { blobDataReferences, blobInlineData } from '../../../../src/frontend/blob-service/blob-table-schema.ts';
+import { blobContent, readContent } from '../../../../src/frontend/blob-service/content.ts';
+import type { BlobServiceContext } from '../../../../src/frontend/blob-service/context.ts';
+import { SystemClock } from '../../../../src/util/clock.ts';
 import type { BlobTables } from '../../../../src/frontend/blob-service/blob-tables.ts';
 import { encodeBlockIndex, encodeBlockListV1, loadBlockList } from '../../../../src/frontend/blob-service/block-list.ts';
 import { decodeBlob } from '../../../../src/frontend/blob-service/records.ts';
 import type { LiveRow } from '../../../../src/partition/partition-scan.ts';
 import { decodeRow } from '../../../../src/wire/partition-row.ts';
 import type { DataRef } from '../../../../src/wire/partition-row.ts';
-import { buildRows, fixtureBlocks, v1DocumentRef, v1Rows, v2IndexDocRef, v2Rows } from '../../../fixtures/blob/generate.ts';
+import { buildRows, fixtureBlocks, inlineBody, inlineRows, v1DocumentRef, v1Rows, v2IndexDocRef, v2Rows } from '../../../fixtures/blob/generate.ts';
 
 function readRows(name: string): LiveRow[] {
   const bytes = readFileSync(new URL(`../../../fixtures/blob/${name}`, import.meta.url));
@@ -79,4 +83,35 @@ test('blob rows v2 (frozen fixture) decode; every content ref and the index docu
   const blocks = await loadBlockList(tables, blobKey(inline), decodeBlob(rewritten).blockList);
   assert.deepEqual(blocks.map((block) => block.refs), fixtureBlocks.map((block) => block.refs.map(moved)));
   assert.deepEqual(blocks.map((block) => [block.id, block.size]), fixtureBlocks.map((block) => [block.id, block.size]));
+});
+
+async function readAll(ctx: BlobServiceContext, row: LiveRow): Promise<Buffer> {
+  const loaded = { key: row.key, row, record: decodeBlob(row), blobKey: blobKey(row), etag: row.etag, modifiedMs: row.lastModifiedMs };
+  const content = await blobContent(ctx, loaded);
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of readContent(ctx.tables, blobKey(row), content, { start: 0, end: loaded.record.size - 1 })) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+test('blob rows with an inline body (frozen fixture) read from the row; no ref for GC; the spilled form (a checkpoint\'s) reads the same bytes', async () => {
+  const rows = readRows('rows-inline-v2.bin');
+  assert.deepEqual(readFileSync(new URL('../../../fixtures/blob/rows-inline-v2.bin', import.meta.url)), buildRows(inlineRows()), 'the inline writer is unchanged');
+  const spillRef: DataRef = { extentId: 21, offset: 4096, length: inlineBody.length };
+  const tables = fixtureTables(rows, new Map([[`${spillRef.extentId}:${spillRef.offset}:${spillRef.length}`, inlineBody]]));
+  const ctx: BlobServiceContext = { tables, clock: new SystemClock(), stats: { raceRetries: 0, raceExhausted: 0 } };
+  for (const row of rows) {
+    const record = decodeBlob(row);
+    assert.equal(record.blockList?.kind, 'body');
+    assert.equal(record.size, inlineBody.length);
+    assert.deepEqual(await readAll(ctx, row), inlineBody);
+    assert.deepEqual(await loadBlockList(tables, blobKey(row), record.blockList), [], 'no committed block to list');
+    assert.deepEqual(blobDataReferences.refs(row.columns), [], 'an inline body is not a ref');
+    assert.deepEqual(blobInlineData.bytes(row.columns), inlineBody);
+    const spilled: LiveRow = { ...row, columns: blobInlineData.spilled(row.columns, spillRef) };
+    assert.equal(blobInlineData.bytes(spilled.columns), null, 'spilled: nothing inline');
+    assert.deepEqual(blobDataReferences.refs(spilled.columns), [spillRef], 'spilled: GC sees the ref');
+    assert.equal(decodeBlob(spilled).blockList?.kind, 'inline');
+    assert.equal(decodeBlob(spilled).size, inlineBody.length);
+    assert.deepEqual(await readAll(ctx, spilled), inlineBody);
+  }
 });

@@ -64,6 +64,10 @@ export interface BlobStampOptions {
   readonly clientBodyBytesMax?: number;
   /** Copy sources outside Kura: policy and limits (remote copy tests). */
   readonly copySource?: PartitionBlobBackendOptions['copySource'];
+  /** Put Blob bodies inlined in the blob row up to this size (default: the backend's; 0 = off). */
+  readonly inlineBodyBytesMax?: number;
+  /** Partition servers' lease TTL (crash tests: a crashed owner's partitions move after it). */
+  readonly leaseTtlMs?: number;
 }
 
 export class BlobStamp {
@@ -79,6 +83,8 @@ export class BlobStamp {
   readonly #stops: (() => Promise<void>)[] = [];
   readonly #options: BlobStampOptions;
   #root = '';
+  #serverCount = 0;
+  #partitionWiring: { metaStore: EmbeddedMetaStore; network: LocalNetwork; streamManager: StreamManager; clock: SystemClock; random: SeededRandom } | null = null;
 
   private constructor(options: BlobStampOptions) {
     this.#options = options;
@@ -121,13 +127,9 @@ export class BlobStamp {
   }
 
   async #startPartitions(metaStore: EmbeddedMetaStore, network: LocalNetwork, streamManager: StreamManager, clock: SystemClock, random: SeededRandom): Promise<void> {
-    const server = new PartitionServer({
-      serverId: 'ps-1', metaStore, network: network.endpoint('partition-server'), listenAddress: 'partition-server:1', streamManager, clock, random, table: blobTableSchema,
-      ...(this.#options.partitionLimits === undefined ? {} : { partitionLimits: this.#options.partitionLimits }),
-    });
-    this.server = server;
-    await server.start();
-    this.#stops.push(() => server.stop());
+    this.#partitionWiring = { metaStore, network, streamManager, clock, random };
+    await this.#startServer();
+    this.#stops.push(() => this.server.stop());
     const manager = new PartitionManager({
       managerId: 'pm-1', metaStore, network: network.endpoint('partition-manager'), streamManager, clock,
       ...(this.#options.splitBytes === undefined ? {} : { splitBytes: this.#options.splitBytes }),
@@ -136,20 +138,17 @@ export class BlobStamp {
     this.manager = manager;
     manager.start();
     this.#stops.push(() => manager.stop());
-    for (let waited = 0; ; waited += 20) {
-      const map = await readMap(metaStore);
-      const serving = new Set(server.servingPartitions());
-      if (map !== null && map.map.partitions.every((entry) => serving.has(entry.partitionId))) break;
-      if (waited > 30_000) throw new Error('the partition layer did not start');
-      await clock.sleep(20);
-    }
+    await this.#waitServing();
     this.tables = new PartitionClient({
       metaStore, network: network.endpoint('frontend'), clock, ...(this.#options.clientBodyBytesMax === undefined ? {} : { bodyBytesMax: this.#options.clientBodyBytesMax }),
     });
   }
 
   async #startFrontend(clock: SystemClock): Promise<void> {
-    const backend = new PartitionBlobBackend({ tables: this.tables, clock: this.backendClock, ...(this.#options.copySource === undefined ? {} : { copySource: this.#options.copySource }) });
+    const backend = new PartitionBlobBackend({
+      tables: this.tables, clock: this.backendClock, ...(this.#options.copySource === undefined ? {} : { copySource: this.#options.copySource }),
+      ...(this.#options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: this.#options.inlineBodyBytesMax }),
+    });
     this.backend = backend;
     this.#stops.push(() => backend.copies.stop());
     const authorizer = new Authorizer({
@@ -159,6 +158,44 @@ export class BlobStamp {
     this.port = await frontend.listen(0, '127.0.0.1');
     this.#stops.push(async () => { await frontend.close(); });
     this.client = new BlobServiceClient(this.endpoint, new StorageSharedKeyCredential(account, accountKeyBase64), { retryOptions: { maxTries: 1 } });
+  }
+
+  async #startServer(): Promise<void> {
+    const wiring = this.#partitionWiring;
+    if (wiring === null) throw new Error('partition layer not started');
+    this.#serverCount += 1;
+    const serverId = `ps-${this.#serverCount}`;
+    const server = new PartitionServer({
+      serverId, metaStore: wiring.metaStore, network: wiring.network.endpoint(`partition-server-${this.#serverCount}`), listenAddress: `partition-server-${this.#serverCount}:1`,
+      streamManager: wiring.streamManager, clock: wiring.clock, random: wiring.random, table: blobTableSchema,
+      ...(this.#options.partitionLimits === undefined ? {} : { partitionLimits: this.#options.partitionLimits }),
+      ...(this.#options.leaseTtlMs === undefined ? {} : { leaseTtlMs: this.#options.leaseTtlMs }),
+    });
+    this.server = server;
+    await server.start();
+  }
+
+  async #waitServing(): Promise<void> {
+    const wiring = this.#partitionWiring;
+    if (wiring === null) throw new Error('partition layer not started');
+    for (let waited = 0; ; waited += 20) {
+      const map = await readMap(wiring.metaStore);
+      const serverId = `ps-${this.#serverCount}`;
+      const serving = new Set(this.server.servingPartitions());
+      if (map !== null && map.map.partitions.every((entry) => serving.has(entry.partitionId) && entry.owner?.serverId === serverId)) return;
+      if (waited > 60_000) throw new Error('the partition layer did not start serving');
+      await wiring.clock.sleep(20);
+    }
+  }
+
+  /** The partition server dies (kill -9: 'crash', its lease expires) or stops ('stop': a move), and a
+   * new one takes every partition over, loading each from its streams (checkpoint + log replay). */
+  async replaceServer(how: 'crash' | 'stop'): Promise<void> {
+    const old = this.server;
+    if (how === 'crash') await old.crash();
+    else await old.stop();
+    await this.#startServer();
+    await this.#waitServing();
   }
 
   get endpoint(): string {
