@@ -51,6 +51,8 @@ export const kuraConnectionStringLine = /^(DefaultEndpointsProtocol=http;Account
 export interface KuraPeerOptions {
   /** Extra Node options for the server process, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
   readonly nodeArgs?: readonly string[];
+  /** Extra `kura serve` flags, e.g. ['--admin', '127.0.0.1:9100', '--inline-body-bytes', '0']. */
+  readonly serveArgs?: readonly string[];
 }
 
 /**
@@ -73,6 +75,7 @@ export function kuraServePeer(diskCount: number, options: KuraPeerOptions = {}):
         kuraMain, 'serve',
         ...Array.from({ length: diskCount }, (_, index) => ['--disk', join(dataDirectory, `disk${index}`)]).flat(),
         '--blob-host', '127.0.0.1', '--blob-port', String(port),
+        ...(options.serveArgs ?? []),
       ],
     }),
   });

@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { partitionBatchMutationsMax, partitionKeyBytesMax, partitionRowBytesMax, scanLimitMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
-import { decodeRow, decodeRowDeferred, encodeRow } from '../wire/partition-row.ts';
+import { decodeRow, decodeRowDeferred, encodeFramedRows, encodeRow } from '../wire/partition-row.ts';
 import type { Column, RowRecord } from '../wire/partition-row.ts';
 import type { EncodedScanItem, LiveRow, ScanItem } from './partition-scan.ts';
 
@@ -95,14 +95,7 @@ export function deleteRow(key: Buffer): RowRecord {
 }
 
 export function encodeRows(rows: readonly RowRecord[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const row of rows) {
-    const bytes = encodeRow(row);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(bytes.length);
-    parts.push(length, bytes);
-  }
-  return Buffer.concat(parts);
+  return encodeFramedRows(rows, 0);
 }
 
 export function decodeRows(body: Buffer, countMax: number): RowRecord[] {

@@ -29,7 +29,7 @@
 // at any point (a reload from the streams restores every acknowledged batch); a stale owner is
 // fenced by sealing at open (leases come with the partition server).
 import {
-  appendBytesMax, blockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
+  appendBytesMax, blockCacheBytesMax, logGroupBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
   dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
   maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionWriteQueueMax,
   rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
@@ -41,7 +41,8 @@ import { failpoint } from '../util/failpoints.ts';
 import { SerialLock } from '../stream/serial-lock.ts';
 import { encodeManifest } from '../wire/partition-checkpoint.ts';
 import type { LogPosition, Manifest } from '../wire/partition-checkpoint.ts';
-import { encodeLogRecord } from '../wire/partition-log.ts';
+import { encodeLogRecord, logHeaderBytes } from '../wire/partition-log.ts';
+import { encodedRowBytes } from '../wire/partition-row.ts';
 import type { Column, DataRef, RowRecord } from '../wire/partition-row.ts';
 import { chooseMerge } from './compaction-policy.ts';
 import type { MergeChoice } from './compaction-policy.ts';
@@ -447,7 +448,8 @@ export class Partition {
   private enqueue(prepared: readonly PreparedOp[]): Promise<CommitResult> {
     try {
       if (this.queue.length >= partitionWriteQueueMax) throw new StorageError('partition.busy', `${this.queue.length} batches queued`, { retryable: true });
-      const estimateBytes = encodeLogRecord({ partitionId: this.partitionId, sequence: 1, ownerEpoch: this.ownerEpoch, rows: buildRows(prepared, 1, longestEtag, 0) }).length;
+      // The record's size with the longest ETag, by arithmetic (encoding it here would copy every inline body once more).
+      const estimateBytes = buildRows(prepared, 1, longestEtag, 0).reduce((sum, row) => sum + 4 + encodedRowBytes(row), logHeaderBytes);
       if (estimateBytes > appendBytesMax) throw new StorageError('partition.too_large', `batch encodes to ${estimateBytes} bytes, more than ${appendBytesMax}`);
       const promise = new Promise<CommitResult>((resolve, reject) => this.queue.push({ ops: prepared, estimateBytes, resolve, reject }));
       this.startWriter();
@@ -504,7 +506,7 @@ export class Partition {
   private takeGroup(): PendingBatch[] {
     const group: PendingBatch[] = [];
     let bytes = 0;
-    for (let next = this.queue[0]; next !== undefined && (group.length === 0 || bytes + next.estimateBytes <= appendBytesMax); next = this.queue[0]) {
+    for (let next = this.queue[0]; next !== undefined && (group.length === 0 || bytes + next.estimateBytes <= logGroupBytesMax); next = this.queue[0]) {
       group.push(next);
       bytes += next.estimateBytes;
       this.queue.shift();
@@ -518,7 +520,8 @@ export class Partition {
     let position;
     try {
       this.counters.logAppends += 1;
-      position = await this.streams.append(this.streamIds.log, Buffer.concat(accepted.map((item) => item.record)));
+      const only = accepted.length === 1 ? accepted[0]?.record : undefined;
+      position = await this.streams.append(this.streamIds.log, only ?? Buffer.concat(accepted.map((item) => item.record)));
     } catch (error) {
       this.fail(error, accepted.map((item) => item.batch));
       return;

@@ -14,7 +14,7 @@ import { appendBytesMax, partitionBatchMutationsMax, partitionRowBytesMax } from
 import { assert, assertByteCount } from '../util/assert.ts';
 import { crc32c, crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
-import { ByteReader, ByteWriter, decodeRow, encodeRow } from './partition-row.ts';
+import { ByteReader, decodeRow, encodeFramedRows } from './partition-row.ts';
 import type { RowRecord } from './partition-row.ts';
 
 export const partitionLogVersion = 1;
@@ -45,16 +45,12 @@ export function encodeLogRecord(record: LogRecord): Buffer {
   assert(record.rows.length >= 1 && record.rows.length <= partitionBatchMutationsMax, `a batch holds 1..${partitionBatchMutationsMax} rows`);
   assert(record.sequence >= 1 && record.ownerEpoch >= 1, 'sequence and ownerEpoch start at 1');
   assertByteCount(record.partitionId, 'partitionId');
-  const body = new ByteWriter();
-  for (const row of record.rows) {
-    assert(row.sequence === record.sequence, 'every row of a batch carries its sequence');
-    const bytes = encodeRow(row);
-    body.u32(bytes.length);
-    body.bytes(bytes);
-  }
-  assert(body.length <= logBodyBytesMax, `log record body of ${body.length} bytes exceeds ${logBodyBytesMax}`);
-  const bodyBytes = body.finish();
-  const header = Buffer.alloc(logHeaderBytes);
+  for (const row of record.rows) assert(row.sequence === record.sequence, 'every row of a batch carries its sequence');
+  // One exact-size buffer, header then body (a 64 KiB inline body is copied once, not regrown).
+  const out = encodeFramedRows(record.rows, logHeaderBytes);
+  assert(out.length - logHeaderBytes <= logBodyBytesMax, `log record body of ${out.length - logHeaderBytes} bytes exceeds ${logBodyBytesMax}`);
+  const bodyBytes = out.subarray(logHeaderBytes);
+  const header = out.subarray(0, logHeaderBytes);
   magic.copy(header, 0);
   header.writeUInt8(partitionLogVersion, 4);
   header.writeUInt8(batchKind, 5);
@@ -65,7 +61,7 @@ export function encodeLogRecord(record: LogRecord): Buffer {
   header.writeBigUInt64BE(BigInt(record.ownerEpoch), 32);
   header.writeUInt32BE(record.rows.length, 40);
   header.writeUInt32BE(crc32c(header.subarray(0, 44)), 44);
-  return Buffer.concat([header, bodyBytes]);
+  return out;
 }
 
 /** Decodes and checks the first 48 bytes of `bytes`. */

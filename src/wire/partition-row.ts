@@ -145,10 +145,54 @@ export class ByteWriter {
   }
 }
 
+/** The exact size encodeRow gives `row` (arithmetic, no copy): what a log record's size is judged
+ * by before it is built, and the writer's one allocation (a row with a 64 KiB inline body is not
+ * grown by doubling). */
+export function encodedRowBytes(row: RowRecord): number {
+  let total = 23 + row.key.length + (row.kind === 'live' ? row.etag.length : 0);
+  if (row.kind === 'tombstone') return total;
+  for (const column of row.columns) {
+    const value = column.value;
+    total += 2 + Buffer.byteLength(column.name, 'utf8');
+    switch (value.kind) {
+      case 'null': break;
+      case 'bool': total += 1; break;
+      case 'int64': case 'float64': total += 8; break;
+      case 'string': total += 4 + Buffer.byteLength(value.value, 'utf8'); break;
+      case 'bytes': total += 4 + value.value.length; break;
+      case 'dataRefs': total += 4 + 24 * value.value.length; break;
+    }
+  }
+  return total;
+}
+
 /** Encodes one row; asserts the caller respected every limit (the partition checks before). */
 export function encodeRow(row: RowRecord): Buffer {
+  const writer = new ByteWriter(encodedRowBytes(row));
+  writeRow(writer, row);
+  return writer.finish();
+}
+
+/**
+ * `headerBytes` zero bytes (for the caller to fill), then each row as (u32 rowBytes, row), in one
+ * exact-size buffer: a log record body and a transact RPC body copy each inline body once.
+ */
+export function encodeFramedRows(rows: readonly RowRecord[], headerBytes: number): Buffer {
+  const sizes = rows.map((row) => encodedRowBytes(row));
+  const writer = new ByteWriter(sizes.reduce((sum, size) => sum + 4 + size, headerBytes));
+  writer.bytes(Buffer.alloc(headerBytes));
+  for (const [index, row] of rows.entries()) {
+    const before = writer.length;
+    writer.u32(sizes[index] ?? 0);
+    writeRow(writer, row);
+    assert(writer.length - before - 4 === sizes[index], 'encodedRowBytes is exact');
+  }
+  return writer.finish();
+}
+
+function writeRow(writer: ByteWriter, row: RowRecord): void {
   assert(row.key.length >= 1 && row.key.length <= partitionKeyBytesMax, `row key must be 1..${partitionKeyBytesMax} bytes`);
-  const writer = new ByteWriter();
+  const start = writer.length;
   writer.u8(partitionRowVersion);
   writer.u8(row.kind === 'tombstone' ? 1 : 0);
   writer.u16(row.key.length);
@@ -171,8 +215,7 @@ export function encodeRow(row: RowRecord): Buffer {
       encodeColumn(writer, column);
     }
   }
-  assert(writer.length <= partitionRowBytesMax, `row of ${writer.length} bytes exceeds ${partitionRowBytesMax}`);
-  return writer.finish();
+  assert(writer.length - start <= partitionRowBytesMax, `row of ${writer.length - start} bytes exceeds ${partitionRowBytesMax}`);
 }
 
 function encodeColumn(writer: ByteWriter, column: Column): void {

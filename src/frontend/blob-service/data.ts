@@ -96,21 +96,23 @@ async function streamBody(tables: BlobTables, key: Buffer, body: AsyncIterable<U
   return { refs, size };
 }
 
-/** A small body read whole into one exact-size buffer (an inline body, docs/blob-schema.md
- * "Inline bodies"): its own allocation, so the memtable holding it holds nothing more. */
+/** A small body read whole (an inline body, docs/blob-schema.md "Inline bodies"). */
 export async function readBodyWhole(body: AsyncIterable<Uint8Array> & { readonly length: number; readonly contentMd5?: Uint8Array | undefined }): Promise<{ bytes: Buffer; md5: Buffer }> {
   const sent = body.contentMd5;
   // As writeBody: a body that carried Content-MD5 checked it before its last chunk, no second hash.
   const hash = sent === undefined ? createHash('md5') : null;
-  const bytes = Buffer.allocUnsafeSlow(body.length);
+  const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of body) {
-    assert(size + chunk.length <= bytes.length, 'a request body yields exactly its length');
     hash?.update(chunk);
-    bytes.set(chunk, size);
+    chunks.push(chunk);
     size += chunk.length;
   }
-  assert(size === bytes.length, 'a request body yields exactly its length');
+  assert(size === body.length, 'a request body yields exactly its length');
+  // One chunk (most small bodies) is used as is: the RPC that carries the row copies it anyway,
+  // and the partition keeps its own decoded copy, so nothing here outlives the request.
+  const only = chunks.length === 1 ? chunks[0] : undefined;
+  const bytes = only === undefined ? Buffer.concat(chunks, size) : Buffer.from(only.buffer, only.byteOffset, only.byteLength);
   return { bytes, md5: hash?.digest() ?? Buffer.from(sent ?? []) };
 }
 
