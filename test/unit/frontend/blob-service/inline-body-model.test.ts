@@ -13,6 +13,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ContainerClient } from '@azure/storage-blob';
 import { inlineBodyBytesDefault } from '../../../../src/constants.ts';
+import type { Partition } from '../../../../src/partition/partition.ts';
+import { isStorageError } from '../../../../src/util/errors.ts';
 import { SeededRandom } from '../../../../src/util/random.ts';
 import { BlobStamp } from './blob-stamp.ts';
 
@@ -87,6 +89,23 @@ async function verifyAll(stamp: BlobStamp, container: ContainerClient, model: Mo
   void stamp;
 }
 
+/** Runs a maintenance call on the served partitions; a partition the server is just reloading
+ * (a re-grant after a crash closes and reopens it) is retried, bounded. */
+async function maintain(stamp: BlobStamp, action: (partition: Partition) => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for (const partitionId of stamp.server.servingPartitions()) {
+        const partition = stamp.server.servedPartition(partitionId);
+        if (partition !== null) await action(partition);
+      }
+      return;
+    } catch (error) {
+      if (attempt >= 50 || !isStorageError(error) || !['partition.closed', 'partition.not_owner', 'partition.unavailable'].includes(error.code)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 function addSpillFigures(stamp: BlobStamp, figures: Figures): void {
   for (const partitionId of stamp.server.servingPartitions()) {
     const stats = stamp.server.servedPartition(partitionId)?.stats();
@@ -152,12 +171,16 @@ async function step(stamp: BlobStamp, container: ContainerClient, model: Model, 
     figures.rangeReads += 1;
     if (!actual.equals(current.content.subarray(start, start + count))) figures.divergences.push(`range ${name} [${start}, +${count}): differs`);
   } else if (roll < 88) {
-    for (const partitionId of stamp.server.servingPartitions()) await stamp.server.servedPartition(partitionId)?.checkpoint();
+    await maintain(stamp, (partition) => partition.checkpoint());
     figures.checkpoints += 1;
     return true;
   } else if (roll < 93) {
     addSpillFigures(stamp, figures);
-    await stamp.collect();
+    await maintain(stamp, async (partition) => {
+      await partition.checkpoint();
+      await partition.compact();
+      await partition.collectGarbage();
+    });
     figures.collects += 1;
     return true;
   } else {
@@ -186,7 +209,7 @@ async function runModel(t: { diagnostic: (message: string) => void }, inlineBody
       if (await step(stamp, container, model, random, figures)) await verifyAll(stamp, container, model, figures, `step ${index}`, true);
     }
     // Everything still inline is spilled and reloaded once more before the last check.
-    for (const partitionId of stamp.server.servingPartitions()) await stamp.server.servedPartition(partitionId)?.checkpoint();
+    await maintain(stamp, (partition) => partition.checkpoint());
     addSpillFigures(stamp, figures);
     await stamp.replaceServer('stop');
     await verifyAll(stamp, container, model, figures, 'end', true);
