@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { z } from 'zod';
 import type { Logger } from 'pino';
+import { extentReadCacheBytes } from '../constants.ts';
 import { RealDisk } from '../io/real-disk.ts';
 import { AdminServer } from '../observability/admin-server.ts';
 import type { Readiness } from '../observability/admin-server.ts';
@@ -26,6 +27,8 @@ import { SeededRandom } from '../util/random.ts';
 import { waitForSignal } from './process-lifecycle.ts';
 import { addressList, hostPort, identifier, loadRoleConfig, logLevel, roleAction } from './role-config.ts';
 
+const bytesPerMiB = 1024 * 1024;
+
 const extentNodeConfig = z.object({
   disk: z.string().min(1, 'expected a directory'),
   faultDomain: z.string().min(1, 'expected a fault domain name').max(64),
@@ -36,6 +39,8 @@ const extentNodeConfig = z.object({
   nodeId: identifier,
   admin: hostPort.optional(),
   groupCommit: z.boolean(),
+  readCacheMib: z.union([z.number(), z.string().regex(/^\d+$/, 'expected a whole number of MiB').transform(Number)], { error: 'expected a whole number of MiB (0 turns the cache off)' })
+    .pipe(z.number().int('expected a whole number of MiB').min(0).max(65_536)),
   logLevel,
 });
 type ExtentNodeFlags = z.infer<typeof extentNodeConfig>;
@@ -53,6 +58,7 @@ export function registerExtentNodeCommand(program: Command): void {
     .option('--manager <addrs>', '(required) host:port of the stream manager to register with and heartbeat to; in a cluster, every controller\'s address, comma-separated (the leader is found by trying them)')
     .option('--node-id <id>', '(required) stable identity of this node ([A-Za-z0-9._-], up to 64); a disk keeps the id it was first used with')
     .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback or a management network): GET /metrics (Prometheus text), GET /healthz (200 while the process is alive), GET /readyz (200 once the store is open and its disk has not failed, else 503); port 0 picks a free port, logged as "admin server listening"')
+    .option('--read-cache-mib <n>', 'MiB of recently read, verified blocks kept in memory to serve hot reads without the disk read (every hit re-checks the CRC; an entry is read from disk again after 30 s; scrub always reads the disk); 0 turns it off (the P4 off switch)', String(extentReadCacheBytes / bytesPerMiB))
     .option('--no-group-commit', 'fsync every append into its extent file before acking, without the journal batching (the P4 off switch)')
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(roleAction('extent-node', async (command) => {
@@ -82,6 +88,7 @@ async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {
     faultDomain: flags.faultDomain,
     upgradeDomain: flags.upgradeDomain,
     groupCommit: flags.groupCommit,
+    readCacheBytes: flags.readCacheMib * bytesPerMiB,
     logger,
   });
   started = node;

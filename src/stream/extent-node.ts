@@ -77,6 +77,8 @@ export interface ExtentNodeOptions {
   readonly upgradeDomain: string;
   /** ExtentStore group commit (P4: an optimisation with an off switch). */
   readonly groupCommit: boolean;
+  /** Bytes of verified blocks the ExtentStore keeps for reads (default extentReadCacheBytes; 0 = off, P4's switch). */
+  readonly readCacheBytes?: number;
   readonly logger?: Logger;
   readonly heartbeatIntervalMs?: number;
   /** Re-replication bandwidth of this node; defaults to rereplicationBytesPerSecondMax. */
@@ -156,6 +158,7 @@ export class ExtentNode {
       disk: options.disk,
       clock: options.clock,
       groupCommit: options.groupCommit,
+      ...(options.readCacheBytes === undefined ? {} : { readCacheBytes: options.readCacheBytes }),
       onCorruption: (event) => {
         if (node === null) foundAtOpen.push(event);
         else node.onLocalCorruption(event);

@@ -33,7 +33,7 @@ const kuraEntry = join(repoRoot, 'src', 'main', 'kura.ts');
 /** Heartbeat timeout (10 s) + a repair interval + slack for a seal that waits on the dead node. */
 const lossDetectionWaitMaxMs = 45_000;
 const repairWaitMaxMs = 45_000;
-const startWaitMaxMs = 20_000;
+const startWaitMaxMs = 90_000;
 const extentHeaderBytes = 64;
 const blockHeaderBytes = 40;
 
@@ -89,6 +89,10 @@ async function spawnNode(root: string, nodeId: string, managerAddress: string): 
   return spawnKura(nodeId, [
     'extent-node', '--disk', join(root, nodeId), '--fault-domain', `fd-${nodeId}`, '--upgrade-domain', `ud-${nodeId}`,
     '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--manager', managerAddress, '--node-id', nodeId, '--log-level', 'info',
+    // Part 2 reads a block whose bit it flipped on disk and expects the read to find it: with the
+    // read cache on, a block re-replication just read is served from verified memory for up to
+    // 30 s (rot is then found by scrub; test/unit/stream/extent-read-cache.test.ts).
+    '--read-cache-mib', '0',
   ], 'extent node listening');
 }
 
