@@ -269,13 +269,6 @@ export const appendSegmentRefs = 256;
  * tags) stays under ~30 KiB and blobScanRowsPerCall rows fit one RPC frame. */
 export const blockListInlineBytesMax = 16 * KiB;
 
-/** A partition's group commit puts at most this many bytes of log records in one log append (a
- * single larger batch goes alone): below directAppendBytesMin, so the append takes the journal's
- * group commit, not the off path (write + fdatasync of the extent file, whose size change costs a
- * metadata commit). Every write of the partition waits for the log append in flight, so its
- * latency, not its size, is what matters; groups of inline bodies (64 KiB rows) reach it. */
-export const logGroupBytesMax = directAppendBytesMin - 1024;
-
 /** Put Blob bodies up to this size go inline in the blob row's commit-log record (docs/blob-schema.md,
  * "Inline bodies"): a small Put Blob is then one durable append (the row commit), not two (body,
  * then row). 64 KiB covers the benchmark's small sizes; it counts against memtableBytesMax until a

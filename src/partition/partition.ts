@@ -29,7 +29,7 @@
 // at any point (a reload from the streams restores every acknowledged batch); a stale owner is
 // fenced by sealing at open (leases come with the partition server).
 import {
-  appendBytesMax, blockCacheBytesMax, logGroupBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
+  appendBytesMax, blockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
   dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
   maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionWriteQueueMax,
   rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
@@ -506,7 +506,7 @@ export class Partition {
   private takeGroup(): PendingBatch[] {
     const group: PendingBatch[] = [];
     let bytes = 0;
-    for (let next = this.queue[0]; next !== undefined && (group.length === 0 || bytes + next.estimateBytes <= logGroupBytesMax); next = this.queue[0]) {
+    for (let next = this.queue[0]; next !== undefined && (group.length === 0 || bytes + next.estimateBytes <= appendBytesMax); next = this.queue[0]) {
       group.push(next);
       bytes += next.estimateBytes;
       this.queue.shift();
