@@ -373,6 +373,12 @@ export const copyPendingStallMs = 60_000;
 /** Connections served at once by one front end; past it new ones wait in the kernel backlog. */
 export const frontendConnectionsMax = 1024;
 
+/** How long an idle keep-alive connection stays open. Node's default, 5 s, is shorter than the
+ * idle life of the SDKs' pooled sockets, so a request sent as the server closed its socket failed
+ * with ECONNRESET (seen in tests at load > 25, where the SDK's retries were off); at 60 s that
+ * race needs a client idle for exactly a minute. Bounded by frontendConnectionsMax. */
+export const frontendKeepAliveTimeoutMs = 60_000;
+
 /** Range requests: x-ms-range-get-content-md5/crc64 are allowed only for ranges of at most 4 MiB. */
 export const rangeContentHashBytesMax = 4 * MiB;
 

@@ -28,7 +28,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  appendBytesMax, frontendBodyBytesMax, frontendCloseSettleMs, frontendConnectionsMax, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
+  appendBytesMax, frontendBodyBytesMax, frontendCloseSettleMs, frontendConnectionsMax, frontendKeepAliveTimeoutMs, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
   requestHeadersTimeoutMs,
 } from '../constants.ts';
 import { ByteSemaphore } from '../util/byte-semaphore.ts';
@@ -92,7 +92,10 @@ export class FrontendServer {
     const headersTimeout = options.headersTimeoutMs ?? requestHeadersTimeoutMs;
     // Node checks the head deadline every connectionsCheckingInterval (30 s by default): check
     // often enough that a slowloris head is cut within about a quarter of the deadline.
-    const serverOptions = { maxHeaderSize: requestHeaderBytesMax, requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)) };
+    const serverOptions = {
+      maxHeaderSize: requestHeaderBytesMax, requestTimeout: 0, headersTimeout, keepAliveTimeout: frontendKeepAliveTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)),
+    };
     this.server = createServer(serverOptions, (request, response) => {
       const handler = this.#handle(request, response);
       this.#handlers.add(handler);
