@@ -20,8 +20,11 @@ export const md5WorkersMax = 1;
 /** A body at least this long is MD5'd on a worker (md5-pool.ts); a smaller one on the main thread, where a message round trip would cost more than its hash. */
 export const md5WorkerBodyBytesMin = 1 * MiB;
 
-/** Largest read served in one call; larger reads are split by the caller. */
-export const readBytesMax = 8 * MiB;
+/** Largest read served in one call; larger reads are split by the caller. An extent.read answer
+ * carries this many body bytes in one RPC frame, so it must stay within rpcFrameBytesMax (checked
+ * below): at 8 MiB every read of more than 4 MiB was refused as wire.too_large, and a partition
+ * whose commit log held more than 4 MiB could not be loaded after a restart. */
+export const readBytesMax = appendBytesMax;
 
 /** Group commit: the most bytes of records in one journal batch (one write, one fsync). There is
  * no time window: an idle journal commits at once and a busy one batches whatever arrives during
@@ -59,6 +62,7 @@ export const journalResyncChunkBytes = 1 * MiB;
 
 /** RPC: largest frame on the wire (an append plus its header, with headroom). */
 export const rpcFrameBytesMax = appendBytesMax + 64 * KiB;
+if (readBytesMax + 64 * KiB > rpcFrameBytesMax) throw new Error('readBytesMax must fit an RPC frame with its header');
 
 /** RPC: largest JSON header inside a frame. */
 export const rpcHeaderBytesMax = 64 * KiB;

@@ -65,6 +65,32 @@ test('kill -9 right after N acknowledged uploads: after the restart every acknow
   assert.equal(await second.stop(), 0);
 });
 
+test('kill -9 with more than 4 MiB of small blobs in the commit log: the restart replays it and serves every one', { timeout: 300_000 }, async (t) => {
+  // Small Put Blob bodies live in the commit log (inline bodies) until a checkpoint spills them,
+  // so the replay after a crash reads a log larger than one RPC frame. It once read it in 8 MiB
+  // pieces that no extent.read answer could carry (wire.too_large): the partition never loaded.
+  const disks = await tempDisks(1, 'biglog');
+  const first = await KuraServe.start({ disks });
+  const box = container(first, 'biglog');
+  await box.create();
+  const acknowledged = new Map<string, string>();
+  const count = 96; // 96 × 64 KiB = 6 MiB of bodies in the log
+  for (let i = 0; i < count; i += 16) {
+    await Promise.all(Array.from({ length: 16 }, async (_, j) => {
+      const name = `small/${String(i + j).padStart(3, '0')}`;
+      const body = payload(name, 65_536 - name.length - 1);
+      await box.getBlockBlobClient(name).upload(body, body.length);
+      acknowledged.set(name, sha(body));
+    }));
+  }
+  await first.kill9();
+  const second = await KuraServe.start({ disks });
+  t.diagnostic(`restart after kill -9 with ${acknowledged.size} × 64 KiB blobs in the log: ${/Ready in (\d+) ms/.exec(second.stdout)?.[1] ?? '?'} ms to ready`);
+  const result = await downloadAll(container(second, 'biglog'), acknowledged);
+  assert.deepEqual({ lost: result.lost, corrupt: result.corrupt }, { lost: [], corrupt: [] });
+  assert.equal(await second.stop(), 0);
+});
+
 test('bits flipped in every sealed extent file of one of three disks: every download is still byte-exact', { timeout: 300_000 }, async (t) => {
   const disks = await tempDisks(3, 'bitrot');
   const first = await KuraServe.start({ disks });
