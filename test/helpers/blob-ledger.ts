@@ -91,20 +91,40 @@ export function startSteadyLoad(via: ContainerClient, options: { readonly writer
   return load;
 }
 
-/** Downloads every blob of `digests` (through the containers in turn): which are missing, which differ. */
-export async function readBack(containers: readonly ContainerClient[], digests: ReadonlyMap<string, string>): Promise<{ lost: string[]; corrupt: string[] }> {
+/** Read-back attempts per blob: a transient answer (a reset pooled socket, a partition just moving,
+ * 503) is retried; only Azure's 404 BlobNotFound makes a blob lost. */
+const readBackAttempts = 5;
+
+/**
+ * Downloads every blob of `digests` (through the containers in turn): which are missing (404),
+ * which differ, and which could not be read at all within readBackAttempts (name: last error).
+ * A transient failure is not counted as a loss: the clients have no SDK retries of their own.
+ */
+export async function readBack(containers: readonly ContainerClient[], digests: ReadonlyMap<string, string>): Promise<{ lost: string[]; corrupt: string[]; unreadable: string[] }> {
   const lost: string[] = [];
   const corrupt: string[] = [];
+  const unreadable: string[] = [];
   let index = 0;
   for (const [name, digest] of digests) {
     const blob = (containers[index++ % containers.length] as ContainerClient).getBlockBlobClient(name);
-    try {
-      if (sha(await blob.downloadToBuffer()) !== digest) corrupt.push(name);
-    } catch {
-      lost.push(name);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (sha(await blob.downloadToBuffer()) !== digest) corrupt.push(name);
+        break;
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) {
+          lost.push(name);
+          break;
+        }
+        if (attempt === readBackAttempts) {
+          unreadable.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      }
     }
   }
-  return { lost, corrupt };
+  return { lost, corrupt, unreadable };
 }
 
 export async function downloadAll(client: ContainerClient, expected: ReadonlyMap<string, string>): Promise<{ present: number; lost: string[]; corrupt: string[] }> {
