@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ContainerClient } from '@azure/storage-blob';
 import { SeededRandom } from '../../../../src/util/random.ts';
-import { BlobStamp } from './blob-stamp.ts';
+import { BlobStamp, pick } from './blob-stamp.ts';
 
 const seed = Number(process.env['KURA_SEED'] ?? 20_260_412);
 const rounds = 20;
@@ -41,12 +41,6 @@ interface Figures {
   gcBytesCopied: number;
   gcExtentsDropped: number;
   divergences: string[];
-}
-
-function pick<T>(random: SeededRandom, items: readonly T[]): T {
-  const item = items[random.int(items.length)];
-  if (item === undefined) throw new Error('pick from an empty list');
-  return item;
 }
 
 function payload(random: SeededRandom, figures: Figures): Buffer {

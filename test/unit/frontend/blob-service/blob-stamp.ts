@@ -26,7 +26,7 @@ import { LocalNetwork } from '../../../../src/rpc/local-network.ts';
 import { ExtentNode } from '../../../../src/stream/extent-node.ts';
 import { StreamManager } from '../../../../src/stream/stream-manager.ts';
 import { SystemClock, type Clock, type TimerHandle } from '../../../../src/util/clock.ts';
-import { SeededRandom } from '../../../../src/util/random.ts';
+import { SeededRandom, type Random } from '../../../../src/util/random.ts';
 import { account, accountKey, accountKeyBase64, apiVersionLatest } from '../helpers.ts';
 
 /** The system clock, moved forward by `offsetMs` (lease and expiry tests). */
@@ -242,4 +242,11 @@ export async function expectError(call: () => Promise<unknown>, status: number, 
   if (error.statusCode !== status || (code !== undefined && actual !== code)) {
     throw new Error(`expected ${status} ${code ?? ''}, got ${error.statusCode ?? '?'} ${actual ?? ''}: ${error.message}`);
   }
+}
+
+/** One of `items`, chosen by the seeded random (model tests: reproducible by seed). */
+export function pick<T>(random: Random, items: readonly T[]): T {
+  const item = items[random.int(items.length)];
+  if (item === undefined) throw new Error('pick from an empty list');
+  return item;
 }

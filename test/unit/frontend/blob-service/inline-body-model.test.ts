@@ -16,7 +16,7 @@ import { inlineBodyBytesDefault } from '../../../../src/constants.ts';
 import type { Partition } from '../../../../src/partition/partition.ts';
 import { isStorageError } from '../../../../src/util/errors.ts';
 import { SeededRandom } from '../../../../src/util/random.ts';
-import { BlobStamp } from './blob-stamp.ts';
+import { BlobStamp, pick } from './blob-stamp.ts';
 
 const seed = Number(process.env['KURA_SEED'] ?? 20_261_122);
 const steps = 90;
@@ -45,12 +45,6 @@ interface Figures {
   bytesSpilled: number;
   spillAppends: number;
   divergences: string[];
-}
-
-function pick<T>(random: SeededRandom, items: readonly T[]): T {
-  const item = items[random.int(items.length)];
-  if (item === undefined) throw new Error('pick from an empty list');
-  return item;
 }
 
 /** Sizes around the threshold: empty, small, up to it, exactly it, just above it. */
