@@ -6,6 +6,12 @@
 // goals: ≥ 200,000 rows/s listed, point read p99 < 2 ms, RSS bounded by configured sizes.
 // Saves bench/results/partition-<profile>-<date>T<time>.json. Never run by the test suite.
 //
+// --block-cache-mib N shrinks every partition's block cache (default blockCacheBytesMax, 32 MiB):
+// at 1,000,000 rows the default holds ~10 % of the table, so --rows 100000 --block-cache-mib 3
+// reproduces a listing that reads every block from the stream layer at a tenth of the load time;
+// add --read-cache-mib 3 (each extent node's read cache of verified blocks, default 32 MiB) so
+// those reads miss the node's cache too, as they do at 1M rows.
+// --list-only runs the load and the listings alone (A/B runs of the listing path).
 // --cpu-prof-phase NAME writes a V8 CPU profile (the profiler --cpu-prof uses, through
 // node:inspector) of that phase only to /tmp/kura-partition-NAME.cpuprofile.
 import { execFileSync } from 'node:child_process';
@@ -13,6 +19,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
+import { extentReadCacheBytes } from '../src/constants.ts';
 import { defaultPartitionLimits } from '../src/partition/partition.ts';
 import type { Partition } from '../src/partition/partition.ts';
 import type { PartitionEntry } from '../src/partition/partition-map.ts';
@@ -28,7 +35,16 @@ const profiles = {
   full: { rows: 1_000_000, durationMs: 8_000, operationsMax: 200_000, coldReadsMax: 20_000 },
 } as const;
 type ProfileName = keyof typeof profiles;
-type Settings = { -readonly [K in keyof (typeof profiles)['quick']]: number } & { profile: ProfileName; cpuProfPhase: string | null };
+type Settings = { -readonly [K in keyof (typeof profiles)['quick']]: number } & {
+  profile: ProfileName;
+  cpuProfPhase: string | null;
+  /** Block cache of every partition, bytes (null = the default, blockCacheBytesMax). */
+  blockCacheBytes: number | null;
+  /** Read cache of each extent node, bytes (null = the default, extentReadCacheBytes). */
+  readCacheBytes: number | null;
+  /** Only the load and the listings (no point writes or reads): quick A/B runs of the listing path. */
+  listOnly: boolean;
+};
 
 const pageRows = 5_000;
 /** Warm reads cycle over this many rows: half the row cache, so every read after the first pass is a hit. */
@@ -91,12 +107,25 @@ async function stopProfiler(session: Session, name: string): Promise<void> {
 }
 
 function parseSettings(): Settings {
-  const { values } = parseArgs({ options: { profile: { type: 'string', default: 'quick' }, rows: { type: 'string' }, 'cpu-prof-phase': { type: 'string' } } });
+  const { values } = parseArgs({ options: {
+    profile: { type: 'string', default: 'quick' }, rows: { type: 'string' }, 'cpu-prof-phase': { type: 'string' }, 'block-cache-mib': { type: 'string' }, 'read-cache-mib': { type: 'string' }, 'list-only': { type: 'boolean', default: false },
+  } });
   const profile = values.profile;
   if (profile !== 'quick' && profile !== 'full') throw new Error(`--profile must be quick or full, got ${profile}`);
   const rows = values.rows === undefined ? profiles[profile].rows : Number(values.rows);
   if (!Number.isSafeInteger(rows) || rows < pageRows || rows > 5_000_000) throw new Error(`--rows must be ${pageRows}..5000000`);
-  return { ...profiles[profile], rows, profile, cpuProfPhase: values['cpu-prof-phase'] ?? null };
+  return {
+    ...profiles[profile], rows, profile, cpuProfPhase: values['cpu-prof-phase'] ?? null, listOnly: values['list-only'],
+    blockCacheBytes: mibFlag(values['block-cache-mib'], '--block-cache-mib', 1), readCacheBytes: mibFlag(values['read-cache-mib'], '--read-cache-mib', 0),
+  };
+}
+
+/** A flag given in MiB, as bytes (null when absent). */
+function mibFlag(value: string | undefined, name: string, low: number): number | null {
+  if (value === undefined) return null;
+  const mib = Number(value);
+  if (!Number.isSafeInteger(mib) || mib < low || mib > 1024) throw new Error(`${name} must be ${low}..1024`);
+  return mib * 1024 * 1024;
 }
 
 /** Random row indexes over the whole table, seeded so runs repeat. */
@@ -135,13 +164,13 @@ async function warmReadPhases(run: Run, front: PartitionFront, label: string): P
 function listPhase(run: Run, front: PartitionFront, label: string, readColumns: boolean): Promise<ListResult> {
   const { rows } = run.settings;
   const name = `${label}-list${readColumns ? '-columns' : ''}`;
-  return run.phase(name, () => listAll(front, { container: 'list', pageRows, expectedRows: rows, pagesMax: Math.ceil(rows / pageRows) + 2, readColumns, onPage: () => run.memory.sample() }));
+  return run.phase(name, () => listAll(front, { container: 'list', pageRows, expectedRows: rows, pagesMax: 2 * Math.ceil(rows / pageRows) + 2, readColumns, onPage: () => run.memory.sample() }));
 }
 
 /** The engine alone: writes, a bulk load, checkpoint + compaction, then reads and the listing on fresh opens. */
 async function enginePhases(run: Run, stamp: BenchStamp, entry: PartitionEntry): Promise<void> {
   let engine: Partition = await stamp.openEngine(entry);
-  await writePhases(run, engine, 'engine');
+  if (!run.settings.listOnly) await writePhases(run, engine, 'engine');
   const loaded = engine;
   await run.phase('load', () => loadRows(loaded, { container: 'list', count: run.settings.rows, batchRows: 250, inFlight: 8 }));
   await run.phase('checkpoint-compact', async () => {
@@ -150,14 +179,14 @@ async function enginePhases(run: Run, stamp: BenchStamp, entry: PartitionEntry):
     return loaded.stats();
   });
   await engine.close();
-  for (const concurrency of [1, 16]) {
+  for (const concurrency of run.settings.listOnly ? [] : [1, 16]) {
     engine = await stamp.openEngine(entry);
     await coldReadPhase(run, engine, 'engine', concurrency);
     await engine.close();
   }
   engine = await stamp.openEngine(entry);
   await listPhase(run, engine, 'engine', false);
-  await warmReadPhases(run, engine, 'engine');
+  if (!run.settings.listOnly) await warmReadPhases(run, engine, 'engine');
   run.figures['engine-stats'] = engine.stats();
   await engine.close();
 }
@@ -168,9 +197,10 @@ async function serverPhases(run: Run, stamp: BenchStamp): Promise<void> {
     const started = await stamp.startServer();
     return { client: started.client, loadMs: started.loadMs };
   });
-  await coldReadPhase(run, client, 'server', 1);
+  if (!run.settings.listOnly) await coldReadPhase(run, client, 'server', 1);
   await listPhase(run, client, 'server', false);
   await listPhase(run, client, 'server', true);
+  if (run.settings.listOnly) return;
   await warmReadPhases(run, client, 'server');
   await writePhases(run, client, 'server');
 }
@@ -206,13 +236,14 @@ function isList(value: unknown): value is ListResult {
   return typeof value === 'object' && value !== null && 'rowsPerSecond' in value && 'pages' in value;
 }
 
-function memoryBound(): Record<string, number | string> {
+function memoryBound(settings: Settings): Record<string, number | string> {
   const limits = defaultPartitionLimits;
   return {
     memtableBytesMax: limits.memtableBytesMax,
     memtablesHeldMax: 2,
     rowCacheEntriesMax: limits.rowCacheEntriesMax,
-    blockCacheBytesMax: limits.blockCacheBytesMax,
+    blockCacheBytesMax: settings.blockCacheBytes ?? limits.blockCacheBytesMax,
+    extentReadCacheBytes: settings.readCacheBytes ?? extentReadCacheBytes,
     note: 'per partition: active + frozen memtable (encoded bytes, each ≤ memtableBytesMax), row cache (entries), block cache (encoded bytes); plus per run an index entry per block and a bloom filter of 10 bits per key (the only parts that grow with the table); the process also holds 3 extent nodes, the stream manager and the metastore',
   };
 }
@@ -220,7 +251,10 @@ function memoryBound(): Record<string, number | string> {
 async function main(): Promise<void> {
   const settings = parseSettings();
   const run = new Run(settings);
-  const stamp = await BenchStamp.start();
+  const stamp = await BenchStamp.start({
+    limits: settings.blockCacheBytes === null ? {} : { blockCacheBytesMax: settings.blockCacheBytes },
+    ...(settings.readCacheBytes === null ? {} : { readCacheBytes: settings.readCacheBytes }),
+  });
   run.memory.start();
   try {
     const entry = await stamp.bootstrapMap();
@@ -234,11 +268,11 @@ async function main(): Promise<void> {
   const report = {
     benchmark: 'partition', profile: settings.profile, commit: gitCommit(), date: new Date().toISOString(),
     machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), kernel: release(), node: process.version, loadAverage: loadavg() },
-    setup: { stamp: stampDescription, rows: settings.rows, rowBytes: typicalRowBytes(), pageRows, hotRows, durationMs: settings.durationMs, operationsMax: settings.operationsMax, coldReadsMax: settings.coldReadsMax },
-    memoryBound: memoryBound(), phases: run.phases, figures: run.figures, endRssBytes: process.memoryUsage().rss,
+    setup: { stamp: stampDescription, rows: settings.rows, listOnly: settings.listOnly, rowBytes: typicalRowBytes(), pageRows, hotRows, durationMs: settings.durationMs, operationsMax: settings.operationsMax, coldReadsMax: settings.coldReadsMax },
+    memoryBound: memoryBound(settings), phases: run.phases, figures: run.figures, endRssBytes: process.memoryUsage().rss,
   };
   await mkdir('bench/results', { recursive: true });
-  const path = `bench/results/partition-${settings.profile}-${report.date.slice(0, 19).replaceAll(':', '-')}.json`;
+  const path = `bench/results/partition-${settings.listOnly ? 'list' : settings.profile}-${report.date.slice(0, 19).replaceAll(':', '-')}.json`;
   await writeFile(path, JSON.stringify(report, null, 2) + '\n');
   console.log(`saved ${path}`);
 }

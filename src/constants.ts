@@ -444,8 +444,11 @@ export const scanLimitMax = 5000;
 /** Bytes of rows one scan page returns before it stops with a continuation: a blob row with an
  * inline body (docs/blob-schema.md, "Inline bodies") is up to ~1 MiB, so a page of
  * blobScanRowsPerCall such rows would pass rpcFrameBytesMax; one page stays under this plus one
- * row (≤ partitionRowBytesMax), inside a frame. Rows of ~1 KiB never reach it. */
-export const scanPageBytesMax = 1 * MiB;
+ * row (≤ partitionRowBytesMax) plus 5 framing bytes per item, inside a frame (checked below).
+ * 2 MiB, not 1: a page of scanLimitMax blob-property rows (~300-400 bytes) is 1.5-2 MiB, and at
+ * 1 MiB such a listing came back in pages of ~3,400 rows, not the 5,000 asked for. */
+export const scanPageBytesMax = 2 * MiB;
+if (scanPageBytesMax + partitionRowBytesMax + 5 * scanLimitMax + 32 * KiB > rpcFrameBytesMax) throw new Error('a scan page must fit an RPC frame with its header');
 
 /** Most entries (rows, tombstones, shadowed versions) one scan page examines before it returns a
  * continuation early, so a range of tombstones cannot make one call unbounded. */

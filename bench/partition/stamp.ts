@@ -21,6 +21,7 @@ import type { PartitionEntry } from '../../src/partition/partition-map.ts';
 import { PartitionServer } from '../../src/partition/partition-server.ts';
 import { StreamLayerPartitionStreams } from '../../src/partition/partition-streams.ts';
 import { Partition } from '../../src/partition/partition.ts';
+import type { PartitionLimits } from '../../src/partition/partition.ts';
 import { LocalNetwork } from '../../src/rpc/local-network.ts';
 import { ExtentNode } from '../../src/stream/extent-node.ts';
 import { StreamClient } from '../../src/stream/stream-client.ts';
@@ -34,6 +35,13 @@ export const stampDescription = 'EmbeddedMetaStore + StreamManager + 3 ExtentNod
 const readyTimeoutMs = 30_000;
 const readyPollMs = 20;
 
+export interface BenchStampOptions {
+  /** Limits every partition of the stamp runs with (engine and server). */
+  readonly limits?: Partial<PartitionLimits>;
+  /** Each extent node's read cache of verified blocks, bytes. */
+  readonly readCacheBytes?: number;
+}
+
 export class BenchStamp {
   readonly clock = new SystemClock();
   readonly root: string;
@@ -45,14 +53,20 @@ export class BenchStamp {
   private partitionManager: PartitionManager | null = null;
   private server: PartitionServer | null = null;
   private engines = 0;
+  /** Limits every partition of the stamp runs with (engine and server): the bench may shrink the block cache. */
+  private readonly limits: Partial<PartitionLimits>;
+  /** Each extent node's read cache, bytes (undefined = the node's default). */
+  private readonly readCacheBytes: number | undefined;
 
-  private constructor(root: string) {
+  private constructor(root: string, options: BenchStampOptions) {
     this.root = root;
+    this.limits = options.limits ?? {};
+    this.readCacheBytes = options.readCacheBytes;
     this.network = new LocalNetwork({ clock: this.clock, localAddress: 'bench' });
   }
 
-  static async start(): Promise<BenchStamp> {
-    const stamp = new BenchStamp(await mkdtemp(join(tmpdir(), 'kura-bench-partition-')));
+  static async start(options: BenchStampOptions = {}): Promise<BenchStamp> {
+    const stamp = new BenchStamp(await mkdtemp(join(tmpdir(), 'kura-bench-partition-')), options);
     await stamp.startStreamLayer();
     return stamp;
   }
@@ -83,6 +97,7 @@ export class BenchStamp {
       this.nodes.push(await ExtentNode.start({
         nodeId, disk: await this.disk(nodeId), clock, random, network: this.network.endpoint(`${nodeId}:1`), listenAddress: `${nodeId}:1`,
         manager: this.streamManager, faultDomain: `fd${i}`, upgradeDomain: `ud${i}`, groupCommit: true,
+        ...(this.readCacheBytes === undefined ? {} : { readCacheBytes: this.readCacheBytes }),
       }));
     }
   }
@@ -102,7 +117,7 @@ export class BenchStamp {
     const client = new StreamClient({ manager: this.manager, network: this.network.endpoint(`engine-${this.engines}`), clock: this.clock, clientId: `bench-engine-${this.engines}` });
     return Partition.open({
       partitionId: entry.partitionId, streams: new StreamLayerPartitionStreams({ client, manager: this.manager }), streamIds: entry.streams,
-      clock: this.clock, ownerEpoch: Math.max(1, entry.ownerEpoch),
+      clock: this.clock, ownerEpoch: Math.max(1, entry.ownerEpoch), limits: this.limits,
     });
   }
 
@@ -110,6 +125,7 @@ export class BenchStamp {
   async startServer(): Promise<{ server: PartitionServer; client: PartitionClient; loadMs: number }> {
     const server = new PartitionServer({
       serverId: 'ps-1', metaStore: this.meta, network: this.network.endpoint('ps-1:1'), listenAddress: 'ps-1:1', streamManager: this.manager, clock: this.clock,
+      partitionLimits: this.limits,
     });
     this.server = server;
     const startMs = performance.now();
