@@ -31,13 +31,19 @@ export const allPeers: Readonly<Record<string, () => BenchPeer>> = {
   'kura-cluster-2fe': () => devClusterPeer(2),
 };
 
+/** Peers run only when named with --peers: the 2-front-end cluster through dev-cluster's TCP
+ * balancer (the single-endpoint story; the default cluster peers address their front ends directly). */
+export const optionalPeers: Readonly<Record<string, () => BenchPeer>> = {
+  'kura-cluster-2fe-lb': () => devClusterPeer(2, { addressing: 'balancer' }),
+};
+
 /** The workloads a peer runs: every one, except a dev cluster's few cells (cluster-peer.ts). */
 export function peerSpecs(name: string, specs: readonly WorkloadSpec[]): WorkloadSpec[] {
   return isClusterPeer(name) ? specs.filter(clusterWorkloads) : [...specs];
 }
 
 export function checkPeerNames(names: readonly string[]): void {
-  for (const name of names) if (!(name in allPeers)) throw new Error(`unknown peer ${name}; peers: ${Object.keys(allPeers).join(', ')}`);
+  for (const name of names) if (!(name in allPeers) && !(name in optionalPeers)) throw new Error(`unknown peer ${name}; peers: ${[...Object.keys(allPeers), ...Object.keys(optionalPeers)].join(', ')}`);
 }
 
 /** Progress steps of one blob run: the limits, then one start and one step per workload per peer. */
@@ -62,7 +68,7 @@ async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly Wo
   try {
     progress.step(`${peer.name}: starting`);
     const endpoint = await peer.start();
-    const sdk = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 });
+    const sdk = new SdkBlobClient({ connectionString: endpoint.spreadConnectionStrings ?? endpoint.connectionString, maxTries: 1 });
     const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
     const session = { peer, profile, port: portOf(endpoint.connectionString), accountKey: devAccountKey, sdk, setup };
     await warmUp(session);
@@ -112,7 +118,7 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
   const peers: PeerStatus[] = [];
   const results: WorkloadResult[] = [];
   for (const name of peerNames) {
-    const factory = allPeers[name];
+    const factory = allPeers[name] ?? optionalPeers[name];
     if (factory === undefined) continue;
     const before = progress.done;
     const ownSpecs = peerSpecs(name, specs);

@@ -4,6 +4,13 @@
 // the peer's temporary data directory with the balancer on its port. Ready once dev-cluster
 // printed its connection string (after every process is ready).
 //
+// Addressing: by default the timed loops' client spreads its requests over the front ends' own
+// addresses (PeerEndpoint.spreadConnectionStrings, one per front end, as a client given a list of
+// addresses or DNS round robin would), so no balancer process pipes every byte: on 2 shared cores
+// the balancer cost 0.7-0.8 ms of CPU per 64 KiB operation (bench/README.md, "Dev cluster: where
+// the CPU goes"). `-lb` peers go through the balancer (the single-endpoint story). Setup, warm-up
+// and the kill -9 read-back always use the balancer's connection string.
+//
 // What differs from a one-process peer:
 // - the server is many processes: a sample sums CPU and resident memory over the supervisor
 //   (which runs the balancer) and every process its cluster.json names, etcd included;
@@ -15,7 +22,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BenchPeer } from './peer.ts';
+import { devConnectionString, type BenchPeer, type PeerEndpoint } from './peer.ts';
 import { clusterPeerPrefix } from './ratios.ts';
 import { kuraConnectionStringLine } from './peers.ts';
 import { ProcessPeer, type LaunchContext } from './process-peer.ts';
@@ -94,13 +101,38 @@ function installExitHook(): void {
   });
 }
 
-class DevClusterPeer extends ProcessPeer {
+/** One process of a running dev cluster, as cluster.json names it (the balancer is the supervisor). */
+export interface ClusterProcess {
+  readonly name: string;
+  readonly role: string;
+  readonly pid: number;
+  /** Its service address (a front end's HTTP address), or null. */
+  readonly address: string | null;
+}
+
+/** The processes a cluster.json names, each once (by pid; the first name wins). */
+export function clusterProcesses(clusterJsonText: string): ClusterProcess[] {
+  const parsed = JSON.parse(clusterJsonText) as { processes?: unknown };
+  const byPid = new Map<number, ClusterProcess>();
+  if (!Array.isArray(parsed.processes)) return [];
+  for (const entry of parsed.processes as unknown[]) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const { name, role, pid, address } = entry as Record<string, unknown>;
+    if (typeof name !== 'string' || typeof role !== 'string' || typeof pid !== 'number' || pid <= 0 || byPid.has(pid)) continue;
+    byPid.set(pid, { name, role, pid, address: typeof address === 'string' ? address : null });
+  }
+  return [...byPid.values()];
+}
+
+export class DevClusterPeer extends ProcessPeer {
   /** The running stamp's pids, read from cluster.json once it is ready. */
   private pids: number[] = [];
 
-  constructor(frontends: number) {
+  private readonly addressing: ClusterAddressing;
+
+  constructor(frontends: number, addressing: ClusterAddressing) {
     super({
-      name: clusterPeerName(frontends),
+      name: clusterPeerName(frontends) + (addressing === 'balancer' ? '-lb' : ''),
       persistence: { kind: 'durable' },
       readyTimeoutMs: clusterReadyTimeoutMs,
       connectionStringLine: kuraConnectionStringLine,
@@ -113,19 +145,31 @@ class DevClusterPeer extends ProcessPeer {
         ],
       }),
     });
+    this.addressing = addressing;
     installExitHook();
   }
 
   override async start(): ReturnType<BenchPeer['start']> {
     const endpoint = await super.start();
     this.readPids();
-    return endpoint;
+    return this.withFrontends(endpoint);
   }
 
   override async restart(): ReturnType<BenchPeer['restart']> {
     const endpoint = await super.restart();
     this.readPids();
-    return endpoint;
+    return this.withFrontends(endpoint);
+  }
+
+  /** Direct addressing: one connection string per front end (their ports are kept across restarts). */
+  private withFrontends(endpoint: PeerEndpoint): PeerEndpoint {
+    if (this.addressing === 'balancer') return endpoint;
+    const strings = this.processes().filter((entry) => entry.role === 'frontend' && entry.address !== null).map((entry) => {
+      const port = Number(entry.address?.slice(entry.address.lastIndexOf(':') + 1));
+      return devConnectionString(port);
+    });
+    if (strings.length === 0) throw new Error(`${this.name}: cluster.json names no front end address`);
+    return { ...endpoint, spreadConnectionStrings: strings };
   }
 
   /** SIGKILL of the supervisor and every process of the stamp at once; resolves once all are gone. */
@@ -153,6 +197,11 @@ class DevClusterPeer extends ProcessPeer {
     return sumSamples(this.pids.map((pid) => readProcessSample(pid)));
   }
 
+  /** Every process of the running stamp (cluster.json), the supervisor (balancer) included. */
+  processes(): ClusterProcess[] {
+    return clusterProcesses(readFileSync(join(this.dataDirectory, 'cluster', 'cluster.json'), 'utf8'));
+  }
+
   private readPids(): void {
     const pids = clusterPids(readFileSync(join(this.dataDirectory, 'cluster', 'cluster.json'), 'utf8'));
     if (!pids.includes(this.serverPid)) pids.push(this.serverPid);
@@ -161,7 +210,10 @@ class DevClusterPeer extends ProcessPeer {
   }
 }
 
+/** How the timed loops reach the front ends: each at its own address, or through the balancer. */
+export type ClusterAddressing = 'direct' | 'balancer';
+
 /** `kura dev-cluster` with 1 etcd member, 3 extent nodes, 1 partition server and `frontends` front ends. */
-export function devClusterPeer(frontends: number): BenchPeer {
-  return new DevClusterPeer(frontends);
+export function devClusterPeer(frontends: number, options: { readonly addressing?: ClusterAddressing } = {}): DevClusterPeer {
+  return new DevClusterPeer(frontends, options.addressing ?? 'direct');
 }

@@ -10,6 +10,9 @@ export interface PeerEndpoint {
   readonly connectionString: string;
   /** The server process that is sampled and killed (not a shell or npm wrapper). */
   readonly pid: number;
+  /** A dev cluster addressed without its balancer: one connection string per front end, which the
+   * timed loops' client uses in turn (cluster-peer.ts); absent: every client uses connectionString. */
+  readonly spreadConnectionStrings?: readonly string[];
 }
 
 /**

@@ -3,15 +3,22 @@
 // `download` (one request), Put Block / Put Block List, List Blobs by pages. Retries are off
 // (maxTries 1) so a failure is counted, not hidden behind a retry, except in the durability
 // read-back, which retries transient network errors after a restart.
+//
+// Several connection strings (a dev cluster's front ends, each at its own address): calls go to
+// them in turn, one per operation, as a client given a list of addresses (or DNS round robin)
+// spreads its requests, with no balancer process in the path.
 import { BlobServiceClient, RestError, type ContainerClient } from '@azure/storage-blob';
 import type { BlobStoreClient, ListPage } from './blob-client.ts';
 
 export class SdkBlobClient implements BlobStoreClient {
   readonly kind = 'sdk';
-  private readonly service: BlobServiceClient;
+  private readonly services: readonly BlobServiceClient[];
+  private next = 0;
 
-  constructor(options: { readonly connectionString: string; readonly maxTries: number }) {
-    this.service = BlobServiceClient.fromConnectionString(options.connectionString, { retryOptions: { maxTries: options.maxTries, retryDelayInMs: 100, maxRetryDelayInMs: 1000 } });
+  constructor(options: { readonly connectionString: string | readonly string[]; readonly maxTries: number }) {
+    const strings = typeof options.connectionString === 'string' ? [options.connectionString] : options.connectionString;
+    if (strings.length === 0) throw new Error('SdkBlobClient needs a connection string');
+    this.services = strings.map((text) => BlobServiceClient.fromConnectionString(text, { retryOptions: { maxTries: options.maxTries, retryDelayInMs: 100, maxRetryDelayInMs: 1000 } }));
   }
 
   async createContainer(container: string): Promise<void> {
@@ -81,7 +88,11 @@ export class SdkBlobClient implements BlobStoreClient {
     return Promise.resolve();
   }
 
+  /** The next endpoint's container client (round robin over the connection strings). */
   private container(name: string): ContainerClient {
-    return this.service.getContainerClient(name);
+    const service = this.services[this.next] ?? this.services[0];
+    this.next = (this.next + 1) % this.services.length;
+    if (service === undefined) throw new Error('no endpoint');
+    return service.getContainerClient(name);
   }
 }

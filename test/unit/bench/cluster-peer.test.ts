@@ -4,8 +4,8 @@
 // and restart are exercised by `npm run bench:blob -- --peers kura-cluster-1fe`.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { clusterPeerName, clusterPids, clusterWorkloads, isClusterPeer, sumSamples } from '../../../bench/blob/cluster-peer.ts';
-import { peerSpecs } from '../../../bench/blob/blob-bench.ts';
+import { clusterPeerName, clusterPids, clusterProcesses, clusterWorkloads, devClusterPeer, isClusterPeer, sumSamples } from '../../../bench/blob/cluster-peer.ts';
+import { checkPeerNames, peerSpecs } from '../../../bench/blob/blob-bench.ts';
 import { blobProfiles } from '../../../bench/blob/profiles.ts';
 import { readProcessSample } from '../../../bench/blob/proc-sample.ts';
 import { specLabel, workloadSpecs } from '../../../bench/blob/workloads.ts';
@@ -21,6 +21,26 @@ describe('blob benchmark dev-cluster peer', () => {
     });
     assert.deepEqual(clusterPids(text), [100, 101, 102]);
     assert.deepEqual(clusterPids(JSON.stringify({ supervisorPid: null, processes: [] })), []);
+  });
+
+  it('names every process of cluster.json with its role and address, each pid once', () => {
+    const text = JSON.stringify({
+      processes: [
+        { name: 'fe1', role: 'frontend', pid: 201, address: '127.0.0.1:21001' }, { name: 'en1', role: 'extent-node', pid: null, address: null },
+        { name: 'balancer', role: 'balancer', pid: 200, address: '127.0.0.1:10000' }, { name: 'again', role: 'frontend', pid: 201, address: null },
+      ],
+    });
+    assert.deepEqual(clusterProcesses(text), [
+      { name: 'fe1', role: 'frontend', pid: 201, address: '127.0.0.1:21001' },
+      { name: 'balancer', role: 'balancer', pid: 200, address: '127.0.0.1:10000' },
+    ]);
+  });
+
+  it('addresses front ends directly by default; the -lb peer goes through the balancer', () => {
+    assert.equal(devClusterPeer(2).name, 'kura-cluster-2fe');
+    assert.equal(devClusterPeer(2, { addressing: 'balancer' }).name, 'kura-cluster-2fe-lb');
+    checkPeerNames(['kura-cluster-2fe', 'kura-cluster-2fe-lb']);
+    assert.throws(() => checkPeerNames(['kura-cluster-9fe-lb']), /unknown peer/);
   });
 
   it('sums CPU, resident and peak memory over the processes', () => {
