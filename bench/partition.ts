@@ -243,8 +243,9 @@ function memoryBound(settings: Settings): Record<string, number | string> {
     memtablesHeldMax: 2,
     rowCacheEntriesMax: limits.rowCacheEntriesMax,
     blockCacheBytesMax: settings.blockCacheBytes ?? limits.blockCacheBytesMax,
+    scanBlockCacheBytesMax: limits.scanBlockCacheBytesMax,
     extentReadCacheBytes: settings.readCacheBytes ?? extentReadCacheBytes,
-    note: 'per partition: active + frozen memtable (encoded bytes, each ≤ memtableBytesMax), row cache (entries), block cache (encoded bytes); plus per run an index entry per block and a bloom filter of 10 bits per key (the only parts that grow with the table); the process also holds 3 extent nodes, the stream manager and the metastore',
+    note: 'per partition: active + frozen memtable (encoded bytes, each ≤ memtableBytesMax), row cache (entries), block cache and scan block cache (encoded bytes); plus per run an index entry per block and a bloom filter of 10 bits per key (the only parts that grow with the table); the process also holds 3 extent nodes, the stream manager and the metastore',
   };
 }
 

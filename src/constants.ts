@@ -438,6 +438,18 @@ export const rowCacheEntriesMax = 10_000;
 /** Decoded run blocks kept in memory per partition, by encoded bytes. */
 export const blockCacheBytesMax = 32 * MiB;
 
+/** Run blocks read by scans, kept per partition apart from blockCacheBytesMax (scan resistance: a
+ * listing of a large table would otherwise evict every block point reads keep hot). Holds the
+ * blocks the next page starts in (the block a page stopped in, the first block of every later
+ * run): 64 blocks of 64 KiB. */
+export const scanBlockCacheBytesMax = 4 * MiB;
+
+/** Blocks a run cursor reads ahead of the one it is on once it moves block to block (a scan, a
+ * compaction, a GC pass), so block reads overlap the work on rows instead of waiting in series:
+ * at most this × 64 KiB in flight per run cursor; a scan reads ahead only blocks whose rows its
+ * page may still return (the index knows each block's row count). */
+export const runReadAheadBlocks = 4;
+
 /** Most rows one scan page returns (Azure's list and query pages are at most 5000). */
 export const scanLimitMax = 5000;
 

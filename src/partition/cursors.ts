@@ -10,7 +10,9 @@
 // - a memtable cursor pages by key, not by position, so concurrent inserts cannot derail it.
 // Cost: MergeCursor.step() moves sources within their current block or memtable page
 // synchronously (nextInMemory) and returns a promise only when one must read a block, so a
-// scan pays no promise or microtask per row.
+// scan pays no promise or microtask per row. A run cursor moving block to block reads up to
+// RunCursorReads.aheadBlocks blocks ahead (bounded by the rows its reader may want), so the
+// reads of a scan or a compaction overlap its work on rows.
 // Fault model: run cursors read blocks from streams and may throw (stream.unavailable,
 // wire.corrupt); the error propagates to the scan or compaction, which yields nothing wrong.
 import { assert } from '../util/assert.ts';
@@ -78,16 +80,37 @@ export class MemtableCursor implements SourceCursor {
   }
 }
 
+/** Where a run cursor finds and keeps blocks, and how far it reads ahead. */
+export interface RunCursorReads {
+  /** Looked up first (the partition's block cache of point reads); filled only if it is also `fill`. */
+  readonly cache: BlockCache | null;
+  /** Looked up next and filled with every block this cursor reads (null: nothing kept). */
+  readonly fill: BlockCache | null;
+  /** Blocks read ahead of the current one once the cursor moves block to block (0: none). */
+  readonly aheadBlocks: number;
+  /** Rows its reader may want from one seek: no block is read ahead past them. */
+  readonly rowsWanted: number;
+}
+
+/** A compaction's or GC pass's reads: every block once, nothing kept, read ahead. */
+export function wholeRunReads(aheadBlocks: number): RunCursorReads {
+  return { cache: null, fill: null, aheadBlocks, rowsWanted: Number.POSITIVE_INFINITY };
+}
+
 export class RunCursor implements SourceCursor {
   private readonly run: RunReader;
-  private readonly cache: BlockCache | null;
+  private readonly reads: RunCursorReads;
   private blockIndex = 0;
   private block: BlockRows | null = null;
   private index = 0;
+  /** Rows moved past since the last seek (read-ahead stops at reads.rowsWanted). */
+  private rowsPassed = 0;
+  /** Reads of blocks after blockIndex already started, by block index. */
+  private readonly ahead = new Map<number, Promise<BlockRows>>();
 
-  constructor(run: RunReader, cache: BlockCache | null) {
+  constructor(run: RunReader, reads: RunCursorReads) {
     this.run = run;
-    this.cache = cache;
+    this.reads = reads;
   }
 
   key(): string | null {
@@ -103,8 +126,11 @@ export class RunCursor implements SourceCursor {
   }
 
   async seek(key: string, inclusive: boolean): Promise<void> {
+    this.rowsPassed = 0;
     this.blockIndex = Math.max(0, this.run.blockFor(key));
-    await this.load();
+    // Reads ahead of blocks before the new position are dropped (their outcome is ignored, see read()).
+    for (const started of this.ahead.keys()) if (started < this.blockIndex) this.ahead.delete(started);
+    await this.load(false);
     if (this.block !== null) this.index = lowerBound(this.block.keys, key, inclusive);
     await this.skipExhaustedBlocks();
   }
@@ -112,26 +138,64 @@ export class RunCursor implements SourceCursor {
   nextInMemory(): boolean {
     if (this.block === null || this.index + 1 >= this.block.keys.length) return false;
     this.index += 1;
+    this.rowsPassed += 1;
     return true;
   }
 
   async next(): Promise<void> {
     assert(this.block !== null, 'next() on an exhausted cursor');
     this.index += 1;
+    this.rowsPassed += 1;
     await this.skipExhaustedBlocks();
   }
 
-  private async load(): Promise<void> {
-    this.block = this.blockIndex < this.run.blockCount ? await this.run.block(this.blockIndex, this.cache) : null;
+  /** Makes blockIndex current; `sequential` (moved on from the block before) starts read-ahead. */
+  private async load(sequential: boolean): Promise<void> {
+    if (this.blockIndex >= this.run.blockCount) {
+      this.block = null;
+      this.index = 0;
+      return;
+    }
+    const started = this.ahead.get(this.blockIndex);
+    this.ahead.delete(this.blockIndex);
+    const reading = started ?? this.read(this.blockIndex);
+    if (sequential) this.readAhead();
+    this.block = await reading;
     this.index = 0;
+  }
+
+  /**
+   * Starts reads of the next aheadBlocks blocks while the rows already passed plus those of the
+   * blocks up to there stay under rowsWanted (a seek alone reads ahead nothing: a delimiter
+   * listing that seeks from group to group would waste it).
+   */
+  private readAhead(): void {
+    const last = Math.min(this.run.blockCount - 1, this.blockIndex + this.reads.aheadBlocks);
+    let rows = this.rowsPassed + this.run.blockRows(this.blockIndex);
+    for (let next = this.blockIndex + 1; next <= last && rows < this.reads.rowsWanted; next++) {
+      if (!this.ahead.has(next)) this.ahead.set(next, this.read(next));
+      rows += this.run.blockRows(next);
+    }
+  }
+
+  private read(blockIndex: number): Promise<BlockRows> {
+    const reading = this.run.block(blockIndex, this.reads.cache, this.reads.fill);
+    // A read ahead that a seek (or the end of a page) abandons must not become an unhandled
+    // rejection; whoever awaits it still gets its error.
+    reading.catch(ignoreAbandoned);
+    return reading;
   }
 
   private async skipExhaustedBlocks(): Promise<void> {
     while (this.block !== null && this.index >= this.block.keys.length) {
       this.blockIndex += 1;
-      await this.load();
+      await this.load(true);
     }
   }
+}
+
+function ignoreAbandoned(): void {
+  // The error reaches the cursor if it awaits this read; otherwise nobody needs it.
 }
 
 /** Merges sources given newest first. */

@@ -29,10 +29,10 @@
 // at any point (a reload from the streams restores every acknowledged batch); a stale owner is
 // fenced by sealing at open (leases come with the partition server).
 import {
-  appendBytesMax, blockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
+  appendBytesMax, blockCacheBytesMax, scanBlockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
   dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
   maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionWriteQueueMax,
-  rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
+  rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runReadAheadBlocks, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
 } from '../constants.ts';
 import { AssertionFailure, assert } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
@@ -51,7 +51,8 @@ import { dataGcPass } from './data-gc.ts';
 import type { DataGcHost, DataGcReport } from './data-gc.ts';
 import { columnDataReferences, extentsBefore, unreferencedExtents } from './partition-gc.ts';
 import type { RowDataReferences } from './partition-gc.ts';
-import { MemtableCursor, MergeCursor, RunCursor } from './cursors.ts';
+import { MemtableCursor, MergeCursor, RunCursor, wholeRunReads } from './cursors.ts';
+import type { RunCursorReads } from './cursors.ts';
 import type { SourceCursor } from './cursors.ts';
 import { LruCache } from '../util/lru-cache.ts';
 import { Memtable } from './memtable.ts';
@@ -100,6 +101,7 @@ export interface PartitionLimits {
   readonly runsCompactionTrigger: number;
   readonly rowCacheEntriesMax: number;
   readonly blockCacheBytesMax: number;
+  readonly scanBlockCacheBytesMax: number;
   readonly checkpointIntervalMs: number;
   readonly scanExaminedMax: number;
   /** Compaction (compaction-policy.ts): runsCompactionTrigger is the fanout F of one tier. */
@@ -117,7 +119,7 @@ export interface PartitionLimits {
 }
 
 export const defaultPartitionLimits: PartitionLimits = {
-  memtableBytesMax, blockBytesTarget: runBlockBytesTarget, runBytesMax, runsCompactionTrigger, rowCacheEntriesMax, blockCacheBytesMax,
+  memtableBytesMax, blockBytesTarget: runBlockBytesTarget, runBytesMax, runsCompactionTrigger, rowCacheEntriesMax, blockCacheBytesMax, scanBlockCacheBytesMax,
   checkpointIntervalMs, scanExaminedMax, compactionTierBaseBytes, compactionMergeRunsMax, compactionTombstoneRatio, maintenanceTickMs,
   dataGcIntervalMs, dataGcGraceMs, dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcTailSealBytes, dataGcRefsTrackedMax,
 };
@@ -275,6 +277,8 @@ export class Partition {
   private readonly maintenanceLock = new SerialLock();
   private readonly rowCache: LruCache<string, RowRecord | null>;
   private readonly blockCache: BlockCache;
+  /** Blocks scans read (scan resistance: a listing does not evict point reads' blocks). */
+  private readonly scanBlockCache: BlockCache;
   private readonly replayStats: ReplayStats;
   private readonly counters = { batchesCommitted: 0, logAppends: 0, conditionFailures: 0, checkpoints: 0, compactions: 0, maintenanceFailures: 0,
     inlineRowsSpilled: 0, inlineBytesSpilled: 0, inlineSpillAppends: 0 };
@@ -316,6 +320,7 @@ export class Partition {
     this.logTail = loaded.logTail;
     this.rowCache = new LruCache(this.limits.rowCacheEntriesMax);
     this.blockCache = new LruCache<string, BlockRows>(this.limits.blockCacheBytesMax);
+    this.scanBlockCache = new LruCache<string, BlockRows>(this.limits.scanBlockCacheBytesMax);
     this.replayStats = loaded.replay;
   }
 
@@ -385,17 +390,18 @@ export class Partition {
       start = decodeContinuation(options.continuation, fingerprint);
       if (start.key < low) throw new StorageError('partition.bad_continuation', 'continuation token points before the scan range');
     }
-    const result = await scanPage(new MergeCursor(this.sources()), {
+    const reads = { cache: this.blockCache, fill: this.scanBlockCache, aheadBlocks: runReadAheadBlocks, rowsWanted: options.limit };
+    const result = await scanPage(new MergeCursor(this.sources(reads)), {
       start, end, prefixLength: prefix.length, delimiter: options.delimiter?.toString('latin1') ?? null,
       limit: options.limit, examinedMax: this.limits.scanExaminedMax, bytesMax: scanPageBytesMax,
     }, rowItem);
     return { items: result.items, continuation: result.next === null ? null : encodeContinuation(result.next, fingerprint) };
   }
 
-  private sources(): SourceCursor[] {
+  private sources(reads: RunCursorReads): SourceCursor[] {
     const sources: SourceCursor[] = [new MemtableCursor(this.active)];
     if (this.frozen !== null) sources.push(new MemtableCursor(this.frozen.memtable));
-    for (const run of this.runs) sources.push(new RunCursor(run, this.blockCache));
+    for (const run of this.runs) sources.push(new RunCursor(run, reads));
     return sources;
   }
 
@@ -699,7 +705,7 @@ export class Partition {
     // A major merge starts a new checkpoint extent: the old ones then hold only merged runs and
     // become garbage as a whole once the manifest names the output (docs/partition-gc.md).
     if (choice.start === 0 && choice.dropTombstones) await this.streams.sealTail(this.streamIds.checkpoint);
-    const merge = new MergeCursor(window.map((run) => new RunCursor(run, null)));
+    const merge = new MergeCursor(window.map((run) => new RunCursor(run, wholeRunReads(runReadAheadBlocks))));
     const writer = this.spillingWriter(this.manifestState.coveredSequence, this.manifestState.logStart);
     await merge.seek('', true);
     for (let key = merge.key(); key !== null; key = merge.key()) {
@@ -912,7 +918,7 @@ export class Partition {
 
   /** Every live row (newest version), in key order, read in bounded steps. */
   private async *liveRows(): AsyncGenerator<LiveRow> {
-    const merge = new MergeCursor(this.sources());
+    const merge = new MergeCursor(this.sources({ ...wholeRunReads(runReadAheadBlocks), cache: this.blockCache }));
     await merge.seek(this.keyLow, true);
     for (let key = merge.key(); key !== null; key = merge.key()) {
       if (this.keyHigh !== null && key >= this.keyHigh) return;

@@ -5,7 +5,8 @@
 // Point read: bloom filter says "no" → done without I/O; else binary-search the index for the
 // block whose first key ≤ key, fetch that one block (~64 KiB), binary-search its keys, decode
 // that one row (blocks are cached checked but encoded: BlockRows).
-// Scan: RunCursor walks blocks in order from a seek position.
+// Scan: RunCursor walks blocks in order from a seek position, reading a few blocks ahead; a scan's
+// blocks are kept in a small cache of their own (scan resistance), not the point reads' cache.
 //
 // Invariants: index entries are in key order and name every block of the run; a block returned
 // decoded holds strictly increasing keys (checked by the codec) and belongs to this run.
@@ -119,9 +120,18 @@ export class RunReader {
     return low - 1;
   }
 
-  async block(blockIndex: number, cache: BlockCache | null): Promise<BlockRows> {
+  /** Rows in block `blockIndex` (from the index: no read). */
+  blockRows(blockIndex: number): number {
+    return this.index[blockIndex]?.rowCount ?? 0;
+  }
+
+  /**
+   * Block `blockIndex`, checked: from `cache` or `fill` if either holds it, else read, split and
+   * kept in `fill` (by default `cache`; a scan passes its own, so it does not evict point reads').
+   */
+  async block(blockIndex: number, cache: BlockCache | null, fill: BlockCache | null = cache): Promise<BlockRows> {
     const cacheKey = `${this.runId}/${blockIndex}`;
-    const cached = cache?.get(cacheKey);
+    const cached = cache?.get(cacheKey) ?? (fill === cache ? undefined : fill?.get(cacheKey));
     if (cached !== undefined) return cached;
     const entry = this.index[blockIndex];
     if (entry === undefined) throw new RangeError(`run ${this.runId} has no block ${blockIndex}`);
@@ -131,7 +141,7 @@ export class RunReader {
       throw new StorageError('partition.corrupt', `run ${this.runId} block ${blockIndex} holds ${split.keys.length} rows, index says ${entry.rowCount}`);
     }
     const block = new BlockRows(split);
-    cache?.set(cacheKey, block, length);
+    fill?.set(cacheKey, block, length);
     return block;
   }
 
