@@ -323,6 +323,24 @@ export const containerSweepIntervalMs = 2_000;
  * other front ends skip it; 5 ticks, so a sweeper that stopped or died is replaced within 10 s. */
 export const containerSweepClaimMs = 5 * containerSweepIntervalMs;
 
+/** The write fence of deleted containers (container-fence.ts, docs/blob-schema.md "Deleted
+ * containers"). A sweeper keeps a graveyard row at least containerSweepGraceMs after it first saw
+ * it, even when its range is empty; a write that creates rows re-reads the container before its
+ * commit when containerRecheckMs passed since it last read it, and re-checks it after the commit
+ * (restoring the graveyard row if the container is gone) when containerFenceCommitMs passed. So a
+ * write that saw the container alive and committed within containerFenceCommitMs is found by the
+ * sweep, and a slower one puts the graveyard back itself. Grace is 3x the commit bound: margin for
+ * monotonic clocks of two front ends and a scan that is slow to start. 60 s of an empty range
+ * scanned every tick costs the partition nothing worth counting; a partition move (seconds) ends
+ * well inside it, which bounds a commit whose outcome the writer never learned (see the doc). */
+export const containerSweepGraceMs = 60_000;
+export const containerFenceCommitMs = 20_000;
+export const containerRecheckMs = 10_000;
+
+/** Graveyards a sweeper remembers first seeing (for the grace); past it the oldest is forgotten,
+ * which only restarts that graveyard's grace. ~100 bytes each. */
+export const containerSweepTrackedMax = 10_000;
+
 /** Rows one Delete Blob / Put Block List clean-up deletes per transaction (below
  * partitionBatchMutationsMax, leaving room for the rows the operation itself writes). */
 export const blobCleanupBatchRows = 200;

@@ -65,6 +65,10 @@ export const failpointNames = [
   'extent-node.append.before-ack',
   /** ExtentNode (secondary): a replicated append is durable here; the primary is not answered yet. */
   'extent-node.replicate.before-answer',
+  /** Blob service: a write that creates rows has its bytes stored; the container is not re-read yet. */
+  'blob.commit.before-recheck',
+  /** Blob service: a creating write re-read its container (alive) if it had to; its commit is not sent yet. */
+  'blob.commit.before-transact',
 ] as const;
 
 export type FailpointName = (typeof failpointNames)[number];

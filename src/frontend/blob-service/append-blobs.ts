@@ -37,7 +37,7 @@ export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateApp
       append: { inc: randomHex(8, ctx.random), segments: 0, tail: [], blockCount: 0, sealed: false },
     };
     seen.replaced = existing;
-    return committed(await commitTagged(ctx, { blob: key, before: existing?.record.tags ?? [], after: record.tags }, [putOp(key, encodeBlob(record), existing?.row ?? null)]));
+    return committed(await commitTagged(ctx, { container, blob: key, before: existing?.record.tags ?? [], after: record.tags }, [putOp(key, encodeBlob(record), existing?.row ?? null)]));
   });
   if (leavesDeadRows(seen.replaced?.record)) await sweepBlob(ctx, key);
   return result;

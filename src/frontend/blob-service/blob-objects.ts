@@ -78,7 +78,7 @@ async function updateBlob(ctx: BlobServiceContext, op: BlobWriteRequest & { read
     if (existing === null) throw blobNotFound();
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
     const record = change(existing);
-    return committed(await commitTagged(ctx, { blob: existing.key, before: existing.record.tags, after: record.tags }, [putOp(existing.key, encodeBlob(record), existing.row)]));
+    return committed(await commitTagged(ctx, { container, blob: existing.key, before: existing.record.tags, after: record.tags }, [putOp(existing.key, encodeBlob(record), existing.row)]));
   });
 }
 
@@ -156,7 +156,7 @@ export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Pr
     } else {
       ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
     }
-    await commitTagged(ctx, { blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
+    await commitTagged(ctx, { container, blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
   });
   await sweepBlob(ctx, key);
 }

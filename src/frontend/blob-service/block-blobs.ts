@@ -21,9 +21,10 @@ import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockL
 import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
 import { appendRefs, copyContent } from './content.ts';
 import {
-  blobNotFound, loadContainer, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
+  blobNotFound, loadContainer, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
 } from './context.ts';
 import { commitTagged } from './tag-index.ts';
+import { fencedCommit } from './container-fence.ts';
 import { quotedEtag } from './conditions.ts';
 import { readBodyWhole, writeBlock, writeBody, type WrittenBlock, type WrittenData } from './data.ts';
 import { blobKey, stagingKey, uncommittedKey, uncommittedPrefix } from './keys.ts';
@@ -34,9 +35,10 @@ import { readSnapshotRow } from './snapshots.ts';
 import { readStaging, uncommittedBlocks, type UncommittedBlock } from './staging.ts';
 
 /** Writes the blob row of a new block blob version (Put Blob, Put Block List, Copy Blob). */
-export async function commitBlob(ctx: BlobServiceContext, existing: LoadedBlob | null, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<WriteResult> {
+export async function commitBlob(ctx: BlobServiceContext, at: { readonly container: LoadedContainer; readonly existing: LoadedBlob | null }, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<WriteResult> {
+  const { existing } = at;
   const full: BlobRecord = { ...record, createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), lease: existing?.record.lease ?? null };
-  return committed(await commitTagged(ctx, { blob: key, before: existing?.record.tags ?? [], after: full.tags }, [putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]));
+  return committed(await commitTagged(ctx, { container: at.container, blob: key, before: existing?.record.tags ?? [], after: full.tags }, [putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]));
 }
 
 /** Commits under withRetry; then sweeps the blob's range if the version replaced left dead rows. */
@@ -75,16 +77,16 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return { result: await commitBlob(ctx, existing, key, record, list.pages), replaced: existing };
+    return { result: await commitBlob(ctx, { container, existing }, key, record, list.pages), replaced: existing };
   });
   return { ...result, contentMd5: data.md5 };
 }
 
 /** Commits staged bytes as the uncommitted block `blockId` (Put Block, Put Block From URL). */
-export async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; readonly blockId: string; readonly leaseId?: Op.PutBlock['leaseId']; readonly conditions: Op.Conditions }, blob: Buffer, data: Pick<WrittenBlock, 'refs' | 'size'>, containerBlobs: { readonly lookup: () => Promise<LoadedBlob | null> }): Promise<void> {
+export async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: string; readonly blockId: string; readonly leaseId?: Op.PutBlock['leaseId']; readonly conditions: Op.Conditions }, blob: Buffer, data: Pick<WrittenBlock, 'refs' | 'size'>, container: LoadedContainer): Promise<void> {
   const id = Buffer.from(op.blockId, 'base64');
   await withRetry(ctx, async () => {
-    const existing = await containerBlobs.lookup();
+    const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
     const staging = await readStaging(ctx, blob);
     const record = staging.record ?? { gen: randomHex(8, ctx.random), count: 0, sinceMs: ctx.clock.nowMs() };
@@ -95,10 +97,8 @@ export async function stageBlock(ctx: BlobServiceContext, op: { readonly blob: s
     const previous = staging.record === null ? null : await ctx.tables.get(key);
     if (previous === null && record.count >= uncommittedBlocksMax) throw new FrontendError('BlockCountExceedsLimit', 'the blob has 100,000 uncommitted blocks');
     const count = previous === null ? record.count + 1 : record.count;
-    await ctx.tables.transact([
-      putOp(stagingKey(blob), encodeStaging({ ...record, count, idBytes: id.length }), staging.row),
-      putOp(key, encodeUncommitted({ size: data.size, refs: data.refs }), previous),
-    ]);
+    const ops = [putOp(stagingKey(blob), encodeStaging({ ...record, count, idBytes: id.length }), staging.row), putOp(key, encodeUncommitted({ size: data.size, refs: data.refs }), previous)];
+    await fencedCommit(ctx, container, ops, () => ctx.tables.transact(ops));
   });
 }
 
@@ -122,7 +122,7 @@ export async function putBlock(ctx: BlobServiceContext, op: Op.PutBlock, body: R
   const key = blobKey(container.blobs, op.blob);
   checkBlobWrite(await readBlob(ctx, container, op.blob), { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
   const data = await writeBlock(ctx.tables, key, body);
-  await stageBlock(ctx, op, key, data, { lookup: () => readBlob(ctx, container, op.blob) });
+  await stageBlock(ctx, op, key, data, container);
   return data.md5 === null ? {} : { contentMd5: data.md5 };
 }
 
@@ -133,7 +133,7 @@ export async function putBlockFromUrl(ctx: BlobServiceContext, op: Op.PutBlockFr
   const range = op.sourceRange === undefined ? null : { start: op.sourceRange.start, end: Math.min(op.sourceRange.end ?? source.loaded.record.size - 1, source.loaded.record.size - 1) };
   if (range !== null && range.start >= source.loaded.record.size) throw new FrontendError('InvalidRange', 'the source range starts past the source blob');
   const data = await copyContent(ctx.tables, { key: source.loaded.blobKey, content: source.content }, key, range);
-  await stageBlock(ctx, op, key, data, { lookup: () => readBlob(ctx, container, op.blob) });
+  await stageBlock(ctx, op, key, data, container);
   return { contentMd5: data.md5 };
 }
 
@@ -164,7 +164,7 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
     const list: PreparedBlockList = await storeBlockList(ctx.tables, key, blocks);
     const record = blockRecord(blocks, list.stored, { headers: op.httpHeaders, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
     const dropStaging: PartitionOp[] = staging.row === null ? [] : [{ kind: 'delete', key: stagingKey(key), ifMatch: staging.row.etag }];
-    return { result: await commitBlob(ctx, existing, key, record, [...dropStaging, ...list.pages]), replaced: existing };
+    return { result: await commitBlob(ctx, { container, existing }, key, record, [...dropStaging, ...list.pages]), replaced: existing };
   });
   await dropRows(ctx, consumed.map((block) => block.key));
   return result;
@@ -215,7 +215,7 @@ export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.Cop
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return { result: await commitBlob(ctx, existing, key, final, [...segments, ...list.pages]), replaced: existing };
+    return { result: await commitBlob(ctx, { container, existing }, key, final, [...segments, ...list.pages]), replaced: existing };
   });
   return { ...result, copyId: record.copy?.id ?? '', copyStatus: 'success' };
 }

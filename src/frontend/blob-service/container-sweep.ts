@@ -8,7 +8,9 @@
 // on: nothing reads it (readers go through the current incarnation) and nothing writes it (writers
 // load the container first and write under its current incarnation; a write that loaded the old
 // incarnation just before the delete can still land a row after it — the sweep of that
-// incarnation then finds it, because the graveyard row stays until a scan finds the range empty).
+// incarnation then finds it, because the graveyard row stays until a scan finds the range empty
+// and that scan started at least containerSweepGraceMs after this sweeper first saw the graveyard:
+// the container fence, container-fence.ts, bounds how late such a write can commit unseen).
 //
 // One tick does bounded work: it finds graveyard rows with a scan of the `C` rows (resumed from a
 // cursor across ticks), and for the first one deletes at most containerSweepRowsPerTick rows of
@@ -27,7 +29,9 @@
 // each tick it works there, and skips graveyards claimed by another sweeper until the claim
 // expires (a sweeper that stopped or died is replaced after at most that long). Claims compare
 // front ends' clocks, so skew only costs duplicate work, never correctness.
-import { blobCleanupBatchRows, blobScanRowsPerCall, containerSweepClaimMs, containerSweepIntervalMs, containerSweepRowsPerTick } from '../../constants.ts';
+import {
+  blobCleanupBatchRows, blobScanRowsPerCall, containerSweepClaimMs, containerSweepGraceMs, containerSweepIntervalMs, containerSweepRowsPerTick, containerSweepTrackedMax,
+} from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import { AssertionFailure } from '../../util/assert.ts';
 import type { Clock, TimerHandle } from '../../util/clock.ts';
@@ -45,6 +49,8 @@ export interface SweepTick {
   readonly rowsDeleted: number;
   readonly indexRowsDeleted: number;
   readonly incarnationsFinished: number;
+  /** Graveyards whose range was empty but which this sweeper first saw less than graceMs ago (kept). */
+  readonly inGrace: number;
 }
 
 export interface SweepTotals {
@@ -62,14 +68,19 @@ export class ContainerSweeper {
   /** This sweeper's name in claims (random unless given). */
   readonly sweeperId: string;
   readonly #ctx: BlobServiceContext;
+  readonly #graceMs: number;
+  /** Monotonic time this sweeper first saw each graveyard row (key and `since`: a row put back is new). */
+  readonly #firstSeenMs = new Map<string, number>();
   #timer: TimerHandle | null = null;
   /** Where the next graveyard scan resumes (null: from the first C row). */
   #cursor: Buffer | null = null;
   #running: Promise<void> | null = null;
   #stopped = false;
 
-  constructor(ctx: BlobServiceContext, options: { readonly sweeperId?: string } = {}) {
+  /** graceMs: containerSweepGraceMs unless given (tests of other things pass 0). */
+  constructor(ctx: BlobServiceContext, options: { readonly sweeperId?: string; readonly graceMs?: number } = {}) {
     this.#ctx = ctx;
+    this.#graceMs = options.graceMs ?? containerSweepGraceMs;
     this.sweeperId = options.sweeperId ?? randomHex(8, ctx.random);
   }
 
@@ -107,6 +118,7 @@ export class ContainerSweeper {
     let indexRowsDeleted = 0;
     let incarnationsFinished = 0;
     let skipped = 0;
+    let inGrace = 0;
     for (const found of graveyards) {
       if (rowsDeleted >= containerSweepRowsPerTick) break;
       const graveyard = await this.#claim(found);
@@ -118,11 +130,12 @@ export class ContainerSweeper {
       rowsDeleted += swept.rows;
       indexRowsDeleted += swept.indexRows;
       if (swept.finished) incarnationsFinished += 1;
+      if (swept.inGrace) inGrace += 1;
     }
     this.totals.rowsDeleted += rowsDeleted;
     this.totals.indexRowsDeleted += indexRowsDeleted;
     this.totals.incarnationsFinished += incarnationsFinished;
-    return { graveyards: graveyards.length, skipped, rowsDeleted, indexRowsDeleted, incarnationsFinished };
+    return { graveyards: graveyards.length, skipped, rowsDeleted, indexRowsDeleted, incarnationsFinished, inGrace };
   }
 
   /** Claims (or renews this sweeper's claim on) a graveyard; null when another sweeper holds it or
@@ -170,22 +183,42 @@ export class ContainerSweeper {
     return found;
   }
 
-  /** Deletes up to `budget` rows of a graveyard's range; finished when it found the range empty. */
-  async #sweep(graveyard: LiveRow, budget: number): Promise<{ rows: number; indexRows: number; finished: boolean }> {
+  /** When this sweeper first saw the graveyard row (now if never); bounded, oldest forgotten first. */
+  #firstSeen(graveyard: LiveRow, nowMs: number): { id: string; atMs: number } {
+    const since = graveyard.columns.find((column) => column.name === 'since')?.value;
+    const id = `${graveyard.key.toString('hex')}/${since?.kind === 'int64' ? since.value : ''}`;
+    const seen = this.#firstSeenMs.get(id);
+    if (seen !== undefined) return { id, atMs: seen };
+    this.#firstSeenMs.set(id, nowMs);
+    if (this.#firstSeenMs.size > containerSweepTrackedMax) {
+      const oldest = this.#firstSeenMs.keys().next();
+      if (oldest.done !== true) this.#firstSeenMs.delete(oldest.value);
+    }
+    return { id, atMs: nowMs };
+  }
+
+  /** Deletes up to `budget` rows of a graveyard's range; finished when a scan that started graceMs
+   * after this sweeper first saw the graveyard found the range empty. */
+  async #sweep(graveyard: LiveRow, budget: number): Promise<{ rows: number; indexRows: number; finished: boolean; inGrace: boolean }> {
     const parsed = parseGraveyardKey(graveyard.key);
-    if (parsed === null) return { rows: 0, indexRows: 0, finished: false };
+    if (parsed === null) return { rows: 0, indexRows: 0, finished: false, inGrace: false };
     const prefix = blobPrefix(parsed.account, parsed.container, parsed.inc);
+    const scanStartMs = this.#ctx.clock.monotonicMs();
+    const seen = this.#firstSeen(graveyard, scanStartMs);
     const page = await this.#ctx.tables.scan({ prefix, limit: Math.min(budget, containerSweepRowsPerTick) });
     const rows = page.items.flatMap((item) => (item.kind === 'row' ? [item.row] : []));
     if (rows.length === 0) {
+      // A write that saw the container alive may still commit a row here unseen until the grace is over.
+      if (scanStartMs - seen.atMs < this.#graceMs) return { rows: 0, indexRows: 0, finished: false, inGrace: true };
       try {
         await this.#ctx.tables.transact([{ kind: 'delete', key: graveyard.key, ifMatch: graveyard.etag }]);
       } catch (error) {
         if (!lostRace(error)) throw error;
         this.totals.racesLost += 1;
-        return { rows: 0, indexRows: 0, finished: false };
+        return { rows: 0, indexRows: 0, finished: false, inGrace: false };
       }
-      return { rows: 0, indexRows: 0, finished: true };
+      this.#firstSeenMs.delete(seen.id);
+      return { rows: 0, indexRows: 0, finished: true, inGrace: false };
     }
     const byBlob = new Map<string, LiveRow[]>();
     for (const row of rows) {
@@ -204,7 +237,7 @@ export class ContainerSweeper {
         await this.#ctx.tables.transact(batch);
       }
     }
-    return { rows: rows.length, indexRows, finished: false };
+    return { rows: rows.length, indexRows, finished: false, inGrace: false };
   }
 }
 

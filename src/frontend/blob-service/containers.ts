@@ -14,7 +14,8 @@ import { checkConditions, quotedEtag } from './conditions.ts';
 import {
   containerProperties, loadContainer, metadataPairs, putOp, randomHex, readContainer, withRetry, type BlobServiceContext, type LoadedContainer,
 } from './context.ts';
-import { containerKey, graveyardKey } from './keys.ts';
+import { containerKey } from './keys.ts';
+import { graveyardOp } from './container-fence.ts';
 import { applyLeaseAction, checkLeaseAccess } from './lease.ts';
 import { encodeContainer, type ContainerRecord } from './records.ts';
 
@@ -85,7 +86,7 @@ export async function deleteContainer(ctx: BlobServiceContext, op: Op.DeleteCont
     // split boundary keeps a container's rows together).
     await ctx.tables.transact([
       { kind: 'delete', key: loaded.key, ifMatch: loaded.row.etag },
-      { kind: 'put', key: graveyardKey(op.account, op.container, loaded.record.inc), columns: [{ name: 'since', value: { kind: 'int64', value: BigInt(ctx.clock.nowMs()) } }] },
+      graveyardOp(loaded, ctx.clock.nowMs()),
     ]);
   });
 }

@@ -28,6 +28,8 @@ export interface BlobServiceStats {
   raceRetries: number;
   /** Operations that lost blobWriteAttemptsMax races in a row (answered 503). */
   raceExhausted: number;
+  /** Graveyard rows a slow write put back after finding its container deleted (container-fence.ts). */
+  graveyardsRestored?: number;
 }
 
 export interface BlobServiceContext {
@@ -75,6 +77,10 @@ export function randomHex(bytes: number, random?: Random): string {
 // ---- containers ---------------------------------------------------------------------------------
 
 export interface LoadedContainer {
+  readonly account: string;
+  readonly name: string;
+  /** Monotonic time just before the row was read (the container fence measures from it). */
+  readonly loadedAtMs: number;
   readonly key: Buffer;
   readonly row: LiveRow;
   readonly record: ContainerRecord;
@@ -86,10 +92,11 @@ export interface LoadedContainer {
 
 export async function readContainer(ctx: BlobServiceContext, account: string, container: string): Promise<LoadedContainer | null> {
   const key = containerKey(account, container);
+  const loadedAtMs = ctx.clock.monotonicMs();
   const row = await ctx.tables.get(key);
   if (row === null) return null;
   const record = decodeContainer(row);
-  return { key, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs: blobPrefix(account, container, record.inc) };
+  return { account, name: container, loadedAtMs, key, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs: blobPrefix(account, container, record.inc) };
 }
 
 export async function loadContainer(ctx: BlobServiceContext, account: string, container: string): Promise<LoadedContainer> {
@@ -98,7 +105,7 @@ export async function loadContainer(ctx: BlobServiceContext, account: string, co
   return loaded;
 }
 
-export function containerProperties(loaded: LoadedContainer, nowMs: number): ContainerProperties {
+export function containerProperties(loaded: Pick<LoadedContainer, 'record' | 'etag' | 'modifiedMs'>, nowMs: number): ContainerProperties {
   return {
     etag: quotedEtag(loaded.etag), lastModified: new Date(loaded.modifiedMs), lease: leaseProperties(loaded.record.lease, nowMs),
     publicAccess: loaded.record.publicAccess, metadata: new Map(loaded.record.metadata),

@@ -150,7 +150,7 @@ export async function listContainers(ctx: BlobServiceContext, op: Op.ListContain
       const name = item.row.key.subarray(base.length).toString('utf8');
       if (containers.length >= op.maxResults) return { containers, nextMarker: name };
       const record = decodeContainer(item.row);
-      const loaded = { key: item.row.key, row: item.row, record, etag: record.etag ?? item.row.etag, modifiedMs: record.modifiedMs ?? item.row.lastModifiedMs, blobs: Buffer.alloc(0) };
+      const loaded = { record, etag: record.etag ?? item.row.etag, modifiedMs: record.modifiedMs ?? item.row.lastModifiedMs };
       containers.push({ name: name as ContainerName, properties: containerProperties(loaded, nowMs) });
     }
     if (page.continuation === null) return { containers, nextMarker: null };

@@ -118,7 +118,7 @@ export async function copyFromRemoteUrl(ctx: BlobServiceContext, copies: RemoteC
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return { result: await commitBlob(ctx, existing, key, record, list.pages), replaced: existing };
+    return { result: await commitBlob(ctx, { container, existing }, key, record, list.pages), replaced: existing };
   });
   return { ...result, copyId: copy.id, copyStatus: 'success' };
 }
@@ -134,7 +134,7 @@ export async function putBlockFromRemoteUrl(ctx: BlobServiceContext, copies: Rem
   });
   const data = await drain(source, (body) => writeBody(ctx.tables, key, body));
   checkMd5(data, source, op.sourceContentMd5);
-  await stageBlock(ctx, op, key, data, { lookup: () => readBlob(ctx, container, op.blob) });
+  await stageBlock(ctx, op, key, data, container);
   return { contentMd5: data.md5 };
 }
 
@@ -169,7 +169,7 @@ export async function startRemoteCopy(ctx: BlobServiceContext, copies: RemoteCop
     const written = await replaceBlob(ctx, key, async () => {
       const existing = await readBlob(ctx, container, op.blob);
       checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-      const commit = await commitBlob(ctx, existing, key, record);
+      const commit = await commitBlob(ctx, { container, existing }, key, record);
       rowEtag = commit.etag.slice(1, -1);
       return { result: commit, replaced: existing };
     });

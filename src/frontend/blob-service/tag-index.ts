@@ -24,7 +24,8 @@ import type { Column } from '../../wire/partition-row.ts';
 import { FrontendError } from '../errors.ts';
 import type { BlobName, BlobTag, ContainerName, FindBlobsPage, TaggedBlob } from '../model.ts';
 import type * as Op from '../operation.ts';
-import type { BlobServiceContext } from './context.ts';
+import { fencedCommit } from './container-fence.ts';
+import type { BlobServiceContext, LoadedContainer } from './context.ts';
 import { blobKey, blobPrefix, containerKey } from './keys.ts';
 import { decodeBlob, decodeContainer } from './records.ts';
 import { evaluateTagPredicate, parseFindExpression, type FindExpression } from './tag-query.ts';
@@ -50,6 +51,8 @@ function holds(tags: readonly BlobTag[], tag: BlobTag): boolean {
 }
 
 export interface TagChange {
+  /** The container the blob's rows are under (the write is fenced against its deletion). */
+  readonly container: LoadedContainer;
   /** The blob's own row key. */
   readonly blob: Buffer;
   /** Its tags as this attempt read them ([] if absent). */
@@ -62,14 +65,17 @@ export interface TagChange {
 export async function commitTagged(ctx: BlobServiceContext, change: TagChange, ops: readonly PartitionOp[]): Promise<CommitResult> {
   const added = change.after.filter((tag) => !holds(change.before, tag));
   const removed = change.before.filter((tag) => !holds(change.after, tag));
-  await Promise.all(added.map((tag) => ctx.tables.transact([{ kind: 'put', key: tagIndexKey(change.blob, tag), columns: indexColumns }])));
-  const stale = (await Promise.all(removed.map((tag) => ctx.tables.get(tagIndexKey(change.blob, tag))))).filter((row): row is LiveRow => row !== null);
-  const result = await ctx.tables.transact(ops);
-  await Promise.all(stale.map((row) => ctx.tables.transact([{ kind: 'delete', key: row.key, ifMatch: row.etag }]).catch((error: unknown) => {
+  // Fenced from before the index puts: a write refused for a deleted container adds no index rows.
+  const result = await fencedCommit(ctx, change.container, ops, async () => {
+    await Promise.all(added.map((tag) => ctx.tables.transact([{ kind: 'put', key: tagIndexKey(change.blob, tag), columns: indexColumns }])));
+    const stale = (await Promise.all(removed.map((tag) => ctx.tables.get(tagIndexKey(change.blob, tag))))).filter((row): row is LiveRow => row !== null);
+    return { commit: await ctx.tables.transact(ops), stale };
+  });
+  await Promise.all(result.stale.map((row) => ctx.tables.transact([{ kind: 'delete', key: row.key, ifMatch: row.etag }]).catch((error: unknown) => {
     if (error instanceof AssertionFailure) throw error;
     // Re-put by a concurrent writer (rule 2) or unreachable: a stale row at worst (rule 3).
   })));
-  return result;
+  return result.commit;
 }
 
 // ---- Find Blobs by Tags -------------------------------------------------------------------------

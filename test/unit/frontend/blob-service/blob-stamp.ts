@@ -96,6 +96,18 @@ export class BlobStamp {
     return stamp;
   }
 
+  /** Rows (live) whose key starts with `prefix` (a string of the blob tables' keys). */
+  async rowCount(prefix: string): Promise<number> {
+    let count = 0;
+    let continuation: string | undefined;
+    do {
+      const page = await this.tables.scan({ prefix: Buffer.from(prefix), limit: 1000, ...(continuation === undefined ? {} : { continuation }) });
+      count += page.items.filter((item) => item.kind === 'row').length;
+      continuation = page.continuation ?? undefined;
+    } while (continuation !== undefined);
+    return count;
+  }
+
   /** The stamp's directory (three disks d0..d2; the MetaStore is d0/meta). */
   get root(): string {
     return this.#root;

@@ -34,15 +34,8 @@ async function diskBytes(): Promise<number> {
   return total;
 }
 
-async function rowsUnder(prefix: string): Promise<number> {
-  let count = 0;
-  let continuation: string | undefined;
-  do {
-    const page = await stamp.tables.scan({ prefix: Buffer.from(prefix), limit: 1000, ...(continuation === undefined ? {} : { continuation }) });
-    count += page.items.filter((item) => item.kind === 'row').length;
-    continuation = page.continuation ?? undefined;
-  } while (continuation !== undefined);
-  return count;
+function rowsUnder(prefix: string): Promise<number> {
+  return stamp.rowCount(prefix);
 }
 
 test('a deleted container\'s rows are swept in bounded ticks and its bytes collected: disk use drops', { timeout: 300_000 }, async (t) => {
@@ -76,7 +69,7 @@ test('a deleted container\'s rows are swept in bounded ticks and its bytes colle
   const rebornBytes = randomBytes(64 * 1024);
   await reborn.getBlockBlobClient('big-0').upload(rebornBytes, rebornBytes.length, { tags: { team: 'kura' } });
 
-  const sweeper = new ContainerSweeper({ tables: stamp.tables, clock: stamp.backendClock, stats: { raceRetries: 0, raceExhausted: 0 } });
+  const sweeper = new ContainerSweeper({ tables: stamp.tables, clock: stamp.backendClock, stats: { raceRetries: 0, raceExhausted: 0 } }, { graceMs: 0 });
   const ticks = [];
   for (let tick = 0; tick < 50; tick++) {
     const report = await sweeper.tick();
@@ -132,7 +125,7 @@ test('several front ends sweep at once: claims split the graveyards, sweeping is
   await live.getBlockBlobClient('keep').upload('live bytes', 10, { tags: { sweep: 'live' } });
   // Three front ends, each with its own sweeper (as three `kura frontend` processes), three deleted containers.
   const rows = [await fillContainer('gone-a', 300), await fillContainer('gone-b', 300), await fillContainer('gone-c', 300)];
-  const sweepers = ['fe1', 'fe2', 'fe3'].map((sweeperId) => new ContainerSweeper(ctx, { sweeperId }));
+  const sweepers = ['fe1', 'fe2', 'fe3'].map((sweeperId) => new ContainerSweeper(ctx, { sweeperId, graceMs: 0 }));
   const rounds = await sweepTogether(sweepers, 'Cdevstoreaccount1\0gone-');
   for (const name of ['gone-a', 'gone-b', 'gone-c']) assert.equal(await rowsUnder(`Bdevstoreaccount1\0${name}\0`), 0, `${name} swept`);
   const totals = sweepers.map((sweeper) => sweeper.totals);
@@ -143,15 +136,15 @@ test('several front ends sweep at once: claims split the graveyards, sweeping is
 
   // Idempotent without claims: three sweepers with one id work the same graveyard at the same time.
   const rowsD = await fillContainer('gone-d', 300);
-  const twins = [1, 2, 3].map(() => new ContainerSweeper(ctx, { sweeperId: 'twin' }));
+  const twins = [1, 2, 3].map(() => new ContainerSweeper(ctx, { sweeperId: 'twin', graceMs: 0 }));
   const twinRounds = await sweepTogether(twins, 'Cdevstoreaccount1\0gone-d\0');
   assert.equal(await rowsUnder('Bdevstoreaccount1\0gone-d\0'), 0);
   assert.equal(twins.reduce((sum, sweeper) => sum + sweeper.totals.failures, 0), 0, 'concurrent deletes of the same rows never fail');
 
   // A sweeper that stops holding a claim is replaced once the claim expires.
   await fillContainer('gone-e', 100);
-  const first = new ContainerSweeper(ctx, { sweeperId: 'dies' });
-  const second = new ContainerSweeper(ctx, { sweeperId: 'survives' });
+  const first = new ContainerSweeper(ctx, { sweeperId: 'dies', graceMs: 0 });
+  const second = new ContainerSweeper(ctx, { sweeperId: 'survives', graceMs: 0 });
   await first.tick();
   const blocked = await second.tick();
   assert.equal(blocked.rowsDeleted, 0, 'a live claim is respected');
