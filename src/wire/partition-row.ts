@@ -445,13 +445,102 @@ export function decodeRow(bytes: Uint8Array): RowRecord {
  * For callers that may read only a row's key and engine fields (a listing page, docs/formats/partition-rows.md).
  */
 export function decodeRowDeferred(bytes: Uint8Array): RowRecord {
+  const quick = Buffer.isBuffer(bytes) ? quickDeferredRow(bytes) : null;
+  if (quick !== null) return quick;
   const head = decodeHead(bytes, (reader, length) => reader.take(length));
   if (head.kind === 'tombstone') return head.row;
   const { reader, key, sequence, lastModifiedMs, etag, columnCount } = head;
   const columnsAt = reader.offset;
   checkColumns(reader, reader.source, columnCount);
   reader.end();
-  return new DeferredLiveRow({ key, sequence, lastModifiedMs, etag }, reader, columnsAt, columnCount);
+  return new DeferredLiveRow({ key, sequence, lastModifiedMs, etag }, reader.source, columnsAt, columnCount);
+}
+
+/**
+ * decodeRowDeferred's common case checked in one pass over raw offsets (no reader, no exception
+ * path): a live row of at most checkedNamesMax columns. Anything else, or anything that does not
+ * check, gives null and goes to the reader-based path, which decides and names the error: this
+ * accepts only rows that path accepts (each test below is one it makes, or a stricter one), and
+ * builds the same row. Exported for the property test that holds it to that.
+ */
+export function quickDeferredRow(bytes: Buffer): RowRecord | null {
+  const end = bytes.length;
+  if (end > partitionRowBytesMax || end < 4 || bytes[0] !== partitionRowVersion || bytes[1] !== 0) return null;
+  const keyBytes = ((bytes[2] ?? 0) << 8) | (bytes[3] ?? 0);
+  if (keyBytes === 0 || keyBytes > partitionKeyBytesMax || 4 + keyBytes + 19 > end) return null;
+  const fieldsAt = 4 + keyBytes;
+  const sequence = safeU64At(bytes, fieldsAt);
+  const lastModifiedMs = safeU64At(bytes, fieldsAt + 8);
+  const etagBytes = bytes[fieldsAt + 16] ?? 0;
+  const etagAt = fieldsAt + 17;
+  const columnsAt = etagAt + etagBytes + 2;
+  if (sequence < 0 || lastModifiedMs < 0 || etagBytes === 0 || etagBytes > partitionEtagBytesMax || columnsAt > end) return null;
+  for (let at = etagAt; at < etagAt + etagBytes; at++) {
+    const byte = bytes[at] ?? 0;
+    if (byte < 0x21 || byte > 0x7e) return null;
+  }
+  const columnCount = ((bytes[columnsAt - 2] ?? 0) << 8) | (bytes[columnsAt - 1] ?? 0);
+  if (columnCount > checkedNamesMax || columnsEnd(bytes, columnsAt, columnCount) !== end) return null;
+  const head = { key: bytes.subarray(4, fieldsAt), sequence, lastModifiedMs, etag: bytes.toString('latin1', etagAt, etagAt + etagBytes) };
+  return new DeferredLiveRow(head, bytes, columnsAt, columnCount);
+}
+
+/** A u64 at `at` (in range: the caller checked) if it is a safe integer, else -1. */
+function safeU64At(bytes: Buffer, at: number): number {
+  const high = uint32At(bytes, at);
+  return high > 0x1f_ffff ? -1 : high * 0x1_0000_0000 + uint32At(bytes, at + 4);
+}
+
+/**
+ * Where `count` columns starting at `at` end if every one checks as checkColumns would check it
+ * (names 1..255 bytes, UTF-8, unique; known types; values within the bytes and their limits;
+ * bools 0 or 1; safe-integer data refs), else -1. count ≤ checkedNamesMax.
+ */
+function columnsEnd(bytes: Buffer, start: number, count: number): number {
+  const end = bytes.length;
+  let at = start;
+  for (let index = 0; index < count; index++) {
+    const nameBytes = bytes[at] ?? 0;
+    const nameAt = at + 1;
+    at = nameAt + nameBytes;
+    if (nameBytes === 0 || at >= end || !isUtf8At(bytes, nameAt, nameBytes)) return -1;
+    for (let earlier = 0; earlier < index; earlier++) {
+      if (checkedNames[earlier * 2 + 1] === nameBytes && rangesEqual(bytes, checkedNames[earlier * 2] ?? 0, nameAt, nameBytes)) return -1;
+    }
+    checkedNames[index * 2] = nameAt;
+    checkedNames[index * 2 + 1] = nameBytes;
+    at = valueEnd(bytes, at + 1, bytes[at] ?? 0xff);
+    if (at < 0) return -1;
+  }
+  return at;
+}
+
+/** Where a value of type `code` starting at `at` ends if it checks (within the bytes), else -1. */
+function valueEnd(bytes: Buffer, at: number, code: number): number {
+  const end = bytes.length;
+  switch (code) {
+    case 0: return at;
+    case 1: return at < end && (bytes[at] ?? 2) <= 1 ? at + 1 : -1;
+    case 2:
+    case 3: return at + 8 <= end ? at + 8 : -1;
+    case 4:
+    case 5: {
+      if (at + 4 > end) return -1;
+      const length = uint32At(bytes, at);
+      const valueAt = at + 4;
+      if (length > partitionRowBytesMax || valueAt + length > end) return -1;
+      return code === 5 || isUtf8At(bytes, valueAt, length) ? valueAt + length : -1;
+    }
+    case 6: {
+      if (at + 4 > end) return -1;
+      const refs = uint32At(bytes, at);
+      const refsAt = at + 4;
+      if (refs > dataRefsMax || refsAt + refs * 24 > end) return -1;
+      for (let field = refsAt; field < refsAt + refs * 24; field += 8) if (uint32At(bytes, field) > 0x1f_ffff) return -1;
+      return refsAt + refs * 24;
+    }
+    default: return -1;
+  }
 }
 
 class DeferredLiveRow {
@@ -460,28 +549,29 @@ class DeferredLiveRow {
   readonly sequence: number;
   readonly lastModifiedMs: number;
   readonly etag: string;
-  #reader: ByteReader | null;
+  #bytes: Buffer | null;
   readonly #columnsAt: number;
   readonly #columnCount: number;
   #columns: readonly Column[] | null = null;
 
-  constructor(head: { key: Buffer; sequence: number; lastModifiedMs: number; etag: string }, reader: ByteReader, columnsAt: number, columnCount: number) {
+  constructor(head: { key: Buffer; sequence: number; lastModifiedMs: number; etag: string }, bytes: Buffer, columnsAt: number, columnCount: number) {
     this.key = head.key;
     this.sequence = head.sequence;
     this.lastModifiedMs = head.lastModifiedMs;
     this.etag = head.etag;
-    this.#reader = reader;
+    this.#bytes = bytes;
     this.#columnsAt = columnsAt;
     this.#columnCount = columnCount;
   }
 
   get columns(): readonly Column[] {
     if (this.#columns === null) {
-      const reader = this.#reader;
-      assert(reader !== null, 'columns decoded once');
-      reader.rewind(this.#columnsAt);
+      const bytes = this.#bytes;
+      assert(bytes !== null, 'columns decoded once');
+      const reader = new ByteReader(bytes, 'partition row');
+      reader.skip(this.#columnsAt);
       this.#columns = decodeColumns(reader, this.#columnCount, true);
-      this.#reader = null;
+      this.#bytes = null;
     }
     return this.#columns;
   }
