@@ -4,7 +4,7 @@
 // not from the client that drives it. Parsing is pure (tested on the test process's own files);
 // reading is synchronous because a sample is two small reads of procfs, never of a disk.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcessSample {
   /** User + system CPU time of the process so far. */
@@ -96,4 +96,45 @@ export class ProcessSampler {
       // The process exited between samples: keep the last good sample.
     }
   }
+}
+
+/** CPU seconds of a process's threads, grouped by thread name (/proc/<pid>/task/<tid>/comm). */
+export type ThreadCpu = ReadonlyMap<string, { readonly threads: number; readonly userSeconds: number; readonly systemSeconds: number }>;
+
+/**
+ * Reads every thread of a live process, grouped by name: Node's `MainThread`, V8's `V8Worker`
+ * (concurrent and parallel garbage collection, background compilation), `libuv-worker` (the
+ * thread pool: fs calls, fsync), worker threads by their own names. A thread that exits between
+ * the listing and its read is skipped.
+ */
+export function readThreadCpu(pid: number): ThreadCpu {
+  const ticks = clockTicksPerSecond();
+  const groups = new Map<string, { threads: number; userSeconds: number; systemSeconds: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let name: string;
+    let stat: string;
+    try {
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).trim().split(/\s+/);
+    const group = groups.get(name) ?? { threads: 0, userSeconds: 0, systemSeconds: 0 };
+    group.threads += 1;
+    group.userSeconds += Number(fields[11]) / ticks;
+    group.systemSeconds += Number(fields[12]) / ticks;
+    groups.set(name, group);
+  }
+  return groups;
+}
+
+/** `after - before` per thread name (threads that started in between count from zero). */
+export function threadCpuDelta(before: ThreadCpu, after: ThreadCpu): ThreadCpu {
+  const delta = new Map<string, { threads: number; userSeconds: number; systemSeconds: number }>();
+  for (const [name, end] of after) {
+    const start = before.get(name);
+    delta.set(name, { threads: end.threads, userSeconds: end.userSeconds - (start?.userSeconds ?? 0), systemSeconds: end.systemSeconds - (start?.systemSeconds ?? 0) });
+  }
+  return delta;
 }

@@ -8,6 +8,11 @@
 //
 //   node bench/blob/profile-serve.ts --kind put --size 65536 --concurrency 16 --seconds 8 [--disks 1] [--client sdk|raw] [--out DIR] [--top 25]
 //   node bench/blob/profile-serve.ts --kind upload --size 8388608 --concurrency 4 --blob-mib 64 --seconds 20
+//   [--serve-arg=--inline-body-bytes --serve-arg=0] [--node-arg=--max-semi-space-size=64] [--no-profile]
+//
+// Besides the profile (the main thread only), it prints the server's CPU per operation by thread
+// (main thread, V8's GC and compiler workers, libuv's thread pool, workers): V8's concurrent GC
+// work is invisible in a --cpu-prof profile but is billed to the process.
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +25,7 @@ import { installChildCleanup, killAllChildren } from './child-server.ts';
 import { payloadFor } from './payload.ts';
 import { devAccountKey, type BenchPeer } from './peer.ts';
 import { kuraServePeer } from './peers.ts';
-import { ProcessSampler } from './proc-sample.ts';
+import { ProcessSampler, readThreadCpu, threadCpuDelta, type ThreadCpu } from './proc-sample.ts';
 import { RawBlobClient } from './raw-client.ts';
 import { SdkBlobClient } from './sdk-client.ts';
 
@@ -45,6 +50,10 @@ interface Options {
   readonly out: string | undefined;
   /** Rows per table of the profile summary. */
   readonly top: number;
+  readonly serveArgs: readonly string[];
+  readonly nodeArgs: readonly string[];
+  /** Without --cpu-prof (its sampling thread costs CPU too): figures only. */
+  readonly profile: boolean;
 }
 
 function positive(value: string | undefined, fallback: number, name: string): number {
@@ -54,7 +63,7 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({ options: { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' } } });
+  const { values } = parseArgs({ options: { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true }, 'no-profile': { type: 'boolean' } } });
   const kind = kinds.find((candidate) => candidate === (values.kind ?? 'put'));
   const client = values.client ?? 'sdk';
   if (kind === undefined) throw new Error(`--kind must be one of ${kinds.join(', ')}`);
@@ -65,18 +74,19 @@ function parseOptions(): Options {
   const sizeBytes = positive(values.size, large ? 8 * MiB : 65_536, 'size');
   const blobBytes = positive(values['blob-mib'], 64, 'blob-mib') * MiB;
   if (large && blobBytes % sizeBytes !== 0) throw new Error('--blob-mib must be a whole number of blocks of --size');
-  return { kind, client, sizeBytes, blobBytes, concurrency: positive(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positive(values.disks, 1, 'disks'), out: values.out, top: positive(values.top, 25, 'top') };
+  return { kind, client, sizeBytes, blobBytes, concurrency: positive(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positive(values.disks, 1, 'disks'), out: values.out, top: positive(values.top, 25, 'top'), serveArgs: values['serve-arg'] ?? [], nodeArgs: values['node-arg'] ?? [], profile: values['no-profile'] !== true };
 }
 
 function port(connectionString: string): number {
   return Number(/127\.0\.0\.1:(\d+)\//.exec(connectionString)?.[1] ?? Number.NaN);
 }
 
-async function load(peer: BenchPeer, options: Options, client: PutGetClient): Promise<void> {
+async function load(peer: BenchPeer, pid: number, options: Options, client: PutGetClient): Promise<void> {
   const container = 'profile';
   await client.createContainer(container);
   if (options.kind === 'get') await forEachBounded(getSetSize, 16, (index) => client.putBlob(container, sequenceName('s', index), payloadFor(sequenceName('s', index), options.sizeBytes)));
   const sampler = new ProcessSampler({ read: () => peer.sample(), intervalMs: 100 });
+  const threadsBefore = readThreadCpu(pid);
   const result = await runClosedLoop({
     concurrency: options.concurrency, durationMs: options.seconds * 1000, operationsMax, bytesPerOperation: options.sizeBytes,
     operation: async (_worker, sequence) => {
@@ -85,11 +95,12 @@ async function load(peer: BenchPeer, options: Options, client: PutGetClient): Pr
     },
   });
   const { cpuSeconds } = sampler.stop();
+  printThreadCpu(threadCpuDelta(threadsBefore, readThreadCpu(pid)), result.operations, 'op');
   console.log(`${options.kind} ${options.sizeBytes} B ×${options.concurrency} (${options.client}, ${options.disks} disk): ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms, server CPU ${((cpuSeconds / Math.max(1, result.operations)) * 1000).toFixed(2)} ms/op (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core)`);
 }
 
 /** Large blobs: each operation uploads (or downloads) one blob of `blobBytes` in blocks. */
-async function loadLarge(peer: BenchPeer, options: Options, client: SdkBlobClient): Promise<void> {
+async function loadLarge(peer: BenchPeer, pid: number, options: Options, client: SdkBlobClient): Promise<void> {
   const container = 'profile';
   await client.createContainer(container);
   const blockCount = options.blobBytes / options.sizeBytes;
@@ -100,6 +111,7 @@ async function loadLarge(peer: BenchPeer, options: Options, client: SdkBlobClien
   };
   if (options.kind === 'download') await upload('big-0');
   const sampler = new ProcessSampler({ read: () => peer.sample(), intervalMs: 100 });
+  const threadsBefore = readThreadCpu(pid);
   const result = await runClosedLoop({
     concurrency: 1, durationMs: options.seconds * 1000, operationsMax, bytesPerOperation: options.blobBytes,
     operation: async (_worker, sequence) => {
@@ -113,7 +125,14 @@ async function loadLarge(peer: BenchPeer, options: Options, client: SdkBlobClien
   });
   const { cpuSeconds } = sampler.stop();
   const mib = (result.operations * options.blobBytes) / MiB;
+  printThreadCpu(threadCpuDelta(threadsBefore, readThreadCpu(pid)), mib, 'MiB');
   console.log(`${options.kind} ${options.blobBytes / MiB} MiB in ${options.sizeBytes / MiB} MiB blocks ×${options.concurrency} (${options.disks} disk): ${result.operations} blobs, ${(mib / result.seconds).toFixed(1)} MiB/s, server CPU ${((cpuSeconds / Math.max(1, mib)) * 1000).toFixed(2)} ms/MiB (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core)`);
+}
+
+function printThreadCpu(threads: ThreadCpu, units: number, unit: string): void {
+  const per = (seconds: number): string => ((seconds * 1000) / Math.max(1, units)).toFixed(3);
+  console.log(`server CPU ms per ${unit} by thread (user + system)`);
+  console.table([...threads].filter(([, group]) => group.userSeconds + group.systemSeconds > 0).map(([name, group]) => ({ thread: name, threads: group.threads, user: per(group.userSeconds), system: per(group.systemSeconds), total: per(group.userSeconds + group.systemSeconds) })));
 }
 
 function printRows(title: string, rows: readonly ProfileRow[]): void {
@@ -124,7 +143,7 @@ function printRows(title: string, rows: readonly ProfileRow[]): void {
 async function main(): Promise<void> {
   const options = parseOptions();
   const directory = options.out ?? (await mkdtemp(join(tmpdir(), 'kura-serve-prof-')));
-  const peer = kuraServePeer(options.disks, { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', directory] });
+  const peer = kuraServePeer(options.disks, { nodeArgs: [...(options.profile ? ['--cpu-prof', '--cpu-prof-dir', directory] : []), ...options.nodeArgs], serveArgs: options.serveArgs });
   try {
     const endpoint = await peer.start();
     const sdk = options.client === 'sdk' ? new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 }) : null;
@@ -132,9 +151,9 @@ async function main(): Promise<void> {
     try {
       if (options.kind === 'upload' || options.kind === 'download') {
         if (sdk === null) throw new Error('large blobs use the SDK client');
-        await loadLarge(peer, options, sdk);
+        await loadLarge(peer, endpoint.pid, options, sdk);
       } else {
-        await load(peer, options, client);
+        await load(peer, endpoint.pid, options, client);
       }
     } finally {
       await client.close();
@@ -142,6 +161,7 @@ async function main(): Promise<void> {
   } finally {
     await peer.stop();
   }
+  if (!options.profile) return;
   const files = (await readdir(directory)).filter((name) => name.endsWith('.cpuprofile'));
   if (files.length === 0) throw new Error(`no .cpuprofile in ${directory}: did the server exit cleanly?`);
   for (const file of files) {

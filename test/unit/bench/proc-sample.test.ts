@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { clockTicksPerSecond, parseProcStatCpuSeconds, parseProcStatusBytes, ProcessSampler, readProcessSample } from '../../../bench/blob/proc-sample.ts';
+import { clockTicksPerSecond, parseProcStatCpuSeconds, parseProcStatusBytes, ProcessSampler, readProcessSample, readThreadCpu, threadCpuDelta } from '../../../bench/blob/proc-sample.ts';
 
 describe('/proc sampling', () => {
   it('reads utime + stime after a comm that contains spaces and parentheses', () => {
@@ -43,5 +43,21 @@ describe('/proc sampling', () => {
     assert.ok(hold.length > 0);
     assert.ok(cpuSeconds >= 0);
     assert.ok(peakRssBytes >= 64 << 20, `peak ${peakRssBytes}`);
+  });
+
+  it("groups the test process's threads by name; their CPU sums to the process's", () => {
+    let spin = 0;
+    for (let i = 0; i < 5_000_000; i++) spin += i % 7;
+    assert.ok(spin > 0);
+    const before = readThreadCpu(process.pid);
+    for (let i = 0; i < 5_000_000; i++) spin += i % 7;
+    const after = readThreadCpu(process.pid);
+    const main = after.get('MainThread') ?? after.get('node');
+    assert.ok(main !== undefined && main.threads === 1, `thread names: ${[...after.keys()].join(', ')}`);
+    const total = [...after.values()].reduce((sum, group) => sum + group.userSeconds + group.systemSeconds, 0);
+    const own = parseProcStatCpuSeconds(readFileSync('/proc/self/stat', 'utf8'), clockTicksPerSecond());
+    assert.ok(Math.abs(total - own) < 0.2, `threads ${total} s vs process ${own} s`);
+    const delta = threadCpuDelta(before, after);
+    for (const group of delta.values()) assert.ok(group.userSeconds >= 0 && group.systemSeconds >= 0);
   });
 });
