@@ -63,7 +63,7 @@ function conditions(parsed: { readonly ifMatch?: string | undefined; readonly if
 }
 
 function singleRow(body: Buffer, keyText: string): ReturnType<typeof decodeRows>[number] {
-  const rows = decodeRows(body, 1);
+  const rows = decodeRows(body, 1, { keepBody: true });
   const row = rows[0];
   if (row === undefined || !row.key.equals(decodeKey(keyText, 'key'))) throw new StorageError('config.invalid', 'the body row does not match the routing key');
   return row;
@@ -71,7 +71,7 @@ function singleRow(body: Buffer, keyText: string): ReturnType<typeof decodeRows>
 
 async function transact(partition: Partition, request: ServedRequest): Promise<RpcResponse> {
   const parsed = parseHeader(partitionRequests['partition.transact'], request.header, 'partition.transact');
-  const rows = decodeRows(request.body, parsed.ops.length);
+  const rows = decodeRows(request.body, parsed.ops.length, { keepBody: true });
   if (rows.length !== parsed.ops.length) throw new StorageError('config.invalid', `${parsed.ops.length} ops but ${rows.length} rows`);
   const ops: PartitionOp[] = parsed.ops.map((op, index) => {
     const row = rows[index];

@@ -94,16 +94,26 @@ export function deleteRow(key: Buffer): RowRecord {
   return { kind: 'tombstone', key, sequence: 0, lastModifiedMs: 0 };
 }
 
+/** Below this a byte value is copied even when the body may be kept: a copy that small is cheap. */
+const rowViewBytesMin = 4096;
+
 export function encodeRows(rows: readonly RowRecord[]): Buffer {
   return encodeFramedRows(rows, 0);
 }
 
-export function decodeRows(body: Buffer, countMax: number): RowRecord[] {
+/**
+ * The rows of a request or answer body. `keepBody`: the rows may keep views of `body` (which the
+ * receiver may keep: Network's ownership rule) for a byte value that is at least half of it, e.g.
+ * the inline body of a transact that carries one Put Blob row: the partition then keeps the RPC
+ * body's bytes rather than a copy of them (at most twice the value's size is held).
+ */
+export function decodeRows(body: Buffer, countMax: number, options: { readonly keepBody?: boolean } = {}): RowRecord[] {
   const rows: RowRecord[] = [];
+  const viewBytesMin = options.keepBody === true ? Math.max(rowViewBytesMin, Math.ceil(body.length / 2)) : Number.POSITIVE_INFINITY;
   for (let offset = 0; offset < body.length;) {
     if (rows.length >= countMax) throw new StorageError('config.invalid', `body holds more than ${countMax} rows`);
     const bytes = frame(body, offset, partitionRowBytesMax);
-    rows.push(decodeRowOrInvalid(bytes));
+    rows.push(decodeRowOrInvalid(bytes, (row) => decodeRow(row, viewBytesMin)));
     offset += 4 + bytes.length;
   }
   return rows;

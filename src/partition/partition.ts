@@ -41,7 +41,7 @@ import { failpoint } from '../util/failpoints.ts';
 import { SerialLock } from '../stream/serial-lock.ts';
 import { encodeManifest } from '../wire/partition-checkpoint.ts';
 import type { LogPosition, Manifest } from '../wire/partition-checkpoint.ts';
-import { encodeLogRecord, logHeaderBytes } from '../wire/partition-log.ts';
+import { encodeLogRecord, logHeaderBytes, logRecordBytes } from '../wire/partition-log.ts';
 import { encodedRowBytes } from '../wire/partition-row.ts';
 import type { Column, DataRef, RowRecord } from '../wire/partition-row.ts';
 import { chooseMerge } from './compaction-policy.ts';
@@ -218,7 +218,23 @@ interface PendingBatch {
 interface AcceptedBatch {
   readonly batch: PendingBatch;
   readonly rows: readonly RowRecord[];
-  readonly record: Buffer;
+  readonly sequence: number;
+  /** Its log record's exact size. */
+  readonly recordBytes: number;
+}
+
+/**
+ * A log group: the accepted batches' records encoded in place, one after the other, into one
+ * exact-size buffer (one copy of each inline body, not a record each and then their concatenation).
+ */
+function encodeGroup(accepted: readonly AcceptedBatch[], partitionId: number, ownerEpoch: number): Buffer {
+  const group = Buffer.allocUnsafe(accepted.reduce((sum, item) => sum + item.recordBytes, 0));
+  let offset = 0;
+  for (const item of accepted) {
+    encodeLogRecord({ partitionId, sequence: item.sequence, ownerEpoch, rows: item.rows }, group.subarray(offset, offset + item.recordBytes));
+    offset += item.recordBytes;
+  }
+  return group;
 }
 
 interface ManifestState {
@@ -523,11 +539,11 @@ export class Partition {
   private async commitGroup(group: readonly PendingBatch[]): Promise<void> {
     const accepted = await this.acceptBatches(group);
     if (accepted.length === 0) return;
+    const bytes = encodeGroup(accepted, this.partitionId, this.ownerEpoch);
     let position;
     try {
       this.counters.logAppends += 1;
-      const only = accepted.length === 1 ? accepted[0]?.record : undefined;
-      position = await this.streams.append(this.streamIds.log, only ?? Buffer.concat(accepted.map((item) => item.record)));
+      position = await this.streams.append(this.streamIds.log, bytes);
     } catch (error) {
       this.fail(error, accepted.map((item) => item.batch));
       return;
@@ -541,7 +557,7 @@ export class Partition {
     this.maybeStartMaintenance();
   }
 
-  /** Checks conditions in order (later batches see earlier ones); encodes the accepted. */
+  /** Checks conditions in order (later batches see earlier ones); builds the accepted rows. */
   private async acceptBatches(group: readonly PendingBatch[]): Promise<AcceptedBatch[]> {
     const overlay = new Map<string, RowRecord | null>();
     const accepted: AcceptedBatch[] = [];
@@ -556,9 +572,8 @@ export class Partition {
       }
       const sequence = this.appliedSequence + accepted.length + 1;
       const rows = buildRows(batch.ops, sequence, etagFor(sequence), lastModifiedMs);
-      const record = encodeLogRecord({ partitionId: this.partitionId, sequence, ownerEpoch: this.ownerEpoch, rows });
       for (const row of rows) overlay.set(row.key.toString('latin1'), row);
-      accepted.push({ batch, rows, record });
+      accepted.push({ batch, rows, sequence, recordBytes: logRecordBytes(rows) });
     }
     return accepted;
   }
@@ -599,7 +614,7 @@ export class Partition {
   private publish(item: AcceptedBatch): void {
     const sequence = item.rows[0]?.sequence ?? 0;
     assert(sequence === this.appliedSequence + 1, 'batches are applied in sequence order');
-    const rowBytes = Math.ceil((item.record.length - 48) / item.rows.length);
+    const rowBytes = Math.ceil((item.recordBytes - 48) / item.rows.length);
     for (const row of item.rows) {
       const key = row.key.toString('latin1');
       this.active.apply(key, row, rowBytes, this.clock.monotonicMs());

@@ -14,7 +14,7 @@ import { appendBytesMax, partitionBatchMutationsMax, partitionRowBytesMax } from
 import { assert, assertByteCount } from '../util/assert.ts';
 import { crc32c, crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
-import { ByteReader, decodeRow, encodeFramedRows } from './partition-row.ts';
+import { ByteReader, decodeRow, encodeFramedRows, framedRowsBytes } from './partition-row.ts';
 import type { RowRecord } from './partition-row.ts';
 
 export const partitionLogVersion = 1;
@@ -40,14 +40,22 @@ export interface LogRecord {
   readonly rows: readonly RowRecord[];
 }
 
-/** Encodes a batch; rows must already carry the record's sequence. */
-export function encodeLogRecord(record: LogRecord): Buffer {
+/** The exact size encodeLogRecord gives a record of `rows` (arithmetic, nothing encoded). */
+export function logRecordBytes(rows: readonly RowRecord[]): number {
+  return framedRowsBytes(rows, logHeaderBytes);
+}
+
+/**
+ * Encodes a batch; rows must already carry the record's sequence. With `into` (exactly
+ * logRecordBytes long, e.g. a slice of a log group's one buffer) the record is written there.
+ */
+export function encodeLogRecord(record: LogRecord, into?: Buffer): Buffer {
   assert(record.rows.length >= 1 && record.rows.length <= partitionBatchMutationsMax, `a batch holds 1..${partitionBatchMutationsMax} rows`);
   assert(record.sequence >= 1 && record.ownerEpoch >= 1, 'sequence and ownerEpoch start at 1');
   assertByteCount(record.partitionId, 'partitionId');
   for (const row of record.rows) assert(row.sequence === record.sequence, 'every row of a batch carries its sequence');
   // One exact-size buffer, header then body (a 64 KiB inline body is copied once, not regrown).
-  const out = encodeFramedRows(record.rows, logHeaderBytes);
+  const out = encodeFramedRows(record.rows, logHeaderBytes, into);
   assert(out.length - logHeaderBytes <= logBodyBytesMax, `log record body of ${out.length - logHeaderBytes} bytes exceeds ${logBodyBytesMax}`);
   const bodyBytes = out.subarray(logHeaderBytes);
   const header = out.subarray(0, logHeaderBytes);

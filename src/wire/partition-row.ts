@@ -72,8 +72,9 @@ export class ByteWriter {
   private buffer: Buffer;
   private total = 0;
 
-  constructor(capacityBytes = 512) {
-    this.buffer = Buffer.allocUnsafe(capacityBytes);
+  /** A capacity to allocate, or a buffer to write into (written in place while it has room). */
+  constructor(capacity: number | Buffer = 512) {
+    this.buffer = typeof capacity === 'number' ? Buffer.allocUnsafe(capacity) : capacity;
   }
 
   get length(): number {
@@ -173,13 +174,22 @@ export function encodeRow(row: RowRecord): Buffer {
   return writer.finish();
 }
 
+/** The exact size encodeFramedRows gives `rows` after `headerBytes`. */
+export function framedRowsBytes(rows: readonly RowRecord[], headerBytes: number): number {
+  return rows.reduce((sum, row) => sum + 4 + encodedRowBytes(row), headerBytes);
+}
+
 /**
  * `headerBytes` zero bytes (for the caller to fill), then each row as (u32 rowBytes, row), in one
- * exact-size buffer: a log record body and a transact RPC body copy each inline body once.
+ * exact-size buffer: a log record body and a transact RPC body copy each inline body once. With
+ * `into` (exactly framedRowsBytes long) the rows are written there: a partition's log group is
+ * one buffer holding each record in place, not records concatenated afterwards.
  */
-export function encodeFramedRows(rows: readonly RowRecord[], headerBytes: number): Buffer {
+export function encodeFramedRows(rows: readonly RowRecord[], headerBytes: number, into?: Buffer): Buffer {
   const sizes = rows.map((row) => encodedRowBytes(row));
-  const writer = new ByteWriter(sizes.reduce((sum, size) => sum + 4 + size, headerBytes));
+  const total = sizes.reduce((sum, size) => sum + 4 + size, headerBytes);
+  assert(into === undefined || into.length === total, 'a target buffer is exactly the framed rows long');
+  const writer = new ByteWriter(into ?? total);
   writer.bytes(Buffer.alloc(headerBytes));
   for (const [index, row] of rows.entries()) {
     const before = writer.length;
@@ -187,7 +197,9 @@ export function encodeFramedRows(rows: readonly RowRecord[], headerBytes: number
     writeRow(writer, row);
     assert(writer.length - before - 4 === sizes[index], 'encodedRowBytes is exact');
   }
-  return writer.finish();
+  const out = writer.finish();
+  assert(into === undefined || (out.buffer === into.buffer && out.byteOffset === into.byteOffset && out.length === into.length), 'framed rows written in place');
+  return out;
 }
 
 function writeRow(writer: ByteWriter, row: RowRecord): void {
@@ -425,12 +437,17 @@ export function encodedRowIsTombstone(bytes: Uint8Array): boolean {
   return ((bytes[1] ?? 0) & 1) === 1;
 }
 
-/** Decodes exactly one row occupying all of `bytes`. */
-export function decodeRow(bytes: Uint8Array): RowRecord {
+/**
+ * Decodes exactly one row occupying all of `bytes`. Byte values are copies (a row outlives the
+ * buffer it came in), except those of at least `viewBytesMin` bytes, which are views of `bytes`:
+ * for a caller whose buffer holds little else (a transact RPC body that is mostly one inline
+ * body), so keeping the view keeps little more than the value itself.
+ */
+export function decodeRow(bytes: Uint8Array, viewBytesMin = Number.POSITIVE_INFINITY): RowRecord {
   const head = decodeHead(bytes, (reader, length) => Buffer.from(reader.take(length)));
   if (head.kind === 'tombstone') return head.row;
   const { reader, key, sequence, lastModifiedMs, etag, columnCount } = head;
-  const columns = decodeColumns(reader, columnCount);
+  const columns = decodeColumns(reader, columnCount, false, viewBytesMin);
   reader.end();
   return { kind: 'live', key, sequence, lastModifiedMs, etag, columns };
 }
@@ -683,7 +700,7 @@ function isUtf8At(bytes: Buffer, start: number, length: number): boolean {
  * Columns as decodeRow returns them. `checked`: checkColumns already passed these bytes, so names
  * are known unique, and byte values may be views (a deferred row holds its bytes anyway).
  */
-function decodeColumns(reader: ByteReader, count: number, checked = false): Column[] {
+function decodeColumns(reader: ByteReader, count: number, checked = false, viewBytesMin = Number.POSITIVE_INFINITY): Column[] {
   const columns: Column[] = [];
   // Few columns (the usual case): a linear duplicate check, no Set per row.
   const names = checked ? null : count > 16 ? new Set<string>() : null;
@@ -693,7 +710,7 @@ function decodeColumns(reader: ByteReader, count: number, checked = false): Colu
     const name = reader.text(nameBytes, textSlot(nameSlots, index));
     if (!checked && (names === null ? columns.some((column) => column.name === name) : names.has(name))) throw reader.corrupt(`duplicate column ${name}`);
     names?.add(name);
-    columns.push({ name, value: decodeValue(reader, index, checked) });
+    columns.push({ name, value: decodeValue(reader, index, checked ? 0 : viewBytesMin) });
   }
   return columns;
 }
@@ -731,7 +748,8 @@ function bytesEqual(buffer: Buffer, start: number, expected: Buffer): boolean {
   return true;
 }
 
-function decodeValue(reader: ByteReader, columnIndex: number, view: boolean): ColumnValue {
+/** Byte values of at least `viewBytesMin` bytes are views of the reader's buffer, others copies. */
+function decodeValue(reader: ByteReader, columnIndex: number, viewBytesMin: number): ColumnValue {
   const code = reader.u8();
   const kind = typeNames[code];
   if (kind === undefined) throw reader.corrupt(`unknown column type ${code}`);
@@ -747,7 +765,7 @@ function decodeValue(reader: ByteReader, columnIndex: number, view: boolean): Co
     case 'string': return { kind, value: reader.text(reader.length(reader.u32(), partitionRowBytesMax, 'string bytes'), textSlot(valueSlots, columnIndex)) };
     case 'bytes': {
       const value = reader.take(reader.length(reader.u32(), partitionRowBytesMax, 'bytes length'));
-      return { kind, value: view ? value : Buffer.from(value) };
+      return { kind, value: value.length >= viewBytesMin ? value : Buffer.from(value) };
     }
     case 'dataRefs': {
       const count = reader.length(reader.u32(), dataRefsMax, 'dataRefs count');

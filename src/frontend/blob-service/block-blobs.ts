@@ -69,13 +69,18 @@ async function storePutBody(ctx: BlobServiceContext, key: Buffer, body: RequestB
 export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  checkBlobWrite(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+  // Checked before the body is read (a refused Put stores nothing), and reused by the first commit
+  // attempt: the commit is conditional on this row's ETag, so a change since then fails it and the
+  // retry reads the row again. One partition read per Put Blob instead of two.
+  let early: LoadedBlob | null | undefined = await readBlob(ctx, container, op.blob);
+  checkBlobWrite(early, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const data = await storePutBody(ctx, key, body);
   const list = data.list;
   const headers = { ...op.httpHeaders, contentMd5: op.httpHeaders.contentMd5 ?? data.md5 };
   const record = { ...blockRecord([], list.stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier }), size: data.size };
   const result = await replaceBlob(ctx, key, async () => {
-    const existing = await readBlob(ctx, container, op.blob);
+    const existing = early === undefined ? await readBlob(ctx, container, op.blob) : early;
+    early = undefined;
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     return { result: await commitBlob(ctx, { container, existing }, key, record, list.pages), replaced: existing };
   });

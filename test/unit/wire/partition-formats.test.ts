@@ -12,7 +12,7 @@ import {
   BloomFilter, checkpointRecordLength, decodeBlock, decodeBloom, decodeCheckpointHeader, decodeFooter, decodeIndex, decodeManifest,
   encodeBlock, encodeBloom, encodeFooter, encodeIndex, encodeManifest,
 } from '../../../src/wire/partition-checkpoint.ts';
-import { decodeLogRecord, encodeLogRecord, logRecordLength } from '../../../src/wire/partition-log.ts';
+import { decodeLogRecord, encodeLogRecord, logRecordBytes, logRecordLength } from '../../../src/wire/partition-log.ts';
 import { decodeRow, decodeRowDeferred, encodeRow, quickDeferredRow } from '../../../src/wire/partition-row.ts';
 import type { Column, ColumnValue, RowRecord } from '../../../src/wire/partition-row.ts';
 import { buildCheckpointFixture, buildLogFixture, buildRowsFixture, partitionFixtureV1 } from '../../fixtures/partition/generate.ts';
@@ -155,7 +155,16 @@ describe('deferred row decoding (decodeRowDeferred, PartitionClient scan pages)'
 describe('partition log records', () => {
   it('round-trip batches and frame themselves in a byte stream', () => {
     fc.assert(fc.property(fc.array(logArbitrary, { minLength: 1, maxLength: 4 }), (records) => {
-      const stream = Buffer.concat(records.map(encodeLogRecord));
+      const stream = Buffer.concat(records.map((record) => encodeLogRecord(record)));
+      // Encoded in place into one buffer (a partition's log group): the same bytes.
+      const group = Buffer.alloc(records.reduce((sum, record) => sum + logRecordBytes(record.rows), 0), 0xee);
+      let at = 0;
+      for (const record of records) {
+        const size = logRecordBytes(record.rows);
+        encodeLogRecord(record, group.subarray(at, at + size));
+        at += size;
+      }
+      assert.ok(group.equals(stream), 'records encoded in place equal their concatenation');
       let offset = 0;
       for (const record of records) {
         const length = logRecordLength(stream.subarray(offset));
