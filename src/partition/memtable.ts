@@ -12,13 +12,16 @@
 // position when writes insert keys.
 // Fault model: memory only; nothing here fails except by programmer error (assertions).
 import { assert } from '../util/assert.ts';
-import type { RowRecord } from '../wire/partition-row.ts';
+import { decodeRowDeferred, encodeFramedRows, type RowRecord } from '../wire/partition-row.ts';
 
 const chunkKeysMax = 512;
 
 export interface MemtableEntry {
   readonly row: RowRecord;
   readonly encodedBytes: number;
+  /** The row as a point get answers it (u32 length + row codec bytes), made by the first framed()
+   * of this version; `row` is then a view of these bytes (no second copy of an inline body). */
+  readonly framed?: Buffer;
 }
 
 export class Memtable {
@@ -43,6 +46,25 @@ export class Memtable {
 
   get(key: string): RowRecord | undefined {
     return this.rows.get(key)?.row;
+  }
+
+  /**
+   * The newest version of `key` framed as a partition.get answer body (u32 length + row), or null
+   * if it is a tombstone, or undefined if the memtable does not hold the key. Encoded on the first
+   * call for each version and kept: repeated point reads of a fresh row (a blob just written, with
+   * its inline body) send the same bytes without encoding them again. The entry's row is replaced
+   * by a row decoded from those bytes (views, equal to it), so the memtable does not hold the
+   * version twice; the callee of a point read treats the bytes as read-only (the Network seam's
+   * ownership rule), so they never change under the row.
+   */
+  framed(key: string): Buffer | null | undefined {
+    const entry = this.rows.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.row.kind !== 'live') return null;
+    if (entry.framed !== undefined) return entry.framed;
+    const framed = encodeFramedRows([entry.row], 0);
+    this.rows.set(key, { row: decodeRowDeferred(framed.subarray(4)), encodedBytes: entry.encodedBytes, framed });
+    return framed;
   }
 
   /** Holds `row` as the newest version of its key. */

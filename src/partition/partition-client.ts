@@ -108,7 +108,8 @@ export class PartitionClient {
   async get(key: Buffer): Promise<LiveRow | null> {
     const response = await this.call(key, 'partition.get', { key: encodeKey(key) }, Buffer.alloc(0), true);
     if (!parse(foundAnswer, response.header).found) return null;
-    const row = decodeRows(response.body, 1)[0];
+    // Views of the answer body (a received body is the receiver's to keep): no copy of an inline body.
+    const row = decodeRows(response.body, 1, { deferred: true })[0];
     if (row?.kind !== 'live') throw new StorageError('rpc.remote', 'get answered a row that is not live');
     return row;
   }

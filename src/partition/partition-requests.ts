@@ -9,7 +9,7 @@ import type { RpcHeader, RpcResponse } from '../rpc/network.ts';
 import { parseHeader } from '../stream/protocol.ts';
 import { StorageError } from '../util/errors.ts';
 import type { Partition, PartitionOp } from './partition.ts';
-import { decodeKey, decodeRows, encodeRows, encodeScanItems, partitionRequests } from './partition-rpc.ts';
+import { decodeKey, decodeRows, encodeScanItems, partitionRequests } from './partition-rpc.ts';
 import type { ManagerMethod, PartitionMethod } from './partition-rpc.ts';
 
 export interface ServedRequest {
@@ -26,8 +26,9 @@ export async function performPartitionRequest(partition: Partition, request: Ser
   const { method, header, body } = request;
   switch (method) {
     case 'partition.get': {
-      const row = await partition.get(decodeKey(parseHeader(partitionRequests[method], header, method).key, 'key'));
-      return { header: { found: row !== null }, body: row === null ? empty : encodeRows([row]) };
+      // The row as the engine holds it encoded (no decode + encode of a 64 KiB inline body).
+      const framed = await partition.getFramed(decodeKey(parseHeader(partitionRequests[method], header, method).key, 'key'));
+      return { header: { found: framed !== null }, body: framed ?? empty };
     }
     case 'partition.put': {
       const parsed = parseHeader(partitionRequests[method], header, method);

@@ -106,14 +106,17 @@ export function encodeRows(rows: readonly RowRecord[]): Buffer {
  * receiver may keep: Network's ownership rule) for a byte value that is at least half of it, e.g.
  * the inline body of a transact that carries one Put Blob row: the partition then keeps the RPC
  * body's bytes rather than a copy of them (at most twice the value's size is held).
+ *
+ * `deferred`: every row is decoded with decodeRowDeferred (all byte values are views of `body`),
+ * for a caller that keeps the rows no longer than it may keep the body.
  */
-export function decodeRows(body: Buffer, countMax: number, options: { readonly keepBody?: boolean } = {}): RowRecord[] {
+export function decodeRows(body: Buffer, countMax: number, options: { readonly keepBody?: boolean; readonly deferred?: boolean } = {}): RowRecord[] {
   const rows: RowRecord[] = [];
   const viewBytesMin = options.keepBody === true ? Math.max(rowViewBytesMin, Math.ceil(body.length / 2)) : Number.POSITIVE_INFINITY;
   for (let offset = 0; offset < body.length;) {
     if (rows.length >= countMax) throw new StorageError('config.invalid', `body holds more than ${countMax} rows`);
     const bytes = frame(body, offset, partitionRowBytesMax);
-    rows.push(decodeRowOrInvalid(bytes, (row) => decodeRow(row, viewBytesMin)));
+    rows.push(decodeRowOrInvalid(bytes, options.deferred === true ? decodeRowDeferred : (row) => decodeRow(row, viewBytesMin)));
     offset += 4 + bytes.length;
   }
   return rows;

@@ -42,7 +42,7 @@ import { SerialLock } from '../stream/serial-lock.ts';
 import { encodeManifest } from '../wire/partition-checkpoint.ts';
 import type { LogPosition, Manifest } from '../wire/partition-checkpoint.ts';
 import { encodeLogRecord, logHeaderBytes, logRecordBytes } from '../wire/partition-log.ts';
-import { encodedRowBytes } from '../wire/partition-row.ts';
+import { encodedRowBytes, encodedRowIsTombstone, encodeFramedRows } from '../wire/partition-row.ts';
 import type { Column, DataRef, RowRecord } from '../wire/partition-row.ts';
 import { chooseMerge } from './compaction-policy.ts';
 import type { MergeChoice } from './compaction-policy.ts';
@@ -365,6 +365,31 @@ export class Partition {
     checkKey(key);
     const version = await this.latest(key.toString('latin1'), key);
     return version?.kind === 'live' ? version : null;
+  }
+
+  /**
+   * get() as a partition.get answer body: the live row at `key` framed (u32 length + row codec
+   * bytes) as the memtable or a run block holds it, or null. A memtable row is encoded once per
+   * version (Memtable.framed); a run's row is a view of its checked, cached block (blocks frame
+   * rows the same way), so a point read decodes and re-encodes nothing. Same newest-version order
+   * as latest(); the row cache is read but not filled (a run row costs no decode here).
+   */
+  async getFramed(key: Buffer): Promise<Buffer | null> {
+    this.checkUsable();
+    checkKey(key);
+    const latin1 = key.toString('latin1');
+    // framed() is null for a tombstone, which hides an older version in the frozen memtable.
+    const active = this.active.framed(latin1);
+    if (active !== undefined) return active;
+    const frozen = this.frozen?.memtable.framed(latin1);
+    if (frozen !== undefined) return frozen;
+    const cached = this.rowCache.get(latin1);
+    if (cached !== undefined) return cached?.kind === 'live' ? encodeFramedRows([cached], 0) : null;
+    for (const run of this.runs) {
+      const framed = await run.getFramed(latin1, key, this.blockCache);
+      if (framed !== null) return encodedRowIsTombstone(framed.subarray(4)) ? null : framed;
+    }
+    return null;
   }
 
   /** Newest version of a key: memtables, then the row cache, then runs newest first. */

@@ -12,6 +12,7 @@
 // decoded holds strictly increasing keys (checked by the codec) and belongs to this run.
 // Fault model: a block that fails its CRC or does not decode throws (wire.corrupt from the codec,
 // stream.unavailable from the stream layer); nothing wrong is ever returned as a row.
+import { assert } from '../util/assert.ts';
 import { StorageError } from '../util/errors.ts';
 import { decodeBloom, decodeFooter, decodeIndex, splitBlock } from '../wire/partition-checkpoint.ts';
 import type { BloomFilter, IndexEntry, ManifestRun, RecordLocation, RunFooter, SplitBlock } from '../wire/partition-checkpoint.ts';
@@ -40,6 +41,14 @@ export class BlockRows {
   row(index: number): RowRecord | null {
     const bytes = this.encodedAt(index);
     return bytes === null ? null : decodeRow(bytes);
+  }
+
+  /** The row at `index` with its u32 length before it, as the block frames it (a view), or null past the end. */
+  framedAt(index: number): Buffer | null {
+    if (index < 0 || index >= this.keys.length) return null;
+    const start = this.rowBounds[index * 2] ?? 0;
+    assert(start >= 4 && this.body.readUInt32BE(start - 4) === (this.rowBounds[index * 2 + 1] ?? 0) - start, 'a block frames each row with its length');
+    return this.body.subarray(start - 4, this.rowBounds[index * 2 + 1]);
   }
 
   /** The row at `index` as its block holds it (row codec bytes, a view), or null past the end. */
@@ -147,12 +156,25 @@ export class RunReader {
 
   /** The run's version of `key` (a live row or a tombstone), or null if the run lacks it. */
   async get(key: string, keyBytes: Buffer, cache: BlockCache | null): Promise<RowRecord | null> {
+    const found = await this.locate(key, keyBytes, cache);
+    return found === null ? null : found.block.row(found.position);
+  }
+
+  /** get() left encoded: the run's version of `key` framed as its block holds it (u32 length +
+   * row, a view of the checked block, a tombstone included), or null if the run lacks it. */
+  async getFramed(key: string, keyBytes: Buffer, cache: BlockCache | null): Promise<Buffer | null> {
+    const found = await this.locate(key, keyBytes, cache);
+    return found === null ? null : found.block.framedAt(found.position);
+  }
+
+  /** The block holding `key` and its position there, or null if the run lacks it. */
+  private async locate(key: string, keyBytes: Buffer, cache: BlockCache | null): Promise<{ block: BlockRows; position: number } | null> {
     if (!this.bloom.mayContain(keyBytes)) return null;
     const blockIndex = this.blockFor(key);
     if (blockIndex < 0) return null;
     const block = await this.block(blockIndex, cache);
     const position = lowerBound(block.keys, key, true);
-    return block.keys[position] === key ? block.row(position) : null;
+    return block.keys[position] === key ? { block, position } : null;
   }
 }
 

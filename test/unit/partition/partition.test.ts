@@ -5,13 +5,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Partition } from '../../../src/partition/partition.ts';
-import type { PartitionOptions } from '../../../src/partition/partition.ts';
-import { decodeScanItems, encodeScanItems } from '../../../src/partition/partition-rpc.ts';
+import type { LiveRow, PartitionOptions } from '../../../src/partition/partition.ts';
+import { decodeRows, decodeScanItems, encodeScanItems } from '../../../src/partition/partition-rpc.ts';
 import type { PartitionStreamIds, PartitionStreams } from '../../../src/partition/partition-streams.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../../src/util/errors.ts';
-import { decodeRow } from '../../../src/wire/partition-row.ts';
+import { decodeRow, encodeFramedRows, encodeRow } from '../../../src/wire/partition-row.ts';
 import type { Column } from '../../../src/wire/partition-row.ts';
 import { MemoryStreamStore } from '../../helpers/memory-partition-streams.ts';
 
@@ -36,6 +36,11 @@ class Fixture {
       partitionId: 7, streams: this.store.session(), streamIds: this.ids, clock: this.clock, ownerEpoch: this.epoch, limits: tinyLimits, ...overrides,
     });
   }
+}
+
+/** A live row as a plain object (a row decoded deferred keeps its columns behind a getter). */
+function plainRow(row: LiveRow): object {
+  return { kind: row.kind, key: row.key, sequence: row.sequence, lastModifiedMs: row.lastModifiedMs, etag: row.etag, columns: row.columns };
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: StorageErrorCode): Promise<void> {
@@ -80,6 +85,64 @@ describe('Partition', () => {
     }
     console.log(`scan vs scanEncoded vs the client's decoded page: ${pages} pages, ${rows} items equal (rows in memtable, runs, tombstones in a newer run)`);
     assert.ok(rows > 80);
+  });
+
+  it('getFramed (a point read\u2019s answer body, as the memtable or a run block holds the row) equals get, framed, everywhere a row can be', async () => {
+    const fixture = new Fixture();
+    const partition = await fixture.open({ autoMaintenance: false, limits: { ...tinyLimits, memtableBytesMax: 1 << 20, runBytesMax: 1 << 20 } });
+    const name = (i: number): Buffer => key(`g/${String(i).padStart(3, '0')}`);
+    const body = (i: number, tag: string): Column[] => [...text(`${tag}${i}`), { name: 'body', value: { kind: 'bytes', value: Buffer.alloc(700 + i, i) } }];
+    for (let i = 0; i < 60; i++) await partition.put(name(i), body(i, 'v'));
+    await partition.checkpoint();
+    for (let i = 0; i < 60; i += 3) await partition.delete(name(i)); // tombstones, then in a newer run
+    await partition.checkpoint();
+    for (let i = 1; i < 60; i += 4) await partition.put(name(i), body(i, 'new')); // memtable rows
+    for (let i = 2; i < 60; i += 5) await partition.get(name(i)); // some run rows in the row cache
+    const where = { memtable: 0, cached: 0, run: 0, absent: 0 };
+    for (let i = 0; i < 62; i++) {
+      const framed = await partition.getFramed(name(i)); // first: a run row is not in the row cache yet
+      const expected = await partition.get(name(i));
+      if (expected === null) {
+        assert.equal(framed, null, `key ${i}`);
+        where.absent += 1;
+        continue;
+      }
+      assert.ok(framed !== null, `key ${i}`);
+      assert.deepEqual(framed, encodeFramedRows([expected], 0), `key ${i}`);
+      const decoded = decodeRows(framed, 1, { deferred: true })[0];
+      assert.ok(decoded?.kind === 'live' && expected.kind === 'live');
+      assert.deepEqual(plainRow(decoded), plainRow(expected));
+      if (i % 4 === 1) {
+        // Encoded once per memtable version: the same bytes again, and the held row still reads equal.
+        assert.equal(await partition.getFramed(name(i)), framed);
+        const again = await partition.get(name(i));
+        assert.ok(again?.kind === 'live');
+        assert.deepEqual(plainRow(again), plainRow(expected));
+        where.memtable += 1;
+      } else if (i % 5 === 2) where.cached += 1;
+      else where.run += 1;
+    }
+    // A frozen memtable (its checkpoint failed) under the active one: a tombstone or a newer row
+    // in the active one hides the frozen version.
+    fixture.store.failNextAppend(fixture.ids.checkpoint, 'lost');
+    await assert.rejects(partition.checkpoint());
+    await partition.delete(name(5));
+    await partition.put(name(9), body(9, 'newer'));
+    assert.equal(await partition.getFramed(name(5)), null);
+    assert.deepEqual(await partition.getFramed(name(9)), encodeFramedRows([await partition.get(name(9)) ?? assert.fail('row 9')], 0));
+    assert.deepEqual(await partition.getFramed(name(13)), encodeFramedRows([await partition.get(name(13)) ?? assert.fail('row 13')], 0)); // frozen
+    // Rows read framed (held as views of their frame) checkpoint and reload as they were.
+    await partition.put(name(1), body(1, 'newest'));
+    assert.deepEqual((await partition.getFramed(name(1)))?.subarray(4), encodeRow(await partition.get(name(1)) ?? assert.fail('row 1')));
+    await partition.checkpoint();
+    await partition.close();
+    const reopened = await fixture.open();
+    for (let i = 0; i < 60; i++) {
+      const expected = i === 1 ? 'newest1' : i === 9 ? 'newer9' : i === 5 ? null : i % 4 === 1 ? `new${i}` : i % 3 === 0 ? null : `v${i}`;
+      assert.equal(await valueOf(reopened, `g/${String(i).padStart(3, '0')}`), expected);
+    }
+    console.log(`getFramed equals get framed: ${where.memtable} memtable rows (encoded once), ${where.cached} row-cache rows, ${where.run} run rows (block views), ${where.absent} absent or deleted`);
+    assert.ok(where.memtable >= 10 && where.cached >= 5 && where.run >= 10 && where.absent >= 15);
   });
 
   it('puts, gets, overwrites and deletes rows with fresh ETags', async () => {
