@@ -127,7 +127,14 @@ export interface PutBlob extends OnBlob {
   readonly tags: readonly BlobTag[];
   readonly tier?: AccessTier;
 }
-export interface PutBlock extends OnBlob { readonly kind: 'PutBlock'; readonly blockId: BlockId; readonly contentLength: number; readonly contentMd5?: Uint8Array }
+/** The Content-MD5 of a Put Block / Append Block: checked when sent, then echoed; when none was sent,
+ * computed and answered only for x-ms-version before 2019-02-02 (Azure; later versions answer none). */
+export interface BodyMd5 {
+  readonly contentMd5?: Uint8Array;
+  readonly computeMd5: boolean;
+}
+
+export interface PutBlock extends OnBlob, BodyMd5 { readonly kind: 'PutBlock'; readonly blockId: BlockId; readonly contentLength: number }
 export interface PutBlockList extends OnBlob {
   readonly kind: 'PutBlockList';
   readonly contentLength: number;
@@ -168,10 +175,9 @@ export interface AbortCopyBlob extends OnBlob { readonly kind: 'AbortCopyBlob'; 
 
 // ---- append blobs ----
 export interface CreateAppendBlob extends OnBlob { readonly kind: 'CreateAppendBlob'; readonly httpHeaders: BlobHttpHeaders; readonly metadata: Metadata; readonly tags: readonly BlobTag[] }
-export interface AppendBlock extends OnBlob {
+export interface AppendBlock extends OnBlob, BodyMd5 {
   readonly kind: 'AppendBlock';
   readonly contentLength: number;
-  readonly contentMd5?: Uint8Array;
   /** x-ms-blob-condition-maxsize and x-ms-blob-condition-appendpos. */
   readonly maxSize?: number;
   readonly appendPosition?: number;

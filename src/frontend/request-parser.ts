@@ -68,6 +68,8 @@ export interface RouteInput {
   readonly query: QueryMap;
   readonly headers: HeaderMap;
   readonly rawHeaders: readonly (readonly [string, string])[];
+  /** x-ms-version as given (checked), or null. */
+  readonly version: string | null;
   /** Decoded container segment and blob remainder (null when absent). */
   readonly container: string | null;
   readonly blob: string | null;
@@ -98,7 +100,7 @@ function parseHead(head: RequestHead, headers: HeaderMap, options: ParserOptions
   const versionRaw = headers.get('x-ms-version');
   const version = versionRaw === undefined ? null : parseApiVersion(versionRaw, options.apiVersionLatest);
   const address = parseAddress(headers.get('host'), rawPath);
-  const input: RouteInput = { method: head.method, account: address.account, query, headers, rawHeaders: head.rawHeaders, container: address.container, blob: address.blob };
+  const input: RouteInput = { method: head.method, account: address.account, query, headers, rawHeaders: head.rawHeaders, version, container: address.container, blob: address.blob };
   const operation = address.service === 'blob' ? route(input) : unsupportedService(address.account, address.service);
   return {
     operation, account: address.account, resource: resourceFor(operation, address), method: head.method, version,

@@ -16,7 +16,7 @@ import {
 } from './header-fields.ts';
 import type { BlobName, ContainerName, LeaseId, PublicAccess } from './model.ts';
 import type {
-  ListBlobsInclude, ListContainersInclude, Operation, Unsupported,
+  BodyMd5, ListBlobsInclude, ListContainersInclude, Operation, Unsupported,
 } from './operation.ts';
 import {
   bodyLength, listText, maxResults, noBody, requireHeader, single, type QueryMap, type RouteInput,
@@ -183,7 +183,7 @@ export function routeBlob(input: RouteInput, container: ContainerName, blob: Blo
       if (input.method !== 'PUT') throw verbNotAllowed();
       if (input.headers.has('x-ms-copy-source')) return unsupported(input, 'AppendBlockFromUrl');
       return {
-        kind: 'AppendBlock', ...base, contentLength: bodyLength(input.headers, 'append'), ...optionalMd5(input.headers, 'content-md5'),
+        kind: 'AppendBlock', ...base, contentLength: bodyLength(input.headers, 'append'), ...bodyMd5(input),
         ...defined('maxSize', optionalInteger(input.headers, 'x-ms-blob-condition-maxsize', 0, Number.MAX_SAFE_INTEGER)),
         ...defined('appendPosition', optionalInteger(input.headers, 'x-ms-blob-condition-appendpos', 0, Number.MAX_SAFE_INTEGER)),
       };
@@ -260,13 +260,22 @@ function routePut(input: RouteInput, base: BlobBase): Operation {
   }
 }
 
+/** Azure answers Put Block / Append Block without Content-MD5 with the MD5 it computed up to
+ * x-ms-version 2018-11-09, and with none from 2019-02-02 on (those answer x-ms-content-crc64). */
+const md5AnsweredBefore = '2019-02-02';
+
+function bodyMd5(input: RouteInput): BodyMd5 {
+  const sent = optionalMd5(input.headers, 'content-md5');
+  return { ...sent, computeMd5: sent.contentMd5 === undefined && input.version !== null && input.version < md5AnsweredBefore };
+}
+
 function routeBlock(input: RouteInput, base: BlobBase): Operation {
   if (input.method !== 'PUT') throw verbNotAllowed();
   const raw = single(input.query, 'blockid');
   if (raw === undefined) throw new FrontendError('MissingRequiredQueryParameter', 'blockid required', [['QueryParameterName', 'blockid']]);
   const blockId = parseBlockIdQuery(raw);
   if (!input.headers.has('x-ms-copy-source')) {
-    return { kind: 'PutBlock', ...base, blockId, contentLength: bodyLength(input.headers, 'block'), ...optionalMd5(input.headers, 'content-md5') };
+    return { kind: 'PutBlock', ...base, blockId, contentLength: bodyLength(input.headers, 'block'), ...bodyMd5(input) };
   }
   const sourceRange = input.headers.get('x-ms-source-range');
   return noBodyThen(input, {

@@ -20,7 +20,7 @@ import {
   blobNotFound, loadContainer, metadataPairs, newVersion, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
 } from './context.ts';
 import { commitTagged } from './tag-index.ts';
-import { writeBody } from './data.ts';
+import { writeBlock } from './data.ts';
 import { blobKey } from './keys.ts';
 import { encodeBlob, type AppendState, type BlobRecord } from './records.ts';
 
@@ -65,7 +65,7 @@ export async function appendBlock(ctx: BlobServiceContext, op: Op.AppendBlock, b
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   checkAppend(await readBlob(ctx, container, op.blob), op, ctx.clock.nowMs());
-  const data = await writeBody(ctx.tables, key, body);
+  const data = await writeBlock(ctx.tables, key, body, op);
   const result = await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     const state = checkAppend(existing, op, ctx.clock.nowMs());
@@ -75,7 +75,7 @@ export async function appendBlock(ctx: BlobServiceContext, op: Op.AppendBlock, b
     const commit = await ctx.tables.transact([putOp(key, encodeBlob(record), existing.row), ...laid.segments]);
     return { ...committed(commit), appendOffset: existing.record.size, committedBlockCount: laid.state.blockCount };
   });
-  return { ...result, contentMd5: data.md5 };
+  return data.md5 === null ? result : { ...result, contentMd5: data.md5 };
 }
 
 export async function sealAppendBlob(ctx: BlobServiceContext, op: Op.SealAppendBlob): Promise<WriteResult> {

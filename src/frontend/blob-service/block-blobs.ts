@@ -126,7 +126,7 @@ export async function putBlock(ctx: BlobServiceContext, op: Op.PutBlock, body: R
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   checkBlobWrite(await readBlob(ctx, container, op.blob), { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
-  const data = await writeBlock(ctx.tables, key, body);
+  const data = await writeBlock(ctx.tables, key, body, op);
   await stageBlock(ctx, op, key, data, container);
   return data.md5 === null ? {} : { contentMd5: data.md5 };
 }

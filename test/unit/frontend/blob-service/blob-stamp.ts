@@ -9,7 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { BlobServiceClient, RestError, StorageSharedKeyCredential, newPipeline, type RequestPolicyFactory } from '@azure/storage-blob';
 import { Authorizer } from '../../../../src/frontend/auth/authorizer.ts';
 import { blobTableSchema } from '../../../../src/frontend/blob-service/blob-table-schema.ts';
 import { PartitionBlobBackend, type PartitionBlobBackendOptions } from '../../../../src/frontend/blob-service/partition-blob-backend.ts';
@@ -94,6 +94,18 @@ export class BlobStamp {
     const stamp = new BlobStamp(options);
     await stamp.#start();
     return stamp;
+  }
+
+  /** An SDK client whose requests carry x-ms-version `version` (set before they are signed): Azure's
+   * answers that differ by version. */
+  clientAtVersion(version: string): BlobServiceClient {
+    const pipeline = newPipeline(new StorageSharedKeyCredential(account, accountKeyBase64), { retryOptions: { maxTries: 1 } });
+    const pinVersion: RequestPolicyFactory = {
+      create: (next) => ({ sendRequest: (request) => { request.headers.set('x-ms-version', version); return next.sendRequest(request); } }),
+    };
+    // The SDK runs added factories before its Sign phase, so the signature covers the pinned version.
+    pipeline.factories.push(pinVersion);
+    return new BlobServiceClient(this.endpoint, pipeline);
   }
 
   /** Rows (live) whose key starts with `prefix` (a string of the blob tables' keys). */

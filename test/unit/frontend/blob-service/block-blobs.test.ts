@@ -147,7 +147,7 @@ test('block ids of one blob have one length: Put Block of another length is Inva
   t.diagnostic('2 refused Put Blocks (12 vs 2 bytes), 1 refused mixed list; the blob kept its content each time');
 });
 
-test('Put Block returns Content-MD5 only when the request sent one (Azure keeps no MD5 per block); Put Blob always does', async (t) => {
+test('Put Block and Append Block answer Content-MD5 as Azure does by x-ms-version: only the one sent (2019-02-02 on), else the computed one; a mismatch stores nothing; Put Blob always does', async (t) => {
   const container = stamp.client.getContainerClient('blockmd5');
   await container.create();
   const blob = container.getBlockBlobClient('b');
@@ -159,8 +159,13 @@ test('Put Block returns Content-MD5 only when the request sent one (Azure keeps 
   assert.deepEqual(Buffer.from(checked.contentMD5 ?? []), md5, 'the checked Content-MD5 is echoed');
   await expectError(() => blob.stageBlock(blockId(2), part, part.length, { transactionalContentMD5: Buffer.alloc(16) }), 400, 'Md5Mismatch');
   assert.deepEqual((await blob.getBlockList('uncommitted')).uncommittedBlocks?.map((block) => block.name), [blockId(0), blockId(1)], 'the mismatched block was not staged');
-  await blob.commitBlockList([blockId(0), blockId(1)]);
-  assert.ok((await blob.downloadToBuffer()).equals(Buffer.concat([part, part])));
+  // x-ms-version 2018-11-09 (before 2019-02-02): Azure answers the MD5 it computed for every block.
+  const old = stamp.clientAtVersion('2018-11-09').getContainerClient('blockmd5');
+  const oldStaged = await old.getBlockBlobClient('b').stageBlock(blockId(3), part, part.length);
+  assert.equal(oldStaged._response.headers.get('x-ms-version'), '2018-11-09', 'the request carried the old version');
+  assert.deepEqual(Buffer.from(oldStaged.contentMD5 ?? []), md5, 'old version, no Content-MD5 sent: the computed MD5');
+  await blob.commitBlockList([blockId(0), blockId(1), blockId(3)]);
+  assert.ok((await blob.downloadToBuffer()).equals(Buffer.concat([part, part, part])));
   // Put Blob's writeBody: the MD5 of the body, hashed once; a body that carried a (checked) Content-MD5 is not hashed again.
   const key = Buffer.from('md5-probe');
   const body = bodyOf([part.subarray(0, 1000), part.subarray(1000)]);
@@ -170,5 +175,21 @@ test('Put Block returns Content-MD5 only when the request sent one (Azure keeps 
   const put = await blob.upload(part, part.length);
   assert.deepEqual(Buffer.from(put.contentMD5 ?? []), md5, 'Put Blob returns the MD5');
   assert.deepEqual(Buffer.from((await blob.getProperties()).contentMD5 ?? []), md5, 'and stores it');
-  t.diagnostic('Put Block without / with / with a wrong Content-MD5: none, echoed, Md5Mismatch; Put Blob stores the MD5');
+
+  // Append Block: the same answers; a mismatched block is not appended.
+  const append = container.getAppendBlobClient('log');
+  await append.create();
+  const piece = randomBytes(64 * 1024);
+  const pieceMd5 = createHash('md5').update(piece).digest();
+  const appended = await append.appendBlock(piece, piece.length);
+  assert.equal(appended.contentMD5, undefined, 'Append Block without Content-MD5: none computed or returned');
+  const appendChecked = await append.appendBlock(piece, piece.length, { transactionalContentMD5: pieceMd5 });
+  assert.deepEqual(Buffer.from(appendChecked.contentMD5 ?? []), pieceMd5, 'the checked Content-MD5 is echoed');
+  await expectError(() => append.appendBlock(piece, piece.length, { transactionalContentMD5: Buffer.alloc(16) }), 400, 'Md5Mismatch');
+  const oldAppended = await old.getAppendBlobClient('log').appendBlock(piece, piece.length);
+  assert.deepEqual(Buffer.from(oldAppended.contentMD5 ?? []), pieceMd5, 'old version: the computed MD5');
+  const props = await append.getProperties();
+  assert.equal(props.blobCommittedBlockCount, 3, 'the mismatched block was not appended');
+  assert.ok((await append.downloadToBuffer()).equals(Buffer.concat([piece, piece, piece])));
+  t.diagnostic('Put Block / Append Block at 2026 versions: no Content-MD5 -> none, sent -> echoed, wrong -> 400 Md5Mismatch and nothing stored; at 2018-11-09 without one -> the computed MD5; Put Blob stores the MD5');
 });
