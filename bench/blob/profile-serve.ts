@@ -94,9 +94,9 @@ async function load(peer: BenchPeer, pid: number, options: Options, client: PutG
       else await client.getBlob(container, sequenceName('s', sequence % getSetSize));
     },
   });
-  const { cpuSeconds } = sampler.stop();
+  const { cpuSeconds, peakRssBytes } = sampler.stop();
   printThreadCpu(threadCpuDelta(threadsBefore, readThreadCpu(pid)), result.operations, 'op');
-  console.log(`${options.kind} ${options.sizeBytes} B ×${options.concurrency} (${options.client}, ${options.disks} disk): ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms, server CPU ${((cpuSeconds / Math.max(1, result.operations)) * 1000).toFixed(2)} ms/op (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core)`);
+  console.log(`${options.kind} ${options.sizeBytes} B ×${options.concurrency} (${options.client}, ${options.disks} disk): ${result.opsPerSecond.toFixed(0)} ops/s, p50 ${result.latency.p50Ms.toFixed(1)} ms, p99 ${result.latency.p99Ms.toFixed(1)} ms, server CPU ${((cpuSeconds / Math.max(1, result.operations)) * 1000).toFixed(2)} ms/op (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core), peak RSS ${(peakRssBytes / MiB).toFixed(0)} MiB`);
 }
 
 /** Large blobs: each operation uploads (or downloads) one blob of `blobBytes` in blocks. */
@@ -123,10 +123,10 @@ async function loadLarge(peer: BenchPeer, pid: number, options: Options, client:
       if (bytes !== options.blobBytes) throw new Error(`downloaded ${bytes ?? 'no'} bytes, expected ${options.blobBytes}`);
     },
   });
-  const { cpuSeconds } = sampler.stop();
+  const { cpuSeconds, peakRssBytes } = sampler.stop();
   const mib = (result.operations * options.blobBytes) / MiB;
   printThreadCpu(threadCpuDelta(threadsBefore, readThreadCpu(pid)), mib, 'MiB');
-  console.log(`${options.kind} ${options.blobBytes / MiB} MiB in ${options.sizeBytes / MiB} MiB blocks ×${options.concurrency} (${options.disks} disk): ${result.operations} blobs, ${(mib / result.seconds).toFixed(1)} MiB/s, server CPU ${((cpuSeconds / Math.max(1, mib)) * 1000).toFixed(2)} ms/MiB (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core)`);
+  console.log(`${options.kind} ${options.blobBytes / MiB} MiB in ${options.sizeBytes / MiB} MiB blocks ×${options.concurrency} (${options.disks} disk): ${result.operations} blobs, ${(mib / result.seconds).toFixed(1)} MiB/s, server CPU ${((cpuSeconds / Math.max(1, mib)) * 1000).toFixed(2)} ms/MiB (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core), peak RSS ${(peakRssBytes / MiB).toFixed(0)} MiB`);
 }
 
 function printThreadCpu(threads: ThreadCpu, units: number, unit: string): void {
