@@ -16,7 +16,7 @@
 // the keys only with --show-keys. Errors: "kura account: <reason>" on stderr, exit 1.
 import type { Command } from 'commander';
 import { accountsRefreshMs } from '../constants.ts';
-import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { PartitionClient } from '../partition/partition-client.ts';
 import { TcpNetwork } from '../rpc/tcp-network.ts';
 import { AccountStore, type Account, type AccountKeyName } from '../stamp/account-store.ts';
@@ -103,7 +103,7 @@ async function withCluster<T>(etcd: string, work: (accounts: AccountStore) => Pr
   const parsed = etcdUrls.safeParse(etcd);
   if (!parsed.success) throw new StorageError('config.invalid', `--etcd ${JSON.stringify(etcd)}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   const clock = new SystemClock();
-  const metaStore = await EtcdMetaStore.connect({ endpoints: parsed.data });
+  const metaStore = await connectEtcd({ endpoints: parsed.data });
   const network = new TcpNetwork({ clock });
   try {
     return await work(await AccountStore.open({ tables: new PartitionClient({ metaStore, network, clock }), clock }));

@@ -14,7 +14,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { controllerLeaseTtlMs, partitionManagerTickMs, partitionSplitBytes, replicaCountDefault, repairIntervalMs } from '../constants.ts';
-import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
 import { ControllerMetrics } from '../observability/controller-metrics.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
@@ -72,7 +72,7 @@ async function runController(config: ControllerConfig): Promise<void> {
   const metrics = new ControllerMetrics({ registry, controller: () => controller });
   try {
     // etcd unreachable at start is fatal (exit 1 naming it): a supervisor restarts the role.
-    const metaStore = await EtcdMetaStore.connect({ endpoints: config.etcd });
+    const metaStore = await connectEtcd({ endpoints: config.etcd });
     const network = new TcpNetwork({ clock });
     try {
       controller = await ClusterController.start({

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { z } from 'zod';
 import { frontendDrainTimeoutMs, inlineBodyBytesDefault, inlineBodyBytesLimit } from '../constants.ts';
 import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-service/copy-source-policy.ts';
-import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { AdminServer, parseListenAddress, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
 import { TcpNetwork } from '../rpc/tcp-network.ts';
@@ -62,7 +62,7 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
   const admin = config.admin === undefined ? null : await AdminServer.start({ address: config.admin, registry, logger, readiness: () => readiness(frontend?.phase ?? null) });
   try {
     // etcd unreachable at start is fatal (exit 1 naming it): a supervisor restarts the role.
-    const metaStore = await EtcdMetaStore.connect({ endpoints: config.etcd });
+    const metaStore = await connectEtcd({ endpoints: config.etcd });
     const network = new TcpNetwork({ clock });
     try {
       const { host, port } = parseListenAddress(config.listen);

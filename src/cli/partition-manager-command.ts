@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { partitionLeaseTtlMs, partitionManagerTickMs, partitionSplitBytes } from '../constants.ts';
-import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { AdminServer } from '../observability/admin-server.ts';
 import type { Readiness } from '../observability/admin-server.ts';
 import { PartitionManagerMetrics } from '../observability/partition-metrics.ts';
@@ -58,7 +58,7 @@ async function runPartitionManager(flags: PartitionManagerFlags): Promise<void> 
   let campaigning: PartitionManager | null = null;
   const registry = createProcessRegistry({ role: 'partition-manager' });
   const admin = flags.admin === undefined ? null : await AdminServer.start({ address: flags.admin, registry, logger, readiness: () => readiness(campaigning) });
-  const metaStore = await EtcdMetaStore.connect({ endpoints: flags.etcd.split(',').map((url) => url.trim()).filter((url) => url !== '') });
+  const metaStore = await connectEtcd({ endpoints: flags.etcd.split(',').map((url) => url.trim()).filter((url) => url !== '') });
   const network = new TcpNetwork({ clock });
   const manager = new PartitionManager({
     managerId: flags.managerId, metaStore, network, clock, logger,

@@ -16,7 +16,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { partitionLeaseTtlMs } from '../constants.ts';
-import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
 import { PartitionServerMetrics } from '../observability/partition-metrics.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
@@ -66,7 +66,7 @@ async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
   let started: PartitionServer | null = null;
   const registry = createProcessRegistry({ role: 'partition-server' });
   const admin = flags.admin === undefined ? null : await AdminServer.start({ address: flags.admin, registry, logger, readiness: () => readiness(started) });
-  const metaStore = await EtcdMetaStore.connect({ endpoints: flags.etcd });
+  const metaStore = await connectEtcd({ endpoints: flags.etcd });
   const network = new TcpNetwork({ clock });
   const server = new PartitionServer({
     serverId: flags.serverId, metaStore, network, listenAddress: flags.listen, clock, logger, leaseTtlMs,

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { clusterProcessesKey, parseClusterProcesses, readClusterState, type ProcessRecord } from '../cluster/cluster-state.ts';
 import { formatStatus, healthy, probeProcesses, type Leadership } from '../cluster/cluster-status.ts';
-import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { connectEtcd } from '../metastore/connect-etcd.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
 import { controllerLeaderKey, readControllerLeader } from '../stamp/cluster-controller.ts';
 import { isStorageError, StorageError } from '../util/errors.ts';
@@ -87,7 +87,7 @@ async function leader(endpoints: readonly string[], processes: readonly ProcessR
 
 /** One short-lived etcd connection; every call bounded by timeoutMs (etcd down is an answer). */
 async function withStore<T>(endpoints: readonly string[], timeoutMs: number, read: (store: MetaStore) => Promise<T>): Promise<T> {
-  const store = await EtcdMetaStore.connect({ endpoints, callTimeoutMs: timeoutMs });
+  const store = await connectEtcd({ endpoints, callTimeoutMs: timeoutMs });
   try {
     return await read(store);
   } finally {

@@ -22,7 +22,7 @@ import type { Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
 import { StreamManagerMetrics } from '../observability/stream-manager-metrics.ts';
 import { EmbeddedMetaStore } from '../metastore/embedded-meta-store.ts';
-import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { connectEtcd } from '../metastore/connect-etcd.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
 import { TcpNetwork } from '../rpc/tcp-network.ts';
 import { StreamManager } from '../stream/stream-manager.ts';
@@ -110,7 +110,7 @@ async function openMetaStore(flags: StreamManagerFlags, clock: Clock): Promise<M
     return EmbeddedMetaStore.open({ disk: new RealDisk({ root: flags.meta }), directory: 'meta', clock });
   }
   const endpoints = (flags.etcd ?? '').split(',').map((url) => url.trim()).filter((url) => url !== '');
-  return EtcdMetaStore.connect({ endpoints });
+  return connectEtcd({ endpoints });
 }
 
 

@@ -37,7 +37,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
-import { EtcdMetaStore } from '../metastore/etcd-meta-store.ts';
+import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { StorageError } from '../util/errors.ts';
 import { clusterProcessesKey, readClusterState, writeClusterState, type ClusterState, type ProcessRecord, type RoleKind, type Topology } from './cluster-state.ts';
 import { probeEtcd, probeReadyz } from './probes.ts';
@@ -187,7 +187,7 @@ export class DevCluster {
     await this.saveState();
     // The addresses never change (fixed ports), so etcd's copy stays right across restarts; only
     // the pids in it go stale (status asks a process by its address, not its pid).
-    const store = await EtcdMetaStore.connect({ endpoints: this.etcdEndpoints });
+    const store = await connectEtcd({ endpoints: this.etcdEndpoints });
     try {
       const value = JSON.stringify({ endpoint: this.endpoint, processes: this.state.processes });
       await store.txn({ compare: [], success: [{ kind: 'put', key: clusterProcessesKey, value }] });
