@@ -9,10 +9,14 @@
 // (e.g. through the balancer vs front ends addressed directly) is `--peers a,b --rounds N`.
 // `--profile NAME` takes a CPU profile of one process of the stamp (by its cluster.json name, e.g.
 // fe1, ps1, en1, balancer) through its inspector (bench/lib/inspector-profile.ts) during the loops
-// and prints its hottest functions. Figures only: never run by the test suite.
+// and prints its hottest functions. `--frontend-cpu-percent P` gives every front end a CPU budget
+// of P % of one core (a cgroup quota, bench/lib/cpu-quota.ts: as if each ran on its own small
+// host), so that the front ends are the bottleneck and a second one can show in the throughput on
+// this 2-core machine; the CFS throttling of each is printed as the proof that it was the limit.
+// Figures only: never run by the test suite.
 //
 //   node bench/blob/cluster-cpu.ts [--peers kura-3disk,cluster-1fe,cluster-2fe,cluster-2fe-direct]
-//       [--kinds put,get] [--seconds 10] [--rounds 1] [--profile fe1] [--top 30]
+//       [--kinds put,get,idle] [--seconds 10] [--rounds 1] [--profile fe1] [--top 30] [--frontend-cpu-percent 15]
 //
 // A peer name: `kura-3disk`, or `cluster-<N>fe` (through dev-cluster's balancer) or
 // `cluster-<N>fe-direct` (SDK clients spread over the front ends' own addresses, no balancer).
@@ -21,6 +25,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseCpuProfile, summariseProfile, type CpuProfile } from '../lib/cpu-profile.ts';
+import { capProcessCpu, type CpuQuota } from '../lib/cpu-quota.ts';
 import { profileProcess } from '../lib/inspector-profile.ts';
 import { runClosedLoop, type ThroughputResult } from '../lib/stats.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
@@ -54,6 +59,7 @@ interface Options {
   readonly rounds: number;
   readonly profile: string | null;
   readonly top: number;
+  readonly frontendCpuPercent: number | null;
 }
 
 function parseShape(name: string): PeerShape {
@@ -65,7 +71,7 @@ function parseShape(name: string): PeerShape {
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({ options: { peers: { type: 'string' }, kinds: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, profile: { type: 'string' }, top: { type: 'string' } } });
+  const { values } = parseArgs({ options: { peers: { type: 'string' }, kinds: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, profile: { type: 'string' }, top: { type: 'string' }, 'frontend-cpu-percent': { type: 'string' } } });
   const positive = (text: string | undefined, fallback: number, flag: string): number => {
     const value = text === undefined ? fallback : Number(text);
     if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${flag} must be a positive integer`);
@@ -83,6 +89,7 @@ function parseOptions(): Options {
     rounds: positive(values.rounds, 1, 'rounds'),
     profile: values.profile ?? null,
     top: positive(values.top, 30, 'top'),
+    frontendCpuPercent: values['frontend-cpu-percent'] === undefined ? null : positive(values['frontend-cpu-percent'], 100, 'frontend-cpu-percent'),
   };
 }
 
@@ -125,13 +132,16 @@ interface Running {
   readonly peer: BenchPeer;
   readonly processes: readonly ClusterProcess[];
   readonly clients: readonly SdkBlobClient[];
+  /** Front ends' CPU budgets by process name (--frontend-cpu-percent). */
+  readonly quotas: Map<string, CpuQuota>;
 }
 
-async function startPeer(shape: PeerShape): Promise<Running> {
+async function startPeer(shape: PeerShape, options: Options): Promise<Running> {
+  const quotas = new Map<string, CpuQuota>();
   if (shape.frontends === null) {
     const peer = kuraServePeer(3);
     const endpoint = await peer.start();
-    return { peer, processes: [{ name: 'kura-serve', role: 'serve', pid: endpoint.pid, address: null }], clients: [new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 })] };
+    return { peer, processes: [{ name: 'kura-serve', role: 'serve', pid: endpoint.pid, address: null }], clients: [new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 })], quotas };
   }
   const peer: DevClusterPeer = devClusterPeer(shape.frontends);
   const endpoint = await peer.start();
@@ -140,7 +150,10 @@ async function startPeer(shape: PeerShape): Promise<Running> {
   const clients = shape.direct
     ? frontends.map((entry) => new SdkBlobClient({ connectionString: devConnectionString(Number(entry.address?.split(':')[1])), maxTries: 1 }))
     : [new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 })];
-  return { peer, processes, clients };
+  if (options.frontendCpuPercent !== null) {
+    for (const entry of frontends) quotas.set(entry.name, capProcessCpu(entry.pid, options.frontendCpuPercent, entry.name));
+  }
+  return { peer, processes, clients, quotas };
 }
 
 interface LoopFigures {
@@ -148,6 +161,7 @@ interface LoopFigures {
   readonly cpuSeconds: ReadonlyMap<string, CpuReading>;
   readonly machineBusySeconds: number;
   readonly profile: CpuProfile | null;
+  readonly throttling: readonly string[];
 }
 
 async function loop(running: Running, kind: Kind, options: Options): Promise<LoopFigures> {
@@ -172,6 +186,7 @@ async function loop(running: Running, kind: Kind, options: Options): Promise<Loo
   });
   const before = cpuNow(running.processes);
   const machineBefore = machineJiffies();
+  const throttledBefore = new Map([...running.quotas].map(([name, quota]) => [name, quota.throttled()]));
   const target = options.profile === null ? undefined : running.processes.find((entry) => entry.name === options.profile);
   let profile: CpuProfile | null = null;
   let result: ThroughputResult;
@@ -184,11 +199,16 @@ async function loop(running: Running, kind: Kind, options: Options): Promise<Loo
   }
   const after = cpuNow(running.processes);
   const machineAfter = machineJiffies();
+  const throttling = [...running.quotas].map(([name, quota]) => {
+    const now = quota.throttled();
+    const then = throttledBefore.get(name) ?? now;
+    return `${name} throttled in ${now.throttledPeriods - then.throttledPeriods} of ${now.periods - then.periods} periods (${((now.throttledMs - then.throttledMs) / 1000).toFixed(1)} s waiting)`;
+  });
   const cpuSeconds = new Map([...after].map(([name, value]) => {
     const start = before.get(name) ?? { user: Number.NaN, system: Number.NaN };
     return [name, { user: value.user - start.user, system: value.system - start.system }];
   }));
-  return { result, cpuSeconds, machineBusySeconds: (machineAfter.busy - machineBefore.busy) / clockTicksPerSecond(), profile };
+  return { result, cpuSeconds, machineBusySeconds: (machineAfter.busy - machineBefore.busy) / clockTicksPerSecond(), profile, throttling };
 }
 
 function report(shape: PeerShape, kind: Kind, figures: LoopFigures, load: string): void {
@@ -208,6 +228,9 @@ function report(shape: PeerShape, kind: Kind, figures: LoopFigures, load: string
   console.log(`${shape.name.padEnd(20)} ${kind} 64 KiB ×16: ${result.opsPerSecond.toFixed(1)} ops/s (${result.operations} in ${result.seconds.toFixed(1)} s), p50 ${result.latency.p50Ms.toFixed(0)} ms, p99 ${result.latency.p99Ms.toFixed(0)} ms, load ${load}`);
   console.log(`  CPU ms/op: stamp ${perOp(stamp)}, client ${perOp(client)}, others ${perOp(others)}; machine busy ${(figures.machineBusySeconds / result.seconds * 100).toFixed(0)} % of 1 core (200 = both)`);
   console.log(`  per process (ms/op, of which in the kernel): ${rows.join(' ')}`);
+  const frontendShares = [...cpuSeconds].filter(([name]) => name.startsWith('fe')).map(([name, { user, system }]) => `${name} ${((user + system) / result.seconds * 100).toFixed(0)} %`);
+  if (frontendShares.length > 0) console.log(`  front ends' CPU (% of one core): ${frontendShares.join(', ')}`);
+  if (figures.throttling.length > 0) console.log(`  CPU quota: ${figures.throttling.join('; ')}`);
 }
 
 function printProfile(profile: CpuProfile, top: number): void {
@@ -219,7 +242,7 @@ function printProfile(profile: CpuProfile, top: number): void {
 }
 
 async function measurePeer(shape: PeerShape, options: Options): Promise<void> {
-  const running = await startPeer(shape);
+  const running = await startPeer(shape, options);
   try {
     const setup = running.clients[0];
     if (setup === undefined) throw new Error('no client');
@@ -235,6 +258,7 @@ async function measurePeer(shape: PeerShape, options: Options): Promise<void> {
       if (figures.profile !== null) printProfile(figures.profile, options.top);
     }
   } finally {
+    for (const quota of running.quotas.values()) quota.release();
     await running.peer.stop();
   }
 }
