@@ -150,8 +150,12 @@ async function startPeer(shape: PeerShape, options: Options): Promise<Running> {
   const clients = shape.direct
     ? frontends.map((entry) => new SdkBlobClient({ connectionString: devConnectionString(Number(entry.address?.split(':')[1])), maxTries: 1 }))
     : [new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 })];
-  if (options.frontendCpuPercent !== null) {
-    for (const entry of frontends) quotas.set(entry.name, capProcessCpu(entry.pid, options.frontendCpuPercent, entry.name));
+  try {
+    for (const entry of options.frontendCpuPercent === null ? [] : frontends) quotas.set(entry.name, capProcessCpu(entry.pid, options.frontendCpuPercent ?? 100, entry.name));
+  } catch (error) {
+    for (const quota of quotas.values()) quota.release();
+    await peer.stop();
+    throw error;
   }
   return { peer, processes, clients, quotas };
 }
