@@ -471,6 +471,14 @@ export const runReadAheadBlocks = 4;
 /** Most rows one scan page returns (Azure's list and query pages are at most 5000). */
 export const scanLimitMax = 5000;
 
+/** Container incarnations a blob front end remembers (context.ts IncarnationHints): ~100 bytes
+ * each, so ~1 MiB; a container not among them costs its Get Blob a second partition call, no more. */
+export const incarnationHintsMax = 10_000;
+
+/** Keys one partition.getMany reads: a Get Blob reads 2 (its container's row and the blob's row,
+ * docs/blob-schema.md "Reads"); a few more leave room without letting one call hold many rows. */
+export const partitionGetManyKeysMax = 4;
+
 /** Bytes of rows one scan page returns before it stops with a continuation: a blob row with an
  * inline body (docs/blob-schema.md, "Inline bodies") is up to ~1 MiB, so a page of
  * blobScanRowsPerCall such rows would pass rpcFrameBytesMax; one page stays under this plus one

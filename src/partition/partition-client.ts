@@ -24,7 +24,7 @@
 // Fault model: servers die, move partitions, answer late or not at all; the map may be stale.
 import {
   partitionClientAttemptsMax, partitionClientBackoffMsMax, partitionClientBackoffMsMin, partitionClientBodyBytesMax, partitionClientBodyWaitersMax,
-  partitionClientMapMaxAgeMs, partitionClientMapWaitMs, partitionRpcDeadlineMs, scanLimitMax,
+  partitionClientMapMaxAgeMs, partitionClientMapWaitMs, partitionGetManyKeysMax, partitionRpcDeadlineMs, scanLimitMax,
 } from '../constants.ts';
 import type { MetaStore } from '../metastore/meta-store.ts';
 import type { Network, RpcHeader, RpcResponse } from '../rpc/network.ts';
@@ -37,7 +37,7 @@ import { continuationKey } from './continuation-token.ts';
 import { keyFromHex, keyHex, parseJson, readMap, routeKey, serverKey, serverRecordSchema } from './partition-map.ts';
 import type { PartitionMap } from './partition-map.ts';
 import {
-  commitAnswer, dataRefAnswer, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeRows, putRow, scanAnswer,
+  commitAnswer, dataRefAnswer, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeRows, getManyAnswer, putRow, scanAnswer,
 } from './partition-rpc.ts';
 import { z } from 'zod';
 
@@ -112,6 +112,31 @@ export class PartitionClient {
     const row = decodeRows(response.body, 1, { deferred: true })[0];
     if (row?.kind !== 'live') throw new StorageError('rpc.remote', 'get answered a row that is not live');
     return row;
+  }
+
+  /**
+   * Point reads of up to partitionGetManyKeysMax keys, each row as get() returns it: one
+   * partition.getMany to the owner of the first key, then a get() of each key it did not answer
+   * (outside its partition, or past the answer's byte bound). Each read is a read of the partition
+   * holding the key at that moment, as get() is; the rows are not one snapshot across keys.
+   */
+  async getMany(keys: readonly Buffer[]): Promise<(LiveRow | null)[]> {
+    const first = keys[0];
+    if (first === undefined) return [];
+    if (keys.length > partitionGetManyKeysMax) throw new StorageError('config.invalid', `getMany of more than ${partitionGetManyKeysMax} keys`);
+    const response = await this.call(first, 'partition.getMany', { key: encodeKey(first), keys: keys.map(encodeKey) }, Buffer.alloc(0), true);
+    const found = parse(getManyAnswer, response.header).found;
+    const rows = decodeRows(response.body, keys.length, { deferred: true });
+    if (found.length !== keys.length || rows.length !== found.filter((answer) => answer === true).length) throw new StorageError('rpc.remote', 'getMany answered rows that do not match its keys');
+    let next = 0;
+    return Promise.all(keys.map(async (key, index) => {
+      const answer = found[index];
+      if (answer === null) return this.get(key);
+      if (answer === false) return null;
+      const row = rows[next++];
+      if (row?.kind !== 'live' || !row.key.equals(key)) throw new StorageError('rpc.remote', 'getMany answered a row that is not live or not its key');
+      return row;
+    }));
   }
 
   async put(key: Buffer, columns: readonly Column[], conditions: { readonly ifMatch?: string; readonly ifNoneMatch?: '*' } = {}): Promise<{ etag: string; sequence: number }> {

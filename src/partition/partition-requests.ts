@@ -5,6 +5,7 @@
 // Invariants: every header is parsed with its schema before use; a body that does not match the
 // header (row count, keys) is config.invalid and nothing is applied; a transaction's rows must
 // name its routing key's partition (the engine refuses keys outside its range).
+import { scanPageBytesMax } from '../constants.ts';
 import type { RpcHeader, RpcResponse } from '../rpc/network.ts';
 import { parseHeader } from '../stream/protocol.ts';
 import { StorageError } from '../util/errors.ts';
@@ -18,6 +19,8 @@ export interface ServedRequest {
   readonly body: Buffer;
   /** High bound (hex, null = +inf) of the serving partition, returned with scans. */
   readonly high: string | null;
+  /** True if the serving partition's range holds `key` (getMany answers only those). */
+  readonly holds: (key: Buffer) => boolean;
 }
 
 const empty = Buffer.alloc(0);
@@ -30,6 +33,8 @@ export async function performPartitionRequest(partition: Partition, request: Ser
       const framed = await partition.getFramed(decodeKey(parseHeader(partitionRequests[method], header, method).key, 'key'));
       return { header: { found: framed !== null }, body: framed ?? empty };
     }
+    case 'partition.getMany':
+      return getMany(partition, request);
     case 'partition.put': {
       const parsed = parseHeader(partitionRequests[method], header, method);
       const row = singleRow(body, parsed.key);
@@ -57,6 +62,31 @@ export async function performPartitionRequest(partition: Partition, request: Ser
       return { header: {}, body: bytes };
     }
   }
+}
+
+/**
+ * Several point reads in one call, each as partition.get answers it, the frames one after another
+ * in key order. A key outside the partition, or a row that would take the body past
+ * scanPageBytesMax (after the first row), is answered null: the client reads it alone.
+ */
+async function getMany(partition: Partition, request: ServedRequest): Promise<RpcResponse> {
+  const parsed = parseHeader(partitionRequests['partition.getMany'], request.header, 'partition.getMany');
+  const found: (boolean | null)[] = [];
+  const frames: Buffer[] = [];
+  let bytes = 0;
+  for (const text of parsed.keys) {
+    const key = decodeKey(text, 'key');
+    const framed = request.holds(key) ? await partition.getFramed(key) : undefined;
+    if (framed === undefined || (framed !== null && frames.length > 0 && bytes + framed.length > scanPageBytesMax)) {
+      found.push(null);
+      continue;
+    }
+    found.push(framed !== null);
+    if (framed === null) continue;
+    frames.push(framed);
+    bytes += framed.length;
+  }
+  return { header: { found }, body: frames.length === 1 ? (frames[0] ?? empty) : Buffer.concat(frames, bytes) };
 }
 
 function conditions(parsed: { readonly ifMatch?: string | undefined; readonly ifNoneMatch?: '*' | undefined }): { ifMatch?: string; ifNoneMatch?: '*' } {

@@ -9,7 +9,7 @@
 // Invariants: every length read from a body is checked against what remains and against its
 // limit before use; a body that does not frame is config.invalid (the caller's bug or an attack).
 import { z } from 'zod';
-import { partitionBatchMutationsMax, partitionKeyBytesMax, partitionRowBytesMax, scanLimitMax } from '../constants.ts';
+import { partitionBatchMutationsMax, partitionGetManyKeysMax, partitionKeyBytesMax, partitionRowBytesMax, scanLimitMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
 import { decodeRow, decodeRowDeferred, encodeFramedRows, encodeRow } from '../wire/partition-row.ts';
 import type { Column, RowRecord } from '../wire/partition-row.ts';
@@ -22,6 +22,7 @@ const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const partitionRequests = {
   'partition.get': z.object({ key: base64Key }),
+  'partition.getMany': z.object({ key: base64Key, keys: z.array(base64Key).min(1).max(partitionGetManyKeysMax) }),
   'partition.put': z.object({ key: base64Key, ifMatch: etag.optional(), ifNoneMatch: z.literal('*').optional() }),
   'partition.delete': z.object({ key: base64Key, ifMatch: etag.optional() }),
   'partition.transact': z.object({
@@ -53,6 +54,10 @@ export const releaseAnswer = z.object({ lastSequence: id });
 export function isPartitionMethod(method: string): method is PartitionMethod {
   return Object.hasOwn(partitionRequests, method);
 }
+
+/** Per key of a getMany, in order: true (its row is in the body), false (no live row), or null
+ * (not answered here: outside the serving partition, or past the answer's byte bound; ask alone). */
+export const getManyAnswer = z.object({ found: z.array(z.boolean().nullable()).max(partitionGetManyKeysMax) });
 
 export const commitAnswer = z.object({ sequence: id, lastModifiedMs: id, etags: z.array(z.string().nullable()) });
 export const scanAnswer = z.object({ continuation: z.string().nullable() });

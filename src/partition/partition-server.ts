@@ -433,7 +433,7 @@ export class PartitionServer {
     const held = this.owner(key);
     held.load.record(key);
     routed?.(held.entry.partitionId);
-    const served: ServedRequest = { method, header: request.header, body: request.body, high: held.entry.high };
+    const served: ServedRequest = { method, header: request.header, body: request.body, high: held.entry.high, holds: (other) => entryContains(held.entry, keyHex(other)) };
     try {
       const response = await performPartitionRequest(this.servingPartition(held), served);
       this.confirm(held, method);
@@ -574,7 +574,7 @@ export class PartitionServer {
 }
 
 function isReadMethod(method: string): boolean {
-  return method === 'partition.get' || method === 'partition.scan' || method === 'partition.readData';
+  return method === 'partition.get' || method === 'partition.getMany' || method === 'partition.scan' || method === 'partition.readData';
 }
 
 /** Memtable bytes plus the data bytes of every run: what a split decision compares. */

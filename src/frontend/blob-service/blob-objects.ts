@@ -18,7 +18,7 @@ import { checkBlobRead, checkBlobWrite, committed, type BlobWriteRequest } from 
 import { checkConditions, quotedEtag } from './conditions.ts';
 import { blobContent, readContent } from './content.ts';
 import {
-  blobNotFound, blobProperties, keepVersion, loadContainer, metadataPairs, newVersion, putOp, readBlob, withRetry,
+  blobNotFound, blobProperties, keepVersion, loadContainer, loadContainerAndBlob, metadataPairs, newVersion, putOp, readBlob, withRetry,
   type BlobServiceContext, type LoadedBlob, type LoadedContainer,
 } from './context.ts';
 import { commitTagged } from './tag-index.ts';
@@ -35,6 +35,15 @@ async function readVersion(ctx: BlobServiceContext, container: LoadedContainer, 
   return loaded;
 }
 
+/** The blob (or a snapshot or version of it) a read names, its container checked to exist: the
+ * blob's own row with its container's in one partition call (loadContainerAndBlob). */
+async function loadVersion(ctx: BlobServiceContext, op: { readonly account: string; readonly container: string; readonly blob: string }, snapshot: string | undefined): Promise<LoadedBlob> {
+  if (snapshot !== undefined) return readVersion(ctx, await loadContainer(ctx, op.account, op.container), op.blob, snapshot);
+  const { blob } = await loadContainerAndBlob(ctx, op.account, op.container, op.blob);
+  if (blob === null) throw blobNotFound();
+  return blob;
+}
+
 function resolveRange(op: Op.GetBlob, size: number): { start: number; end: number } | null {
   if (op.range === undefined) return null;
   if (op.range.start >= size) throw new FrontendError('InvalidRange', 'the range starts past the end of the blob');
@@ -42,8 +51,7 @@ function resolveRange(op: Op.GetBlob, size: number): { start: number; end: numbe
 }
 
 export async function getBlob(ctx: BlobServiceContext, op: Op.GetBlob, call: CallContext): Promise<BlobContent> {
-  const container = await loadContainer(ctx, op.account, op.container);
-  const loaded = await readVersion(ctx, container, op.blob, op.snapshot ?? op.versionId);
+  const loaded = await loadVersion(ctx, op, op.snapshot ?? op.versionId);
   const nowMs = ctx.clock.nowMs();
   checkBlobRead(loaded, op, nowMs);
   if (loaded.record.tier === 'Archive') throw new FrontendError('BlobArchived', 'the blob is archived');
@@ -62,9 +70,8 @@ export async function getBlob(ctx: BlobServiceContext, op: Op.GetBlob, call: Cal
 }
 
 export async function getBlobProperties(ctx: BlobServiceContext, op: Op.GetBlobProperties | Op.GetBlobMetadata): Promise<BlobProperties> {
-  const container = await loadContainer(ctx, op.account, op.container);
   const snapshot = op.kind === 'GetBlobProperties' ? op.snapshot ?? op.versionId : op.snapshot;
-  const loaded = await readVersion(ctx, container, op.blob, snapshot);
+  const loaded = await loadVersion(ctx, op, snapshot);
   const nowMs = ctx.clock.nowMs();
   checkBlobRead(loaded, op, nowMs);
   return blobProperties(loaded, nowMs);

@@ -24,6 +24,9 @@ export interface BlobScanOptions {
 
 export interface BlobTables {
   get(key: Buffer): Promise<LiveRow | null>;
+  /** get() of each key (at most partitionGetManyKeysMax), in as few partition calls as their
+   * partitions allow (one when they share a partition). */
+  getMany(keys: readonly Buffer[]): Promise<(LiveRow | null)[]>;
   transact(ops: readonly PartitionOp[]): Promise<CommitResult>;
   scan(options: BlobScanOptions): Promise<{ items: ScanItem[]; continuation: string | null }>;
   /** Appends bytes (1..appendBytesMax) to the data stream of the partition that owns `key`. */

@@ -9,7 +9,7 @@
 // error table maps them); an exhausted retry is partition.busy (503 ServerBusy, retryable).
 
 import { randomBytes } from 'node:crypto';
-import { blobWriteAttemptsMax, copyPendingStallMs } from '../../constants.ts';
+import { blobWriteAttemptsMax, copyPendingStallMs, incarnationHintsMax } from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { Random } from '../../util/random.ts';
@@ -41,6 +41,41 @@ export interface BlobServiceContext {
   /** Put Blob bodies of 1..this many bytes go inline in the blob row (docs/blob-schema.md, "Inline
    * bodies"); 0 or absent: off (every body to the data stream first). */
   readonly inlineBodyBytesMax?: number;
+  /** Containers' incarnations seen lately (loadContainerAndBlob); absent: every read takes two calls. */
+  readonly incarnations?: IncarnationHints;
+}
+
+/**
+ * The incarnation each container had when last read, by container key (latin1), at most
+ * incarnationHintsMax (the oldest written is forgotten first). Only a guess of a blob row's key:
+ * loadContainerAndBlob reads the container row in the same partition call and uses the blob row
+ * only if the row's incarnation is the guessed one, so a stale hint (the container deleted, or
+ * deleted and created again, through any front end) costs a second read, never a wrong answer.
+ */
+export class IncarnationHints {
+  readonly #incs = new Map<string, string>();
+
+  get(containerKeyLatin1: string): string | undefined {
+    return this.#incs.get(containerKeyLatin1);
+  }
+
+  set(containerKeyLatin1: string, inc: string): void {
+    if (this.#incs.get(containerKeyLatin1) === inc) return;
+    this.#incs.delete(containerKeyLatin1);
+    this.#incs.set(containerKeyLatin1, inc);
+    if (this.#incs.size > incarnationHintsMax) {
+      const oldest = this.#incs.keys().next();
+      if (oldest.done !== true) this.#incs.delete(oldest.value);
+    }
+  }
+
+  delete(containerKeyLatin1: string): void {
+    this.#incs.delete(containerKeyLatin1);
+  }
+
+  get size(): number {
+    return this.#incs.size;
+  }
 }
 
 const raceCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);
@@ -95,14 +130,49 @@ export async function readContainer(ctx: BlobServiceContext, account: string, co
   const loadedAtMs = ctx.clock.monotonicMs();
   const row = await ctx.tables.get(key);
   if (row === null) return null;
+  return loadedContainer(ctx, { account, name: container, loadedAtMs, key }, row);
+}
+
+function loadedContainer(ctx: BlobServiceContext, at: Pick<LoadedContainer, 'account' | 'name' | 'loadedAtMs' | 'key'>, row: LiveRow): LoadedContainer {
   const record = decodeContainer(row);
-  return { account, name: container, loadedAtMs, key, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs: blobPrefix(account, container, record.inc) };
+  ctx.incarnations?.set(at.key.toString('latin1'), record.inc);
+  return { ...at, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs: blobPrefix(at.account, at.name, record.inc) };
+}
+
+function containerNotFound(container: string): FrontendError {
+  return new FrontendError('ContainerNotFound', `container ${container} does not exist`);
 }
 
 export async function loadContainer(ctx: BlobServiceContext, account: string, container: string): Promise<LoadedContainer> {
   const loaded = await readContainer(ctx, account, container);
-  if (loaded === null) throw new FrontendError('ContainerNotFound', `container ${container} does not exist`);
+  if (loaded === null) throw containerNotFound(container);
   return loaded;
+}
+
+/**
+ * loadContainer, then readBlob of `name` in it — in one partition call (getMany) when the
+ * container's incarnation is in ctx.incarnations and both rows lie in one partition. The
+ * container row is read every time, as loadContainer reads it (a deleted container's blobs are
+ * never served); the blob row read beside it is used only if its key was made with the
+ * incarnation that container row holds, else the blob is read again under the right one.
+ */
+export async function loadContainerAndBlob(ctx: BlobServiceContext, account: string, container: string, name: string): Promise<{ container: LoadedContainer; blob: LoadedBlob | null }> {
+  const key = containerKey(account, container);
+  const inc = ctx.incarnations?.get(key.toString('latin1'));
+  if (inc === undefined) {
+    const loaded = await loadContainer(ctx, account, container);
+    return { container: loaded, blob: await readBlob(ctx, loaded, name) };
+  }
+  const guess = blobKey(blobPrefix(account, container, inc), name);
+  const loadedAtMs = ctx.clock.monotonicMs();
+  const [containerRow, blobRow] = await ctx.tables.getMany([key, guess]);
+  if (containerRow === null || containerRow === undefined) {
+    ctx.incarnations?.delete(key.toString('latin1'));
+    throw containerNotFound(container);
+  }
+  const loaded = loadedContainer(ctx, { account, name: container, loadedAtMs, key }, containerRow);
+  if (loaded.record.inc !== inc) return { container: loaded, blob: await readBlob(ctx, loaded, name) };
+  return { container: loaded, blob: blobRow === null || blobRow === undefined ? null : loadedBlob(blobRow, guess) };
 }
 
 export function containerProperties(loaded: Pick<LoadedContainer, 'record' | 'etag' | 'modifiedMs'>, nowMs: number): ContainerProperties {

@@ -4,9 +4,11 @@
 // time and replayed log length reported), and a split of a partition that grew past its bound.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { scanPageBytesMax } from '../../../src/constants.ts';
 import { PartitionClient } from '../../../src/partition/partition-client.ts';
 import { encodeKey } from '../../../src/partition/partition-rpc.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
+import type { Column } from '../../../src/wire/partition-row.ts';
 import { key, PartitionCluster, text, valueOf } from '../../helpers/partition-cluster.ts';
 
 describe('PartitionServer + PartitionManager + PartitionClient', () => {
@@ -37,6 +39,19 @@ describe('PartitionServer + PartitionManager + PartitionClient', () => {
     assert.equal((await stamp.drive(client.readData(key('a/1'), ref))).toString(), 'blob bytes');
     await stamp.drive(client.delete(key('b/1')));
     assert.equal(await stamp.drive(client.get(key('b/1'))), null);
+    // getMany: one call for keys of one partition (a deleted and a never-written key are null);
+    // a row that would take the answer past its byte bound is read alone.
+    const callsBefore = client.stats().requests;
+    const many = await stamp.drive(client.getMany([key('a/1'), key('a/2'), key('b/1'), key('zz')]));
+    assert.deepEqual(many.map(valueOf), ['uno', null, null, null]);
+    assert.equal(client.stats().requests - callsBefore, 1, 'one partition call');
+    const large = (fill: number): Column[] => [{ name: 'v', value: { kind: 'bytes', value: Buffer.alloc(Math.ceil(scanPageBytesMax * 0.6), fill) } }];
+    await stamp.drive(client.put(key('big/1'), large(1)));
+    await stamp.drive(client.put(key('big/2'), large(2)));
+    const callsLarge = client.stats().requests;
+    const bigRows = await stamp.drive(client.getMany([key('big/1'), key('big/2')]));
+    assert.deepEqual(bigRows.map((row) => (row?.columns[0]?.value.kind === 'bytes' ? row.columns[0].value.value[0] : null)), [1, 2]);
+    assert.equal(client.stats().requests - callsLarge, 2, 'the second row, past scanPageBytesMax with the first, is read alone');
     const map = await cluster.map();
     const owner = map.partitions[0]?.owner?.serverId;
     const other = owner === 'ps-a' ? 'ps-b' : 'ps-a';
@@ -89,6 +104,13 @@ describe('PartitionServer + PartitionManager + PartitionClient', () => {
     const map = await cluster.map();
     let wrong = 0;
     for (const [name, etag] of etags) if ((await stamp.drive(client.get(key(name))))?.etag !== etag) wrong += 1;
+    // getMany across the split: the first key's partition answers its keys, the others are read alone.
+    const callsBefore = client.stats().requests;
+    const names = ['row-001', 'row-079', 'row-002', 'row-999'];
+    const many = await stamp.drive(client.getMany(names.map(key)));
+    assert.deepEqual(many.map((row) => row?.etag ?? null), names.map((name) => etags.get(name) ?? null));
+    const manyCalls = client.stats().requests - callsBefore;
+    assert.ok(manyCalls >= 2 && manyCalls <= 3, `getMany across partitions took ${manyCalls} calls`);
     const after = await stamp.drive(client.put(key('row-000'), text('after the split')));
     const leftHigh = map.partitions[0]?.high ?? '';
     const leftSequences = [...sequences].filter(([name]) => Buffer.from(name).toString('hex') < leftHigh).map(([, sequence]) => sequence);
@@ -100,6 +122,7 @@ describe('PartitionServer + PartitionManager + PartitionClient', () => {
       scanned += page.items.length;
       continuation = page.continuation ?? undefined;
     } while (continuation !== undefined);
+    console.log(`getMany of ${names.length} keys across the split: ${manyCalls} partition calls`);
     console.log(`split into ${map.partitions.length} partitions at ${map.partitions.map((entry) => entry.low).join(' | ')}; ${etags.size} rows, ${wrong} wrong after the split, ${scanned} scanned across partitions`);
     assert.equal(wrong, 0);
     assert.equal(scanned, etags.size);

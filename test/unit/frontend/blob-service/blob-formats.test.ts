@@ -38,6 +38,7 @@ function fixtureTables(rows: readonly LiveRow[], documents: ReadonlyMap<string, 
   const refKey = (ref: DataRef): string => `${ref.extentId}:${ref.offset}:${ref.length}`;
   return {
     get: (key) => Promise.resolve(rows.find((row) => row.key.equals(key)) ?? null),
+    getMany: (keys) => Promise.resolve(keys.map((key) => rows.find((row) => row.key.equals(key)) ?? null)),
     scan: (options) => Promise.resolve({
       items: rows.filter((row) => options.prefix !== undefined && row.key.subarray(0, options.prefix.length).equals(options.prefix)).map((row) => ({ kind: 'row' as const, row })),
       continuation: null,

@@ -1,0 +1,67 @@
+// Get Blob reads its container's row and the blob's row in one partition call (getMany, with the
+// container's incarnation remembered by the front end: context.ts IncarnationHints), through the
+// official SDK on a real in-process stamp. The hint is only a guess of the blob row's key: the
+// container row read in the same call decides, so a container deleted (its old blob rows not yet
+// swept) answers 404 ContainerNotFound, and one deleted and created again answers 404
+// BlobNotFound for a blob of the old incarnation, never the old bytes.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { BlobStamp, expectError } from './blob-stamp.ts';
+
+let stamp: BlobStamp;
+before(async () => { stamp = await BlobStamp.start(); });
+after(async () => { await stamp.stop(); });
+
+/** Partition calls the front end made while `call` ran. */
+async function partitionCalls(call: () => Promise<unknown>): Promise<number> {
+  const before = stamp.tables.stats().requests;
+  await call();
+  return stamp.tables.stats().requests - before;
+}
+
+async function text(download: Promise<{ readableStreamBody?: NodeJS.ReadableStream }>): Promise<string> {
+  const body = (await download).readableStreamBody;
+  assert.ok(body !== undefined);
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+test('Get Blob: container and blob rows in one partition call; a stale incarnation never serves a deleted container\'s blobs', async (t) => {
+  const container = stamp.client.getContainerClient('hinted');
+  await container.create();
+  const blob = container.getBlockBlobClient('b');
+  await blob.upload('first incarnation', 17);
+  const calls = {
+    get: await partitionCalls(() => text(blob.download())),
+    properties: await partitionCalls(() => blob.getProperties()),
+  };
+  assert.equal(await text(blob.download()), 'first incarnation');
+  assert.equal(calls.get, 1, 'Get Blob of an inline blob: one partition call');
+  assert.equal(calls.properties, 1, 'Get Blob Properties: one partition call');
+
+  // Deleted, then created again under the same name (a new incarnation) before any read: the
+  // hint still names the old incarnation, whose blob row is still stored (the sweeper's grace),
+  // and the one call finds it; the container row read in the same call says it is not current.
+  await container.delete();
+  assert.ok(await stamp.rowCount('Bdevstoreaccount1\u0000hinted\u0000') >= 1, 'the deleted container\'s blob row is still stored');
+  await container.create();
+  const stale = await partitionCalls(() => expectError(() => blob.download(), 404, 'BlobNotFound'));
+  assert.equal(stale, 2, 'a stale incarnation: the blob is read again under the current one');
+  await blob.upload('second incarnation', 18);
+  assert.equal(await text(blob.download()), 'second incarnation');
+  assert.equal(await partitionCalls(() => text(blob.download())), 1);
+
+  // Deleted (its blob rows not swept yet), hint current: the container row decides.
+  const other = stamp.client.getContainerClient('hinted-gone');
+  await other.create();
+  const gone = other.getBlockBlobClient('b');
+  await gone.upload('gone', 4);
+  assert.equal(await text(gone.download()), 'gone');
+  await other.delete();
+  assert.ok(await stamp.rowCount('Bdevstoreaccount1\u0000hinted-gone\u0000') >= 1, 'the deleted container\'s blob row is still stored');
+  await expectError(() => gone.download(), 404, 'ContainerNotFound');
+  await expectError(() => gone.getProperties(), 404, 'ContainerNotFound');
+  t.diagnostic(`partition calls: Get Blob ${calls.get}, Get Blob Properties ${calls.properties}, Get Blob under a stale incarnation ${stale} (404); deleted containers' blobs served: 0`);
+});
