@@ -18,7 +18,12 @@
 import { lookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { Agent, buildConnector, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import type * as UndiciModule from 'undici';
+import type { Agent, buildConnector, Dispatcher } from 'undici';
+
+/** undici is loaded on the first copy from outside this endpoint: a server that never copies from
+ * outside does not carry its ~6 MiB of heap, which every major garbage collection marks again. */
+type Undici = typeof UndiciModule;
 import {
   copySourceAsyncTimeoutMs, copySourceConnectTimeoutMs, copySourceFetchesMax, copySourceHeaderBytesMax, copySourceHeadersTimeoutMs,
   copySourceIdleTimeoutMs, copySourceSyncTimeoutMs, copyFromUrlBytesMax, putBlobBytesMax, putBlockBytesMax,
@@ -117,17 +122,13 @@ export class RemoteSourceFetcher {
   readonly stats: RemoteSourceStats = { fetches: 0, refused: 0, bytes: 0, active: 0 };
   readonly #policy: CopySourcePolicy;
   readonly #limits: CopySourceLimits;
-  readonly #agent: Agent;
+  #client: Promise<{ readonly undici: Undici; readonly agent: Agent }> | null = null;
+  /** Set once undici is loaded (its error classes name a failed fetch). */
+  #undici: Undici | null = null;
 
   constructor(options: CopySourceOptions = copySourceOptionsDefault) {
     this.#policy = options.policy;
     this.#limits = { ...copySourceLimitsDefault, ...options.limits };
-    const base = buildConnector({ timeout: this.#limits.connectTimeoutMs });
-    this.#agent = new Agent({
-      connect: (connectOptions, callback) => { this.#connect(base, connectOptions, callback); },
-      headersTimeout: this.#limits.headersTimeoutMs, bodyTimeout: this.#limits.idleTimeoutMs,
-      maxHeaderSize: copySourceHeaderBytesMax, connections: 4, keepAliveTimeout: 4_000,
-    });
   }
 
   get limits(): CopySourceLimits {
@@ -135,7 +136,23 @@ export class RemoteSourceFetcher {
   }
 
   async close(): Promise<void> {
-    await this.#agent.destroy();
+    const client = this.#client;
+    if (client !== null) await (await client).agent.destroy();
+  }
+
+  /** undici and this fetcher's one Agent, loaded and built on first use. */
+  #started(): Promise<{ readonly undici: Undici; readonly agent: Agent }> {
+    this.#client ??= import('undici').then((undici) => {
+      const base = undici.buildConnector({ timeout: this.#limits.connectTimeoutMs });
+      const agent = new undici.Agent({
+        connect: (connectOptions, callback) => { this.#connect(base, connectOptions, callback); },
+        headersTimeout: this.#limits.headersTimeoutMs, bodyTimeout: this.#limits.idleTimeoutMs,
+        maxHeaderSize: copySourceHeaderBytesMax, connections: 4, keepAliveTimeout: 4_000,
+      });
+      this.#undici = undici;
+      return { undici, agent };
+    });
+    return this.#client;
   }
 
   /** GETs the source and checks its head; the caller reads (or closes) the body. */
@@ -161,11 +178,12 @@ export class RemoteSourceFetcher {
     };
     const signal = input.signal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, input.signal]);
     try {
-      const response = await request(url, { dispatcher: this.#agent, method: 'GET', headers: requestHeaders(input), signal });
+      const { undici, agent } = await this.#started();
+      const response = await undici.request(url, { dispatcher: agent, method: 'GET', headers: requestHeaders(input), signal });
       return this.#opened(response, input, { release, deadline: deadline.signal });
     } catch (error) {
       release();
-      throw fetchError(error, deadline.signal.aborted);
+      throw fetchError(error, deadline.signal.aborted, this.#undici);
     }
   }
 
@@ -204,6 +222,7 @@ export class RemoteSourceFetcher {
     if (md5 !== undefined && statusCode === 200 && skip === 0 && take === null && /^[A-Za-z0-9+/]{22}==$/.test(md5)) httpHeaders.contentMd5 = Buffer.from(md5, 'base64');
     const metadata = Object.entries(headers).flatMap(([name, value]) => (name.startsWith('x-ms-meta-') && typeof value === 'string' ? [[name.slice('x-ms-meta-'.length), value] as const] : []));
     const stats = this.stats;
+    const undici = this.#undici;
     async function* counted(): AsyncGenerator<Uint8Array> {
       let skipped = 0;
       let yielded = 0;
@@ -228,7 +247,7 @@ export class RemoteSourceFetcher {
         }
         if (length !== null && yielded !== length) throw cannotVerify(`the copy source ended after ${yielded} of ${length} bytes`);
       } catch (error) {
-        throw fetchError(error, control.deadline.aborted);
+        throw fetchError(error, control.deadline.aborted, undici);
       } finally {
         discard(response.body);
         control.release();
@@ -314,10 +333,12 @@ function requestHeaders(input: OpenRequest): Record<string, string> {
 }
 
 /** Any failure of the fetch as the Azure answer (a FrontendError passes through). */
-function fetchError(error: unknown, deadlinePassed: boolean): unknown {
+function fetchError(error: unknown, deadlinePassed: boolean, undici: Undici | null): unknown {
   if (error instanceof FrontendError) return error;
   if (deadlinePassed) return cannotVerify('the copy source was not read within the time allowed');
   if (error instanceof PolicyRefusal) return cannotVerify(error.message);
+  const undiciErrors = undici?.errors;
+  if (undiciErrors === undefined) return cannotVerify('the copy source could not be read');
   if (error instanceof undiciErrors.HeadersTimeoutError) return cannotVerify('the copy source did not answer in time');
   if (error instanceof undiciErrors.BodyTimeoutError) return cannotVerify('the copy source stopped sending');
   if (error instanceof undiciErrors.ConnectTimeoutError) return cannotVerify('connecting to the copy source timed out');
