@@ -8,7 +8,12 @@
 // (devstoreaccount1 created in a fresh cluster) → listen → "frontend listening" (JSON log line with
 // the address) → /readyz 200 → SIGTERM/SIGINT: /readyz 503 "draining", stop accepting, requests in
 // flight finish (at most --drain-timeout-ms) → exit 0. A second signal exits at once (1).
+//
+// Started by `kura dev-cluster` (an IPC channel from its parent): it also serves the client
+// connections the dev cluster's balancer hands over on that channel (src/cluster/tcp-balancer.ts,
+// "Hand-off"), and says when it starts draining so the balancer stops at once.
 import type { Command } from 'commander';
+import { Socket } from 'node:net';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { frontendDrainTimeoutMs, inlineBodyBytesDefault, inlineBodyBytesLimit } from '../constants.ts';
@@ -16,6 +21,7 @@ import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-
 import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { AdminServer, parseListenAddress, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
+import { connectionDrainingMessage, connectionHandOffMessage } from '../cluster/role-process.ts';
 import { TcpNetwork } from '../rpc/tcp-network.ts';
 import { ClusterFrontend, type FrontendPhase } from '../stamp/cluster-frontend.ts';
 import { SystemClock } from '../util/clock.ts';
@@ -58,6 +64,7 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
   const abort = new AbortController();
   void stopRequested.then(() => abort.abort());
   let frontend: ClusterFrontend | null = null;
+  acceptHandOffs(() => frontend);
   const registry = createProcessRegistry({ role: 'frontend' });
   const admin = config.admin === undefined ? null : await AdminServer.start({ address: config.admin, registry, logger, readiness: () => readiness(frontend?.phase ?? null) });
   try {
@@ -70,6 +77,7 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
       const copySource = { policy: parseCopySourcePolicy(config.copySourceAllow ?? copySourceAllowDefault, denied) };
       frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port, copySource, inlineBodyBytesMax: config.inlineBodyBytes });
       if (await frontend.start(abort.signal)) await stopRequested;
+      if (process.connected) process.send?.(connectionDrainingMessage, undefined, undefined, () => undefined);
       await frontend.drain(config.drainTimeoutMs);
     } finally {
       await network.close();
@@ -79,6 +87,18 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
     await admin?.close();
   }
   logger.info('frontend exited');
+}
+
+/** Serves the connections a parent hands over (dev-cluster); without a parent channel, nothing.
+ * The channel never keeps the process alive, and a hand-off that cannot be served is closed. */
+function acceptHandOffs(current: () => ClusterFrontend | null): void {
+  if (process.send === undefined) return;
+  process.on('message', (message, handle) => {
+    if (message !== connectionHandOffMessage || !(handle instanceof Socket)) return;
+    if (current()?.acceptConnection(handle) !== true) handle.destroy();
+  });
+  process.on('disconnect', () => undefined);
+  process.channel?.unref();
 }
 
 function readiness(phase: FrontendPhase | null): Readiness {

@@ -34,14 +34,14 @@
 // fails stops what it started. A supervisor killed with -9 leaves orphans: the next start on the
 // same DIR finds them by the pids in cluster.json and kills them before starting.
 import { mkdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { StorageError } from '../util/errors.ts';
 import { clusterProcessesKey, readClusterState, writeClusterState, type ClusterState, type ProcessRecord, type RoleKind, type Topology } from './cluster-state.ts';
 import { probeEtcd, probeReadyz } from './probes.ts';
-import { describeExit, RoleProcess, type ExitStatus, type ReadyCheck } from './role-process.ts';
+import { connectionDrainingMessage, describeExit, RoleProcess, type ExitStatus, type ReadyCheck } from './role-process.ts';
 import { TcpBalancer } from './tcp-balancer.ts';
 
 /** What the caller asks for; an undefined count keeps the stored topology (or the default). */
@@ -94,6 +94,8 @@ interface Planned {
   /** The service address from its log (or fixed, for etcd). */
   readonly addressOf: (process: RoleProcess) => string | null;
   readonly adminOf: (process: RoleProcess) => string | null;
+  /** A front end: started with an IPC channel, the balancer hands its connections over. */
+  readonly handOff: boolean;
   process: RoleProcess | null;
 }
 
@@ -102,6 +104,8 @@ interface StartedAddresses {
   readonly etcd: string;
   /** Every controller's address, comma-separated: extent nodes and partition servers find the leader among them. */
   controllers: string;
+  /** Set once it runs: a front end that says it drains is marked down in it at once. */
+  balancer: TcpBalancer | null;
 }
 
 const loopback = '127.0.0.1';
@@ -162,7 +166,7 @@ export class DevCluster {
     let balancer: TcpBalancer | null = null;
     try {
       const total = tiers.reduce((sum, tier) => sum + tier.length, 0);
-      const addresses: StartedAddresses = { etcd: etcdEndpoints(topology).join(','), controllers: '' };
+      const addresses: StartedAddresses = { etcd: etcdEndpoints(topology).join(','), controllers: '', balancer: null };
       let started = 0;
       for (const tier of tiers) {
         if (options.signal?.aborted === true) throw new StorageError('config.invalid', 'start interrupted by a signal');
@@ -171,6 +175,7 @@ export class DevCluster {
         await writeClusterState(directory, state);
       }
       balancer = await startBalancer(tiers, options);
+      addresses.balancer = balancer;
       return new DevCluster({ options, topology, tiers, balancer, state, addresses });
     } catch (error) {
       await balancer?.close();
@@ -353,7 +358,7 @@ function portFree(port: number): Promise<boolean> {
 function plan(topology: Topology, options: DevClusterOptions): Planned[][] {
   const directory = options.dataDirectory;
   const kura = (name: string, role: RoleKind, ready: string, args: Planned['args'], faultDomain: string | null = null): Planned => ({
-    name, role, faultDomain, ready: { kind: 'log', message: ready }, command: options.kura.command,
+    name, role, faultDomain, ready: { kind: 'log', message: ready }, command: options.kura.command, handOff: role === 'frontend',
     args: (addresses) => [...options.kura.args, ...args(addresses), '--log-level', options.logLevel],
     addressOf: (process) => process.addresses.get(ready) ?? null,
     adminOf: (process) => process.addresses.get(adminListening) ?? null,
@@ -409,6 +414,7 @@ function etcdMember(member: Topology['etcdMembers'][number], topology: Topology,
     ],
     addressOf: () => clientUrl,
     adminOf: () => null,
+    handOff: false,
     process: null,
   };
 }
@@ -436,6 +442,7 @@ async function startProcess(planned: Planned, addresses: StartedAddresses, optio
   planned.process = await RoleProcess.start({
     name: planned.name, command: planned.command, args: planned.args(addresses), logPath: join(options.dataDirectory, 'logs', `${planned.name}.log`),
     ready: planned.ready, readyTimeoutMs: options.readyTimeoutMs, stopTimeoutMs: options.stopTimeoutMs, pollMs, abort: signal,
+    ipc: planned.handOff ? { onMessage: (message) => { if (message === connectionDrainingMessage) addresses.balancer?.markDown(planned.name); } } : undefined,
   });
   await waitAdminReady(planned, options, signal);
 }
@@ -464,6 +471,8 @@ async function startBalancer(tiers: readonly (readonly Planned[])[], options: De
       name: planned.name,
       address: child === null ? '' : planned.addressOf(child) ?? '',
       healthy: admin === null ? null : async () => (await probeReadyz(admin, probeTimeoutMs)).state === 'ready',
+      // The current process of this front end (a restarted one has a new channel).
+      handOff: (socket: Socket) => planned.process?.handOff(socket) ?? Promise.resolve(false),
     };
   });
   const balancer = await TcpBalancer.start({ host: options.listen.host, port: options.listen.port, backends, checkMs: 500, connectTimeoutMs: 2_000, connectionsMax: 1024 });

@@ -12,14 +12,21 @@
 // Why its own process group: Ctrl-C in a terminal signals the whole foreground group; dev-cluster
 // must stop the stamp in reverse order itself, not have every child stop at once.
 //
+// Connection hand-off (front ends only, `ipc`): the child also gets a Node IPC channel, over which
+// the dev cluster's balancer passes each accepted client connection (the socket's descriptor,
+// SCM_RIGHTS) with the message connectionHandOffMessage, so the front end serves it itself and no
+// byte of it passes through dev-cluster; the child says connectionDrainingMessage when it starts
+// draining. A child whose parent died keeps running (the channel is unref'd on its side).
+//
 // Invariants: readiness is judged only on log lines written after this start (the file's length
 // before the spawn); every wait is bounded; stop() is idempotent and never leaves the child
 // running (SIGKILL after the grace period).
 // Fault model: the child may exit before it is ready (the error carries the tail of its log),
 // never become ready (timeout, the child is killed), or be killed from outside at any time
 // (`exited` resolves; the owner decides what to report).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { StorageError } from '../util/errors.ts';
 
 /** How a role says it is ready. */
@@ -38,7 +45,14 @@ export interface RoleProcessOptions {
   readonly pollMs: number;
   /** Aborted: stop waiting for readiness (the child is killed, start rejects). */
   readonly abort?: AbortSignal | undefined;
+  /** Give the child an IPC channel for connection hand-off; its messages go to onMessage. */
+  readonly ipc?: { readonly onMessage: (message: unknown) => void } | undefined;
 }
+
+/** Parent → front end: the socket that comes with this message is a client connection to serve. */
+export const connectionHandOffMessage = 'kura.connection';
+/** Front end → parent: draining, hand no more connections over. */
+export const connectionDrainingMessage = 'kura.draining';
 
 export interface ExitStatus {
   readonly code: number | null;
@@ -79,9 +93,17 @@ export class RoleProcess {
     const log = await open(options.logPath, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(options.command, options.args, { stdio: ['ignore', log.fd, log.fd], detached: true });
+      const stdio: StdioOptions = options.ipc === undefined ? ['ignore', log.fd, log.fd] : ['ignore', log.fd, log.fd, 'ipc'];
+      child = spawn(options.command, options.args, { stdio, detached: true });
     } finally {
       await log.close();
+    }
+    const ipc = options.ipc;
+    if (ipc !== undefined) {
+      child.on('message', (message) => ipc.onMessage(message));
+      // The channel must not keep dev-cluster alive, nor fail it when the child dies mid-send.
+      child.on('error', () => undefined);
+      child.channel?.unref();
     }
     const exited = new Promise<ExitStatus>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -106,6 +128,20 @@ export class RoleProcess {
   stop(): Promise<ExitStatus> {
     this.stopping ??= this.stopOnce();
     return this.stopping;
+  }
+
+  /** Passes a client connection to the child (ipc): true once sent; false if the child has no
+   * channel, is gone or the send failed (the socket is then still the caller's). */
+  handOff(socket: Socket): Promise<boolean> {
+    const child = this.child;
+    if (this.exitStatus !== null || !child.connected) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      try {
+        child.send(connectionHandOffMessage, socket, { keepOpen: false }, (error) => resolve(error === null));
+      } catch {
+        resolve(false);
+      }
+    });
   }
 
   /** kill -9 (the fault tests' and a failed start's way). */

@@ -3,6 +3,14 @@
 // piped both ways untouched (HTTP keep-alive, streaming bodies and SharedKey signatures pass
 // through as they are: the front ends see the Host the client used).
 //
+// Hand-off (a backend with handOff, dev-cluster's front ends): the accepted connection itself (its
+// descriptor) is passed to the front end's process, which serves it as if it had accepted it; no
+// byte passes through the balancer (piping every byte cost 0.4-0.9 ms of CPU per 64 KiB request on
+// 2 cores, bench/README.md "Dev cluster: where the CPU goes"). Accepted sockets are paused until
+// then (pauseOnConnect), so nothing was read from them. A hand-off that fails (the process died,
+// no channel) marks the backend down and tries the next, like a refused connect; a backend that
+// says it drains (markDown) gets no more connections until its health check says ready again.
+//
 // In production any TCP or HTTP load balancer does this job (docs/ARCHITECTURE.md, "Endpoint");
 // this one exists so a laptop needs nothing else.
 //
@@ -25,6 +33,9 @@ export interface BalancerBackend {
   readonly address: string;
   /** Is the backend ready? Polled every checkMs; null: a TCP connect to `address` is the check. */
   readonly healthy: (() => Promise<boolean>) | null;
+  /** Passes an accepted connection to the backend's process (true once it has it); null: pipe
+   * the bytes to `address` instead. */
+  readonly handOff: ((socket: Socket) => Promise<boolean>) | null;
 }
 
 export interface TcpBalancerOptions {
@@ -39,7 +50,10 @@ export interface TcpBalancerOptions {
 interface BackendState {
   readonly backend: BalancerBackend;
   live: boolean;
+  /** Connections piped now. */
   connections: number;
+  /** Connections handed off so far. */
+  handedOff: number;
 }
 
 export interface BalancerBackendStatus {
@@ -47,6 +61,7 @@ export interface BalancerBackendStatus {
   readonly address: string;
   readonly live: boolean;
   readonly connections: number;
+  readonly handedOff: number;
 }
 
 export class TcpBalancer {
@@ -60,8 +75,8 @@ export class TcpBalancer {
 
   private constructor(options: TcpBalancerOptions) {
     this.options = options;
-    this.states = options.backends.map((backend) => ({ backend, live: true, connections: 0 }));
-    this.server = createServer((client) => this.accept(client));
+    this.states = options.backends.map((backend) => ({ backend, live: true, connections: 0, handedOff: 0 }));
+    this.server = createServer({ pauseOnConnect: true }, (client) => this.accept(client));
     this.server.maxConnections = options.connectionsMax;
   }
 
@@ -84,7 +99,12 @@ export class TcpBalancer {
   }
 
   status(): BalancerBackendStatus[] {
-    return this.states.map((state) => ({ name: state.backend.name, address: state.backend.address, live: state.live, connections: state.connections }));
+    return this.states.map((state) => ({ name: state.backend.name, address: state.backend.address, live: state.live, connections: state.connections, handedOff: state.handedOff }));
+  }
+
+  /** The backend said it stops serving: no new connections until its next health check passes. */
+  markDown(name: string): void {
+    for (const state of this.states) if (state.backend.name === name) state.live = false;
   }
 
   /** Stops accepting and closes every piped connection. */
@@ -120,6 +140,16 @@ export class TcpBalancer {
     const state = this.pick();
     if (state === null || attemptsLeft === 0 || client.destroyed) {
       client.destroy();
+      return;
+    }
+    const handOff = state.backend.handOff;
+    if (handOff !== null) {
+      if (await handOff(client)) {
+        state.handedOff++;
+        return;
+      }
+      state.live = false;
+      await this.connectBackend(client, attemptsLeft - 1);
       return;
     }
     const upstream = await this.connect(state.backend.address);

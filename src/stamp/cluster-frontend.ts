@@ -19,6 +19,7 @@
 // frontendStartPollMs, until told to stop); they may fail later (requests answer 500/503 through
 // the error table and the Azure client retries); the process may be killed at any point (nothing
 // to recover).
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { accountsRefreshMs, frontendStartPollMs } from '../constants.ts';
 import type { FrontendServer } from '../frontend/http-server.ts';
@@ -107,6 +108,16 @@ export class ClusterFrontend {
     const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.state = { kind: 'serving', address };
     this.logger.info({ address, accounts: accounts.list().length, mapVersion: map.map.version }, 'frontend listening');
+    return true;
+  }
+
+  /** Serves a client connection accepted elsewhere (dev-cluster's balancer hands them over): false
+   * unless serving or draining (a draining server answers its requests 503, as on a kept-alive
+   * connection). */
+  acceptConnection(socket: Socket): boolean {
+    const server = this.server;
+    if (server === null || (this.state.kind !== 'serving' && this.state.kind !== 'draining')) return false;
+    server.server.emit('connection', socket);
     return true;
   }
 

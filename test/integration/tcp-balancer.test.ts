@@ -2,11 +2,42 @@
 // with their name. Connections spread round robin; a backend whose listener is closed (a front
 // end killed) is skipped at once by the connect that fails, before any health poll noticed; a
 // backend whose health check says not ready gets no connections; bytes pass both ways unchanged.
+// Hand-off: two real child processes receive the accepted connections over IPC (the front ends'
+// way in dev-cluster) and serve them themselves; one that says it drains (markDown) gets no more
+// while another is live, a dead one is skipped at once.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createConnection, createServer, type Server } from 'node:net';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { TcpBalancer } from '../../src/cluster/tcp-balancer.ts';
+
+/** A child that serves every socket handed to it like backend() below: its name, then an echo. */
+const handOffChild = `
+process.on('message', (message, socket) => {
+  if (message !== 'kura.connection' || socket === undefined) return;
+  socket.on('error', () => socket.destroy());
+  socket.write(process.argv[2] + '\\n');
+  socket.pipe(socket);
+});
+process.channel.unref();
+setInterval(() => undefined, 1000);
+`;
+
+async function handOffChildren(names: readonly string[]): Promise<ChildProcess[]> {
+  const script = join(await mkdtemp(join(tmpdir(), 'kura-handoff-')), 'child.mjs');
+  await writeFile(script, handOffChild);
+  return names.map((name) => fork(script, [name], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+}
+
+function sendTo(child: ChildProcess, socket: Socket): Promise<boolean> {
+  if (!child.connected) return Promise.resolve(false);
+  return new Promise((resolve) => child.send('kura.connection', socket, { keepOpen: false }, (error) => resolve(error === null)));
+}
 
 interface Backend {
   readonly name: string;
@@ -59,7 +90,7 @@ describe('TcpBalancer', () => {
     let cReady = true;
     const balancer = await TcpBalancer.start({
       host: '127.0.0.1', port: 0, checkMs: 100, connectTimeoutMs: 2_000, connectionsMax: 64,
-      backends: backends.map((b) => ({ name: b.name, address: b.address, healthy: b.name === 'c' ? () => Promise.resolve(cReady) : null })),
+      backends: backends.map((b) => ({ name: b.name, address: b.address, healthy: b.name === 'c' ? () => Promise.resolve(cReady) : null, handOff: null })),
     });
     closers.push(() => balancer.close());
 
@@ -92,5 +123,45 @@ describe('TcpBalancer', () => {
     for (let i = 0; i < 6; i++) unready.add((await exchange(balancer.port, payload.subarray(0, 10))).name);
     t.diagnostic(`6 connections with c not ready: ${[...unready].join(',')}`);
     assert.deepEqual([...unready], ['b']);
+  });
+
+  it('hands connections to the backends\' processes round robin, skips one marked down and a dead one at once', async (t) => {
+    const children = await handOffChildren(['x', 'y']);
+    closers.push(() => {
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      return Promise.resolve();
+    });
+    const balancer = await TcpBalancer.start({
+      host: '127.0.0.1', port: 0, checkMs: 60_000, connectTimeoutMs: 2_000, connectionsMax: 64,
+      backends: children.map((child, index) => ({ name: index === 0 ? 'x' : 'y', address: '127.0.0.1:1', healthy: () => Promise.resolve(true), handOff: (socket: Socket) => sendTo(child, socket) })),
+    });
+    closers.push(() => balancer.close());
+    const payload = randomBytes(256 * 1024);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 10; i++) {
+      const { name, echo } = await exchange(balancer.port, payload);
+      assert.ok(echo.equals(payload), 'the child serves the bytes unchanged');
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+    t.diagnostic(`10 connections handed off: ${JSON.stringify(Object.fromEntries(counts))}; status ${JSON.stringify(balancer.status())}`);
+    assert.deepEqual(Object.fromEntries(counts), { x: 5, y: 5 });
+    assert.deepEqual(balancer.status().map((entry) => [entry.handedOff, entry.connections]), [[5, 0], [5, 0]]);
+
+    // x says it drains: the next connections all go to y.
+    balancer.markDown('x');
+    const drained = new Set<string>();
+    for (let i = 0; i < 4; i++) drained.add((await exchange(balancer.port, payload.subarray(0, 100))).name);
+    assert.deepEqual([...drained], ['y']);
+
+    // y dies: its hand-off fails at once and the connection goes to x, down but the only one left.
+    const [, y] = children;
+    assert.ok(y !== undefined);
+    y.kill('SIGKILL');
+    await once(y, 'exit');
+    const afterKill = new Set<string>();
+    for (let i = 0; i < 4; i++) afterKill.add((await exchange(balancer.port, payload.subarray(0, 100))).name);
+    assert.deepEqual([...afterKill], ['x']);
+    assert.equal(balancer.status()[1]?.live, false);
+    t.diagnostic(`x marked down: ${[...drained].join(',')}; y killed: ${[...afterKill].join(',')}`);
   });
 });
