@@ -78,6 +78,17 @@ function exchange(port: number, payload: Buffer): Promise<{ name: string; echo: 
   });
 }
 
+/** `count` connections through the balancer, each echo checked byte-exact: connections per backend. */
+async function countByBackend(port: number, count: number, payload: Buffer): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i < count; i++) {
+    const { name, echo } = await exchange(port, payload);
+    assert.ok(echo.equals(payload), 'bytes reach the backend and come back unchanged');
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  return counts;
+}
+
 describe('TcpBalancer', () => {
   const closers: Array<() => Promise<void>> = [];
   after(async () => {
@@ -95,12 +106,7 @@ describe('TcpBalancer', () => {
     closers.push(() => balancer.close());
 
     const payload = randomBytes(256 * 1024);
-    const counts = new Map<string, number>();
-    for (let i = 0; i < 30; i++) {
-      const { name, echo } = await exchange(balancer.port, payload);
-      assert.ok(echo.equals(payload), 'bytes pass through unchanged');
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-    }
+    const counts = await countByBackend(balancer.port, 30, payload);
     t.diagnostic(`30 connections over 3 live backends: ${JSON.stringify(Object.fromEntries(counts))}`);
     assert.deepEqual([...counts.values()], [10, 10, 10]);
 
@@ -137,12 +143,7 @@ describe('TcpBalancer', () => {
     });
     closers.push(() => balancer.close());
     const payload = randomBytes(256 * 1024);
-    const counts = new Map<string, number>();
-    for (let i = 0; i < 10; i++) {
-      const { name, echo } = await exchange(balancer.port, payload);
-      assert.ok(echo.equals(payload), 'the child serves the bytes unchanged');
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-    }
+    const counts = await countByBackend(balancer.port, 10, payload);
     t.diagnostic(`10 connections handed off: ${JSON.stringify(Object.fromEntries(counts))}; status ${JSON.stringify(balancer.status())}`);
     assert.deepEqual(Object.fromEntries(counts), { x: 5, y: 5 });
     assert.deepEqual(balancer.status().map((entry) => [entry.handedOff, entry.connections]), [[5, 0], [5, 0]]);
