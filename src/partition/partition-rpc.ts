@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { partitionBatchMutationsMax, partitionGetManyKeysMax, partitionKeyBytesMax, partitionRowBytesMax, scanLimitMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
-import { decodeRow, decodeRowDeferred, encodeFramedRows, encodeRow } from '../wire/partition-row.ts';
+import { decodeRow, decodeRowDeferred, encodeFramedRows, encodeRow, quickDeferredRowAt } from '../wire/partition-row.ts';
 import type { Column, RowRecord } from '../wire/partition-row.ts';
 import type { EncodedScanItem, LiveRow, ScanItem } from './partition-scan.ts';
 
@@ -153,6 +153,16 @@ export function decodeScanItems(body: Buffer): ScanItem[] {
   for (let offset = 0; offset < body.length;) {
     if (items.length >= scanLimitMax) throw new StorageError('rpc.remote', `scan answer holds more than ${scanLimitMax} items`);
     const kind = body.readUInt8(offset);
+    if (kind === 1 && offset + 5 <= body.length) {
+      // The common row, checked in place (no view of it): anything it does not take goes the checked way below.
+      const end = offset + 5 + body.readUInt32BE(offset + 1);
+      const row = end <= body.length ? quickDeferredRowAt(body, offset + 5, end) : null;
+      if (row?.kind === 'live') {
+        items.push({ kind: 'row', row });
+        offset = end;
+        continue;
+      }
+    }
     const bytes = frame(body, offset + 1, partitionRowBytesMax);
     offset += 5 + bytes.length;
     if (kind === 2) {

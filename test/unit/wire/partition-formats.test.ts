@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { decodeContinuation, encodeContinuation } from '../../../src/partition/continuation-token.ts';
-import { isStorageError } from '../../../src/util/errors.ts';
+import { StorageError, isStorageError } from '../../../src/util/errors.ts';
+import { decodeScanItems, encodeScanItems } from '../../../src/partition/partition-rpc.ts';
+import { partitionRowBytesMax, scanLimitMax } from '../../../src/constants.ts';
 import {
   BloomFilter, checkpointRecordLength, decodeBlock, decodeBloom, decodeCheckpointHeader, decodeFooter, decodeIndex, decodeManifest,
   encodeBlock, encodeBloom, encodeFooter, encodeIndex, encodeManifest,
@@ -149,6 +151,70 @@ describe('deferred row decoding (decodeRowDeferred, PartitionClient scan pages)'
     }
     t.diagnostic(`${compared} damaged or malformed rows: both decoders agree on all, ${refused} refused by both, ${quick} taken by the one-pass check`);
     assert.ok(quick > compared / 10, 'the one-pass check decides a good share of the rows');
+  });
+});
+
+/** decodeScanItems as it was before its in-place path: every item framed as a view, then decodeRowDeferred. */
+function framedScanItems(body: Buffer): Array<RowRecord | { readonly prefix: string }> {
+  const items: Array<RowRecord | { readonly prefix: string }> = [];
+  for (let offset = 0; offset < body.length;) {
+    if (items.length >= scanLimitMax) throw new StorageError('rpc.remote', 'too many items');
+    const kind = body.readUInt8(offset);
+    if (offset + 5 > body.length) throw new StorageError('config.invalid', 'body ends inside a length');
+    const length = body.readUInt32BE(offset + 1);
+    if (length > partitionRowBytesMax || offset + 5 + length > body.length) throw new StorageError('config.invalid', 'frame does not fit');
+    const bytes = body.subarray(offset + 5, offset + 5 + length);
+    offset += 5 + length;
+    if (kind === 2) {
+      items.push({ prefix: bytes.toString('hex') });
+      continue;
+    }
+    let row: RowRecord;
+    try {
+      row = decodeRowDeferred(bytes);
+    } catch (error) {
+      throw new StorageError('config.invalid', 'row does not decode', { cause: error });
+    }
+    if (kind !== 1 || row.kind !== 'live') throw new StorageError('rpc.remote', 'malformed item');
+    items.push(plain(row));
+  }
+  return items;
+}
+
+function scanOutcome(decode: (body: Buffer) => Array<RowRecord | { readonly prefix: string }>, body: Buffer): unknown {
+  try {
+    return decode(body);
+  } catch (error) {
+    assert.ok(isStorageError(error), `a decoder threw ${String(error)}`);
+    return { error: error.code };
+  }
+}
+
+describe('scan answer bodies (decodeScanItems)', () => {
+  it('decode damaged pages exactly as the framed decode does (rows checked in place)', (t) => {
+    const itemArbitrary = fc.oneof(
+      { weight: 12, arbitrary: rowArbitrary(safe).filter((row) => row.kind === 'live').map((row) => ({ kind: 'encoded' as const, bytes: encodeRow(row) })) },
+      { weight: 1, arbitrary: rowArbitrary(safe).map((row) => ({ kind: 'encoded' as const, bytes: encodeRow(row) })) },
+      { weight: 1, arbitrary: keyArbitrary.map((prefix) => ({ kind: 'prefix' as const, prefix })) },
+    );
+    const current = (body: Buffer): Array<RowRecord | { readonly prefix: string }> =>
+      decodeScanItems(body).map((item) => (item.kind === 'row' ? plain(item.row) : { prefix: item.prefix.toString('hex') }));
+    let pages = 0;
+    let refused = 0;
+    let rows = 0;
+    fc.assert(fc.property(fc.array(itemArbitrary, { minLength: 1, maxLength: 6 }), fc.array(fc.tuple(fc.nat(), fc.nat({ max: 255 })), { maxLength: 3 }), (items, damage) => {
+      const body = encodeScanItems(items);
+      for (const [at, value] of damage) body[at % body.length] = value;
+      for (const page of [body, body.subarray(0, Math.max(1, body.length - 1 - (damage[0]?.[0] ?? 0) % 8))]) {
+        const expected = scanOutcome(framedScanItems, page);
+        assert.deepEqual(scanOutcome(current, page), expected);
+        pages += 1;
+        if (Array.isArray(expected)) rows += expected.length;
+        else refused += 1;
+      }
+    }), { numRuns: 1_500 });
+    t.diagnostic(`${pages} pages (damaged, truncated or whole): decodeScanItems and the framed decode agree on all, ${refused} refused by both, ${rows} items decoded alike`);
+    assert.ok(refused > pages / 10 && refused < pages * 0.9, 'both refusals and accepted pages are exercised');
   });
 });
 
