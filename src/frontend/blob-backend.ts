@@ -83,6 +83,8 @@ export interface BlobContent {
   readonly range: { readonly start: number; readonly end: number } | null;
   /** MD5 of the served range, when x-ms-range-get-content-md5 asked for it. */
   readonly rangeContentMd5?: Uint8Array;
+  /** CRC64 (Azure's byte order) of the served range, when x-ms-range-get-content-crc64 asked for it. */
+  readonly rangeContentCrc64?: Uint8Array;
 }
 
 export interface ServiceBackend {

@@ -166,13 +166,21 @@ async function dispatchContainer(backend: BlobBackend, op: ContainerOperation, i
   }
 }
 
+/** The x-ms-content-crc64 a body was checked against (the body throws Crc64Mismatch otherwise): echoed. */
+function crc64Echo(op: { readonly contentCrc64?: Uint8Array }): Record<string, string> {
+  return op.contentCrc64 === undefined ? {} : { 'x-ms-content-crc64': Buffer.from(op.contentCrc64).toString('base64') };
+}
+
 async function dispatchBlockBlob(backend: BlobBackend, op: BlockBlobOperation | AppendBlobOperation, input: DispatchInput): Promise<Reply> {
   const { ctx } = input;
   switch (op.kind) {
-    case 'PutBlob': return empty(201, writeHeaders(await backend.blockBlob.putBlob(op, dataBody(input.body), ctx)));
+    case 'PutBlob': return empty(201, { ...writeHeaders(await backend.blockBlob.putBlob(op, dataBody(input.body), ctx)), ...crc64Echo(op) });
     case 'PutBlock': case 'PutBlockFromURL': {
       const result = op.kind === 'PutBlock' ? await backend.blockBlob.putBlock(op, dataBody(input.body), ctx) : await backend.blockBlob.putBlockFromUrl(op, ctx);
-      return empty(201, { 'x-ms-request-server-encrypted': 'true', ...(result.contentMd5 === undefined ? {} : { 'content-md5': Buffer.from(result.contentMd5).toString('base64') }) });
+      return empty(201, {
+        'x-ms-request-server-encrypted': 'true', ...(result.contentMd5 === undefined ? {} : { 'content-md5': Buffer.from(result.contentMd5).toString('base64') }),
+        ...(op.kind === 'PutBlock' ? crc64Echo(op) : {}),
+      });
     }
     case 'PutBlockList': return empty(201, writeHeaders(await backend.blockBlob.putBlockList(op, parseBlockListXml(xmlBytes(input.body)), ctx)));
     case 'GetBlockList': {
@@ -190,7 +198,7 @@ async function dispatchBlockBlob(backend: BlobBackend, op: BlockBlobOperation | 
     case 'CreateAppendBlob': return empty(201, writeHeaders(await backend.appendBlob.createAppendBlob(op, ctx)));
     case 'AppendBlock': {
       const result = await backend.appendBlob.appendBlock(op, dataBody(input.body), ctx);
-      return empty(201, { ...writeHeaders(result), 'x-ms-blob-append-offset': String(result.appendOffset), 'x-ms-blob-committed-block-count': String(result.committedBlockCount) });
+      return empty(201, { ...writeHeaders(result), ...crc64Echo(op), 'x-ms-blob-append-offset': String(result.appendOffset), 'x-ms-blob-committed-block-count': String(result.committedBlockCount) });
     }
     case 'SealAppendBlob': return empty(200, { ...writeHeaders(await backend.appendBlob.sealAppendBlob(op, ctx)), 'x-ms-blob-sealed': 'true' });
   }
@@ -210,6 +218,7 @@ async function dispatchBlob(backend: BlobBackend, op: BlobOperation, input: Disp
         headers: {
           ...headers, 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${content.properties.contentLength}`,
           ...(content.rangeContentMd5 === undefined ? {} : { 'content-md5': Buffer.from(content.rangeContentMd5).toString('base64') }),
+          ...(content.rangeContentCrc64 === undefined ? {} : { 'x-ms-content-crc64': Buffer.from(content.rangeContentCrc64).toString('base64') }),
           ...(content.properties.httpHeaders.contentMd5 === undefined ? {} : { 'x-ms-blob-content-md5': Buffer.from(content.properties.httpHeaders.contentMd5).toString('base64') }),
         },
       };

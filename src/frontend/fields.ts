@@ -123,6 +123,12 @@ export function parseMd5(header: string, raw: string): Uint8Array {
   return Buffer.from(raw, 'base64');
 }
 
+/** x-ms-content-crc64: the Base64 of 8 bytes (CRC-64/NVME, little-endian). */
+export function parseCrc64(header: string, raw: string): Uint8Array {
+  if (raw.length !== 12 || !isCanonicalBase64(raw)) throw invalidHeader(header, raw.slice(0, 64), 'not the Base64 of 8 bytes');
+  return Buffer.from(raw, 'base64');
+}
+
 /** An entity tag: quoted (RFC 9110) or bare as Azure also accepts; printable, no commas. */
 export function parseETag(header: string, raw: string): ETag {
   const text = raw.trim();

@@ -12,7 +12,7 @@ import {
 } from '../constants.ts';
 import { FrontendError, invalidHeader, missingHeader } from './errors.ts';
 import {
-  parseBooleanHeader, parseETag, parseHttpDateHeader, parseIntegerHeader, parseLeaseId, parseMd5,
+  parseBooleanHeader, parseCrc64, parseETag, parseHttpDateHeader, parseIntegerHeader, parseLeaseId, parseMd5,
 } from './fields.ts';
 import type { BlobHttpHeaders, BlobTag, ETag } from './model.ts';
 import type { ByteRange, Conditions, CopySource, ETagCondition, LeaseAction } from './operation.ts';
@@ -147,6 +147,15 @@ export function parseBlobHttpHeaders(headers: HeaderMap, standardFallback: boole
 export function optionalMd5(headers: HeaderMap, name: string): { contentMd5?: Uint8Array } {
   const raw = headers.get(name);
   return raw === undefined ? {} : { contentMd5: parseMd5(name, raw) };
+}
+
+/** A data body's transactional hashes: Content-MD5 or x-ms-content-crc64 (Azure: not both, 400). */
+export function bodyHashes(headers: HeaderMap): { contentMd5?: Uint8Array; contentCrc64?: Uint8Array } {
+  const md5 = optionalMd5(headers, 'content-md5');
+  const raw = headers.get('x-ms-content-crc64');
+  if (raw === undefined) return md5;
+  if (md5.contentMd5 !== undefined) throw new FrontendError('BothCrc64AndMd5HeaderPresent', 'Content-MD5 and x-ms-content-crc64 in one request');
+  return { contentCrc64: parseCrc64('x-ms-content-crc64', raw) };
 }
 
 const tagCharPattern = /^[A-Za-z0-9 +\-./:=_]*$/;

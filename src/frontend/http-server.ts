@@ -220,7 +220,7 @@ export class FrontendServer {
       exchange.bodyRead = true;
       return { kind: 'xml', bytes };
     }
-    if (hasDataBody(op)) return { kind: 'data', body: new DataBody(exchange.request, op.contentLength, md5) };
+    if (hasDataBody(op)) return { kind: 'data', body: new DataBody(exchange.request, op.contentLength, md5, op.contentCrc64) };
     exchange.bodyRead = true; // no body: parseRequest refused any Content-Length but 0
     return { kind: 'none' };
   }

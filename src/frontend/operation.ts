@@ -122,6 +122,8 @@ export interface PutBlob extends OnBlob {
   readonly kind: 'PutBlob';
   readonly contentLength: number;
   readonly contentMd5?: Uint8Array;
+  /** x-ms-content-crc64 (8 bytes, Azure's little-endian order): checked by the body, echoed. */
+  readonly contentCrc64?: Uint8Array;
   readonly httpHeaders: BlobHttpHeaders;
   readonly metadata: Metadata;
   readonly tags: readonly BlobTag[];
@@ -132,6 +134,8 @@ export interface PutBlob extends OnBlob {
 export interface BodyMd5 {
   readonly contentMd5?: Uint8Array;
   readonly computeMd5: boolean;
+  /** x-ms-content-crc64 (8 bytes, Azure's little-endian order): checked by the body, echoed. */
+  readonly contentCrc64?: Uint8Array;
 }
 
 export interface PutBlock extends OnBlob, BodyMd5 { readonly kind: 'PutBlock'; readonly blockId: BlockId; readonly contentLength: number }
@@ -190,6 +194,8 @@ export interface GetBlob extends OnBlob {
   readonly range?: ByteRange;
   /** x-ms-range-get-content-md5: only with a range of at most 4 MiB. */
   readonly rangeGetContentMd5: boolean;
+  /** x-ms-range-get-content-crc64: the same, answered as x-ms-content-crc64; not with the MD5 one. */
+  readonly rangeGetContentCrc64?: boolean;
   readonly snapshot?: SnapshotId;
   readonly versionId?: SnapshotId;
 }

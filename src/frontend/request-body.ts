@@ -1,14 +1,15 @@
 // Request bodies at the edge: a data body streamed to the backend with its length and optional
-// Content-MD5 enforced, and a bounded reader for XML documents.
+// Content-MD5 or x-ms-content-crc64 enforced, and a bounded reader for XML documents.
 //
 // Invariants: a DataBody yields exactly `length` bytes in total or throws, and it holds back its
-// last chunk until the whole body has arrived and its MD5 (if given) matched, so a backend that
+// last chunk until the whole body has arrived and its MD5 / CRC64 (if given) matched, so a backend that
 // makes a write durable only after iteration completes never commits a short, long or corrupt
 // body. Memory held is one chunk (plus the MD5 state); XML bodies are at most xmlBodyBytesMax.
 // Fault model: clients send fewer or more bytes than Content-Length, stall (idle timeout
 // destroys the socket), disconnect, or send bodies that do not match their Content-MD5.
 
 import { createHash } from 'node:crypto';
+import { Crc64 } from '../util/crc64.ts';
 import type { IncomingMessage } from 'node:http';
 import type { RequestBody } from './blob-backend.ts';
 import { FrontendError } from './errors.ts';
@@ -25,12 +26,14 @@ export class DataBody implements RequestBody {
   readonly length: number;
   readonly #source: AsyncIterable<Uint8Array>;
   readonly #expectedMd5: Uint8Array | undefined;
+  readonly #expectedCrc64: Uint8Array | undefined;
   #consumed = false;
 
-  constructor(source: AsyncIterable<Uint8Array>, length: number, expectedMd5: Uint8Array | undefined) {
+  constructor(source: AsyncIterable<Uint8Array>, length: number, expectedMd5: Uint8Array | undefined, expectedCrc64?: Uint8Array) {
     this.#source = source;
     this.length = length;
     this.#expectedMd5 = expectedMd5;
+    this.#expectedCrc64 = expectedCrc64;
   }
 
   get contentMd5(): Uint8Array | undefined {
@@ -45,6 +48,7 @@ export class DataBody implements RequestBody {
     if (this.#consumed) throw new FrontendError('InternalError', 'a request body can be read once');
     this.#consumed = true;
     const hash = this.#expectedMd5 === undefined ? null : createHash('md5');
+    const crc = this.#expectedCrc64 === undefined ? null : new Crc64();
     let received = 0;
     let held: Uint8Array | null = null;
     try {
@@ -52,6 +56,7 @@ export class DataBody implements RequestBody {
         received += chunk.length;
         if (received > this.length) throw new FrontendError('InvalidInput', 'more body bytes than Content-Length');
         hash?.update(chunk);
+        crc?.update(chunk);
         if (held !== null) yield held;
         held = chunk;
       }
@@ -61,6 +66,7 @@ export class DataBody implements RequestBody {
     }
     if (received !== this.length) throw clientGone();
     if (hash !== null && this.#expectedMd5 !== undefined && !hash.digest().equals(this.#expectedMd5)) throw md5Mismatch();
+    if (crc !== null && this.#expectedCrc64 !== undefined && !crc.digest().equals(this.#expectedCrc64)) throw new FrontendError('Crc64Mismatch', 'body does not match x-ms-content-crc64');
     if (held !== null) yield held;
   }
 }

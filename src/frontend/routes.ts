@@ -10,7 +10,7 @@
 import { FrontendError, invalidHeader, invalidQuery } from './errors.ts';
 import { parseAccessTier, parseBlockIdQuery, parseMetadata, parseSnapshotId } from './fields.ts';
 import {
-  optionalBoolean, optionalInteger, optionalLeaseId, optionalMd5, parseBlobHttpHeaders,
+  bodyHashes, optionalBoolean, optionalInteger, optionalLeaseId, optionalMd5, parseBlobHttpHeaders,
   parseConditions, parseCopySource, parseLeaseAction, parseRange, parseTagPredicate,
   parseTagsHeader, parseRangeValue,
 } from './header-fields.ts';
@@ -212,10 +212,16 @@ function routeBlobNoComp(input: RouteInput, base: BlobBase): Operation {
     case 'GET': {
       const range = parseRange(headers);
       const rangeGetContentMd5 = optionalBoolean(headers, 'x-ms-range-get-content-md5');
-      if (rangeGetContentMd5 && (range === undefined || range.end === null || range.end - range.start + 1 > rangeContentHashBytesMax)) {
-        throw new FrontendError('OutOfRangeInput', 'x-ms-range-get-content-md5 needs a range of at most 4 MiB', [['HeaderName', 'x-ms-range-get-content-md5']]);
+      const rangeGetContentCrc64 = optionalBoolean(headers, 'x-ms-range-get-content-crc64');
+      if (rangeGetContentMd5 && rangeGetContentCrc64) throw invalidHeader('x-ms-range-get-content-crc64', 'true', 'not with x-ms-range-get-content-md5');
+      for (const [name, asked] of [['x-ms-range-get-content-md5', rangeGetContentMd5], ['x-ms-range-get-content-crc64', rangeGetContentCrc64]] as const) {
+        if (asked && (range === undefined || range.end === null || range.end - range.start + 1 > rangeContentHashBytesMax)) {
+          throw new FrontendError('OutOfRangeInput', `${name} needs a range of at most 4 MiB`, [['HeaderName', name]]);
+        }
       }
-      return noBodyThen(input, { kind: 'GetBlob', ...base, ...(range === undefined ? {} : { range }), rangeGetContentMd5, ...snapshotOf(query), ...versionOf(query) });
+      return noBodyThen(input, {
+        kind: 'GetBlob', ...base, ...(range === undefined ? {} : { range }), rangeGetContentMd5, ...(rangeGetContentCrc64 ? { rangeGetContentCrc64 } : {}), ...snapshotOf(query), ...versionOf(query),
+      });
     }
     case 'HEAD': return noBodyThen(input, { kind: 'GetBlobProperties', ...base, ...snapshotOf(query), ...versionOf(query) });
     case 'DELETE': {
@@ -250,7 +256,7 @@ function routePut(input: RouteInput, base: BlobBase): Operation {
   switch (blobType) {
     case 'BlockBlob':
       return {
-        kind: 'PutBlob', ...base, contentLength: bodyLength(headers, 'blob'), ...optionalMd5(headers, 'content-md5'),
+        kind: 'PutBlob', ...base, contentLength: bodyLength(headers, 'blob'), ...bodyHashes(headers),
         httpHeaders: parseBlobHttpHeaders(headers, true), metadata: parseMetadata(input.rawHeaders), tags: parseTagsHeader(headers), ...tierOf(input),
       };
     case 'AppendBlob':
@@ -265,8 +271,8 @@ function routePut(input: RouteInput, base: BlobBase): Operation {
 const md5AnsweredBefore = '2019-02-02';
 
 function bodyMd5(input: RouteInput): BodyMd5 {
-  const sent = optionalMd5(input.headers, 'content-md5');
-  return { ...sent, computeMd5: sent.contentMd5 === undefined && input.version !== null && input.version < md5AnsweredBefore };
+  const sent = bodyHashes(input.headers);
+  return { ...sent, computeMd5: sent.contentMd5 === undefined && sent.contentCrc64 === undefined && input.version !== null && input.version < md5AnsweredBefore };
 }
 
 function routeBlock(input: RouteInput, base: BlobBase): Operation {

@@ -99,12 +99,22 @@ export class BlobStamp {
   /** An SDK client whose requests carry x-ms-version `version` (set before they are signed): Azure's
    * answers that differ by version. */
   clientAtVersion(version: string): BlobServiceClient {
+    return this.clientWithHeaders({ 'x-ms-version': version });
+  }
+
+  /** An SDK client that sets `headers` on every request before it is signed (headers the SDK has no option for). */
+  clientWithHeaders(headers: Readonly<Record<string, string>>): BlobServiceClient {
     const pipeline = newPipeline(new StorageSharedKeyCredential(account, accountKeyBase64), { retryOptions: { maxTries: 1 } });
-    const pinVersion: RequestPolicyFactory = {
-      create: (next) => ({ sendRequest: (request) => { request.headers.set('x-ms-version', version); return next.sendRequest(request); } }),
+    const setHeaders: RequestPolicyFactory = {
+      create: (next) => ({
+        sendRequest: (request) => {
+          for (const [name, value] of Object.entries(headers)) request.headers.set(name, value);
+          return next.sendRequest(request);
+        },
+      }),
     };
-    // The SDK runs added factories before its Sign phase, so the signature covers the pinned version.
-    pipeline.factories.push(pinVersion);
+    // The SDK runs added factories before its Sign phase, so the signature covers these headers.
+    pipeline.factories.push(setHeaders);
     return new BlobServiceClient(this.endpoint, pipeline);
   }
 
