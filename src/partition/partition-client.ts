@@ -37,7 +37,7 @@ import { continuationKey } from './continuation-token.ts';
 import { keyFromHex, keyHex, parseJson, readMap, routeKey, serverKey, serverRecordSchema } from './partition-map.ts';
 import type { PartitionMap } from './partition-map.ts';
 import {
-  commitAnswer, dataRefAnswer, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeRows, getManyAnswer, putRow, scanAnswer,
+  commitAnswer, dataRefAnswer, decodeGetManyRows, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeKeyList, encodeRows, getManyAnswer, putRow, scanAnswer,
 } from './partition-rpc.ts';
 import { z } from 'zod';
 
@@ -124,15 +124,16 @@ export class PartitionClient {
     const first = keys[0];
     if (first === undefined) return [];
     if (keys.length > partitionGetManyKeysMax) throw new StorageError('config.invalid', `getMany of more than ${partitionGetManyKeysMax} keys`);
-    const response = await this.call(first, 'partition.getMany', { key: encodeKey(first), keys: keys.map(encodeKey) }, Buffer.alloc(0), true);
-    const found = parse(getManyAnswer, response.header).found;
-    const rows = decodeRows(response.body, keys.length, { deferred: true });
-    if (found.length !== keys.length || rows.length !== found.filter((answer) => answer === true).length) throw new StorageError('rpc.remote', 'getMany answered rows that do not match its keys');
+    const response = await this.call(first, 'partition.getMany', { key: encodeKey(first), keys: encodeKeyList(keys) }, Buffer.alloc(0), true);
+    const answer = parse(getManyAnswer, response.header);
+    const found = answer.found;
+    const rows = decodeGetManyRows(answer, response.body, keys.length);
+    if (found.length !== keys.length || rows.length !== found.replaceAll(/[^1]/g, '').length) throw new StorageError('rpc.remote', 'getMany answered rows that do not match its keys');
     let next = 0;
     return Promise.all(keys.map(async (key, index) => {
-      const answer = found[index];
-      if (answer === null) return this.get(key);
-      if (answer === false) return null;
+      const answered = found[index];
+      if (answered === '-') return this.get(key);
+      if (answered === '0') return null;
       const row = rows[next++];
       if (row?.kind !== 'live' || !row.key.equals(key)) throw new StorageError('rpc.remote', 'getMany answered a row that is not live or not its key');
       return row;

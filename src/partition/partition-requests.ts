@@ -10,7 +10,7 @@ import type { RpcHeader, RpcResponse } from '../rpc/network.ts';
 import { parseHeader } from '../stream/protocol.ts';
 import { StorageError } from '../util/errors.ts';
 import type { Partition, PartitionOp } from './partition.ts';
-import { decodeKey, decodeRows, encodeScanItems, partitionRequests } from './partition-rpc.ts';
+import { decodeKey, decodeKeyList, decodeRows, encodeScanItems, getManyHeaderRowsBytesMax, partitionRequests } from './partition-rpc.ts';
 import type { ManagerMethod, PartitionMethod } from './partition-rpc.ts';
 
 export interface ServedRequest {
@@ -65,28 +65,31 @@ export async function performPartitionRequest(partition: Partition, request: Ser
 }
 
 /**
- * Several point reads in one call, each as partition.get answers it, the frames one after another
- * in key order. A key outside the partition, or a row that would take the body past
- * scanPageBytesMax (after the first row), is answered null: the client reads it alone.
+ * Several point reads in one call, each as partition.get answers it, in key order (the answer's
+ * shape: getManyAnswer). A key outside the partition, or a row that would take the answer past
+ * scanPageBytesMax (after the first row), is answered '-': the client reads it alone.
  */
 async function getMany(partition: Partition, request: ServedRequest): Promise<RpcResponse> {
   const parsed = parseHeader(partitionRequests['partition.getMany'], request.header, 'partition.getMany');
-  const found: (boolean | null)[] = [];
+  let found = '';
   const frames: Buffer[] = [];
   let bytes = 0;
-  for (const text of parsed.keys) {
-    const key = decodeKey(text, 'key');
+  for (const key of decodeKeyList(parsed.keys)) {
     const framed = request.holds(key) ? await partition.getFramed(key) : undefined;
     if (framed === undefined || (framed !== null && frames.length > 0 && bytes + framed.length > scanPageBytesMax)) {
-      found.push(null);
+      found += '-';
       continue;
     }
-    found.push(framed !== null);
+    found += framed === null ? '0' : '1';
     if (framed === null) continue;
     frames.push(framed);
     bytes += framed.length;
   }
-  return { header: { found }, body: frames.length === 1 ? (frames[0] ?? empty) : Buffer.concat(frames, bytes) };
+  const last = frames.pop() ?? empty;
+  if (bytes - last.length <= getManyHeaderRowsBytesMax) {
+    return { header: { found, ...(frames.length === 0 ? {} : { rows: Buffer.concat(frames).toString('base64') }) }, body: last };
+  }
+  return { header: { found }, body: Buffer.concat([...frames, last], bytes) };
 }
 
 function conditions(parsed: { readonly ifMatch?: string | undefined; readonly ifNoneMatch?: '*' | undefined }): { ifMatch?: string; ifNoneMatch?: '*' } {

@@ -15,14 +15,16 @@ import { decodeRow, decodeRowDeferred, encodeFramedRows, encodeRow, quickDeferre
 import type { Column, RowRecord } from '../wire/partition-row.ts';
 import type { EncodedScanItem, LiveRow, ScanItem } from './partition-scan.ts';
 
-const base64Key = z.string().min(1).max(Math.ceil(partitionKeyBytesMax / 3) * 4 + 4);
+const base64KeyLengthMax = Math.ceil(partitionKeyBytesMax / 3) * 4 + 4;
+const base64Key = z.string().min(1).max(base64KeyLengthMax);
 const base64Bound = z.string().max(Math.ceil(partitionKeyBytesMax / 3) * 4 + 4);
 const etag = z.string().min(1).max(128);
 const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const partitionRequests = {
   'partition.get': z.object({ key: base64Key }),
-  'partition.getMany': z.object({ key: base64Key, keys: z.array(base64Key).min(1).max(partitionGetManyKeysMax) }),
+  // Flat header values (strings), so an in-process call copies the header without a JSON round trip.
+  'partition.getMany': z.object({ key: base64Key, keys: z.string().min(1).max(partitionGetManyKeysMax * (base64KeyLengthMax + 1)) }),
   'partition.put': z.object({ key: base64Key, ifMatch: etag.optional(), ifNoneMatch: z.literal('*').optional() }),
   'partition.delete': z.object({ key: base64Key, ifMatch: etag.optional() }),
   'partition.transact': z.object({
@@ -55,9 +57,38 @@ export function isPartitionMethod(method: string): method is PartitionMethod {
   return Object.hasOwn(partitionRequests, method);
 }
 
-/** Per key of a getMany, in order: true (its row is in the body), false (no live row), or null
- * (not answered here: outside the serving partition, or past the answer's byte bound; ask alone). */
-export const getManyAnswer = z.object({ found: z.array(z.boolean().nullable()).max(partitionGetManyKeysMax) });
+/** Bytes of row frames a getMany answer carries in its header (see getManyAnswer). */
+export const getManyHeaderRowsBytesMax = 4096;
+
+/**
+ * A getMany answer: `found` has one character per key, in order: '1' (its row is in the answer),
+ * '0' (no live row), '-' (not answered here: outside the serving partition, or past the answer's
+ * byte bound; the client reads it alone). The found rows are framed in key order; when every one
+ * before the last takes at most getManyHeaderRowsBytesMax, those go base64 in `rows` and the body
+ * is the last one's frame as the engine holds it (no 64 KiB copy to join a container row to it).
+ */
+export const getManyAnswer = z.object({ found: z.string().regex(/^[01-]+$/).max(partitionGetManyKeysMax), rows: z.string().max(Math.ceil(getManyHeaderRowsBytesMax / 3) * 4 + 4).optional() });
+
+/** The keys of a getMany request header (base64, comma-separated: ',' is not base64). */
+export function encodeKeyList(keys: readonly Buffer[]): string {
+  return keys.map(encodeKey).join(',');
+}
+
+export function decodeKeyList(text: string): Buffer[] {
+  const parts = text.split(',');
+  if (parts.length > partitionGetManyKeysMax) throw new StorageError('config.invalid', `more than ${partitionGetManyKeysMax} keys`);
+  return parts.map((part) => {
+    if (!base64Key.safeParse(part).success) throw new StorageError('config.invalid', 'a key of the list is not base64 of 1..partitionKeyBytesMax bytes');
+    return decodeKey(part, 'key');
+  });
+}
+
+/** The found rows of a getMany answer, in key order: those framed in `rows` (header), then the
+ * body's; decoded as views (the caller keeps them no longer than the answer). */
+export function decodeGetManyRows(answer: { readonly rows?: string | undefined }, body: Buffer, countMax: number): RowRecord[] {
+  const before = answer.rows === undefined ? [] : decodeRows(Buffer.from(answer.rows, 'base64'), countMax, { deferred: true });
+  return [...before, ...decodeRows(body, countMax, { deferred: true })];
+}
 
 export const commitAnswer = z.object({ sequence: id, lastModifiedMs: id, etags: z.array(z.string().nullable()) });
 export const scanAnswer = z.object({ continuation: z.string().nullable() });

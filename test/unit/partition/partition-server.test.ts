@@ -45,6 +45,15 @@ describe('PartitionServer + PartitionManager + PartitionClient', () => {
     const many = await stamp.drive(client.getMany([key('a/1'), key('a/2'), key('b/1'), key('zz')]));
     assert.deepEqual(many.map(valueOf), ['uno', null, null, null]);
     assert.equal(client.stats().requests - callsBefore, 1, 'one partition call');
+    // Rows before the last of up to 4 KiB travel in the answer's header, larger ones in the body.
+    const sized = (bytes: number, fill: number): Column[] => [{ name: 'v', value: { kind: 'bytes', value: Buffer.alloc(bytes, fill) } }];
+    await stamp.drive(client.put(key('mid/1'), sized(300, 3)));
+    await stamp.drive(client.put(key('mid/2'), sized(10_000, 4)));
+    await stamp.drive(client.put(key('mid/3'), sized(20_000, 5)));
+    for (const names of [['mid/1', 'mid/3'], ['mid/2', 'mid/3'], ['mid/1', 'mid/2', 'mid/3'], ['mid/3', 'mid/1']]) {
+      const rows = await stamp.drive(client.getMany(names.map(key)));
+      assert.deepEqual(rows.map((row) => (row?.columns[0]?.value.kind === 'bytes' ? [row.columns[0].value.value.length, row.columns[0].value.value[0]] : null)), names.map((name) => ({ 'mid/1': [300, 3], 'mid/2': [10_000, 4], 'mid/3': [20_000, 5] })[name]));
+    }
     const large = (fill: number): Column[] => [{ name: 'v', value: { kind: 'bytes', value: Buffer.alloc(Math.ceil(scanPageBytesMax * 0.6), fill) } }];
     await stamp.drive(client.put(key('big/1'), large(1)));
     await stamp.drive(client.put(key('big/2'), large(2)));
