@@ -31,10 +31,10 @@ export const allPeers: Readonly<Record<string, () => BenchPeer>> = {
   'kura-cluster-2fe': () => devClusterPeer(2),
 };
 
-/** Peers run only when named with --peers: the 2-front-end cluster through dev-cluster's TCP
- * balancer (the single-endpoint story; the default cluster peers address their front ends directly). */
+/** Peers run only when named with --peers: the 2-front-end cluster with its front ends addressed
+ * directly, no balancer (the default cluster peers go through dev-cluster's one endpoint). */
 export const optionalPeers: Readonly<Record<string, () => BenchPeer>> = {
-  'kura-cluster-2fe-lb': () => devClusterPeer(2, { addressing: 'balancer' }),
+  'kura-cluster-2fe-direct': () => devClusterPeer(2, { addressing: 'direct' }),
 };
 
 /** The workloads a peer runs: every one, except a dev cluster's few cells (cluster-peer.ts). */

@@ -4,11 +4,12 @@
 // the peer's temporary data directory with the balancer on its port. Ready once dev-cluster
 // printed its connection string (after every process is ready).
 //
-// Addressing: by default the timed loops' client spreads its requests over the front ends' own
-// addresses (PeerEndpoint.spreadConnectionStrings, one per front end, as a client given a list of
-// addresses or DNS round robin would), so no balancer process pipes every byte: on 2 shared cores
-// the balancer cost 0.7-0.8 ms of CPU per 64 KiB operation (bench/README.md, "Dev cluster: where
-// the CPU goes"). `-lb` peers go through the balancer (the single-endpoint story). Setup, warm-up
+// Addressing: by default every request goes through dev-cluster's one endpoint, the balancer, as a
+// user's would; it hands each connection to a front end's process, so it costs next to nothing
+// (it piped every byte before, 0.4-0.9 ms of CPU per 64 KiB operation on 2 shared cores:
+// bench/README.md, "Dev cluster: where the CPU goes"). `-direct` peers spread the timed loops'
+// requests over the front ends' own addresses instead (PeerEndpoint.spreadConnectionStrings, one
+// per front end, as a client given a list of addresses or DNS round robin would). Setup, warm-up
 // and the kill -9 read-back always use the balancer's connection string.
 //
 // What differs from a one-process peer:
@@ -132,7 +133,7 @@ export class DevClusterPeer extends ProcessPeer {
 
   constructor(frontends: number, addressing: ClusterAddressing) {
     super({
-      name: clusterPeerName(frontends) + (addressing === 'balancer' ? '-lb' : ''),
+      name: clusterPeerName(frontends) + (addressing === 'direct' ? '-direct' : ''),
       persistence: { kind: 'durable' },
       readyTimeoutMs: clusterReadyTimeoutMs,
       connectionStringLine: kuraConnectionStringLine,
@@ -215,5 +216,5 @@ export type ClusterAddressing = 'direct' | 'balancer';
 
 /** `kura dev-cluster` with 1 etcd member, 3 extent nodes, 1 partition server and `frontends` front ends. */
 export function devClusterPeer(frontends: number, options: { readonly addressing?: ClusterAddressing } = {}): DevClusterPeer {
-  return new DevClusterPeer(frontends, options.addressing ?? 'direct');
+  return new DevClusterPeer(frontends, options.addressing ?? 'balancer');
 }

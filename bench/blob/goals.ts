@@ -35,7 +35,7 @@ interface GoalDefinition {
 
 const KiB = 1024;
 const kuraPeers = ['kura-1disk', 'kura-3disk'] as const;
-const clusterPeers = ['kura-cluster-1fe', 'kura-cluster-2fe', 'kura-cluster-2fe-lb'] as const;
+const clusterPeers = ['kura-cluster-1fe', 'kura-cluster-2fe', 'kura-cluster-2fe-direct'] as const;
 
 function cell(kind: 'put' | 'get', sizeBytes: number, concurrency: number): (result: RatedResult) => boolean {
   return (result) => result.kind === kind && result.sizeBytes === sizeBytes && result.concurrency === concurrency;

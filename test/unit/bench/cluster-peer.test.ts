@@ -36,11 +36,11 @@ describe('blob benchmark dev-cluster peer', () => {
     ]);
   });
 
-  it('addresses front ends directly by default; the -lb peer goes through the balancer', () => {
+  it('goes through the balancer by default; the -direct peer addresses its front ends', () => {
     assert.equal(devClusterPeer(2).name, 'kura-cluster-2fe');
-    assert.equal(devClusterPeer(2, { addressing: 'balancer' }).name, 'kura-cluster-2fe-lb');
-    checkPeerNames(['kura-cluster-2fe', 'kura-cluster-2fe-lb']);
-    assert.throws(() => checkPeerNames(['kura-cluster-9fe-lb']), /unknown peer/);
+    assert.equal(devClusterPeer(2, { addressing: 'direct' }).name, 'kura-cluster-2fe-direct');
+    checkPeerNames(['kura-cluster-2fe', 'kura-cluster-2fe-direct']);
+    assert.throws(() => checkPeerNames(['kura-cluster-9fe-direct']), /unknown peer/);
   });
 
   it('sums CPU, resident and peak memory over the processes', () => {
