@@ -54,7 +54,9 @@ export const simTableSchema: TableSchema = {
   splitBoundary: (key) => {
     if (key[0] === blobKeyTag) return blobSplitBoundary(key);
     const text = key.toString('latin1');
-    const group = /^w\d+\/(?:b\d+\/|pb\/|o\d+@)/.exec(text)?.[0];
+    // An object's group is its row `w1/o8` and every key after it with that prefix: its snapshots
+    // `w1/o8@s…` and successors a split may propose (`w1/o8\0`); the workload's objects are o0…o9.
+    const group = /^w\d+\/(?:b\d+\/|pb\/|o\d+)/.exec(text)?.[0];
     if (group === undefined || text === group) return key;
     const end = Buffer.from(group, 'latin1');
     end[end.length - 1] = (end[end.length - 1] ?? 0) + 1; // the first key after every key of the group
