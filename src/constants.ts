@@ -599,8 +599,10 @@ export const partitionMoveIntervalMs = 60_000;
 export const partitionSplitRetryMs = 10 * 60_000;
 
 /** PartitionClient: attempts per request (map refreshes and owner changes included), and the
- * back-off between them, doubling: 8 attempts from 25 ms span ~6 s, past one map poll and tick. */
-export const partitionClientAttemptsMax = 8;
+ * back-off between them, doubling to 2 s: 10 attempts wait 7.2 s in all between them, past a map
+ * poll, a manager tick and a merge's or split's write pause on a loaded machine (8 attempts, 3.2 s,
+ * gave a front end's client 503 ServerBusy during merges at load 20). */
+export const partitionClientAttemptsMax = 10;
 export const partitionClientBackoffMsMin = 25;
 export const partitionClientBackoffMsMax = 2_000;
 
