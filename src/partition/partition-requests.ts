@@ -19,8 +19,13 @@ export interface ServedRequest {
   readonly body: Buffer;
   /** High bound (hex, null = +inf) of the serving partition, returned with scans. */
   readonly high: string | null;
-  /** True if the serving partition's range holds `key` (getMany answers only those). */
-  readonly holds: (key: Buffer) => boolean;
+  /**
+   * For a getMany's keys after the first (the routing key, already counted): true if the serving
+   * partition's range holds `key` (getMany answers only those), which is then counted in the
+   * partition's request load as a request of its own, as a get of it would be (hot-range splits
+   * choose their key from those samples).
+   */
+  readonly admit: (key: Buffer) => boolean;
 }
 
 const empty = Buffer.alloc(0);
@@ -74,8 +79,9 @@ async function getMany(partition: Partition, request: ServedRequest): Promise<Rp
   let found = '';
   const frames: Buffer[] = [];
   let bytes = 0;
-  for (const key of decodeKeyList(parsed.keys)) {
-    const framed = request.holds(key) ? await partition.getFramed(key) : undefined;
+  for (const [index, key] of decodeKeyList(parsed.keys).entries()) {
+    if (index === 0 && !key.equals(decodeKey(parsed.key, 'key'))) throw new StorageError('config.invalid', 'getMany routes by its first key');
+    const framed = index === 0 || request.admit(key) ? await partition.getFramed(key) : undefined;
     if (framed === undefined || (framed !== null && frames.length > 0 && bytes + framed.length > scanPageBytesMax)) {
       found += '-';
       continue;

@@ -433,7 +433,11 @@ export class PartitionServer {
     const held = this.owner(key);
     held.load.record(key);
     routed?.(held.entry.partitionId);
-    const served: ServedRequest = { method, header: request.header, body: request.body, high: held.entry.high, holds: (other) => entryContains(held.entry, keyHex(other)) };
+    const served: ServedRequest = { method, header: request.header, body: request.body, high: held.entry.high, admit: (other) => {
+      if (!entryContains(held.entry, keyHex(other))) return false;
+      held.load.record(other);
+      return true;
+    } };
     try {
       const response = await performPartitionRequest(this.servingPartition(held), served);
       this.confirm(held, method);

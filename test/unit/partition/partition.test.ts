@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Partition } from '../../../src/partition/partition.ts';
 import type { LiveRow, PartitionOptions } from '../../../src/partition/partition.ts';
-import { decodeRows, decodeScanItems, encodeScanItems } from '../../../src/partition/partition-rpc.ts';
+import { decodeGetManyRows, decodeRows, decodeScanItems, encodeKey, encodeKeyList, encodeScanItems } from '../../../src/partition/partition-rpc.ts';
+import { performPartitionRequest } from '../../../src/partition/partition-requests.ts';
 import type { PartitionStreamIds, PartitionStreams } from '../../../src/partition/partition-streams.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
@@ -143,6 +144,24 @@ describe('Partition', () => {
     }
     console.log(`getFramed equals get framed: ${where.memtable} memtable rows (encoded once), ${where.cached} row-cache rows, ${where.run} run rows (block views), ${where.absent} absent or deleted`);
     assert.ok(where.memtable >= 10 && where.cached >= 5 && where.run >= 10 && where.absent >= 15);
+  });
+
+  it('partition.getMany asks the server to admit every key after the routing one (its range, its request load) and answers the others \u2019-\u2019', async () => {
+    const partition = await new Fixture().open();
+    await partition.put(key('m/1'), text('one'));
+    await partition.put(key('m/3'), text('three'));
+    const admitted: string[] = [];
+    const admit = (other: Buffer): boolean => {
+      admitted.push(other.toString());
+      return other.toString() !== 'm/4'; // m/4: as if outside this partition
+    };
+    const keys = ['m/1', 'm/2', 'm/3', 'm/4'].map(key);
+    const answer = await performPartitionRequest(partition, { method: 'partition.getMany', header: { key: encodeKey(keys[0] ?? key('m/1')), keys: encodeKeyList(keys) }, body: Buffer.alloc(0), high: null, admit });
+    assert.equal(answer.header['found'], '101-');
+    assert.deepEqual(admitted, ['m/2', 'm/3', 'm/4'], 'the routing key is counted by the server already');
+    const rows = decodeGetManyRows(answer.header, answer.body, 4);
+    assert.deepEqual(rows.map((row) => (row.kind === 'live' ? row.columns[0]?.value : null)), [{ kind: 'string', value: 'one' }, { kind: 'string', value: 'three' }]);
+    await rejectsWith(performPartitionRequest(partition, { method: 'partition.getMany', header: { key: encodeKey(key('m/9')), keys: encodeKeyList(keys) }, body: Buffer.alloc(0), high: null, admit }), 'config.invalid');
   });
 
   it('puts, gets, overwrites and deletes rows with fresh ETags', async () => {
