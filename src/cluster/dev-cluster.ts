@@ -114,8 +114,10 @@ const pollMs = 50;
 const probeTimeoutMs = 2_000;
 /** Fixed ports (etcd's, and every kura role's) come from below Linux's ephemeral range (32768+), so
  * an outgoing connection never holds one when its process starts again. etcd's are stored in etcd's
- * own membership and never move. */
-const fixedPortLow = 20_000;
+ * own membership and never move. A port is chosen when a probe finds it free, so another stamp's
+ * role that is down for a restart at that moment can take it back first (seen once with two dev
+ * clusters in concurrent tests): the wider the range, the rarer; 11000+ stays clear of 10000-10002. */
+const fixedPortLow = 11_000;
 const fixedPortHigh = 32_000;
 const portAttemptsMax = 256;
 /** Supervision back-off: the first restart after restartDelayMs, doubling up to restartDelayMaxMs
