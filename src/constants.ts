@@ -471,7 +471,7 @@ export const runReadAheadBlocks = 4;
 /** Most rows one scan page returns (Azure's list and query pages are at most 5000). */
 export const scanLimitMax = 5000;
 
-/** Container incarnations a blob front end remembers (context.ts IncarnationHints): ~100 bytes
+/** Container incarnations a blob front end remembers (context.ts IncarnationHints, an LruCache): ~100 bytes
  * each, so ~1 MiB; a container not among them costs its Get Blob a second partition call, no more. */
 export const incarnationHintsMax = 10_000;
 

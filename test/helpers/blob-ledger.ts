@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { connectionString } from '../../src/cli/serve-command.ts';
 import { developmentAccountKey, developmentAccountName } from '../../src/stamp/account-store.ts';
-import type { KuraServe } from './kura-serve.ts';
+import { KuraServe } from './kura-serve.ts';
 
 export const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -18,6 +18,14 @@ export function payload(name: string, bytes: number): Buffer {
 
 export function container(serve: KuraServe, name: string): ContainerClient {
   return BlobServiceClient.fromConnectionString(serve.connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(name);
+}
+
+/** `kura serve` on `disks` with the container `name` created in it (no SDK retries). */
+export async function serveWithContainer(disks: readonly string[], name: string): Promise<{ serve: KuraServe; box: ContainerClient }> {
+  const serve = await KuraServe.start({ disks });
+  const box = container(serve, name);
+  await box.create();
+  return { serve, box };
 }
 
 /** A container client at a front end's host:port (devstoreaccount1, no SDK retries). */

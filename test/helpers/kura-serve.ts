@@ -60,6 +60,11 @@ export class KuraServe {
     }));
   }
 
+  /** The start-up time `kura serve` printed ("Ready in N ms"), or NaN before it did. */
+  get readyMs(): number {
+    return Number(/Ready in (\d+) ms/.exec(this.stdout)?.[1] ?? Number.NaN);
+  }
+
   /** Spawns `kura serve`; resolves once the connection string is printed. */
   static async start(options: ServeOptions): Promise<KuraServe> {
     const port = options.port ?? (await freePort());

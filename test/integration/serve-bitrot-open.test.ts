@@ -16,15 +16,13 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { after, test } from 'node:test';
 import { cleanupServes, KuraServe, tempDisks } from '../helpers/kura-serve.ts';
-import { container, downloadAll, flipBits, payload, sha } from '../helpers/blob-ledger.ts';
+import { container, downloadAll, flipBits, payload, serveWithContainer, sha } from '../helpers/blob-ledger.ts';
 
 after(cleanupServes);
 
 test('bits flipped in the OPEN tail extents of one of three disks: every download is still byte-exact', { timeout: 300_000 }, async (t) => {
   const disks = await tempDisks(3, 'bitrot');
-  const first = await KuraServe.start({ disks });
-  const box = container(first, 'rot');
-  await box.create();
+  const { serve: first, box } = await serveWithContainer(disks, 'rot');
   const stored = new Map<string, string>();
   for (let index = 0; index < 40; index++) {
     const name = `r/${index}.bin`;

@@ -14,15 +14,13 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { after, test } from 'node:test';
 import { cleanupServes, KuraServe, tempDisks } from '../helpers/kura-serve.ts';
-import { container, downloadAll, flipBits, payload, sha } from '../helpers/blob-ledger.ts';
+import { container, downloadAll, flipBits, payload, serveWithContainer, sha } from '../helpers/blob-ledger.ts';
 
 after(cleanupServes);
 
 test('kill -9 right after N acknowledged uploads: after the restart every acknowledged blob is there, byte-exact', { timeout: 300_000 }, async (t) => {
   const disks = await tempDisks(3, 'kill9');
-  const first = await KuraServe.start({ disks });
-  const box = container(first, 'ledger');
-  await box.create();
+  const { serve: first, box } = await serveWithContainer(disks, 'ledger');
   const acknowledged = new Map<string, string>();
   const inFlight = new Map<string, string>();
   const target = 150;
@@ -48,7 +46,7 @@ test('kill -9 right after N acknowledged uploads: after the restart every acknow
   };
   await Promise.all(Array.from({ length: 8 }, () => writer()));
   const second = await KuraServe.start({ disks });
-  t.diagnostic(`restart after kill -9 with ${acknowledged.size} blobs: ${/Ready in (\d+) ms/.exec(second.stdout)?.[1] ?? '?'} ms to ready`);
+  t.diagnostic(`restart after kill -9 with ${acknowledged.size} blobs: ${second.readyMs} ms to ready`);
   const after9 = container(second, 'ledger');
   const result = await downloadAll(after9, acknowledged);
   let whole = 0;
@@ -70,9 +68,7 @@ test('kill -9 with more than 4 MiB of small blobs in the commit log: the restart
   // so the replay after a crash reads a log larger than one RPC frame. It once read it in 8 MiB
   // pieces that no extent.read answer could carry (wire.too_large): the partition never loaded.
   const disks = await tempDisks(1, 'biglog');
-  const first = await KuraServe.start({ disks });
-  const box = container(first, 'biglog');
-  await box.create();
+  const { serve: first, box } = await serveWithContainer(disks, 'biglog');
   const acknowledged = new Map<string, string>();
   const count = 96; // 96 × 64 KiB = 6 MiB of bodies in the log
   for (let i = 0; i < count; i += 16) {
@@ -85,7 +81,7 @@ test('kill -9 with more than 4 MiB of small blobs in the commit log: the restart
   }
   await first.kill9();
   const second = await KuraServe.start({ disks });
-  t.diagnostic(`restart after kill -9 with ${acknowledged.size} × 64 KiB blobs in the log: ${/Ready in (\d+) ms/.exec(second.stdout)?.[1] ?? '?'} ms to ready`);
+  t.diagnostic(`restart after kill -9 with ${acknowledged.size} × 64 KiB blobs in the log: ${second.readyMs} ms to ready`);
   const result = await downloadAll(container(second, 'biglog'), acknowledged);
   assert.deepEqual({ lost: result.lost, corrupt: result.corrupt }, { lost: [], corrupt: [] });
   assert.equal(await second.stop(), 0);
@@ -93,9 +89,7 @@ test('kill -9 with more than 4 MiB of small blobs in the commit log: the restart
 
 test('bits flipped in every sealed extent file of one of three disks: every download is still byte-exact', { timeout: 300_000 }, async (t) => {
   const disks = await tempDisks(3, 'bitrot');
-  const first = await KuraServe.start({ disks });
-  const box = container(first, 'rot');
-  await box.create();
+  const { serve: first, box } = await serveWithContainer(disks, 'rot');
   const stored = new Map<string, string>();
   for (let index = 0; index < 40; index++) {
     const name = `r/${index}.bin`;

@@ -23,15 +23,11 @@ async function restError(call: () => Promise<unknown>): Promise<RestError> {
   throw new Error('expected the call to fail');
 }
 
-function readyMs(serve: KuraServe): number {
-  return Number(/Ready in (\d+) ms/.exec(serve.stdout)?.[1] ?? Number.NaN);
-}
-
 test('kura serve prints the connection string and the redundancy statement; bad keys get AuthenticationFailed', { timeout: 120_000 }, async (t) => {
   const disks = await tempDisks(1);
   const adminPort = await freePort();
   const serve = await KuraServe.start({ disks, extraArgs: ['--admin', `127.0.0.1:${adminPort}`] });
-  t.diagnostic(`1 disk: ready in ${readyMs(serve)} ms`);
+  t.diagnostic(`1 disk: ready in ${serve.readyMs} ms`);
   const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
   assert.equal(ready.status, 200, '--admin: /readyz once the stamp serves');
   assert.match(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text(), /kura_extents_below_target/);
@@ -56,7 +52,7 @@ test('kura serve prints the connection string and the redundancy statement; bad 
 test('one process per data directory: a second serve and kura account are refused while it runs; kill -9 leaves nothing to clean', { timeout: 180_000 }, async (t) => {
   const disks = await tempDisks(3);
   const first = await KuraServe.start({ disks });
-  t.diagnostic(`3 disks, empty: ready in ${readyMs(first)} ms`);
+  t.diagnostic(`3 disks, empty: ready in ${first.readyMs} ms`);
   assert.match(first.stdout, /3 replicas of every extent in 3 distinct fault domains/);
   const second = await KuraServe.startFailing({ disks });
   assert.equal(second.code, 1);
@@ -77,7 +73,7 @@ test('one process per data directory: a second serve and kura account are refuse
   const newKey1 = /key1: (\S+)/.exec(rotated.stdout)?.[1] ?? '';
   assert.notEqual(newKey1, key1);
   const again = await KuraServe.start({ disks });
-  t.diagnostic(`3 disks, after kill -9: ready in ${readyMs(again)} ms`);
+  t.diagnostic(`3 disks, after kill -9: ready in ${again.readyMs} ms`);
   const options = { retryOptions: { maxTries: 1 } };
   const endpoint = `http://127.0.0.1:${again.port}/teamdata`;
   const old = new BlobServiceClient(endpoint, new StorageSharedKeyCredential('teamdata', key1), options);

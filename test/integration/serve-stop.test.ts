@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import type { ContainerClient } from '@azure/storage-blob';
 import { stampStopTimeoutMs } from '../../src/constants.ts';
-import { container, payload } from '../helpers/blob-ledger.ts';
+import { container, payload, serveWithContainer } from '../helpers/blob-ledger.ts';
 import { cleanupServes, KuraServe, tempDisks } from '../helpers/kura-serve.ts';
 
 after(cleanupServes);
@@ -56,9 +56,7 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<v
 
 test('SIGTERM with keep-alive clients, uploads in flight and a stalled body: exit 0 within the bound, every acknowledged block kept', { timeout: 180_000 }, async (t) => {
   const disks = await tempDisks(1, 'stop');
-  const serve = await KuraServe.start({ disks });
-  const box = container(serve, 'box');
-  await box.create();
+  const { serve, box } = await serveWithContainer(disks, 'box');
   const acknowledged = new Map<string, Set<string>>();
   let stopping = false;
   let refused = 0;
@@ -109,9 +107,7 @@ test('SIGTERM with keep-alive clients, uploads in flight and a stalled body: exi
 
 test('SIGTERM after the data directories were deleted under kura serve: it still exits within the bound, code 1 naming the failed step', { timeout: 120_000 }, async (t) => {
   const disks = await tempDisks(3, 'stop-rm');
-  const serve = await KuraServe.start({ disks });
-  const box = container(serve, 'box');
-  await box.create();
+  const { serve, box } = await serveWithContainer(disks, 'box');
   const body = payload('before', 300_000);
   await box.getBlockBlobClient('before').upload(body, body.length);
   for (const disk of disks) await rm(disk, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { blobWriteAttemptsMax, copyPendingStallMs, incarnationHintsMax } from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import type { Clock } from '../../util/clock.ts';
+import { LruCache } from '../../util/lru-cache.ts';
 import type { Random } from '../../util/random.ts';
 import { StorageError, isStorageError } from '../../util/errors.ts';
 import type { Column } from '../../wire/partition-row.ts';
@@ -47,35 +48,15 @@ export interface BlobServiceContext {
 
 /**
  * The incarnation each container had when last read, by container key (latin1), at most
- * incarnationHintsMax (the oldest written is forgotten first). Only a guess of a blob row's key:
+ * incarnationHintsMax (the least recently used forgotten first). Only a guess of a blob row's key:
  * loadContainerAndBlob reads the container row in the same partition call and uses the blob row
  * only if the row's incarnation is the guessed one, so a stale hint (the container deleted, or
  * deleted and created again, through any front end) costs a second read, never a wrong answer.
  */
-export class IncarnationHints {
-  readonly #incs = new Map<string, string>();
+export type IncarnationHints = LruCache<string, string>;
 
-  get(containerKeyLatin1: string): string | undefined {
-    return this.#incs.get(containerKeyLatin1);
-  }
-
-  set(containerKeyLatin1: string, inc: string): void {
-    if (this.#incs.get(containerKeyLatin1) === inc) return;
-    this.#incs.delete(containerKeyLatin1);
-    this.#incs.set(containerKeyLatin1, inc);
-    if (this.#incs.size > incarnationHintsMax) {
-      const oldest = this.#incs.keys().next();
-      if (oldest.done !== true) this.#incs.delete(oldest.value);
-    }
-  }
-
-  delete(containerKeyLatin1: string): void {
-    this.#incs.delete(containerKeyLatin1);
-  }
-
-  get size(): number {
-    return this.#incs.size;
-  }
+export function incarnationHints(): IncarnationHints {
+  return new LruCache(incarnationHintsMax);
 }
 
 const raceCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);

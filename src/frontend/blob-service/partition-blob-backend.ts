@@ -33,7 +33,7 @@ import {
   createContainer, deleteContainer, getContainerAcl, getContainerProperties, leaseContainer, setContainerAcl, setContainerMetadata,
 } from './containers.ts';
 import { ContainerSweeper } from './container-sweep.ts';
-import { IncarnationHints, type BlobServiceContext, type BlobServiceStats } from './context.ts';
+import { incarnationHints, type BlobServiceContext, type BlobServiceStats } from './context.ts';
 import { listBlobs, listContainers } from './listing.ts';
 import { findBlobsByTags } from './tag-index.ts';
 import {
@@ -79,7 +79,7 @@ export class PartitionBlobBackend implements BlobBackend {
     const inlineBodyBytesMax = options.inlineBodyBytesMax ?? inlineBodyBytesDefault;
     assert(Number.isSafeInteger(inlineBodyBytesMax) && inlineBodyBytesMax >= 0 && inlineBodyBytesMax <= inlineBodyBytesLimit, 'inlineBodyBytesMax is 0..inlineBodyBytesLimit');
     const ctx: BlobServiceContext = {
-      tables: options.tables, clock: options.clock, stats: this.#stats, inlineBodyBytesMax, incarnations: new IncarnationHints(), ...(options.random === undefined ? {} : { random: options.random }),
+      tables: options.tables, clock: options.clock, stats: this.#stats, inlineBodyBytesMax, incarnations: incarnationHints(), ...(options.random === undefined ? {} : { random: options.random }),
     };
     this.sweeper = new ContainerSweeper(ctx);
     const copies = new RemoteCopies(options.copySource ?? copySourceOptionsDefault);
