@@ -29,11 +29,8 @@ import { AssertionFailure } from '../../util/assert.ts';
 import { isStorageError } from '../../util/errors.ts';
 import { failpoint } from '../../util/failpoints.ts';
 import { FrontendError } from '../errors.ts';
-import { readContainer, type BlobServiceContext, type LoadedContainer } from './context.ts';
+import { conditionRefusedCodes, readContainer, type BlobServiceContext, type LoadedContainer } from './context.ts';
 import { graveyardKey } from './keys.ts';
-
-/** Refused conditions: nothing was applied, so nothing can be orphaned. */
-const refusedCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);
 
 /** The graveyard row of a container's incarnation (Delete Container, and the fence putting it back). */
 export function graveyardOp(container: Pick<LoadedContainer, 'account' | 'name' | 'record'>, nowMs: number): PartitionOp {
@@ -55,7 +52,7 @@ export async function fencedCommit<T>(ctx: BlobServiceContext, container: Loaded
   try {
     result = await commit();
   } catch (error) {
-    if (error instanceof AssertionFailure || (isStorageError(error) && refusedCodes.has(error.code))) throw error;
+    if (error instanceof AssertionFailure || (isStorageError(error) && conditionRefusedCodes.has(error.code))) throw error;
     // The outcome may be unknown: the row may exist. Best effort; the commit's error is the answer.
     await restoreGraveyard(ctx, container).catch((checkError: unknown) => {
       if (checkError instanceof AssertionFailure) throw checkError;
@@ -66,12 +63,11 @@ export async function fencedCommit<T>(ctx: BlobServiceContext, container: Loaded
   return result;
 }
 
-/** After a slow commit: if the container was deleted meanwhile, its graveyard row is put back so
- * the sweep finds the row just committed. Returns whether it was. */
-async function restoreGraveyard(ctx: BlobServiceContext, container: LoadedContainer): Promise<boolean> {
+/** After a slow commit (or one of unknown outcome; a refused one applied nothing): if the container
+ * was deleted meanwhile, its graveyard row is put back so the sweep finds the row just committed. */
+async function restoreGraveyard(ctx: BlobServiceContext, container: LoadedContainer): Promise<void> {
   const now = await readContainer(ctx, container.account, container.name);
-  if (now?.record.inc === container.record.inc) return false;
+  if (now?.record.inc === container.record.inc) return;
   ctx.stats.graveyardsRestored = (ctx.stats.graveyardsRestored ?? 0) + 1;
   await ctx.tables.transact([graveyardOp(container, ctx.clock.nowMs())]);
-  return true;
 }

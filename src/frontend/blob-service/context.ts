@@ -59,7 +59,8 @@ export function incarnationHints(): IncarnationHints {
   return new LruCache(incarnationHintsMax);
 }
 
-const raceCodes = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);
+/** A partition condition refused the transaction: nothing was applied (a write lost a race). */
+export const conditionRefusedCodes: ReadonlySet<string> = new Set(['partition.condition_failed', 'partition.exists', 'partition.row_not_found']);
 
 /** Runs `attempt` until it does not lose a race on a partition condition (bounded). */
 export async function withRetry<T>(ctx: BlobServiceContext, attempt: (index: number) => Promise<T>): Promise<T> {
@@ -69,7 +70,7 @@ export async function withRetry<T>(ctx: BlobServiceContext, attempt: (index: num
     try {
       return await attempt(index);
     } catch (error) {
-      if (!isStorageError(error) || !raceCodes.has(error.code)) throw error;
+      if (!isStorageError(error) || !conditionRefusedCodes.has(error.code)) throw error;
       last = error;
     }
   }
