@@ -75,6 +75,32 @@ describe('blob benchmark goals', () => {
     ]);
   });
 
+  it('scores each goal for the null server too, and says when even it misses the target', () => {
+    const rated = (peer: string, opsPerSecond: number, p99Ms: number, ratios: Partial<RatioSet> = {}): RatedResult => {
+      const base = row({ peer, kind: 'put', sizeBytes: 65536, concurrency: 16, p99Ms, ratios });
+      return { ...base, throughput: { ...base.throughput, opsPerSecond } };
+    };
+    const put = evaluateGoals([rated('kura-1disk', 400, 50, { kuraToAzurite: 400 / 370 }), rated('azurite-disk', 370, 80), rated('null-server', 1190, 40)]);
+    assert.equal(put.length, 1);
+    assert.ok(Math.abs((put[0]?.ceiling?.ratio ?? 0) - 1190 / 370) < 1e-9);
+    assert.equal(put[0]?.reachable, false);
+    assert.match(goalRows(put)[0]?.met ?? '', /out of reach here/);
+    assert.equal(goalRows(put)[0]?.['null server (ceiling)'], '3.22');
+
+    const get = (nullP99Ms: number) => evaluateGoals([
+      { ...row({ peer: 'kura-1disk', kind: 'get', sizeBytes: 65536, concurrency: 16, ratios: { toNullServer: 0.6 }, p99Ms: 30 }) },
+      row({ peer: 'null-server', kind: 'get', sizeBytes: 65536, concurrency: 16, p99Ms: nullP99Ms }),
+    ])[0];
+    assert.equal(get(40)?.reachable, false, "the null server's own p99 misses 15 ms");
+    assert.equal(get(10)?.reachable, true);
+    assert.equal(get(10)?.met, false);
+    assert.equal(goalRows([get(10)!])[0]?.met, 'NOT met');
+    assert.equal(goalRows([get(40)!])[0]?.['null server (ceiling)'], '1.00; p99 40.0 ms ≤ 15 ms ✗');
+
+    const cluster = evaluateGoals([row({ peer: 'kura-cluster-1fe', kind: 'put', sizeBytes: 65536, concurrency: 16, ratios: { clusterToEmbedded: 0.6 } }), rated('null-server', 1190, 40)]);
+    assert.equal(cluster[0]?.ceiling, null, 'a goal between Kura peers has no null-server ceiling');
+  });
+
   it('totals acknowledged writes lost after kill -9 per durable peer', () => {
     const totals = lossTotals([
       row({ peer: 'azurite-disk', kind: 'put', sizeBytes: 4096, concurrency: 1, durability: checked(10, 10) }),
