@@ -23,13 +23,17 @@ export interface PutGetClient {
   close(): Promise<void>;
 }
 
-/** Everything else (large blobs, listing, cleanup): the SDK client only. */
-export interface BlobStoreClient extends PutGetClient {
-  deleteContainer(container: string): Promise<void>;
+/** What the large-blob workload needs (Put Block, Put Block List, a streamed Get Blob): both clients. */
+export interface LargeBlobClient extends PutGetClient {
   stageBlock(container: string, name: string, blockId: string, body: Buffer): Promise<void>;
   commitBlockList(container: string, name: string, blockIds: readonly string[]): Promise<void>;
   /** Streams the blob through `onChunk` without holding it whole; bytes read, or null on 404. */
   readBlobStream(container: string, name: string, onChunk: (chunk: Buffer) => void): Promise<number | null>;
+}
+
+/** Everything else (listing, cleanup): the SDK client only. */
+export interface BlobStoreClient extends LargeBlobClient {
+  deleteContainer(container: string): Promise<void>;
   listPage(container: string, marker: string | undefined, pageSize: number): Promise<ListPage>;
 }
 

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseCpuProfile, summariseProfile, type ProfileRow } from '../lib/cpu-profile.ts';
 import { runClosedLoop } from '../lib/stats.ts';
-import { blockIdFor, type PutGetClient } from './blob-client.ts';
+import { blockIdFor, type LargeBlobClient } from './blob-client.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
 import { payloadFor } from './payload.ts';
@@ -69,7 +69,6 @@ function parseOptions(): Options {
   if (kind === undefined) throw new Error(`--kind must be one of ${kinds.join(', ')}`);
   if (client !== 'sdk' && client !== 'raw') throw new Error('--client must be sdk or raw');
   const large = kind === 'upload' || kind === 'download';
-  if (large && client !== 'sdk') throw new Error('--kind upload and download use the SDK client');
   const seconds = Math.min(60, positive(values.seconds, 8, 'seconds'));
   const sizeBytes = positive(values.size, large ? 8 * MiB : 65_536, 'size');
   const blobBytes = positive(values['blob-mib'], 64, 'blob-mib') * MiB;
@@ -81,7 +80,7 @@ function port(connectionString: string): number {
   return Number(/127\.0\.0\.1:(\d+)\//.exec(connectionString)?.[1] ?? Number.NaN);
 }
 
-async function load(peer: BenchPeer, pid: number, options: Options, client: PutGetClient): Promise<void> {
+async function load(peer: BenchPeer, pid: number, options: Options, client: LargeBlobClient): Promise<void> {
   const container = 'profile';
   await client.createContainer(container);
   if (options.kind === 'get') await forEachBounded(getSetSize, 16, (index) => client.putBlob(container, sequenceName('s', index), payloadFor(sequenceName('s', index), options.sizeBytes)));
@@ -100,7 +99,7 @@ async function load(peer: BenchPeer, pid: number, options: Options, client: PutG
 }
 
 /** Large blobs: each operation uploads (or downloads) one blob of `blobBytes` in blocks. */
-async function loadLarge(peer: BenchPeer, pid: number, options: Options, client: SdkBlobClient): Promise<void> {
+async function loadLarge(peer: BenchPeer, pid: number, options: Options, client: LargeBlobClient): Promise<void> {
   const container = 'profile';
   await client.createContainer(container);
   const blockCount = options.blobBytes / options.sizeBytes;
@@ -126,7 +125,7 @@ async function loadLarge(peer: BenchPeer, pid: number, options: Options, client:
   const { cpuSeconds, peakRssBytes } = sampler.stop();
   const mib = (result.operations * options.blobBytes) / MiB;
   printThreadCpu(threadCpuDelta(threadsBefore, readThreadCpu(pid)), mib, 'MiB');
-  console.log(`${options.kind} ${options.blobBytes / MiB} MiB in ${options.sizeBytes / MiB} MiB blocks ×${options.concurrency} (${options.disks} disk): ${result.operations} blobs, ${(mib / result.seconds).toFixed(1)} MiB/s, server CPU ${((cpuSeconds / Math.max(1, mib)) * 1000).toFixed(2)} ms/MiB (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core), peak RSS ${(peakRssBytes / MiB).toFixed(0)} MiB`);
+  console.log(`${options.kind} ${options.blobBytes / MiB} MiB in ${options.sizeBytes / MiB} MiB blocks ×${options.concurrency} (${options.client}, ${options.disks} disk): ${result.operations} blobs, ${(mib / result.seconds).toFixed(1)} MiB/s, server CPU ${((cpuSeconds / Math.max(1, mib)) * 1000).toFixed(2)} ms/MiB (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core), peak RSS ${(peakRssBytes / MiB).toFixed(0)} MiB`);
 }
 
 function printThreadCpu(threads: ThreadCpu, units: number, unit: string): void {
@@ -146,12 +145,12 @@ async function main(): Promise<void> {
   const peer = kuraServePeer(options.disks, { nodeArgs: [...(options.profile ? ['--cpu-prof', '--cpu-prof-dir', directory] : []), ...options.nodeArgs], serveArgs: options.serveArgs });
   try {
     const endpoint = await peer.start();
-    const sdk = options.client === 'sdk' ? new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 }) : null;
-    const client: PutGetClient = sdk ?? new RawBlobClient({ port: port(endpoint.connectionString), accountKey: devAccountKey, connections: options.concurrency });
+    const client: LargeBlobClient = options.client === 'sdk'
+      ? new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 1 })
+      : new RawBlobClient({ port: port(endpoint.connectionString), accountKey: devAccountKey, connections: options.concurrency });
     try {
       if (options.kind === 'upload' || options.kind === 'download') {
-        if (sdk === null) throw new Error('large blobs use the SDK client');
-        await loadLarge(peer, endpoint.pid, options, sdk);
+        await loadLarge(peer, endpoint.pid, options, client);
       } else {
         await load(peer, endpoint.pid, options, client);
       }

@@ -1,14 +1,16 @@
-// PutGetClient over raw undici with SharedKey signing: the same Azure requests the SDK sends
-// for Put Blob and Get Blob, without the SDK's pipeline (policies, retries, XML mapping). One
-// undici Pool per peer, with as many connections as the workload's concurrency, on loopback.
+// LargeBlobClient over raw undici with SharedKey signing: the same Azure requests the SDK sends
+// for Put Blob, Get Blob, Put Block and Put Block List, without the SDK's pipeline (policies,
+// retries, XML mapping). One undici Pool per peer, with as many connections as the workload's
+// concurrency (blocks in flight, for large uploads), on loopback. A large download is one Get
+// Blob without a range, as the SDK's download() sends it, streamed chunk by chunk.
 import { Pool } from 'undici';
-import type { PutGetClient } from './blob-client.ts';
+import type { LargeBlobClient } from './blob-client.ts';
 import { devAccountName } from './peer.ts';
 import { sharedKeyAuthorization } from './shared-key.ts';
 
 const serviceVersion = '2025-07-05';
 
-export class RawBlobClient implements PutGetClient {
+export class RawBlobClient implements LargeBlobClient {
   readonly kind = 'raw';
   private readonly pool: Pool;
   private readonly accountKey: string;
@@ -35,11 +37,38 @@ export class RawBlobClient implements PutGetClient {
     return body;
   }
 
+  async stageBlock(container: string, name: string, blockId: string, body: Buffer): Promise<void> {
+    const { statusCode } = await this.send('PUT', `${blobPath(container, name)}?comp=block&blockid=${encodeURIComponent(blockId)}`, {}, body);
+    if (statusCode !== 201) throw new Error(`Put Block: status ${statusCode}`);
+  }
+
+  async commitBlockList(container: string, name: string, blockIds: readonly string[]): Promise<void> {
+    // Block ids are base64 (blockIdFor): nothing in them needs XML escaping.
+    const xml = `<?xml version="1.0" encoding="utf-8"?><BlockList>${blockIds.map((id) => `<Latest>${id}</Latest>`).join('')}</BlockList>`;
+    const { statusCode } = await this.send('PUT', `${blobPath(container, name)}?comp=blocklist`, { 'content-type': 'application/xml' }, Buffer.from(xml, 'utf8'));
+    if (statusCode !== 201) throw new Error(`Put Block List: status ${statusCode}`);
+  }
+
+  async readBlobStream(container: string, name: string, onChunk: (chunk: Buffer) => void): Promise<number | null> {
+    let bytes = 0;
+    const { statusCode } = await this.send('GET', blobPath(container, name), {}, null, (chunk) => {
+      bytes += chunk.length;
+      onChunk(chunk);
+    });
+    if (statusCode === 404) return null;
+    if (statusCode !== 200) throw new Error(`Get Blob: status ${statusCode}`);
+    return bytes;
+  }
+
   async close(): Promise<void> {
     await this.pool.close();
   }
 
-  private async send(method: string, path: string, extra: Record<string, string>, body: Buffer | null, keepBody = false): Promise<{ statusCode: number; body: Buffer }> {
+  /**
+   * Sends one signed request; the answer's body is kept (`keepBody`), streamed to a callback, or
+   * drained. An error answer's body is kept whatever was asked, and never passed to the callback.
+   */
+  private async send(method: string, path: string, extra: Record<string, string>, body: Buffer | null, keepBody: boolean | ((chunk: Buffer) => void) = false): Promise<{ statusCode: number; body: Buffer }> {
     const headers: Record<string, string> = {
       ...extra,
       'content-length': String(body?.length ?? 0),
@@ -48,9 +77,11 @@ export class RawBlobClient implements PutGetClient {
     };
     headers['authorization'] = sharedKeyAuthorization({ method, pathAndQuery: path, headers }, devAccountName, this.accountKey);
     const response = await this.pool.request({ method: method === 'PUT' ? 'PUT' : 'GET', path, headers, body });
+    const failed = response.statusCode >= 300;
     const chunks: Buffer[] = [];
     for await (const chunk of response.body) {
-      if (keepBody || response.statusCode >= 300) chunks.push(chunk as Buffer);
+      if (typeof keepBody === 'function' && !failed) keepBody(chunk as Buffer);
+      else if (keepBody === true || failed) chunks.push(chunk as Buffer);
     }
     return { statusCode: response.statusCode, body: Buffer.concat(chunks) };
   }

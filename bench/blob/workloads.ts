@@ -5,7 +5,7 @@
 // every write loop keeps a ledger of acknowledged blobs and ends with the durability check.
 import { runClosedLoop } from '../lib/stats.ts';
 import { SeededRandom } from '../../src/util/random.ts';
-import { blockIdFor, type PutGetClient } from './blob-client.ts';
+import { blockIdFor, type LargeBlobClient, type PutGetClient } from './blob-client.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
 import { checkDurability, type DurabilityOutcome } from './durability.ts';
 import { payloadFor, StreamVerifier, type LedgerEntry } from './payload.ts';
@@ -18,7 +18,8 @@ import type { SdkBlobClient } from './sdk-client.ts';
 
 export type WorkloadSpec =
   | PutGetCell
-  | { readonly kind: 'big' }
+  /** One large blob uploaded in blocks, then downloaded: with the SDK, and again raw. */
+  | { readonly kind: 'big'; readonly client: 'sdk' | 'raw' }
   | { readonly kind: 'list' }
   | { readonly kind: 'mixed' };
 
@@ -48,7 +49,7 @@ export function putGetCells(profile: BlobProfile): PutGetCell[] {
 }
 
 export function workloadSpecs(profile: BlobProfile): WorkloadSpec[] {
-  return [...putGetCells(profile), { kind: 'big' }, { kind: 'list' }, { kind: 'mixed' }];
+  return [...putGetCells(profile), { kind: 'big', client: 'sdk' }, { kind: 'big', client: 'raw' }, { kind: 'list' }, { kind: 'mixed' }];
 }
 
 export function specLabel(spec: WorkloadSpec, profile: BlobProfile): string {
@@ -57,7 +58,7 @@ export function specLabel(spec: WorkloadSpec, profile: BlobProfile): string {
     case 'get':
       return `${spec.kind} ${sizeLabel(spec.sizeBytes)} ×${spec.concurrency}${spec.client === 'raw' ? ' raw' : ''}`;
     case 'big':
-      return `${sizeLabel(profile.bigBlobBytes)} in ${sizeLabel(profile.bigBlockBytes)} blocks`;
+      return `${sizeLabel(profile.bigBlobBytes)} in ${sizeLabel(profile.bigBlockBytes)} blocks${spec.client === 'raw' ? ' raw' : ''}`;
     case 'list':
       return `list ${profile.listBlobCount} blobs`;
     case 'mixed':
@@ -75,7 +76,7 @@ export async function runWorkload(session: PeerSession, spec: WorkloadSpec, cont
       case 'get':
         return [await runGet(session, spec, container)];
       case 'big':
-        return await runBig(session, container);
+        return await runBig(session, spec, container);
       case 'list':
         return await runList(session, container);
       case 'mixed':
@@ -156,7 +157,7 @@ async function rewriteLost(session: PeerSession, container: string, lost: readon
   });
 }
 
-async function withClient<T>(session: PeerSession, kind: 'sdk' | 'raw', connections: number, use: (client: PutGetClient) => Promise<T>): Promise<T> {
+async function withClient<T>(session: PeerSession, kind: 'sdk' | 'raw', connections: number, use: (client: LargeBlobClient) => Promise<T>): Promise<T> {
   if (kind === 'sdk') return use(session.sdk);
   const raw = new RawBlobClient({ port: session.port, accountKey: session.accountKey, connections });
   try {
@@ -232,7 +233,7 @@ async function runGet(session: PeerSession, spec: WorkloadSpec & { kind: 'put' |
   return { ...measured, durability: null };
 }
 
-async function uploadInBlocks(client: SdkBlobClient, entry: LedgerEntry, blockConcurrency: number): Promise<void> {
+async function uploadInBlocks(client: LargeBlobClient, entry: LedgerEntry, blockConcurrency: number): Promise<void> {
   const blockBytes = entry.sizeBytes / entry.blockCount;
   const ids = Array.from({ length: entry.blockCount }, (_, index) => blockIdFor(index));
   await forEachBounded(entry.blockCount, blockConcurrency, async (index) => {
@@ -241,34 +242,40 @@ async function uploadInBlocks(client: SdkBlobClient, entry: LedgerEntry, blockCo
   await client.commitBlockList(entry.container, entry.name, ids);
 }
 
-async function runBig(session: PeerSession, container: string): Promise<WorkloadResult[]> {
+async function runBig(session: PeerSession, spec: WorkloadSpec & { kind: 'big' }, container: string): Promise<WorkloadResult[]> {
   const profile = session.profile;
-  const label = specLabel({ kind: 'big' }, profile);
+  const label = specLabel(spec, profile);
   const blockCount = profile.bigBlobBytes / profile.bigBlockBytes;
-  const common = { client: 'sdk', sizeBytes: profile.bigBlobBytes, concurrency: 1, durationMs: profile.longOperationMs, operationsMax: profile.bigRepeats, bytesPerOperation: profile.bigBlobBytes } as const;
+  const common = { client: spec.client, sizeBytes: profile.bigBlobBytes, concurrency: 1, durationMs: profile.longOperationMs, operationsMax: profile.bigRepeats, bytesPerOperation: profile.bigBlobBytes } as const;
   const ledger: LedgerEntry[] = [];
-  const upload = await measure(session, {
-    ...common, label: `upload ${label}`, kind: 'big-upload',
-    operation: async (sequence) => {
-      const entry = { container, name: `big-${sequence}`, sizeBytes: profile.bigBlobBytes, blockCount };
-      await uploadInBlocks(session.sdk, entry, profile.bigBlockConcurrency);
-      ledger.push(entry);
-    },
-  });
+  // The raw client's pool has a connection per block in flight (the SDK manages its own); a new
+  // pool after the kill -9 check, so no request goes out on a connection to the killed server.
+  const upload = await withClient(session, spec.client, profile.bigBlockConcurrency, (client) =>
+    measure(session, {
+      ...common, label: `upload ${label}`, kind: 'big-upload',
+      operation: async (sequence) => {
+        const entry = { container, name: `big-${sequence}`, sizeBytes: profile.bigBlobBytes, blockCount };
+        await uploadInBlocks(client, entry, profile.bigBlockConcurrency);
+        ledger.push(entry);
+      },
+    }),
+  );
   const durability = await readBack(session, ledger);
   await rewriteLost(session, container, durability.lost);
-  const download = await measure(session, {
-    ...common, label: `download ${label}`, kind: 'big-download',
-    operation: async (sequence) => {
-      const entry = ledger[sequence % Math.max(1, ledger.length)];
-      if (entry === undefined) throw new Error('nothing was uploaded');
-      const verifier = new StreamVerifier(entry);
-      const bytes = await session.sdk.readBlobStream(container, entry.name, (chunk) => verifier.push(chunk));
-      // A peer that discards uploads (the null server) can only be held to the length.
-      const intact = session.peer.persistence.kind === 'discards' ? bytes === entry.sizeBytes : verifier.matches();
-      if (!intact) throw new Error(`download of ${entry.name} differs from what was uploaded`);
-    },
-  });
+  const download = await withClient(session, spec.client, 1, (client) =>
+    measure(session, {
+      ...common, label: `download ${label}`, kind: 'big-download',
+      operation: async (sequence) => {
+        const entry = ledger[sequence % Math.max(1, ledger.length)];
+        if (entry === undefined) throw new Error('nothing was uploaded');
+        const verifier = new StreamVerifier(entry);
+        const bytes = await client.readBlobStream(container, entry.name, (chunk) => verifier.push(chunk));
+        // A peer that discards uploads (the null server) can only be held to the length.
+        const intact = session.peer.persistence.kind === 'discards' ? bytes === entry.sizeBytes : verifier.matches();
+        if (!intact) throw new Error(`download of ${entry.name} differs from what was uploaded`);
+      },
+    }),
+  );
   return [{ ...upload, durability: durability.result }, { ...download, durability: null }];
 }
 

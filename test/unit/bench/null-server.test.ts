@@ -68,13 +68,20 @@ describe('null server', () => {
     assert.equal(streamed, 7000);
   });
 
-  it('serves the raw undici client: put, get, 404', async () => {
+  it('serves the raw undici client: put, get, 404, Put Block, Put Block List, streamed get', async () => {
     const raw = new RawBlobClient({ port, accountKey: devAccountKey, connections: 2 });
     try {
       await raw.createContainer('raw-one');
       await raw.putBlob('raw-one', 'r/1', Buffer.alloc(4096, 7));
       assert.equal((await raw.getBlob('raw-one', 'r/1'))?.length, 4096);
       assert.equal(await raw.getBlob('raw-one', 'r/2'), null);
+      const ids = [blockIdFor(0), blockIdFor(1)];
+      await raw.stageBlock('raw-one', 'big', ids[0] ?? '', Buffer.alloc(3000));
+      await raw.stageBlock('raw-one', 'big', ids[1] ?? '', Buffer.alloc(4000));
+      await raw.commitBlockList('raw-one', 'big', ids);
+      let streamed = 0;
+      assert.equal(await raw.readBlobStream('raw-one', 'big', (chunk) => (streamed += chunk.length)), 7000);
+      assert.equal(streamed, 7000);
     } finally {
       await raw.close();
     }
