@@ -14,7 +14,8 @@ import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { DevCluster, topologyDefaults, type TopologyRequest } from '../cluster/dev-cluster.ts';
+import { z } from 'zod';
+import { DevCluster, topologyDefaults, type TestPorts, type TopologyRequest } from '../cluster/dev-cluster.ts';
 import { topologyLimits } from '../cluster/cluster-state.ts';
 import { describeExit } from '../cluster/role-process.ts';
 import { parseListenAddress } from '../observability/admin-server.ts';
@@ -118,7 +119,7 @@ async function runDevCluster(flags: DevClusterFlags): Promise<void> {
       dataDirectory: directory, topology: parsed.topology, listen: { host: parsed.host, port: parsed.port },
       kura: { command: process.execPath, args: [kuraEntry] }, etcdCommand: 'etcd', logLevel: flags.logLevel,
       progress: print, readyTimeoutMs: parsed.readyTimeoutMs, stopTimeoutMs: parsed.stopTimeoutMs, signal: interrupted.signal,
-      restart: flags.restart,
+      restart: flags.restart, testPorts: testPorts(),
       onExit: (name, status, restart) => process.stderr.write(`kura dev-cluster: ${name} exited (${describeExit(status)}); ${restart === null
         ? `not restarted (--no-restart). \`kura status --data ${directory}\` shows the stamp`
         : `restarting in ${(restart.inMs / 1000).toFixed(0)} s (restart ${restart.attempt})`}\n`),
@@ -139,6 +140,25 @@ async function runDevCluster(flags: DevClusterFlags): Promise<void> {
     await lock.release();
   }
   print('kura dev-cluster: stopped');
+}
+
+const testPortsVariable = 'KURA_DEV_CLUSTER_TEST_PORTS';
+const testPortsSchema = z.record(z.string(), z.object({ listen: z.number().int().min(1).max(65_535).optional(), admin: z.number().int().min(1).max(65_535).optional() }).strict());
+
+/** Test hook: KURA_DEV_CLUSTER_TEST_PORTS='{"en1":{"listen":PORT}}' gives a role a port (unprobed)
+ * at this start, so a test can make its first start meet a port in use. */
+function testPorts(): TestPorts | undefined {
+  const text = process.env[testPortsVariable];
+  if (text === undefined || text === '') return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new StorageError('config.invalid', `${testPortsVariable} is not JSON: ${JSON.stringify(text)}`);
+  }
+  const parsed = testPortsSchema.safeParse(json);
+  if (!parsed.success) throw new StorageError('config.invalid', `${testPortsVariable} must map role names to {listen?, admin?} ports: ${parsed.error.message}`);
+  return parsed.data;
 }
 
 function requireEtcd(): void {

@@ -111,7 +111,11 @@ function describeIssue(command: Command, issue: z.core.$ZodIssue, merged: Record
   return `${field} (${origin(key)}): ${issue.message}; got ${JSON.stringify(merged[key])}`;
 }
 
-/** Runs a role's action; a StorageError at start (bad configuration, port taken) is one line on stderr and exit 1. */
+/** Runs a role's action; a StorageError at start (bad configuration, port taken) is one line on
+ * stderr and exit 1, at once: what the role opened before it failed (its admin port, etcd clients,
+ * timers) would otherwise keep the process alive and never ready (an extent node whose RPC port was
+ * taken kept answering /readyz 503 on its admin port, so dev-cluster waited out its ready timeout
+ * instead of seeing it exit). stderr is written synchronously (a file or a pipe, on Linux). */
 export function roleAction(role: string, run: (command: Command) => Promise<void>): (options: unknown, command: Command) => Promise<void> {
   return async (_options, command) => {
     try {
@@ -119,7 +123,7 @@ export function roleAction(role: string, run: (command: Command) => Promise<void
     } catch (error) {
       if (!isStorageError(error)) throw error;
       process.stderr.write(`kura ${role}: ${error.message}\n`);
-      process.exitCode = 1;
+      process.exit(1);
     }
   };
 }

@@ -27,7 +27,10 @@
 // nodes and partition servers were given every controller's, the balancer every front end's, the
 // stream manager and the partition map a node's or a server's; so every kura role's --listen and
 // --admin ports are chosen once, below Linux's ephemeral range like etcd's (an outgoing connection
-// never holds one meanwhile), and kept in cluster.json (Topology.rolePorts).
+// never holds one meanwhile), and kept in cluster.json (Topology.rolePorts). A port is chosen by a
+// probe that finds it free, so something may take it before the role binds it: a role whose first
+// start in this run exits with EADDRINUSE gets new ports and starts again (startFirstTime); no peer
+// knows its address before that start, and the moved ports are recorded like the others.
 //
 // Fault model: any child may die at any time (a fault run kills them on purpose): reported, then
 // restarted (or, with restart off, left down: `kura status` shows it down). A start that
@@ -38,7 +41,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { connectEtcd } from '../metastore/connect-etcd.ts';
-import { StorageError } from '../util/errors.ts';
+import { isStorageError, StorageError } from '../util/errors.ts';
 import { clusterProcessesKey, readClusterState, writeClusterState, type ClusterState, type ProcessRecord, type RoleKind, type Topology } from './cluster-state.ts';
 import { probeEtcd, probeReadyz } from './probes.ts';
 import { connectionDrainingMessage, describeExit, RoleProcess, type ExitStatus, type ReadyCheck } from './role-process.ts';
@@ -75,6 +78,21 @@ export interface DevClusterOptions {
   readonly stopTimeoutMs: number;
   /** Aborted (SIGINT/SIGTERM during the start): stop what started, between tiers. */
   readonly signal?: AbortSignal;
+  /** Test hook (KURA_DEV_CLUSTER_TEST_PORTS): ports a role is given at this start instead of the
+   * chosen ones, unprobed, so a test can hand it a port that something else holds. */
+  readonly testPorts?: TestPorts | undefined;
+}
+
+/** Per role name, a listen and/or admin port to use instead of the chosen one (tests only). */
+export type TestPorts = Readonly<Record<string, { readonly listen?: number | undefined; readonly admin?: number | undefined }>>;
+
+type RolePorts = NonNullable<Topology['rolePorts']>[string];
+
+/** The ports of this start: etcd's (never move) and each kura role's, which a role's first start
+ * may still change (startFirstTime) before any peer knows them. */
+interface PortBook {
+  readonly etcd: readonly number[];
+  readonly roles: Map<string, RolePorts>;
 }
 
 export interface RestartPlan {
@@ -116,10 +134,13 @@ const probeTimeoutMs = 2_000;
  * an outgoing connection never holds one when its process starts again. etcd's are stored in etcd's
  * own membership and never move. A port is chosen when a probe finds it free, so another stamp's
  * role that is down for a restart at that moment can take it back first (seen once with two dev
- * clusters in concurrent tests): the wider the range, the rarer; 11000+ stays clear of 10000-10002. */
+ * clusters in concurrent tests): a kura role then moves at its first start (startFirstTime), and the
+ * wide range keeps that rare; 11000+ stays clear of 10000-10002. */
 const fixedPortLow = 11_000;
 const fixedPortHigh = 32_000;
 const portAttemptsMax = 256;
+/** Starts of one role at the stamp's start, each on new ports after the previous could not bind. */
+const bindAttemptsMax = 3;
 /** Supervision back-off: the first restart after restartDelayMs, doubling up to restartDelayMaxMs
  * while the child dies again within restartStableMs of its start (or cannot start). */
 const restartDelayMs = 1_000;
@@ -161,28 +182,31 @@ export class DevCluster {
     await mkdir(join(directory, 'logs'), { recursive: true });
     const previous = await readClusterState(directory);
     if (previous !== null) await stopOrphans(previous, options);
-    const topology = await resolveTopology(previous?.topology ?? null, options.topology);
-    const tiers = plan(topology, options);
-    let state = initialState(topology, options);
+    const resolved = await resolveTopology(previous?.topology ?? null, options.topology, options.testPorts);
+    const ports: PortBook = { etcd: resolved.etcdMembers.flatMap((member) => [member.clientPort, member.peerPort]), roles: new Map(Object.entries(resolved.rolePorts ?? {})) };
+    // The topology as it stands: a role's first start may have moved its ports (startFirstTime).
+    const topology = (): Topology => ({ ...resolved, rolePorts: Object.fromEntries(ports.roles) });
+    const tiers = plan(resolved, ports.roles, options);
+    let state = initialState(resolved, options);
     await writeClusterState(directory, state);
     let balancer: TcpBalancer | null = null;
     try {
       const total = tiers.reduce((sum, tier) => sum + tier.length, 0);
-      const addresses: StartedAddresses = { etcd: etcdEndpoints(topology).join(','), controllers: '', balancer: null };
+      const addresses: StartedAddresses = { etcd: etcdEndpoints(resolved).join(','), controllers: '', balancer: null };
       let started = 0;
       for (const tier of tiers) {
         if (options.signal?.aborted === true) throw new StorageError('config.invalid', 'start interrupted by a signal');
-        started += await startTier(tier, addresses, options, { started, total });
-        state = { ...state, processes: records(tiers, options), updatedAt: new Date().toISOString() };
+        started += await startTier(tier, addresses, options, { started, total }, ports);
+        state = { ...state, topology: topology(), processes: records(tiers, options), updatedAt: new Date().toISOString() };
         await writeClusterState(directory, state);
       }
       balancer = await startBalancer(tiers, options);
       addresses.balancer = balancer;
-      return new DevCluster({ options, topology, tiers, balancer, state, addresses });
+      return new DevCluster({ options, topology: topology(), tiers, balancer, state, addresses });
     } catch (error) {
       await balancer?.close();
       await stopTiers(tiers, () => undefined);
-      await writeClusterState(directory, { ...state, processes: records(tiers, options), supervisorPid: null, phase: 'stopped', updatedAt: new Date().toISOString() });
+      await writeClusterState(directory, { ...state, topology: topology(), processes: records(tiers, options), supervisorPid: null, phase: 'stopped', updatedAt: new Date().toISOString() });
       throw error;
     }
   }
@@ -287,7 +311,7 @@ function etcdEndpoints(topology: Topology): string[] {
   return topology.etcdMembers.map((member) => `http://${loopback}:${member.clientPort}`);
 }
 
-async function resolveTopology(stored: Topology | null, request: TopologyRequest): Promise<Topology> {
+async function resolveTopology(stored: Topology | null, request: TopologyRequest, testPorts: TestPorts | undefined): Promise<Topology> {
   const etcdMemberCount = request.etcdMembers ?? stored?.etcdMembers.length ?? topologyDefaults.etcdMembers;
   if (etcdMemberCount !== 1 && etcdMemberCount !== 3) throw new StorageError('config.invalid', `--etcd-members must be 1 or 3, got ${etcdMemberCount}`);
   if (stored !== null && stored.etcdMembers.length !== etcdMemberCount) {
@@ -311,6 +335,10 @@ async function resolveTopology(stored: Topology | null, request: TopologyRequest
   }
   for (const member of etcdMembers) taken.add(member.clientPort).add(member.peerPort);
   const rolePorts = await chooseRolePorts(roleNames(counts), stored?.rolePorts ?? {}, taken);
+  for (const [name, forced] of Object.entries(testPorts ?? {})) {
+    const chosen = rolePorts[name];
+    if (chosen !== undefined) rolePorts[name] = { listen: forced.listen ?? chosen.listen, admin: forced.admin ?? chosen.admin };
+  }
   return { clusterToken: stored?.clusterToken ?? `kura-dev-${randomBytes(6).toString('hex')}`, etcdMembers, ...counts, rolePorts };
 }
 
@@ -357,7 +385,7 @@ function portFree(port: number): Promise<boolean> {
 }
 
 /** The processes in start order, tier by tier (a tier starts in parallel). */
-function plan(topology: Topology, options: DevClusterOptions): Planned[][] {
+function plan(topology: Topology, rolePorts: ReadonlyMap<string, RolePorts>, options: DevClusterOptions): Planned[][] {
   const directory = options.dataDirectory;
   const kura = (name: string, role: RoleKind, ready: string, args: Planned['args'], faultDomain: string | null = null): Planned => ({
     name, role, faultDomain, ready: { kind: 'log', message: ready }, command: options.kura.command, handOff: role === 'frontend',
@@ -366,8 +394,9 @@ function plan(topology: Topology, options: DevClusterOptions): Planned[][] {
     adminOf: (process) => process.addresses.get(adminListening) ?? null,
     process: null,
   });
+  // Read at each start: a role whose first start could not bind starts again on new ports.
   const ports = (name: string): string[] => {
-    const fixed = topology.rolePorts?.[name];
+    const fixed = rolePorts.get(name);
     if (fixed === undefined) throw new StorageError('config.invalid', `no ports chosen for ${name}`);
     return ['--listen', `${loopback}:${fixed.listen}`, '--admin', `${loopback}:${fixed.admin}`];
   };
@@ -422,11 +451,11 @@ function etcdMember(member: Topology['etcdMembers'][number], topology: Topology,
 }
 
 /** Starts a tier in parallel and waits until each is ready; returns how many started. */
-async function startTier(tier: readonly Planned[], addresses: StartedAddresses, options: DevClusterOptions, count: { started: number; total: number }): Promise<number> {
+async function startTier(tier: readonly Planned[], addresses: StartedAddresses, options: DevClusterOptions, count: { started: number; total: number }, ports: PortBook): Promise<number> {
   let done = count.started;
   const results = await Promise.allSettled(tier.map(async (planned) => {
     const startMs = Date.now();
-    await startProcess(planned, addresses, options, options.signal);
+    await startFirstTime(planned, addresses, options, ports);
     done++;
     const where = planned.process === null ? '?' : planned.addressOf(planned.process) ?? '?';
     options.progress(`[${done}/${count.total}] ${planned.name} (${planned.role}${planned.faultDomain === null ? '' : `, ${planned.faultDomain}`}) ready on ${where} in ${((Date.now() - startMs) / 1000).toFixed(1)} s`);
@@ -436,6 +465,40 @@ async function startTier(tier: readonly Planned[], addresses: StartedAddresses, 
   const controllers = tier.filter((planned) => planned.role === 'controller').map((planned) => (planned.process === null ? null : planned.addressOf(planned.process)));
   if (controllers.length > 0) addresses.controllers = controllers.filter((address) => address !== null).join(',');
   return tier.length;
+}
+
+/** A kura role's first start in this run of the stamp. Its ports were probed free when they were
+ * chosen, but something may take one before the role binds it (another stamp's process that was
+ * down for a restart came back first: seen in CI with two dev clusters in concurrent tests). No
+ * peer knows them yet (the others learn a role's address from this start on: its log, its
+ * registration), so a role that exits with EADDRINUSE on one of its ports gets two new ones and
+ * starts again, bindAttemptsMax times in all; the caller records them in cluster.json and every
+ * later restart (supervise) uses them and never moves. etcd is not retried: its ports are written
+ * into its data directory by its first start. */
+async function startFirstTime(planned: Planned, addresses: StartedAddresses, options: DevClusterOptions, ports: PortBook): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await startProcess(planned, addresses, options, options.signal);
+      return;
+    } catch (error) {
+      const fixed = ports.roles.get(planned.name);
+      const busy = fixed === undefined ? null : portInUse(error, fixed);
+      if (fixed === undefined || busy === null || attempt >= bindAttemptsMax || options.signal?.aborted === true) throw error;
+      const taken = new Set([...ports.etcd, ...[...ports.roles.values()].flatMap((role) => [role.listen, role.admin])]);
+      const [listen = 0, admin = 0] = await choosePorts(2, taken, planned.name);
+      ports.roles.set(planned.name, { listen, admin });
+      options.progress(`${planned.name}: port ${busy} was taken after it was chosen (EADDRINUSE); starting it again on ${listen} (admin ${admin})`);
+    }
+  }
+}
+
+/** Which of the role's ports its failed start found in use (its log says EADDRINUSE and names the
+ * port); null when it failed for another reason. */
+function portInUse(error: unknown, fixed: RolePorts): number | null {
+  if (!isStorageError(error)) return null;
+  const tail = error.context['logTail'];
+  if (typeof tail !== 'string' || !tail.includes('EADDRINUSE')) return null;
+  return [fixed.listen, fixed.admin].find((port) => new RegExp(`:${port}\\b`).test(tail)) ?? null;
 }
 
 /** Starts one process (planned.process is its handle from the spawn on) and waits until it is

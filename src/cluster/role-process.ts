@@ -21,9 +21,9 @@
 // Invariants: readiness is judged only on log lines written after this start (the file's length
 // before the spawn); every wait is bounded; stop() is idempotent and never leaves the child
 // running (SIGKILL after the grace period).
-// Fault model: the child may exit before it is ready (the error carries the tail of its log),
-// never become ready (timeout, the child is killed), or be killed from outside at any time
-// (`exited` resolves; the owner decides what to report).
+// Fault model: the child may exit before it is ready (the error carries the tail of its log, also
+// as context.logTail), never become ready (timeout, the child is killed), or be killed from outside
+// at any time (`exited` resolves; the owner decides what to report).
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
@@ -168,7 +168,9 @@ async function waitReady(options: RoleProcessOptions, exited: Promise<ExitStatus
     if (ready !== null) return ready;
     const ended: ExitStatus | null = exit;
     if (ended !== null) {
-      throw new StorageError('config.invalid', `${options.name} exited (${describeExit(ended)}) before it was ready; the end of ${options.logPath}:\n${await logTail(options.logPath, logStartBytes)}`);
+      const tail = await logTail(options.logPath, logStartBytes);
+      // The tail also goes in context.logTail: the owner judges why it ended (dev-cluster: a port taken).
+      throw new StorageError('config.invalid', `${options.name} exited (${describeExit(ended)}) before it was ready; the end of ${options.logPath}:\n${tail}`, { context: { logTail: tail } });
     }
     if (options.abort?.aborted === true) throw new StorageError('config.invalid', `${options.name}: start interrupted by a signal`);
     if (Date.now() > deadlineMs) {

@@ -36,9 +36,11 @@ export class DevClusterProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  /** Spawns `kura dev-cluster --data DIR --listen 127.0.0.1:0 ...args`; resolves once it printed the connection string. */
-  static async start(options: { readonly directory: string; readonly args: readonly string[]; readonly readyTimeoutMs: number }): Promise<DevClusterProcess> {
-    const child = spawn(kuraBin, ['dev-cluster', '--data', options.directory, '--listen', '127.0.0.1:0', ...options.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Spawns `kura dev-cluster --data DIR --listen 127.0.0.1:0 ...args` (env added to this process's);
+   * resolves once it printed the connection string. */
+  static async start(options: { readonly directory: string; readonly args: readonly string[]; readonly readyTimeoutMs: number; readonly env?: Readonly<Record<string, string>> }): Promise<DevClusterProcess> {
+    const env = options.env === undefined ? process.env : { ...process.env, ...options.env };
+    const child = spawn(kuraBin, ['dev-cluster', '--data', options.directory, '--listen', '127.0.0.1:0', ...options.args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     const cluster = new DevClusterProcess(options.directory, child);
     started.add(cluster);
     const deadline = Date.now() + options.readyTimeoutMs;
