@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { ProgressSink } from '../lib/progress.ts';
 import { evaluateGoals, goalRows, lossTotals } from './goals.ts';
 import { measureMachineLimits, type MachineLimits } from './limits.ts';
-import { PeerUnavailableError, devAccountKey, type BenchPeer } from './peer.ts';
+import { PeerUnavailableError, type BenchPeer } from './peer.ts';
 import { clusterWorkloads, devClusterPeer, isClusterPeer } from './cluster-peer.ts';
 import { azuritePeer, kuraServePeer, nullServerPeer } from './peers.ts';
 import type { BlobProfile } from './profiles.ts';
@@ -46,16 +46,25 @@ export function checkPeerNames(names: readonly string[]): void {
   for (const name of names) if (!(name in allPeers) && !(name in optionalPeers)) throw new Error(`unknown peer ${name}; peers: ${[...Object.keys(allPeers), ...Object.keys(optionalPeers)].join(', ')}`);
 }
 
-/** Progress steps of one blob run: the limits, then one start and one step per workload per peer. */
-export function blobBenchSteps(profile: BlobProfile, peerNames: readonly string[]): number {
-  const specs = workloadSpecs(profile);
-  return 2 * (profile.sizesBytes.length + 1) + peerNames.reduce((steps, name) => steps + peerSpecs(name, specs).length + 1, 0);
+/**
+ * What one blob run covers beyond its profile: a stamp that is already running, measured first
+ * (`kura bench`; never killed), and which workload kinds run (default: all of the profile's).
+ */
+export interface BlobRunOptions {
+  readonly running?: BenchPeer;
+  readonly kinds?: readonly WorkloadSpec['kind'][];
 }
 
-function portOf(connectionString: string): number {
-  const match = /BlobEndpoint=http:\/\/127\.0\.0\.1:(\d+)\//.exec(connectionString);
-  if (match?.[1] === undefined) throw new Error('peer endpoint is not on 127.0.0.1');
-  return Number(match[1]);
+function selectedSpecs(profile: BlobProfile, options: BlobRunOptions): WorkloadSpec[] {
+  const kinds = options.kinds;
+  return workloadSpecs(profile).filter((spec) => kinds === undefined || kinds.includes(spec.kind));
+}
+
+/** Progress steps of one blob run: the limits, then one start and one step per workload per peer. */
+export function blobBenchSteps(profile: BlobProfile, peerNames: readonly string[], options: BlobRunOptions = {}): number {
+  const specs = selectedSpecs(profile, options);
+  const names = options.running === undefined ? peerNames : [options.running.name, ...peerNames];
+  return 2 * (profile.sizesBytes.length + 1) + names.reduce((steps, name) => steps + peerSpecs(name, specs).length + 1, 0);
 }
 
 function load1m(): number {
@@ -70,7 +79,7 @@ async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly Wo
     const endpoint = await peer.start();
     const sdk = new SdkBlobClient({ connectionString: endpoint.spreadConnectionStrings ?? endpoint.connectionString, maxTries: 1 });
     const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
-    const session = { peer, profile, port: portOf(endpoint.connectionString), accountKey: devAccountKey, sdk, setup };
+    const session = { peer, profile, connectionString: endpoint.connectionString, sdk, setup };
     await warmUp(session);
     for (const [index, spec] of specs.entries()) {
       progress.step(`${peer.name}: ${specLabel(spec, profile)}`);
@@ -108,21 +117,25 @@ export interface BlobBenchOutcome {
 }
 
 /** Runs the limits and every peer; returns the report, chart and tables (nothing printed). */
-export async function runBlobBench(profile: BlobProfile, peerNames: readonly string[], progress: ProgressSink): Promise<BlobBenchOutcome> {
+export async function runBlobBench(profile: BlobProfile, peerNames: readonly string[], progress: ProgressSink, options: BlobRunOptions = {}): Promise<BlobBenchOutcome> {
   checkPeerNames(peerNames);
   const startedMs = performance.now();
   // Other work on this machine skews every figure: the load at start and end is saved with them.
   const loadAverageAtStart = loadavg();
-  const specs = workloadSpecs(profile);
+  const specs = selectedSpecs(profile, options);
   const limits = await measureLimits(profile, progress);
   const peers: PeerStatus[] = [];
   const results: WorkloadResult[] = [];
-  for (const name of peerNames) {
+  const running = options.running;
+  const factories = [...(running === undefined ? [] : [() => running]), ...peerNames.flatMap((name) => {
     const factory = allPeers[name] ?? optionalPeers[name];
-    if (factory === undefined) continue;
+    return factory === undefined ? [] : [factory];
+  })];
+  for (const factory of factories) {
+    const peer = factory();
     const before = progress.done;
-    const ownSpecs = peerSpecs(name, specs);
-    const outcome = await runPeer(factory(), profile, ownSpecs, progress);
+    const ownSpecs = peerSpecs(peer.name, specs);
+    const outcome = await runPeer(peer, profile, ownSpecs, progress);
     progress.skipTo(before + ownSpecs.length + 1);
     peers.push(outcome.status);
     results.push(...outcome.results);
@@ -132,7 +145,7 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
   const goals = evaluateGoals(rated);
   const losses = lossTotals(results);
   const subtitle = `${profile.name} profile, ${date.slice(0, 10)}, Node ${process.version}, load average at start ${loadAverageAtStart[0]?.toFixed(1) ?? '?'}; bars scaled per workload; bench/results/*.json has every figure`;
-  const svg = renderBarChart(chartInput({ results, peers, title: 'Kura blob benchmark: @azure/storage-blob against each peer on 127.0.0.1', subtitle }));
+  const svg = renderBarChart(chartInput({ results, peers, title: 'Kura blob benchmark: @azure/storage-blob against each peer', subtitle }));
   const report = { benchmark: 'blob', profile: profile.name, date, loadAverageAtStart, ...describeRun(tmpdir()), bounds: profile, peers, limits, goals, lossesAfterKill9: losses, results: rated, elapsedSeconds: (performance.now() - startedMs) / 1000 };
   return { report, svg, tables: [limitRows(limits), tableRows(rated, peers), goalRows(goals), losses.map((loss) => ({ ...loss }))] };
 }
@@ -146,8 +159,7 @@ export function resultStamp(date: string): string {
   return date.slice(0, 19).replaceAll(':', '-');
 }
 
-export async function saveBlobBench(outcome: BlobBenchOutcome, profile: BlobProfile): Promise<string> {
-  const directory = join(import.meta.dirname, '..', 'results');
+export async function saveBlobBench(outcome: BlobBenchOutcome, profile: BlobProfile, directory = join(import.meta.dirname, '..', 'results')): Promise<string> {
   await mkdir(directory, { recursive: true });
   const date = typeof outcome.report.date === 'string' ? outcome.report.date : new Date().toISOString();
   const base = join(directory, `blob-${profile.name}-${resultStamp(date)}`);

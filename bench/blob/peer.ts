@@ -22,7 +22,9 @@ export interface PeerEndpoint {
 export type PeerPersistence =
   | { readonly kind: 'durable' }
   | { readonly kind: 'volatile'; readonly why: string }
-  | { readonly kind: 'discards'; readonly why: string };
+  | { readonly kind: 'discards'; readonly why: string }
+  /** Already running, not the benchmark's to kill (`kura bench`): no durability check. */
+  | { readonly kind: 'running'; readonly why: string };
 
 export interface BenchPeer {
   readonly name: string;

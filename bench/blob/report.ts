@@ -30,8 +30,9 @@ export function tableRows(results: readonly (WorkloadResult & { ratios: RatioSet
     'p50 ms': result.throughput.latency.p50Ms.toFixed(2),
     'p99 ms': result.throughput.latency.p99Ms.toFixed(2),
     'p999 ms': result.throughput.latency.p999Ms.toFixed(2),
-    'CPU ms/op': (result.server.cpuSecondsPerOperation * 1000).toFixed(3),
-    'peak RSS MiB': Math.round(result.server.peakRssBytes / MiB),
+    // NaN: a running stamp whose processes the benchmark cannot see (`kura bench` without pids).
+    'CPU ms/op': Number.isNaN(result.server.cpuSecondsPerOperation) ? 'not measured' : (result.server.cpuSecondsPerOperation * 1000).toFixed(3),
+    'peak RSS MiB': Number.isNaN(result.server.peakRssBytes) ? 'not measured' : Math.round(result.server.peakRssBytes / MiB),
     errors: result.errors,
     'lost after kill -9': lostLabel(result),
     '÷ null server': fixed(result.ratios.toNullServer, 2),

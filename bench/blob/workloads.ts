@@ -27,8 +27,8 @@ export type WorkloadSpec =
 export interface PeerSession {
   readonly peer: BenchPeer;
   readonly profile: BlobProfile;
-  readonly port: number;
-  readonly accountKey: string;
+  /** The endpoint and account the raw client signs for (the SDK clients below were made from it). */
+  readonly connectionString: string;
   /** The SDK client of the timed loops (no retries); the port survives restarts, so it does too. */
   readonly sdk: SdkBlobClient;
   /** An SDK client that retries, for untimed setup and cleanup right after a restart. */
@@ -159,7 +159,7 @@ async function rewriteLost(session: PeerSession, container: string, lost: readon
 
 async function withClient<T>(session: PeerSession, kind: 'sdk' | 'raw', connections: number, use: (client: LargeBlobClient) => Promise<T>): Promise<T> {
   if (kind === 'sdk') return use(session.sdk);
-  const raw = new RawBlobClient({ port: session.port, accountKey: session.accountKey, connections });
+  const raw = new RawBlobClient({ connectionString: session.connectionString, connections });
   try {
     return await use(raw);
   } finally {

@@ -1,6 +1,7 @@
 // Registers every `kura` subcommand. Each command's action lives in its own module under cli/.
 import type { Command } from 'commander';
 import { registerAccountCommand } from './account-command.ts';
+import { registerBenchCommand } from './bench-command.ts';
 import { registerDevClusterCommand } from './dev-cluster-command.ts';
 import { registerControllerCommand } from './controller-command.ts';
 import { registerExtentNodeCommand } from './extent-node-command.ts';
@@ -22,4 +23,5 @@ export function registerCommands(program: Command): void {
   registerStatusCommand(program);
   registerControllerCommand(program);
   registerFrontendCommand(program);
+  registerBenchCommand(program);
 }
