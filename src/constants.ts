@@ -48,6 +48,17 @@ export const extentReadCacheBytes = 32 * MiB;
  * instead of flushing the small hot blocks out of it. */
 export const extentReadCacheBlockBytesMax = 1 * MiB;
 
+/** `kura serve` reuses the buffers its disks read large blocks into (src/util/read-buffer-pool.ts):
+ * the free list holds at most this many bytes (8 records of a 4 MiB block). A fresh 4 MiB buffer
+ * per read cost its page faults and a full GC per ~64 MiB read (bench/README.md, "fifth session");
+ * 0 switches reuse off (`--read-buffer-pool-bytes 0`). */
+export const readBufferPoolBytesDefault = 32 * MiB;
+
+/** Only reads of at least this many bytes are pooled. It must stay above the read cache's block
+ * limit (plus a record header): a cached body is shared by every reader that hits it, so it must
+ * never be a buffer that one of them could give back (embedded-stamp.ts asserts it). */
+export const readBufferPoolLengthMin = 2 * MiB;
+
 /** A cached block is dropped this long after it was read from disk, so a hot block is re-read and
  * re-checked from disk at least this often: bit rot under a cached block is found within this
  * delay by reads alone, not only by a scrub (`extent.verify`, which always reads the disk). */

@@ -33,6 +33,7 @@ import {
 } from '../constants.ts';
 import { ByteSemaphore } from '../util/byte-semaphore.ts';
 import { settledWithin, type Clock } from '../util/clock.ts';
+import type { ReadBufferPool } from '../util/read-buffer-pool.ts';
 import { redactTarget, type Authorizer } from './auth/authorizer.ts';
 import type { BlobBackend, CallContext } from './blob-backend.ts';
 import { actualRequestHeaders, preflightHeaders, type CorsRulesLookup } from './cors.ts';
@@ -60,6 +61,12 @@ export interface FrontendServerOptions {
   /** Overrides for tests; defaults come from src/constants.ts. */
   readonly headersTimeoutMs?: number;
   readonly bodyIdleTimeoutMs?: number;
+  /**
+   * The pool the disks under this front end read large blocks into, when this front end is the
+   * last holder of those bytes (`kura serve`: one process): each reply chunk is released once its
+   * socket write completed (src/util/read-buffer-pool.ts). Absent: nothing is released.
+   */
+  readonly readBuffers?: ReadBufferPool;
 }
 
 /** What one data body may hold in the backend at once: one append chunk (data.ts writeBody) plus
@@ -244,7 +251,7 @@ export class FrontendServer {
       response.end(reply.body);
       return;
     }
-    await writeBody(response, reply.body);
+    await writeBody(response, reply.body, this.#options.readBuffers ?? null);
   }
 
   #fail(exchange: Exchange, error: unknown): void {
@@ -290,12 +297,16 @@ export class FrontendServer {
  * body throws or the client goes away first (then the body iterator is returned, so its reads
  * stop); #fail then destroys the response. Replaces stream.pipeline(Readable.from(...)), whose
  * adapter stream, AbortController and end-of-stream listeners cost ~5 % of the server's CPU per
- * 64 KiB Get Blob (one chunk).
+ * 64 KiB Get Blob (one chunk). A chunk is given back to `readBuffers` only when its write
+ * completed without error (the kernel holds a copy); a failed write leaves it to the collector.
  */
-async function writeBody(response: ServerResponse, body: AsyncIterable<Uint8Array>): Promise<void> {
+async function writeBody(response: ServerResponse, body: AsyncIterable<Uint8Array>, readBuffers: ReadBufferPool | null): Promise<void> {
   for await (const chunk of body) {
     if (response.destroyed) throw new FrontendError('InternalError', 'the client went away during the response body');
-    if (!response.write(chunk)) await drained(response);
+    const written = readBuffers === null ? response.write(chunk) : response.write(chunk, (error) => {
+      if (error === null || error === undefined) readBuffers.release(chunk);
+    });
+    if (!written) await drained(response);
   }
   if (response.destroyed) throw new FrontendError('InternalError', 'the client went away during the response body');
   response.end();

@@ -19,6 +19,10 @@
 //   EEXIST → io.already_exists, anything else with an errno → io.eio (errno in context).
 // Errors without an errno (TypeError and the like) are programmer errors and pass unchanged.
 //
+// Reads of large blocks may take their buffer from a ReadBufferPool (src/util/read-buffer-pool.ts)
+// given at construction: the caller of read() owns the buffer as before; the pool only lets the
+// last holder give it back instead of leaving it to the garbage collector.
+//
 // Test-only canary: when canary.skipFsync is set, sync() and syncDirectory() skip the fsync
 // itself (argument and state checks still run), so the suite can prove it notices a missing
 // fsync (TESTING.md, canary builds).
@@ -30,21 +34,26 @@ import { assertByteCount } from '../util/assert.ts';
 import { canary } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
 import type { StorageErrorCode } from '../util/errors.ts';
+import type { ReadBufferPool } from '../util/read-buffer-pool.ts';
 import type { Disk, DiskFile, OpenOptions } from './disk.ts';
 import { assertDiskPath } from './disk-path.ts';
 
 export interface RealDiskOptions {
   /** The directory that holds everything this disk stores; it must exist. */
   readonly root: string;
+  /** Where large reads take their buffers from; absent: a fresh buffer per read. */
+  readonly readBuffers?: ReadBufferPool;
 }
 
 export class RealDisk implements Disk {
   readonly name: string;
   private readonly root: string;
+  private readonly readBuffers: ReadBufferPool | null;
 
   constructor(options: RealDiskOptions) {
     this.root = options.root;
     this.name = options.root;
+    this.readBuffers = options.readBuffers ?? null;
   }
 
   async open(path: string, options: OpenOptions): Promise<DiskFile> {
@@ -54,7 +63,7 @@ export class RealDisk implements Disk {
     if (options.create || exclusive) flags |= fsConstants.O_CREAT;
     if (exclusive) flags |= fsConstants.O_EXCL;
     try {
-      return new RealFile(path, await open(full, flags, 0o644));
+      return new RealFile(path, await open(full, flags, 0o644), this.readBuffers);
     } catch (error) {
       throw fsError(error, 'open', path);
     }
@@ -159,11 +168,13 @@ type HandleState = { readonly kind: 'open' } | { readonly kind: 'poisoned'; read
 class RealFile implements DiskFile {
   readonly path: string;
   private readonly handle: FileHandle;
+  private readonly readBuffers: ReadBufferPool | null;
   private state: HandleState = { kind: 'open' };
 
-  constructor(path: string, handle: FileHandle) {
+  constructor(path: string, handle: FileHandle, readBuffers: ReadBufferPool | null) {
     this.path = path;
     this.handle = handle;
+    this.readBuffers = readBuffers;
   }
 
   async size(): Promise<number> {
@@ -180,7 +191,7 @@ class RealFile implements DiskFile {
     assertByteCount(length, 'read length');
     this.checkUsable();
     // Not zero-filled: only the bytes read are returned (a short read returns a shorter view).
-    const buffer = Buffer.allocUnsafe(length);
+    const buffer = this.readBuffers?.acquire(length) ?? Buffer.allocUnsafe(length);
     let filled = 0;
     try {
       while (filled < length) {

@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs, stampStopDrainMs, stampStopStepMsMax, stampStopTimeoutMs,
+  replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs, stampStopDrainMs, stampStopStepMsMax, stampStopTimeoutMs, extentReadCacheBlockBytesMax, readBufferPoolBytesDefault, readBufferPoolLengthMin,
 } from '../constants.ts';
 import { blobTableSchema } from '../frontend/blob-service/blob-table-schema.ts';
 import type { FrontendServer } from '../frontend/http-server.ts';
@@ -49,10 +49,12 @@ import { readMap } from '../partition/partition-map.ts';
 import { PartitionServer } from '../partition/partition-server.ts';
 import { LocalNetwork } from '../rpc/local-network.ts';
 import { ExtentNode } from '../stream/extent-node.ts';
+import { blockHeaderBytes } from '../wire/extent-format.ts';
 import { StreamManager } from '../stream/stream-manager.ts';
 import { assert } from '../util/assert.ts';
 import { settledWithin, type Clock } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
+import { ReadBufferPool } from '../util/read-buffer-pool.ts';
 import { SeededRandom } from '../util/random.ts';
 import { AccountStore } from './account-store.ts';
 import { DataDirLock } from './data-dir-lock.ts';
@@ -77,6 +79,9 @@ export interface EmbeddedStampOptions {
   readonly copySource?: CopySourceOptions;
   /** Put Blob bodies inlined in the blob row up to this size (docs/blob-schema.md, "Inline bodies"); 0 = off; default inlineBodyBytesDefault. */
   readonly inlineBodyBytesMax?: number;
+  /** Free-list bytes of the pool the disks read large blocks into and the front end gives back
+   * (src/util/read-buffer-pool.ts); 0 = off; default readBufferPoolBytesDefault. */
+  readonly readBufferPoolBytes?: number;
 }
 
 export interface StartupReport {
@@ -118,6 +123,7 @@ interface Parts {
   partitionManager: PartitionManager | null;
   frontend: FrontendServer | null;
   background: BackgroundTask | null;
+  readBuffers: ReadBufferPool | null;
 }
 
 export class EmbeddedStamp {
@@ -147,7 +153,7 @@ export class EmbeddedStamp {
     if (options.disks.length === 0) throw new StorageError('config.invalid', 'a stamp needs at least one --disk directory');
     if (new Set(options.disks).size !== options.disks.length) throw new StorageError('config.invalid', 'a --disk directory is given twice');
     const logger = options.logger ?? pino({ level: 'silent' });
-    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null, background: null };
+    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null, background: null, readBuffers: null };
     const phases = new Phases(options.clock);
     try {
       return new EmbeddedStamp(await startParts(options, parts, phases, logger));
@@ -162,6 +168,11 @@ export class EmbeddedStamp {
   stop(options: { readonly drainMs?: number } = {}): Promise<StopReport> {
     this.stopping ??= stopParts(this.parts, { clock: this.clock, logger: this.logger, drainMs: options.drainMs ?? stampStopDrainMs });
     return this.stopping;
+  }
+
+  /** The pool of large read buffers the front end gives back (null without a front end). */
+  get readBuffers(): ReadBufferPool | null {
+    return this.parts.readBuffers;
   }
 
   /** The extent nodes, one per disk in --disk order (tests and the admin port). */
@@ -228,6 +239,7 @@ async function startParts(options: EmbeddedStampOptions, parts: Parts, phases: P
   await streamManager.start();
   streamManager.startRepairLoop(repairIntervalMs);
   phases.done('streamManager');
+  parts.readBuffers = readBufferPool(options);
   await startExtentNodes(options, parts, { streamManager, network, random, logger });
   phases.done('extentNodes');
   const partitions = await startPartitionLayer(options, parts, { streamManager, network, random, logger });
@@ -242,6 +254,19 @@ async function startParts(options: EmbeddedStampOptions, parts: Parts, phases: P
   return { clock, parts, startup, accounts, partitions: partitions.client, blobPort, logger, diskCount: options.disks.length };
 }
 
+/**
+ * The extent nodes' disks and the front end share one pool in a stamp with a Blob endpoint: the
+ * front end is then the last holder of what the disks read for a Get Blob. None without one (no
+ * holder ever gives a buffer back), or when switched off.
+ */
+function readBufferPool(options: EmbeddedStampOptions): ReadBufferPool | null {
+  const bytesMax = options.readBufferPoolBytes ?? readBufferPoolBytesDefault;
+  if (options.blob === null || bytesMax === 0) return null;
+  // A pooled buffer must never be a cached block body (shared by every reader that hits it).
+  assert(readBufferPoolLengthMin > extentReadCacheBlockBytesMax + blockHeaderBytes, 'pooled reads are larger than cached blocks');
+  return new ReadBufferPool({ bytesMax, lengthMin: readBufferPoolLengthMin });
+}
+
 interface Wiring {
   readonly streamManager: StreamManager;
   readonly network: LocalNetwork;
@@ -253,7 +278,7 @@ async function startExtentNodes(options: EmbeddedStampOptions, parts: Parts, wir
   for (const [index, directory] of options.disks.entries()) {
     const nodeId = (await storedNodeId(directory)) ?? `en-${index}-${randomBytes(4).toString('hex')}`;
     const node = await ExtentNode.start({
-      nodeId, disk: new RealDisk({ root: directory }), clock: options.clock, random: wiring.random,
+      nodeId, disk: new RealDisk({ root: directory, ...(parts.readBuffers === null ? {} : { readBuffers: parts.readBuffers }) }), clock: options.clock, random: wiring.random,
       network: wiring.network.endpoint(nodeId), listenAddress: `${nodeId}:1`, manager: wiring.streamManager,
       faultDomain: `fd${index}`, upgradeDomain: `ud${index}`, groupCommit: true, logger: wiring.logger,
     });
@@ -317,6 +342,7 @@ async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring
     ...(options.apiVersionLatest === undefined ? {} : { apiVersionLatest: options.apiVersionLatest }),
     ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
     ...(options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: options.inlineBodyBytesMax }),
+    ...(parts.readBuffers === null ? {} : { readBuffers: parts.readBuffers }),
     onBackground: (task) => { parts.background = task; },
   });
   parts.frontend = frontend;

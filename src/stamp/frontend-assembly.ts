@@ -21,6 +21,7 @@ import { FrontendServer } from '../frontend/http-server.ts';
 import type { PartitionClient } from '../partition/partition-client.ts';
 import type { Clock } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
+import type { ReadBufferPool } from '../util/read-buffer-pool.ts';
 import type { AccountStore } from './account-store.ts';
 
 /** What a backend may tell the authoriser and CORS about (the blob tables hold them). */
@@ -74,6 +75,8 @@ export interface FrontendAssemblyOptions {
   readonly inlineBodyBytesMax?: number;
   /** Receives the backend's background work, for the caller to start and stop (not started here). */
   readonly onBackground?: (task: BackgroundTask) => void;
+  /** The pool this front end's disks read large blocks into, in one process (FrontendServerOptions.readBuffers). */
+  readonly readBuffers?: ReadBufferPool;
 }
 
 /** The front end over the partition layer, not listening yet. */
@@ -90,6 +93,7 @@ export function assembleFrontend(options: FrontendAssemblyOptions): FrontendServ
   return new FrontendServer({
     backend, authorizer, clock, corsRules: lookups.corsRules, apiVersionLatest: options.apiVersionLatest ?? apiVersionLatestDefault,
     logger: options.logger.child({ component: 'frontend' }),
+    ...(options.readBuffers === undefined ? {} : { readBuffers: options.readBuffers }),
   });
 }
 
