@@ -19,7 +19,9 @@ export class BenchProgress implements ProgressSink {
   private count = 0;
 
   constructor(name: string, total: number) {
-    this.bar = new cliProgress.SingleBar({ format: `${name} [{bar}] {value}/{total} {elapsed}s {label}`, etaBuffer: 20 }, cliProgress.Presets.shades_classic);
+    // Not a terminal (a log file, CI): one line every 10 s instead of nothing, so a long run
+    // written to a file still shows where it is.
+    this.bar = new cliProgress.SingleBar({ format: `${name} [{bar}] {value}/{total} {elapsed}s {label}`, etaBuffer: 20, noTTYOutput: true, notTTYSchedule: 10_000 }, cliProgress.Presets.shades_classic);
     this.bar.start(total, 0, { label: '', elapsed: 0 });
   }
 
