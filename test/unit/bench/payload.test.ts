@@ -2,7 +2,7 @@
 // written, whatever the chunking, and rejects other bytes, short reads and extra bytes.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { payloadFor, StreamVerifier, type LedgerEntry } from '../../../bench/blob/payload.ts';
+import { expectedCrc32c, payloadFor, StreamChecksum, StreamVerifier, type LedgerEntry } from '../../../bench/blob/payload.ts';
 
 function pushInChunks(verifier: StreamVerifier, body: Buffer, chunkBytes: number): void {
   for (let offset = 0; offset < body.length; offset += chunkBytes) verifier.push(body.subarray(offset, offset + chunkBytes));
@@ -46,5 +46,24 @@ describe('blob benchmark payloads', () => {
     const swapped = new StreamVerifier(entry);
     swapped.push(Buffer.concat([payloadFor('big-0#1', 1000), payloadFor('big-0#0', 1000), payloadFor('big-0#2', 1000)]));
     assert.ok(!swapped.matches());
+  });
+  it('checks a timed download by CRC32C: the blocks in order, in any chunking; not a changed byte, a swap or a short read', () => {
+    const entry: LedgerEntry = { container: 'c', name: 'big', sizeBytes: 3 * 50_000, blockCount: 3 };
+    const blocks = [0, 1, 2].map((index) => payloadFor(`big#${index}`, 50_000));
+    const body = Buffer.concat(blocks);
+    const crc = expectedCrc32c(entry);
+    const sum = (bytes: Buffer, chunkBytes: number): StreamChecksum => {
+      const checksum = new StreamChecksum();
+      for (let offset = 0; offset < bytes.length; offset += chunkBytes) checksum.push(bytes.subarray(offset, offset + chunkBytes));
+      return checksum;
+    };
+    for (const chunkBytes of [999, 65_536, body.length]) assert.ok(sum(body, chunkBytes).matches(entry.sizeBytes, crc), `chunks of ${chunkBytes}`);
+    const changed = Buffer.from(body);
+    changed[123_456] = (changed[123_456] ?? 0) ^ 1;
+    assert.ok(!sum(changed, 4096).matches(entry.sizeBytes, crc));
+    assert.ok(!sum(Buffer.concat([blocks[1] ?? Buffer.alloc(0), blocks[0] ?? Buffer.alloc(0), blocks[2] ?? Buffer.alloc(0)]), 4096).matches(entry.sizeBytes, crc));
+    const short = sum(body.subarray(0, body.length - 1), 4096);
+    assert.equal(short.bytes, body.length - 1);
+    assert.ok(!short.matches(entry.sizeBytes, crc));
   });
 });
