@@ -8,6 +8,7 @@
 
 import type { BlobBackend, CallContext, LeaseResult, RequestBody, WriteResult } from './blob-backend.ts';
 import { FrontendError } from './errors.ts';
+import { httpDate } from './fields.ts';
 import type { BlobProperties, ContainerProperties, Metadata } from './model.ts';
 import type {
   AppendBlobOperation, BlobOperation, BlockBlobOperation, ContainerOperation, Operation, ServiceOperation, Unsupported,
@@ -63,23 +64,36 @@ function containerHeaders(p: ContainerProperties): Record<string, string> {
 
 export function blobHeaders(p: BlobProperties): Record<string, string> {
   const h = p.httpHeaders;
-  const optional: [string, string | undefined][] = [
-    ['content-type', h.contentType ?? 'application/octet-stream'], ['content-encoding', h.contentEncoding],
-    ['content-language', h.contentLanguage], ['cache-control', h.cacheControl], ['content-disposition', h.contentDisposition],
-    ['content-md5', h.contentMd5 === undefined ? undefined : Buffer.from(h.contentMd5).toString('base64')],
-    ['x-ms-lease-duration', p.lease.duration], ['x-ms-access-tier', p.accessTier],
-    ['x-ms-blob-committed-block-count', p.committedBlockCount?.toString()], ['x-ms-blob-sealed', p.sealed?.toString()],
-    ['x-ms-tag-count', p.tagCount?.toString()], ['x-ms-copy-id', p.copy?.id], ['x-ms-copy-status', p.copy?.status],
-    ['x-ms-copy-source', p.copy?.source], ['x-ms-copy-progress', p.copy?.progress],
-    ['x-ms-copy-completion-time', p.copy?.completedOn?.toUTCString()],
-    // Header values cannot carry line breaks; the description is Kura's own text (bounded when stored).
-    ['x-ms-copy-status-description', p.copy?.statusDescription?.replace(/[^\x20-\x7e]/g, ' ')],
-  ];
   const headers: Record<string, string> = {
-    etag: p.etag, 'last-modified': p.lastModified.toUTCString(), 'x-ms-creation-time': p.createdOn.toUTCString(),
+    etag: p.etag, 'last-modified': httpDate(p.lastModified.getTime()), 'x-ms-creation-time': httpDate(p.createdOn.getTime()),
     'x-ms-blob-type': p.blobType, 'x-ms-lease-status': p.lease.status, 'x-ms-lease-state': p.lease.state,
-    'x-ms-server-encrypted': 'true', 'accept-ranges': 'bytes', ...metadataHeaders(p.metadata),
+    'x-ms-server-encrypted': 'true', 'accept-ranges': 'bytes',
   };
+  for (const [name, value] of p.metadata) headers[`x-ms-meta-${name}`] = value;
+  // Assigned one by one (no list of optional pairs built per response: this runs for every Get).
+  headers['content-type'] = h.contentType ?? 'application/octet-stream';
+  if (h.contentEncoding !== undefined) headers['content-encoding'] = h.contentEncoding;
+  if (h.contentLanguage !== undefined) headers['content-language'] = h.contentLanguage;
+  if (h.cacheControl !== undefined) headers['cache-control'] = h.cacheControl;
+  if (h.contentDisposition !== undefined) headers['content-disposition'] = h.contentDisposition;
+  if (h.contentMd5 !== undefined) headers['content-md5'] = Buffer.from(h.contentMd5).toString('base64');
+  if (p.lease.duration !== undefined) headers['x-ms-lease-duration'] = p.lease.duration;
+  if (p.accessTier !== undefined) headers['x-ms-access-tier'] = p.accessTier;
+  if (p.committedBlockCount !== undefined) headers['x-ms-blob-committed-block-count'] = p.committedBlockCount.toString();
+  if (p.sealed !== undefined) headers['x-ms-blob-sealed'] = p.sealed.toString();
+  if (p.tagCount !== undefined) headers['x-ms-tag-count'] = p.tagCount.toString();
+  if (p.copy !== undefined) Object.assign(headers, copyHeaders(p.copy));
+  return headers;
+}
+
+function copyHeaders(copy: NonNullable<BlobProperties['copy']>): Record<string, string> {
+  const optional: [string, string | undefined][] = [
+    ['x-ms-copy-id', copy.id], ['x-ms-copy-status', copy.status], ['x-ms-copy-source', copy.source], ['x-ms-copy-progress', copy.progress],
+    ['x-ms-copy-completion-time', copy.completedOn?.toUTCString()],
+    // Header values cannot carry line breaks; the description is Kura's own text (bounded when stored).
+    ['x-ms-copy-status-description', copy.statusDescription?.replace(/[^\x20-\x7e]/g, ' ')],
+  ];
+  const headers: Record<string, string> = {};
   for (const [name, value] of optional) if (value !== undefined) headers[name] = value;
   return headers;
 }
@@ -209,8 +223,11 @@ async function dispatchBlob(backend: BlobBackend, op: BlobOperation, input: Disp
   switch (op.kind) {
     case 'GetBlob': {
       const content = await backend.blob.getBlob(op, ctx);
-      const headers = { ...blobHeaders(content.properties) };
-      if (content.range === null) return { status: 200, headers: { ...headers, 'content-length': String(content.properties.contentLength) }, body: content.body };
+      const headers = blobHeaders(content.properties);
+      if (content.range === null) {
+        headers['content-length'] = String(content.properties.contentLength);
+        return { status: 200, headers, body: content.body };
+      }
       const { start, end } = content.range;
       delete headers['content-md5'];
       return {
@@ -225,7 +242,9 @@ async function dispatchBlob(backend: BlobBackend, op: BlobOperation, input: Disp
     }
     case 'GetBlobProperties': {
       const properties = await backend.blob.getBlobProperties(op, ctx);
-      return empty(200, { ...blobHeaders(properties), 'content-length': String(properties.contentLength) });
+      const headers = blobHeaders(properties);
+      headers['content-length'] = String(properties.contentLength);
+      return empty(200, headers);
     }
     case 'GetBlobMetadata': {
       const p = await backend.blob.getBlobProperties(op, ctx);

@@ -144,7 +144,34 @@ const imfFixdate = /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat), (\d{2}) (Jan|Feb|Mar|Apr|May
 
 /** RFC 1123 dates as Azure requires them ("Sun, 06 Nov 1994 08:49:37 GMT"); null if malformed.
  * Strict: Date.parse would accept local-time and two-digit-year forms a signature never covers. */
+/** An HTTP date (RFC 1123, as Date.toUTCString writes it) of `ms`, whole seconds: the strings of
+ * the last few hundred seconds asked for are kept (a response's Date is the same string for every
+ * response within a second, and a blob's Last-Modified the same for every read of it). */
+const httpDates = new Map<number, string>();
+const httpDatesMax = 512;
+
+export function httpDate(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  const cached = httpDates.get(second);
+  if (cached !== undefined) return cached;
+  const text = new Date(second * 1000).toUTCString();
+  if (httpDates.size >= httpDatesMax) httpDates.clear();
+  httpDates.set(second, text);
+  return text;
+}
+
+/** The last date parsed and its time: a client's x-ms-date repeats for every request it sends
+ * within a second, so most requests skip the pattern and the calendar checks. */
+let lastHttpDate: { readonly raw: string; readonly ms: number } | null = null;
+
 export function parseHttpDate(raw: string): Date | null {
+  if (lastHttpDate !== null && raw === lastHttpDate.raw) return new Date(lastHttpDate.ms);
+  const date = parseHttpDateUncached(raw);
+  if (date !== null) lastHttpDate = { raw, ms: date.getTime() };
+  return date;
+}
+
+function parseHttpDateUncached(raw: string): Date | null {
   const match = imfFixdate.exec(raw);
   if (match === null) return null;
   const [, day, dd, mon, yyyy, hh, mi, ss] = match as unknown as [string, string, string, string, string, string, string, string];

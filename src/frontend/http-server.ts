@@ -39,7 +39,7 @@ import type { BlobBackend, CallContext } from './blob-backend.ts';
 import { actualRequestHeaders, preflightHeaders, type CorsRulesLookup } from './cors.ts';
 import { dispatch, type BodyInput, type Reply } from './dispatch.ts';
 import { errorBodyXml, FrontendError, mapError } from './errors.ts';
-import { parseMd5 } from './fields.ts';
+import { httpDate, parseMd5 } from './fields.ts';
 import { hasDataBody, hasXmlBody, type Operation } from './operation.ts';
 import { headerMap, parseRequest, type ParsedRequest, type RequestHead } from './request-parser.ts';
 import { DataBody, readXmlBody } from './request-body.ts';
@@ -80,8 +80,11 @@ interface Exchange {
   readonly response: ServerResponse;
   version: string;
   bodyRead: boolean;
-  cors: Record<string, string>;
+  cors: Readonly<Record<string, string>>;
 }
+
+/** The CORS headers of a request without Origin (most): none. */
+const noCors: Readonly<Record<string, string>> = Object.freeze({});
 
 export class FrontendServer {
   readonly server: Server;
@@ -108,6 +111,11 @@ export class FrontendServer {
       this.#handlers.add(handler);
       void handler.finally(() => this.#handlers.delete(handler));
     });
+    // The body idle timeout, as the socket timeout Node itself sets at each request's start (and
+    // replaces with keepAliveTimeout between requests): an idle socket is destroyed by Node's own
+    // 'timeout' handler, as no request, response or server listens for 'timeout'. Armed per
+    // connection, not per request (a timer re-armed and a listener added and removed per request).
+    this.server.timeout = options.bodyIdleTimeoutMs ?? requestBodyIdleTimeoutMs;
     this.server.maxHeadersCount = requestHeadersCountMax;
     this.server.maxConnections = frontendConnectionsMax;
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
@@ -152,14 +160,8 @@ export class FrontendServer {
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const exchange: Exchange = { requestId: randomUUID(), request, response, version: '2009-09-19', bodyRead: false, cors: {} };
+    const exchange: Exchange = { requestId: randomUUID(), request, response, version: '2009-09-19', bodyRead: false, cors: noCors };
     this.#track(request, response);
-    // One idle listener per request, removed when it ends: a keep-alive socket serves many requests.
-    const socket = request.socket;
-    const onIdle = (): void => { socket.destroy(); };
-    socket.setTimeout(this.#options.bodyIdleTimeoutMs ?? requestBodyIdleTimeoutMs);
-    socket.on('timeout', onIdle);
-    response.once('close', () => socket.off('timeout', onIdle));
     try {
       if (this.#closing) throw new FrontendError('ServerBusy', 'the server is shutting down');
       if (request.method === 'OPTIONS') {
@@ -215,8 +217,10 @@ export class FrontendServer {
     } finally {
       if (reserved > 0) this.#bodyBudget.release(reserved);
     }
-    const overrides = principal.kind === 'sas' ? Object.fromEntries(principal.grant.responseHeaders) : {};
-    await this.#send(exchange, { ...reply, headers: { ...reply.headers, ...overrides } }, parsed.method === 'HEAD');
+    const headers = this.#commonHeaders(exchange);
+    Object.assign(headers, reply.headers);
+    if (principal.kind === 'sas') for (const [name, value] of principal.grant.responseHeaders) headers[name] = value;
+    await this.#send(exchange, { status: reply.status, headers, body: reply.body }, parsed.method === 'HEAD');
   }
 
   async #body(exchange: Exchange, op: Operation, headers: ReadonlyMap<string, string>): Promise<BodyInput> {
@@ -232,17 +236,20 @@ export class FrontendServer {
     return { kind: 'none' };
   }
 
+  /** A new object: callers add to it. */
   #commonHeaders(exchange: Exchange): Record<string, string> {
-    return {
-      'x-ms-request-id': exchange.requestId, 'x-ms-version': exchange.version,
-      date: new Date(this.#options.clock.nowMs()).toUTCString(), server: 'Kura', ...exchange.cors,
-      ...(this.#closing ? { connection: 'close' } : {}),
+    const headers: Record<string, string> = {
+      'x-ms-request-id': exchange.requestId, 'x-ms-version': exchange.version, date: httpDate(this.#options.clock.nowMs()), server: 'Kura',
     };
+    if (exchange.cors !== noCors) Object.assign(headers, exchange.cors);
+    if (this.#closing) headers.connection = 'close';
+    return headers;
   }
 
+  /** Writes `reply`, whose headers already hold the common ones (#serve). */
   async #send(exchange: Exchange, reply: Reply, isHead: boolean): Promise<void> {
     const { response } = exchange;
-    response.writeHead(reply.status, { ...this.#commonHeaders(exchange), ...reply.headers });
+    response.writeHead(reply.status, reply.headers);
     if (isHead || reply.body === null) {
       response.end();
       return;
@@ -266,7 +273,8 @@ export class FrontendServer {
     }
     const hasBody = mapped.spec.status !== 304 && request.method !== 'HEAD';
     const body = hasBody ? errorBodyXml(mapped, exchange.requestId, new Date(this.#options.clock.nowMs())) : '';
-    const headers: Record<string, string> = { ...this.#commonHeaders(exchange), 'x-ms-error-code': mapped.spec.azureCode };
+    const headers = this.#commonHeaders(exchange);
+    headers['x-ms-error-code'] = mapped.spec.azureCode;
     if (hasBody) {
       headers['content-type'] = 'application/xml';
       headers['content-length'] = String(Buffer.byteLength(body));
@@ -287,7 +295,7 @@ export class FrontendServer {
     const account = accountForPreflight(head.target, headers.get('host'));
     exchange.bodyRead = true;
     const cors = preflightHeaders(await this.#options.corsRules(account), headers);
-    exchange.response.writeHead(200, { ...this.#commonHeaders(exchange), ...cors, 'content-length': '0' });
+    exchange.response.writeHead(200, Object.assign(this.#commonHeaders(exchange), cors, { 'content-length': '0' }));
     exchange.response.end();
   }
 }

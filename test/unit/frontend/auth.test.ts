@@ -16,7 +16,8 @@ import {
   AccountSASPermissions, BlobSASPermissions, BlobServiceClient, ContainerSASPermissions, SASProtocol,
   StorageSharedKeyCredential, generateAccountSASQueryParameters, generateBlobSASQueryParameters,
 } from '@azure/storage-blob';
-import { compareHeaderNames, hmacSha256Base64, signatureMatches } from '../../../src/frontend/auth/canonical.ts';
+import { canonicalizedHeaders, compareHeaderNames, hmacSha256Base64, signatureMatches } from '../../../src/frontend/auth/canonical.ts';
+import { httpDate, parseHttpDate } from '../../../src/frontend/fields.ts';
 import { sharedKeyLiteStringToSign } from '../../../src/frontend/auth/shared-key-lite.ts';
 import { isFrontendError } from '../../../src/frontend/errors.ts';
 import { parseRequest, type RequestHead } from '../../../src/frontend/request-parser.ts';
@@ -186,6 +187,39 @@ test('canonical header order equals the SDK\'s (Azure\'s culture-aware order), l
     assert.equal(compareHeaderNames(a, b) < 0, sdk.compareHeader(a, b) < 0, `${a} vs ${b}`);
   }), { numRuns: 20_000, seed: 42 });
   t.diagnostic(`header-name pairs compared with the SDK: ${pairs}, disagreements: 0`);
+});
+
+test('CanonicalizedHeaders: the memoised order of a header set equals a fresh sort, whatever sets came before', (t) => {
+  // A few header sets repeated in random order, so most calls take the memo (arrival order as key).
+  const name = fc.constantFrom('x-ms-date', 'x-ms-version', 'x-ms-client-request-id', 'x-ms-range', 'x-ms-meta-a', 'x-ms-meta-a-b', 'x-ms-meta-ab', 'x-ms-blob-type', 'content-type', 'x-ms-lease-id');
+  const headerSet = fc.uniqueArray(name, { minLength: 0, maxLength: 8 }).map((names) => new Map(names.map((n, i): [string, string] => [n, ` v${i} `])));
+  let calls = 0;
+  fc.assert(fc.property(fc.array(headerSet, { minLength: 1, maxLength: 30 }), (sets) => {
+    for (const headers of [...sets, ...sets]) {
+      const expected = [...headers.keys()].filter((n) => n.startsWith('x-ms-')).sort(compareHeaderNames).map((n) => `${n}:${(headers.get(n) ?? '').trim()}\n`).join('');
+      assert.equal(canonicalizedHeaders(headers), expected);
+      calls += 1;
+    }
+  }), { numRuns: 300, seed: 7 });
+  t.diagnostic(`canonicalizedHeaders calls checked against a fresh sort: ${calls}`);
+});
+
+test('HTTP dates: httpDate equals toUTCString for any time, parseHttpDate gives the same answer cached or not', (t) => {
+  fc.assert(fc.property(fc.integer({ min: -8_640_000_000_000, max: 8_640_000_000_000 }), (ms) => {
+    assert.equal(httpDate(ms), new Date(ms).toUTCString());
+    assert.equal(httpDate(ms), new Date(ms).toUTCString(), 'a second call (cached) agrees');
+  }), { numRuns: 5000, seed: 11 });
+  const valid = 'Sun, 22 Nov 2026 11:54:00 GMT';
+  const invalid = ['Mon, 22 Nov 2026 11:54:00 GMT', '', 'Sun, 22 Nov 2026 11:54:00 UTC', 'Sun, 31 Nov 2026 11:54:00 GMT'];
+  for (let round = 0; round < 3; round++) {
+    assert.equal(parseHttpDate(valid)?.getTime(), Date.parse('2026-11-22T11:54:00Z'));
+    for (const text of invalid) assert.equal(parseHttpDate(text), null, `${text} stays refused after a valid date was cached`);
+  }
+  const first = parseHttpDate(valid);
+  assert.ok(first !== null);
+  first.setTime(0);
+  assert.equal(parseHttpDate(valid)?.getTime(), Date.parse('2026-11-22T11:54:00Z'), 'a caller changing its Date does not change the cache');
+  t.diagnostic('5000 times formatted twice, 4 invalid dates refused around a cached valid one');
 });
 
 const start = new Date('2026-01-01T00:00:00Z');
