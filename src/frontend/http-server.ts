@@ -81,6 +81,9 @@ interface Exchange {
   version: string;
   bodyRead: boolean;
   cors: Readonly<Record<string, string>>;
+  /** Echoed as x-ms-client-request-id. In the headers object writeHead gets, never by setHeader:
+   * one header set before writeHead sends every other one through setHeader too. */
+  clientRequestId: string | undefined;
 }
 
 /** The CORS headers of a request without Origin (most): none. */
@@ -105,6 +108,11 @@ export class FrontendServer {
     const serverOptions = {
       maxHeaderSize: requestHeaderBytesMax, requestTimeout: 0, headersTimeout, keepAliveTimeout: frontendKeepAliveTimeoutMs,
       connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)),
+      // A request without Content-Length or Transfer-Encoding (a Get Blob from the SDKs) gets a
+      // body stream that has already ended and closed: no 'end' and 'close' events, ticks and
+      // listener churn per request. Such a request has no body Kura could read: parseRequest
+      // refuses a body operation without Content-Length (MissingContentLengthHeader).
+      optimizeEmptyRequests: true,
     };
     this.server = createServer(serverOptions, (request, response) => {
       const handler = this.#handle(request, response);
@@ -160,7 +168,7 @@ export class FrontendServer {
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const exchange: Exchange = { requestId: randomUUID(), request, response, version: '2009-09-19', bodyRead: false, cors: noCors };
+    const exchange: Exchange = { requestId: randomUUID(), request, response, version: '2009-09-19', bodyRead: false, cors: noCors, clientRequestId: undefined };
     this.#track(request, response);
     try {
       if (this.#closing) throw new FrontendError('ServerBusy', 'the server is shutting down');
@@ -171,7 +179,7 @@ export class FrontendServer {
       const head = requestHead(request);
       const parsed = parseRequest(head, { apiVersionLatest: this.#options.apiVersionLatest });
       if (!parsed.ok) {
-        if (parsed.clientRequestId !== undefined) response.setHeader('x-ms-client-request-id', parsed.clientRequestId);
+        exchange.clientRequestId = parsed.clientRequestId;
         throw parsed.error;
       }
       await this.#serve(exchange, parsed.request);
@@ -192,14 +200,17 @@ export class FrontendServer {
   }
 
   async #serve(exchange: Exchange, parsed: ParsedRequest): Promise<void> {
-    const { response } = exchange;
-    if (parsed.clientRequestId !== undefined) response.setHeader('x-ms-client-request-id', parsed.clientRequestId);
+    exchange.clientRequestId = parsed.clientRequestId;
     if (parsed.version !== null) exchange.version = parsed.version;
     const origin = parsed.headers.get('origin');
     if (origin !== undefined) exchange.cors = actualRequestHeaders(await this.#options.corsRules(parsed.account), origin, parsed.method);
     const principal = await this.#options.authorizer.authorize(parsed);
     const abort = new AbortController();
-    exchange.request.once('close', () => { if (!exchange.request.complete) abort.abort(); });
+    // A request closed before it was complete: its client went away mid-body. Only a body can be
+    // cut short (a bodyless request is complete once its head is parsed, and with
+    // optimizeEmptyRequests its stream never emits 'close').
+    const hasBody = hasDataBody(parsed.operation) || hasXmlBody(parsed.operation);
+    if (hasBody) exchange.request.once('close', () => { if (!exchange.request.complete) abort.abort(); });
     const ctx: CallContext = {
       requestId: exchange.requestId, principal, signal: abort.signal,
       createOnly: principal.kind === 'sas' && principal.grant.createOnly,
@@ -241,6 +252,7 @@ export class FrontendServer {
     const headers: Record<string, string> = {
       'x-ms-request-id': exchange.requestId, 'x-ms-version': exchange.version, date: httpDate(this.#options.clock.nowMs()), server: 'Kura',
     };
+    if (exchange.clientRequestId !== undefined) headers['x-ms-client-request-id'] = exchange.clientRequestId;
     if (exchange.cors !== noCors) Object.assign(headers, exchange.cors);
     if (this.#closing) headers.connection = 'close';
     return headers;

@@ -129,15 +129,25 @@ export class PartitionClient {
     const found = answer.found;
     const rows = decodeGetManyRows(answer, response.body, keys.length);
     if (found.length !== keys.length || rows.length !== found.replaceAll(/[^1]/g, '').length) throw new StorageError('rpc.remote', 'getMany answered rows that do not match its keys');
+    // In a loop, not an async callback per key: the common answer has every key ('1' / '0'), and
+    // only keys answered '-' wait for a get of their own (in parallel).
+    // Every answered row is checked before any get starts (a refused answer leaves none running).
+    const result: (LiveRow | null)[] = [];
+    const alone: number[] = [];
     let next = 0;
-    return Promise.all(keys.map(async (key, index) => {
+    for (const [index, key] of keys.entries()) {
       const answered = found[index];
-      if (answered === '-') return this.get(key);
-      if (answered === '0') return null;
+      result.push(null);
+      if (answered === '-') alone.push(index);
+      if (answered !== '1') continue;
       const row = rows[next++];
       if (row?.kind !== 'live' || !row.key.equals(key)) throw new StorageError('rpc.remote', 'getMany answered a row that is not live or not its key');
-      return row;
-    }));
+      result[index] = row;
+    }
+    if (alone.length > 0) {
+      await Promise.all(alone.map(async (index) => { result[index] = await this.get(keys[index] ?? first); }));
+    }
+    return result;
   }
 
   async put(key: Buffer, columns: readonly Column[], conditions: { readonly ifMatch?: string; readonly ifNoneMatch?: '*' } = {}): Promise<{ etag: string; sequence: number }> {

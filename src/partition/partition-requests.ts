@@ -79,8 +79,11 @@ async function getMany(partition: Partition, request: ServedRequest): Promise<Rp
   let found = '';
   const frames: Buffer[] = [];
   let bytes = 0;
+  // The first key of the list is the routing key (compared as text: both are canonical base64).
+  if (!parsed.keys.startsWith(parsed.key) || (parsed.keys.length > parsed.key.length && parsed.keys[parsed.key.length] !== ',')) {
+    throw new StorageError('config.invalid', 'getMany routes by its first key');
+  }
   for (const [index, key] of decodeKeyList(parsed.keys).entries()) {
-    if (index === 0 && !key.equals(decodeKey(parsed.key, 'key'))) throw new StorageError('config.invalid', 'getMany routes by its first key');
     const framed = index === 0 || request.admit(key) ? await partition.getFramed(key) : undefined;
     if (framed === undefined || (framed !== null && frames.length > 0 && bytes + framed.length > scanPageBytesMax)) {
       found += '-';

@@ -39,7 +39,7 @@ import { Partition } from './partition.ts';
 import type { PartitionLimits, PartitionStats } from './partition.ts';
 import { entryContains, keyFromHex, keyHex, readMap, serverKey } from './partition-map.ts';
 import type { PartitionEntry } from './partition-map.ts';
-import { decodeKey, isPartitionMethod, partitionRequests } from './partition-rpc.ts';
+import { decodeKey, isPartitionMethod, partitionRequests, routingKeyHeader } from './partition-rpc.ts';
 import type { PartitionStatus, ServerStatus } from './partition-rpc.ts';
 import { performPartitionRequest, type ServedRequest } from './partition-requests.ts';
 import { InheritedDataStreams } from './inherited-data-streams.ts';
@@ -429,7 +429,8 @@ export class PartitionServer {
       const header = parseHeader(partitionRequests[method], request.header, method);
       return { header: await this.release(header.partitionId, header.ownerEpoch), body: Buffer.alloc(0) };
     }
-    const key = decodeKey(parseHeader(partitionRequests[method], request.header, method).key, 'key');
+    // Only the routing key here: performPartitionRequest parses the method's whole header.
+    const key = decodeKey(parseHeader(routingKeyHeader, request.header, method).key, 'key');
     const held = this.owner(key);
     held.load.record(key);
     routed?.(held.entry.partitionId);

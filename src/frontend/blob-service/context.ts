@@ -53,7 +53,21 @@ export interface BlobServiceContext {
  * only if the row's incarnation is the guessed one, so a stale hint (the container deleted, or
  * deleted and created again, through any front end) costs a second read, never a wrong answer.
  */
-export type IncarnationHints = LruCache<string, string>;
+export type IncarnationHints = LruCache<string, ContainerHint>;
+
+/** A container's incarnation as last read, with the keys made from it (built once, not per read). */
+export interface ContainerHint {
+  readonly inc: string;
+  /** containerKey(account, container) */
+  readonly key: Buffer;
+  /** blobPrefix(account, container, inc) */
+  readonly blobs: Buffer;
+}
+
+/** The hints' key: account names hold no '/'. */
+function hintKey(account: string, container: string): string {
+  return `${account}/${container}`;
+}
 
 export function incarnationHints(): IncarnationHints {
   return new LruCache(incarnationHintsMax);
@@ -115,10 +129,14 @@ export async function readContainer(ctx: BlobServiceContext, account: string, co
   return loadedContainer(ctx, { account, name: container, loadedAtMs, key }, row);
 }
 
-function loadedContainer(ctx: BlobServiceContext, at: Pick<LoadedContainer, 'account' | 'name' | 'loadedAtMs' | 'key'>, row: LiveRow): LoadedContainer {
+function loadedContainer(ctx: BlobServiceContext, at: Pick<LoadedContainer, 'account' | 'name' | 'loadedAtMs' | 'key'>, row: LiveRow, hint?: ContainerHint): LoadedContainer {
   const record = decodeContainer(row);
-  ctx.incarnations?.set(at.key.toString('latin1'), record.inc);
-  return { ...at, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs: blobPrefix(at.account, at.name, record.inc) };
+  let blobs = hint?.inc === record.inc ? hint.blobs : null;
+  if (blobs === null) {
+    blobs = blobPrefix(at.account, at.name, record.inc);
+    ctx.incarnations?.set(hintKey(at.account, at.name), { inc: record.inc, key: at.key, blobs });
+  }
+  return { ...at, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs };
 }
 
 function containerNotFound(container: string): FrontendError {
@@ -139,20 +157,20 @@ export async function loadContainer(ctx: BlobServiceContext, account: string, co
  * incarnation that container row holds, else the blob is read again under the right one.
  */
 export async function loadContainerAndBlob(ctx: BlobServiceContext, account: string, container: string, name: string): Promise<{ container: LoadedContainer; blob: LoadedBlob | null }> {
-  const key = containerKey(account, container);
-  const inc = ctx.incarnations?.get(key.toString('latin1'));
-  if (inc === undefined) {
+  const hint = ctx.incarnations?.get(hintKey(account, container));
+  if (hint === undefined) {
     const loaded = await loadContainer(ctx, account, container);
     return { container: loaded, blob: await readBlob(ctx, loaded, name) };
   }
-  const guess = blobKey(blobPrefix(account, container, inc), name);
+  const { key, inc } = hint;
+  const guess = blobKey(hint.blobs, name);
   const loadedAtMs = ctx.clock.monotonicMs();
   const [containerRow, blobRow] = await ctx.tables.getMany([key, guess]);
   if (containerRow === null || containerRow === undefined) {
-    ctx.incarnations?.delete(key.toString('latin1'));
+    ctx.incarnations?.delete(hintKey(account, container));
     throw containerNotFound(container);
   }
-  const loaded = loadedContainer(ctx, { account, name: container, loadedAtMs, key }, containerRow);
+  const loaded = loadedContainer(ctx, { account, name: container, loadedAtMs, key }, containerRow, hint);
   if (loaded.record.inc !== inc) return { container: loaded, blob: await readBlob(ctx, loaded, name) };
   return { container: loaded, blob: blobRow === null || blobRow === undefined ? null : loadedBlob(blobRow, guess) };
 }
