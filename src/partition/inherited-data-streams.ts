@@ -52,6 +52,10 @@ export class InheritedDataStreams implements PartitionStreams {
     return this.inner.sealTail(streamId);
   }
 
+  streamOfExtent(extentId: number): number | null {
+    return this.inner.streamOfExtent?.(extentId) ?? null;
+  }
+
   /** Own streams only: an inherited stream is read-only to the child (its sibling reads it too). */
   dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {
     assert(!this.inherited.includes(streamId), 'a child never drops extents of an inherited data stream');

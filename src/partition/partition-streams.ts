@@ -44,6 +44,8 @@ export interface PartitionStreams {
    * are deleted from every replica). Idempotent; fenced by the owner epoch (docs/partition-gc.md).
    */
   dropExtents(streamId: number, extentIds: readonly number[]): Promise<void>;
+  /** Diagnostics only: the stream an extent is known to belong to (a cache; no call), or null. */
+  streamOfExtent?(extentId: number): number | null;
 }
 
 /** The four streams of one partition. */
@@ -89,6 +91,10 @@ export class StreamLayerPartitionStreams implements PartitionStreams {
     const request = this.ownerEpoch === undefined ? { streamId, extentId: tail.extentId } : { streamId, extentId: tail.extentId, ownerEpoch: this.ownerEpoch };
     await this.manager.sealAndExtend(request);
     this.client.invalidate(streamId);
+  }
+
+  streamOfExtent(extentId: number): number | null {
+    return this.client.cachedStreamOf(extentId);
   }
 
   async dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {

@@ -24,7 +24,8 @@
 //   is durable; the row cache holds the newest version of a key and is invalidated by writes;
 // - GC drops only what the published (durable) manifest and the live rows no longer reference,
 //   and nothing after a manifest append of unknown outcome until a later one succeeds; the writer
-//   refuses rows that name a data extent GC condemned.
+//   refuses rows that name a data extent GC condemned, and rows that name an extent outside the
+//   partition's own and inherited data streams (checkDataStreams).
 // Fault model: any stream call may fail (stream.unavailable …) or be slow; the process may die
 // at any point (a reload from the streams restores every acknowledged batch); a stale owner is
 // fenced by sealing at open (leases come with the partition server).
@@ -186,6 +187,8 @@ export interface PartitionStats extends ReplayStats {
   readonly inlineRowsSpilled: number;
   readonly inlineBytesSpilled: number;
   readonly inlineSpillAppends: number;
+  /** Batches refused because a row named a data extent outside the partition's data streams. */
+  readonly commitsRefusedForeignData: number;
   readonly runCount: number;
   readonly memtableBytes: number;
   readonly lastSequence: number;
@@ -276,6 +279,9 @@ export class Partition {
   private readonly condemned = new Set<number>();
   /** Per data extent this owner appended to: monotonic time of the last append, and its end. */
   private readonly dataAppends = new Map<number, { lastMs: number; end: number }>();
+  /** Extents of the data streams its rows may name (its own, the inherited ones) as last listed,
+   * and every one this owner appended to: the writer's stream check (checkDataStreams). */
+  private readonly dataExtentsKnown = new Set<number>();
   private readonly openedAtMs: number;
   private lastGcMs: number;
   private tickTimer: TimerHandle | null = null;
@@ -297,7 +303,7 @@ export class Partition {
   private readonly scanBlockCache: BlockCache;
   private readonly replayStats: ReplayStats;
   private readonly counters = { batchesCommitted: 0, logAppends: 0, conditionFailures: 0, checkpoints: 0, compactions: 0, maintenanceFailures: 0,
-    inlineRowsSpilled: 0, inlineBytesSpilled: 0, inlineSpillAppends: 0 };
+    inlineRowsSpilled: 0, inlineBytesSpilled: 0, inlineSpillAppends: 0, commitsRefusedForeignData: 0 };
   private gcCounters: GcStats = {
     passes: 0, metaExtentsDropped: 0, logExtentsDropped: 0, checkpointExtentsDropped: 0, dataExtentsDropped: 0, dataBytesDropped: 0,
     bytesCopiedForward: 0, rowsRewritten: 0, rewritesLost: 0, tailSeals: 0, commitsRefusedCondemned: 0,
@@ -458,6 +464,7 @@ export class Partition {
   /** One durable data append, remembered for the GC grace rule (appendData's, and a run writer's inline spill). */
   private async appendToDataStream(bytes: Buffer): Promise<DataRef> {
     const position = await this.streams.append(this.streamIds.data, bytes);
+    this.dataExtentsKnown.add(position.extentId);
     const previous = this.dataAppends.get(position.extentId);
     this.dataAppends.set(position.extentId, { lastMs: this.clock.monotonicMs(), end: Math.max(previous?.end ?? 0, position.offset + position.length) });
     return { extentId: position.extentId, offset: position.offset, length: position.length };
@@ -588,9 +595,12 @@ export class Partition {
     const accepted: AcceptedBatch[] = [];
     const lastModifiedMs = Math.max(this.clock.nowMs(), this.lastModifiedMs);
     for (const batch of group) {
-      const failure = this.checkCondemned(batch.ops) ?? await this.checkConditions(batch.ops, overlay);
+      const condemned = this.checkCondemned(batch.ops);
+      const foreign = condemned === null ? await this.checkDataStreams(batch.ops) : null;
+      const failure = condemned ?? foreign ?? await this.checkConditions(batch.ops, overlay);
       if (failure !== null) {
-        if (failure.code === 'extent.not_found') this.gcCounters = { ...this.gcCounters, commitsRefusedCondemned: this.gcCounters.commitsRefusedCondemned + 1 };
+        if (foreign !== null) this.counters.commitsRefusedForeignData += 1;
+        else if (failure.code === 'extent.not_found') this.gcCounters = { ...this.gcCounters, commitsRefusedCondemned: this.gcCounters.commitsRefusedCondemned + 1 };
         else this.counters.conditionFailures += 1;
         batch.reject(failure);
         continue;
@@ -601,6 +611,44 @@ export class Partition {
       accepted.push({ batch, rows, sequence, recordBytes: logRecordBytes(rows) });
     }
     return accepted;
+  }
+
+  /**
+   * The writer's stream check: a row may name only extents of the partition's own data stream or of
+   * one it inherits (after a split or merge; docs/partition-gc.md, "References"). A ref elsewhere
+   * would still read while this server's StreamClient has its extent cached (reads resolve an extent
+   * through that cache), but no GC that owns it sees the ref: its owner drops it and the row reads
+   * extent.not_found later. A known extent costs a set lookup (every appendData adds its extent); an
+   * unknown one lists the streams again (one getStream each), once per batch. A listing that fails
+   * refuses the batch with its error (nothing written; retryable as the stream layer says).
+   */
+  private async checkDataStreams(ops: readonly PreparedOp[]): Promise<StorageError | null> {
+    if (this.unknownDataRef(ops) === null) return null;
+    try {
+      for (const streamId of [this.streamIds.data, ...this.inheritedData]) {
+        for (const extent of await this.streams.extents(streamId)) this.dataExtentsKnown.add(extent.extentId);
+      }
+    } catch (error) {
+      if (!isStorageError(error)) throw error;
+      return error;
+    }
+    const unknown = this.unknownDataRef(ops);
+    if (unknown === null) return null;
+    const elsewhere = this.streams.streamOfExtent?.(unknown.ref.extentId) ?? null;
+    const inherited = this.inheritedData.length === 0 ? 'none inherited' : `inherited ${this.inheritedData.join(', ')}`;
+    return new StorageError('extent.not_found', `partition ${this.partitionId}: row ${JSON.stringify(unknown.key)} names data extent ${unknown.ref.extentId}${elsewhere === null ? '' : ` of stream ${elsewhere}`}, `
+      + `which is in none of the partition's data streams (own ${this.streamIds.data}; ${inherited}): batch refused, nothing written`, {
+      context: { partitionId: this.partitionId, extentId: unknown.ref.extentId, streamId: elsewhere, dataStreams: [this.streamIds.data, ...this.inheritedData] },
+    });
+  }
+
+  /** The first ref of a put in ops into an extent not known to be in the partition's data streams. */
+  private unknownDataRef(ops: readonly PreparedOp[]): { readonly key: string; readonly ref: DataRef } | null {
+    for (const { op, key } of ops) {
+      if (op.kind !== 'put') continue;
+      for (const ref of this.references.refs(op.columns)) if (!this.dataExtentsKnown.has(ref.extentId)) return { key, ref };
+    }
+    return null;
   }
 
   /** The writer's GC fence: a row may not name a data extent that GC condemned (docs/partition-gc.md). */
@@ -952,6 +1000,7 @@ export class Partition {
       dropDataExtents: async (extentIds) => {
         await failpoint('partition.gc.before-data-drop');
         await this.streams.dropExtents(dataStreamId, extentIds);
+        for (const extentId of extentIds) this.dataExtentsKnown.delete(extentId);
       },
     };
   }

@@ -313,6 +313,11 @@ export class StreamClient {
     return this.refresh(streamId);
   }
 
+  /** The stream of an extent in a cached view, or null (no call: diagnostics). */
+  cachedStreamOf(extentId: number): number | null {
+    return this.extents.get(extentId)?.streamId ?? null;
+  }
+
   /** Drops the cached view of a stream, so the next call fetches it again. */
   invalidate(streamId: number): void {
     const view = this.streams.get(streamId);
