@@ -591,7 +591,7 @@ export class ExtentStore {
     const run = durableRun(entry);
     const first = run[0];
     assert(first !== undefined, 'a durable run has at least one append');
-    await this.guard(entry.file.write(first.block.filePosition, encodeBlocks(entry.identity.extentId, run)));
+    await this.guard(entry.file.writev(first.block.filePosition, blockParts(entry.identity.extentId, run)));
     await failpoint('extent-store.group-commit.after-extent-write');
     if (this.failure !== null) return;
     takePending(entry, run.length);
@@ -1096,19 +1096,19 @@ function durableRun(entry: ExtentEntry): PendingAppend[] {
   return run;
 }
 
-/** The block records of a run, contiguous in the file, in one buffer (each body copied once). */
-function encodeBlocks(extentId: number, run: readonly PendingAppend[]): Buffer {
-  let total = 0;
-  for (const pending of run) total += blockHeaderBytes + pending.block.length;
-  const bytes = Buffer.allocUnsafe(total);
-  const start = run[0]?.block.filePosition ?? 0;
+/**
+ * The block records of a run, contiguous in the file, as writev parts (header, body, ...): the
+ * bodies are written from the appends' own buffers, not copied into a run buffer.
+ */
+function blockParts(extentId: number, run: readonly PendingAppend[]): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let position = run[0]?.block.filePosition ?? 0;
   for (const { block, body, bodyCrc } of run) {
-    const at = block.filePosition - start;
-    assert(at + blockHeaderBytes + block.length <= total, 'a run of blocks is contiguous in the file');
-    bytes.set(encodeDataBlockHeader({ extentId, offset: block.offset, body, bodyCrc }), at);
-    bytes.set(body, at + blockHeaderBytes);
+    assert(block.filePosition === position && body.length === block.length, 'a run of blocks is contiguous in the file');
+    parts.push(encodeDataBlockHeader({ extentId, offset: block.offset, body, bodyCrc }), body);
+    position += blockHeaderBytes + block.length;
   }
-  return bytes;
+  return parts;
 }
 
 /** Drops `count` settled appends from the head of the FIFO (compacting it now and then). */
