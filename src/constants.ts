@@ -286,9 +286,13 @@ export const blockListInlineBytesMax = 16 * KiB;
 
 /** Put Blob bodies up to this size go inline in the blob row's commit-log record (docs/blob-schema.md,
  * "Inline bodies"): a small Put Blob is then one durable append (the row commit), not two (body,
- * then row). 64 KiB covers the benchmark's small sizes; it counts against memtableBytesMax until a
- * checkpoint moves it to the data stream. `kura serve --inline-body-bytes 0` switches it off. */
-export const inlineBodyBytesDefault = 64 * KiB;
+ * then row). It counts against memtableBytesMax until a checkpoint moves it to the data stream.
+ * 16 KiB, not 64: the memtable holds every inline body as its own ArrayBuffer until the checkpoint,
+ * and V8 ran a major GC every ~100 Puts of 64 KiB while up to 64 MiB of them were held (1 per
+ * ~1,000-2,000 with 64 KiB bodies in the data stream), which cost more CPU per Put than the second
+ * durable append saves (bench/README.md, "Put Blob CPU, fifth session"). 4 KiB bodies stay inline.
+ * `kura serve --inline-body-bytes N` sets it (0 switches it off). */
+export const inlineBodyBytesDefault = 16 * KiB;
 
 /** Largest configurable inline body: a blob row stays under partitionRowBytesMax (2 MiB) with 8 KiB
  * metadata and tags, and a Put Blob's commit record under appendBytesMax. */

@@ -21,8 +21,8 @@ export function container(serve: KuraServe, name: string): ContainerClient {
 }
 
 /** `kura serve` on `disks` with the container `name` created in it (no SDK retries). */
-export async function serveWithContainer(disks: readonly string[], name: string): Promise<{ serve: KuraServe; box: ContainerClient }> {
-  const serve = await KuraServe.start({ disks });
+export async function serveWithContainer(disks: readonly string[], name: string, extraArgs: readonly string[] = []): Promise<{ serve: KuraServe; box: ContainerClient }> {
+  const serve = await KuraServe.start({ disks, extraArgs });
   const box = container(serve, name);
   await box.create();
   return { serve, box };

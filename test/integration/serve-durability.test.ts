@@ -68,7 +68,9 @@ test('kill -9 with more than 4 MiB of small blobs in the commit log: the restart
   // so the replay after a crash reads a log larger than one RPC frame. It once read it in 8 MiB
   // pieces that no extent.read answer could carry (wire.too_large): the partition never loaded.
   const disks = await tempDisks(1, 'biglog');
-  const { serve: first, box } = await serveWithContainer(disks, 'biglog');
+  // 64 KiB bodies inline (the default is 16 KiB): 6 MiB of bodies in the log from 96 Puts.
+  const inline = ['--inline-body-bytes', '65536'];
+  const { serve: first, box } = await serveWithContainer(disks, 'biglog', inline);
   const acknowledged = new Map<string, string>();
   const count = 96; // 96 × 64 KiB = 6 MiB of bodies in the log
   for (let i = 0; i < count; i += 16) {
@@ -80,7 +82,7 @@ test('kill -9 with more than 4 MiB of small blobs in the commit log: the restart
     }));
   }
   await first.kill9();
-  const second = await KuraServe.start({ disks });
+  const second = await KuraServe.start({ disks, extraArgs: inline });
   t.diagnostic(`restart after kill -9 with ${acknowledged.size} × 64 KiB blobs in the log: ${second.readyMs} ms to ready`);
   const result = await downloadAll(container(second, 'biglog'), acknowledged);
   assert.deepEqual({ lost: result.lost, corrupt: result.corrupt }, { lost: [], corrupt: [] });
