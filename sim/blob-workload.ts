@@ -68,7 +68,8 @@ function requestBody(bytes: Buffer): RequestBody {
   };
 }
 
-async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+async function collect(body: AsyncIterable<Uint8Array> | Uint8Array): Promise<Buffer> {
+  if (body instanceof Uint8Array) return Buffer.from(body);
   const chunks: Buffer[] = [];
   for await (const chunk of body) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks);

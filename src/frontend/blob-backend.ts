@@ -77,8 +77,9 @@ export interface SnapshotResult extends WriteResult {
 
 export interface BlobContent {
   readonly properties: BlobProperties;
-  /** The bytes of the requested range (or the whole blob), streamed. */
-  readonly body: AsyncIterable<Uint8Array>;
+  /** The bytes of the requested range (or the whole blob), streamed, or whole when they are
+   * already in memory (an inline body: a view of its row's checked bytes, written in one call). */
+  readonly body: AsyncIterable<Uint8Array> | Uint8Array;
   /** Inclusive served range, resolved against the blob's size; null for the whole blob. */
   readonly range: { readonly start: number; readonly end: number } | null;
   /** MD5 of the served range, when x-ms-range-get-content-md5 asked for it. */

@@ -22,7 +22,7 @@ import {
 export interface Reply {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
-  readonly body: string | AsyncIterable<Uint8Array> | null;
+  readonly body: string | Uint8Array | AsyncIterable<Uint8Array> | null;
 }
 
 /** What the server hands dispatch for the operation's body: nothing, a parsed-later XML

@@ -266,7 +266,7 @@ export class FrontendServer {
       response.end();
       return;
     }
-    if (typeof reply.body === 'string') {
+    if (typeof reply.body === 'string' || reply.body instanceof Uint8Array) {
       response.end(reply.body);
       return;
     }

@@ -63,7 +63,11 @@ export async function getBlob(ctx: BlobServiceContext, op: Op.GetBlob, call: Cal
   const span = range ?? { start: 0, end: size - 1 };
   if (size === 0) return { properties, range: null, body: readRefs(ctx.tables, loaded.blobKey, [], { start: 0, end: -1 }) };
   const crc64Asked = op.rangeGetContentCrc64 === true;
-  if ((!op.rangeGetContentMd5 && !crc64Asked) || range === null) return { properties, range, body: readContent(ctx.tables, loaded.blobKey, content, span, call.signal) };
+  if ((!op.rangeGetContentMd5 && !crc64Asked) || range === null) {
+    // An inline body is answered whole (no async generator, write, 'drain' wait and end per Get).
+    const body = content.kind === 'inline' ? content.bytes.subarray(span.start, span.end + 1) : readContent(ctx.tables, loaded.blobKey, content, span, call.signal);
+    return { properties, range, body };
+  }
   // A range of at most rangeContentHashBytesMax (the parser's check): read whole, hashed, then served.
   const chunks: Uint8Array[] = [];
   for await (const chunk of readContent(ctx.tables, loaded.blobKey, content, span, call.signal)) chunks.push(chunk);
