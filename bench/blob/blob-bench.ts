@@ -71,9 +71,10 @@ function load1m(): number {
   return loadavg()[0] ?? Number.NaN;
 }
 
-/** Starts one peer, runs every workload on it, and always stops it. */
-async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly WorkloadSpec[], progress: ProgressSink): Promise<{ status: PeerStatus; results: WorkloadResult[] }> {
+/** Starts one peer, runs every workload it has time for (until deadlineMs, performance.now()), and always stops it. */
+async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly WorkloadSpec[], progress: ProgressSink, deadlineMs: number): Promise<{ status: PeerStatus; results: WorkloadResult[] }> {
   const results: WorkloadResult[] = [];
+  const skipped: string[] = [];
   try {
     progress.step(`${peer.name}: starting`);
     const endpoint = await peer.start();
@@ -83,13 +84,17 @@ async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly Wo
     await warmUp(session);
     for (const [index, spec] of specs.entries()) {
       progress.step(`${peer.name}: ${specLabel(spec, profile)}`);
+      if (performance.now() > deadlineMs) {
+        skipped.push(specLabel(spec, profile));
+        continue;
+      }
       const t0 = performance.now();
       const atStart = load1m();
       const rows = await runWorkload(session, spec, `w${index}-${spec.kind}`);
       const extra = { workloadWallSeconds: (performance.now() - t0) / 1000, loadAverage1m: { atStart, atEnd: load1m() } };
       results.push(...rows.map((row) => ({ ...row, ...extra })));
     }
-    return { status: { name: peer.name, status: 'ran' }, results };
+    return { status: { name: peer.name, status: 'ran', ...(skipped.length === 0 ? {} : { skipped }) }, results };
   } catch (error) {
     if (error instanceof PeerUnavailableError) return { status: { name: peer.name, status: 'unavailable', reason: error.reason }, results };
     const message = error instanceof Error ? error.message : String(error);
@@ -131,11 +136,14 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
     const factory = allPeers[name] ?? optionalPeers[name];
     return factory === undefined ? [] : [factory];
   })];
-  for (const factory of factories) {
+  const budgetEndMs = startedMs + profile.runBudgetMs;
+  for (const [index, factory] of factories.entries()) {
     const peer = factory();
     const before = progress.done;
     const ownSpecs = peerSpecs(peer.name, specs);
-    const outcome = await runPeer(peer, profile, ownSpecs, progress);
+    // An equal share of what is left: time a peer did not use passes to the next ones.
+    const now = performance.now();
+    const outcome = await runPeer(peer, profile, ownSpecs, progress, now + (budgetEndMs - now) / (factories.length - index));
     progress.skipTo(before + ownSpecs.length + 1);
     peers.push(outcome.status);
     results.push(...outcome.results);

@@ -51,6 +51,13 @@ export interface BlobProfile {
   /** Concurrency of the durability read-back after a restart. */
   readonly checkConcurrency: number;
   readonly sampleIntervalMs: number;
+  /**
+   * Wall-time budget of the whole blob run (limits and every peer): each peer gets an equal share
+   * of what is left when it starts, and a workload that would start past its peer's share is
+   * skipped and reported as such. Every workload is bounded on its own; this bounds their sum, so
+   * quick stays under 5 minutes and full under 30 with the stream part, whatever the machine.
+   */
+  readonly runBudgetMs: number;
 }
 
 /**
@@ -99,6 +106,7 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     listRepeats: 3,
     listPopulateMs: 15_000,
     mixedDurationMs: 1_500,
+    runBudgetMs: 270_000,
   },
   full: {
     ...common,
@@ -115,8 +123,18 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     listRepeats: 2,
     listPopulateMs: 240_000,
     mixedDurationMs: 6_000,
+    runBudgetMs: 1_440_000,
   },
 };
+
+/**
+ * The profile with every put/get loop bounded to `loopMs` (`--loop-seconds`) instead of its own,
+ * and its run budget scaled by the same factor, so longer loops are not cut by the budget meant
+ * for the profile's own.
+ */
+export function withLoopMs(profile: BlobProfile, loopMs: number): BlobProfile {
+  return { ...profile, durationMs: loopMs, runBudgetMs: Math.round(profile.runBudgetMs * Math.max(1, loopMs / profile.durationMs)) };
+}
 
 export function parseProfileName(value: string | undefined): 'quick' | 'full' {
   if (value === undefined || value === 'quick') return 'quick';

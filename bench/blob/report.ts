@@ -44,6 +44,7 @@ export function tableRows(results: readonly (WorkloadResult & { ratios: RatioSet
   for (const peer of peers) {
     if (peer.status === 'unavailable') rows.push({ workload: '—', peer: peer.name, 'ops/s': `not available in this build: ${peer.reason}` });
     if (peer.status === 'failed') rows.push({ workload: '—', peer: peer.name, 'ops/s': `failed: ${peer.error}` });
+    if (peer.status === 'ran' && (peer.skipped?.length ?? 0) > 0) rows.push({ workload: '—', peer: peer.name, 'ops/s': `skipped, the run's time budget spent: ${peer.skipped?.join(', ') ?? ''}` });
   }
   return rows;
 }

@@ -53,6 +53,7 @@ export interface WorkloadResult {
 }
 
 export type PeerStatus =
-  | { readonly name: string; readonly status: 'ran' }
+  /** skipped: workloads not started because the peer's share of the run budget was spent. */
+  | { readonly name: string; readonly status: 'ran'; readonly skipped?: readonly string[] }
   | { readonly name: string; readonly status: 'unavailable'; readonly reason: string }
   | { readonly name: string; readonly status: 'failed'; readonly error: string };

@@ -7,7 +7,7 @@
 import { BenchProgress } from '../lib/progress.ts';
 import { blobBenchSteps, checkPeerNames, printBlobTables, runBlobBench, saveBlobBench, type BlobRunOptions } from './blob-bench.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
-import { blobProfiles, parseProfileName } from './profiles.ts';
+import { blobProfiles, parseProfileName, withLoopMs, type BlobProfile } from './profiles.ts';
 import { devClusterTarget, runningPeer } from './running-peer.ts';
 import type { WorkloadSpec } from './workloads.ts';
 
@@ -35,11 +35,11 @@ export function parseWorkloadKinds(text: string | undefined): readonly WorkloadS
   return kinds as WorkloadSpec['kind'][];
 }
 
-function loopMs(text: string | undefined, defaultMs: number): number {
-  if (text === undefined) return defaultMs;
+function withLoopSeconds(profile: BlobProfile, text: string | undefined): BlobProfile {
+  if (text === undefined) return profile;
   const seconds = Number(text);
   if (!(seconds > 0 && seconds <= 60)) throw new Error(`--loop-seconds must be a number of seconds in (0, 60], got ${text}`);
-  return seconds * 1000;
+  return withLoopMs(profile, seconds * 1000);
 }
 
 async function target(options: RunningBenchOptions): Promise<{ connectionString: string; pids: readonly number[] }> {
@@ -54,8 +54,7 @@ async function target(options: RunningBenchOptions): Promise<{ connectionString:
 
 /** Runs the benchmark, prints its tables and saves its JSON and SVG; true when the stamp's workloads ran. */
 export async function runRunningBench(options: RunningBenchOptions): Promise<boolean> {
-  const base = blobProfiles[parseProfileName(options.profile)];
-  const profile = { ...base, durationMs: loopMs(options.loopSeconds, base.durationMs) };
+  const profile = withLoopSeconds(blobProfiles[parseProfileName(options.profile)], options.loopSeconds);
   const compare = options.compare === 'none' ? [] : options.compare.split(',').map((name) => name.trim());
   checkPeerNames(compare);
   const kinds = parseWorkloadKinds(options.workloads);
