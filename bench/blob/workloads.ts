@@ -266,7 +266,7 @@ async function runBig(session: PeerSession, spec: WorkloadSpec & { kind: 'big' }
   const expected = ledger.map((entry) => expectedCrc32c(entry));
   const download = await withClient(session, spec.client, 1, (client) =>
     measure(session, {
-      ...common, label: `download ${label}`, kind: 'big-download',
+      ...common, operationsMax: profile.bigDownloadRepeats, label: `download ${label}`, kind: 'big-download',
       operation: async (sequence) => {
         const index = sequence % Math.max(1, ledger.length);
         const entry = ledger[index];

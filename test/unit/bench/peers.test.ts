@@ -86,6 +86,7 @@ describe('blob benchmark peers', () => {
     assert.equal(workloadSpecs(blobProfiles.full).filter((spec) => spec.kind === 'put' && spec.client === 'sdk').length, 9);
     assert.equal(blobProfiles.full.listBlobCount, 100_000);
     assert.equal(blobProfiles.full.bigBlobBytes, 256 << 20);
+    for (const profile of Object.values(blobProfiles)) assert.ok(profile.bigDownloadRepeats >= profile.bigRepeats, 'at least one timed download per uploaded blob');
   });
 });
 
