@@ -71,6 +71,14 @@ function load1m(): number {
   return loadavg()[0] ?? Number.NaN;
 }
 
+/**
+ * A peer's claim on the run budget: one unit per workload, two for a durable peer, whose every
+ * write workload ends with a kill -9, a restart and a read-back.
+ */
+function budgetWeight(peer: BenchPeer, specs: readonly WorkloadSpec[]): number {
+  return Math.max(1, specs.length) * (peer.persistence.kind === 'durable' ? 2 : 1);
+}
+
 /** Starts one peer, runs every workload it has time for (until deadlineMs, performance.now()), and always stops it. */
 async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly WorkloadSpec[], progress: ProgressSink, deadlineMs: number): Promise<{ status: PeerStatus; results: WorkloadResult[] }> {
   const results: WorkloadResult[] = [];
@@ -137,13 +145,17 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
     return factory === undefined ? [] : [factory];
   })];
   const budgetEndMs = startedMs + profile.runBudgetMs;
-  for (const [index, factory] of factories.entries()) {
+  const planned = factories.map((factory) => {
     const peer = factory();
+    return { peer, specs: peerSpecs(peer.name, specs), weight: budgetWeight(peer, peerSpecs(peer.name, specs)) };
+  });
+  let weightLeft = planned.reduce((sum, entry) => sum + entry.weight, 0);
+  for (const { peer, specs: ownSpecs, weight } of planned) {
     const before = progress.done;
-    const ownSpecs = peerSpecs(peer.name, specs);
-    // An equal share of what is left: time a peer did not use passes to the next ones.
+    // Its share of what is left: time a peer did not use passes to the next ones.
     const now = performance.now();
-    const outcome = await runPeer(peer, profile, ownSpecs, progress, now + (budgetEndMs - now) / (factories.length - index));
+    const outcome = await runPeer(peer, profile, ownSpecs, progress, now + ((budgetEndMs - now) * weight) / weightLeft);
+    weightLeft -= weight;
     progress.skipTo(before + ownSpecs.length + 1);
     peers.push(outcome.status);
     results.push(...outcome.results);
