@@ -5,7 +5,7 @@
 // can talk to Azurite without the SDK, and is checked against the official SDK's signature in
 // the unit tests. Header names are sorted by code point, which equals Azure's collation for the
 // lower-case x-ms-* names the benchmark sends.
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 
 /** The standard headers in the order StringToSign lists them. */
 const standardHeaders = [
@@ -55,8 +55,23 @@ function canonicalizedResource(pathAndQuery: string, account: string): string {
   return resource;
 }
 
+/** One key object per account key: building it from raw bytes on every request cost the client
+ * ~30 µs a request, which lowered the raw client's ceiling for every peer alike. */
+const keyObjects = new Map<string, KeyObject>();
+const keyObjectsMax = 16;
+
+function keyObjectOf(accountKeyBase64: string): KeyObject {
+  let key = keyObjects.get(accountKeyBase64);
+  if (key === undefined) {
+    if (keyObjects.size >= keyObjectsMax) keyObjects.clear();
+    key = createSecretKey(Buffer.from(accountKeyBase64, 'base64'));
+    keyObjects.set(accountKeyBase64, key);
+  }
+  return key;
+}
+
 /** The Authorization header value: `SharedKey <account>:<base64 signature>`. */
 export function sharedKeyAuthorization(request: SignableRequest, account: string, accountKeyBase64: string): string {
-  const signature = createHmac('sha256', Buffer.from(accountKeyBase64, 'base64')).update(stringToSign(request, account), 'utf8').digest('base64');
+  const signature = createHmac('sha256', keyObjectOf(accountKeyBase64)).update(stringToSign(request, account), 'utf8').digest('base64');
   return `SharedKey ${account}:${signature}`;
 }
