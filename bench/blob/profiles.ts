@@ -128,7 +128,7 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     listRepeats: 2,
     listPopulateMs: 240_000,
     mixedDurationMs: 6_000,
-    runBudgetMs: 1_440_000,
+    runBudgetMs: 1_320_000,
   },
 };
 
