@@ -147,7 +147,8 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
   const budgetEndMs = startedMs + profile.runBudgetMs;
   const planned = factories.map((factory) => {
     const peer = factory();
-    return { peer, specs: peerSpecs(peer.name, specs), weight: budgetWeight(peer, peerSpecs(peer.name, specs)) };
+    const ownSpecs = peerSpecs(peer.name, specs);
+    return { peer, specs: ownSpecs, weight: budgetWeight(peer, ownSpecs) };
   });
   let weightLeft = planned.reduce((sum, entry) => sum + entry.weight, 0);
   for (const { peer, specs: ownSpecs, weight } of planned) {

@@ -141,6 +141,14 @@ export function withLoopMs(profile: BlobProfile, loopMs: number): BlobProfile {
   return { ...profile, durationMs: loopMs, runBudgetMs: Math.round(profile.runBudgetMs * Math.max(1, loopMs / profile.durationMs)) };
 }
 
+/** The profile with `--loop-seconds TEXT` applied (withLoopMs), or as it is when the flag is absent. */
+export function withLoopSeconds(profile: BlobProfile, text: string | undefined): BlobProfile {
+  if (text === undefined) return profile;
+  const seconds = Number(text);
+  if (!(seconds > 0 && seconds <= 60)) throw new Error(`--loop-seconds must be a number of seconds in (0, 60], got ${text}`);
+  return withLoopMs(profile, seconds * 1000);
+}
+
 export function parseProfileName(value: string | undefined): 'quick' | 'full' {
   if (value === undefined || value === 'quick') return 'quick';
   if (value === 'full') return 'full';

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { BenchProgress } from '../lib/progress.ts';
 import { allPeers, blobBenchSteps, checkPeerNames, printBlobTables, runBlobBench, saveBlobBench } from './blob-bench.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
-import { blobProfiles, parseProfileName, withLoopMs, type BlobProfile } from './profiles.ts';
+import { blobProfiles, parseProfileName, withLoopSeconds, type BlobProfile } from './profiles.ts';
 
 /**
  * --loop-seconds replaces the profile's time bound of each put/get loop (quick: 1 s, whose
@@ -19,10 +19,7 @@ function parseOptions(): { profile: BlobProfile; peerNames: string[] } {
   const { values } = parseArgs({ options: { profile: { type: 'string' }, peers: { type: 'string' }, 'loop-seconds': { type: 'string' } } });
   const peerNames = values.peers === undefined ? Object.keys(allPeers) : values.peers.split(',');
   checkPeerNames(peerNames);
-  const profile = blobProfiles[parseProfileName(values.profile)];
-  const loopSeconds = values['loop-seconds'] === undefined ? null : Number(values['loop-seconds']);
-  if (loopSeconds !== null && !(loopSeconds > 0 && loopSeconds <= 60)) throw new Error(`--loop-seconds must be a number of seconds in (0, 60], got ${values['loop-seconds']}`);
-  return { profile: loopSeconds === null ? profile : withLoopMs(profile, loopSeconds * 1000), peerNames };
+  return { profile: withLoopSeconds(blobProfiles[parseProfileName(values.profile)], values['loop-seconds']), peerNames };
 }
 
 installChildCleanup();

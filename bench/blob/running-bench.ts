@@ -7,7 +7,7 @@
 import { BenchProgress } from '../lib/progress.ts';
 import { blobBenchSteps, checkPeerNames, printBlobTables, runBlobBench, saveBlobBench, type BlobRunOptions } from './blob-bench.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
-import { blobProfiles, parseProfileName, withLoopMs, type BlobProfile } from './profiles.ts';
+import { blobProfiles, parseProfileName, withLoopSeconds } from './profiles.ts';
 import { devClusterTarget, runningPeer } from './running-peer.ts';
 import type { WorkloadSpec } from './workloads.ts';
 
@@ -33,13 +33,6 @@ export function parseWorkloadKinds(text: string | undefined): readonly WorkloadS
   const kinds = text.split(',').map((kind) => kind.trim());
   for (const kind of kinds) if (!(workloadKinds as readonly string[]).includes(kind)) throw new Error(`--workloads: unknown workload ${JSON.stringify(kind)}; workloads: ${workloadKinds.join(', ')}`);
   return kinds as WorkloadSpec['kind'][];
-}
-
-function withLoopSeconds(profile: BlobProfile, text: string | undefined): BlobProfile {
-  if (text === undefined) return profile;
-  const seconds = Number(text);
-  if (!(seconds > 0 && seconds <= 60)) throw new Error(`--loop-seconds must be a number of seconds in (0, 60], got ${text}`);
-  return withLoopMs(profile, seconds * 1000);
 }
 
 async function target(options: RunningBenchOptions): Promise<{ connectionString: string; pids: readonly number[] }> {
