@@ -12,6 +12,7 @@ import {
   containerNameLengthMax, metadataBytesMax,
 } from '../constants.ts';
 import { FrontendError, invalidHeader, invalidQuery } from './errors.ts';
+import { LruCache } from '../util/lru-cache.ts';
 import type {
   AccessTier, AccountName, BlobName, BlockId, ContainerName, ETag, LeaseId, Metadata, SnapshotId,
 } from './model.ts';
@@ -147,15 +148,14 @@ const imfFixdate = /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat), (\d{2}) (Jan|Feb|Mar|Apr|May
 /** An HTTP date (RFC 1123, as Date.toUTCString writes it) of `ms`, whole seconds: the strings of
  * the last few hundred seconds asked for are kept (a response's Date is the same string for every
  * response within a second, and a blob's Last-Modified the same for every read of it). */
-const httpDates = new Map<number, string>();
 const httpDatesMax = 512;
+const httpDates = new LruCache<number, string>(httpDatesMax);
 
 export function httpDate(ms: number): string {
   const second = Math.floor(ms / 1000);
   const cached = httpDates.get(second);
   if (cached !== undefined) return cached;
   const text = new Date(second * 1000).toUTCString();
-  if (httpDates.size >= httpDatesMax) httpDates.clear();
   httpDates.set(second, text);
   return text;
 }

@@ -11,6 +11,7 @@
 // except to its caller.
 
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { LruCache } from '../../util/lru-cache.ts';
 
 /** Primary weights of HTTP token characters (lower-cased names), in Azure's order: symbols,
  * then '+', then digits, then letters. '-' and '\'' have no primary weight (ignorable). */
@@ -74,8 +75,8 @@ function compareIgnorables(a: string, b: string): number {
  * canonicalOrdersMax distinct arrival orders are kept (a client varying its headers per request
  * only costs the sort again).
  */
-const canonicalOrders = new Map<string, readonly string[]>();
 const canonicalOrdersMax = 256;
+const canonicalOrders = new LruCache<string, readonly string[]>(canonicalOrdersMax);
 
 function sortedHeaderNames(headers: ReadonlyMap<string, string>): readonly string[] {
   let arrival = '';
@@ -83,7 +84,6 @@ function sortedHeaderNames(headers: ReadonlyMap<string, string>): readonly strin
   const cached = canonicalOrders.get(arrival);
   if (cached !== undefined) return cached;
   const names = [...headers.keys()].filter((name) => name.startsWith('x-ms-')).sort(compareHeaderNames);
-  if (canonicalOrders.size >= canonicalOrdersMax) canonicalOrders.clear();
   canonicalOrders.set(arrival, names);
   return names;
 }
