@@ -24,6 +24,39 @@ export function payloadFor(name: string, sizeBytes: number): Buffer {
   return body;
 }
 
+/**
+ * Block bodies for large uploads without an 8 MiB allocation and copy per block inside the timed
+ * loop: one buffer per block in flight, each a copy of the pattern made once, and `fill` writes
+ * only the block's name at its start (after restoring the pattern there). The bytes are exactly
+ * payloadFor(name, sizeBytes). A buffer is handed out by `take` and comes back by `give` once its
+ * Put Block answered (the whole body was sent by then).
+ */
+export class BlockPayloads {
+  private readonly sizeBytes: number;
+  private readonly free: Buffer[] = [];
+  private readonly nameBytesMax = 256;
+
+  /** `slots` buffers are made now (before any timing): one per block in flight. */
+  constructor(sizeBytes: number, slots: number) {
+    this.sizeBytes = sizeBytes;
+    for (let slot = 0; slot < slots; slot++) this.free.push(payloadFor('', sizeBytes));
+  }
+
+  /** Runs `send` with block `name`'s bytes in a buffer no other send holds meanwhile. */
+  async with<T>(name: string, send: (body: Buffer) => Promise<T>): Promise<T> {
+    const body = this.free.pop() ?? payloadFor('', this.sizeBytes);
+    const head = Math.min(this.sizeBytes, this.nameBytesMax);
+    if (Buffer.byteLength(name) + 1 > head) throw new Error(`block name ${name} longer than ${head - 1} bytes`);
+    basePattern().copy(body, 0, 0, head);
+    body.write(`${name}\n`, 0, Math.min(this.sizeBytes, Buffer.byteLength(name) + 1), 'utf8');
+    try {
+      return await send(body);
+    } finally {
+      this.free.push(body);
+    }
+  }
+}
+
 /** One acknowledged write: enough to regenerate and compare what a read returns. */
 export interface LedgerEntry {
   readonly container: string;

@@ -22,7 +22,7 @@ import { runClosedLoop } from '../lib/stats.ts';
 import { blockIdFor, type LargeBlobClient } from './blob-client.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
-import { payloadFor } from './payload.ts';
+import { BlockPayloads, payloadFor } from './payload.ts';
 import { devAccountKey, type BenchPeer } from './peer.ts';
 import { kuraServePeer } from './peers.ts';
 import { ProcessSampler, readThreadCpu, threadCpuDelta, type ThreadCpu } from './proc-sample.ts';
@@ -103,9 +103,11 @@ async function loadLarge(peer: BenchPeer, pid: number, options: Options, client:
   const container = 'profile';
   await client.createContainer(container);
   const blockCount = options.blobBytes / options.sizeBytes;
+  // Block bodies made before the timing, as the bench's large upload does (payload.ts BlockPayloads).
+  const payloads = new BlockPayloads(options.sizeBytes, options.concurrency);
   const upload = async (name: string): Promise<void> => {
     const ids = Array.from({ length: blockCount }, (_, index) => blockIdFor(index));
-    await forEachBounded(blockCount, options.concurrency, (index) => client.stageBlock(container, name, ids[index] ?? '', payloadFor(`${name}#${index}`, options.sizeBytes)));
+    await forEachBounded(blockCount, options.concurrency, (index) => payloads.with(`${name}#${index}`, (body) => client.stageBlock(container, name, ids[index] ?? '', body)));
     await client.commitBlockList(container, name, ids);
   };
   if (options.kind === 'download') await upload('big-0');

@@ -8,7 +8,7 @@ import { SeededRandom } from '../../src/util/random.ts';
 import { blockIdFor, type LargeBlobClient, type PutGetClient } from './blob-client.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
 import { checkDurability, type DurabilityOutcome } from './durability.ts';
-import { expectedCrc32c, payloadFor, StreamChecksum, type LedgerEntry } from './payload.ts';
+import { BlockPayloads, expectedCrc32c, payloadFor, StreamChecksum, type LedgerEntry } from './payload.ts';
 import type { BenchPeer } from './peer.ts';
 import { ProcessSampler } from './proc-sample.ts';
 import { sizeLabel, type BlobProfile, type PutGetCell } from './profiles.ts';
@@ -152,7 +152,7 @@ async function rewriteLost(session: PeerSession, container: string, lost: readon
   await forEachBounded(lost.length, session.profile.checkConcurrency, async (index) => {
     const entry = lost[index];
     if (entry === undefined) return;
-    if (entry.blockCount > 1) await uploadInBlocks(session.setup, entry, session.profile.bigBlockConcurrency);
+    if (entry.blockCount > 1) await uploadInBlocks(session.setup, entry, { blockConcurrency: session.profile.bigBlockConcurrency, payloads: new BlockPayloads(entry.sizeBytes / entry.blockCount, session.profile.bigBlockConcurrency) });
     else await session.setup.putBlob(entry.container, entry.name, payloadFor(entry.name, entry.sizeBytes));
   });
 }
@@ -233,11 +233,10 @@ async function runGet(session: PeerSession, spec: WorkloadSpec & { kind: 'put' |
   return { ...measured, durability: null };
 }
 
-async function uploadInBlocks(client: LargeBlobClient, entry: LedgerEntry, blockConcurrency: number): Promise<void> {
-  const blockBytes = entry.sizeBytes / entry.blockCount;
+async function uploadInBlocks(client: LargeBlobClient, entry: LedgerEntry, options: { readonly blockConcurrency: number; readonly payloads: BlockPayloads }): Promise<void> {
   const ids = Array.from({ length: entry.blockCount }, (_, index) => blockIdFor(index));
-  await forEachBounded(entry.blockCount, blockConcurrency, async (index) => {
-    await client.stageBlock(entry.container, entry.name, ids[index] ?? '', payloadFor(`${entry.name}#${index}`, blockBytes));
+  await forEachBounded(entry.blockCount, options.blockConcurrency, async (index) => {
+    await options.payloads.with(`${entry.name}#${index}`, (body) => client.stageBlock(entry.container, entry.name, ids[index] ?? '', body));
   });
   await client.commitBlockList(entry.container, entry.name, ids);
 }
@@ -248,6 +247,8 @@ async function runBig(session: PeerSession, spec: WorkloadSpec & { kind: 'big' }
   const blockCount = profile.bigBlobBytes / profile.bigBlockBytes;
   const common = { client: spec.client, sizeBytes: profile.bigBlobBytes, concurrency: 1, durationMs: profile.longOperationMs, operationsMax: profile.bigRepeats, bytesPerOperation: profile.bigBlobBytes } as const;
   const ledger: LedgerEntry[] = [];
+  // The block bodies are made before the timing (every peer's client alike), not 8 MiB per block inside it.
+  const payloads = new BlockPayloads(profile.bigBlockBytes, profile.bigBlockConcurrency);
   // The raw client's pool has a connection per block in flight (the SDK manages its own); a new
   // pool after the kill -9 check, so no request goes out on a connection to the killed server.
   const upload = await withClient(session, spec.client, profile.bigBlockConcurrency, (client) =>
@@ -255,7 +256,7 @@ async function runBig(session: PeerSession, spec: WorkloadSpec & { kind: 'big' }
       ...common, label: `upload ${label}`, kind: 'big-upload',
       operation: async (sequence) => {
         const entry = { container, name: `big-${sequence}`, sizeBytes: profile.bigBlobBytes, blockCount };
-        await uploadInBlocks(client, entry, profile.bigBlockConcurrency);
+        await uploadInBlocks(client, entry, { blockConcurrency: profile.bigBlockConcurrency, payloads });
         ledger.push(entry);
       },
     }),

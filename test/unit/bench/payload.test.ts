@@ -2,7 +2,7 @@
 // written, whatever the chunking, and rejects other bytes, short reads and extra bytes.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { expectedCrc32c, payloadFor, StreamChecksum, StreamVerifier, type LedgerEntry } from '../../../bench/blob/payload.ts';
+import { BlockPayloads, expectedCrc32c, payloadFor, StreamChecksum, StreamVerifier, type LedgerEntry } from '../../../bench/blob/payload.ts';
 
 function pushInChunks(verifier: StreamVerifier, body: Buffer, chunkBytes: number): void {
   for (let offset = 0; offset < body.length; offset += chunkBytes) verifier.push(body.subarray(offset, offset + chunkBytes));
@@ -14,6 +14,26 @@ describe('blob benchmark payloads', () => {
     assert.ok(!payloadFor('p/1', 4096).equals(payloadFor('p/2', 4096)));
     assert.equal(payloadFor('a-long-name', 3).length, 3);
     assert.throws(() => payloadFor('x', (8 << 20) + 1));
+  });
+
+  it('block bodies from reused buffers are exactly payloadFor, whatever name came before', async () => {
+    const payloads = new BlockPayloads(70_000, 2);
+    const names = ['big-0#12345', 'big-0#1', 'big-10#3', 'b'];
+    let checked = 0;
+    for (const name of names) {
+      await payloads.with(name, (body) => {
+        assert.ok(body.equals(payloadFor(name, 70_000)), name);
+        checked += 1;
+        return Promise.resolve();
+      });
+    }
+    // Two in flight get two buffers, each with its own name.
+    await Promise.all(['x#1', 'x#22'].map((name) => payloads.with(name, async (body) => {
+      await Promise.resolve();
+      assert.ok(body.equals(payloadFor(name, 70_000)), name);
+      checked += 1;
+    })));
+    assert.equal(checked, 6);
   });
 
   it('verifies a single-block blob in any chunking and rejects a changed byte or a short read', () => {
