@@ -36,7 +36,7 @@
 // restarted (or, with restart off, left down: `kura status` shows it down). A start that
 // fails stops what it started. A supervisor killed with -9 leaves orphans: the next start on the
 // same DIR finds them by the pids in cluster.json and kills them before starting.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -83,15 +83,19 @@ export interface DevClusterOptions {
   readonly testPorts?: TestPorts | undefined;
 }
 
-/** Per role name, a listen and/or admin port to use instead of the chosen one (tests only). */
+/** Per role name, a listen and/or admin port to use instead of the chosen one (tests only). For an
+ * etcd member of a new stamp (etcd1..3), listen is its client port and admin its peer port. */
 export type TestPorts = Readonly<Record<string, { readonly listen?: number | undefined; readonly admin?: number | undefined }>>;
 
 type RolePorts = NonNullable<Topology['rolePorts']>[string];
 
-/** The ports of this start: etcd's (never move) and each kura role's, which a role's first start
- * may still change (startFirstTime) before any peer knows them. */
+type EtcdMemberPorts = Topology['etcdMembers'][number];
+
+/** The ports of this start: etcd's, which move only while a new stamp's etcd tier first starts
+ * (startEtcdFirstTime) and never after, and each kura role's, which a role's first start may still
+ * change (startFirstTime) before any peer knows them. */
 interface PortBook {
-  readonly etcd: readonly number[];
+  etcd: EtcdMemberPorts[];
   readonly roles: Map<string, RolePorts>;
 }
 
@@ -119,7 +123,7 @@ interface Planned {
 
 /** Addresses learnt from tiers already started, needed by the next ones. */
 interface StartedAddresses {
-  readonly etcd: string;
+  etcd: string;
   /** Every controller's address, comma-separated: extent nodes and partition servers find the leader among them. */
   controllers: string;
   /** Set once it runs: a front end that says it drains is marked down in it at once. */
@@ -183,10 +187,10 @@ export class DevCluster {
     const previous = await readClusterState(directory);
     if (previous !== null) await stopOrphans(previous, options);
     const resolved = await resolveTopology(previous?.topology ?? null, options.topology, options.testPorts);
-    const ports: PortBook = { etcd: resolved.etcdMembers.flatMap((member) => [member.clientPort, member.peerPort]), roles: new Map(Object.entries(resolved.rolePorts ?? {})) };
-    // The topology as it stands: a role's first start may have moved its ports (startFirstTime).
-    const topology = (): Topology => ({ ...resolved, rolePorts: Object.fromEntries(ports.roles) });
-    const tiers = plan(resolved, ports.roles, options);
+    const ports: PortBook = { etcd: resolved.etcdMembers, roles: new Map(Object.entries(resolved.rolePorts ?? {})) };
+    // The topology as it stands: a first start may have moved ports (startEtcdFirstTime, startFirstTime).
+    const topology = (): Topology => ({ ...resolved, etcdMembers: ports.etcd, rolePorts: Object.fromEntries(ports.roles) });
+    const tiers = plan(resolved, ports, options);
     let state = initialState(resolved, options);
     await writeClusterState(directory, state);
     let balancer: TcpBalancer | null = null;
@@ -196,7 +200,10 @@ export class DevCluster {
       let started = 0;
       for (const tier of tiers) {
         if (options.signal?.aborted === true) throw new StorageError('config.invalid', 'start interrupted by a signal');
-        started += await startTier(tier, addresses, options, { started, total }, ports);
+        const count = { started, total };
+        started += tier === tiers[0] && previous === null
+          ? await startEtcdFirstTime(tier, addresses, options, count, ports)
+          : await startTier(tier, addresses, options, count, ports);
         state = { ...state, topology: topology(), processes: records(tiers, options), updatedAt: new Date().toISOString() };
         await writeClusterState(directory, state);
       }
@@ -331,7 +338,11 @@ async function resolveTopology(stored: Topology | null, request: TopologyRequest
   let etcdMembers = stored?.etcdMembers;
   if (etcdMembers === undefined) {
     const list = await choosePorts(etcdMemberCount * 2, taken, 'etcd');
-    etcdMembers = Array.from({ length: etcdMemberCount }, (_, i) => ({ name: `etcd${i + 1}`, clientPort: list[2 * i] ?? 0, peerPort: list[2 * i + 1] ?? 0 }));
+    etcdMembers = Array.from({ length: etcdMemberCount }, (_, i) => {
+      const name = `etcd${i + 1}`;
+      const forced = testPorts?.[name];
+      return { name, clientPort: forced?.listen ?? list[2 * i] ?? 0, peerPort: forced?.admin ?? list[2 * i + 1] ?? 0 };
+    });
   }
   for (const member of etcdMembers) taken.add(member.clientPort).add(member.peerPort);
   const rolePorts = await chooseRolePorts(roleNames(counts), stored?.rolePorts ?? {}, taken);
@@ -385,7 +396,7 @@ function portFree(port: number): Promise<boolean> {
 }
 
 /** The processes in start order, tier by tier (a tier starts in parallel). */
-function plan(topology: Topology, rolePorts: ReadonlyMap<string, RolePorts>, options: DevClusterOptions): Planned[][] {
+function plan(topology: Topology, book: PortBook, options: DevClusterOptions): Planned[][] {
   const directory = options.dataDirectory;
   const kura = (name: string, role: RoleKind, ready: string, args: Planned['args'], faultDomain: string | null = null): Planned => ({
     name, role, faultDomain, ready: { kind: 'log', message: ready }, command: options.kura.command, handOff: role === 'frontend',
@@ -396,11 +407,11 @@ function plan(topology: Topology, rolePorts: ReadonlyMap<string, RolePorts>, opt
   });
   // Read at each start: a role whose first start could not bind starts again on new ports.
   const ports = (name: string): string[] => {
-    const fixed = rolePorts.get(name);
+    const fixed = book.roles.get(name);
     if (fixed === undefined) throw new StorageError('config.invalid', `no ports chosen for ${name}`);
     return ['--listen', `${loopback}:${fixed.listen}`, '--admin', `${loopback}:${fixed.admin}`];
   };
-  const etcd = topology.etcdMembers.map((member) => etcdMember(member, topology, options));
+  const etcd = topology.etcdMembers.map((_, i) => etcdMember(i, topology.clusterToken, book, options));
   // Every controller listens from the start (the standbys answer "not leader"); extent nodes and
   // partition servers get the list of all of them and find the leader (docs/cluster.md).
   const controllers = numbered('c', topology.controllers).map((name) => kura(name, 'controller', 'controller listening', (a) => [
@@ -428,26 +439,73 @@ function numbered(prefix: string, count: number): string[] {
   return Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
 }
 
-function etcdMember(member: Topology['etcdMembers'][number], topology: Topology, options: DevClusterOptions): Planned {
-  const clientUrl = `http://${loopback}:${member.clientPort}`;
-  const peerUrl = `http://${loopback}:${member.peerPort}`;
-  const initialCluster = topology.etcdMembers.map((m) => `${m.name}=http://${loopback}:${m.peerPort}`).join(',');
+/** The i-th etcd member; its ports are read from the book at each start (they may move once, see
+ * startEtcdFirstTime). */
+function etcdMember(i: number, clusterToken: string, ports: PortBook, options: DevClusterOptions): Planned {
+  const member = (): EtcdMemberPorts => {
+    const found = ports.etcd[i];
+    if (found === undefined) throw new StorageError('config.invalid', `no ports chosen for etcd member ${i + 1}`);
+    return found;
+  };
+  const clientUrl = (): string => `http://${loopback}:${member().clientPort}`;
+  const name = member().name;
   return {
-    name: member.name, role: 'etcd', faultDomain: null, command: options.etcdCommand,
-    ready: { kind: 'probe', probe: async () => (await probeEtcd(clientUrl, probeTimeoutMs)).state === 'ready' },
+    name, role: 'etcd', faultDomain: null, command: options.etcdCommand,
+    ready: { kind: 'probe', probe: async () => (await probeEtcd(clientUrl(), probeTimeoutMs)).state === 'ready' },
     // etcd reads --initial-* only when its data directory is empty: a restart keeps its membership.
-    args: () => [
-      '--name', member.name, '--data-dir', join(options.dataDirectory, 'etcd', member.name),
-      '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-      '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', topology.clusterToken,
-      '--log-level', 'warn',
-    ],
-    addressOf: () => clientUrl,
+    args: () => {
+      const peerUrl = `http://${loopback}:${member().peerPort}`;
+      const initialCluster = ports.etcd.map((m) => `${m.name}=http://${loopback}:${m.peerPort}`).join(',');
+      return [
+        '--name', name, '--data-dir', etcdDataDirectory(options, name),
+        '--listen-client-urls', clientUrl(), '--advertise-client-urls', clientUrl(),
+        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
+        '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', clusterToken,
+        '--log-level', 'warn',
+      ];
+    },
+    addressOf: () => clientUrl(),
     adminOf: () => null,
     handOff: false,
     process: null,
   };
+}
+
+function etcdDataDirectory(options: DevClusterOptions, member: string): string {
+  return join(options.dataDirectory, 'etcd', member);
+}
+
+/** A new stamp's etcd tier, started for the first time. Its ports were probed free when chosen, but
+ * something may take one before etcd binds it (the race startFirstTime handles for kura roles).
+ * etcd writes its membership (every member's peer URL) into its data directory at its first start,
+ * so a member cannot move alone: when one exits with its port in use, the whole tier stops, its
+ * data directories (holding nothing yet: no kura role has started) are removed, and every member
+ * starts again on new ports, bindAttemptsMax times in all. After that they never move. */
+async function startEtcdFirstTime(tier: readonly Planned[], addresses: StartedAddresses, options: DevClusterOptions, count: { started: number; total: number }, ports: PortBook): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTier(tier, addresses, options, count, ports);
+    } catch (error) {
+      const busy = etcdPortInUse(error, ports.etcd);
+      if (busy === null || attempt >= bindAttemptsMax || options.signal?.aborted === true) throw error;
+      await stopTiers([tier], () => undefined);
+      for (const planned of tier) await rm(etcdDataDirectory(options, planned.name), { recursive: true, force: true });
+      const taken = new Set([...ports.roles.values()].flatMap((role) => [role.listen, role.admin]));
+      const list = await choosePorts(ports.etcd.length * 2, taken, 'etcd');
+      ports.etcd = ports.etcd.map((member, i) => ({ name: member.name, clientPort: list[2 * i] ?? 0, peerPort: list[2 * i + 1] ?? 0 }));
+      addresses.etcd = ports.etcd.map((member) => `http://${loopback}:${member.clientPort}`).join(',');
+      options.progress(`etcd: port ${busy} was taken after it was chosen (address already in use); starting every etcd member again on new ports (${addresses.etcd})`);
+    }
+  }
+}
+
+/** Which etcd port a failed first start found in use (etcd's log says so and names it); null when it
+ * failed for another reason. */
+function etcdPortInUse(error: unknown, members: readonly EtcdMemberPorts[]): number | null {
+  if (!isStorageError(error)) return null;
+  const tail = error.context['logTail'];
+  if (typeof tail !== 'string' || !tail.includes('address already in use')) return null;
+  return members.flatMap((member) => [member.clientPort, member.peerPort]).find((port) => new RegExp(`:${port}\\b`).test(tail)) ?? null;
 }
 
 /** Starts a tier in parallel and waits until each is ready; returns how many started. */
@@ -473,8 +531,8 @@ async function startTier(tier: readonly Planned[], addresses: StartedAddresses, 
  * peer knows them yet (the others learn a role's address from this start on: its log, its
  * registration), so a role that exits with EADDRINUSE on one of its ports gets two new ones and
  * starts again, bindAttemptsMax times in all; the caller records them in cluster.json and every
- * later restart (supervise) uses them and never moves. etcd is not retried: its ports are written
- * into its data directory by its first start. */
+ * later restart (supervise) uses them and never moves. etcd's tier moves as a whole
+ * (startEtcdFirstTime). */
 async function startFirstTime(planned: Planned, addresses: StartedAddresses, options: DevClusterOptions, ports: PortBook): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -484,7 +542,7 @@ async function startFirstTime(planned: Planned, addresses: StartedAddresses, opt
       const fixed = ports.roles.get(planned.name);
       const busy = fixed === undefined ? null : portInUse(error, fixed);
       if (fixed === undefined || busy === null || attempt >= bindAttemptsMax || options.signal?.aborted === true) throw error;
-      const taken = new Set([...ports.etcd, ...[...ports.roles.values()].flatMap((role) => [role.listen, role.admin])]);
+      const taken = new Set([...ports.etcd.flatMap((member) => [member.clientPort, member.peerPort]), ...[...ports.roles.values()].flatMap((role) => [role.listen, role.admin])]);
       const [listen = 0, admin = 0] = await choosePorts(2, taken, planned.name);
       ports.roles.set(planned.name, { listen, admin });
       options.progress(`${planned.name}: port ${busy} was taken after it was chosen (EADDRINUSE); starting it again on ${listen} (admin ${admin})`);

@@ -1,11 +1,13 @@
 // `kura dev-cluster` chooses each role's fixed ports by probing them free, then starts the role; a
 // port can be taken in between (CI: another stamp's front end, down for its restart, took it back
 // first, and en4 failed with EADDRINUSE). A role's first start that cannot bind gets new ports,
-// recorded in cluster.json, and a later restart keeps them. The race is made certain here: the test
-// holds three ports and hands them, through the KURA_DEV_CLUSTER_TEST_PORTS hook, to c1 (admin),
-// en1 (listen) and fe1 (listen) as if they had been probed free. The small stamp (1 etcd member,
+// recorded in cluster.json, and a later restart keeps them. etcd writes its members' addresses into
+// its data directory at its first start, so a new stamp's etcd tier moves as a whole instead. The
+// race is made certain here: the test holds four ports and hands them, through the
+// KURA_DEV_CLUSTER_TEST_PORTS hook, to etcd1 (client), c1 (admin), en1 (listen) and fe1 (listen) as
+// if they had been probed free. The small stamp (1 etcd member,
 // 1 controller, 3 extent nodes, 1 partition server, 1 front end) must still become ready, with each
-// of the three on new ports it really listens on (cluster.json, `kura status`, the SDK through the
+// of the four on new ports it really listens on (cluster.json, `kura status`, the SDK through the
 // balancer to fe1), and en1, killed -9, must come back on its new address.
 // Figures: time to ready (with the three second starts), en1's time back after the kill.
 import { after, describe, it } from 'node:test';
@@ -40,15 +42,19 @@ describe('kura dev-cluster ports', () => {
   });
 
   it('a role whose first start finds its port taken starts on new ports, recorded and kept across a restart', { timeout: 240_000 }, async (t) => {
-    const taken = await Promise.all([holdPort(), holdPort(), holdPort()]);
+    const taken = await Promise.all([holdPort(), holdPort(), holdPort(), holdPort()]);
     held.push(...taken.map((hold) => hold.server));
-    const [c1Admin = 0, en1Listen = 0, fe1Listen = 0] = taken.map((hold) => hold.port);
-    const forced = { c1: { admin: c1Admin }, en1: { listen: en1Listen }, fe1: { listen: fe1Listen } };
+    const [c1Admin = 0, en1Listen = 0, fe1Listen = 0, etcdClient = 0] = taken.map((hold) => hold.port);
+    const forced = { etcd1: { listen: etcdClient }, c1: { admin: c1Admin }, en1: { listen: en1Listen }, fe1: { listen: fe1Listen } };
     const directory = await tempClusterDirectory('ports');
     const small = ['--etcd-members', '1', '--extent-nodes', '3', '--partition-servers', '1', '--frontends', '1', '--controllers', '1'];
     const startMs = performance.now();
     const cluster = await DevClusterProcess.start({ directory, args: small, readyTimeoutMs, env: { KURA_DEV_CLUSTER_TEST_PORTS: JSON.stringify(forced) } });
-    t.diagnostic(`ready in ${((performance.now() - startMs) / 1000).toFixed(1)} s with ports ${c1Admin} (c1 admin), ${en1Listen} (en1), ${fe1Listen} (fe1) held by the test`);
+    t.diagnostic(`ready in ${((performance.now() - startMs) / 1000).toFixed(1)} s with ports ${etcdClient} (etcd1 client), ${c1Admin} (c1 admin), ${en1Listen} (en1), ${fe1Listen} (fe1) held by the test`);
+
+    const etcdLine = new RegExp(`^etcd: port ${etcdClient} was taken after it was chosen \\(address already in use\\); starting every etcd member again on new ports \\((http://127\\.0\\.0\\.1:\\d+)\\)$`, 'm').exec(cluster.stdout);
+    assert.ok(etcdLine !== null, `etcd's move is reported:\n${cluster.stdout}`);
+    t.diagnostic(etcdLine[0]);
 
     for (const [name, port] of [['c1', c1Admin], ['en1', en1Listen], ['fe1', fe1Listen]] as const) {
       const line = new RegExp(`^${name}: port ${port} was taken after it was chosen \\(EADDRINUSE\\); starting it again on (\\d+) \\(admin (\\d+)\\)$`, 'm').exec(cluster.stdout);
@@ -57,6 +63,10 @@ describe('kura dev-cluster ports', () => {
     }
     const state = await readClusterState(directory);
     assert.ok(state !== null);
+    const etcd1 = state.topology.etcdMembers[0];
+    assert.ok(etcd1 !== undefined && etcd1.clientPort !== etcdClient && etcd1.peerPort !== etcdClient, 'etcd1 is off the held port');
+    assert.equal(`http://127.0.0.1:${etcd1.clientPort}`, etcdLine[1], 'cluster.json records the client port etcd moved to');
+    assert.ok(state.processes.some((record) => record.name === 'etcd1' && record.address === etcdLine[1]), 'etcd1 answers where it moved');
     const records = new Map(state.processes.map((record) => [record.name, record]));
     for (const name of ['c1', 'en1', 'fe1']) {
       const record = records.get(name);
