@@ -21,7 +21,7 @@ import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockL
 import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
 import { appendRefs, copyContent } from './content.ts';
 import {
-  blobNotFound, loadContainer, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
+  blobNotFound, loadContainer, loadContainerAndBlob, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
 } from './context.ts';
 import { commitTagged } from './tag-index.ts';
 import { fencedCommit } from './container-fence.ts';
@@ -67,12 +67,15 @@ async function storePutBody(ctx: BlobServiceContext, key: Buffer, body: RequestB
 }
 
 export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<WriteResult> {
-  const container = await loadContainer(ctx, op.account, op.container);
+  // The container row and the blob row in one partition call when they share a partition (the
+  // container row is still read on every Put: a deleted container refuses the write at once).
+  // The blob row is checked before the body is read (a refused Put stores nothing), and reused by
+  // the first commit attempt: the commit is conditional on this row's ETag, so a change since then
+  // fails it and the retry reads the row again.
+  const loaded = await loadContainerAndBlob(ctx, op.account, op.container, op.blob);
+  const container = loaded.container;
   const key = blobKey(container.blobs, op.blob);
-  // Checked before the body is read (a refused Put stores nothing), and reused by the first commit
-  // attempt: the commit is conditional on this row's ETag, so a change since then fails it and the
-  // retry reads the row again. One partition read per Put Blob instead of two.
-  let early: LoadedBlob | null | undefined = await readBlob(ctx, container, op.blob);
+  let early: LoadedBlob | null | undefined = loaded.blob;
   checkBlobWrite(early, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const data = await storePutBody(ctx, key, body);
   const list = data.list;
