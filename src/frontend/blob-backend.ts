@@ -33,6 +33,9 @@ export interface RequestBody extends AsyncIterable<Uint8Array> {
    * last chunk, so once iteration completed it is the body's MD5 (a backend needs no hash of its own).
    */
   readonly contentMd5?: Uint8Array | undefined;
+  /** The whole body at once, checked as iteration checks it (instead of iterating; consumes the
+   * body). Optional: a body without it is iterated. For small bodies read whole. */
+  chunks?(): Promise<Uint8Array[]>;
 }
 
 export interface CallContext {

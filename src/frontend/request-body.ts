@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { Crc64 } from '../util/crc64.ts';
 import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import type { RequestBody } from './blob-backend.ts';
 import { FrontendError } from './errors.ts';
 
@@ -45,18 +46,12 @@ export class DataBody implements RequestBody {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    if (this.#consumed) throw new FrontendError('InternalError', 'a request body can be read once');
-    this.#consumed = true;
-    const hash = this.#expectedMd5 === undefined ? null : createHash('md5');
-    const crc = this.#expectedCrc64 === undefined ? null : new Crc64();
-    let received = 0;
+    this.#consume();
+    const check = this.#checker();
     let held: Uint8Array | null = null;
     try {
       for await (const chunk of this.#source) {
-        received += chunk.length;
-        if (received > this.length) throw new FrontendError('InvalidInput', 'more body bytes than Content-Length');
-        hash?.update(chunk);
-        crc?.update(chunk);
+        check.update(chunk);
         if (held !== null) yield held;
         held = chunk;
       }
@@ -64,11 +59,94 @@ export class DataBody implements RequestBody {
       if (error instanceof FrontendError) throw error;
       throw clientGone();
     }
-    if (received !== this.length) throw clientGone();
-    if (hash !== null && this.#expectedMd5 !== undefined && !hash.digest().equals(this.#expectedMd5)) throw md5Mismatch();
-    if (crc !== null && this.#expectedCrc64 !== undefined && !crc.digest().equals(this.#expectedCrc64)) throw new FrontendError('Crc64Mismatch', 'body does not match x-ms-content-crc64');
+    check.end();
     if (held !== null) yield held;
   }
+
+  /**
+   * The whole body's chunks, checked as iteration checks them (length, Content-MD5, CRC64), for a
+   * body read whole (an inline Put Blob body). From a Readable (the request) by its 'data' and
+   * 'end' events: one promise per body instead of an async generator over Node's stream iterator
+   * (~3 % of a 4 KiB Put's main thread). Consumes the body.
+   */
+  async chunks(): Promise<Uint8Array[]> {
+    const source = this.#source;
+    if (!(source instanceof Readable)) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of this) chunks.push(chunk);
+      return chunks;
+    }
+    this.#consume();
+    const check = this.#checker();
+    const chunks = await readAll(source, (chunk) => check.update(chunk));
+    check.end();
+    return chunks;
+  }
+
+  #consume(): void {
+    if (this.#consumed) throw new FrontendError('InternalError', 'a request body can be read once');
+    this.#consumed = true;
+  }
+
+  /** Counts and hashes the chunks; end() throws unless they were exactly the body (length, MD5, CRC64). */
+  #checker(): { update(chunk: Uint8Array): void; end(): void } {
+    const hash = this.#expectedMd5 === undefined ? null : createHash('md5');
+    const crc = this.#expectedCrc64 === undefined ? null : new Crc64();
+    let received = 0;
+    return {
+      update: (chunk) => {
+        received += chunk.length;
+        if (received > this.length) throw new FrontendError('InvalidInput', 'more body bytes than Content-Length');
+        hash?.update(chunk);
+        crc?.update(chunk);
+      },
+      end: () => {
+        if (received !== this.length) throw clientGone();
+        if (hash !== null && this.#expectedMd5 !== undefined && !hash.digest().equals(this.#expectedMd5)) throw md5Mismatch();
+        if (crc !== null && this.#expectedCrc64 !== undefined && !crc.digest().equals(this.#expectedCrc64)) throw new FrontendError('Crc64Mismatch', 'body does not match x-ms-content-crc64');
+      },
+    };
+  }
+}
+
+/**
+ * Every chunk of `source` until its end, each passed to `check` first (a throw ends the read:
+ * the stream is destroyed, as leaving a for-await over it does). A stream that errors or closes
+ * before its end is a client gone.
+ */
+function readAll(source: Readable, check: (chunk: Uint8Array) => void): Promise<Uint8Array[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    const stop = (): void => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onGone);
+      source.off('close', onGone);
+    };
+    const onData = (chunk: Uint8Array): void => {
+      try {
+        check(chunk);
+      } catch (error) {
+        stop();
+        source.destroy();
+        reject(error instanceof Error ? error : clientGone());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(chunks);
+    };
+    const onGone = (): void => {
+      stop();
+      reject(clientGone());
+    };
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('error', onGone);
+    source.once('close', onGone);
+  });
 }
 
 /** Reads a whole XML body of `length` bytes (already checked against its limit). */

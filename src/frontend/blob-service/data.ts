@@ -101,15 +101,15 @@ async function streamBody(tables: BlobTables, key: Buffer, body: AsyncIterable<U
 }
 
 /** A small body read whole (an inline body, docs/blob-schema.md "Inline bodies"). */
-export async function readBodyWhole(body: AsyncIterable<Uint8Array> & { readonly length: number; readonly contentMd5?: Uint8Array | undefined }): Promise<{ bytes: Buffer; md5: Buffer }> {
+export async function readBodyWhole(body: RequestBody): Promise<{ bytes: Buffer; md5: Buffer }> {
   const sent = body.contentMd5;
   // As writeBody: a body that carried Content-MD5 checked it before its last chunk, no second hash.
   const hash = sent === undefined ? createHash('md5') : null;
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array[] = body.chunks === undefined ? [] : await body.chunks();
+  if (body.chunks === undefined) for await (const chunk of body) chunks.push(chunk);
   let size = 0;
-  for await (const chunk of body) {
+  for (const chunk of chunks) {
     hash?.update(chunk);
-    chunks.push(chunk);
     size += chunk.length;
   }
   assert(size === body.length, 'a request body yields exactly its length');

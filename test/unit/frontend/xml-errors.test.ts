@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { XMLValidator } from 'fast-xml-parser';
@@ -121,6 +122,46 @@ test('request bodies: exact length and Content-MD5 enforced before the last chun
   assert.deepEqual(await drain(new DataBody(source(['hello ', 'world!']), 11, undefined)), { chunks: 0, error: 'InvalidInput' });
   assert.deepEqual(await drain(new DataBody(source(['hello ', 'world'], true), 11, undefined)), { chunks: 1, error: 'InvalidInput' });
   assert.deepEqual(await drain(new DataBody(source([]), 0, undefined)), { chunks: 0, error: null });
+});
+
+async function whole(body: DataBody): Promise<{ bytes: string; error: string | null }> {
+  try {
+    return { bytes: Buffer.concat(await body.chunks()).toString('utf8'), error: null };
+  } catch (error) {
+    return { bytes: '', error: error instanceof FrontendError ? error.code : String(error) };
+  }
+}
+
+/** A Readable as the request is one (chunks read by events); `fail` errors it after the parts. */
+function readable(parts: readonly string[], fail = false): Readable {
+  const stream = new Readable({ read() {} });
+  for (const part of parts) stream.push(utf8(part));
+  if (fail) setImmediate(() => stream.destroy(new Error('ECONNRESET')));
+  else stream.push(null);
+  return stream;
+}
+
+test('request bodies read whole (chunks()): the same length, Content-MD5 and client-gone checks, from a Readable and from an iterable', async (t) => {
+  const md5 = createHash('md5').update('hello world').digest();
+  const wrong = createHash('md5').update('x').digest();
+  let cases = 0;
+  for (const from of [readable, (parts: readonly string[], fail?: boolean) => source(parts, fail)]) {
+    assert.deepEqual(await whole(new DataBody(from(['hello ', 'world']), 11, md5)), { bytes: 'hello world', error: null });
+    assert.deepEqual(await whole(new DataBody(from(['hello ', 'world']), 11, wrong)), { bytes: '', error: 'Md5Mismatch' });
+    assert.deepEqual(await whole(new DataBody(from(['hello ', 'wor']), 11, undefined)), { bytes: '', error: 'InvalidInput' });
+    assert.deepEqual(await whole(new DataBody(from(['hello ', 'world!']), 11, undefined)), { bytes: '', error: 'InvalidInput' });
+    assert.deepEqual(await whole(new DataBody(from(['hello ', 'world'], true), 11, undefined)), { bytes: '', error: 'InvalidInput' });
+    assert.deepEqual(await whole(new DataBody(from([]), 0, undefined)), { bytes: '', error: null });
+    const once = new DataBody(from(['a']), 1, undefined);
+    await once.chunks();
+    assert.equal(once.consumed, true);
+    assert.deepEqual(await whole(once), { bytes: '', error: 'InternalError' }, 'a body is read once');
+    cases += 7;
+  }
+  const long = readable(['hello ', 'world!']);
+  await whole(new DataBody(long, 11, undefined));
+  assert.equal(long.destroyed, true, 'a body longer than its length is cut (destroyed), as leaving a for-await does');
+  t.diagnostic(`whole-body cases: ${cases} (Readable and iterable sources)`);
 });
 
 test('the error table: every Kura code maps to an Azure status, code and message; unknown errors are 500', (t) => {
