@@ -59,6 +59,18 @@ export const readBufferPoolBytesDefault = 32 * MiB;
  * never be a buffer that one of them could give back (embedded-stamp.ts asserts it). */
 export const readBufferPoolLengthMin = 2 * MiB;
 
+/** Get Blob reads a range of at most this many bytes whole before answering, and writes it in one
+ * call (`response.end(bytes)`): no async generator, `write`, 'drain' wait and `end` per Get (a
+ * 64 KiB write is past the socket's 16 KiB high-water mark, so every streamed small Get waited for
+ * 'drain'). Below the read buffer pool's lengthMin (a whole body is never a pooled buffer: nothing
+ * gives it back) and at most what a streamed read holds (two pieces of appendBytesMax). */
+export const getBlobWholeBodyBytesMax = 1 * MiB;
+
+/** A read cache hit re-checks the cached body's CRC on the entry's first hit and then on every
+ * this-many-th hit: the cheap assertion that no holder wrote into a body it was lent read-only
+ * (docs/stream-protocol.md, "Read cache"). A pass on every hit cost ~15 µs per 64 KiB Get. */
+export const extentReadCacheRecheckHits = 16;
+
 /** A cached block is dropped this long after it was read from disk, so a hot block is re-read and
  * re-checked from disk at least this often: bit rot under a cached block is found within this
  * delay by reads alone, not only by a scrub (`extent.verify`, which always reads the disk). */

@@ -9,6 +9,7 @@
 // Fault model: as context.ts; a client that goes away mid-download aborts the reads (signal).
 
 import { createHash } from 'node:crypto';
+import { getBlobWholeBodyBytesMax } from '../../constants.ts';
 import { Crc64 } from '../../util/crc64.ts';
 import type { BlobContent, CallContext, LeaseResult, WriteResult } from '../blob-backend.ts';
 import { FrontendError } from '../errors.ts';
@@ -23,7 +24,7 @@ import {
   type BlobServiceContext, type LoadedBlob, type LoadedContainer,
 } from './context.ts';
 import { commitTagged } from './tag-index.ts';
-import { bodyOf, readRefs } from './data.ts';
+import { readRefs, readRefsWhole } from './data.ts';
 import { blobKey, stagingKey } from './keys.ts';
 import { applyLeaseAction } from './lease.ts';
 import { encodeBlob, type BlobRecord } from './records.ts';
@@ -62,23 +63,20 @@ export async function getBlob(ctx: BlobServiceContext, op: Op.GetBlob, call: Cal
   const properties = blobProperties(loaded, nowMs);
   const span = range ?? { start: 0, end: size - 1 };
   if (size === 0) return { properties, range: null, body: readRefs(ctx.tables, loaded.blobKey, [], { start: 0, end: -1 }) };
-  const crc64Asked = op.rangeGetContentCrc64 === true;
-  if ((!op.rangeGetContentMd5 && !crc64Asked) || range === null) {
-    // An inline body is answered whole (no async generator, write, 'drain' wait and end per Get).
-    const body = content.kind === 'inline' ? content.bytes.subarray(span.start, span.end + 1) : readContent(ctx.tables, loaded.blobKey, content, span, call.signal);
-    return { properties, range, body };
+  const hashed = range !== null && (op.rangeGetContentMd5 === true || op.rangeGetContentCrc64 === true);
+  // A large body is streamed; a small one (and a range hashed before it is served, at most
+  // rangeContentHashBytesMax: the parser's check) is read whole and written in one call.
+  if (content.kind === 'refs' && !hashed && span.end - span.start + 1 > getBlobWholeBodyBytesMax) {
+    return { properties, range, body: readContent(ctx.tables, loaded.blobKey, content, span, call.signal) };
   }
-  // A range of at most rangeContentHashBytesMax (the parser's check): read whole, hashed, then served.
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of readContent(ctx.tables, loaded.blobKey, content, span, call.signal)) chunks.push(chunk);
-  if (crc64Asked) {
+  const bytes = content.kind === 'inline' ? content.bytes.subarray(span.start, span.end + 1) : await readRefsWhole(ctx.tables, loaded.blobKey, content.refs, span);
+  if (!hashed) return { properties, range, body: bytes };
+  if (op.rangeGetContentCrc64 === true) {
     const crc = new Crc64();
-    for (const chunk of chunks) crc.update(chunk);
-    return { properties, range, rangeContentCrc64: crc.digest(), body: bodyOf(chunks) };
+    crc.update(bytes);
+    return { properties, range, rangeContentCrc64: crc.digest(), body: bytes };
   }
-  const hash = createHash('md5');
-  for (const chunk of chunks) hash.update(chunk);
-  return { properties, range, rangeContentMd5: hash.digest(), body: bodyOf(chunks) };
+  return { properties, range, rangeContentMd5: createHash('md5').update(bytes).digest(), body: bytes };
 }
 
 export async function getBlobProperties(ctx: BlobServiceContext, op: Op.GetBlobProperties | Op.GetBlobMetadata): Promise<BlobProperties> {

@@ -145,6 +145,20 @@ export async function* readRefs(tables: BlobTables, key: Buffer, refs: readonly 
   }
 }
 
+/**
+ * The bytes [start, end] (inclusive) of the concatenation of `refs`, read whole (a small range,
+ * getBlobWholeBodyBytesMax, or a range hashed before it is served). One piece (a small blob's
+ * only ref) is answered as read, not copied.
+ */
+export async function readRefsWhole(tables: BlobTables, key: Buffer, refs: readonly DataRef[], range: { readonly start: number; readonly end: number }): Promise<Buffer> {
+  const pieces = piecesOf(refs, range);
+  const parts: Buffer[] = [];
+  for (const piece of pieces) parts.push(await tables.readData(key, piece));
+  const bytes = parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts);
+  assert(bytes.length === Math.max(0, range.end - range.start + 1), 'a whole read yields exactly its range');
+  return bytes;
+}
+
 /** The ref pieces (extent ranges) holding [start, end] of the concatenation of `refs`. */
 function piecesOf(refs: readonly DataRef[], range: { readonly start: number; readonly end: number }): DataRef[] {
   const pieces: DataRef[] = [];
