@@ -4,7 +4,7 @@
 // that leave the index leave the cache.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { extentReadCacheBlockBytesMax, extentReadCacheEntryMsMax } from '../../../src/constants.ts';
+import { extentReadCacheBlockBytesMax, extentReadCacheEntryMsMax, extentReadCacheRecheckHits } from '../../../src/constants.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { crc32c } from '../../../src/util/crc32c.ts';
@@ -68,6 +68,29 @@ describe('ExtentStore read cache', () => {
     assert.deepEqual(store.stats().readCache, { hits: 0, misses: 1, rechecksFailed: 1, bytes: blockBytes });
     assert.deepEqual(await store.read(17, 0, blockBytes), blocks[0]);
     assert.equal(store.stats().readCache.hits, 1);
+    await store.close();
+  });
+
+  it('a body changed after its first hit is found by the sampled re-check within extentReadCacheRecheckHits hits', async (t) => {
+    const { store, blocks } = await storeWithBlocks(1);
+    const lent = await store.read(17, 0, blockBytes);
+    assert.deepEqual(await store.read(17, 0, blockBytes), blocks[0], 'the first hit re-checks and serves');
+    lent[9] = (lent[9] ?? 0) ^ 0x01; // a holder breaking the read-only rule after the first check
+    let reads = 0;
+    let last = lent;
+    while (store.stats().readCache.rechecksFailed === 0) {
+      assert.ok(reads < extentReadCacheRecheckHits, 'found within one re-check interval');
+      last = await store.read(17, 0, blockBytes);
+      reads += 1;
+    }
+    // Hits 2..16 of the entry served it unchecked; hit 17 (16 after the first) re-checked it and
+    // read the disk instead: the checked bytes, in a fresh buffer, cached afresh.
+    assert.equal(reads, extentReadCacheRecheckHits, 'the re-check falls on every extentReadCacheRecheckHits-th hit');
+    assert.deepEqual(last, blocks[0]);
+    const fresh = await store.read(17, 0, blockBytes);
+    assert.deepEqual(fresh, blocks[0]);
+    assert.notEqual(fresh.buffer, lent.buffer, 'a fresh buffer, not the one written into');
+    t.diagnostic(`changed body found on the ${reads}th read after the change; cache ${JSON.stringify(store.stats().readCache)}`);
     await store.close();
   });
 
