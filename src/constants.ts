@@ -71,6 +71,21 @@ export const getBlobWholeBodyBytesMax = 1 * MiB;
  * (docs/stream-protocol.md, "Read cache"). A pass on every hit cost ~15 µs per 64 KiB Get. */
 export const extentReadCacheRecheckHits = 16;
 
+/** A front end's cache of small data-stream pieces by ref (src/frontend/blob-service/data-cache.ts):
+ * a hot small blob's Get then makes one partition call (its rows) instead of three in-process hops
+ * (getMany, partition.readData, extent.read). In `kura serve` its buffers are mostly the extent
+ * stores' cached ones (bodies are shared in one process), so it adds little memory there. */
+export const frontendDataCacheBytes = 32 * MiB;
+
+/** Only pieces up to this size are cached (a large download streams past; below the read buffer
+ * pool's lengthMin, so a cached piece is never a buffer a holder gives back). */
+export const frontendDataCachePieceBytesMax = 1 * MiB;
+
+/** A front-end cached piece is dropped this long after it was read, so a hot piece goes back to
+ * the extent store at least this often and rot under it is found by reads within this delay plus
+ * the extent store's own extentReadCacheEntryMsMax. */
+export const frontendDataCacheEntryMsMax = 10_000;
+
 /** A cached block is dropped this long after it was read from disk, so a hot block is re-read and
  * re-checked from disk at least this often: bit rot under a cached block is found within this
  * delay by reads alone, not only by a scrub (`extent.verify`, which always reads the disk). */

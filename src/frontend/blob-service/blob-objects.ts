@@ -69,7 +69,7 @@ export async function getBlob(ctx: BlobServiceContext, op: Op.GetBlob, call: Cal
   if (content.kind === 'refs' && !hashed && span.end - span.start + 1 > getBlobWholeBodyBytesMax) {
     return { properties, range, body: readContent(ctx.tables, loaded.blobKey, content, span, call.signal) };
   }
-  const bytes = content.kind === 'inline' ? content.bytes.subarray(span.start, span.end + 1) : await readRefsWhole(ctx.tables, loaded.blobKey, content.refs, span);
+  const bytes = content.kind === 'inline' ? content.bytes.subarray(span.start, span.end + 1) : await readRefsWhole(ctx.tables, loaded.blobKey, content.refs, span, ctx.dataCache);
   if (!hashed) return { properties, range, body: bytes };
   if (op.rangeGetContentCrc64 === true) {
     const crc = new Crc64();

@@ -19,6 +19,7 @@ import type { Column } from '../../wire/partition-row.ts';
 import { FrontendError } from '../errors.ts';
 import type { BlobProperties, ContainerProperties, CopyProperties, Metadata, SnapshotId } from '../model.ts';
 import type { BlobTables } from './blob-tables.ts';
+import type { DataCache } from './data-cache.ts';
 import { quotedEtag } from './conditions.ts';
 import { blobKey, blobPrefix, containerKey } from './keys.ts';
 import { leaseProperties } from './lease.ts';
@@ -44,6 +45,8 @@ export interface BlobServiceContext {
   readonly inlineBodyBytesMax?: number;
   /** Containers' incarnations seen lately (loadContainerAndBlob); absent: every read takes two calls. */
   readonly incarnations?: IncarnationHints;
+  /** Small data-stream pieces read lately, by ref (data-cache.ts); absent: every Get reads them. */
+  readonly dataCache?: DataCache;
 }
 
 /**

@@ -16,6 +16,7 @@ import { assert } from '../../util/assert.ts';
 import type { DataRef } from '../../wire/partition-row.ts';
 import type { RequestBody } from '../blob-backend.ts';
 import type { BlobTables } from './blob-tables.ts';
+import type { DataCache } from './data-cache.ts';
 
 export interface WrittenData {
   readonly refs: readonly DataRef[];
@@ -148,12 +149,15 @@ export async function* readRefs(tables: BlobTables, key: Buffer, refs: readonly 
 /**
  * The bytes [start, end] (inclusive) of the concatenation of `refs`, read whole (a small range,
  * getBlobWholeBodyBytesMax, or a range hashed before it is served). One piece (a small blob's
- * only ref) is answered as read, not copied.
+ * only ref) is answered as read, not copied. With a cache, a ref it may hold is read whole through
+ * it (a small ref is one block, which the extent store reads and checks whole anyway) and sliced.
  */
-export async function readRefsWhole(tables: BlobTables, key: Buffer, refs: readonly DataRef[], range: { readonly start: number; readonly end: number }): Promise<Buffer> {
-  const pieces = piecesOf(refs, range);
+export async function readRefsWhole(tables: BlobTables, key: Buffer, refs: readonly DataRef[], range: { readonly start: number; readonly end: number }, cache?: DataCache): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for (const piece of pieces) parts.push(await tables.readData(key, piece));
+  for (const { ref, from, to } of spansOf(refs, range)) {
+    if (cache?.holds(ref) === true) parts.push((await cache.read(tables, key, ref)).subarray(from, to));
+    else parts.push(await tables.readData(key, { extentId: ref.extentId, offset: ref.offset + from, length: to - from }));
+  }
   const bytes = parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts);
   assert(bytes.length === Math.max(0, range.end - range.start + 1), 'a whole read yields exactly its range');
   return bytes;
@@ -161,7 +165,12 @@ export async function readRefsWhole(tables: BlobTables, key: Buffer, refs: reado
 
 /** The ref pieces (extent ranges) holding [start, end] of the concatenation of `refs`. */
 function piecesOf(refs: readonly DataRef[], range: { readonly start: number; readonly end: number }): DataRef[] {
-  const pieces: DataRef[] = [];
+  return spansOf(refs, range).map(({ ref, from, to }) => ({ extentId: ref.extentId, offset: ref.offset + from, length: to - from }));
+}
+
+/** The refs overlapping [start, end] of the concatenation of `refs`, each with the part [from, to) of it inside. */
+function spansOf(refs: readonly DataRef[], range: { readonly start: number; readonly end: number }): { ref: DataRef; from: number; to: number }[] {
+  const spans: { ref: DataRef; from: number; to: number }[] = [];
   let base = 0;
   for (const ref of refs) {
     const refEnd = base + ref.length;
@@ -169,12 +178,12 @@ function piecesOf(refs: readonly DataRef[], range: { readonly start: number; rea
       const from = Math.max(range.start, base) - base;
       const to = Math.min(range.end + 1, refEnd) - base;
       assert(to > from, 'an overlapping ref contributes bytes');
-      pieces.push({ extentId: ref.extentId, offset: ref.offset + from, length: to - from });
+      spans.push({ ref, from, to });
     }
     base = refEnd;
     if (base > range.end) break;
   }
-  return pieces;
+  return spans;
 }
 
 export function refsLength(refs: readonly DataRef[]): number {

@@ -13,7 +13,7 @@
 // plain object of functions over one BlobServiceContext.
 // Fault model: see context.ts; nothing here retries a write whose outcome is unknown.
 
-import { inlineBodyBytesDefault, inlineBodyBytesLimit } from '../../constants.ts';
+import { frontendDataCacheBytes, frontendDataCacheEntryMsMax, frontendDataCachePieceBytesMax, inlineBodyBytesDefault, inlineBodyBytesLimit } from '../../constants.ts';
 import { assert } from '../../util/assert.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { Random } from '../../util/random.ts';
@@ -34,6 +34,7 @@ import {
 } from './containers.ts';
 import { ContainerSweeper } from './container-sweep.ts';
 import { incarnationHints, type BlobServiceContext, type BlobServiceStats } from './context.ts';
+import { DataCache } from './data-cache.ts';
 import { listBlobs, listContainers } from './listing.ts';
 import { findBlobsByTags } from './tag-index.ts';
 import {
@@ -53,6 +54,8 @@ export interface PartitionBlobBackendOptions {
   /** Put Blob bodies of 1..this many bytes go inline in the blob row, one durable append per small
    * Put Blob (docs/blob-schema.md, "Inline bodies"); 0 = off. Default inlineBodyBytesDefault, at most inlineBodyBytesLimit. */
   readonly inlineBodyBytesMax?: number;
+  /** Bytes of small data-stream pieces cached by ref (data-cache.ts); 0 = off. Default frontendDataCacheBytes. */
+  readonly dataCacheBytes?: number;
 }
 
 export class PartitionBlobBackend implements BlobBackend {
@@ -69,6 +72,8 @@ export class PartitionBlobBackend implements BlobBackend {
   readonly #stats: BlobServiceStats = { raceRetries: 0, raceExhausted: 0 };
   /** Removes deleted containers' rows in the background; the owner starts and stops it. */
   readonly sweeper: ContainerSweeper;
+  /** Small data-stream pieces read lately (data-cache.ts); null when off. */
+  readonly dataCache: DataCache | null;
   /** Fetches copy sources outside Kura and runs asynchronous copies' transfers. */
   readonly copies: RemoteCopies;
   /** Everything this backend does beside requests: the sweep (started by the owner) and the
@@ -77,9 +82,12 @@ export class PartitionBlobBackend implements BlobBackend {
 
   constructor(options: PartitionBlobBackendOptions) {
     const inlineBodyBytesMax = options.inlineBodyBytesMax ?? inlineBodyBytesDefault;
+    const dataCacheBytes = options.dataCacheBytes ?? frontendDataCacheBytes;
+    this.dataCache = dataCacheBytes === 0 ? null : new DataCache({ bytesMax: dataCacheBytes, pieceBytesMax: frontendDataCachePieceBytesMax, entryMsMax: frontendDataCacheEntryMsMax, clock: options.clock });
     assert(Number.isSafeInteger(inlineBodyBytesMax) && inlineBodyBytesMax >= 0 && inlineBodyBytesMax <= inlineBodyBytesLimit, 'inlineBodyBytesMax is 0..inlineBodyBytesLimit');
     const ctx: BlobServiceContext = {
       tables: options.tables, clock: options.clock, stats: this.#stats, inlineBodyBytesMax, incarnations: incarnationHints(), ...(options.random === undefined ? {} : { random: options.random }),
+      ...(this.dataCache === null ? {} : { dataCache: this.dataCache }),
     };
     this.sweeper = new ContainerSweeper(ctx);
     const copies = new RemoteCopies(options.copySource ?? copySourceOptionsDefault);
