@@ -60,6 +60,16 @@ const typeCodes = { null: 0, bool: 1, int64: 2, float64: 3, string: 4, bytes: 5,
 const typeNames = ['null', 'bool', 'int64', 'float64', 'string', 'bytes', 'dataRefs'] as const;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const etagPattern = /^[\x21-\x7e]+$/;
+/** ByteWriter.utf8 copies an ASCII string up to this long itself. */
+const shortAsciiBytesMax = 64;
+const safeBigIntMax = BigInt(Number.MAX_SAFE_INTEGER);
+
+function writeUint32(buffer: Buffer, at: number, value: number): void {
+  buffer[at] = value >>> 24;
+  buffer[at + 1] = (value >>> 16) & 0xff;
+  buffer[at + 2] = (value >>> 8) & 0xff;
+  buffer[at + 3] = value & 0xff;
+}
 
 // ---- encoding ---------------------------------------------------------------------------------
 
@@ -89,36 +99,56 @@ export class ByteWriter {
   /** `text` as UTF-8 of exactly `byteLength` bytes (the caller measured it with Buffer.byteLength). */
   utf8(text: string, byteLength: number): void {
     const at = this.reserve(byteLength);
+    if (byteLength === text.length && byteLength <= shortAsciiBytesMax) {
+      // ASCII (as many UTF-8 bytes as UTF-16 units), short: copied here, no native call (the
+      // column names and most values of a row; a call to Buffer.write cost more than the copy).
+      const buffer = this.buffer;
+      for (let index = 0; index < byteLength; index++) buffer[at + index] = text.charCodeAt(index);
+      return;
+    }
     const written = this.buffer.write(text, at, byteLength, 'utf8');
     assert(written === byteLength, 'utf8 byte length as measured');
   }
 
   // reserve() first, then this.buffer: reserve may replace the buffer, and `this.buffer.write…(v,
   // this.reserve(n))` would evaluate the old buffer before the call.
+  // Fixed-width fields are written by index after a range check of our own (Buffer's
+  // writeUInt*BE check offset and range again, per field).
   u8(value: number): void {
-    const at = this.reserve(1);
-    this.buffer.writeUInt8(value, at);
+    assert(value >= 0 && value <= 0xff && Number.isInteger(value), 'u8 field in range');
+    this.buffer[this.reserve(1)] = value;
   }
 
   u16(value: number): void {
+    assert(value >= 0 && value <= 0xffff && Number.isInteger(value), 'u16 field in range');
     const at = this.reserve(2);
-    this.buffer.writeUInt16BE(value, at);
+    const buffer = this.buffer;
+    buffer[at] = value >>> 8;
+    buffer[at + 1] = value & 0xff;
   }
 
   u32(value: number): void {
-    const at = this.reserve(4);
-    this.buffer.writeUInt32BE(value, at);
+    assert(value >= 0 && value <= 0xffff_ffff && Number.isInteger(value), 'u32 field in range');
+    writeUint32(this.buffer, this.reserve(4), value);
   }
 
   u64(value: number): void {
-    assertByteCount(value, 'u64 field');
+    if (!Number.isSafeInteger(value) || value < 0) assertByteCount(value, 'u64 field');
     const at = this.reserve(8);
-    this.buffer.writeUInt32BE(Math.floor(value / 0x1_0000_0000), at);
-    this.buffer.writeUInt32BE(value >>> 0, at + 4);
+    writeUint32(this.buffer, at, Math.floor(value / 0x1_0000_0000));
+    writeUint32(this.buffer, at + 4, value >>> 0);
   }
 
   i64(value: bigint): void {
     const at = this.reserve(8);
+    if (value >= -safeBigIntMax && value <= safeBigIntMax) {
+      // The common value (a time, a size) as a number: no bigint arithmetic.
+      const number = Number(value);
+      const high = Math.floor(number / 0x1_0000_0000);
+      writeUint32(this.buffer, at, high >>> 0);
+      writeUint32(this.buffer, at + 4, (number - high * 0x1_0000_0000) >>> 0);
+      return;
+    }
     this.buffer.writeBigInt64BE(value, at);
   }
 
@@ -202,8 +232,10 @@ export function encodeFramedRows(rows: readonly RowRecord[], headerBytes: number
   return out;
 }
 
+// The asserts below build their messages only when they fail: a template literal per column was
+// a visible part of encoding a blob row.
 function writeRow(writer: ByteWriter, row: RowRecord): void {
-  assert(row.key.length >= 1 && row.key.length <= partitionKeyBytesMax, `row key must be 1..${partitionKeyBytesMax} bytes`);
+  if (row.key.length < 1 || row.key.length > partitionKeyBytesMax) assert(false, `row key must be 1..${partitionKeyBytesMax} bytes`);
   const start = writer.length;
   writer.u8(partitionRowVersion);
   writer.u8(row.kind === 'tombstone' ? 1 : 0);
@@ -218,21 +250,36 @@ function writeRow(writer: ByteWriter, row: RowRecord): void {
     assert(row.etag.length >= 1 && row.etag.length <= partitionEtagBytesMax && etagPattern.test(row.etag), 'etag must be 1..64 printable ASCII');
     writer.u8(row.etag.length);
     writer.utf8(row.etag, row.etag.length);
-    assert(row.columns.length <= partitionColumnsMax, `at most ${partitionColumnsMax} columns`);
+    if (row.columns.length > partitionColumnsMax) assert(false, `at most ${partitionColumnsMax} columns`);
     writer.u16(row.columns.length);
-    const names = new Set<string>();
-    for (const column of row.columns) {
-      assert(!names.has(column.name), `duplicate column ${column.name}`);
-      names.add(column.name);
-      encodeColumn(writer, column);
-    }
+    assertDistinctNames(row.columns);
+    for (const column of row.columns) encodeColumn(writer, column);
   }
-  assert(writer.length - start <= partitionRowBytesMax, `row of ${writer.length - start} bytes exceeds ${partitionRowBytesMax}`);
+  if (writer.length - start > partitionRowBytesMax) assert(false, `row of ${writer.length - start} bytes exceeds ${partitionRowBytesMax}`);
+}
+
+/** Below this many columns names are compared pairwise (no Set per row encoded). */
+const pairwiseNamesMax = 24;
+
+function assertDistinctNames(columns: readonly Column[]): void {
+  if (columns.length > pairwiseNamesMax) {
+    const names = new Set<string>();
+    for (const column of columns) {
+      if (names.has(column.name)) assert(false, `duplicate column ${column.name}`);
+      names.add(column.name);
+    }
+    return;
+  }
+  for (let index = 1; index < columns.length; index++) {
+    const name = columns[index]?.name;
+    for (let other = 0; other < index; other++) if (columns[other]?.name === name) assert(false, `duplicate column ${name}`);
+  }
 }
 
 function encodeColumn(writer: ByteWriter, column: Column): void {
   const nameBytes = Buffer.byteLength(column.name, 'utf8');
-  assert(column.name.isWellFormed() && nameBytes >= 1 && nameBytes <= 255, 'column name must be 1..255 bytes of UTF-8');
+  // As many bytes as UTF-16 units: ASCII, so well-formed (no isWellFormed scan).
+  assert((nameBytes === column.name.length || column.name.isWellFormed()) && nameBytes >= 1 && nameBytes <= 255, 'column name must be 1..255 bytes of UTF-8');
   writer.u8(nameBytes);
   writer.utf8(column.name, nameBytes);
   const value = column.value;
@@ -241,13 +288,13 @@ function encodeColumn(writer: ByteWriter, column: Column): void {
     case 'null': return;
     case 'bool': writer.u8(value.value ? 1 : 0); return;
     case 'int64':
-      assert(BigInt.asIntN(64, value.value) === value.value, 'int64 column value must fit in signed 64 bits');
+      if (value.value < -safeBigIntMax || value.value > safeBigIntMax) assert(BigInt.asIntN(64, value.value) === value.value, 'int64 column value must fit in signed 64 bits');
       writer.i64(value.value);
       return;
     case 'float64': writer.f64(value.value); return;
     case 'string': {
-      assert(value.value.isWellFormed(), 'string column must be well-formed UTF-16');
       const byteLength = Buffer.byteLength(value.value, 'utf8');
+      assert(byteLength === value.value.length || value.value.isWellFormed(), 'string column must be well-formed UTF-16');
       writer.u32(byteLength);
       writer.utf8(value.value, byteLength);
       return;
