@@ -116,7 +116,8 @@ export class ByteWriter {
   // writeUInt*BE check offset and range again, per field).
   u8(value: number): void {
     assert(value >= 0 && value <= 0xff && Number.isInteger(value), 'u8 field in range');
-    this.buffer[this.reserve(1)] = value;
+    const at = this.reserve(1);
+    this.buffer[at] = value;
   }
 
   u16(value: number): void {
@@ -129,7 +130,8 @@ export class ByteWriter {
 
   u32(value: number): void {
     assert(value >= 0 && value <= 0xffff_ffff && Number.isInteger(value), 'u32 field in range');
-    writeUint32(this.buffer, this.reserve(4), value);
+    const at = this.reserve(4);
+    writeUint32(this.buffer, at, value);
   }
 
   u64(value: number): void {

@@ -15,7 +15,7 @@ import {
   encodeBlock, encodeBloom, encodeFooter, encodeIndex, encodeManifest,
 } from '../../../src/wire/partition-checkpoint.ts';
 import { decodeLogRecord, encodeLogRecord, logRecordBytes, logRecordLength } from '../../../src/wire/partition-log.ts';
-import { decodeRow, decodeRowDeferred, encodeRow, quickDeferredRow } from '../../../src/wire/partition-row.ts';
+import { ByteWriter, decodeRow, decodeRowDeferred, encodeRow, quickDeferredRow } from '../../../src/wire/partition-row.ts';
 import type { Column, ColumnValue, RowRecord } from '../../../src/wire/partition-row.ts';
 import { buildCheckpointFixture, buildLogFixture, buildRowsFixture, partitionFixtureV1 } from '../../fixtures/partition/generate.ts';
 
@@ -103,6 +103,49 @@ function outcome(decode: (bytes: Buffer) => RowRecord, bytes: Buffer): RowRecord
     return { error: error.code };
   }
 }
+
+describe('ByteWriter', () => {
+  it('writes every field as Buffer\'s own writers do, growing from one byte (fast-check)', () => {
+    type Field = readonly ['u8' | 'u16' | 'u32' | 'u64', number] | readonly ['i64', bigint] | readonly ['f64', number] | readonly ['utf8', string] | readonly ['bytes', Uint8Array];
+    const field: fc.Arbitrary<Field> = fc.oneof(
+      fc.tuple(fc.constant('u8' as const), fc.integer({ min: 0, max: 0xff })),
+      fc.tuple(fc.constant('u16' as const), fc.integer({ min: 0, max: 0xffff })),
+      fc.tuple(fc.constant('u32' as const), fc.integer({ min: 0, max: 0xffff_ffff })),
+      fc.tuple(fc.constant('u64' as const), fc.maxSafeNat()),
+      fc.tuple(fc.constant('i64' as const), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })),
+      fc.tuple(fc.constant('i64' as const), fc.bigInt({ min: -(2n ** 54n), max: 2n ** 54n })),
+      fc.tuple(fc.constant('f64' as const), fc.double({ noNaN: true })),
+      fc.tuple(fc.constant('utf8' as const), fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: 'grapheme', maxLength: 20 }))),
+      fc.tuple(fc.constant('bytes' as const), fc.uint8Array({ maxLength: 40 })),
+    );
+    fc.assert(fc.property(fc.array(field, { maxLength: 40 }), (fields) => {
+      const writer = new ByteWriter(1);
+      const parts: Buffer[] = [];
+      for (const [kind, value] of fields) {
+        if (kind === 'utf8') {
+          const text = value;
+          writer.utf8(text, Buffer.byteLength(text, 'utf8'));
+          parts.push(Buffer.from(text, 'utf8'));
+          continue;
+        }
+        if (kind === 'bytes') {
+          writer.bytes(value);
+          parts.push(Buffer.from(value));
+          continue;
+        }
+        const part = Buffer.alloc(kind === 'u8' ? 1 : kind === 'u16' ? 2 : kind === 'u32' ? 4 : 8);
+        if (kind === 'u8') { writer.u8(value); part.writeUInt8(value); }
+        if (kind === 'u16') { writer.u16(value); part.writeUInt16BE(value); }
+        if (kind === 'u32') { writer.u32(value); part.writeUInt32BE(value); }
+        if (kind === 'u64') { writer.u64(value); part.writeBigUInt64BE(BigInt(value)); }
+        if (kind === 'i64') { writer.i64(value); part.writeBigInt64BE(value); }
+        if (kind === 'f64') { writer.f64(value); part.writeDoubleBE(value); }
+        parts.push(part);
+      }
+      assert.deepEqual(writer.finish(), Buffer.concat(parts));
+    }), { numRuns: 500, seed: 20261122 });
+  });
+});
 
 describe('deferred row decoding (decodeRowDeferred, PartitionClient scan pages)', () => {
   it('equals decodeRow on every row, columns decoded when first read', () => {
