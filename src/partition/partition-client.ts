@@ -242,7 +242,7 @@ export class PartitionClient {
         backoffs += 1;
       }
       try {
-        const address = await this.ownerAddress(key, this.stale);
+        const address = this.knownOwnerAddress(key) ?? await this.ownerAddress(key, this.stale);
         if (address === null) throw new StorageError('partition.not_owner', 'the partition has no live owner yet', { retryable: true });
         return await this.options.network.call(address, { method, header, body }, { deadlineMs: partitionRpcDeadlineMs });
       } catch (error) {
@@ -260,6 +260,14 @@ export class PartitionClient {
       }
     }
     throw new StorageError('partition.unavailable', `${method}: no owner answered after ${attemptsMax} attempts`, { retryable: true, cause: lastError });
+  }
+
+  /** ownerAddress's answer when it needs no read (a fresh map, a known address): no promise per call. */
+  private knownOwnerAddress(key: Buffer): string | undefined {
+    const map = this.map;
+    if (map === null || this.stale || this.options.clock.monotonicMs() - this.mapReadAtMs >= partitionClientMapMaxAgeMs) return undefined;
+    const owner = routeKey(map, key).owner;
+    return owner === null ? undefined : this.addresses.get(`${owner.serverId}/${owner.lease}`);
   }
 
   /** The address of the server owning `key`'s partition, re-reading the map when asked. */
