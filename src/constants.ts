@@ -514,8 +514,14 @@ export const runReadAheadBlocks = 4;
 export const scanLimitMax = 5000;
 
 /** Container incarnations a blob front end remembers (context.ts IncarnationHints, an LruCache): ~100 bytes
- * each, so ~1 MiB; a container not among them costs its Get Blob a second partition call, no more. */
+ * each, plus the decoded container record (~300 bytes, kept only for a container with at most
+ * containerHintMetadataCharsMax of metadata and no stored access policies), so ≤ ~5 MiB; a container
+ * not among them costs its Get Blob a second partition call, no more. */
 export const incarnationHintsMax = 10_000;
+
+/** Metadata (names + values, in characters) of a container whose decoded row a hint keeps: typical
+ * containers have none; a large one is decoded on each read instead of held 10,000 times. */
+export const containerHintMetadataCharsMax = 256;
 
 /** Keys one partition.getMany reads: a Get Blob reads 2 (its container's row and the blob's row,
  * docs/blob-schema.md "Reads"); a few more leave room without letting one call hold many rows. */

@@ -9,7 +9,7 @@
 // error table maps them); an exhausted retry is partition.busy (503 ServerBusy, retryable).
 
 import { randomBytes } from 'node:crypto';
-import { blobWriteAttemptsMax, copyPendingStallMs, incarnationHintsMax } from '../../constants.ts';
+import { blobWriteAttemptsMax, containerHintMetadataCharsMax, copyPendingStallMs, incarnationHintsMax } from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import type { Clock } from '../../util/clock.ts';
 import { LruCache } from '../../util/lru-cache.ts';
@@ -65,6 +65,10 @@ export interface ContainerHint {
   readonly key: Buffer;
   /** blobPrefix(account, container, inc) */
   readonly blobs: Buffer;
+  /** The container row last decoded, by its ETag and Last-Modified: a row read again unchanged
+   * (every Put and Get reads it) is not decoded again. A row's ETag never repeats for another
+   * version of it (the commit sequence, as If-Match relies on), so an equal one is the same row. */
+  readonly decoded?: { readonly etag: string; readonly modifiedMs: number; readonly record: ContainerRecord };
 }
 
 /** The hints' key: account names hold no '/'. */
@@ -129,17 +133,29 @@ export async function readContainer(ctx: BlobServiceContext, account: string, co
   const loadedAtMs = ctx.clock.monotonicMs();
   const row = await ctx.tables.get(key);
   if (row === null) return null;
-  return loadedContainer(ctx, { account, name: container, loadedAtMs, key }, row);
+  return loadedContainer(ctx, { account, name: container, loadedAtMs, key }, row, ctx.incarnations?.get(hintKey(account, container)));
 }
 
 function loadedContainer(ctx: BlobServiceContext, at: Pick<LoadedContainer, 'account' | 'name' | 'loadedAtMs' | 'key'>, row: LiveRow, hint?: ContainerHint): LoadedContainer {
-  const record = decodeContainer(row);
+  const known = hint?.decoded;
+  const same = known !== undefined && known.etag === row.etag && known.modifiedMs === row.lastModifiedMs;
+  const record = same ? known.record : decodeContainer(row);
   let blobs = hint?.inc === record.inc ? hint.blobs : null;
-  if (blobs === null) {
-    blobs = blobPrefix(at.account, at.name, record.inc);
-    ctx.incarnations?.set(hintKey(at.account, at.name), { inc: record.inc, key: at.key, blobs });
+  if (blobs === null || !same) {
+    blobs ??= blobPrefix(at.account, at.name, record.inc);
+    const decoded = smallContainer(record) ? { decoded: { etag: row.etag, modifiedMs: row.lastModifiedMs, record } } : {};
+    ctx.incarnations?.set(hintKey(at.account, at.name), { inc: record.inc, key: at.key, blobs, ...decoded });
   }
   return { ...at, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs };
+}
+
+/** A record a hint may keep decoded: no stored access policies and ≤ containerHintMetadataCharsMax
+ * of metadata, so incarnationHintsMax hints stay within their memory bound. */
+function smallContainer(record: ContainerRecord): boolean {
+  if (record.identifiers.length > 0) return false;
+  let chars = 0;
+  for (const [name, value] of record.metadata) chars += name.length + value.length;
+  return chars <= containerHintMetadataCharsMax;
 }
 
 function containerNotFound(container: string): FrontendError {

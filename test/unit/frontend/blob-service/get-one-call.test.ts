@@ -65,3 +65,37 @@ test('Get Blob: container and blob rows in one partition call; a stale incarnati
   await expectError(() => gone.getProperties(), 404, 'ContainerNotFound');
   t.diagnostic(`partition calls: Get Blob ${calls.get}, Get Blob Properties ${calls.properties}, Get Blob under a stale incarnation ${stale} (404); deleted containers' blobs served: 0`);
 });
+
+test('Put Blob: container and blob rows in one partition call, then the commit; a deleted container refuses at once; a changed container row is decoded again', async (t) => {
+  const container = stamp.client.getContainerClient('put-hinted');
+  await container.create();
+  const blob = container.getBlockBlobClient('b');
+  await blob.upload('warm', 4);
+  const put = await partitionCalls(() => blob.upload('x'.repeat(4096), 4096));
+  assert.equal(put, 2, 'Put Blob of an inline body: the rows read in one call, then the transaction');
+  const overwrite = await partitionCalls(() => blob.upload('y'.repeat(4096), 4096));
+  assert.equal(overwrite, 2, 'an overwrite too');
+  assert.equal(await text(blob.download()), 'y'.repeat(4096));
+
+  // The container row changes (metadata, public access): the remembered decoded row is not used.
+  await container.setMetadata({ color: 'blue' });
+  assert.deepEqual((await container.getProperties()).metadata, { color: 'blue' });
+  await blob.upload('after metadata', 14);
+  await container.setMetadata({ color: 'red', size: 'large' });
+  assert.deepEqual((await container.getProperties()).metadata, { color: 'red', size: 'large' });
+  await container.setAccessPolicy('blob');
+  assert.equal((await container.getProperties()).blobPublicAccess, 'blob');
+  await container.setAccessPolicy();
+  assert.equal((await container.getProperties()).blobPublicAccess, undefined);
+
+  // Deleted: the next Put is refused at once (no row under the dead incarnation); created again:
+  // the Put lands in the new incarnation and the old blob is not there.
+  await container.delete();
+  await expectError(() => blob.upload('refused', 7), 404, 'ContainerNotFound');
+  await container.create();
+  await expectError(() => blob.getProperties(), 404, 'BlobNotFound');
+  await blob.upload('second incarnation', 18);
+  assert.equal(await text(blob.download()), 'second incarnation');
+  assert.deepEqual((await container.getProperties()).metadata, {}, 'the new incarnation has no metadata');
+  t.diagnostic(`partition calls: Put Blob ${put}, overwrite ${overwrite}; Put into a deleted container: 404 ContainerNotFound; metadata and public access changes seen at once`);
+});
