@@ -65,6 +65,8 @@ export interface TagChange {
 export async function commitTagged(ctx: BlobServiceContext, change: TagChange, ops: readonly PartitionOp[]): Promise<CommitResult> {
   const added = change.after.filter((tag) => !holds(change.before, tag));
   const removed = change.before.filter((tag) => !holds(change.after, tag));
+  // No index row to put or delete (most writes: no tags, or the same ones): the commit alone.
+  if (added.length === 0 && removed.length === 0) return fencedCommit(ctx, change.container, ops, () => ctx.tables.transact(ops));
   // Fenced from before the index puts: a write refused for a deleted container adds no index rows.
   const result = await fencedCommit(ctx, change.container, ops, async () => {
     await Promise.all(added.map((tag) => ctx.tables.transact([{ kind: 'put', key: tagIndexKey(change.blob, tag), columns: indexColumns }])));
