@@ -32,8 +32,11 @@ export interface WrittenBlock {
   readonly md5: Buffer | null;
 }
 
+/** A body as writeBody takes it: a RequestBody, or (internal copies, tests) any iterable of chunks. */
+type DataBodyLike = AsyncIterable<Uint8Array> & Pick<RequestBody, 'chunks'> & { readonly length?: number; readonly contentMd5?: Uint8Array | undefined };
+
 /** Streams `body` into the data stream of `key`'s partition; md5 is the body's (Put Blob stores it). */
-export async function writeBody(tables: BlobTables, key: Buffer, body: AsyncIterable<Uint8Array> & { readonly length?: number; readonly contentMd5?: Uint8Array | undefined }): Promise<WrittenData> {
+export async function writeBody(tables: BlobTables, key: Buffer, body: DataBodyLike): Promise<WrittenData> {
   const sent = body.contentMd5;
   // A body that carried Content-MD5 checked it before its last chunk: that is its MD5, no second hash.
   const hash = sent === undefined ? bodyHash(body.length) : null;
@@ -52,7 +55,7 @@ export async function writeBody(tables: BlobTables, key: Buffer, body: AsyncIter
  * any, was checked by the body and is echoed; `computeMd5` (x-ms-version before 2019-02-02, where
  * Azure answers the MD5 of every block) hashes a body that sent none.
  */
-export async function writeBlock(tables: BlobTables, key: Buffer, body: AsyncIterable<Uint8Array> & { readonly length?: number; readonly contentMd5?: Uint8Array | undefined }, options: { readonly computeMd5: boolean }): Promise<WrittenBlock> {
+export async function writeBlock(tables: BlobTables, key: Buffer, body: DataBodyLike, options: { readonly computeMd5: boolean }): Promise<WrittenBlock> {
   if (options.computeMd5 && body.contentMd5 === undefined) return writeBody(tables, key, body);
   const written = await streamBody(tables, key, body, null);
   return { ...written, md5: body.contentMd5 === undefined ? null : Buffer.from(body.contentMd5) };
@@ -73,7 +76,7 @@ function bodyHash(length: number | undefined): BodyHash {
   return { update: (bytes) => { hash.update(bytes); return Promise.resolve(); }, digest: () => Promise.resolve(hash.digest()), drop: () => undefined };
 }
 
-async function streamBody(tables: BlobTables, key: Buffer, body: AsyncIterable<Uint8Array>, hash: BodyHash | null): Promise<{ refs: DataRef[]; size: number }> {
+async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, hash: BodyHash | null): Promise<{ refs: DataRef[]; size: number }> {
   const refs: DataRef[] = [];
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -91,7 +94,10 @@ async function streamBody(tables: BlobTables, key: Buffer, body: AsyncIterable<U
       pendingBytes = joined.length - take;
     }
   };
-  for await (const chunk of body) {
+  // A body below md5WorkerBodyBytesMin is one append held whole before it anyway (appendBytesMax is
+  // larger): read by chunks(), without the async generator over the stream's iterator per request.
+  const whole = body.chunks !== undefined && body.length !== undefined && body.length < md5WorkerBodyBytesMin ? await body.chunks() : null;
+  for await (const chunk of whole ?? body) {
     size += chunk.length;
     pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     pendingBytes += chunk.length;
