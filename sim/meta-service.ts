@@ -15,6 +15,7 @@ import type { KeyValue, MetaStore, RangeOptions, Txn, TxnResult } from '../src/m
 import type { Network, RpcRequest, RpcResponse, RpcServer } from '../src/rpc/network.ts';
 import { parseHeader } from '../src/stream/protocol.ts';
 import { StorageError } from '../src/util/errors.ts';
+import { bodyBytes } from '../src/util/body-parts.ts';
 import type { OwnershipMonitor } from './ownership.ts';
 
 export const metaAddress = 'sm:2';
@@ -65,7 +66,7 @@ async function dispatch(options: { store: MetaStore; monitor: OwnershipMonitor; 
       return json(await store.range(start, limit === undefined ? { end } : { end, limit }));
     }
     case 'meta.txn': {
-      const txn = txnSchema.parse(JSON.parse(request.body.toString('utf8')));
+      const txn = txnSchema.parse(JSON.parse(bodyBytes(request.body).toString('utf8')));
       const result = await store.txn(txn as Txn);
       if (result.succeeded) monitor.committed(txn as Txn, result.revision);
       return json(result);

@@ -26,6 +26,7 @@ import type { OwnershipMonitor } from './ownership.ts';
 import type { SimProcess } from './process.ts';
 import { managerAddress } from './roles.ts';
 import type { RoleKind, SimRole, SimStamp } from './stamp.ts';
+import { bodyBytes } from '../src/util/body-parts.ts';
 
 /** Small limits so checkpoints, many runs and compactions happen within a short run. */
 export const simPartitionLimits: Partial<PartitionLimits> = {
@@ -87,7 +88,7 @@ class ObservedNetwork implements Network {
   }
 
   call(address: string, request: RpcRequest, options?: RpcCallOptions): Promise<RpcResponse> {
-    if (request.method === 'extent.append') this.monitor.appendSent(this.serverId, request.body);
+    if (request.method === 'extent.append') this.monitor.appendSent(this.serverId, bodyBytes(request.body));
     return this.inner.call(address, request, options);
   }
 

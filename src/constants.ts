@@ -38,6 +38,11 @@ export const groupCommitBytesMax = 8 * MiB;
  * would write every byte twice: 1 MiB appends measured 0.45-0.75× raw bytes/s through the
  * journal (bench/README.md). Below it, batching fsyncs wins (64 KiB ×16: 1.3× vs 0.7× raw). */
 export const directAppendBytesMin = 256 * KiB;
+/** Parts a streamed request body's append may be passed down in (the socket's chunks, ~64 KiB
+ * each: a 4 MiB append is ~65 parts, one pwritev). A body read in smaller chunks (a slow or
+ * hostile client) has its parts joined once this many are held, so an append never needs more
+ * iovecs than IOV_MAX (1,024 on Linux) and holds a bounded number of Buffer objects. */
+export const appendBodyPartsMax = 512;
 
 /** Verified block bodies an ExtentStore (one per disk) keeps in memory, so a hot block is served
  * without a disk read and its block check (docs/stream-protocol.md, "Read cache"). Reads of

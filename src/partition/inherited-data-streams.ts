@@ -9,6 +9,7 @@
 import { assert } from '../util/assert.ts';
 import { isStorageError } from '../util/errors.ts';
 import type { PartitionStreams, StreamAppendPosition, StreamExtent } from './partition-streams.ts';
+import type { Body } from '../util/body-parts.ts';
 
 export interface InheritedDataStreamsOptions {
   readonly inner: PartitionStreams;
@@ -27,7 +28,7 @@ export class InheritedDataStreams implements PartitionStreams {
     this.inherited = options.inherited;
   }
 
-  append(streamId: number, data: Buffer): Promise<StreamAppendPosition> {
+  append(streamId: number, data: Body): Promise<StreamAppendPosition> {
     return this.inner.append(streamId, data);
   }
 

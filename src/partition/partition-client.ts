@@ -40,6 +40,7 @@ import {
   commitAnswer, dataRefAnswer, decodeGetManyRows, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeKeyList, encodeRows, getManyAnswer, putRow, scanAnswer,
 } from './partition-rpc.ts';
 import { z } from 'zod';
+import type { Body } from '../util/body-parts.ts';
 
 export interface PartitionClientOptions {
   readonly metaStore: MetaStore;
@@ -173,7 +174,7 @@ export class PartitionClient {
     return parse(commitAnswer, response.header);
   }
 
-  async appendData(key: Buffer, bytes: Buffer): Promise<DataRef> {
+  async appendData(key: Buffer, bytes: Body): Promise<DataRef> {
     const response = await this.call(key, 'partition.appendData', { key: encodeKey(key) }, bytes, false);
     return parse(dataRefAnswer, response.header);
   }
@@ -216,7 +217,7 @@ export class PartitionClient {
 
   // ---- routing ----------------------------------------------------------------------------------
 
-  private async call(key: Buffer, method: string, header: RpcHeader, body: Buffer, read: boolean): Promise<RpcResponse> {
+  private async call(key: Buffer, method: string, header: RpcHeader, body: Body, read: boolean): Promise<RpcResponse> {
     this.counters.requests += 1;
     if (body.length === 0) return this.attempts(key, method, header, body, read);
     if (!this.bodyBudget.tryAcquire(body.length)) {
@@ -230,7 +231,7 @@ export class PartitionClient {
     }
   }
 
-  private async attempts(key: Buffer, method: string, header: RpcHeader, body: Buffer, read: boolean): Promise<RpcResponse> {
+  private async attempts(key: Buffer, method: string, header: RpcHeader, body: Body, read: boolean): Promise<RpcResponse> {
     const attemptsMax = this.options.attemptsMax ?? partitionClientAttemptsMax;
     const startMs = this.options.clock.monotonicMs();
     let lastError: unknown = null;

@@ -8,6 +8,7 @@
 import { scanPageBytesMax } from '../constants.ts';
 import type { RpcHeader, RpcResponse } from '../rpc/network.ts';
 import { parseHeader } from '../stream/protocol.ts';
+import { bodyBytes, type Body } from '../util/body-parts.ts';
 import { StorageError } from '../util/errors.ts';
 import type { Partition, PartitionOp } from './partition.ts';
 import { decodeKey, decodeKeyList, decodeRows, encodeScanItems, getManyHeaderRowsBytesMax, partitionRequests } from './partition-rpc.ts';
@@ -16,7 +17,7 @@ import type { ManagerMethod, PartitionMethod } from './partition-rpc.ts';
 export interface ServedRequest {
   readonly method: Exclude<PartitionMethod, ManagerMethod>;
   readonly header: RpcHeader;
-  readonly body: Buffer;
+  readonly body: Body;
   /** High bound (hex, null = +inf) of the serving partition, returned with scans. */
   readonly high: string | null;
   /**
@@ -42,7 +43,7 @@ export async function performPartitionRequest(partition: Partition, request: Ser
       return getMany(partition, request);
     case 'partition.put': {
       const parsed = parseHeader(partitionRequests[method], header, method);
-      const row = singleRow(body, parsed.key);
+      const row = singleRow(bodyBytes(body), parsed.key);
       if (row.kind !== 'live') throw new StorageError('config.invalid', 'partition.put carries a live row');
       const result = await partition.put(row.key, row.columns, conditions(parsed));
       return { header: { ...result, etags: [result.etag] }, body: empty };
@@ -114,7 +115,7 @@ function singleRow(body: Buffer, keyText: string): ReturnType<typeof decodeRows>
 
 async function transact(partition: Partition, request: ServedRequest): Promise<RpcResponse> {
   const parsed = parseHeader(partitionRequests['partition.transact'], request.header, 'partition.transact');
-  const rows = decodeRows(request.body, parsed.ops.length, { keepBody: true });
+  const rows = decodeRows(bodyBytes(request.body), parsed.ops.length, { keepBody: true });
   if (rows.length !== parsed.ops.length) throw new StorageError('config.invalid', `${parsed.ops.length} ops but ${rows.length} rows`);
   const ops: PartitionOp[] = parsed.ops.map((op, index) => {
     const row = rows[index];

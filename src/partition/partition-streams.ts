@@ -18,6 +18,7 @@ import type { StreamClient } from '../stream/stream-client.ts';
 import type { StreamManagerApi } from '../stream/protocol.ts';
 import { dropExtentsPerCallMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
+import type { Body } from '../util/body-parts.ts';
 
 export interface StreamAppendPosition {
   readonly extentId: number;
@@ -33,7 +34,7 @@ export interface StreamExtent {
 }
 
 export interface PartitionStreams {
-  append(streamId: number, data: Buffer): Promise<StreamAppendPosition>;
+  append(streamId: number, data: Body): Promise<StreamAppendPosition>;
   read(streamId: number, extentId: number, offset: number, length: number): Promise<Buffer>;
   /** The stream's extents in order; the last one is the tail. */
   extents(streamId: number): Promise<readonly StreamExtent[]>;
@@ -68,7 +69,7 @@ export class StreamLayerPartitionStreams implements PartitionStreams {
     this.ownerEpoch = options.ownerEpoch;
   }
 
-  append(streamId: number, data: Buffer): Promise<StreamAppendPosition> {
+  append(streamId: number, data: Body): Promise<StreamAppendPosition> {
     return this.client.append(streamId, data, this.ownerEpoch === undefined ? {} : { ownerEpoch: this.ownerEpoch });
   }
 

@@ -66,6 +66,7 @@ import type { LiveRow, ScanItem } from './partition-scan.ts';
 import type { PartitionStreamIds, PartitionStreams } from './partition-streams.ts';
 import type { BlockCache, BlockRows, RunReader } from './run-reader.ts';
 import { RunWriter } from './run-writer.ts';
+import type { Body } from '../util/body-parts.ts';
 
 export type { LiveRow, ScanItem } from './partition-scan.ts';
 
@@ -455,14 +456,14 @@ export class Partition {
   // ---- data stream ----------------------------------------------------------------------------
 
   /** Appends blob bytes to the data stream; the returned ref is durable, and goes in a row next. */
-  async appendData(bytes: Buffer): Promise<DataRef> {
+  async appendData(bytes: Body): Promise<DataRef> {
     this.checkWritable();
     if (bytes.length === 0 || bytes.length > appendBytesMax) throw new StorageError('partition.too_large', `data append of ${bytes.length} bytes: must be 1..${appendBytesMax}`);
     return this.appendToDataStream(bytes);
   }
 
   /** One durable data append, remembered for the GC grace rule (appendData's, and a run writer's inline spill). */
-  private async appendToDataStream(bytes: Buffer): Promise<DataRef> {
+  private async appendToDataStream(bytes: Body): Promise<DataRef> {
     const position = await this.streams.append(this.streamIds.data, bytes);
     this.dataExtentsKnown.add(position.extentId);
     const previous = this.dataAppends.get(position.extentId);

@@ -29,6 +29,7 @@
 // Fault model: none injected (use SimNetwork for that); handlers may be slow, throw, or never
 // answer, and servers and networks may close while calls are pending.
 import { rpcInFlightBytesMax } from '../constants.ts';
+import { bodyBytes } from '../util/body-parts.ts';
 import { ByteSemaphore } from '../util/byte-semaphore.ts';
 import { SystemClock } from '../util/clock.ts';
 import type { Clock } from '../util/clock.ts';
@@ -157,7 +158,7 @@ export class LocalNetwork implements Network {
     const deadlineMs = callDeadlineMs(options);
     if (this.closed) throw unreachableError(address, 'network closed', { retryable: false });
     const { header, frameBytes } = transferHeader(request.method, request.header, request.body.length);
-    const body = this.fabric.copyBodies ? Buffer.from(request.body) : request.body;
+    const body = this.fabric.copyBodies ? Buffer.from(bodyBytes(request.body)) : request.body;
     const server = this.fabric.servers.get(address);
     this.fabric.counters.callsStarted += 1;
     // Always asynchronous, like a socket: the handler never runs inside call().

@@ -11,6 +11,8 @@
 //   message and retryable flag; any other exception becomes rpc.remote.
 // - request and response bodies are bounded by rpcFrameBytesMax; headers by rpcHeaderBytesMax.
 
+import type { Body } from '../util/body-parts.ts';
+
 /** JSON-serialisable header values. */
 export type RpcHeaderValue = string | number | boolean | null | readonly RpcHeaderValue[] | { readonly [key: string]: RpcHeaderValue };
 export type RpcHeader = { readonly [key: string]: RpcHeaderValue };
@@ -19,7 +21,9 @@ export interface RpcRequest {
   /** e.g. "extent.append". */
   readonly method: string;
   readonly header: RpcHeader;
-  readonly body: Buffer;
+  /** One buffer, or (a large append) the parts it arrived in; a handler that needs contiguous
+   * bytes joins them (bodyBytes), a network that sends bytes writes them in order. */
+  readonly body: Body;
 }
 
 export interface RpcResponse {

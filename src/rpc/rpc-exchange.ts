@@ -16,6 +16,7 @@ import { StorageError, isStorageErrorCode } from '../util/errors.ts';
 import { encodeRpcFrameParts } from '../wire/rpc-frame.ts';
 import type { RpcFrame } from '../wire/rpc-frame.ts';
 import type { RpcCallOptions, RpcContext, RpcHandler, RpcRequest, RpcResponse } from './network.ts';
+import { bodyBytes } from '../util/body-parts.ts';
 
 export type EncodedFrame = readonly [Buffer, Buffer];
 
@@ -28,7 +29,7 @@ export function callDeadlineMs(options: RpcCallOptions | undefined): number {
 
 /** Encodes a request; throws wire.too_large before anything is sent. */
 export function encodeRequest(requestId: number, request: RpcRequest, deadlineMs: number): EncodedFrame {
-  return encodeRpcFrameParts({ kind: 'request', requestId, method: request.method, deadlineMs, header: request.header, body: request.body });
+  return encodeRpcFrameParts({ kind: 'request', requestId, method: request.method, deadlineMs, header: request.header, body: bodyBytes(request.body) });
 }
 
 export function encodeError(requestId: number, error: StorageError): EncodedFrame {

@@ -24,13 +24,14 @@ import { appendIdsRememberedMax, extentQueuedAppendsMax } from '../constants.ts'
 import { assert, assertByteCount } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { StorageError } from '../util/errors.ts';
+import type { Body } from '../util/body-parts.ts';
 
 export interface AppendResult {
   readonly offset: number;
   readonly length: number;
 }
 
-export type LocalWrite = (offset: number, data: Buffer) => Promise<void>;
+export type LocalWrite = (offset: number, data: Body) => Promise<void>;
 
 type LogState =
   | { readonly kind: 'accepting' }
@@ -101,7 +102,7 @@ export class ExtentAppendLog {
   }
 
   /** Reserves the next offset and issues the local write after the writes before it. */
-  writeNext(data: Buffer): { readonly offset: number; readonly local: Promise<void> } {
+  writeNext(data: Body): { readonly offset: number; readonly local: Promise<void> } {
     this.checkAccepting();
     const offset = this.nextOffsetValue;
     this.nextOffsetValue = offset + data.length;

@@ -13,6 +13,7 @@ import { crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
 import { byteCount, extentStateSchema, id, epoch as epochSchema } from './protocol.ts';
 import type { AppendResult } from './extent-append-log.ts';
+import type { Body } from '../util/body-parts.ts';
 
 export const appendResultSchema = z.object({ offset: byteCount, length: byteCount });
 
@@ -39,7 +40,7 @@ export interface CallTarget {
   readonly deadlineMs: number;
 }
 
-async function call(target: CallTarget, method: string, header: RpcHeader, body: Buffer = Buffer.alloc(0)): Promise<RpcResponse> {
+async function call(target: CallTarget, method: string, header: RpcHeader, body: Body = Buffer.alloc(0)): Promise<RpcResponse> {
   return target.network.call(target.address, { method, header, body }, { deadlineMs: target.deadlineMs });
 }
 
@@ -52,7 +53,7 @@ export function parseResponse<T>(schema: z.ZodType<T>, header: RpcHeader, what: 
 export async function callReplicate(
   target: CallTarget,
   request: { readonly epoch: number; readonly extentId: number; readonly appendId: string; readonly offset: number },
-  data: Buffer,
+  data: Body,
 ): Promise<AppendResult> {
   const response = await call(target, 'extent.replicate', request, data);
   return parseResponse(appendResultSchema, response.header, 'extent.replicate');
@@ -61,7 +62,7 @@ export async function callReplicate(
 export async function callAppend(
   target: CallTarget,
   request: { readonly epoch: number; readonly extentId: number; readonly appendId: string; readonly replicas: readonly { readonly nodeId: string; readonly address: string }[] },
-  data: Buffer,
+  data: Body,
 ): Promise<AppendResult> {
   const response = await call(target, 'extent.append', { ...request, replicas: request.replicas.map((r) => ({ nodeId: r.nodeId, address: r.address })) }, data);
   return parseResponse(appendResultSchema, response.header, 'extent.append');

@@ -61,6 +61,7 @@ import { ExtentStore } from './extent-store.ts';
 import type { CorruptionEvent, ExtentInfo, ExtentStoreRecoveryReport, ExtentStoreStats } from './extent-store.ts';
 import { extentNodeRequests, parseHeader } from './protocol.ts';
 import type { ExtentNodeMethod, ReplicaLocation, StreamManagerApi } from './protocol.ts';
+import type { Body } from '../util/body-parts.ts';
 
 export interface ExtentNodeOptions {
   readonly nodeId: string;
@@ -280,13 +281,13 @@ export class ExtentNode {
 
   // ---- published operations (src/util/stream-events.ts) ---------------------------------------
 
-  private appendObserved(request: Header<'extent.append'>, body: Buffer, context: RpcContext): Promise<RpcResponse> {
+  private appendObserved(request: Header<'extent.append'>, body: Body, context: RpcContext): Promise<RpcResponse> {
     return observe(this.clock, streamEvents.extentAppend, () => this.append(request, body, context), (status, durationMs) => ({
       nodeId: this.nodeId, extentId: request.extentId, role: 'primary', bytes: body.length, durationMs, status,
     }));
   }
 
-  private replicateObserved(request: Header<'extent.replicate'>, body: Buffer, context: RpcContext): Promise<RpcResponse> {
+  private replicateObserved(request: Header<'extent.replicate'>, body: Body, context: RpcContext): Promise<RpcResponse> {
     return observe(this.clock, streamEvents.extentAppend, () => this.replicate(request, body, context), (status, durationMs) => ({
       nodeId: this.nodeId, extentId: request.extentId, role: 'secondary', bytes: body.length, durationMs, status,
     }));
@@ -369,7 +370,7 @@ export class ExtentNode {
     return log;
   }
 
-  private async append(request: Header<'extent.append'>, body: Buffer, context: RpcContext): Promise<RpcResponse> {
+  private async append(request: Header<'extent.append'>, body: Body, context: RpcContext): Promise<RpcResponse> {
     await this.fence.admit(request.epoch, 'extent.append');
     checkAppendSize(body.length);
     this.refuseDamaged(request.extentId);
@@ -399,7 +400,7 @@ export class ExtentNode {
   private async replicateTo(
     replica: ReplicaLocation,
     request: { readonly epoch: number; readonly extentId: number; readonly appendId: string; readonly offset: number },
-    body: Buffer,
+    body: Body,
     deadlineMs: number,
   ): Promise<void> {
     const target = { network: this.options.network, address: replica.address, deadlineMs };
@@ -417,7 +418,7 @@ export class ExtentNode {
     log.fail(failure);
   }
 
-  private async replicate(request: Header<'extent.replicate'>, body: Buffer, context: RpcContext): Promise<RpcResponse> {
+  private async replicate(request: Header<'extent.replicate'>, body: Body, context: RpcContext): Promise<RpcResponse> {
     await this.fence.admit(request.epoch, 'extent.replicate');
     checkAppendSize(body.length);
     this.refuseDamaged(request.extentId);
@@ -437,7 +438,7 @@ export class ExtentNode {
   }
 
   /** A secondary's step: the ack of a retry or of a write at the log's end; null while ahead. */
-  private applyAt(log: ExtentAppendLog, request: Header<'extent.replicate'>, body: Buffer): Promise<AppendResult> | null {
+  private applyAt(log: ExtentAppendLog, request: Header<'extent.replicate'>, body: Body): Promise<AppendResult> | null {
     const known = log.lookup(request.appendId);
     if (known !== null) {
       if (known.offset !== request.offset) throw mismatch(log, request.offset, `append ${request.appendId} was applied at ${known.offset}`);

@@ -71,6 +71,7 @@ import { readBlockBody, scanExtentFile, tailRecordAt } from './extent-file.ts';
 import type { BlockEntry, TailRecord } from './extent-file.ts';
 import { Journal, journalDirectory, scanJournalFile } from './journal.ts';
 import type { JournalFileState, JournalStats } from './journal.ts';
+import { BodyParts, bodyCrc32c, bodyPartsOf } from '../util/body-parts.ts';
 
 export interface ExtentIdentity {
   readonly streamId: number;
@@ -226,7 +227,8 @@ interface ExtentEntry {
 /** One append between its reservation and its settlement. */
 interface PendingAppend {
   readonly block: BlockEntry;
-  readonly body: Uint8Array;
+  /** In parts only when not journaled (a direct append written with one pwritev). */
+  readonly body: Uint8Array | BodyParts;
   readonly bodyCrc: number;
   /** Issued with group commit on: durable once its journal record is. */
   readonly journaled: boolean;
@@ -309,15 +311,19 @@ export class ExtentStore {
   }
 
   /** Appends one block at `expectedOffset`; resolves only when it is durable. */
-  async append(extentId: number, expectedOffset: number, data: Uint8Array): Promise<{ offset: number; length: number }> {
+  async append(extentId: number, expectedOffset: number, data: Uint8Array | BodyParts): Promise<{ offset: number; length: number }> {
     // Checks and the reservation run synchronously (before any await), so concurrent appends
     // at consecutive offsets pipeline in call order.
     const entry = this.appendable(extentId, expectedOffset, data);
-    const bodyCrc = crc32c(data);
+    const journaled = this.groupCommit && data.length < this.directAppendBytesMin;
+    // A journal record carries one body buffer: a small body in parts is joined for it. A direct
+    // append keeps its parts (the socket's chunks of a large blob append) for one pwritev.
+    const body = journaled && data instanceof BodyParts ? Buffer.concat(data.parts, data.length) : data;
+    // The CRC is over the exact bytes written: the same parts, in the same order, as the writev.
+    const bodyCrc = bodyCrc32c(body);
     const block = reserveBlock(entry, data.length, bodyCrc);
     await new Promise<void>((resolve, reject) => {
-      const journaled = this.groupCommit && data.length < this.directAppendBytesMin;
-      this.enqueue(entry, { block, body: data, bodyCrc, journaled, journalFile: null, resolve, reject });
+      this.enqueue(entry, { block, body, bodyCrc, journaled, journalFile: null, resolve, reject });
     });
     return { offset: block.offset, length: block.length };
   }
@@ -491,7 +497,7 @@ export class ExtentStore {
 
   // ---------------------------------------------------------------- append
 
-  private appendable(extentId: number, expectedOffset: number, data: Uint8Array): ExtentEntry {
+  private appendable(extentId: number, expectedOffset: number, data: Uint8Array | BodyParts): ExtentEntry {
     this.checkWritable();
     const entry = this.live(extentId);
     if (entry.state.kind === 'sealed' || entry.sealing !== null) {
@@ -522,6 +528,7 @@ export class ExtentStore {
       return;
     }
     const { block, body, bodyCrc } = pending;
+    assert(!(body instanceof BodyParts), 'a journaled append carries one body buffer');
     try {
       this.journal.append({
         header: encodeJournalAppendHeader({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc }),
@@ -578,7 +585,7 @@ export class ExtentStore {
     const { block, body, bodyCrc } = pending;
     // Header and body as one writev: the body (up to 4 MiB) is not copied into a record buffer.
     const header = encodeDataBlockHeader({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc });
-    await this.guard(entry.file.writev(block.filePosition, [header, body]));
+    await this.guard(entry.file.writev(block.filePosition, [header, ...bodyPartsOf(body)]));
     await failpoint('extent-store.append.before-fsync');
     await this.guard(entry.file.sync());
     this.counters.appendFsyncs += 1;
@@ -1117,6 +1124,7 @@ function blockParts(extentId: number, run: readonly PendingAppend[]): Uint8Array
   let position = run[0]?.block.filePosition ?? 0;
   for (const { block, body, bodyCrc } of run) {
     assert(block.filePosition === position && body.length === block.length, 'a run of blocks is contiguous in the file');
+    assert(!(body instanceof BodyParts), 'a journaled append carries one body buffer');
     parts.push(encodeDataBlockHeader({ extentId, offset: block.offset, body, bodyCrc }), body);
     position += blockHeaderBytes + block.length;
   }

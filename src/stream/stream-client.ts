@@ -50,6 +50,7 @@ import { asStorageError } from './extent-append-log.ts';
 import type { AppendResult } from './extent-append-log.ts';
 import { callAppend, callFindAppend, callRead } from './extent-node-rpc.ts';
 import type { ExtentView, StreamManagerApi, StreamView } from './protocol.ts';
+import type { Body } from '../util/body-parts.ts';
 
 export interface StreamClientOptions {
   readonly manager: StreamManagerApi;
@@ -119,7 +120,7 @@ export class StreamClient {
   }
 
   /** Appends `data` as one record to the stream's tail; resolves once every replica has it durable. */
-  async append(streamId: number, data: Buffer, options: StreamAppendOptions = {}): Promise<StreamAppendResult> {
+  async append(streamId: number, data: Body, options: StreamAppendOptions = {}): Promise<StreamAppendResult> {
     if (data.length === 0 || data.length > appendBytesMax) {
       throw new StorageError('config.invalid', `append of ${data.length} bytes: must be 1..${appendBytesMax}`);
     }
@@ -164,7 +165,7 @@ export class StreamClient {
    * (rpc.overloaded), waits an exponential back-off on the clock and retries the same appendId
    * there, at most streamAppendOverloadRetriesMax times; any other outcome is returned.
    */
-  private async appendWithBackoff(tail: ExtentView, appendId: string, data: Buffer): Promise<StreamAppendResult | StorageError> {
+  private async appendWithBackoff(tail: ExtentView, appendId: string, data: Body): Promise<StreamAppendResult | StorageError> {
     for (let retry = 0; ; retry++) {
       const outcome = await this.appendToTail(tail, appendId, data);
       if (!(outcome instanceof StorageError) || !nothingAppliedCodes.has(outcome.code) || retry >= streamAppendOverloadRetriesMax) return outcome;
@@ -183,7 +184,7 @@ export class StreamClient {
     return fullMs - halfMs + this.random.int(halfMs + 1);
   }
 
-  private async appendToTail(tail: ExtentView, appendId: string, data: Buffer): Promise<StreamAppendResult | StorageError> {
+  private async appendToTail(tail: ExtentView, appendId: string, data: Body): Promise<StreamAppendResult | StorageError> {
     const primary = tail.replicas[0];
     assert(primary !== undefined, 'extent view without replicas');
     if (tail.state.kind === 'sealed') return new StorageError('extent.sealed', `tail extent ${tail.extentId} is sealed`);

@@ -16,6 +16,7 @@ import { crc32c, crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
 import { decodeRecordHeader, encodeRecordHeader, readSafeU64, recordHeaderBytes } from './record-header.ts';
 import type { RecordFormat } from './record-header.ts';
+import { bodyCrc32c, type BodyParts } from '../util/body-parts.ts';
 
 export const extentFormatVersion = 1;
 export const extentHeaderBytes = 64;
@@ -85,10 +86,10 @@ export function decodeExtentHeader(input: Uint8Array): ExtentFileHeader {
 }
 
 /** Header of a data block for `body`; `bodyCrc` may be passed when already computed. */
-export function encodeDataBlockHeader(options: { extentId: number; offset: number; body: Uint8Array; bodyCrc?: number }): Buffer {
+export function encodeDataBlockHeader(options: { extentId: number; offset: number; body: Uint8Array | BodyParts; bodyCrc?: number }): Buffer {
   const { extentId, offset, body } = options;
   assert(body.length >= 1 && body.length <= appendBytesMax, `data block body must be 1..${appendBytesMax} bytes`);
-  const bodyCrc = options.bodyCrc ?? crc32c(body);
+  const bodyCrc = options.bodyCrc ?? bodyCrc32c(body);
   return encodeRecordHeader(blockFormat, { kindCode: kindCodes.data, bodyBytes: body.length, bodyCrc, extentId, offset });
 }
 

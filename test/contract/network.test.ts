@@ -15,6 +15,7 @@ import { StorageError, isStorageError } from '../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../src/util/errors.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { rpcBodyBytesMax } from '../../src/wire/rpc-frame.ts';
+import { bodyBytes } from '../../src/util/body-parts.ts';
 
 interface HarnessOptions {
   readonly inFlightBytesMax?: number;
@@ -96,7 +97,7 @@ async function driveManualClock<T>(clock: ManualClock, promise: Promise<T>): Pro
 
 const echo: RpcHandler = (request, context) => Promise.resolve({
   header: { method: request.method, echoed: request.header, from: context.from, deadlineAtMs: context.deadlineAtMs },
-  body: request.body,
+  body: bodyBytes(request.body),
 });
 
 async function rejectsWith(promise: Promise<unknown>, code: StorageErrorCode): Promise<StorageError> {
@@ -128,7 +129,7 @@ function gate(): Gate {
     arrived += 1;
     for (const watcher of watchers.filter((w) => w.count <= arrived)) watcher.resolve();
     if (!released) await new Promise<void>((resolve) => held.push(resolve));
-    return { header: {}, body: request.body };
+    return { header: {}, body: bodyBytes(request.body) };
   };
   return {
     handler,
@@ -201,7 +202,7 @@ for (const implementation of [tcp, sim, local]) {
 
     it('carries a body at the frame limit, and rejects one byte more before sending', (t) => withHarness(t, implementation, {}, async (h) => {
       let handled = 0;
-      const server = await h.network.listen(h.listenAddress, (request) => { handled += 1; return Promise.resolve({ header: {}, body: request.body }); });
+      const server = await h.network.listen(h.listenAddress, (request) => { handled += 1; return Promise.resolve({ header: {}, body: bodyBytes(request.body) }); });
       const method = 'test.big';
       const bodyBytesMax = rpcBodyBytesMax(Buffer.byteLength(method), Buffer.byteLength('{}'));
       const body = Buffer.alloc(bodyBytesMax, 0xa5);
@@ -269,7 +270,7 @@ for (const implementation of [tcp, sim, local]) {
           // Once every call has arrived, answer them in reverse order of arrival.
           if (held.length === callCount) for (const release of held.reverse()) release();
         });
-        return { header: { index: request.header['index'] ?? null }, body: request.body };
+        return { header: { index: request.header['index'] ?? null }, body: bodyBytes(request.body) };
       });
       const calls = Array.from({ length: callCount }, (_, index) => h.network.call(server.address, { method: 'mux', header: { index }, body: Buffer.from(`body-${index}`) }));
       const responses = await h.drive(Promise.all(calls));

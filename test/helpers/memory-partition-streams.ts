@@ -10,6 +10,7 @@
 // Extents are cut at `extentBytesMax` so logs and runs span many extents.
 import { StorageError } from '../../src/util/errors.ts';
 import type { PartitionStreamIds, PartitionStreams, StreamAppendPosition, StreamExtent } from '../../src/partition/partition-streams.ts';
+import { bodyBytes, type Body } from '../../src/util/body-parts.ts';
 
 interface MemoryExtent {
   readonly extentId: number;
@@ -159,9 +160,9 @@ export class MemoryStreamSession implements PartitionStreams {
     this.revoked = true;
   }
 
-  async append(streamId: number, data: Buffer): Promise<StreamAppendPosition> {
+  async append(streamId: number, data: Body): Promise<StreamAppendPosition> {
     await this.alive();
-    return this.store.append(streamId, data);
+    return this.store.append(streamId, bodyBytes(data));
   }
 
   async read(streamId: number, extentId: number, offset: number, length: number): Promise<Buffer> {

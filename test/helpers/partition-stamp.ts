@@ -21,6 +21,7 @@ import type { Clock } from '../../src/util/clock.ts';
 import { StorageError } from '../../src/util/errors.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { MemoryStreamStore } from './memory-partition-streams.ts';
+import type { Body } from '../../src/util/body-parts.ts';
 
 export interface OwnerSession {
   readonly streams: PartitionStreams;
@@ -64,7 +65,7 @@ export class RevocableStreams implements PartitionStreams, OwnerSession {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
-  append(streamId: number, data: Buffer): Promise<StreamAppendPosition> {
+  append(streamId: number, data: Body): Promise<StreamAppendPosition> {
     return this.call(() => this.inner.append(streamId, data));
   }
 

@@ -12,6 +12,7 @@
 
 import type { CommitResult, LiveRow, PartitionOp, ScanItem } from '../../partition/partition.ts';
 import type { DataRef } from '../../wire/partition-row.ts';
+import type { Body } from '../../util/body-parts.ts';
 
 export interface BlobScanOptions {
   readonly start?: Buffer;
@@ -30,6 +31,7 @@ export interface BlobTables {
   transact(ops: readonly PartitionOp[]): Promise<CommitResult>;
   scan(options: BlobScanOptions): Promise<{ items: ScanItem[]; continuation: string | null }>;
   /** Appends bytes (1..appendBytesMax) to the data stream of the partition that owns `key`. */
-  appendData(key: Buffer, bytes: Buffer): Promise<DataRef>;
+  /** `bytes` may be the parts a body arrived in (a large append is not joined). */
+  appendData(key: Buffer, bytes: Body): Promise<DataRef>;
   readData(key: Buffer, ref: DataRef): Promise<Buffer>;
 }

@@ -10,7 +10,8 @@
 // unreferenced, harmless data behind; the client may go away (the signal aborts the reads).
 
 import { createHash } from 'node:crypto';
-import { appendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
+import { appendBodyPartsMax, appendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
+import { bodyBytes, bodyOfParts } from '../../util/body-parts.ts';
 import { sharedMd5Pool } from '../../util/md5-pool.ts';
 import { assert } from '../../util/assert.ts';
 import type { DataRef } from '../../wire/partition-row.ts';
@@ -83,15 +84,18 @@ async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, h
   let size = 0;
   const flush = async (all: boolean): Promise<void> => {
     while (pendingBytes >= appendBytesMax || (all && pendingBytes > 0)) {
-      // A body that arrived in one chunk (most small Put Blobs) is appended as is, not copied.
-      const joined = pending.length === 1 && pending[0] !== undefined ? pending[0] : Buffer.concat(pending, pendingBytes);
-      const take = Math.min(appendBytesMax, joined.length);
-      const piece = joined.subarray(0, take);
+      const take = Math.min(appendBytesMax, pendingBytes);
+      const { piece, rest } = splitParts(pending, take);
+      // The chunks go down as they arrived (one pwritev on every replica, no 4 MiB join); a body
+      // being hashed is joined, since the MD5 worker gets a copy of it anyway. One chunk (most
+      // small Put Blobs) is appended as is.
+      const parts = bodyOfParts(piece);
+      const bytes = hash === null ? parts : bodyBytes(parts);
       // The piece is hashed (on a worker, for a large body) while it is made durable.
-      const [ref] = await Promise.all([tables.appendData(key, piece), hash?.update(piece)]);
+      const [ref] = await Promise.all([tables.appendData(key, bytes), hash?.update(bodyBytes(bytes))]);
       refs.push(ref);
-      pending = take < joined.length ? [joined.subarray(take)] : [];
-      pendingBytes = joined.length - take;
+      pending = rest;
+      pendingBytes -= take;
     }
   };
   // A body below md5WorkerBodyBytesMin is one append held whole before it anyway (appendBytesMax is
@@ -101,10 +105,34 @@ async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, h
     size += chunk.length;
     pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     pendingBytes += chunk.length;
+    // Tiny chunks (a slow client) are joined rather than held as thousands of parts.
+    if (pending.length >= appendBodyPartsMax) pending = [Buffer.concat(pending, pendingBytes)];
     await flush(false);
   }
   await flush(true);
   return { refs, size };
+}
+
+/** The first `bytes` of `chunks` (the boundary chunk split by a view, not copied) and the rest. */
+function splitParts(chunks: readonly Buffer[], bytes: number): { piece: Buffer[]; rest: Buffer[] } {
+  const piece: Buffer[] = [];
+  let taken = 0;
+  let index = 0;
+  for (; index < chunks.length && taken < bytes; index++) {
+    const chunk = chunks[index];
+    assert(chunk !== undefined, 'index within chunks');
+    const want = bytes - taken;
+    if (chunk.length <= want) {
+      piece.push(chunk);
+      taken += chunk.length;
+      continue;
+    }
+    piece.push(chunk.subarray(0, want));
+    taken += want;
+    return { piece, rest: [chunk.subarray(want), ...chunks.slice(index + 1)] };
+  }
+  assert(taken === bytes, 'the chunks hold the bytes taken');
+  return { piece, rest: chunks.slice(index) };
 }
 
 /** A small body read whole (an inline body, docs/blob-schema.md "Inline bodies"). */

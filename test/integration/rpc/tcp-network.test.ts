@@ -11,8 +11,9 @@ import type { RpcHandler } from '../../../src/rpc/network.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../../src/util/errors.ts';
 import { encodeRpcFrame } from '../../../src/wire/rpc-frame.ts';
+import { bodyBytes } from '../../../src/util/body-parts.ts';
 
-const echo: RpcHandler = (request) => Promise.resolve({ header: request.header, body: request.body });
+const echo: RpcHandler = (request) => Promise.resolve({ header: request.header, body: bodyBytes(request.body) });
 const request = { method: 'test.echo', header: {}, body: Buffer.from('ping') };
 
 interface Proxy {
@@ -101,7 +102,7 @@ describe('TcpNetwork on loopback', { timeout: 30_000 }, () => {
         arrived();
         await released;
       }
-      return { header: {}, body: req.body };
+      return { header: {}, body: bodyBytes(req.body) };
     });
     const proxy = await startProxy(server.address);
     try {

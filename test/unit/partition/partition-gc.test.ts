@@ -18,6 +18,7 @@ import type { FailpointName } from '../../../src/util/failpoints.ts';
 import type { DataRef } from '../../../src/wire/partition-row.ts';
 import { StampBackend } from '../../helpers/partition-stamp.ts';
 import type { OwnerSession } from '../../helpers/partition-stamp.ts';
+import type { Body } from '../../../src/util/body-parts.ts';
 
 const gcLimits: Partial<PartitionLimits> = {
   memtableBytesMax: 16 * 1024, blockBytesTarget: 2048, runBytesMax: 16 * 1024, runsCompactionTrigger: 4,
@@ -303,7 +304,7 @@ class HookedStreams implements PartitionStreams {
     this.hook = hook;
   }
 
-  async append(streamId: number, data: Buffer): Promise<StreamAppendPosition> {
+  async append(streamId: number, data: Body): Promise<StreamAppendPosition> {
     const hook = this.hook();
     if (hook !== null && data.length === 32 * 1024) await hook();
     return this.inner.append(streamId, data);

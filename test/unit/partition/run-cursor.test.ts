@@ -17,6 +17,7 @@ import { StorageError, isStorageError } from '../../../src/util/errors.ts';
 import { LruCache } from '../../../src/util/lru-cache.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
 import { MemoryStreamStore } from '../../helpers/memory-partition-streams.ts';
+import type { Body } from '../../../src/util/body-parts.ts';
 
 const rowCount = 600;
 
@@ -34,7 +35,7 @@ class DamagingStreams implements PartitionStreams {
     this.inner = inner;
   }
 
-  append(streamId: number, data: Buffer): ReturnType<PartitionStreams['append']> {
+  append(streamId: number, data: Body): ReturnType<PartitionStreams['append']> {
     return this.inner.append(streamId, data);
   }
 

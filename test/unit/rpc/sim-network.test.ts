@@ -8,8 +8,9 @@ import type { RpcHandler, RpcResponse } from '../../../src/rpc/network.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
+import { bodyBytes } from '../../../src/util/body-parts.ts';
 
-const echo: RpcHandler = (request) => Promise.resolve({ header: { ...request.header }, body: request.body });
+const echo: RpcHandler = (request) => Promise.resolve({ header: { ...request.header }, body: bodyBytes(request.body) });
 
 function world(seed: number, faults: Partial<SimNetworkFaults> = {}): { clock: ManualClock; sim: SimNetwork } {
   const clock = new ManualClock(0);
@@ -160,8 +161,8 @@ describe('SimNetwork', { timeout: 30_000 }, () => {
     let seen = '';
     const answer = Buffer.from('answer');
     const server = await sim.listen('b:1', (request) => {
-      seen = request.body.toString();
-      request.body.fill(0x21);
+      seen = bodyBytes(request.body).toString();
+      bodyBytes(request.body).fill(0x21);
       return Promise.resolve({ header: {}, body: answer });
     });
     const body = Buffer.from('original');
