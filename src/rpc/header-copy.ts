@@ -13,8 +13,6 @@ import type { RpcHeader } from './network.ts';
 
 const unsupported = Symbol('unsupported');
 const depthMax = 64;
-/** Characters that JSON escapes or that take more than one UTF-8 byte. */
-const notPlainAscii = /[^\x20-\x21\x23-\x5b\x5d-\x7e]/;
 
 interface Walk {
   bytes: number;
@@ -87,6 +85,18 @@ function copyObject(object: object, depth: number, walk: Walk): unknown {
   return copy;
 }
 
+/** Bytes of `text` as a JSON string: counted here for printable ASCII (a quote or a backslash
+ * takes two), by JSON itself for anything else (control characters, non-ASCII). A loop, not a
+ * regular expression: most strings are short, and the call to the regex was the larger cost. */
 function countString(text: string, walk: Walk): void {
-  walk.bytes += notPlainAscii.test(text) ? Buffer.byteLength(JSON.stringify(text), 'utf8') : text.length + 2;
+  let bytes = text.length + 2;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x20 || code > 0x7e) {
+      walk.bytes += Buffer.byteLength(JSON.stringify(text), 'utf8');
+      return;
+    }
+    if (code === 0x22 || code === 0x5c) bytes += 1;
+  }
+  walk.bytes += bytes;
 }
