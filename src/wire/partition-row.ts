@@ -96,6 +96,12 @@ export class ByteWriter {
     this.buffer.set(data, at);
   }
 
+  /** `count` zero bytes (no buffer of zeros to copy from). */
+  zeros(count: number): void {
+    const at = this.reserve(count);
+    this.buffer.fill(0, at, at + count);
+  }
+
   /** `text` as UTF-8 of exactly `byteLength` bytes (the caller measured it with Buffer.byteLength). */
   utf8(text: string, byteLength: number): void {
     const at = this.reserve(byteLength);
@@ -222,7 +228,7 @@ export function encodeFramedRows(rows: readonly RowRecord[], headerBytes: number
   const total = sizes.reduce((sum, size) => sum + 4 + size, headerBytes);
   assert(into === undefined || into.length === total, 'a target buffer is exactly the framed rows long');
   const writer = new ByteWriter(into ?? total);
-  writer.bytes(Buffer.alloc(headerBytes));
+  writer.zeros(headerBytes);
   for (const [index, row] of rows.entries()) {
     const before = writer.length;
     writer.u32(sizes[index] ?? 0);
