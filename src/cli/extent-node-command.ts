@@ -58,7 +58,7 @@ export function registerExtentNodeCommand(program: Command): void {
     .option('--manager <addrs>', '(required) host:port of the stream manager to register with and heartbeat to; in a cluster, every controller\'s address, comma-separated (the leader is found by trying them)')
     .option('--node-id <id>', '(required) stable identity of this node ([A-Za-z0-9._-], up to 64); a disk keeps the id it was first used with')
     .option('--admin <addr>', 'host:port of the admin HTTP server (off unless given; no authentication, so bind loopback or a management network): GET /metrics (Prometheus text), GET /healthz (200 while the process is alive), GET /readyz (200 once the store is open and its disk has not failed, else 503); port 0 picks a free port, logged as "admin server listening"')
-    .option('--read-cache-mib <n>', 'MiB of recently read, verified blocks kept in memory to serve hot reads without the disk read (every hit re-checks the CRC; an entry is read from disk again after 30 s; scrub always reads the disk); 0 turns it off (the P4 off switch)', String(extentReadCacheBytes / bytesPerMiB))
+    .option('--read-cache-mib <n>', 'MiB of recently read, verified blocks kept in memory to serve hot reads without the disk read (the CRC re-checked on sampled hits; an entry is read from disk again after 30 s; scrub always reads the disk); 0 turns it off (the P4 off switch)', String(extentReadCacheBytes / bytesPerMiB))
     .option('--no-group-commit', 'fsync every append into its extent file before acking, without the journal batching (the P4 off switch)')
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(roleAction('extent-node', async (command) => {

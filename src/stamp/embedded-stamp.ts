@@ -79,6 +79,8 @@ export interface EmbeddedStampOptions {
   readonly copySource?: CopySourceOptions;
   /** Put Blob bodies inlined in the blob row up to this size (docs/blob-schema.md, "Inline bodies"); 0 = off; default inlineBodyBytesDefault. */
   readonly inlineBodyBytesMax?: number;
+  /** Bytes of the front end's cache of small data-stream pieces (docs/blob-schema.md "Bytes"); 0 = off; default frontendDataCacheBytes. */
+  readonly dataCacheBytes?: number;
   /** Free-list bytes of the pool the disks read large blocks into and the front end gives back
    * (src/util/read-buffer-pool.ts); 0 = off; default readBufferPoolBytesDefault. */
   readonly readBufferPoolBytes?: number;
@@ -342,6 +344,7 @@ async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring
     ...(options.apiVersionLatest === undefined ? {} : { apiVersionLatest: options.apiVersionLatest }),
     ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
     ...(options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: options.inlineBodyBytesMax }),
+    ...(options.dataCacheBytes === undefined ? {} : { dataCacheBytes: options.dataCacheBytes }),
     ...(parts.readBuffers === null ? {} : { readBuffers: parts.readBuffers }),
     onBackground: (task) => { parts.background = task; },
   });

@@ -44,14 +44,16 @@ export interface StampBackend {
 }
 
 /** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
-export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock; readonly copySource?: CopySourceOptions; readonly inlineBodyBytesMax?: number }) => StampBackend;
+export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock; readonly copySource?: CopySourceOptions; readonly inlineBodyBytesMax?: number; readonly dataCacheBytes?: number }) => StampBackend;
 
 /** The newest x-ms-version the front end accepts (Azurite 3.37's). */
 export const apiVersionLatestDefault = '2026-04-06';
 
 /** The Blob service over the partition layer (docs/blob-schema.md): the default backend. */
-export const partitionBlobBackend: BackendFactory = ({ tables, clock, copySource, inlineBodyBytesMax }) => {
-  const blobs = new PartitionBlobBackend({ tables, clock, ...(copySource === undefined ? {} : { copySource }), ...(inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax }) });
+export const partitionBlobBackend: BackendFactory = ({ tables, clock, copySource, inlineBodyBytesMax, dataCacheBytes }) => {
+  const blobs = new PartitionBlobBackend({
+    tables, clock, ...(copySource === undefined ? {} : { copySource }), ...(inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax }), ...(dataCacheBytes === undefined ? {} : { dataCacheBytes }),
+  });
   return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules }, background: blobs.background };
 };
 
@@ -73,6 +75,8 @@ export interface FrontendAssemblyOptions {
   readonly copySource?: CopySourceOptions;
   /** Put Blob bodies inlined in the blob row up to this size (docs/blob-schema.md, "Inline bodies"); 0 = off. */
   readonly inlineBodyBytesMax?: number;
+  /** Bytes of the front end's cache of small data-stream pieces (data-cache.ts); 0 = off. */
+  readonly dataCacheBytes?: number;
   /** Receives the backend's background work, for the caller to start and stop (not started here). */
   readonly onBackground?: (task: BackgroundTask) => void;
   /** The pool this front end's disks read large blocks into, in one process (FrontendServerOptions.readBuffers). */
@@ -85,6 +89,7 @@ export function assembleFrontend(options: FrontendAssemblyOptions): FrontendServ
   const { backend, lookups, background } = (options.createBackend ?? partitionBlobBackend)({
     tables: options.tables, clock, ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
     ...(options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: options.inlineBodyBytesMax }),
+    ...(options.dataCacheBytes === undefined ? {} : { dataCacheBytes: options.dataCacheBytes }),
   });
   if (background !== undefined) options.onBackground?.(background);
   const authorizer = new Authorizer({
