@@ -10,6 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import { Crc64 } from '../util/crc64.ts';
+import { md5 } from '../util/md5.ts';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { RequestBody } from './blob-backend.ts';
@@ -77,9 +78,10 @@ export class DataBody implements RequestBody {
       return chunks;
     }
     this.#consume();
-    const check = this.#checker();
+    // The MD5 over the whole body at its end, in one call (md5.ts), not chunk by chunk.
+    const check = this.#checker({ md5: 'whole' });
     const chunks = await readAll(source, (chunk) => check.update(chunk));
-    check.end();
+    check.end(chunks);
     return chunks;
   }
 
@@ -88,9 +90,10 @@ export class DataBody implements RequestBody {
     this.#consumed = true;
   }
 
-  /** Counts and hashes the chunks; end() throws unless they were exactly the body (length, MD5, CRC64). */
-  #checker(): { update(chunk: Uint8Array): void; end(): void } {
-    const hash = this.#expectedMd5 === undefined ? null : createHash('md5');
+  /** Counts and hashes the chunks; end() throws unless they were exactly the body (length, MD5, CRC64).
+   * With md5 'whole', end() is given every chunk and hashes them then. */
+  #checker(options: { readonly md5: 'running' | 'whole' } = { md5: 'running' }): { update(chunk: Uint8Array): void; end(chunks?: readonly Uint8Array[]): void } {
+    const hash = this.#expectedMd5 === undefined || options.md5 === 'whole' ? null : createHash('md5');
     const crc = this.#expectedCrc64 === undefined ? null : new Crc64();
     let received = 0;
     return {
@@ -100,9 +103,10 @@ export class DataBody implements RequestBody {
         hash?.update(chunk);
         crc?.update(chunk);
       },
-      end: () => {
+      end: (chunks) => {
         if (received !== this.length) throw clientGone();
-        if (hash !== null && this.#expectedMd5 !== undefined && !hash.digest().equals(this.#expectedMd5)) throw md5Mismatch();
+        const digest = this.#expectedMd5 === undefined ? null : options.md5 === 'whole' ? md5(chunks ?? []) : hash?.digest() ?? null;
+        if (digest !== null && this.#expectedMd5 !== undefined && !digest.equals(this.#expectedMd5)) throw md5Mismatch();
         if (crc !== null && this.#expectedCrc64 !== undefined && !crc.digest().equals(this.#expectedCrc64)) throw new FrontendError('Crc64Mismatch', 'body does not match x-ms-content-crc64');
       },
     };

@@ -9,11 +9,11 @@
 // Fault model: appendData / readData throw StorageErrors; a body that fails mid-way leaves
 // unreferenced, harmless data behind; the client may go away (the signal aborts the reads).
 
-import { createHash } from 'node:crypto';
 import { appendBodyPartsMax, appendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
 import { bodyBytes, bodyOfParts } from '../../util/body-parts.ts';
 import { sharedMd5Pool } from '../../util/md5-pool.ts';
 import { assert } from '../../util/assert.ts';
+import { md5 } from '../../util/md5.ts';
 import type { DataRef } from '../../wire/partition-row.ts';
 import type { RequestBody } from '../blob-backend.ts';
 import type { BlobTables } from './blob-tables.ts';
@@ -73,8 +73,10 @@ interface BodyHash {
 
 function bodyHash(length: number | undefined): BodyHash {
   if (length === undefined || length >= md5WorkerBodyBytesMin) return sharedMd5Pool().session();
-  const hash = createHash('md5');
-  return { update: (bytes) => { hash.update(bytes); return Promise.resolve(); }, digest: () => Promise.resolve(hash.digest()), drop: () => undefined };
+  // Below md5WorkerBodyBytesMin the body is one piece (appendBytesMax is larger): hashed once at the
+  // end by the one-shot call (md5.ts), which costs less than a Hash object for one part.
+  const pieces: Buffer[] = [];
+  return { update: (bytes) => { pieces.push(bytes); return Promise.resolve(); }, digest: () => Promise.resolve(md5(pieces)), drop: () => undefined };
 }
 
 async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, hash: BodyHash | null): Promise<{ refs: DataRef[]; size: number }> {
@@ -138,21 +140,18 @@ function splitParts(chunks: readonly Buffer[], bytes: number): { piece: Buffer[]
 /** A small body read whole (an inline body, docs/blob-schema.md "Inline bodies"). */
 export async function readBodyWhole(body: RequestBody): Promise<{ bytes: Buffer; md5: Buffer }> {
   const sent = body.contentMd5;
-  // As writeBody: a body that carried Content-MD5 checked it before its last chunk, no second hash.
-  const hash = sent === undefined ? createHash('md5') : null;
   const chunks: Uint8Array[] = body.chunks === undefined ? [] : await body.chunks();
   if (body.chunks === undefined) for await (const chunk of body) chunks.push(chunk);
   let size = 0;
-  for (const chunk of chunks) {
-    hash?.update(chunk);
-    size += chunk.length;
-  }
+  for (const chunk of chunks) size += chunk.length;
   assert(size === body.length, 'a request body yields exactly its length');
   // One chunk (most small bodies) is used as is: the RPC that carries the row copies it anyway,
   // and the partition keeps its own decoded copy, so nothing here outlives the request.
   const only = chunks.length === 1 ? chunks[0] : undefined;
   const bytes = only === undefined ? Buffer.concat(chunks, size) : Buffer.from(only.buffer, only.byteOffset, only.byteLength);
-  return { bytes, md5: hash?.digest() ?? Buffer.from(sent ?? []) };
+  // As writeBody: a body that carried Content-MD5 checked it before its last chunk, no second hash;
+  // else one one-shot hash of the bytes held whole (md5.ts).
+  return { bytes, md5: sent === undefined ? md5([bytes]) : Buffer.from(sent) };
 }
 
 /**
