@@ -40,6 +40,7 @@ import {
   commitAnswer, dataRefAnswer, decodeGetManyRows, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeKeyList, encodeRows, getManyAnswer, putRow, scanAnswer,
 } from './partition-rpc.ts';
 import { z } from 'zod';
+import { plainObject, safeParseFast, withFastPath } from '../util/fast-parse.ts';
 import type { Body } from '../util/body-parts.ts';
 
 export interface PartitionClientOptions {
@@ -73,7 +74,10 @@ export interface PartitionClientStats {
 const retryAlways = new Set(['partition.not_owner', 'partition.busy', 'rpc.overloaded']);
 const retryReads = new Set(['rpc.unreachable', 'rpc.timeout', 'partition.unavailable', 'partition.closed']);
 const ownerMayHaveChanged = new Set(['partition.not_owner', ...retryReads]);
-const foundAnswer = z.object({ found: z.boolean() });
+const foundAnswer = withFastPath(z.object({ found: z.boolean() }), (value) => {
+  const found = plainObject(value)?.['found'];
+  return typeof found === 'boolean' ? { found } : undefined;
+});
 const scanHigh = z.object({ high: z.string().nullable() });
 /** k: routing key (hex), s: the start the partition's token was made for (hex), t: that token. */
 const clientContinuation = z.object({ k: z.string().max(16_384), s: z.string().max(16_384).nullable(), t: z.string().max(16_384).nullable() });
@@ -359,7 +363,7 @@ function decodeClientContinuation(text: string): z.infer<typeof clientContinuati
 }
 
 function parse<T>(schema: z.ZodType<T>, header: RpcHeader): T {
-  const parsed = schema.safeParse(header);
+  const parsed = safeParseFast(schema, header);
   if (!parsed.success) throw new StorageError('rpc.remote', `malformed partition answer: ${parsed.error.message}`);
   return parsed.data;
 }

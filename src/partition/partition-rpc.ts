@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { partitionBatchMutationsMax, partitionGetManyKeysMax, partitionKeyBytesMax, partitionRowBytesMax, scanLimitMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
+import { isCount, isText, plainObject, withFastPath } from '../util/fast-parse.ts';
 import { decodeRow, decodeRowDeferred, encodeFramedRows, encodeRow, quickDeferredRowAt } from '../wire/partition-row.ts';
 import type { Column, RowRecord } from '../wire/partition-row.ts';
 import type { EncodedScanItem, LiveRow, ScanItem } from './partition-scan.ts';
@@ -19,21 +20,53 @@ const base64KeyLengthMax = Math.ceil(partitionKeyBytesMax / 3) * 4 + 4;
 const base64Key = z.string().min(1).max(base64KeyLengthMax);
 /** The routing key every partition.* request header carries (the server routes by it before the
  * method's own schema is parsed, by performPartitionRequest). */
-export const routingKeyHeader = z.object({ key: base64Key });
+export const routingKeyHeader = withFastPath(z.object({ key: base64Key }), fastKeyHeader);
+const getManyKeysLengthMax = partitionGetManyKeysMax * (base64KeyLengthMax + 1);
+
+/** The routing key alone (fast-parse.ts: the same value z.object({ key: base64Key }) gives). */
+function fastKeyHeader(value: unknown): { key: string } | undefined {
+  const key = plainObject(value)?.['key'];
+  return isText(key, 1, base64KeyLengthMax) ? { key } : undefined;
+}
+
+type TransactOp = { kind: 'put' | 'delete'; ifMatch?: string; ifNoneMatch?: '*' };
+
+function fastTransactHeader(value: unknown): { key: string; ops: TransactOp[] } | undefined {
+  const header = fastKeyHeader(value);
+  const list = plainObject(value)?.['ops'];
+  if (header === undefined || !Array.isArray(list) || list.length < 1 || list.length > partitionBatchMutationsMax) return undefined;
+  const ops: TransactOp[] = [];
+  for (const item of list as unknown[]) {
+    const op = plainObject(item);
+    const kind = op?.['kind'];
+    const ifMatch = op?.['ifMatch'];
+    const ifNoneMatch = op?.['ifNoneMatch'];
+    if ((kind !== 'put' && kind !== 'delete') || (ifMatch !== undefined && !isText(ifMatch, 1, 128)) || (ifNoneMatch !== undefined && ifNoneMatch !== '*')) return undefined;
+    // An optional field absent stays absent (a present undefined never comes out of a JSON header).
+    if (op !== undefined && ((Object.hasOwn(op, 'ifMatch') && ifMatch === undefined) || (Object.hasOwn(op, 'ifNoneMatch') && ifNoneMatch === undefined))) return undefined;
+    ops.push({ kind, ...(ifMatch === undefined ? {} : { ifMatch }), ...(ifNoneMatch === undefined ? {} : { ifNoneMatch }) });
+  }
+  return { key: header.key, ops };
+}
+
 const base64Bound = z.string().max(Math.ceil(partitionKeyBytesMax / 3) * 4 + 4);
 const etag = z.string().min(1).max(128);
 const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const partitionRequests = {
-  'partition.get': z.object({ key: base64Key }),
+  'partition.get': withFastPath(z.object({ key: base64Key }), fastKeyHeader),
   // Flat header values (strings), so an in-process call copies the header without a JSON round trip.
-  'partition.getMany': z.object({ key: base64Key, keys: z.string().min(1).max(partitionGetManyKeysMax * (base64KeyLengthMax + 1)) }),
+  'partition.getMany': withFastPath(z.object({ key: base64Key, keys: z.string().min(1).max(getManyKeysLengthMax) }), (value) => {
+    const header = fastKeyHeader(value);
+    const keys = plainObject(value)?.['keys'];
+    return header !== undefined && isText(keys, 1, getManyKeysLengthMax) ? { key: header.key, keys } : undefined;
+  }),
   'partition.put': z.object({ key: base64Key, ifMatch: etag.optional(), ifNoneMatch: z.literal('*').optional() }),
   'partition.delete': z.object({ key: base64Key, ifMatch: etag.optional() }),
-  'partition.transact': z.object({
+  'partition.transact': withFastPath(z.object({
     key: base64Key,
     ops: z.array(z.object({ kind: z.enum(['put', 'delete']), ifMatch: etag.optional(), ifNoneMatch: z.literal('*').optional() })).min(1).max(partitionBatchMutationsMax),
-  }),
+  }), fastTransactHeader),
   'partition.scan': z.object({
     key: base64Key,
     start: base64Bound.optional(),
@@ -70,7 +103,16 @@ export const getManyHeaderRowsBytesMax = 4096;
  * before the last takes at most getManyHeaderRowsBytesMax, those go base64 in `rows` and the body
  * is the last one's frame as the engine holds it (no 64 KiB copy to join a container row to it).
  */
-export const getManyAnswer = z.object({ found: z.string().regex(/^[01-]+$/).max(partitionGetManyKeysMax), rows: z.string().max(Math.ceil(getManyHeaderRowsBytesMax / 3) * 4 + 4).optional() });
+const getManyRowsLengthMax = Math.ceil(getManyHeaderRowsBytesMax / 3) * 4 + 4;
+const foundPattern = /^[01-]+$/;
+export const getManyAnswer = withFastPath(z.object({ found: z.string().regex(foundPattern).max(partitionGetManyKeysMax), rows: z.string().max(getManyRowsLengthMax).optional() }), (value) => {
+  const header = plainObject(value);
+  const found = header?.['found'];
+  const rows = header?.['rows'];
+  if (header === undefined || !isText(found, 1, partitionGetManyKeysMax) || !foundPattern.test(found)) return undefined;
+  if (rows === undefined) return Object.hasOwn(header, 'rows') ? undefined : { found };
+  return isText(rows, 0, getManyRowsLengthMax) ? { found, rows } : undefined;
+});
 
 /** The keys of a getMany request header (base64, comma-separated: ',' is not base64). */
 export function encodeKeyList(keys: readonly Buffer[]): string {
@@ -95,7 +137,19 @@ export function decodeGetManyRows(answer: { readonly rows?: string | undefined }
   return decodeRows(Buffer.from(answer.rows, 'base64'), countMax, { deferred: true }).concat(rows);
 }
 
-export const commitAnswer = z.object({ sequence: id, lastModifiedMs: id, etags: z.array(z.string().nullable()) });
+export const commitAnswer = withFastPath(z.object({ sequence: id, lastModifiedMs: id, etags: z.array(z.string().nullable()) }), (value) => {
+  const header = plainObject(value);
+  const sequence = header?.['sequence'];
+  const lastModifiedMs = header?.['lastModifiedMs'];
+  const list = header?.['etags'];
+  if (!isCount(sequence) || !isCount(lastModifiedMs) || !Array.isArray(list)) return undefined;
+  const etags: (string | null)[] = [];
+  for (const item of list as unknown[]) {
+    if (typeof item !== 'string' && item !== null) return undefined;
+    etags.push(item);
+  }
+  return { sequence, lastModifiedMs, etags };
+});
 export const scanAnswer = z.object({ continuation: z.string().nullable() });
 export const dataRefAnswer = z.object({ extentId: id, offset: id, length: id });
 

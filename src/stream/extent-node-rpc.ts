@@ -11,11 +11,17 @@ import { z } from 'zod';
 import type { Network, RpcHeader, RpcResponse } from '../rpc/network.ts';
 import { crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
+import { isCount, plainObject, safeParseFast, withFastPath } from '../util/fast-parse.ts';
 import { byteCount, extentStateSchema, id, epoch as epochSchema } from './protocol.ts';
 import type { AppendResult } from './extent-append-log.ts';
 import type { Body } from '../util/body-parts.ts';
 
-export const appendResultSchema = z.object({ offset: byteCount, length: byteCount });
+export const appendResultSchema = withFastPath(z.object({ offset: byteCount, length: byteCount }), (value) => {
+  const header = plainObject(value);
+  const offset = header?.['offset'];
+  const length = header?.['length'];
+  return isCount(offset) && isCount(length) ? { offset, length } : undefined;
+});
 
 export const readResponseSchema = z.object({ crc32c: z.number().int().nonnegative().max(0xffff_ffff) });
 
@@ -45,7 +51,7 @@ async function call(target: CallTarget, method: string, header: RpcHeader, body:
 }
 
 export function parseResponse<T>(schema: z.ZodType<T>, header: RpcHeader, what: string): T {
-  const parsed = schema.safeParse(header);
+  const parsed = safeParseFast(schema, header);
   if (!parsed.success) throw new StorageError('rpc.remote', `malformed ${what} response: ${parsed.error.message}`);
   return parsed.data;
 }

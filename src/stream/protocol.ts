@@ -8,13 +8,15 @@ import { z } from 'zod';
 import type { RpcHeader } from '../rpc/network.ts';
 import { dropExtentsPerCallMax } from '../constants.ts';
 import { StorageError } from '../util/errors.ts';
+import { isCount, isText, plainObject, safeParseFast, withFastPath } from '../util/fast-parse.ts';
 
 const replicaListMax = 16;
 const nodeIdMaxLength = 64;
 
 export const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 export const byteCount = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-export const nodeId = z.string().min(1).max(nodeIdMaxLength).regex(/^[A-Za-z0-9._-]+$/);
+const nodeIdPattern = /^[A-Za-z0-9._-]+$/;
+export const nodeId = z.string().min(1).max(nodeIdMaxLength).regex(nodeIdPattern);
 export const address = z.string().min(3).max(300);
 export const epoch = z.number().int().nonnegative();
 export const appendId = z.string().min(1).max(128);
@@ -37,12 +39,29 @@ export const extentStateSchema = z.discriminatedUnion('kind', [
 export const extentInfoAnswer = z.object({ length: byteCount, state: extentStateSchema.optional(), damaged: z.boolean().optional() });
 export type ExtentInfoAnswer = z.infer<typeof extentInfoAnswer>;
 
+/** extent.append's header (every append of the embedded stamp), checked field by field (fast-parse.ts). */
+function fastAppendRequest(value: unknown): { epoch: number; extentId: number; appendId: string; replicas: { nodeId: string; address: string }[] } | undefined {
+  const header = plainObject(value);
+  if (header === undefined || !isCount(header['epoch']) || !isCount(header['extentId']) || !isText(header['appendId'], 1, 128)) return undefined;
+  const list = header['replicas'];
+  if (!Array.isArray(list) || list.length < 1 || list.length > replicaListMax) return undefined;
+  const replicas: { nodeId: string; address: string }[] = [];
+  for (const item of list as unknown[]) {
+    const replica = plainObject(item);
+    const node = replica?.['nodeId'];
+    const at = replica?.['address'];
+    if (!isText(node, 1, nodeIdMaxLength) || !nodeIdPattern.test(node) || !isText(at, 3, 300)) return undefined;
+    replicas.push({ nodeId: node, address: at });
+  }
+  return { epoch: header['epoch'], extentId: header['extentId'], appendId: header['appendId'], replicas };
+}
+
 // ---- Extent node methods --------------------------------------------------------------------
 
 export const extentNodeRequests = {
   'extent.create': z.object({ epoch, streamId: id, extentId: id }),
   /** To the primary; body = the bytes. replicas[0] is the primary itself. */
-  'extent.append': z.object({ epoch, extentId: id, appendId, replicas: z.array(replicaLocation).min(1).max(replicaListMax) }),
+  'extent.append': withFastPath(z.object({ epoch, extentId: id, appendId, replicas: z.array(replicaLocation).min(1).max(replicaListMax) }), fastAppendRequest),
   /** Primary to secondary; body = the bytes, to be written exactly at `offset`. */
   'extent.replicate': z.object({ epoch, extentId: id, appendId, offset: byteCount }),
   'extent.read': z.object({ extentId: id, offset: byteCount, length: byteCount }),
@@ -189,7 +208,7 @@ export interface StreamManagerApi {
 
 /** Parses an RPC header with a schema; a bad header is a caller bug → config.invalid. */
 export function parseHeader<T>(schema: z.ZodType<T>, header: RpcHeader, method: string): T {
-  const result = schema.safeParse(header);
+  const result = safeParseFast(schema, header);
   if (!result.success) {
     throw new StorageError('config.invalid', `bad ${method} request: ${result.error.message}`);
   }
