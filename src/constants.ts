@@ -38,11 +38,16 @@ export const groupCommitBytesMax = 8 * MiB;
  * would write every byte twice: 1 MiB appends measured 0.45-0.75× raw bytes/s through the
  * journal (bench/README.md). Below it, batching fsyncs wins (64 KiB ×16: 1.3× vs 0.7× raw). */
 export const directAppendBytesMin = 256 * KiB;
-/** Parts a streamed request body's append may be passed down in (the socket's chunks, ~64 KiB
- * each: a 4 MiB append is ~65 parts, one pwritev). A body read in smaller chunks (a slow or
- * hostile client) has its parts joined once this many are held, so an append never needs more
- * iovecs than IOV_MAX (1,024 on Linux) and holds a bounded number of Buffer objects. */
-export const appendBodyPartsMax = 512;
+/** A streamed request body's append is passed down as the socket's chunks (~64 KiB each: a 4 MiB
+ * append is ~65 parts, one pwritev). Once appendBodyPartsUncopied parts are held, a chunk
+ * smaller than appendBodyChunkBytesMin (a slow or hostile client's) is copied into a staging
+ * buffer of appendBodyStagingBytes instead of kept as a part of its own, so every byte is copied
+ * at most once, a small body in a few chunks is not copied at all, and an append has at most
+ * 64 + 2 × 4 MiB / 16 KiB = 576 parts (IOV_MAX is 1,024 on Linux) and a bounded number of
+ * Buffer objects. */
+export const appendBodyChunkBytesMin = 16 * KiB;
+export const appendBodyStagingBytes = 64 * KiB;
+export const appendBodyPartsUncopied = 64;
 
 /** Verified block bodies an ExtentStore (one per disk) keeps in memory, so a hot block is served
  * without a disk read and its block check (docs/stream-protocol.md, "Read cache"). Reads of

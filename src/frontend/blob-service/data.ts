@@ -9,8 +9,8 @@
 // Fault model: appendData / readData throw StorageErrors; a body that fails mid-way leaves
 // unreferenced, harmless data behind; the client may go away (the signal aborts the reads).
 
-import { appendBodyPartsMax, appendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
-import { bodyBytes, bodyOfParts } from '../../util/body-parts.ts';
+import { appendBodyChunkBytesMin, appendBodyPartsUncopied, appendBodyStagingBytes, appendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
+import { BodyPartsCollector, bodyBytes } from '../../util/body-parts.ts';
 import { sharedMd5Pool } from '../../util/md5-pool.ts';
 import { assert } from '../../util/assert.ts';
 import { md5 } from '../../util/md5.ts';
@@ -81,23 +81,19 @@ function bodyHash(length: number | undefined): BodyHash {
 
 async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, hash: BodyHash | null): Promise<{ refs: DataRef[]; size: number }> {
   const refs: DataRef[] = [];
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+  // Tiny chunks (a slow client) are coalesced rather than held as thousands of parts.
+  const pending = new BodyPartsCollector({ chunkBytesMin: appendBodyChunkBytesMin, stagingBytes: appendBodyStagingBytes, partsUncopied: appendBodyPartsUncopied });
   let size = 0;
   const flush = async (all: boolean): Promise<void> => {
-    while (pendingBytes >= appendBytesMax || (all && pendingBytes > 0)) {
-      const take = Math.min(appendBytesMax, pendingBytes);
-      const { piece, rest } = splitParts(pending, take);
+    while (pending.length >= appendBytesMax || (all && pending.length > 0)) {
       // The chunks go down as they arrived (one pwritev on every replica, no 4 MiB join); a body
       // being hashed is joined, since the MD5 worker gets a copy of it anyway. One chunk (most
       // small Put Blobs) is appended as is.
-      const parts = bodyOfParts(piece);
+      const parts = pending.take(Math.min(appendBytesMax, pending.length));
       const bytes = hash === null ? parts : bodyBytes(parts);
       // The piece is hashed (on a worker, for a large body) while it is made durable.
       const [ref] = await Promise.all([tables.appendData(key, bytes), hash?.update(bodyBytes(bytes))]);
       refs.push(ref);
-      pending = rest;
-      pendingBytes -= take;
     }
   };
   // A body below md5WorkerBodyBytesMin is one append held whole before it anyway (appendBytesMax is
@@ -106,35 +102,10 @@ async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, h
   for await (const chunk of whole ?? body) {
     size += chunk.length;
     pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    pendingBytes += chunk.length;
-    // Tiny chunks (a slow client) are joined rather than held as thousands of parts.
-    if (pending.length >= appendBodyPartsMax) pending = [Buffer.concat(pending, pendingBytes)];
     await flush(false);
   }
   await flush(true);
   return { refs, size };
-}
-
-/** The first `bytes` of `chunks` (the boundary chunk split by a view, not copied) and the rest. */
-function splitParts(chunks: readonly Buffer[], bytes: number): { piece: Buffer[]; rest: Buffer[] } {
-  const piece: Buffer[] = [];
-  let taken = 0;
-  let index = 0;
-  for (; index < chunks.length && taken < bytes; index++) {
-    const chunk = chunks[index];
-    assert(chunk !== undefined, 'index within chunks');
-    const want = bytes - taken;
-    if (chunk.length <= want) {
-      piece.push(chunk);
-      taken += chunk.length;
-      continue;
-    }
-    piece.push(chunk.subarray(0, want));
-    taken += want;
-    return { piece, rest: [chunk.subarray(want), ...chunks.slice(index + 1)] };
-  }
-  assert(taken === bytes, 'the chunks hold the bytes taken');
-  return { piece, rest: chunks.slice(index) };
 }
 
 /** A small body read whole (an inline body, docs/blob-schema.md "Inline bodies"). */

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { appendBodyPartsMax, appendBytesMax } from '../../../../src/constants.ts';
+import { appendBytesMax } from '../../../../src/constants.ts';
 import type { BlobTables } from '../../../../src/frontend/blob-service/blob-tables.ts';
 import { bodyOf, readRefs, writeBlock, writeBody } from '../../../../src/frontend/blob-service/data.ts';
 import { SimDisk } from '../../../../src/io/sim-disk.ts';
 import { ExtentStore } from '../../../../src/stream/extent-store.ts';
-import { BodyParts, bodyBytes, bodyCrc32c, bodyOfParts, type Body } from '../../../../src/util/body-parts.ts';
+import { BodyParts, BodyPartsCollector, bodyBytes, bodyCrc32c, bodyOfParts, type Body } from '../../../../src/util/body-parts.ts';
 import { SystemClock } from '../../../../src/util/clock.ts';
 import { crc32c } from '../../../../src/util/crc32c.ts';
 import { isStorageError } from '../../../../src/util/errors.ts';
@@ -44,6 +44,39 @@ describe('BodyParts', () => {
   });
 });
 
+describe('BodyPartsCollector', () => {
+  it('hands out exactly the bytes pushed, in order, whatever the chunk and piece sizes; copies only small chunks past the first parts', (t) => {
+    const random = new SeededRandom(11);
+    let pieces = 0;
+    let partsMax = 0;
+    for (let round = 0; round < 40; round++) {
+      const collector = new BodyPartsCollector({ chunkBytesMin: 16, stagingBytes: 64, partsUncopied: 4 });
+      const input: Buffer[] = [];
+      const output: Buffer[] = [];
+      for (let step = 0; step < 200; step++) {
+        const chunk = random.bytes(1 + random.int(round % 2 === 0 ? 8 : 100));
+        input.push(chunk);
+        collector.push(chunk);
+        if (random.int(10) === 0 && collector.length > 0) {
+          const body = collector.take(1 + random.int(collector.length));
+          partsMax = Math.max(partsMax, body instanceof BodyParts ? body.parts.length : 1);
+          output.push(bodyBytes(body));
+          pieces += 1;
+        }
+      }
+      if (collector.length > 0) output.push(bodyBytes(collector.take(collector.length)));
+      assert.ok(Buffer.concat(output).equals(Buffer.concat(input)), `round ${round}`);
+    }
+    // A few small chunks of a small body are parts of their own: not copied.
+    const few = new BodyPartsCollector({ chunkBytesMin: 16_384, stagingBytes: 65_536, partsUncopied: 64 });
+    const chunks = [randomBytes(10), randomBytes(20)];
+    for (const chunk of chunks) few.push(chunk);
+    const body = few.take(30);
+    assert.ok(body instanceof BodyParts && body.parts[0] === chunks[0] && body.parts[1] === chunks[1]);
+    t.diagnostic(`${pieces} pieces checked; at most ${partsMax} parts in one`);
+  });
+});
+
 describe('streamed bodies on a stamp', () => {
   let stamp: BlobStamp;
   before(async () => { stamp = await BlobStamp.start(); });
@@ -68,16 +101,17 @@ describe('streamed bodies on a stamp', () => {
     t.diagnostic(`parts per append: ${seen.map((body) => (body instanceof BodyParts ? body.parts.length : 1)).join(', ')}`);
   });
 
-  it('a hashed Put Blob body is joined for its MD5, and tiny chunks are joined at the parts bound', async () => {
+  it('a hashed Put Blob body is joined for its MD5, and one-byte chunks are coalesced within the parts bound', async () => {
     const whole = randomBytes(300_000);
     const seen: Body[] = [];
     const written = await writeBody(recording(seen), Buffer.from('body-parts-blob'), bodyOf(chunked(whole, 65_536)));
     assert.ok(seen.every((body) => body instanceof Buffer), 'hashed: one buffer per append');
     assert.ok((await collect(readRefs(stamp.tables, Buffer.from('body-parts-blob'), written.refs, { start: 0, end: whole.length - 1 }))).equals(whole));
-    const tiny = randomBytes(appendBodyPartsMax * 3 + 7);
+    // 50,000 one-byte chunks: coalesced into staging buffers (linear), not 50,000 parts.
+    const tiny = randomBytes(50_000);
     const tinySeen: Body[] = [];
     const tinyWritten = await writeBlock(recording(tinySeen), Buffer.from('body-parts-tiny'), bodyOf(chunked(tiny, 1)), { computeMd5: false });
-    assert.ok(tinySeen.every((body) => !(body instanceof BodyParts) || body.parts.length <= appendBodyPartsMax), 'parts stay within the bound');
+    assert.ok(tinySeen.every((body) => !(body instanceof BodyParts) || body.parts.length <= 576), 'parts stay within the bound');
     assert.ok((await collect(readRefs(stamp.tables, Buffer.from('body-parts-tiny'), tinyWritten.refs, { start: 0, end: tiny.length - 1 }))).equals(tiny));
   });
 });
