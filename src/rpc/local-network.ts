@@ -154,21 +154,35 @@ export class LocalNetwork implements Network {
     return Promise.resolve(server);
   }
 
-  async call(address: string, request: RpcRequest, options?: RpcCallOptions): Promise<RpcResponse> {
-    const deadlineMs = callDeadlineMs(options);
-    if (this.closed) throw unreachableError(address, 'network closed', { retryable: false });
-    const { header, frameBytes } = transferHeader(request.method, request.header, request.body.length);
-    const body = this.fabric.copyBodies ? Buffer.from(bodyBytes(request.body)) : request.body;
+  // One promise per call (the caller's), settled by the handler's answer, the deadline or a close:
+  // no async frames, no promise adopted from another (each was a promise and a microtask or two).
+  call(address: string, request: RpcRequest, options?: RpcCallOptions): Promise<RpcResponse> {
+    let prepared: { deadlineMs: number; header: RpcHeader; frameBytes: number; body: RpcRequest['body'] };
+    try {
+      const deadlineMs = callDeadlineMs(options);
+      if (this.closed) throw unreachableError(address, 'network closed', { retryable: false });
+      const { header, frameBytes } = transferHeader(request.method, request.header, request.body.length);
+      prepared = { deadlineMs, header, frameBytes, body: this.fabric.copyBodies ? Buffer.from(bodyBytes(request.body)) : request.body };
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
     const server = this.fabric.servers.get(address);
     this.fabric.counters.callsStarted += 1;
-    // Always asynchronous, like a socket: the handler never runs inside call().
-    await Promise.resolve();
-    if (server === undefined || server.isClosed) return this.failed(unreachableError(address, 'connection refused: nothing listens there', { retryable: true }));
-    if (!server.semaphore.tryAcquire(frameBytes)) {
-      this.fabric.counters.requestsOverloaded += 1;
-      return this.failed(overloadedError(address, server.semaphore.inUseBytes, server.semaphore.capacityBytes));
-    }
-    return this.dispatch(server, { method: request.method, header, body }, deadlineMs, frameBytes);
+    return new Promise<RpcResponse>((resolve, reject) => {
+      // Always asynchronous, like a socket: the handler never runs inside call().
+      queueMicrotask(() => {
+        if (server === undefined || server.isClosed) {
+          this.fabric.counters.callsFailed += 1;
+          reject(unreachableError(address, 'connection refused: nothing listens there', { retryable: true }));
+        } else if (!server.semaphore.tryAcquire(prepared.frameBytes)) {
+          this.fabric.counters.requestsOverloaded += 1;
+          this.fabric.counters.callsFailed += 1;
+          reject(overloadedError(address, server.semaphore.inUseBytes, server.semaphore.capacityBytes));
+        } else {
+          this.dispatch(server, { method: request.method, header: prepared.header, body: prepared.body }, prepared.deadlineMs, prepared.frameBytes, resolve, reject);
+        }
+      });
+    });
   }
 
   /** Fails this endpoint's pending calls; later calls reject rpc.unreachable (not retryable). */
@@ -178,51 +192,60 @@ export class LocalNetwork implements Network {
     return Promise.resolve();
   }
 
-  private failed(error: StorageError): never {
-    this.fabric.counters.callsFailed += 1;
-    throw error;
-  }
-
   /** Runs the handler under the deadline; the first of answer, deadline and close settles. */
-  private dispatch(server: LocalServer, request: RpcRequest, deadlineMs: number, frameBytes: number): Promise<RpcResponse> {
+  private dispatch(server: LocalServer, request: RpcRequest, deadlineMs: number, frameBytes: number, resolve: (response: RpcResponse) => void, reject: (error: StorageError) => void): void {
     const fabric = this.fabric;
     const context = { deadlineAtMs: fabric.clock.monotonicMs() + deadlineMs, from: this.localAddress };
-    return new Promise<RpcResponse>((resolve, reject) => {
-      const call: PendingCall = {
-        server, owner: this,
-        settle: (outcome) => {
-          if (!fabric.pending.delete(call)) return;
-          timer.cancel();
-          if (outcome instanceof StorageError) {
-            fabric.counters.callsFailed += 1;
-            if (outcome.code === 'rpc.timeout') fabric.counters.callsTimedOut += 1;
-            reject(outcome);
-          } else {
-            fabric.counters.callsSucceeded += 1;
-            resolve(outcome);
-          }
-        },
-      };
-      fabric.pending.add(call);
-      const timer = fabric.deadlines.add(deadlineMs, () => call.settle(timeoutError(server.address, request.method, deadlineMs)));
-      void runHandler(server, request, context, fabric.copyBodies).then((outcome) => {
+    const call: PendingCall = {
+      server, owner: this,
+      settle: (outcome) => {
+        if (!fabric.pending.delete(call)) return;
+        timer.cancel();
+        if (outcome instanceof StorageError) {
+          fabric.counters.callsFailed += 1;
+          if (outcome.code === 'rpc.timeout') fabric.counters.callsTimedOut += 1;
+          reject(outcome);
+        } else {
+          fabric.counters.callsSucceeded += 1;
+          resolve(outcome);
+        }
+      },
+    };
+    fabric.pending.add(call);
+    const timer = fabric.deadlines.add(deadlineMs, () => call.settle(timeoutError(server.address, request.method, deadlineMs)));
+    let answer: Promise<RpcResponse>;
+    try {
+      answer = Promise.resolve(server.handler(request, context));
+    } catch (error) {
+      answer = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    answer.then(
+      (response) => {
         server.semaphore.release(frameBytes);
-        call.settle(outcome);
-      });
-    });
+        call.settle(answerOutcome(server, request, response, fabric.copyBodies));
+      },
+      (error: unknown) => {
+        server.semaphore.release(frameBytes);
+        call.settle(errorOutcome(server, request, error));
+      },
+    );
   }
 }
 
-/** The handler's outcome as the caller sees it; never rejects (an assertion failure crashes). */
-async function runHandler(server: LocalServer, request: RpcRequest, context: { deadlineAtMs: number; from: string }, copyBodies: boolean): Promise<RpcResponse | StorageError> {
+/** The handler's answer as the caller sees it (an over-limit answer becomes its error). */
+function answerOutcome(server: LocalServer, request: RpcRequest, response: RpcResponse, copyBodies: boolean): RpcResponse | StorageError {
   try {
-    const response = await server.handler(request, context);
     const { header } = transferHeader('', response.header, response.body.length);
     return { header, body: copyBodies ? Buffer.from(response.body) : response.body };
   } catch (error) {
-    const cause = handlerError(error, request.method);
-    return new StorageError(cause.code, cause.message, { retryable: cause.retryable, cause, context: { remote: server.address, method: request.method } });
+    return errorOutcome(server, request, error);
   }
+}
+
+/** A handler's exception as the caller sees it (an assertion failure crashes: handlerError). */
+function errorOutcome(server: LocalServer, request: RpcRequest, error: unknown): StorageError {
+  const cause = handlerError(error, request.method);
+  return new StorageError(cause.code, cause.message, { retryable: cause.retryable, cause, context: { remote: server.address, method: request.method } });
 }
 
 /**
