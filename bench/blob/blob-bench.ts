@@ -89,13 +89,15 @@ async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly Wo
     const sdk = new SdkBlobClient({ connectionString: endpoint.spreadConnectionStrings ?? endpoint.connectionString, maxTries: 1 });
     const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
     const session = { peer, profile, connectionString: endpoint.connectionString, sdk, setup };
-    await warmUp(session);
     for (const [index, spec] of specs.entries()) {
       progress.step(`${peer.name}: ${specLabel(spec, profile)}`);
       if (performance.now() > deadlineMs) {
         skipped.push(specLabel(spec, profile));
         continue;
       }
+      // Before every workload, not only the first: a durable peer was killed -9 and restarted at
+      // the end of the previous write workload, so it would otherwise start this one cold.
+      await warmUp(session);
       const t0 = performance.now();
       const atStart = load1m();
       const rows = await runWorkload(session, spec, `w${index}-${spec.kind}`);
