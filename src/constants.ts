@@ -86,6 +86,8 @@ export const extentReadCacheRecheckHits = 16;
  * (getMany, partition.readData, extent.read). In `kura serve` its buffers are mostly the extent
  * stores' cached ones (bodies are shared in one process), so it adds little memory there. */
 export const frontendDataCacheBytes = 32 * MiB;
+/** The most `--data-cache-mib` accepts. */
+export const dataCacheMibLimit = 1024;
 
 /** Only pieces up to this size are cached (a large download streams past; below the read buffer
  * pool's lengthMin, so a cached piece is never a buffer a holder gives back). */

@@ -16,7 +16,7 @@ import type { Command } from 'commander';
 import { Socket } from 'node:net';
 import { pino } from 'pino';
 import { z } from 'zod';
-import { frontendDrainTimeoutMs, inlineBodyBytesDefault, inlineBodyBytesLimit } from '../constants.ts';
+import { dataCacheMibLimit, frontendDataCacheBytes, frontendDrainTimeoutMs, inlineBodyBytesDefault, inlineBodyBytesLimit } from '../constants.ts';
 import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-service/copy-source-policy.ts';
 import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { AdminServer, parseListenAddress, type Readiness } from '../observability/admin-server.ts';
@@ -27,7 +27,7 @@ import { ClusterFrontend, type FrontendPhase } from '../stamp/cluster-frontend.t
 import { SystemClock } from '../util/clock.ts';
 import { waitForSignal } from './process-lifecycle.ts';
 import { copySourceRules, etcdUrls, hostPort, loadRoleConfig, logLevel, positiveInteger, roleAction } from './role-config.ts';
-import { collect } from './serve-command.ts';
+import { collect, dataCacheMibHelp } from './serve-command.ts';
 
 const frontendConfig = z.object({
   etcd: etcdUrls,
@@ -36,6 +36,7 @@ const frontendConfig = z.object({
   drainTimeoutMs: positiveInteger,
   copySourceAllow: copySourceRules.optional(),
   inlineBodyBytes: z.coerce.number().int().min(0).max(inlineBodyBytesLimit),
+  dataCacheMib: z.coerce.number().int().min(0).max(dataCacheMibLimit),
   logLevel,
 });
 type FrontendConfig = z.infer<typeof frontendConfig>;
@@ -51,6 +52,7 @@ export function registerFrontendCommand(program: Command): void {
     .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long requests in flight may take to finish before they are cut', String(frontendDrainTimeoutMs))
     .option('--copy-source-allow <rule>', 'hosts copy operations may fetch sources from, outside this endpoint (repeatable, or a list in --config): public (default: public addresses only), none, any, a CIDR or host[:port]. The --admin address and the etcd endpoints are always refused. docs/copy-sources.md', collect)
     .option('--inline-body-bytes <n>', 'Put Blob bodies of 1..n bytes are stored inline in the blob row, one durable append per small Put Blob (docs/blob-schema.md, "Inline bodies"); 0 = off', String(inlineBodyBytesDefault))
+    .option('--data-cache-mib <n>', dataCacheMibHelp, String(frontendDataCacheBytes / (1024 * 1024)))
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug, trace', 'info')
     .action(roleAction('frontend', async (command) => {
       await runFrontend(await loadRoleConfig(command, frontendConfig));
@@ -75,7 +77,7 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
       const { host, port } = parseListenAddress(config.listen);
       const denied = [...(config.admin === undefined ? [] : [config.admin]), ...config.etcd.map((url) => new URL(url).host)];
       const copySource = { policy: parseCopySourcePolicy(config.copySourceAllow ?? copySourceAllowDefault, denied) };
-      frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port, copySource, inlineBodyBytesMax: config.inlineBodyBytes });
+      frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port, copySource, inlineBodyBytesMax: config.inlineBodyBytes, dataCacheBytes: config.dataCacheMib * 1024 * 1024 });
       if (await frontend.start(abort.signal)) await stopRequested;
       if (process.connected) process.send?.(connectionDrainingMessage, undefined, undefined, () => undefined);
       await frontend.drain(config.drainTimeoutMs);

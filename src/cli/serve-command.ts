@@ -17,7 +17,7 @@
 // prints "kura serve: <reason>" on stderr and exits 1. JSON logs go to stderr.
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { frontendDataCacheBytes, inlineBodyBytesDefault, inlineBodyBytesLimit, readBufferPoolBytesDefault, stampStopTimeoutMs } from '../constants.ts';
+import { dataCacheMibLimit, frontendDataCacheBytes, inlineBodyBytesDefault, inlineBodyBytesLimit, readBufferPoolBytesDefault, stampStopTimeoutMs } from '../constants.ts';
 import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-service/copy-source-policy.ts';
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
@@ -54,12 +54,15 @@ export function inlineBodyBytes(text: string): number {
   return value;
 }
 
-/** --data-cache-mib: 0 (off) up to 1024. */
+/** --data-cache-mib: 0 (off) up to dataCacheMibLimit. */
 export function dataCacheMib(text: string): number {
   const value = /^\d{1,4}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(value <= 1024)) throw new Error(`--data-cache-mib must be an integer 0..1024, got ${JSON.stringify(text)}`);
+  if (!(value <= dataCacheMibLimit)) throw new Error(`--data-cache-mib must be an integer 0..${dataCacheMibLimit}, got ${JSON.stringify(text)}`);
   return value;
 }
+
+/** --data-cache-mib's help, the same for `kura serve` and `kura frontend`. */
+export const dataCacheMibHelp = 'MiB of small blob pieces (up to 1 MiB each) the front end keeps by data-stream ref, so a hot small blob is read without the data-stream hops; a ref\'s bytes never change and the blob row is read on every Get (docs/blob-schema.md "Bytes"); 0 switches it off';
 
 /** --read-buffer-pool-bytes: 0 (off) up to 1 GiB. */
 export function readBufferPoolBytes(text: string): number {
@@ -95,7 +98,7 @@ export function registerServeCommand(program: Command): void {
     .option('--copy-source-allow <rule>', 'hosts Copy Blob / Copy Blob From URL / Put Block From URL may fetch sources from, outside this endpoint (repeatable): public (default: public addresses only), none, any, a CIDR (127.0.0.1/32) or host[:port]. The --admin address is always refused. docs/copy-sources.md', collect)
     .option('--inline-body-bytes <n>', `Put Blob bodies of 1..n bytes are stored inline in the blob row: one durable append per small Put Blob instead of two (docs/blob-schema.md, "Inline bodies"); 0 switches it off; at most ${inlineBodyBytesLimit}`, String(inlineBodyBytesDefault))
     .option('--read-buffer-pool-bytes <n>', 'large blocks read for Get Blob go into reused buffers, given back once sent (no page faults and no garbage collection per 4 MiB read); the free list holds at most n bytes; 0 switches reuse off', String(readBufferPoolBytesDefault))
-    .option('--data-cache-mib <n>', 'MiB of small blob pieces (up to 1 MiB each) the front end keeps by data-stream ref, so a hot small blob is read without the data-stream hops; a ref\'s bytes never change and the blob row is read on every Get (docs/blob-schema.md "Bytes"); 0 switches it off', String(frontendDataCacheBytes / (1024 * 1024)))
+    .option('--data-cache-mib <n>', dataCacheMibHelp, String(frontendDataCacheBytes / (1024 * 1024)))
     .option('--log-level <level>', 'pino log level of the JSON logs on stderr: fatal, error, warn, info, debug, trace', 'warn')
     .action(async (flags: ServeFlags) => {
       await reportingErrors('serve', () => runServe(flags));

@@ -51,6 +51,8 @@ export interface ClusterFrontendOptions {
   readonly accountsRefreshMs?: number;
   /** Put Blob bodies inlined in the blob row up to this size (docs/blob-schema.md, "Inline bodies"); 0 = off; default inlineBodyBytesDefault. */
   readonly inlineBodyBytesMax?: number;
+  /** Bytes of the front end's cache of small data-stream pieces (data-cache.ts); 0 = off; default frontendDataCacheBytes. */
+  readonly dataCacheBytes?: number;
 }
 
 export type FrontendPhase =
@@ -95,7 +97,8 @@ export class ClusterFrontend {
       ...(this.options.createBackend === undefined ? {} : { createBackend: this.options.createBackend }),
       ...(this.options.apiVersionLatest === undefined ? {} : { apiVersionLatest: this.options.apiVersionLatest }),
       ...(this.options.copySource === undefined ? {} : { copySource: this.options.copySource }),
-    ...(this.options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: this.options.inlineBodyBytesMax }),
+      ...(this.options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: this.options.inlineBodyBytesMax }),
+      ...(this.options.dataCacheBytes === undefined ? {} : { dataCacheBytes: this.options.dataCacheBytes }),
       onBackground: (task) => { this.background = task; },
     });
     this.server = server;

@@ -35,6 +35,10 @@ describe('role configuration files and flags', () => {
       assert.equal(missing.code, 1);
       assert.match(missing.stderr, /etcd: missing; give --etcd <urls> or "etcd" in the config file/);
 
+      const cacheTooBig = await runKura(['frontend', '--etcd', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--data-cache-mib', '2000']);
+      assert.equal(cacheTooBig.code, 1);
+      assert.match(cacheTooBig.stderr, /dataCacheMib \(from --data-cache-mib\): .*<=1024/);
+
       const notJson = join(root, 'node.json5');
       await writeFile(notJson, '{ listen: 1 }');
       const node = await runKura(['extent-node', '--config', notJson]);
