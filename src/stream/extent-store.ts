@@ -49,13 +49,14 @@
 // Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
 // reordered), bit flips in extent and journal files, EIO/ENOSPC on any call, failed fsync.
 import {
-  appendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentReadCacheRecheckHits, extentSyncIntervalMs, groupCommitBytesMax,
+  appendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentSyncIntervalMs, groupCommitBytesMax,
   readBytesMax,
 } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { crc32c } from '../util/crc32c.ts';
+import { type CheckedCacheEntry, judgeCacheEntry } from '../util/checked-cache-entry.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
 import { LruCache } from '../util/lru-cache.ts';
@@ -172,11 +173,7 @@ interface VerifiedBody {
   readonly crc: number;
 }
 
-interface CachedBlock extends VerifiedBody {
-  readonly readAtMs: number;
-  /** Hits served from this entry (its CRC is re-checked when this is a multiple of extentReadCacheRecheckHits). */
-  hitsServed: number;
-}
+interface CachedBlock extends VerifiedBody, CheckedCacheEntry {}
 
 export const extentDirectory = 'extents';
 
@@ -724,17 +721,13 @@ export class ExtentStore {
       this.readCacheCounters.misses += 1;
       return null;
     }
-    if (this.clock.monotonicMs() - cached.readAtMs >= extentReadCacheEntryMsMax) {
+    const verdict = judgeCacheEntry(cached, cached.body, this.clock.monotonicMs(), extentReadCacheEntryMsMax);
+    if (verdict !== 'serve') {
       this.readCache.delete(block);
-      this.readCacheCounters.misses += 1;
+      if (verdict === 'rotten') this.readCacheCounters.rechecksFailed += 1;
+      else this.readCacheCounters.misses += 1;
       return null;
     }
-    if (cached.hitsServed % extentReadCacheRecheckHits === 0 && crc32c(cached.body) !== cached.crc) {
-      this.readCache.delete(block);
-      this.readCacheCounters.rechecksFailed += 1;
-      return null;
-    }
-    cached.hitsServed += 1;
     this.readCacheCounters.hits += 1;
     return cached;
   }

@@ -22,9 +22,9 @@
 // extentReadCacheEntryMsMax); at most dataCacheBytes held (least recently used out first).
 // Fault model: memory only; a failed read caches nothing.
 
-import { extentReadCacheRecheckHits } from '../../constants.ts';
 import { assert } from '../../util/assert.ts';
 import type { Clock } from '../../util/clock.ts';
+import { type CheckedCacheEntry, judgeCacheEntry } from '../../util/checked-cache-entry.ts';
 import { crc32c } from '../../util/crc32c.ts';
 import { LruCache } from '../../util/lru-cache.ts';
 import type { DataRef } from '../../wire/partition-row.ts';
@@ -38,11 +38,8 @@ export interface DataCacheStats {
   readonly bytes: number;
 }
 
-interface Entry {
+interface Entry extends CheckedCacheEntry {
   readonly bytes: Buffer;
-  readonly crc: number;
-  readonly readAtMs: number;
-  hitsServed: number;
 }
 
 export class DataCache {
@@ -88,16 +85,12 @@ export class DataCache {
   #fresh(id: string): Buffer | null {
     const entry = this.#entries.get(id);
     if (entry === undefined) return null;
-    if (this.#clock.monotonicMs() - entry.readAtMs >= this.#entryMsMax) {
+    const verdict = judgeCacheEntry(entry, entry.bytes, this.#clock.monotonicMs(), this.#entryMsMax);
+    if (verdict !== 'serve') {
       this.#entries.delete(id);
+      if (verdict === 'rotten') this.#counters.rechecksFailed += 1;
       return null;
     }
-    if (entry.hitsServed % extentReadCacheRecheckHits === 0 && crc32c(entry.bytes) !== entry.crc) {
-      this.#entries.delete(id);
-      this.#counters.rechecksFailed += 1;
-      return null;
-    }
-    entry.hitsServed += 1;
     this.#counters.hits += 1;
     return entry.bytes;
   }
