@@ -10,7 +10,7 @@
 // Fault model: names and values are hostile; nothing here logs or returns a computed signature
 // except to its caller.
 
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { LruCache } from '../../util/lru-cache.ts';
 
 /** Primary weights of HTTP token characters (lower-cased names), in Azure's order: symbols,
@@ -96,26 +96,62 @@ export function canonicalizedHeaders(headers: ReadonlyMap<string, string>): stri
 }
 
 /**
- * One KeyObject per account key. createHmac with raw key bytes builds and type-checks a new
- * secret key on every call (it was ~7 % of the server's CPU under Put and Get Blob). Cached by
- * the key array's identity: a rotated key is a new array (AccountStore replaces it), so it gets
- * its own KeyObject on first use and the old one is collected with its array. The bytes the
- * KeyObject was built from are kept and compared on every use, so a key changed in place is
- * never signed with stale bytes.
+ * HMAC-SHA256 (RFC 2104) as two one-shot SHA-256 calls over precomputed pads:
+ * H((K ^ opad) || H((K ^ ipad) || text)). createHmac builds an Hmac object (and OpenSSL a MAC
+ * context) per call: ~27 us per signature with cold caches against ~19.5 us for the one-shot
+ * calls (micro-benchmark, 2 MiB touched between calls as a server's other work does), and it was
+ * ~5.5 % of a 4 KiB Put Blob's main thread. The pads are kept per key array (a rotated key is a
+ * new array, AccountStore replaces it) together with the bytes they were made from, compared on
+ * every use, so a key changed in place is never signed with stale pads.
  */
-const keyObjects = new WeakMap<Uint8Array, { readonly bytes: Buffer; readonly keyObject: KeyObject }>();
+const sha256BlockBytes = 64;
+const sha256Bytes = 32;
+interface KeyPads {
+  readonly bytes: Buffer;
+  /** K' ^ 0x36 in [0, 64), room for the text after it (the inner hash's input). */
+  readonly inner: Buffer;
+  /** K' ^ 0x5c in [0, 64), the inner hash in [64, 96) (the outer hash's input). */
+  readonly outer: Buffer;
+}
+const keyPads = new WeakMap<Uint8Array, KeyPads>();
+/** Texts up to this many UTF-8 bytes are written into the key's inner buffer; longer ones allocate. */
+const innerTextBytesMax = 4096;
 
-function keyObjectOf(key: Uint8Array): KeyObject {
-  const cached = keyObjects.get(key);
-  if (cached !== undefined && cached.bytes.equals(key)) return cached.keyObject;
+function padsOf(key: Uint8Array): KeyPads {
+  const cached = keyPads.get(key);
+  if (cached !== undefined && cached.bytes.equals(key)) return cached;
   const bytes = Buffer.from(key);
-  const keyObject = createSecretKey(bytes);
-  keyObjects.set(key, { bytes, keyObject });
-  return keyObject;
+  // A key longer than the block is hashed first (RFC 2104 section 2); a shorter one is zero-padded.
+  const block = bytes.length > sha256BlockBytes ? hash('sha256', bytes, 'buffer') : bytes;
+  const inner = Buffer.alloc(sha256BlockBytes + innerTextBytesMax);
+  const outer = Buffer.alloc(sha256BlockBytes + sha256Bytes);
+  for (let i = 0; i < sha256BlockBytes; i += 1) {
+    const k = block[i] ?? 0;
+    inner[i] = k ^ 0x36;
+    outer[i] = k ^ 0x5c;
+  }
+  const pads = { bytes, inner, outer };
+  keyPads.set(key, pads);
+  return pads;
+}
+
+/** The HMAC-SHA256 of `text` (UTF-8) under `key`: 32 bytes. Synchronous, so the key's buffers are
+ * never shared between two calls in flight. */
+export function hmacSha256(key: Uint8Array, text: string): Buffer {
+  const pads = padsOf(key);
+  let innerInput: Buffer;
+  if (text.length * 3 <= innerTextBytesMax) {
+    innerInput = pads.inner.subarray(0, sha256BlockBytes + pads.inner.write(text, sha256BlockBytes, 'utf8'));
+  } else {
+    const textBytes = Buffer.from(text, 'utf8');
+    innerInput = Buffer.concat([pads.inner.subarray(0, sha256BlockBytes), textBytes]);
+  }
+  pads.outer.set(hash('sha256', innerInput, 'buffer'), sha256BlockBytes);
+  return hash('sha256', pads.outer, 'buffer');
 }
 
 export function hmacSha256Base64(key: Uint8Array, text: string): string {
-  return createHmac('sha256', keyObjectOf(key)).update(text, 'utf8').digest('base64');
+  return hmacSha256(key, text).toString('base64');
 }
 
 /** True when `presented` (Base64) equals the HMAC of `text` under any of `keys`, compared in
@@ -126,7 +162,7 @@ export function signatureMatches(presented: string, text: string, keys: readonly
   const presentedBytes = Buffer.from(presented, 'base64');
   if (presentedBytes.length !== 32 || presentedBytes.toString('base64') !== presented) return false;
   for (const key of keys) {
-    const expected = createHmac('sha256', keyObjectOf(key)).update(text, 'utf8').digest();
+    const expected = hmacSha256(key, text);
     if (timingSafeEqual(expected, presentedBytes)) return true;
   }
   return false;

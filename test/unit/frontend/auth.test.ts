@@ -16,7 +16,7 @@ import {
   AccountSASPermissions, BlobSASPermissions, BlobServiceClient, ContainerSASPermissions, SASProtocol,
   StorageSharedKeyCredential, generateAccountSASQueryParameters, generateBlobSASQueryParameters,
 } from '@azure/storage-blob';
-import { canonicalizedHeaders, compareHeaderNames, hmacSha256Base64, signatureMatches } from '../../../src/frontend/auth/canonical.ts';
+import { canonicalizedHeaders, compareHeaderNames, hmacSha256, hmacSha256Base64, signatureMatches } from '../../../src/frontend/auth/canonical.ts';
 import { httpDate, parseHttpDate } from '../../../src/frontend/fields.ts';
 import { sharedKeyLiteStringToSign } from '../../../src/frontend/auth/shared-key-lite.ts';
 import { isFrontendError } from '../../../src/frontend/errors.ts';
@@ -360,7 +360,7 @@ test('anonymous access: public containers readable as Azure allows, everything e
   t.diagnostic(`anonymous cases: ${cases.length}`);
 });
 
-test('signature keys: the cached KeyObject follows a rotated key and a key changed in place', (t) => {
+test('signature keys: the cached pads follow a rotated key and a key changed in place', (t) => {
   const text = 'GET\n\n\n\nx-ms-date:Sun, 22 Nov 2026 03:00:00 GMT\n/devstoreaccount1/devstoreaccount1/c/b';
   const key = Buffer.from(accountKey);
   const signed = hmacSha256Base64(key, text);
@@ -373,4 +373,28 @@ test('signature keys: the cached KeyObject follows a rotated key and a key chang
   assert.ok(!signatureMatches(signed, text, [key]), 'a key changed in place is not signed with its old bytes');
   assert.equal(hmacSha256Base64(key, text), createHmac('sha256', key).update(text, 'utf8').digest('base64'));
   t.diagnostic('4 keys checked: cached signatures equal createHmac over the current bytes');
+});
+
+test('hmacSha256 (one-shot hashes over cached pads) equals createHmac for any key and text', (t) => {
+  let runs = 0;
+  let longTexts = 0;
+  fc.assert(fc.property(
+    fc.uint8Array({ minLength: 0, maxLength: 200 }),
+    fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'grapheme', maxLength: 2000 }), fc.string({ minLength: 1300, maxLength: 5000 })),
+    (keyBytes, text) => {
+      runs += 1;
+      if (text.length * 3 > 4096) longTexts += 1;
+      // Twice with the same key array: the second call uses the cached pads and the same buffers.
+      for (let i = 0; i < 2; i += 1) assert.deepEqual(hmacSha256(keyBytes, text), createHmac('sha256', keyBytes).update(text, 'utf8').digest());
+    },
+  ), { numRuns: 400 });
+  // Interleaved keys and texts: no state from one call leaks into the next.
+  const keys = [randomBytes(64), randomBytes(16), randomBytes(100)];
+  const texts = ['a', 'x'.repeat(4000), 'é'.repeat(1000), ''];
+  for (let i = 0; i < 48; i += 1) {
+    const key = keys[i % keys.length] ?? Buffer.alloc(0);
+    const text = texts[i % texts.length] ?? '';
+    assert.equal(hmacSha256Base64(key, text), createHmac('sha256', key).update(text, 'utf8').digest('base64'));
+  }
+  t.diagnostic(`${runs} random keys and texts (${longTexts} past the inner buffer) and 48 interleaved calls equal createHmac`);
 });
