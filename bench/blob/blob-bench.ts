@@ -16,7 +16,8 @@ import { clusterWorkloads, devClusterPeer, isClusterPeer } from './cluster-peer.
 import { azuritePeer, kuraServePeer, nullServerPeer } from './peers.ts';
 import type { BlobProfile } from './profiles.ts';
 import { chartInput, describeRun, limitRows, tableRows, withRatios } from './report.ts';
-import type { PeerStatus, WorkloadResult } from './results.ts';
+import type { PeerStatus, SkippedWorkload, WorkloadResult } from './results.ts';
+import { correctionFactor, estimateWorkloadMs, planBudget, planWorkloads, priorCosts, type BudgetPlan, type PeerCosts, type PlanDecision, type PlanWorkload } from './budget-plan.ts';
 import { SdkBlobClient } from './sdk-client.ts';
 import { renderBarChart } from './svg-chart.ts';
 import { runWorkload, specLabel, warmUp, workloadSpecs, type WorkloadSpec } from './workloads.ts';
@@ -82,37 +83,94 @@ function load1m(): number {
   return loadavg()[0] ?? Number.NaN;
 }
 
-/**
- * A peer's claim on the run budget: one unit per workload, two for a durable peer, whose every
- * write workload ends with a kill -9, a restart and a read-back.
- */
-function budgetWeight(peer: BenchPeer, specs: readonly WorkloadSpec[]): number {
-  return Math.max(1, specs.length) * (peer.persistence.kind === 'durable' ? 2 : 1);
+/** One peer of the run as the budget planner sees it: its workloads in run order, costs and how its estimates compared with what it took. */
+interface PlannedPeer {
+  readonly peer: BenchPeer;
+  readonly ordered: readonly { readonly spec: WorkloadSpec; readonly workload: PlanWorkload }[];
+  costs: PeerCosts;
+  started: boolean;
+  /** Sums over its finished workloads other than the listing (whose estimate uses measured rates). */
+  actualMs: number;
+  estimatedMs: number;
 }
 
-/** Starts one peer, runs every workload it has time for (until deadlineMs, performance.now()), and always stops it. */
-async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly WorkloadSpec[], progress: ProgressSink, deadlineMs: number): Promise<{ status: PeerStatus; results: WorkloadResult[] }> {
+function plannedPeers(factories: readonly (() => BenchPeer)[], specs: readonly WorkloadSpec[], profile: BlobProfile, listAlsoOn: readonly string[]): PlannedPeer[] {
+  const listOnlyOn = profile.listOnlyOn === undefined ? undefined : [...listAlsoOn, ...profile.listOnlyOn];
+  const planProfile = { ...profile, ...(listOnlyOn === undefined ? {} : { listOnlyOn }) };
+  return factories.map((factory) => {
+    const peer = factory();
+    const costs = priorCosts(peer.name, peer.persistence.kind === 'durable');
+    return { peer, ordered: planWorkloads(peer.name, peerSpecs(peer.name, specs), planProfile, costs, (spec) => specLabel(spec, profile)), costs, started: false, actualMs: 0, estimatedMs: 0 };
+  });
+}
+
+/** A workload's estimate with the peer's costs as measured so far and, except a listing, its correction factor. */
+function currentEstimateMs(entry: PlannedPeer, spec: WorkloadSpec, profile: BlobProfile): number {
+  const estimate = estimateWorkloadMs(spec, profile, entry.costs);
+  return spec.kind === 'list' ? estimate : estimate * correctionFactor(entry.actualMs, entry.estimatedMs);
+}
+
+/** The plan for everything from peer `peerIndex`'s workload `workloadIndex` on, within what is left of the budget. */
+function replan(entries: readonly PlannedPeer[], peerIndex: number, workloadIndex: number, profile: BlobProfile, budgetLeftMs: number): BudgetPlan {
+  const peers = entries.slice(peerIndex).map((entry, index) => ({
+    name: entry.peer.name,
+    startMs: entry.started ? 0 : entry.costs.startMs,
+    workloads: entry.ordered.slice(index === 0 ? workloadIndex : 0).map(({ spec, workload }) => ({ ...workload, estimateMs: currentEstimateMs(entry, spec, profile) })),
+  }));
+  return planBudget(peers, budgetLeftMs);
+}
+
+/** Rates this run measured on the peer replace the priors: small Puts (a listing's population), restart time. */
+function learnCosts(costs: PeerCosts, rows: readonly WorkloadResult[]): PeerCosts {
+  let next = costs;
+  for (const row of rows) {
+    if ((row.kind === 'put' || row.kind === 'list-populate') && row.sizeBytes <= 4096 && row.concurrency >= 16 && row.errors === 0) next = { ...next, smallPutsPerSecond: row.throughput.opsPerSecond };
+    if (row.kind === 'list' && row.itemsPerSecond !== null && row.itemsPerSecond > 0) next = { ...next, listBlobsPerSecond: row.itemsPerSecond };
+    if (row.durability?.kind === 'checked' && row.kind !== 'list-populate') next = { ...next, restartMs: Math.max(next.restartMs * 0.5, row.durability.restartMs) };
+  }
+  return next;
+}
+
+/** Starts one peer (unless the plan has nothing for it), runs the workloads the plan keeps as it goes, and always stops it. */
+async function runPeer(entries: readonly PlannedPeer[], peerIndex: number, profile: BlobProfile, progress: ProgressSink, budgetEndMs: number): Promise<{ status: PeerStatus; results: WorkloadResult[] }> {
+  const entry = entries[peerIndex];
+  if (entry === undefined) throw new Error(`no peer ${peerIndex}`);
+  const peer = entry.peer;
   const results: WorkloadResult[] = [];
-  const skipped: string[] = [];
+  const skipped: SkippedWorkload[] = [];
+  const decisionNow = (index: number): PlanDecision | undefined => replan(entries, peerIndex, index, profile, budgetEndMs - performance.now()).decisions[0];
+  const startPlan = replan(entries, peerIndex, 0, profile, budgetEndMs - performance.now()).decisions.filter((decision) => decision.peer === peer.name);
+  if (!startPlan.some((decision) => decision.run)) {
+    progress.step(`${peer.name}: not started (time budget)`);
+    return { status: { name: peer.name, status: 'skipped', skipped: startPlan.map((decision) => ({ workload: decision.label, reason: decision.reason ?? '' })) }, results };
+  }
   try {
     progress.step(`${peer.name}: starting`);
     const endpoint = await peer.start();
+    entry.started = true;
     const sdk = new SdkBlobClient({ connectionString: endpoint.spreadConnectionStrings ?? endpoint.connectionString, maxTries: 1 });
     const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
     const session = { peer, profile, connectionString: endpoint.connectionString, sdk, setup };
-    for (const [index, spec] of specs.entries()) {
+    for (const [index, { spec }] of entry.ordered.entries()) {
       progress.step(`${peer.name}: ${specLabel(spec, profile)}`);
-      if (performance.now() > deadlineMs) {
-        skipped.push(specLabel(spec, profile));
+      const decision = decisionNow(index);
+      if (decision?.run !== true) {
+        skipped.push({ workload: specLabel(spec, profile), reason: decision?.reason ?? 'not planned' });
         continue;
       }
       // Before every workload, not only the first: a durable peer was killed -9 and restarted at
       // the end of the previous write workload, so it would otherwise start this one cold.
-      await warmUp(session);
       const t0 = performance.now();
+      await warmUp(session);
       const atStart = load1m();
       const rows = await runWorkload(session, spec, `w${index}-${spec.kind}`);
-      const extra = { workloadWallSeconds: (performance.now() - t0) / 1000, loadAverage1m: { atStart, atEnd: load1m() } };
+      const wallMs = performance.now() - t0;
+      if (spec.kind !== 'list') {
+        entry.actualMs += wallMs;
+        entry.estimatedMs += estimateWorkloadMs(spec, profile, entry.costs);
+      }
+      entry.costs = learnCosts(entry.costs, rows);
+      const extra = { workloadWallSeconds: wallMs / 1000, estimatedWallSeconds: decision.estimateMs / 1000, loadAverage1m: { atStart, atEnd: load1m() } };
       results.push(...rows.map((row) => ({ ...row, ...extra })));
     }
     return { status: { name: peer.name, status: 'ran', ...(skipped.length === 0 ? {} : { skipped }) }, results };
@@ -123,6 +181,26 @@ async function runPeer(peer: BenchPeer, profile: BlobProfile, specs: readonly Wo
   } finally {
     await peer.stop();
   }
+}
+
+/** The plan a run would start with (`--plan`): every peer's workloads, estimated from the priors, within the profile's budget less the limits. */
+export function dryRunPlan(profile: BlobProfile, peerNames: readonly string[], options: BlobRunOptions = {}): BudgetPlan {
+  checkPeerNames(peerNames);
+  const factories = peerNames.flatMap((name) => {
+    const factory = allPeers[name] ?? optionalPeers[name];
+    return factory === undefined ? [] : [factory];
+  });
+  return replan(plannedPeers(factories, selectedSpecs(profile, options), profile, []), 0, 0, profile, profile.runBudgetMs - limitsEstimateMs(profile));
+}
+
+/** The machine limits' wall time: a fsync'd append and a sequential read loop per size. */
+function limitsEstimateMs(profile: BlobProfile): number {
+  return 2 * (profile.sizesBytes.length + 1) * (profile.durationMs + 1_000);
+}
+
+/** The plan as a table: peer, workload, priority, estimate, run or why not. */
+export function planRows(plan: BudgetPlan): Record<string, string | number>[] {
+  return plan.decisions.map((decision) => ({ peer: decision.peer, workload: decision.label, priority: decision.priority, 'estimate s': Number((decision.estimateMs / 1000).toFixed(1)), plan: decision.run ? 'run' : `skip: ${decision.reason ?? ''}` }));
 }
 
 async function measureLimits(profile: BlobProfile, progress: ProgressSink): Promise<MachineLimits> {
@@ -158,19 +236,12 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
     return factory === undefined ? [] : [factory];
   })];
   const budgetEndMs = startedMs + profile.runBudgetMs;
-  const planned = factories.map((factory) => {
-    const peer = factory();
-    const ownSpecs = peerSpecs(peer.name, specs);
-    return { peer, specs: ownSpecs, weight: budgetWeight(peer, ownSpecs) };
-  });
-  let weightLeft = planned.reduce((sum, entry) => sum + entry.weight, 0);
-  for (const { peer, specs: ownSpecs, weight } of planned) {
+  const entries = plannedPeers(factories, specs, profile, running === undefined ? [] : [running.name]);
+  const initialPlan = replan(entries, 0, 0, profile, budgetEndMs - performance.now());
+  for (const [index, entry] of entries.entries()) {
     const before = progress.done;
-    // Its share of what is left: time a peer did not use passes to the next ones.
-    const now = performance.now();
-    const outcome = await runPeer(peer, profile, ownSpecs, progress, now + ((budgetEndMs - now) * weight) / weightLeft);
-    weightLeft -= weight;
-    progress.skipTo(before + ownSpecs.length + 1);
+    const outcome = await runPeer(entries, index, profile, progress, budgetEndMs);
+    progress.skipTo(before + entry.ordered.length + 1);
     peers.push(outcome.status);
     results.push(...outcome.results);
   }
@@ -180,7 +251,7 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
   const losses = lossTotals(results);
   const subtitle = `${profile.name} profile, ${date.slice(0, 10)}, Node ${process.version}, load average at start ${loadAverageAtStart[0]?.toFixed(1) ?? '?'}; bars scaled per workload; bench/results/*.json has every figure`;
   const svg = renderBarChart(chartInput({ results, peers, title: 'Kura blob benchmark: @azure/storage-blob against each peer', subtitle }));
-  const report = { benchmark: 'blob', profile: profile.name, date, loadAverageAtStart, ...describeRun(tmpdir()), bounds: profile, peers, limits, goals, lossesAfterKill9: losses, results: rated, elapsedSeconds: (performance.now() - startedMs) / 1000 };
+  const report = { benchmark: 'blob', profile: profile.name, date, loadAverageAtStart, ...describeRun(tmpdir()), bounds: profile, budget: { budgetSeconds: profile.runBudgetMs / 1000, initialPlan: initialPlan.decisions, initialPlannedSeconds: initialPlan.plannedMs / 1000 }, peers, limits, goals, lossesAfterKill9: losses, results: rated, elapsedSeconds: (performance.now() - startedMs) / 1000 };
   return { report, svg, tables: [limitRows(limits), tableRows(rated, peers), goalRows(goals), losses.map((loss) => ({ ...loss }))] };
 }
 

@@ -19,8 +19,10 @@ export interface BlobProfile {
   readonly name: 'quick' | 'full';
   /** 'matrix': sizesBytes × concurrencies (SDK) and × rawConcurrencies (raw); else these cells. */
   readonly putGetCells: 'matrix' | readonly PutGetCell[];
-  /** Time bound of each put/get/mixed loop. */
+  /** Time bound of each put/get/mixed loop of a goal cell (goalCells). */
   readonly durationMs: number;
+  /** Time bound of every other put/get loop of the matrix (at most durationMs). */
+  readonly matrixDurationMs: number;
   /** Count bound of each put/get/mixed loop (also bounds a durability read-back). */
   readonly operationsMax: number;
   /** Byte bound of each write loop: operations are capped at workloadBytesMax / size. */
@@ -44,6 +46,12 @@ export interface BlobProfile {
   readonly listRepeats: number;
   /** Time bound of populating the list container (fewer blobs if it runs out). */
   readonly listPopulateMs: number;
+  /** Client that populates the list container (untimed set-up): raw undici costs the client about half the SDK's CPU. */
+  readonly listPopulateClient: 'sdk' | 'raw';
+  /** Concurrency of that population. */
+  readonly listPopulateConcurrency: number;
+  /** Peers that run the listing (absent: every peer); the others report it as left out by policy. */
+  readonly listOnlyOn?: readonly string[];
   readonly mixedSizeBytes: number;
   readonly mixedConcurrency: number;
   readonly mixedReadFraction: number;
@@ -55,10 +63,11 @@ export interface BlobProfile {
   readonly checkConcurrency: number;
   readonly sampleIntervalMs: number;
   /**
-   * Wall-time budget of the whole blob run (limits and every peer): each peer gets an equal share
-   * of what is left when it starts, and a workload that would start past its peer's share is
-   * skipped and reported as such. Every workload is bounded on its own; this bounds their sum, so
-   * quick stays under 5 minutes and full under 30 with the stream part, whatever the machine.
+   * Wall-time budget of the whole blob run (limits and every peer): before every workload the
+   * planner (budget-plan.ts) estimates it and every workload still to come, reserves the goal
+   * cells of every peer first and fills the rest in priority order; a workload the plan leaves
+   * out is skipped and reported with the reason. Every workload is bounded on its own; this bounds
+   * their sum, so quick stays under 5 minutes and full under 30 with the stream part.
    */
   readonly runBudgetMs: number;
 }
@@ -98,6 +107,7 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     // Only the goal cells' sizes need a machine limit (plus the large blob's block size).
     sizesBytes: [4 * KiB, 64 * KiB],
     durationMs: 1_000,
+    matrixDurationMs: 1_000,
     operationsMax: 5_000,
     workloadBytesMax: 256 * MiB,
     rawConcurrencies: [16],
@@ -109,6 +119,8 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     listBlobCount: 500,
     listRepeats: 3,
     listPopulateMs: 15_000,
+    listPopulateClient: 'sdk',
+    listPopulateConcurrency: 64,
     mixedDurationMs: 1_500,
     runBudgetMs: 270_000,
   },
@@ -118,6 +130,9 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     putGetCells: 'matrix',
     sizesBytes: [4 * KiB, 64 * KiB, MiB],
     durationMs: 2_500,
+    // The matrix beyond the goal cells: 1.5 s loops (17-36-56's slowest cell, put 1 MiB ×1 on
+    // Azurite, made 124 Puts in 2.5 s: ~75 in 1.5 s; every 4 KiB and 64 KiB cell 200-13,000).
+    matrixDurationMs: 1_500,
     operationsMax: 30_000,
     workloadBytesMax: 1024 * MiB,
     rawConcurrencies: [1, 16, 64],
@@ -125,10 +140,17 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     bigRepeats: 2,
     bigDownloadRepeats: 4,
     listBlobCount: 100_000,
-    listRepeats: 2,
+    // One timed pass of 20 pages of 5,000 (the kill -9 check lists them all once more, untimed):
+    // two passes cost 30 s more per peer, the SDK's XML parsing bounding both near 3,300 blobs/s.
+    listRepeats: 1,
     listPopulateMs: 240_000,
+    listPopulateClient: 'raw',
+    listPopulateConcurrency: 64,
+    listOnlyOn: ['kura-1disk', 'azurite-disk', 'null-server'],
     mixedDurationMs: 6_000,
-    runBudgetMs: 1_320_000,
+    // 24 min: the stream part before it takes ~4 min with its 5 s cases (stream-bench.ts), so the
+    // whole `npm run bench -- --profile full` stays under 30 min with ~2 min to spare.
+    runBudgetMs: 1_440_000,
   },
 };
 
@@ -138,7 +160,7 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
  * for the profile's own.
  */
 export function withLoopMs(profile: BlobProfile, loopMs: number): BlobProfile {
-  return { ...profile, durationMs: loopMs, runBudgetMs: Math.round(profile.runBudgetMs * Math.max(1, loopMs / profile.durationMs)) };
+  return { ...profile, durationMs: loopMs, matrixDurationMs: loopMs, runBudgetMs: Math.round(profile.runBudgetMs * Math.max(1, loopMs / profile.durationMs)) };
 }
 
 /** The profile with `--loop-seconds TEXT` applied (withLoopMs), or as it is when the flag is absent. */

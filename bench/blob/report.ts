@@ -44,7 +44,8 @@ export function tableRows(results: readonly (WorkloadResult & { ratios: RatioSet
   for (const peer of peers) {
     if (peer.status === 'unavailable') rows.push({ workload: '—', peer: peer.name, 'ops/s': `not available in this build: ${peer.reason}` });
     if (peer.status === 'failed') rows.push({ workload: '—', peer: peer.name, 'ops/s': `failed: ${peer.error}` });
-    if (peer.status === 'ran' && (peer.skipped?.length ?? 0) > 0) rows.push({ workload: '—', peer: peer.name, 'ops/s': `skipped, the run's time budget spent: ${peer.skipped?.join(', ') ?? ''}` });
+    if (peer.status === 'skipped') rows.push({ workload: '—', peer: peer.name, 'ops/s': 'not started: none of its workloads fitted the run\'s time budget' });
+    for (const skipped of peer.status === 'ran' || peer.status === 'skipped' ? (peer.skipped ?? []) : []) rows.push({ workload: skipped.workload, peer: peer.name, 'ops/s': `skipped: ${skipped.reason}` });
   }
   return rows;
 }
@@ -66,7 +67,7 @@ export function chartInput(options: { readonly results: readonly WorkloadResult[
     title: options.title,
     subtitle: options.subtitle,
     peers: ran,
-    unavailable: options.peers.flatMap((peer) => (peer.status === 'unavailable' ? [{ peer: peer.name, reason: peer.reason }] : peer.status === 'failed' ? [{ peer: peer.name, reason: `failed: ${peer.error}` }] : [])),
+    unavailable: options.peers.flatMap((peer) => (peer.status === 'unavailable' ? [{ peer: peer.name, reason: peer.reason }] : peer.status === 'failed' ? [{ peer: peer.name, reason: `failed: ${peer.error}` }] : peer.status === 'skipped' ? [{ peer: peer.name, reason: 'not started: the run\'s time budget' }] : [])),
     groups: workloads.map((workload) => {
       const rows = options.results.filter((result) => result.workload === workload);
       const first = rows[0];

@@ -52,8 +52,16 @@ export interface WorkloadResult {
   readonly loadAverage1m?: { readonly atStart: number; readonly atEnd: number };
 }
 
+/** A workload the budget planner (budget-plan.ts) left out, and why. */
+export interface SkippedWorkload {
+  readonly workload: string;
+  readonly reason: string;
+}
+
 export type PeerStatus =
-  /** skipped: workloads not started because the peer's share of the run budget was spent. */
-  | { readonly name: string; readonly status: 'ran'; readonly skipped?: readonly string[] }
+  /** skipped: workloads not started because the run's time budget left no room for them, or by policy. */
+  | { readonly name: string; readonly status: 'ran'; readonly skipped?: readonly SkippedWorkload[] }
+  /** Not started at all: none of its workloads fitted what the budget left. */
+  | { readonly name: string; readonly status: 'skipped'; readonly skipped: readonly SkippedWorkload[] }
   | { readonly name: string; readonly status: 'unavailable'; readonly reason: string }
   | { readonly name: string; readonly status: 'failed'; readonly error: string };
