@@ -104,10 +104,18 @@ function plannedPeers(factories: readonly (() => BenchPeer)[], specs: readonly W
   });
 }
 
-/** A workload's estimate with the peer's costs as measured so far and, except a listing, its correction factor. */
-function currentEstimateMs(entry: PlannedPeer, spec: WorkloadSpec, profile: BlobProfile): number {
+/**
+ * A workload's estimate with the peer's costs as measured so far, times (except a listing, whose
+ * population rate is measured) the peer's correction factor, or the whole run's for a peer with
+ * no finished workload yet: a loaded machine slows every peer alike.
+ */
+function currentEstimateMs(entries: readonly PlannedPeer[], entry: PlannedPeer, spec: WorkloadSpec, profile: BlobProfile): number {
   const estimate = estimateWorkloadMs(spec, profile, entry.costs);
-  return spec.kind === 'list' ? estimate : estimate * correctionFactor(entry.actualMs, entry.estimatedMs);
+  if (spec.kind === 'list') return estimate;
+  if (entry.estimatedMs > 0) return estimate * correctionFactor(entry.actualMs, entry.estimatedMs);
+  const actualMs = entries.reduce((sum, other) => sum + other.actualMs, 0);
+  const estimatedMs = entries.reduce((sum, other) => sum + other.estimatedMs, 0);
+  return estimate * correctionFactor(actualMs, estimatedMs);
 }
 
 /** The plan for everything from peer `peerIndex`'s workload `workloadIndex` on, within what is left of the budget. */
@@ -115,7 +123,7 @@ function replan(entries: readonly PlannedPeer[], peerIndex: number, workloadInde
   const peers = entries.slice(peerIndex).map((entry, index) => ({
     name: entry.peer.name,
     startMs: entry.started ? 0 : entry.costs.startMs,
-    workloads: entry.ordered.slice(index === 0 ? workloadIndex : 0).map(({ spec, workload }) => ({ ...workload, estimateMs: currentEstimateMs(entry, spec, profile) })),
+    workloads: entry.ordered.slice(index === 0 ? workloadIndex : 0).map(({ spec, workload }) => ({ ...workload, estimateMs: currentEstimateMs(entries, entry, spec, profile) })),
   }));
   return planBudget(peers, budgetLeftMs);
 }

@@ -81,6 +81,7 @@ export function planBudget(peers: readonly PlanPeer[], budgetMs: number): Budget
 
 /** What a peer's workloads cost besides their timed loops; priors per kind of peer, corrected as the run goes. */
 export interface PeerCosts {
+  /** Start and, at the end, stop. */
   readonly startMs: number;
   /** kill -9 and restart of a durable peer (0: no durability check). */
   readonly restartMs: number;
@@ -103,7 +104,7 @@ export function priorCosts(peer: string, durable: boolean): PeerCosts {
   if (peer.startsWith('kura-cluster')) return { ...base, startMs: 20_000, restartMs: 20_000, warmUpMs: 1_500, smallPutsPerSecond: 400, uploadMiBps: 60, downloadMiBps: 100 };
   if (peer === 'azurite-disk') return { ...base, startMs: 2_000, restartMs: 2_500, smallPutsPerSecond: 400, uploadMiBps: 45, downloadMiBps: 170, listBlobsPerSecond: 2_500 };
   if (peer === 'azurite-memory') return { ...base, startMs: 2_000, smallPutsPerSecond: 500, uploadMiBps: 120, downloadMiBps: 250, listBlobsPerSecond: 2_500 };
-  if (peer === 'null-server') return { ...base, startMs: 1_000, smallPutsPerSecond: 4_000, uploadMiBps: 400, downloadMiBps: 300, listBlobsPerSecond: 3_500 };
+  if (peer === 'null-server') return { ...base, startMs: 1_000, smallPutsPerSecond: 4_000, uploadMiBps: 300, downloadMiBps: 200, listBlobsPerSecond: 3_500 };
   return base;
 }
 
