@@ -159,6 +159,8 @@ async function runPeer(entries: readonly PlannedPeer[], peerIndex: number, profi
     const sdk = new SdkBlobClient({ connectionString: endpoint.spreadConnectionStrings ?? endpoint.connectionString, maxTries: 1 });
     const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
     const session = { peer, profile, connectionString: endpoint.connectionString, sdk, setup };
+    // Whether the last workload ended with a kill -9 restart (every write workload of a durable peer).
+    let restarted = false;
     for (const [index, { spec }] of entry.ordered.entries()) {
       progress.step(`${peer.name}: ${specLabel(spec, profile)}`);
       const decision = decisionNow(index);
@@ -169,7 +171,8 @@ async function runPeer(entries: readonly PlannedPeer[], peerIndex: number, profi
       // Before every workload, not only the first: a durable peer was killed -9 and restarted at
       // the end of the previous write workload, so it would otherwise start this one cold.
       const t0 = performance.now();
-      await warmUp(session);
+      await warmUp(session, { readMs: spec.kind === 'get' && restarted ? profile.getWarmUpAfterRestartMs : 0 });
+      restarted = peer.persistence.kind === 'durable' && spec.kind !== 'get';
       const atStart = load1m();
       const rows = await runWorkload(session, spec, `w${index}-${spec.kind}`);
       const wallMs = performance.now() - t0;

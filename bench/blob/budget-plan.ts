@@ -121,7 +121,9 @@ export function estimateWorkloadMs(spec: WorkloadSpec, profile: BlobProfile, cos
       return costs.warmUpMs + loopMs + check(loopMs);
     }
     case 'get':
-      return costs.warmUpMs + (profile.getSetSize / costs.smallPutsPerSecond) * 1000 + loopMsFor(spec, profile);
+      // A Get that follows a write on a durable peer first warms the restarted server up
+      // (getWarmUpAfterRestartMs): two of a durable peer's 18 Gets in full, spread over all.
+      return costs.warmUpMs + (durable ? profile.getWarmUpAfterRestartMs / 9 : 0) + (profile.getSetSize / costs.smallPutsPerSecond) * 1000 + loopMsFor(spec, profile);
     case 'big': {
       const mib = profile.bigBlobBytes / MiB;
       const uploadMs = (profile.bigRepeats * mib * 1000) / costs.uploadMiBps;

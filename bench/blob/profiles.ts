@@ -62,6 +62,8 @@ export interface BlobProfile {
   /** Concurrency of the durability read-back after a restart. */
   readonly checkConcurrency: number;
   readonly sampleIntervalMs: number;
+  /** Untimed Get Blobs before a Get loop that follows a kill -9 restart (workloads.ts warmUp). */
+  readonly getWarmUpAfterRestartMs: number;
   /**
    * Wall-time budget of the whole blob run (limits and every peer): before every workload the
    * planner (budget-plan.ts) estimates it and every workload still to come, reserves the goal
@@ -97,6 +99,7 @@ const common = {
   longOperationMs: 180_000,
   checkConcurrency: 16,
   sampleIntervalMs: 100,
+  getWarmUpAfterRestartMs: 1_500,
 } as const;
 
 export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {

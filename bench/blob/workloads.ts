@@ -215,7 +215,7 @@ export const warmUpBlobCount = 64;
  * cold processes, its first extents and partition just placed) is several times slower for its
  * first second, which in a 1 s quick loop would be charged to whichever workload runs first.
  */
-export async function warmUp(session: PeerSession): Promise<void> {
+export async function warmUp(session: PeerSession, options: { readonly readMs?: number } = {}): Promise<void> {
   const container = 'warm-up';
   await session.setup.createContainer(container);
   try {
@@ -224,6 +224,17 @@ export async function warmUp(session: PeerSession): Promise<void> {
       const entry = ledger[index];
       if (entry !== undefined) await session.setup.getBlob(container, entry.name);
     });
+    // Before a Get loop on a server the previous workload's kill -9 check restarted: its Get path
+    // is still interpreted code (profile-serve.ts, Get 64 KiB ×16 from a fresh server: 1.94-2.11
+    // ms of server CPU per Get over 2 s against 1.15 over 20 s, its compiler threads 2× busier),
+    // while the null server it is held to never restarts. Reads until readMs have passed.
+    const readMs = options.readMs ?? 0;
+    if (readMs > 0) {
+      const until = performance.now() + readMs;
+      await forEachBounded(16, 16, async (worker) => {
+        for (let index = worker; performance.now() < until; index += 16) await session.setup.getBlob(container, sequenceName('w', index % warmUpBlobCount));
+      });
+    }
   } finally {
     await session.setup.deleteContainer(container).catch(() => undefined);
   }
