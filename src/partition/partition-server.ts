@@ -6,6 +6,7 @@
 //   start: lease ──► pm/servers/<id> (txn: key absent) ──► listen ──► sync loop (map poll)
 //   sync:  map assigns P to (me, my lease, epoch e) and I do not hold P at e ──► load P at e
 //          I hold P but the map does not assign it to me at that epoch ─────► drop P
+//          I hold P and it failed (any commit's log append of unknown outcome) ──► close, reload P
 //   request(key): the held, serving partition whose range holds key, and lease.isValid()
 //          ──► run it ──► ownership still confirmed? answer : not_owner / unavailable
 //
@@ -307,7 +308,7 @@ export class PartitionServer {
     for (const entry of assigned.values()) {
       const held = this.held.get(entry.partitionId);
       if (held === undefined) this.startLoad(entry);
-      else if (held.state.kind === 'failed') await this.reload(held);
+      else if (this.noteFailure(held).kind === 'failed') await this.reload(held);
     }
   }
 
@@ -357,6 +358,19 @@ export class PartitionServer {
       if (this.held.get(entry.partitionId) === held) held.state = { kind: 'failed', partition: null, cause: error };
       this.logger.warn({ partitionId: entry.partitionId, ownerEpoch: entry.ownerEpoch, err: error }, 'partition load failed; retried at the next poll');
     }
+  }
+
+  /**
+   * A serving partition that failed on its own (a log append of unknown outcome that no request
+   * waited for: a data GC rewrite) is marked failed here, so the next sync reloads it. Without
+   * this only a write's answer marked it, and a partition that takes only reads afterwards answered
+   * partition.unavailable forever.
+   */
+  private noteFailure(held: Held): HeldState {
+    const state = held.state;
+    const failure = state.kind === 'serving' ? state.partition.failure : null;
+    if (state.kind === 'serving' && failure !== null) held.state = { kind: 'failed', partition: state.partition, cause: failure };
+    return held.state;
   }
 
   /** A failed partition is closed (its writer and maintenance finished) before it loads again. */
@@ -483,9 +497,12 @@ export class PartitionServer {
     if (error.code === 'partition.closed') {
       return new StorageError('partition.not_owner', `partition ${held.entry.partitionId} is closed here`, { retryable: true });
     }
+    // A write's unknown outcome fails the partition; a read's unavailable answer does only when the
+    // partition itself failed (a read of data may fail alone; the partition still serves).
     if (error.code === 'partition.unavailable' && held.state.kind === 'serving' && !isReadMethod(method)) {
       held.state = { kind: 'failed', partition: held.state.partition, cause: error };
     }
+    this.noteFailure(held);
     return error;
   }
 

@@ -357,6 +357,15 @@ export class Partition {
     return partition;
   }
 
+  /**
+   * Why this partition answers nothing more, once a log append's outcome was unknown (any commit's:
+   * a request's, or a data GC rewrite's that no request waits for); null while it is usable. Only a
+   * reload (a new Partition at the same or a later epoch) decides the append and serves again.
+   */
+  get failure(): StorageError | null {
+    return this.state.kind === 'failed' ? this.state.cause : null;
+  }
+
   stats(): PartitionStats {
     return {
       ...this.replayStats, ...this.counters, runCount: this.runs.length, memtableBytes: this.active.bytes + (this.frozen?.memtable.bytes ?? 0),
