@@ -416,8 +416,9 @@ export const requestHeadersTimeoutMs = 20_000;
 export const requestBodyIdleTimeoutMs = 60_000;
 
 /** Request body bytes one front end holds at once across all requests (frontend/http-server.ts):
- * a data body reserves min(Content-Length, appendBytesMax + 1 MiB) before it is read (the
- * backend holds at most one append chunk plus one incoming chunk), and waits FIFO when the
+ * a data body reserves min(Content-Length, 2 × appendBytesMax + 1 MiB) before it is read (the
+ * backend holds at most one append chunk in flight, the next one being read and one incoming
+ * chunk: data.ts streamBody), and waits FIFO when the
  * budget is spent, so 1,024 connections uploading at once cannot hold 1,024 × 4 MiB. */
 export const frontendBodyBytesMax = 256 * MiB;
 
@@ -434,8 +435,8 @@ export const copySourceAsyncTimeoutMs = 2 * 60 * 60_000;
 /** Azure: Copy Blob From URL copies sources of at most 256 MiB. */
 export const copyFromUrlBytesMax = 256 * MiB;
 
-/** Copy sources one front end fetches at once (each holds at most one 4 MiB append chunk, so
- * 16 × ~5 MiB beside frontendBodyBytesMax); past it 503 ServerBusy. */
+/** Copy sources one front end fetches at once (each holds at most one 4 MiB append chunk in
+ * flight and the next being read, so 16 × ~9 MiB beside frontendBodyBytesMax); past it 503 ServerBusy. */
 export const copySourceFetchesMax = 16;
 
 /** A copy source's response head (undici's maxHeaderSize): Azure's heads are ~1-2 KiB. */

@@ -6,7 +6,7 @@
 // Invariants: stateless (no per-client state survives a request); blob bodies are streamed,
 // never buffered whole (XML documents are read whole, bounded by xmlBodyBytesMax), and the bytes
 // all data bodies may hold at once are bounded by frontendBodyBytesMax (each reserves
-// min(Content-Length, one append chunk + 1 MiB) before it is read, FIFO); a request
+// min(Content-Length, two append chunks + 1 MiB) before it is read, FIFO); a request
 // that fails before its body was read is answered and its connection closed, so unread bytes
 // are never parsed as a next request; the backend is called only for parsed, authorised
 // operations; valid signatures, keys and SAS tokens are never logged (targets are redacted).
@@ -69,9 +69,10 @@ export interface FrontendServerOptions {
   readonly readBuffers?: ReadBufferPool;
 }
 
-/** What one data body may hold in the backend at once: one append chunk (data.ts writeBody) plus
- * the incoming chunks around it; the reservation against frontendBodyBytesMax. */
-const bodyReservationBytes = appendBytesMax + 1024 * 1024;
+/** What one data body may hold in the backend at once: one append chunk in flight and the next
+ * being read (data.ts streamBody) plus the incoming chunks around them; the reservation against
+ * frontendBodyBytesMax. */
+const bodyReservationBytes = 2 * appendBytesMax + 1024 * 1024;
 
 /** Per-request state the response writers need. */
 interface Exchange {

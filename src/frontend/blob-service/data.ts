@@ -2,8 +2,10 @@
 // streamed into appendData in chunks of at most appendBytesMax, and a blob (or a range of it) is
 // streamed back from its refs, one readData per ref piece.
 //
-// Invariants: at most one chunk (≤ appendBytesMax) plus one incoming body chunk is held in
-// memory (reads: the piece being written plus one read ahead); the refs are returned only after the body iterator completed (so its length and MD5
+// Invariants: a body holds at most two pieces (≤ appendBytesMax each) plus one incoming chunk:
+// one append in flight while the next piece is read (http-server.ts reserves that much per body);
+// a body's appends are issued one after another, each after the one before it is durable, and
+// their refs are in body order (reads: the piece being written plus one read ahead); the refs are returned only after the body iterator completed (so its length and MD5
 // were verified: request-body.ts holds back the last chunk until then); a ref is read only over
 // the bytes the range needs.
 // Fault model: appendData / readData throw StorageErrors; a body that fails mid-way leaves
@@ -84,27 +86,48 @@ async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, h
   // Tiny chunks (a slow client) are coalesced rather than held as thousands of parts.
   const pending = new BodyPartsCollector({ chunkBytesMin: appendBodyChunkBytesMin, stagingBytes: appendBodyStagingBytes, partsUncopied: appendBodyPartsUncopied });
   let size = 0;
+  // At most one append of this body in flight: the next piece is read from the socket while the
+  // previous one is made durable (the extent's write and fsync no longer stop this body's reading),
+  // and a piece is appended only after the one before it was (its ref is pushed in body order).
+  let inFlight: Promise<void> | null = null;
+  const settled = async (): Promise<void> => {
+    const previous = inFlight;
+    inFlight = null;
+    await previous;
+  };
   const flush = async (all: boolean): Promise<void> => {
     while (pending.length >= appendBytesMax || (all && pending.length > 0)) {
+      await settled();
       // The chunks go down as they arrived (one pwritev on every replica, no 4 MiB join); a body
       // being hashed is joined, since the MD5 worker gets a copy of it anyway. One chunk (most
       // small Put Blobs) is appended as is.
       const parts = pending.take(Math.min(appendBytesMax, pending.length));
       const bytes = hash === null ? parts : bodyBytes(parts);
       // The piece is hashed (on a worker, for a large body) while it is made durable.
-      const [ref] = await Promise.all([tables.appendData(key, bytes), hash?.update(bodyBytes(bytes))]);
-      refs.push(ref);
+      const append = Promise.all([tables.appendData(key, bytes), hash?.update(bodyBytes(bytes))]).then(([ref]) => { refs.push(ref); });
+      // Handled here so a failure while the body is still being read is not an unhandled
+      // rejection; settled() (before the next append, at the end, or on the way out) rethrows it.
+      append.catch(() => {});
+      inFlight = append;
     }
   };
-  // A body below md5WorkerBodyBytesMin is one append held whole before it anyway (appendBytesMax is
-  // larger): read by chunks(), without the async generator over the stream's iterator per request.
-  const whole = body.chunks !== undefined && body.length !== undefined && body.length < md5WorkerBodyBytesMin ? await body.chunks() : null;
-  for await (const chunk of whole ?? body) {
-    size += chunk.length;
-    pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    await flush(false);
+  try {
+    // A body below md5WorkerBodyBytesMin is one append held whole before it anyway (appendBytesMax is
+    // larger): read by chunks(), without the async generator over the stream's iterator per request.
+    const whole = body.chunks !== undefined && body.length !== undefined && body.length < md5WorkerBodyBytesMin ? await body.chunks() : null;
+    for await (const chunk of whole ?? body) {
+      size += chunk.length;
+      pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      await flush(false);
+    }
+    await flush(true);
+    await settled();
+  } finally {
+    // A body that failed mid-way (client gone, bad length or MD5) still waits for its append in
+    // flight: nothing of it outlives the request's body reservation (http-server.ts).
+    const orphan = inFlight as Promise<void> | null;
+    if (orphan !== null) await orphan.catch(() => {});
   }
-  await flush(true);
   return { refs, size };
 }
 

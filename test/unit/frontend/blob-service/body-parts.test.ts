@@ -116,6 +116,94 @@ describe('streamed bodies on a stamp', () => {
   });
 });
 
+describe('a streamed body is read while its previous piece is appended', () => {
+  let stamp: BlobStamp;
+  before(async () => { stamp = await BlobStamp.start(); });
+  after(async () => { await stamp.stop(); });
+
+  /** The stamp's real tables; each appendData waits until the test opens its gate. */
+  function gated(): { tables: BlobTables; gates: (() => void)[]; issued: () => number } {
+    const gates: (() => void)[] = [];
+    const tables = Object.assign(Object.create(stamp.tables) as BlobTables, {
+      appendData: async (routeKey: Buffer, bytes: Body) => {
+        await new Promise<void>((open) => gates.push(open));
+        return stamp.tables.appendData(routeKey, bytes);
+      },
+    });
+    return { tables, gates, issued: () => gates.length };
+  }
+
+  /** `whole` in 64 KiB chunks, counting the bytes the reader has pulled; `failAt` throws there. */
+  function counted(whole: Buffer, failAt?: number): { body: AsyncIterable<Uint8Array> & { length: number }; pulled: () => number } {
+    let pulled = 0;
+    const body = {
+      length: whole.length,
+      async *[Symbol.asyncIterator]() {
+        for (const chunk of chunked(whole, 65_536)) {
+          if (failAt !== undefined && pulled >= failAt) throw new Error('client went away');
+          pulled += chunk.length;
+          yield await Promise.resolve(chunk);
+        }
+      },
+    };
+    return { body, pulled: () => pulled };
+  }
+
+  async function until(condition: () => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (!condition()) {
+      if (Date.now() > deadline) assert.fail(`not within 20 s: ${what}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  it('one append in flight at a time, the next piece read meanwhile (bounded), refs in body order, byte-exact', async (t) => {
+    const whole = randomBytes(3 * appendBytesMax + 70_000);
+    const { tables, gates, issued } = gated();
+    const { body, pulled } = counted(whole);
+    const key = Buffer.from('read-while-append');
+    const written = writeBlock(tables, key, body, { computeMd5: false });
+    await until(() => issued() === 1, 'the first piece is appended');
+    // The first append is not durable yet, and the body is still read: the second piece fills.
+    await until(() => pulled() >= 2 * appendBytesMax, 'the second piece is read while the first is appended');
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(issued(), 1, 'a second append waits for the first');
+    assert.ok(pulled() <= 2 * appendBytesMax + 65_536, `at most two pieces and a chunk held (pulled ${pulled()})`);
+    const holdBytes = pulled();
+    for (let next = 1; next <= 4; next++) {
+      gates[next - 1]?.();
+      if (next < 4) await until(() => issued() === next + 1, `append ${next + 1} is issued after append ${next}`);
+    }
+    const result = await written;
+    assert.deepEqual(result.refs.map((ref) => ref.length), [appendBytesMax, appendBytesMax, appendBytesMax, 70_000], 'refs in body order');
+    assert.equal(result.size, whole.length);
+    assert.ok((await collect(readRefs(stamp.tables, key, result.refs, { start: 0, end: whole.length - 1 }))).equals(whole));
+    t.diagnostic(`read ${holdBytes} bytes of the body before its first append was durable`);
+  });
+
+  it('a body that fails while a piece is appended waits for that append, then rejects', async () => {
+    const whole = randomBytes(2 * appendBytesMax);
+    const { tables, gates, issued } = gated();
+    const { body } = counted(whole, appendBytesMax + 65_536 * 3);
+    let settled = false;
+    const written = writeBlock(tables, Buffer.from('fail-while-append'), body, { computeMd5: false }).finally(() => { settled = true; });
+    written.catch(() => {});
+    await until(() => issued() === 1, 'the first piece is appended');
+    for (let turn = 0; turn < 50; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false, 'the failed body waits for its append in flight');
+    gates[0]?.();
+    await assert.rejects(written, /client went away/);
+  });
+
+  it('an append that fails while the next piece is read fails the body', async () => {
+    const whole = randomBytes(2 * appendBytesMax + 10);
+    const tables = Object.assign(Object.create(stamp.tables) as BlobTables, {
+      appendData: async () => { await new Promise((resolve) => setTimeout(resolve, 1)); throw new Error('append refused'); },
+    });
+    await assert.rejects(writeBlock(tables, Buffer.from('append-fails'), counted(whole).body, { computeMd5: false }), /append refused/);
+  });
+});
+
 describe('ExtentStore appends in parts (SimDisk)', () => {
   const identity = { streamId: 3, extentId: 17, epoch: 2 };
   const clock = new SystemClock();
