@@ -126,9 +126,10 @@ function checkIdLengths(entries: readonly BlockListEntry[]): void {
 }
 
 export async function putBlock(ctx: BlobServiceContext, op: Op.PutBlock, body: RequestBody): Promise<BlockWriteResult> {
-  const container = await loadContainer(ctx, op.account, op.container);
+  // The container row and the blob row (its lease, checked before the body is stored) in one call.
+  const { container, blob } = await loadContainerAndBlob(ctx, op.account, op.container, op.blob);
   const key = blobKey(container.blobs, op.blob);
-  checkBlobWrite(await readBlob(ctx, container, op.blob), { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
+  checkBlobWrite(blob, { ...(op.leaseId === undefined ? {} : { leaseId: op.leaseId }), conditions: {} }, { nowMs: ctx.clock.nowMs(), createOnly: false });
   const data = await writeBlock(ctx.tables, key, body, op);
   await stageBlock(ctx, op, key, data, container);
   return data.md5 === null ? {} : { contentMd5: data.md5 };

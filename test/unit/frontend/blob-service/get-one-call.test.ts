@@ -74,6 +74,11 @@ test('Put Blob: container and blob rows in one partition call, then the commit; 
   const put = await partitionCalls(() => blob.upload('x'.repeat(4096), 4096));
   assert.equal(put, 2, 'Put Blob of an inline body: the rows read in one call, then the transaction');
   const overwrite = await partitionCalls(() => blob.upload('y'.repeat(4096), 4096));
+  // Put Block to a blob with staged blocks: the rows read before the body in one call, the body's
+  // append, then stageBlock's blob, staging and uncommitted-row reads and its transaction.
+  await blob.stageBlock(Buffer.from('b1').toString('base64'), 'one', 3);
+  const stage = await partitionCalls(() => blob.stageBlock(Buffer.from('b2').toString('base64'), 'two', 3));
+  assert.equal(stage, 6, 'Put Block: 1 read before the body + 1 append + 4 in stageBlock');
   assert.equal(overwrite, 2, 'an overwrite too');
   assert.equal(await text(blob.download()), 'y'.repeat(4096));
 
@@ -97,5 +102,5 @@ test('Put Blob: container and blob rows in one partition call, then the commit; 
   await blob.upload('second incarnation', 18);
   assert.equal(await text(blob.download()), 'second incarnation');
   assert.deepEqual((await container.getProperties()).metadata, {}, 'the new incarnation has no metadata');
-  t.diagnostic(`partition calls: Put Blob ${put}, overwrite ${overwrite}; Put into a deleted container: 404 ContainerNotFound; metadata and public access changes seen at once`);
+  t.diagnostic(`partition calls: Put Blob ${put}, overwrite ${overwrite}, Put Block ${stage}; Put into a deleted container: 404 ContainerNotFound; metadata and public access changes seen at once`);
 });
