@@ -86,7 +86,7 @@ function load1m(): number {
 /** One peer of the run as the budget planner sees it: its workloads in run order, costs and how its estimates compared with what it took. */
 interface PlannedPeer {
   readonly peer: BenchPeer;
-  readonly ordered: readonly { readonly spec: WorkloadSpec; readonly workload: PlanWorkload }[];
+  readonly ordered: readonly { readonly spec: WorkloadSpec; readonly workload: PlanWorkload; readonly afterRestart: boolean }[];
   costs: PeerCosts;
   started: boolean;
   /** Sums over its finished workloads other than the listing (whose estimate uses measured rates). */
@@ -109,8 +109,9 @@ function plannedPeers(factories: readonly (() => BenchPeer)[], specs: readonly W
  * population rate is measured) the peer's correction factor, or the whole run's for a peer with
  * no finished workload yet: a loaded machine slows every peer alike.
  */
-function currentEstimateMs(entries: readonly PlannedPeer[], entry: PlannedPeer, spec: WorkloadSpec, profile: BlobProfile): number {
-  const estimate = estimateWorkloadMs(spec, profile, entry.costs);
+function currentEstimateMs(entries: readonly PlannedPeer[], entry: PlannedPeer, planned: PlannedPeer['ordered'][number], profile: BlobProfile): number {
+  const spec = planned.spec;
+  const estimate = estimateWorkloadMs(spec, profile, entry.costs, { afterRestart: planned.afterRestart });
   if (spec.kind === 'list') return estimate;
   if (entry.estimatedMs > 0) return estimate * correctionFactor(entry.actualMs, entry.estimatedMs);
   const actualMs = entries.reduce((sum, other) => sum + other.actualMs, 0);
@@ -123,7 +124,7 @@ function replan(entries: readonly PlannedPeer[], peerIndex: number, workloadInde
   const peers = entries.slice(peerIndex).map((entry, index) => ({
     name: entry.peer.name,
     startMs: entry.started ? 0 : entry.costs.startMs,
-    workloads: entry.ordered.slice(index === 0 ? workloadIndex : 0).map(({ spec, workload }) => ({ ...workload, estimateMs: currentEstimateMs(entries, entry, spec, profile) })),
+    workloads: entry.ordered.slice(index === 0 ? workloadIndex : 0).map((planned) => ({ ...planned.workload, estimateMs: currentEstimateMs(entries, entry, planned, profile) })),
   }));
   return planBudget(peers, budgetLeftMs);
 }
@@ -161,7 +162,7 @@ async function runPeer(entries: readonly PlannedPeer[], peerIndex: number, profi
     const session = { peer, profile, connectionString: endpoint.connectionString, sdk, setup };
     // Whether the last workload ended with a kill -9 restart (every write workload of a durable peer).
     let restarted = false;
-    for (const [index, { spec }] of entry.ordered.entries()) {
+    for (const [index, { spec, afterRestart }] of entry.ordered.entries()) {
       progress.step(`${peer.name}: ${specLabel(spec, profile)}`);
       const decision = decisionNow(index);
       if (decision?.run !== true) {
@@ -178,7 +179,7 @@ async function runPeer(entries: readonly PlannedPeer[], peerIndex: number, profi
       const wallMs = performance.now() - t0;
       if (spec.kind !== 'list') {
         entry.actualMs += wallMs;
-        entry.estimatedMs += estimateWorkloadMs(spec, profile, entry.costs);
+        entry.estimatedMs += estimateWorkloadMs(spec, profile, entry.costs, { afterRestart });
       }
       entry.costs = learnCosts(entry.costs, rows);
       const extra = { workloadWallSeconds: wallMs / 1000, estimatedWallSeconds: decision.estimateMs / 1000, loadAverage1m: { atStart, atEnd: load1m() } };

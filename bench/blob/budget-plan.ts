@@ -112,7 +112,7 @@ export function priorCosts(peer: string, durable: boolean): PeerCosts {
 const readBackShare = 0.8;
 
 /** Estimated wall time of one workload on a peer: warm-up, set-up, the bounded loops, and for a durable peer the kill -9, restart and check. */
-export function estimateWorkloadMs(spec: WorkloadSpec, profile: BlobProfile, costs: PeerCosts): number {
+export function estimateWorkloadMs(spec: WorkloadSpec, profile: BlobProfile, costs: PeerCosts, context: { readonly afterRestart?: boolean } = {}): number {
   const durable = costs.restartMs > 0;
   const check = (writeMs: number): number => (durable ? costs.restartMs + writeMs * readBackShare : 0);
   switch (spec.kind) {
@@ -121,9 +121,8 @@ export function estimateWorkloadMs(spec: WorkloadSpec, profile: BlobProfile, cos
       return costs.warmUpMs + loopMs + check(loopMs);
     }
     case 'get':
-      // A Get that follows a write on a durable peer first warms the restarted server up
-      // (getWarmUpAfterRestartMs): two of a durable peer's 18 Gets in full, spread over all.
-      return costs.warmUpMs + (durable ? profile.getWarmUpAfterRestartMs / 9 : 0) + (profile.getSetSize / costs.smallPutsPerSecond) * 1000 + loopMsFor(spec, profile);
+      // A Get that follows a write on a durable peer first warms the restarted server up (getWarmUpAfterRestartMs).
+      return costs.warmUpMs + (context.afterRestart === true ? profile.getWarmUpAfterRestartMs : 0) + (profile.getSetSize / costs.smallPutsPerSecond) * 1000 + loopMsFor(spec, profile);
     case 'big': {
       const mib = profile.bigBlobBytes / MiB;
       const uploadMs = (profile.bigRepeats * mib * 1000) / costs.uploadMiBps;
@@ -166,13 +165,18 @@ export function listingExcluded(peer: string, profile: BlobProfile): string | un
 }
 
 /** The planner's view of one peer's workloads (run order: goal cells first, then the rest by priority). */
-export function planWorkloads(peer: string, specs: readonly WorkloadSpec[], profile: BlobProfile, costs: PeerCosts, label: (spec: WorkloadSpec) => string): { spec: WorkloadSpec; workload: PlanWorkload }[] {
-  const planned = specs.map((spec, index) => {
+export function planWorkloads(peer: string, specs: readonly WorkloadSpec[], profile: BlobProfile, costs: PeerCosts, label: (spec: WorkloadSpec) => string): { spec: WorkloadSpec; workload: PlanWorkload; afterRestart: boolean }[] {
+  const ordered = specs
+    .map((spec, index) => ({ spec, index, priority: workloadPriority(peer, spec) }))
+    .sort((a, b) => (a.priority - b.priority === 0 ? a.index - b.index : a.priority - b.priority));
+  return ordered.map(({ spec, priority }, position) => {
+    const previous = ordered[position - 1]?.spec;
+    // A durable peer's every workload but a Get ends with a kill -9 restart.
+    const afterRestart = costs.restartMs > 0 && previous !== undefined && previous.kind !== 'get';
     const excluded = spec.kind === 'list' ? listingExcluded(peer, profile) : undefined;
-    const workload: PlanWorkload = { peer, label: label(spec), priority: workloadPriority(peer, spec), estimateMs: estimateWorkloadMs(spec, profile, costs), ...(excluded === undefined ? {} : { excluded }) };
-    return { spec, workload, index };
+    const workload: PlanWorkload = { peer, label: label(spec), priority, estimateMs: estimateWorkloadMs(spec, profile, costs, { afterRestart }), ...(excluded === undefined ? {} : { excluded }) };
+    return { spec, workload, afterRestart };
   });
-  return planned.sort((a, b) => a.workload.priority - b.workload.priority === 0 ? a.index - b.index : a.workload.priority - b.workload.priority).map(({ spec, workload }) => ({ spec, workload }));
 }
 
 /**

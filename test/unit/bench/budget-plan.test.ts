@@ -81,6 +81,12 @@ describe('budget planner', () => {
     assert.match(planned.find((entry) => entry.spec.kind === 'list')?.workload.excluded ?? '', /policy/);
     const kura = planWorkloads('kura-1disk', specs, full, priorCosts('kura-1disk', true), (spec) => specLabel(spec, full));
     assert.equal(kura.find((entry) => entry.spec.kind === 'list')?.workload.excluded, undefined);
+    // On a durable peer the first Get after a write waits for a restarted server's warm-up; the next Gets do not.
+    const gets = kura.filter((entry) => entry.spec.kind === 'get');
+    assert.equal(gets[0]?.afterRestart, true);
+    assert.equal(gets[1]?.afterRestart, false);
+    assert.ok((gets[0]?.workload.estimateMs ?? 0) - (gets[1]?.workload.estimateMs ?? 0) >= full.getWarmUpAfterRestartMs);
+    assert.ok(planned.every((entry) => !entry.afterRestart));
     assert.equal(workloadPriority('kura-cluster-1fe', { kind: 'put', client: 'sdk', sizeBytes: 65536, concurrency: 16 }), 0);
     assert.ok(workloadPriority('azurite-disk', { kind: 'list' }) > workloadPriority('kura-3disk', { kind: 'mixed' }));
   });
