@@ -11,15 +11,21 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { parseArgs } from 'node:util';
 import { allPeers, blobBenchSteps, checkPeerNames, printBlobTables, resultStamp, runBlobBench, saveBlobBench } from './blob/blob-bench.ts';
 import { installChildCleanup, killAllChildren } from './blob/child-server.ts';
 import { blobProfiles, parseProfileName } from './blob/profiles.ts';
+import { parseBenchArgs } from './lib/cli-args.ts';
 import { BenchProgress } from './lib/progress.ts';
 import { runStreamBench, streamBenchSteps, streamBounds, type ProfileName, type StreamBenchOutcome } from './stream-bench.ts';
 
+const usage = `npm run bench [-- options]: the stream benchmarks, then the blob benchmark (bench/README.md)
+  --profile quick|full  quick (default) is under 5 minutes, full under 30
+  --peers a,b           blob peers to run, in this order (default: ${Object.keys(allPeers).join(',')})
+  --skip-stream         the blob benchmark only
+  --help                this text`;
+
 function parseOptions(): { profile: ProfileName; peerNames: string[]; skipStream: boolean } {
-  const { values } = parseArgs({ options: { profile: { type: 'string' }, peers: { type: 'string' }, 'skip-stream': { type: 'boolean', default: false } } });
+  const values = parseBenchArgs(usage, { profile: { type: 'string' }, peers: { type: 'string' }, 'skip-stream': { type: 'boolean', default: false } });
   const peerNames = values.peers === undefined ? Object.keys(allPeers) : values.peers.split(',');
   checkPeerNames(peerNames);
   return { profile: parseProfileName(values.profile), peerNames, skipStream: values['skip-stream'] };
