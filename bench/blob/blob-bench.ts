@@ -23,15 +23,13 @@ import { renderBarChart } from './svg-chart.ts';
 import { runWorkload, specLabel, warmUp, workloadSpecs, type WorkloadSpec } from './workloads.ts';
 
 /**
- * Every default peer, in the order a run without --peers starts them. The budget (runBudgetMs)
- * cuts the peers that run last, so the goals' three come first: Kura's embedded default, Azurite on
- * disk and the null server (every goal's ceiling, and the Get and download goals' reference);
- * in-memory Azurite, which no goal names, runs last. Before this order the first full run of all
- * seven peers (2026-11-22 16-23-05) spent the budget on the three durable single-process peers
- * (each one's 100,000-blob listing started just inside its share and ran 2.5-5 min past it), and
- * the null server and in-memory Azurite ran 3 cells each: no goal had its ceiling. The null server
- * is not first: the benchmark's own client code is still cold then (a quick run with it first
- * measured its SDK Get 64 KiB at 514 ops/s against 1,052 when it ran third).
+ * Every default peer, in the order a run without --peers starts them: the goals' three first
+ * (Kura's embedded default, Azurite on disk, the null server: every goal's ceiling and the Get and
+ * download goals' reference), in-memory Azurite, which no goal names, last. The budget planner
+ * (budget-plan.ts) reserves every peer's goal cells whatever the order; the order decides which
+ * peers run first on a quiet machine and whose matrix cells go first when time is short. The null
+ * server is not first: the benchmark's own client code is still cold then (a quick run with it
+ * first measured its SDK Get 64 KiB at 514 ops/s against 1,052 when it ran third).
  */
 export const allPeers: Readonly<Record<string, () => BenchPeer>> = {
   'kura-1disk': () => kuraServePeer(1),

@@ -43,6 +43,11 @@ export interface BudgetPlan {
   readonly budgetMs: number;
 }
 
+/** Lower priority first; equal priorities in run order. */
+function byPriorityThenOrder(a: { readonly priority: number; readonly order: number }, b: { readonly priority: number; readonly order: number }): number {
+  return a.priority === b.priority ? a.order - b.order : a.priority - b.priority;
+}
+
 function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`;
 }
@@ -55,8 +60,8 @@ function seconds(ms: number): string {
  * workload of any peer. The decisions come back in run order.
  */
 export function planBudget(peers: readonly PlanPeer[], budgetMs: number): BudgetPlan {
-  const entries = peers.flatMap((peer, peerIndex) => peer.workloads.map((workload, index) => ({ workload, peer, order: peerIndex * 1e6 + index })));
-  const byPriority = [...entries].sort((a, b) => a.workload.priority - b.workload.priority === 0 ? a.order - b.order : a.workload.priority - b.workload.priority);
+  const entries = peers.flatMap((peer, peerIndex) => peer.workloads.map((workload, index) => ({ workload, peer, priority: workload.priority, order: peerIndex * 1e6 + index })));
+  const byPriority = [...entries].sort(byPriorityThenOrder);
   const charged = new Set<string>();
   const decided = new Map<number, PlanDecision>();
   let usedMs = 0;
@@ -167,8 +172,8 @@ export function listingExcluded(peer: string, profile: BlobProfile): string | un
 /** The planner's view of one peer's workloads (run order: goal cells first, then the rest by priority). */
 export function planWorkloads(peer: string, specs: readonly WorkloadSpec[], profile: BlobProfile, costs: PeerCosts, label: (spec: WorkloadSpec) => string): { spec: WorkloadSpec; workload: PlanWorkload; afterRestart: boolean }[] {
   const ordered = specs
-    .map((spec, index) => ({ spec, index, priority: workloadPriority(peer, spec) }))
-    .sort((a, b) => (a.priority - b.priority === 0 ? a.index - b.index : a.priority - b.priority));
+    .map((spec, order) => ({ spec, order, priority: workloadPriority(peer, spec) }))
+    .sort(byPriorityThenOrder);
   return ordered.map(({ spec, priority }, position) => {
     const previous = ordered[position - 1]?.spec;
     // A durable peer's every workload but a Get ends with a kill -9 restart.
