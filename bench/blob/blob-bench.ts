@@ -10,7 +10,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ProgressSink } from '../lib/progress.ts';
 import { evaluateGoals, goalRows, lossTotals } from './goals.ts';
-import { measureMachineLimits, type MachineLimits } from './limits.ts';
+import { fsyncAppendBounds, measureMachineLimits, type MachineLimits } from './limits.ts';
 import { PeerUnavailableError, type BenchPeer } from './peer.ts';
 import { clusterWorkloads, devClusterPeer, isClusterPeer } from './cluster-peer.ts';
 import { azuritePeer, kuraServePeer, nullServerPeer } from './peers.ts';
@@ -214,7 +214,8 @@ export function dryRunPlan(profile: BlobProfile, peerNames: readonly string[], o
 
 /** The machine limits' wall time: a fsync'd append and a sequential read loop per size. */
 function limitsEstimateMs(profile: BlobProfile): number {
-  return 2 * (profile.sizesBytes.length + 1) * (profile.durationMs + 1_000);
+  const sizes = [...profile.sizesBytes, profile.bigBlockBytes];
+  return sizes.reduce((sum, size) => sum + fsyncAppendBounds(size, { durationMs: profile.durationMs, operationsMax: profile.operationsMax, bytesMax: profile.workloadBytesMax }).durationMs + profile.durationMs + 2_000, 0);
 }
 
 /** The plan as a table: peer, workload, priority, estimate, run or why not. */
