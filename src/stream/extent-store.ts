@@ -72,7 +72,7 @@ import { readBlockBody, scanExtentFile, tailRecordAt } from './extent-file.ts';
 import type { BlockEntry, TailRecord } from './extent-file.ts';
 import { Journal, journalDirectory, scanJournalFile } from './journal.ts';
 import type { JournalFileState, JournalStats } from './journal.ts';
-import { BodyParts, bodyCrc32c, bodyPartsOf } from '../util/body-parts.ts';
+import { type BodyParts, bodyCrc32c, bodyPartsOf } from '../util/body-parts.ts';
 
 export interface ExtentIdentity {
   readonly streamId: number;
@@ -224,7 +224,7 @@ interface ExtentEntry {
 /** One append between its reservation and its settlement. */
 interface PendingAppend {
   readonly block: BlockEntry;
-  /** In parts only when not journaled (a direct append written with one pwritev). */
+  /** As the caller gave it: one buffer or parts (each record written with one writev of header + parts). */
   readonly body: Uint8Array | BodyParts;
   readonly bodyCrc: number;
   /** Issued with group commit on: durable once its journal record is. */
@@ -313,14 +313,14 @@ export class ExtentStore {
     // at consecutive offsets pipeline in call order.
     const entry = this.appendable(extentId, expectedOffset, data);
     const journaled = this.groupCommit && data.length < this.directAppendBytesMin;
-    // A journal record carries one body buffer: a small body in parts is joined for it. A direct
-    // append keeps its parts (the socket's chunks of a large blob append) for one pwritev.
-    const body = journaled && data instanceof BodyParts ? Buffer.concat(data.parts, data.length) : data;
-    // The CRC is over the exact bytes written: the same parts, in the same order, as the writev.
-    const bodyCrc = bodyCrc32c(body);
+    // A body in parts (the socket chunks a request body arrived in) stays in parts, journaled or
+    // not: the journal record and the extent-file block are each one writev of header + parts, so
+    // the body is never joined into a fresh buffer (a copy and an allocation per append).
+    // The CRC is over the exact bytes written: the same parts, in the same order, as the writevs.
+    const bodyCrc = bodyCrc32c(data);
     const block = reserveBlock(entry, data.length, bodyCrc);
     await new Promise<void>((resolve, reject) => {
-      this.enqueue(entry, { block, body, bodyCrc, journaled, journalFile: null, resolve, reject });
+      this.enqueue(entry, { block, body: data, bodyCrc, journaled, journalFile: null, resolve, reject });
     });
     return { offset: block.offset, length: block.length };
   }
@@ -525,7 +525,6 @@ export class ExtentStore {
       return;
     }
     const { block, body, bodyCrc } = pending;
-    assert(!(body instanceof BodyParts), 'a journaled append carries one body buffer');
     try {
       this.journal.append({
         header: encodeJournalAppendHeader({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc }),
@@ -1117,8 +1116,7 @@ function blockParts(extentId: number, run: readonly PendingAppend[]): Uint8Array
   let position = run[0]?.block.filePosition ?? 0;
   for (const { block, body, bodyCrc } of run) {
     assert(block.filePosition === position && body.length === block.length, 'a run of blocks is contiguous in the file');
-    assert(!(body instanceof BodyParts), 'a journaled append carries one body buffer');
-    parts.push(encodeDataBlockHeader({ extentId, offset: block.offset, body, bodyCrc }), body);
+    parts.push(encodeDataBlockHeader({ extentId, offset: block.offset, body, bodyCrc }), ...bodyPartsOf(body));
     position += blockHeaderBytes + block.length;
   }
   return parts;

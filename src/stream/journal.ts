@@ -25,6 +25,7 @@
 import { groupCommitBytesMax, journalFileBytesMax, journalResyncChunkBytes } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert } from '../util/assert.ts';
+import { type BodyParts, bodyPartsOf } from '../util/body-parts.ts';
 import { crcMatches } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
@@ -55,10 +56,10 @@ export interface JournalStats {
   filesRetired: number;
 }
 
-/** One encoded record, as its header and body (empty for a tombstone), and who to tell. */
+/** One encoded record, as its header and body (empty for a tombstone; one buffer or the parts it arrived in), and who to tell. */
 export interface JournalEntry {
   readonly header: Uint8Array;
-  readonly body: Uint8Array;
+  readonly body: Uint8Array | BodyParts;
   /** A tracked record counts as outstanding in its file until release() is called for it. */
   readonly tracked: boolean;
   /** The record is durable in `file`. Called in append order; must not throw. */
@@ -251,7 +252,7 @@ export class Journal {
   }
 }
 
-/** The batch's records as writev parts (header, body, header, ...; empty bodies left out) and their size. */
+/** The batch's records as writev parts (header, body parts, header, ...; empty bodies left out) and their size. */
 function batchParts(batch: readonly JournalEntry[]): { parts: Uint8Array[]; bytes: number } {
   const parts: Uint8Array[] = [];
   let bytes = 0;
@@ -260,7 +261,7 @@ function batchParts(batch: readonly JournalEntry[]): { parts: Uint8Array[]; byte
     parts.push(entry.header);
     bytes += entry.header.length;
     if (entry.body.length === 0) continue;
-    parts.push(entry.body);
+    for (const part of bodyPartsOf(entry.body)) parts.push(part);
     bytes += entry.body.length;
   }
   return { parts, bytes };

@@ -12,7 +12,8 @@
 // stops at the first record that does not decode.
 import { appendBytesMax } from '../constants.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
-import { crc32c, crcMatches } from '../util/crc32c.ts';
+import { type BodyParts, bodyCrc32c } from '../util/body-parts.ts';
+import { crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
 import { decodeRecordHeader, encodeRecordHeader, recordHeaderBytes } from './record-header.ts';
 import type { RecordFormat } from './record-header.ts';
@@ -42,10 +43,10 @@ export type JournalRecord =
   | { readonly kind: 'remove'; readonly extentId: number };
 
 /** Header of an append record for `body`; `bodyCrc` may be passed when already computed. */
-export function encodeJournalAppendHeader(options: { extentId: number; offset: number; body: Uint8Array; bodyCrc?: number }): Buffer {
+export function encodeJournalAppendHeader(options: { extentId: number; offset: number; body: Uint8Array | BodyParts; bodyCrc?: number }): Buffer {
   const { extentId, offset, body } = options;
   assert(body.length >= 1 && body.length <= appendBytesMax, `journal append body must be 1..${appendBytesMax} bytes`);
-  const bodyCrc = options.bodyCrc ?? crc32c(body);
+  const bodyCrc = options.bodyCrc ?? bodyCrc32c(body);
   return encodeRecordHeader(journalFormat, { kindCode: kindCodes.append, bodyBytes: body.length, bodyCrc, extentId, offset });
 }
 

@@ -12,7 +12,7 @@
 // unreferenced, harmless data behind; the client may go away (the signal aborts the reads).
 
 import { appendBodyChunkBytesMin, appendBodyPartsUncopied, appendBodyStagingBytes, appendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
-import { BodyPartsCollector, bodyBytes } from '../../util/body-parts.ts';
+import { type Body, BodyPartsCollector, bodyBytes, bodyPartsOf } from '../../util/body-parts.ts';
 import { sharedMd5Pool } from '../../util/md5-pool.ts';
 import { assert } from '../../util/assert.ts';
 import { md5 } from '../../util/md5.ts';
@@ -66,19 +66,27 @@ export async function writeBlock(tables: BlobTables, key: Buffer, body: DataBody
 
 /** A body's running MD5: on the main thread, or for a large (or unknown-length) body on an Md5Pool worker. */
 interface BodyHash {
-  /** Hashes `bytes` (after every earlier update); the bytes may be appended meanwhile. */
-  update(bytes: Buffer): Promise<void>;
+  /** True when update() takes the piece as one buffer (a worker gets a copy anyway): a piece in parts is joined once, and that buffer is appended. */
+  readonly joins: boolean;
+  /** Hashes `piece` (after every earlier update); its bytes may be appended meanwhile. */
+  update(piece: Body): Promise<void>;
   digest(): Promise<Buffer>;
   /** Ends the hash unused (the body failed); a no-op after digest. */
   drop(): void;
 }
 
 function bodyHash(length: number | undefined): BodyHash {
-  if (length === undefined || length >= md5WorkerBodyBytesMin) return sharedMd5Pool().session();
-  // Below md5WorkerBodyBytesMin the body is one piece (appendBytesMax is larger): hashed once at the
-  // end by the one-shot call (md5.ts), which costs less than a Hash object for one part.
-  const pieces: Buffer[] = [];
-  return { update: (bytes) => { pieces.push(bytes); return Promise.resolve(); }, digest: () => Promise.resolve(md5(pieces)), drop: () => undefined };
+  if (length === undefined || length >= md5WorkerBodyBytesMin) {
+    const session = sharedMd5Pool().session();
+    return { joins: true, update: (piece) => session.update(bodyBytes(piece)), digest: () => session.digest(), drop: () => session.drop() };
+  }
+  // Below md5WorkerBodyBytesMin the body is one piece (appendBytesMax is larger), hashed at the end
+  // over the parts it arrived in (md5.ts: one part by the one-shot call, several by a Hash object),
+  // so it is never joined: a 64 KiB body in two socket chunks hashes in ~117 µs as parts against
+  // ~148 µs joined then hashed (the join ~28 µs and a fresh 64 KiB buffer), and goes down to the
+  // journal as those parts (bench/README.md, "eighth session: 64 KiB Put").
+  const parts: Uint8Array[] = [];
+  return { joins: false, update: (piece) => { parts.push(...bodyPartsOf(piece)); return Promise.resolve(); }, digest: () => Promise.resolve(md5(parts)), drop: () => undefined };
 }
 
 async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, hash: BodyHash | null): Promise<{ refs: DataRef[]; size: number }> {
@@ -99,12 +107,12 @@ async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, h
     while (pending.length >= appendBytesMax || (all && pending.length > 0)) {
       await settled();
       // The chunks go down as they arrived (one pwritev on every replica, no 4 MiB join); a body
-      // being hashed is joined, since the MD5 worker gets a copy of it anyway. One chunk (most
-      // small Put Blobs) is appended as is.
+      // hashed on the MD5 worker is joined, since the worker gets a copy of it anyway. One chunk
+      // (most small Put Blobs) is appended as is.
       const parts = pending.take(Math.min(appendBytesMax, pending.length));
-      const bytes = hash === null ? parts : bodyBytes(parts);
+      const bytes = hash?.joins === true ? bodyBytes(parts) : parts;
       // The piece is hashed (on a worker, for a large body) while it is made durable.
-      const append = Promise.all([tables.appendData(key, bytes), hash?.update(bodyBytes(bytes))]).then(([ref]) => { refs.push(ref); });
+      const append = Promise.all([tables.appendData(key, bytes), hash?.update(bytes)]).then(([ref]) => { refs.push(ref); });
       // Handled here so a failure while the body is still being read is not an unhandled
       // rejection; settled() (before the next append, at the end, or on the way out) rethrows it.
       append.catch(() => {});

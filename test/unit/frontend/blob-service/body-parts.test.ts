@@ -1,15 +1,17 @@
 // A streamed body's appends go down as the chunks they arrived in (util/body-parts.ts): the
-// front end passes parts, never joins a 4 MiB piece unless it hashes it, and the extent store
-// writes header + parts with one writev and checks the CRC over exactly those bytes. On a real
+// front end passes parts, never joins a piece unless the MD5 worker hashes it (a body of
+// md5WorkerBodyBytesMin or more), and the extent store writes header + parts with one writev
+// (journal record and extent block alike) and checks the CRC over exactly those bytes. On a real
 // in-process stamp (BlobStamp) and on SimDisk with a power cut and a flipped bit.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { appendBytesMax } from '../../../../src/constants.ts';
+import { appendBytesMax, md5WorkerBodyBytesMin } from '../../../../src/constants.ts';
 import type { BlobTables } from '../../../../src/frontend/blob-service/blob-tables.ts';
 import { bodyOf, readRefs, writeBlock, writeBody } from '../../../../src/frontend/blob-service/data.ts';
 import { SimDisk } from '../../../../src/io/sim-disk.ts';
 import { ExtentStore } from '../../../../src/stream/extent-store.ts';
+import { journalDirectory, scanJournalFile } from '../../../../src/stream/journal.ts';
 import { BodyParts, BodyPartsCollector, bodyBytes, bodyCrc32c, bodyOfParts, type Body } from '../../../../src/util/body-parts.ts';
 import { SystemClock } from '../../../../src/util/clock.ts';
 import { crc32c } from '../../../../src/util/crc32c.ts';
@@ -101,12 +103,18 @@ describe('streamed bodies on a stamp', () => {
     t.diagnostic(`parts per append: ${seen.map((body) => (body instanceof BodyParts ? body.parts.length : 1)).join(', ')}`);
   });
 
-  it('a hashed Put Blob body is joined for its MD5, and one-byte chunks are coalesced within the parts bound', async () => {
-    const whole = randomBytes(300_000);
-    const seen: Body[] = [];
-    const written = await writeBody(recording(seen), Buffer.from('body-parts-blob'), bodyOf(chunked(whole, 65_536)));
-    assert.ok(seen.every((body) => body instanceof Buffer), 'hashed: one buffer per append');
-    assert.ok((await collect(readRefs(stamp.tables, Buffer.from('body-parts-blob'), written.refs, { start: 0, end: whole.length - 1 }))).equals(whole));
+  it('a Put Blob body below md5WorkerBodyBytesMin is hashed and appended as its parts; one on the MD5 worker is joined', async (t) => {
+    for (const [name, bytes, joined] of [['64 KiB in 2 chunks', 65_536, false], ['300,000 B', 300_000, false], ['1 MiB + 1 on the worker', md5WorkerBodyBytesMin + 1, true]] as const) {
+      const whole = randomBytes(bytes);
+      const seen: Body[] = [];
+      const key = Buffer.from(`body-parts-blob-${bytes}`);
+      // The first chunk as node:http's first read of a 64 KiB request gives it (the head took the rest).
+      const written = await writeBody(recording(seen), key, bodyOf([whole.subarray(0, 64_800), ...chunked(whole.subarray(64_800), 65_536)]));
+      assert.ok(written.md5.equals(createHash('md5').update(whole).digest()), `${name}: the MD5 of the whole body`);
+      assert.ok(seen.every((body) => (body instanceof BodyParts) !== joined), `${name}: ${joined ? 'one buffer' : 'parts'} per append`);
+      assert.ok((await collect(readRefs(stamp.tables, key, written.refs, { start: 0, end: whole.length - 1 }))).equals(whole));
+      t.diagnostic(`${name}: appends of ${seen.map((body) => (body instanceof BodyParts ? `${body.parts.length} parts` : '1 buffer')).join(', ')}`);
+    }
     // 50,000 one-byte chunks: coalesced into staging buffers (linear), not 50,000 parts.
     const tiny = randomBytes(50_000);
     const tinySeen: Body[] = [];
@@ -222,6 +230,14 @@ describe('ExtentStore appends in parts (SimDisk)', () => {
       }
       const expected = Buffer.concat(bodies.map((body) => bodyBytes(body)));
       assert.ok((await store.read(identity.extentId, 0, offset)).equals(expected));
+      if (groupCommit) {
+        // The journaled body was written from its parts: its record checks and holds the joined bytes.
+        const records = [];
+        for (const name of await disk.list(journalDirectory)) for (const item of (await scanJournalFile(disk, `${journalDirectory}/${name}`)).items) records.push(item);
+        const record = records.find((item) => item.kind === 'record' && item.record.kind === 'append' && item.record.offset === 4000);
+        assert.ok(record?.kind === 'record' && record.record.kind === 'append' && record.record.body.equals(expected.subarray(4000)), 'the journal record of a part body is whole and checks');
+        assert.ok(records.every((item) => item.kind === 'record'), 'no bad journal record');
+      }
       disk.crash({ tornWrites: true });
       const reopened = await open();
       assert.ok((await reopened.read(identity.extentId, 0, offset)).equals(expected), 'acknowledged part bodies survive a power cut');
