@@ -173,6 +173,7 @@ export class PartitionClient {
     const first = ops[0];
     if (first === undefined) throw new StorageError('config.invalid', 'an empty transaction');
     const header = { key: encodeKey(first.key), ops: ops.map((op) => conditionsOf(op)) };
+    // A check travels as a tombstone row of its key (docs/partition-protocol.md).
     const rows = ops.map((op) => (op.kind === 'put' ? putRow(op.key, op.columns) : deleteRow(op.key)));
     const response = await this.call(first.key, 'partition.transact', header, encodeRows(rows), false);
     return parse(commitAnswer, response.header);
@@ -337,7 +338,7 @@ export class PartitionClient {
   }
 }
 
-function conditionsOf(op: PartitionOp): { kind: 'put' | 'delete'; ifMatch?: string; ifNoneMatch?: '*' } {
+function conditionsOf(op: PartitionOp): { kind: PartitionOp['kind']; ifMatch?: string; ifNoneMatch?: '*' } {
   const ifNoneMatch = op.kind === 'put' ? op.ifNoneMatch : undefined;
   return { kind: op.kind, ...(op.ifMatch === undefined ? {} : { ifMatch: op.ifMatch }), ...(ifNoneMatch === undefined ? {} : { ifNoneMatch }) };
 }

@@ -121,6 +121,11 @@ async function transact(partition: Partition, request: ServedRequest): Promise<R
     const row = rows[index];
     if (row === undefined || (op.kind === 'put') !== (row.kind === 'live')) throw new StorageError('config.invalid', `op ${index} does not match its row`);
     if (row.kind === 'live') return { kind: 'put', key: row.key, columns: row.columns, ...conditions(op) };
+    // A check travels as a tombstone of its key (a key alone); it names the ETag it expects.
+    if (op.kind === 'check') {
+      if (op.ifMatch === undefined || op.ifNoneMatch !== undefined) throw new StorageError('config.invalid', `check op ${index} names no ETag`);
+      return { kind: 'check', key: row.key, ifMatch: op.ifMatch };
+    }
     return { kind: 'delete', key: row.key, ...(op.ifMatch === undefined ? {} : { ifMatch: op.ifMatch }) };
   });
   const result = await partition.transact(ops);

@@ -29,7 +29,7 @@ function fastKeyHeader(value: unknown): { key: string } | undefined {
   return isText(key, 1, base64KeyLengthMax) ? { key } : undefined;
 }
 
-type TransactOp = { kind: 'put' | 'delete'; ifMatch?: string; ifNoneMatch?: '*' };
+type TransactOp = { kind: 'put' | 'delete' | 'check'; ifMatch?: string; ifNoneMatch?: '*' };
 
 function fastTransactHeader(value: unknown): { key: string; ops: TransactOp[] } | undefined {
   const header = fastKeyHeader(value);
@@ -41,7 +41,7 @@ function fastTransactHeader(value: unknown): { key: string; ops: TransactOp[] } 
     const kind = op?.['kind'];
     const ifMatch = op?.['ifMatch'];
     const ifNoneMatch = op?.['ifNoneMatch'];
-    if ((kind !== 'put' && kind !== 'delete') || (ifMatch !== undefined && !isText(ifMatch, 1, 128)) || (ifNoneMatch !== undefined && ifNoneMatch !== '*')) return undefined;
+    if ((kind !== 'put' && kind !== 'delete' && kind !== 'check') || (ifMatch !== undefined && !isText(ifMatch, 1, 128)) || (ifNoneMatch !== undefined && ifNoneMatch !== '*')) return undefined;
     // An optional field absent stays absent (a present undefined never comes out of a JSON header).
     if (op !== undefined && ((Object.hasOwn(op, 'ifMatch') && ifMatch === undefined) || (Object.hasOwn(op, 'ifNoneMatch') && ifNoneMatch === undefined))) return undefined;
     ops.push({ kind, ...(ifMatch === undefined ? {} : { ifMatch }), ...(ifNoneMatch === undefined ? {} : { ifNoneMatch }) });
@@ -65,7 +65,7 @@ export const partitionRequests = {
   'partition.delete': z.object({ key: base64Key, ifMatch: etag.optional() }),
   'partition.transact': withFastPath(z.object({
     key: base64Key,
-    ops: z.array(z.object({ kind: z.enum(['put', 'delete']), ifMatch: etag.optional(), ifNoneMatch: z.literal('*').optional() })).min(1).max(partitionBatchMutationsMax),
+    ops: z.array(z.object({ kind: z.enum(['put', 'delete', 'check']), ifMatch: etag.optional(), ifNoneMatch: z.literal('*').optional() })).min(1).max(partitionBatchMutationsMax),
   }), fastTransactHeader),
   'partition.scan': z.object({
     key: base64Key,

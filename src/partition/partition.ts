@@ -70,14 +70,22 @@ import type { Body } from '../util/body-parts.ts';
 
 export type { LiveRow, ScanItem } from './partition-scan.ts';
 
+/**
+ * One op of a transaction. A `check` writes nothing: the transaction applies only if the row at its
+ * key is live with ETag `ifMatch` ('*': with any ETag) when the batch is checked (a row the caller read and relies on,
+ * e.g. a blob's container row). A check of a key outside this partition refuses the transaction
+ * as partition.condition_failed (it cannot be checked here; nothing applied), so a caller that
+ * guessed the rows share a partition reads and decides the slow way.
+ */
 export type PartitionOp =
   | { readonly kind: 'put'; readonly key: Buffer; readonly columns: readonly Column[]; readonly ifMatch?: string; readonly ifNoneMatch?: '*' }
-  | { readonly kind: 'delete'; readonly key: Buffer; readonly ifMatch?: string };
+  | { readonly kind: 'delete'; readonly key: Buffer; readonly ifMatch?: string }
+  | { readonly kind: 'check'; readonly key: Buffer; readonly ifMatch: string };
 
 export interface CommitResult {
   readonly sequence: number;
   readonly lastModifiedMs: number;
-  /** Per op: the new ETag of a put, null for a delete. */
+  /** Per op: the new ETag of a put, null for a delete or a check. */
   readonly etags: readonly (string | null)[];
 }
 
@@ -287,6 +295,8 @@ export class Partition {
   private lastGcMs: number;
   private tickTimer: TimerHandle | null = null;
   private committing: Promise<void> | null = null;
+  /** The group `committing` checks and logs (its batches left the queue, not yet published). */
+  private inFlight: readonly PendingBatch[] = [];
   private readonly dataGcEnabled: boolean;
   private readonly references: RowDataReferences;
   private readonly inlineData: InlineData | null;
@@ -503,10 +513,43 @@ export class Partition {
   transact(ops: readonly PartitionOp[]): Promise<CommitResult> {
     try {
       this.checkWritable();
-      return this.enqueue(this.prepare(ops));
+      const prepared = this.prepare(ops);
+      const refused = this.refusedNow(prepared);
+      if (refused !== null) {
+        this.counters.conditionFailures += 1;
+        return Promise.reject(refused);
+      }
+      return this.enqueue(prepared);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
+  }
+
+  /**
+   * The refusal the writer would give this batch, when it is already certain: the rows its
+   * conditions read are in memory (memtables, row cache), no batch ahead of it (queued or being
+   * committed) writes any of them, and no data ref needs the writer's stream checks. Then the
+   * batch is refused now instead of after the group ahead's log append (a Put Blob that tries a
+   * new blob's one-call commit and finds the blob exists waits for no fsync). Same error as the
+   * writer's: the first failing condition in op order. null: left to the writer.
+   */
+  private refusedNow(prepared: readonly PreparedOp[]): StorageError | null {
+    const rows = new Map<string, RowRecord | null>();
+    let failing = false;
+    for (const { op, key } of prepared) {
+      if (op.ifMatch === undefined && (op.kind !== 'put' || op.ifNoneMatch === undefined)) continue;
+      const current = this.active.get(key) ?? this.frozen?.memtable.get(key) ?? this.rowCache.get(key);
+      if (current === undefined) return null;
+      rows.set(key, current);
+      const live = current?.kind === 'live' ? current : null;
+      failing ||= (op.kind === 'put' && op.ifNoneMatch === '*' && live !== null) || (op.ifMatch !== undefined && (live === null || (op.ifMatch !== '*' && op.ifMatch !== live.etag)));
+    }
+    if (!failing || this.unknownDataRef(prepared) !== null || this.checkCondemned(prepared) !== null) return null;
+    for (const batch of [...this.inFlight, ...this.queue]) for (const { key } of batch.ops) if (rows.has(key)) return null;
+    // Every conditional op's row is known and settled: the writer's own check, on these rows.
+    const error = this.conditionFailure(prepared, (key) => rows.get(key) ?? null);
+    assert(error !== null, 'a failing condition fails the batch');
+    return error;
   }
 
   private enqueue(prepared: readonly PreparedOp[]): Promise<CommitResult> {
@@ -528,14 +571,21 @@ export class Partition {
       throw new StorageError('partition.too_large', `a batch holds 1..${partitionBatchMutationsMax} ops, got ${ops.length}`);
     }
     const keys = new Set<string>();
-    return ops.map((op) => {
+    let writes = 0;
+    const prepared = ops.map((op) => {
       checkKey(op.key);
       const key = op.key.toString('latin1');
       if (keys.has(key)) throw new StorageError('config.invalid', 'a batch names a key twice');
-      if (key < this.keyLow || (this.keyHigh !== null && key >= this.keyHigh)) throw new StorageError('config.invalid', `key outside partition ${this.partitionId}'s range`);
+      const outside = key < this.keyLow || (this.keyHigh !== null && key >= this.keyHigh);
+      if (outside && op.kind === 'check') throw new StorageError('partition.condition_failed', `checked key outside partition ${this.partitionId}'s range`, { context: { partitionId: this.partitionId, outside: true } });
+      if (outside) throw new StorageError('config.invalid', `key outside partition ${this.partitionId}'s range`);
+      if (op.kind === 'check' && (typeof op.ifMatch !== 'string' || op.ifMatch === '')) throw new StorageError('config.invalid', 'a check names the ETag it expects');
+      if (op.kind !== 'check') writes += 1;
       keys.add(key);
       return { op, key };
     });
+    if (writes === 0) throw new StorageError('config.invalid', 'a batch of checks alone writes nothing');
+    return prepared;
   }
 
   private startWriter(): void {
@@ -554,11 +604,13 @@ export class Partition {
     try {
       while (this.queue.length > 0 && this.state.kind === 'open') {
         await this.waitForMemtableRoom();
-        this.committing = this.commitGroup(this.takeGroup());
+        this.inFlight = this.takeGroup();
+        this.committing = this.commitGroup(this.inFlight);
         try {
           await this.committing;
         } finally {
           this.committing = null;
+          this.inFlight = [];
         }
       }
     } finally {
@@ -677,10 +729,20 @@ export class Partition {
   }
 
   private async checkConditions(ops: readonly PreparedOp[], overlay: ReadonlyMap<string, RowRecord | null>): Promise<StorageError | null> {
+    const rows = new Map<string, RowRecord | null>();
+    for (const { op, key } of ops) {
+      if (op.ifMatch === undefined && (op.kind !== 'put' || op.ifNoneMatch === undefined)) continue;
+      rows.set(key, overlay.has(key) ? overlay.get(key) ?? null : await this.latest(key, op.key));
+    }
+    return this.conditionFailure(ops, (key) => rows.get(key) ?? null);
+  }
+
+  /** The first op whose condition fails against `rowAt` (the newest version of each conditional op's key). */
+  private conditionFailure(ops: readonly PreparedOp[], rowAt: (key: string) => RowRecord | null): StorageError | null {
     for (const [index, { op, key }] of ops.entries()) {
       const ifNoneMatch = op.kind === 'put' ? op.ifNoneMatch : undefined;
       if (op.ifMatch === undefined && ifNoneMatch === undefined) continue;
-      const current = overlay.has(key) ? overlay.get(key) ?? null : await this.latest(key, op.key);
+      const current = rowAt(key);
       const live = current?.kind === 'live' ? current : null;
       const context = { index, partitionId: this.partitionId };
       if (ifNoneMatch === '*' && live !== null) return new StorageError('partition.exists', 'the row exists (If-None-Match: *)', { context });
@@ -707,7 +769,7 @@ export class Partition {
     // A GC rewrite keeps an older Last-Modified: the commit clock never goes back.
     this.lastModifiedMs = Math.max(this.lastModifiedMs, item.rows[0]?.lastModifiedMs ?? 0);
     this.counters.batchesCommitted += 1;
-    item.batch.resolve({ sequence, lastModifiedMs: this.lastModifiedMs, etags: item.rows.map((row) => (row.kind === 'live' ? row.etag : null)) });
+    item.batch.resolve({ sequence, lastModifiedMs: this.lastModifiedMs, etags: opEtags(item.batch.ops, item.rows) });
   }
 
   /** A log append failed: its outcome is unknown, so nothing more may be written by this owner. */
@@ -1110,10 +1172,24 @@ export class Partition {
   }
 }
 
+/** The rows a batch writes, in op order (a check writes none). */
 function buildRows(ops: readonly PreparedOp[], sequence: number, etag: string, lastModifiedMs: number): RowRecord[] {
-  return ops.map(({ op, preserve }) => (op.kind === 'put'
-    ? { kind: 'live', key: op.key, sequence, lastModifiedMs: preserve?.lastModifiedMs ?? lastModifiedMs, etag: preserve?.etag ?? etag, columns: op.columns }
-    : { kind: 'tombstone', key: op.key, sequence, lastModifiedMs }));
+  const rows: RowRecord[] = [];
+  for (const { op, preserve } of ops) {
+    if (op.kind === 'put') rows.push({ kind: 'live', key: op.key, sequence, lastModifiedMs: preserve?.lastModifiedMs ?? lastModifiedMs, etag: preserve?.etag ?? etag, columns: op.columns });
+    else if (op.kind === 'delete') rows.push({ kind: 'tombstone', key: op.key, sequence, lastModifiedMs });
+  }
+  return rows;
+}
+
+/** CommitResult.etags: per op, the ETag its row got (a put), else null; `rows` as buildRows made them. */
+function opEtags(ops: readonly PreparedOp[], rows: readonly RowRecord[]): (string | null)[] {
+  let next = 0;
+  return ops.map(({ op }) => {
+    if (op.kind === 'check') return null;
+    const row = rows[next++];
+    return row?.kind === 'live' ? row.etag : null;
+  });
 }
 
 /** ETags are unique per partition: the commit sequence never repeats (docs/formats/partition-rows.md). */

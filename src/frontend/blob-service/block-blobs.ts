@@ -21,8 +21,9 @@ import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockL
 import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
 import { appendRefs, copyContent } from './content.ts';
 import {
-  blobNotFound, loadContainer, loadContainerAndBlob, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
+  blobNotFound, conditionRefusedCodes, hintKey, loadContainer, loadContainerAndBlob, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
 } from './context.ts';
+import { isStorageError } from '../../util/errors.ts';
 import { commitTagged } from './tag-index.ts';
 import { fencedCommit } from './container-fence.ts';
 import { quotedEtag } from './conditions.ts';
@@ -55,18 +56,71 @@ export function blockRecord(blocks: readonly CommittedBlock[], stored: BlobRecor
   };
 }
 
+interface StoredPutBody {
+  readonly md5: Buffer;
+  readonly size: number;
+  readonly list: PreparedBlockList;
+}
+
 /** A Put Blob body of 1..inlineBodyBytesMax bytes goes in the blob row (docs/blob-schema.md, "Inline bodies"): one durable append. */
-async function storePutBody(ctx: BlobServiceContext, key: Buffer, body: RequestBody): Promise<{ md5: Buffer; size: number; list: PreparedBlockList }> {
-  if (body.length > 0 && body.length <= (ctx.inlineBodyBytesMax ?? 0)) {
-    const whole = await readBodyWhole(body);
-    return { md5: whole.md5, size: whole.bytes.length, list: { stored: { kind: 'body', bytes: whole.bytes }, pages: [] } };
-  }
+function isInline(ctx: BlobServiceContext, body: RequestBody): boolean {
+  return body.length > 0 && body.length <= (ctx.inlineBodyBytesMax ?? 0);
+}
+
+async function inlineBody(body: RequestBody): Promise<StoredPutBody> {
+  const whole = await readBodyWhole(body);
+  return { md5: whole.md5, size: whole.bytes.length, list: { stored: { kind: 'body', bytes: whole.bytes }, pages: [] } };
+}
+
+async function storePutBody(ctx: BlobServiceContext, key: Buffer, body: RequestBody): Promise<StoredPutBody> {
+  if (isInline(ctx, body)) return inlineBody(body);
   const data = await writeBody(ctx.tables, key, body);
   const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
   return { md5: data.md5, size: data.size, list: await storeBlockList(ctx.tables, key, blocks) };
 }
 
+function putRecord(op: Op.PutBlob, data: StoredPutBody): BlobRecord {
+  const headers = { ...op.httpHeaders, contentMd5: op.httpHeaders.contentMd5 ?? data.md5 };
+  return { ...blockRecord([], data.list.stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier }), size: data.size };
+}
+
+/**
+ * Put Blob of a new blob in one partition call (docs/blob-schema.md, "Put Blob in one call"): when
+ * the front end knows the container's row (its incarnation hint) and the body is inline, the blob
+ * row is put If-None-Match * together with a check of the container row's ETag as last read, so
+ * the write applies only if the blob does not exist and the container row is the one read (not
+ * deleted, not recreated, not changed) at the commit: what the read would have decided, decided at
+ * the single writer instead. Taken only when the Put's own checks pass against an absent blob
+ * (no If-Match, no lease id, no tags to index). Refused (the blob exists, the container row
+ * changed, or it lies in another partition): nothing was applied, and the caller goes the read
+ * way with the body already read. `null`: not tried.
+ */
+async function putNewBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<{ result: WriteResult } | { refused: StoredPutBody; checked: string } | null> {
+  const hint = ctx.incarnations?.get(hintKey(op.account, op.container));
+  if (hint === undefined || hint.separate === true || !isInline(ctx, body) || op.tags.length > 0) return null;
+  const nowMs = ctx.clock.nowMs();
+  try {
+    checkBlobWrite(null, op, { nowMs, createOnly: call.createOnly });
+  } catch (error) {
+    if (error instanceof FrontendError) return null;
+    throw error;
+  }
+  const data = await inlineBody(body);
+  const record: BlobRecord = { ...putRecord(op, data), createdMs: nowMs, lease: null };
+  // The blob's row first: the partition call routes by it, and committed() reads its ETag.
+  const ops: PartitionOp[] = [{ kind: 'put', key: blobKey(hint.blobs, op.blob), columns: encodeBlob(record), ifNoneMatch: '*' }, { kind: 'check', key: hint.key, ifMatch: hint.etag }];
+  try {
+    // No container fence (container-fence.ts): the check makes the commit conditional on the container row itself.
+    return { result: { ...committed(await ctx.tables.transact(ops)), contentMd5: data.md5 } };
+  } catch (error) {
+    if (!isStorageError(error) || !conditionRefusedCodes.has(error.code)) throw error;
+    return { refused: data, checked: hint.etag };
+  }
+}
+
 export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<WriteResult> {
+  const fast = await putNewBlob(ctx, op, body, call);
+  if (fast !== null && 'result' in fast) return fast.result;
   // The container row and the blob row in one partition call when they share a partition (the
   // container row is still read on every Put: a deleted container refuses the write at once).
   // The blob row is checked before the body is read (a refused Put stores nothing), and reused by
@@ -74,20 +128,27 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
   // fails it and the retry reads the row again.
   const loaded = await loadContainerAndBlob(ctx, op.account, op.container, op.blob);
   const container = loaded.container;
+  if (fast !== null && loaded.blob === null && container.row.etag === fast.checked) markSeparate(ctx, op);
   const key = blobKey(container.blobs, op.blob);
   let early: LoadedBlob | null | undefined = loaded.blob;
   checkBlobWrite(early, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-  const data = await storePutBody(ctx, key, body);
-  const list = data.list;
-  const headers = { ...op.httpHeaders, contentMd5: op.httpHeaders.contentMd5 ?? data.md5 };
-  const record = { ...blockRecord([], list.stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier }), size: data.size };
+  const data = fast?.refused ?? await storePutBody(ctx, key, body);
+  const record = putRecord(op, data);
   const result = await replaceBlob(ctx, key, async () => {
     const existing = early === undefined ? await readBlob(ctx, container, op.blob) : early;
     early = undefined;
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return { result: await commitBlob(ctx, { container, existing }, key, record, list.pages), replaced: existing };
+    return { result: await commitBlob(ctx, { container, existing }, key, record, data.list.pages), replaced: existing };
   });
   return { ...result, contentMd5: data.md5 };
+}
+
+/** A one-call Put was refused though its blob was absent and its container row unchanged: the rows
+ * lie in two partitions (or a race came and went); later Puts to this container read first. */
+function markSeparate(ctx: BlobServiceContext, op: Op.PutBlob): void {
+  const key = hintKey(op.account, op.container);
+  const hint = ctx.incarnations?.get(key);
+  if (hint !== undefined) ctx.incarnations?.set(key, { ...hint, separate: true });
 }
 
 /** Commits staged bytes as the uncommitted block `blockId` (Put Block, Put Block From URL). */

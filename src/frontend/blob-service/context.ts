@@ -65,6 +65,12 @@ export interface ContainerHint {
   readonly key: Buffer;
   /** blobPrefix(account, container, inc) */
   readonly blobs: Buffer;
+  /** The container row's ETag as last read: a new blob's Put checks it in its own transaction
+   * instead of reading the row (putNewBlob in block-blobs.ts). */
+  readonly etag: string;
+  /** Its blob rows were found in another partition than the container row (a split between
+   * them): a one-call Put cannot check the container there, so it is not tried. */
+  readonly separate?: true;
   /** The container row last decoded, by its ETag and Last-Modified: a row read again unchanged
    * (every Put and Get reads it) is not decoded again. A row's ETag never repeats for another
    * version of it (the commit sequence, as If-Match relies on), so an equal one is the same row. */
@@ -72,7 +78,7 @@ export interface ContainerHint {
 }
 
 /** The hints' key: account names hold no '/'. */
-function hintKey(account: string, container: string): string {
+export function hintKey(account: string, container: string): string {
   return `${account}/${container}`;
 }
 
@@ -144,7 +150,7 @@ function loadedContainer(ctx: BlobServiceContext, at: Pick<LoadedContainer, 'acc
   if (blobs === null || !same) {
     blobs ??= blobPrefix(at.account, at.name, record.inc);
     const decoded = smallContainer(record) ? { decoded: { etag: row.etag, modifiedMs: row.lastModifiedMs, record } } : {};
-    ctx.incarnations?.set(hintKey(at.account, at.name), { inc: record.inc, key: at.key, blobs, ...decoded });
+    ctx.incarnations?.set(hintKey(at.account, at.name), { inc: record.inc, key: at.key, blobs, etag: row.etag, ...decoded, ...(hint?.separate === true && hint.inc === record.inc ? { separate: true } : {}) });
   }
   return { ...at, row, record, etag: record.etag ?? row.etag, modifiedMs: record.modifiedMs ?? row.lastModifiedMs, blobs };
 }

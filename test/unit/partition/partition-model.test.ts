@@ -34,6 +34,8 @@ interface Figures {
   indeterminate: number;
   indeterminateApplied: number;
   conditionFailuresExpected: number;
+  /** Check ops (a row relied on, not written) put into batches. */
+  checks: number;
   scanPages: number;
 }
 
@@ -122,6 +124,7 @@ function applyBatch(model: Map<string, ModelRow>, ops: readonly PartitionOp[], e
     const key = op.key.toString('latin1');
     const etag = etags[index];
     if (op.kind === 'delete') model.delete(key);
+    else if (op.kind === 'check') return;
     else model.set(key, { columns: op.columns, etag: etag ?? assert.fail('a put returns an etag') });
   });
 }
@@ -180,6 +183,13 @@ function randomBatch(run: ModelRun, size: number, conditional: boolean): Partiti
     } else {
       ops.push({ kind: 'put', key, columns: run.columns(), ...condition });
     }
+  }
+  // Sometimes a check beside the writes: a row the batch relies on without writing it.
+  const checked = run.key();
+  const ifMatch = conditional && run.random.int(3) === 0 && !used.has(checked.toString('latin1')) ? run.condition(checked, true).ifMatch : undefined;
+  if (ifMatch !== undefined) {
+    ops.splice(run.random.int(ops.length + 1), 0, { kind: 'check', key: checked, ifMatch });
+    run.figures.checks += 1;
   }
   return ops;
 }
@@ -279,6 +289,7 @@ async function indeterminateWrite(run: ModelRun, inject: (() => void) | null): P
   run.figures.indeterminateApplied += 1;
   ops.forEach((op, index) => {
     const row = rows[index] ?? null;
+    if (op.kind === 'check') return;
     if (op.kind === 'delete') assert.equal(row, null, `step ${run.step}: half-applied batch (delete)`);
     else assert.deepEqual(row?.columns, op.columns, `step ${run.step}: half-applied batch (put)`);
   });
@@ -358,7 +369,7 @@ async function oneOperation(run: ModelRun): Promise<string> {
 }
 
 async function runSeeds(backend: (seed: number) => Promise<PartitionBackend>, seeds: number, operations: number): Promise<{ figures: Figures; divergences: string[]; backendName: string }> {
-  const figures: Figures = { operations: 0, byKind: new Map(), indeterminate: 0, indeterminateApplied: 0, conditionFailuresExpected: 0, scanPages: 0 };
+  const figures: Figures = { operations: 0, byKind: new Map(), indeterminate: 0, indeterminateApplied: 0, conditionFailuresExpected: 0, checks: 0, scanPages: 0 };
   const divergences: string[] = [];
   let backendName = '';
   for (let index = 0; index < seeds; index++) {
@@ -390,7 +401,7 @@ function report(t: { diagnostic(message: string): void }, result: Awaited<Return
   t.diagnostic(`backend: ${result.backendName}; root seed ${rootSeed}`);
   t.diagnostic(`${figures.operations} operations, ${seeds} seeds, ${divergences.length} divergences`);
   t.diagnostic(`by kind: ${[...figures.byKind.entries()].sort().map(([kind, count]) => `${kind} ${count}`).join(', ')}`);
-  t.diagnostic(`writes of unknown outcome: ${figures.indeterminate} (${figures.indeterminateApplied} found applied, all whole); expected condition failures: ${figures.conditionFailuresExpected}; scan pages: ${figures.scanPages}`);
+  t.diagnostic(`writes of unknown outcome: ${figures.indeterminate} (${figures.indeterminateApplied} found applied, all whole); expected condition failures: ${figures.conditionFailuresExpected}; check ops: ${figures.checks}; scan pages: ${figures.scanPages}`);
   assert.equal(divergences.length, 0, divergences.slice(0, 2).join('\n'));
 }
 

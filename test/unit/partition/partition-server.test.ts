@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { scanPageBytesMax } from '../../../src/constants.ts';
 import { PartitionClient } from '../../../src/partition/partition-client.ts';
-import { encodeKey } from '../../../src/partition/partition-rpc.ts';
+import { deleteRow, encodeKey, encodeRows, putRow } from '../../../src/partition/partition-rpc.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import type { Column } from '../../../src/wire/partition-row.ts';
 import { key, PartitionCluster, text, valueOf } from '../../helpers/partition-cluster.ts';
@@ -33,6 +33,15 @@ describe('PartitionServer + PartitionManager + PartitionClient', () => {
     ]));
     assert.equal(result.etags.length, 2);
     assert.equal(await stamp.drive(client.get(key('a/2'))), null);
+    // A check op: the batch applies only if the checked row is live with that ETag; it writes nothing.
+    const checked = await stamp.drive(client.transact([{ kind: 'put', key: key('a/3'), columns: text('three'), ifNoneMatch: '*' }, { kind: 'check', key: key('a/1'), ifMatch: result.etags[0] ?? '' }]));
+    assert.equal(checked.etags[1], null, 'a check gets no ETag');
+    assert.equal((await stamp.drive(client.get(key('a/1'))))?.etag, result.etags[0], 'the checked row is unchanged');
+    await assert.rejects(stamp.drive(client.transact([{ kind: 'put', key: key('a/4'), columns: text('four') }, { kind: 'check', key: key('a/1'), ifMatch: put.etag }])), (error) => isStorageError(error, 'partition.condition_failed'));
+    await assert.rejects(stamp.drive(client.transact([{ kind: 'put', key: key('a/4'), columns: text('four') }, { kind: 'check', key: key('a/2'), ifMatch: '*' }])), (error) => isStorageError(error, 'partition.row_not_found'));
+    await assert.rejects(stamp.drive(client.transact([{ kind: 'check', key: key('a/1'), ifMatch: '*' }])), (error) => isStorageError(error, 'config.invalid'), 'checks alone write nothing');
+    assert.equal(await stamp.drive(client.get(key('a/4'))), null, 'a refused batch applied nothing');
+    assert.equal(valueOf(await stamp.drive(client.get(key('a/3')))), 'three');
     const page = await stamp.drive(client.scan({ limit: 10, delimiter: key('/') }));
     assert.deepEqual(page.items.map((item) => (item.kind === 'prefix' ? item.prefix.toString() : item.row.key.toString())), ['a/', 'b/']);
     const ref = await stamp.drive(client.appendData(key('a/1'), Buffer.from('blob bytes')));
@@ -120,6 +129,12 @@ describe('PartitionServer + PartitionManager + PartitionClient', () => {
     assert.deepEqual(many.map((row) => row?.etag ?? null), names.map((name) => etags.get(name) ?? null));
     const manyCalls = client.stats().requests - callsBefore;
     assert.ok(manyCalls >= 2 && manyCalls <= 3, `getMany across partitions took ${manyCalls} calls`);
+    // A check of a row in the other partition cannot be checked there: refused, nothing applied.
+    const lowHigh = map.partitions[0]?.high ?? '';
+    const [left, right] = [...etags.keys()].reduce<[string[], string[]]>((sides, name) => { sides[Buffer.from(name).toString('hex') < lowHigh ? 0 : 1].push(name); return sides; }, [[], []]);
+    const outside = await stamp.drive(client.transact([{ kind: 'put', key: key(`${left[0] ?? ''}-new`), columns: text('n') }, { kind: 'check', key: key(right[0] ?? ''), ifMatch: '*' }]).then(() => null, (error: unknown) => error));
+    assert.ok(isStorageError(outside, 'partition.condition_failed'), `a check outside the partition: ${String(outside)}`);
+    assert.equal(await stamp.drive(client.get(key(`${left[0] ?? ''}-new`))), null);
     const after = await stamp.drive(client.put(key('row-000'), text('after the split')));
     const leftHigh = map.partitions[0]?.high ?? '';
     const leftSequences = [...sequences].filter(([name]) => Buffer.from(name).toString('hex') < leftHigh).map(([, sequence]) => sequence);
@@ -146,6 +161,10 @@ describe('PartitionServer + PartitionManager + PartitionClient', () => {
     await assert.rejects(call('partition.nope', {}), (error) => isStorageError(error, 'config.invalid'));
     await assert.rejects(call('partition.put', { key: 'not base64!' }), (error) => isStorageError(error, 'config.invalid'));
     await assert.rejects(call('partition.put', { key: encodeKey(key('a')) }, Buffer.from([0, 0, 0, 9, 1])), (error) => isStorageError(error, 'config.invalid'));
+    // A check that names no ETag (sent as a tombstone row, as the client sends a check).
+    const checkCall = (ops: unknown): Promise<unknown> => cluster.stamp.drive(cluster.stamp.network.endpoint('fe:3').call('ps-a:1', { method: 'partition.transact', header: { key: encodeKey(key('a')), ops } as never, body: encodeRows([putRow(key('a'), text('x')), deleteRow(key('b'))]) }));
+    await assert.rejects(checkCall([{ kind: 'put' }, { kind: 'check' }]), (error) => isStorageError(error, 'config.invalid'));
+    await assert.rejects(checkCall([{ kind: 'put' }, { kind: 'check', ifMatch: '*', ifNoneMatch: '*' }]), (error) => isStorageError(error, 'config.invalid'));
     assert.equal(await cluster.stamp.drive(new PartitionClient({ metaStore: cluster.stamp.metaStore, network: cluster.stamp.network.endpoint('fe:4'), clock: cluster.stamp.clock }).get(key('a'))), null);
   });
 });

@@ -66,20 +66,21 @@ test('Get Blob: container and blob rows in one partition call; a stale incarnati
   t.diagnostic(`partition calls: Get Blob ${calls.get}, Get Blob Properties ${calls.properties}, Get Blob under a stale incarnation ${stale} (404); deleted containers' blobs served: 0`);
 });
 
-test('Put Blob: container and blob rows in one partition call, then the commit; a deleted container refuses at once; a changed container row is decoded again', async (t) => {
+test('Put Blob: a new blob in one partition call (its row If-None-Match *, the container row checked beside it); an overwrite reads the rows; a deleted container refuses at once; a changed container row is decoded again', async (t) => {
   const container = stamp.client.getContainerClient('put-hinted');
   await container.create();
   const blob = container.getBlockBlobClient('b');
-  await blob.upload('warm', 4);
+  await container.getBlockBlobClient('warm').upload('warm', 4);
   const put = await partitionCalls(() => blob.upload('x'.repeat(4096), 4096));
-  assert.equal(put, 2, 'Put Blob of an inline body: the rows read in one call, then the transaction');
+  assert.equal(put, 1, 'Put Blob of a new blob with an inline body: one transaction, no read');
+  assert.equal(await text(blob.download()), 'x'.repeat(4096));
   const overwrite = await partitionCalls(() => blob.upload('y'.repeat(4096), 4096));
   // Put Block to a blob with staged blocks: the rows read before the body in one call, the body's
   // append, then stageBlock's blob, staging and uncommitted-row reads and its transaction.
   await blob.stageBlock(Buffer.from('b1').toString('base64'), 'one', 3);
   const stage = await partitionCalls(() => blob.stageBlock(Buffer.from('b2').toString('base64'), 'two', 3));
   assert.equal(stage, 6, 'Put Block: 1 read before the body + 1 append + 4 in stageBlock');
-  assert.equal(overwrite, 2, 'an overwrite too');
+  assert.equal(overwrite, 3, 'an overwrite: the one-call transaction refused (the blob exists), the rows read in one call, then the transaction');
   assert.equal(await text(blob.download()), 'y'.repeat(4096));
 
   // The container row changes (metadata, public access): the remembered decoded row is not used.
@@ -87,6 +88,13 @@ test('Put Blob: container and blob rows in one partition call, then the commit; 
   assert.deepEqual((await container.getProperties()).metadata, { color: 'blue' });
   await blob.upload('after metadata', 14);
   await container.setMetadata({ color: 'red', size: 'large' });
+  // The hint's container ETag is stale now (the write read the row before changing it): the
+  // one-call Put is refused by its check and the Put reads the rows.
+  const fresh = container.getBlockBlobClient('after-metadata');
+  const changed = await partitionCalls(() => fresh.upload('after metadata', 14));
+  assert.equal(changed, 3, 'a changed container row: the check refuses, the rows are read, then the transaction');
+  assert.equal(await text(fresh.download()), 'after metadata');
+  assert.equal(await partitionCalls(() => container.getBlockBlobClient('next').upload('next', 4)), 1, 'the hint read again: one call');
   assert.deepEqual((await container.getProperties()).metadata, { color: 'red', size: 'large' });
   await container.setAccessPolicy('blob');
   assert.equal((await container.getProperties()).blobPublicAccess, 'blob');
@@ -97,10 +105,11 @@ test('Put Blob: container and blob rows in one partition call, then the commit; 
   // the Put lands in the new incarnation and the old blob is not there.
   await container.delete();
   await expectError(() => blob.upload('refused', 7), 404, 'ContainerNotFound');
+  await expectError(() => container.getBlockBlobClient('new-in-deleted').upload('refused', 7), 404, 'ContainerNotFound');
   await container.create();
   await expectError(() => blob.getProperties(), 404, 'BlobNotFound');
   await blob.upload('second incarnation', 18);
   assert.equal(await text(blob.download()), 'second incarnation');
   assert.deepEqual((await container.getProperties()).metadata, {}, 'the new incarnation has no metadata');
-  t.diagnostic(`partition calls: Put Blob ${put}, overwrite ${overwrite}, Put Block ${stage}; Put into a deleted container: 404 ContainerNotFound; metadata and public access changes seen at once`);
+  t.diagnostic(`partition calls: Put Blob of a new blob ${put}, overwrite ${overwrite}, new blob after a container change ${changed}, Put Block ${stage}; Put into a deleted container: 404 ContainerNotFound; metadata and public access changes seen at once`);
 });
