@@ -12,19 +12,30 @@ export const replicaCountDefault = 3;
  * enough to copy in seconds (WAS uses 1 GiB; we use less because this project's machines are small). */
 export const extentBytesMax = 256 * MiB;
 
-/** Largest single append (one block record). Azure's largest block is 4000 MiB but it is cut into
- * appends by the partition layer; 4 MiB keeps one append's buffers and fsync latency bounded. */
+/** Largest record the partition layer makes of its own (a commit-log batch, a checkpoint, a run
+ * block, an inline spill) and largest journal record body (journal.md). 4 MiB keeps one such
+ * record's buffers and fsync latency bounded. */
 export const appendBytesMax = 4 * MiB;
+/** Largest single stream append (one extent block record, extent file format v2): a blob body goes
+ * to the data stream in pieces of this size. Azure's largest block is 4000 MiB, cut into appends
+ * here; the bench's 8 MiB Put Block is one append and one fdatasync (at 4 MiB it was two, and the
+ * fsync'd append of 4 MiB measured 10-35 % below 8 MiB per fsync on this disk; bench/README.md
+ * "seventh session: large upload"). Only direct appends are this large: a journaled one is below
+ * directAppendBytesMin. */
+export const dataAppendBytesMax = 8 * MiB;
+if (appendBytesMax > dataAppendBytesMax) throw new Error('a partition record must fit one stream append');
 /** Worker threads that MD5 large bodies (util/md5-pool.ts): 2 cores here, and the main thread keeps one busy. */
 export const md5WorkersMax = 1;
 /** A body at least this long is MD5'd on a worker (md5-pool.ts); a smaller one on the main thread, where a message round trip would cost more than its hash. */
 export const md5WorkerBodyBytesMin = 1 * MiB;
 
-/** Largest read served in one call; larger reads are split by the caller. An extent.read answer
- * carries this many body bytes in one RPC frame, so it must stay within rpcFrameBytesMax (checked
- * below): at 8 MiB every read of more than 4 MiB was refused as wire.too_large, and a partition
- * whose commit log held more than 4 MiB could not be loaded after a restart. */
-export const readBytesMax = appendBytesMax;
+/** Largest read served in one call; larger reads are split by the caller. One whole data block
+ * (a download reads each ref in one call, and a read inside a block reads and checks the whole
+ * block anyway). An extent.read answer carries this many body bytes in one RPC frame, so it must
+ * stay within rpcFrameBytesMax (checked below): once, with reads of 8 MiB and frames of 4 MiB,
+ * every read of more than 4 MiB was refused as wire.too_large, and a partition whose commit log
+ * held more than 4 MiB could not be loaded after a restart. */
+export const readBytesMax = dataAppendBytesMax;
 
 /** Group commit: the most bytes of records in one journal batch (one write, one fsync). There is
  * no time window: an idle journal commits at once and a busy one batches whatever arrives during
@@ -73,7 +84,7 @@ export const readBufferPoolLengthMin = 2 * MiB;
  * call (`response.end(bytes)`): no async generator, `write`, 'drain' wait and `end` per Get (a
  * 64 KiB write is past the socket's 16 KiB high-water mark, so every streamed small Get waited for
  * 'drain'). Below the read buffer pool's lengthMin (a whole body is never a pooled buffer: nothing
- * gives it back) and at most what a streamed read holds (two pieces of appendBytesMax). */
+ * gives it back) and at most what a streamed read holds (two pieces of dataAppendBytesMax). */
 export const getBlobWholeBodyBytesMax = 1 * MiB;
 
 /** A read cache hit re-checks the cached body's CRC on the entry's first hit and then on every
@@ -111,7 +122,7 @@ export const journalFileBytesMax = 256 * MiB;
 export const journalResyncChunkBytes = 1 * MiB;
 
 /** RPC: largest frame on the wire (an append plus its header, with headroom). */
-export const rpcFrameBytesMax = appendBytesMax + 64 * KiB;
+export const rpcFrameBytesMax = dataAppendBytesMax + 64 * KiB;
 if (readBytesMax + 64 * KiB > rpcFrameBytesMax) throw new Error('readBytesMax must fit an RPC frame with its header');
 
 /** RPC: largest JSON header inside a frame. */
@@ -272,7 +283,7 @@ export const blockListEntriesMax = 50_000;
 
 /** Azure (version 2019-12-12 and later): a Put Blob body is at most 5000 MiB, a Put Block body
  * at most 4000 MiB. Append Block is held at Azure's older 4 MiB so one append is one stream
- * append (appendBytesMax) and stays atomic. */
+ * append (within dataAppendBytesMax) and stays atomic. */
 export const putBlobBytesMax = 5000 * MiB;
 export const putBlockBytesMax = 4000 * MiB;
 export const appendBlockBytesMax = 4 * MiB;
@@ -416,10 +427,10 @@ export const requestHeadersTimeoutMs = 20_000;
 export const requestBodyIdleTimeoutMs = 60_000;
 
 /** Request body bytes one front end holds at once across all requests (frontend/http-server.ts):
- * a data body reserves min(Content-Length, 2 × appendBytesMax + 1 MiB) before it is read (the
+ * a data body reserves min(Content-Length, 2 × dataAppendBytesMax + 1 MiB) before it is read (the
  * backend holds at most one append chunk in flight, the next one being read and one incoming
  * chunk: data.ts streamBody), and waits FIFO when the
- * budget is spent, so 1,024 connections uploading at once cannot hold 1,024 × 4 MiB. */
+ * budget is spent, so 1,024 connections uploading at once cannot hold 1,024 × 8 MiB. */
 export const frontendBodyBytesMax = 256 * MiB;
 
 /** Copy sources outside Kura (docs/copy-sources.md, "Limits"): a front end fetches them with no

@@ -13,7 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { appendBytesMax, frontendBodyBytesMax } from '../../src/constants.ts';
+import { dataAppendBytesMax, frontendBodyBytesMax } from '../../src/constants.ts';
 import { blockIdFor } from './blob-client.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
 import { kuraServePeer } from './peers.ts';
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(), loadAverage: loadavg()[0], disks, uploads, blobMiB, blockMiB, seconds: Number(elapsedSeconds.toFixed(1)),
       stagedMiB: staged * blockMiB, blocksFailed: failed, failuresByAnswer: Object.fromEntries(failures), blobsCommitted: committed, mibPerSecond: Number(((staged * blockMiB) / elapsedSeconds).toFixed(1)),
       rssAfterStartMiB: Number((started.rssBytes / MiB).toFixed(1)), peakRssMiB: Number((peakRssBytes / MiB).toFixed(1)),
-      bodyBudgetMiB: frontendBodyBytesMax / MiB, appendChunkMiB: appendBytesMax / MiB,
+      bodyBudgetMiB: frontendBodyBytesMax / MiB, appendChunkMiB: dataAppendBytesMax / MiB,
     };
     console.log(`${uploads} concurrent uploads of ${blobMiB} MiB in ${blockMiB} MiB blocks (${disks} disk, load ${(result.loadAverage ?? 0).toFixed(1)}): ` +
       `${result.stagedMiB} MiB staged in ${result.seconds} s (${result.mibPerSecond} MiB/s), ${committed} blobs committed, ${failed} blocks failed${failures.size === 0 ? '' : ` (${[...failures].map(([reason, count]) => `${count} x ${reason}`).join(', ')})`}`);

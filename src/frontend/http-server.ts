@@ -28,7 +28,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  appendBytesMax, frontendBodyBytesMax, frontendCloseSettleMs, frontendConnectionsMax, frontendKeepAliveTimeoutMs, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
+  dataAppendBytesMax, frontendBodyBytesMax, frontendCloseSettleMs, frontendConnectionsMax, frontendKeepAliveTimeoutMs, requestBodyIdleTimeoutMs, requestHeaderBytesMax, requestHeadersCountMax,
   requestHeadersTimeoutMs,
 } from '../constants.ts';
 import { ByteSemaphore } from '../util/byte-semaphore.ts';
@@ -72,7 +72,7 @@ export interface FrontendServerOptions {
 /** What one data body may hold in the backend at once: one append chunk in flight and the next
  * being read (data.ts streamBody) plus the incoming chunks around them; the reservation against
  * frontendBodyBytesMax. */
-const bodyReservationBytes = 2 * appendBytesMax + 1024 * 1024;
+const bodyReservationBytes = 2 * dataAppendBytesMax + 1024 * 1024;
 
 /** Per-request state the response writers need. */
 interface Exchange {

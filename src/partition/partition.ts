@@ -30,7 +30,7 @@
 // at any point (a reload from the streams restores every acknowledged batch); a stale owner is
 // fenced by sealing at open (leases come with the partition server).
 import {
-  appendBytesMax, blockCacheBytesMax, scanBlockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
+  appendBytesMax, dataAppendBytesMax, blockCacheBytesMax, scanBlockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
   dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
   maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionWriteQueueMax,
   rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runReadAheadBlocks, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
@@ -477,7 +477,7 @@ export class Partition {
   /** Appends blob bytes to the data stream; the returned ref is durable, and goes in a row next. */
   async appendData(bytes: Body): Promise<DataRef> {
     this.checkWritable();
-    if (bytes.length === 0 || bytes.length > appendBytesMax) throw new StorageError('partition.too_large', `data append of ${bytes.length} bytes: must be 1..${appendBytesMax}`);
+    if (bytes.length === 0 || bytes.length > dataAppendBytesMax) throw new StorageError('partition.too_large', `data append of ${bytes.length} bytes: must be 1..${dataAppendBytesMax}`);
     return this.appendToDataStream(bytes);
   }
 

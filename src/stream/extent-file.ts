@@ -15,7 +15,7 @@
 // Fault model: torn tails after power loss, bit flips anywhere, misdirected blocks (another
 // extent's id or a wrong offset in a sound header count as damage). Bad headers or names make
 // the file unreadable: it is reported and left untouched, never deleted.
-import { appendBytesMax } from '../constants.ts';
+import { dataAppendBytesMax } from '../constants.ts';
 import type { DiskFile } from '../io/disk.ts';
 import { isStorageError } from '../util/errors.ts';
 import {
@@ -114,12 +114,12 @@ async function headerAt(handle: DiskFile, position: number): Promise<BlockHeader
 
 /**
  * After a damaged header at `position`: looks for the next sound header of this extent whose
- * offset says exactly one data block of 1..appendBytesMax bytes lies in between. Returns that
+ * offset says exactly one data block of 1..dataAppendBytesMax bytes lies in between. Returns that
  * block's length, or null (a torn tail).
  */
 async function resync(query: RecordQuery): Promise<number | null> {
   const { handle, fileBytes, position, offset } = query;
-  const windowBytes = Math.min(fileBytes - position, 2 * blockHeaderBytes + appendBytesMax);
+  const windowBytes = Math.min(fileBytes - position, 2 * blockHeaderBytes + dataAppendBytesMax);
   const window = await handle.read(position, windowBytes);
   for (let at = window.indexOf(blockRecordMagic, 1); at !== -1; at = window.indexOf(blockRecordMagic, at + 1)) {
     const length = at - blockHeaderBytes;

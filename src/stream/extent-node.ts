@@ -38,7 +38,7 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import {
-  appendBytesMax, appendReplicaTimeoutMs, extentBytesMax, nodeHeartbeatIntervalMs, readBytesMax, rereplicationBytesPerSecondMax,
+  appendReplicaTimeoutMs, dataAppendBytesMax, extentBytesMax, nodeHeartbeatIntervalMs, readBytesMax, rereplicationBytesPerSecondMax,
   rereplicationChunkBytes, rpcDeadlineMsDefault, sealedAppendLogsRetainedMax,
 } from '../constants.ts';
 import type { Disk } from '../io/disk.ts';
@@ -718,8 +718,8 @@ async function observe<T, E extends object>(
 }
 
 function checkAppendSize(bytes: number): void {
-  if (bytes === 0 || bytes > appendBytesMax) {
-    throw new StorageError('config.invalid', `append of ${bytes} bytes: must be 1..${appendBytesMax}`);
+  if (bytes === 0 || bytes > dataAppendBytesMax) {
+    throw new StorageError('config.invalid', `append of ${bytes} bytes: must be 1..${dataAppendBytesMax}`);
   }
 }
 

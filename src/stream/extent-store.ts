@@ -49,7 +49,7 @@
 // Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
 // reordered), bit flips in extent and journal files, EIO/ENOSPC on any call, failed fsync.
 import {
-  appendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentSyncIntervalMs, groupCommitBytesMax,
+  appendBytesMax, dataAppendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentSyncIntervalMs, groupCommitBytesMax,
   readBytesMax,
 } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
@@ -312,7 +312,8 @@ export class ExtentStore {
     // Checks and the reservation run synchronously (before any await), so concurrent appends
     // at consecutive offsets pipeline in call order.
     const entry = this.appendable(extentId, expectedOffset, data);
-    const journaled = this.groupCommit && data.length < this.directAppendBytesMin;
+    // A journal record body is at most appendBytesMax (journal.md): a larger append is direct.
+    const journaled = this.groupCommit && data.length < this.directAppendBytesMin && data.length <= appendBytesMax;
     // A body in parts (the socket chunks a request body arrived in) stays in parts, journaled or
     // not: the journal record and the extent-file block are each one writev of header + parts, so
     // the body is never joined into a fresh buffer (a copy and an allocation per append).
@@ -503,8 +504,8 @@ export class ExtentStore {
     if (entry.damage !== null) {
       throw new StorageError('extent.failed', `extent ${extentId} is damaged (${entry.damage.reason}): it takes no appends`, { context: { extentId, damaged: true } });
     }
-    if (data.length === 0 || data.length > appendBytesMax) {
-      throw new StorageError('extent.too_large', `an append is 1..${appendBytesMax} bytes, got ${data.length}`, { context: { extentId, bytes: data.length } });
+    if (data.length === 0 || data.length > dataAppendBytesMax) {
+      throw new StorageError('extent.too_large', `an append is 1..${dataAppendBytesMax} bytes, got ${data.length}`, { context: { extentId, bytes: data.length } });
     }
     if (expectedOffset !== entry.endOffset) {
       throw new StorageError('extent.offset_mismatch', `extent ${extentId}: append at ${expectedOffset}, but its end is ${entry.endOffset}`, {
@@ -579,7 +580,7 @@ export class ExtentStore {
   /** Group commit off: write one block, fsync the extent file, publish, resolve. */
   private async writeSynced(entry: ExtentEntry, pending: PendingAppend): Promise<void> {
     const { block, body, bodyCrc } = pending;
-    // Header and body as one writev: the body (up to 4 MiB) is not copied into a record buffer.
+    // Header and body as one writev: the body (up to 8 MiB) is not copied into a record buffer.
     const header = encodeDataBlockHeader({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc });
     await this.guard(entry.file.writev(block.filePosition, [header, ...bodyPartsOf(body)]));
     await failpoint('extent-store.append.before-fsync');

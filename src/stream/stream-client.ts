@@ -36,7 +36,7 @@
 // Fault model: any replica or the manager may be slow, down or partitioned; a view may be stale
 // (the extent was sealed or re-replicated): errors invalidate the cached view.
 import {
-  appendBytesMax, readBytesMax, rpcDeadlineMsDefault, sealAndExtendDeadlineMs, streamAppendAttemptsMax, streamAppendBackoffMsMax, streamAppendBackoffMsMin,
+  dataAppendBytesMax, readBytesMax, rpcDeadlineMsDefault, sealAndExtendDeadlineMs, streamAppendAttemptsMax, streamAppendBackoffMsMax, streamAppendBackoffMsMin,
   streamAppendDeadlineMs, streamAppendOverloadRetriesMax, streamViewsCachedMax,
 } from '../constants.ts';
 import type { Network } from '../rpc/network.ts';
@@ -121,8 +121,8 @@ export class StreamClient {
 
   /** Appends `data` as one record to the stream's tail; resolves once every replica has it durable. */
   async append(streamId: number, data: Body, options: StreamAppendOptions = {}): Promise<StreamAppendResult> {
-    if (data.length === 0 || data.length > appendBytesMax) {
-      throw new StorageError('config.invalid', `append of ${data.length} bytes: must be 1..${appendBytesMax}`);
+    if (data.length === 0 || data.length > dataAppendBytesMax) {
+      throw new StorageError('config.invalid', `append of ${data.length} bytes: must be 1..${dataAppendBytesMax}`);
     }
     const appendId = `${this.clientId}:${this.appendSequence++}`;
     let view = await this.view(streamId);

@@ -1,16 +1,16 @@
-// The extent file format v1 (docs/formats/extent-file.md): the 64-byte extent header, block
+// The extent file format v2 (docs/formats/extent-file.md; v1 files are read as well): the 64-byte extent header, block
 // records (one per append) and the seal trailer, plus the self-describing file name. Pure
 // encode/decode: no I/O, so the same code serves the store, recovery tools and fuzzing.
 //
 // Invariants:
 // - Nothing is decoded from a header whose CRC does not match; a body length is checked against
-//   appendBytesMax (data) or the exact seal body size before anyone reads or allocates for it.
+//   dataAppendBytesMax (data) or the exact seal body size before anyone reads or allocates for it.
 // - Ids, epochs, offsets and times are non-negative safe integers, stored as u64.
-// - A data block's body is 1..appendBytesMax bytes; a seal trailer's body is its sealed length.
+// - A data block's body is 1..dataAppendBytesMax bytes (8 MiB; v1 wrote at most 4 MiB, within it); a seal trailer's body is its sealed length.
 //
 // Fault model: any byte may be torn, flipped or misdirected. Decoders then throw StorageError
 // (wire.corrupt, wire.too_large, wire.unsupported_version); they never return damaged values.
-import { appendBytesMax } from '../constants.ts';
+import { dataAppendBytesMax } from '../constants.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
 import { crc32c, crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
@@ -18,7 +18,12 @@ import { decodeRecordHeader, encodeRecordHeader, readSafeU64, recordHeaderBytes 
 import type { RecordFormat } from './record-header.ts';
 import { bodyCrc32c, type BodyParts } from '../util/body-parts.ts';
 
-export const extentFormatVersion = 1;
+/** The version written. v2 = v1 with data blocks up to 8 MiB (was 4 MiB): a v1 reader refuses a v2
+ * header (wire.unsupported_version: the file is reported and left untouched) instead of taking an
+ * 8 MiB block for a damaged header and cutting it as a torn tail. */
+export const extentFormatVersion = 2;
+/** Versions read: a v1 file's blocks (at most 4 MiB) are within v2's limit, so both decode alike. */
+const extentFormatVersionsRead: readonly number[] = [1, 2];
 export const extentHeaderBytes = 64;
 export const blockHeaderBytes = recordHeaderBytes;
 export const sealBodyBytes = 8;
@@ -27,7 +32,8 @@ export const extentFileSuffix = '.ext';
 
 /** First four bytes of every block record: what a resync after a damaged header looks for. */
 export const blockRecordMagic = Buffer.from('KBLK', 'ascii');
-const blockFormat: RecordFormat = { magic: blockRecordMagic, version: extentFormatVersion, what: 'extent block' };
+// The record header's own version stays 1 in both file versions (only the body limit moved).
+const blockFormat: RecordFormat = { magic: blockRecordMagic, version: 1, what: 'extent block' };
 const kindCodes = { data: 1, seal: 2 } as const;
 
 export interface ExtentFileHeader {
@@ -71,11 +77,11 @@ export function decodeExtentHeader(input: Uint8Array): ExtentFileHeader {
   if (!bytes.subarray(0, 8).equals(extentFileMagic)) throw corrupt('extent header', 'bad magic');
   if (!crcMatches(bytes.subarray(0, 60), bytes.readUInt32BE(60))) throw corrupt('extent header', 'header CRC mismatch');
   const version = bytes.readUInt16BE(8);
-  if (version !== extentFormatVersion) {
+  if (!extentFormatVersionsRead.includes(version)) {
     throw new StorageError('wire.unsupported_version', `extent file version ${version} is not supported`, { context: { version } });
   }
   if (bytes.readUInt16BE(10) !== extentHeaderBytes || bytes.readUInt32BE(12) !== 0 || !isZero(bytes.subarray(48, 60))) {
-    throw corrupt('extent header', 'reserved field or header size not as in v1');
+    throw corrupt('extent header', 'reserved field or header size not as in v1/v2');
   }
   return {
     streamId: readSafeU64(bytes, 16, 'extent header'),
@@ -88,7 +94,7 @@ export function decodeExtentHeader(input: Uint8Array): ExtentFileHeader {
 /** Header of a data block for `body`; `bodyCrc` may be passed when already computed. */
 export function encodeDataBlockHeader(options: { extentId: number; offset: number; body: Uint8Array | BodyParts; bodyCrc?: number }): Buffer {
   const { extentId, offset, body } = options;
-  assert(body.length >= 1 && body.length <= appendBytesMax, `data block body must be 1..${appendBytesMax} bytes`);
+  assert(body.length >= 1 && body.length <= dataAppendBytesMax, `data block body must be 1..${dataAppendBytesMax} bytes`);
   const bodyCrc = options.bodyCrc ?? bodyCrc32c(body);
   return encodeRecordHeader(blockFormat, { kindCode: kindCodes.data, bodyBytes: body.length, bodyCrc, extentId, offset });
 }
@@ -112,8 +118,8 @@ export function decodeBlockHeader(bytes: Uint8Array): BlockHeader {
   const fields = decodeRecordHeader(blockFormat, bytes);
   const kind = fields.kindCode === kindCodes.data ? 'data' : fields.kindCode === kindCodes.seal ? 'seal' : null;
   if (kind === null) throw corrupt('extent block', `unknown kind ${fields.kindCode}`);
-  if (kind === 'data' && (fields.bodyBytes < 1 || fields.bodyBytes > appendBytesMax)) {
-    throw new StorageError('wire.too_large', `extent block body of ${fields.bodyBytes} bytes is outside 1..${appendBytesMax}`, { context: { bodyBytes: fields.bodyBytes } });
+  if (kind === 'data' && (fields.bodyBytes < 1 || fields.bodyBytes > dataAppendBytesMax)) {
+    throw new StorageError('wire.too_large', `extent block body of ${fields.bodyBytes} bytes is outside 1..${dataAppendBytesMax}`, { context: { bodyBytes: fields.bodyBytes } });
   }
   if (kind === 'seal' && fields.bodyBytes !== sealBodyBytes) throw corrupt('extent block', 'seal trailer body is not 8 bytes');
   return { kind, extentId: fields.extentId, offset: fields.offset, bodyBytes: fields.bodyBytes, bodyCrc: fields.bodyCrc };

@@ -30,7 +30,7 @@ export interface BlobTables {
   getMany(keys: readonly Buffer[]): Promise<(LiveRow | null)[]>;
   transact(ops: readonly PartitionOp[]): Promise<CommitResult>;
   scan(options: BlobScanOptions): Promise<{ items: ScanItem[]; continuation: string | null }>;
-  /** Appends bytes (1..appendBytesMax) to the data stream of the partition that owns `key`. */
+  /** Appends bytes (1..dataAppendBytesMax) to the data stream of the partition that owns `key`. */
   /** `bytes` may be the parts a body arrived in (a large append is not joined). */
   appendData(key: Buffer, bytes: Body): Promise<DataRef>;
   readData(key: Buffer, ref: DataRef): Promise<Buffer>;

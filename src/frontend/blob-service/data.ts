@@ -1,8 +1,8 @@
 // Blob bytes in the partition's data stream (docs/blob-schema.md, "Bytes"): a request body is
-// streamed into appendData in chunks of at most appendBytesMax, and a blob (or a range of it) is
+// streamed into appendData in chunks of at most dataAppendBytesMax (8 MiB), and a blob (or a range of it) is
 // streamed back from its refs, one readData per ref piece.
 //
-// Invariants: a body holds at most two pieces (≤ appendBytesMax each) plus one incoming chunk:
+// Invariants: a body holds at most two pieces (≤ dataAppendBytesMax each) plus one incoming chunk:
 // one append in flight while the next piece is read (http-server.ts reserves that much per body);
 // a body's appends are issued one after another, each after the one before it is durable, and
 // their refs are in body order (reads: the piece being written plus one read ahead); the refs are returned only after the body iterator completed (so its length and MD5
@@ -11,7 +11,7 @@
 // Fault model: appendData / readData throw StorageErrors; a body that fails mid-way leaves
 // unreferenced, harmless data behind; the client may go away (the signal aborts the reads).
 
-import { appendBodyChunkBytesMin, appendBodyPartsUncopied, appendBodyStagingBytes, appendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
+import { appendBodyChunkBytesMin, appendBodyPartsUncopied, appendBodyStagingBytes, dataAppendBytesMax, md5WorkerBodyBytesMin } from '../../constants.ts';
 import { type Body, BodyPartsCollector, bodyBytes, bodyPartsOf } from '../../util/body-parts.ts';
 import { sharedMd5Pool } from '../../util/md5-pool.ts';
 import { assert } from '../../util/assert.ts';
@@ -80,7 +80,7 @@ function bodyHash(length: number | undefined): BodyHash {
     const session = sharedMd5Pool().session();
     return { joins: true, update: (piece) => session.update(bodyBytes(piece)), digest: () => session.digest(), drop: () => session.drop() };
   }
-  // Below md5WorkerBodyBytesMin the body is one piece (appendBytesMax is larger), hashed at the end
+  // Below md5WorkerBodyBytesMin the body is one piece (dataAppendBytesMax is larger), hashed at the end
   // over the parts it arrived in (md5.ts: one part by the one-shot call, several by a Hash object),
   // so it is never joined: a 64 KiB body in two socket chunks hashes in ~117 µs as parts against
   // ~148 µs joined then hashed (the join ~28 µs and a fresh 64 KiB buffer), and goes down to the
@@ -104,12 +104,12 @@ async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, h
     await previous;
   };
   const flush = async (all: boolean): Promise<void> => {
-    while (pending.length >= appendBytesMax || (all && pending.length > 0)) {
+    while (pending.length >= dataAppendBytesMax || (all && pending.length > 0)) {
       await settled();
       // The chunks go down as they arrived (one pwritev on every replica, no 4 MiB join); a body
       // hashed on the MD5 worker is joined, since the worker gets a copy of it anyway. One chunk
       // (most small Put Blobs) is appended as is.
-      const parts = pending.take(Math.min(appendBytesMax, pending.length));
+      const parts = pending.take(Math.min(dataAppendBytesMax, pending.length));
       const bytes = hash?.joins === true ? bodyBytes(parts) : parts;
       // The piece is hashed (on a worker, for a large body) while it is made durable.
       const append = Promise.all([tables.appendData(key, bytes), hash?.update(bytes)]).then(([ref]) => { refs.push(ref); });
@@ -120,7 +120,7 @@ async function streamBody(tables: BlobTables, key: Buffer, body: DataBodyLike, h
     }
   };
   try {
-    // A body below md5WorkerBodyBytesMin is one append held whole before it anyway (appendBytesMax is
+    // A body below md5WorkerBodyBytesMin is one append held whole before it anyway (dataAppendBytesMax is
     // larger): read by chunks(), without the async generator over the stream's iterator per request.
     const whole = body.chunks !== undefined && body.length !== undefined && body.length < md5WorkerBodyBytesMin ? await body.chunks() : null;
     for await (const chunk of whole ?? body) {

@@ -1,7 +1,7 @@
 // ExtentStore unit tests: every method and error path, on SimDisk, with group commit on and off.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { extentSyncIntervalMs } from '../../../src/constants.ts';
+import { dataAppendBytesMax, extentSyncIntervalMs } from '../../../src/constants.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { SystemClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
@@ -64,7 +64,7 @@ for (const groupCommit of [true, false]) {
       await assert.rejects(store.append(17, 0, Buffer.from('x')), code('extent.offset_mismatch'));
       await assert.rejects(store.append(17, 5, Buffer.from('x')), code('extent.offset_mismatch'));
       await assert.rejects(store.append(17, 3, Buffer.alloc(0)), code('extent.too_large'));
-      await assert.rejects(store.append(17, 3, Buffer.alloc(4 * 1024 * 1024 + 1)), code('extent.too_large'));
+      await assert.rejects(store.append(17, 3, Buffer.alloc(dataAppendBytesMax + 1)), code('extent.too_large'));
       await assert.rejects(store.read(17, 2, 2), code('extent.out_of_range'));
       await assert.rejects(store.read(17, -1, 1), code('extent.out_of_range'));
       await assert.rejects(store.read(99, 0, 1), code('extent.not_found'));

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { appendBytesMax } from '../../../src/constants.ts';
+import { dataAppendBytesMax } from '../../../src/constants.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { crc32c } from '../../../src/util/crc32c.ts';
 import {
@@ -40,9 +40,17 @@ describe('extent header', () => {
 
   it('rejects an unknown version even with a valid CRC', () => {
     const bytes = encodeExtentHeader(fixtureV1.header);
-    bytes.writeUInt16BE(2, 8);
+    bytes.writeUInt16BE(3, 8);
     bytes.writeUInt32BE(crc32c(bytes.subarray(0, 60)), 60);
     assert.throws(() => decodeExtentHeader(bytes), (error) => isStorageError(error, 'wire.unsupported_version'));
+  });
+
+  it('writes version 2 and still reads a version 1 header', () => {
+    const bytes = encodeExtentHeader(fixtureV1.header);
+    assert.equal(bytes.readUInt16BE(8), 2);
+    bytes.writeUInt16BE(1, 8);
+    bytes.writeUInt32BE(crc32c(bytes.subarray(0, 60)), 60);
+    assert.deepEqual(decodeExtentHeader(bytes), fixtureV1.header);
   });
 
   it('rejects a u64 id beyond 2^53 - 1 even with a valid CRC', () => {
@@ -77,9 +85,16 @@ describe('block records', () => {
     t.diagnostic(`record damage cases detected: ${checks}`);
   });
 
-  it('never trusts a body length over appendBytesMax, even with a valid header CRC', () => {
+  it('takes a data block of dataAppendBytesMax (8 MiB, v2), the limit included', () => {
+    const body = Buffer.alloc(dataAppendBytesMax, 0x5a);
+    const decoded = decodeBlockRecord(encodeDataBlock({ extentId: 3, offset: 8, body }));
+    assert.equal(decoded.header.bodyBytes, 8 * 1024 * 1024);
+    assert.throws(() => encodeDataBlock({ extentId: 3, offset: 8, body: Buffer.alloc(dataAppendBytesMax + 1) }));
+  });
+
+  it('never trusts a body length over dataAppendBytesMax, even with a valid header CRC', () => {
     const magic = Buffer.from('KBLK', 'ascii');
-    const header = encodeRecordHeader({ magic, version: 1, what: 'test' }, { kindCode: 1, bodyBytes: appendBytesMax + 1, bodyCrc: 0, extentId: 1, offset: 0 });
+    const header = encodeRecordHeader({ magic, version: 1, what: 'test' }, { kindCode: 1, bodyBytes: dataAppendBytesMax + 1, bodyCrc: 0, extentId: 1, offset: 0 });
     assert.throws(() => decodeBlockHeader(header), (error) => isStorageError(error, 'wire.too_large'));
     const empty = encodeRecordHeader({ magic, version: 1, what: 'test' }, { kindCode: 1, bodyBytes: 0, bodyCrc: 0, extentId: 1, offset: 0 });
     assert.throws(() => decodeBlockHeader(empty), (error) => isStorageError(error, 'wire.too_large'));
@@ -107,9 +122,10 @@ describe('extent file names', () => {
   });
 });
 
-describe('format v1 fixture (test/fixtures/extent-v1.ext)', () => {
+for (const fixture of ['extent-v1.ext', 'extent-v2.ext']) describe(`format fixture (test/fixtures/${fixture})`, () => {
   it('still decodes to the same header, blocks and seal', () => {
-    const bytes = readFileSync(new URL('../../fixtures/extent-v1.ext', import.meta.url));
+    const bytes = readFileSync(new URL(`../../fixtures/${fixture}`, import.meta.url));
+    assert.equal(bytes.readUInt16BE(8), fixture === 'extent-v1.ext' ? 1 : 2);
     assert.deepEqual(decodeExtentHeader(bytes), fixtureV1.header);
     let position = extentHeaderBytes;
     let offset = 0;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { AnonymousCredential, ContainerClient, ContainerSASPermissions, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob';
+import { dataAppendBytesMax } from '../../../../src/constants.ts';
 import { accountKeyBase64 } from '../helpers.ts';
 import { bodyOf, writeBody } from '../../../../src/frontend/blob-service/data.ts';
 import { crc64 } from '../../../../src/util/crc64.ts';
@@ -23,15 +24,15 @@ test('Put Blob / Get Blob: bytes, MD5, ranges, overwrite, conditions, create-onl
   const container = stamp.client.getContainerClient('blocks');
   await container.create();
   const blob = container.getBlockBlobClient('dir/a.bin');
-  const data = randomBytes(5 * 1024 * 1024 + 123);
+  const data = randomBytes(dataAppendBytesMax + 1024 * 1024 + 123);
   const put = await blob.upload(data, data.length, { blobHTTPHeaders: { blobContentType: 'application/x-test' }, metadata: { Owner: 'kura' } });
   assert.deepEqual(Buffer.from(put.contentMD5 ?? []), createHash('md5').update(data).digest());
   const whole = await blob.downloadToBuffer();
-  assert.ok(whole.equals(data), 'a 5 MiB body split over two data appends reads back byte-exact');
-  const range = await blob.download(4 * 1024 * 1024 - 10, 20);
+  assert.ok(whole.equals(data), 'a 9 MiB body split over two data appends reads back byte-exact');
+  const range = await blob.download(dataAppendBytesMax - 10, 20);
   assert.equal(range.contentLength, 20);
   const rangeBytes = await streamBytes(range.readableStreamBody);
-  assert.ok(rangeBytes.equals(data.subarray(4 * 1024 * 1024 - 10, 4 * 1024 * 1024 + 10)), 'a range across two refs');
+  assert.ok(rangeBytes.equals(data.subarray(dataAppendBytesMax - 10, dataAppendBytesMax + 10)), 'a range across two refs');
   const props = await blob.getProperties();
   assert.equal(props.contentLength, data.length);
   assert.equal(props.contentType, 'application/x-test');
@@ -50,7 +51,7 @@ test('Put Blob / Get Blob: bytes, MD5, ranges, overwrite, conditions, create-onl
   const empty = container.getBlockBlobClient('empty');
   await empty.upload('', 0);
   assert.equal((await empty.downloadToBuffer()).length, 0);
-  t.diagnostic(`Put Blob ${data.length} bytes in ${Math.ceil(data.length / (4 * 1024 * 1024))} data appends; ranges, conditions and errors as Azure`);
+  t.diagnostic(`Put Blob ${data.length} bytes in ${Math.ceil(data.length / dataAppendBytesMax)} data appends; ranges, conditions and errors as Azure`);
 });
 
 test('Put Block / Put Block List / Get Block List: commit, recommit from committed, invalid lists', async () => {

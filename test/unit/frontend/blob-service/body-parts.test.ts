@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { appendBytesMax, md5WorkerBodyBytesMin } from '../../../../src/constants.ts';
+import { dataAppendBytesMax, md5WorkerBodyBytesMin } from '../../../../src/constants.ts';
 import type { BlobTables } from '../../../../src/frontend/blob-service/blob-tables.ts';
 import { bodyOf, readRefs, writeBlock, writeBody } from '../../../../src/frontend/blob-service/data.ts';
 import { SimDisk } from '../../../../src/io/sim-disk.ts';
@@ -92,12 +92,12 @@ describe('streamed bodies on a stamp', () => {
   }
 
   it('a Put Block body in 64 KiB chunks is appended as parts and reads back byte-exact', async (t) => {
-    const whole = randomBytes(appendBytesMax + 100_003);
+    const whole = randomBytes(dataAppendBytesMax + 100_003);
     const seen: Body[] = [];
     const key = Buffer.from('body-parts-block');
     const written = await writeBlock(recording(seen), key, bodyOf(chunked(whole, 65_536)), { computeMd5: false });
     assert.equal(written.size, whole.length);
-    assert.deepEqual(seen.map((body) => body.length), [appendBytesMax, 100_003]);
+    assert.deepEqual(seen.map((body) => body.length), [dataAppendBytesMax, 100_003]);
     assert.ok(seen.every((body) => body instanceof BodyParts), 'no append was joined');
     assert.ok((await collect(readRefs(stamp.tables, key, written.refs, { start: 0, end: whole.length - 1 }))).equals(whole));
     t.diagnostic(`parts per append: ${seen.map((body) => (body instanceof BodyParts ? body.parts.length : 1)).join(', ')}`);
@@ -166,33 +166,33 @@ describe('a streamed body is read while its previous piece is appended', () => {
   }
 
   it('one append in flight at a time, the next piece read meanwhile (bounded), refs in body order, byte-exact', async (t) => {
-    const whole = randomBytes(3 * appendBytesMax + 70_000);
+    const whole = randomBytes(3 * dataAppendBytesMax + 70_000);
     const { tables, gates, issued } = gated();
     const { body, pulled } = counted(whole);
     const key = Buffer.from('read-while-append');
     const written = writeBlock(tables, key, body, { computeMd5: false });
     await until(() => issued() === 1, 'the first piece is appended');
     // The first append is not durable yet, and the body is still read: the second piece fills.
-    await until(() => pulled() >= 2 * appendBytesMax, 'the second piece is read while the first is appended');
+    await until(() => pulled() >= 2 * dataAppendBytesMax, 'the second piece is read while the first is appended');
     for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
     assert.equal(issued(), 1, 'a second append waits for the first');
-    assert.ok(pulled() <= 2 * appendBytesMax + 65_536, `at most two pieces and a chunk held (pulled ${pulled()})`);
+    assert.ok(pulled() <= 2 * dataAppendBytesMax + 65_536, `at most two pieces and a chunk held (pulled ${pulled()})`);
     const holdBytes = pulled();
     for (let next = 1; next <= 4; next++) {
       gates[next - 1]?.();
       if (next < 4) await until(() => issued() === next + 1, `append ${next + 1} is issued after append ${next}`);
     }
     const result = await written;
-    assert.deepEqual(result.refs.map((ref) => ref.length), [appendBytesMax, appendBytesMax, appendBytesMax, 70_000], 'refs in body order');
+    assert.deepEqual(result.refs.map((ref) => ref.length), [dataAppendBytesMax, dataAppendBytesMax, dataAppendBytesMax, 70_000], 'refs in body order');
     assert.equal(result.size, whole.length);
     assert.ok((await collect(readRefs(stamp.tables, key, result.refs, { start: 0, end: whole.length - 1 }))).equals(whole));
     t.diagnostic(`read ${holdBytes} bytes of the body before its first append was durable`);
   });
 
   it('a body that fails while a piece is appended waits for that append, then rejects', async () => {
-    const whole = randomBytes(2 * appendBytesMax);
+    const whole = randomBytes(2 * dataAppendBytesMax);
     const { tables, gates, issued } = gated();
-    const { body } = counted(whole, appendBytesMax + 65_536 * 3);
+    const { body } = counted(whole, dataAppendBytesMax + 65_536 * 3);
     let settled = false;
     const written = writeBlock(tables, Buffer.from('fail-while-append'), body, { computeMd5: false }).finally(() => { settled = true; });
     written.catch(() => {});
@@ -204,7 +204,7 @@ describe('a streamed body is read while its previous piece is appended', () => {
   });
 
   it('an append that fails while the next piece is read fails the body', async () => {
-    const whole = randomBytes(2 * appendBytesMax + 10);
+    const whole = randomBytes(2 * dataAppendBytesMax + 10);
     const tables = Object.assign(Object.create(stamp.tables) as BlobTables, {
       appendData: async () => { await new Promise((resolve) => setTimeout(resolve, 1)); throw new Error('append refused'); },
     });
