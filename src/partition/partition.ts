@@ -772,7 +772,15 @@ export class Partition {
     item.batch.resolve({ sequence, lastModifiedMs: this.lastModifiedMs, etags: opEtags(item.batch.ops, item.rows) });
   }
 
-  /** A log append failed: its outcome is unknown, so nothing more may be written by this owner. */
+  /**
+   * A log append failed: its outcome is unknown, so nothing more may be written by this owner.
+   * Only an open partition becomes failed. A read_only one (stopWrites: a release, split or merge)
+   * stays read_only: it takes no write again at this epoch, so no later commit can reuse the unknown
+   * record's sequence (the hazard `failed` prevents), and its rows are exactly the acknowledged ones,
+   * which a split or merge copies (the write: not applied) and a release's new owner replays over
+   * (applied iff its bytes landed). Failing it would only refuse those reads
+   * (docs/partition-protocol.md, "Fault model"; partition-stop-writes-failure.test.ts).
+   */
   private fail(error: unknown, inFlight: readonly PendingBatch[]): void {
     if (error instanceof AssertionFailure) throw error;
     const cause = new StorageError('partition.unavailable', `partition ${this.partitionId} must be reloaded: a log append failed`, {

@@ -190,3 +190,32 @@ export class MemoryStreamSession implements PartitionStreams {
     if (this.revoked) throw new StorageError('rpc.unreachable', 'this owner is dead (session revoked)');
   }
 }
+
+/** PartitionStreams that pass every call to `inner`: a base for tests that change one call. */
+export class ForwardingStreams implements PartitionStreams {
+  readonly inner: PartitionStreams;
+
+  constructor(inner: PartitionStreams) {
+    this.inner = inner;
+  }
+
+  append(streamId: number, data: Body): Promise<StreamAppendPosition> {
+    return this.inner.append(streamId, data);
+  }
+
+  read(streamId: number, extentId: number, offset: number, length: number): Promise<Buffer> {
+    return this.inner.read(streamId, extentId, offset, length);
+  }
+
+  extents(streamId: number): Promise<readonly StreamExtent[]> {
+    return this.inner.extents(streamId);
+  }
+
+  sealTail(streamId: number): Promise<void> {
+    return this.inner.sealTail(streamId);
+  }
+
+  dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {
+    return this.inner.dropExtents(streamId, extentIds);
+  }
+}

@@ -9,15 +9,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MergeCursor, RunCursor, wholeRunReads } from '../../../src/partition/cursors.ts';
 import type { RunCursorReads, SourceCursor } from '../../../src/partition/cursors.ts';
-import type { PartitionStreams } from '../../../src/partition/partition-streams.ts';
 import type { BlockRows, RunReader } from '../../../src/partition/run-reader.ts';
 import { RunWriter } from '../../../src/partition/run-writer.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { StorageError, isStorageError } from '../../../src/util/errors.ts';
 import { LruCache } from '../../../src/util/lru-cache.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
-import { MemoryStreamStore } from '../../helpers/memory-partition-streams.ts';
-import type { Body } from '../../../src/util/body-parts.ts';
+import { ForwardingStreams, MemoryStreamStore } from '../../helpers/memory-partition-streams.ts';
 
 const rowCount = 600;
 
@@ -26,20 +24,11 @@ function keyOf(index: number): string {
 }
 
 /** Streams whose reads of one location fail (unavailable) or come back with a flipped bit. */
-class DamagingStreams implements PartitionStreams {
-  readonly inner: PartitionStreams;
+class DamagingStreams extends ForwardingStreams {
   damaged: { readonly offset: number; readonly extentId: number; readonly how: 'unavailable' | 'flip' } | null = null;
   reads = 0;
 
-  constructor(inner: PartitionStreams) {
-    this.inner = inner;
-  }
-
-  append(streamId: number, data: Body): ReturnType<PartitionStreams['append']> {
-    return this.inner.append(streamId, data);
-  }
-
-  async read(streamId: number, extentId: number, offset: number, length: number): Promise<Buffer> {
+  override async read(streamId: number, extentId: number, offset: number, length: number): Promise<Buffer> {
     this.reads += 1;
     const bytes = await this.inner.read(streamId, extentId, offset, length);
     const damaged = this.damaged;
@@ -47,18 +36,6 @@ class DamagingStreams implements PartitionStreams {
     if (damaged.how === 'unavailable') throw new StorageError('stream.unavailable', 'injected read failure', { retryable: true });
     bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0x10;
     return bytes;
-  }
-
-  extents(streamId: number): ReturnType<PartitionStreams['extents']> {
-    return this.inner.extents(streamId);
-  }
-
-  sealTail(streamId: number): Promise<void> {
-    return this.inner.sealTail(streamId);
-  }
-
-  dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {
-    return this.inner.dropExtents(streamId, extentIds);
   }
 }
 
