@@ -12,13 +12,14 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Partition } from '../../../src/partition/partition.ts';
 import type { PartitionLimits } from '../../../src/partition/partition.ts';
-import type { PartitionStreamIds, PartitionStreams, StreamAppendPosition, StreamExtent } from '../../../src/partition/partition-streams.ts';
+import type { PartitionStreamIds, PartitionStreams, StreamAppendPosition } from '../../../src/partition/partition-streams.ts';
 import { disableFailpoint, enableFailpoint } from '../../../src/util/failpoints.ts';
 import type { FailpointName } from '../../../src/util/failpoints.ts';
 import type { DataRef } from '../../../src/wire/partition-row.ts';
 import { StampBackend } from '../../helpers/partition-stamp.ts';
 import type { OwnerSession } from '../../helpers/partition-stamp.ts';
 import type { Body } from '../../../src/util/body-parts.ts';
+import { ForwardingStreams } from '../../helpers/memory-partition-streams.ts';
 
 const gcLimits: Partial<PartitionLimits> = {
   memtableBytesMax: 16 * 1024, blockBytesTarget: 2048, runBytesMax: 16 * 1024, runsCompactionTrigger: 4,
@@ -295,34 +296,17 @@ describe('partition GC on the real stream layer', () => {
 });
 
 /** PartitionStreams that runs a hook before each data-stream append (to race a copy-forward). */
-class HookedStreams implements PartitionStreams {
-  private readonly inner: PartitionStreams;
+class HookedStreams extends ForwardingStreams {
   private readonly hook: () => (() => Promise<void>) | null;
 
   constructor(inner: PartitionStreams, hook: () => (() => Promise<void>) | null) {
-    this.inner = inner;
+    super(inner);
     this.hook = hook;
   }
 
-  async append(streamId: number, data: Body): Promise<StreamAppendPosition> {
+  override async append(streamId: number, data: Body): Promise<StreamAppendPosition> {
     const hook = this.hook();
     if (hook !== null && data.length === 32 * 1024) await hook();
     return this.inner.append(streamId, data);
-  }
-
-  read(streamId: number, extentId: number, offset: number, length: number): Promise<Buffer> {
-    return this.inner.read(streamId, extentId, offset, length);
-  }
-
-  extents(streamId: number): Promise<readonly StreamExtent[]> {
-    return this.inner.extents(streamId);
-  }
-
-  sealTail(streamId: number): Promise<void> {
-    return this.inner.sealTail(streamId);
-  }
-
-  dropExtents(streamId: number, extentIds: readonly number[]): Promise<void> {
-    return this.inner.dropExtents(streamId, extentIds);
   }
 }
