@@ -15,18 +15,23 @@
 // applied; InternalError / ServerBusy / OperationTimedOut and every StorageError are indeterminate
 // (an operation is several partition calls; which one failed is not visible from here).
 // Invariants: bounded (opsMax, opDeadlineMs per call); randomness from stamp.random('blob-workload').
-import { PartitionBlobBackend } from '../src/frontend/blob-service/partition-blob-backend.ts';
+import type { PartitionBlobBackend } from '../src/frontend/blob-service/partition-blob-backend.ts';
+import type { PartitionClient } from '../src/partition/partition-client.ts';
 import type { CallContext, RequestBody } from '../src/frontend/blob-backend.ts';
+import { deadRows, dropRows } from '../src/frontend/blob-service/blob-sweep.ts';
+import type { BlobServiceContext } from '../src/frontend/blob-service/context.ts';
+import { blobKey, blobPrefix, containerKey } from '../src/frontend/blob-service/keys.ts';
+import { decodeContainer } from '../src/frontend/blob-service/records.ts';
 import { isFrontendError } from '../src/frontend/errors.ts';
 import type { AccountName, BlobName, BlockId, ContainerName, SnapshotId } from '../src/frontend/model.ts';
 import type { Conditions } from '../src/frontend/operation.ts';
-import type { PartitionClient } from '../src/partition/partition-client.ts';
 import type { Random } from '../src/util/random.ts';
 import { describe } from './faults.ts';
+import { FrontendConnectionLost, FrontendRefused } from './frontend-role.ts';
+import type { FrontendRole } from './frontend-role.ts';
 import type { Ledger } from './ledger.ts';
 import { generatePayload, payloadHeaderBytes, payloadKey, verifyPayload } from './payload.ts';
 import type { PayloadId } from './payload.ts';
-import type { SimProcess } from './process.ts';
 import type { SimStamp } from './stamp.ts';
 import type { Attempt, FinalRead } from './workload.ts';
 
@@ -45,6 +50,12 @@ export interface BlobWorkloadFigures {
   readsChecked: number;
   bytesVerified: number;
   listingsChecked: number;
+  /** Rows nothing refers to found after the run (checkDeadRows), before its sweep. */
+  deadRowsFound: number;
+  /** Blobs whose range the final check swept. */
+  blobsSwept: number;
+  /** Requests in flight when their front end died (answered as a lost connection). */
+  requestsLost: number;
 }
 
 const account = 'simaccount' as AccountName;
@@ -99,10 +110,9 @@ export function verifyBlobContent(bytes: Buffer): { ok: true; id: PayloadId; par
 
 export class BlobWorkload {
   readonly violations: string[] = [];
-  readonly figures: BlobWorkloadFigures = { opsByKind: {}, readsChecked: 0, bytesVerified: 0, listingsChecked: 0 };
+  readonly figures: BlobWorkloadFigures = { opsByKind: {}, readsChecked: 0, bytesVerified: 0, listingsChecked: 0, deadRowsFound: 0, blobsSwept: 0, requestsLost: 0 };
   private readonly stamp: SimStamp;
-  private readonly process: SimProcess;
-  private readonly backend: PartitionBlobBackend;
+  private readonly frontend: FrontendRole;
   private readonly ledger: Ledger;
   private readonly options: BlobWorkloadOptions;
   private readonly random: Random;
@@ -113,10 +123,9 @@ export class BlobWorkload {
   private readonly rounds: number[] = [];
   private opsDone = 0;
 
-  constructor(stamp: SimStamp, options: { process: SimProcess; tables: PartitionClient; ledger: Ledger; workload: BlobWorkloadOptions; random: Random }) {
+  constructor(stamp: SimStamp, options: { frontend: FrontendRole; ledger: Ledger; workload: BlobWorkloadOptions }) {
     this.stamp = stamp;
-    this.process = options.process;
-    this.backend = new PartitionBlobBackend({ tables: options.tables, clock: options.process.clock, random: options.random });
+    this.frontend = options.frontend;
     this.ledger = options.ledger;
     this.options = options.workload;
     this.random = stamp.random('blob-workload');
@@ -127,17 +136,31 @@ export class BlobWorkload {
     await Promise.all(Array.from({ length: this.options.writers }, (_, writer) => this.writer(writer)));
   }
 
-  /** One backend call, bounded, with its outcome classified. */
-  private async attempt<T>(work: (backend: PartitionBlobBackend) => Promise<T>): Promise<Attempt<T>> {
+  /**
+   * One request to the front end, bounded, with its outcome classified. A front end that is down
+   * is waited for (a client retrying a refused connection) until the deadline, then the request is
+   * failed: it was never sent. One that dies mid-request answers a lost connection: indeterminate.
+   */
+  private async attempt<T>(work: (backend: PartitionBlobBackend, tables: PartitionClient) => Promise<T>): Promise<Attempt<T>> {
+    const deadlineMs = this.stamp.clock.monotonicMs() + this.options.opDeadlineMs;
+    while (!this.frontend.up) {
+      if (this.stamp.clock.monotonicMs() >= deadlineMs) return { kind: 'failed', code: 'connection.refused', message: `${this.frontend.name} down for ${this.options.opDeadlineMs} ms` };
+      await this.stamp.clock.sleep(100);
+    }
     let timer: { cancel(): void } | null = null;
     const timeout = new Promise<'timeout'>((resolve) => {
-      timer = this.stamp.clock.setTimer(this.options.opDeadlineMs, () => resolve('timeout'));
+      timer = this.stamp.clock.setTimer(Math.max(1, deadlineMs - this.stamp.clock.monotonicMs()), () => resolve('timeout'));
     });
     try {
-      const value = await Promise.race([this.process.run(() => work(this.backend)), timeout]);
+      const value = await Promise.race([this.frontend.request(work), timeout]);
       if (value === 'timeout') return { kind: 'indeterminate', code: 'client.timeout', message: `no answer within ${this.options.opDeadlineMs} ms` };
       return { kind: 'ok', value };
     } catch (error) {
+      if (error instanceof FrontendRefused) return { kind: 'failed', code: 'connection.refused', message: error.message };
+      if (error instanceof FrontendConnectionLost) {
+        this.figures.requestsLost += 1;
+        return { kind: 'indeterminate', code: 'connection.lost', message: error.message };
+      }
       if (isFrontendError(error) && !indeterminateCodes.has(error.code)) return { kind: 'failed', code: error.code, message: error.message };
       return { kind: 'indeterminate', code: isFrontendError(error) ? error.code : 'storage', message: describe(error) };
     } finally {
@@ -320,6 +343,35 @@ export class BlobWorkload {
     // The ledger orders a blob's versions by the writer's round (= the payload's sequence).
     const version = this.ledger.versions(key).find((v) => v.payload !== null && payloadKey(v.payload) === payloadKey(verdict.id));
     return { kind: 'row', payload: verdict.id, sequence: version?.round ?? 0 };
+  }
+
+  /**
+   * After the run (healed): the dead rows of every blob's range (docs/blob-schema.md, "Rows nothing
+   * refers to": rows of replaced lists and discarded staging generations, which keep their data
+   * alive) are counted and swept once. A row the sweep leaves behind is a leak no sweep removes.
+   */
+  async checkDeadRows(): Promise<string[]> {
+    const names = Array.from({ length: this.options.writers }, (_, writer) => Array.from({ length: this.options.blobsPerWriter }, (_, index) => `bw${writer}/blob${index}`)).flat();
+    const result = await this.attempt(async (_backend, tables) => {
+      const ctx: BlobServiceContext = { tables, clock: this.stamp.clock, stats: { raceRetries: 0, raceExhausted: 0 } };
+      const row = await tables.get(containerKey(account, container));
+      if (row === null) return ['the container row is gone'];
+      const prefix = blobPrefix(account, container, decodeContainer(row).inc);
+      const left: string[] = [];
+      for (const name of names) {
+        const blob = blobKey(prefix, name);
+        const dead = await deadRows(ctx, blob);
+        if (dead.length > 0) this.stamp.trace(`blob ${name}: ${dead.length} dead row(s) after the run`);
+        this.figures.deadRowsFound += dead.length;
+        await dropRows(ctx, dead);
+        this.figures.blobsSwept += 1;
+        const after = await deadRows(ctx, blob);
+        if (after.length > 0) left.push(`${name}: ${after.length} dead row(s) left after a sweep`);
+      }
+      return left;
+    });
+    if (result.kind !== 'ok') return [`dead rows: the final sweep did not finish (${result.kind}: ${result.code} ${result.message})`];
+    return result.value;
   }
 
   /** The final check's read of one blob or snapshot. */

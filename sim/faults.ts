@@ -12,6 +12,7 @@ import { enableFailpoint, failpointNames, setFailpointHost } from '../src/util/f
 import type { FailpointHost, FailpointName } from '../src/util/failpoints.ts';
 import type { Random } from '../src/util/random.ts';
 import { currentProcess } from './process.ts';
+import type { FrontendRole } from './frontend-role.ts';
 import type { PartitionManagerRole, PartitionServerRole } from './partition-roles.ts';
 import type { ExtentNodeRole, ManagerRole } from './roles.ts';
 import type { RoleKind, SimRole, SimStamp } from './stamp.ts';
@@ -21,6 +22,7 @@ export const faultKinds = [
   'process-crash', 'power-loss', 'stamp-power-loss', 'bit-flip', 'misdirected-write', 'eio', 'enospc', 'slow-disk', 'fault-domain-lost', 'disk-replaced',
   'message-delay', 'message-drop', 'network-partition', 'blackhole', 'clock-jump', 'leader-change', 'manager-crash', 'partition-server-crash',
   'partition-server-cut-off', 'partition-manager-crash', 'partition-manager-leader-change', 'operator-wipe', 'failpoint-armed', 'failpoint-crash', 'failpoint-sleep',
+  'frontend-crash', 'frontend-failpoint-crash',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 export type FaultCounts = Record<FaultKind, number>;
@@ -54,6 +56,8 @@ export interface StampRoles {
   readonly nodes: readonly ExtentNodeRole[];
   readonly partitionServers: readonly PartitionServerRole[];
   readonly partitionManagers: readonly PartitionManagerRole[];
+  /** Front ends (the blob workload's; none in runs without it). */
+  readonly frontends: readonly FrontendRole[];
 }
 
 export class FaultInjector {
@@ -99,6 +103,14 @@ export class FaultInjector {
       const crash = random.int(3) > 0;
       enableFailpoint(name, { action: crash ? { kind: 'crash' } : { kind: 'sleep', ms: 100 + random.int(3000) }, count: 1, skip: random.int(8) });
       this.count('failpoint-armed', `${name} ${crash ? 'crash' : 'sleep'}`);
+    }
+    // A run with a front end arms one of its failpoints with crash half the time, so a front end
+    // dying mid-commit is not left to a 2-in-25 draw (its own stream: the draws above are unchanged).
+    const frontendRandom = this.stamp.random('frontend-failpoints');
+    if (this.roles.frontends.length > 0 && frontendRandom.next() < 0.5) {
+      const name = frontendFailpoints[frontendRandom.int(frontendFailpoints.length)] ?? 'blob.commit.before-transact';
+      enableFailpoint(name, { action: { kind: 'crash' }, count: 1, skip: frontendRandom.int(20) });
+      this.count('failpoint-armed', `${name} crash`);
     }
   }
 
@@ -165,6 +177,7 @@ export class FaultInjector {
     if (rate(0.15)) this.later(at(), () => this.changeLeader());
     if (rate(0.15)) this.later(at(), () => this.crash(this.roles.manager, { powerLoss: rate(0.1), downMs: 500 + this.random.int(15_000) }));
     this.partitionLayerFaults(rate, at);
+    this.frontendFaults();
     if (rate(0.2)) this.later(at(), () => this.operator.tryWipe(this.pick(this.roles.nodes).name).then((granted) => this.count('operator-wipe', granted ? 'granted' : 'refused')));
   }
 
@@ -305,6 +318,21 @@ export class FaultInjector {
     if (rate(0.1)) this.later(this.random.int(1000), () => this.cutOffLeader());
   }
 
+  /**
+   * A front end is killed mid-phase 30% of the time (kill -9: its requests in flight fail as lost
+   * connections), and restarts after 0.2-5 s. Drawn from its own stream, so runs without a front
+   * end, and the other faults of runs with one, draw exactly what they drew before.
+   */
+  private frontendFaults(): void {
+    const random = this.stamp.random('frontend-faults');
+    for (const role of this.roles.frontends) {
+      if (random.next() >= 0.3 * this.options.intensity) continue;
+      const atMs = random.int(Math.floor(this.options.phaseMs * 0.9));
+      const downMs = 200 + random.int(5000);
+      this.later(atMs, () => this.crash(role, { powerLoss: false, downMs }));
+    }
+  }
+
   private cutOffServer(server: PartitionServerRole): void {
     const everywhere = this.random.int(2) === 0;
     if (everywhere) this.stamp.network.isolate(server.name);
@@ -323,6 +351,7 @@ export class FaultInjector {
     const process = currentProcess();
     const role = process === null ? null : this.stamp.roleOf(process);
     this.count('failpoint-crash', `${name} in ${role?.name ?? 'no role'}`);
+    if (role?.kind === 'frontend') this.count('frontend-failpoint-crash', `${name} in ${role.name}`);
     if (role !== null && this.restarting.has(role.name)) role.kill(); // crashed while starting: the start times out and is retried
     else if (role !== null) this.crash(role, { powerLoss: false, downMs: 200 + this.random.int(5000) });
     return new Promise<never>(() => undefined);
@@ -420,13 +449,16 @@ export class FaultInjector {
   }
 }
 
+/** The failpoints a front end hits (the blob service's container fence). */
+const frontendFailpoints: readonly FailpointName[] = failpointNames.filter((name) => name.startsWith('blob.'));
+
 /** The network host of a role's process (the manager's is sm; every other role's is its name). */
 function hostOf(role: SimRole): string {
   return role.kind === 'manager' ? 'sm' : role.name;
 }
 
 const crashKinds: Record<RoleKind, FaultKind> = {
-  manager: 'manager-crash', 'extent-node': 'process-crash', 'partition-server': 'partition-server-crash', 'partition-manager': 'partition-manager-crash', frontend: 'process-crash',
+  manager: 'manager-crash', 'extent-node': 'process-crash', 'partition-server': 'partition-server-crash', 'partition-manager': 'partition-manager-crash', frontend: 'frontend-crash',
 };
 
 export function describe(error: unknown): string {

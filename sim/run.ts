@@ -42,12 +42,14 @@ export interface SimTotals {
   ownership: Record<string, number>;
   blobRuns: number;
   blobOps: Record<string, number>;
+  /** Front-end figures of the blob runs: requests lost to a crash, dead rows found and swept at the end. */
+  frontend: Record<string, number>;
 }
 
 export function emptyTotals(): SimTotals {
   return {
     runs: 0, failedSeeds: [], realMs: 0, virtualMs: 0, acknowledged: 0, acknowledgedChecked: 0, indeterminate: 0, readsChecked: 0, violations: 0, faults: {}, diskFaults: {},
-    networkFaults: {}, failpointHits: {}, sealedExtentsCompared: 0, ownership: {}, blobRuns: 0, blobOps: {},
+    networkFaults: {}, failpointHits: {}, sealedExtentsCompared: 0, ownership: {}, blobRuns: 0, blobOps: {}, frontend: {},
   };
 }
 
@@ -66,6 +68,8 @@ export function accumulate(totals: SimTotals, result: SimResult): void {
   totals.readsChecked += (result.workload?.readsChecked ?? 0) + (result.blobWorkload?.readsChecked ?? 0);
   if (result.blobWorkload !== null) totals.blobRuns += 1;
   add(totals.blobOps, result.blobWorkload?.opsByKind ?? {});
+  const blob = result.blobWorkload;
+  if (blob !== null) add(totals.frontend, { requestsLost: blob.requestsLost, deadRowsFound: blob.deadRowsFound, blobsSwept: blob.blobsSwept });
   totals.violations += result.violations.length;
   totals.sealedExtentsCompared += result.checks.sealedExtentsCompared;
   add(totals.faults, result.faults);
@@ -93,6 +97,7 @@ export function formatFigures(totals: SimTotals): string {
     `writes: ${totals.acknowledged} acknowledged, ${totals.acknowledgedChecked} acknowledged writes checked, ${totals.indeterminate} indeterminate; ${totals.readsChecked} reads checked; ${totals.sealedExtentsCompared} sealed extents compared replica by replica`,
     `partition layer: ${nonZero(totals.ownership)}`,
     `blob operations (PartitionBlobBackend, ${totals.blobRuns} runs): ${nonZero(totals.blobOps)}`,
+    `front end (blob runs): ${nonZero(totals.frontend)}`,
     `faults injected: ${nonZero(totals.faults)}`,
     `disk faults (SimDisk + misdirected): ${nonZero(totals.diskFaults)}`,
     `network faults (messages): ${nonZero(totals.networkFaults)}`,

@@ -23,6 +23,7 @@ import type { OwnershipFigures } from './ownership.ts';
 import { PartitionManagerRole, PartitionServerRole } from './partition-roles.ts';
 import type { SimProcess } from './process.ts';
 import { ExtentNodeRole, ManagerRole } from './roles.ts';
+import { FrontendRole } from './frontend-role.ts';
 import { SimStamp } from './stamp.ts';
 import { Workload, defaultWorkloadOptions } from './workload.ts';
 import type { WorkloadFigures, WorkloadOptions } from './workload.ts';
@@ -84,9 +85,11 @@ interface Booted {
   readonly stamp: SimStamp;
   readonly roles: StampRoles;
   readonly monitor: OwnershipMonitor;
-  /** The front end's process: the workload's PartitionClient calls from it. */
+  /** The partition workload's process: its PartitionClient calls from it. */
   readonly frontend: SimProcess;
   readonly tables: PartitionClient;
+  /** The front-end role the blob workload speaks to (null: the blob workload is off this run). */
+  readonly blobFrontend: FrontendRole | null;
 }
 
 const bootBudgetMs = 120_000;
@@ -116,7 +119,12 @@ async function boot(seed: bigint, options: SimOptions): Promise<Booted> {
   const frontend = stamp.newProcess('frontend', 'fe');
   const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: frontend.network }), network: frontend.network, clock: frontend.clock });
   await stamp.drive(untilServed(stamp, frontend, partitionServers), 'boot: the map served', bootBudgetMs);
-  return { stamp, roles: { manager, nodes, partitionServers, partitionManagers }, monitor, frontend, tables };
+  const blobFrontend = stamp.random('blob-runs').next() < options.blobRunRate ? new FrontendRole(stamp, { index: 0, random: stamp.random('blob-ids') }) : null;
+  if (blobFrontend !== null) {
+    stamp.addRole(blobFrontend);
+    await stamp.drive(blobFrontend.start(), `boot ${blobFrontend.name}`, bootBudgetMs);
+  }
+  return { stamp, roles: { manager, nodes, partitionServers, partitionManagers, frontends: blobFrontend === null ? [] : [blobFrontend] }, monitor, frontend, tables, blobFrontend };
 }
 
 /** Waits until the manager bootstrapped the map and a server serves its partition. */
@@ -165,9 +173,7 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
   const ledger = new Ledger();
   const workload = new Workload(stamp, { process: booted.frontend, tables: booted.tables, ledger, workload: options.workload });
   const blobLedger = new Ledger();
-  const blobs = stamp.random('blob-runs').next() < options.blobRunRate
-    ? new BlobWorkload(stamp, { process: booted.frontend, tables: booted.tables, ledger: blobLedger, workload: options.blobWorkload, random: stamp.random('blob-ids') })
-    : null;
+  const blobs = booted.blobFrontend === null ? null : new BlobWorkload(stamp, { frontend: booted.blobFrontend, ledger: blobLedger, workload: options.blobWorkload });
   stamp.trace(`blob workload ${blobs === null ? 'off' : 'on'}`);
   const violations: string[] = [];
   const checks = zeroCheckFigures();
@@ -180,7 +186,7 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
       const converged = await operator.awaitRepair(options.recoveryMsMax);
       if (!converged) violations.push(`liveness: repair did not converge within the ${options.recoveryMsMax} ms recovery window`);
       violations.push(...await checkObjects(stamp, workload, ledger, checks));
-      if (blobs !== null) violations.push(...await checkObjects(stamp, blobs, blobLedger, checks));
+      if (blobs !== null) violations.push(...await checkObjects(stamp, blobs, blobLedger, checks), ...await blobs.checkDeadRows());
       violations.push(...await checkStreams(operator, roles.nodes, checks));
       violations.push(...await checkProtection(operator, roles.nodes, checks));
       violations.push(...await checkPartitionServers(stamp, operator, roles.partitionServers, checks));

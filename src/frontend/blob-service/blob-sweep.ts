@@ -36,14 +36,18 @@ export function leavesDeadRows(record: BlobRecord | null | undefined): boolean {
 /** Deletes the dead rows of a blob's range; returns how many were deleted (0 on failure). */
 export async function sweepBlob(ctx: BlobServiceContext, blob: Buffer): Promise<number> {
   try {
-    const candidates = await auxKeys(ctx, blob);
-    if (candidates.length === 0) return 0;
-    const live = await liveIds(ctx, blob);
-    const dead = candidates.filter((row) => !live.has(`${row.kind}:${row.id}`)).map((row) => row.key);
-    return await dropRows(ctx, dead);
+    return await dropRows(ctx, await deadRows(ctx, blob));
   } catch {
     return 0;
   }
+}
+
+/** Steps 1-3: the keys of a blob's dead rows (the simulator counts them too); throws on failure. */
+export async function deadRows(ctx: BlobServiceContext, blob: Buffer): Promise<Buffer[]> {
+  const candidates = await auxKeys(ctx, blob);
+  if (candidates.length === 0) return [];
+  const live = await liveIds(ctx, blob);
+  return candidates.filter((row) => !live.has(`${row.kind}:${row.id}`)).map((row) => row.key);
 }
 
 /** Best-effort delete of rows nothing refers to, in batches; returns how many were deleted. */

@@ -1,0 +1,106 @@
+// The front-end role (docs/simulation.md, "What runs"): one simulated process running the Blob
+// service's logic (PartitionBlobBackend over its own PartitionClient), as a `kura frontend` does.
+// The blob workload calls it as a client would call over HTTP: request() runs the operation as
+// this process's code, so a failpoint with the `crash` action inside the blob service (the
+// container fence's blob.commit.*) or a random crash of the role kills this process mid-request.
+//
+// Invariants: a request in flight when the process dies fails at once with a lost connection
+// (indeterminate for the client: the operation may or may not have committed), never later with
+// the dead process's answer; a request while the role is down is refused (nothing was sent, so
+// nothing is applied); a restart builds a new PartitionClient and backend from nothing (the front
+// end keeps no durable state; its in-memory hints and caches die with it).
+import { PartitionBlobBackend } from '../src/frontend/blob-service/partition-blob-backend.ts';
+import { PartitionClient } from '../src/partition/partition-client.ts';
+import type { Random } from '../src/util/random.ts';
+import { MetaStoreProxy } from './meta-service.ts';
+import type { SimProcess } from './process.ts';
+import type { RoleKind, SimRole, SimStamp } from './stamp.ts';
+
+export class FrontendRole implements SimRole {
+  readonly name: string;
+  readonly kind: RoleKind = 'frontend';
+  readonly faultDomain = null;
+  process: SimProcess | null = null;
+  private backend: PartitionBlobBackend | null = null;
+  private tables: PartitionClient | null = null;
+  private readonly stamp: SimStamp;
+  private readonly random: Random;
+  /** Rejects each request in flight in the current process (its client's connection). */
+  private readonly inFlight = new Set<(error: Error) => void>();
+
+  constructor(stamp: SimStamp, options: { readonly index: number; readonly random: Random }) {
+    this.stamp = stamp;
+    this.name = `fe${options.index}`;
+    this.random = options.random;
+  }
+
+  get up(): boolean {
+    return this.process?.isAlive === true && this.backend !== null;
+  }
+
+  start(): Promise<void> {
+    this.kill();
+    const process = this.stamp.newProcess(this.name, this.name);
+    this.process = process;
+    const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: process.network }), network: process.network, clock: process.clock });
+    this.tables = tables;
+    this.backend = new PartitionBlobBackend({ tables, clock: process.clock, random: this.random });
+    return Promise.resolve();
+  }
+
+  /**
+   * One request, run as this process's code. Refused (rejects with `refused`) while the role is
+   * down; rejects with a lost connection if the process dies before it answers.
+   */
+  request<T>(work: (backend: PartitionBlobBackend, tables: PartitionClient) => Promise<T>): Promise<T> {
+    const process = this.process;
+    const backend = this.backend;
+    const tables = this.tables;
+    if (process === null || backend === null || tables === null || !process.isAlive) return Promise.reject(new FrontendRefused(this.name));
+    return new Promise<T>((resolve, reject) => {
+      const lose = (error: Error): void => reject(error);
+      this.inFlight.add(lose);
+      process.run(() => work(backend, tables)).then(
+        (value) => {
+          if (this.inFlight.delete(lose)) resolve(value);
+        },
+        (error: unknown) => {
+          if (this.inFlight.delete(lose)) reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+  }
+
+  kill(): void {
+    this.process?.kill();
+    this.process = null;
+    this.backend = null;
+    this.tables = null;
+    const lost = [...this.inFlight];
+    this.inFlight.clear();
+    if (lost.length > 0) this.stamp.trace(`${this.name} died with ${lost.length} request(s) in flight`);
+    for (const lose of lost) lose(new FrontendConnectionLost(this.name));
+  }
+
+  powerLoss(): void {
+    // No disks: a front end keeps nothing durable of its own.
+  }
+}
+
+/** A request to a front end that is down: the connection was refused, nothing was sent. */
+export class FrontendRefused extends Error {
+  override readonly name = 'FrontendRefused';
+
+  constructor(role: string) {
+    super(`connection refused: ${role} is down`);
+  }
+}
+
+/** A request in flight when its front end died: the client saw its connection reset (outcome unknown). */
+export class FrontendConnectionLost extends Error {
+  override readonly name = 'FrontendConnectionLost';
+
+  constructor(role: string) {
+    super(`connection lost: ${role} died mid-request`);
+  }
+}
