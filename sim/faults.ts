@@ -22,7 +22,7 @@ export const faultKinds = [
   'process-crash', 'power-loss', 'stamp-power-loss', 'bit-flip', 'misdirected-write', 'eio', 'enospc', 'slow-disk', 'fault-domain-lost', 'disk-replaced',
   'message-delay', 'message-drop', 'network-partition', 'blackhole', 'clock-jump', 'leader-change', 'manager-crash', 'partition-server-crash',
   'partition-server-cut-off', 'partition-manager-crash', 'partition-manager-leader-change', 'operator-wipe', 'failpoint-armed', 'failpoint-crash', 'failpoint-sleep',
-  'frontend-crash', 'frontend-failpoint-crash',
+  'frontend-crash', 'frontend-failpoint-crash', 'frontend-commit-crash',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 export type FaultCounts = Record<FaultKind, number>;
@@ -133,6 +133,7 @@ export class FaultInjector {
 
   stop(): void {
     this.stopping = true;
+    for (const role of this.roles.frontends) role.disarmCommitCrash();
   }
 
   /** Every role up, network whole, disk faults cleared, failed nodes restarted. */
@@ -326,10 +327,21 @@ export class FaultInjector {
   private frontendFaults(): void {
     const random = this.stamp.random('frontend-faults');
     for (const role of this.roles.frontends) {
-      if (random.next() >= 0.3 * this.options.intensity) continue;
-      const atMs = random.int(Math.floor(this.options.phaseMs * 0.9));
-      const downMs = 200 + random.int(5000);
-      this.later(atMs, () => this.crash(role, { powerLoss: false, downMs }));
+      if (random.next() < 0.3 * this.options.intensity) {
+        const atMs = random.int(Math.floor(this.options.phaseMs * 0.9));
+        const downMs = 200 + random.int(5000);
+        this.later(atMs, () => this.crash(role, { powerLoss: false, downMs }));
+      }
+      // The same 30% again for a crash right after one of its next 1-12 commits (a window between a
+      // commit and the operation's next step, which a crash at a random time rarely hits).
+      if (random.next() < 0.3 * this.options.intensity) {
+        const commits = 1 + random.int(12);
+        const downMs = 200 + random.int(5000);
+        this.later(random.int(Math.floor(this.options.phaseMs * 0.5)), () => role.crashAfterCommits(commits, () => {
+          this.count('frontend-commit-crash', `${role.name} after ${commits} commit(s)`);
+          this.crash(role, { powerLoss: false, downMs });
+        }));
+      }
     }
   }
 

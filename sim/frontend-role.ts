@@ -8,9 +8,16 @@
 // (indeterminate for the client: the operation may or may not have committed), never later with
 // the dead process's answer; a request while the role is down is refused (nothing was sent, so
 // nothing is applied); a restart builds a new PartitionClient and backend from nothing (the front
-// end keeps no durable state; its in-memory hints and caches die with it).
+// end keeps no durable state; its in-memory hints and caches die with it). The fault injector can
+// also arm a crash right after the role's n-th commit (crashAfterCommits): the front end dies with
+// the commit applied and its answer unseen, before whatever the operation does next (a sweep, a
+// cleanup), the narrowest window a random crash rarely hits.
+import type { BlobScanOptions, BlobTables } from '../src/frontend/blob-service/blob-tables.ts';
 import { PartitionBlobBackend } from '../src/frontend/blob-service/partition-blob-backend.ts';
 import { PartitionClient } from '../src/partition/partition-client.ts';
+import type { CommitResult, LiveRow, PartitionOp, ScanItem } from '../src/partition/partition.ts';
+import type { Body } from '../src/util/body-parts.ts';
+import type { DataRef } from '../src/wire/partition-row.ts';
 import type { Random } from '../src/util/random.ts';
 import { MetaStoreProxy } from './meta-service.ts';
 import type { SimProcess } from './process.ts';
@@ -27,6 +34,8 @@ export class FrontendRole implements SimRole {
   private readonly random: Random;
   /** Rejects each request in flight in the current process (its client's connection). */
   private readonly inFlight = new Set<(error: Error) => void>();
+  /** Armed by the fault injector: `crash` right after the `left`-th commit from now. */
+  private commitCrash: { left: number; readonly crash: () => void } | null = null;
 
   constructor(stamp: SimStamp, options: { readonly index: number; readonly random: Random }) {
     this.stamp = stamp;
@@ -44,8 +53,28 @@ export class FrontendRole implements SimRole {
     this.process = process;
     const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: process.network }), network: process.network, clock: process.clock });
     this.tables = tables;
-    this.backend = new PartitionBlobBackend({ tables, clock: process.clock, random: this.random });
+    this.backend = new PartitionBlobBackend({ tables: new TablesThatDie(tables, () => this.committed()), clock: process.clock, random: this.random });
     return Promise.resolve();
+  }
+
+  /** Kills the role (through `crash`, which restarts it) right after its `count`-th commit from now. */
+  crashAfterCommits(count: number, crash: () => void): void {
+    this.commitCrash = { left: count, crash };
+  }
+
+  disarmCommitCrash(): void {
+    this.commitCrash = null;
+  }
+
+  /** After each commit of the backend: true if the armed crash fires now (the role is dead). */
+  private committed(): boolean {
+    const armed = this.commitCrash;
+    if (armed === null) return false;
+    armed.left -= 1;
+    if (armed.left > 0) return false;
+    this.commitCrash = null;
+    armed.crash();
+    return true;
   }
 
   /**
@@ -102,5 +131,51 @@ export class FrontendConnectionLost extends Error {
 
   constructor(role: string) {
     super(`connection lost: ${role} died mid-request`);
+  }
+}
+
+const never = new Promise<never>(() => undefined);
+
+/**
+ * BlobTables that die right after a transact for which `dieAfter` answers true: the commit is
+ * applied, and its answer and every later call never come (a front end killed between a commit and
+ * its next step). Also used by block-list-crash.test.ts.
+ */
+export class TablesThatDie implements BlobTables {
+  private readonly inner: BlobTables;
+  private readonly dieAfter: (ops: readonly PartitionOp[]) => boolean;
+  dead = false;
+
+  constructor(inner: BlobTables, dieAfter: (ops: readonly PartitionOp[]) => boolean) {
+    this.inner = inner;
+    this.dieAfter = dieAfter;
+  }
+
+  get(key: Buffer): Promise<LiveRow | null> {
+    return this.dead ? never : this.inner.get(key);
+  }
+
+  getMany(keys: readonly Buffer[]): Promise<(LiveRow | null)[]> {
+    return this.dead ? never : this.inner.getMany(keys);
+  }
+
+  async transact(ops: readonly PartitionOp[]): Promise<CommitResult> {
+    if (this.dead) return never;
+    const result = await this.inner.transact(ops);
+    if (this.dead || !this.dieAfter(ops)) return this.dead ? never : result;
+    this.dead = true;
+    return never;
+  }
+
+  scan(options: BlobScanOptions): Promise<{ items: ScanItem[]; continuation: string | null }> {
+    return this.dead ? never : this.inner.scan(options);
+  }
+
+  appendData(key: Buffer, bytes: Body): Promise<DataRef> {
+    return this.dead ? never : this.inner.appendData(key, bytes);
+  }
+
+  readData(key: Buffer, ref: DataRef): Promise<Buffer> {
+    return this.dead ? never : this.inner.readData(key, ref);
   }
 }

@@ -5,17 +5,18 @@
 // serve, and stream exactly that version's refs (data never changes under a ref); writes are
 // read-evaluate-write; Set Blob Tags / Tier and Lease Blob keep the blob's ETag and Last-Modified
 // (explicit columns), as Azure does; Delete Blob removes the blob row, its staging row and its
-// snapshots in one transaction, then cleans up rows nothing can reach (best effort).
+// snapshots in one transaction, with the rows only they name as far as the transaction holds them
+// (rowsDyingWith), then sweeps rows nothing can reach (best effort).
 // Fault model: as context.ts; a client that goes away mid-download aborts the reads (signal).
 
 import { createHash } from 'node:crypto';
-import { getBlobWholeBodyBytesMax } from '../../constants.ts';
+import { getBlobWholeBodyBytesMax, partitionBatchMutationsMax } from '../../constants.ts';
 import { Crc64 } from '../../util/crc64.ts';
 import type { BlobContent, CallContext, LeaseResult, WriteResult } from '../blob-backend.ts';
 import { FrontendError } from '../errors.ts';
 import type { BlobProperties, BlobTag } from '../model.ts';
 import type * as Op from '../operation.ts';
-import { sweepBlob } from './blob-sweep.ts';
+import { rowsDyingWith, sweepBlob } from './blob-sweep.ts';
 import { checkBlobRead, checkBlobWrite, committed, type BlobWriteRequest } from './blob-write.ts';
 import { checkConditions, quotedEtag } from './conditions.ts';
 import { blobContent, readContent } from './content.ts';
@@ -27,7 +28,7 @@ import { commitTagged } from './tag-index.ts';
 import { readRefs, readRefsWhole } from './data.ts';
 import { blobKey, stagingKey } from './keys.ts';
 import { applyLeaseAction } from './lease.ts';
-import { encodeBlob, type BlobRecord } from './records.ts';
+import { decodeBlob, encodeBlob, type BlobRecord } from './records.ts';
 import { deleteSnapshot, readSnapshotRow, snapshotRows } from './snapshots.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
 
@@ -170,6 +171,8 @@ export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Pr
       ops.push({ kind: 'delete', key, ifMatch: existing.row.etag });
       const staging = await ctx.tables.get(stagingKey(key));
       if (staging !== null) ops.push({ kind: 'delete', key: staging.key, ifMatch: staging.etag });
+      const versions = [existing.record, ...snapshots.map((row) => decodeBlob(row))];
+      ops.push(...await rowsDyingWith(ctx, key, versions, staging, partitionBatchMutationsMax - ops.length));
     } else {
       ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
     }

@@ -15,10 +15,12 @@
 // Fault model: best effort: any failure stops the sweep; dead rows left behind cost space only.
 
 import { blobCleanupBatchRows, blobScanRowsPerCall, blobSweepRowsMax } from '../../constants.ts';
+import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import type { BlobServiceContext } from './context.ts';
-import { auxPrefix, auxRow, snapshotPrefix, stagingKey } from './keys.ts';
+import { auxPrefix, auxRow, listPageKey, segmentKey, snapshotPrefix, stagingKey } from './keys.ts';
 import type { AuxRowKind } from './keys.ts';
 import { decodeBlob, decodeStaging, type BlobRecord } from './records.ts';
+import { uncommittedBlocks } from './staging.ts';
 
 interface AuxKey {
   readonly key: Buffer;
@@ -48,6 +50,27 @@ export async function deadRows(ctx: BlobServiceContext, blob: Buffer): Promise<B
   if (candidates.length === 0) return [];
   const live = await liveIds(ctx, blob);
   return candidates.filter((row) => !live.has(`${row.kind}:${row.id}`)).map((row) => row.key);
+}
+
+/**
+ * Delete ops (at most `room`) for the rows that die with a whole blob (Delete Blob of the blob and
+ * every snapshot): the list pages and append segments its versions name, then its staging gen's
+ * uncommitted rows. Delete Blob puts them in its own transaction, so a front end dying before the
+ * sweep that follows leaves none of them dead (no later write of the name would sweep them). They
+ * need no condition: the transaction's If-Match on the blob row (which Snapshot Blob, Put Block List
+ * and Append Block rewrite) and on the staging row (which Put Block rewrites) fails it if a version,
+ * a segment or a block was added since they were read.
+ */
+export async function rowsDyingWith(ctx: BlobServiceContext, blob: Buffer, versions: readonly BlobRecord[], staging: LiveRow | null, room: number): Promise<PartitionOp[]> {
+  if (room <= 0) return [];
+  const keys = new Map<string, Buffer>();
+  const add = (key: Buffer): void => { keys.set(key.toString('latin1'), key); };
+  for (const record of versions) {
+    if (record.blockList?.kind === 'paged') for (let index = 0; index < record.blockList.pages; index++) add(listPageKey(blob, record.blockList.listId, index));
+    if (record.append !== null) for (let index = 0; index < record.append.segments; index++) add(segmentKey(blob, record.append.inc, index));
+  }
+  if (staging !== null && keys.size < room) for (const block of await uncommittedBlocks(ctx, blob, decodeStaging(staging).gen)) add(block.key);
+  return [...keys.values()].slice(0, room).map((key) => ({ kind: 'delete', key }));
 }
 
 /** Best-effort delete of rows nothing refers to, in batches; returns how many were deleted. */

@@ -10,7 +10,7 @@
 // Fault model: a body that fails leaves unreferenced data; a lost race re-reads and re-checks.
 
 import { randomUUID } from 'node:crypto';
-import { uncommittedBlocksMax } from '../../constants.ts';
+import { partitionBatchMutationsMax, uncommittedBlocksMax } from '../../constants.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
 import type { BlockWriteResult, CallContext, CopyResult, RequestBody, WriteResult } from '../blob-backend.ts';
 import { FrontendError } from '../errors.ts';
@@ -220,13 +220,13 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   checkIdLengths(entries);
-  let consumed: UncommittedBlock[] = [];
+  let dropLater: UncommittedBlock[] = [];
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     if (existing !== null && existing.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'the blob is not a block blob');
     const staging = await readStaging(ctx, key);
-    consumed = staging.record === null ? [] : await uncommittedBlocks(ctx, key, staging.record.gen);
+    const consumed = staging.record === null ? [] : await uncommittedBlocks(ctx, key, staging.record.gen);
     const committedBlocks = existing === null ? [] : await loadBlockList(ctx.tables, key, existing.record.blockList);
     const committedById = new Map(committedBlocks.filter((block) => block.id.length > 0).map((block) => [block.id.toString('base64'), block]));
     const uncommittedById = new Map(consumed.map((block) => [block.id, block]));
@@ -234,9 +234,18 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
     const list: PreparedBlockList = await storeBlockList(ctx.tables, key, blocks);
     const record = blockRecord(blocks, list.stored, { headers: op.httpHeaders, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier });
     const dropStaging: PartitionOp[] = staging.row === null ? [] : [{ kind: 'delete', key: stagingKey(key), ifMatch: staging.row.etag }];
-    return { result: await commitBlob(ctx, { container, existing }, key, record, [...dropStaging, ...list.pages]), replaced: existing };
+    // The consumed generation's uncommitted rows are deleted by the commit itself as far as they
+    // fit in its transaction: dropped after it, a front end dying in between left them dead, and no
+    // later Put Block (List) of the blob sweeps them (block-list-crash.test.ts). Their deletes need no
+    // condition: the staging row's If-Match fails the commit if any block was staged since.
+    const room = Math.max(0, partitionBatchMutationsMax - 1 - dropStaging.length - list.pages.length);
+    dropLater = consumed.slice(room);
+    const dropNow: PartitionOp[] = consumed.slice(0, room).map((block) => ({ kind: 'delete', key: block.key }));
+    return { result: await commitBlob(ctx, { container, existing }, key, record, [...dropStaging, ...list.pages, ...dropNow]), replaced: existing };
   });
-  await dropRows(ctx, consumed.map((block) => block.key));
+  // More than a transaction holds (a generation of hundreds of blocks): the rest after the commit, as
+  // before; a crash here leaves them for the blob's next sweep (Delete Blob, or replacing a paged list).
+  await dropRows(ctx, dropLater.map((block) => block.key));
   return result;
 }
 
