@@ -33,7 +33,7 @@
 // bench/results/cluster-faults-<date>.json and printed.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from './lib/cli-args.ts';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { EtcdMetaStore } from '../src/metastore/etcd-meta-store.ts';
 import { metaRangeLimitMax } from '../src/constants.ts';
@@ -46,19 +46,17 @@ import type { ProcessRecord } from '../src/cluster/cluster-state.ts';
 import { DevClusterProcess, delay, isAlive, killAllDevClusters, tempClusterDirectory } from '../test/helpers/dev-cluster.ts';
 import { runKura } from '../test/helpers/kura-serve.ts';
 
-const { values: flags } = parseArgs({
-  options: {
-    'etcd-members': { type: 'string', default: '3' },
-    'window-s': { type: 'string', default: '45' },
-    writers: { type: 'string', default: '4' },
-    readers: { type: 'string', default: '2' },
-    'blob-kib': { type: 'string', default: '64' },
-    keep: { type: 'boolean', default: false },
-    random: { type: 'boolean', default: false },
-    seconds: { type: 'string', default: '300' },
-    seed: { type: 'string' },
-    'mean-gap-s': { type: 'string', default: '8' },
-  },
+const flags = parseBenchArgs(headerUsage(import.meta.url), {
+  'etcd-members': { type: 'string', default: '3' },
+  'window-s': { type: 'string', default: '45' },
+  writers: { type: 'string', default: '4' },
+  readers: { type: 'string', default: '2' },
+  'blob-kib': { type: 'string', default: '64' },
+  keep: { type: 'boolean', default: false },
+  random: { type: 'boolean', default: false },
+  seconds: { type: 'string', default: '300' },
+  seed: { type: 'string' },
+  'mean-gap-s': { type: 'string', default: '8' },
 });
 const seed = flags.seed === undefined ? randomBytes(4).readUInt32BE(0) : Number(flags.seed);
 const windowMs = Number(flags['window-s']) * 1000;

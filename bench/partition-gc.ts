@@ -11,7 +11,7 @@
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from './lib/cli-args.ts';
 import { RealDisk } from '../src/io/real-disk.ts';
 import { EmbeddedMetaStore } from '../src/metastore/embedded-meta-store.ts';
 import { Partition } from '../src/partition/partition.ts';
@@ -83,7 +83,7 @@ interface Settings {
 }
 
 function settings(): Settings {
-  const { values } = parseArgs({ options: { mib: { type: 'string', default: '1024' }, 'chunk-kib': { type: 'string', default: '4096' } } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { mib: { type: 'string', default: '1024' }, 'chunk-kib': { type: 'string', default: '4096' } });
   const totalBytes = Number(values.mib) * 1024 * 1024;
   const chunkBytes = Number(values['chunk-kib']) * 1024;
   if (!Number.isSafeInteger(totalBytes) || !Number.isSafeInteger(chunkBytes) || chunkBytes <= 0 || totalBytes < chunkBytes) throw new Error('bad --mib / --chunk-kib');

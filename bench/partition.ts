@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from './lib/cli-args.ts';
 import { extentReadCacheBytes } from '../src/constants.ts';
 import { defaultPartitionLimits } from '../src/partition/partition.ts';
 import type { Partition } from '../src/partition/partition.ts';
@@ -109,9 +109,9 @@ async function stopProfiler(session: Session, name: string): Promise<void> {
 }
 
 function parseSettings(): Settings {
-  const { values } = parseArgs({ options: {
+  const values = parseBenchArgs(headerUsage(import.meta.url), {
     profile: { type: 'string', default: 'quick' }, rows: { type: 'string' }, 'cpu-prof-phase': { type: 'string' }, 'block-cache-mib': { type: 'string' }, 'read-cache-mib': { type: 'string' }, 'list-only': { type: 'boolean', default: false },
-  } });
+  });
   const profile = values.profile;
   if (profile !== 'quick' && profile !== 'full') throw new Error(`--profile must be quick or full, got ${profile}`);
   const rows = values.rows === undefined ? profiles[profile].rows : Number(values.rows);

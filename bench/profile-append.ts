@@ -7,18 +7,16 @@
 // a V8 CPU profile of the hot path. Never run by the test suite.
 //
 //   node bench/profile-append.ts --bytes 4096 --concurrency 16 --group-commit on --seconds 3
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from './lib/cli-args.ts';
 import { performance } from 'node:perf_hooks';
 import { fsyncFigures, measureExtentStoreAppend } from './stream-append.ts';
 
 function parseOptions(): { recordBytes: number; concurrency: number; groupCommit: boolean; durationMs: number } {
-  const { values } = parseArgs({
-    options: {
-      bytes: { type: 'string', default: '4096' },
-      concurrency: { type: 'string', default: '16' },
-      'group-commit': { type: 'string', default: 'on' },
-      seconds: { type: 'string', default: '3' },
-    },
+  const values = parseBenchArgs(headerUsage(import.meta.url), {
+    bytes: { type: 'string', default: '4096' },
+    concurrency: { type: 'string', default: '16' },
+    'group-commit': { type: 'string', default: 'on' },
+    seconds: { type: 'string', default: '3' },
   });
   const groupCommit = values['group-commit'];
   if (groupCommit !== 'on' && groupCommit !== 'off') throw new Error(`--group-commit must be on or off, got ${groupCommit}`);

@@ -5,7 +5,7 @@
 // be driven to by this one client process: its main thread saturates at 1000 / (its CPU ms per op)
 // operations a second, and on 2 cores client and server share 2000 ms of CPU a second. Why a goal
 // can be out of reach on this machine whatever the server does (bench/blob/README.md "Goals").
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
 import { loadavg } from 'node:os';
 import { runClosedLoop } from '../lib/stats.ts';
 import type { PutGetClient } from './blob-client.ts';
@@ -17,7 +17,7 @@ import { RawBlobClient } from './raw-client.ts';
 import { SdkBlobClient } from './sdk-client.ts';
 
 function options(): { seconds: number; rounds: number } {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '2' } } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '2' } });
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
   if (!(seconds > 0 && seconds <= 60)) throw new Error(`--seconds must be in (0, 60], got ${values.seconds}`);

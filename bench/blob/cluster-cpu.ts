@@ -23,7 +23,7 @@
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
 import { parseCpuProfile, summariseProfile, type CpuProfile } from '../lib/cpu-profile.ts';
 import { capProcessCpu, type CpuQuota } from '../lib/cpu-quota.ts';
 import { profileProcess } from '../lib/inspector-profile.ts';
@@ -71,7 +71,7 @@ function parseShape(name: string): PeerShape {
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({ options: { peers: { type: 'string' }, kinds: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, profile: { type: 'string' }, top: { type: 'string' }, 'frontend-cpu-percent': { type: 'string' } } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { peers: { type: 'string' }, kinds: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, profile: { type: 'string' }, top: { type: 'string' }, 'frontend-cpu-percent': { type: 'string' } });
   const positive = (text: string | undefined, fallback: number, flag: string): number => {
     const value = text === undefined ? fallback : Number(text);
     if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${flag} must be a positive integer`);

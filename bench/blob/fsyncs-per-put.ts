@@ -6,7 +6,7 @@
 // never run by the test suite.
 //
 //   node bench/blob/fsyncs-per-put.ts [--size 65536] [--concurrency 16] [--count 800] [--rounds 2] [--disks 1]
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
 import { freeLoopbackPort } from './free-port.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
@@ -62,7 +62,7 @@ async function measure(options: { size: number; concurrency: number; count: numb
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { size: { type: 'string', default: '65536' }, concurrency: { type: 'string', default: '16' }, count: { type: 'string', default: '800' }, rounds: { type: 'string', default: '2' }, disks: { type: 'string', default: '1' } } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { size: { type: 'string', default: '65536' }, concurrency: { type: 'string', default: '16' }, count: { type: 'string', default: '800' }, rounds: { type: 'string', default: '2' }, disks: { type: 'string', default: '1' } });
   const numbers = { size: Number(values.size), concurrency: Number(values.concurrency), count: Number(values.count), disks: Number(values.disks) };
   for (const [name, value] of Object.entries({ ...numbers, rounds: Number(values.rounds) })) {
     if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);

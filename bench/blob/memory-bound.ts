@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
 import { dataAppendBytesMax, frontendBodyBytesMax } from '../../src/constants.ts';
 import { blockIdFor } from './blob-client.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
@@ -29,7 +29,7 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { uploads: { type: 'string' }, 'blob-mib': { type: 'string' }, 'block-mib': { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' } } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { uploads: { type: 'string' }, 'blob-mib': { type: 'string' }, 'block-mib': { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' } });
   const uploads = positive(values.uploads, 64, 'uploads');
   const blobMiB = positive(values['blob-mib'], 256, 'blob-mib');
   const blockMiB = positive(values['block-mib'], 8, 'block-mib');

@@ -16,7 +16,7 @@
 //   GET|HEAD <blob>                    Get Blob / Get Blob Properties  200 | 206 | 404
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
 
 const serviceVersion = '2025-07-05';
 const fixedBuffer = Buffer.alloc(8 << 20, 0x4e);
@@ -313,7 +313,7 @@ export function startNullServer(port: number, service = new NullBlobService()): 
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { port: { type: 'string' } } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { port: { type: 'string' } });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`--port must be a TCP port, got ${String(values.port)}`);
   const { server } = await startNullServer(port);

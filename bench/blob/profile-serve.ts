@@ -16,7 +16,7 @@
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
 import { parseCpuProfile, summariseProfile, type ProfileRow } from '../lib/cpu-profile.ts';
 import { runClosedLoop } from '../lib/stats.ts';
 import { blockIdFor, type LargeBlobClient } from './blob-client.ts';
@@ -63,7 +63,7 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 }
 
 function parseOptions(): Options {
-  const { values } = parseArgs({ options: { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true }, 'no-profile': { type: 'boolean' } } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true }, 'no-profile': { type: 'boolean' } });
   const kind = kinds.find((candidate) => candidate === (values.kind ?? 'put'));
   const client = values.client ?? 'sdk';
   if (kind === undefined) throw new Error(`--kind must be one of ${kinds.join(', ')}`);
