@@ -543,6 +543,12 @@ export const scanLimitMax = 5000;
  * not among them costs its Get Blob a second partition call, no more. */
 export const incarnationHintsMax = 10_000;
 
+/** Blob names a front end wrote lately (context.ts BlobServiceContext.writtenBlobs, an LruCache, ~150 bytes
+ * each: ≤ ~1.5 MiB): a Put Blob of one of them is likely an overwrite, which a new blob's one-call
+ * Put would try in vain (refused: the blob exists), so it goes the read way at once. A name not
+ * among them costs an overwrite one refused call, no more. */
+export const writtenBlobHintsMax = 10_000;
+
 /** Metadata (names + values, in characters) of a container whose decoded row a hint keeps: typical
  * containers have none; a large one is decoded on each read instead of held 10,000 times. */
 export const containerHintMetadataCharsMax = 256;

@@ -95,9 +95,10 @@ function putRecord(op: Op.PutBlob, data: StoredPutBody): BlobRecord {
  * changed, or it lies in another partition): nothing was applied, and the caller goes the read
  * way with the body already read. `null`: not tried.
  */
-async function putNewBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<{ result: WriteResult } | { refused: StoredPutBody; checked: string } | null> {
+async function putNewBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext, written: string): Promise<{ result: WriteResult } | { refused: StoredPutBody; checked: string } | null> {
   const hint = ctx.incarnations?.get(hintKey(op.account, op.container));
-  if (hint === undefined || hint.separate === true || !isInline(ctx, body) || op.tags.length > 0) return null;
+  // A blob this front end wrote lately is likely there still: an overwrite, which the try would not take.
+  if (hint === undefined || hint.separate === true || !isInline(ctx, body) || op.tags.length > 0 || ctx.writtenBlobs?.has(written) === true) return null;
   const nowMs = ctx.clock.nowMs();
   try {
     checkBlobWrite(null, op, { nowMs, createOnly: call.createOnly });
@@ -119,8 +120,13 @@ async function putNewBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Request
 }
 
 export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<WriteResult> {
-  const fast = await putNewBlob(ctx, op, body, call);
-  if (fast !== null && 'result' in fast) return fast.result;
+  // Account and container names hold no '/': the key names one blob.
+  const written = `${hintKey(op.account, op.container)}/${op.blob}`;
+  const fast = await putNewBlob(ctx, op, body, call, written);
+  if (fast !== null && 'result' in fast) {
+    ctx.writtenBlobs?.set(written, true);
+    return fast.result;
+  }
   // The container row and the blob row in one partition call when they share a partition (the
   // container row is still read on every Put: a deleted container refuses the write at once).
   // The blob row is checked before the body is read (a refused Put stores nothing), and reused by
@@ -140,6 +146,7 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     return { result: await commitBlob(ctx, { container, existing }, key, record, data.list.pages), replaced: existing };
   });
+  ctx.writtenBlobs?.set(written, true);
   return { ...result, contentMd5: data.md5 };
 }
 

@@ -13,7 +13,8 @@
 // plain object of functions over one BlobServiceContext.
 // Fault model: see context.ts; nothing here retries a write whose outcome is unknown.
 
-import { frontendDataCacheBytes, frontendDataCacheEntryMsMax, frontendDataCachePieceBytesMax, inlineBodyBytesDefault, inlineBodyBytesLimit } from '../../constants.ts';
+import { frontendDataCacheBytes, frontendDataCacheEntryMsMax, frontendDataCachePieceBytesMax, inlineBodyBytesDefault, inlineBodyBytesLimit, writtenBlobHintsMax } from '../../constants.ts';
+import { LruCache } from '../../util/lru-cache.ts';
 import { assert } from '../../util/assert.ts';
 import type { Clock } from '../../util/clock.ts';
 import type { Random } from '../../util/random.ts';
@@ -86,7 +87,7 @@ export class PartitionBlobBackend implements BlobBackend {
     this.dataCache = dataCacheBytes === 0 ? null : new DataCache({ bytesMax: dataCacheBytes, pieceBytesMax: frontendDataCachePieceBytesMax, entryMsMax: frontendDataCacheEntryMsMax, clock: options.clock });
     assert(Number.isSafeInteger(inlineBodyBytesMax) && inlineBodyBytesMax >= 0 && inlineBodyBytesMax <= inlineBodyBytesLimit, 'inlineBodyBytesMax is 0..inlineBodyBytesLimit');
     const ctx: BlobServiceContext = {
-      tables: options.tables, clock: options.clock, stats: this.#stats, inlineBodyBytesMax, incarnations: incarnationHints(), ...(options.random === undefined ? {} : { random: options.random }),
+      tables: options.tables, clock: options.clock, stats: this.#stats, inlineBodyBytesMax, incarnations: incarnationHints(), writtenBlobs: new LruCache(writtenBlobHintsMax), ...(options.random === undefined ? {} : { random: options.random }),
       ...(this.dataCache === null ? {} : { dataCache: this.dataCache }),
     };
     this.sweeper = new ContainerSweeper(ctx);
