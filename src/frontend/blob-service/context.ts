@@ -45,7 +45,7 @@ export interface BlobServiceContext {
   readonly inlineBodyBytesMax?: number;
   /** Containers' incarnations seen lately (loadContainerAndBlob); absent: every read takes two calls. */
   readonly incarnations?: IncarnationHints;
-  /** Blobs Put lately, by writtenBlobKey (block-blobs.ts putNewBlob: a likely overwrite skips the
+  /** Blobs Put lately, by "account/container/blob" (block-blobs.ts putBlob; putNewBlob: a likely overwrite skips the
    * one-call try); absent: every inline Put of a known container tries it. */
   readonly writtenBlobs?: LruCache<string, true>;
   /** Small data-stream pieces read lately, by ref (data-cache.ts); absent: every Get reads them. */
