@@ -535,20 +535,16 @@ export class Partition {
    */
   private refusedNow(prepared: readonly PreparedOp[]): StorageError | null {
     const rows = new Map<string, RowRecord | null>();
-    let failing = false;
     for (const { op, key } of prepared) {
-      if (op.ifMatch === undefined && (op.kind !== 'put' || op.ifNoneMatch === undefined)) continue;
+      if (!isConditional(op)) continue;
       const current = this.active.get(key) ?? this.frozen?.memtable.get(key) ?? this.rowCache.get(key);
       if (current === undefined) return null;
       rows.set(key, current);
-      const live = current?.kind === 'live' ? current : null;
-      failing ||= (op.kind === 'put' && op.ifNoneMatch === '*' && live !== null) || (op.ifMatch !== undefined && (live === null || (op.ifMatch !== '*' && op.ifMatch !== live.etag)));
     }
-    if (!failing || this.unknownDataRef(prepared) !== null || this.checkCondemned(prepared) !== null) return null;
-    for (const batch of [...this.inFlight, ...this.queue]) for (const { key } of batch.ops) if (rows.has(key)) return null;
-    // Every conditional op's row is known and settled: the writer's own check, on these rows.
+    // Every conditional op's row is known: the writer's own check, on these rows, once they are settled.
     const error = this.conditionFailure(prepared, (key) => rows.get(key) ?? null);
-    assert(error !== null, 'a failing condition fails the batch');
+    if (error === null || this.unknownDataRef(prepared) !== null || this.checkCondemned(prepared) !== null) return null;
+    for (const batch of [...this.inFlight, ...this.queue]) for (const { key } of batch.ops) if (rows.has(key)) return null;
     return error;
   }
 
@@ -731,7 +727,7 @@ export class Partition {
   private async checkConditions(ops: readonly PreparedOp[], overlay: ReadonlyMap<string, RowRecord | null>): Promise<StorageError | null> {
     const rows = new Map<string, RowRecord | null>();
     for (const { op, key } of ops) {
-      if (op.ifMatch === undefined && (op.kind !== 'put' || op.ifNoneMatch === undefined)) continue;
+      if (!isConditional(op)) continue;
       rows.set(key, overlay.has(key) ? overlay.get(key) ?? null : await this.latest(key, op.key));
     }
     return this.conditionFailure(ops, (key) => rows.get(key) ?? null);
@@ -1178,6 +1174,11 @@ export class Partition {
     this.checkUsable();
     if (this.state.kind === 'read_only') throw new StorageError('partition.closed', `partition ${this.partitionId} takes no more writes`);
   }
+}
+
+/** An op whose row the writer must read first: an If-Match, or a put's If-None-Match. */
+function isConditional(op: PartitionOp): boolean {
+  return op.ifMatch !== undefined || (op.kind === 'put' && op.ifNoneMatch !== undefined);
 }
 
 /** The rows a batch writes, in op order (a check writes none). */
