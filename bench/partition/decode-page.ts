@@ -3,8 +3,11 @@
 // keys only and then every column, best of 8 trials of 30 pages each. A steadier figure than the
 // full benchmark's listing on a shared machine: what the client's part of a listing costs.
 import { decodeScanItems, encodeScanItems } from '../../src/partition/partition-rpc.ts';
+import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
 import { encodeRow } from '../../src/wire/partition-row.ts';
 import { blobColumns, blobKey } from './rows.ts';
+
+parseBenchArgs(headerUsage(import.meta.url), {});
 
 const pageRows = 5_000;
 const pagesPerTrial = 30;

@@ -5,9 +5,9 @@
 // is read again from the in-memory streams, checked and split (the partition's side of a 1M-row
 // listing; no stream layer). Best of 8 passes over the whole table. The steadier figure for
 // changes to the server's scan on a shared machine (decode-page.ts is the client's part).
-import { parseArgs } from 'node:util';
 import { Partition } from '../../src/partition/partition.ts';
 import { encodeScanItems } from '../../src/partition/partition-rpc.ts';
+import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
 import { ManualClock } from '../../src/util/clock.ts';
 import { MemoryStreamStore } from '../../test/helpers/memory-partition-streams.ts';
 import { blobColumns, blobKey, containerPrefix } from './rows.ts';
@@ -15,7 +15,7 @@ import { blobColumns, blobKey, containerPrefix } from './rows.ts';
 const pageRows = 5_000;
 const passes = 8;
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '100000' }, uncached: { type: 'boolean', default: false } } });
+const values = parseBenchArgs(headerUsage(import.meta.url), { rows: { type: 'string', default: '100000' }, uncached: { type: 'boolean', default: false } });
 const cacheBytes = values.uncached ? 1 : 1024 * 1024 * 1024;
 const rows = Number(values.rows);
 if (!Number.isSafeInteger(rows) || rows < pageRows || rows > 1_000_000) throw new Error(`--rows must be ${pageRows}..1000000`);

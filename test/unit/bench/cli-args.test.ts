@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { headerUsage } from '../../../bench/lib/cli-args.ts';
 
 const script = new URL('../../../bench/profile-append.ts', import.meta.url);
@@ -30,4 +31,26 @@ test('--help prints the usage and exits 0; an unknown option names itself and ex
   assert.match(unknown.stderr, /Unknown option '--no-such-option'/);
   assert.match(unknown.stderr, /Profiling driver/);
   assert.doesNotMatch(unknown.stderr, /at .*\.ts:\d+/);
+});
+
+/** Bench scripts whose header shows how to run them (`node bench/…/their-name.ts`). */
+function runnableBenchScripts(): URL[] {
+  const root = new URL('../../../', import.meta.url);
+  return readdirSync(new URL('bench/', root), { recursive: true, encoding: 'utf8' })
+    .filter((path) => path.endsWith('.ts'))
+    .map((path) => new URL(`bench/${path}`, root))
+    .filter((url) => headerUsage(url.href).includes(`node ${url.pathname.slice(root.pathname.length)}`));
+}
+
+test('every bench script whose header shows how to run it answers --help with its usage', () => {
+  const scripts = runnableBenchScripts();
+  assert.ok(scripts.length >= 10, `found ${scripts.length} runnable bench scripts`);
+  for (const url of scripts) {
+    const child = spawnSync(process.execPath, [url.pathname, '--help'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(child.status, 0, `${url.pathname} --help exited ${String(child.status)}: ${child.stderr}`);
+    // Its header, or its own usage text (run-blob.ts, run.ts name their npm script): not a run's output.
+    const name = url.pathname.split('/').pop() ?? '';
+    assert.ok(child.stdout.startsWith('npm run ') || child.stdout.includes(name), `${url.pathname} --help printed: ${child.stdout.slice(0, 200)}`);
+  }
+  console.log(`${scripts.length} bench scripts answer --help`);
 });
