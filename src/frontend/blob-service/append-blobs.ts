@@ -14,7 +14,9 @@ import type { AppendResult, CallContext, RequestBody, WriteResult } from '../blo
 import { FrontendError } from '../errors.ts';
 import type * as Op from '../operation.ts';
 import { checkBlobWrite, committed } from './blob-write.ts';
-import { leavesDeadRows, sweepBlob } from './blob-sweep.ts';
+import { leavesDeadRows } from './blob-sweep.ts';
+import { commitUnderIntent, sweepThenDischarge, type SweepIntent } from './sweep-intents.ts';
+import type { CommitResult } from '../../partition/partition.ts';
 import { appendRefs } from './content.ts';
 import {
   blobNotFound, loadContainer, metadataPairs, newVersion, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
@@ -27,7 +29,7 @@ import { encodeBlob, type AppendState, type BlobRecord } from './records.ts';
 export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateAppendBlob, call: CallContext): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  const seen: { replaced: LoadedBlob | null } = { replaced: null };
+  const seen: { replaced: LoadedBlob | null; intent: SweepIntent | null } = { replaced: null, intent: null };
   const result = await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
@@ -37,9 +39,14 @@ export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateApp
       append: { inc: randomHex(8, ctx.random), segments: 0, tail: [], blockCount: 0, sealed: false },
     };
     seen.replaced = existing;
-    return committed(await commitTagged(ctx, { container, blob: key, before: existing?.record.tags ?? [], after: record.tags }, [putOp(key, encodeBlob(record), existing?.row ?? null)]));
+    const commit = (): Promise<CommitResult> => commitTagged(ctx, { container, blob: key, before: existing?.record.tags ?? [], after: record.tags }, [putOp(key, encodeBlob(record), existing?.row ?? null)]);
+    if (existing === null || !leavesDeadRows(existing.record)) return committed(await commit());
+    // The replaced incarnation's segments (unless a snapshot names them) die: a sweep intent first.
+    const { value, intent } = await commitUnderIntent(ctx, { blob: key, fence: existing.row }, commit);
+    seen.intent = intent;
+    return committed(value);
   });
-  if (leavesDeadRows(seen.replaced?.record)) await sweepBlob(ctx, key);
+  if (leavesDeadRows(seen.replaced?.record)) await sweepThenDischarge(ctx, key, seen.intent);
   return result;
 }
 

@@ -16,7 +16,8 @@ import type { BlobContent, CallContext, LeaseResult, WriteResult } from '../blob
 import { FrontendError } from '../errors.ts';
 import type { BlobProperties, BlobTag } from '../model.ts';
 import type * as Op from '../operation.ts';
-import { rowsDyingWith, sweepBlob } from './blob-sweep.ts';
+import { leavesDeadRows, rowsDyingWith } from './blob-sweep.ts';
+import { commitMaybeUnderIntent, sweepThenDischarge, type SweepIntent } from './sweep-intents.ts';
 import { checkBlobRead, checkBlobWrite, committed, type BlobWriteRequest } from './blob-write.ts';
 import { checkConditions, quotedEtag } from './conditions.ts';
 import { blobContent, readContent } from './content.ts';
@@ -154,29 +155,33 @@ export async function leaseBlob(ctx: BlobServiceContext, op: Op.LeaseBlob): Prom
 export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Promise<void> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  if (op.snapshot !== undefined) {
-    await deleteSnapshot(ctx, op, op.snapshot);
-    await sweepBlob(ctx, key);
-    return;
-  }
+  const intent = op.snapshot !== undefined ? await deleteSnapshot(ctx, op, op.snapshot) : await withRetry(ctx, () => deleteAttempt(ctx, op, container, key));
+  await sweepThenDischarge(ctx, key, intent);
+}
+
+/** One read-evaluate-commit of Delete Blob (not of a snapshot); the sweep intent if its commit
+ * discards rows it has no room to delete (or snapshots' rows only a sweep tells dead or not). */
+async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, container: LoadedContainer, key: Buffer): Promise<SweepIntent | null> {
   const removeBase = op.deleteSnapshots !== 'only';
-  await withRetry(ctx, async () => {
-    const existing = await readBlob(ctx, container, op.blob);
-    if (existing === null) throw blobNotFound();
-    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
-    const snapshots = await snapshotRows(ctx, key);
-    if (snapshots.length > 0 && op.deleteSnapshots === undefined) throw new FrontendError('SnapshotsPresent', 'the blob has snapshots');
-    const ops: PartitionOp[] = snapshots.map((row) => ({ kind: 'delete', key: row.key, ifMatch: row.etag }));
-    if (removeBase) {
-      ops.push({ kind: 'delete', key, ifMatch: existing.row.etag });
-      const staging = await ctx.tables.get(stagingKey(key));
-      if (staging !== null) ops.push({ kind: 'delete', key: staging.key, ifMatch: staging.etag });
-      const versions = [existing.record, ...snapshots.map((row) => decodeBlob(row))];
-      ops.push(...await rowsDyingWith(ctx, key, versions, staging, partitionBatchMutationsMax - ops.length));
-    } else {
-      ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
-    }
-    await commitTagged(ctx, { container, blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
-  });
-  await sweepBlob(ctx, key);
+  const existing = await readBlob(ctx, container, op.blob);
+  if (existing === null) throw blobNotFound();
+  checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
+  const snapshots = await snapshotRows(ctx, key);
+  if (snapshots.length > 0 && op.deleteSnapshots === undefined) throw new FrontendError('SnapshotsPresent', 'the blob has snapshots');
+  const ops: PartitionOp[] = snapshots.map((row) => ({ kind: 'delete', key: row.key, ifMatch: row.etag }));
+  let complete: boolean;
+  if (removeBase) {
+    ops.push({ kind: 'delete', key, ifMatch: existing.row.etag });
+    const staging = await ctx.tables.get(stagingKey(key));
+    if (staging !== null) ops.push({ kind: 'delete', key: staging.key, ifMatch: staging.etag });
+    const versions = [existing.record, ...snapshots.map((row) => decodeBlob(row))];
+    const dying = await rowsDyingWith(ctx, key, versions, staging, partitionBatchMutationsMax - ops.length);
+    ops.push(...dying.ops);
+    complete = dying.complete;
+  } else {
+    ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
+    complete = !snapshots.some((row) => leavesDeadRows(decodeBlob(row)));
+  }
+  const commit = (): Promise<unknown> => commitTagged(ctx, { container, blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
+  return commitMaybeUnderIntent(ctx, { blob: key, fence: existing.row, discardsMore: !complete }, commit);
 }

@@ -16,6 +16,7 @@
 
 import { blobCleanupBatchRows, blobScanRowsPerCall, blobSweepRowsMax } from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
+import { AssertionFailure } from '../../util/assert.ts';
 import type { BlobServiceContext } from './context.ts';
 import { auxPrefix, auxRow, listPageKey, segmentKey, snapshotPrefix, stagingKey } from './keys.ts';
 import type { AuxRowKind } from './keys.ts';
@@ -35,42 +36,52 @@ export function leavesDeadRows(record: BlobRecord | null | undefined): boolean {
   return record?.blockList?.kind === 'paged' || (record?.append?.segments ?? 0) > 0;
 }
 
-/** Deletes the dead rows of a blob's range; returns how many were deleted (0 on failure). */
-export async function sweepBlob(ctx: BlobServiceContext, blob: Buffer): Promise<number> {
+/** Deletes the dead rows of a blob's range: how many, and whether every dead row is gone (no
+ * failure, the range examined whole); never throws a StorageError. */
+export async function sweepBlob(ctx: BlobServiceContext, blob: Buffer): Promise<{ readonly dropped: number; readonly finished: boolean }> {
   try {
-    return await dropRows(ctx, await deadRows(ctx, blob));
-  } catch {
-    return 0;
+    const dead = await findDeadRows(ctx, blob);
+    const dropped = await dropRows(ctx, dead.keys);
+    return { dropped, finished: dead.complete && dropped === dead.keys.length };
+  } catch (error) {
+    if (error instanceof AssertionFailure) throw error;
+    return { dropped: 0, finished: false };
   }
 }
 
 /** Steps 1-3: the keys of a blob's dead rows (the simulator counts them too); throws on failure. */
 export async function deadRows(ctx: BlobServiceContext, blob: Buffer): Promise<Buffer[]> {
+  return (await findDeadRows(ctx, blob)).keys;
+}
+
+/** The dead rows' keys, and whether the scan covered the whole range (not cut at blobSweepRowsMax). */
+async function findDeadRows(ctx: BlobServiceContext, blob: Buffer): Promise<{ keys: Buffer[]; complete: boolean }> {
   const candidates = await auxKeys(ctx, blob);
-  if (candidates.length === 0) return [];
+  if (candidates.found.length === 0) return { keys: [], complete: candidates.complete };
   const live = await liveIds(ctx, blob);
-  return candidates.filter((row) => !live.has(`${row.kind}:${row.id}`)).map((row) => row.key);
+  return { keys: candidates.found.filter((row) => !live.has(`${row.kind}:${row.id}`)).map((row) => row.key), complete: candidates.complete };
 }
 
 /**
  * Delete ops (at most `room`) for the rows that die with a whole blob (Delete Blob of the blob and
  * every snapshot): the list pages and append segments its versions name, then its staging gen's
- * uncommitted rows. Delete Blob puts them in its own transaction, so a front end dying before the
+ * uncommitted rows; complete: every such row has its op (else the commit needs a sweep intent). Delete Blob puts them in its own transaction, so a front end dying before the
  * sweep that follows leaves none of them dead (no later write of the name would sweep them). They
  * need no condition: the transaction's If-Match on the blob row (which Snapshot Blob, Put Block List
  * and Append Block rewrite) and on the staging row (which Put Block rewrites) fails it if a version,
  * a segment or a block was added since they were read.
  */
-export async function rowsDyingWith(ctx: BlobServiceContext, blob: Buffer, versions: readonly BlobRecord[], staging: LiveRow | null, room: number): Promise<PartitionOp[]> {
-  if (room <= 0) return [];
+export async function rowsDyingWith(ctx: BlobServiceContext, blob: Buffer, versions: readonly BlobRecord[], staging: LiveRow | null, room: number): Promise<{ ops: PartitionOp[]; complete: boolean }> {
   const keys = new Map<string, Buffer>();
   const add = (key: Buffer): void => { keys.set(key.toString('latin1'), key); };
   for (const record of versions) {
     if (record.blockList?.kind === 'paged') for (let index = 0; index < record.blockList.pages; index++) add(listPageKey(blob, record.blockList.listId, index));
     if (record.append !== null) for (let index = 0; index < record.append.segments; index++) add(segmentKey(blob, record.append.inc, index));
   }
-  if (staging !== null && keys.size < room) for (const block of await uncommittedBlocks(ctx, blob, decodeStaging(staging).gen)) add(block.key);
-  return [...keys.values()].slice(0, room).map((key) => ({ kind: 'delete', key }));
+  const stagedRead = staging === null || keys.size < room;
+  if (staging !== null && stagedRead) for (const block of await uncommittedBlocks(ctx, blob, decodeStaging(staging).gen)) add(block.key);
+  const ops: PartitionOp[] = [...keys.values()].slice(0, Math.max(0, room)).map((key) => ({ kind: 'delete', key }));
+  return { ops, complete: stagedRead && ops.length === keys.size };
 }
 
 /** Best-effort delete of rows nothing refers to, in batches; returns how many were deleted. */
@@ -88,7 +99,7 @@ export async function dropRows(ctx: BlobServiceContext, keys: readonly Buffer[])
   return dropped;
 }
 
-async function auxKeys(ctx: BlobServiceContext, blob: Buffer): Promise<AuxKey[]> {
+async function auxKeys(ctx: BlobServiceContext, blob: Buffer): Promise<{ found: AuxKey[]; complete: boolean }> {
   const found: AuxKey[] = [];
   let continuation: string | null = null;
   let examined = 0;
@@ -102,7 +113,7 @@ async function auxKeys(ctx: BlobServiceContext, blob: Buffer): Promise<AuxKey[]>
     }
     continuation = page.continuation;
   } while (continuation !== null && examined < blobSweepRowsMax);
-  return found;
+  return { found, complete: continuation === null };
 }
 
 /** `kind:id` of every list, append incarnation and gen still named (read after the aux scan). */

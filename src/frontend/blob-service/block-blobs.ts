@@ -11,7 +11,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { partitionBatchMutationsMax, uncommittedBlocksMax } from '../../constants.ts';
-import type { PartitionOp } from '../../partition/partition.ts';
+import type { CommitResult, LiveRow, PartitionOp } from '../../partition/partition.ts';
 import type { BlockWriteResult, CallContext, CopyResult, RequestBody, WriteResult } from '../blob-backend.ts';
 import { FrontendError } from '../errors.ts';
 import type { BlockList, BlockListEntry } from '../model.ts';
@@ -19,6 +19,7 @@ import type * as Op from '../operation.ts';
 import { checkBlobRead, checkBlobWrite, checkDestination, committed } from './blob-write.ts';
 import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockList } from './block-list.ts';
 import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
+import { commitUnderIntent, dischargeIntent, type SweepIntent } from './sweep-intents.ts';
 import { appendRefs, copyContent } from './content.ts';
 import {
   blobNotFound, conditionRefusedCodes, hintKey, loadContainer, loadContainerAndBlob, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
@@ -35,17 +36,36 @@ import { encodeBlob, encodeStaging, encodeUncommitted, type BlobRecord, type Sta
 import { readSnapshotRow } from './snapshots.ts';
 import { readStaging, uncommittedBlocks, type UncommittedBlock } from './staging.ts';
 
-/** Writes the blob row of a new block blob version (Put Blob, Put Block List, Copy Blob). */
-export async function commitBlob(ctx: BlobServiceContext, at: { readonly container: LoadedContainer; readonly existing: LoadedBlob | null }, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<WriteResult> {
-  const { existing } = at;
-  const full: BlobRecord = { ...record, createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), lease: existing?.record.lease ?? null };
-  return committed(await commitTagged(ctx, { container: at.container, blob: key, before: existing?.record.tags ?? [], after: full.tags }, [putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]));
+/** A committed attempt of a write that replaces a blob version: what replaceBlob finishes. */
+export interface Replaced {
+  readonly result: WriteResult;
+  readonly replaced: LoadedBlob | null;
+  /** The sweep intent put before the commit (sweep-intents.ts); null when it discards nothing it leaves. */
+  readonly intent: SweepIntent | null;
+  /** Rows the commit discarded but had no room to delete (Put Block List's uncommitted rows). */
+  readonly dropLater?: readonly Buffer[];
 }
 
-/** Commits under withRetry; then sweeps the blob's range if the version replaced left dead rows. */
-export async function replaceBlob(ctx: BlobServiceContext, key: Buffer, attempt: () => Promise<{ result: WriteResult; replaced: LoadedBlob | null }>): Promise<WriteResult> {
-  const { result, replaced } = await withRetry(ctx, attempt);
-  if (leavesDeadRows(replaced?.record)) await sweepBlob(ctx, key);
+/** Writes the blob row of a new block blob version (Put Blob, Put Block List, Copy Blob). If the
+ * version it replaces leaves rows only a sweep removes, or `overflow` is given (the commit discards
+ * rows it has no room to delete; the staging row it deletes If-Match), a sweep intent precedes it. */
+export async function commitBlob(ctx: BlobServiceContext, at: { readonly container: LoadedContainer; readonly existing: LoadedBlob | null; readonly overflow?: LiveRow }, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<Replaced> {
+  const { existing } = at;
+  const full: BlobRecord = { ...record, createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), lease: existing?.record.lease ?? null };
+  const commit = (): Promise<CommitResult> => commitTagged(ctx, { container: at.container, blob: key, before: existing?.record.tags ?? [], after: full.tags }, [putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]);
+  const fence = leavesDeadRows(existing?.record) || at.overflow !== undefined ? existing?.row ?? at.overflow ?? null : null;
+  if (fence === null) return { result: committed(await commit()), replaced: existing, intent: null };
+  const { value, intent } = await commitUnderIntent(ctx, { blob: key, fence }, commit);
+  return { result: committed(value), replaced: existing, intent };
+}
+
+/** Commits under withRetry; then deletes what the commit discarded and left (the rest of the rows it
+ * had no room for, the dead rows of the version replaced), and its sweep intent once that finished. */
+export async function replaceBlob(ctx: BlobServiceContext, key: Buffer, attempt: () => Promise<Replaced>): Promise<WriteResult> {
+  const { result, replaced, intent, dropLater = [] } = await withRetry(ctx, attempt);
+  const dropped = await dropRows(ctx, dropLater) === dropLater.length;
+  const swept = !leavesDeadRows(replaced?.record) || (await sweepBlob(ctx, key)).finished;
+  if (dropped && swept) await dischargeIntent(ctx, intent);
   return result;
 }
 
@@ -144,7 +164,7 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
     const existing = early === undefined ? await readBlob(ctx, container, op.blob) : early;
     early = undefined;
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return { result: await commitBlob(ctx, { container, existing }, key, record, data.list.pages), replaced: existing };
+    return commitBlob(ctx, { container, existing }, key, record, data.list.pages);
   });
   ctx.writtenBlobs?.set(written, true);
   return { ...result, contentMd5: data.md5 };
@@ -227,8 +247,7 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   checkIdLengths(entries);
-  let dropLater: UncommittedBlock[] = [];
-  const result = await replaceBlob(ctx, key, async () => {
+  return replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     if (existing !== null && existing.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'the blob is not a block blob');
@@ -244,16 +263,14 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
     // The consumed generation's uncommitted rows are deleted by the commit itself as far as they
     // fit in its transaction: dropped after it, a front end dying in between left them dead, and no
     // later Put Block (List) of the blob sweeps them (block-list-crash.test.ts). Their deletes need no
-    // condition: the staging row's If-Match fails the commit if any block was staged since.
+    // condition: the staging row's If-Match fails the commit if any block was staged since. More
+    // than that (a generation of hundreds of blocks): the rest after the commit, under a sweep intent.
     const room = Math.max(0, partitionBatchMutationsMax - 1 - dropStaging.length - list.pages.length);
-    dropLater = consumed.slice(room);
     const dropNow: PartitionOp[] = consumed.slice(0, room).map((block) => ({ kind: 'delete', key: block.key }));
-    return { result: await commitBlob(ctx, { container, existing }, key, record, [...dropStaging, ...list.pages, ...dropNow]), replaced: existing };
+    const overflow = consumed.length > room && staging.row !== null ? { overflow: staging.row } : {};
+    const done = await commitBlob(ctx, { container, existing, ...overflow }, key, record, [...dropStaging, ...list.pages, ...dropNow]);
+    return { ...done, dropLater: consumed.slice(room).map((block) => block.key) };
   });
-  // More than a transaction holds (a generation of hundreds of blocks): the rest after the commit, as
-  // before; a crash here leaves them for the blob's next sweep (Delete Blob, or replacing a paged list).
-  await dropRows(ctx, dropLater.map((block) => block.key));
-  return result;
 }
 
 export async function getBlockList(ctx: BlobServiceContext, op: Op.GetBlockList): Promise<BlockList> {
@@ -301,7 +318,7 @@ export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.Cop
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return { result: await commitBlob(ctx, { container, existing }, key, final, [...segments, ...list.pages]), replaced: existing };
+    return commitBlob(ctx, { container, existing }, key, final, [...segments, ...list.pages]);
   });
   return { ...result, copyId: record.copy?.id ?? '', copyStatus: 'success' };
 }

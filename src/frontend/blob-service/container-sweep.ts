@@ -1,5 +1,6 @@
 // ContainerSweeper: removes the rows of deleted containers in the background (docs/blob-schema.md,
-// "Deleted containers"), so their bytes become garbage for the partition's data GC.
+// "Deleted containers"), so their bytes become garbage for the partition's data GC. Each tick also
+// resolves the sweep intents dead writers left (sweep-intents.ts): one background loop for both.
 //
 // Delete Container removes the container row and, in the same transaction, writes a *graveyard*
 // row `C <account> \0 <container> \0 <inc>` naming the incarnation it ended (the split boundary
@@ -30,7 +31,7 @@
 // expires (a sweeper that stopped or died is replaced after at most that long). Claims compare
 // front ends' clocks, so skew only costs duplicate work, never correctness.
 import {
-  blobCleanupBatchRows, blobScanRowsPerCall, containerSweepClaimMs, containerSweepGraceMs, containerSweepIntervalMs, containerSweepRowsPerTick, containerSweepTrackedMax,
+  blobCleanupBatchRows, containerSweepClaimMs, containerSweepGraceMs, containerSweepIntervalMs, containerSweepRowsPerTick, containerSweepTrackedMax,
 } from '../../constants.ts';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import { AssertionFailure } from '../../util/assert.ts';
@@ -40,6 +41,9 @@ import type { Column } from '../../wire/partition-row.ts';
 import { randomHex, type BlobServiceContext } from './context.ts';
 import { blobPrefix, nameAfter, parseGraveyardKey } from './keys.ts';
 import { decodeBlob } from './records.ts';
+import { FirstSeen } from './first-seen.ts';
+import { ResumableScan } from './resumable-scan.ts';
+import { SweepIntents, type IntentTick } from './sweep-intents.ts';
 import { tagIndexKey } from './tag-index.ts';
 
 export interface SweepTick {
@@ -51,6 +55,8 @@ export interface SweepTick {
   readonly incarnationsFinished: number;
   /** Graveyards whose range was empty but which this sweeper first saw less than graceMs ago (kept). */
   readonly inGrace: number;
+  /** The sweep intents of the same tick (sweep-intents.ts), with the row budget the graveyards left. */
+  readonly intents: IntentTick;
 }
 
 export interface SweepTotals {
@@ -61,19 +67,24 @@ export interface SweepTotals {
   failures: number;
   /** Claims or graveyard deletes lost to another sweeper (benign). */
   racesLost: number;
+  /** Sweep intents resolved (sweep-intents.ts) and the dead rows their sweeps deleted. */
+  intentsResolved: number;
+  intentRowsDeleted: number;
 }
 
 export class ContainerSweeper {
-  readonly totals: SweepTotals = { ticks: 0, rowsDeleted: 0, indexRowsDeleted: 0, incarnationsFinished: 0, failures: 0, racesLost: 0 };
+  readonly totals: SweepTotals = { ticks: 0, rowsDeleted: 0, indexRowsDeleted: 0, incarnationsFinished: 0, failures: 0, racesLost: 0, intentsResolved: 0, intentRowsDeleted: 0 };
   /** This sweeper's name in claims (random unless given). */
   readonly sweeperId: string;
   readonly #ctx: BlobServiceContext;
   readonly #graceMs: number;
   /** Monotonic time this sweeper first saw each graveyard row (key and `since`: a row put back is new). */
-  readonly #firstSeenMs = new Map<string, number>();
+  readonly #firstSeenMs = new FirstSeen(containerSweepTrackedMax);
   #timer: TimerHandle | null = null;
-  /** Where the next graveyard scan resumes (null: from the first C row). */
-  #cursor: Buffer | null = null;
+  /** The C rows, a bounded part per tick (graveyards are among them). */
+  readonly #containerRows = new ResumableScan(Buffer.from('C'));
+  /** Pending sweeps of writers that died (or stall) after a commit discarding rows. */
+  readonly #intents: SweepIntents;
   #running: Promise<void> | null = null;
   #stopped = false;
 
@@ -82,6 +93,7 @@ export class ContainerSweeper {
     this.#ctx = ctx;
     this.#graceMs = options.graceMs ?? containerSweepGraceMs;
     this.sweeperId = options.sweeperId ?? randomHex(8, ctx.random);
+    this.#intents = new SweepIntents(ctx, { graceMs: this.#graceMs });
   }
 
   /** Ticks every intervalMs until stop(); a failed tick is counted and the next one retries. */
@@ -110,10 +122,10 @@ export class ContainerSweeper {
     });
   }
 
-  /** One bounded pass: the first graveyard's next rows (tests call it directly). */
+  /** One bounded pass: the first graveyards' next rows, then the next sweep intents (tests call it directly). */
   async tick(): Promise<SweepTick> {
     this.totals.ticks += 1;
-    const graveyards = await this.#graveyards();
+    const graveyards = (await this.#containerRows.next(this.#ctx.tables, containerSweepRowsPerTick)).filter((row) => parseGraveyardKey(row.key) !== null);
     let rowsDeleted = 0;
     let indexRowsDeleted = 0;
     let incarnationsFinished = 0;
@@ -135,7 +147,10 @@ export class ContainerSweeper {
     this.totals.rowsDeleted += rowsDeleted;
     this.totals.indexRowsDeleted += indexRowsDeleted;
     this.totals.incarnationsFinished += incarnationsFinished;
-    return { graveyards: graveyards.length, skipped, rowsDeleted, indexRowsDeleted, incarnationsFinished, inGrace };
+    const intents = await this.#intents.tick(containerSweepRowsPerTick, containerSweepRowsPerTick - rowsDeleted);
+    this.totals.intentsResolved += intents.resolved;
+    this.totals.intentRowsDeleted += intents.rowsDeleted;
+    return { graveyards: graveyards.length, skipped, rowsDeleted, indexRowsDeleted, incarnationsFinished, inGrace, intents };
   }
 
   /** Claims (or renews this sweeper's claim on) a graveyard; null when another sweeper holds it or
@@ -162,39 +177,11 @@ export class ContainerSweeper {
     }
   }
 
-  /** Graveyard rows among the next C rows (at most containerSweepRowsPerTick examined; the scan
-   * resumes there next tick and starts over after the last C row). */
-  async #graveyards(): Promise<LiveRow[]> {
-    const found: LiveRow[] = [];
-    const prefix = Buffer.from('C');
-    let start = this.#cursor ?? prefix;
-    for (let pages = 0; pages < containerSweepRowsPerTick / blobScanRowsPerCall; pages++) {
-      const page = await this.#ctx.tables.scan({ prefix, start, limit: blobScanRowsPerCall });
-      const rows = page.items.flatMap((item) => (item.kind === 'row' ? [item.row] : []));
-      for (const row of rows) if (parseGraveyardKey(row.key) !== null) found.push(row);
-      const last = rows.at(-1);
-      if (page.continuation === null || last === undefined) {
-        this.#cursor = null;
-        return found;
-      }
-      start = Buffer.concat([last.key, Buffer.from([0])]);
-    }
-    this.#cursor = start;
-    return found;
-  }
-
-  /** When this sweeper first saw the graveyard row (now if never); bounded, oldest forgotten first. */
+  /** When this sweeper first saw the graveyard row (now if never): by key and `since` (a row put back is new). */
   #firstSeen(graveyard: LiveRow, nowMs: number): { id: string; atMs: number } {
     const since = graveyard.columns.find((column) => column.name === 'since')?.value;
     const id = `${graveyard.key.toString('hex')}/${since?.kind === 'int64' ? since.value : ''}`;
-    const seen = this.#firstSeenMs.get(id);
-    if (seen !== undefined) return { id, atMs: seen };
-    this.#firstSeenMs.set(id, nowMs);
-    if (this.#firstSeenMs.size > containerSweepTrackedMax) {
-      const oldest = this.#firstSeenMs.keys().next();
-      if (oldest.done !== true) this.#firstSeenMs.delete(oldest.value);
-    }
-    return { id, atMs: nowMs };
+    return { id, atMs: this.#firstSeenMs.at(id, nowMs) };
   }
 
   /** Deletes up to `budget` rows of a graveyard's range; finished when a scan that started graceMs
@@ -217,7 +204,7 @@ export class ContainerSweeper {
         this.totals.racesLost += 1;
         return { rows: 0, indexRows: 0, finished: false, inGrace: false };
       }
-      this.#firstSeenMs.delete(seen.id);
+      this.#firstSeenMs.forget(seen.id);
       return { rows: 0, indexRows: 0, finished: true, inGrace: false };
     }
     const byBlob = new Map<string, LiveRow[]>();

@@ -102,6 +102,20 @@ export function listPageKey(blob: Buffer, listId: string, index: number): Buffer
   return Buffer.concat([listPagePrefix(blob, listId), position]);
 }
 
+/** Prefix of every sweep intent row (sweep-intents.ts): S K(blob) 0x00 <id>. */
+export const sweepIntentPrefix = utf8('S');
+
+export function sweepIntentKey(blob: Buffer, id: string): Buffer {
+  return Buffer.concat([sweepIntentPrefix, blob, sep, utf8(id)]);
+}
+
+/** The blob key a sweep intent names (its key minus 'S' and the id after the last 0x00); null for any other key. */
+export function parseSweepIntentKey(key: Buffer): Buffer | null {
+  const end = key.lastIndexOf(0);
+  if (key[0] !== sweepIntentPrefix[0] || end <= 1) return null;
+  return key.subarray(1, end);
+}
+
 export type AuxRowKind = 'append' | 'staging' | 'list' | 'snapshot' | 'uncommitted';
 
 const auxTags: Readonly<Record<string, AuxRowKind>> = { a: 'append', g: 'staging', l: 'list', s: 'snapshot', u: 'uncommitted' };

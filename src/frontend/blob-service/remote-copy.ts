@@ -118,7 +118,7 @@ export async function copyFromRemoteUrl(ctx: BlobServiceContext, copies: RemoteC
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-    return { result: await commitBlob(ctx, { container, existing }, key, record, list.pages), replaced: existing };
+    return commitBlob(ctx, { container, existing }, key, record, list.pages);
   });
   return { ...result, copyId: copy.id, copyStatus: 'success' };
 }
@@ -169,9 +169,9 @@ export async function startRemoteCopy(ctx: BlobServiceContext, copies: RemoteCop
     const written = await replaceBlob(ctx, key, async () => {
       const existing = await readBlob(ctx, container, op.blob);
       checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-      const commit = await commitBlob(ctx, { container, existing }, key, record);
-      rowEtag = commit.etag.slice(1, -1);
-      return { result: commit, replaced: existing };
+      const done = await commitBlob(ctx, { container, existing }, key, record);
+      rowEtag = done.result.etag.slice(1, -1);
+      return done;
     });
     result = { ...written, copyId: copy.id, copyStatus: 'pending' };
   } catch (error) {

@@ -20,6 +20,8 @@ import {
 } from './context.ts';
 import { blobKey, snapshotKey, snapshotPrefix } from './keys.ts';
 import { checkLeaseAccess } from './lease.ts';
+import { leavesDeadRows } from './blob-sweep.ts';
+import { commitMaybeUnderIntent, type SweepIntent } from './sweep-intents.ts';
 import { encodeBlob } from './records.ts';
 
 export async function readSnapshotRow(ctx: BlobServiceContext, blob: Buffer, snapshot: string): Promise<LoadedBlob | null> {
@@ -63,15 +65,17 @@ export async function snapshotBlob(ctx: BlobServiceContext, op: Op.SnapshotBlob)
   });
 }
 
-/** Delete Blob with ?snapshot=: removes that snapshot only. */
-export async function deleteSnapshot(ctx: BlobServiceContext, op: Op.DeleteBlob, snapshot: SnapshotId): Promise<void> {
+/** Delete Blob with ?snapshot=: removes that snapshot only; a snapshot naming pages or segments
+ * (which may die with it) is deleted under a sweep intent, returned for the caller's sweep. */
+export async function deleteSnapshot(ctx: BlobServiceContext, op: Op.DeleteBlob, snapshot: SnapshotId): Promise<SweepIntent | null> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
   if (op.deleteSnapshots !== undefined) throw new FrontendError('InvalidQueryParameterValue', 'x-ms-delete-snapshots cannot be used when deleting a snapshot', [['QueryParameterName', 'snapshot']]);
-  await withRetry(ctx, async () => {
+  return withRetry(ctx, async () => {
     const existing = await readSnapshotRow(ctx, key, snapshot);
     if (existing === null) throw blobNotFound();
     checkBlobWrite(existing, { conditions: op.conditions }, { nowMs: ctx.clock.nowMs(), createOnly: false });
-    await ctx.tables.transact([{ kind: 'delete', key: existing.key, ifMatch: existing.row.etag }]);
+    const commit = (): Promise<unknown> => ctx.tables.transact([{ kind: 'delete', key: existing.key, ifMatch: existing.row.etag }]);
+    return commitMaybeUnderIntent(ctx, { blob: key, fence: existing.row, discardsMore: leavesDeadRows(existing.record) }, commit);
   });
 }

@@ -1,0 +1,160 @@
+// A front end that dies right after a commit that discards more rows than its own transaction
+// deletes (docs/blob-schema.md, "Sweep intents"), on a real in-process stamp: a Put Block List
+// consuming 300 uncommitted blocks (254 fit beside its own ops), a Delete Blob of a blob with 300
+// staged blocks, a Put Blob replacing a paged block list, a Delete Snapshot of the only version
+// naming a paged list. Before sweep intents each left its rest dead for the blob's lifetime (no
+// later write of the blob sweeps them); now the commit is preceded by a durable intent, and the
+// background sweeper (ContainerSweeper's tick) finishes the sweep: 0 dead rows, 0 intents left.
+// Also the writer dying between its intent and its commit: the sweeper rewrites the fence row
+// (the blob's ETag and content unchanged for clients) so the commit can never apply, then drops the intent.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { deadRows } from '../../../../src/frontend/blob-service/blob-sweep.ts';
+import { ContainerSweeper } from '../../../../src/frontend/blob-service/container-sweep.ts';
+import type { BlobServiceContext } from '../../../../src/frontend/blob-service/context.ts';
+import { blobKey, blobPrefix, containerKey, sweepIntentPrefix } from '../../../../src/frontend/blob-service/keys.ts';
+import { PartitionBlobBackend } from '../../../../src/frontend/blob-service/partition-blob-backend.ts';
+import { decodeContainer } from '../../../../src/frontend/blob-service/records.ts';
+import type { AccountName, BlobName, BlockId, ContainerName } from '../../../../src/frontend/model.ts';
+import type { PartitionOp } from '../../../../src/partition/partition.ts';
+import { callContext, requestBody } from '../../../../sim/blob-workload.ts';
+import { TablesThatDie } from '../../../../sim/frontend-role.ts';
+import { account } from '../helpers.ts';
+import { BlobStamp } from './blob-stamp.ts';
+
+let stamp: BlobStamp;
+let ctx: BlobServiceContext;
+before(async () => {
+  stamp = await BlobStamp.start();
+  ctx = { tables: stamp.tables, clock: stamp.backendClock, stats: { raceRetries: 0, raceExhausted: 0 } };
+  await stamp.client.getContainerClient('intents').create();
+});
+after(async () => { await stamp.stop(); });
+
+type BlobRef = { readonly account: AccountName; readonly container: ContainerName; readonly blob: BlobName; readonly conditions: Record<string, never> };
+const blobRef = (blob: string): BlobRef => ({ account: account as AccountName, container: 'intents' as ContainerName, blob: blob as BlobName, conditions: {} });
+
+function live(): PartitionBlobBackend {
+  return new PartitionBlobBackend({ tables: stamp.tables, clock: stamp.backendClock });
+}
+
+/** A front end that dies right after its first transact for which `dieAfter` answers true. */
+function dying(dieAfter: (ops: readonly PartitionOp[]) => boolean): { backend: PartitionBlobBackend; tables: TablesThatDie } {
+  const tables = new TablesThatDie(stamp.tables, dieAfter);
+  return { backend: new PartitionBlobBackend({ tables, clock: stamp.backendClock }), tables };
+}
+
+const endsWith = (suffix: string) => (ops: readonly PartitionOp[]): boolean => ops.some((op) => op.key.toString('latin1').endsWith(suffix));
+
+async function stage(backend: PartitionBlobBackend, ref: BlobRef, count: number): Promise<BlockId[]> {
+  const blockIds = Array.from({ length: count }, (_, index) => Buffer.from(`b${String(index).padStart(7, '0')}`, 'latin1').toString('base64') as BlockId);
+  for (const blockId of blockIds) {
+    const bytes = Buffer.from(blockId);
+    await backend.blockBlob.putBlock({ kind: 'PutBlock', ...ref, blockId, contentLength: bytes.length, computeMd5: false }, requestBody(bytes), callContext());
+  }
+  return blockIds;
+}
+
+function commit(backend: PartitionBlobBackend, ref: BlobRef, blockIds: readonly BlockId[]): Promise<unknown> {
+  const list = blockIds.map((id) => ({ kind: 'Latest' as const, id }));
+  return backend.blockBlob.putBlockList({ kind: 'PutBlockList', ...ref, contentLength: 0, httpHeaders: {}, metadata: new Map(), tags: [] }, list, callContext());
+}
+
+async function keyOf(ref: BlobRef): Promise<Buffer> {
+  const row = await stamp.tables.get(containerKey(ref.account, ref.container));
+  assert.ok(row !== null);
+  return blobKey(blobPrefix(ref.account, ref.container, decodeContainer(row).inc), ref.blob);
+}
+
+async function intentCount(): Promise<number> {
+  const page = await stamp.tables.scan({ prefix: sweepIntentPrefix, limit: 100 });
+  return page.items.filter((item) => item.kind === 'row').length;
+}
+
+async function untilDead(tables: TablesThatDie): Promise<void> {
+  const started = performance.now();
+  while (!tables.dead) {
+    assert.ok(performance.now() - started < 60_000, 'the commit happened');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The crash's leftovers, then the background sweeper's tick: dead rows and intents before and after. */
+async function sweptByBackground(t: { diagnostic(message: string): void }, ref: BlobRef, what: string): Promise<void> {
+  const key = await keyOf(ref);
+  const deadBefore = (await deadRows(ctx, key)).length;
+  const intentsBefore = await intentCount();
+  const tick = await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
+  const deadAfter = (await deadRows(ctx, key)).length;
+  t.diagnostic(`${what}: after the crash ${deadBefore} dead rows, ${intentsBefore} intent(s); the sweeper's tick resolved ${tick.intents.resolved} (${tick.intents.rowsDeleted} rows deleted, ${tick.intents.fencesRewritten} fences rewritten); then ${deadAfter} dead rows, ${await intentCount()} intent(s)`);
+  assert.equal(intentsBefore, 1, 'the commit left its intent');
+  assert.equal(deadAfter, 0);
+  assert.equal(await intentCount(), 0);
+}
+
+test('Put Block List consuming 300 uncommitted blocks: a front end dying after the commit leaves an intent the sweeper finishes', { timeout: 120_000 }, async (t) => {
+  const ref = blobRef('big-gen');
+  const staged = await stage(live(), ref, 300);
+  const { backend, tables } = dying(endsWith('\0g'));
+  void commit(backend, ref, staged.slice(0, 3));
+  await untilDead(tables);
+  const properties = await stamp.client.getContainerClient(ref.container).getBlockBlobClient(ref.blob).getProperties();
+  assert.equal(properties.contentLength, 3 * 12, 'the commit is in');
+  assert.ok((await deadRows(ctx, await keyOf(ref))).length > 0, 'the rest of the generation is dead until swept');
+  await sweptByBackground(t, ref, 'Put Block List of 3 of 300 staged blocks');
+});
+
+test('Delete Blob of a blob with 300 staged blocks: the rows past its transaction are swept by the background', { timeout: 120_000 }, async (t) => {
+  const ref = blobRef('big-delete');
+  const backend = live();
+  await commit(backend, ref, await stage(backend, ref, 1));
+  await stage(backend, ref, 300);
+  const crash = dying(endsWith(`\0${ref.blob}`));
+  void crash.backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref }, callContext());
+  await untilDead(crash.tables);
+  assert.equal(await stamp.client.getContainerClient(ref.container).getBlockBlobClient(ref.blob).exists(), false, 'the delete is in');
+  await sweptByBackground(t, ref, 'Delete Blob with 300 staged blocks');
+});
+
+test('a Put Blob replacing a paged block list, then a Delete Snapshot of the list\'s last version: each crash is swept by the background', { timeout: 120_000 }, async (t) => {
+  const ref = blobRef('paged');
+  const backend = live();
+  await commit(backend, ref, await stage(backend, ref, 400));
+  assert.equal(await intentCount(), 0, 'a writer that lives deletes its own intent');
+  const replace = dying((ops) => ops.some((op) => op.kind === 'put' && op.key.toString('latin1').endsWith(`\0${ref.blob}`)));
+  const body = Buffer.from('replaced');
+  void replace.backend.blockBlob.putBlob({ kind: 'PutBlob', ...ref, contentLength: body.length, httpHeaders: {}, metadata: new Map(), tags: [] }, requestBody(body), callContext());
+  await untilDead(replace.tables);
+  await sweptByBackground(t, ref, 'Put Blob over a 400-block (paged) list');
+
+  await commit(backend, ref, await stage(backend, ref, 400));
+  const { snapshot } = await backend.blob.snapshotBlob({ kind: 'SnapshotBlob', ...ref, metadata: new Map() }, callContext());
+  await commit(backend, ref, await stage(backend, ref, 1));
+  assert.equal((await deadRows(ctx, await keyOf(ref))).length, 0, 'the snapshot keeps the paged list alive');
+  const remove = dying(endsWith(`\0s${snapshot}`));
+  void remove.backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, snapshot }, callContext());
+  await untilDead(remove.tables);
+  await sweptByBackground(t, ref, 'Delete Snapshot of the paged list\'s last version');
+});
+
+test('a front end dying between its intent and its commit: the sweeper fences the commit out, unseen by clients', { timeout: 120_000 }, async (t) => {
+  const ref = blobRef('abandoned');
+  const backend = live();
+  await commit(backend, ref, await stage(backend, ref, 1));
+  const client = stamp.client.getContainerClient(ref.container).getBlockBlobClient(ref.blob);
+  const before = await client.getProperties();
+  const staged = await stage(backend, ref, 300);
+  const crash = dying((ops) => ops.some((op) => op.key[0] === sweepIntentPrefix[0]));
+  void commit(crash.backend, ref, staged.slice(0, 3));
+  await untilDead(crash.tables);
+  assert.equal(await intentCount(), 1);
+  const tick = await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
+  const afterTick = await client.getProperties();
+  t.diagnostic(`intent without its commit: ${tick.intents.fencesRewritten} fence rewritten, ${tick.intents.resolved} resolved, ${await intentCount()} intents left; ETag ${before.etag} -> ${afterTick.etag}`);
+  assert.equal(tick.intents.fencesRewritten, 1);
+  assert.equal(await intentCount(), 0);
+  assert.equal(afterTick.etag, before.etag, 'the blob is unchanged for clients');
+  assert.equal(afterTick.contentLength, before.contentLength);
+  const list = await client.getBlockList('uncommitted');
+  assert.equal(list.uncommittedBlocks?.length, 300, 'the staged generation is intact: the commit never applied');
+});
