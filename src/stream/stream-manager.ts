@@ -79,6 +79,19 @@ const sealAndExtendAttemptsMax = 3;
 /** getStream reads when an extent the stream lists is dropped between the reads. */
 const streamViewAttemptsMax = 3;
 
+/** An extent created on its nodes, not yet recorded. */
+interface PlacedExtent {
+  readonly extentId: number;
+  readonly nodeIds: readonly string[];
+}
+
+type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+/** A promise that never rejects: its outcome is awaited later, after other work, without an unhandled rejection meanwhile. */
+function settled<T>(promise: Promise<T>): Promise<Settled<T>> {
+  return promise.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+}
+
 export class StreamManager implements StreamManagerApi {
   private readonly options: StreamManagerOptions;
   private readonly logger: Logger;
@@ -290,9 +303,34 @@ export class StreamManager implements StreamManagerApi {
       stream = await this.recordOwnerEpoch(request.streamId, request.ownerEpoch);
       extentId = stream.value.extentIds.at(-1) ?? extentId;
     }
-    const isTail = stream.value.extentIds.at(-1) === extentId;
-    await this.sealExtent(extentId, { isTail });
-    if (isTail) await this.extendStream(request.streamId, extentId);
+    if (stream.value.extentIds.at(-1) !== extentId) {
+      await this.sealExtent(extentId, { isTail: false });
+      return;
+    }
+    // A roll: the next extent is placed and created while the tail is sealed (both are waits on
+    // replicas and the MetaStore, independent until the extend txn), so a stream waits for the
+    // longer of the two, not their sum. It is recorded only after the seal, as before.
+    const creating = settled(this.placeNewExtent(request.streamId, stream.value.replicaCount));
+    try {
+      await this.sealExtent(extentId, { isTail: true });
+    } catch (error) {
+      await this.discardUnrecorded(await creating);
+      throw error;
+    }
+    const created = await creating;
+    if (!created.ok) throw created.error;
+    await this.extendStream(request.streamId, extentId, created.value);
+  }
+
+  /**
+   * Removes an extent created for a roll whose seal then failed: it was never recorded, so
+   * nothing refers to it. A replica that does not take the remove is an orphan, which
+   * reconciliation reports (as after a crash between create and record).
+   */
+  private async discardUnrecorded(created: Settled<PlacedExtent>): Promise<void> {
+    if (!created.ok) return;
+    const addresses = await this.replicaAddresses(created.value.nodeIds);
+    await Promise.allSettled(addresses.map((replica) => this.commands.remove(replica.address, created.value.extentId)));
   }
 
   /** Takeover by a newer owner: recorded before anything is sealed; an older owner is refused. */
@@ -616,9 +654,8 @@ export class StreamManager implements StreamManagerApi {
     }
   }
 
-  private async extendStream(streamId: number, sealedExtentId: number): Promise<void> {
-    const stream = await this.requireStream(streamId);
-    const placed = await this.placeNewExtent(streamId, stream.value.replicaCount);
+  /** Records `placed` (created on its nodes) as the stream's new tail after `sealedExtentId`. */
+  private async extendStream(streamId: number, sealedExtentId: number, placed: PlacedExtent): Promise<void> {
     await failpoint('stream-manager.extend.after-create');
     await this.store.commit('extend', async () => {
       const current = await this.requireStream(streamId);
@@ -639,7 +676,7 @@ export class StreamManager implements StreamManagerApi {
   }
 
   /** Chooses nodes, allocates an id and creates the extent on each; retries around failed nodes. */
-  private async placeNewExtent(streamId: number, replicaCount: number): Promise<{ extentId: number; nodeIds: readonly string[] }> {
+  private async placeNewExtent(streamId: number, replicaCount: number): Promise<PlacedExtent> {
     const extentId = await this.store.allocateId('extent');
     const created = new Set<string>();
     const refused = new Set<string>();
@@ -685,7 +722,7 @@ export class StreamManager implements StreamManagerApi {
   }
 
   /** The extent record plus a placementVersion bump of each chosen node, compared on what was read. */
-  private async newExtentPlan(streamId: number, placed: { extentId: number; nodeIds: readonly string[] }): Promise<CommitPlan<undefined>> {
+  private async newExtentPlan(streamId: number, placed: PlacedExtent): Promise<CommitPlan<undefined>> {
     const extent: ExtentRecord = { extentId: placed.extentId, streamId, replicas: [...placed.nodeIds], state: { kind: 'open' }, createdEpoch: this.store.epoch };
     const bump = await this.placementBump(placed.nodeIds);
     return {
