@@ -21,7 +21,7 @@ import { isStorageError } from '../util/errors.ts';
 import {
   blockHeaderBytes, blockRecordMagic, checkBlockBody, decodeBlockHeader, decodeExtentHeader, extentHeaderBytes, sealBodyBytes,
 } from '../wire/extent-format.ts';
-import type { BlockHeader, ExtentFileHeader } from '../wire/extent-format.ts';
+import type { BlockHeader, DecodedExtentHeader } from '../wire/extent-format.ts';
 
 export interface BlockEntry {
   readonly offset: number;
@@ -34,7 +34,7 @@ export interface BlockEntry {
 }
 
 export interface ScannedExtentFile {
-  readonly header: ExtentFileHeader;
+  readonly header: DecodedExtentHeader;
   readonly blocks: BlockEntry[];
   readonly sealedLength: number | null;
   /** File position where valid content ends (after the seal trailer if sealed). */

@@ -49,7 +49,7 @@
 // Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
 // reordered), bit flips in extent and journal files, EIO/ENOSPC on any call, failed fsync.
 import {
-  appendBytesMax, dataAppendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentSyncIntervalMs, groupCommitBytesMax,
+  appendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentSyncIntervalMs, groupCommitBytesMax,
   readBytesMax,
 } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
@@ -61,7 +61,7 @@ import { StorageError, isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
 import { LruCache } from '../util/lru-cache.ts';
 import {
-  blockHeaderBytes, encodeDataBlock, encodeDataBlockHeader, encodeExtentHeader, encodeSealTrailer, extentFileName, extentHeaderBytes, identityCrc,
+  blockHeaderBytes, encodeDataBlock, encodeDataBlockHeader, encodeExtentHeader, encodeSealTrailer, extentBlockBytesMax, extentFileName, extentFormatVersion, extentHeaderBytes, identityCrc,
   parseExtentFileName, sealBodyBytes,
 } from '../wire/extent-format.ts';
 import { damageMarkerName, decodeDamageMarker, encodeDamageMarker, extentFileNameOfMarker } from '../wire/damage-marker-format.ts';
@@ -195,6 +195,8 @@ const temporarySuffix = '.tmp';
 interface ExtentEntry {
   readonly identity: ExtentIdentity;
   readonly createdAtMs: number;
+  /** The largest block its file's format version takes (a v1 file stays at v1's 4 MiB). */
+  readonly blockBytesMax: number;
   readonly path: string;
   readonly file: DiskFile;
   readonly blocks: BlockEntry[];
@@ -301,7 +303,7 @@ export class ExtentStore {
       const path = `${extentDirectory}/${extentFileName(identity)}`;
       await this.writeNewFile(path, encodeExtentHeader({ ...identity, createdAtMs }));
       const file = await this.disk.open(path, { create: false });
-      this.extents.set(extentId, newEntry({ identity, createdAtMs, path, file, blocks: [], sealedLength: null }));
+      this.extents.set(extentId, newEntry({ identity, createdAtMs, formatVersion: extentFormatVersion, path, file, blocks: [], sealedLength: null }));
     } finally {
       this.creating.delete(extentId);
     }
@@ -504,8 +506,9 @@ export class ExtentStore {
     if (entry.damage !== null) {
       throw new StorageError('extent.failed', `extent ${extentId} is damaged (${entry.damage.reason}): it takes no appends`, { context: { extentId, damaged: true } });
     }
-    if (data.length === 0 || data.length > dataAppendBytesMax) {
-      throw new StorageError('extent.too_large', `an append is 1..${dataAppendBytesMax} bytes, got ${data.length}`, { context: { extentId, bytes: data.length } });
+    if (data.length === 0 || data.length > entry.blockBytesMax) {
+      // A format v1 file refuses a block over 4 MiB: the client seals it and goes on in a new (v2) extent.
+      throw new StorageError('extent.too_large', `an append to extent ${extentId} is 1..${entry.blockBytesMax} bytes, got ${data.length}`, { context: { extentId, bytes: data.length } });
     }
     if (expectedOffset !== entry.endOffset) {
       throw new StorageError('extent.offset_mismatch', `extent ${extentId}: append at ${expectedOffset}, but its end is ${entry.endOffset}`, {
@@ -815,7 +818,7 @@ export class ExtentStore {
       this.recovery.corruptBlocksFound += 1;
       this.onCorruption({ extentId: header.extentId, offset: block.offset, reason: 'damaged block found at recovery' });
     }
-    const entry = newEntry({ identity: header, createdAtMs: header.createdAtMs, path, file, blocks: scan.blocks, sealedLength: scan.sealedLength });
+    const entry = newEntry({ identity: header, createdAtMs: header.createdAtMs, formatVersion: header.formatVersion, path, file, blocks: scan.blocks, sealedLength: scan.sealedLength });
     // An open extent's bytes past its index are judged after the journal replay (settleTail).
     if (scan.sealedLength === null && scan.fileBytes > scan.validEnd) this.recoveredTails.set(entry, scan.fileBytes);
     return entry;
@@ -1057,7 +1060,7 @@ export class ExtentStore {
 }
 
 function newEntry(fields: {
-  identity: ExtentIdentity; createdAtMs: number; path: string; file: DiskFile; blocks: BlockEntry[]; sealedLength: number | null;
+  identity: ExtentIdentity; createdAtMs: number; formatVersion: number; path: string; file: DiskFile; blocks: BlockEntry[]; sealedLength: number | null;
 }): ExtentEntry {
   const last = fields.blocks.at(-1);
   const length = last === undefined ? 0 : last.offset + last.length;
@@ -1066,6 +1069,7 @@ function newEntry(fields: {
   return {
     identity: { streamId: fields.identity.streamId, extentId: fields.identity.extentId, epoch: fields.identity.epoch },
     createdAtMs: fields.createdAtMs,
+    blockBytesMax: extentBlockBytesMax(fields.formatVersion),
     path: fields.path,
     file: fields.file,
     blocks: fields.blocks,

@@ -10,7 +10,7 @@
 //
 // Fault model: any byte may be torn, flipped or misdirected. Decoders then throw StorageError
 // (wire.corrupt, wire.too_large, wire.unsupported_version); they never return damaged values.
-import { dataAppendBytesMax } from '../constants.ts';
+import { appendBytesMax, dataAppendBytesMax } from '../constants.ts';
 import { assert, assertByteCount } from '../util/assert.ts';
 import { crc32c, crcMatches } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
@@ -43,6 +43,21 @@ export interface ExtentFileHeader {
   readonly createdAtMs: number;
 }
 
+/** A header as read: which format version wrote the file, too. */
+export interface DecodedExtentHeader extends ExtentFileHeader {
+  readonly formatVersion: number;
+}
+
+/**
+ * The largest data block a writer may add to a file of `formatVersion`: a v1 file (an open extent
+ * created before the upgrade) keeps v1's 4 MiB, so a v1 reader after a rollback still reads every
+ * block in it; v2's 8 MiB needs the v2 header that makes a v1 reader refuse the file.
+ */
+export function extentBlockBytesMax(formatVersion: number): number {
+  assert(extentFormatVersionsRead.includes(formatVersion), `extent format version ${formatVersion} is not read`);
+  return formatVersion === 1 ? appendBytesMax : dataAppendBytesMax;
+}
+
 export type BlockKind = 'data' | 'seal';
 
 /** A verified block record header. For a seal trailer, `offset` is the sealed length. */
@@ -71,7 +86,7 @@ export function encodeExtentHeader(header: ExtentFileHeader): Buffer {
   return bytes;
 }
 
-export function decodeExtentHeader(input: Uint8Array): ExtentFileHeader {
+export function decodeExtentHeader(input: Uint8Array): DecodedExtentHeader {
   if (input.length < extentHeaderBytes) throw corrupt('extent header', `truncated (${input.length} bytes)`);
   const bytes = Buffer.from(input.buffer, input.byteOffset, extentHeaderBytes);
   if (!bytes.subarray(0, 8).equals(extentFileMagic)) throw corrupt('extent header', 'bad magic');
@@ -88,6 +103,7 @@ export function decodeExtentHeader(input: Uint8Array): ExtentFileHeader {
     extentId: readSafeU64(bytes, 24, 'extent header'),
     epoch: readSafeU64(bytes, 32, 'extent header'),
     createdAtMs: readSafeU64(bytes, 40, 'extent header'),
+    formatVersion: version,
   };
 }
 

@@ -7,13 +7,14 @@
 // a test closes the store).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { dataAppendBytesMax } from '../../../src/constants.ts';
+import { appendBytesMax, dataAppendBytesMax } from '../../../src/constants.ts';
+import { crc32c } from '../../../src/util/crc32c.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { ExtentStore } from '../../../src/stream/extent-store.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
-import { blockHeaderBytes, encodeDataBlock, extentFileName, extentHeaderBytes } from '../../../src/wire/extent-format.ts';
+import { blockHeaderBytes, decodeBlockHeader, encodeDataBlock, encodeExtentHeader, extentFileName, extentHeaderBytes } from '../../../src/wire/extent-format.ts';
 
 const identity = { streamId: 5, extentId: 1, epoch: 1 };
 const extentPath = `extents/${extentFileName(identity)}`;
@@ -221,3 +222,62 @@ async function writeAt(disk: SimDisk, position: number, bytes: Uint8Array): Prom
     await file.close();
   }
 }
+
+describe('ExtentStore: an open extent whose file is format v1 (created before the v2 upgrade)', () => {
+  /** Rewrites the extent file's header as a v1 writer made it (version 1, its CRC). */
+  async function downgradeHeader(disk: SimDisk): Promise<void> {
+    const header = encodeExtentHeader({ ...identity, createdAtMs: 0 });
+    header.writeUInt16BE(1, 8);
+    header.writeUInt32BE(crc32c(header.subarray(0, 60)), 60);
+    const file = await disk.open(extentPath, { create: false });
+    try {
+      await file.write(0, header);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Every data block's body size in the durable file, as a v1 reader would check them. */
+  function durableBlockBytes(disk: SimDisk): number[] {
+    const bytes = disk.snapshotFiles('durable').get(extentPath);
+    assert.ok(bytes !== undefined);
+    const sizes: number[] = [];
+    for (let position = extentHeaderBytes; position + blockHeaderBytes <= bytes.length;) {
+      const header = decodeBlockHeader(bytes.subarray(position, position + blockHeaderBytes));
+      sizes.push(header.bodyBytes);
+      position += blockHeaderBytes + header.bodyBytes;
+    }
+    return sizes;
+  }
+
+  for (const groupCommit of [true, false]) {
+    it(`takes blocks of at most 4 MiB (v1's limit), before and after a restart; a new extent takes 8 MiB (group commit ${groupCommit ? 'on' : 'off'})`, async (t) => {
+      const disk = new SimDisk({ random: new SeededRandom(11) });
+      const creator = await open(disk, groupCommit);
+      await creator.create(identity);
+      await creator.close();
+      await downgradeHeader(disk);
+      const store = await open(disk, groupCommit);
+      await store.append(1, 0, Buffer.alloc(appendBytesMax, 1));
+      const refused: number[] = [];
+      for (const bytes of [appendBytesMax + 1, dataAppendBytesMax]) {
+        await assert.rejects(store.append(1, appendBytesMax, Buffer.alloc(bytes, 2)), (error: unknown) => isStorageError(error, 'extent.too_large'));
+        refused.push(bytes);
+      }
+      await store.append(1, appendBytesMax, Buffer.alloc(blockBytes, 3));
+      await store.close();
+      const reopened = await open(disk, groupCommit);
+      assert.equal(reopened.info(1)?.length, appendBytesMax + blockBytes);
+      await assert.rejects(reopened.append(1, appendBytesMax + blockBytes, Buffer.alloc(dataAppendBytesMax, 4)), (error: unknown) => isStorageError(error, 'extent.too_large'));
+      const fresh = { streamId: identity.streamId, extentId: 2, epoch: identity.epoch };
+      await reopened.create(fresh);
+      await reopened.append(2, 0, Buffer.alloc(dataAppendBytesMax, 5));
+      assert.equal(reopened.info(2)?.length, dataAppendBytesMax, 'a file the v2 writer creates takes 8 MiB blocks');
+      await reopened.close();
+      const sizes = durableBlockBytes(disk);
+      assert.ok(sizes.every((size) => size <= appendBytesMax), `a v1 reader's limit holds for every block: ${sizes.join(', ')}`);
+      t.diagnostic(`v1-headed open extent: blocks ${sizes.join(' + ')} B on disk (all <= ${appendBytesMax}); refused ${refused.join(' and ')} B (extent.too_large: the client seals and rolls to a v2 extent), before and after a restart`);
+    });
+  }
+});
