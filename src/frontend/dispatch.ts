@@ -128,7 +128,8 @@ export interface DispatchInput {
   readonly endpoint: string;
 }
 
-export async function dispatch(backend: BlobBackend, input: DispatchInput): Promise<Reply> {
+/** Not async itself: it hands on the promise of the group's dispatcher (no promise and tick of its own per request). */
+export function dispatch(backend: BlobBackend, input: DispatchInput): Promise<Reply> {
   const op = input.operation;
   switch (op.kind) {
     case 'GetBlobServiceProperties': case 'SetBlobServiceProperties': case 'GetServiceStats': case 'ListContainers':

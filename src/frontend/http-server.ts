@@ -118,7 +118,8 @@ export class FrontendServer {
     this.server = createServer(serverOptions, (request, response) => {
       const handler = this.#handle(request, response);
       this.#handlers.add(handler);
-      void handler.finally(() => this.#handlers.delete(handler));
+      // then, not finally (one derived promise, not three): #handle answers every error itself.
+      void handler.then(() => this.#handlers.delete(handler));
     });
     // The body idle timeout, as the socket timeout Node itself sets at each request's start (and
     // replaces with keepAliveTimeout between requests): an idle socket is destroyed by Node's own
@@ -205,7 +206,9 @@ export class FrontendServer {
     if (parsed.version !== null) exchange.version = parsed.version;
     const origin = parsed.headers.get('origin');
     if (origin !== undefined) exchange.cors = actualRequestHeaders(await this.#options.corsRules(parsed.account), origin, parsed.method);
-    const principal = await this.#options.authorizer.authorize(parsed);
+    // A signed request (most) is decided without waiting: no promise and no tick for it.
+    const authorizer = this.#options.authorizer;
+    const principal = authorizer.authorizeSigned(parsed) ?? await authorizer.authorize(parsed);
     const abort = new AbortController();
     // A request closed before it was complete: its client went away mid-body. Only a body can be
     // cut short (a bodyless request is complete once its head is parsed, and with
@@ -220,10 +223,10 @@ export class FrontendServer {
     const endpoint = parsed.addressing === 'host' ? `http://${host}/` : `http://${host}/${parsed.account}/`;
     // The body budget: what the backend may hold of this body at once, reserved before it is read.
     const reserved = hasDataBody(parsed.operation) ? Math.min(parsed.operation.contentLength, bodyReservationBytes) : 0;
-    if (reserved > 0) await this.#bodyBudget.acquire(reserved, { signal: abort.signal });
+    if (reserved > 0 && !this.#bodyBudget.tryAcquire(reserved)) await this.#bodyBudget.acquire(reserved, { signal: abort.signal });
     let reply: Reply;
     try {
-      const body = await this.#body(exchange, parsed.operation, parsed.headers);
+      const body = hasXmlBody(parsed.operation) ? await this.#xmlBody(exchange, parsed.operation.contentLength, parsed.headers) : this.#streamedBody(exchange, parsed.operation, parsed.headers);
       reply = await dispatch(this.#options.backend, { operation: parsed.operation, body, ctx, endpoint });
       if (body.kind === 'data' && body.body instanceof DataBody && body.body.consumed) exchange.bodyRead = true;
     } finally {
@@ -232,17 +235,20 @@ export class FrontendServer {
     const headers = this.#commonHeaders(exchange);
     Object.assign(headers, reply.headers);
     if (principal.kind === 'sas') for (const [name, value] of principal.grant.responseHeaders) headers[name] = value;
-    await this.#send(exchange, { status: reply.status, headers, body: reply.body }, parsed.method === 'HEAD');
+    const streaming = this.#send(exchange, { status: reply.status, headers, body: reply.body }, parsed.method === 'HEAD');
+    if (streaming !== undefined) await streaming;
   }
 
-  async #body(exchange: Exchange, op: Operation, headers: ReadonlyMap<string, string>): Promise<BodyInput> {
-    const md5Raw = headers.get('content-md5');
-    const md5 = md5Raw === undefined ? undefined : parseMd5('Content-MD5', md5Raw);
-    if (hasXmlBody(op)) {
-      const bytes = await readXmlBody(exchange.request, op.contentLength, md5);
-      exchange.bodyRead = true;
-      return { kind: 'xml', bytes };
-    }
+  /** An XML document, read whole (bounded by xmlBodyBytesMax) before dispatch. */
+  async #xmlBody(exchange: Exchange, contentLength: number, headers: ReadonlyMap<string, string>): Promise<BodyInput> {
+    const bytes = await readXmlBody(exchange.request, contentLength, contentMd5(headers));
+    exchange.bodyRead = true;
+    return { kind: 'xml', bytes };
+  }
+
+  /** A data body, streamed by the backend; or none. Synchronous: nothing is read here. */
+  #streamedBody(exchange: Exchange, op: Operation, headers: ReadonlyMap<string, string>): BodyInput {
+    const md5 = contentMd5(headers); // checked on a bodyless request too, as for any other
     if (hasDataBody(op)) return { kind: 'data', body: new DataBody(exchange.request, op.contentLength, md5, op.contentCrc64) };
     exchange.bodyRead = true; // no body: parseRequest refused any Content-Length but 0
     return { kind: 'none' };
@@ -259,19 +265,20 @@ export class FrontendServer {
     return headers;
   }
 
-  /** Writes `reply`, whose headers already hold the common ones (#serve). */
-  async #send(exchange: Exchange, reply: Reply, isHead: boolean): Promise<void> {
+  /** Writes `reply`, whose headers already hold the common ones (#serve). A promise only for a
+   * streamed body (a reply held whole is written at once: no promise and no tick for it). */
+  #send(exchange: Exchange, reply: Reply, isHead: boolean): Promise<void> | undefined {
     const { response } = exchange;
     response.writeHead(reply.status, reply.headers);
     if (isHead || reply.body === null) {
       response.end();
-      return;
+      return undefined;
     }
     if (typeof reply.body === 'string' || reply.body instanceof Uint8Array) {
       response.end(reply.body);
-      return;
+      return undefined;
     }
-    await writeBody(response, reply.body, this.#options.readBuffers ?? null);
+    return writeBody(response, reply.body, this.#options.readBuffers ?? null);
   }
 
   #fail(exchange: Exchange, error: unknown): void {
@@ -347,6 +354,11 @@ function drained(response: ServerResponse): Promise<void> {
     response.on('drain', onDrain);
     response.on('close', onClose);
   });
+}
+
+function contentMd5(headers: ReadonlyMap<string, string>): Uint8Array | undefined {
+  const raw = headers.get('content-md5');
+  return raw === undefined ? undefined : parseMd5('Content-MD5', raw);
 }
 
 function requestHead(request: IncomingMessage): RequestHead {

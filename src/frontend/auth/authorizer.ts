@@ -53,12 +53,22 @@ export class Authorizer {
   }
 
   async authorize(request: ParsedRequest): Promise<Principal> {
-    const authorization = request.headers.get('authorization');
-    const sas = isSasRequest(request.query);
-    if (authorization !== undefined && sas) throw authFailed('both an Authorization header and a SAS');
-    if (authorization !== undefined) return this.#sharedKey(request, authorization);
-    if (sas) return { kind: 'sas', grant: await this.#sas(request) };
+    const signed = this.authorizeSigned(request);
+    if (signed !== null) return signed;
+    if (isSasRequest(request.query)) return { kind: 'sas', grant: await this.#sas(request) };
     return this.#anonymous(request);
+  }
+
+  /**
+   * authorize's answer for a request with an Authorization header (SharedKey, SharedKeyLite),
+   * decided at once (the account's keys are in memory): the principal, or thrown as authorize
+   * rejects. null for a request without one (SAS or anonymous: they may need lookups, authorize).
+   */
+  authorizeSigned(request: ParsedRequest): Principal | null {
+    const authorization = request.headers.get('authorization');
+    if (authorization === undefined) return null;
+    if (isSasRequest(request.query)) throw authFailed('both an Authorization header and a SAS');
+    return this.#sharedKey(request, authorization);
   }
 
   #keys(account: string): readonly Uint8Array[] {
