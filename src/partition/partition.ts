@@ -420,10 +420,8 @@ export class Partition {
 
   /** Newest version of a key: memtables, then the row cache, then runs newest first. */
   private async latest(key: string, keyBytes: Buffer): Promise<RowRecord | null> {
-    const inMemory = this.active.get(key) ?? this.frozen?.memtable.get(key);
-    if (inMemory !== undefined) return inMemory;
-    const cached = this.rowCache.get(key);
-    if (cached !== undefined) return cached;
+    const known = this.latestKnown(key, keyBytes);
+    if (known !== undefined) return known;
     const appliedBefore = this.appliedSequence;
     let found: RowRecord | null = null;
     for (const run of this.runs) {
@@ -433,6 +431,20 @@ export class Partition {
     // A write that landed meanwhile may have made `found` stale: cache only a quiet read.
     if (this.appliedSequence === appliedBefore) this.rowCache.set(key, found);
     return found;
+  }
+
+  /**
+   * latest()'s answer when it needs no read: the row in a memtable or the row cache, or null when
+   * no run may hold the key (bloom filters, indexes; a new key's usual answer, cached like a read
+   * one); undefined when a run must be read. Synchronous: the writer checks a batch's conditions
+   * without a promise per key when every row is known (checkConditions).
+   */
+  private latestKnown(key: string, keyBytes: Buffer): RowRecord | null | undefined {
+    const inMemory = this.active.get(key) ?? this.frozen?.memtable.get(key) ?? this.rowCache.get(key);
+    if (inMemory !== undefined) return inMemory;
+    for (const run of this.runs) if (run.mayHold(key, keyBytes)) return undefined;
+    this.rowCache.set(key, null);
+    return null;
   }
 
   /** One page of rows (and delimiter prefixes) in key order; pass `continuation` for the next. */
@@ -654,8 +666,13 @@ export class Partition {
     const lastModifiedMs = Math.max(this.clock.nowMs(), this.lastModifiedMs);
     for (const batch of group) {
       const condemned = this.checkCondemned(batch.ops);
-      const foreign = condemned === null ? await this.checkDataStreams(batch.ops) : null;
-      const failure = condemned ?? foreign ?? await this.checkConditions(batch.ops, overlay);
+      // Each check awaited only when it must read (a ref to an extent not known yet, a row not in memory).
+      const foreign = condemned === null && this.unknownDataRef(batch.ops) !== null ? await this.checkDataStreams(batch.ops) : null;
+      let failure = condemned ?? foreign;
+      if (failure === null) {
+        const checked = this.checkConditions(batch.ops, overlay);
+        failure = checked instanceof Promise ? await checked : checked;
+      }
       if (failure !== null) {
         if (foreign !== null) this.counters.commitsRefusedForeignData += 1;
         else if (failure.code === 'extent.not_found') this.gcCounters = { ...this.gcCounters, commitsRefusedCondemned: this.gcCounters.commitsRefusedCondemned + 1 };
@@ -724,7 +741,20 @@ export class Partition {
     return null;
   }
 
-  private async checkConditions(ops: readonly PreparedOp[], overlay: ReadonlyMap<string, RowRecord | null>): Promise<StorageError | null> {
+  /** The batch's condition failure against the newest rows (`overlay`: the group's earlier
+   * batches), decided at once when no row needs a read (the usual case: no promise per batch). */
+  private checkConditions(ops: readonly PreparedOp[], overlay: ReadonlyMap<string, RowRecord | null>): StorageError | null | Promise<StorageError | null> {
+    const rows = new Map<string, RowRecord | null>();
+    for (const { op, key } of ops) {
+      if (!isConditional(op)) continue;
+      const row = overlay.has(key) ? overlay.get(key) ?? null : this.latestKnown(key, op.key);
+      if (row === undefined) return this.checkConditionsReading(ops, overlay);
+      rows.set(key, row);
+    }
+    return this.conditionFailure(ops, (key) => rows.get(key) ?? null);
+  }
+
+  private async checkConditionsReading(ops: readonly PreparedOp[], overlay: ReadonlyMap<string, RowRecord | null>): Promise<StorageError | null> {
     const rows = new Map<string, RowRecord | null>();
     for (const { op, key } of ops) {
       if (!isConditional(op)) continue;

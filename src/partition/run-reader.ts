@@ -167,11 +167,15 @@ export class RunReader {
     return found === null ? null : found.block.framedAt(found.position);
   }
 
+  /** False when the run certainly lacks `key` (its bloom filter or index says so), without a read. */
+  mayHold(key: string, keyBytes: Buffer): boolean {
+    return this.bloom.mayContain(keyBytes) && this.blockFor(key) >= 0;
+  }
+
   /** The block holding `key` and its position there, or null if the run lacks it. */
   private async locate(key: string, keyBytes: Buffer, cache: BlockCache | null): Promise<{ block: BlockRows; position: number } | null> {
-    if (!this.bloom.mayContain(keyBytes)) return null;
+    if (!this.mayHold(key, keyBytes)) return null;
     const blockIndex = this.blockFor(key);
-    if (blockIndex < 0) return null;
     const block = await this.block(blockIndex, cache);
     const position = lowerBound(block.keys, key, true);
     return block.keys[position] === key ? { block, position } : null;
