@@ -7,8 +7,9 @@
 // writer of that extent file and settles the FIFO strictly in offset order:
 // - group commit ON: append hands its journal record to the journal (leader/follower group
 //   commit, one write and one fsync per batch; see journal.ts). When records are durable, the
-//   drainer writes the whole run of durable blocks at the head of the FIFO to the extent file in
-//   one write (no fsync), publishes them and resolves them. A background step
+//   drainer publishes and resolves the whole run of durable blocks at the head of the FIFO, then
+//   writes it to the extent file in one write (no fsync); a read of a block of that run waits for
+//   the write (docs/formats/journal.md, "Acknowledge before the extent-file write"). A background step
 //   (extentSyncIntervalMs) fsyncs dirty extent files and then retires journal files whose
 //   records are all in synced extent files. The extent file only ever receives blocks whose
 //   journal record is durable, so a crash can leave it with holes or torn blocks only where the
@@ -219,6 +220,8 @@ interface ExtentEntry {
   /** Called when no append is pending (seal, remove and close wait for this). */
   idleWaiters: Array<() => void>;
   readonly readers: Set<Promise<unknown>>;
+  /** A run published before its extent-file write returned: blocks from `fromOffset` on are not in the file until `written` settles (it never rejects). */
+  fileWrite: { readonly fromOffset: number; readonly written: Promise<void> } | null;
   /** Journal files holding records of this extent whose blocks are not yet fsync'd here. */
   unsynced: JournalFileState[];
 }
@@ -595,23 +598,46 @@ export class ExtentStore {
   }
 
   /**
-   * Group commit on: the run of journal-durable appends at the head of the FIFO goes to the extent
-   * file in one write (their blocks are contiguous there), then each is published and resolved.
+   * Group commit on: the run of journal-durable appends at the head of the FIFO is published and
+   * resolved (the journal made it durable), then goes to the extent file in one write (its blocks
+   * are contiguous there); reads of the run wait for that write (readFromFile). Its journal
+   * records become releasable (`unsynced`) only once the write returned.
    */
   private async writeJournaled(entry: ExtentEntry): Promise<void> {
     const run = durableRun(entry);
     const first = run[0];
     assert(first !== undefined, 'a durable run has at least one append');
-    await this.guard(entry.file.writev(first.block.filePosition, blockParts(entry.identity.extentId, run)));
-    await failpoint('extent-store.group-commit.after-extent-write');
-    if (this.failure !== null) return;
     takePending(entry, run.length);
+    for (const pending of run) this.publish(entry, pending);
+    // The sync timer runs from the acknowledgement on (again below, in case it fires before the write returns).
+    this.scheduleSync(extentSyncIntervalMs);
+    const write = this.guard(entry.file.writev(first.block.filePosition, blockParts(entry.identity.extentId, run)));
+    entry.fileWrite = { fromOffset: first.block.offset, written: write.then(() => undefined, () => undefined) };
+    try {
+      await write;
+    } finally {
+      entry.fileWrite = null;
+    }
+    await failpoint('extent-store.group-commit.after-extent-write');
     for (const pending of run) {
       assert(pending.journalFile !== null, 'only journal-durable appends are written with group commit');
       entry.unsynced.push(pending.journalFile);
-      this.publish(entry, pending);
     }
     this.scheduleSync(extentSyncIntervalMs);
+  }
+
+  /**
+   * The block's body from the extent file (null: it failed its check). A published block whose
+   * extent-file write has not returned is not on disk yet: this waits for that write first, and
+   * answers the store's failure if the write failed (never the half-written bytes).
+   */
+  private async readFromFile(entry: ExtentEntry, block: BlockEntry): Promise<Buffer | null> {
+    const write = entry.fileWrite;
+    if (write !== null && block.offset >= write.fromOffset) {
+      await write.written;
+      if (this.failure !== null) throw this.failure;
+    }
+    return readBlockBody(entry.file, entry.identity.extentId, block);
   }
 
   /** Durable first, then publish: the length advances over a durable block, then it resolves. */
@@ -691,7 +717,7 @@ export class ExtentStore {
   private async readVerified(entry: ExtentEntry, block: BlockEntry, cached = true): Promise<VerifiedBody> {
     const hit = cached ? this.cachedBody(block) : null;
     if (hit !== null) return hit;
-    const read = readBlockBody(entry.file, entry.identity.extentId, block);
+    const read = this.readFromFile(entry, block);
     entry.readers.add(read);
     try {
       const body = await read;
@@ -1083,6 +1109,7 @@ function newEntry(fields: {
     pending: [],
     pendingHead: 0,
     draining: false,
+    fileWrite: null,
     idleWaiters: [],
     readers: new Set(),
     unsynced: [],

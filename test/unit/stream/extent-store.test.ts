@@ -2,9 +2,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dataAppendBytesMax, extentSyncIntervalMs } from '../../../src/constants.ts';
+import type { Disk, DiskFile, OpenOptions } from '../../../src/io/disk.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { SystemClock } from '../../../src/util/clock.ts';
-import { isStorageError } from '../../../src/util/errors.ts';
+import { StorageError, isStorageError } from '../../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
 import { ExtentStore } from '../../../src/stream/extent-store.ts';
@@ -210,5 +211,116 @@ describe('ExtentStore group commit', () => {
     assert.ok(store.stats().extentSyncs >= 1);
     await store.close();
     assert.deepEqual(await disk.list('journal'), []);
+  });
+});
+
+/**
+ * A SimDisk whose extent-file writes wait at a gate: the window between a group-commit run's
+ * acknowledgement (its journal records are fsync'd) and its blocks reaching the extent file.
+ */
+class GatedDisk implements Disk {
+  readonly name: string;
+  private readonly inner: SimDisk;
+  private gate: { readonly opened: Promise<Error | null>; readonly open: (failure: Error | null) => void } | null = null;
+
+  constructor(inner: SimDisk) {
+    this.inner = inner;
+    this.name = inner.name;
+  }
+
+  hold(): void {
+    let open: (failure: Error | null) => void = () => undefined;
+    const opened = new Promise<Error | null>((resolve) => { open = resolve; });
+    this.gate = { opened, open };
+  }
+
+  /** Lets the held writes go on, or fail with `failure`. */
+  release(failure: Error | null = null): void {
+    this.gate?.open(failure);
+    this.gate = null;
+  }
+
+  async open(path: string, options: OpenOptions): Promise<DiskFile> {
+    const file = await this.inner.open(path, options);
+    if (!path.startsWith('extents/')) return file;
+    const writev = async (position: number, parts: readonly Uint8Array[]): Promise<void> => {
+      const failure = this.gate === null ? null : await this.gate.opened;
+      if (failure !== null) throw failure;
+      await file.writev(position, parts);
+    };
+    return { path: file.path, size: () => file.size(), read: (p, l) => file.read(p, l), write: (p, d) => file.write(p, d), writev, truncate: (l) => file.truncate(l), sync: () => file.sync(), close: () => file.close() };
+  }
+
+  list(directory: string): Promise<string[]> { return this.inner.list(directory); }
+  makeDirectory(directory: string): Promise<void> { return this.inner.makeDirectory(directory); }
+  rename(from: string, to: string): Promise<void> { return this.inner.rename(from, to); }
+  remove(path: string): Promise<void> { return this.inner.remove(path); }
+  syncDirectory(directory: string): Promise<void> { return this.inner.syncDirectory(directory); }
+  exists(path: string): Promise<boolean> { return this.inner.exists(path); }
+  freeBytes(): Promise<number> { return this.inner.freeBytes(); }
+}
+
+/** True if `promise` is still pending after the event loop turned a few times. */
+async function stillPending(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(() => { settled = true; }, () => { settled = true; });
+  for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+  return !settled;
+}
+
+describe('ExtentStore group commit: acknowledge before the extent-file write', () => {
+  it('acknowledges a run once its journal records are durable; a read waits for the extent-file write', { timeout: 10_000 }, async (t) => {
+    const sim = newDisk();
+    const disk = new GatedDisk(sim);
+    const events: CorruptionEvent[] = [];
+    const store = await ExtentStore.open({ disk, clock, groupCommit: true, onCorruption: (event) => events.push(event) });
+    await store.create(identity);
+    disk.hold();
+    const expected = await appendBlocks(store, 8, 4096);
+    assert.equal(store.info(17)?.length, expected.length, 'acknowledged and published while the extent-file write is held');
+    const file = await sim.open(extentPath, { create: false });
+    assert.equal(await file.size(), extentHeaderBytes, 'no block in the extent file yet');
+    const reading = store.read(17, 4096, 3 * 4096);
+    assert.ok(await stillPending(reading), 'a read of a block not yet in the file waits for the write');
+    disk.release();
+    assert.deepEqual(await reading, expected.subarray(4096, 4 * 4096));
+    assert.equal(await file.size(), extentHeaderBytes + 8 * (blockHeaderBytes + 4096));
+    assert.deepEqual(events, []);
+    t.diagnostic(`8 appends acknowledged with 0 blocks in the extent file; the read waited for the write, then returned ${3 * 4096} bytes, 0 corruption reports`);
+    await store.close();
+  });
+
+  it('keeps an acknowledged run across a power cut before its extent-file write', { timeout: 10_000 }, async (t) => {
+    const sim = newDisk();
+    const disk = new GatedDisk(sim);
+    const store = await ExtentStore.open({ disk, clock, groupCommit: true, onCorruption: () => undefined });
+    await store.create(identity);
+    await appendBlocks(store, 2, 1000);
+    disk.hold();
+    const expected = await appendBlocks(store, 6, 1000, 2000);
+    sim.crash({ tornWrites: true });
+    // The crashed store's held write never goes on: it stays behind its gate, as a dead process's would.
+    const reopened = await open(sim, true);
+    assert.equal(reopened.info(17)?.length, 8000);
+    assert.deepEqual(await reopened.read(17, 2000, 6000), expected);
+    t.diagnostic(`6 appends acknowledged before their extent-file write, power cut: ${reopened.recovery.journalRecordsApplied} journal records applied, 8000 of 8000 bytes read back`);
+    await reopened.close();
+  });
+
+  it('answers a read waiting for a failed extent-file write with the failure, never the missing bytes', { timeout: 10_000 }, async (t) => {
+    const disk = new GatedDisk(newDisk());
+    const events: CorruptionEvent[] = [];
+    const store = await ExtentStore.open({ disk, clock, groupCommit: true, onCorruption: (event) => events.push(event) });
+    await store.create(identity);
+    disk.hold();
+    await appendBlocks(store, 3, 512);
+    const reading = store.read(17, 0, 512);
+    assert.ok(await stillPending(reading));
+    disk.release(new StorageError('io.eio', 'injected extent-file write failure'));
+    await assert.rejects(reading, code('extent.failed'));
+    assert.ok(store.failed);
+    assert.deepEqual(events, [], 'no corruption reported for bytes that were never written');
+    t.diagnostic('extent-file write failed after the acknowledgement: the waiting read answered extent.failed, 0 corruption reports');
+    await store.close();
   });
 });
