@@ -4,6 +4,7 @@
 // after it listens), unavailable when it exits before that (its last stderr lines say why). Every live child is tracked so the runner
 // can kill all of them on failure or interruption; none outlives the benchmark.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PeerUnavailableError } from './peer.ts';
@@ -40,6 +41,8 @@ export interface ChildServerOptions {
   readonly readyTimeoutMs: number;
   /** A stdout line the server prints once it serves; its first capture group is kept (printedValue). */
   readonly readyLine?: RegExp;
+  /** A file that gets the server's whole stdout and stderr (e.g. a V8 --trace-gc log), appended. */
+  readonly outputFile?: string;
 }
 
 export class ChildServer {
@@ -47,7 +50,8 @@ export class ChildServer {
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private outputTail = '';
-  private stdoutText = '';
+  /** The last stdout line not yet ended by a newline (bounded), while no readyLine was seen. */
+  private stdoutLine = '';
   private printed: string | null = null;
 
   constructor(options: ChildServerOptions) {
@@ -67,16 +71,19 @@ export class ChildServer {
     this.child = child;
     liveChildren.add(child);
     this.outputTail = '';
-    this.stdoutText = '';
+    this.stdoutLine = '';
     this.printed = null;
+    const output = this.options.outputFile === undefined ? null : createWriteStream(this.options.outputFile, { flags: 'a' });
     const keepTail = (chunk: Buffer): void => {
       this.outputTail = (this.outputTail + chunk.toString('utf8')).slice(-outputTailBytes);
+      output?.write(chunk);
     };
     child.stdout?.on('data', (chunk: Buffer) => {
       keepTail(chunk);
       this.watchStdout(chunk);
     });
     child.stderr?.on('data', keepTail);
+    child.once('close', () => output?.end());
     let exitCode: number | null | undefined;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code) => {
@@ -135,12 +142,13 @@ export class ChildServer {
     return this.options.readyLine === undefined || this.printed !== null;
   }
 
-  /** Looks for the readyLine in stdout (bounded: only the first outputTailBytes are kept). */
+  /** Looks for the readyLine in each stdout line (bounded: a line's last outputTailBytes are kept). */
   private watchStdout(chunk: Buffer): void {
     const pattern = this.options.readyLine;
-    if (pattern === undefined || this.printed !== null || this.stdoutText.length > outputTailBytes) return;
-    this.stdoutText += chunk.toString('utf8');
-    for (const line of this.stdoutText.split('\n').slice(0, -1)) {
+    if (pattern === undefined || this.printed !== null) return;
+    const lines = (this.stdoutLine + chunk.toString('utf8')).split('\n');
+    this.stdoutLine = (lines.pop() ?? '').slice(-outputTailBytes);
+    for (const line of lines) {
       const match = pattern.exec(line);
       if (match !== null) {
         this.printed = match[1] ?? match[0];

@@ -53,6 +53,8 @@ export interface KuraPeerOptions {
   readonly nodeArgs?: readonly string[];
   /** Extra `kura serve` flags, e.g. ['--admin', '127.0.0.1:9100', '--inline-body-bytes', '0']. */
   readonly serveArgs?: readonly string[];
+  /** A file that gets the server's whole stdout and stderr (a --trace-gc log), appended. */
+  readonly outputFile?: string;
 }
 
 /**
@@ -68,6 +70,7 @@ export function kuraServePeer(diskCount: number, options: KuraPeerOptions = {}):
     persistence: { kind: 'durable' },
     readyTimeoutMs,
     connectionStringLine: kuraConnectionStringLine,
+    ...(options.outputFile === undefined ? {} : { outputFile: options.outputFile }),
     launch: ({ port, dataDirectory }: LaunchContext) => ({
       command: process.execPath,
       args: [

@@ -27,6 +27,8 @@ export interface ProcessPeerOptions {
    * the development account's connection string is used.
    */
   readonly connectionStringLine?: RegExp;
+  /** A file that gets the server's whole stdout and stderr, appended (ChildServerOptions.outputFile). */
+  readonly outputFile?: string;
 }
 
 export class ProcessPeer implements BenchPeer {
@@ -92,8 +94,8 @@ export class ProcessPeer implements BenchPeer {
     const context = this.context;
     if (context === null) throw new Error(`${this.name} not started`);
     const { command, args } = this.options.launch(context);
-    const readyLine = this.options.connectionStringLine;
-    const server = new ChildServer({ command, args, port: context.port, cwd: context.dataDirectory, readyTimeoutMs: this.options.readyTimeoutMs, ...(readyLine === undefined ? {} : { readyLine }) });
+    const { connectionStringLine: readyLine, outputFile } = this.options;
+    const server = new ChildServer({ command, args, port: context.port, cwd: context.dataDirectory, readyTimeoutMs: this.options.readyTimeoutMs, ...(readyLine === undefined ? {} : { readyLine }), ...(outputFile === undefined ? {} : { outputFile }) });
     await server.start();
     this.server = server;
     return { connectionString: printedConnectionString(server.printedValue, context.port) ?? devConnectionString(context.port), pid: server.pid };

@@ -9,6 +9,7 @@
 //   node bench/blob/profile-serve.ts --kind put --size 65536 --concurrency 16 --seconds 8 [--disks 1] [--client sdk|raw] [--out DIR] [--top 25]
 //   node bench/blob/profile-serve.ts --kind upload --size 8388608 --concurrency 4 --blob-mib 64 --seconds 20
 //   [--serve-arg=--inline-body-bytes --serve-arg=0] [--node-arg=--max-semi-space-size=64] [--no-profile]
+//   [--node-arg=--trace-gc-nvp --server-output FILE]   (the server's stdout and stderr appended to FILE)
 //
 // Besides the profile (the main thread only), it prints the server's CPU per operation by thread
 // (main thread, V8's GC and compiler workers, libuv's thread pool, workers): V8's concurrent GC
@@ -52,6 +53,8 @@ interface Options {
   readonly top: number;
   readonly serveArgs: readonly string[];
   readonly nodeArgs: readonly string[];
+  /** --server-output FILE: the server's stdout and stderr, appended (for --node-arg=--trace-gc-nvp). */
+  readonly serverOutput: string | undefined;
   /** Without --cpu-prof (its sampling thread costs CPU too): figures only. */
   readonly profile: boolean;
 }
@@ -63,7 +66,7 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 }
 
 function parseOptions(): Options {
-  const values = parseBenchArgs(headerUsage(import.meta.url), { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true }, 'no-profile': { type: 'boolean' } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true }, 'server-output': { type: 'string' }, 'no-profile': { type: 'boolean' } });
   const kind = kinds.find((candidate) => candidate === (values.kind ?? 'put'));
   const client = values.client ?? 'sdk';
   if (kind === undefined) throw new Error(`--kind must be one of ${kinds.join(', ')}`);
@@ -73,7 +76,7 @@ function parseOptions(): Options {
   const sizeBytes = positive(values.size, large ? 8 * MiB : 65_536, 'size');
   const blobBytes = positive(values['blob-mib'], 64, 'blob-mib') * MiB;
   if (large && blobBytes % sizeBytes !== 0) throw new Error('--blob-mib must be a whole number of blocks of --size');
-  return { kind, client, sizeBytes, blobBytes, concurrency: positive(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positive(values.disks, 1, 'disks'), out: values.out, top: positive(values.top, 25, 'top'), serveArgs: values['serve-arg'] ?? [], nodeArgs: values['node-arg'] ?? [], profile: values['no-profile'] !== true };
+  return { kind, client, sizeBytes, blobBytes, concurrency: positive(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positive(values.disks, 1, 'disks'), out: values.out, top: positive(values.top, 25, 'top'), serveArgs: values['serve-arg'] ?? [], nodeArgs: values['node-arg'] ?? [], serverOutput: values['server-output'], profile: values['no-profile'] !== true };
 }
 
 function port(connectionString: string): number {
@@ -144,7 +147,7 @@ function printRows(title: string, rows: readonly ProfileRow[]): void {
 async function main(): Promise<void> {
   const options = parseOptions();
   const directory = options.out ?? (await mkdtemp(join(tmpdir(), 'kura-serve-prof-')));
-  const peer = kuraServePeer(options.disks, { nodeArgs: [...(options.profile ? ['--cpu-prof', '--cpu-prof-dir', directory] : []), ...options.nodeArgs], serveArgs: options.serveArgs });
+  const peer = kuraServePeer(options.disks, { nodeArgs: [...(options.profile ? ['--cpu-prof', '--cpu-prof-dir', directory] : []), ...options.nodeArgs], serveArgs: options.serveArgs, ...(options.serverOutput === undefined ? {} : { outputFile: options.serverOutput }) });
   try {
     const endpoint = await peer.start();
     const client: LargeBlobClient = options.client === 'sdk'
