@@ -24,6 +24,12 @@ export const appendBytesMax = 4 * MiB;
  * directAppendBytesMin. */
 export const dataAppendBytesMax = 8 * MiB;
 if (appendBytesMax > dataAppendBytesMax) throw new Error('a partition record must fit one stream append');
+/** V8's old-generation limit is kept at least this high while the live heap is under half of it
+ * (util/heap-limit-floor.ts): at V8's own ~2× of kura serve's ~22 MB heap, uploads ran a full GC
+ * every ~25 MiB received; at 96 MiB, one per ~55-60 MiB (V8's external-memory step then decides).
+ * Costs at most 96 MiB less the live heap's own limit of extra heap. `KURA_HEAP_FLOOR_MIB=0` is
+ * the off switch. */
+export const heapLimitFloorBytes = 96 * MiB;
 /** Worker threads that MD5 large bodies (util/md5-pool.ts): 2 cores here, and the main thread keeps one busy. */
 export const md5WorkersMax = 1;
 /** A body at least this long is MD5'd on a worker (md5-pool.ts); a smaller one on the main thread, where a message round trip would cost more than its hash. */
