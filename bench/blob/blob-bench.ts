@@ -10,6 +10,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ProgressSink } from '../lib/progress.ts';
 import { evaluateGoals, goalRows, lossTotals } from './goals.ts';
+import { goalRoundPeerNames, idleCpuRows, rateRoundCells, roundsPlanPeer, roundTableRows, roundWorkloads, type RatedRoundCell, type RoundWorkload } from './goal-rounds.ts';
+import { runGoalRounds, type GoalRoundsOutcome } from './run-goal-rounds.ts';
 import { fsyncAppendBounds, measureMachineLimits, type MachineLimits } from './limits.ts';
 import { PeerUnavailableError, type BenchPeer } from './peer.ts';
 import { clusterWorkloads, devClusterPeer, isClusterPeer } from './cluster-peer.ts';
@@ -17,10 +19,9 @@ import { azuritePeer, kuraServePeer, nullServerPeer } from './peers.ts';
 import type { BlobProfile } from './profiles.ts';
 import { chartInput, describeRun, limitRows, tableRows, withRatios } from './report.ts';
 import type { PeerStatus, SkippedWorkload, WorkloadResult } from './results.ts';
-import { correctionFactor, estimateWorkloadMs, planBudget, planWorkloads, priorCosts, type BudgetPlan, type PeerCosts, type PlanDecision, type PlanWorkload } from './budget-plan.ts';
-import { SdkBlobClient } from './sdk-client.ts';
+import { correctionFactor, estimateWorkloadMs, planBudget, planWorkloads, priorCosts, type BudgetPlan, type PeerCosts, type PlanDecision, type PlanPeer, type PlanWorkload } from './budget-plan.ts';
 import { renderBarChart } from './svg-chart.ts';
-import { runWorkload, specLabel, warmUp, workloadSpecs, type WorkloadSpec } from './workloads.ts';
+import { runWorkload, specLabel, startSession, warmUp, workloadSpecs, type WorkloadSpec } from './workloads.ts';
 
 /**
  * Every default peer, in the order a run without --peers starts them: the goals' three first
@@ -74,7 +75,9 @@ function selectedSpecs(profile: BlobProfile, options: BlobRunOptions): WorkloadS
 export function blobBenchSteps(profile: BlobProfile, peerNames: readonly string[], options: BlobRunOptions = {}): number {
   const specs = selectedSpecs(profile, options);
   const names = options.running === undefined ? peerNames : [options.running.name, ...peerNames];
-  return 2 * (profile.sizesBytes.length + 1) + names.reduce((steps, name) => steps + peerSpecs(name, specs).length + 1, 0);
+  const rounds = options.running === undefined ? roundWorkloads(specs, peerNames) : [];
+  const roundSteps = rounds.length === 0 ? 0 : new Set(rounds.flatMap((workload) => workload.peers)).size + rounds.length * profile.goalRounds;
+  return 2 * (profile.sizesBytes.length + 1) + names.reduce((steps, name) => steps + peerSpecs(name, specs).length + 1, 0) + roundSteps;
 }
 
 function load1m(): number {
@@ -102,28 +105,66 @@ function plannedPeers(factories: readonly (() => BenchPeer)[], specs: readonly W
   });
 }
 
+/** How the run's finished workloads compared with their estimates (1 with none yet): a loaded machine slows every peer alike. */
+function runFactor(entries: readonly PlannedPeer[]): number {
+  const actualMs = entries.reduce((sum, other) => sum + other.actualMs, 0);
+  const estimatedMs = entries.reduce((sum, other) => sum + other.estimatedMs, 0);
+  return correctionFactor(actualMs, estimatedMs);
+}
+
 /**
  * A workload's estimate with the peer's costs as measured so far, times (except a listing, whose
  * population rate is measured) the peer's correction factor, or the whole run's for a peer with
- * no finished workload yet: a loaded machine slows every peer alike.
+ * no finished workload yet.
  */
 function currentEstimateMs(entries: readonly PlannedPeer[], entry: PlannedPeer, planned: PlannedPeer['ordered'][number], profile: BlobProfile): number {
   const spec = planned.spec;
   const estimate = estimateWorkloadMs(spec, profile, entry.costs, { afterRestart: planned.afterRestart });
   if (spec.kind === 'list') return estimate;
-  if (entry.estimatedMs > 0) return estimate * correctionFactor(entry.actualMs, entry.estimatedMs);
-  const actualMs = entries.reduce((sum, other) => sum + other.actualMs, 0);
-  const estimatedMs = entries.reduce((sum, other) => sum + other.estimatedMs, 0);
-  return estimate * correctionFactor(actualMs, estimatedMs);
+  return estimate * (entry.estimatedMs > 0 ? correctionFactor(entry.actualMs, entry.estimatedMs) : runFactor(entries));
 }
 
-/** The plan for everything from peer `peerIndex`'s workload `workloadIndex` on, within what is left of the budget. */
-function replan(entries: readonly PlannedPeer[], peerIndex: number, workloadIndex: number, profile: BlobProfile, budgetLeftMs: number): BudgetPlan {
-  const peers = entries.slice(peerIndex).map((entry, index) => ({
-    name: entry.peer.name,
-    startMs: entry.started ? 0 : entry.costs.startMs,
-    workloads: entry.ordered.slice(index === 0 ? workloadIndex : 0).map((planned) => ({ ...planned.workload, estimateMs: currentEstimateMs(entries, entry, planned, profile) })),
-  }));
+/**
+ * The goal rounds' place in the run: after the last peer they use (`afterPeerIndex`), so the
+ * planner reserves them among the goal cells in run order; 'pending' until they start.
+ */
+interface RoundsSlot {
+  readonly workloads: readonly RoundWorkload[];
+  readonly afterPeerIndex: number;
+  state: 'pending' | 'running' | 'done';
+}
+
+function roundsSlot(entries: readonly PlannedPeer[], specs: readonly WorkloadSpec[], options: BlobRunOptions): RoundsSlot | null {
+  if (options.running !== undefined) return null;
+  const workloads = roundWorkloads(specs, entries.map((entry) => entry.peer.name));
+  const used = new Set(workloads.flatMap((workload) => workload.peers));
+  const afterPeerIndex = entries.reduce((last, entry, index) => (used.has(entry.peer.name) ? index : last), -1);
+  return workloads.length === 0 ? null : { workloads, afterPeerIndex, state: 'pending' };
+}
+
+function roundsPlan(entries: readonly PlannedPeer[], rounds: RoundsSlot, profile: BlobProfile, fromWorkload: number): PlanPeer {
+  const costsOf = (name: string): PeerCosts => entries.find((entry) => entry.peer.name === name)?.costs ?? priorCosts(name, false);
+  return roundsPlanPeer(rounds.workloads, profile, { costsOf, fromWorkload, started: rounds.state === 'running', factor: runFactor(entries) });
+}
+
+/** Where a plan starts: a peer's workload, or the goal rounds' workload. */
+type PlanFrom = { readonly kind: 'peer'; readonly peerIndex: number; readonly workloadIndex: number } | { readonly kind: 'rounds'; readonly workloadIndex: number };
+
+/** The plan for everything from `from` on (the goal rounds in their slot), within what is left of the budget. */
+function replan(entries: readonly PlannedPeer[], from: PlanFrom, profile: BlobProfile, budgetLeftMs: number, rounds: RoundsSlot | null): BudgetPlan {
+  const peers: PlanPeer[] = [];
+  if (from.kind === 'rounds' && rounds !== null) peers.push(roundsPlan(entries, rounds, profile, from.workloadIndex));
+  const firstPeer = from.kind === 'peer' ? from.peerIndex : (rounds?.afterPeerIndex ?? -1) + 1;
+  for (const [index, entry] of entries.entries()) {
+    if (index < firstPeer) continue;
+    const fromWorkload = from.kind === 'peer' && index === from.peerIndex ? from.workloadIndex : 0;
+    peers.push({
+      name: entry.peer.name,
+      startMs: entry.started ? 0 : entry.costs.startMs,
+      workloads: entry.ordered.slice(fromWorkload).map((planned) => ({ ...planned.workload, estimateMs: currentEstimateMs(entries, entry, planned, profile) })),
+    });
+    if (rounds?.state === 'pending' && index === rounds.afterPeerIndex) peers.push(roundsPlan(entries, rounds, profile, 0));
+  }
   return planBudget(peers, budgetLeftMs);
 }
 
@@ -147,25 +188,36 @@ function learnCosts(costs: PeerCosts, rows: readonly WorkloadResult[], profile: 
 }
 
 /** Starts one peer (unless the plan has nothing for it), runs the workloads the plan keeps as it goes, and always stops it. */
-async function runPeer(entries: readonly PlannedPeer[], peerIndex: number, profile: BlobProfile, progress: ProgressSink, budgetEndMs: number): Promise<{ status: PeerStatus; results: WorkloadResult[] }> {
+/** What runPeer and the goal rounds share: the planned peers, the rounds' slot, the profile, the progress bar and when the budget ends. */
+interface RunContext {
+  readonly entries: readonly PlannedPeer[];
+  readonly rounds: RoundsSlot | null;
+  readonly profile: BlobProfile;
+  readonly progress: ProgressSink;
+  readonly budgetEndMs: number;
+}
+
+function decisionsFrom(context: RunContext, from: PlanFrom): readonly PlanDecision[] {
+  return replan(context.entries, from, context.profile, context.budgetEndMs - performance.now(), context.rounds).decisions;
+}
+
+async function runPeer(context: RunContext, peerIndex: number): Promise<{ status: PeerStatus; results: WorkloadResult[] }> {
+  const { entries, profile, progress } = context;
   const entry = entries[peerIndex];
   if (entry === undefined) throw new Error(`no peer ${peerIndex}`);
   const peer = entry.peer;
   const results: WorkloadResult[] = [];
   const skipped: SkippedWorkload[] = [];
-  const decisionNow = (index: number): PlanDecision | undefined => replan(entries, peerIndex, index, profile, budgetEndMs - performance.now()).decisions[0];
-  const startPlan = replan(entries, peerIndex, 0, profile, budgetEndMs - performance.now()).decisions.filter((decision) => decision.peer === peer.name);
+  const decisionNow = (index: number): PlanDecision | undefined => decisionsFrom(context, { kind: 'peer', peerIndex, workloadIndex: index })[0];
+  const startPlan = decisionsFrom(context, { kind: 'peer', peerIndex, workloadIndex: 0 }).filter((decision) => decision.peer === peer.name);
   if (!startPlan.some((decision) => decision.run)) {
     progress.step(`${peer.name}: not started (time budget)`);
     return { status: { name: peer.name, status: 'skipped', skipped: startPlan.map((decision) => ({ workload: decision.label, reason: decision.reason ?? '' })) }, results };
   }
   try {
     progress.step(`${peer.name}: starting`);
-    const endpoint = await peer.start();
+    const session = await startSession(peer, profile);
     entry.started = true;
-    const sdk = new SdkBlobClient({ connectionString: endpoint.spreadConnectionStrings ?? endpoint.connectionString, maxTries: 1 });
-    const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
-    const session = { peer, profile, connectionString: endpoint.connectionString, sdk, setup };
     // Whether the last workload ended with a kill -9 restart (every write workload of a durable peer).
     let restarted = false;
     const measuredSmallPuts = { rate: 0 };
@@ -209,7 +261,9 @@ export function dryRunPlan(profile: BlobProfile, peerNames: readonly string[], o
     const factory = allPeers[name] ?? optionalPeers[name];
     return factory === undefined ? [] : [factory];
   });
-  return replan(plannedPeers(factories, selectedSpecs(profile, options), profile, []), 0, 0, profile, profile.runBudgetMs - limitsEstimateMs(profile));
+  const specs = selectedSpecs(profile, options);
+  const entries = plannedPeers(factories, specs, profile, []);
+  return replan(entries, { kind: 'peer', peerIndex: 0, workloadIndex: 0 }, profile, profile.runBudgetMs - limitsEstimateMs(profile), roundsSlot(entries, specs, options));
 }
 
 /** The machine limits' wall time: a fsync'd append and a sequential read loop per size. */
@@ -241,6 +295,45 @@ export interface BlobBenchOutcome {
 }
 
 /** Runs the limits and every peer; returns the report, chart and tables (nothing printed). */
+/** The goal rounds in their slot, over the peers whose own runs went through. */
+async function runRoundsSlot(context: RunContext, rounds: RoundsSlot, peers: readonly PeerStatus[]): Promise<GoalRoundsOutcome> {
+  const ran = new Set(peers.filter((peer) => peer.status === 'ran').map((peer) => peer.name));
+  const workloads = rounds.workloads.map((workload) => ({ spec: workload.spec, peers: workload.peers.filter((name) => ran.has(name)) }));
+  const factories = new Map(goalRoundPeerNames.flatMap((name) => {
+    const factory = allPeers[name];
+    return factory === undefined ? [] : [[name, factory] as const];
+  }));
+  rounds.state = 'running';
+  try {
+    return await runGoalRounds({ workloads, factories, profile: context.profile, progress: context.progress, decide: (index) => decisionsFrom(context, { kind: 'rounds', workloadIndex: index })[0] });
+  } finally {
+    rounds.state = 'done';
+  }
+}
+
+/** Every peer's own run in order, and the goal rounds in their slot. */
+async function runPeersAndRounds(context: RunContext): Promise<{ peers: PeerStatus[]; results: WorkloadResult[]; rounds: GoalRoundsOutcome | null }> {
+  const peers: PeerStatus[] = [];
+  const results: WorkloadResult[] = [];
+  let rounds: GoalRoundsOutcome | null = null;
+  for (const [index, entry] of context.entries.entries()) {
+    const before = context.progress.done;
+    const outcome = await runPeer(context, index);
+    context.progress.skipTo(before + entry.ordered.length + 1);
+    peers.push(outcome.status);
+    results.push(...outcome.results);
+    if (context.rounds !== null && index === context.rounds.afterPeerIndex) rounds = await runRoundsSlot(context, context.rounds, peers);
+  }
+  return { peers, results, rounds };
+}
+
+/** The rounds' part of the JSON: their cells rated per round, what was skipped and why. */
+function roundsReport(outcome: GoalRoundsOutcome | null, cells: readonly RatedRoundCell[]): Record<string, unknown> | null {
+  if (outcome === null) return null;
+  return { rounds: outcome.rounds, order: 'rotated: round r measures its peers rotated right by r', outcome: outcome.outcome, skipped: outcome.skipped, unavailable: outcome.unavailable, cells };
+}
+
+/** Runs the limits, every peer and the goal rounds; returns the report, chart and tables (nothing printed). */
 export async function runBlobBench(profile: BlobProfile, peerNames: readonly string[], progress: ProgressSink, options: BlobRunOptions = {}): Promise<BlobBenchOutcome> {
   checkPeerNames(peerNames);
   const startedMs = performance.now();
@@ -248,31 +341,24 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
   const loadAverageAtStart = loadavg();
   const specs = selectedSpecs(profile, options);
   const limits = await measureLimits(profile, progress);
-  const peers: PeerStatus[] = [];
-  const results: WorkloadResult[] = [];
   const running = options.running;
   const factories = [...(running === undefined ? [] : [() => running]), ...peerNames.flatMap((name) => {
     const factory = allPeers[name] ?? optionalPeers[name];
     return factory === undefined ? [] : [factory];
   })];
-  const budgetEndMs = startedMs + profile.runBudgetMs;
   const entries = plannedPeers(factories, specs, profile, running === undefined ? [] : [running.name]);
-  const initialPlan = replan(entries, 0, 0, profile, budgetEndMs - performance.now());
-  for (const [index, entry] of entries.entries()) {
-    const before = progress.done;
-    const outcome = await runPeer(entries, index, profile, progress, budgetEndMs);
-    progress.skipTo(before + entry.ordered.length + 1);
-    peers.push(outcome.status);
-    results.push(...outcome.results);
-  }
+  const context: RunContext = { entries, rounds: roundsSlot(entries, specs, options), profile, progress, budgetEndMs: startedMs + profile.runBudgetMs };
+  const initialPlan = replan(entries, { kind: 'peer', peerIndex: 0, workloadIndex: 0 }, profile, context.budgetEndMs - performance.now(), context.rounds);
+  const { peers, results, rounds } = await runPeersAndRounds(context);
   const date = new Date().toISOString();
   const rated = withRatios(results, limits, profile);
-  const goals = evaluateGoals(rated);
+  const roundCells = rateRoundCells(rounds?.cells ?? [], limits, profile.bigBlockBytes);
+  const goals = evaluateGoals(rated, roundCells);
   const losses = lossTotals(results);
   const subtitle = `${profile.name} profile, ${date.slice(0, 10)}, Node ${process.version}, load average at start ${loadAverageAtStart[0]?.toFixed(1) ?? '?'}; bars scaled per workload; bench/results/*.json has every figure`;
   const svg = renderBarChart(chartInput({ results, peers, title: 'Kura blob benchmark: @azure/storage-blob against each peer', subtitle }));
-  const report = { benchmark: 'blob', profile: profile.name, date, loadAverageAtStart, ...describeRun(tmpdir()), bounds: profile, budget: { budgetSeconds: profile.runBudgetMs / 1000, initialPlan: initialPlan.decisions, initialPlannedSeconds: initialPlan.plannedMs / 1000 }, peers, limits, goals, lossesAfterKill9: losses, results: rated, elapsedSeconds: (performance.now() - startedMs) / 1000 };
-  return { report, svg, tables: [limitRows(limits), tableRows(rated, peers), goalRows(goals), losses.map((loss) => ({ ...loss }))] };
+  const report = { benchmark: 'blob', profile: profile.name, date, loadAverageAtStart, ...describeRun(tmpdir()), bounds: profile, budget: { budgetSeconds: profile.runBudgetMs / 1000, initialPlan: initialPlan.decisions, initialPlannedSeconds: initialPlan.plannedMs / 1000 }, peers, limits, goals, lossesAfterKill9: losses, results: rated, goalRounds: roundsReport(rounds, roundCells), elapsedSeconds: (performance.now() - startedMs) / 1000 };
+  return { report, svg, tables: [limitRows(limits), tableRows(rated, peers), roundTableRows(roundCells), idleCpuRows(roundCells), goalRows(goals), losses.map((loss) => ({ ...loss }))] };
 }
 
 export function printBlobTables(outcome: BlobBenchOutcome): void {

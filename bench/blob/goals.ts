@@ -8,8 +8,15 @@
 // server (it stores nothing and answers at once) with the same client in the same run. The client
 // and the server share the machine's cores, so when even the null server misses a target, no
 // server can meet it here with that client; the table says so instead of leaving a bare "NOT met".
+//
+// When the run has goal rounds (goal-rounds.ts) for a verdict's peer and workload, the verdict's
+// ratio and ceiling are the medians of the rounds' ratios (each dividing cells measured one right
+// after the other), with their min-max; its latency conditions are read from the round with the
+// median p99; its "0 lost" still from the peer's own row, whose write loop was checked by kill -9.
+// Without rounds (older result files, kura-3disk, a dev cluster) a verdict reads the single cells.
 import { lostLabel, nullServerPeerName, azuriteDiskPeerName, primaryRate, ratio as rateRatio, type RatioSet } from './ratios.ts';
 import type { WorkloadResult } from './results.ts';
+import { cellsOf, spread, spreadText, type RatedRoundCell, type Spread } from './goal-rounds.ts';
 
 export type RatedResult = WorkloadResult & { readonly ratios: RatioSet };
 
@@ -43,6 +50,17 @@ export interface GoalVerdict {
   readonly ceiling: GoalCeiling | null;
   /** false when even the null server misses the target or a client-bound condition: out of reach here. */
   readonly reachable: boolean | null;
+  /** Present when the verdict comes from goal rounds: the rounds' ratios and ceilings, median (= ratio) and min-max. */
+  readonly rounds?: GoalRounds;
+}
+
+export interface GoalRounds {
+  readonly ratios: readonly (number | null)[];
+  readonly ratio: Spread | null;
+  readonly ceilingRatios: readonly (number | null)[];
+  readonly ceiling: Spread | null;
+  /** The 1-minute load average at the start of each round (its first cell of this workload). */
+  readonly loadAverages1m: readonly number[];
 }
 
 interface GoalDefinition {
@@ -136,7 +154,9 @@ function ceiling(definition: GoalDefinition, result: RatedResult, results: reado
   return { ratio: definition.ceilingOf(nullServer, sameWorkload), conditions };
 }
 
-function verdict(definition: GoalDefinition, result: RatedResult, results: readonly RatedResult[]): GoalVerdict {
+function verdict(definition: GoalDefinition, result: RatedResult, results: readonly RatedResult[], rounds: readonly RatedRoundCell[]): GoalVerdict {
+  const own = cellsOf(rounds, result.peer, result.workload);
+  if (own.length > 0) return roundsVerdict(definition, result, own, rounds);
   const ratio = definition.ratioOf(result.ratios);
   const conditions = definition.conditions(result);
   const reach = ceiling(definition, result, results);
@@ -149,12 +169,64 @@ function verdict(definition: GoalDefinition, result: RatedResult, results: reado
   };
 }
 
-/** Every goal × Kura peer × client that the run has a row for. */
-export function evaluateGoals(results: readonly RatedResult[]): GoalVerdict[] {
+/** The cell with the median p99 (the lower middle one of an even count): its latency conditions stand for the rounds'. */
+function latencyConditions(definition: GoalDefinition, cells: readonly RatedResult[]): GoalCondition[] {
+  const sorted = [...cells].sort((a, b) => a.throughput.latency.p99Ms - b.throughput.latency.p99Ms);
+  const cell = sorted[Math.floor((sorted.length - 1) / 2)];
+  return cell === undefined ? [] : definition.conditions(cell).filter((condition) => condition.clientBound === true);
+}
+
+function spreadOf(values: readonly (number | null)[]): Spread | null {
+  return spread(values.filter((value) => value !== null));
+}
+
+/** The null server's score in one round: the goal's ceiling measure over that round's cells. */
+function ceilingInRound(definition: GoalDefinition, inRound: readonly RatedRoundCell[]): number | null {
+  const nullServer = inRound.find((cell) => cell.peer === nullServerPeerName);
+  if (nullServer === undefined || definition.ceilingOf === undefined) return null;
+  return definition.ceilingOf(nullServer, (peer) => inRound.find((cell) => cell.peer === peer));
+}
+
+/** The 1-minute load average when a round began (its first cell). */
+function roundLoad(inRound: readonly RatedRoundCell[]): number {
+  const first = [...inRound].sort((a, b) => a.position - b.position)[0];
+  return first?.loadAverage1m?.atStart ?? Number.NaN;
+}
+
+/**
+ * A verdict from goal rounds: the median of the rounds' ratios, the ceiling the median of each
+ * round's null-server score; "0 lost" from the peer's own (kill -9 checked) row, latency from the
+ * rounds.
+ */
+function roundsVerdict(definition: GoalDefinition, result: RatedResult, own: readonly RatedRoundCell[], rounds: readonly RatedRoundCell[]): GoalVerdict {
+  const ratios = own.map((cell) => definition.ratioOf(cell.ratios));
+  const ratio = spreadOf(ratios);
+  const conditions = [...definition.conditions(result).filter((condition) => condition.clientBound !== true), ...latencyConditions(definition, own)];
+  const roundsCells = own.map((cell) => rounds.filter((other) => other.round === cell.round && other.workload === cell.workload));
+  const nullCells = roundsCells.flatMap((inRound) => inRound.filter((other) => other.peer === nullServerPeerName));
+  const ceilingRatios = roundsCells.map((inRound) => ceilingInRound(definition, inRound));
+  const ceilingSpread = spreadOf(ceilingRatios);
+  const reach = definition.ceilingOf === undefined || nullCells.length === 0 ? null : { ratio: ceilingSpread?.median ?? null, conditions: latencyConditions(definition, nullCells) };
+  const median = ratio?.median ?? null;
+  return {
+    goal: definition.goal, peer: result.peer, client: result.client, workload: result.workload, measure: definition.measure,
+    ratio: median, target: definition.target, conditions,
+    met: passes(median, definition.target, conditions),
+    ceiling: reach,
+    reachable: reach === null ? null : passes(reach.ratio, definition.target, reach.conditions),
+    rounds: { ratios, ratio, ceilingRatios, ceiling: ceilingSpread, loadAverages1m: roundsCells.map(roundLoad) },
+  };
+}
+
+/**
+ * Every goal × Kura peer × client that the run has a row for; from the goal rounds' cells where
+ * the run has them for that peer and workload (rated per round: goal-rounds.ts rateRoundCells).
+ */
+export function evaluateGoals(results: readonly RatedResult[], rounds: readonly RatedRoundCell[] = []): GoalVerdict[] {
   const verdicts: GoalVerdict[] = [];
   for (const definition of goalDefinitions) {
     for (const peer of definition.peers) {
-      for (const result of results) if (result.peer === peer && definition.select(result)) verdicts.push(verdict(definition, result, results));
+      for (const result of results) if (result.peer === peer && definition.select(result)) verdicts.push(verdict(definition, result, results, rounds));
     }
   }
   return verdicts;
@@ -193,9 +265,9 @@ function conditionsText(conditions: readonly GoalCondition[]): string {
   return conditions.map((condition) => `${condition.text}${condition.met ? '' : ' ✗'}`).join('; ');
 }
 
-function ceilingText(reach: GoalCeiling | null): string {
+function ceilingText(reach: GoalCeiling | null, rounds: Spread | null): string {
   if (reach === null) return '';
-  const figure = reach.ratio === null ? 'no figure' : reach.ratio.toFixed(2);
+  const figure = rounds !== null ? spreadText(rounds) : reach.ratio === null ? 'no figure' : reach.ratio.toFixed(2);
   return reach.conditions.length === 0 ? figure : `${figure}; ${conditionsText(reach.conditions)}`;
 }
 
@@ -205,15 +277,21 @@ function metText(entry: GoalVerdict): string {
   return entry.reachable === false ? 'NOT met (out of reach here: the null server misses it too)' : 'NOT met';
 }
 
+function measuredText(entry: GoalVerdict): string {
+  if (entry.ratio === null) return 'no figure';
+  const rounds = entry.rounds?.ratio ?? null;
+  return `${rounds === null ? entry.ratio.toFixed(2) : spreadText(rounds)} ${entry.measure}`;
+}
+
 export function goalRows(verdicts: readonly GoalVerdict[]): Record<string, string>[] {
   return verdicts.map((entry) => ({
     goal: entry.goal,
     peer: entry.peer,
     client: entry.client,
-    measured: entry.ratio === null ? 'no figure' : `${entry.ratio.toFixed(2)} ${entry.measure}`,
+    measured: measuredText(entry),
     target: `≥ ${entry.target}`,
     conditions: conditionsText(entry.conditions),
-    'null server (ceiling)': ceilingText(entry.ceiling),
+    'null server (ceiling)': ceilingText(entry.ceiling, entry.rounds?.ceiling ?? null),
     met: metText(entry),
   }));
 }

@@ -72,6 +72,12 @@ export interface BlobProfile {
    * their sum, so quick stays under 5 minutes and full under 30 with the stream part.
    */
   readonly runBudgetMs: number;
+  /**
+   * Rounds of the goal workloads after the per-peer runs (goal-rounds.ts): the goal peers up at
+   * once, each round measuring them one right after the other in a rotated order; the goals'
+   * verdicts are the median of the rounds' ratios.
+   */
+  readonly goalRounds: number;
 }
 
 /**
@@ -126,6 +132,7 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     listPopulateConcurrency: 64,
     mixedDurationMs: 1_500,
     runBudgetMs: 270_000,
+    goalRounds: 3,
   },
   full: {
     ...common,
@@ -154,6 +161,7 @@ export const blobProfiles: Readonly<Record<'quick' | 'full', BlobProfile>> = {
     // 24 min: the stream part before it takes ~4 min with its 5 s cases (stream-bench.ts), so the
     // whole `npm run bench -- --profile full` stays under 30 min with ~2 min to spare.
     runBudgetMs: 1_440_000,
+    goalRounds: 5,
   },
 };
 

@@ -14,7 +14,7 @@ import { ProcessSampler } from './proc-sample.ts';
 import { goalCells, sizeLabel, type BlobProfile, type PutGetCell } from './profiles.ts';
 import { RawBlobClient } from './raw-client.ts';
 import type { WorkloadKind, WorkloadResult } from './results.ts';
-import type { SdkBlobClient } from './sdk-client.ts';
+import { SdkBlobClient } from './sdk-client.ts';
 
 export type WorkloadSpec =
   | PutGetCell
@@ -33,6 +33,19 @@ export interface PeerSession {
   readonly sdk: SdkBlobClient;
   /** An SDK client that retries, for untimed setup and cleanup right after a restart. */
   readonly setup: SdkBlobClient;
+  /**
+   * 'kill-9' (default): every write workload of a durable peer ends with the kill -9 check.
+   * 'none': the goal rounds (goal-rounds.ts), whose peers stay up; the check is in each peer's own run.
+   */
+  readonly durabilityCheck?: 'kill-9' | 'none';
+}
+
+/** Starts the peer and makes the session's clients from the endpoint it printed. */
+export async function startSession(peer: BenchPeer, profile: BlobProfile, options: { readonly durabilityCheck?: 'kill-9' | 'none' } = {}): Promise<PeerSession> {
+  const endpoint = await peer.start();
+  const sdk = new SdkBlobClient({ connectionString: endpoint.spreadConnectionStrings ?? endpoint.connectionString, maxTries: 1 });
+  const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
+  return { peer, profile, connectionString: endpoint.connectionString, sdk, setup, ...options };
 }
 
 /** The put/get loops of a profile: its own cells, or every size × concurrency. */
@@ -149,9 +162,10 @@ function writeOperationsMax(profile: BlobProfile, sizeBytes: number): number {
   return Math.max(1, Math.min(profile.operationsMax, Math.floor(profile.workloadBytesMax / sizeBytes)));
 }
 
-function readBack(session: PeerSession, ledger: readonly LedgerEntry[]): Promise<DurabilityOutcome> {
+async function readBack(session: PeerSession, ledger: readonly LedgerEntry[]): Promise<DurabilityOutcome> {
+  if (session.durabilityCheck === 'none') return { result: { kind: 'not-applicable', why: 'goal round: the kill -9 check is in the peer\'s own run' }, lost: [] };
   const profile = session.profile;
-  return checkDurability({ peer: session.peer, ledger, concurrency: profile.checkConcurrency, deadlineMs: profile.longOperationMs, method: 'read-back', listPageSize: profile.listPageSize });
+  return await checkDurability({ peer: session.peer, ledger, concurrency: profile.checkConcurrency, deadlineMs: profile.longOperationMs, method: 'read-back', listPageSize: profile.listPageSize });
 }
 
 /**
