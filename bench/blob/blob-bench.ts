@@ -330,7 +330,7 @@ async function runPeersAndRounds(context: RunContext): Promise<{ peers: PeerStat
 /** The rounds' part of the JSON: their cells rated per round, what was skipped and why. */
 function roundsReport(outcome: GoalRoundsOutcome | null, cells: readonly RatedRoundCell[]): Record<string, unknown> | null {
   if (outcome === null) return null;
-  return { rounds: outcome.rounds, order: 'rotated: round r measures its peers rotated right by r', outcome: outcome.outcome, skipped: outcome.skipped, unavailable: outcome.unavailable, cells };
+  return { rounds: outcome.rounds, order: 'rotated: round r measures its peers rotated right by r', outcome: outcome.outcome, skipped: outcome.skipped, unavailable: outcome.unavailable, idleCpuMsPerSecond: outcome.idleCpuMsPerSecond, cells };
 }
 
 /** Runs the limits, every peer and the goal rounds; returns the report, chart and tables (nothing printed). */
@@ -358,7 +358,7 @@ export async function runBlobBench(profile: BlobProfile, peerNames: readonly str
   const subtitle = `${profile.name} profile, ${date.slice(0, 10)}, Node ${process.version}, load average at start ${loadAverageAtStart[0]?.toFixed(1) ?? '?'}; bars scaled per workload; bench/results/*.json has every figure`;
   const svg = renderBarChart(chartInput({ results, peers, title: 'Kura blob benchmark: @azure/storage-blob against each peer', subtitle }));
   const report = { benchmark: 'blob', profile: profile.name, date, loadAverageAtStart, ...describeRun(tmpdir()), bounds: profile, budget: { budgetSeconds: profile.runBudgetMs / 1000, initialPlan: initialPlan.decisions, initialPlannedSeconds: initialPlan.plannedMs / 1000 }, peers, limits, goals, lossesAfterKill9: losses, results: rated, goalRounds: roundsReport(rounds, roundCells), elapsedSeconds: (performance.now() - startedMs) / 1000 };
-  return { report, svg, tables: [limitRows(limits), tableRows(rated, peers), roundTableRows(roundCells), idleCpuRows(roundCells), goalRows(goals), losses.map((loss) => ({ ...loss }))] };
+  return { report, svg, tables: [limitRows(limits), tableRows(rated, peers), roundTableRows(roundCells), idleCpuRows(roundCells, rounds?.idleCpuMsPerSecond), goalRows(goals), losses.map((loss) => ({ ...loss }))] };
 }
 
 export function printBlobTables(outcome: BlobBenchOutcome): void {

@@ -21,6 +21,9 @@ import { isGoalSpec, specLabel, type WorkloadSpec } from './workloads.ts';
 export const roundsKuraPeerName = 'kura-1disk';
 /** Every peer the rounds may start, in their base order. */
 export const goalRoundPeerNames: readonly string[] = [roundsKuraPeerName, azuriteDiskPeerName, nullServerPeerName];
+/** The pause after the warm-ups (deleting their containers keeps a server busy for ~1 s), then the idle probe's length. */
+export const settleMs = 1_500;
+export const idleProbeMs = 1_000;
 /** The planner's and the tables' name for the rounds phase. */
 export const goalRoundsLabel = 'goal rounds';
 
@@ -112,13 +115,16 @@ export function roundTableRows(cells: readonly RoundCell[]): Record<string, stri
   });
 }
 
-/** Per peer: the CPU it spent while another peer was measured (ms a second), median and max over the cells. */
-export function idleCpuRows(cells: readonly RoundCell[]): Record<string, string | number>[] {
-  const byPeer = new Map<string, number[]>();
+/**
+ * Per peer: its CPU (ms a second) in the idle probe before the rounds (`idleProbe`), and while
+ * another peer was measured, median and max over those cells.
+ */
+export function idleCpuRows(cells: readonly RoundCell[], idleProbe: Readonly<Record<string, number>> = {}): Record<string, string | number>[] {
+  const byPeer = new Map<string, number[]>(Object.keys(idleProbe).map((peer) => [peer, []]));
   for (const cell of cells) for (const [peer, msPerSecond] of Object.entries(cell.othersCpuMsPerSecond)) byPeer.set(peer, [...(byPeer.get(peer) ?? []), msPerSecond]);
   return [...byPeer].map(([peer, values]) => {
     const figures = spread(values);
-    return { 'idle peer': peer, 'CPU ms/s while another peer ran (median)': figures?.median.toFixed(1) ?? '', max: figures?.max.toFixed(1) ?? '', cells: values.length };
+    return { 'idle peer': peer, 'CPU ms/s idle before the rounds': idleProbe[peer]?.toFixed(1) ?? '', 'while another peer ran: median': figures?.median.toFixed(1) ?? '', max: figures?.max.toFixed(1) ?? '', cells: values.length };
   });
 }
 
@@ -136,7 +142,7 @@ export function roundsPlanPeer(workloads: readonly RoundWorkload[], profile: Blo
   const costsOf = options.costsOf ?? ((peer: string) => priorCosts(peer, false));
   const factor = options.factor ?? 1;
   const peers = [...new Set(workloads.flatMap((workload) => workload.peers))];
-  const startMs = options.started === true ? 0 : peers.reduce((sum, peer) => sum + costsOf(peer).startMs + costsOf(peer).warmUpMs, 0);
+  const startMs = options.started === true ? 0 : settleMs + idleProbeMs + peers.reduce((sum, peer) => sum + costsOf(peer).startMs + costsOf(peer).warmUpMs, 0);
   return {
     name: goalRoundsLabel,
     startMs,

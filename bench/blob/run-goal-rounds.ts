@@ -8,7 +8,7 @@
 import { loadavg } from 'node:os';
 import type { ProgressSink } from '../lib/progress.ts';
 import type { PlanDecision } from './budget-plan.ts';
-import { roundOrder, type RoundCell, type RoundWorkload } from './goal-rounds.ts';
+import { idleProbeMs, roundOrder, settleMs, type RoundCell, type RoundWorkload } from './goal-rounds.ts';
 import { PeerUnavailableError, type BenchPeer } from './peer.ts';
 import type { BlobProfile } from './profiles.ts';
 import type { SkippedWorkload } from './results.ts';
@@ -23,6 +23,8 @@ export interface GoalRoundsOutcome {
   readonly cells: readonly RoundCell[];
   /** Goal workloads the plan left out (time budget), and why. */
   readonly skipped: readonly SkippedWorkload[];
+  /** Each started peer's CPU (ms a second) over idleProbeMs after every warm-up and a pause: an idle server should show ~0. */
+  readonly idleCpuMsPerSecond: Readonly<Record<string, number>>;
   /** Peers that could not start: their workloads ran without them (or not at all with fewer than two peers). */
   readonly unavailable: readonly { readonly peer: string; readonly reason: string }[];
   readonly outcome: GoalRoundsStatus;
@@ -37,6 +39,16 @@ export interface GoalRoundsOptions {
   readonly decide: (index: number) => PlanDecision | undefined;
 }
 
+/** Every started peer's CPU over idleProbeMs, after the warm-ups have settled: the figure that says "idle" means idle. */
+async function idleCpu(sessions: ReadonlyMap<string, PeerSession>): Promise<Record<string, number>> {
+  await new Promise((resolve) => setTimeout(resolve, settleMs));
+  const before = [...sessions.values()].map((session) => session.peer.sample().cpuSeconds);
+  const t0 = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, idleProbeMs));
+  const seconds = (performance.now() - t0) / 1000;
+  return Object.fromEntries([...sessions.values()].map((session, index) => [session.peer.name, ((session.peer.sample().cpuSeconds - (before[index] ?? 0)) * 1000) / seconds]));
+}
+
 function load1m(): number {
   return loadavg()[0] ?? Number.NaN;
 }
@@ -49,7 +61,7 @@ async function startPeers(options: GoalRoundsOptions, sessions: Map<string, Peer
     options.progress.step(`goal rounds: starting ${name}`);
     const peer = factory();
     try {
-      const session = await startSession(peer, options.profile, { durabilityCheck: 'none' });
+      const session = await startSession(peer, options.profile, { phase: 'goal-round' });
       sessions.set(name, session);
       await warmUp(session);
     } catch (error) {
@@ -61,16 +73,17 @@ async function startPeers(options: GoalRoundsOptions, sessions: Map<string, Peer
 }
 
 /** One peer's cell(s) of a round, with the other peers' CPU over the same time. */
-async function measureCell(sessions: ReadonlyMap<string, PeerSession>, session: PeerSession, workload: RoundWorkload, where: { readonly round: number; readonly position: number }): Promise<RoundCell[]> {
+async function measureCell(sessions: ReadonlyMap<string, PeerSession>, session: PeerSession, workload: RoundWorkload, where: { readonly workload: number; readonly round: number; readonly position: number }): Promise<RoundCell[]> {
   const others = [...sessions.values()].filter((other) => other !== session);
   const before = others.map((other) => other.peer.sample().cpuSeconds);
   const atStart = load1m();
   const t0 = performance.now();
-  const rows = await runWorkload(session, workload.spec, `r${where.round}-${workload.spec.kind}`);
+  // A container per cell, never deleted while the rounds run (PeerSession.phase).
+  const rows = await runWorkload(session, workload.spec, `r${where.round}-w${where.workload}`);
   const seconds = (performance.now() - t0) / 1000;
   const othersCpuMsPerSecond = Object.fromEntries(others.map((other, index) => [other.peer.name, ((other.peer.sample().cpuSeconds - (before[index] ?? 0)) * 1000) / seconds]));
   const loadAverage1m = { atStart, atEnd: load1m() };
-  return rows.map((row) => ({ ...row, ...where, othersCpuMsPerSecond, loadAverage1m, workloadWallSeconds: seconds }));
+  return rows.map((row) => ({ ...row, round: where.round, position: where.position, othersCpuMsPerSecond, loadAverage1m, workloadWallSeconds: seconds }));
 }
 
 async function runRounds(options: GoalRoundsOptions, sessions: ReadonlyMap<string, PeerSession>, cells: RoundCell[], skipped: SkippedWorkload[]): Promise<void> {
@@ -88,7 +101,7 @@ async function runRounds(options: GoalRoundsOptions, sessions: ReadonlyMap<strin
       options.progress.step(`goal rounds: ${label}, round ${round + 1} of ${profile.goalRounds}`);
       for (const [position, name] of roundOrder(present, round).entries()) {
         const session = sessions.get(name);
-        if (session !== undefined) cells.push(...(await measureCell(sessions, session, workload, { round, position })));
+        if (session !== undefined) cells.push(...(await measureCell(sessions, session, workload, { workload: index, round, position })));
       }
     }
   }
@@ -101,12 +114,14 @@ export async function runGoalRounds(options: GoalRoundsOptions): Promise<GoalRou
   const skipped: SkippedWorkload[] = [];
   const unavailable: { peer: string; reason: string }[] = [];
   const rounds = options.profile.goalRounds;
+  let idleCpuMsPerSecond: Record<string, number> = {};
   try {
     await startPeers(options, sessions, unavailable);
+    idleCpuMsPerSecond = await idleCpu(sessions);
     await runRounds(options, sessions, cells, skipped);
-    return { rounds, cells, skipped, unavailable, outcome: { status: 'ran' } };
+    return { rounds, cells, skipped, idleCpuMsPerSecond, unavailable, outcome: { status: 'ran' } };
   } catch (error) {
-    return { rounds, cells, skipped, unavailable, outcome: { status: 'failed', error: error instanceof Error ? error.message : String(error) } };
+    return { rounds, cells, skipped, idleCpuMsPerSecond, unavailable, outcome: { status: 'failed', error: error instanceof Error ? error.message : String(error) } };
   } finally {
     for (const session of sessions.values()) await session.peer.stop();
   }

@@ -34,14 +34,17 @@ export interface PeerSession {
   /** An SDK client that retries, for untimed setup and cleanup right after a restart. */
   readonly setup: SdkBlobClient;
   /**
-   * 'kill-9' (default): every write workload of a durable peer ends with the kill -9 check.
-   * 'none': the goal rounds (goal-rounds.ts), whose peers stay up; the check is in each peer's own run.
+   * 'own-run' (default): a peer's own run; every write workload of a durable peer ends with the
+   * kill -9 check, and every workload deletes its container. 'goal-round' (goal-rounds.ts): no
+   * kill -9 (the peers stay up; the check is in each peer's own run) and the container is kept:
+   * deleting one set Kura's CPU to 200-440 ms a second for ~1 s afterwards (a probe at load 10),
+   * which would land in the next peer's cell; the peer's directory goes when the rounds stop it.
    */
-  readonly durabilityCheck?: 'kill-9' | 'none';
+  readonly phase?: 'own-run' | 'goal-round';
 }
 
 /** Starts the peer and makes the session's clients from the endpoint it printed. */
-export async function startSession(peer: BenchPeer, profile: BlobProfile, options: { readonly durabilityCheck?: 'kill-9' | 'none' } = {}): Promise<PeerSession> {
+export async function startSession(peer: BenchPeer, profile: BlobProfile, options: { readonly phase?: 'own-run' | 'goal-round' } = {}): Promise<PeerSession> {
   const endpoint = await peer.start();
   const sdk = new SdkBlobClient({ connectionString: endpoint.spreadConnectionStrings ?? endpoint.connectionString, maxTries: 1 });
   const setup = new SdkBlobClient({ connectionString: endpoint.connectionString, maxTries: 4 });
@@ -91,24 +94,28 @@ export function loopMsFor(spec: WorkloadSpec, profile: BlobProfile): number {
   return isGoalSpec(spec) ? profile.durationMs : Math.min(profile.durationMs, profile.matrixDurationMs);
 }
 
-/** Runs one workload on a started peer; its container is deleted afterwards. */
+/** Runs one workload on a started peer; its container is deleted afterwards (but in a goal round: PeerSession.phase). */
 export async function runWorkload(session: PeerSession, spec: WorkloadSpec, container: string): Promise<WorkloadResult[]> {
   await session.setup.createContainer(container);
   try {
-    switch (spec.kind) {
-      case 'put':
-        return [await runPut(session, spec, container)];
-      case 'get':
-        return [await runGet(session, spec, container)];
-      case 'big':
-        return await runBig(session, spec, container);
-      case 'list':
-        return await runList(session, container);
-      case 'mixed':
-        return [await runMixed(session, container)];
-    }
+    return await runInContainer(session, spec, container);
   } finally {
-    await session.setup.deleteContainer(container).catch(() => undefined);
+    if (session.phase !== 'goal-round') await session.setup.deleteContainer(container).catch(() => undefined);
+  }
+}
+
+async function runInContainer(session: PeerSession, spec: WorkloadSpec, container: string): Promise<WorkloadResult[]> {
+  switch (spec.kind) {
+    case 'put':
+      return [await runPut(session, spec, container)];
+    case 'get':
+      return [await runGet(session, spec, container)];
+    case 'big':
+      return await runBig(session, spec, container);
+    case 'list':
+      return await runList(session, container);
+    case 'mixed':
+      return [await runMixed(session, container)];
   }
 }
 
@@ -163,7 +170,7 @@ function writeOperationsMax(profile: BlobProfile, sizeBytes: number): number {
 }
 
 async function readBack(session: PeerSession, ledger: readonly LedgerEntry[]): Promise<DurabilityOutcome> {
-  if (session.durabilityCheck === 'none') return { result: { kind: 'not-applicable', why: 'goal round: the kill -9 check is in the peer\'s own run' }, lost: [] };
+  if (session.phase === 'goal-round') return { result: { kind: 'not-applicable', why: 'goal round: the kill -9 check is in the peer\'s own run' }, lost: [] };
   const profile = session.profile;
   return await checkDurability({ peer: session.peer, ledger, concurrency: profile.checkConcurrency, deadlineMs: profile.longOperationMs, method: 'read-back', listPageSize: profile.listPageSize });
 }

@@ -106,7 +106,10 @@ describe('goal rounds', () => {
     assert.equal(rows[0]?.order, 'azurite-disk → kura-1disk');
     assert.equal(rows[0]?.['load 1m'], '2.0');
     assert.match(String(rows[0]?.['kura-1disk']), /1,?000 ops\/s, 1\.00 ms CPU\/op/);
-    assert.deepEqual(idleCpuRows(cells), [{ 'idle peer': 'other', 'CPU ms/s while another peer ran (median)': '0.0', max: '1.0', cells: 3 }]);
+    assert.deepEqual(idleCpuRows(cells, { 'kura-1disk': 0.4, other: 2 }), [
+      { 'idle peer': 'kura-1disk', 'CPU ms/s idle before the rounds': '0.4', 'while another peer ran: median': '', max: '', cells: 0 },
+      { 'idle peer': 'other', 'CPU ms/s idle before the rounds': '2.0', 'while another peer ran: median': '0.0', max: '1.0', cells: 3 },
+    ]);
   });
 
   it('plans the rounds as priority-0 work: rounds × the peers\' cells, each peer started once', () => {
