@@ -128,9 +128,16 @@ export function idleCpuRows(cells: readonly RoundCell[], idleProbe: Readonly<Rec
   });
 }
 
+/**
+ * What a round cell costs beyond its loop and set-up: its container's creation and the client's
+ * (the first two quick runs of 2026-11-23, load 10-14: Get cells 7.3-7.8 s a workload against
+ * 6.2 estimated without it, Put cells 9.1-9.9 against 9.0).
+ */
+export const roundCellOverheadMs = 150;
+
 /** A round cell's wall time: its loop and set-up, without warm-up or kill -9 check (the peers stay up). */
 export function roundCellEstimateMs(spec: WorkloadSpec, profile: BlobProfile, costs: PeerCosts): number {
-  return estimateWorkloadMs(spec, profile, { ...costs, restartMs: 0, warmUpMs: 0 });
+  return roundCellOverheadMs + estimateWorkloadMs(spec, profile, { ...costs, restartMs: 0, warmUpMs: 0 });
 }
 
 /**
