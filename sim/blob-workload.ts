@@ -19,6 +19,7 @@ import type { PartitionBlobBackend } from '../src/frontend/blob-service/partitio
 import type { PartitionClient } from '../src/partition/partition-client.ts';
 import type { CallContext, RequestBody } from '../src/frontend/blob-backend.ts';
 import { deadRows, dropRows } from '../src/frontend/blob-service/blob-sweep.ts';
+import { ContainerSweeper } from '../src/frontend/blob-service/container-sweep.ts';
 import type { BlobServiceContext } from '../src/frontend/blob-service/context.ts';
 import { blobKey, blobPrefix, containerKey } from '../src/frontend/blob-service/keys.ts';
 import { decodeContainer } from '../src/frontend/blob-service/records.ts';
@@ -56,6 +57,13 @@ export interface BlobWorkloadFigures {
   blobsSwept: number;
   /** Requests in flight when their front end died (answered as a lost connection). */
   requestsLost: number;
+  /** Put Block Lists of bigListBlocksMin.. blocks (more uncommitted rows than one transaction deletes). */
+  bigLists: number;
+  /** Sweep intents the final check found (left by writers that died; checkDeadRows resolves them first). */
+  intentsFound: number;
+  /** Sweep intents fe0 wrote during the run, and those its own background sweep resolved (over all its lives). */
+  intentsWritten: number;
+  intentsResolvedLive: number;
 }
 
 const account = 'simaccount' as AccountName;
@@ -64,6 +72,11 @@ const container = 'simcontainer' as ContainerName;
 const writerBase = 100;
 const indeterminateCodes = new Set(['InternalError', 'ServerBusy', 'OperationTimedOut']);
 const noConditions: Conditions = {};
+/** A big Put Block List's block count: more than one transaction deletes (~254) up to a paged list (~340+). */
+const bigListBlocksMin = 255;
+const bigListBlocksMax = 400;
+/** Sweeper ticks the final check gives the intents left (each tick resolves all it finds unless a call fails). */
+const intentTicksMax = 5;
 
 export function callContext(): CallContext {
   return { requestId: 'sim', principal: { kind: 'sharedKey' }, createOnly: false, signal: new AbortController().signal };
@@ -110,12 +123,16 @@ export function verifyBlobContent(bytes: Buffer): { ok: true; id: PayloadId; par
 
 export class BlobWorkload {
   readonly violations: string[] = [];
-  readonly figures: BlobWorkloadFigures = { opsByKind: {}, readsChecked: 0, bytesVerified: 0, listingsChecked: 0, deadRowsFound: 0, blobsSwept: 0, requestsLost: 0 };
+  readonly figures: BlobWorkloadFigures = { opsByKind: {}, readsChecked: 0, bytesVerified: 0, listingsChecked: 0, deadRowsFound: 0, blobsSwept: 0, requestsLost: 0, bigLists: 0, intentsFound: 0, intentsWritten: 0, intentsResolvedLive: 0 };
   private readonly stamp: SimStamp;
   private readonly frontend: FrontendRole;
   private readonly ledger: Ledger;
   private readonly options: BlobWorkloadOptions;
   private readonly random: Random;
+  /** Its own stream (other draws stay as before): whether and when a Put Block List stages hundreds of blocks. */
+  private readonly bigListRandom: Random;
+  /** This run's chance (percent) that a Put Block List is a big one: 0 in half the runs. */
+  private readonly bigListPercent: number;
   /** Parts written per version (payloadKey of part 0). */
   private readonly partsOf = new Map<string, number>();
   /** Snapshot ledger keys per blob. */
@@ -129,6 +146,8 @@ export class BlobWorkload {
     this.ledger = options.ledger;
     this.options = options.workload;
     this.random = stamp.random('blob-workload');
+    this.bigListRandom = stamp.random('blob-big-lists');
+    this.bigListPercent = this.bigListRandom.int(2) === 0 ? 0 : 15;
   }
 
   async run(): Promise<void> {
@@ -209,10 +228,18 @@ export class BlobWorkload {
   }
 
   /** A version's parts: (writer, round) with parts 0..count-1, sizes from the seed. */
-  private parts(writer: number, round: number, count: number, sizeMax: number): Buffer[] {
+  private parts(writer: number, round: number, count: number, sizeMax: number, random = this.random): Buffer[] {
     const id = { writer: writerBase + writer, sequence: round, part: 0 };
     this.partsOf.set(payloadKey(id), count);
-    return Array.from({ length: count }, (_, part) => generatePayload({ ...id, part }, payloadHeaderBytes + this.random.int(sizeMax)));
+    return Array.from({ length: count }, (_, part) => generatePayload({ ...id, part }, payloadHeaderBytes + random.int(sizeMax)));
+  }
+
+  /** Put Block List's blocks: 1-4 of up to 32 KiB, or (bigListPercent of them) 255-400 small ones:
+   * more uncommitted rows than its transaction deletes (a sweep intent), a paged list past ~340. */
+  private listParts(writer: number, round: number): Buffer[] {
+    if (this.bigListRandom.int(100) >= this.bigListPercent) return this.parts(writer, round, 1 + this.random.int(4), 32 * 1024);
+    this.figures.bigLists += 1;
+    return this.parts(writer, round, bigListBlocksMin + this.bigListRandom.int(bigListBlocksMax - bigListBlocksMin + 1), 64, this.bigListRandom);
   }
 
   /** Records an outcome; an acknowledged put carries its ETag (the ledger's "certainly live"). */
@@ -233,15 +260,21 @@ export class BlobWorkload {
     this.settle(name, version, result);
   }
 
-  /** Stages 1-4 blocks (Put Block), then commits them in order (Put Block List, Latest). */
+  /** Stages 1-4 blocks, or hundreds (listParts), then commits them in order (Put Block List, Latest). */
   private async putBlockList(writer: number, name: string): Promise<void> {
     const round = this.nextRound(writer);
-    const blocks = this.parts(writer, round, 1 + this.random.int(4), 32 * 1024);
-    const ids = blocks.map((_, index) => Buffer.from(`r${round.toString().padStart(6, '0')}b${index}`, 'latin1').toString('base64') as BlockId);
+    const blocks = this.listParts(writer, round);
+    const ids = blocks.map((_, index) => Buffer.from(`r${round.toString().padStart(6, '0')}b${index.toString().padStart(3, '0')}`, 'latin1').toString('base64') as BlockId);
+    // A Put Block is idempotent (same id, same bytes): a big list retries one as an SDK would, so
+    // that hundreds of them under faults still reach their Put Block List.
+    const triesMax = blocks.length > 4 ? 3 : 1;
     for (const [index, block] of blocks.entries()) {
       const id = ids[index] ?? ('' as BlockId);
-      const staged = await this.attempt((backend) => backend.blockBlob.putBlock({ kind: 'PutBlock', ...this.blobRef(name), blockId: id, contentLength: block.length, computeMd5: false }, requestBody(block), callContext()));
-      if (staged.kind !== 'ok') return; // nothing committed: the blob is unchanged
+      let staged: Attempt<unknown> | null = null;
+      for (let tries = 0; tries < triesMax && staged?.kind !== 'ok'; tries++) {
+        staged = await this.attempt((backend) => backend.blockBlob.putBlock({ kind: 'PutBlock', ...this.blobRef(name), blockId: id, contentLength: block.length, computeMd5: false }, requestBody(block), callContext()));
+      }
+      if (staged?.kind !== 'ok') return; // nothing committed: the blob is unchanged
     }
     const version = this.ledger.begin({ key: name, kind: 'put', payload: { writer: writerBase + writer, sequence: round, part: 0 }, round });
     const list = ids.map((id) => ({ kind: 'Latest' as const, id }));
@@ -359,7 +392,9 @@ export class BlobWorkload {
       const row = await tables.get(containerKey(account, container));
       if (row === null) return ['the container row is gone'];
       const prefix = blobPrefix(account, container, decodeContainer(row).inc);
-      const left: string[] = [];
+      this.figures.intentsWritten = this.frontend.intents.written;
+      this.figures.intentsResolvedLive = this.frontend.intents.resolved;
+      const left = await this.resolveIntents(ctx);
       for (const name of names) {
         const blob = blobKey(prefix, name);
         const dead = await deadRows(ctx, blob);
@@ -374,6 +409,19 @@ export class BlobWorkload {
     });
     if (result.kind !== 'ok') return [`dead rows: the final sweep did not finish (${result.kind}: ${result.code} ${result.message})`];
     return result.value;
+  }
+
+  /** Sweep intents left by writers that died are the background sweep's to resolve (the workload
+   * is over, so none is a live writer's: no grace); resolved, their dead rows are gone. One left
+   * after intentTicksMax ticks is a violation. */
+  private async resolveIntents(ctx: BlobServiceContext): Promise<string[]> {
+    const sweeper = new ContainerSweeper(ctx, { graceMs: 0 });
+    for (let ticks = 0; ticks < intentTicksMax; ticks++) {
+      const found = (await sweeper.tick()).intents.intents;
+      if (ticks === 0) this.figures.intentsFound = found;
+      if (found === 0) return [];
+    }
+    return [`sweep intents: some left after ${intentTicksMax} ticks of the sweeper`];
   }
 
   /** The final check's read of one blob or snapshot. */

@@ -22,7 +22,7 @@ export const faultKinds = [
   'process-crash', 'power-loss', 'stamp-power-loss', 'bit-flip', 'misdirected-write', 'eio', 'enospc', 'slow-disk', 'fault-domain-lost', 'disk-replaced',
   'message-delay', 'message-drop', 'network-partition', 'blackhole', 'clock-jump', 'leader-change', 'manager-crash', 'partition-server-crash',
   'partition-server-cut-off', 'partition-manager-crash', 'partition-manager-leader-change', 'operator-wipe', 'failpoint-armed', 'failpoint-crash', 'failpoint-sleep',
-  'frontend-crash', 'frontend-failpoint-crash', 'frontend-commit-crash',
+  'frontend-crash', 'frontend-failpoint-crash', 'frontend-commit-crash', 'frontend-intent-crash',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 export type FaultCounts = Record<FaultKind, number>;
@@ -327,6 +327,11 @@ export class FaultInjector {
   private frontendFaults(): void {
     const random = this.stamp.random('frontend-faults');
     for (const role of this.roles.frontends) {
+      // No draw (the stream stays as it was): sweep intents' windows, two of every three intents.
+      role.crashAtIntents((where) => {
+        this.count('frontend-intent-crash', `${role.name} ${where}`);
+        this.crash(role, { powerLoss: false, downMs: 1000 });
+      });
       if (random.next() < 0.3 * this.options.intensity) {
         const atMs = random.int(Math.floor(this.options.phaseMs * 0.9));
         const downMs = 200 + random.int(5000);

@@ -11,9 +11,11 @@
 // end keeps no durable state; its in-memory hints and caches die with it). The fault injector can
 // also arm a crash right after the role's n-th commit (crashAfterCommits): the front end dies with
 // the commit applied and its answer unseen, before whatever the operation does next (a sweep, a
-// cleanup), the narrowest window a random crash rarely hits.
+// cleanup), the narrowest window a random crash rarely hits; and a crash in a sweep intent's windows
+// (crashAtIntents: right after the intent, or right after the commit it guards).
 import type { BlobScanOptions, BlobTables } from '../src/frontend/blob-service/blob-tables.ts';
 import { PartitionBlobBackend } from '../src/frontend/blob-service/partition-blob-backend.ts';
+import { sweepIntentPrefix } from '../src/frontend/blob-service/keys.ts';
 import { PartitionClient } from '../src/partition/partition-client.ts';
 import type { CommitResult, LiveRow, PartitionOp, ScanItem } from '../src/partition/partition.ts';
 import type { Body } from '../src/util/body-parts.ts';
@@ -36,6 +38,11 @@ export class FrontendRole implements SimRole {
   private readonly inFlight = new Set<(error: Error) => void>();
   /** Armed by the fault injector: `crash` right after the `left`-th commit from now. */
   private commitCrash: { left: number; readonly crash: () => void } | null = null;
+  private intentsBefore = { written: 0, resolved: 0 };
+  /** Armed by the fault injector: crashes in sweep intents' windows (crashAtIntents). */
+  private intentCrash: ((where: string) => void) | null = null;
+  /** Sweep intents this role put while intentCrash was armed (picks the window). */
+  private intentsSeen = 0;
 
   constructor(stamp: SimStamp, options: { readonly index: number; readonly random: Random }) {
     this.stamp = stamp;
@@ -53,7 +60,9 @@ export class FrontendRole implements SimRole {
     this.process = process;
     const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: process.network }), network: process.network, clock: process.clock });
     this.tables = tables;
-    this.backend = new PartitionBlobBackend({ tables: new TablesThatDie(tables, () => this.committed()), clock: process.clock, random: this.random });
+    this.backend = new PartitionBlobBackend({ tables: new TablesThatDie(tables, (ops) => this.committed(ops)), clock: process.clock, random: this.random });
+    // Its background sweep, as every `kura frontend` runs one: graveyards and sweep intents (a process timer: it dies with the role).
+    this.backend.background.start();
     return Promise.resolve();
   }
 
@@ -64,10 +73,25 @@ export class FrontendRole implements SimRole {
 
   disarmCommitCrash(): void {
     this.commitCrash = null;
+    this.intentCrash = null;
+  }
+
+  /** Arms (until disarmCommitCrash) crashes in a sweep intent's windows (docs/blob-schema.md, "Sweep
+   * intents"): of every three intents the role puts, one is left alone, one is followed by a crash
+   * right after it (its commit never sent), one right after the next commit (the commit discarding
+   * rows: its cleanup never runs). */
+  crashAtIntents(crash: (where: string) => void): void {
+    this.intentCrash = crash;
   }
 
   /** After each commit of the backend: true if the armed crash fires now (the role is dead). */
-  private committed(): boolean {
+  private committed(ops: readonly PartitionOp[]): boolean {
+    const intentCrash = this.intentCrash;
+    if (intentCrash !== null && this.commitCrash === null && ops.some((op) => op.kind === 'put' && op.key[0] === sweepIntentPrefix[0])) {
+      this.intentsSeen += 1;
+      const left = this.intentsSeen % 3;
+      if (left > 0) this.commitCrash = { left, crash: () => intentCrash(left === 1 ? 'after a sweep intent' : 'after the commit a sweep intent guards') };
+    }
     const armed = this.commitCrash;
     if (armed === null) return false;
     armed.left -= 1;
@@ -100,7 +124,13 @@ export class FrontendRole implements SimRole {
     });
   }
 
+  /** Sweep intents this role wrote, and resolved by its background sweep, over all its lives. */
+  get intents(): { readonly written: number; readonly resolved: number } {
+    return { written: this.intentsBefore.written + (this.backend?.stats().sweepIntentsWritten ?? 0), resolved: this.intentsBefore.resolved + (this.backend?.sweeper.totals.intentsResolved ?? 0) };
+  }
+
   kill(): void {
+    this.intentsBefore = this.intents;
     this.process?.kill();
     this.process = null;
     this.backend = null;

@@ -69,7 +69,7 @@ export function accumulate(totals: SimTotals, result: SimResult): void {
   if (result.blobWorkload !== null) totals.blobRuns += 1;
   add(totals.blobOps, result.blobWorkload?.opsByKind ?? {});
   const blob = result.blobWorkload;
-  if (blob !== null) add(totals.frontend, { requestsLost: blob.requestsLost, deadRowsFound: blob.deadRowsFound, blobsSwept: blob.blobsSwept });
+  if (blob !== null) add(totals.frontend, { requestsLost: blob.requestsLost, deadRowsFound: blob.deadRowsFound, blobsSwept: blob.blobsSwept, bigLists: blob.bigLists, intentsWritten: blob.intentsWritten, intentsFoundAtEnd: blob.intentsFound, intentsResolvedLive: blob.intentsResolvedLive });
   totals.violations += result.violations.length;
   totals.sealedExtentsCompared += result.checks.sealedExtentsCompared;
   add(totals.faults, result.faults);

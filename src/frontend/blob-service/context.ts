@@ -32,6 +32,8 @@ export interface BlobServiceStats {
   raceExhausted: number;
   /** Graveyard rows a slow write put back after finding its container deleted (container-fence.ts). */
   graveyardsRestored?: number;
+  /** Sweep intents put (sent) before commits that discard more rows than they delete (sweep-intents.ts). */
+  sweepIntentsWritten?: number;
 }
 
 export interface BlobServiceContext {

@@ -48,6 +48,7 @@ export async function commitUnderIntent<T>(ctx: BlobServiceContext, at: { readon
     { name: 'fenceEtag', value: { kind: 'string', value: at.fence.etag } },
     { name: 'since', value: { kind: 'int64', value: BigInt(ctx.clock.nowMs()) } },
   ];
+  ctx.stats.sweepIntentsWritten = (ctx.stats.sweepIntentsWritten ?? 0) + 1;
   const etag = (await ctx.tables.transact([{ kind: 'put', key, columns, ifNoneMatch: '*' }])).etags[0];
   assert(typeof etag === 'string', 'a put answers its ETag');
   const intent = { key, etag };
@@ -94,7 +95,7 @@ export interface IntentTick {
   readonly inGrace: number;
 }
 
-type Outcome = { readonly kind: 'grace' | 'unfinished' | 'lost' } | { readonly kind: 'resolved'; readonly rows: number; readonly fenced: boolean };
+type Outcome = { readonly kind: 'grace' | 'unfinished' | 'lost' | 'unreadable' } | { readonly kind: 'resolved'; readonly rows: number; readonly fenced: boolean };
 
 /** The background half: resolves the intents of dead or stalled writers, a bounded part per tick. */
 export class SweepIntents {
@@ -129,7 +130,8 @@ export class SweepIntents {
     const blob = parseSweepIntentKey(row.key);
     const fenceKey = column(row, 'fence');
     const fenceEtag = column(row, 'fenceEtag');
-    assert(blob !== null && fenceKey?.kind === 'bytes' && fenceEtag?.kind === 'string', 'a sweep intent names its blob and fence');
+    // A row this version cannot read (a later version's) is left alone, never guessed at.
+    if (blob === null || fenceKey?.kind !== 'bytes' || fenceEtag?.kind !== 'string') return { kind: 'unreadable' };
     const id = row.key.toString('hex');
     const nowMs = this.#ctx.clock.monotonicMs();
     if (nowMs - this.#firstSeen.at(id, nowMs) < this.#graceMs) return { kind: 'grace' };
