@@ -4,6 +4,7 @@
 // lost" from the peer's own kill -9 checked row, and the planner's view of the rounds.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { allPeers, dryRunPlan } from '../../../bench/blob/blob-bench.ts';
 import { evaluateGoals, goalRows, type RatedResult } from '../../../bench/blob/goals.ts';
 import { idleCpuRows, rateRoundCells, roundOrder, roundsPlanPeer, roundTableRows, roundWorkloads, spread, spreadText, type RoundCell } from '../../../bench/blob/goal-rounds.ts';
 import type { MachineLimits } from '../../../bench/blob/limits.ts';
@@ -125,5 +126,20 @@ describe('goal rounds', () => {
     assert.equal(started.workloads[0]?.estimateMs, 2 * (plan.workloads[6]?.estimateMs ?? 0));
     const total = plan.workloads.reduce((sum, workload) => sum + workload.estimateMs, plan.startMs);
     console.log(`  quick rounds planned from the priors: ${(total / 1000).toFixed(0)} s`);
+  });
+
+  it('fits the rounds in both profiles\' budgets: every goal cell and round of the full profile\'s seven peers, the quick one\'s three goal peers', () => {
+    const full = dryRunPlan(blobProfiles.full, Object.keys(allPeers));
+    const fullRounds = full.decisions.filter((decision) => decision.peer === 'goal rounds');
+    assert.equal(fullRounds.length, 8);
+    assert.ok(full.decisions.filter((decision) => decision.priority === 0).every((decision) => decision.run));
+    assert.ok(full.plannedMs <= full.budgetMs);
+    const quick = dryRunPlan(blobProfiles.quick, ['kura-1disk', 'azurite-disk', 'null-server']);
+    assert.ok(quick.decisions.filter((decision) => decision.priority === 0).every((decision) => decision.run));
+    // The rounds run right after the last goal peer's own run: here the null server's, after kura-3disk's.
+    const order = dryRunPlan(blobProfiles.quick, ['kura-1disk', 'kura-3disk', 'null-server']).decisions.map((decision) => decision.peer);
+    assert.deepEqual([...new Set(order)], ['kura-1disk', 'kura-3disk', 'null-server', 'goal rounds']);
+    const seconds = (decisions: typeof full.decisions): number => Math.round(decisions.reduce((sum, decision) => sum + decision.estimateMs, 0) / 1000);
+    console.log(`  planned: full ${Math.round(full.plannedMs / 1000)} s (rounds ${seconds(fullRounds)} s), quick with 3 goal peers ${Math.round(quick.plannedMs / 1000)} s`);
   });
 });
