@@ -765,7 +765,8 @@ export class Partition {
 
   /** The first op whose condition fails against `rowAt` (the newest version of each conditional op's key). */
   private conditionFailure(ops: readonly PreparedOp[], rowAt: (key: string) => RowRecord | null): StorageError | null {
-    for (const [index, { op, key }] of ops.entries()) {
+    for (let index = 0; index < ops.length; index++) {
+      const { op, key } = ops[index] as PreparedOp;
       const ifNoneMatch = op.kind === 'put' ? op.ifNoneMatch : undefined;
       if (op.ifMatch === undefined && ifNoneMatch === undefined) continue;
       const current = rowAt(key);

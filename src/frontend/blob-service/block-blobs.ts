@@ -87,13 +87,14 @@ function isInline(ctx: BlobServiceContext, body: RequestBody): boolean {
   return body.length > 0 && body.length <= (ctx.inlineBodyBytesMax ?? 0);
 }
 
-async function inlineBody(body: RequestBody): Promise<StoredPutBody> {
-  const whole = await readBodyWhole(body);
+/** A body read whole (readBodyWhole) as the blob row stores it inline. Synchronous: the caller
+ * awaits the read itself (no async frame of its own per Put). */
+function inlineStored(whole: { readonly bytes: Buffer; readonly md5: Buffer }): StoredPutBody {
   return { md5: whole.md5, size: whole.bytes.length, list: { stored: { kind: 'body', bytes: whole.bytes }, pages: [] } };
 }
 
 async function storePutBody(ctx: BlobServiceContext, key: Buffer, body: RequestBody): Promise<StoredPutBody> {
-  if (isInline(ctx, body)) return inlineBody(body);
+  if (isInline(ctx, body)) return inlineStored(await readBodyWhole(body));
   const data = await writeBody(ctx.tables, key, body);
   const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
   return { md5: data.md5, size: data.size, list: await storeBlockList(ctx.tables, key, blocks) };
@@ -126,7 +127,7 @@ async function putNewBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Request
     if (error instanceof FrontendError) return null;
     throw error;
   }
-  const data = await inlineBody(body);
+  const data = inlineStored(await readBodyWhole(body));
   const record: BlobRecord = { ...putRecord(op, data), createdMs: nowMs, lease: null };
   // The blob's row first: the partition call routes by it, and committed() reads its ETag.
   const ops: PartitionOp[] = [{ kind: 'put', key: blobKey(hint.blobs, op.blob), columns: encodeBlob(record), ifNoneMatch: '*' }, { kind: 'check', key: hint.key, ifMatch: hint.etag }];
