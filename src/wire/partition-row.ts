@@ -102,7 +102,7 @@ export class ByteWriter {
     this.buffer.fill(0, at, at + count);
   }
 
-  /** `text` as UTF-8 of exactly `byteLength` bytes (the caller measured it with Buffer.byteLength). */
+  /** `text` as UTF-8 of exactly `byteLength` bytes (the caller measured it with utf8Bytes). */
   utf8(text: string, byteLength: number): void {
     const at = this.reserve(byteLength);
     if (byteLength === text.length && byteLength <= shortAsciiBytesMax) {
@@ -184,6 +184,21 @@ export class ByteWriter {
   }
 }
 
+/**
+ * Buffer.byteLength(text, 'utf8'), counted here for short ASCII text (every column name and most
+ * values of a row: as many bytes as UTF-16 units): the native call per name and value, twice per
+ * column (size, then encode) and three encodes per Put Blob (RPC body, log record, run), cost more
+ * than the count.
+ */
+export function utf8Bytes(text: string): number {
+  if (text.length <= shortAsciiBytesMax) {
+    let index = 0;
+    while (index < text.length && text.charCodeAt(index) < 0x80) index++;
+    if (index === text.length) return index;
+  }
+  return Buffer.byteLength(text, 'utf8');
+}
+
 /** The exact size encodeRow gives `row` (arithmetic, no copy): what a log record's size is judged
  * by before it is built, and the writer's one allocation (a row with a 64 KiB inline body is not
  * grown by doubling). */
@@ -192,12 +207,12 @@ export function encodedRowBytes(row: RowRecord): number {
   if (row.kind === 'tombstone') return total;
   for (const column of row.columns) {
     const value = column.value;
-    total += 2 + Buffer.byteLength(column.name, 'utf8');
+    total += 2 + utf8Bytes(column.name);
     switch (value.kind) {
       case 'null': break;
       case 'bool': total += 1; break;
       case 'int64': case 'float64': total += 8; break;
-      case 'string': total += 4 + Buffer.byteLength(value.value, 'utf8'); break;
+      case 'string': total += 4 + utf8Bytes(value.value); break;
       case 'bytes': total += 4 + value.value.length; break;
       case 'dataRefs': total += 4 + 24 * value.value.length; break;
     }
@@ -286,7 +301,7 @@ function assertDistinctNames(columns: readonly Column[]): void {
 }
 
 function encodeColumn(writer: ByteWriter, column: Column): void {
-  const nameBytes = Buffer.byteLength(column.name, 'utf8');
+  const nameBytes = utf8Bytes(column.name);
   // As many bytes as UTF-16 units: ASCII, so well-formed (no isWellFormed scan).
   assert((nameBytes === column.name.length || column.name.isWellFormed()) && nameBytes >= 1 && nameBytes <= 255, 'column name must be 1..255 bytes of UTF-8');
   writer.u8(nameBytes);
@@ -302,7 +317,7 @@ function encodeColumn(writer: ByteWriter, column: Column): void {
       return;
     case 'float64': writer.f64(value.value); return;
     case 'string': {
-      const byteLength = Buffer.byteLength(value.value, 'utf8');
+      const byteLength = utf8Bytes(value.value);
       assert(byteLength === value.value.length || value.value.isWellFormed(), 'string column must be well-formed UTF-16');
       writer.u32(byteLength);
       writer.utf8(value.value, byteLength);
