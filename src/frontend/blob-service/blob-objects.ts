@@ -170,6 +170,7 @@ async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, contain
   if (snapshots.length > 0 && op.deleteSnapshots === undefined) throw new FrontendError('SnapshotsPresent', 'the blob has snapshots');
   const ops: PartitionOp[] = snapshots.map((row) => ({ kind: 'delete', key: row.key, ifMatch: row.etag }));
   let complete: boolean;
+  let fence = existing.row;
   if (removeBase) {
     ops.push({ kind: 'delete', key, ifMatch: existing.row.etag });
     const staging = await ctx.tables.get(stagingKey(key));
@@ -178,10 +179,12 @@ async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, contain
     const dying = await rowsDyingWith(ctx, key, versions, staging, partitionBatchMutationsMax - ops.length);
     ops.push(...dying.ops);
     complete = dying.complete;
+    // The staging row when there is one: its rewrite is invisible (a blob row's would also void an async copy's If-Match).
+    fence = staging ?? existing.row;
   } else {
     ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
     complete = !snapshots.some((row) => leavesDeadRows(decodeBlob(row)));
   }
   const commit = (): Promise<unknown> => commitTagged(ctx, { container, blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
-  return commitMaybeUnderIntent(ctx, { blob: key, fence: existing.row, discardsMore: !complete }, commit);
+  return commitMaybeUnderIntent(ctx, { blob: key, fence, discardsMore: !complete }, commit);
 }

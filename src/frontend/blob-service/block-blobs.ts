@@ -48,12 +48,14 @@ export interface Replaced {
 
 /** Writes the blob row of a new block blob version (Put Blob, Put Block List, Copy Blob). If the
  * version it replaces leaves rows only a sweep removes, or `overflow` is given (the commit discards
- * rows it has no room to delete; the staging row it deletes If-Match), a sweep intent precedes it. */
+ * rows it has no room to delete; the staging row it deletes If-Match), a sweep intent precedes it,
+ * fenced by the staging row if given, else the blob row. */
 export async function commitBlob(ctx: BlobServiceContext, at: { readonly container: LoadedContainer; readonly existing: LoadedBlob | null; readonly overflow?: LiveRow }, key: Buffer, record: BlobRecord, extra: readonly PartitionOp[] = []): Promise<Replaced> {
   const { existing } = at;
   const full: BlobRecord = { ...record, createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), lease: existing?.record.lease ?? null };
   const commit = (): Promise<CommitResult> => commitTagged(ctx, { container: at.container, blob: key, before: existing?.record.tags ?? [], after: full.tags }, [putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]);
-  const fence = leavesDeadRows(existing?.record) || at.overflow !== undefined ? existing?.row ?? at.overflow ?? null : null;
+  // The staging row first: rewriting it (a dead writer's commit fenced out) is invisible, and no other background writer relies on its ETag.
+  const fence = leavesDeadRows(existing?.record) || at.overflow !== undefined ? at.overflow ?? existing?.row ?? null : null;
   if (fence === null) return { result: committed(await commit()), replaced: existing, intent: null };
   const { value, intent } = await commitUnderIntent(ctx, { blob: key, fence }, commit);
   return { result: committed(value), replaced: existing, intent };

@@ -5,8 +5,9 @@
 // naming a paged list. Before sweep intents each left its rest dead for the blob's lifetime (no
 // later write of the blob sweeps them); now the commit is preceded by a durable intent, and the
 // background sweeper (ContainerSweeper's tick) finishes the sweep: 0 dead rows, 0 intents left.
-// Also the writer dying between its intent and its commit: the sweeper rewrites the fence row
-// (the blob's ETag and content unchanged for clients) so the commit can never apply, then drops the intent.
+// Also the writer dying between its intent and its commit: the sweeper rewrites the fence row (the
+// staging row, or the blob row with its ETag and Last-Modified pinned: unchanged for clients) so the
+// commit can never apply, then drops the intent.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { deadRows } from '../../../../src/frontend/blob-service/blob-sweep.ts';
@@ -17,6 +18,7 @@ import { PartitionBlobBackend } from '../../../../src/frontend/blob-service/part
 import { decodeContainer } from '../../../../src/frontend/blob-service/records.ts';
 import type { AccountName, BlobName, BlockId, ContainerName } from '../../../../src/frontend/model.ts';
 import type { PartitionOp } from '../../../../src/partition/partition.ts';
+import { isStorageError } from '../../../../src/util/errors.ts';
 import { callContext, requestBody } from '../../../../sim/blob-workload.ts';
 import { TablesThatDie } from '../../../../sim/frontend-role.ts';
 import { account } from '../helpers.ts';
@@ -157,4 +159,30 @@ test('a front end dying between its intent and its commit: the sweeper fences th
   assert.equal(afterTick.contentLength, before.contentLength);
   const list = await client.getBlockList('uncommitted');
   assert.equal(list.uncommittedBlocks?.length, 300, 'the staged generation is intact: the commit never applied');
+});
+
+test('a Put Blob over a paged list dying between its intent and its commit: the blob row is the fence, rewritten unseen by clients', { timeout: 120_000 }, async (t) => {
+  const ref = blobRef('abandoned-paged');
+  const backend = live();
+  await commit(backend, ref, await stage(backend, ref, 400));
+  const client = stamp.client.getContainerClient(ref.container).getBlockBlobClient(ref.blob);
+  const before = await client.getProperties();
+  const rowBefore = await stamp.tables.get(await keyOf(ref));
+  assert.ok(rowBefore !== null);
+  const crash = dying((ops) => ops.some((op) => op.key[0] === sweepIntentPrefix[0]));
+  const body = Buffer.from('never');
+  void crash.backend.blockBlob.putBlob({ kind: 'PutBlob', ...ref, contentLength: body.length, httpHeaders: {}, metadata: new Map(), tags: [] }, requestBody(body), callContext());
+  await untilDead(crash.tables);
+  const tick = await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
+  const afterTick = await client.getProperties();
+  const committed = await client.getBlockList('committed');
+  t.diagnostic(`Put Blob's intent without its commit: ${tick.intents.fencesRewritten} fence (the blob row) rewritten, ${await intentCount()} intents left; ETag ${before.etag} -> ${afterTick.etag}, Last-Modified kept: ${afterTick.lastModified?.getTime() === before.lastModified?.getTime()}, ${committed.committedBlocks?.length} committed blocks`);
+  assert.equal(tick.intents.fencesRewritten, 1);
+  assert.equal(await intentCount(), 0);
+  assert.equal(afterTick.etag, before.etag);
+  assert.equal(afterTick.lastModified?.getTime(), before.lastModified?.getTime());
+  assert.equal(committed.committedBlocks?.length, 400, 'the paged list is still the blob');
+  assert.equal((await deadRows(ctx, await keyOf(ref))).length, 0);
+  // The dead writer's commit, had it been sent late, was conditional on the row's ETag it read: refused now.
+  await assert.rejects(stamp.tables.transact([{ kind: 'put', key: rowBefore.key, columns: rowBefore.columns, ifMatch: rowBefore.etag }]), (error: unknown) => isStorageError(error) && error.code === 'partition.condition_failed');
 });
