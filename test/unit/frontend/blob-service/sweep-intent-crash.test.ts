@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { deadRows } from '../../../../src/frontend/blob-service/blob-sweep.ts';
-import { ContainerSweeper } from '../../../../src/frontend/blob-service/container-sweep.ts';
+import { ContainerSweeper, type SweepTick } from '../../../../src/frontend/blob-service/container-sweep.ts';
 import type { BlobServiceContext } from '../../../../src/frontend/blob-service/context.ts';
 import { blobKey, blobPrefix, containerKey, sweepIntentPrefix } from '../../../../src/frontend/blob-service/keys.ts';
 import { PartitionBlobBackend } from '../../../../src/frontend/blob-service/partition-blob-backend.ts';
@@ -94,6 +94,15 @@ async function sweptByBackground(t: { diagnostic(message: string): void }, ref: 
   assert.equal(await intentCount(), 0);
 }
 
+/** `write` run by a front end that dies right after putting its sweep intent; then one sweeper tick. */
+async function abandonedAtIntent(write: (backend: PartitionBlobBackend) => Promise<unknown>): Promise<SweepTick> {
+  const crash = dying((ops) => ops.some((op) => op.key[0] === sweepIntentPrefix[0]));
+  void write(crash.backend);
+  await untilDead(crash.tables);
+  assert.equal(await intentCount(), 1);
+  return new ContainerSweeper(ctx, { graceMs: 0 }).tick();
+}
+
 test('Put Block List consuming 300 uncommitted blocks: a front end dying after the commit leaves an intent the sweeper finishes', { timeout: 120_000 }, async (t) => {
   const ref = blobRef('big-gen');
   const staged = await stage(live(), ref, 300);
@@ -146,11 +155,7 @@ test('a front end dying between its intent and its commit: the sweeper fences th
   const client = stamp.client.getContainerClient(ref.container).getBlockBlobClient(ref.blob);
   const before = await client.getProperties();
   const staged = await stage(backend, ref, 300);
-  const crash = dying((ops) => ops.some((op) => op.key[0] === sweepIntentPrefix[0]));
-  void commit(crash.backend, ref, staged.slice(0, 3));
-  await untilDead(crash.tables);
-  assert.equal(await intentCount(), 1);
-  const tick = await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
+  const tick = await abandonedAtIntent((backend) => commit(backend, ref, staged.slice(0, 3)));
   const afterTick = await client.getProperties();
   t.diagnostic(`intent without its commit: ${tick.intents.fencesRewritten} fence rewritten, ${tick.intents.resolved} resolved, ${await intentCount()} intents left; ETag ${before.etag} -> ${afterTick.etag}`);
   assert.equal(tick.intents.fencesRewritten, 1);
@@ -169,11 +174,8 @@ test('a Put Blob over a paged list dying between its intent and its commit: the 
   const before = await client.getProperties();
   const rowBefore = await stamp.tables.get(await keyOf(ref));
   assert.ok(rowBefore !== null);
-  const crash = dying((ops) => ops.some((op) => op.key[0] === sweepIntentPrefix[0]));
   const body = Buffer.from('never');
-  void crash.backend.blockBlob.putBlob({ kind: 'PutBlob', ...ref, contentLength: body.length, httpHeaders: {}, metadata: new Map(), tags: [] }, requestBody(body), callContext());
-  await untilDead(crash.tables);
-  const tick = await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
+  const tick = await abandonedAtIntent((backend) => backend.blockBlob.putBlob({ kind: 'PutBlob', ...ref, contentLength: body.length, httpHeaders: {}, metadata: new Map(), tags: [] }, requestBody(body), callContext()));
   const afterTick = await client.getProperties();
   const committed = await client.getBlockList('committed');
   t.diagnostic(`Put Blob's intent without its commit: ${tick.intents.fencesRewritten} fence (the blob row) rewritten, ${await intentCount()} intents left; ETag ${before.etag} -> ${afterTick.etag}, Last-Modified kept: ${afterTick.lastModified?.getTime() === before.lastModified?.getTime()}, ${committed.committedBlocks?.length} committed blocks`);
