@@ -113,12 +113,15 @@ async function runServe(flags: ServeFlags): Promise<void> {
   const host = flags.blobHost ?? flags.host;
   const port = positiveInteger(flags.blobPort, '--blob-port');
   const clock = new SystemClock();
-  const registry = createProcessRegistry({ role: 'serve' });
+  // Metrics only when they can be read (docs/metrics.md: wired only with --admin). Without it no
+  // one subscribes to the extent nodes' events, so an append or read costs them one boolean check,
+  // not a timed event and a histogram observation (~2 % of a 4 KiB Put Blob's main thread).
+  const metrics = flags.admin === undefined ? null : { address: flags.admin, registry: createProcessRegistry({ role: 'serve' }) };
   let stamp: EmbeddedStamp | null = null;
-  const admin = flags.admin === undefined ? null : await AdminServer.start({ address: flags.admin, registry, logger, readiness: () => readiness(stamp) });
+  const admin = metrics === null ? null : await AdminServer.start({ address: metrics.address, registry: metrics.registry, logger, readiness: () => readiness(stamp) });
   try {
     const copySource = { policy: parseCopySourcePolicy(flags.copySourceAllow ?? copySourceAllowDefault, flags.admin === undefined ? [] : [flags.admin]) };
-    stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, registry, role: 'serve', copySource, inlineBodyBytesMax: inlineBodyBytes(flags.inlineBodyBytes), readBufferPoolBytes: readBufferPoolBytes(flags.readBufferPoolBytes),
+    stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, ...(metrics === null ? {} : { registry: metrics.registry }), role: 'serve', copySource, inlineBodyBytesMax: inlineBodyBytes(flags.inlineBodyBytes), readBufferPoolBytes: readBufferPoolBytes(flags.readBufferPoolBytes),
       dataCacheBytes: dataCacheMib(flags.dataCacheMib) * 1024 * 1024,
     });
     // key1 as stored: the published key unless an operator rotated it.
