@@ -245,6 +245,12 @@ class ProcessFile implements DiskFile {
     return this.disk.step(() => this.inner.writev(this.target(position), parts));
   }
 
+  async writevSynced(position: number, parts: readonly Uint8Array[]): Promise<void> {
+    // Two steps, so a crash can fall between the write and its sync (a torn or dropped record).
+    await this.writev(position, parts);
+    await this.sync();
+  }
+
   truncate(length: number): Promise<void> {
     return this.disk.step(() => this.inner.truncate(length));
   }

@@ -10,6 +10,9 @@
 // - writev(position, parts) is one write of the parts' concatenation, without concatenating
 //   them in memory (a record header and a 4 MiB body it did not copy): the same crash rule, a
 //   prefix of the whole or nothing, never a later part without the earlier ones.
+// - writevSynced(position, parts) is writev then sync, as one call: it resolves once the parts
+//   and the file size are on stable storage (the data of earlier writes to the file need not be);
+//   until then the crash rule of writev holds. A failure poisons the file as a failed sync does.
 // - a new directory entry (create, rename, unlink) is durable only after syncDirectory() of
 //   its parent returns.
 // - a failed sync() poisons the file: every later call on it fails with io.fsync_failed, because
@@ -27,6 +30,8 @@ export interface DiskFile {
   write(position: number, data: Uint8Array): Promise<void>;
   /** Writes the parts back to back from `position` as one write (see the header); volatile until sync. */
   writev(position: number, parts: readonly Uint8Array[]): Promise<void>;
+  /** writev + sync of those bytes in one call (see the header): durable when this resolves. */
+  writevSynced(position: number, parts: readonly Uint8Array[]): Promise<void>;
   truncate(length: number): Promise<void>;
   /** fsync: data and size are on stable storage when this resolves. */
   sync(): Promise<void>;

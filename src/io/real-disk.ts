@@ -5,6 +5,9 @@
 //   reach outside the root ('..' or an absolute path is a programmer error: AssertionFailure).
 // - sync() is fdatasync(2) (FileHandle.datasync): it flushes the data and the metadata needed to
 //   read it back, including the file size; mtime is not needed by Kura.
+// - writevSynced() writes through a second descriptor of the file opened O_DSYNC (opened on first
+//   use, closed with the file): POSIX synchronized I/O data integrity, what fdatasync gives, for
+//   that write's range; a failure poisons the handle as a failed sync() does.
 // - syncDirectory() opens the directory O_RDONLY|O_DIRECTORY and fsyncs it, which is what makes
 //   a create, rename or unlink in it durable on Linux file systems.
 // - a failed sync() poisons the handle: every later call on it (except close) fails with
@@ -63,7 +66,7 @@ export class RealDisk implements Disk {
     if (options.create || exclusive) flags |= fsConstants.O_CREAT;
     if (exclusive) flags |= fsConstants.O_EXCL;
     try {
-      return new RealFile(path, await open(full, flags, 0o644), this.readBuffers);
+      return new RealFile({ path, fullPath: full, handle: await open(full, flags, 0o644), readBuffers: this.readBuffers });
     } catch (error) {
       throw fsError(error, 'open', path);
     }
@@ -167,14 +170,18 @@ type HandleState = { readonly kind: 'open' } | { readonly kind: 'poisoned'; read
 
 class RealFile implements DiskFile {
   readonly path: string;
+  private readonly fullPath: string;
   private readonly handle: FileHandle;
   private readonly readBuffers: ReadBufferPool | null;
   private state: HandleState = { kind: 'open' };
+  /** The same file opened O_WRONLY | O_DSYNC for writevSynced, on its first use. */
+  private syncedHandle: Promise<FileHandle> | null = null;
 
-  constructor(path: string, handle: FileHandle, readBuffers: ReadBufferPool | null) {
-    this.path = path;
-    this.handle = handle;
-    this.readBuffers = readBuffers;
+  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null }) {
+    this.path = fields.path;
+    this.fullPath = fields.fullPath;
+    this.handle = fields.handle;
+    this.readBuffers = fields.readBuffers;
   }
 
   async size(): Promise<number> {
@@ -222,20 +229,43 @@ class RealFile implements DiskFile {
   }
 
   async writev(position: number, parts: readonly Uint8Array[]): Promise<void> {
-    const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
-    assertByteCount(position, 'write position');
-    assertByteCount(position + total, 'write end');
+    const total = checkedWriteBytes(position, parts);
     this.checkUsable();
-    let written = 0;
+    const progress = { written: 0 };
     try {
-      // pwritev(2) may write less than asked too: go on from the first byte not written.
-      while (written < total) {
-        const { bytesWritten } = await this.handle.writev(partsFrom(parts, written), position + written);
-        written += bytesWritten;
-      }
+      await writeAllParts(this.handle, position, parts, total, progress);
     } catch (error) {
-      throw fsError(error, 'write', this.path, { position, length: total, written });
+      throw fsError(error, 'write', this.path, { position, length: total, written: progress.written });
     }
+  }
+
+  /**
+   * One pwritev through an O_DSYNC descriptor: it returns once the bytes and the file size are on
+   * stable storage, one thread-pool job where writev + sync are two with a main-thread hop between.
+   */
+  async writevSynced(position: number, parts: readonly Uint8Array[]): Promise<void> {
+    if (canary.skipFsync) return this.writev(position, parts);
+    const total = checkedWriteBytes(position, parts);
+    this.checkUsable();
+    const handle = await this.openSynced();
+    const progress = { written: 0 };
+    try {
+      await writeAllParts(handle, position, parts, total, progress);
+    } catch (error) {
+      // The bytes may be in the page cache with their flush failed: lost, as after a failed sync.
+      this.state = { kind: 'poisoned', cause: error };
+      const errno = errnoCode(error);
+      if (errno === 'ENOSPC' || errno === 'EDQUOT') throw fsError(error, 'write', this.path, { position, length: total, written: progress.written });
+      throw fsyncFailed(error, this.path);
+    }
+  }
+
+  private openSynced(): Promise<FileHandle> {
+    this.syncedHandle ??= open(this.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC).catch((error: unknown) => {
+      this.syncedHandle = null;
+      throw fsError(error, 'open', this.path, { flags: 'O_WRONLY|O_DSYNC' });
+    });
+    return this.syncedHandle;
   }
 
   async truncate(length: number): Promise<void> {
@@ -262,8 +292,13 @@ class RealFile implements DiskFile {
   async close(): Promise<void> {
     if (this.state.kind === 'closed') return;
     this.state = { kind: 'closed' };
+    const synced = this.syncedHandle;
+    this.syncedHandle = null;
     try {
       await this.handle.close();
+      // A failed open left nothing to close (writevSynced reported it).
+      const handle = await synced?.catch(() => null);
+      await handle?.close();
     } catch (error) {
       throw fsError(error, 'close', this.path);
     }
@@ -323,6 +358,22 @@ function fsyncFailed(error: unknown, path: string): StorageError {
     cause: error,
     context: { path, errno },
   });
+}
+
+/** The total of a write's parts, its position and end checked. */
+function checkedWriteBytes(position: number, parts: readonly Uint8Array[]): number {
+  const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
+  assertByteCount(position, 'write position');
+  assertByteCount(position + total, 'write end');
+  return total;
+}
+
+/** pwritev(2) may write less than asked: goes on from the first byte not written. */
+async function writeAllParts(handle: FileHandle, position: number, parts: readonly Uint8Array[], total: number, progress: { written: number }): Promise<void> {
+  while (progress.written < total) {
+    const { bytesWritten } = await handle.writev(partsFrom(parts, progress.written), position + progress.written);
+    progress.written += bytesWritten;
+  }
 }
 
 /** The parts past their first `skip` bytes (views, no copies). */

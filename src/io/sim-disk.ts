@@ -796,6 +796,12 @@ class SimFile implements DiskFile {
     return this.write(position, Buffer.concat(parts));
   }
 
+  async writevSynced(position: number, parts: readonly Uint8Array[]): Promise<void> {
+    // A crash between the two drops or tears the write, as before a sync.
+    await this.writev(position, parts);
+    await this.sync();
+  }
+
   truncate(length: number): Promise<void> {
     return settle(() => {
       assertByteCount(length, 'truncate length');

@@ -586,11 +586,11 @@ export class ExtentStore {
   /** Group commit off: write one block, fsync the extent file, publish, resolve. */
   private async writeSynced(entry: ExtentEntry, pending: PendingAppend): Promise<void> {
     const { block, body, bodyCrc } = pending;
-    // Header and body as one writev: the body (up to 8 MiB) is not copied into a record buffer.
+    // Header and body as one writev: the body (up to 8 MiB) is not copied into a record buffer;
+    // written and made durable in one call (an O_DSYNC write on RealDisk; extent-file.md, Writing).
     const header = encodeDataBlockHeader({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc });
-    await this.guard(entry.file.writev(block.filePosition, [header, ...bodyPartsOf(body)]));
     await failpoint('extent-store.append.before-fsync');
-    await this.guard(entry.file.sync());
+    await this.guard(entry.file.writevSynced(block.filePosition, [header, ...bodyPartsOf(body)]));
     this.counters.appendFsyncs += 1;
     if (this.failure !== null) return;
     takePending(entry, 1);

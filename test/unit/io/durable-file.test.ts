@@ -65,6 +65,7 @@ function cutFile(cut: PowerCut, file: DiskFile): DiskFile {
     read: (position, length) => run(() => file.read(position, length)),
     write: (position, data) => run(() => file.write(position, data)),
     writev: (position, parts) => run(() => file.writev(position, parts)),
+    writevSynced: (position, parts) => run(() => file.writevSynced(position, parts)),
     truncate: (length) => run(() => file.truncate(length)),
     sync: () => run(() => file.sync()),
     close: () => run(() => file.close()),

@@ -54,6 +54,18 @@ describe('SimDisk power loss', () => {
     t.diagnostic(describeCounts(counts));
   });
 
+  it('keeps what writevSynced wrote once it resolved, drops a plain write after it', async (t: TestContext) => {
+    const disk = newDisk(4);
+    const file = await disk.open('w', { create: true });
+    await disk.syncDirectory('');
+    await file.writevSynced(0, [bytes('record'), bytes('|')]);
+    await file.write(7, bytes('volatile'));
+    disk.crash();
+    assert.deepEqual(await readFileFully(disk, 'w'), bytes('record|'));
+    assert.equal(disk.faultCounts().unsyncedWritesDropped, 1);
+    t.diagnostic(describeCounts(disk.faultCounts()));
+  });
+
   it('drops creates whose directory was not synced, even if the file was', async () => {
     const disk = newDisk(2);
     const empty = await disk.open('linked-empty', { create: true });
