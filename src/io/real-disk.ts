@@ -6,7 +6,7 @@
 // - sync() is fdatasync(2) (FileHandle.datasync): it flushes the data and the metadata needed to
 //   read it back, including the file size; mtime is not needed by Kura.
 // - writevSynced() writes through a second descriptor of the file opened O_DSYNC (opened on first
-//   use, closed with the file): POSIX synchronized I/O data integrity, what fdatasync gives, for
+//   use, closed with the file or at a truncate): POSIX synchronized I/O data integrity, what fdatasync gives, for
 //   that write's range; a failure poisons the handle as a failed sync() does.
 // - syncDirectory() opens the directory O_RDONLY|O_DIRECTORY and fsyncs it, which is what makes
 //   a create, rename or unlink in it durable on Linux file systems.
@@ -273,6 +273,9 @@ class RealFile implements DiskFile {
     this.checkUsable();
     try {
       await this.handle.truncate(length);
+      // A truncate ends a run of synced writes (an extent's seal starts with one): the O_DSYNC
+      // descriptor goes, so a sealed extent's file holds one descriptor, not two.
+      await this.releaseSynced();
     } catch (error) {
       throw fsError(error, 'truncate', this.path, { length });
     }
@@ -292,16 +295,21 @@ class RealFile implements DiskFile {
   async close(): Promise<void> {
     if (this.state.kind === 'closed') return;
     this.state = { kind: 'closed' };
-    const synced = this.syncedHandle;
-    this.syncedHandle = null;
     try {
       await this.handle.close();
-      // A failed open left nothing to close (writevSynced reported it).
-      const handle = await synced?.catch(() => null);
-      await handle?.close();
+      await this.releaseSynced();
     } catch (error) {
       throw fsError(error, 'close', this.path);
     }
+  }
+
+  /** Closes the O_DSYNC descriptor if one is open (a failed open left nothing: writevSynced reported it). */
+  private async releaseSynced(): Promise<void> {
+    const synced = this.syncedHandle;
+    if (synced === null) return;
+    this.syncedHandle = null;
+    const handle = await synced.catch(() => null);
+    await handle?.close();
   }
 
   private checkUsable(): void {

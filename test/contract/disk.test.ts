@@ -92,6 +92,9 @@ function fileContract(fresh: FreshDisk): void {
     await file.writevSynced(1, [bytes('ab')]);
     await file.write(3, bytes('c'));
     assert.deepEqual(await file.read(0, 6), bytes('0abc45'), 'writes through the file and writevSynced see each other');
+    await file.truncate(4);
+    await file.writevSynced(4, [bytes('seal')]);
+    assert.deepEqual(await file.read(0, 100), bytes('0abcseal'), 'after a truncate (RealDisk: its O_DSYNC descriptor released) it writes again');
     await file.close();
     await file.close();
   });
