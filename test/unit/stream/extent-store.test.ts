@@ -248,7 +248,7 @@ class GatedDisk implements Disk {
       if (failure !== null) throw failure;
       await file.writev(position, parts);
     };
-    return { path: file.path, size: () => file.size(), read: (p, l) => file.read(p, l), write: (p, d) => file.write(p, d), writev, truncate: (l) => file.truncate(l), sync: () => file.sync(), close: () => file.close() };
+    return { path: file.path, size: () => file.size(), read: (p, l) => file.read(p, l), write: (p, d) => file.write(p, d), writev, writevSynced: (p, parts) => file.writevSynced(p, parts), truncate: (l) => file.truncate(l), sync: () => file.sync(), close: () => file.close() };
   }
 
   list(directory: string): Promise<string[]> { return this.inner.list(directory); }
