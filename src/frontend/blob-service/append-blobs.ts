@@ -15,7 +15,7 @@ import { FrontendError } from '../errors.ts';
 import type * as Op from '../operation.ts';
 import { checkBlobWrite, committed } from './blob-write.ts';
 import { leavesDeadRows } from './blob-sweep.ts';
-import { commitUnderIntent, sweepThenDischarge, type SweepIntent } from './sweep-intents.ts';
+import { commitMaybeUnderIntent, sweepThenDischarge, type SweepIntent } from './sweep-intents.ts';
 import type { CommitResult } from '../../partition/partition.ts';
 import { appendRefs } from './content.ts';
 import {
@@ -40,9 +40,9 @@ export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateApp
     };
     seen.replaced = existing;
     const commit = (): Promise<CommitResult> => commitTagged(ctx, { container, blob: key, before: existing?.record.tags ?? [], after: record.tags }, [putOp(key, encodeBlob(record), existing?.row ?? null)]);
-    if (existing === null || !leavesDeadRows(existing.record)) return committed(await commit());
     // The replaced incarnation's segments (unless a snapshot names them) die: a sweep intent first.
-    const { value, intent } = await commitUnderIntent(ctx, { blob: key, fence: existing.row }, commit);
+    const fence = existing !== null && leavesDeadRows(existing.record) ? existing.row : null;
+    const { value, intent } = await commitMaybeUnderIntent(ctx, { blob: key, fence }, commit);
     seen.intent = intent;
     return committed(value);
   });

@@ -186,5 +186,5 @@ async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, contain
     complete = !snapshots.some((row) => leavesDeadRows(decodeBlob(row)));
   }
   const commit = (): Promise<unknown> => commitTagged(ctx, { container, blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
-  return commitMaybeUnderIntent(ctx, { blob: key, fence, discardsMore: !complete }, commit);
+  return (await commitMaybeUnderIntent(ctx, { blob: key, fence: complete ? null : fence }, commit)).intent;
 }

@@ -19,7 +19,7 @@ import type * as Op from '../operation.ts';
 import { checkBlobRead, checkBlobWrite, checkDestination, committed } from './blob-write.ts';
 import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockList } from './block-list.ts';
 import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
-import { commitUnderIntent, dischargeIntent, type SweepIntent } from './sweep-intents.ts';
+import { commitMaybeUnderIntent, dischargeIntent, type SweepIntent } from './sweep-intents.ts';
 import { appendRefs, copyContent } from './content.ts';
 import {
   blobNotFound, conditionRefusedCodes, hintKey, loadContainer, loadContainerAndBlob, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
@@ -56,8 +56,7 @@ export async function commitBlob(ctx: BlobServiceContext, at: { readonly contain
   const commit = (): Promise<CommitResult> => commitTagged(ctx, { container: at.container, blob: key, before: existing?.record.tags ?? [], after: full.tags }, [putOp(key, encodeBlob(full), existing?.row ?? null), ...extra]);
   // The staging row first: rewriting it (a dead writer's commit fenced out) is invisible, and no other background writer relies on its ETag.
   const fence = leavesDeadRows(existing?.record) || at.overflow !== undefined ? at.overflow ?? existing?.row ?? null : null;
-  if (fence === null) return { result: committed(await commit()), replaced: existing, intent: null };
-  const { value, intent } = await commitUnderIntent(ctx, { blob: key, fence }, commit);
+  const { value, intent } = await commitMaybeUnderIntent(ctx, { blob: key, fence }, commit);
   return { result: committed(value), replaced: existing, intent };
 }
 

@@ -76,6 +76,6 @@ export async function deleteSnapshot(ctx: BlobServiceContext, op: Op.DeleteBlob,
     if (existing === null) throw blobNotFound();
     checkBlobWrite(existing, { conditions: op.conditions }, { nowMs: ctx.clock.nowMs(), createOnly: false });
     const commit = (): Promise<unknown> => ctx.tables.transact([{ kind: 'delete', key: existing.key, ifMatch: existing.row.etag }]);
-    return commitMaybeUnderIntent(ctx, { blob: key, fence: existing.row, discardsMore: leavesDeadRows(existing.record) }, commit);
+    return (await commitMaybeUnderIntent(ctx, { blob: key, fence: leavesDeadRows(existing.record) ? existing.row : null }, commit)).intent;
   });
 }

@@ -41,7 +41,7 @@ const intentIdBytes = 8;
 
 /** Runs `commit` under a durable sweep intent for `blob` fenced by `fence` (a row the commit
  * changes If-Match its ETag); a refused commit (nothing applied) deletes the intent again. */
-export async function commitUnderIntent<T>(ctx: BlobServiceContext, at: { readonly blob: Buffer; readonly fence: LiveRow }, commit: () => Promise<T>): Promise<{ value: T; intent: SweepIntent }> {
+async function commitUnderIntent<T>(ctx: BlobServiceContext, at: { readonly blob: Buffer; readonly fence: LiveRow }, commit: () => Promise<T>): Promise<{ value: T; intent: SweepIntent }> {
   const key = sweepIntentKey(at.blob, randomHex(intentIdBytes, ctx.random));
   const columns: Column[] = [
     { name: 'fence', value: { kind: 'bytes', value: at.fence.key } },
@@ -73,13 +73,11 @@ export async function sweepThenDischarge(ctx: BlobServiceContext, blob: Buffer, 
   if ((await sweepBlob(ctx, blob)).finished) await dischargeIntent(ctx, intent);
 }
 
-/** Runs `commit` under a sweep intent only when `discardsMore` (it discards rows it does not delete); returns the intent. */
-export async function commitMaybeUnderIntent(ctx: BlobServiceContext, at: { readonly blob: Buffer; readonly fence: LiveRow; readonly discardsMore: boolean }, commit: () => Promise<unknown>): Promise<SweepIntent | null> {
-  if (!at.discardsMore) {
-    await commit();
-    return null;
-  }
-  return (await commitUnderIntent(ctx, at, commit)).intent;
+/** Runs `commit` under a sweep intent fenced by `fence`, or without one when `fence` is null (the
+ * commit discards nothing it leaves to a sweep). */
+export async function commitMaybeUnderIntent<T>(ctx: BlobServiceContext, at: { readonly blob: Buffer; readonly fence: LiveRow | null }, commit: () => Promise<T>): Promise<{ value: T; intent: SweepIntent | null }> {
+  if (at.fence === null) return { value: await commit(), intent: null };
+  return commitUnderIntent(ctx, { blob: at.blob, fence: at.fence }, commit);
 }
 
 export interface IntentTick {

@@ -8,6 +8,7 @@
 // Also the writer dying between its intent and its commit: the sweeper rewrites the fence row (the
 // staging row, or the blob row with its ETag and Last-Modified pinned: unchanged for clients) so the
 // commit can never apply, then drops the intent.
+import type { BlobGetPropertiesResponse, BlockBlobClient } from '@azure/storage-blob';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { deadRows } from '../../../../src/frontend/blob-service/blob-sweep.ts';
@@ -95,6 +96,15 @@ async function sweptByBackground(t: { diagnostic(message: string): void }, ref: 
 }
 
 /** `write` run by a front end that dies right after putting its sweep intent; then one sweeper tick. */
+/** A blob of `blockCount` committed blocks, its SDK client and its properties as clients see them now. */
+async function committedBlob(name: string, blockCount: number): Promise<{ ref: BlobRef; backend: PartitionBlobBackend; client: BlockBlobClient; before: BlobGetPropertiesResponse }> {
+  const ref = blobRef(name);
+  const backend = live();
+  await commit(backend, ref, await stage(backend, ref, blockCount));
+  const client = stamp.client.getContainerClient(ref.container).getBlockBlobClient(ref.blob);
+  return { ref, backend, client, before: await client.getProperties() };
+}
+
 async function abandonedAtIntent(write: (backend: PartitionBlobBackend) => Promise<unknown>): Promise<SweepTick> {
   const crash = dying((ops) => ops.some((op) => op.key[0] === sweepIntentPrefix[0]));
   void write(crash.backend);
@@ -149,11 +159,7 @@ test('a Put Blob replacing a paged block list, then a Delete Snapshot of the lis
 });
 
 test('a front end dying between its intent and its commit: the sweeper fences the commit out, unseen by clients', { timeout: 120_000 }, async (t) => {
-  const ref = blobRef('abandoned');
-  const backend = live();
-  await commit(backend, ref, await stage(backend, ref, 1));
-  const client = stamp.client.getContainerClient(ref.container).getBlockBlobClient(ref.blob);
-  const before = await client.getProperties();
+  const { ref, backend, client, before } = await committedBlob('abandoned', 1);
   const staged = await stage(backend, ref, 300);
   const tick = await abandonedAtIntent((backend) => commit(backend, ref, staged.slice(0, 3)));
   const afterTick = await client.getProperties();
@@ -167,11 +173,7 @@ test('a front end dying between its intent and its commit: the sweeper fences th
 });
 
 test('a Put Blob over a paged list dying between its intent and its commit: the blob row is the fence, rewritten unseen by clients', { timeout: 120_000 }, async (t) => {
-  const ref = blobRef('abandoned-paged');
-  const backend = live();
-  await commit(backend, ref, await stage(backend, ref, 400));
-  const client = stamp.client.getContainerClient(ref.container).getBlockBlobClient(ref.blob);
-  const before = await client.getProperties();
+  const { ref, client, before } = await committedBlob('abandoned-paged', 400);
   const rowBefore = await stamp.tables.get(await keyOf(ref));
   assert.ok(rowBefore !== null);
   const body = Buffer.from('never');
