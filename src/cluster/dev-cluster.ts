@@ -121,6 +121,12 @@ interface Planned {
   process: RoleProcess | null;
 }
 
+/** A supervised role's ready process and how many restarts it took (0: the first start). */
+interface PublishedProcess {
+  readonly process: RoleProcess;
+  readonly restarts: number;
+}
+
 /** Addresses learnt from tiers already started, needed by the next ones. */
 interface StartedAddresses {
   etcd: string;
@@ -165,7 +171,11 @@ export class DevCluster {
   /** Aborted by stop(): pending restarts give up, a start in progress is killed. */
   private readonly supervision = new AbortController();
   private readonly supervisors: Promise<void>[] = [];
-  private readonly restarts = new Map<string, number>();
+  /** Each supervised role's process as cluster.json names it: the one last known ready, with the
+   * restarts it took. A restart in progress (started, not ready yet) is not named until it is ready,
+   * so a record's pid and restart count always change together (another role's save in between
+   * writes the old pair, never the new pid with the old count). */
+  private readonly published = new Map<string, PublishedProcess>();
   /** cluster.json writes, one at a time (writeFileDurably has one writer per path). */
   private stateWrites: Promise<void> = Promise.resolve();
 
@@ -232,14 +242,17 @@ export class DevCluster {
     } finally {
       await store.close();
     }
-    for (const planned of this.tiers.flat()) this.supervisors.push(this.supervise(planned));
+    for (const planned of this.tiers.flat()) {
+      if (planned.process !== null) this.published.set(planned.name, { process: planned.process, restarts: 0 });
+      this.supervisors.push(this.supervise(planned));
+    }
   }
 
   /** cluster.json with every process as it is now (the balancer too: it runs inside dev-cluster). */
   private saveState(phase?: ClusterState['phase'], supervisorPid?: null): Promise<void> {
     const write = async (): Promise<void> => {
       const balancer: ProcessRecord = { name: 'balancer', role: 'balancer', address: this.endpoint, admin: null, pid: process.pid, log: '-', faultDomain: null };
-      const processes = [...records(this.tiers, this.options, this.restarts), balancer];
+      const processes = [...records(this.tiers, this.options, this.published), balancer];
       this.state = { ...this.state, processes, phase: phase ?? this.state.phase, updatedAt: new Date().toISOString(), ...(supervisorPid === null ? { supervisorPid } : {}) };
       await writeClusterState(this.dataDirectory, this.state);
     };
@@ -260,7 +273,7 @@ export class DevCluster {
         this.options.onExit(planned.name, status, null);
         return;
       }
-      const attempt = (this.restarts.get(planned.name) ?? 0) + 1;
+      const attempt = (this.published.get(planned.name)?.restarts ?? 0) + 1;
       let delayMs = backOffMs(failures);
       this.options.onExit(planned.name, status, { attempt, inMs: delayMs });
       for (;;) {
@@ -280,7 +293,7 @@ export class DevCluster {
       }
       failures++;
       startedAtMs = Date.now();
-      this.restarts.set(planned.name, attempt);
+      if (planned.process !== null) this.published.set(planned.name, { process: planned.process, restarts: attempt });
       const where = planned.process === null ? '?' : planned.addressOf(planned.process) ?? '?';
       this.options.progress(`${planned.name} restarted (restart ${attempt}, pid ${planned.process?.pid ?? '?'}) on ${where}`);
       await this.saveState().catch((error: unknown) => this.options.progress(`cluster.json not updated: ${String(error)}`));
@@ -620,10 +633,12 @@ async function stopTiers(tiers: readonly (readonly Planned[])[], progress: (line
   }
 }
 
-function records(tiers: readonly (readonly Planned[])[], options: DevClusterOptions, restarts?: ReadonlyMap<string, number>): ProcessRecord[] {
+/** The records of cluster.json: each role's published process once supervised, else its current one. */
+function records(tiers: readonly (readonly Planned[])[], options: DevClusterOptions, published?: ReadonlyMap<string, PublishedProcess>): ProcessRecord[] {
   return tiers.flat().map((planned) => {
-    const child = planned.process;
-    const restarted = restarts?.get(planned.name);
+    const entry = published?.get(planned.name);
+    const child = entry === undefined ? planned.process : entry.process;
+    const restarted = entry === undefined || entry.restarts === 0 ? undefined : entry.restarts;
     return {
       ...(restarted === undefined ? {} : { restarts: restarted }),
       name: planned.name, role: planned.role, faultDomain: planned.faultDomain,
