@@ -39,12 +39,12 @@ function empty(status: number, headers: Record<string, string> = {}): Reply {
   return { status, headers, body: null };
 }
 
+/** A write's answer headers (set one by one, not spread from literals: every write answers these). */
 function writeHeaders(result: WriteResult): Record<string, string> {
-  return {
-    etag: result.etag, 'last-modified': result.lastModified.toUTCString(), 'x-ms-request-server-encrypted': 'true',
-    ...(result.contentMd5 === undefined ? {} : { 'content-md5': Buffer.from(result.contentMd5).toString('base64') }),
-    ...(result.versionId === undefined ? {} : { 'x-ms-version-id': result.versionId }),
-  };
+  const headers: Record<string, string> = { etag: result.etag, 'last-modified': httpDate(result.lastModified.getTime()), 'x-ms-request-server-encrypted': 'true' };
+  if (result.contentMd5 !== undefined) headers['content-md5'] = Buffer.from(result.contentMd5).toString('base64');
+  if (result.versionId !== undefined) headers['x-ms-version-id'] = result.versionId;
+  return headers;
 }
 
 function metadataHeaders(metadata: Metadata): Record<string, string> {
@@ -183,13 +183,19 @@ async function dispatchContainer(backend: BlobBackend, op: ContainerOperation, i
 
 /** The x-ms-content-crc64 a body was checked against (the body throws Crc64Mismatch otherwise): echoed. */
 function crc64Echo(op: { readonly contentCrc64?: Uint8Array }): Record<string, string> {
-  return op.contentCrc64 === undefined ? {} : { 'x-ms-content-crc64': Buffer.from(op.contentCrc64).toString('base64') };
+  return withCrc64Echo({}, op);
+}
+
+/** `headers` with the request's x-ms-content-crc64 echoed, if it had one. */
+function withCrc64Echo(headers: Record<string, string>, op: { readonly contentCrc64?: Uint8Array }): Record<string, string> {
+  if (op.contentCrc64 !== undefined) headers['x-ms-content-crc64'] = Buffer.from(op.contentCrc64).toString('base64');
+  return headers;
 }
 
 async function dispatchBlockBlob(backend: BlobBackend, op: BlockBlobOperation | AppendBlobOperation, input: DispatchInput): Promise<Reply> {
   const { ctx } = input;
   switch (op.kind) {
-    case 'PutBlob': return empty(201, { ...writeHeaders(await backend.blockBlob.putBlob(op, dataBody(input.body), ctx)), ...crc64Echo(op) });
+    case 'PutBlob': return empty(201, withCrc64Echo(writeHeaders(await backend.blockBlob.putBlob(op, dataBody(input.body), ctx)), op));
     case 'PutBlock': case 'PutBlockFromURL': {
       const result = op.kind === 'PutBlock' ? await backend.blockBlob.putBlock(op, dataBody(input.body), ctx) : await backend.blockBlob.putBlockFromUrl(op, ctx);
       return empty(201, {

@@ -151,13 +151,19 @@ const imfFixdate = /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat), (\d{2}) (Jan|Feb|Mar|Apr|May
 const httpDatesMax = 512;
 const httpDates = new LruCache<number, string>(httpDatesMax);
 
+/** The last second asked for and its string: the Date of every response within a second and the
+ * Last-Modified of every write in it, without the cache's reordering per call. */
+let lastHttpSecond = Number.NaN;
+let lastHttpSecondText = '';
+
 export function httpDate(ms: number): string {
   const second = Math.floor(ms / 1000);
-  const cached = httpDates.get(second);
-  if (cached !== undefined) return cached;
-  const text = new Date(second * 1000).toUTCString();
-  httpDates.set(second, text);
-  return text;
+  if (second === lastHttpSecond) return lastHttpSecondText;
+  const cached = httpDates.get(second) ?? null;
+  lastHttpSecond = second;
+  lastHttpSecondText = cached ?? new Date(second * 1000).toUTCString();
+  if (cached === null) httpDates.set(second, lastHttpSecondText);
+  return lastHttpSecondText;
 }
 
 /** The last date parsed and its time: a client's x-ms-date repeats for every request it sends

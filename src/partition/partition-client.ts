@@ -71,6 +71,16 @@ export interface PartitionClientStats {
   readonly overloadedAnswers: number;
 }
 
+/** One partition RPC as PartitionClient sends it (tried again on retryable answers). */
+interface PartitionCall {
+  readonly key: Buffer;
+  readonly method: string;
+  readonly header: RpcHeader;
+  readonly body: Body;
+  /** A read: also tried again where a write may not be (it may have applied). */
+  readonly read: boolean;
+}
+
 const retryAlways = new Set(['partition.not_owner', 'partition.busy', 'rpc.overloaded']);
 const retryReads = new Set(['rpc.unreachable', 'rpc.timeout', 'partition.unavailable', 'partition.closed']);
 const ownerMayHaveChanged = new Set(['partition.not_owner', ...retryReads]);
@@ -222,50 +232,57 @@ export class PartitionClient {
 
   // ---- routing ----------------------------------------------------------------------------------
 
-  private async call(key: Buffer, method: string, header: RpcHeader, body: Body, read: boolean): Promise<RpcResponse> {
+  /** Not async itself: a body admitted at once goes straight to attempts(), which releases it
+   * (one async frame per call, not two: a promise and its ticks per partition call). */
+  private call(key: Buffer, method: string, header: RpcHeader, body: Body, read: boolean): Promise<RpcResponse> {
     this.counters.requests += 1;
-    if (body.length === 0) return this.attempts(key, method, header, body, read);
-    if (!this.bodyBudget.tryAcquire(body.length)) {
-      this.counters.admissionWaits += 1;
-      await this.bodyBudget.acquire(body.length);
-    }
-    try {
-      return await this.attempts(key, method, header, body, read);
-    } finally {
-      this.bodyBudget.release(body.length);
-    }
+    if (body.length === 0 || this.bodyBudget.tryAcquire(body.length)) return this.attempts({ key, method, header, body, read });
+    return this.callAfterAdmission({ key, method, header, body, read });
   }
 
-  private async attempts(key: Buffer, method: string, header: RpcHeader, body: Body, read: boolean): Promise<RpcResponse> {
-    const attemptsMax = this.options.attemptsMax ?? partitionClientAttemptsMax;
-    const startMs = this.options.clock.monotonicMs();
-    let lastError: unknown = null;
-    let backoffs = 0;
-    for (let attempt = 0; attempt < attemptsMax; attempt++) {
-      if (lastError !== null) {
-        this.counters.retries += 1;
-        await this.options.clock.sleep(Math.min(partitionClientBackoffMsMax, partitionClientBackoffMsMin * 2 ** backoffs));
-        backoffs += 1;
-      }
-      try {
-        const address = this.knownOwnerAddress(key) ?? await this.ownerAddress(key, this.stale);
-        if (address === null) throw new StorageError('partition.not_owner', 'the partition has no live owner yet', { retryable: true });
-        return await this.options.network.call(address, { method, header, body }, { deadlineMs: partitionRpcDeadlineMs });
-      } catch (error) {
-        if (!isStorageError(error)) throw error;
-        if (error.code === 'partition.not_owner') this.counters.notOwnerAnswers += 1;
-        if (ownerMayHaveChanged.has(error.code)) this.stale = true;
-        const retry = retryAlways.has(error.code) || (read && retryReads.has(error.code));
-        if (!retry) throw error;
-        lastError = error;
-        // Overloaded: nothing ran; the server is busy, not gone. Wait it out (bounded in time).
-        if (error.code === 'rpc.overloaded' && this.options.clock.monotonicMs() - startMs < partitionRpcDeadlineMs) {
-          this.counters.overloadedAnswers += 1;
-          attempt -= 1;
+  private async callAfterAdmission(call: PartitionCall): Promise<RpcResponse> {
+    this.counters.admissionWaits += 1;
+    await this.bodyBudget.acquire(call.body.length);
+    return this.attempts(call);
+  }
+
+  /** Tries `call` until an answer or a final error; releases its body's admission (held since call()). */
+  private async attempts(call: PartitionCall): Promise<RpcResponse> {
+    const { key, method, header, body, read } = call;
+    try {
+      const attemptsMax = this.options.attemptsMax ?? partitionClientAttemptsMax;
+      const startMs = this.options.clock.monotonicMs();
+      let lastError: unknown = null;
+      let backoffs = 0;
+      for (let attempt = 0; attempt < attemptsMax; attempt++) {
+        if (lastError !== null) {
+          this.counters.retries += 1;
+          await this.options.clock.sleep(Math.min(partitionClientBackoffMsMax, partitionClientBackoffMsMin * 2 ** backoffs));
+          backoffs += 1;
+        }
+        try {
+          const address = this.knownOwnerAddress(key) ?? await this.ownerAddress(key, this.stale);
+          if (address === null) throw new StorageError('partition.not_owner', 'the partition has no live owner yet', { retryable: true });
+          return await this.options.network.call(address, { method, header, body }, { deadlineMs: partitionRpcDeadlineMs });
+        } catch (error) {
+          if (!isStorageError(error)) throw error;
+          if (error.code === 'partition.not_owner') this.counters.notOwnerAnswers += 1;
+          if (ownerMayHaveChanged.has(error.code)) this.stale = true;
+          const retry = retryAlways.has(error.code) || (read && retryReads.has(error.code));
+          if (!retry) throw error;
+          lastError = error;
+          // Overloaded: nothing ran; the server is busy, not gone. Wait it out (bounded in time).
+          if (error.code === 'rpc.overloaded' && this.options.clock.monotonicMs() - startMs < partitionRpcDeadlineMs) {
+            this.counters.overloadedAnswers += 1;
+            attempt -= 1;
+          }
         }
       }
+      throw new StorageError('partition.unavailable', `${method}: no owner answered after ${attemptsMax} attempts`, { retryable: true, cause: lastError });
+  
+    } finally {
+      if (body.length > 0) this.bodyBudget.release(body.length);
     }
-    throw new StorageError('partition.unavailable', `${method}: no owner answered after ${attemptsMax} attempts`, { retryable: true, cause: lastError });
   }
 
   /** ownerAddress's answer when it needs no read (a fresh map, a known address): no promise per call. */
@@ -338,9 +355,13 @@ export class PartitionClient {
   }
 }
 
+/** An op's header entry: absent conditions stay absent (set one by one, not spread from literals:
+ * each spread is an object of its own and a copy, per op of every write). */
 function conditionsOf(op: PartitionOp): { kind: PartitionOp['kind']; ifMatch?: string; ifNoneMatch?: '*' } {
-  const ifNoneMatch = op.kind === 'put' ? op.ifNoneMatch : undefined;
-  return { kind: op.kind, ...(op.ifMatch === undefined ? {} : { ifMatch: op.ifMatch }), ...(ifNoneMatch === undefined ? {} : { ifNoneMatch }) };
+  const entry: { kind: PartitionOp['kind']; ifMatch?: string; ifNoneMatch?: '*' } = { kind: op.kind };
+  if (op.ifMatch !== undefined) entry.ifMatch = op.ifMatch;
+  if (op.kind === 'put' && op.ifNoneMatch !== undefined) entry.ifNoneMatch = op.ifNoneMatch;
+  return entry;
 }
 
 function optionalKey(name: string, value: Buffer | undefined): RpcHeader {

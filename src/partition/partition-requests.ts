@@ -13,6 +13,7 @@ import { StorageError } from '../util/errors.ts';
 import type { Partition, PartitionOp } from './partition.ts';
 import { decodeKey, decodeKeyList, decodeRows, encodeScanItems, getManyHeaderRowsBytesMax, partitionRequests } from './partition-rpc.ts';
 import type { ManagerMethod, PartitionMethod } from './partition-rpc.ts';
+import type { LiveRow } from './partition-scan.ts';
 
 export interface ServedRequest {
   readonly method: Exclude<PartitionMethod, ManagerMethod>;
@@ -126,7 +127,7 @@ async function transact(partition: Partition, request: ServedRequest): Promise<R
   const ops: PartitionOp[] = parsed.ops.map((op, index) => {
     const row = rows[index];
     if (row === undefined || (op.kind === 'put') !== (row.kind === 'live')) throw new StorageError('config.invalid', `op ${index} does not match its row`);
-    if (row.kind === 'live') return { kind: 'put', key: row.key, columns: row.columns, ...conditions(op) };
+    if (row.kind === 'live') return putOp(row, op);
     // A check travels as a tombstone of its key (a key alone); it names the ETag it expects.
     if (op.kind === 'check') {
       if (op.ifMatch === undefined || op.ifNoneMatch !== undefined) throw new StorageError('config.invalid', `check op ${index} names no ETag`);
@@ -136,6 +137,14 @@ async function transact(partition: Partition, request: ServedRequest): Promise<R
   });
   const result = await partition.transact(ops);
   return { header: { sequence: result.sequence, lastModifiedMs: result.lastModifiedMs, etags: [...result.etags] }, body: empty };
+}
+
+/** A put op of a transact (its conditions set one by one: no spread objects per write). */
+function putOp(row: LiveRow, op: { readonly ifMatch?: string | undefined; readonly ifNoneMatch?: '*' | undefined }): PartitionOp {
+  const put: { kind: 'put'; key: Buffer; columns: LiveRow['columns']; ifMatch?: string; ifNoneMatch?: '*' } = { kind: 'put', key: row.key, columns: row.columns };
+  if (op.ifMatch !== undefined) put.ifMatch = op.ifMatch;
+  if (op.ifNoneMatch !== undefined) put.ifNoneMatch = op.ifNoneMatch;
+  return put;
 }
 
 async function scan(partition: Partition, request: ServedRequest): Promise<RpcResponse> {

@@ -44,7 +44,10 @@ function fastTransactHeader(value: unknown): { key: string; ops: TransactOp[] } 
     if ((kind !== 'put' && kind !== 'delete' && kind !== 'check') || (ifMatch !== undefined && !isText(ifMatch, 1, 128)) || (ifNoneMatch !== undefined && ifNoneMatch !== '*')) return undefined;
     // An optional field absent stays absent (a present undefined never comes out of a JSON header).
     if (op !== undefined && ((Object.hasOwn(op, 'ifMatch') && ifMatch === undefined) || (Object.hasOwn(op, 'ifNoneMatch') && ifNoneMatch === undefined))) return undefined;
-    ops.push({ kind, ...(ifMatch === undefined ? {} : { ifMatch }), ...(ifNoneMatch === undefined ? {} : { ifNoneMatch }) });
+    const parsed: TransactOp = { kind };
+    if (ifMatch !== undefined) parsed.ifMatch = ifMatch;
+    if (ifNoneMatch !== undefined) parsed.ifNoneMatch = ifNoneMatch;
+    ops.push(parsed);
   }
   return { key: header.key, ops };
 }
