@@ -234,10 +234,16 @@ export function parseSnapshotId(name: string, raw: string): SnapshotId {
 }
 
 /** x-ms-version: an Azure service version (YYYY-MM-DD) Kura knows, i.e. in [first, latest]. */
+/** The last version accepted and the ceiling it was accepted under: a client sends one version
+ * with every request, so most requests skip the pattern and the date parse. */
+let lastApiVersion: { readonly raw: string; readonly latest: string } | null = null;
+
 export function parseApiVersion(raw: string, latest: string): string {
+  if (lastApiVersion !== null && lastApiVersion.raw === raw && lastApiVersion.latest === latest) return raw;
   const date = /^(\d{4})-(\d{2})-(\d{2})$/.test(raw) ? Date.parse(`${raw}T00:00:00Z`) : Number.NaN;
   if (Number.isNaN(date) || raw < '2009-09-19' || raw > latest) {
     throw invalidHeader('x-ms-version', raw, 'unsupported service version');
   }
+  lastApiVersion = { raw, latest };
   return raw;
 }

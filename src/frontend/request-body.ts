@@ -146,10 +146,11 @@ function readAll(source: Readable, check: (chunk: Uint8Array) => void): Promise<
       stop();
       reject(clientGone());
     };
+    // on, not once: stop() removes every listener at the first of them (no once wrapper per listener and body).
     source.on('data', onData);
-    source.once('end', onEnd);
-    source.once('error', onGone);
-    source.once('close', onGone);
+    source.on('end', onEnd);
+    source.on('error', onGone);
+    source.on('close', onGone);
   });
 }
 

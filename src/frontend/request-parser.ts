@@ -171,6 +171,8 @@ function splitTarget(target: string): { rawPath: string; rawQuery: string } {
 }
 
 function decodeComponent(text: string, what: string): string {
+  // Without a '%' there is nothing to decode (most names and values): no runtime call for them.
+  if (!text.includes('%')) return text;
   try {
     return decodeURIComponent(text);
   } catch {
