@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
+import { headerUsage, parseBenchArgs, positiveIntegerOption } from '../lib/cli-args.ts';
 import { dataAppendBytesMax, frontendBodyBytesMax } from '../../src/constants.ts';
 import { blockIdFor } from './blob-client.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
@@ -22,19 +22,13 @@ import { SdkBlobClient } from './sdk-client.ts';
 
 const MiB = 1024 * 1024;
 
-function positive(value: string | undefined, fallback: number, name: string): number {
-  const parsed = value === undefined ? fallback : Number(value);
-  if (!Number.isSafeInteger(parsed) || parsed <= 0) throw new Error(`--${name} must be a positive integer`);
-  return parsed;
-}
-
 async function main(): Promise<void> {
   const values = parseBenchArgs(headerUsage(import.meta.url), { uploads: { type: 'string' }, 'blob-mib': { type: 'string' }, 'block-mib': { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' } });
-  const uploads = positive(values.uploads, 64, 'uploads');
-  const blobMiB = positive(values['blob-mib'], 256, 'blob-mib');
-  const blockMiB = positive(values['block-mib'], 8, 'block-mib');
-  const seconds = positive(values.seconds, 120, 'seconds');
-  const disks = positive(values.disks, 1, 'disks');
+  const uploads = positiveIntegerOption(values.uploads, 64, 'uploads');
+  const blobMiB = positiveIntegerOption(values['blob-mib'], 256, 'blob-mib');
+  const blockMiB = positiveIntegerOption(values['block-mib'], 8, 'block-mib');
+  const seconds = positiveIntegerOption(values.seconds, 120, 'seconds');
+  const disks = positiveIntegerOption(values.disks, 1, 'disks');
   if (blobMiB % blockMiB !== 0) throw new Error('--blob-mib must be a multiple of --block-mib');
   installChildCleanup();
   const peer = kuraServePeer(disks);

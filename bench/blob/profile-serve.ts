@@ -17,10 +17,11 @@
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { headerUsage, parseBenchArgs } from '../lib/cli-args.ts';
+import { headerUsage, parseBenchArgs, positiveIntegerOption } from '../lib/cli-args.ts';
 import { parseCpuProfile, summariseProfile, type ProfileRow } from '../lib/cpu-profile.ts';
 import { runClosedLoop } from '../lib/stats.ts';
-import { blockIdFor, type LargeBlobClient } from './blob-client.ts';
+import type { LargeBlobClient } from './blob-client.ts';
+import { uploadInBlocks } from './block-upload.ts';
 import { forEachBounded, sequenceName } from './bounded-parallel.ts';
 import { installChildCleanup, killAllChildren } from './child-server.ts';
 import { BlockPayloads, payloadFor } from './payload.ts';
@@ -59,12 +60,6 @@ interface Options {
   readonly profile: boolean;
 }
 
-function positive(value: string | undefined, fallback: number, name: string): number {
-  const parsed = value === undefined ? fallback : Number(value);
-  if (!Number.isSafeInteger(parsed) || parsed <= 0) throw new Error(`--${name} must be a positive integer`);
-  return parsed;
-}
-
 function parseOptions(): Options {
   const values = parseBenchArgs(headerUsage(import.meta.url), { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true }, 'server-output': { type: 'string' }, 'no-profile': { type: 'boolean' } });
   const kind = kinds.find((candidate) => candidate === (values.kind ?? 'put'));
@@ -72,11 +67,11 @@ function parseOptions(): Options {
   if (kind === undefined) throw new Error(`--kind must be one of ${kinds.join(', ')}`);
   if (client !== 'sdk' && client !== 'raw') throw new Error('--client must be sdk or raw');
   const large = kind === 'upload' || kind === 'download';
-  const seconds = Math.min(60, positive(values.seconds, 8, 'seconds'));
-  const sizeBytes = positive(values.size, large ? 8 * MiB : 65_536, 'size');
-  const blobBytes = positive(values['blob-mib'], 64, 'blob-mib') * MiB;
+  const seconds = Math.min(60, positiveIntegerOption(values.seconds, 8, 'seconds'));
+  const sizeBytes = positiveIntegerOption(values.size, large ? 8 * MiB : 65_536, 'size');
+  const blobBytes = positiveIntegerOption(values['blob-mib'], 64, 'blob-mib') * MiB;
   if (large && blobBytes % sizeBytes !== 0) throw new Error('--blob-mib must be a whole number of blocks of --size');
-  return { kind, client, sizeBytes, blobBytes, concurrency: positive(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positive(values.disks, 1, 'disks'), out: values.out, top: positive(values.top, 25, 'top'), serveArgs: values['serve-arg'] ?? [], nodeArgs: values['node-arg'] ?? [], serverOutput: values['server-output'], profile: values['no-profile'] !== true };
+  return { kind, client, sizeBytes, blobBytes, concurrency: positiveIntegerOption(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positiveIntegerOption(values.disks, 1, 'disks'), out: values.out, top: positiveIntegerOption(values.top, 25, 'top'), serveArgs: values['serve-arg'] ?? [], nodeArgs: values['node-arg'] ?? [], serverOutput: values['server-output'], profile: values['no-profile'] !== true };
 }
 
 function port(connectionString: string): number {
@@ -108,11 +103,7 @@ async function loadLarge(peer: BenchPeer, pid: number, options: Options, client:
   const blockCount = options.blobBytes / options.sizeBytes;
   // Block bodies made before the timing, as the bench's large upload does (payload.ts BlockPayloads).
   const payloads = new BlockPayloads(options.sizeBytes, options.concurrency);
-  const upload = async (name: string): Promise<void> => {
-    const ids = Array.from({ length: blockCount }, (_, index) => blockIdFor(index));
-    await forEachBounded(blockCount, options.concurrency, (index) => payloads.with(`${name}#${index}`, (body) => client.stageBlock(container, name, ids[index] ?? '', body)));
-    await client.commitBlockList(container, name, ids);
-  };
+  const upload = (name: string): Promise<void> => uploadInBlocks(client, payloads, { container, blockCount, concurrency: options.concurrency }, name);
   if (options.kind === 'download') await upload('big-0');
   const sampler = new ProcessSampler({ read: () => peer.sample(), intervalMs: 100 });
   const threadsBefore = readThreadCpu(pid);

@@ -30,3 +30,10 @@ export function headerUsage(moduleUrl: string): string {
   }
   return header.join('\n');
 }
+
+/** A positive integer option's value (`fallback` when absent); throws naming `--name` otherwise. */
+export function positiveIntegerOption(value: string | undefined, fallback: number, name: string): number {
+  const parsed = value === undefined ? fallback : Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed <= 0) throw new Error(`--${name} must be a positive integer`);
+  return parsed;
+}
