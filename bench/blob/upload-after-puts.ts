@@ -126,7 +126,7 @@ async function takeHeapSnapshot(pid: number, directory: string): Promise<void> {
     // The file appears at the start of the write: whole once its size stops changing.
     const sizeBytes = (await stat(join(directory, written))).size;
     await sleep(1000);
-    if ((await stat(join(directory, written))).size !== sizeBytes) continue;
+    if (sizeBytes === 0 || (await stat(join(directory, written))).size !== sizeBytes) continue;
     console.log(`heap snapshot: ${join(directory, written)} (${(sizeBytes / MiB).toFixed(0)} MiB)`);
     return;
   }
