@@ -147,7 +147,7 @@ export class PartitionManagerMetrics {
 }
 
 /** A counter that follows a component's cumulative count, adding what it grew by since the last scrape. */
-function mirroredCounter(registry: Registry, name: string, help: string, value: () => number): void {
+export function mirroredCounter(registry: Registry, name: string, help: string, value: () => number): void {
   let seen = 0;
   new Counter({
     name, help, registers: [registry],

@@ -32,6 +32,7 @@ import type { Clock } from '../util/clock.ts';
 import { isStorageError } from '../util/errors.ts';
 import { AccountRefresher } from './account-refresher.ts';
 import { AccountStore } from './account-store.ts';
+import type { BlobSweepCounts } from '../observability/blob-sweep-metrics.ts';
 import type { CopySourceOptions } from '../frontend/blob-service/remote-source.ts';
 import { assembleFrontend, listenFrontend, type BackendFactory, type BackgroundTask } from './frontend-assembly.ts';
 
@@ -122,6 +123,11 @@ export class ClusterFrontend {
     if (server === null || (this.state.kind !== 'serving' && this.state.kind !== 'draining')) return false;
     server.server.emit('connection', socket);
     return true;
+  }
+
+  /** The background sweep's counts (null before it serves, or with a backend that has none). */
+  sweepCounts(): BlobSweepCounts | null {
+    return this.background?.counts?.() ?? null;
   }
 
   /** Graceful stop: in-flight requests finish for at most timeoutMs, the rest are cut. */

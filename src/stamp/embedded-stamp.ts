@@ -43,6 +43,7 @@ import { RealDisk } from '../io/real-disk.ts';
 import { EmbeddedMetaStore } from '../metastore/embedded-meta-store.ts';
 import { ExtentNodeMetrics } from '../observability/extent-node-metrics.ts';
 import { StreamManagerMetrics } from '../observability/stream-manager-metrics.ts';
+import { registerBlobSweepMetrics } from '../observability/blob-sweep-metrics.ts';
 import { PartitionClient } from '../partition/partition-client.ts';
 import { PartitionManager } from '../partition/partition-manager.ts';
 import { readMap } from '../partition/partition-map.ts';
@@ -359,6 +360,7 @@ function watchMetrics(registry: Registry, parts: Parts): void {
   const nodeMetrics = new ExtentNodeMetrics({ registry });
   for (const node of parts.nodes) nodeMetrics.watch(node);
   if (parts.streamManager !== null) new StreamManagerMetrics({ registry, manager: parts.streamManager });
+  registerBlobSweepMetrics(registry, () => parts.background?.counts?.() ?? null);
 }
 
 /** Stops whatever was started, in reverse order; every step runs even if an earlier one failed or

@@ -15,6 +15,7 @@ import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer
 import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
 import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
 import { PartitionBlobBackend } from '../frontend/blob-service/partition-blob-backend.ts';
+import type { BlobSweepCounts } from '../observability/blob-sweep-metrics.ts';
 import type { CopySourceOptions } from '../frontend/blob-service/remote-source.ts';
 import type { CorsRulesLookup } from '../frontend/cors.ts';
 import { FrontendServer } from '../frontend/http-server.ts';
@@ -35,6 +36,8 @@ export interface BackendLookups {
 export interface BackgroundTask {
   start(): void;
   stop(): Promise<void>;
+  /** The sweep's counts (kura_container_sweep_* and kura_sweep_intents_* metrics). */
+  counts?(): BlobSweepCounts;
 }
 
 export interface StampBackend {

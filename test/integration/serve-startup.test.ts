@@ -4,7 +4,8 @@
 // right key through, refuses a second server (and `kura account`) on the same data directories
 // naming the holder, exits 0 on SIGTERM, restarts after kill -9 (stale lock taken over), and
 // serves accounts made with `kura account create` at its next start; --admin serves /readyz and
-// the stream layer's /metrics. Figures: time to ready.
+// the stream layer's /metrics and the sweep's (a sweep intent written and deleted by its writer).
+// Figures: time to ready.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob';
@@ -46,6 +47,18 @@ test('kura serve prints the connection string and the redundancy statement; bad 
   const right = BlobServiceClient.fromConnectionString(serve.connectionString, options);
   const outcome = await right.getContainerClient('box').create().then(() => null, (error: unknown) => error);
   if (outcome instanceof RestError) assert.notEqual(outcome.statusCode, 403, `authenticated request refused: ${outcome.code}`);
+  // A Put Block List leaving 297 of 300 staged blocks to a sweep writes a sweep intent; its writer deletes it.
+  const blob = right.getContainerClient('box').getBlockBlobClient('staged');
+  const blockIds = Array.from({ length: 300 }, (_, index) => Buffer.from(`block-${String(index).padStart(5, '0')}`).toString('base64'));
+  for (let at = 0; at < blockIds.length; at += 30) {
+    await Promise.all(blockIds.slice(at, at + 30).map((blockId) => blob.stageBlock(blockId, Buffer.from(blockId), blockId.length)));
+  }
+  await blob.commitBlockList(blockIds.slice(0, 3));
+  const sweep = (await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()).split('\n').filter((line) => line.startsWith('kura_sweep_intents') || line.startsWith('kura_container_sweep_ticks'));
+  t.diagnostic(`sweep metrics after a Put Block List of 3 of 300 staged blocks:\n${sweep.join('\n')}`);
+  assert.ok(sweep.some((line) => /^kura_sweep_intents_written_total\{role="serve"\} 1$/.test(line)), sweep.join('\n'));
+  assert.ok(sweep.some((line) => /^kura_sweep_intents_resolved_total\{by="writer",role="serve"\} 1$/.test(line)), sweep.join('\n'));
+  assert.ok(sweep.some((line) => line.startsWith('kura_sweep_intents_pending{')), sweep.join('\n'));
   assert.equal(await serve.stop(), 0, 'SIGTERM: graceful exit 0');
 });
 

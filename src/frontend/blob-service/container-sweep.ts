@@ -67,13 +67,15 @@ export interface SweepTotals {
   failures: number;
   /** Claims or graveyard deletes lost to another sweeper (benign). */
   racesLost: number;
-  /** Sweep intents resolved (sweep-intents.ts) and the dead rows their sweeps deleted. */
+  /** Sweep intents resolved (sweep-intents.ts), of them those whose commit was fenced out (fence row
+   * rewritten, nothing to sweep), and the dead rows their sweeps deleted. */
   intentsResolved: number;
+  intentsFenced: number;
   intentRowsDeleted: number;
 }
 
 export class ContainerSweeper {
-  readonly totals: SweepTotals = { ticks: 0, rowsDeleted: 0, indexRowsDeleted: 0, incarnationsFinished: 0, failures: 0, racesLost: 0, intentsResolved: 0, intentRowsDeleted: 0 };
+  readonly totals: SweepTotals = { ticks: 0, rowsDeleted: 0, indexRowsDeleted: 0, incarnationsFinished: 0, failures: 0, racesLost: 0, intentsResolved: 0, intentsFenced: 0, intentRowsDeleted: 0 };
   /** This sweeper's name in claims (random unless given). */
   readonly sweeperId: string;
   readonly #ctx: BlobServiceContext;
@@ -100,6 +102,18 @@ export class ContainerSweeper {
   start(intervalMs = containerSweepIntervalMs): void {
     this.#stopped = false;
     this.#schedule(this.#ctx.clock, intervalMs);
+  }
+
+  /** What the sweeper and this front end's writers did with graveyards and sweep intents (the
+   * metrics read it: BlobSweepCounts in src/observability). Intents resolved by a sweep of the blob
+   * (the commit applied) or by a fence rewrite (it never will); pending: SweepIntents.pending. */
+  counts() {
+    const { totals } = this;
+    return {
+      ticks: totals.ticks, tickFailures: totals.failures, rowsDeleted: totals.rowsDeleted, incarnationsFinished: totals.incarnationsFinished,
+      intentsWritten: this.#ctx.stats.sweepIntentsWritten ?? 0, intentsDischarged: this.#ctx.stats.sweepIntentsDischarged ?? 0,
+      intentsSwept: totals.intentsResolved - totals.intentsFenced, intentsFenced: totals.intentsFenced, intentsPending: this.#intents.pending,
+    };
   }
 
   async stop(): Promise<void> {
@@ -149,6 +163,7 @@ export class ContainerSweeper {
     this.totals.incarnationsFinished += incarnationsFinished;
     const intents = await this.#intents.tick(containerSweepRowsPerTick, containerSweepRowsPerTick - rowsDeleted);
     this.totals.intentsResolved += intents.resolved;
+    this.totals.intentsFenced += intents.fencesRewritten;
     this.totals.intentRowsDeleted += intents.rowsDeleted;
     return { graveyards: graveyards.length, skipped, rowsDeleted, indexRowsDeleted, incarnationsFinished, inGrace, intents };
   }

@@ -34,6 +34,8 @@ export interface BlobServiceStats {
   graveyardsRestored?: number;
   /** Sweep intents put (sent) before commits that discard more rows than they delete (sweep-intents.ts). */
   sweepIntentsWritten?: number;
+  /** Sweep intents their writer deleted itself (its cleanup finished, or its commit was refused). */
+  sweepIntentsDischarged?: number;
 }
 
 export interface BlobServiceContext {

@@ -79,7 +79,7 @@ export class PartitionBlobBackend implements BlobBackend {
   readonly copies: RemoteCopies;
   /** Everything this backend does beside requests: the sweep (started by the owner) and the
    * copies' transfers (stopped with it). */
-  readonly background: { start(): void; stop(): Promise<void> };
+  readonly background: { start(): void; stop(): Promise<void>; counts(): ReturnType<ContainerSweeper['counts']> };
 
   constructor(options: PartitionBlobBackendOptions) {
     const inlineBodyBytesMax = options.inlineBodyBytesMax ?? inlineBodyBytesDefault;
@@ -96,6 +96,7 @@ export class PartitionBlobBackend implements BlobBackend {
     this.background = {
       start: () => this.sweeper.start(),
       stop: async () => { await copies.stop(); await this.sweeper.stop(); },
+      counts: () => this.sweeper.counts(),
     };
     this.service = {
       getBlobServiceProperties: (op) => getBlobServiceProperties(ctx, op.account),

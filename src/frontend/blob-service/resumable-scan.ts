@@ -17,6 +17,11 @@ export class ResumableScan {
     this.#prefix = prefix;
   }
 
+  /** True when the last call reached the end of the prefix: the next one starts a new pass. */
+  get passEnded(): boolean {
+    return this.#cursor === null;
+  }
+
   /** The next rows under the prefix (at most rowsMax examined). */
   async next(tables: BlobTables, rowsMax: number): Promise<LiveRow[]> {
     const found: LiveRow[] = [];

@@ -63,9 +63,12 @@ async function commitUnderIntent<T>(ctx: BlobServiceContext, at: { readonly blob
 /** The writer's cleanup after its commit finished: its intent goes (best effort: a failure leaves it to the background). */
 export async function dischargeIntent(ctx: BlobServiceContext, intent: SweepIntent | null): Promise<void> {
   if (intent === null) return;
-  await ctx.tables.transact([{ kind: 'delete', key: intent.key, ifMatch: intent.etag }]).catch((error: unknown) => {
+  try {
+    await ctx.tables.transact([{ kind: 'delete', key: intent.key, ifMatch: intent.etag }]);
+    ctx.stats.sweepIntentsDischarged = (ctx.stats.sweepIntentsDischarged ?? 0) + 1;
+  } catch (error) {
     if (error instanceof AssertionFailure) throw error;
-  });
+  }
 }
 
 /** After a commit whose discarded rows only a sweep removes: the sweep, then (finished) the intent. */
@@ -101,10 +104,19 @@ export class SweepIntents {
   readonly #graceMs: number;
   readonly #scan = new ResumableScan(sweepIntentPrefix);
   readonly #firstSeen = new FirstSeen(containerSweepTrackedMax);
+  /** Intents left in place so far in the scan's current pass; published as `pending` when it ends. */
+  #leftThisPass = 0;
+  #pending = 0;
 
   constructor(ctx: BlobServiceContext, options: { readonly graceMs: number }) {
     this.#ctx = ctx;
     this.#graceMs = options.graceMs;
+  }
+
+  /** Intents the last full pass over the intent rows left in place (in grace, unfinished, or
+   * skipped for the tick's budget): sweeps still owed. 0 before the first pass ends. */
+  get pending(): number {
+    return this.#pending;
   }
 
   /** The next intent rows (at most rowsMax examined), each resolved while `budget` dead rows are
@@ -121,7 +133,15 @@ export class SweepIntents {
       tick.rowsDeleted += outcome.rows;
       if (outcome.fenced) tick.fencesRewritten += 1;
     }
+    this.#countPending(rows.length - tick.resolved);
     return tick;
+  }
+
+  #countPending(left: number): void {
+    this.#leftThisPass += left;
+    if (!this.#scan.passEnded) return;
+    this.#pending = this.#leftThisPass;
+    this.#leftThisPass = 0;
   }
 
   async #resolve(row: LiveRow): Promise<Outcome> {

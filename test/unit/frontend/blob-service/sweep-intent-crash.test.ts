@@ -11,6 +11,8 @@
 import type { BlobGetPropertiesResponse, BlockBlobClient } from '@azure/storage-blob';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { Registry } from 'prom-client';
+import { containerSweepGraceMs } from '../../../../src/constants.ts';
 import { deadRows } from '../../../../src/frontend/blob-service/blob-sweep.ts';
 import { ContainerSweeper, type SweepTick } from '../../../../src/frontend/blob-service/container-sweep.ts';
 import type { BlobServiceContext } from '../../../../src/frontend/blob-service/context.ts';
@@ -19,6 +21,7 @@ import { PartitionBlobBackend } from '../../../../src/frontend/blob-service/part
 import { decodeContainer } from '../../../../src/frontend/blob-service/records.ts';
 import type { AccountName, BlobName, BlockId, ContainerName } from '../../../../src/frontend/model.ts';
 import type { PartitionOp } from '../../../../src/partition/partition.ts';
+import { registerBlobSweepMetrics } from '../../../../src/observability/blob-sweep-metrics.ts';
 import { isStorageError } from '../../../../src/util/errors.ts';
 import { callContext, requestBody } from '../../../../sim/blob-workload.ts';
 import { TablesThatDie } from '../../../../sim/frontend-role.ts';
@@ -189,4 +192,42 @@ test('a Put Blob over a paged list dying between its intent and its commit: the 
   assert.equal((await deadRows(ctx, await keyOf(ref))).length, 0);
   // The dead writer's commit, had it been sent late, was conditional on the row's ETag it read: refused now.
   await assert.rejects(stamp.tables.transact([{ kind: 'put', key: rowBefore.key, columns: rowBefore.columns, ifMatch: rowBefore.etag }]), (error: unknown) => isStorageError(error) && error.code === 'partition.condition_failed');
+});
+
+test('the sweep\'s metrics count each way an intent goes: its writer, a sweep, a fence rewrite; pending until a pass resolves them', { timeout: 120_000 }, async (t) => {
+  const sweeping = live();
+  const registry = new Registry();
+  registerBlobSweepMetrics(registry, () => sweeping.background.counts());
+  const scrape = async (): Promise<string> => (await registry.metrics()).split('\n').filter((line) => /^kura_(sweep_intents|container_sweep_ticks)/.test(line)).join('\n');
+  const ref = blobRef('metrics-writer');
+  await commit(sweeping, ref, (await stage(sweeping, ref, 300)).slice(0, 3));
+  const applied = blobRef('metrics-applied');
+  const appliedStaged = await stage(live(), applied, 300);
+  const diesAfterCommit = dying(endsWith('\0g'));
+  void commit(diesAfterCommit.backend, applied, appliedStaged.slice(0, 3));
+  await untilDead(diesAfterCommit.tables);
+  const { ref: fenced, backend } = await committedBlob('metrics-fenced', 1);
+  const fencedStaged = await stage(backend, fenced, 300);
+  const diesAtIntent = dying((ops) => ops.some((op) => op.key[0] === sweepIntentPrefix[0]));
+  void commit(diesAtIntent.backend, fenced, fencedStaged.slice(0, 3));
+  await untilDead(diesAtIntent.tables);
+
+  await sweeping.sweeper.tick();
+  const inGrace = await scrape();
+  stamp.backendClock.offsetMs += containerSweepGraceMs;
+  try {
+    await sweeping.sweeper.tick();
+  } finally {
+    stamp.backendClock.offsetMs -= containerSweepGraceMs;
+  }
+  const resolved = await scrape();
+  t.diagnostic(`two intents left by dead writers, first tick (in grace):\n${inGrace}\nafter the grace:\n${resolved}`);
+  assert.match(inGrace, /^kura_sweep_intents_written_total 1$/m);
+  assert.match(inGrace, /^kura_sweep_intents_resolved_total\{by="writer"\} 1$/m);
+  assert.match(inGrace, /^kura_sweep_intents_pending 2$/m);
+  assert.match(resolved, /^kura_sweep_intents_resolved_total\{by="sweep"\} 1$/m);
+  assert.match(resolved, /^kura_sweep_intents_resolved_total\{by="fence_rewrite"\} 1$/m);
+  assert.match(resolved, /^kura_sweep_intents_pending 0$/m);
+  assert.match(resolved, /^kura_container_sweep_ticks_total 2$/m);
+  assert.equal(await intentCount(), 0);
 });
