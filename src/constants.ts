@@ -55,6 +55,16 @@ export const groupCommitBytesMax = 8 * MiB;
  * would write every byte twice: 1 MiB appends measured 0.45-0.75× raw bytes/s through the
  * journal (bench/README.md). Below it, batching fsyncs wins (64 KiB ×16: 1.3× vs 0.7× raw). */
 export const directAppendBytesMin = 256 * KiB;
+/** RealDisk writes the 4 KiB-aligned middle of a writevSynced through O_DIRECT when it is at least
+ * this long (docs/formats/extent-file.md, "Writing"): a buffered O_DSYNC write's copy into new
+ * page-cache pages cost 1.4-2.1 ms of kernel CPU per MiB on the bench VM, O_DIRECT 0.03-0.05, plus
+ * ~0.35 ms per MiB to copy the parts into the aligned staging buffer. Below it the two extra
+ * synchronous pieces (head and tail) cost more than the copy saves; Put 64 KiB never takes it. */
+export const directWriteBytesMin = 1 * MiB;
+/** Aligned staging buffers a RealDisk keeps for O_DIRECT writes, each dataAppendBytesMax plus a
+ * record header (rounded up to 64 KiB): 4 × 8.06 MiB resident at most. A large write that finds
+ * none free (a fifth extent writing at once) takes the buffered path. */
+export const directWriteBuffers = 4;
 /** A streamed request body's append is passed down as the socket's chunks (~64 KiB each: a 4 MiB
  * append is ~65 parts, one pwritev). Once appendBodyPartsUncopied parts are held, a chunk
  * smaller than appendBodyChunkBytesMin (a slow or hostile client's) is copied into a staging

@@ -7,7 +7,11 @@
 //   read it back, including the file size; mtime is not needed by Kura.
 // - writevSynced() writes through a second descriptor of the file opened O_DSYNC (opened on first
 //   use, closed with the file or at a truncate): POSIX synchronized I/O data integrity, what fdatasync gives, for
-//   that write's range; a failure poisons the handle as a failed sync() does.
+//   that write's range; a failure poisons the handle as a failed sync() does. A write whose
+//   4 KiB-aligned middle is at least directWriteBytesMin goes in three synchronous pieces, in file
+//   order: head and tail through the O_DSYNC descriptor, the middle through a third descriptor
+//   opened O_DIRECT | O_DSYNC from an aligned staging buffer (docs/formats/extent-file.md,
+//   "Writing"): the page cache's copy into new pages is what such a write cost.
 // - syncDirectory() opens the directory O_RDONLY|O_DIRECTORY and fsyncs it, which is what makes
 //   a create, rename or unlink in it durable on Linux file systems.
 // - a failed sync() poisons the handle: every later call on it (except close) fails with
@@ -33,11 +37,13 @@ import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertByteCount } from '../util/assert.ts';
+import { assert, assertByteCount } from '../util/assert.ts';
 import { canary } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
 import type { StorageErrorCode } from '../util/errors.ts';
 import type { ReadBufferPool } from '../util/read-buffer-pool.ts';
+import { dataAppendBytesMax, directWriteBuffers, directWriteBytesMin } from '../constants.ts';
+import { AlignedBuffers } from './aligned-buffers.ts';
 import type { Disk, DiskFile, OpenOptions } from './disk.ts';
 import { assertDiskPath } from './disk-path.ts';
 
@@ -46,17 +52,35 @@ export interface RealDiskOptions {
   readonly root: string;
   /** Where large reads take their buffers from; absent: a fresh buffer per read. */
   readonly readBuffers?: ReadBufferPool;
+  /** Staging buffers for O_DIRECT writes; absent: directWriteBuffers of an append's size; null: never O_DIRECT. */
+  readonly directWrites?: AlignedBuffers | null;
 }
+
+/** O_DIRECT pieces start and end on page boundaries (any device's logical block divides 4 KiB). */
+const directAlignmentBytes = 4096;
+
+/** What a disk's files share about O_DIRECT: its staging buffers, and whether its file system took it. */
+interface DirectWrites {
+  readonly buffers: AlignedBuffers;
+  /** False once the file system refused O_DIRECT (EINVAL): every file writes the buffered way. */
+  supported: boolean;
+}
+
+/** An append-sized staging buffer: an 8 MiB body and its record header. */
+const stagingBytes = dataAppendBytesMax + directAlignmentBytes;
 
 export class RealDisk implements Disk {
   readonly name: string;
   private readonly root: string;
   private readonly readBuffers: ReadBufferPool | null;
+  private readonly direct: DirectWrites | null;
 
   constructor(options: RealDiskOptions) {
     this.root = options.root;
     this.name = options.root;
     this.readBuffers = options.readBuffers ?? null;
+    const buffers = options.directWrites === undefined ? new AlignedBuffers({ bufferBytes: stagingBytes, buffersMax: directWriteBuffers }) : options.directWrites;
+    this.direct = buffers === null ? null : { buffers, supported: true };
   }
 
   async open(path: string, options: OpenOptions): Promise<DiskFile> {
@@ -66,7 +90,7 @@ export class RealDisk implements Disk {
     if (options.create || exclusive) flags |= fsConstants.O_CREAT;
     if (exclusive) flags |= fsConstants.O_EXCL;
     try {
-      return new RealFile({ path, fullPath: full, handle: await open(full, flags, 0o644), readBuffers: this.readBuffers });
+      return new RealFile({ path, fullPath: full, handle: await open(full, flags, 0o644), readBuffers: this.readBuffers, direct: this.direct });
     } catch (error) {
       throw fsError(error, 'open', path);
     }
@@ -170,18 +194,22 @@ type HandleState = { readonly kind: 'open' } | { readonly kind: 'poisoned'; read
 
 class RealFile implements DiskFile {
   readonly path: string;
-  private readonly fullPath: string;
   private readonly handle: FileHandle;
   private readonly readBuffers: ReadBufferPool | null;
   private state: HandleState = { kind: 'open' };
   /** The same file opened O_WRONLY | O_DSYNC for writevSynced, on its first use. */
-  private syncedHandle: Promise<FileHandle> | null = null;
+  private readonly synced: ExtraDescriptor;
+  /** The same file opened O_WRONLY | O_DSYNC | O_DIRECT for a large writevSynced's aligned middle. */
+  private readonly directSynced: ExtraDescriptor;
+  private readonly direct: DirectWrites | null;
 
-  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null }) {
+  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null; direct: DirectWrites | null }) {
     this.path = fields.path;
-    this.fullPath = fields.fullPath;
     this.handle = fields.handle;
     this.readBuffers = fields.readBuffers;
+    this.direct = fields.direct;
+    this.synced = new ExtraDescriptor(fields.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC);
+    this.directSynced = new ExtraDescriptor(fields.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC | fsConstants.O_DIRECT);
   }
 
   async size(): Promise<number> {
@@ -231,41 +259,98 @@ class RealFile implements DiskFile {
   async writev(position: number, parts: readonly Uint8Array[]): Promise<void> {
     const total = checkedWriteBytes(position, parts);
     this.checkUsable();
-    const progress = { written: 0 };
+    const write: PartsWrite = { position, parts, total, written: 0 };
     try {
-      await writeAllParts(this.handle, position, parts, total, progress);
+      await writeBetween(this.handle, write, total);
     } catch (error) {
-      throw fsError(error, 'write', this.path, { position, length: total, written: progress.written });
+      throw fsError(error, 'write', this.path, { position, length: total, written: write.written });
     }
   }
 
   /**
    * One pwritev through an O_DSYNC descriptor: it returns once the bytes and the file size are on
    * stable storage, one thread-pool job where writev + sync are two with a main-thread hop between.
+   * A large one writes its aligned middle through O_DIRECT (see the header).
    */
   async writevSynced(position: number, parts: readonly Uint8Array[]): Promise<void> {
     if (canary.skipFsync) return this.writev(position, parts);
     const total = checkedWriteBytes(position, parts);
     this.checkUsable();
-    const handle = await this.openSynced();
-    const progress = { written: 0 };
+    const synced = await this.openSynced();
+    const write: PartsWrite = { position, parts, total, written: 0 };
+    const middle = this.directMiddle(position, total);
+    const staging = middle === null ? null : (this.direct?.buffers.acquire() ?? null);
     try {
-      await writeAllParts(handle, position, parts, total, progress);
+      if (middle === null || staging === null) await writeBetween(synced, write, total);
+      else await this.writeThroughDirect(synced, write, { ...middle, staging });
     } catch (error) {
-      // The bytes may be in the page cache with their flush failed: lost, as after a failed sync.
-      this.state = { kind: 'poisoned', cause: error };
-      const errno = errnoCode(error);
-      if (errno === 'ENOSPC' || errno === 'EDQUOT') throw fsError(error, 'write', this.path, { position, length: total, written: progress.written });
-      throw fsyncFailed(error, this.path);
+      throw this.failedSyncedWrite(error, write);
+    } finally {
+      if (staging !== null) this.direct?.buffers.release(staging);
     }
   }
 
-  private openSynced(): Promise<FileHandle> {
-    this.syncedHandle ??= open(this.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC).catch((error: unknown) => {
-      this.syncedHandle = null;
+  /** The page-aligned middle of [position, position + total) if O_DIRECT should write it. */
+  private directMiddle(position: number, total: number): { readonly start: number; readonly end: number } | null {
+    if (this.direct === null || !this.direct.supported) return null;
+    const start = Math.ceil(position / directAlignmentBytes) * directAlignmentBytes;
+    const end = Math.floor((position + total) / directAlignmentBytes) * directAlignmentBytes;
+    const length = end - start;
+    return length >= directWriteBytesMin && length <= this.direct.buffers.bufferBytes ? { start, end } : null;
+  }
+
+  /** Head, aligned middle, tail: each durable before the next starts, so a crash leaves a prefix. */
+  private async writeThroughDirect(synced: FileHandle, write: PartsWrite, middle: { readonly start: number; readonly end: number; readonly staging: Buffer }): Promise<void> {
+    await writeBetween(synced, write, middle.start - write.position);
+    const aligned = middle.staging.subarray(0, middle.end - middle.start);
+    copyBetween(write.parts, write.written, aligned);
+    if (!(await this.writeDirect(middle.start, aligned, write))) await writeBetween(synced, write, middle.end - write.position);
+    await writeBetween(synced, write, write.total);
+  }
+
+  /** The aligned bytes through O_DIRECT; false (nothing written) if the file system refuses it. */
+  private async writeDirect(position: number, aligned: Buffer, write: PartsWrite): Promise<boolean> {
+    let handle: FileHandle;
+    try {
+      handle = await this.directSynced.open();
+    } catch (error) {
+      if (errnoCode(error) !== 'EINVAL') throw error;
+      return this.refuseDirect();
+    }
+    let done = 0;
+    try {
+      while (done < aligned.byteLength) {
+        const { bytesWritten } = await handle.write(aligned, done, aligned.byteLength - done, position + done);
+        done += bytesWritten;
+        write.written += bytesWritten;
+      }
+    } catch (error) {
+      // EINVAL before any byte moved: the file system checked the alignment and said no.
+      if (done === 0 && errnoCode(error) === 'EINVAL') return this.refuseDirect();
+      throw error;
+    }
+    return true;
+  }
+
+  private refuseDirect(): false {
+    if (this.direct !== null) this.direct.supported = false;
+    return false;
+  }
+
+  private async openSynced(): Promise<FileHandle> {
+    try {
+      return await this.synced.open();
+    } catch (error) {
       throw fsError(error, 'open', this.path, { flags: 'O_WRONLY|O_DSYNC' });
-    });
-    return this.syncedHandle;
+    }
+  }
+
+  /** The bytes may be in the page cache with their flush failed: lost, as after a failed sync. */
+  private failedSyncedWrite(error: unknown, write: PartsWrite): unknown {
+    this.state = { kind: 'poisoned', cause: error };
+    const errno = errnoCode(error);
+    if (errno === 'ENOSPC' || errno === 'EDQUOT') return fsError(error, 'write', this.path, { position: write.position, length: write.total, written: write.written });
+    return fsyncFailed(error, this.path);
   }
 
   async truncate(length: number): Promise<void> {
@@ -274,8 +359,8 @@ class RealFile implements DiskFile {
     try {
       await this.handle.truncate(length);
       // A truncate ends a run of synced writes (an extent's seal starts with one): the O_DSYNC
-      // descriptor goes, so a sealed extent's file holds one descriptor, not two.
-      await this.releaseSynced();
+      // descriptors go, so a sealed extent's file holds one descriptor, not three.
+      await this.releaseExtras();
     } catch (error) {
       throw fsError(error, 'truncate', this.path, { length });
     }
@@ -297,19 +382,15 @@ class RealFile implements DiskFile {
     this.state = { kind: 'closed' };
     try {
       await this.handle.close();
-      await this.releaseSynced();
+      await this.releaseExtras();
     } catch (error) {
       throw fsError(error, 'close', this.path);
     }
   }
 
-  /** Closes the O_DSYNC descriptor if one is open (a failed open left nothing: writevSynced reported it). */
-  private async releaseSynced(): Promise<void> {
-    const synced = this.syncedHandle;
-    if (synced === null) return;
-    this.syncedHandle = null;
-    const handle = await synced.catch(() => null);
-    await handle?.close();
+  private async releaseExtras(): Promise<void> {
+    await this.synced.release();
+    await this.directSynced.release();
   }
 
   private checkUsable(): void {
@@ -376,25 +457,69 @@ function checkedWriteBytes(position: number, parts: readonly Uint8Array[]): numb
   return total;
 }
 
-/** pwritev(2) may write less than asked: goes on from the first byte not written. */
-async function writeAllParts(handle: FileHandle, position: number, parts: readonly Uint8Array[], total: number, progress: { written: number }): Promise<void> {
-  while (progress.written < total) {
-    const { bytesWritten } = await handle.writev(partsFrom(parts, progress.written), position + progress.written);
-    progress.written += bytesWritten;
+/** A write of parts at a file position, and how many of its bytes are written so far. */
+interface PartsWrite {
+  readonly position: number;
+  readonly parts: readonly Uint8Array[];
+  readonly total: number;
+  written: number;
+}
+
+/** Writes the write's bytes from `written` up to `end` (pwritev(2) may write less than asked: it goes on). */
+async function writeBetween(handle: FileHandle, write: PartsWrite, end: number): Promise<void> {
+  while (write.written < end) {
+    const { bytesWritten } = await handle.writev(partsBetween(write.parts, write.written, end), write.position + write.written);
+    write.written += bytesWritten;
   }
 }
 
-/** The parts past their first `skip` bytes (views, no copies). */
-function partsFrom(parts: readonly Uint8Array[], skip: number): Uint8Array[] {
-  const rest: Uint8Array[] = [];
-  let left = skip;
+/** The parts' bytes [from, to) as views, no copies. */
+function partsBetween(parts: readonly Uint8Array[], from: number, to: number): Uint8Array[] {
+  const views: Uint8Array[] = [];
+  let partStart = 0;
   for (const part of parts) {
-    if (left >= part.byteLength) {
-      left -= part.byteLength;
-      continue;
-    }
-    rest.push(left === 0 ? part : part.subarray(left));
-    left = 0;
+    const partEnd = partStart + part.byteLength;
+    if (partEnd > from && partStart < to) views.push(part.subarray(Math.max(0, from - partStart), Math.min(part.byteLength, to - partStart)));
+    partStart = partEnd;
   }
-  return rest;
+  return views;
+}
+
+/** Copies the parts' bytes from `from` on into `target`, filling it. */
+function copyBetween(parts: readonly Uint8Array[], from: number, target: Buffer): void {
+  let filled = 0;
+  for (const view of partsBetween(parts, from, from + target.byteLength)) {
+    target.set(view, filled);
+    filled += view.byteLength;
+  }
+  assert(filled === target.byteLength, 'the staging buffer is filled from the parts');
+}
+
+/** A second descriptor of a file with other flags, opened on first use, closed at release. */
+class ExtraDescriptor {
+  private handle: Promise<FileHandle> | null = null;
+  private readonly fullPath: string;
+  private readonly flags: number;
+
+  constructor(fullPath: string, flags: number) {
+    this.fullPath = fullPath;
+    this.flags = flags;
+  }
+
+  open(): Promise<FileHandle> {
+    this.handle ??= open(this.fullPath, this.flags).catch((error: unknown) => {
+      this.handle = null;
+      throw error;
+    });
+    return this.handle;
+  }
+
+  /** Closes it if open (a failed open left nothing to close). */
+  async release(): Promise<void> {
+    const opened = this.handle;
+    if (opened === null) return;
+    this.handle = null;
+    const handle = await opened.catch(() => null);
+    await handle?.close();
+  }
 }
