@@ -13,7 +13,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Disk, DiskFile, OpenOptions } from '../src/io/disk.ts';
 import { simSectorBytes } from '../src/io/sim-disk.ts';
-import type { SimDisk } from '../src/io/sim-disk.ts';
+import type { SimDisk, SimDiskFile } from '../src/io/sim-disk.ts';
 import type { Network, RpcCallOptions, RpcHandler, RpcRequest, RpcResponse, RpcServer } from '../src/rpc/network.ts';
 import type { SimNetwork } from '../src/rpc/sim-network.ts';
 import type { Clock, TimerHandle } from '../src/util/clock.ts';
@@ -219,10 +219,10 @@ class ProcessDisk implements Disk {
 class ProcessFile implements DiskFile {
   readonly path: string;
   private readonly disk: ProcessDisk;
-  private readonly inner: DiskFile;
+  private readonly inner: SimDiskFile;
   private readonly faults: DiskFaultState;
 
-  constructor(disk: ProcessDisk, inner: DiskFile, faults: DiskFaultState) {
+  constructor(disk: ProcessDisk, inner: SimDiskFile, faults: DiskFaultState) {
     this.disk = disk;
     this.inner = inner;
     this.faults = faults;
@@ -246,9 +246,10 @@ class ProcessFile implements DiskFile {
   }
 
   async writevSynced(position: number, parts: readonly Uint8Array[]): Promise<void> {
-    // Two steps, so a crash can fall between the write and its sync (a torn or dropped record).
-    await this.writev(position, parts);
-    await this.sync();
+    // Two steps, so a crash can fall between the write and its O_DSYNC completion (a torn or
+    // dropped record); the completion makes only this write durable, not the file's other writes.
+    const write = await this.disk.step(() => this.inner.startSyncedWrite(this.target(position), parts));
+    await this.disk.step(() => write.complete());
   }
 
   truncate(length: number): Promise<void> {

@@ -4,6 +4,7 @@
 // so the same seed gives the same result (test/sim/determinism.test.ts).
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import { zeroSimFaultCounts } from '../src/io/sim-disk.ts';
 import type { SimFaultCounts } from '../src/io/sim-disk.ts';
 import { PartitionClient } from '../src/partition/partition-client.ts';
 import { readMap } from '../src/partition/partition-map.ts';
@@ -218,10 +219,7 @@ function collect(run: {
 }
 
 function sumDiskFaults(counts: readonly SimFaultCounts[]): SimFaultCounts {
-  const total: SimFaultCounts = {
-    crashes: 0, unsyncedWritesDropped: 0, unsyncedWritesTorn: 0, unsyncedWritesKept: 0, directoryEntriesDropped: 0, bitFlips: 0, eioInjected: 0, enospcInjected: 0,
-    enospcCapacity: 0, fsyncFailures: 0,
-  };
+  const total = zeroSimFaultCounts();
   const names = Object.keys(total) as Array<keyof SimFaultCounts>;
   for (const count of counts) for (const name of names) total[name] += count[name];
   return total;

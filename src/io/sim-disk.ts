@@ -3,12 +3,17 @@
 //
 // Model: a tiny inode file system.
 //   inode (file)       current bytes + an undo log of every write/truncate since the last sync;
-//                      durable bytes = current bytes with the undo log rolled back.
+//                      durable bytes = current bytes with the undo log rolled back, then the
+//                      log's synced writes (writevSynced) applied again in order.
 //   inode (directory)  two entry maps, name → inode: `live` (what calls see) and `durable`
 //                      (what survives power loss). syncDirectory(d) copies d.live to d.durable.
 //   handle             an inode reference stamped with the disk's crash generation.
 // Invariants:
 // - sync() of a file empties its undo log (current bytes become durable); nothing else does.
+// - writevSynced() is an O_DSYNC write, not write + fsync: it marks only its own log record synced
+//   (and the truncates before it: the file size it needs). Other un-synced writes of the file
+//   stay volatile, so a crash can keep a synced write past an earlier write it drops or tears
+//   (the gap reads as zeros, as an unwritten extent does).
 // - only syncDirectory() changes a `durable` map, so a create, rename or remove is durable only
 //   after the parent directory is synced, as the Disk contract says.
 // - an inode lives while a live map, a durable map or an open handle refers to it (refcounts),
@@ -18,9 +23,10 @@
 // Fault model (each counted in faultCounts()):
 // - crash({ tornWrites }): power loss. Every directory's live map is replaced by its durable
 //   map; entries whose parent directory is not itself durably reachable vanish (orphans); every
-//   file rolls back to its durable bytes. With tornWrites, each un-synced write is then
-//   replayed in order as: dropped, kept whole, or kept up to a random 512-byte sector boundary
-//   (absolute file offset) strictly inside it; each un-synced truncate is dropped or kept.
+//   file rolls back to its last fsync'd bytes and replays its log in order: a synced write is
+//   kept whole; with tornWrites, each un-synced write is dropped, kept whole, or kept up to a
+//   random 512-byte sector boundary (absolute file offset) strictly inside it, and each
+//   un-synced truncate is dropped or kept; without, every un-synced change is dropped.
 //   Kept writes may follow dropped ones: the disk reorders. All open handles become stale:
 //   their calls fail with io.closed (close() still succeeds).
 // - flipBit(path, offset, bit): media corruption: the bit flips in the current bytes and in
@@ -29,13 +35,14 @@
 //   fail with `code`; a failed read, write or open changes nothing. A failed sync poisons the
 //   handle (later calls fail with io.fsync_failed) and, as after fsyncgate, the kernel "drops
 //   the dirty pages": the file rolls back to its durable bytes for every reader. A failed
+//   writevSynced takes a 'sync' rule (after its write) and fails the same way, its write lost. A failed
 //   syncDirectory leaves the directory's durable entries unchanged. A rule's path is matched
 //   against the path the handle was opened with (as with a real fd, a rename does not change it).
 //   close() of a poisoned or stale handle still succeeds, so cleanup code never leaks.
 // - capacityBytes: a write that would grow the total size of all files past it fails with
 //   io.enospc and writes nothing. Truncate never fails (files are not sparse here, but a
 //   truncate that grows a file is allowed past capacity, as sparse files would be).
-// - canary.skipFsync (test-only): sync() and syncDirectory() do nothing, so the suite can prove
+// - canary.skipFsync (test-only): sync(), syncDirectory() and writevSynced's sync do nothing, so the suite can prove
 //   it notices a missing fsync.
 // There is no latency or clock: every call does its work when called and resolves at once.
 import { assert, assertByteCount } from '../util/assert.ts';
@@ -79,6 +86,8 @@ export interface SimFaultCounts {
   unsyncedWritesTorn: number;
   /** Un-synced writes and truncates a torn crash kept whole (not a fault; shows the mix). */
   unsyncedWritesKept: number;
+  /** Synced writes (writevSynced) a crash kept after an earlier un-synced write of the file it dropped or tore. */
+  syncedWritesPastLostWrites: number;
   /** Directory entries (creates, renames, removes) a crash undid. */
   directoryEntriesDropped: number;
   bitFlips: number;
@@ -92,6 +101,20 @@ export interface SimFaultCounts {
 
 export type SimSnapshotView = 'durable' | 'live';
 
+/** A SimDisk file: a DiskFile whose writevSynced can also be run in two halves. */
+export interface SimDiskFile extends DiskFile {
+  /**
+   * writevSynced's write, volatile until the returned `complete()` resolves (then durable as after
+   * writevSynced). For a caller that lets time pass between the halves (sim/process.ts: a crash
+   * between them drops or tears the write, as before an O_DSYNC write returns).
+   */
+  startSyncedWrite(position: number, parts: readonly Uint8Array[]): Promise<SimSyncedWrite>;
+}
+
+export interface SimSyncedWrite {
+  complete(): Promise<void>;
+}
+
 export class SimDisk implements Disk {
   readonly name: string;
   private readonly state: SimState;
@@ -102,7 +125,7 @@ export class SimDisk implements Disk {
     this.state = new SimState(options.random, options.capacityBytes ?? null);
   }
 
-  open(path: string, options: OpenOptions): Promise<DiskFile> {
+  open(path: string, options: OpenOptions): Promise<SimDiskFile> {
     return settle(() => this.state.open(path, options));
   }
 
@@ -187,6 +210,8 @@ type PendingChange =
 
 interface UndoRecord {
   readonly change: PendingChange;
+  /** Made durable by an O_DSYNC write (writevSynced) or the file size one needed: a crash keeps it. */
+  synced: boolean;
   readonly oldLength: number;
   /** The bytes the change overwrote or cut off, which rollback restores at savedPosition. */
   readonly savedPosition: number;
@@ -205,23 +230,46 @@ class FileContent {
     return position >= end ? Buffer.alloc(0) : Buffer.from(this.bytes.subarray(position, end));
   }
 
-  write(position: number, data: Uint8Array): void {
+  /** Returns the write's record, which writevSynced marks synced. */
+  write(position: number, data: Uint8Array): UndoRecord {
     const savedEnd = Math.min(this.length, position + data.byteLength);
     const savedBytes = position < savedEnd ? Buffer.from(this.bytes.subarray(position, savedEnd)) : emptyBuffer;
     const change: PendingChange = { kind: 'write', position, data: Buffer.from(data) };
-    this.undo.push({ change, oldLength: this.length, savedPosition: position, savedBytes });
+    const record: UndoRecord = { change, synced: false, oldLength: this.length, savedPosition: position, savedBytes };
+    this.undo.push(record);
     this.applyWrite(position, data);
+    return record;
   }
 
   truncate(length: number): void {
     const savedBytes = length < this.length ? Buffer.from(this.bytes.subarray(length, this.length)) : emptyBuffer;
-    this.undo.push({ change: { kind: 'truncate', length }, oldLength: this.length, savedPosition: length, savedBytes });
+    this.undo.push({ change: { kind: 'truncate', length }, synced: false, oldLength: this.length, savedPosition: length, savedBytes });
     this.resize(length);
   }
 
   /** sync(): the current bytes become the durable bytes. */
   commit(): void {
     this.undo = [];
+  }
+
+  /**
+   * The O_DSYNC write of `record` returned: it and the truncates before it (the file size it
+   * needs) survive a crash; other un-synced writes stay volatile. A record already gone was
+   * committed by a sync, which made it durable too.
+   */
+  markSynced(record: UndoRecord): void {
+    const index = this.undo.indexOf(record);
+    if (index < 0) return;
+    record.synced = true;
+    for (const earlier of this.undo.slice(0, index)) if (earlier.change.kind === 'truncate') earlier.synced = true;
+  }
+
+  /** Back to the durable bytes, every un-synced change dropped (a failed fsync). */
+  dropUnsynced(): void {
+    const synced = this.undo.filter((record) => record.synced);
+    this.rollback();
+    for (const record of synced) this.apply(record.change);
+    this.commit();
   }
 
   /** Back to the durable bytes, undoing un-synced changes newest first. */
@@ -240,22 +288,30 @@ class FileContent {
     copy.applyWrite(0, this.bytes.subarray(0, this.length));
     copy.undo = this.undo;
     copy.rollback();
+    for (const record of this.undo) if (record.synced) copy.apply(record.change);
     return copy.read(0, copy.length);
   }
 
   durableLength(): number {
-    return this.undo[0]?.oldLength ?? this.length;
+    let length = this.undo[0]?.oldLength ?? this.length;
+    for (const { change, synced } of this.undo) {
+      if (synced) length = change.kind === 'write' ? Math.max(length, change.position + change.data.length) : change.length;
+    }
+    return length;
   }
 
-  /** Flips a bit in every version of the byte: current bytes and every saved (older) copy. */
+  /** Flips a bit in every version of the byte: current bytes, every saved (older) copy, synced writes. */
   flipBit(offset: number, mask: number): void {
     if (offset < this.length) this.bytes[offset] = (this.bytes[offset] ?? 0) ^ mask;
     for (const record of this.undo) {
-      const index = offset - record.savedPosition;
-      if (index >= 0 && index < record.savedBytes.length) {
-        record.savedBytes[index] = (record.savedBytes[index] ?? 0) ^ mask;
-      }
+      flipIn(record.savedBytes, offset - record.savedPosition, mask);
+      if (record.synced && record.change.kind === 'write') flipIn(record.change.data, offset - record.change.position, mask);
     }
+  }
+
+  apply(change: PendingChange): void {
+    if (change.kind === 'write') this.applyWrite(change.position, change.data);
+    else this.applyTruncate(change.length);
   }
 
   applyWrite(position: number, data: Uint8Array): void {
@@ -279,6 +335,10 @@ class FileContent {
     }
     this.length = length;
   }
+}
+
+function flipIn(bytes: Buffer, index: number, mask: number): void {
+  if (index >= 0 && index < bytes.length) bytes[index] = (bytes[index] ?? 0) ^ mask;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,12 +418,13 @@ function pathMatches(pattern: string | RegExp | undefined, path: string): boolea
   return pattern.test(path);
 }
 
-function zeroCounts(): SimFaultCounts {
+export function zeroSimFaultCounts(): SimFaultCounts {
   return {
     crashes: 0,
     unsyncedWritesDropped: 0,
     unsyncedWritesTorn: 0,
     unsyncedWritesKept: 0,
+    syncedWritesPastLostWrites: 0,
     directoryEntriesDropped: 0,
     bitFlips: 0,
     eioInjected: 0,
@@ -374,7 +435,7 @@ function zeroCounts(): SimFaultCounts {
 }
 
 class SimState {
-  readonly counts: SimFaultCounts = zeroCounts();
+  readonly counts: SimFaultCounts = zeroSimFaultCounts();
   readonly faults = new FaultRules(this.counts);
   readonly random: Random;
   private readonly capacityBytes: number | null;
@@ -391,7 +452,7 @@ class SimState {
     this.inodes.set(rootId, { kind: 'directory', id: rootId, live: new Map(), durable: new Map(), links: 1 });
   }
 
-  open(path: string, options: OpenOptions): DiskFile {
+  open(path: string, options: OpenOptions): SimDiskFile {
     assertDiskPath(path, { allowRoot: false });
     this.faults.raise('open', path);
     const parent = this.parentOf(path, 'open');
@@ -505,7 +566,7 @@ class SimState {
     return inode.content.read(position, length);
   }
 
-  writeFile(path: string, inode: FileInode, position: number, data: Uint8Array): void {
+  writeFile(path: string, inode: FileInode, position: number, data: Uint8Array): UndoRecord {
     this.faults.raise('write', path);
     const growth = Math.max(0, position + data.byteLength - inode.content.length);
     if (this.capacityBytes !== null && this.usedBytes + growth > this.capacityBytes) {
@@ -514,8 +575,9 @@ class SimState {
         context: { path, position, length: data.byteLength, capacityBytes: this.capacityBytes },
       });
     }
-    inode.content.write(position, data);
+    const record = inode.content.write(position, data);
     this.usedBytes += growth;
+    return record;
   }
 
   truncateFile(inode: FileInode, length: number): void {
@@ -526,15 +588,24 @@ class SimState {
 
   /** Returns the injected error code if this sync fails (the file is then rolled back). */
   syncFile(path: string, inode: FileInode): 'io.eio' | 'io.enospc' | null {
+    return this.syncOrFail(path, inode, () => inode.content.commit());
+  }
+
+  /** The O_DSYNC half of writevSynced: makes `record` durable, or fails as syncFile does. */
+  syncWrite(path: string, inode: FileInode, record: UndoRecord): 'io.eio' | 'io.enospc' | null {
+    return this.syncOrFail(path, inode, () => inode.content.markSynced(record));
+  }
+
+  private syncOrFail(path: string, inode: FileInode, makeDurable: () => void): 'io.eio' | 'io.enospc' | null {
     if (canary.skipFsync) return null;
     const code = this.faults.take('sync', path);
     if (code === null) {
-      inode.content.commit();
+      makeDurable();
       return null;
     }
     this.counts.fsyncFailures += 1;
     const before = inode.content.length;
-    inode.content.rollback();
+    inode.content.dropUnsynced();
     this.usedBytes += inode.content.length - before;
     return code;
   }
@@ -604,44 +675,46 @@ class SimState {
   // --- helpers -----------------------------------------------------------------------------
 
   private crashFile(content: FileContent, tornWrites: boolean): void {
-    const changes = content.undo.map((record) => record.change);
+    const records = content.undo;
     content.rollback();
-    if (!tornWrites) {
-      this.counts.unsyncedWritesDropped += changes.length;
-      return;
+    let lostBefore = false;
+    for (const record of records) {
+      if (record.synced) {
+        content.apply(record.change);
+        if (lostBefore && record.change.kind === 'write') this.counts.syncedWritesPastLostWrites += 1;
+      } else if (!tornWrites) {
+        this.counts.unsyncedWritesDropped += 1;
+        lostBefore = true;
+      } else if (this.replayTorn(content, record.change) === 'lost') {
+        lostBefore = true;
+      }
     }
-    for (const change of changes) this.replayTorn(content, change);
     content.commit();
   }
 
-  /** Replays one un-synced change as a power cut might have left it. */
-  private replayTorn(content: FileContent, change: PendingChange): void {
-    if (change.kind === 'truncate') {
-      this.keepOrDrop(content, change, this.random.int(2) === 1);
-      return;
-    }
+  /** Replays one un-synced change as a power cut might have left it; 'lost' if dropped or torn. */
+  private replayTorn(content: FileContent, change: PendingChange): 'kept' | 'lost' {
+    if (change.kind === 'truncate') return this.keepOrDrop(content, change, this.random.int(2) === 1);
     const end = change.position + change.data.length;
     // Sector boundaries strictly inside the write; a write within one sector is atomic.
     const firstBoundary = (Math.floor(change.position / simSectorBytes) + 1) * simSectorBytes;
     const boundaries = firstBoundary < end ? Math.ceil((end - firstBoundary) / simSectorBytes) : 0;
     const choice = this.random.int(boundaries > 0 ? 3 : 2); // 0: dropped, 1: kept whole, 2: torn
-    if (choice < 2) {
-      this.keepOrDrop(content, change, choice === 1);
-      return;
-    }
+    if (choice < 2) return this.keepOrDrop(content, change, choice === 1);
     const cut = firstBoundary + this.random.int(boundaries) * simSectorBytes;
     content.applyWrite(change.position, change.data.subarray(0, cut - change.position));
     this.counts.unsyncedWritesTorn += 1;
+    return 'lost';
   }
 
-  private keepOrDrop(content: FileContent, change: PendingChange, keep: boolean): void {
+  private keepOrDrop(content: FileContent, change: PendingChange, keep: boolean): 'kept' | 'lost' {
     if (!keep) {
       this.counts.unsyncedWritesDropped += 1;
-      return;
+      return 'lost';
     }
-    if (change.kind === 'write') content.applyWrite(change.position, change.data);
-    else content.applyTruncate(change.length);
+    content.apply(change);
     this.counts.unsyncedWritesKept += 1;
+    return 'kept';
   }
 
   private keepOnlyDurablyReachable(): void {
@@ -672,7 +745,7 @@ class SimState {
     }
   }
 
-  private newHandle(path: string, inode: FileInode): DiskFile {
+  private newHandle(path: string, inode: FileInode): SimDiskFile {
     inode.handles += 1;
     return new SimFile(this, path, inode, this.generation);
   }
@@ -752,7 +825,7 @@ function entriesDiffering(live: ReadonlyMap<string, number>, durable: ReadonlyMa
 
 type HandleState = { readonly kind: 'open' } | { readonly kind: 'poisoned'; readonly code: string } | { readonly kind: 'closed' };
 
-class SimFile implements DiskFile {
+class SimFile implements SimDiskFile {
   readonly path: string;
   private readonly disk: SimState;
   private readonly inode: FileInode;
@@ -784,10 +857,7 @@ class SimFile implements DiskFile {
 
   write(position: number, data: Uint8Array): Promise<void> {
     return settle(() => {
-      assertByteCount(position, 'write position');
-      assertByteCount(position + data.byteLength, 'write end');
-      this.checkUsable();
-      this.disk.writeFile(this.path, this.inode, position, data);
+      this.writeRecorded(position, data);
     });
   }
 
@@ -797,9 +867,22 @@ class SimFile implements DiskFile {
   }
 
   async writevSynced(position: number, parts: readonly Uint8Array[]): Promise<void> {
-    // A crash between the two drops or tears the write, as before a sync.
-    await this.writev(position, parts);
-    await this.sync();
+    const write = await this.startSyncedWrite(position, parts);
+    await write.complete();
+  }
+
+  startSyncedWrite(position: number, parts: readonly Uint8Array[]): Promise<SimSyncedWrite> {
+    return settle(() => {
+      const record = this.writeRecorded(position, Buffer.concat(parts));
+      return { complete: () => settle(() => this.syncWritten(record)) };
+    });
+  }
+
+  private writeRecorded(position: number, data: Uint8Array): UndoRecord {
+    assertByteCount(position, 'write position');
+    assertByteCount(position + data.byteLength, 'write end');
+    this.checkUsable();
+    return this.disk.writeFile(this.path, this.inode, position, data);
   }
 
   truncate(length: number): Promise<void> {
@@ -813,12 +896,21 @@ class SimFile implements DiskFile {
   sync(): Promise<void> {
     return settle(() => {
       this.checkUsable();
-      const code = this.disk.syncFile(this.path, this.inode);
-      if (code === null) return;
-      this.state = { kind: 'poisoned', code };
-      throw new StorageError('io.fsync_failed', `fsync of ${this.path} failed (injected ${code}); data written since the last sync is lost`, {
-        context: { path: this.path, injected: code },
-      });
+      this.poisonOnFailure(this.disk.syncFile(this.path, this.inode));
+    });
+  }
+
+  private syncWritten(record: UndoRecord): void {
+    this.checkUsable();
+    this.poisonOnFailure(this.disk.syncWrite(this.path, this.inode, record));
+  }
+
+  /** A failed sync poisons the handle: the kernel may have dropped the dirty pages (fsyncgate). */
+  private poisonOnFailure(code: 'io.eio' | 'io.enospc' | null): void {
+    if (code === null) return;
+    this.state = { kind: 'poisoned', code };
+    throw new StorageError('io.fsync_failed', `fsync of ${this.path} failed (injected ${code}); data written since the last sync is lost`, {
+      context: { path: this.path, injected: code },
     });
   }
 

@@ -220,6 +220,133 @@ function firstIndexNotEqual(data: Buffer, value: number, from: number): number {
   return index;
 }
 
+describe('SimDisk writevSynced is an O_DSYNC write: only its own range becomes durable', () => {
+  // The extent file's shape after acknowledge-before-write: a synced header, a journaled run
+  // written without fsync (4 KiB, 8 sectors), then a direct append synced by writevSynced.
+  const runAt = 512;
+  const directAt = runAt + 4096;
+  async function journaledRunThenDirectAppend(seed: number): Promise<SimDisk> {
+    const disk = newDisk(seed);
+    await writeFileDurably(disk, 'extent', Buffer.alloc(runAt, 0x11));
+    const file = await disk.open('extent', { create: false });
+    await file.write(runAt, Buffer.alloc(4096, 0x22));
+    await file.writevSynced(directAt, [Buffer.alloc(48, 0x33), Buffer.alloc(1000, 0x44)]);
+    return disk;
+  }
+
+  it('a power cut keeps the synced range and the size it needs, and drops the earlier write', async (t: TestContext) => {
+    const disk = await journaledRunThenDirectAppend(21);
+    const durable = disk.snapshotFiles('durable').get('extent');
+    disk.crash();
+    const after = await readFileFully(disk, 'extent');
+    assert.ok(after !== null);
+    assert.deepEqual(after, durable, 'the durable view is what the crash leaves');
+    assert.equal(after.length, directAt + 1048, 'the file size reaches the synced range');
+    assert.ok(after.subarray(0, runAt).every((byte) => byte === 0x11), 'fsync\'d bytes kept');
+    assert.ok(after.subarray(runAt, directAt).every((byte) => byte === 0), 'the un-synced run is lost: its range reads as zeros');
+    assert.ok(after.subarray(directAt, directAt + 48).every((byte) => byte === 0x33) && after.subarray(directAt + 48).every((byte) => byte === 0x44));
+    t.diagnostic(describeCounts(disk.faultCounts()));
+    assert.equal(disk.faultCounts().unsyncedWritesDropped, 1, 'only the plain write was volatile');
+  });
+
+  it('with torn writes, the synced range is always whole; the earlier write is dropped, kept or torn', async (t: TestContext) => {
+    const seeds = 200;
+    const run = { dropped: 0, whole: 0, torn: 0 };
+    let syncedPastLoss = 0;
+    for (let seed = 1; seed <= seeds; seed++) {
+      const disk = await journaledRunThenDirectAppend(seed);
+      disk.crash({ tornWrites: true });
+      syncedPastLoss += disk.faultCounts().syncedWritesPastLostWrites;
+      const after = await readFileFully(disk, 'extent');
+      assert.ok(after !== null && after.length === directAt + 1048, `seed ${seed}: size ${after?.length}`);
+      assert.ok(after.subarray(directAt + 48).every((byte) => byte === 0x44), `seed ${seed}: synced range damaged`);
+      const kept = firstIndexNotEqual(after, 0x22, runAt);
+      assert.ok(after.subarray(kept, directAt).every((byte) => byte === 0), `seed ${seed}: the run's lost part reads as zeros`);
+      if (kept === runAt) run.dropped += 1;
+      else if (kept === directAt) run.whole += 1;
+      else {
+        assert.equal(kept % simSectorBytes, 0, `seed ${seed}: torn at ${kept}`);
+        run.torn += 1;
+      }
+    }
+    t.diagnostic(`${seeds} seeds: synced range whole ${seeds}/${seeds}; earlier un-synced run dropped=${run.dropped} whole=${run.whole} torn=${run.torn}`);
+    assert.ok(run.dropped > 0 && run.whole > 0 && run.torn > 0, 'every fate of the earlier write is produced');
+    assert.equal(syncedPastLoss, run.dropped + run.torn, 'counted as syncedWritesPastLostWrites');
+  });
+
+  it('a later un-synced overwrite stays volatile; a later sync makes everything durable', async () => {
+    const disk = newDisk(22);
+    await writeFileDurably(disk, 'f', bytes(''));
+    const file = await disk.open('f', { create: false });
+    await file.writevSynced(0, [bytes('AAAA')]);
+    await file.write(0, bytes('BB'));
+    await file.write(8, bytes('CC'));
+    assert.deepEqual(disk.snapshotFiles('durable').get('f'), bytes('AAAA'));
+    await file.writevSynced(4, [bytes('DD')]);
+    assert.deepEqual(disk.snapshotFiles('durable').get('f'), bytes('AAAADD'), 'BB, CC and the size CC gave are not durable');
+    await file.sync();
+    disk.crash();
+    assert.deepEqual(await readFileFully(disk, 'f'), Buffer.concat([bytes('BBAADD'), Buffer.alloc(2), bytes('CC')]));
+  });
+
+  it('makes the truncates before it durable (the size it needs), not the writes', async () => {
+    const disk = newDisk(23);
+    await writeFileDurably(disk, 'f', bytes('0123456789'));
+    const file = await disk.open('f', { create: false });
+    await file.write(0, bytes('xx'));
+    await file.truncate(4);
+    await file.writevSynced(6, [bytes('ss')]);
+    disk.crash({ tornWrites: true });
+    const after = (await readFileFully(disk, 'f'))?.toString('latin1');
+    assert.ok(after === '0123\0\0ss' || after === 'xx23\0\0ss', `the truncate kept, the write dropped or kept: ${after}`);
+  });
+
+  it('a crash between the write and its completion drops or tears it; the completion then fails', async (t: TestContext) => {
+    const outcomes = { dropped: 0, whole: 0, torn: 0 };
+    for (let seed = 1; seed <= 60; seed++) {
+      const disk = newDisk(seed);
+      await writeFileDurably(disk, 'j', bytes(''));
+      const file = await disk.open('j', { create: false });
+      const write = await file.startSyncedWrite(0, [Buffer.alloc(1500, 0x55)]);
+      disk.crash({ tornWrites: true });
+      await assert.rejects(write.complete(), rejectsWith('io.closed'));
+      const length = (await readFileFully(disk, 'j'))?.length ?? -1;
+      if (length === 0) outcomes.dropped += 1;
+      else if (length === 1500) outcomes.whole += 1;
+      else outcomes.torn += 1;
+    }
+    t.diagnostic(`60 seeds: dropped=${outcomes.dropped} whole=${outcomes.whole} torn=${outcomes.torn}`);
+    assert.ok(outcomes.dropped > 0 && outcomes.torn > 0);
+  });
+
+  it('a failed synced write poisons the handle and loses itself and the un-synced writes, not synced ones', async (t: TestContext) => {
+    const disk = newDisk(24);
+    await writeFileDurably(disk, 'f', bytes(''));
+    const file = await disk.open('f', { create: false });
+    await file.writevSynced(0, [bytes('kept|')]);
+    await file.write(5, bytes('lost|'));
+    disk.failNext({ operation: 'sync', path: 'f', code: 'io.eio' });
+    await assert.rejects(file.writevSynced(10, [bytes('failed')]), rejectsWith('io.fsync_failed'));
+    await assert.rejects(file.write(0, bytes('x')), rejectsWith('io.fsync_failed'), 'poisoned');
+    await file.close();
+    assert.deepEqual(await readFileFully(disk, 'f'), bytes('kept|'), 'the dirty pages were dropped, the synced write was not');
+    disk.crash();
+    assert.deepEqual(await readFileFully(disk, 'f'), bytes('kept|'));
+    t.diagnostic(describeCounts(disk.faultCounts()));
+  });
+
+  it('a bit flip inside a synced range is seen after a crash', async () => {
+    const disk = newDisk(25);
+    await writeFileDurably(disk, 'f', bytes(''));
+    const file = await disk.open('f', { create: false });
+    await file.write(0, Buffer.alloc(4));
+    await file.writevSynced(4, [Buffer.alloc(4)]);
+    disk.flipBit('f', 5, 1);
+    disk.crash();
+    assert.deepEqual(await readFileFully(disk, 'f'), Buffer.from([0, 0, 0, 0, 0, 2, 0, 0]));
+  });
+});
+
 describe('SimDisk injected errors', () => {
   it('a failed sync poisons the handle and loses the un-synced bytes', async (t: TestContext) => {
     const disk = newDisk(6);
