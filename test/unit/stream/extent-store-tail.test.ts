@@ -25,7 +25,7 @@ async function open(disk: SimDisk, groupCommit: boolean, directAppendBytesMin?: 
 }
 
 /** Appends `count` blocks one at a time; returns the acknowledged bytes. */
-async function appendBlocks(store: ExtentStore, count: number, from = Buffer.alloc(0), bytes = blockBytes): Promise<Buffer> {
+async function appendBlocks(store: ExtentStore, count: number, from: Buffer = Buffer.alloc(0), bytes = blockBytes): Promise<Buffer> {
   let acked = from;
   for (let index = 0; index < count; index++) {
     const data = Buffer.alloc(bytes, acked.length / bytes + 1);
@@ -174,7 +174,7 @@ describe('ExtentStore: the tail of an open extent at recovery', () => {
       const disk = new SimDisk({ random: new SeededRandom(700 + seed) });
       const store = await open(disk, true, 1000);
       await store.create(identity);
-      let acked = Buffer.alloc(0);
+      let acked: Buffer = Buffer.alloc(0);
       // Runs of 3, 1 (the scan can resync over one lost block) and 2 journaled blocks, the extent
       // file never fsync'd, each followed by a direct append: an O_DSYNC write of its own range only.
       for (const run of [3, 1, 2]) acked = await appendBlocks(store, 1, await appendBlocks(store, run, acked, 700), 1400);
