@@ -65,6 +65,10 @@ export interface PartitionServerOptions {
   readonly logger?: Logger;
   readonly leaseTtlMs?: number;
   readonly mapPollMs?: number;
+  /** Set when every map write is announced through mapChanged() (the embedded stamp: its manager
+   * runs in this process): the map is then re-read this often only to retry failed loads and a lost
+   * registration, instead of every mapPollMs. */
+  readonly mapRecheckMs?: number;
   /** Request-rate window of each partition (docs/partition-protocol.md, "Load"). */
   readonly loadWindowMs?: number;
   readonly partitionLimits?: Partial<PartitionLimits>;
@@ -128,6 +132,8 @@ export class PartitionServer {
   private server: RpcServer | null = null;
   private pollTimer: TimerHandle | null = null;
   private syncing: Promise<void> | null = null;
+  /** mapChanged() during a sync: sync again as soon as it ends. */
+  private syncAgain = false;
   private registering: Promise<void> | null = null;
   private stopped = false;
   private cutOff = false;
@@ -274,6 +280,17 @@ export class PartitionServer {
 
   // ---- following the map ----------------------------------------------------------------------
 
+  /** A map write just committed (announced by a manager in this process): sync now, not at the next poll. */
+  mapChanged(): void {
+    if (this.stopped || this.pollTimer === null) return;
+    if (this.syncing !== null) {
+      this.syncAgain = true;
+      return;
+    }
+    this.pollTimer.cancel();
+    this.schedulePoll(0);
+  }
+
   private schedulePoll(delayMs: number): void {
     if (this.stopped) return;
     this.pollTimer = this.options.clock.setTimer(delayMs, () => {
@@ -282,7 +299,9 @@ export class PartitionServer {
         this.logger.warn({ err: error }, 'map sync failed; retried at the next poll');
       }).finally(() => {
         this.syncing = null;
-        this.schedulePoll(this.options.mapPollMs ?? partitionMapPollMs);
+        const again = this.syncAgain;
+        this.syncAgain = false;
+        this.schedulePoll(again ? 0 : this.options.mapRecheckMs ?? this.options.mapPollMs ?? partitionMapPollMs);
       });
     });
   }

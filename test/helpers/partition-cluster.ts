@@ -42,6 +42,8 @@ export interface ManagerSettings {
 export interface ServerSettings {
   readonly dataGc?: boolean;
   readonly partitionLimits?: Partial<PartitionLimits>;
+  /** Re-read the map only this often besides the manager's announcements (as the embedded stamp). */
+  readonly mapRecheckMs?: number;
 }
 
 export class PartitionCluster {
@@ -76,6 +78,7 @@ export class PartitionCluster {
       leaseTtlMs: clusterLeaseTtlMs, tickMs: 100, splitBytes: settings.splitBytes ?? Number.MAX_SAFE_INTEGER,
       ...(settings.policy === undefined ? {} : { policy: settings.policy }),
       ...(settings.moveIntervalMs === undefined ? {} : { moveIntervalMs: settings.moveIntervalMs }),
+      onMapWritten: () => { for (const server of this.servers.values()) server.mapChanged(); },
     });
   }
 
@@ -97,6 +100,7 @@ export class PartitionCluster {
       onWriteAcknowledged: (event) => this.acknowledged.push(event),
       partitionLimits: { memtableBytesMax: 16 * 1024, blockBytesTarget: 1024, runBytesMax: 64 * 1024, ...this.serverSettings.partitionLimits },
       ...(this.serverSettings.dataGc === undefined ? {} : { dataGc: this.serverSettings.dataGc }),
+      ...(this.serverSettings.mapRecheckMs === undefined ? {} : { mapRecheckMs: this.serverSettings.mapRecheckMs }),
     });
     this.servers.set(serverId, server);
     await this.stamp.drive(server.start());
