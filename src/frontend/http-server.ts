@@ -195,7 +195,7 @@ export class FrontendServer {
     const set = this.#inFlight.get(socket) ?? new Set<ServerResponse>();
     this.#inFlight.set(socket, set);
     set.add(response);
-    response.once('close', () => {
+    response.on('close', () => {
       set.delete(response);
       if (set.size === 0 && this.#closeAfter.has(socket)) socket.destroy();
     });
@@ -214,7 +214,8 @@ export class FrontendServer {
     // cut short (a bodyless request is complete once its head is parsed, and with
     // optimizeEmptyRequests its stream never emits 'close').
     const hasBody = hasDataBody(parsed.operation) || hasXmlBody(parsed.operation);
-    if (hasBody) exchange.request.once('close', () => { if (!exchange.request.complete) abort.abort(); });
+    // on, not once: 'close' comes once (no once wrapper per request).
+    if (hasBody) exchange.request.on('close', () => { if (!exchange.request.complete) abort.abort(); });
     const ctx: CallContext = {
       requestId: exchange.requestId, principal, signal: abort.signal,
       createOnly: principal.kind === 'sas' && principal.grant.createOnly,

@@ -70,9 +70,10 @@ export async function replaceBlob(ctx: BlobServiceContext, key: Buffer, attempt:
   return result;
 }
 
-export function blockRecord(blocks: readonly CommittedBlock[], stored: BlobRecord['blockList'], fields: Pick<BlobRecord, 'headers' | 'metadata' | 'tags'> & { readonly tier?: BlobRecord['tier'] | undefined }): BlobRecord {
+/** A block blob's record; `size` when the caller knows it without blocks (an inline body), `createdMs` 0 unless given. */
+export function blockRecord(blocks: readonly CommittedBlock[], stored: BlobRecord['blockList'], fields: Pick<BlobRecord, 'headers' | 'metadata' | 'tags'> & { readonly tier?: BlobRecord['tier'] | undefined; readonly size?: number; readonly createdMs?: number }): BlobRecord {
   return {
-    type: 'BlockBlob', createdMs: 0, size: blocks.reduce((sum, block) => sum + block.size, 0), headers: fields.headers, metadata: fields.metadata,
+    type: 'BlockBlob', createdMs: fields.createdMs ?? 0, size: fields.size ?? blocks.reduce((sum, block) => sum + block.size, 0), headers: fields.headers, metadata: fields.metadata,
     tags: fields.tags, ...(fields.tier === undefined ? {} : { tier: fields.tier }), lease: null, blockList: stored, append: null,
   };
 }
@@ -101,9 +102,10 @@ async function storePutBody(ctx: BlobServiceContext, key: Buffer, body: RequestB
   return { md5: data.md5, size: data.size, list: await storeBlockList(ctx.tables, key, blocks) };
 }
 
-function putRecord(op: Op.PutBlob, data: StoredPutBody): BlobRecord {
+/** Built in one object (not a record spread into another per field overridden: a Put Blob builds one per request). */
+function putRecord(op: Op.PutBlob, data: StoredPutBody, createdMs = 0): BlobRecord {
   const headers = { ...op.httpHeaders, contentMd5: op.httpHeaders.contentMd5 ?? data.md5 };
-  return { ...blockRecord([], data.list.stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier }), size: data.size };
+  return blockRecord([], data.list.stored, { headers, metadata: metadataPairs(op.metadata), tags: op.tags, tier: op.tier, size: data.size, createdMs });
 }
 
 /**
@@ -129,7 +131,7 @@ async function putNewBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Request
     throw error;
   }
   const data = inlineStored(await readBodyWhole(body));
-  const record: BlobRecord = { ...putRecord(op, data), createdMs: nowMs, lease: null };
+  const record = putRecord(op, data, nowMs);
   // The blob's row first: the partition call routes by it, and committed() reads its ETag.
   const ops: PartitionOp[] = [{ kind: 'put', key: blobKey(hint.blobs, op.blob), columns: encodeBlob(record), ifNoneMatch: '*' }, { kind: 'check', key: hint.key, ifMatch: hint.etag }];
   try {
