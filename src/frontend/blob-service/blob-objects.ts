@@ -179,8 +179,10 @@ async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, contain
     const dying = await rowsDyingWith(ctx, key, versions, staging, partitionBatchMutationsMax - ops.length);
     ops.push(...dying.ops);
     complete = dying.complete;
-    // The staging row when there is one: its rewrite is invisible (a blob row's would also void an async copy's If-Match).
-    fence = staging ?? existing.row;
+    // A row the commit deletes If-Match other than the blob row (the staging row, else a snapshot
+    // row): a background rewrite of the blob row would void the If-Match of an asynchronous copy
+    // still writing it, failing the copy for a delete that never applied.
+    fence = staging ?? snapshots[0] ?? existing.row;
   } else {
     ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
     complete = !snapshots.some((row) => leavesDeadRows(decodeBlob(row)));

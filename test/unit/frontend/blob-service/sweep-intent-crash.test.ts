@@ -231,3 +231,26 @@ test('the sweep\'s metrics count each way an intent goes: its writer, a sweep, a
   assert.match(resolved, /^kura_container_sweep_ticks_total 2$/m);
   assert.equal(await intentCount(), 0);
 });
+
+test('a Delete Blob of a blob whose snapshots hold more rows than its commit, dying between its intent and its commit: the snapshot row is the fence, the blob row is never rewritten', { timeout: 120_000 }, async (t) => {
+  // More rows than the commit can hold beside its own ops: 10 snapshots each naming its own page
+  // row (the 400-block list committed again), then 240 more snapshots (each an op of the commit).
+  const ref = blobRef('delete-fenced-by-snapshot');
+  const backend = live();
+  const blockIds = await stage(backend, ref, 400);
+  for (let i = 0; i < 250; i++) {
+    if (i < 10) await commit(backend, ref, blockIds);
+    await backend.blob.snapshotBlob({ kind: 'SnapshotBlob', ...ref, metadata: new Map() }, callContext());
+  }
+  const rowBefore = await stamp.tables.get(await keyOf(ref));
+  assert.ok(rowBefore !== null);
+  const tick = await abandonedAtIntent((dead) => dead.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, deleteSnapshots: 'include' }, callContext()));
+  const rowAfter = await stamp.tables.get(await keyOf(ref));
+  t.diagnostic(`Delete Blob of a blob with 250 snapshots (10 page rows) dead at its intent: ${tick.intents.fencesRewritten} fence rewritten, ${await intentCount()} intents left; blob row ETag ${rowBefore.etag} -> ${rowAfter?.etag} (what an async copy's If-Match holds)`);
+  assert.equal(tick.intents.fencesRewritten, 1);
+  assert.equal(await intentCount(), 0);
+  assert.equal(rowAfter?.etag, rowBefore.etag, 'the blob row is untouched: a copy writing it If-Match goes on');
+  const versions: string[] = [];
+  for await (const item of stamp.client.getContainerClient(ref.container).listBlobsFlat({ includeSnapshots: true, prefix: ref.blob })) versions.push(item.snapshot ?? 'base');
+  assert.equal(versions.length, 251, 'the blob and its 250 snapshots are still there: the delete never applied');
+});
