@@ -258,10 +258,13 @@ class FileContent {
    * committed by a sync, which made it durable too.
    */
   markSynced(record: UndoRecord): void {
-    const index = this.undo.indexOf(record);
+    const index = this.undo.lastIndexOf(record);
     if (index < 0) return;
     record.synced = true;
     for (const earlier of this.undo.slice(0, index)) if (earlier.change.kind === 'truncate') earlier.synced = true;
+    // Every change synced (a journal file, only ever written this way): the current bytes are the
+    // durable bytes, so the log is dropped as by sync(), not kept growing with every batch.
+    if (this.undo.every((each) => each.synced)) this.commit();
   }
 
   /** Back to the durable bytes, every un-synced change dropped (a failed fsync). */
