@@ -15,9 +15,10 @@
 //
 // One tick does bounded work: it finds graveyard rows with a scan of the `C` rows (resumed from a
 // cursor across ticks), and for the first one deletes at most containerSweepRowsPerTick rows of
-// its range — per blob, the tag index rows of its tags first (their keys carry the dead
-// incarnation, so no live blob can need them), then the blob's rows in one transaction (all rows
-// of one blob are in one partition). When a scan finds the range empty the graveyard row is
+// its range — the tag index rows of the page's blobs first (their keys carry the dead
+// incarnation, so no live blob can need them), then the page's rows, blobCleanupBatchRows to a
+// transaction whatever blob they belong to (a scan page holds rows of one partition; a split in
+// between refuses the batch, applying nothing, and the next tick scans again). When a scan finds the range empty the graveyard row is
 // deleted (If-Match). Fault model: any partition call may fail; the tick stops and the next one
 // starts over (deleting a row twice is a no-op); a crash loses only the in-memory cursor.
 //
@@ -222,22 +223,17 @@ export class ContainerSweeper {
       this.#firstSeenMs.forget(seen.id);
       return { rows: 0, indexRows: 0, finished: true, inGrace: false };
     }
-    const byBlob = new Map<string, LiveRow[]>();
-    for (const row of rows) {
-      const name = nameAfter(prefix, row.key)?.name ?? '';
-      byBlob.set(name, [...(byBlob.get(name) ?? []), row]);
-    }
+    // Index rows first: once a blob's own row is gone nothing would name them.
     let indexRows = 0;
-    for (const blobRows of byBlob.values()) {
-      // Index rows first: once the blob's own row is gone nothing would name them.
-      const own = blobRows.find((row) => nameAfter(prefix, row.key)?.own === true);
-      const tags = own === undefined ? [] : decodeBlob(own).tags;
-      for (const tag of tags) await this.#ctx.tables.transact([{ kind: 'delete', key: tagIndexKey(own?.key ?? Buffer.alloc(0), tag) }]);
+    for (const own of rows.filter((row) => nameAfter(prefix, row.key)?.own === true)) {
+      const tags = decodeBlob(own).tags;
+      for (const tag of tags) await this.#ctx.tables.transact([{ kind: 'delete', key: tagIndexKey(own.key, tag) }]);
       indexRows += tags.length;
-      for (let at = 0; at < blobRows.length; at += blobCleanupBatchRows) {
-        const batch: PartitionOp[] = blobRows.slice(at, at + blobCleanupBatchRows).map((row) => ({ kind: 'delete', key: row.key }));
-        await this.#ctx.tables.transact(batch);
-      }
+    }
+    // Then the rows, many blobs' per transaction: a scan page holds rows of one partition only.
+    for (let at = 0; at < rows.length; at += blobCleanupBatchRows) {
+      const batch: PartitionOp[] = rows.slice(at, at + blobCleanupBatchRows).map((row) => ({ kind: 'delete', key: row.key }));
+      await this.#ctx.tables.transact(batch);
     }
     return { rows: rows.length, indexRows, finished: false, inGrace: false };
   }
