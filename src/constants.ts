@@ -509,6 +509,12 @@ export const partitionWriteQueueMax = 4096;
 /** The active memtable is frozen and checkpointed past this size: bounds memory and log replay at load. */
 export const memtableBytesMax = 64 * MiB;
 
+/** The memtable holds its rows encoded (u32 length + row codec bytes) in slabs of this size, not as
+ * objects: a row then costs the JS heap a Map slot and its key string (~100 B), not ~1 KB of objects
+ * that every full GC marks (bench/README.md, "the live heap after many Puts"). 1 MiB: 64 slabs hold a
+ * full memtable; a slab's unused tail is at most one row (rows larger than a slab get their own). */
+export const memtableSlabBytes = 1 * MiB;
+
 /** A memtable with any row older than this is checkpointed, so an idle partition's log replay stays short. */
 export const checkpointIntervalMs = 5 * 60_000;
 

@@ -24,7 +24,7 @@ import type { BlockCache, BlockRows, RunReader } from './run-reader.ts';
 export interface SourceCursor {
   key(): string | null;
   row(): RowRecord | null;
-  /** The current row in the row codec if the source holds it encoded (runs), else null. */
+  /** The current row in the row codec if the source holds it encoded (runs, memtables), else null. */
   encoded(): Buffer | null;
   seek(key: string, inclusive: boolean): Promise<void>;
   next(): Promise<void>;
@@ -53,7 +53,8 @@ export class MemtableCursor implements SourceCursor {
   }
 
   encoded(): Buffer | null {
-    return null;
+    const key = this.key();
+    return key === null ? null : this.memtable.encoded(key) ?? null;
   }
 
   seek(key: string, inclusive: boolean): Promise<void> {

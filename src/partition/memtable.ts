@@ -2,31 +2,42 @@
 // (a live row or a tombstone). Rows enter it only after their commit-log record is durable; it is
 // frozen and written to a run by a checkpoint when it passes its size bound.
 //
+// Rows are held encoded, as the commit log frames them (u32 rowBytes, then the row codec bytes),
+// copied into slabs of memtableSlabBytes, and decoded when read: a row costs the JS heap its key
+// string and a Map slot, not a tree of objects that every full GC marks. A version that a newer one
+// replaces stays in its slab until the memtable is dropped after its checkpoint.
+//
+//   slab 0                                   slab 1
+//   | u32 n | row (n bytes) | u32 m | row |…  | u32 k | row | …          (position = slab·2^22 + offset)
+//
 // Keys are held as latin1 strings (one code unit per byte), whose JavaScript order is unsigned
 // byte order. The sorted key list is a list of chunks (each at most chunkKeysMax keys), so an
 // insert costs O(log n + chunk) instead of moving the whole array.
 //
 // Invariants: chunks are non-empty, keys strictly increase across and within chunks, and the
-// key set equals the map's; `bytes` is the sum of the encoded sizes of the versions held.
+// key set equals the map's; each key's position holds its newest version, framed; `bytes` is the
+// sum of the framed sizes of every version applied (the slab bytes in use, replaced versions
+// included: the memory held). Rows handed out by get() own their bytes (copies), so a caller
+// that keeps one (a cache) never pins a slab; views of a slab (encoded(), entries()) are for
+// callers that drop them within the call or the checkpoint that reads them.
 // Iteration is by key (`keysAfter`), so a reader that yields between pages never sees a stale
 // position when writes insert keys.
 // Fault model: memory only; nothing here fails except by programmer error (assertions).
+import { memtableSlabBytes } from '../constants.ts';
 import { assert } from '../util/assert.ts';
-import { decodeRowDeferred, encodeFramedRows, type RowRecord } from '../wire/partition-row.ts';
+import { decodeRow, decodeRowDeferred, encodedRowIsTombstone, type RowRecord } from '../wire/partition-row.ts';
 
 const chunkKeysMax = 512;
-
-export interface MemtableEntry {
-  readonly row: RowRecord;
-  readonly encodedBytes: number;
-  /** The row as a point get answers it (u32 length + row codec bytes), made by the first framed()
-   * of this version; `row` is then a view of these bytes (no second copy of an inline body). */
-  readonly framed?: Buffer;
-}
+/** Slab offsets are below 2^22 (a slab is at most memtableSlabBytes or one row of ≤ 2 MiB + 4). */
+const slabStride = 2 ** 22;
 
 export class Memtable {
-  private readonly rows = new Map<string, MemtableEntry>();
+  /** Key → position of its newest version's framed bytes. */
+  private readonly rows = new Map<string, number>();
   private readonly chunks: string[][] = [];
+  private readonly slabs: Buffer[] = [];
+  /** Where the next row goes in the last slab. */
+  private slabUsed = memtableSlabBytes;
   private byteCount = 0;
   private maxSequence = 0;
   /** Monotonic time of the first row, for checkpoint-by-age. */
@@ -44,36 +55,36 @@ export class Memtable {
     return this.maxSequence;
   }
 
+  /** The newest version of `key`, decoded into values of its own (no view of a slab). */
   get(key: string): RowRecord | undefined {
-    return this.rows.get(key)?.row;
+    const encoded = this.encoded(key);
+    return encoded === undefined ? undefined : decodeRow(encoded);
+  }
+
+  /** The newest version of `key` in the row codec, a view of a slab (read it, do not keep it). */
+  encoded(key: string): Buffer | undefined {
+    const framed = this.framedView(key);
+    return framed?.subarray(4);
   }
 
   /**
    * The newest version of `key` framed as a partition.get answer body (u32 length + row), or null
-   * if it is a tombstone, or undefined if the memtable does not hold the key. Encoded on the first
-   * call for each version and kept: repeated point reads of a fresh row (a blob just written, with
-   * its inline body) send the same bytes without encoding them again. The entry's row is replaced
-   * by a row decoded from those bytes (views, equal to it), so the memtable does not hold the
-   * version twice; the callee of a point read treats the bytes as read-only (the Network seam's
-   * ownership rule), so they never change under the row.
+   * if it is a tombstone, or undefined if the memtable does not hold the key. A copy: the caller
+   * may keep it (an answer in flight, a row decoded from it and cached) without pinning a slab.
    */
   framed(key: string): Buffer | null | undefined {
-    const entry = this.rows.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.row.kind !== 'live') return null;
-    if (entry.framed !== undefined) return entry.framed;
-    const framed = encodeFramedRows([entry.row], 0);
-    this.rows.set(key, { row: decodeRowDeferred(framed.subarray(4)), encodedBytes: entry.encodedBytes, framed });
-    return framed;
+    const framed = this.framedView(key);
+    if (framed === undefined) return undefined;
+    return encodedRowIsTombstone(framed.subarray(4)) ? null : Buffer.from(framed);
   }
 
-  /** Holds `row` as the newest version of its key. */
-  apply(key: string, row: RowRecord, encodedBytes: number, nowMs: number): void {
+  /** Holds `row` as the newest version of its key; `framed` is it as its log record frames it (u32 length + row). */
+  apply(key: string, row: RowRecord, framed: Buffer, nowMs: number): void {
     assert(row.sequence >= this.maxSequence, 'memtable rows arrive in sequence order');
-    const previous = this.rows.get(key);
-    if (previous === undefined) this.insertKey(key);
-    this.byteCount += encodedBytes - (previous?.encodedBytes ?? 0);
-    this.rows.set(key, { row, encodedBytes });
+    assert(framed.length >= 4 && framed.readUInt32BE(0) === framed.length - 4, 'a framed row is its length and its bytes');
+    if (!this.rows.has(key)) this.insertKey(key);
+    this.rows.set(key, this.copyIn(framed));
+    this.byteCount += framed.length;
     this.maxSequence = row.sequence;
     this.firstWriteMs ??= nowMs;
   }
@@ -94,15 +105,38 @@ export class Memtable {
     return out;
   }
 
-  /** Every entry in key order (for checkpoints of a frozen memtable). */
-  *entries(): Generator<readonly [string, MemtableEntry]> {
+  /** Every row in key order, decoded as views of the slabs (for checkpoints and GC passes over this memtable). */
+  *entries(): Generator<readonly [string, RowRecord]> {
     for (const chunk of this.chunks) {
       for (const key of chunk) {
-        const entry = this.rows.get(key);
-        assert(entry !== undefined, 'memtable key list and map agree');
-        yield [key, entry];
+        const encoded = this.encoded(key);
+        assert(encoded !== undefined, 'memtable key list and map agree');
+        yield [key, decodeRowDeferred(encoded)];
       }
     }
+  }
+
+  private framedView(key: string): Buffer | undefined {
+    const at = this.rows.get(key);
+    if (at === undefined) return undefined;
+    const slab = this.slabs[Math.floor(at / slabStride)];
+    assert(slab !== undefined, 'a row position names a slab');
+    const offset = at % slabStride;
+    return slab.subarray(offset, offset + 4 + slab.readUInt32BE(offset));
+  }
+
+  /** Copies a framed row into the last slab (a new one when it does not fit); its position. */
+  private copyIn(framed: Buffer): number {
+    if (this.slabUsed + framed.length > (this.slabs.at(-1)?.length ?? 0)) {
+      this.slabs.push(Buffer.allocUnsafeSlow(Math.max(memtableSlabBytes, framed.length)));
+      this.slabUsed = 0;
+    }
+    const slab = this.slabs.at(-1);
+    assert(slab !== undefined && framed.length < slabStride, 'a slab has room for the row');
+    framed.copy(slab, this.slabUsed);
+    const at = (this.slabs.length - 1) * slabStride + this.slabUsed;
+    this.slabUsed += framed.length;
+    return at;
   }
 
   private insertKey(key: string): void {

@@ -15,7 +15,8 @@ import type { Clock } from '../util/clock.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { checkpointRecordLength, decodeManifest } from '../wire/partition-checkpoint.ts';
 import type { LogPosition, Manifest } from '../wire/partition-checkpoint.ts';
-import { decodeLogRecord, logRecordLength } from '../wire/partition-log.ts';
+import { decodeLogRecord, logRecordFramedRows, logRecordLength } from '../wire/partition-log.ts';
+import type { RowRecord } from '../wire/partition-row.ts';
 import { Memtable } from './memtable.ts';
 import type { PartitionStreamIds, PartitionStreams, StreamExtent } from './partition-streams.ts';
 import { RunReader } from './run-reader.ts';
@@ -101,8 +102,12 @@ async function replayLog(context: LoadContext, extents: readonly StreamExtent[],
       continue;
     }
     if (record.sequence !== last + 1) throw new StorageError('partition.corrupt', `log gap: sequence ${record.sequence} follows ${last}`, { context: where });
-    const rowBytes = Math.ceil(record.bodyBytes / record.rows.length);
-    for (const row of record.rows) memtable.apply(row.key.toString('latin1'), row, rowBytes, context.clock.monotonicMs());
+    const framed = logRecordFramedRows(scanned.bytes);
+    assert(framed.length === record.rows.length, 'a checked record frames each row of its batch');
+    for (let index = 0; index < framed.length; index++) {
+      const row = record.rows[index] as RowRecord;
+      memtable.apply(row.key.toString('latin1'), row, framed[index] as Buffer, context.clock.monotonicMs());
+    }
     last = record.sequence;
     stats.recordsReplayed += 1;
   }

@@ -42,7 +42,7 @@ import { failpoint } from '../util/failpoints.ts';
 import { SerialLock } from '../stream/serial-lock.ts';
 import { encodeManifest } from '../wire/partition-checkpoint.ts';
 import type { LogPosition, Manifest } from '../wire/partition-checkpoint.ts';
-import { encodeLogRecord, logHeaderBytes, logRecordBytes } from '../wire/partition-log.ts';
+import { encodeLogRecord, logHeaderBytes, logRecordBytes, logRecordFramedRows } from '../wire/partition-log.ts';
 import { encodedRowBytes, encodedRowIsTombstone, encodeFramedRows } from '../wire/partition-row.ts';
 import type { Column, DataRef, RowRecord } from '../wire/partition-row.ts';
 import { chooseMerge } from './compaction-policy.ts';
@@ -239,14 +239,15 @@ interface AcceptedBatch {
  * A log group: the accepted batches' records encoded in place, one after the other, into one
  * exact-size buffer (one copy of each inline body, not a record each and then their concatenation).
  */
-function encodeGroup(accepted: readonly AcceptedBatch[], partitionId: number, ownerEpoch: number): Buffer {
+function encodeGroup(accepted: readonly AcceptedBatch[], partitionId: number, ownerEpoch: number): { readonly group: Buffer; readonly records: readonly Buffer[] } {
   const group = Buffer.allocUnsafe(accepted.reduce((sum, item) => sum + item.recordBytes, 0));
+  const records: Buffer[] = [];
   let offset = 0;
   for (const item of accepted) {
-    encodeLogRecord({ partitionId, sequence: item.sequence, ownerEpoch, rows: item.rows }, group.subarray(offset, offset + item.recordBytes));
+    records.push(encodeLogRecord({ partitionId, sequence: item.sequence, ownerEpoch, rows: item.rows }, group.subarray(offset, offset + item.recordBytes)));
     offset += item.recordBytes;
   }
-  return group;
+  return { group, records };
 }
 
 interface ManifestState {
@@ -641,7 +642,7 @@ export class Partition {
   private async commitGroup(group: readonly PendingBatch[]): Promise<void> {
     const accepted = await this.acceptBatches(group);
     if (accepted.length === 0) return;
-    const bytes = encodeGroup(accepted, this.partitionId, this.ownerEpoch);
+    const { group: bytes, records } = encodeGroup(accepted, this.partitionId, this.ownerEpoch);
     let position;
     try {
       this.counters.logAppends += 1;
@@ -655,7 +656,7 @@ export class Partition {
     // this group is durable, so it is still published and acknowledged.
     if (this.state.kind !== 'open' && this.state.kind !== 'read_only') return;
     this.logTail = { extentId: position.extentId, offset: position.offset + position.length };
-    for (const item of accepted) this.publish(item);
+    for (let index = 0; index < accepted.length; index++) this.publish(accepted[index] as AcceptedBatch, records[index] as Buffer);
     this.maybeStartMaintenance();
   }
 
@@ -782,14 +783,16 @@ export class Partition {
     return null;
   }
 
-  /** Applies a durable batch to memory and acknowledges it. */
-  private publish(item: AcceptedBatch): void {
+  /** Applies a durable batch (its log record: `record`) to memory and acknowledges it. */
+  private publish(item: AcceptedBatch, record: Buffer): void {
     const sequence = item.rows[0]?.sequence ?? 0;
     assert(sequence === this.appliedSequence + 1, 'batches are applied in sequence order');
-    const rowBytes = Math.ceil((item.recordBytes - 48) / item.rows.length);
-    for (const row of item.rows) {
+    const framed = logRecordFramedRows(record);
+    assert(framed.length === item.rows.length, 'a record frames each row of its batch');
+    for (let index = 0; index < framed.length; index++) {
+      const row = item.rows[index] as RowRecord;
       const key = row.key.toString('latin1');
-      this.active.apply(key, row, rowBytes, this.clock.monotonicMs());
+      this.active.apply(key, row, framed[index] as Buffer, this.clock.monotonicMs());
       this.rowCache.delete(key);
     }
     this.appliedSequence = sequence;
@@ -874,7 +877,7 @@ export class Partition {
     }
     const frozen = this.frozen;
     const writer = this.spillingWriter(frozen.coveredSequence, frozen.logStart);
-    for (const [key, entry] of frozen.memtable.entries()) await writer.add(key, entry.row);
+    for (const [key, row] of frozen.memtable.entries()) await writer.add(key, row);
     const written = await this.finishSpilling(writer);
     const runs = [...written, ...this.runs];
     await failpoint('partition.checkpoint.before-manifest');
@@ -1128,7 +1131,7 @@ export class Partition {
   private *rowsAfter(sequence: number): Generator<RowRecord> {
     for (const memtable of [this.active, this.frozen?.memtable]) {
       if (memtable === undefined) continue;
-      for (const [, entry] of memtable.entries()) if (entry.row.sequence > sequence) yield entry.row;
+      for (const [, row] of memtable.entries()) if (row.sequence > sequence) yield row;
     }
   }
 

@@ -123,6 +123,22 @@ export function decodeLogRecord(bytes: Uint8Array): LogRecord & { readonly bodyB
   return { partitionId: header.partitionId, sequence: header.sequence, ownerEpoch: header.ownerEpoch, rows, bodyBytes: header.bodyBytes };
 }
 
+/**
+ * The rows of a record that encodeLogRecord wrote or decodeLogRecord checked, each as the record
+ * frames it (u32 rowBytes, then the row): views of `record`, in order.
+ */
+export function logRecordFramedRows(record: Buffer): Buffer[] {
+  const framed: Buffer[] = [];
+  let at = logHeaderBytes;
+  while (at < record.length) {
+    const end = at + 4 + record.readUInt32BE(at);
+    framed.push(record.subarray(at, end));
+    at = end;
+  }
+  assert(at === record.length, 'a record is its header and its framed rows');
+  return framed;
+}
+
 function corrupt(reason: string): StorageError {
   return new StorageError('wire.corrupt', `log record: ${reason}`, { context: { reason } });
 }
