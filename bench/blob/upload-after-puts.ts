@@ -7,7 +7,8 @@
 // Bounded: each phase by its seconds and an operation count; loopback only; the server is killed on
 // failure or Ctrl-C. Saves bench/results/upload-after-puts-<date>.json.
 //
-//   node bench/blob/upload-after-puts.ts [--upload-seconds 8] [--put-seconds 20] [--blob-mib 256] [--disks 1]
+//   node bench/blob/upload-after-puts.ts [--upload-seconds 8] [--put-seconds 20] [--puts 300000] [--blob-mib 256] [--disks 1]
+//   (--puts N with a long --put-seconds: the same table on both sides of an A/B whatever the machine's load)
 //   [--heap-snapshot DIR]   (the server writes a heap snapshot into DIR after the Puts: find what the heap holds)
 //   [--serve-arg=--inline-body-bytes --serve-arg=0] [--node-arg=--max-semi-space-size=64]
 import { execFileSync } from 'node:child_process';
@@ -32,12 +33,13 @@ const blocksInFlight = 4;
 const uploadsMax = 64;
 const putBytes = 4096;
 const putConcurrency = 64;
-const putsMax = 300_000;
 const snapshotWaitMs = 60_000;
 
 interface Options {
   readonly uploadSeconds: number;
   readonly putSeconds: number;
+  /** Put Blob calls at most (the Put phase ends at --put-seconds or at this many). */
+  readonly puts: number;
   readonly blobBytes: number;
   readonly disks: number;
   readonly heapSnapshotDirectory: string | undefined;
@@ -59,11 +61,11 @@ interface PhaseResult {
 }
 
 function parseOptions(): Options {
-  const values = parseBenchArgs(headerUsage(import.meta.url), { 'upload-seconds': { type: 'string' }, 'put-seconds': { type: 'string' }, 'blob-mib': { type: 'string' }, disks: { type: 'string' }, 'heap-snapshot': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { 'upload-seconds': { type: 'string' }, 'put-seconds': { type: 'string' }, puts: { type: 'string' }, 'blob-mib': { type: 'string' }, disks: { type: 'string' }, 'heap-snapshot': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true } });
   const blobBytes = positiveIntegerOption(values['blob-mib'], 256, 'blob-mib') * MiB;
   if (blobBytes % blockBytes !== 0) throw new Error('--blob-mib must be a multiple of 8');
   return {
-    uploadSeconds: Math.min(60, positiveIntegerOption(values['upload-seconds'], 8, 'upload-seconds')), putSeconds: Math.min(120, positiveIntegerOption(values['put-seconds'], 20, 'put-seconds')),
+    uploadSeconds: Math.min(60, positiveIntegerOption(values['upload-seconds'], 8, 'upload-seconds')), putSeconds: Math.min(120, positiveIntegerOption(values['put-seconds'], 20, 'put-seconds')), puts: Math.min(300_000, positiveIntegerOption(values.puts, 300_000, 'puts')),
     blobBytes, disks: positiveIntegerOption(values.disks, 1, 'disks'), heapSnapshotDirectory: values['heap-snapshot'], serveArgs: values['serve-arg'] ?? [], nodeArgs: values['node-arg'] ?? [],
   };
 }
@@ -111,7 +113,7 @@ function uploads(client: SdkBlobClient, options: Options, prefix: string): () =>
 }
 
 function puts(client: SdkBlobClient, options: Options): () => Promise<{ operations: number; seconds: number }> {
-  return () => runClosedLoop({ concurrency: putConcurrency, durationMs: options.putSeconds * 1000, operationsMax: putsMax, bytesPerOperation: putBytes, operation: (_worker, sequence) => client.putBlob('small', sequenceName('p', sequence), payloadFor(sequenceName('p', sequence), putBytes)) });
+  return () => runClosedLoop({ concurrency: putConcurrency, durationMs: options.putSeconds * 1000, operationsMax: options.puts, bytesPerOperation: putBytes, operation: (_worker, sequence) => client.putBlob('small', sequenceName('p', sequence), payloadFor(sequenceName('p', sequence), putBytes)) });
 }
 
 /** SIGUSR2 makes the server (started with --heapsnapshot-signal) write a snapshot; waits for the file. */
