@@ -5,12 +5,13 @@
 // serve, and stream exactly that version's refs (data never changes under a ref); writes are
 // read-evaluate-write; Set Blob Tags / Tier and Lease Blob keep the blob's ETag and Last-Modified
 // (explicit columns), as Azure does; Delete Blob removes the blob row, its staging row and its
-// snapshots in one transaction, with the rows only they name as far as the transaction holds them
-// (rowsDyingWith), then sweeps rows nothing can reach (best effort).
+// snapshots in one transaction (past blobCleanupBatchRows snapshots, the rest hidden by the
+// snapshot horizon the same transaction raises), with the rows only they name as far as the
+// transaction holds them (rowsDyingWith), then sweeps rows nothing can reach (best effort).
 // Fault model: as context.ts; a client that goes away mid-download aborts the reads (signal).
 
 import { createHash } from 'node:crypto';
-import { getBlobWholeBodyBytesMax, partitionBatchMutationsMax } from '../../constants.ts';
+import { blobCleanupBatchRows, getBlobWholeBodyBytesMax, partitionBatchMutationsMax } from '../../constants.ts';
 import { Crc64 } from '../../util/crc64.ts';
 import type { BlobContent, CallContext, LeaseResult, WriteResult } from '../blob-backend.ts';
 import { FrontendError } from '../errors.ts';
@@ -30,7 +31,8 @@ import { readRefs, readRefsWhole } from './data.ts';
 import { blobKey, stagingKey } from './keys.ts';
 import { applyLeaseAction } from './lease.ts';
 import { decodeBlob, encodeBlob, type BlobRecord } from './records.ts';
-import { deleteSnapshot, readSnapshotRow, snapshotRows } from './snapshots.ts';
+import { deleteSnapshot, readSnapshotRow, snapshotIdOf, snapshotRows } from './snapshots.ts';
+import { raiseHorizonOp } from './snapshot-horizon.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
 
 async function readVersion(ctx: BlobServiceContext, container: LoadedContainer, name: string, snapshot: string | undefined): Promise<LoadedBlob> {
@@ -166,9 +168,15 @@ async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, contain
   const existing = await readBlob(ctx, container, op.blob);
   if (existing === null) throw blobNotFound();
   checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
-  const snapshots = await snapshotRows(ctx, key);
+  const { rows: snapshots, horizon } = await snapshotRows(ctx, key);
   if (snapshots.length > 0 && op.deleteSnapshots === undefined) throw new FrontendError('SnapshotsPresent', 'the blob has snapshots');
-  const ops: PartitionOp[] = snapshots.map((row) => ({ kind: 'delete', key: row.key, ifMatch: row.etag }));
+  // The oldest snapshots that fit go in the commit; the horizon, raised in the same commit, hides
+  // the rest until the sweep deletes them (snapshot-horizon.ts).
+  const inCommit = snapshots.slice(0, blobCleanupBatchRows);
+  const ops: PartitionOp[] = inCommit.map((row) => ({ kind: 'delete', key: row.key, ifMatch: row.etag }));
+  const newest = snapshots.at(-1);
+  const hidesRest = newest !== undefined && inCommit.length < snapshots.length;
+  if (hidesRest) ops.push(raiseHorizonOp(key, horizon, snapshotIdOf(key, newest)));
   let complete: boolean;
   let fence = existing.row;
   if (removeBase) {
@@ -178,14 +186,14 @@ async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, contain
     const versions = [existing.record, ...snapshots.map((row) => decodeBlob(row))];
     const dying = await rowsDyingWith(ctx, key, versions, staging, partitionBatchMutationsMax - ops.length);
     ops.push(...dying.ops);
-    complete = dying.complete;
+    complete = dying.complete && !hidesRest;
     // A row the commit deletes If-Match other than the blob row (the staging row, else a snapshot
     // row): a background rewrite of the blob row would void the If-Match of an asynchronous copy
     // still writing it, failing the copy for a delete that never applied.
     fence = staging ?? snapshots[0] ?? existing.row;
   } else {
     ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
-    complete = !snapshots.some((row) => leavesDeadRows(decodeBlob(row)));
+    complete = !hidesRest && !snapshots.some((row) => leavesDeadRows(decodeBlob(row)));
   }
   const commit = (): Promise<unknown> => commitTagged(ctx, { container, blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
   return (await commitMaybeUnderIntent(ctx, { blob: key, fence: complete ? null : fence }, commit)).intent;

@@ -3,6 +3,7 @@
 // staging generations are dead, and a dead row keeps its data alive for partition data GC. After
 // a write that replaced one of them (and after deletes) the backend deletes them:
 //
+//   0. delete the snapshot rows the blob's snapshot horizon hides, then the horizon row
 //   1. scan K 0x00 …: the page (l), segment (a) and uncommitted (u) rows and their ids
 //   2. then read the blob row, the snapshot rows, the staging row
 //   3. delete the rows of step 1 whose id neither the blob row, a snapshot nor the staging names
@@ -22,6 +23,7 @@ import { auxPrefix, auxRow, listPageKey, segmentKey, snapshotPrefix, stagingKey 
 import type { AuxRowKind } from './keys.ts';
 import { decodeBlob, decodeStaging, type BlobRecord } from './records.ts';
 import { uncommittedBlocks } from './staging.ts';
+import { dropHiddenSnapshots } from './snapshot-horizon.ts';
 
 interface AuxKey {
   readonly key: Buffer;
@@ -40,9 +42,10 @@ export function leavesDeadRows(record: BlobRecord | null | undefined): boolean {
  * failure, the range examined whole); never throws a StorageError. */
 export async function sweepBlob(ctx: BlobServiceContext, blob: Buffer): Promise<{ readonly dropped: number; readonly finished: boolean }> {
   try {
+    const hidden = await dropHiddenSnapshots(ctx, blob, blobCleanupBatchRows);
     const dead = await findDeadRows(ctx, blob);
     const dropped = await dropRows(ctx, dead.keys);
-    return { dropped, finished: dead.complete && dropped === dead.keys.length };
+    return { dropped: hidden + dropped, finished: dead.complete && dropped === dead.keys.length };
   } catch (error) {
     if (error instanceof AssertionFailure) throw error;
     return { dropped: 0, finished: false };

@@ -68,6 +68,11 @@ export function snapshotPrefix(blob: Buffer): Buffer {
   return Buffer.concat([blob, sep, utf8('s')]);
 }
 
+/** The blob's snapshot horizon row (snapshot-horizon.ts): snapshots with ids up to its own are deleted. */
+export function snapshotHorizonKey(blob: Buffer): Buffer {
+  return Buffer.concat([blob, sep, utf8('h')]);
+}
+
 export function snapshotKey(blob: Buffer, snapshot: string): Buffer {
   return Buffer.concat([snapshotPrefix(blob), utf8(snapshot)]);
 }

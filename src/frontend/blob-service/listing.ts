@@ -18,6 +18,7 @@ import { quotedEtag } from './conditions.ts';
 import { blobProperties, containerProperties, loadContainer, loadedBlob, type BlobServiceContext } from './context.ts';
 import { containerKey, containerPrefix, keySuccessor, nameAfter } from './keys.ts';
 import { leaseProperties } from './lease.ts';
+import { hiddenBy, readSnapshotHorizon, type SnapshotHorizon } from './snapshot-horizon.ts';
 import { decodeContainer, decodeStaging } from './records.ts';
 import { uncommittedBlockExpiryMs } from '../../constants.ts';
 
@@ -39,6 +40,8 @@ interface Listing {
   readonly blobs: BlobItem[];
   readonly prefixes: string[];
   lastOwn: string | null;
+  /** Snapshot horizons read so far, by blob key (latin1). */
+  readonly horizons: Map<string, SnapshotHorizon>;
 }
 
 type Entry = { readonly items: readonly (BlobItem | string)[]; readonly start: Buffer; readonly after: Buffer };
@@ -47,7 +50,7 @@ export async function listBlobs(ctx: BlobServiceContext, op: Op.ListBlobs): Prom
   const container = await loadContainer(ctx, op.account, op.container);
   const base = container.blobs;
   const scanPrefix = Buffer.concat([base, Buffer.from(op.prefix ?? '', 'utf8')]);
-  const listing: Listing = { ctx, op, base, nowMs: ctx.clock.nowMs(), blobs: [], prefixes: [], lastOwn: null };
+  const listing: Listing = { ctx, op, base, nowMs: ctx.clock.nowMs(), blobs: [], prefixes: [], lastOwn: null, horizons: new Map() };
   let start: Buffer = op.marker === undefined ? scanPrefix : Buffer.concat([base, decodeMarker(op.marker)]);
   let continuation: string | undefined;
   for (let pages = 0; pages < listBlobsScanPagesMax; pages++) {
@@ -86,7 +89,7 @@ async function classify(listing: Listing, item: ScanItem): Promise<Entry> {
     listing.lastOwn = parts.name;
     return { items: [blobItem(listing, row, parts.name)], start: row.key, after };
   }
-  return { items: auxItem(listing, row, parts.name), start: row.key, after };
+  return { items: await auxItem(listing, row, parts.name), start: row.key, after };
 }
 
 function blobItem(listing: Listing, row: LiveRow, name: string, snapshot?: SnapshotId): BlobItem {
@@ -97,14 +100,26 @@ function blobItem(listing: Listing, row: LiveRow, name: string, snapshot?: Snaps
 }
 
 /** An aux row met in the scan: a snapshot or a staging row, when the caller asked for them. */
-function auxItem(listing: Listing, row: LiveRow, name: string): BlobItem[] {
+async function auxItem(listing: Listing, row: LiveRow, name: string): Promise<BlobItem[]> {
   const tagAt = listing.base.length + Buffer.byteLength(name, 'utf8') + 1;
   const tag = String.fromCharCode(row.key[tagAt] ?? 0);
   if (tag === 's' && listing.op.include.has('snapshots')) {
-    return [blobItem(listing, row, name, row.key.subarray(tagAt + 1).toString('utf8') as SnapshotId)];
+    const snapshot = row.key.subarray(tagAt + 1).toString('utf8') as SnapshotId;
+    return hiddenBy(await horizonOf(listing, row.key.subarray(0, tagAt - 1)), snapshot) ? [] : [blobItem(listing, row, name, snapshot)];
   }
   if (tag === 'g' && listing.op.include.has('uncommittedblobs') && listing.lastOwn !== name) return uncommittedItem(listing, row, name);
   return [];
+}
+
+/** The blob's snapshot horizon, read once per blob per request (on its first snapshot row). */
+async function horizonOf(listing: Listing, blob: Buffer): Promise<SnapshotHorizon> {
+  const id = blob.toString('latin1');
+  let horizon = listing.horizons.get(id);
+  if (horizon === undefined) {
+    horizon = await readSnapshotHorizon(listing.ctx, blob);
+    listing.horizons.set(id, horizon);
+  }
+  return horizon;
 }
 
 function uncommittedItem(listing: Listing, row: LiveRow, name: string): BlobItem[] {
@@ -129,7 +144,7 @@ async function expandAuxGroup(listing: Listing, group: Buffer): Promise<BlobItem
   let continuation: string | undefined;
   do {
     const page = await listing.ctx.tables.scan({ prefix: group, limit: blobScanRowsPerCall, ...(continuation === undefined ? {} : { continuation }) });
-    for (const item of page.items) if (item.kind === 'row') items.push(...auxItem(listing, item.row, name));
+    for (const item of page.items) if (item.kind === 'row') items.push(...await auxItem(listing, item.row, name));
     continuation = page.continuation ?? undefined;
   } while (continuation !== undefined);
   return items;

@@ -16,30 +16,33 @@ import type * as Op from '../operation.ts';
 import { checkBlobWrite } from './blob-write.ts';
 import { quotedEtag, checkConditions } from './conditions.ts';
 import {
-  blobNotFound, keepVersion, loadContainer, loadedBlob, metadataPairs, putOp, readBlob, snapshotIdAt, withRetry, type BlobServiceContext, type LoadedBlob,
+  blobNotFound, keepVersion, loadContainer, loadedBlob, metadataPairs, putOp, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
 } from './context.ts';
 import { blobKey, snapshotKey, snapshotPrefix } from './keys.ts';
 import { checkLeaseAccess } from './lease.ts';
 import { leavesDeadRows } from './blob-sweep.ts';
 import { commitMaybeUnderIntent, type SweepIntent } from './sweep-intents.ts';
 import { encodeBlob } from './records.ts';
+import { hiddenBy, readSnapshotHorizon, snapshotIdAbove, type SnapshotHorizon } from './snapshot-horizon.ts';
 
 export async function readSnapshotRow(ctx: BlobServiceContext, blob: Buffer, snapshot: string): Promise<LoadedBlob | null> {
   const row = await ctx.tables.get(snapshotKey(blob, snapshot));
-  return row === null ? null : loadedBlob(row, blob, snapshot as SnapshotId);
+  if (row === null || hiddenBy(await readSnapshotHorizon(ctx, blob), snapshot)) return null;
+  return loadedBlob(row, blob, snapshot as SnapshotId);
 }
 
-/** Every snapshot row of a blob, oldest first. */
-export async function snapshotRows(ctx: BlobServiceContext, blob: Buffer): Promise<LiveRow[]> {
+/** Every snapshot row of a blob a client sees (above its horizon, read first), oldest first. */
+export async function snapshotRows(ctx: BlobServiceContext, blob: Buffer): Promise<{ readonly rows: LiveRow[]; readonly horizon: SnapshotHorizon }> {
+  const horizon = await readSnapshotHorizon(ctx, blob);
   const prefix = snapshotPrefix(blob);
   const rows: LiveRow[] = [];
   let continuation: string | undefined;
   do {
     const page = await ctx.tables.scan({ prefix, limit: blobScanRowsPerCall, ...(continuation === undefined ? {} : { continuation }) });
-    for (const item of page.items) if (item.kind === 'row') rows.push(item.row);
+    for (const item of page.items) if (item.kind === 'row' && !hiddenBy(horizon, snapshotIdOf(blob, item.row))) rows.push(item.row);
     continuation = page.continuation ?? undefined;
   } while (continuation !== undefined);
-  return rows;
+  return { rows, horizon };
 }
 
 export function snapshotIdOf(blob: Buffer, row: LiveRow): SnapshotId {
@@ -55,7 +58,7 @@ export async function snapshotBlob(ctx: BlobServiceContext, op: Op.SnapshotBlob)
     const nowMs = ctx.clock.nowMs();
     checkLeaseAccess(existing.record.lease, nowMs, op.leaseId, { write: false, target: 'blob' });
     checkConditions(op.conditions, { etag: existing.etag, modifiedMs: existing.modifiedMs, tags: existing.record.tags }, { read: false });
-    const snapshot = snapshotIdAt(nowMs, attempt);
+    const snapshot = snapshotIdAbove(await readSnapshotHorizon(ctx, key), nowMs, attempt);
     const record = { ...keepVersion(existing, existing.record), lease: null, ...(op.metadata.size === 0 ? {} : { metadata: metadataPairs(op.metadata) }) };
     await ctx.tables.transact([
       putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row),

@@ -12,11 +12,11 @@ import type { BlobGetPropertiesResponse, BlockBlobClient } from '@azure/storage-
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Registry } from 'prom-client';
-import { containerSweepGraceMs } from '../../../../src/constants.ts';
+import { blobCleanupBatchRows, containerSweepGraceMs } from '../../../../src/constants.ts';
 import { deadRows } from '../../../../src/frontend/blob-service/blob-sweep.ts';
 import { ContainerSweeper, type SweepTick } from '../../../../src/frontend/blob-service/container-sweep.ts';
 import type { BlobServiceContext } from '../../../../src/frontend/blob-service/context.ts';
-import { blobKey, blobPrefix, containerKey, sweepIntentPrefix } from '../../../../src/frontend/blob-service/keys.ts';
+import { auxPrefix, blobKey, blobPrefix, containerKey, sweepIntentPrefix } from '../../../../src/frontend/blob-service/keys.ts';
 import { PartitionBlobBackend } from '../../../../src/frontend/blob-service/partition-blob-backend.ts';
 import { decodeContainer } from '../../../../src/frontend/blob-service/records.ts';
 import type { AccountName, BlobName, BlockId, ContainerName } from '../../../../src/frontend/model.ts';
@@ -159,6 +159,45 @@ test('a Put Blob replacing a paged block list, then a Delete Snapshot of the lis
   void remove.backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, snapshot }, callContext());
   await untilDead(remove.tables);
   await sweptByBackground(t, ref, 'Delete Snapshot of the paged list\'s last version');
+});
+
+/** Rows of the blob's range besides its own row (snapshots, the snapshot horizon, staging, pages). */
+async function auxRowCount(ref: BlobRef): Promise<number> {
+  let count = 0;
+  let continuation: string | null = null;
+  do {
+    const page = await stamp.tables.scan({ prefix: auxPrefix(await keyOf(ref)), limit: 500, ...(continuation === null ? {} : { continuation }) });
+    count += page.items.filter((item) => item.kind === 'row').length;
+    continuation = page.continuation;
+  } while (continuation !== null);
+  return count;
+}
+
+test('Delete Blob of a blob with 300 snapshots, its front end dying after the commit: all gone for clients at once, the hidden rest swept by the background', { timeout: 120_000 }, async (t) => {
+  const { ref, backend, client } = await committedBlob('many-snapshots', 1);
+  for (let index = 0; index < 300; index++) await backend.blob.snapshotBlob({ kind: 'SnapshotBlob', ...ref, metadata: new Map() }, callContext());
+  const crash = dying(endsWith('\0h'));
+  void crash.backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, deleteSnapshots: 'include' }, callContext());
+  await untilDead(crash.tables);
+  const listed = [];
+  for await (const item of stamp.client.getContainerClient(ref.container).listBlobsFlat({ includeSnapshots: true, prefix: ref.blob })) listed.push(item);
+  const hidden = await auxRowCount(ref);
+  assert.equal(await client.exists(), false);
+  assert.equal(listed.length, 0, 'no snapshot listed');
+  const tick = await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
+  t.diagnostic(`Delete Blob include of 300 snapshots, writer dead after the commit: 0 listed, ${hidden} rows left (hidden snapshots + horizon); the sweeper's tick deleted ${tick.intents.rowsDeleted}; then ${await auxRowCount(ref)} rows, ${await intentCount()} intent(s)`);
+  assert.equal(hidden, 300 - blobCleanupBatchRows + 1);
+  assert.equal(await auxRowCount(ref), 0);
+  assert.equal(await intentCount(), 0);
+});
+
+test('Delete Blob of 300 snapshots only: the blob stays, the writer\'s own sweep leaves no row behind', { timeout: 120_000 }, async () => {
+  const { ref, backend, client } = await committedBlob('only-snapshots', 1);
+  for (let index = 0; index < 300; index++) await backend.blob.snapshotBlob({ kind: 'SnapshotBlob', ...ref, metadata: new Map() }, callContext());
+  await backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, deleteSnapshots: 'only' }, callContext());
+  assert.equal(await client.exists(), true);
+  assert.equal(await auxRowCount(ref), 0);
+  assert.equal(await intentCount(), 0);
 });
 
 test('a front end dying between its intent and its commit: the sweeper fences the commit out, unseen by clients', { timeout: 120_000 }, async (t) => {
