@@ -10,8 +10,9 @@ import type { BlobTables } from './blob-tables.ts';
 
 export class ResumableScan {
   readonly #prefix: Buffer;
-  /** Where the next call resumes (null: at the first row of the prefix). */
-  #cursor: Buffer | null = null;
+  /** Where the next call resumes: after a row (its successor key), or at a partition the last page
+   * pointed to without a row in it (the scan's continuation); null: at the first row of the prefix. */
+  #cursor: { readonly start: Buffer } | { readonly continuation: string } | null = null;
 
   constructor(prefix: Buffer) {
     this.#prefix = prefix;
@@ -22,22 +23,24 @@ export class ResumableScan {
     return this.#cursor === null;
   }
 
-  /** The next rows under the prefix (at most rowsMax examined). */
+  /** The next rows under the prefix (at most rowsMax examined). A page may hold no row yet not end
+   * the scan (the partition at the position holds none of the prefix; its continuation names the
+   * next one): the walk follows it rather than ending the pass short of the later partitions. */
   async next(tables: BlobTables, rowsMax: number): Promise<LiveRow[]> {
     const found: LiveRow[] = [];
-    let start = this.#cursor ?? this.#prefix;
+    let at = this.#cursor ?? { start: this.#prefix };
     for (let pages = 0; pages < Math.max(1, rowsMax / blobScanRowsPerCall); pages++) {
-      const page = await tables.scan({ prefix: this.#prefix, start, limit: blobScanRowsPerCall });
+      const page = await tables.scan({ prefix: this.#prefix, limit: blobScanRowsPerCall, ...at });
       const rows = page.items.flatMap((item) => (item.kind === 'row' ? [item.row] : []));
       found.push(...rows);
-      const last = rows.at(-1);
-      if (page.continuation === null || last === undefined) {
+      if (page.continuation === null) {
         this.#cursor = null;
         return found;
       }
-      start = Buffer.concat([last.key, Buffer.from([0])]);
+      const last = rows.at(-1);
+      at = last === undefined ? { continuation: page.continuation } : { start: Buffer.concat([last.key, Buffer.from([0])]) };
     }
-    this.#cursor = start;
+    this.#cursor = at;
     return found;
   }
 }
