@@ -18,7 +18,7 @@ import { quotedEtag } from './conditions.ts';
 import { blobProperties, containerProperties, loadContainer, loadedBlob, type BlobServiceContext } from './context.ts';
 import { containerKey, containerPrefix, keySuccessor, nameAfter } from './keys.ts';
 import { leaseProperties } from './lease.ts';
-import { hiddenBy, readSnapshotHorizon, type SnapshotHorizon } from './snapshot-horizon.ts';
+import { hiddenBy, horizonOfRow, readSnapshotHorizon, type SnapshotHorizon } from './snapshot-horizon.ts';
 import { decodeContainer, decodeStaging } from './records.ts';
 import { uncommittedBlockExpiryMs } from '../../constants.ts';
 
@@ -103,18 +103,22 @@ function blobItem(listing: Listing, row: LiveRow, name: string, snapshot?: Snaps
 async function auxItem(listing: Listing, row: LiveRow, name: string): Promise<BlobItem[]> {
   const tagAt = listing.base.length + Buffer.byteLength(name, 'utf8') + 1;
   const tag = String.fromCharCode(row.key[tagAt] ?? 0);
+  if (tag === 'h') listing.horizons.set(row.key.subarray(0, tagAt - 1).toString('latin1'), horizonOfRow(row));
   if (tag === 's' && listing.op.include.has('snapshots')) {
     const snapshot = row.key.subarray(tagAt + 1).toString('utf8') as SnapshotId;
-    return hiddenBy(await horizonOf(listing, row.key.subarray(0, tagAt - 1)), snapshot) ? [] : [blobItem(listing, row, name, snapshot)];
+    return hiddenBy(await horizonOf(listing, row.key.subarray(0, tagAt - 1), name), snapshot) ? [] : [blobItem(listing, row, name, snapshot)];
   }
   if (tag === 'g' && listing.op.include.has('uncommittedblobs') && listing.lastOwn !== name) return uncommittedItem(listing, row, name);
   return [];
 }
 
-/** The blob's snapshot horizon, read once per blob per request (on its first snapshot row). */
-async function horizonOf(listing: Listing, blob: Buffer): Promise<SnapshotHorizon> {
+/** The blob's snapshot horizon: met by the scan, else none when the scan met the blob's own row
+ * (its horizon row lies between that and the snapshots; no delimiter grouped rows away), else read
+ * once per blob per request. */
+async function horizonOf(listing: Listing, blob: Buffer, name: string): Promise<SnapshotHorizon> {
   const id = blob.toString('latin1');
   let horizon = listing.horizons.get(id);
+  if (horizon === undefined && listing.op.delimiter === undefined && listing.lastOwn === name) return horizonOfRow(null);
   if (horizon === undefined) {
     horizon = await readSnapshotHorizon(listing.ctx, blob);
     listing.horizons.set(id, horizon);

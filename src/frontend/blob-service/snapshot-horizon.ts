@@ -24,7 +24,11 @@ export interface SnapshotHorizon {
 }
 
 export async function readSnapshotHorizon(ctx: BlobServiceContext, blob: Buffer): Promise<SnapshotHorizon> {
-  const row = await ctx.tables.get(snapshotHorizonKey(blob));
+  return horizonOfRow(await ctx.tables.get(snapshotHorizonKey(blob)));
+}
+
+/** The horizon a row holds (a scan met it), or none for null. */
+export function horizonOfRow(row: LiveRow | null): SnapshotHorizon {
   const through = row?.columns.find((column) => column.name === 'through')?.value;
   return { row, through: through?.kind === 'string' ? through.value : '' };
 }

@@ -191,11 +191,19 @@ test('Delete Blob of a blob with 300 snapshots, its front end dying after the co
   assert.equal(await intentCount(), 0);
 });
 
-test('Delete Blob of 300 snapshots only: the blob stays, the writer\'s own sweep leaves no row behind', { timeout: 120_000 }, async () => {
+test('Delete Blob of 300 snapshots only, its front end dying after the commit: the blob alone is listed, the sweeper leaves no row behind', { timeout: 120_000 }, async (t) => {
   const { ref, backend, client } = await committedBlob('only-snapshots', 1);
   for (let index = 0; index < 300; index++) await backend.blob.snapshotBlob({ kind: 'SnapshotBlob', ...ref, metadata: new Map() }, callContext());
-  await backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, deleteSnapshots: 'only' }, callContext());
+  const crash = dying(endsWith('\0h'));
+  void crash.backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, deleteSnapshots: 'only' }, callContext());
+  await untilDead(crash.tables);
+  const listed = [];
+  for await (const item of stamp.client.getContainerClient(ref.container).listBlobsFlat({ includeSnapshots: true, prefix: ref.blob })) listed.push(item.snapshot ?? 'base');
+  const hidden = await auxRowCount(ref);
+  await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
+  t.diagnostic(`Delete Blob only of 300 snapshots, writer dead after the commit: listed ${JSON.stringify(listed)}, ${hidden} rows hidden; after one sweeper tick ${await auxRowCount(ref)} rows, ${await intentCount()} intent(s)`);
   assert.equal(await client.exists(), true);
+  assert.deepEqual(listed, ['base']);
   assert.equal(await auxRowCount(ref), 0);
   assert.equal(await intentCount(), 0);
 });
