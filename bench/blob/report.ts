@@ -53,7 +53,12 @@ export function tableRows(results: readonly (WorkloadResult & { ratios: RatioSet
 export function limitRows(limits: MachineLimits): TableRow[] {
   const rows = (kind: string, list: MachineLimits['fsyncAppend']): TableRow[] =>
     list.map(({ sizeBytes, result }) => ({ limit: kind, 'size B': sizeBytes, 'ops/s': Math.round(result.opsPerSecond), 'MiB/s': result.mibPerSecond.toFixed(1), 'p50 ms': result.latency.p50Ms.toFixed(3), 'p99 ms': result.latency.p99Ms.toFixed(3) }));
-  return [...rows("fsync'd append", limits.fsyncAppend), ...rows('sequential read (page cache)', limits.sequentialRead)];
+  const appendKind = (limit: MachineLimits['fsyncAppend'][number]): string => (limit.method === 'direct' ? 'durable append (O_DIRECT, faster)' : "fsync'd append");
+  const appendRows = limits.fsyncAppend.flatMap((limit) => [
+    ...rows(appendKind(limit), [limit]),
+    ...(limit.slower === undefined ? [] : rows(`  (slower: ${limit.slower.method === 'direct' ? 'O_DIRECT' : 'fdatasync'})`, [{ sizeBytes: limit.sizeBytes, result: limit.slower.result }])),
+  ]);
+  return [...appendRows, ...rows('sequential read (page cache)', limits.sequentialRead)];
 }
 
 export function withRatios(results: readonly WorkloadResult[], limits: MachineLimits, profile: BlobProfile): (WorkloadResult & { ratios: RatioSet })[] {
