@@ -173,15 +173,21 @@ async function auxRowCount(ref: BlobRef): Promise<number> {
   return count;
 }
 
-test('Delete Blob of a blob with 300 snapshots, its front end dying after the commit: all gone for clients at once, the hidden rest swept by the background', { timeout: 120_000 }, async (t) => {
-  const { ref, backend, client } = await committedBlob('many-snapshots', 1);
+/** A blob with 300 snapshots whose Delete Blob's front end dies right after the commit writes the
+ * snapshot horizon: what clients list then (snapshot ids, 'base' for the blob) and the rows left. */
+async function snapshotsDeletedByDyingWriter(name: string, deleteSnapshots: 'include' | 'only') {
+  const { ref, backend, client } = await committedBlob(name, 1);
   for (let index = 0; index < 300; index++) await backend.blob.snapshotBlob({ kind: 'SnapshotBlob', ...ref, metadata: new Map() }, callContext());
   const crash = dying(endsWith('\0h'));
-  void crash.backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, deleteSnapshots: 'include' }, callContext());
+  void crash.backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, deleteSnapshots }, callContext());
   await untilDead(crash.tables);
-  const listed = [];
-  for await (const item of stamp.client.getContainerClient(ref.container).listBlobsFlat({ includeSnapshots: true, prefix: ref.blob })) listed.push(item);
-  const hidden = await auxRowCount(ref);
+  const listed: string[] = [];
+  for await (const item of stamp.client.getContainerClient(ref.container).listBlobsFlat({ includeSnapshots: true, prefix: ref.blob })) listed.push(item.snapshot ?? 'base');
+  return { ref, client, listed, hidden: await auxRowCount(ref) };
+}
+
+test('Delete Blob of a blob with 300 snapshots, its front end dying after the commit: all gone for clients at once, the hidden rest swept by the background', { timeout: 120_000 }, async (t) => {
+  const { ref, client, listed, hidden } = await snapshotsDeletedByDyingWriter('many-snapshots', 'include');
   assert.equal(await client.exists(), false);
   assert.equal(listed.length, 0, 'no snapshot listed');
   const tick = await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
@@ -192,14 +198,7 @@ test('Delete Blob of a blob with 300 snapshots, its front end dying after the co
 });
 
 test('Delete Blob of 300 snapshots only, its front end dying after the commit: the blob alone is listed, the sweeper leaves no row behind', { timeout: 120_000 }, async (t) => {
-  const { ref, backend, client } = await committedBlob('only-snapshots', 1);
-  for (let index = 0; index < 300; index++) await backend.blob.snapshotBlob({ kind: 'SnapshotBlob', ...ref, metadata: new Map() }, callContext());
-  const crash = dying(endsWith('\0h'));
-  void crash.backend.blob.deleteBlob({ kind: 'DeleteBlob', ...ref, deleteSnapshots: 'only' }, callContext());
-  await untilDead(crash.tables);
-  const listed = [];
-  for await (const item of stamp.client.getContainerClient(ref.container).listBlobsFlat({ includeSnapshots: true, prefix: ref.blob })) listed.push(item.snapshot ?? 'base');
-  const hidden = await auxRowCount(ref);
+  const { ref, client, listed, hidden } = await snapshotsDeletedByDyingWriter('only-snapshots', 'only');
   await new ContainerSweeper(ctx, { graceMs: 0 }).tick();
   t.diagnostic(`Delete Blob only of 300 snapshots, writer dead after the commit: listed ${JSON.stringify(listed)}, ${hidden} rows hidden; after one sweeper tick ${await auxRowCount(ref)} rows, ${await intentCount()} intent(s)`);
   assert.equal(await client.exists(), true);
