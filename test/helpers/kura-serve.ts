@@ -11,6 +11,8 @@ import { join } from 'node:path';
 export const repositoryRoot = join(import.meta.dirname, '..', '..');
 export const kuraBin = join(repositoryRoot, 'bin', 'kura');
 const readyTimeoutMs = 60_000;
+/** SIGTERM to exit; kura serve's own bound is stampStopTimeoutMs plus its watchdog's slack. */
+const stopTimeoutMs = 30_000;
 const running = new Set<ChildProcess>();
 const tempRoots: string[] = [];
 
@@ -83,7 +85,7 @@ export class KuraServe {
     const child = spawn(kuraBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     const serve = new KuraServe(child, port, options.disks);
-    const code = await Promise.race([serve.exited, delay(readyTimeoutMs).then(() => 'timeout' as const)]);
+    const code = await exitWithin(serve.exited, readyTimeoutMs);
     if (code === 'timeout') throw new Error(`kura serve did not exit within ${readyTimeoutMs} ms; stdout: ${serve.stdout}`);
     return { code, stderr: serve.stderr };
   }
@@ -113,13 +115,13 @@ export class KuraServe {
     await this.exited;
   }
 
-  /** SIGTERM, then the exit code (bounded; SIGKILL after 30 s). */
+  /** SIGTERM, then the exit code (bounded; SIGKILL after stopTimeoutMs). */
   async stop(): Promise<number | null> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    const code = await Promise.race([this.exited, delay(30_000).then(() => 'timeout' as const)]);
+    const code = await exitWithin(this.exited, stopTimeoutMs);
     if (code !== 'timeout') return code;
     await this.kill9();
-    throw new Error('kura serve did not stop within 30 s of SIGTERM');
+    throw new Error(`kura serve did not stop within ${stopTimeoutMs} ms of SIGTERM`);
   }
 }
 
@@ -152,6 +154,18 @@ export async function cleanupServes(): Promise<void> {
   await Promise.all(exits);
   running.clear();
   for (const root of tempRoots.splice(0)) await rm(root, { recursive: true, force: true });
+}
+
+/** The exit code, or 'timeout' after timeoutMs. The timer is cleared on exit: a pending one keeps
+ * the test file's process alive until it fires (30-60 s after the last stop, every file). */
+async function exitWithin(exited: Promise<number | null>, timeoutMs: number): Promise<number | null | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), timeoutMs); });
+  try {
+    return await Promise.race([exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function delay(ms: number): Promise<void> {
