@@ -22,6 +22,7 @@ export interface BlobSweepCounts {
   readonly intentsSwept: number;
   readonly intentsFenced: number;
   readonly intentsPending: number;
+  readonly cursorsDropped: number;
 }
 
 const resolvedBy = { writer: 'intentsDischarged', sweep: 'intentsSwept', fence_rewrite: 'intentsFenced' } as const;
@@ -33,6 +34,7 @@ export function registerBlobSweepMetrics(registry: Registry, source: () => BlobS
   mirroredCounter(registry, 'kura_container_sweep_tick_failures_total', 'Background sweep ticks that failed (a partition call failed; the next tick starts over).', read('tickFailures'));
   mirroredCounter(registry, 'kura_container_sweep_rows_deleted_total', 'Rows of deleted containers the sweep removed.', read('rowsDeleted'));
   mirroredCounter(registry, 'kura_container_sweep_incarnations_finished_total', 'Deleted containers whose rows are all gone (graveyard row removed).', read('incarnationsFinished'));
+  mirroredCounter(registry, 'kura_container_sweep_cursors_dropped_total', 'Scan cursors of the sweep the partition refused (partition.bad_continuation): dropped, that scan\'s pass started over.', read('cursorsDropped'));
   mirroredCounter(registry, 'kura_sweep_intents_written_total', 'Sweep intents put by this front end\'s writers before a commit that discards more rows than it deletes.', read('intentsWritten'));
   const seen = new Map<string, number>();
   new Counter({

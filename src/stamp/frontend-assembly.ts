@@ -47,15 +47,15 @@ export interface StampBackend {
 }
 
 /** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
-export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock; readonly copySource?: CopySourceOptions; readonly inlineBodyBytesMax?: number; readonly dataCacheBytes?: number }) => StampBackend;
+export type BackendFactory = (context: { readonly tables: PartitionClient; readonly clock: Clock; readonly logger: Logger; readonly copySource?: CopySourceOptions; readonly inlineBodyBytesMax?: number; readonly dataCacheBytes?: number }) => StampBackend;
 
 /** The newest x-ms-version the front end accepts (Azurite 3.37's). */
 export const apiVersionLatestDefault = '2026-04-06';
 
 /** The Blob service over the partition layer (docs/blob-schema.md): the default backend. */
-export const partitionBlobBackend: BackendFactory = ({ tables, clock, copySource, inlineBodyBytesMax, dataCacheBytes }) => {
+export const partitionBlobBackend: BackendFactory = ({ tables, clock, logger, copySource, inlineBodyBytesMax, dataCacheBytes }) => {
   const blobs = new PartitionBlobBackend({
-    tables, clock, ...(copySource === undefined ? {} : { copySource }), ...(inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax }), ...(dataCacheBytes === undefined ? {} : { dataCacheBytes }),
+    tables, clock, logger: logger.child({ component: 'sweep' }), ...(copySource === undefined ? {} : { copySource }), ...(inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax }), ...(dataCacheBytes === undefined ? {} : { dataCacheBytes }),
   });
   return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules }, background: blobs.background };
 };
@@ -90,7 +90,7 @@ export interface FrontendAssemblyOptions {
 export function assembleFrontend(options: FrontendAssemblyOptions): FrontendServer {
   const { clock, accounts } = options;
   const { backend, lookups, background } = (options.createBackend ?? partitionBlobBackend)({
-    tables: options.tables, clock, ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
+    tables: options.tables, clock, logger: options.logger, ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
     ...(options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: options.inlineBodyBytesMax }),
     ...(options.dataCacheBytes === undefined ? {} : { dataCacheBytes: options.dataCacheBytes }),
   });

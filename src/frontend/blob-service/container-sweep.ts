@@ -34,6 +34,7 @@
 import {
   blobCleanupBatchRows, containerSweepClaimMs, containerSweepGraceMs, containerSweepIntervalMs, containerSweepRowsPerTick, containerSweepTrackedMax,
 } from '../../constants.ts';
+import type { Logger } from 'pino';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
 import { AssertionFailure } from '../../util/assert.ts';
 import type { Clock, TimerHandle } from '../../util/clock.ts';
@@ -90,10 +91,14 @@ export class ContainerSweeper {
   readonly #intents: SweepIntents;
   #running: Promise<void> | null = null;
   #stopped = false;
+  /** Where a dropped scan cursor is reported (the first only: the metric counts every one). */
+  readonly #logger: Pick<Logger, 'warn'> | null;
+  #cursorDropLogged = false;
 
   /** graceMs: containerSweepGraceMs unless given (tests of other things pass 0). */
-  constructor(ctx: BlobServiceContext, options: { readonly sweeperId?: string; readonly graceMs?: number } = {}) {
+  constructor(ctx: BlobServiceContext, options: { readonly sweeperId?: string; readonly graceMs?: number; readonly logger?: Pick<Logger, 'warn'> } = {}) {
     this.#ctx = ctx;
+    this.#logger = options.logger ?? null;
     this.#graceMs = options.graceMs ?? containerSweepGraceMs;
     this.sweeperId = options.sweeperId ?? randomHex(8, ctx.random);
     this.#intents = new SweepIntents(ctx, { graceMs: this.#graceMs });
@@ -114,7 +119,21 @@ export class ContainerSweeper {
       ticks: totals.ticks, tickFailures: totals.failures, rowsDeleted: totals.rowsDeleted, incarnationsFinished: totals.incarnationsFinished,
       intentsWritten: this.#ctx.stats.sweepIntentsWritten ?? 0, intentsDischarged: this.#ctx.stats.sweepIntentsDischarged ?? 0,
       intentsSwept: totals.intentsResolved - totals.intentsFenced, intentsFenced: totals.intentsFenced, intentsPending: this.#intents.pending,
+      cursorsDropped: this.#cursorsDropped(),
     };
+  }
+
+  /** Scan cursors the partition refused, dropped so the pass starts over (ResumableScan). */
+  #cursorsDropped(): number {
+    return this.#containerRows.cursorsDropped + this.#intents.cursorsDropped;
+  }
+
+  /** Reports the first dropped cursor (a token the partition refuses: a bug or a version change). */
+  #logFirstCursorDrop(): void {
+    const dropped = this.#cursorsDropped();
+    if (dropped === 0 || this.#cursorDropLogged) return;
+    this.#cursorDropLogged = true;
+    this.#logger?.warn({ cursorsDropped: dropped }, 'sweep scan cursor refused by the partition: dropped, the pass starts over');
   }
 
   async stop(): Promise<void> {
@@ -166,6 +185,7 @@ export class ContainerSweeper {
     this.totals.intentsResolved += intents.resolved;
     this.totals.intentsFenced += intents.fencesRewritten;
     this.totals.intentRowsDeleted += intents.rowsDeleted;
+    this.#logFirstCursorDrop();
     return { graveyards: graveyards.length, skipped, rowsDeleted, indexRowsDeleted, incarnationsFinished, inGrace, intents };
   }
 

@@ -13,6 +13,7 @@
 // plain object of functions over one BlobServiceContext.
 // Fault model: see context.ts; nothing here retries a write whose outcome is unknown.
 
+import type { Logger } from 'pino';
 import { frontendDataCacheBytes, frontendDataCacheEntryMsMax, frontendDataCachePieceBytesMax, inlineBodyBytesDefault, inlineBodyBytesLimit, writtenBlobHintsMax } from '../../constants.ts';
 import { LruCache } from '../../util/lru-cache.ts';
 import { assert } from '../../util/assert.ts';
@@ -57,6 +58,8 @@ export interface PartitionBlobBackendOptions {
   readonly inlineBodyBytesMax?: number;
   /** Bytes of small data-stream pieces cached by ref (data-cache.ts); 0 = off. Default frontendDataCacheBytes. */
   readonly dataCacheBytes?: number;
+  /** Where the background sweep reports what needs an operator (a scan cursor the partition refused). */
+  readonly logger?: Pick<Logger, 'warn'>;
 }
 
 export class PartitionBlobBackend implements BlobBackend {
@@ -90,7 +93,7 @@ export class PartitionBlobBackend implements BlobBackend {
       tables: options.tables, clock: options.clock, stats: this.#stats, inlineBodyBytesMax, incarnations: incarnationHints(), writtenBlobs: new LruCache(writtenBlobHintsMax), ...(options.random === undefined ? {} : { random: options.random }),
       ...(this.dataCache === null ? {} : { dataCache: this.dataCache }),
     };
-    this.sweeper = new ContainerSweeper(ctx);
+    this.sweeper = new ContainerSweeper(ctx, options.logger === undefined ? {} : { logger: options.logger });
     const copies = new RemoteCopies(options.copySource ?? copySourceOptionsDefault);
     this.copies = copies;
     this.background = {

@@ -137,7 +137,16 @@ export class SweepIntents {
     return tick;
   }
 
+  /** Cursors the intent scan dropped (ResumableScan: refused by the partition, the pass restarted). */
+  get cursorsDropped(): number {
+    return this.#scan.cursorsDropped;
+  }
+
   #countPending(left: number): void {
+    if (this.#scan.passCutShort) {
+      this.#leftThisPass = 0;
+      return;
+    }
     this.#leftThisPass += left;
     if (!this.#scan.passEnded) return;
     this.#pending = this.#leftThisPass;
