@@ -83,6 +83,13 @@ export class RealDisk implements Disk {
     this.direct = buffers === null ? null : { buffers, supported: true };
   }
 
+  /** How large synced writes go: 'direct' (O_DIRECT middles), 'refused' (the file system said
+   * EINVAL once: buffered O_DSYNC from then on) or 'off' (no staging buffers). */
+  get directWriteMode(): 'direct' | 'refused' | 'off' {
+    if (this.direct === null) return 'off';
+    return this.direct.supported ? 'direct' : 'refused';
+  }
+
   async open(path: string, options: OpenOptions): Promise<DiskFile> {
     const full = this.resolve(path, { allowRoot: false });
     const exclusive = options.exclusive === true;

@@ -1,0 +1,73 @@
+// The child side of test/integration/real-disk-direct-refused.test.ts, run inside a private mount
+// namespace on a ramfs mounted at argv[2] (ramfs refuses open(O_DIRECT) with EINVAL, as tmpfs
+// before Linux 6.6 and FUSE file systems without direct I/O do). Through a RealDisk with its
+// default staging buffers it writes large records with writevSynced at unaligned positions between
+// small buffered writes, checks which descriptors of the file are open (and with which flags)
+// while it is still open, then reads everything back through a fresh RealDisk and a plain read.
+// Prints one JSON line: what O_DIRECT's probe said, the disk's mode, the descriptors' flags, the
+// bytes written and whether they read back byte-exact.
+import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { open, readFile, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { directWriteBytesMin } from '../../src/constants.ts';
+import { RealDisk } from '../../src/io/real-disk.ts';
+import { SeededRandom } from '../../src/util/random.ts';
+
+const root = process.argv[2] ?? '';
+const fileName = 'refused.ext';
+
+/** What open(O_DIRECT) says on this file system: 'ok' or the errno code. */
+async function probeDirect(): Promise<string> {
+  try {
+    await (await open(join(root, 'probe'), fsConstants.O_CREAT | fsConstants.O_WRONLY | fsConstants.O_DIRECT, 0o644)).close();
+    return 'ok';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  }
+}
+
+/** The open flags (fdinfo, octal) of this process's descriptors of `path`. */
+async function descriptorFlags(path: string): Promise<number[]> {
+  const flags: number[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target !== path) continue;
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+    flags.push(Number.parseInt(/^flags:\s*(\d+)$/m.exec(info)?.[1] ?? '0', 8));
+  }
+  return flags;
+}
+
+async function main(): Promise<void> {
+  const direct = await probeDirect();
+  const random = new SeededRandom(41);
+  const disk = new RealDisk({ root });
+  const file = await disk.open(fileName, { create: true });
+  const model: Buffer[] = [];
+  let end = 0;
+  for (let round = 0; round < 6; round++) {
+    const small = random.bytes(1 + random.int(5000));
+    await file.writev(end, [small]);
+    const large = Array.from({ length: 1 + random.int(40) }, () => random.bytes(1 + random.int(128 * 1024)));
+    large.push(random.bytes(directWriteBytesMin));
+    await file.writevSynced(end + small.length, large);
+    model.push(small, ...large);
+    end += small.length + large.reduce((sum, part) => sum + part.length, 0);
+  }
+  const flags = await descriptorFlags(join(root, fileName));
+  await file.close();
+  const expected = createHash('sha256').update(Buffer.concat(model)).digest('hex');
+  const reopened = await new RealDisk({ root, directWrites: null }).open(fileName, { create: false });
+  const viaDisk = createHash('sha256').update(await reopened.read(0, end + 1)).digest('hex');
+  await reopened.close();
+  const viaRead = createHash('sha256').update(await readFile(join(root, fileName))).digest('hex');
+  const report = {
+    direct, mode: disk.directWriteMode, bytes: end,
+    descriptors: flags.map((value) => ({ dsync: (value & fsConstants.O_DSYNC) !== 0, direct: (value & fsConstants.O_DIRECT) !== 0 })),
+    exactViaDisk: viaDisk === expected, exactViaRead: viaRead === expected,
+  };
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+await main();
