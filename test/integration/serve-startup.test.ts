@@ -5,10 +5,11 @@
 // naming the holder, exits 0 on SIGTERM, restarts after kill -9 (stale lock taken over), and
 // serves accounts made with `kura account create` at its next start; --admin serves /readyz and
 // the stream layer's /metrics and the sweep's (a sweep intent written and deleted by its writer).
-// Figures: time to ready.
+// Figures: time to ready, SIGTERM to exit with idle keep-alive sockets held (under stampStopDrainMs).
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { stampStopDrainMs } from '../../src/constants.ts';
 import { developmentAccountKey } from '../../src/stamp/account-store.ts';
 import { cleanupServes, freePort, KuraServe, runKura, tempDisks } from '../helpers/kura-serve.ts';
 
@@ -59,7 +60,13 @@ test('kura serve prints the connection string and the redundancy statement; bad 
   assert.ok(sweep.some((line) => /^kura_sweep_intents_written_total\{role="serve"\} 1$/.test(line)), sweep.join('\n'));
   assert.ok(sweep.some((line) => /^kura_sweep_intents_resolved_total\{by="writer",role="serve"\} 1$/.test(line)), sweep.join('\n'));
   assert.ok(sweep.some((line) => line.startsWith('kura_sweep_intents_pending{')), sweep.join('\n'));
+  // The SDK client and fetch still hold idle keep-alive sockets: the stop closes them at once
+  // rather than waiting out the drain (stampStopDrainMs) or their keep-alive timeout.
+  const stopStartMs = Date.now();
   assert.equal(await serve.stop(), 0, 'SIGTERM: graceful exit 0');
+  const stopMs = Date.now() - stopStartMs;
+  t.diagnostic(`SIGTERM with idle keep-alive sockets held -> exit 0 in ${stopMs} ms`);
+  assert.ok(stopMs < stampStopDrainMs, `the stop took ${stopMs} ms: it waited for idle connections`);
 });
 
 test('one process per data directory: a second serve and kura account are refused while it runs; kill -9 leaves nothing to clean', { timeout: 180_000 }, async (t) => {
