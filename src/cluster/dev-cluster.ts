@@ -608,7 +608,7 @@ async function startBalancer(tiers: readonly (readonly Planned[])[], options: De
       address: child === null ? '' : planned.addressOf(child) ?? '',
       healthy: admin === null ? null : async () => (await probeReadyz(admin, probeTimeoutMs)).state === 'ready',
       // The current process of this front end (a restarted one has a new channel).
-      handOff: (socket: Socket) => planned.process?.handOff(socket) ?? Promise.resolve(false),
+      handOff: (socket: Socket) => planned.process?.handOff(socket) ?? Promise.resolve('refused' as const),
     };
   });
   const balancer = await TcpBalancer.start({ host: options.listen.host, port: options.listen.port, backends, checkMs: 500, connectTimeoutMs: 2_000, connectionsMax: 1024 });

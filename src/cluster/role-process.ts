@@ -17,6 +17,15 @@
 // SCM_RIGHTS) with the message connectionHandOffMessage, so the front end serves it itself and no
 // byte of it passes through dev-cluster; the child says connectionDrainingMessage when it starts
 // draining. A child whose parent died keeps running (the channel is unref'd on its side).
+// A hand-off is bounded: Node sends one descriptor at a time and queues the next until the child
+// acknowledges the last; a child killed before it acknowledged never answers, and Node then never
+// calls back for the queued ones nor closes its copy of the one in flight, so the client connection
+// stayed open and unanswered forever (the dev-cluster test's hang: an SDK upload with no client-side
+// timeout). So the parent keeps its copy (keepOpen) and closes it itself once the message is written
+// (the descriptor in flight holds the connection; if the child dies before reading it, the kernel
+// closes it and the client sees a close, then retries); a hand-off still queued when the child exits
+// is refused (the socket goes to another front end: the queue is never flushed to a dead child);
+// one not written within handOffTimeoutMs is closed (a flush after that sends no descriptor).
 //
 // Invariants: readiness is judged only on log lines written after this start (the file's length
 // before the spawn); every wait is bounded; stop() is idempotent and never leaves the child
@@ -54,6 +63,11 @@ export const connectionHandOffMessage = 'kura.connection';
 /** Front end → parent: draining, hand no more connections over. */
 export const connectionDrainingMessage = 'kura.draining';
 
+/** How a hand-off ended. handed: the child has the connection (or it is in flight to it); refused:
+ * not sent, the socket is still the caller's; closed: not written within handOffTimeoutMs, the
+ * socket was closed (the client sees a close and retries). */
+export type HandOffResult = 'handed' | 'refused' | 'closed';
+
 export interface ExitStatus {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -63,6 +77,9 @@ export interface ExitStatus {
 const logTailBytes = 3000;
 /** Bytes read per poll of a log while waiting for the ready line. */
 const logReadBytesMax = 1024 * 1024;
+/** A hand-off not written to the child's channel by then is given up: the child has not
+ * acknowledged the previous descriptor for that long (stalled, or dead and not yet reaped). */
+const handOffTimeoutMs = 5_000;
 
 export class RoleProcess {
   readonly name: string;
@@ -76,6 +93,8 @@ export class RoleProcess {
   private readonly options: RoleProcessOptions;
   private exitStatus: ExitStatus | null = null;
   private stopping: Promise<ExitStatus> | null = null;
+  /** Hand-offs not settled yet, each refused when the child exits. */
+  private readonly handOffsPending = new Set<(result: HandOffResult) => void>();
 
   private constructor(init: { child: ChildProcess; exited: Promise<ExitStatus>; addresses: ReadonlyMap<string, string>; options: RoleProcessOptions }) {
     this.name = init.options.name;
@@ -84,7 +103,10 @@ export class RoleProcess {
     this.exited = init.exited;
     this.addresses = init.addresses;
     this.options = init.options;
-    void init.exited.then((status) => { this.exitStatus = status; });
+    void init.exited.then((status) => {
+      this.exitStatus = status;
+      for (const settle of [...this.handOffsPending]) settle('refused');
+    });
   }
 
   /** Spawns the child and resolves once it is ready; on failure the child is killed first. */
@@ -130,16 +152,25 @@ export class RoleProcess {
     return this.stopping;
   }
 
-  /** Passes a client connection to the child (ipc): true once sent; false if the child has no
-   * channel, is gone or the send failed (the socket is then still the caller's). */
-  handOff(socket: Socket): Promise<boolean> {
+  /** Passes a client connection to the child (ipc); bounded by handOffTimeoutMs and by the
+   * child's exit (see the file's header). */
+  handOff(socket: Socket): Promise<HandOffResult> {
     const child = this.child;
-    if (this.exitStatus !== null || !child.connected) return Promise.resolve(false);
+    if (this.exitStatus !== null || !child.connected) return Promise.resolve('refused');
     return new Promise((resolve) => {
+      const settle = (result: HandOffResult): void => {
+        if (!this.handOffsPending.delete(settle)) return;
+        clearTimeout(timer);
+        // Written (handed) or given up (closed): the parent's copy is closed either way.
+        if (result !== 'refused') socket.destroy();
+        resolve(result);
+      };
+      const timer = setTimeout(() => settle('closed'), handOffTimeoutMs);
+      this.handOffsPending.add(settle);
       try {
-        child.send(connectionHandOffMessage, socket, { keepOpen: false }, (error) => resolve(error === null));
+        child.send(connectionHandOffMessage, socket, { keepOpen: true }, (error) => settle(error === null ? 'handed' : 'refused'));
       } catch {
-        resolve(false);
+        settle('refused');
       }
     });
   }

@@ -7,9 +7,11 @@
 // descriptor) is passed to the front end's process, which serves it as if it had accepted it; no
 // byte passes through the balancer (piping every byte cost 0.4-0.9 ms of CPU per 64 KiB request on
 // 2 cores, bench/README.md "Dev cluster: where the CPU goes"). Accepted sockets are paused until
-// then (pauseOnConnect), so nothing was read from them. A hand-off that fails (the process died,
-// no channel) marks the backend down and tries the next, like a refused connect; a backend that
-// says it drains (markDown) gets no more connections until its health check says ready again.
+// then (pauseOnConnect), so nothing was read from them. A hand-off that is refused (the process
+// died, no channel) marks the backend down and tries the next, like a refused connect; one that is
+// not written in time closes the connection (the client retries; role-process.ts bounds it); a
+// backend that says it drains (markDown) gets no more connections until its health check says
+// ready again.
 //
 // In production any TCP or HTTP load balancer does this job (docs/ARCHITECTURE.md, "Endpoint");
 // this one exists so a laptop needs nothing else.
@@ -22,9 +24,13 @@
 // closed: the client sees a reset and retries (the Azure SDKs do), landing on a live one.
 //
 // Limits: at most connectionsMax client connections at once (more are refused), each backend
-// connect is bounded by connectTimeoutMs.
+// connect is bounded by connectTimeoutMs. close() does not wait for connections handed off: Node's
+// server.close() would wait until every front end closed every connection it was handed (idle
+// keep-alive ones last frontendKeepAliveTimeoutMs, 60 s), and dev-cluster stops the front ends
+// only after the balancer; they close those connections themselves when they drain.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { StorageError } from '../util/errors.ts';
+import type { HandOffResult } from './role-process.ts';
 import { hostPort, probeTcp } from './probes.ts';
 
 export interface BalancerBackend {
@@ -33,9 +39,8 @@ export interface BalancerBackend {
   readonly address: string;
   /** Is the backend ready? Polled every checkMs; null: a TCP connect to `address` is the check. */
   readonly healthy: (() => Promise<boolean>) | null;
-  /** Passes an accepted connection to the backend's process (true once it has it); null: pipe
-   * the bytes to `address` instead. */
-  readonly handOff: ((socket: Socket) => Promise<boolean>) | null;
+  /** Passes an accepted connection to the backend's process; null: pipe the bytes to `address`. */
+  readonly handOff: ((socket: Socket) => Promise<HandOffResult>) | null;
 }
 
 export interface TcpBalancerOptions {
@@ -107,13 +112,13 @@ export class TcpBalancer {
     for (const state of this.states) if (state.backend.name === name) state.live = false;
   }
 
-  /** Stops accepting and closes every piped connection. */
-  async close(): Promise<void> {
+  /** Stops accepting and closes every piped connection (not the ones handed off: see the header). */
+  close(): Promise<void> {
     if (this.checking !== null) clearInterval(this.checking);
     this.checking = null;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) this.server.close();
     for (const socket of this.sockets) socket.destroy();
-    await closed;
+    return Promise.resolve();
   }
 
   private async checkAll(): Promise<void> {
@@ -144,10 +149,9 @@ export class TcpBalancer {
     }
     const handOff = state.backend.handOff;
     if (handOff !== null) {
-      if (await handOff(client)) {
-        state.handedOff++;
-        return;
-      }
+      const result = await handOff(client);
+      if (result === 'handed') state.handedOff++;
+      if (result !== 'refused') return;
       state.live = false;
       await this.connectBackend(client, attemptsLeft - 1);
       return;
