@@ -15,6 +15,9 @@
 //    one accepted within it, without a restart.
 // Figures: time to ready, uploads during the kill and their retries, time to stop, time until a
 // front end serves an account change.
+// Every wait is bounded and fails naming what it waited for; each SDK call too (requestLimitMs:
+// the SDK itself has no client-side timeout, its tryTimeoutInMs only sets the server's ?timeout),
+// so a connection left open and unanswered fails the call that used it instead of hanging the test.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -25,6 +28,12 @@ import { DevClusterProcess, isAlive, killAllDevClusters, tempClusterDirectory } 
 import { runKura } from '../helpers/kura-serve.ts';
 
 const readyTimeoutMs = 240_000;
+/** One SDK call with its retries; a connection the SDK waits on forever fails it, naming the blob. */
+const requestLimitMs = 90_000;
+/** Uploads the load phase waits for before and after the kill. */
+const loadPhaseLimitMs = 120_000;
+/** Options of one SDK call bounded by requestLimitMs. */
+const bounded = (): { abortSignal: AbortSignal } => ({ abortSignal: AbortSignal.timeout(requestLimitMs) });
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 /** An SDK client whose retries ride out a dying front end (the SDK's policy, a little more patient). */
@@ -36,7 +45,7 @@ async function uploadAndCheck(container: ContainerClient, count: number, prefix:
   const written = new Map<string, string>();
   for (let i = 0; i < count; i++) {
     const body = randomBytes(1024 + i * 7919);
-    await container.getBlockBlobClient(`${prefix}-${i}`).upload(body, body.length);
+    await container.getBlockBlobClient(`${prefix}-${i}`).upload(body, body.length, bounded());
     written.set(`${prefix}-${i}`, sha(body));
   }
   return written;
@@ -45,7 +54,7 @@ async function uploadAndCheck(container: ContainerClient, count: number, prefix:
 async function readBack(container: ContainerClient, written: ReadonlyMap<string, string>): Promise<number> {
   let exact = 0;
   for (const [name, digest] of written) {
-    if (sha(await container.getBlockBlobClient(name).downloadToBuffer()) === digest) exact++;
+    if (sha(await container.getBlockBlobClient(name).downloadToBuffer(0, undefined, bounded())) === digest) exact++;
   }
   return exact;
 }
@@ -58,6 +67,17 @@ async function within(limitMs: number, what: string, probe: () => Promise<boolea
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return Math.round(performance.now() - startMs);
+}
+
+/** The promise's value, or an error naming what did not end within limitMs. */
+async function settledWithin<T>(limitMs: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${limitMs} ms`)), limitMs); });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The account's keys and connection string as `kura account create|rotate-key` printed them. */
@@ -74,19 +94,19 @@ async function accountChangesReachTheFrontEnd(t: { diagnostic(message: string): 
   assert.equal(created.code, 0, created.stdout + created.stderr);
   const first = printedKeys(created.stdout);
   const container = (connection: string): ContainerClient => BlobServiceClient.fromConnectionString(connection, { retryOptions: { maxTries: 1 } }).getContainerClient('accounts');
-  const accepted = async (connection: string): Promise<boolean> => container(connection).createIfNotExists().then(() => true, () => false);
+  const accepted = async (connection: string): Promise<boolean> => container(connection).createIfNotExists(bounded()).then(() => true, () => false);
   const createdMs = await within(30_000, 'the new account served', () => accepted(first.connection));
-  await container(first.connection).getBlockBlobClient('hello').upload('hello', 5);
+  await container(first.connection).getBlockBlobClient('hello').upload('hello', 5, bounded());
 
   const rotated = await runKura(['account', 'rotate-key', 'teamone', '--key', 'key1', '--etcd', etcd, '--blob-port', port]);
   assert.equal(rotated.code, 0, rotated.stdout + rotated.stderr);
   const second = printedKeys(rotated.stdout);
   assert.notEqual(second.key1, first.key1);
   const refusedMs = await within(30_000, 'the old key1 refused', async () => {
-    const status = await container(first.connection).getProperties().then(() => 200, (error: unknown) => (error as { statusCode?: number }).statusCode ?? 0);
+    const status = await container(first.connection).getProperties(bounded()).then(() => 200, (error: unknown) => (error as { statusCode?: number }).statusCode ?? 0);
     return status === 403;
   });
-  assert.equal((await container(second.connection).getBlockBlobClient('hello').downloadToBuffer()).toString(), 'hello', 'the new key1 reads the blob');
+  assert.equal((await container(second.connection).getBlockBlobClient('hello').downloadToBuffer(0, undefined, bounded())).toString(), 'hello', 'the new key1 reads the blob');
   const listed = await runKura(['account', 'list', '--etcd', etcd]);
   assert.match(listed.stdout, /^teamone\b/m);
   assert.match(listed.stdout, /^devstoreaccount1\b/m);
@@ -103,7 +123,7 @@ describe('kura dev-cluster', () => {
     const cluster = await DevClusterProcess.start({ directory, args: ['--etcd-members', '1', '--no-restart'], readyTimeoutMs });
     t.diagnostic(`ready in ${cluster.readySeconds} s: ${(await cluster.processes()).length} processes`);
     const container = sdk(cluster.connectionString).getContainerClient('devcluster');
-    await container.create();
+    await container.create(bounded());
     const written = await uploadAndCheck(container, 12, 'before');
     assert.equal(await readBack(container, written), written.size);
 
@@ -125,7 +145,7 @@ describe('kura dev-cluster', () => {
         const body = randomBytes(16 * 1024 + i);
         const startMs = performance.now();
         try {
-          await container.getBlockBlobClient(name).upload(body, body.length);
+          await container.getBlockBlobClient(name).upload(body, body.length, bounded());
           slowestMs = Math.max(slowestMs, performance.now() - startMs);
           underLoad.set(name, sha(body));
           uploads++;
@@ -134,13 +154,17 @@ describe('kura dev-cluster', () => {
         }
       }
     });
-    while (uploads < 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    const uploadsReach = (count: number, what: string): Promise<number> => within(loadPhaseLimitMs, what, () => Promise.resolve(uploads >= count)).catch((error: unknown) => {
+      stop = true;
+      throw new Error(`${String(error)} (${uploads} uploads, ${failures.length} failed: ${failures.slice(0, 4).join('; ')})`);
+    });
+    await uploadsReach(20, '20 uploads before the kill');
     const killedAt = uploads;
     await cluster.kill9('fe1');
     const killMs = performance.now();
-    while (uploads < killedAt + 40) await new Promise((resolve) => setTimeout(resolve, 20));
+    await uploadsReach(killedAt + 40, '40 uploads after the kill -9 of fe1');
     stop = true;
-    await Promise.all(writers);
+    await settledWithin(requestLimitMs + 10_000, 'the 4 writers ending their last upload', Promise.all(writers));
     t.diagnostic(`${uploads} uploads by 4 writers, fe1 killed -9 after ${killedAt}; ${uploads - killedAt} acknowledged after the kill within ${Math.round(performance.now() - killMs)} ms; ${failures.length} failed; slowest upload ${Math.round(slowestMs)} ms`);
     assert.deepEqual(failures, []);
     assert.equal(await readBack(container, underLoad), underLoad.size, 'every acknowledged upload reads back byte-exact');
@@ -167,7 +191,7 @@ describe('kura dev-cluster', () => {
     const first = await DevClusterProcess.start({ directory, args: small, readyTimeoutMs });
     t.diagnostic(`3 etcd members + ${(await first.processes()).length - 3} processes ready in ${first.readySeconds} s`);
     const container = sdk(first.connectionString).getContainerClient('kept');
-    await container.create();
+    await container.create(bounded());
     const written = await uploadAndCheck(container, 8, 'kept');
     assert.equal(await first.stop(), 0, first.stdout);
 
