@@ -65,6 +65,12 @@ export const directWriteBytesMin = 1 * MiB;
  * record header (rounded up to 64 KiB): 4 × 8.06 MiB resident at most. A large write that finds
  * none free (a fifth extent writing at once) takes the buffered path. */
 export const directWriteBuffers = 4;
+/** A stamp's disks share one pool of min(directWriteBuffers × disks, this) staging buffers, so its
+ * bound does not grow with --disk: 8 × 8.06 = 64.5 MiB at most. A large append holds one buffer per
+ * replica while it writes (3 with three disks); a 3-disk upload of 8 MiB blocks, 8 in flight, used
+ * 3 (one per disk, one data extent open), so 8 leaves room for two extents writing large appends
+ * at once and two more replica writes; per disk it was up to 4 × disks (97 MiB with three). */
+export const directWriteBuffersPerStamp = 8;
 /** A streamed request body's append is passed down as the socket's chunks (~64 KiB each: a 4 MiB
  * append is ~65 parts, one pwritev). Once appendBodyPartsUncopied parts are held, a chunk
  * smaller than appendBodyChunkBytesMin (a slow or hostile client's) is copied into a staging

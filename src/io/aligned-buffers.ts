@@ -4,7 +4,7 @@
 // base is page-aligned (V8 maps it on its own pages), so its buffer is.
 //
 // Invariants: a buffer is lent to one writer at a time (acquire until release); at most buffersMax
-// exist; acquire never waits (null when none is free and the limit is reached: the caller writes
+// exist, however many disks share the pool (a stamp's disks share one: src/stamp/embedded-stamp.ts); acquire never waits (null when none is free and the limit is reached: the caller writes
 // the buffered way). Buffers are reused for the life of the disk, so their pages are touched once
 // (a fresh 8 MiB buffer per write would cost its page faults, the very cost O_DIRECT avoids).
 // Fault model: none of its own.
@@ -20,7 +20,7 @@ export class AlignedBuffers {
   readonly bufferBytes: number;
   private readonly buffersMax: number;
   private readonly free: Buffer[] = [];
-  private created = 0;
+  #created = 0;
   /** Writes that found a buffer (tests read it to prove the O_DIRECT path ran). */
   lent = 0;
 
@@ -32,6 +32,11 @@ export class AlignedBuffers {
   }
 
   /** A page-aligned buffer of bufferBytes owned by the caller until release; null if none is free. */
+  /** Buffers made so far (resident for the pool's life): at most buffersMax. */
+  get created(): number {
+    return this.#created;
+  }
+
   acquire(): Buffer | null {
     const buffer = this.free.pop() ?? this.create();
     if (buffer !== null) this.lent += 1;
@@ -39,13 +44,13 @@ export class AlignedBuffers {
   }
 
   release(buffer: Buffer): void {
-    assert(buffer.byteLength === this.bufferBytes && this.free.length < this.created, 'released buffer was lent by this pool');
+    assert(buffer.byteLength === this.bufferBytes && this.free.length < this.#created, 'released buffer was lent by this pool');
     this.free.push(buffer);
   }
 
   private create(): Buffer | null {
-    if (this.created >= this.buffersMax) return null;
-    this.created += 1;
+    if (this.#created >= this.buffersMax) return null;
+    this.#created += 1;
     const pages = this.bufferBytes / wasmPageBytes;
     return Buffer.from(new WasmMemory({ initial: pages, maximum: pages }).buffer);
   }

@@ -52,7 +52,8 @@ export interface RealDiskOptions {
   readonly root: string;
   /** Where large reads take their buffers from; absent: a fresh buffer per read. */
   readonly readBuffers?: ReadBufferPool;
-  /** Staging buffers for O_DIRECT writes; absent: directWriteBuffers of an append's size; null: never O_DIRECT. */
+  /** Staging buffers for O_DIRECT writes (a pool may serve several disks: directWriteStaging);
+   * absent: directWriteBuffers of its own; null: never O_DIRECT. */
   readonly directWrites?: AlignedBuffers | null;
 }
 
@@ -69,6 +70,11 @@ interface DirectWrites {
 /** An append-sized staging buffer: an 8 MiB body and its record header. */
 const stagingBytes = dataAppendBytesMax + directAlignmentBytes;
 
+/** A pool of up to buffersMax append-sized staging buffers, for one RealDisk or shared by several. */
+export function directWriteStaging(buffersMax: number): AlignedBuffers {
+  return new AlignedBuffers({ bufferBytes: stagingBytes, buffersMax });
+}
+
 export class RealDisk implements Disk {
   readonly name: string;
   private readonly root: string;
@@ -79,7 +85,7 @@ export class RealDisk implements Disk {
     this.root = options.root;
     this.name = options.root;
     this.readBuffers = options.readBuffers ?? null;
-    const buffers = options.directWrites === undefined ? new AlignedBuffers({ bufferBytes: stagingBytes, buffersMax: directWriteBuffers }) : options.directWrites;
+    const buffers = options.directWrites === undefined ? directWriteStaging(directWriteBuffers) : options.directWrites;
     this.direct = buffers === null ? null : { buffers, supported: true };
   }
 
