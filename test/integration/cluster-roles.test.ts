@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
+import { frontendDrainTimeoutMs } from '../../src/constants.ts';
 import { containerAt, payload, readBack, sha } from '../helpers/blob-ledger.ts';
 import { freePort } from '../helpers/kura-serve.ts';
 import { RoleProcess, adminGet, useClusterBase } from '../helpers/role-process.ts';
@@ -165,7 +166,12 @@ describe('cluster roles: 2 controllers, 3 extent nodes, 2 partition servers, 2 f
     const last = payload('after-handover', 10_000);
     await via[1].getBlockBlobClient('after-handover').uploadData(last);
     assert.equal(sha(await via[0].getBlockBlobClient('after-handover').downloadToBuffer()), sha(last));
+    // Its SDK client still holds keep-alive sockets: they are closed, not waited for.
+    const frontendStopAtMs = Date.now();
     assert.equal(await fe1.stop(), 0, 'a front end exits 0 on SIGTERM');
+    const frontendStopMs = Date.now() - frontendStopAtMs;
+    t.diagnostic(`SIGTERM of front end fe1 (idle keep-alive sockets held): exit 0 in ${frontendStopMs} ms`);
+    assert.ok(frontendStopMs < frontendDrainTimeoutMs, `the front end's stop took ${frontendStopMs} ms: it waited for idle connections`);
     assert.equal(sha(await via[1].getBlockBlobClient('cross-3').downloadToBuffer()), ledger.digests.get('cross-3'));
   });
 });
