@@ -1,13 +1,17 @@
 // Profiles `kura serve` under one blob workload: starts the server with `node --cpu-prof`, runs
 // one Put Blob or Get Blob closed loop against it (SDK or raw undici, bounded in count and time),
 // or large blobs (`--kind upload`: Put Block of `--size` bytes, `--concurrency` blocks in flight,
-// then Put Block List, `--blob-mib` per blob, repeated; `--kind download`: Get Blob of such blobs),
+// then Put Block List, `--blob-mib` per blob, repeated; `--kind download`: Get Blob of such blobs:
+// one blob uploaded first and downloaded again and again (its pages cached after the first), or
+// with `--fresh N` N blobs uploaded first and each downloaded once, as the bench's download round
+// reads what its upload round just wrote),
 // stops it with SIGTERM so V8 writes the profile, and prints throughput, the server's CPU per
 // operation and the hottest functions and files of the server process. No kill -9 here: a killed
 // process writes no profile. Loopback only; the server is killed on failure or Ctrl-C.
 //
 //   node bench/blob/profile-serve.ts --kind put --size 65536 --concurrency 16 --seconds 8 [--disks 1] [--client sdk|raw] [--out DIR] [--top 25]
 //   node bench/blob/profile-serve.ts --kind upload --size 8388608 --concurrency 4 --blob-mib 64 --seconds 20
+//   node bench/blob/profile-serve.ts --kind download --blob-mib 256 --fresh 4 --no-profile   (each blob read once, just after its upload)
 //   [--serve-arg=--inline-body-bytes --serve-arg=0] [--node-arg=--max-semi-space-size=64] [--no-profile]
 //   [--node-arg=--trace-gc-nvp --server-output FILE]   (the server's stdout and stderr appended to FILE)
 //
@@ -58,10 +62,12 @@ interface Options {
   readonly serverOutput: string | undefined;
   /** Without --cpu-prof (its sampling thread costs CPU too): figures only. */
   readonly profile: boolean;
+  /** --fresh N (download): N blobs uploaded before the timing, each downloaded once; 0: one blob, downloaded repeatedly. */
+  readonly freshBlobs: number;
 }
 
 function parseOptions(): Options {
-  const values = parseBenchArgs(headerUsage(import.meta.url), { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true }, 'server-output': { type: 'string' }, 'no-profile': { type: 'boolean' } });
+  const values = parseBenchArgs(headerUsage(import.meta.url), { kind: { type: 'string' }, size: { type: 'string' }, concurrency: { type: 'string' }, seconds: { type: 'string' }, disks: { type: 'string' }, client: { type: 'string' }, out: { type: 'string' }, top: { type: 'string' }, 'blob-mib': { type: 'string' }, 'serve-arg': { type: 'string', multiple: true }, 'node-arg': { type: 'string', multiple: true }, 'server-output': { type: 'string' }, 'no-profile': { type: 'boolean' }, fresh: { type: 'string' } });
   const kind = kinds.find((candidate) => candidate === (values.kind ?? 'put'));
   const client = values.client ?? 'sdk';
   if (kind === undefined) throw new Error(`--kind must be one of ${kinds.join(', ')}`);
@@ -71,7 +77,7 @@ function parseOptions(): Options {
   const sizeBytes = positiveIntegerOption(values.size, large ? 8 * MiB : 65_536, 'size');
   const blobBytes = positiveIntegerOption(values['blob-mib'], 64, 'blob-mib') * MiB;
   if (large && blobBytes % sizeBytes !== 0) throw new Error('--blob-mib must be a whole number of blocks of --size');
-  return { kind, client, sizeBytes, blobBytes, concurrency: positiveIntegerOption(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positiveIntegerOption(values.disks, 1, 'disks'), out: values.out, top: positiveIntegerOption(values.top, 25, 'top'), serveArgs: values['serve-arg'] ?? [], nodeArgs: values['node-arg'] ?? [], serverOutput: values['server-output'], profile: values['no-profile'] !== true };
+  return { kind, client, sizeBytes, blobBytes, concurrency: positiveIntegerOption(values.concurrency, large ? 4 : 16, 'concurrency'), seconds, disks: positiveIntegerOption(values.disks, 1, 'disks'), out: values.out, top: positiveIntegerOption(values.top, 25, 'top'), serveArgs: values['serve-arg'] ?? [], nodeArgs: values['node-arg'] ?? [], serverOutput: values['server-output'], profile: values['no-profile'] !== true, freshBlobs: values.fresh === undefined ? 0 : Math.min(16, positiveIntegerOption(values.fresh, 1, 'fresh')) };
 }
 
 function port(connectionString: string): number {
@@ -104,24 +110,25 @@ async function loadLarge(peer: BenchPeer, pid: number, options: Options, client:
   // Block bodies made before the timing, as the bench's large upload does (payload.ts BlockPayloads).
   const payloads = new BlockPayloads(options.sizeBytes, options.concurrency);
   const upload = (name: string): Promise<void> => uploadInBlocks(client, payloads, { container, blockCount, concurrency: options.concurrency }, name);
-  if (options.kind === 'download') await upload('big-0');
+  const blobCount = Math.max(1, options.freshBlobs);
+  if (options.kind === 'download') for (let index = 0; index < blobCount; index++) await upload(sequenceName('big', index));
   const sampler = new ProcessSampler({ read: () => peer.sample(), intervalMs: 100 });
   const threadsBefore = readThreadCpu(pid);
   const result = await runClosedLoop({
-    concurrency: 1, durationMs: options.seconds * 1000, operationsMax, bytesPerOperation: options.blobBytes,
+    concurrency: 1, durationMs: options.seconds * 1000, operationsMax: options.freshBlobs > 0 ? options.freshBlobs : operationsMax, bytesPerOperation: options.blobBytes,
     operation: async (_worker, sequence) => {
       if (options.kind === 'upload') {
         await upload(sequenceName('big', sequence));
         return;
       }
-      const bytes = await client.readBlobStream(container, 'big-0', () => undefined);
+      const bytes = await client.readBlobStream(container, sequenceName('big', sequence % blobCount), () => undefined);
       if (bytes !== options.blobBytes) throw new Error(`downloaded ${bytes ?? 'no'} bytes, expected ${options.blobBytes}`);
     },
   });
   const { cpuSeconds, peakRssBytes } = sampler.stop();
   const mib = (result.operations * options.blobBytes) / MiB;
   printThreadCpu(threadCpuDelta(threadsBefore, readThreadCpu(pid)), mib, 'MiB');
-  console.log(`${options.kind} ${options.blobBytes / MiB} MiB in ${options.sizeBytes / MiB} MiB blocks ×${options.concurrency} (${options.client}, ${options.disks} disk): ${result.operations} blobs, ${(mib / result.seconds).toFixed(1)} MiB/s, server CPU ${((cpuSeconds / Math.max(1, mib)) * 1000).toFixed(2)} ms/MiB (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core), peak RSS ${(peakRssBytes / MiB).toFixed(0)} MiB`);
+  console.log(`${options.kind} ${options.blobBytes / MiB} MiB in ${options.sizeBytes / MiB} MiB blocks ×${options.concurrency} (${options.client}, ${options.disks} disk${options.freshBlobs > 0 ? ', fresh' : ''}): ${result.operations} blobs, ${(mib / result.seconds).toFixed(1)} MiB/s, server CPU ${((cpuSeconds / Math.max(1, mib)) * 1000).toFixed(2)} ms/MiB (${((cpuSeconds / result.seconds) * 100).toFixed(0)}% of a core), peak RSS ${(peakRssBytes / MiB).toFixed(0)} MiB`);
 }
 
 function printThreadCpu(threads: ThreadCpu, units: number, unit: string): void {

@@ -1,20 +1,14 @@
 // AlignedBuffers: the staging buffers RealDisk's O_DIRECT writes copy their parts into. O_DIRECT
-// needs the memory aligned (to the device's DMA alignment, 512 bytes on the bench's virtio disk);
-// a Node Buffer's address is not, and JavaScript cannot see addresses. A WebAssembly memory's
-// base is page-aligned (V8 maps it on its own pages), so its buffer is.
+// needs the memory aligned: each buffer is page-aligned memory (src/util/aligned-memory.ts).
 //
 // Invariants: a buffer is lent to one writer at a time (acquire until release); at most buffersMax
-// exist, however many disks share the pool (a stamp's disks share one: src/stamp/embedded-stamp.ts); acquire never waits (null when none is free and the limit is reached: the caller writes
-// the buffered way). Buffers are reused for the life of the disk, so their pages are touched once
+// exist, however many disks share the pool (a stamp's disks share one: src/stamp/embedded-stamp.ts);
+// acquire never waits (null when none is free and the limit is reached, or the engine refuses the
+// memory: the caller writes the buffered way). Buffers are reused for the life of the disk, so their pages are touched once
 // (a fresh 8 MiB buffer per write would cost its page faults, the very cost O_DIRECT avoids).
 // Fault model: none of its own.
+import { alignedMemory, alignedMemoryBytes } from '../util/aligned-memory.ts';
 import { assert } from '../util/assert.ts';
-
-const wasmPageBytes = 64 * 1024;
-
-/** The one WebAssembly API used here (the project's TypeScript lib settings do not declare it). */
-type WasmMemoryConstructor = new (descriptor: { readonly initial: number; readonly maximum: number }) => { readonly buffer: ArrayBuffer };
-const WasmMemory = (globalThis as unknown as { readonly WebAssembly: { readonly Memory: WasmMemoryConstructor } }).WebAssembly.Memory;
 
 export class AlignedBuffers {
   readonly bufferBytes: number;
@@ -27,7 +21,7 @@ export class AlignedBuffers {
   constructor(options: { readonly bufferBytes: number; readonly buffersMax: number }) {
     assert(Number.isSafeInteger(options.buffersMax) && options.buffersMax >= 0, 'AlignedBuffers buffersMax is a count');
     assert(Number.isSafeInteger(options.bufferBytes) && options.bufferBytes > 0, 'AlignedBuffers bufferBytes is positive');
-    this.bufferBytes = Math.ceil(options.bufferBytes / wasmPageBytes) * wasmPageBytes;
+    this.bufferBytes = alignedMemoryBytes(options.bufferBytes);
     this.buffersMax = options.buffersMax;
   }
 
@@ -50,8 +44,9 @@ export class AlignedBuffers {
 
   private create(): Buffer | null {
     if (this.#created >= this.buffersMax) return null;
+    const memory = alignedMemory(this.bufferBytes);
+    if (memory === null) return null;
     this.#created += 1;
-    const pages = this.bufferBytes / wasmPageBytes;
-    return Buffer.from(new WasmMemory({ initial: pages, maximum: pages }).buffer);
+    return Buffer.from(memory);
   }
 }

@@ -28,7 +28,12 @@
 //
 // Reads of large blocks may take their buffer from a ReadBufferPool (src/util/read-buffer-pool.ts)
 // given at construction: the caller of read() owns the buffer as before; the pool only lets the
-// last holder give it back instead of leaving it to the garbage collector.
+// last holder give it back instead of leaving it to the garbage collector. With a pool, a read the
+// pool pools (readBufferPoolLengthMin and more) reads its 4 KiB-aligned covering range through a
+// descriptor opened O_RDONLY | O_DIRECT into an aligned buffer the pool lends, and returns the view
+// of the asked bytes (docs/formats/extent-file.md, "Reading"): a block just written O_DIRECT is not
+// in the page cache, and filling new page-cache pages is what such a read cost. EINVAL from the
+// file system (before any byte is read) switches the disk's reads to the buffered way.
 //
 // Test-only canary: when canary.skipFsync is set, sync() and syncDirectory() skip the fsync
 // itself (argument and state checks still run), so the suite can prove it notices a missing
@@ -67,6 +72,11 @@ interface DirectWrites {
   supported: boolean;
 }
 
+/** Whether a disk's file system took O_DIRECT reads: false after an EINVAL, for every file. */
+interface DirectReads {
+  supported: boolean;
+}
+
 /** An append-sized staging buffer: an 8 MiB body and its record header. */
 const stagingBytes = dataAppendBytesMax + directAlignmentBytes;
 
@@ -80,6 +90,7 @@ export class RealDisk implements Disk {
   private readonly root: string;
   private readonly readBuffers: ReadBufferPool | null;
   private readonly direct: DirectWrites | null;
+  private readonly directReads: DirectReads = { supported: true };
 
   constructor(options: RealDiskOptions) {
     this.root = options.root;
@@ -103,7 +114,7 @@ export class RealDisk implements Disk {
     if (options.create || exclusive) flags |= fsConstants.O_CREAT;
     if (exclusive) flags |= fsConstants.O_EXCL;
     try {
-      return new RealFile({ path, fullPath: full, handle: await open(full, flags, 0o644), readBuffers: this.readBuffers, direct: this.direct });
+      return new RealFile({ path, fullPath: full, handle: await open(full, flags, 0o644), readBuffers: this.readBuffers, direct: this.direct, directReads: this.directReads });
     } catch (error) {
       throw fsError(error, 'open', path);
     }
@@ -215,14 +226,19 @@ class RealFile implements DiskFile {
   /** The same file opened O_WRONLY | O_DSYNC | O_DIRECT for a large writevSynced's aligned middle. */
   private readonly directSynced: ExtraDescriptor;
   private readonly direct: DirectWrites | null;
+  /** The same file opened O_RDONLY | O_DIRECT for large reads, on their first use. */
+  private readonly directRead: ExtraDescriptor;
+  private readonly directReads: DirectReads;
 
-  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null; direct: DirectWrites | null }) {
+  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null; direct: DirectWrites | null; directReads: DirectReads }) {
     this.path = fields.path;
     this.handle = fields.handle;
     this.readBuffers = fields.readBuffers;
     this.direct = fields.direct;
+    this.directReads = fields.directReads;
     this.synced = new ExtraDescriptor(fields.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC);
     this.directSynced = new ExtraDescriptor(fields.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC | fsConstants.O_DIRECT);
+    this.directRead = new ExtraDescriptor(fields.fullPath, fsConstants.O_RDONLY | fsConstants.O_DIRECT);
   }
 
   async size(): Promise<number> {
@@ -238,6 +254,8 @@ class RealFile implements DiskFile {
     assertByteCount(position, 'read position');
     assertByteCount(length, 'read length');
     this.checkUsable();
+    const direct = await this.readDirect(position, length);
+    if (direct !== null) return direct;
     // Not zero-filled: only the bytes read are returned (a short read returns a shorter view).
     const buffer = this.readBuffers?.acquire(length) ?? Buffer.allocUnsafe(length);
     let filled = 0;
@@ -251,6 +269,53 @@ class RealFile implements DiskFile {
       throw fsError(error, 'read', this.path, { position, length });
     }
     return filled === length ? buffer : buffer.subarray(0, filled);
+  }
+
+  /** A large read through O_DIRECT into a pooled aligned buffer (see the header); null: read it the buffered way. */
+  private async readDirect(position: number, length: number): Promise<Buffer | null> {
+    if (this.readBuffers === null || !this.directReads.supported) return null;
+    const start = Math.floor(position / directAlignmentBytes) * directAlignmentBytes;
+    const end = Math.ceil((position + length) / directAlignmentBytes) * directAlignmentBytes;
+    const lent = this.readBuffers.acquireAligned({ coverBytes: end - start, dataStart: position - start, dataBytes: length });
+    if (lent === null) return null;
+    const filled = await this.fillDirect(start, lent.cover.subarray(0, end - start));
+    if (filled === null) {
+      this.readBuffers.release(lent.data);
+      return null;
+    }
+    // Short only at the end of the file, as a buffered read.
+    const available = Math.max(0, Math.min(length, filled - (position - start)));
+    return available === length ? lent.data : lent.data.subarray(0, available);
+  }
+
+  /** Fills `target` from the aligned `position` up to the end of the file; the bytes read, or null if the file system refuses O_DIRECT. */
+  private async fillDirect(position: number, target: Buffer): Promise<number | null> {
+    let handle: FileHandle;
+    try {
+      handle = await this.directRead.open();
+    } catch (error) {
+      if (errnoCode(error) === 'EINVAL') return this.refuseDirectReads();
+      throw fsError(error, 'open', this.path, { flags: 'O_RDONLY|O_DIRECT' });
+    }
+    let filled = 0;
+    try {
+      // A read that stops off a page boundary has met the end of the file (a next one would be unaligned).
+      while (filled < target.byteLength && filled % directAlignmentBytes === 0) {
+        const { bytesRead } = await handle.read(target, filled, target.byteLength - filled, position + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+    } catch (error) {
+      // EINVAL before any byte moved: the file system checked the alignment and said no.
+      if (filled === 0 && errnoCode(error) === 'EINVAL') return this.refuseDirectReads();
+      throw fsError(error, 'read', this.path, { position, length: target.byteLength, direct: true });
+    }
+    return filled;
+  }
+
+  private refuseDirectReads(): null {
+    this.directReads.supported = false;
+    return null;
   }
 
   async write(position: number, data: Uint8Array): Promise<void> {
@@ -371,8 +436,9 @@ class RealFile implements DiskFile {
     this.checkUsable();
     try {
       await this.handle.truncate(length);
-      // A truncate ends a run of synced writes (an extent's seal starts with one): the O_DSYNC
-      // descriptors go, so a sealed extent's file holds one descriptor, not three.
+      // A truncate ends a run of synced writes (an extent's seal starts with one): the extra
+      // descriptors go, so a sealed extent's file holds one descriptor, not four (a large read
+      // opens its O_DIRECT one again).
       await this.releaseExtras();
     } catch (error) {
       throw fsError(error, 'truncate', this.path, { length });
@@ -404,6 +470,7 @@ class RealFile implements DiskFile {
   private async releaseExtras(): Promise<void> {
     await this.synced.release();
     await this.directSynced.release();
+    await this.directRead.release();
   }
 
   private checkUsable(): void {
