@@ -34,8 +34,10 @@
 //
 // Fault model: any child may die at any time (a fault run kills them on purpose): reported, then
 // restarted (or, with restart off, left down: `kura status` shows it down). A start that
-// fails stops what it started. A supervisor killed with -9 leaves orphans: the next start on the
-// same DIR finds them by the pids in cluster.json and kills them before starting.
+// fails stops what it started. A supervisor killed with -9 takes its children with it (each gets
+// SIGTERM from the kernel, role-process.ts), a restart in progress included; where that is not
+// available (no setpriv) it leaves orphans, and the next start on the same DIR finds them by the
+// pids in cluster.json and kills them before starting.
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';

@@ -2,13 +2,21 @@
 // file, its readiness and its bounded stop. `kura dev-cluster` owns one per process of the stamp.
 //
 //   start:  open <logs>/<name>.log for append → spawn (own process group, stdout and stderr
-//           straight into the log file) → wait until ready: a JSON log line with the given
-//           message (its `address` field is the bound address) or a probe that answers true.
+//           straight into the log file, SIGTERM when the parent dies) → wait until ready: a JSON
+//           log line with the given message (its `address` field is the bound address) or a probe
+//           that answers true.
 //   stop:   SIGTERM → wait up to stopTimeoutMs → SIGKILL → wait for the exit (bounded).
 //
 // Why the child writes its log file itself (not through a pipe to the parent): if the parent dies
 // (kill -9 of dev-cluster), a child writing to a broken pipe would die of EPIPE mid-shutdown;
-// with a file it keeps running and the next dev-cluster on the same data finds and stops it.
+// with a file it logs its own stop to the end.
+// Children die with their parent: each is spawned through util-linux's `setpriv --pdeathsig TERM`
+// (prctl PR_SET_PDEATHSIG, which Node does not expose; it survives the exec, so the pid is the
+// role's own), so a dev-cluster killed -9 leaves no process running, not even one it was
+// restarting (not yet in cluster.json, so the next start could not find it by pid: seen as an
+// orphan holding its ports). The kernel sends SIGTERM: the role stops gracefully, as on Ctrl-C.
+// Without setpriv (not Linux), children outlive a killed parent and the next start on the same
+// data stops the ones cluster.json names.
 // Why its own process group: Ctrl-C in a terminal signals the whole foreground group; dev-cluster
 // must stop the stamp in reverse order itself, not have every child stop at once.
 //
@@ -33,7 +41,7 @@
 // Fault model: the child may exit before it is ready (the error carries the tail of its log, also
 // as context.logTail), never become ready (timeout, the child is killed), or be killed from outside
 // at any time (`exited` resolves; the owner decides what to report).
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { StorageError } from '../util/errors.ts';
@@ -116,7 +124,8 @@ export class RoleProcess {
     let child: ChildProcess;
     try {
       const stdio: StdioOptions = options.ipc === undefined ? ['ignore', log.fd, log.fd] : ['ignore', log.fd, log.fd, 'ipc'];
-      child = spawn(options.command, options.args, { stdio, detached: true });
+      const [command, args] = withParentDeathSignal(options.command, options.args);
+      child = spawn(command, args, { stdio, detached: true });
     } finally {
       await log.close();
     }
@@ -188,6 +197,15 @@ export class RoleProcess {
     this.child.kill('SIGKILL');
     return (await within(this.exited, this.options.stopTimeoutMs)) ?? { code: null, signal: 'SIGKILL' };
   }
+}
+
+let setprivAvailable: boolean | null = null;
+
+/** The command line that runs `command` so that it gets SIGTERM when this process dies (see the
+ * header); the command itself where setpriv is missing. */
+function withParentDeathSignal(command: string, args: readonly string[]): [string, readonly string[]] {
+  setprivAvailable ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+  return setprivAvailable ? ['setpriv', ['--pdeathsig', 'TERM', '--', command, ...args]] : [command, args];
 }
 
 async function waitReady(options: RoleProcessOptions, exited: Promise<ExitStatus>, logStartBytes: number): Promise<ReadonlyMap<string, string>> {

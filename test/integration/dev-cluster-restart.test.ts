@@ -7,9 +7,13 @@
 // address at their start and never learn another, the balancer knows the front end's. Then the SDK
 // writes again through the balancer, everything reads back byte-exact and `kura status` is healthy.
 // Figures: seconds from the kill until each role was back, until the first write acknowledged.
+// Then dev-cluster itself killed -9 while it restarts a front end (spawned, not ready, so not yet
+// in cluster.json): every process it had started, that one included, must be gone within
+// childrenGoneMs (they get SIGTERM from the kernel when their parent dies, role-process.ts).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { DevClusterProcess, delay, isAlive, killAllDevClusters, tempClusterDirectory } from '../helpers/dev-cluster.ts';
 import { runKura } from '../helpers/kura-serve.ts';
@@ -18,6 +22,28 @@ const readyTimeoutMs = 120_000;
 const backTimeoutMs = 90_000;
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 const victims = ['c1', 'en1', 'ps1', 'fe1'] as const;
+const childrenGoneMs = 30_000;
+const small = ['--etcd-members', '1', '--extent-nodes', '3', '--partition-servers', '1', '--frontends', '1', '--controllers', '1'];
+
+/** The state letter of a process (/proc/PID/stat field 3), null once it is gone. */
+async function processState(pid: number): Promise<string | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const end = stat.lastIndexOf(')');
+  return end === -1 ? null : stat.slice(end + 2, end + 3);
+}
+
+/** Running (not zombie) children of a process, with their command lines. */
+async function childrenOf(parentPid: number): Promise<Map<number, string>> {
+  const children = new Map<number, string>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || Number(fields[1]) !== parentPid) continue;
+    children.set(Number(entry), (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' '));
+  }
+  return children;
+}
 
 async function write(container: ContainerClient, name: string, written: Map<string, string>): Promise<void> {
   const body = randomBytes(8 * 1024 + written.size * 101);
@@ -32,7 +58,6 @@ describe('kura dev-cluster supervision', () => {
 
   it('restarts each kura role killed -9 on its address; the stamp serves again', { timeout: 240_000 }, async (t) => {
     const directory = await tempClusterDirectory('restart');
-    const small = ['--etcd-members', '1', '--extent-nodes', '3', '--partition-servers', '1', '--frontends', '1', '--controllers', '1'];
     const cluster = await DevClusterProcess.start({ directory, args: small, readyTimeoutMs });
     t.diagnostic(`${(await cluster.processes()).length} processes ready in ${cluster.readySeconds} s`);
     const container = BlobServiceClient.fromConnectionString(cluster.connectionString, {
@@ -99,5 +124,35 @@ describe('kura dev-cluster supervision', () => {
     const processes = await cluster.processes();
     assert.equal(await cluster.stop(), 0, cluster.stdout);
     assert.deepEqual(processes.filter((record) => record.pid !== null && isAlive(record.pid)).map((record) => record.name), [], 'every child exited');
+  });
+
+  it('dev-cluster killed -9 while it restarts a front end leaves no process of the stamp running', { timeout: 240_000 }, async (t) => {
+    const directory = await tempClusterDirectory('orphans');
+    const cluster = await DevClusterProcess.start({ directory, args: small, readyTimeoutMs });
+    const supervisorPid = cluster.child.pid ?? 0;
+    const old = await cluster.process('fe1');
+    await cluster.kill9('fe1');
+    // Mid-restart: a new front end spawned by dev-cluster (1 s after the kill), not yet ready.
+    const restartDeadlineMs = performance.now() + backTimeoutMs;
+    let restarting: number | undefined;
+    while (restarting === undefined) {
+      if (performance.now() > restartDeadlineMs) throw new Error(`no new front end spawned within ${backTimeoutMs} ms:\n${cluster.stdout}\n${cluster.stderr}`);
+      restarting = [...(await childrenOf(supervisorPid))].find(([pid, command]) => pid !== old.pid && command.includes(' frontend '))?.[0];
+      await delay(20);
+    }
+    const children = await childrenOf(supervisorPid);
+    const published = (await cluster.processes()).some((record) => record.pid === restarting);
+    process.kill(supervisorPid, 'SIGKILL');
+    await cluster.exited;
+    const killMs = performance.now();
+    let running = [...children.keys()];
+    while (running.length > 0 && performance.now() - killMs < childrenGoneMs) {
+      await delay(100);
+      const states = await Promise.all(running.map(async (pid) => ({ pid, state: await processState(pid) })));
+      running = states.filter((entry) => entry.state !== null && entry.state !== 'Z').map((entry) => entry.pid);
+    }
+    const goneMs = Math.round(performance.now() - killMs);
+    t.diagnostic(`dev-cluster killed -9 with ${children.size} children, fe1 mid-restart (pid ${restarting}, in cluster.json: ${published}); ${running.length} still running ${goneMs} ms later`);
+    assert.deepEqual(running.map((pid) => children.get(pid)), [], `every child of dev-cluster gone within ${childrenGoneMs} ms`);
   });
 });
