@@ -60,7 +60,13 @@ export interface RealDiskOptions {
   /** Staging buffers for O_DIRECT writes (a pool may serve several disks: directWriteStaging);
    * absent: directWriteBuffers of its own; null: never O_DIRECT. */
   readonly directWrites?: AlignedBuffers | null;
+  /** Opens the O_DIRECT descriptor of a file; absent: open(2). The seam where tests put a file
+   * system that accepts the open and refuses the write (no such file system is at hand here). */
+  readonly openDirect?: DescriptorOpener;
 }
+
+/** Opens a second descriptor of a file with the given flags (node:fs/promises' open). */
+export type DescriptorOpener = (fullPath: string, flags: number) => Promise<FileHandle>;
 
 /** O_DIRECT pieces start and end on page boundaries (any device's logical block divides 4 KiB). */
 const directAlignmentBytes = 4096;
@@ -68,6 +74,7 @@ const directAlignmentBytes = 4096;
 /** What a disk's files share about O_DIRECT: its staging buffers, and whether its file system took it. */
 interface DirectWrites {
   readonly buffers: AlignedBuffers;
+  readonly open: DescriptorOpener;
   /** False once the file system refused O_DIRECT (EINVAL): every file writes the buffered way. */
   supported: boolean;
 }
@@ -97,7 +104,7 @@ export class RealDisk implements Disk {
     this.name = options.root;
     this.readBuffers = options.readBuffers ?? null;
     const buffers = options.directWrites === undefined ? directWriteStaging(directWriteBuffers) : options.directWrites;
-    this.direct = buffers === null ? null : { buffers, supported: true };
+    this.direct = buffers === null ? null : { buffers, open: options.openDirect ?? open, supported: true };
   }
 
   /** How large synced writes go: 'direct' (O_DIRECT middles), 'refused' (the file system said
@@ -237,7 +244,7 @@ class RealFile implements DiskFile {
     this.direct = fields.direct;
     this.directReads = fields.directReads;
     this.synced = new ExtraDescriptor(fields.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC);
-    this.directSynced = new ExtraDescriptor(fields.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC | fsConstants.O_DIRECT);
+    this.directSynced = new ExtraDescriptor(fields.fullPath, fsConstants.O_WRONLY | fsConstants.O_DSYNC | fsConstants.O_DIRECT, fields.direct?.open);
     this.directRead = new ExtraDescriptor(fields.fullPath, fsConstants.O_RDONLY | fsConstants.O_DIRECT);
   }
 
@@ -580,14 +587,16 @@ class ExtraDescriptor {
   private handle: Promise<FileHandle> | null = null;
   private readonly fullPath: string;
   private readonly flags: number;
+  private readonly opener: DescriptorOpener;
 
-  constructor(fullPath: string, flags: number) {
+  constructor(fullPath: string, flags: number, opener: DescriptorOpener = open) {
     this.fullPath = fullPath;
     this.flags = flags;
+    this.opener = opener;
   }
 
   open(): Promise<FileHandle> {
-    this.handle ??= open(this.fullPath, this.flags).catch((error: unknown) => {
+    this.handle ??= this.opener(this.fullPath, this.flags).catch((error: unknown) => {
       this.handle = null;
       throw error;
     });

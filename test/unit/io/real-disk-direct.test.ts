@@ -2,24 +2,50 @@
 // tail through the O_DSYNC descriptor, the 4 KiB-aligned middle through O_DIRECT from a staging
 // buffer. What must hold: the file holds exactly the bytes one pwritev would have written, at any
 // position and with parts of any sizes, coherent with the buffered descriptor's reads and writes;
-// no staging buffer free means the buffered way, same bytes.
+// no staging buffer free means the buffered way, same bytes. A file system that accepts the
+// O_DIRECT open and refuses the write with EINVAL (injected at the open: none is at hand; the
+// refusal at open is tested on ramfs, test/integration/real-disk-direct-refused.test.ts) turns the
+// disk's O_DIRECT off before any byte moved: same bytes, the buffered way; EINVAL after bytes moved
+// is a failed synced write: the file is poisoned, as after a failed fsync.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { directWriteBytesMin } from '../../../src/constants.ts';
 import { AlignedBuffers } from '../../../src/io/aligned-buffers.ts';
-import { RealDisk } from '../../../src/io/real-disk.ts';
+import { RealDisk, type DescriptorOpener } from '../../../src/io/real-disk.ts';
+import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
 
 const MiB = 1024 * 1024;
 const roots: string[] = [];
 
-async function diskWith(buffers: AlignedBuffers): Promise<RealDisk> {
+async function diskWith(buffers: AlignedBuffers, openDirect?: DescriptorOpener): Promise<RealDisk> {
   const root = await mkdtemp(join(tmpdir(), 'kura-direct-'));
   roots.push(root);
-  return new RealDisk({ root, directWrites: buffers });
+  return new RealDisk({ root, directWrites: buffers, ...(openDirect === undefined ? {} : { openDirect }) });
+}
+
+/** A real O_DIRECT descriptor whose writes move `bytesBeforeRefusal` bytes (one 4 KiB piece at a
+ * time), then fail with EINVAL as a file system refusing the alignment does; counts the opens. */
+function refusingWrites(bytesBeforeRefusal: number): { opener: DescriptorOpener; opens: number; refusals: number } {
+  const state = { opens: 0, refusals: 0, opener: async (fullPath: string, flags: number): Promise<FileHandle> => {
+    state.opens += 1;
+    const handle = await open(fullPath, flags);
+    let moved = 0;
+    const write = async (buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number; buffer: Buffer }> => {
+      if (moved >= bytesBeforeRefusal) {
+        state.refusals += 1;
+        throw Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL', errno: -22, syscall: 'write' });
+      }
+      const result = await handle.write(buffer, offset, Math.min(length, 4096), position);
+      moved += result.bytesWritten;
+      return result;
+    };
+    return new Proxy(handle, { get: (target, key) => (key === 'write' ? write : (Reflect.get(target, key) as unknown)) });
+  } };
+  return state;
 }
 
 /** `length` random bytes cut into parts of 1 byte to 128 KiB (a socket's chunks and odd ones). */
@@ -73,6 +99,38 @@ describe('RealDisk: large writevSynced through O_DIRECT', () => {
     await file.writevSynced(123, parts);
     assert.equal(buffers.lent, 0);
     assert.ok((await file.read(123, 2 * MiB + 77)).equals(Buffer.concat(parts)));
+    await file.close();
+  });
+
+  it('EINVAL from the O_DIRECT write before any byte moved: the disk falls back for good, same bytes', async () => {
+    const random = new SeededRandom(12);
+    const refusing = refusingWrites(0);
+    const disk = await diskWith(new AlignedBuffers({ bufferBytes: 8 * MiB + 4096, buffersMax: 2 }), refusing.opener);
+    const file = await disk.open('r.ext', { create: true });
+    const model: Buffer[] = [];
+    let end = 0;
+    for (let round = 0; round < 4; round++) {
+      const parts = randomParts(random, directWriteBytesMin + random.int(3 * MiB));
+      await file.writevSynced(end, parts);
+      model.push(...parts);
+      end += parts.reduce((sum, part) => sum + part.byteLength, 0);
+    }
+    await file.close();
+    const reopened = await new RealDisk({ root: disk.name, directWrites: null }).open('r.ext', { create: false });
+    const read = await reopened.read(0, end + 1);
+    await reopened.close();
+    console.log(`# ${(end / MiB).toFixed(1)} MiB in 4 large writes; O_DIRECT opened ${refusing.opens}, refused ${refusing.refusals}; mode ${disk.directWriteMode}`);
+    assert.ok(read.equals(Buffer.concat(model)), 'every byte as written, none past the end');
+    assert.deepEqual({ opens: refusing.opens, refusals: refusing.refusals, mode: disk.directWriteMode }, { opens: 1, refusals: 1, mode: 'refused' }, 'refused once, never tried again');
+  });
+
+  it('EINVAL from the O_DIRECT write after bytes moved: the write fails and poisons the file', async () => {
+    const refusing = refusingWrites(8192);
+    const file = await (await diskWith(new AlignedBuffers({ bufferBytes: 8 * MiB + 4096, buffersMax: 1 }), refusing.opener)).open('p.ext', { create: true });
+    const failed = await file.writevSynced(0, [Buffer.alloc(2 * MiB, 5)]).then(() => null, (error: unknown) => error);
+    assert.ok(isStorageError(failed) && failed.code === 'io.fsync_failed', `a failed synced write: ${String(failed)}`);
+    const later = await file.writevSynced(0, [Buffer.alloc(10, 1)]).then(() => null, (error: unknown) => error);
+    assert.ok(isStorageError(later) && later.code === 'io.fsync_failed', 'the file is poisoned');
     await file.close();
   });
 
