@@ -125,6 +125,16 @@ export async function killAllDevClusters(): Promise<void> {
   for (const root of tempRoots.splice(0)) await rm(root, { recursive: true, force: true });
 }
 
+/** One SDK call (its retries included) through a dev cluster's balancer. */
+export const sdkCallLimitMs = 90_000;
+
+/** Options bounding one SDK call by sdkCallLimitMs: @azure/storage-blob has no client-side timeout
+ * (its tryTimeoutInMs only sets the server's ?timeout), so a connection nobody answers would hold
+ * the call, and the test, forever; aborted, the call fails naming what it did. */
+export function boundedCall(): { abortSignal: AbortSignal } {
+  return { abortSignal: AbortSignal.timeout(sdkCallLimitMs) };
+}
+
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { readClusterState } from '../../src/cluster/cluster-state.ts';
-import { DevClusterProcess, delay, isAlive, killAllDevClusters, tempClusterDirectory } from '../helpers/dev-cluster.ts';
+import { boundedCall, DevClusterProcess, delay, isAlive, killAllDevClusters, tempClusterDirectory } from '../helpers/dev-cluster.ts';
 import { runKura } from '../helpers/kura-serve.ts';
 
 const readyTimeoutMs = 120_000;
@@ -85,9 +85,9 @@ describe('kura dev-cluster ports', () => {
     const container = BlobServiceClient.fromConnectionString(cluster.connectionString, {
       retryOptions: { maxTries: 4, retryDelayInMs: 200, maxRetryDelayInMs: 2_000, tryTimeoutInMs: 10_000 },
     }).getContainerClient('ports');
-    await container.create();
-    await container.getBlockBlobClient('hello').upload('hello', 5);
-    assert.equal((await container.getBlockBlobClient('hello').downloadToBuffer()).toString(), 'hello');
+    await container.create(boundedCall());
+    await container.getBlockBlobClient('hello').upload('hello', 5, boundedCall());
+    assert.equal((await container.getBlockBlobClient('hello').downloadToBuffer(0, undefined, boundedCall())).toString(), 'hello');
 
     // A restart keeps the moved ports: the others learnt them at the first start.
     const before = records.get('en1');

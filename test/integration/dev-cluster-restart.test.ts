@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { DevClusterProcess, delay, isAlive, killAllDevClusters, tempClusterDirectory } from '../helpers/dev-cluster.ts';
+import { boundedCall, DevClusterProcess, delay, isAlive, killAllDevClusters, tempClusterDirectory } from '../helpers/dev-cluster.ts';
 import { runKura } from '../helpers/kura-serve.ts';
 
 const readyTimeoutMs = 120_000;
@@ -47,7 +47,7 @@ async function childrenOf(parentPid: number): Promise<Map<number, string>> {
 
 async function write(container: ContainerClient, name: string, written: Map<string, string>): Promise<void> {
   const body = randomBytes(8 * 1024 + written.size * 101);
-  await container.getBlockBlobClient(name).upload(body, body.length);
+  await container.getBlockBlobClient(name).upload(body, body.length, boundedCall());
   written.set(name, sha(body));
 }
 
@@ -63,7 +63,7 @@ describe('kura dev-cluster supervision', () => {
     const container = BlobServiceClient.fromConnectionString(cluster.connectionString, {
       retryOptions: { maxTries: 4, retryDelayInMs: 200, maxRetryDelayInMs: 2_000, tryTimeoutInMs: 10_000 },
     }).getContainerClient('supervised');
-    await container.create();
+    await container.create(boundedCall());
     const written = new Map<string, string>();
     for (let i = 0; i < 8; i++) await write(container, `before-${i}`, written);
 
@@ -108,7 +108,7 @@ describe('kura dev-cluster supervision', () => {
     for (let i = 1; i < 8; i++) await write(container, `after-${i}`, written);
     let exact = 0;
     for (const [name, digest] of written) {
-      if (sha(await container.getBlockBlobClient(name).downloadToBuffer()) === digest) exact++;
+      if (sha(await container.getBlockBlobClient(name).downloadToBuffer(0, undefined, boundedCall())) === digest) exact++;
     }
     assert.equal(exact, written.size, 'every acknowledged blob reads back byte-exact');
 

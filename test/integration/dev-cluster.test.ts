@@ -15,7 +15,7 @@
 //    one accepted within it, without a restart.
 // Figures: time to ready, uploads during the kill and their retries, time to stop, time until a
 // front end serves an account change.
-// Every wait is bounded and fails naming what it waited for; each SDK call too (requestLimitMs:
+// Every wait is bounded and fails naming what it waited for; each SDK call too (sdkCallLimitMs:
 // the SDK itself has no client-side timeout, its tryTimeoutInMs only sets the server's ?timeout),
 // so a connection left open and unanswered fails the call that used it instead of hanging the test.
 import { after, describe, it } from 'node:test';
@@ -24,16 +24,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { readClusterState } from '../../src/cluster/cluster-state.ts';
 import { accountsRefreshMs } from '../../src/constants.ts';
-import { DevClusterProcess, isAlive, killAllDevClusters, tempClusterDirectory } from '../helpers/dev-cluster.ts';
+import { boundedCall, DevClusterProcess, isAlive, killAllDevClusters, sdkCallLimitMs, tempClusterDirectory } from '../helpers/dev-cluster.ts';
 import { runKura } from '../helpers/kura-serve.ts';
 
 const readyTimeoutMs = 240_000;
-/** One SDK call with its retries; a connection the SDK waits on forever fails it, naming the blob. */
-const requestLimitMs = 90_000;
 /** Uploads the load phase waits for before and after the kill. */
 const loadPhaseLimitMs = 120_000;
-/** Options of one SDK call bounded by requestLimitMs. */
-const bounded = (): { abortSignal: AbortSignal } => ({ abortSignal: AbortSignal.timeout(requestLimitMs) });
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 /** An SDK client whose retries ride out a dying front end (the SDK's policy, a little more patient). */
@@ -45,7 +41,7 @@ async function uploadAndCheck(container: ContainerClient, count: number, prefix:
   const written = new Map<string, string>();
   for (let i = 0; i < count; i++) {
     const body = randomBytes(1024 + i * 7919);
-    await container.getBlockBlobClient(`${prefix}-${i}`).upload(body, body.length, bounded());
+    await container.getBlockBlobClient(`${prefix}-${i}`).upload(body, body.length, boundedCall());
     written.set(`${prefix}-${i}`, sha(body));
   }
   return written;
@@ -54,7 +50,7 @@ async function uploadAndCheck(container: ContainerClient, count: number, prefix:
 async function readBack(container: ContainerClient, written: ReadonlyMap<string, string>): Promise<number> {
   let exact = 0;
   for (const [name, digest] of written) {
-    if (sha(await container.getBlockBlobClient(name).downloadToBuffer(0, undefined, bounded())) === digest) exact++;
+    if (sha(await container.getBlockBlobClient(name).downloadToBuffer(0, undefined, boundedCall())) === digest) exact++;
   }
   return exact;
 }
@@ -94,19 +90,19 @@ async function accountChangesReachTheFrontEnd(t: { diagnostic(message: string): 
   assert.equal(created.code, 0, created.stdout + created.stderr);
   const first = printedKeys(created.stdout);
   const container = (connection: string): ContainerClient => BlobServiceClient.fromConnectionString(connection, { retryOptions: { maxTries: 1 } }).getContainerClient('accounts');
-  const accepted = async (connection: string): Promise<boolean> => container(connection).createIfNotExists(bounded()).then(() => true, () => false);
+  const accepted = async (connection: string): Promise<boolean> => container(connection).createIfNotExists(boundedCall()).then(() => true, () => false);
   const createdMs = await within(30_000, 'the new account served', () => accepted(first.connection));
-  await container(first.connection).getBlockBlobClient('hello').upload('hello', 5, bounded());
+  await container(first.connection).getBlockBlobClient('hello').upload('hello', 5, boundedCall());
 
   const rotated = await runKura(['account', 'rotate-key', 'teamone', '--key', 'key1', '--etcd', etcd, '--blob-port', port]);
   assert.equal(rotated.code, 0, rotated.stdout + rotated.stderr);
   const second = printedKeys(rotated.stdout);
   assert.notEqual(second.key1, first.key1);
   const refusedMs = await within(30_000, 'the old key1 refused', async () => {
-    const status = await container(first.connection).getProperties(bounded()).then(() => 200, (error: unknown) => (error as { statusCode?: number }).statusCode ?? 0);
+    const status = await container(first.connection).getProperties(boundedCall()).then(() => 200, (error: unknown) => (error as { statusCode?: number }).statusCode ?? 0);
     return status === 403;
   });
-  assert.equal((await container(second.connection).getBlockBlobClient('hello').downloadToBuffer(0, undefined, bounded())).toString(), 'hello', 'the new key1 reads the blob');
+  assert.equal((await container(second.connection).getBlockBlobClient('hello').downloadToBuffer(0, undefined, boundedCall())).toString(), 'hello', 'the new key1 reads the blob');
   const listed = await runKura(['account', 'list', '--etcd', etcd]);
   assert.match(listed.stdout, /^teamone\b/m);
   assert.match(listed.stdout, /^devstoreaccount1\b/m);
@@ -123,7 +119,7 @@ describe('kura dev-cluster', () => {
     const cluster = await DevClusterProcess.start({ directory, args: ['--etcd-members', '1', '--no-restart'], readyTimeoutMs });
     t.diagnostic(`ready in ${cluster.readySeconds} s: ${(await cluster.processes()).length} processes`);
     const container = sdk(cluster.connectionString).getContainerClient('devcluster');
-    await container.create(bounded());
+    await container.create(boundedCall());
     const written = await uploadAndCheck(container, 12, 'before');
     assert.equal(await readBack(container, written), written.size);
 
@@ -145,7 +141,7 @@ describe('kura dev-cluster', () => {
         const body = randomBytes(16 * 1024 + i);
         const startMs = performance.now();
         try {
-          await container.getBlockBlobClient(name).upload(body, body.length, bounded());
+          await container.getBlockBlobClient(name).upload(body, body.length, boundedCall());
           slowestMs = Math.max(slowestMs, performance.now() - startMs);
           underLoad.set(name, sha(body));
           uploads++;
@@ -164,7 +160,7 @@ describe('kura dev-cluster', () => {
     const killMs = performance.now();
     await uploadsReach(killedAt + 40, '40 uploads after the kill -9 of fe1');
     stop = true;
-    await settledWithin(requestLimitMs + 10_000, 'the 4 writers ending their last upload', Promise.all(writers));
+    await settledWithin(sdkCallLimitMs + 10_000, 'the 4 writers ending their last upload', Promise.all(writers));
     t.diagnostic(`${uploads} uploads by 4 writers, fe1 killed -9 after ${killedAt}; ${uploads - killedAt} acknowledged after the kill within ${Math.round(performance.now() - killMs)} ms; ${failures.length} failed; slowest upload ${Math.round(slowestMs)} ms`);
     assert.deepEqual(failures, []);
     assert.equal(await readBack(container, underLoad), underLoad.size, 'every acknowledged upload reads back byte-exact');
@@ -191,7 +187,7 @@ describe('kura dev-cluster', () => {
     const first = await DevClusterProcess.start({ directory, args: small, readyTimeoutMs });
     t.diagnostic(`3 etcd members + ${(await first.processes()).length - 3} processes ready in ${first.readySeconds} s`);
     const container = sdk(first.connectionString).getContainerClient('kept');
-    await container.create(bounded());
+    await container.create(boundedCall());
     const written = await uploadAndCheck(container, 8, 'kept');
     assert.equal(await first.stop(), 0, first.stdout);
 
