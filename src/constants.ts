@@ -424,6 +424,15 @@ export const containerSweepGraceMs = 60_000;
 export const containerFenceCommitMs = 20_000;
 export const containerRecheckMs = 10_000;
 
+/** A sweep intent (docs/blob-schema.md, "Sweep intents") is left to its writer this long: from when
+ * the writer put it (its `since`, the writer's wall clock) or from when this sweeper first saw it,
+ * whichever is longer ago. Live writers finish their intent in one commit and a sweep (well under a
+ * second for the ~250-350 rows one leaves in practice); a resolution sooner costs only duplicate
+ * work or a retry of a stalled writer, never safety. Until 2026-11-23 the intents waited
+ * containerSweepGraceMs (60 s) from the sweeper's first sight, which a restarted front end (its
+ * memory empty) starts again: 0 of 7 resolved live over simulator runs of 29-92 s. */
+export const sweepIntentGraceMs = 10_000;
+
 /** Graveyards a sweeper remembers first seeing (for the grace); past it the oldest is forgotten,
  * which only restarts that graveyard's grace. ~100 bytes each. */
 export const containerSweepTrackedMax = 10_000;

@@ -32,7 +32,7 @@
 // expires (a sweeper that stopped or died is replaced after at most that long). Claims compare
 // front ends' clocks, so skew only costs duplicate work, never correctness.
 import {
-  blobCleanupBatchRows, containerSweepClaimMs, containerSweepGraceMs, containerSweepIntervalMs, containerSweepRowsPerTick, containerSweepTrackedMax,
+  blobCleanupBatchRows, containerSweepClaimMs, sweepIntentGraceMs, containerSweepGraceMs, containerSweepIntervalMs, containerSweepRowsPerTick, containerSweepTrackedMax,
 } from '../../constants.ts';
 import type { Logger } from 'pino';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
@@ -95,13 +95,14 @@ export class ContainerSweeper {
   readonly #logger: Pick<Logger, 'warn'> | null;
   #cursorDropLogged = false;
 
-  /** graceMs: containerSweepGraceMs unless given (tests of other things pass 0). */
+  /** graceMs: the graveyards' and the intents' grace, containerSweepGraceMs and sweepIntentGraceMs
+   * unless given (tests of other things pass 0). */
   constructor(ctx: BlobServiceContext, options: { readonly sweeperId?: string; readonly graceMs?: number; readonly logger?: Pick<Logger, 'warn'> } = {}) {
     this.#ctx = ctx;
     this.#logger = options.logger ?? null;
     this.#graceMs = options.graceMs ?? containerSweepGraceMs;
     this.sweeperId = options.sweeperId ?? randomHex(8, ctx.random);
-    this.#intents = new SweepIntents(ctx, { graceMs: this.#graceMs });
+    this.#intents = new SweepIntents(ctx, { graceMs: options.graceMs ?? sweepIntentGraceMs });
   }
 
   /** Ticks every intervalMs until stop(); a failed tick is counted and the next one retries. */

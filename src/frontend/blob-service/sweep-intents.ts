@@ -14,8 +14,8 @@
 //
 // Invariants: an intent is durable before its commit is sent, and deleted only after a finished
 // sweep that started after the commit applied, or once the commit can never apply (ETags are
-// never repeated); the background waits `graceMs` after first seeing an intent, so live writers
-// finish their own (not needed for safety). Writes whose discards fit their transaction put none.
+// never repeated); the background waits `graceMs` after the intent was put (its `since`) or first
+// seen here, whichever is longer ago, so live writers finish their own (not needed for safety). Writes whose discards fit their transaction put none.
 // Fault model: any call may fail or the process die at any point; every step is idempotent
 // (dead-row deletes are unconditional, intent deletes and fence rewrites If-Match), so the next
 // tick or another sweeper starts over; two sweepers on one intent duplicate work, never a wrong delete.
@@ -153,6 +153,17 @@ export class SweepIntents {
     this.#leftThisPass = 0;
   }
 
+  /** Still left to its writer: put (by the writer's clock, `since`) and first seen here (this
+   * process's monotonic clock, which a restart resets) both less than graceMs ago. A writer's
+   * clock behind this one only shortens the wait (duplicate work, or a stalled commit fenced out and
+   * retried); ahead, the first sight still bounds it. */
+  #inGrace(id: string, since: Column['value'] | undefined): boolean {
+    const nowMs = this.#ctx.clock.monotonicMs();
+    const seenMs = nowMs - this.#firstSeen.at(id, nowMs);
+    const putMs = since?.kind === 'int64' ? this.#ctx.clock.nowMs() - Number(since.value) : 0;
+    return Math.max(seenMs, putMs) < this.#graceMs;
+  }
+
   async #resolve(row: LiveRow): Promise<Outcome> {
     const blob = parseSweepIntentKey(row.key);
     const fenceKey = column(row, 'fence');
@@ -160,8 +171,7 @@ export class SweepIntents {
     // A row this version cannot read (a later version's) is left alone, never guessed at.
     if (blob === null || fenceKey?.kind !== 'bytes' || fenceEtag?.kind !== 'string') return { kind: 'unreadable' };
     const id = row.key.toString('hex');
-    const nowMs = this.#ctx.clock.monotonicMs();
-    if (nowMs - this.#firstSeen.at(id, nowMs) < this.#graceMs) return { kind: 'grace' };
+    if (this.#inGrace(id, column(row, 'since'))) return { kind: 'grace' };
     const fence = await this.#ctx.tables.get(fenceKey.value);
     const pending = fence !== null && fence.etag === fenceEtag.value;
     if (pending && !await applied(this.#ctx.tables.transact([{ kind: 'put', key: fence.key, columns: unchangedColumns(blob, fence), ifMatch: fence.etag }]))) return { kind: 'lost' };
