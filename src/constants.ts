@@ -580,8 +580,8 @@ export const scanLimitMax = 5000;
  * not among them costs its Get Blob a second partition call, no more. */
 export const incarnationHintsMax = 10_000;
 
-/** Blob names a front end wrote lately (context.ts BlobServiceContext.writtenBlobs, an LruCache, ~150 bytes
- * each: ≤ ~1.5 MiB): a Put Blob of one of them is likely an overwrite, which a new blob's one-call
+/** Blob names a front end wrote lately (context.ts BlobServiceContext.writtenBlobs, an LruCache, ~200 bytes
+ * each, a flat key string: ≤ ~2 MiB): a Put Blob of one of them is likely an overwrite, which a new blob's one-call
  * Put would try in vain (refused: the blob exists), so it goes the read way at once. A name not
  * among them costs an overwrite one refused call, no more. */
 export const writtenBlobHintsMax = 10_000;

@@ -22,7 +22,7 @@ import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
 import { commitMaybeUnderIntent, dischargeIntent, type SweepIntent } from './sweep-intents.ts';
 import { appendRefs, copyContent } from './content.ts';
 import {
-  blobNotFound, conditionRefusedCodes, hintKey, loadContainer, loadContainerAndBlob, metadataPairs, putOp, randomHex, readBlob, withRetry, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
+  blobNotFound, conditionRefusedCodes, hintKey, loadContainer, loadContainerAndBlob, metadataPairs, putOp, randomHex, readBlob, withRetry, writtenBlobKey, type BlobServiceContext, type LoadedBlob, type LoadedContainer,
 } from './context.ts';
 import { isStorageError } from '../../util/errors.ts';
 import { commitTagged } from './tag-index.ts';
@@ -145,7 +145,7 @@ async function putNewBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Request
 
 export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: RequestBody, call: CallContext): Promise<WriteResult> {
   // Account and container names hold no '/': the key names one blob.
-  const written = `${hintKey(op.account, op.container)}/${op.blob}`;
+  const written = writtenBlobKey(op.account, op.container, op.blob);
   const fast = await putNewBlob(ctx, op, body, call, written);
   if (fast !== null && 'result' in fast) {
     ctx.writtenBlobs?.set(written, true);
