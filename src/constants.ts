@@ -530,6 +530,15 @@ export const memtableBytesMax = 64 * MiB;
  * full memtable; a slab's unused tail is at most one row (rows larger than a slab get their own). */
 export const memtableSlabBytes = 1 * MiB;
 
+/** Rows a memtable's get() decoded, kept by slab position so that a row read again is not decoded
+ * again (each Put to a container checks its row, in the memtable until the next checkpoint: 1-4 µs
+ * a decode). Weighed by encoded size plus memtableDecodedRowObjectBytes (the objects a decoded row
+ * costs the heap), so ~200 small rows or a few large ones. */
+export const memtableDecodedRowsBytes = 256 * KiB;
+
+/** A decoded row's objects on the JS heap beyond its bytes (RowRecord, columns, values, key), roughly. */
+export const memtableDecodedRowObjectBytes = 1024;
+
 /** A memtable with any row older than this is checkpointed, so an idle partition's log replay stays short. */
 export const checkpointIntervalMs = 5 * 60_000;
 

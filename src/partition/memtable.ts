@@ -18,13 +18,15 @@
 // key set equals the map's; each key's position holds its newest version, framed; `bytes` is the
 // sum of the framed sizes of every version applied (the slab bytes in use, replaced versions
 // included: the memory held). Rows handed out by get() own their bytes (copies), so a caller
-// that keeps one (a cache) never pins a slab; views of a slab (encoded(), entries()) are for
+// that keeps one (a cache) never pins a slab; get() keeps the rows it decoded lately by position
+// (a bounded LRU), never stale since a position's bytes never change; views of a slab (encoded(), entries()) are for
 // callers that drop them within the call or the checkpoint that reads them.
 // Iteration is by key (`keysAfter`), so a reader that yields between pages never sees a stale
 // position when writes insert keys.
 // Fault model: memory only; nothing here fails except by programmer error (assertions).
-import { memtableSlabBytes } from '../constants.ts';
+import { memtableDecodedRowObjectBytes, memtableDecodedRowsBytes, memtableSlabBytes } from '../constants.ts';
 import { assert } from '../util/assert.ts';
+import { LruCache } from '../util/lru-cache.ts';
 import { decodeRow, decodeRowDeferred, encodedRowIsTombstone, type RowRecord } from '../wire/partition-row.ts';
 
 const chunkKeysMax = 512;
@@ -36,6 +38,8 @@ export class Memtable {
   private readonly rows = new Map<string, number>();
   private readonly chunks: string[][] = [];
   private readonly slabs: Buffer[] = [];
+  /** Rows get() decoded lately, by position (the container row each Put to it checks). */
+  private readonly decoded = new LruCache<number, RowRecord>(memtableDecodedRowsBytes);
   /** Where the next row goes in the last slab. */
   private slabUsed = memtableSlabBytes;
   private byteCount = 0;
@@ -55,10 +59,20 @@ export class Memtable {
     return this.maxSequence;
   }
 
-  /** The newest version of `key`, decoded into values of its own (no view of a slab). */
+  /**
+   * The newest version of `key`, decoded into values of its own (no view of a slab). A row read
+   * again is not decoded again (`decoded`, by position: a position's bytes never change, and a
+   * newer version has another), so callers share it, as they share the row cache's rows.
+   */
   get(key: string): RowRecord | undefined {
-    const encoded = this.encoded(key);
-    return encoded === undefined ? undefined : decodeRow(encoded);
+    const at = this.rows.get(key);
+    if (at === undefined) return undefined;
+    const cached = this.decoded.get(at);
+    if (cached !== undefined) return cached;
+    const encoded = this.framedAt(at).subarray(4);
+    const row = decodeRow(encoded);
+    this.decoded.set(at, row, memtableDecodedRowObjectBytes + encoded.length);
+    return row;
   }
 
   /** The newest version of `key` in the row codec, a view of a slab (read it, do not keep it). */
@@ -118,7 +132,10 @@ export class Memtable {
 
   private framedView(key: string): Buffer | undefined {
     const at = this.rows.get(key);
-    if (at === undefined) return undefined;
+    return at === undefined ? undefined : this.framedAt(at);
+  }
+
+  private framedAt(at: number): Buffer {
     const slab = this.slabs[Math.floor(at / slabStride)];
     assert(slab !== undefined, 'a row position names a slab');
     const offset = at % slabStride;
