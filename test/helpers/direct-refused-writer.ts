@@ -3,19 +3,24 @@
 // before Linux 6.6 and FUSE file systems without direct I/O do). Through a RealDisk with its
 // default staging buffers it writes large records with writevSynced at unaligned positions between
 // small buffered writes, checks which descriptors of the file are open (and with which flags)
-// while it is still open, then reads everything back through a fresh RealDisk and a plain read.
+// while it is still open, then reads everything back through a fresh RealDisk whose large reads
+// would go O_DIRECT into pooled aligned buffers (refused too: the buffered read), in 3 MiB ranges,
+// and through a plain read.
 // Prints one JSON line: what O_DIRECT's probe said, the disk's mode, the descriptors' flags, the
 // bytes written and whether they read back byte-exact.
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { open, readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { directWriteBytesMin } from '../../src/constants.ts';
+import { directWriteBytesMin, readBufferPoolLengthMin } from '../../src/constants.ts';
 import { RealDisk } from '../../src/io/real-disk.ts';
+import { ReadBufferPool } from '../../src/util/read-buffer-pool.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 
 const root = process.argv[2] ?? '';
 const fileName = 'refused.ext';
+/** Each read back: above readBufferPoolLengthMin, so the reopened disk would read it O_DIRECT. */
+const rangeBytes = 3 * 1024 * 1024;
 
 /** What open(O_DIRECT) says on this file system: 'ok' or the errno code. */
 async function probeDirect(): Promise<string> {
@@ -39,6 +44,10 @@ async function descriptorFlags(path: string): Promise<number[]> {
   return flags;
 }
 
+function describeFlags(value: number): { dsync: boolean; direct: boolean } {
+  return { dsync: (value & fsConstants.O_DSYNC) !== 0, direct: (value & fsConstants.O_DIRECT) !== 0 };
+}
+
 async function main(): Promise<void> {
   const direct = await probeDirect();
   const random = new SeededRandom(41);
@@ -58,13 +67,17 @@ async function main(): Promise<void> {
   const flags = await descriptorFlags(join(root, fileName));
   await file.close();
   const expected = createHash('sha256').update(Buffer.concat(model)).digest('hex');
-  const reopened = await new RealDisk({ root, directWrites: null }).open(fileName, { create: false });
-  const viaDisk = createHash('sha256').update(await reopened.read(0, end + 1)).digest('hex');
+  const readBuffers = new ReadBufferPool({ bytesMax: 16 * rangeBytes, lengthMin: readBufferPoolLengthMin });
+  const reopened = await new RealDisk({ root, directWrites: null, readBuffers }).open(fileName, { create: false });
+  const hash = createHash('sha256');
+  for (let position = 0; position < end; position += rangeBytes) hash.update(await reopened.read(position, Math.min(rangeBytes, end - position)));
+  const readFlags = await descriptorFlags(join(root, fileName));
   await reopened.close();
+  const viaDisk = hash.digest('hex');
   const viaRead = createHash('sha256').update(await readFile(join(root, fileName))).digest('hex');
   const report = {
     direct, mode: disk.directWriteMode, bytes: end,
-    descriptors: flags.map((value) => ({ dsync: (value & fsConstants.O_DSYNC) !== 0, direct: (value & fsConstants.O_DIRECT) !== 0 })),
+    descriptors: flags.map(describeFlags), readDescriptors: readFlags.map(describeFlags),
     exactViaDisk: viaDisk === expected, exactViaRead: viaRead === expected,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -4,7 +4,8 @@
 // Linux 6.6 and FUSE file systems without direct I/O do. The ramfs is mounted in a private mount
 // namespace (unshare -m, root, as CI runs) that dies with the child: no mount can leak. What must
 // hold: large synced writes still land byte-exact (read back through a fresh RealDisk and a plain
-// read), through a descriptor opened O_DSYNC and none opened O_DIRECT, and the disk says 'refused'.
+// read), through a descriptor opened O_DSYNC and none opened O_DIRECT, and the disk says 'refused';
+// large reads into pooled aligned buffers (O_DIRECT reads, refused the same way) return them exact.
 // Figures: bytes written, the descriptors' flags.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -26,13 +27,14 @@ test('large synced writes on ramfs (O_DIRECT refused with EINVAL) land byte-exac
     const script = 'mount -t ramfs ramfs "$0" && exec "$@"';
     const child = await runCommand('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, mountPoint, nodeBin, writer, mountPoint], { timeoutMs: 90_000 });
     assert.equal(child.code, 0, child.stderr);
-    const report = JSON.parse(child.stdout) as { direct: string; mode: string; bytes: number; descriptors: { dsync: boolean; direct: boolean }[]; exactViaDisk: boolean; exactViaRead: boolean };
-    t.diagnostic(`ramfs: open(O_DIRECT) -> ${report.direct}; disk mode ${report.mode}; ${(report.bytes / (1024 * 1024)).toFixed(1)} MiB in 6 large synced writes; descriptors of the file: ${JSON.stringify(report.descriptors)}`);
+    const report = JSON.parse(child.stdout) as { direct: string; mode: string; bytes: number; descriptors: { dsync: boolean; direct: boolean }[]; readDescriptors: { direct: boolean }[]; exactViaDisk: boolean; exactViaRead: boolean };
+    t.diagnostic(`ramfs: open(O_DIRECT) -> ${report.direct}; disk mode ${report.mode}; ${(report.bytes / (1024 * 1024)).toFixed(1)} MiB in 6 large synced writes; descriptors of the file: ${JSON.stringify(report.descriptors)}; while reading back in 3 MiB ranges: ${JSON.stringify(report.readDescriptors)}`);
     assert.equal(report.direct, 'EINVAL', 'ramfs refuses O_DIRECT: the case under test');
     assert.equal(report.mode, 'refused');
     assert.ok(report.exactViaDisk && report.exactViaRead, 'every byte read back as written');
     assert.equal(report.descriptors.filter((flags) => flags.direct).length, 0, 'no O_DIRECT descriptor stays open');
     assert.equal(report.descriptors.filter((flags) => flags.dsync).length, 1, 'the large writes went through the O_DSYNC descriptor');
+    assert.deepEqual(report.readDescriptors.map((flags) => flags.direct), [false], 'large reads went the buffered way');
   } finally {
     await rm(mountPoint, { recursive: true, force: true });
   }
