@@ -145,7 +145,7 @@ export class RoleProcess {
       return new RoleProcess({ child, exited, addresses, options });
     } catch (error) {
       child.kill('SIGKILL');
-      await exited;
+      await within(exited, options.stopTimeoutMs);
       throw error;
     }
   }
