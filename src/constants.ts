@@ -71,6 +71,18 @@ export const directWriteBuffers = 4;
  * 3 (one per disk, one data extent open), so 8 leaves room for two extents writing large appends
  * at once and two more replica writes; per disk it was up to 4 × disks (97 MiB with three). */
 export const directWriteBuffersPerStamp = 8;
+/** RealDisk reads a read of at least this many bytes (a large blob's block with its header)
+ * through O_DIRECT into a staging buffer and copies it out (docs/formats/extent-file.md,
+ * "Reading"): a block written O_DIRECT is not in the page cache, and a buffered read of it filled
+ * new page-cache pages at 188-724 MB/s here against 860-1,100 MB/s O_DIRECT (dd, 8 MiB reads).
+ * Above the read cache's block limit, so small hot blocks stay in the page cache's care too. */
+export const directReadBytesMin = 1 * MiB;
+/** Aligned read staging buffers of a RealDisk of its own (8 MiB + 64 KiB each): a
+ * read holds one only from its pread to its copy, so two serve a download and its read ahead. */
+export const directReadBuffers = 2;
+/** A stamp's disks share one pool of read staging buffers: 4 × 8.06 MiB = 32.25 MiB at most; a read
+ * that finds none free (a fifth large read in flight at once) takes the buffered path. */
+export const directReadBuffersPerStamp = 4;
 /** A streamed request body's append is passed down as the socket's chunks (~64 KiB each: a 4 MiB
  * append is ~65 parts, one pwritev). Once appendBodyPartsUncopied parts are held, a chunk
  * smaller than appendBodyChunkBytesMin (a slow or hostile client's) is copied into a staging

@@ -28,12 +28,14 @@
 //
 // Reads of large blocks may take their buffer from a ReadBufferPool (src/util/read-buffer-pool.ts)
 // given at construction: the caller of read() owns the buffer as before; the pool only lets the
-// last holder give it back instead of leaving it to the garbage collector. With a pool, a read the
-// pool pools (readBufferPoolLengthMin and more) reads its 4 KiB-aligned covering range through a
-// descriptor opened O_RDONLY | O_DIRECT into an aligned buffer the pool lends, and returns the view
-// of the asked bytes (docs/formats/extent-file.md, "Reading"): a block just written O_DIRECT is not
-// in the page cache, and filling new page-cache pages is what such a read cost. EINVAL from the
-// file system (before any byte is read) switches the disk's reads to the buffered way.
+// last holder give it back instead of leaving it to the garbage collector. A read of at least
+// directReadBytesMin reads its 4 KiB-aligned cover through a descriptor opened
+// O_RDONLY | O_DIRECT into an aligned staging buffer (its own pool, beside the write staging) and
+// copies the asked bytes out into the buffer it returns (docs/formats/extent-file.md, "Reading"):
+// a block just written O_DIRECT is not in the page cache, and filling new page-cache pages is what
+// such a read cost. The staging buffer is back in its pool before read() returns, so nothing a
+// caller holds is ever reused under it. No staging buffer free, a cover larger than one, or EINVAL
+// from the file system (before any byte; then for every file of the disk): buffered.
 //
 // Test-only canary: when canary.skipFsync is set, sync() and syncDirectory() skip the fsync
 // itself (argument and state checks still run), so the suite can prove it notices a missing
@@ -47,7 +49,7 @@ import { canary } from '../util/crc32c.ts';
 import { StorageError } from '../util/errors.ts';
 import type { StorageErrorCode } from '../util/errors.ts';
 import type { ReadBufferPool } from '../util/read-buffer-pool.ts';
-import { dataAppendBytesMax, directWriteBuffers, directWriteBytesMin } from '../constants.ts';
+import { dataAppendBytesMax, directReadBuffers, directReadBytesMin, directWriteBuffers, directWriteBytesMin } from '../constants.ts';
 import { AlignedBuffers } from './aligned-buffers.ts';
 import type { Disk, DiskFile, OpenOptions } from './disk.ts';
 import { assertDiskPath } from './disk-path.ts';
@@ -63,6 +65,11 @@ export interface RealDiskOptions {
   /** Opens the O_DIRECT descriptor of a file; absent: open(2). The seam where tests put a file
    * system that accepts the open and refuses the write (no such file system is at hand here). */
   readonly openDirect?: DescriptorOpener;
+  /** Staging buffers for O_DIRECT reads (a pool may serve several disks: directReadStaging);
+   * absent: directReadBuffers of its own; null: never O_DIRECT. */
+  readonly directReads?: AlignedBuffers | null;
+  /** Reads of at least this many bytes go O_DIRECT (default directReadBytesMin; tests lower it). */
+  readonly directReadBytesMin?: number;
 }
 
 /** Opens a second descriptor of a file with the given flags (node:fs/promises' open). */
@@ -79,8 +86,11 @@ interface DirectWrites {
   supported: boolean;
 }
 
-/** Whether a disk's file system took O_DIRECT reads: false after an EINVAL, for every file. */
+/** What a disk's files share about O_DIRECT reads. */
 interface DirectReads {
+  readonly buffers: AlignedBuffers;
+  readonly bytesMin: number;
+  /** False once the file system refused O_DIRECT (EINVAL): every file reads the buffered way. */
   supported: boolean;
 }
 
@@ -92,12 +102,17 @@ export function directWriteStaging(buffersMax: number): AlignedBuffers {
   return new AlignedBuffers({ bufferBytes: stagingBytes, buffersMax });
 }
 
+/** Read staging: a whole 8 MiB record with its header, from the page before it to the page after. */
+export function directReadStaging(buffersMax: number): AlignedBuffers {
+  return new AlignedBuffers({ bufferBytes: stagingBytes + directAlignmentBytes, buffersMax });
+}
+
 export class RealDisk implements Disk {
   readonly name: string;
   private readonly root: string;
   private readonly readBuffers: ReadBufferPool | null;
   private readonly direct: DirectWrites | null;
-  private readonly directReads: DirectReads = { supported: true };
+  private readonly directReads: DirectReads | null;
 
   constructor(options: RealDiskOptions) {
     this.root = options.root;
@@ -105,6 +120,8 @@ export class RealDisk implements Disk {
     this.readBuffers = options.readBuffers ?? null;
     const buffers = options.directWrites === undefined ? directWriteStaging(directWriteBuffers) : options.directWrites;
     this.direct = buffers === null ? null : { buffers, open: options.openDirect ?? open, supported: true };
+    const readStaging = options.directReads === undefined ? directReadStaging(directReadBuffers) : options.directReads;
+    this.directReads = readStaging === null ? null : { buffers: readStaging, bytesMin: options.directReadBytesMin ?? directReadBytesMin, supported: true };
   }
 
   /** How large synced writes go: 'direct' (O_DIRECT middles), 'refused' (the file system said
@@ -235,9 +252,9 @@ class RealFile implements DiskFile {
   private readonly direct: DirectWrites | null;
   /** The same file opened O_RDONLY | O_DIRECT for large reads, on their first use. */
   private readonly directRead: ExtraDescriptor;
-  private readonly directReads: DirectReads;
+  private readonly directReads: DirectReads | null;
 
-  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null; direct: DirectWrites | null; directReads: DirectReads }) {
+  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null; direct: DirectWrites | null; directReads: DirectReads | null }) {
     this.path = fields.path;
     this.handle = fields.handle;
     this.readBuffers = fields.readBuffers;
@@ -278,21 +295,26 @@ class RealFile implements DiskFile {
     return filled === length ? buffer : buffer.subarray(0, filled);
   }
 
-  /** A large read through O_DIRECT into a pooled aligned buffer (see the header); null: read it the buffered way. */
+  /** A large read through O_DIRECT via a staging buffer (see the header); null: read it the buffered way. */
   private async readDirect(position: number, length: number): Promise<Buffer | null> {
-    if (this.readBuffers === null || !this.directReads.supported) return null;
+    const direct = this.directReads;
+    if (direct === null || !direct.supported || length < direct.bytesMin) return null;
     const start = Math.floor(position / directAlignmentBytes) * directAlignmentBytes;
     const end = Math.ceil((position + length) / directAlignmentBytes) * directAlignmentBytes;
-    const lent = this.readBuffers.acquireAligned({ coverBytes: end - start, dataStart: position - start, dataBytes: length });
-    if (lent === null) return null;
-    const filled = await this.fillDirect(start, lent.cover.subarray(0, end - start));
-    if (filled === null) {
-      this.readBuffers.release(lent.data);
-      return null;
+    if (end - start > direct.buffers.bufferBytes) return null;
+    const staging = direct.buffers.acquire();
+    if (staging === null) return null;
+    try {
+      const filled = await this.fillDirect(start, staging.subarray(0, end - start));
+      if (filled === null) return null;
+      // Short only at the end of the file, as a buffered read.
+      const available = Math.max(0, Math.min(length, filled - (position - start)));
+      const buffer = this.readBuffers?.acquire(length) ?? Buffer.allocUnsafe(length);
+      staging.copy(buffer, 0, position - start, position - start + available);
+      return available === length ? buffer : buffer.subarray(0, available);
+    } finally {
+      direct.buffers.release(staging);
     }
-    // Short only at the end of the file, as a buffered read.
-    const available = Math.max(0, Math.min(length, filled - (position - start)));
-    return available === length ? lent.data : lent.data.subarray(0, available);
   }
 
   /** Fills `target` from the aligned `position` up to the end of the file; the bytes read, or null if the file system refuses O_DIRECT. */
@@ -321,7 +343,7 @@ class RealFile implements DiskFile {
   }
 
   private refuseDirectReads(): null {
-    this.directReads.supported = false;
+    if (this.directReads !== null) this.directReads.supported = false;
     return null;
   }
 

@@ -35,12 +35,12 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  embeddedMapRecheckMs, replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs, stampStopDrainMs, stampStopStepMsMax, stampStopTimeoutMs, extentReadCacheBlockBytesMax, directWriteBuffers, directWriteBuffersPerStamp, readBufferPoolBytesDefault, readBufferPoolLengthMin,
+  embeddedMapRecheckMs, replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs, stampStopDrainMs, stampStopStepMsMax, stampStopTimeoutMs, extentReadCacheBlockBytesMax, directReadBuffersPerStamp, directWriteBuffers, directWriteBuffersPerStamp, readBufferPoolBytesDefault, readBufferPoolLengthMin,
 } from '../constants.ts';
 import { blobTableSchema } from '../frontend/blob-service/blob-table-schema.ts';
 import type { FrontendServer } from '../frontend/http-server.ts';
 import type { AlignedBuffers } from '../io/aligned-buffers.ts';
-import { directWriteStaging, RealDisk } from '../io/real-disk.ts';
+import { directReadStaging, directWriteStaging, RealDisk } from '../io/real-disk.ts';
 import { EmbeddedMetaStore } from '../metastore/embedded-meta-store.ts';
 import { ExtentNodeMetrics } from '../observability/extent-node-metrics.ts';
 import { StreamManagerMetrics } from '../observability/stream-manager-metrics.ts';
@@ -129,6 +129,7 @@ interface Parts {
   background: BackgroundTask | null;
   readBuffers: ReadBufferPool | null;
   directWrites: AlignedBuffers | null;
+  directReads: AlignedBuffers | null;
 }
 
 export class EmbeddedStamp {
@@ -158,7 +159,7 @@ export class EmbeddedStamp {
     if (options.disks.length === 0) throw new StorageError('config.invalid', 'a stamp needs at least one --disk directory');
     if (new Set(options.disks).size !== options.disks.length) throw new StorageError('config.invalid', 'a --disk directory is given twice');
     const logger = options.logger ?? pino({ level: 'silent' });
-    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null, background: null, readBuffers: null, directWrites: null };
+    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null, background: null, readBuffers: null, directWrites: null, directReads: null };
     const phases = new Phases(options.clock);
     try {
       return new EmbeddedStamp(await startParts(options, parts, phases, logger));
@@ -183,6 +184,11 @@ export class EmbeddedStamp {
   /** The O_DIRECT staging buffers every disk of the stamp shares (null before the start made them). */
   get directWrites(): AlignedBuffers | null {
     return this.parts.directWrites;
+  }
+
+  /** The O_DIRECT read staging buffers every disk of the stamp shares (null before the start made them). */
+  get directReads(): AlignedBuffers | null {
+    return this.parts.directReads;
   }
 
   /** The extent nodes, one per disk in --disk order (tests and the admin port). */
@@ -240,8 +246,10 @@ async function startParts(options: EmbeddedStampOptions, parts: Parts, phases: P
   parts.lock = await DataDirLock.acquire(options.disks, options.role ?? 'serve');
   // One pool of O_DIRECT staging buffers for every disk: the process's bound, whatever --disk count.
   parts.directWrites = directWriteStaging(Math.min(directWriteBuffers * options.disks.length, directWriteBuffersPerStamp));
+  // Likewise one pool of O_DIRECT read staging buffers (docs/formats/extent-file.md, "Reading").
+  parts.directReads = directReadStaging(directReadBuffersPerStamp);
   const firstDisk = options.disks[0] ?? '';
-  parts.metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: firstDisk, directWrites: parts.directWrites }), directory: metaDirectory, clock });
+  parts.metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: firstDisk, directWrites: parts.directWrites, directReads: parts.directReads }), directory: metaDirectory, clock });
   phases.done('metaStore');
   const network = new LocalNetwork({ clock, localAddress: 'stamp' });
   parts.network = network;
@@ -290,7 +298,7 @@ async function startExtentNodes(options: EmbeddedStampOptions, parts: Parts, wir
   for (const [index, directory] of options.disks.entries()) {
     const nodeId = (await storedNodeId(directory)) ?? `en-${index}-${randomBytes(4).toString('hex')}`;
     const node = await ExtentNode.start({
-      nodeId, disk: new RealDisk({ root: directory, directWrites: parts.directWrites, ...(parts.readBuffers === null ? {} : { readBuffers: parts.readBuffers }) }), clock: options.clock, random: wiring.random,
+      nodeId, disk: new RealDisk({ root: directory, directWrites: parts.directWrites, directReads: parts.directReads, ...(parts.readBuffers === null ? {} : { readBuffers: parts.readBuffers }) }), clock: options.clock, random: wiring.random,
       network: wiring.network.endpoint(nodeId), listenAddress: `${nodeId}:1`, manager: wiring.streamManager,
       faultDomain: `fd${index}`, upgradeDomain: `ud${index}`, groupCommit: true, logger: wiring.logger,
     });

@@ -1,6 +1,6 @@
 // The Disk contract (src/io/disk.ts), one suite run against every implementation: RealDisk in a
-// fresh temporary directory (also with a read buffer pool that pools every read, so every read
-// goes through O_DIRECT into an aligned buffer: docs/formats/extent-file.md, "Reading") and SimDisk. What passes here is what every layer above may rely
+// fresh temporary directory (also with directReadBytesMin 1, so every read goes through O_DIRECT
+// via an aligned staging buffer: docs/formats/extent-file.md, "Reading") and SimDisk. What passes here is what every layer above may rely
 // on; fault behaviour that only SimDisk can inject is tested in test/unit/io/sim-disk.test.ts.
 import { after, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -9,14 +9,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Disk } from '../../src/io/disk.ts';
-import { RealDisk } from '../../src/io/real-disk.ts';
+import { directReadStaging, RealDisk } from '../../src/io/real-disk.ts';
 import { SimDisk } from '../../src/io/sim-disk.ts';
 import { readFileFully, writeFileDurably } from '../../src/io/durable-file.ts';
 import { AssertionFailure } from '../../src/util/assert.ts';
 import { isStorageError } from '../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../src/util/errors.ts';
 import { SeededRandom } from '../../src/util/random.ts';
-import { ReadBufferPool } from '../../src/util/read-buffer-pool.ts';
 
 interface DiskFactory {
   readonly name: string;
@@ -286,19 +285,19 @@ diskContract({
   },
 });
 
-// Every read (lengthMin 1) takes the O_DIRECT path: the whole contract holds through it.
-const everyReadDirect = new ReadBufferPool({ bytesMax: 64 * 1024 * 1024, lengthMin: 1 });
+// Every read (directReadBytesMin 1) takes the O_DIRECT path: the whole contract holds through it.
+const everyReadDirect = directReadStaging(2);
 let directRoot = '';
 
 diskContract({
   name: 'RealDisk, every read O_DIRECT',
   create: async () => {
     if (directRoot === '') directRoot = await mkdtemp(join(tmpdir(), 'kura-disk-contract-direct-'));
-    return new RealDisk({ root: await mkdtemp(join(directRoot, 'disk-')), readBuffers: everyReadDirect });
+    return new RealDisk({ root: await mkdtemp(join(directRoot, 'disk-')), directReads: everyReadDirect, directReadBytesMin: 1 });
   },
   cleanup: async () => {
-    console.log(`# RealDisk, every read O_DIRECT: ${everyReadDirect.stats.aligned} reads took an aligned buffer`);
-    assert.ok(everyReadDirect.stats.aligned >= 30, 'the reads went through O_DIRECT');
+    console.log(`# RealDisk, every read O_DIRECT: ${everyReadDirect.lent} reads took a staging buffer`);
+    assert.ok(everyReadDirect.lent >= 30, 'the reads went through O_DIRECT');
     if (directRoot !== '') await rm(directRoot, { recursive: true, force: true });
   },
 });

@@ -4,7 +4,7 @@
 // default staging buffers it writes large records with writevSynced at unaligned positions between
 // small buffered writes, checks which descriptors of the file are open (and with which flags)
 // while it is still open, then reads everything back through a fresh RealDisk whose large reads
-// would go O_DIRECT into pooled aligned buffers (refused too: the buffered read), in 3 MiB ranges,
+// would go O_DIRECT via its read staging buffers (refused too: the buffered read), in 3 MiB ranges,
 // and through a plain read.
 // Prints one JSON line: what O_DIRECT's probe said, the disk's mode, the descriptors' flags, the
 // bytes written and whether they read back byte-exact.
@@ -19,7 +19,7 @@ import { SeededRandom } from '../../src/util/random.ts';
 
 const root = process.argv[2] ?? '';
 const fileName = 'refused.ext';
-/** Each read back: above readBufferPoolLengthMin, so the reopened disk would read it O_DIRECT. */
+/** Each read back: above directReadBytesMin, so the reopened disk would read it O_DIRECT. */
 const rangeBytes = 3 * 1024 * 1024;
 
 /** What open(O_DIRECT) says on this file system: 'ok' or the errno code. */

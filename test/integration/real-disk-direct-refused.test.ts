@@ -5,7 +5,7 @@
 // namespace (unshare -m, root, as CI runs) that dies with the child: no mount can leak. What must
 // hold: large synced writes still land byte-exact (read back through a fresh RealDisk and a plain
 // read), through a descriptor opened O_DSYNC and none opened O_DIRECT, and the disk says 'refused';
-// large reads into pooled aligned buffers (O_DIRECT reads, refused the same way) return them exact.
+// large reads (O_DIRECT via staging buffers, refused the same way) return them exact.
 // Figures: bytes written, the descriptors' flags.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';

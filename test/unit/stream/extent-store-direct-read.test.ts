@@ -1,4 +1,4 @@
-// ExtentStore over a RealDisk whose large reads go through O_DIRECT into pooled aligned buffers
+// ExtentStore over a RealDisk whose large reads go through O_DIRECT via aligned staging buffers
 // (docs/formats/extent-file.md, "Reading"). What must hold: the block check is exactly as before
 // (P2: a corrupt block is never served, through this path too, and the scrub finds it), ranges at
 // unaligned offsets inside and across large blocks are the bytes appended, and a read of a block
@@ -8,26 +8,25 @@ import assert from 'node:assert/strict';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readBufferPoolLengthMin } from '../../../src/constants.ts';
-import { RealDisk } from '../../../src/io/real-disk.ts';
+import type { AlignedBuffers } from '../../../src/io/aligned-buffers.ts';
+import { directReadStaging, RealDisk } from '../../../src/io/real-disk.ts';
 import { ExtentStore } from '../../../src/stream/extent-store.ts';
 import type { CorruptionEvent } from '../../../src/stream/extent-store.ts';
 import { SystemClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
-import { ReadBufferPool } from '../../../src/util/read-buffer-pool.ts';
 import { blockHeaderBytes, extentFileName, extentHeaderBytes } from '../../../src/wire/extent-format.ts';
 
 const MiB = 1024 * 1024;
 const identity = { streamId: 5, extentId: 41, epoch: 1 };
 const roots: string[] = [];
 
-async function storeOnRealDisk(options: { readonly groupCommit: boolean }): Promise<{ store: ExtentStore; pool: ReadBufferPool; root: string; events: CorruptionEvent[] }> {
+async function storeOnRealDisk(options: { readonly groupCommit: boolean }): Promise<{ store: ExtentStore; pool: AlignedBuffers; root: string; events: CorruptionEvent[] }> {
   const root = await mkdtemp(join(tmpdir(), 'kura-direct-read-'));
   roots.push(root);
-  const pool = new ReadBufferPool({ bytesMax: 32 * MiB, lengthMin: readBufferPoolLengthMin });
+  const pool = directReadStaging(1);
   const events: CorruptionEvent[] = [];
-  const store = await ExtentStore.open({ disk: new RealDisk({ root, readBuffers: pool }), clock: new SystemClock(), groupCommit: options.groupCommit, onCorruption: (event) => events.push(event) });
+  const store = await ExtentStore.open({ disk: new RealDisk({ root, directReads: pool }), clock: new SystemClock(), groupCommit: options.groupCommit, onCorruption: (event) => events.push(event) });
   await store.create(identity);
   return { store, pool, root, events };
 }
@@ -60,8 +59,8 @@ describe('ExtentStore on a RealDisk with O_DIRECT reads', () => {
       assert.ok((await store.read(identity.extentId, offset, length)).equals(data.subarray(offset, offset + length)), `${length} bytes at ${offset}`);
       reads += 1;
     }
-    t.diagnostic(`${reads} ranges over ${(data.length / MiB).toFixed(1)} MiB matched; ${pool.stats.aligned} block reads through O_DIRECT`);
-    assert.ok(pool.stats.aligned >= reads, 'the large blocks were read through O_DIRECT');
+    t.diagnostic(`${reads} ranges over ${(data.length / MiB).toFixed(1)} MiB matched; ${pool.lent} block reads through O_DIRECT`);
+    assert.ok(pool.lent >= reads, 'the large blocks were read through O_DIRECT');
     await store.close();
   });
 
@@ -77,9 +76,9 @@ describe('ExtentStore on a RealDisk with O_DIRECT reads', () => {
     await file.write(byte, 0, 1, position);
     await file.sync();
     await file.close();
-    const alignedBefore = pool.stats.aligned;
+    const alignedBefore = pool.lent;
     await assert.rejects(store.read(identity.extentId, 4 * MiB + 1, 4 * MiB + 1), (error) => isStorageError(error, 'extent.corrupt'));
-    assert.ok(pool.stats.aligned > alignedBefore, 'the corrupt block was read through O_DIRECT');
+    assert.ok(pool.lent > alignedBefore, 'the corrupt block was read through O_DIRECT');
     assert.ok((await store.read(identity.extentId, 0, 4 * MiB + 1)).equals(data.subarray(0, 4 * MiB + 1)), 'the sound block is served');
     assert.deepEqual(await store.verify(identity.extentId), { blocks: 2, corruptBlocks: [4 * MiB + 1] });
     t.diagnostic(`corruption events: ${events.length} (read, scrub)`);
@@ -102,7 +101,7 @@ describe('ExtentStore on a RealDisk with O_DIRECT reads', () => {
     await Promise.all(appends);
     const data = Buffer.concat(blocks);
     assert.ok((await store.read(identity.extentId, 0, data.length > 8 * MiB ? 8 * MiB : data.length)).equals(data.subarray(0, Math.min(8 * MiB, data.length))));
-    assert.ok(pool.stats.aligned >= 2, 'the two large blocks were read through O_DIRECT');
+    assert.ok(pool.lent >= 2, 'the two large blocks were read through O_DIRECT');
     await store.close();
   });
 });

@@ -23,7 +23,7 @@ describe('ReadBufferPool', () => {
     const third = pool.acquire(4096);
     assert.notEqual(third.buffer, first.buffer, 'a buffer out is never handed out twice');
     assert.equal(pool.release(Buffer.alloc(4096)), false, 'a buffer the pool never handed out is ignored');
-    assert.deepEqual({ ...pool.stats, ignored: 0 }, { reused: 1, allocated: 2, released: 1, ignored: 0, freeBytes: 0, aligned: 0 });
+    assert.deepEqual({ ...pool.stats, ignored: 0 }, { reused: 1, allocated: 2, released: 1, ignored: 0, freeBytes: 0 });
   });
 
   it('pools only reads of at least lengthMin, keeps at most bytesMax, and switches off', () => {
@@ -38,25 +38,6 @@ describe('ReadBufferPool', () => {
     const off = pool.acquire(4096);
     assert.equal(pool.release(off), false, 'off: nothing is pooled');
     assert.ok(held.every((buffer) => buffer.buffer !== off.buffer));
-  });
-
-  it('lends aligned buffers for O_DIRECT reads: released by a view ending where the data ends, reused only as aligned', () => {
-    const pool = new ReadBufferPool({ bytesMax: 1024 * 1024, lengthMin });
-    const read = pool.acquireAligned({ coverBytes: 8192, dataStart: 100, dataBytes: 5000 });
-    assert.ok(read !== null);
-    assert.equal(read.cover.length, 64 * 1024, 'whole wasm pages');
-    assert.equal(read.data.length, 5000);
-    assert.equal(read.data.byteOffset - read.cover.byteOffset, 100);
-    assert.equal(pool.release(read.cover), false, 'the cover is not the view handed out');
-    assert.equal(pool.release(read.data.subarray(0, 10)), false, 'a view short of the data end is not a release');
-    assert.equal(pool.release(read.data.subarray(64)), true, 'a body view ending where the data ends is');
-    assert.notEqual(pool.acquire(64 * 1024).buffer, read.cover.buffer, 'an aligned buffer is not handed out as a plain one');
-    const again = pool.acquireAligned({ coverBytes: 4096, dataStart: 0, dataBytes: 4096 });
-    assert.equal(again?.cover.buffer, read.cover.buffer, 'it is reused for the next aligned read of its size');
-    assert.equal(pool.acquireAligned({ coverBytes: 4096, dataStart: 0, dataBytes: lengthMin - 1 }), null, 'below lengthMin: buffered');
-    assert.equal(pool.stats.aligned, 2);
-    pool.setBytesMax(0);
-    assert.equal(pool.acquireAligned({ coverBytes: 4096, dataStart: 0, dataBytes: 4096 }), null, 'off: buffered');
   });
 
   it('model: no buffer is ever held by two holders, whatever the order of acquires and releases', () => {
