@@ -58,7 +58,7 @@ export class FrontendRole implements SimRole {
     this.kill();
     const process = this.stamp.newProcess(this.name, this.name);
     this.process = process;
-    const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: process.network }), network: process.network, clock: process.clock });
+    const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: process.network, clock: process.clock }), network: process.network, clock: process.clock });
     this.tables = tables;
     this.backend = new PartitionBlobBackend({ tables: new TablesThatDie(tables, (ops) => this.committed(ops)), clock: process.clock, random: this.random });
     // Its background sweep, as every `kura frontend` runs one: graveyards and sweep intents (a process timer: it dies with the role).

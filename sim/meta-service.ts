@@ -9,9 +9,13 @@
 //
 // Invariants: every request is parsed with a schema before it reaches the store; errors of the
 // store are StorageErrors and cross the wire with their code (meta.lease_expired stays itself).
-// Sim-only: src/ talks to etcd in a cluster; this stands in for it.
+// Sim-only: src/ talks to etcd in a cluster; this stands in for it. The simulated network carries
+// calls, not streams, so the proxy's watchKey reads the key every watchPollMs (the cadence of the
+// partition servers' map poll before they watched it) and reports a changed modRevision, the first
+// answer, and the first answer after a failed read (a reconnection), as the contract asks.
 import { z } from 'zod';
-import type { KeyValue, MetaStore, RangeOptions, Txn, TxnResult } from '../src/metastore/meta-store.ts';
+import type { KeyValue, KeyWatch, MetaStore, RangeOptions, Txn, TxnResult } from '../src/metastore/meta-store.ts';
+import type { Clock, TimerHandle } from '../src/util/clock.ts';
 import type { Network, RpcRequest, RpcResponse, RpcServer } from '../src/rpc/network.ts';
 import { parseHeader } from '../src/stream/protocol.ts';
 import { StorageError } from '../src/util/errors.ts';
@@ -21,6 +25,7 @@ import type { OwnershipMonitor } from './ownership.ts';
 export const metaAddress = 'sm:2';
 const noBody = Buffer.alloc(0);
 const deadlineMs = 10_000;
+const watchPollMs = 250;
 
 const keyValue = z.object({ key: z.string(), value: z.string(), modRevision: z.number().int(), lease: z.number().int() });
 const txnSchema = z.object({
@@ -96,9 +101,11 @@ async function dispatch(options: { store: MetaStore; monitor: OwnershipMonitor; 
 export class MetaStoreProxy implements MetaStore {
   private readonly network: Network;
   private readonly address: string;
+  private readonly clock: Clock;
 
-  constructor(options: { network: Network; address?: string }) {
+  constructor(options: { network: Network; clock: Clock; address?: string }) {
     this.network = options.network;
+    this.clock = options.clock;
     this.address = options.address ?? metaAddress;
   }
 
@@ -126,6 +133,28 @@ export class MetaStoreProxy implements MetaStore {
 
   async revokeLease(lease: number): Promise<void> {
     await this.network.call(this.address, { method: 'meta.revokeLease', header: { lease }, body: noBody }, { deadlineMs });
+  }
+
+  /** A watch emulated by reads every watchPollMs (see the header). */
+  watchKey(key: string, onChange: () => void): KeyWatch {
+    let open = true;
+    let timer: TimerHandle | null = null;
+    let seenRevision: number | null = null;
+    const poll = (): void => {
+      void this.get(key).then((kv) => kv?.modRevision ?? 0, () => null).then((revision) => {
+        if (!open) return;
+        if (revision !== null && revision !== seenRevision) onChange();
+        seenRevision = revision;
+        timer = this.clock.setTimer(watchPollMs, poll);
+      });
+    };
+    poll();
+    return {
+      close: () => {
+        open = false;
+        timer?.cancel();
+      },
+    };
   }
 
   close(): Promise<void> {

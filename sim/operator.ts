@@ -51,7 +51,7 @@ export class StampOperator {
     this.nodes = options.nodes;
     this.process = stamp.newProcess('operator', 'operator');
     this.manager = new StreamManagerProxy({ network: this.process.network, address: managerAddress, deadlineMs: toolCallMs });
-    this.metaStore = new MetaStoreProxy({ network: this.process.network });
+    this.metaStore = new MetaStoreProxy({ network: this.process.network, clock: this.process.clock });
   }
 
   /** Every stream the stream manager created (partition splits create more as the run goes). */

@@ -127,7 +127,7 @@ export class PartitionServerRole implements SimRole {
     let server: PartitionServer | null = null;
     const network = new ObservedNetwork({ inner: process.network, monitor: this.monitor, serverId: this.name, leaseOf: () => server?.leaseId ?? null });
     server = new PartitionServer({
-      serverId: this.name, metaStore: new MetaStoreProxy({ network: process.network }), network,
+      serverId: this.name, metaStore: new MetaStoreProxy({ network: process.network, clock: process.clock }), network,
       listenAddress: `${this.name}:1`, streamManager: new StreamManagerProxy({ network: process.network, address: managerAddress }), clock: process.clock,
       random: this.stamp.random(`${this.name}:${this.incarnation}`), partitionLimits: simPartitionLimits, table: simTableSchema, clientId: `${this.name}-${this.incarnation}`,
       ...(this.logger === undefined ? {} : { logger: this.logger }),
@@ -177,7 +177,7 @@ export class PartitionManagerRole implements SimRole {
     const process = this.stamp.newProcess(this.name, this.name);
     this.process = process;
     const manager = new PartitionManager({
-      managerId: this.name, metaStore: new MetaStoreProxy({ network: process.network }), network: process.network,
+      managerId: this.name, metaStore: new MetaStoreProxy({ network: process.network, clock: process.clock }), network: process.network,
       streamManager: new StreamManagerProxy({ network: process.network, address: managerAddress }), clock: process.clock, splitBytes: simSplitBytes,
       ...(this.logger === undefined ? {} : { logger: this.logger }),
     });

@@ -118,7 +118,7 @@ async function boot(seed: bigint, options: SimOptions): Promise<Booted> {
     await stamp.drive(role.start(), `boot ${role.name}`, bootBudgetMs);
   }
   const frontend = stamp.newProcess('frontend', 'fe');
-  const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: frontend.network }), network: frontend.network, clock: frontend.clock });
+  const tables = new PartitionClient({ metaStore: new MetaStoreProxy({ network: frontend.network, clock: frontend.clock }), network: frontend.network, clock: frontend.clock });
   await stamp.drive(untilServed(stamp, frontend, partitionServers), 'boot: the map served', bootBudgetMs);
   const blobFrontend = stamp.random('blob-runs').next() < options.blobRunRate ? new FrontendRole(stamp, { index: 0, random: stamp.random('blob-ids') }) : null;
   if (blobFrontend !== null) {
@@ -130,7 +130,7 @@ async function boot(seed: bigint, options: SimOptions): Promise<Booted> {
 
 /** Waits until the manager bootstrapped the map and a server serves its partition. */
 async function untilServed(stamp: SimStamp, frontend: SimProcess, servers: readonly PartitionServerRole[]): Promise<void> {
-  const metaStore = new MetaStoreProxy({ network: frontend.network });
+  const metaStore = new MetaStoreProxy({ network: frontend.network, clock: frontend.clock });
   for (;;) {
     const current = await frontend.run(() => readMap(metaStore));
     const serving = new Set(servers.flatMap((role) => role.server?.servingPartitions() ?? []));

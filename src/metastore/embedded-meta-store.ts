@@ -12,6 +12,9 @@
 // - the revision rises by exactly one per record; a transaction that changes nothing (failed
 //   compare, deletes of absent keys) leaves it unchanged, as in etcd.
 // - inputs are checked (meta-limits.ts) before they are queued; a rejected txn writes nothing.
+// - watchers of a key (watchKey) are called, each in a microtask, after the batch that wrote it is
+//   published, so a re-read in the call sees the write; the store never disconnects, so the one
+//   "(re)established" call is the first, right after watchKey.
 //
 // Leases (documented choice): leases live in memory on the injected Clock and do not survive a
 // restart. Keys written with a lease carry its id in the log; expiry and revocation delete them
@@ -35,7 +38,7 @@ import {
   encodeRecord, logRecordMagic, parseLogBody, parseSnapshotBody, readRecord, recordBodyBytesMax, recordHeaderBytes, snapshotMagic,
   type LogRecordBody, type LogWrite, type SnapshotBody,
 } from './meta-log-codec.ts';
-import type { KeyValue, MetaStore, RangeOptions, Txn, TxnResult } from './meta-store.ts';
+import type { KeyValue, KeyWatch, MetaStore, RangeOptions, Txn, TxnResult } from './meta-store.ts';
 import { SortedKeyMap } from './sorted-key-map.ts';
 
 /** Largest snapshot body: coordination state is megabytes; this stays far below V8's string limit. */
@@ -184,6 +187,8 @@ export class EmbeddedMetaStore implements MetaStore {
   private readonly compactLogBytes: number;
   private readonly entries: SortedKeyMap<Entry>;
   private readonly leases = new Map<number, Lease>();
+  /** Each watched key's notifiers (watchKey), called after a batch that wrote the key is published. */
+  private readonly watchers = new Map<string, Set<() => void>>();
   private readonly queue: Pending[] = [];
   private state: StoreState = { kind: 'open' };
   private log: DiskFile;
@@ -283,6 +288,26 @@ export class EmbeddedMetaStore implements MetaStore {
   async revokeLease(lease: number): Promise<void> {
     checkLeaseId(lease);
     await this.enqueue({ kind: 'revoke', lease });
+  }
+
+  /** Notifies after every published write of key, and once at the start (the contract's "established"). */
+  watchKey(key: string, onChange: () => void): KeyWatch {
+    checkKey(key);
+    let open = true;
+    const notify = (): void => queueMicrotask(() => {
+      if (open) onChange();
+    });
+    const notifiers = this.watchers.get(key) ?? new Set<() => void>();
+    this.watchers.set(key, notifiers);
+    notifiers.add(notify);
+    notify();
+    return {
+      close: () => {
+        open = false;
+        notifiers.delete(notify);
+        if (notifiers.size === 0 && this.watchers.get(key) === notifiers) this.watchers.delete(key);
+      },
+    };
   }
 
   /** Lets queued transactions finish, then releases the log. Later calls fail with io.closed. */
@@ -466,6 +491,7 @@ export class EmbeddedMetaStore implements MetaStore {
       this.leases.delete(lease);
     }
     this.revision = staging.revision;
+    for (const key of staging.overlay.keys()) this.watchers.get(key)?.forEach((notify) => notify());
   }
 
   private fail(error: unknown): StorageError {

@@ -31,14 +31,22 @@
 // after three failures in a row), so the next attempt goes to another member. With one endpoint
 // there is nowhere else to go: one attempt with the whole call deadline, the client's own policy.
 //
+// Watches (watchKey): one etcd watch per key on the client's shared watch stream. The client
+// reconnects a broken stream by itself and resumes from the revision after the last one it saw;
+// every (re)connection is reported to the watcher as a change, so it re-reads. When the revision to
+// resume from was compacted meanwhile, etcd cancels the watch: it is then created afresh (from now,
+// after metaWatchRestartMs) and its connection, again, makes the watcher re-read. close() ends
+// every watch before the client, so no reconnection outlives the store.
+//
 // Leases: etcd counts TTLs in whole seconds and raises a TTL below its minimum (1.5 election
 // timeouts); grantLease rounds ttlMs up to seconds, so a lease lives at least ttlMs. Expiry is
 // decided by the etcd leader's clock, not by the injected Clock of the embedded store.
 import { randomBytes } from 'node:crypto';
-import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IOptions, type IRequestOp } from 'etcd3';
+import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IOptions, type IRequestOp, type Watcher } from 'etcd3';
+import { metaWatchRestartMs } from '../constants.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { checkKey, checkLeaseId, checkRange, checkTtlMs, checkTxn } from './meta-limits.ts';
-import type { Compare, KeyValue, MetaStore, RangeOptions, Txn, TxnOperation, TxnResult } from './meta-store.ts';
+import type { Compare, KeyValue, KeyWatch, MetaStore, RangeOptions, Txn, TxnOperation, TxnResult } from './meta-store.ts';
 
 /** Deadline of one etcd call; etcd answers in milliseconds when it has quorum. */
 const callTimeoutMsDefault = 5_000;
@@ -68,6 +76,7 @@ export class EtcdMetaStore implements MetaStore {
   private readonly severalMembers: boolean;
   /** TTL of each lease granted here and not revoked, for the renewal's deadline. */
   private readonly leaseTtlsMs = new Map<number, number>();
+  private readonly watches = new Set<EtcdKeyWatch>();
   private closed = false;
 
   private constructor(client: Etcd3, callTimeoutMs: number, severalMembers: boolean) {
@@ -159,9 +168,18 @@ export class EtcdMetaStore implements MetaStore {
     await this.call('revokeLease', () => this.client.leaseClient.leaseRevoke({ ID: lease }));
   }
 
+  watchKey(key: string, onChange: () => void): KeyWatch {
+    checkKey(key);
+    if (this.closed) throw new StorageError('io.closed', 'EtcdMetaStore is closed', { context: { operation: 'watchKey' } });
+    const watch = new EtcdKeyWatch(this.client, key, onChange, () => this.watches.delete(watch));
+    this.watches.add(watch);
+    return watch;
+  }
+
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
+      for (const watch of [...this.watches]) watch.close();
       this.client.close();
     }
     return Promise.resolve();
@@ -198,6 +216,56 @@ export class EtcdMetaStore implements MetaStore {
     } catch (error) {
       throw toStorageError(error, operation);
     }
+  }
+}
+
+/** One key's watch (see the header): every write, connection and reconnection calls onChange. */
+class EtcdKeyWatch implements KeyWatch {
+  private watcher: Watcher | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private open = true;
+  private readonly client: Etcd3;
+  private readonly key: string;
+  private readonly onChange: () => void;
+  private readonly onClose: () => void;
+
+  constructor(client: Etcd3, key: string, onChange: () => void, onClose: () => void) {
+    this.client = client;
+    this.key = key;
+    this.onChange = onChange;
+    this.onClose = onClose;
+    this.start();
+  }
+
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
+    this.stopWatcher();
+    this.onClose();
+  }
+
+  private start(): void {
+    this.restartTimer = null;
+    const watcher = this.client.watch().key(keyBytes(this.key)).watcher();
+    const notify = (): void => {
+      if (this.open && this.watcher === watcher) this.onChange();
+    };
+    watcher.on('connected', notify).on('put', notify).on('delete', notify);
+    // A cancelled watch (its resume revision compacted): start over from now.
+    watcher.on('error', () => {
+      if (!this.open || this.watcher !== watcher) return;
+      this.stopWatcher();
+      this.restartTimer = setTimeout(() => this.start(), metaWatchRestartMs);
+    });
+    this.watcher = watcher;
+  }
+
+  private stopWatcher(): void {
+    const watcher = this.watcher;
+    this.watcher = null;
+    // A cancel that fails (the stream already gone) leaves nothing behind to stop.
+    watcher?.cancel().catch(() => undefined);
   }
 }
 

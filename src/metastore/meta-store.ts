@@ -17,6 +17,11 @@
 // - keys are printable ASCII (isValidMetaKey); an invalid key is 'config.invalid'.
 // - every key, value and transaction respects metaKeyBytesMax, metaValueBytesMax and
 //   metaTxnOperationsMax; breaking a limit is a StorageError 'wire.too_large' and writes nothing.
+// - watchKey(key, onChange) calls onChange after every committed write of key (put or delete), once
+//   the write is readable, and each time the watch is (re)established, so a write made while it was
+//   down is never missed. A call is a hint, not a value: the watcher re-reads (several writes may
+//   give one call; a call may come with no write). After close() it calls nothing more. A watch may
+//   also go silent without an error (an etcd member cut off): watchers keep a slow poll beside it.
 
 export interface KeyValue {
   readonly key: string;
@@ -64,7 +69,14 @@ export interface MetaStore {
   keepAlive(lease: number): Promise<void>;
   /** Revokes the lease and deletes its keys. */
   revokeLease(lease: number): Promise<void>;
+  /** Calls onChange after each write of key and on each (re)connection (see the contract above). */
+  watchKey(key: string, onChange: () => void): KeyWatch;
   close(): Promise<void>;
+}
+
+export interface KeyWatch {
+  /** Stops the watch: onChange is not called after this returns. */
+  close(): void;
 }
 
 /** Keys are printable ASCII (0x21..0x7e), so string order and etcd's byte order agree. */

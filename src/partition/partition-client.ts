@@ -22,11 +22,14 @@
 // Invariants: at most partitionClientAttemptsMax attempts per call, overloaded answers aside;
 // the map is only replaced by a newer version; every answer is parsed with a schema before use.
 // Fault model: servers die, move partitions, answer late or not at all; the map may be stale.
+// followMap() (the cluster front end) also re-reads the map each time its MetaStore watch reports a
+// write, so a move reaches requests before any of them meets the old owner; the aged re-read above
+// stays as the safety net of a watch gone silent.
 import {
   partitionClientAttemptsMax, partitionClientBackoffMsMax, partitionClientBackoffMsMin, partitionClientBodyBytesMax, partitionClientBodyWaitersMax,
   partitionClientMapMaxAgeMs, partitionClientMapWaitMs, partitionGetManyKeysMax, partitionRpcDeadlineMs, scanLimitMax,
 } from '../constants.ts';
-import type { MetaStore } from '../metastore/meta-store.ts';
+import type { KeyWatch, MetaStore } from '../metastore/meta-store.ts';
 import type { Network, RpcHeader, RpcResponse } from '../rpc/network.ts';
 import { ByteSemaphore } from '../util/byte-semaphore.ts';
 import type { Clock } from '../util/clock.ts';
@@ -34,7 +37,7 @@ import { StorageError, isStorageError } from '../util/errors.ts';
 import type { Column, DataRef } from '../wire/partition-row.ts';
 import type { CommitResult, LiveRow, PartitionOp, ScanItem } from './partition.ts';
 import { continuationKey } from './continuation-token.ts';
-import { keyFromHex, keyHex, parseJson, readMap, routeKey, serverKey, serverRecordSchema } from './partition-map.ts';
+import { keyFromHex, keyHex, mapKey, parseJson, readMap, routeKey, serverKey, serverRecordSchema } from './partition-map.ts';
 import type { PartitionMap } from './partition-map.ts';
 import {
   commitAnswer, dataRefAnswer, decodeGetManyRows, decodeRows, decodeScanItems, deleteRow, encodeKey, encodeKeyList, encodeRows, getManyAnswer, putRow, scanAnswer,
@@ -102,6 +105,7 @@ export class PartitionClient {
   /** The re-read in progress, shared by concurrent requests, and when it started. */
   private refreshing: Promise<void> | null = null;
   private refreshStartedMs = 0;
+  private mapWatch: KeyWatch | null = null;
   private readonly addresses = new Map<string, string>();
   private readonly counters = { requests: 0, retries: 0, mapRefreshes: 0, notOwnerAnswers: 0, admissionWaits: 0, overloadedAnswers: 0 };
   private readonly bodyBudget: ByteSemaphore;
@@ -113,6 +117,21 @@ export class PartitionClient {
 
   stats(): PartitionClientStats {
     return { ...this.counters };
+  }
+
+  /** Re-reads the map whenever the MetaStore reports a write of it (see the header), until close(). */
+  followMap(): void {
+    this.mapWatch ??= this.options.metaStore.watchKey(mapKey, () => {
+      this.stale = true;
+      // A failed read leaves the map stale: the next request reads it again.
+      this.refresh().catch(() => undefined);
+    });
+  }
+
+  /** Stops following the map. */
+  close(): void {
+    this.mapWatch?.close();
+    this.mapWatch = null;
   }
 
   /** The cached map's version (0 before the first read). */

@@ -63,8 +63,6 @@ export interface PartitionManagerOptions {
   readonly policy?: Partial<MaintenancePolicy>;
   /** At most one balancing move this often. */
   readonly moveIntervalMs?: number;
-  /** Called after each map write that committed (the embedded stamp tells its partition server). */
-  readonly onMapWritten?: () => void;
 }
 
 export type { LiveServer } from './partition-map.ts';
@@ -257,10 +255,7 @@ export class PartitionManager {
       compare: [{ key: managerEpochKey, modRevision: leadership.epochRevision }, { key: mapKey, modRevision: read?.modRevision ?? 0 }, ...extraCompares],
       success: [{ kind: 'put', key: mapKey, value: JSON.stringify(next) }],
     });
-    if (result.succeeded) {
-      this.counters.mapWrites += 1;
-      this.options.onMapWritten?.();
-    }
+    if (result.succeeded) this.counters.mapWrites += 1;
     return result.succeeded;
   }
 

@@ -3,7 +3,7 @@
 // Network seam (partition.get/put/delete/transact/scan/appendData/readData), and stops serving a
 // partition the instant it can no longer prove it owns it.
 //
-//   start: lease ──► pm/servers/<id> (txn: key absent) ──► listen ──► sync loop (map poll)
+//   start: lease ──► pm/servers/<id> (txn: key absent) ──► listen ──► sync loop (on pm/map's watch, and a slow poll)
 //   sync:  map assigns P to (me, my lease, epoch e) and I do not hold P at e ──► load P at e
 //          I hold P but the map does not assign it to me at that epoch ─────► drop P
 //          I hold P and it failed (any commit's log append of unknown outcome) ──► close, reload P
@@ -25,8 +25,8 @@
 // process may be killed at any point (the next owner seals and replays); its lease may lapse
 // while requests run (their answers are then refused).
 import { pino, type Logger } from 'pino';
-import { partitionLeaseMarginMs, partitionLeaseTtlMs, partitionLoadKeySamplesMax, partitionLoadWindowMs, partitionMapPollMs } from '../constants.ts';
-import type { MetaStore } from '../metastore/meta-store.ts';
+import { partitionLeaseMarginMs, partitionLeaseTtlMs, partitionLoadKeySamplesMax, partitionLoadWindowMs, partitionMapRecheckMs, partitionRegisterRetryMs } from '../constants.ts';
+import type { KeyWatch, MetaStore } from '../metastore/meta-store.ts';
 import type { Network, RpcRequest, RpcResponse, RpcServer } from '../rpc/network.ts';
 import { parseHeader } from '../stream/protocol.ts';
 import type { StreamManagerApi } from '../stream/protocol.ts';
@@ -38,7 +38,7 @@ import { partitionEvents } from '../util/partition-events.ts';
 import type { Random } from '../util/random.ts';
 import { Partition } from './partition.ts';
 import type { PartitionLimits, PartitionStats } from './partition.ts';
-import { entryContains, keyFromHex, keyHex, readMap, serverKey } from './partition-map.ts';
+import { entryContains, keyFromHex, keyHex, mapKey, readMap, serverKey } from './partition-map.ts';
 import type { PartitionEntry } from './partition-map.ts';
 import { decodeKey, isPartitionMethod, partitionRequests, routingKeyHeader } from './partition-rpc.ts';
 import type { PartitionStatus, ServerStatus } from './partition-rpc.ts';
@@ -64,10 +64,8 @@ export interface PartitionServerOptions {
   readonly random?: Random;
   readonly logger?: Logger;
   readonly leaseTtlMs?: number;
-  readonly mapPollMs?: number;
-  /** Set when every map write is announced through mapChanged() (the embedded stamp: its manager
-   * runs in this process): the map is then re-read this often only to retry failed loads and a lost
-   * registration, instead of every mapPollMs. */
+  /** The map is followed by a MetaStore watch; besides it, it is re-read this often (default
+   * partitionMapRecheckMs): failed loads, a lost registration, a watch gone silent. */
   readonly mapRecheckMs?: number;
   /** Request-rate window of each partition (docs/partition-protocol.md, "Load"). */
   readonly loadWindowMs?: number;
@@ -131,6 +129,7 @@ export class PartitionServer {
   private lease: ServerLease | null = null;
   private server: RpcServer | null = null;
   private pollTimer: TimerHandle | null = null;
+  private mapWatch: KeyWatch | null = null;
   private syncing: Promise<void> | null = null;
   /** mapChanged() during a sync: sync again as soon as it ends. */
   private syncAgain = false;
@@ -156,6 +155,7 @@ export class PartitionServer {
     this.server = await this.options.network.listen(this.options.listenAddress, (request) => this.dispatch(request));
     await this.register();
     this.schedulePoll(0);
+    this.mapWatch = this.options.metaStore.watchKey(mapKey, () => this.mapChanged());
     this.logger.info({ address: this.server.address, lease: this.lease?.id }, 'partition server listening');
     return { address: this.server.address };
   }
@@ -207,6 +207,7 @@ export class PartitionServer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.pollTimer?.cancel();
+    this.mapWatch?.close();
     await this.server?.close();
     await this.syncing;
     await this.dropAll('stopping');
@@ -218,6 +219,7 @@ export class PartitionServer {
   async crash(): Promise<void> {
     this.stopped = true;
     this.pollTimer?.cancel();
+    this.mapWatch?.close();
     this.lease?.abandon();
     this.held.clear();
     await this.server?.close();
@@ -251,7 +253,7 @@ export class PartitionServer {
       }
       // A previous incarnation's key is still there: its lease must run out first.
       await lease.release();
-      await clock.sleep(this.options.mapPollMs ?? partitionMapPollMs);
+      await clock.sleep(partitionRegisterRetryMs);
     }
   }
 
@@ -280,8 +282,8 @@ export class PartitionServer {
 
   // ---- following the map ----------------------------------------------------------------------
 
-  /** A map write just committed (announced by a manager in this process): sync now, not at the next poll. */
-  mapChanged(): void {
+  /** The map's watch fired (a write, or the watch (re)connected): sync now, not at the next poll. */
+  private mapChanged(): void {
     if (this.stopped || this.pollTimer === null) return;
     if (this.syncing !== null) {
       this.syncAgain = true;
@@ -301,7 +303,7 @@ export class PartitionServer {
         this.syncing = null;
         const again = this.syncAgain;
         this.syncAgain = false;
-        this.schedulePoll(again ? 0 : this.options.mapRecheckMs ?? this.options.mapPollMs ?? partitionMapPollMs);
+        this.schedulePoll(again ? 0 : this.options.mapRecheckMs ?? partitionMapRecheckMs);
       });
     });
   }

@@ -73,6 +73,7 @@ export class ClusterFrontend {
   private server: FrontendServer | null = null;
   /** The backend's background work (deleted-container sweep, copy transfers): runs while serving. */
   private background: BackgroundTask | null = null;
+  private tables: PartitionClient | null = null;
   private accountRefresher: AccountRefresher | null = null;
 
   constructor(options: ClusterFrontendOptions) {
@@ -91,6 +92,8 @@ export class ClusterFrontend {
     if (map === null) return false;
     this.state = { kind: 'loading_accounts' };
     const tables = new PartitionClient({ metaStore, network, clock });
+    this.tables = tables;
+    tables.followMap();
     const accounts = await this.retryUntil(signal, 'accounts not loadable yet', () => AccountStore.open({ tables, clock }));
     if (accounts === null) return false;
     const server = assembleFrontend({
@@ -137,6 +140,7 @@ export class ClusterFrontend {
     await this.accountRefresher?.stop();
     const inFlight = this.server?.inFlight ?? 0;
     const cut = this.server === null ? 0 : (await this.server.close({ drainMs: timeoutMs })).cut;
+    this.tables?.close();
     this.state = { kind: 'stopped' };
     this.logger.info({ inFlight, cut }, 'frontend drained');
     return { inFlight, cut };

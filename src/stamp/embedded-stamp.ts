@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import {
-  embeddedMapRecheckMs, replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs, stampStopDrainMs, stampStopStepMsMax, stampStopTimeoutMs, extentReadCacheBlockBytesMax, directReadBuffersPerStamp, directWriteBuffers, directWriteBuffersPerStamp, readBufferPoolBytesDefault, readBufferPoolLengthMin,
+  replicaCountDefault, repairIntervalMs, stampReadyPollMs, stampReadyTimeoutMs, stampStopDrainMs, stampStopStepMsMax, stampStopTimeoutMs, extentReadCacheBlockBytesMax, directReadBuffersPerStamp, directWriteBuffers, directWriteBuffersPerStamp, readBufferPoolBytesDefault, readBufferPoolLengthMin,
 } from '../constants.ts';
 import { blobTableSchema } from '../frontend/blob-service/blob-table-schema.ts';
 import type { FrontendServer } from '../frontend/http-server.ts';
@@ -329,14 +329,11 @@ async function startPartitionLayer(options: EmbeddedStampOptions, parts: Parts, 
     clientId: `ps-1-${process.pid}-${clock.nowMs().toString(36)}`,
     // The partitions hold the blob tables: their schema turns data GC on and keeps splits at blob boundaries.
     table: blobTableSchema,
-    // The manager below is the map's only writer and announces each write: no 250 ms polling.
-    mapRecheckMs: embeddedMapRecheckMs,
   });
   parts.partitionServer = server;
   await server.start();
   const manager = new PartitionManager({
     managerId: 'pm-1', metaStore, network: wiring.network.endpoint('partition-manager'), streamManager: wiring.streamManager, clock, logger: wiring.logger,
-    onMapWritten: () => server.mapChanged(),
   });
   parts.partitionManager = manager;
   manager.start();

@@ -13,6 +13,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { metaKeyBytesMax, metaTxnBytesMax, metaTxnOperationsMax, metaValueBytesMax } from '../../src/constants.ts';
 import { RealDisk } from '../../src/io/real-disk.ts';
 import { EmbeddedMetaStore } from '../../src/metastore/embedded-meta-store.ts';
+import { Etcd3 } from 'etcd3';
 import { EtcdMetaStore } from '../../src/metastore/etcd-meta-store.ts';
 import { prefixEnd, type MetaStore, type TxnOperation } from '../../src/metastore/meta-store.ts';
 import { ManualClock } from '../../src/util/clock.ts';
@@ -246,7 +247,39 @@ function metaStoreContract(name: string, createHarness: () => Promise<Harness>):
       await rejectsWith(store.txn({ compare: [], success: [put('revoke/c', 'c', lease)] }), 'meta.lease_expired');
       await rejectsWith(store.keepAlive(424242), 'meta.lease_expired');
     });
+
+    it('watchKey: a call once established, one per write of the key (put, delete), none for other keys or after close', { timeout: testTimeoutMs }, async (t: TestContext) => {
+      const { store } = h();
+      const calls: number[] = [];
+      const watch = store.watchKey('watch/a', () => calls.push(performance.now()));
+      await waitForCalls(calls, 1);
+      await putOne(store, 'watch/other', 'x');
+      const writtenMs = performance.now();
+      await putOne(store, 'watch/a', 'one');
+      await waitForCalls(calls, 2);
+      const latencyMs = (calls[1] ?? 0) - writtenMs;
+      await store.txn({ compare: [], success: [{ kind: 'delete', key: 'watch/a' }] });
+      await waitForCalls(calls, 3);
+      watch.close();
+      await putOne(store, 'watch/a', 'two');
+      await sleepMs(300);
+      t.diagnostic(`calls: established, put, delete; a write to the call ${latencyMs.toFixed(2)} ms; none after close`);
+      assert.equal(calls.length, 3);
+    });
   });
+}
+
+/** Waits (bounded, real time) until a watch made `count` calls. */
+async function waitForCalls(calls: readonly number[], count: number, timeoutMs = 10_000): Promise<void> {
+  const startedMs = performance.now();
+  while (calls.length < count) {
+    assert.ok(performance.now() - startedMs < timeoutMs, `the watch made ${calls.length} calls, not ${count}, within ${timeoutMs} ms`);
+    await sleepMs(10);
+  }
+}
+
+function sleepMs(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 metaStoreContract('EmbeddedMetaStore on RealDisk', async () => {
@@ -336,5 +369,39 @@ describe('EtcdMetaStore outages', { timeout: 60_000 }, () => {
       }
     }
     t.diagnostic(`outage reported as meta.unavailable; recovered ${Date.now() - restartedMs} ms after restart (${attempts} attempts)`);
+  });
+
+  it('a watch resumes after its etcd member restarts: it reports the writes made meanwhile, also when the revision it resumes from was compacted', { timeout: 60_000 }, async (t: TestContext) => {
+    const watched = await startEtcd({ memberCount: 3 });
+    const [first, ...others] = watched.members;
+    assert.ok(first !== undefined);
+    // The watcher talks to the first member only; the writer and the compaction go to the others.
+    const watcher = await EtcdMetaStore.connect({ endpoints: [first.clientUrl], callTimeoutMs: 1_000 });
+    const raw = new Etcd3({ hosts: others.map((member) => member.clientUrl) });
+    try {
+      const calls: number[] = [];
+      watcher.watchKey('restart/a', () => calls.push(performance.now()));
+      await waitForCalls(calls, 1);
+      await watcher.get('restart/a');
+      await first.kill();
+      const { header } = await raw.put('restart/a').value('while down').exec();
+      await raw.put('restart/other').value('x').exec();
+      await raw.kv.compact({ revision: String(Number(header.revision) + 1), physical: true });
+      await first.restart();
+      const restartedMs = performance.now();
+      await waitForCalls(calls, 2, 30_000);
+      const reportedMs = (calls[1] ?? 0) - restartedMs;
+      assert.equal((await watcher.get('restart/a'))?.value, 'while down');
+      const before = calls.length;
+      const writtenMs = performance.now();
+      await raw.put('restart/a').value('after').exec();
+      await waitForCalls(calls, before + 1, 10_000);
+      t.diagnostic(`calls at ${calls.map((ms) => (ms - restartedMs).toFixed(0)).join(", ")} ms; written at ${(writtenMs - restartedMs).toFixed(0)}`);
+      t.diagnostic(`the write made while the member was down (its revision compacted) reported ${reportedMs.toFixed(0)} ms after the member was healthy again; a later write in ${((calls[before] ?? 0) - writtenMs).toFixed(1)} ms`);
+    } finally {
+      raw.close();
+      await watcher.close();
+      await watched.stop();
+    }
   });
 });

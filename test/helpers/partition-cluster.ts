@@ -42,7 +42,7 @@ export interface ManagerSettings {
 export interface ServerSettings {
   readonly dataGc?: boolean;
   readonly partitionLimits?: Partial<PartitionLimits>;
-  /** Re-read the map only this often besides the manager's announcements (as the embedded stamp). */
+  /** Re-read the map this often besides its watch (default partitionMapRecheckMs). */
   readonly mapRecheckMs?: number;
 }
 
@@ -78,7 +78,6 @@ export class PartitionCluster {
       leaseTtlMs: clusterLeaseTtlMs, tickMs: 100, splitBytes: settings.splitBytes ?? Number.MAX_SAFE_INTEGER,
       ...(settings.policy === undefined ? {} : { policy: settings.policy }),
       ...(settings.moveIntervalMs === undefined ? {} : { moveIntervalMs: settings.moveIntervalMs }),
-      onMapWritten: () => { for (const server of this.servers.values()) server.mapChanged(); },
     });
   }
 
@@ -95,7 +94,7 @@ export class PartitionCluster {
   async addServer(serverId: string, options: { readonly metaStore?: MetaStore } = {}): Promise<PartitionServer> {
     const server = new PartitionServer({
       serverId, metaStore: options.metaStore ?? this.stamp.metaStore, network: this.stamp.network.endpoint(`${serverId}:1`), listenAddress: `${serverId}:1`,
-      streamManager: this.stamp.manager, clock: this.stamp.clock, leaseTtlMs: clusterLeaseTtlMs, mapPollMs: 50,
+      streamManager: this.stamp.manager, clock: this.stamp.clock, leaseTtlMs: clusterLeaseTtlMs,
       ...(this.loadWindowMs === undefined ? {} : { loadWindowMs: this.loadWindowMs }),
       onWriteAcknowledged: (event) => this.acknowledged.push(event),
       partitionLimits: { memtableBytesMax: 16 * 1024, blockBytesTarget: 1024, runBytesMax: 64 * 1024, ...this.serverSettings.partitionLimits },

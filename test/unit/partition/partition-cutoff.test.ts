@@ -19,7 +19,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { partitionClientMapMaxAgeMs, partitionClientMapWaitMs, partitionStatusDeadlineMs } from '../../../src/constants.ts';
 import { PartitionClient } from '../../../src/partition/partition-client.ts';
-import type { KeyValue, MetaStore, RangeOptions, Txn, TxnResult } from '../../../src/metastore/meta-store.ts';
+import type { KeyValue, KeyWatch, MetaStore, RangeOptions, Txn, TxnResult } from '../../../src/metastore/meta-store.ts';
 import type { Clock } from '../../../src/util/clock.ts';
 import { StorageError } from '../../../src/util/errors.ts';
 import { clusterLeaseTtlMs, key, PartitionCluster, text } from '../../helpers/partition-cluster.ts';
@@ -62,6 +62,13 @@ class CuttableMetaStore implements MetaStore {
 
   revokeLease(lease: number): Promise<void> {
     return this.through(() => this.store.revokeLease(lease));
+  }
+
+  /** While cut, the watch is silent (an etcd member's stream cut off without an error). */
+  watchKey(key: string, onChange: () => void): KeyWatch {
+    return this.store.watchKey(key, () => {
+      if (!this.cut) onChange();
+    });
   }
 
   close(): Promise<void> {
