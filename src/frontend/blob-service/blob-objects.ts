@@ -161,6 +161,18 @@ export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Pr
   await sweepThenDischarge(ctx, key, intent);
 }
 
+/** The blob row's op in Delete Blob of its snapshots only. Azure leaves the base blob as it is (not
+ * a modification: its ETag and Last-Modified stay), so the row is only checked If-Match (the
+ * conditions and lease evaluated hold at the commit) and keeps its row ETag, which an asynchronous
+ * copy's transfer still writing it holds in its If-Match. Rewritten (Azure's ETag kept) only when a
+ * horizon is raised: Snapshot Blob commits If-Match the blob row it read before the horizon, so
+ * the rewrite refuses a snapshot whose id was chosen under the old one (H2, docs/blob-schema.md);
+ * such a copy then stops, and its row reads as failed after copyPendingStallMs. */
+function onlySnapshotsBlobOp(key: Buffer, existing: LoadedBlob, raisesHorizon: boolean): PartitionOp {
+  if (!raisesHorizon) return { kind: 'check', key, ifMatch: existing.row.etag };
+  return putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row);
+}
+
 /** One read-evaluate-commit of Delete Blob (not of a snapshot); the sweep intent if its commit
  * discards rows it has no room to delete (or snapshots' rows only a sweep tells dead or not). */
 async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, container: LoadedContainer, key: Buffer): Promise<SweepIntent | null> {
@@ -192,8 +204,11 @@ async function deleteAttempt(ctx: BlobServiceContext, op: Op.DeleteBlob, contain
     // still writing it, failing the copy for a delete that never applied.
     fence = staging ?? snapshots[0] ?? existing.row;
   } else {
-    ops.push(putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row));
+    ops.push(onlySnapshotsBlobOp(key, existing, hidesRest));
     complete = !hidesRest && !snapshots.some((row) => leavesDeadRows(decodeBlob(row)));
+    // The fence must be a row the commit changes: a snapshot row it deletes (the blob row is only
+    // checked unless a horizon is raised).
+    fence = inCommit[0] ?? existing.row;
   }
   const commit = (): Promise<unknown> => commitTagged(ctx, { container, blob: key, before: existing.record.tags, after: removeBase ? [] : existing.record.tags }, ops);
   return (await commitMaybeUnderIntent(ctx, { blob: key, fence: complete ? null : fence }, commit)).intent;

@@ -256,6 +256,36 @@ test('Abort Copy stops a pending transfer: aborted, zero length; a second copy o
   t.diagnostic(`aborted after progress ${String(props.copyProgress)}; transfer superseded, 0 bytes committed`);
 });
 
+// Azure does not count deleting a blob's snapshots as a change of the blob (its ETag and
+// Last-Modified stay), so a copy onto it goes on. Before, the delete rewrote the blob row and the
+// transfer, whose writes are If-Match that row, stopped: pending until read as failed.
+test('Delete Blob of the snapshots only, while a copy onto the blob is pending: the copy completes, ETag and Last-Modified kept', async (t) => {
+  const target = stamp.client.getContainerClient('dest').getBlockBlobClient('snapshots-only');
+  await target.upload(small, small.length);
+  for (let index = 0; index < 3; index++) await target.createSnapshot();
+  const superseded = stamp.backend.copies.stats.superseded;
+  await startCopy(target, source.url('/slow-big'));
+  const pending = await waitFor('some progress', async () => {
+    const props = await target.getProperties();
+    return props.copyProgress !== undefined && !props.copyProgress.startsWith('0/') ? props : null;
+  });
+  await target.delete({ deleteSnapshots: 'only' });
+  const after = await target.getProperties();
+  const done = await waitFor('the copy to end', async () => {
+    const props = await target.getProperties();
+    return props.copyStatus === 'pending' ? null : props;
+  });
+  const listed = [];
+  for await (const item of stamp.client.getContainerClient('dest').listBlobsFlat({ prefix: 'snapshots-only', includeSnapshots: true })) listed.push(item);
+  t.diagnostic(`3 snapshots deleted at progress ${String(pending.copyProgress)}: ETag ${String(pending.etag)} -> ${String(after.etag)}; copy ${String(done.copyStatus)} ${String(done.copyProgress)}; transfers superseded ${stamp.backend.copies.stats.superseded - superseded}; listed ${listed.length} (snapshots ${listed.filter((item) => item.snapshot !== undefined).length})`);
+  assert.equal(after.etag, pending.etag);
+  assert.equal(after.lastModified?.getTime(), pending.lastModified?.getTime());
+  assert.equal(done.copyStatus, 'success');
+  assert.equal(stamp.backend.copies.stats.superseded, superseded);
+  assert.equal(listed.length, 1, 'the blob, no snapshot');
+  assert.ok((await target.downloadToBuffer()).equals(slowBig));
+});
+
 test('a pending copy whose row nobody rewrote for copyPendingStallMs reads as failed and may be replaced', async (t) => {
   const target = stamp.client.getContainerClient('dest').getBlockBlobClient('stale');
   const started = await startCopy(target, source.url('/slow-big'));
