@@ -527,6 +527,13 @@ export const partitionColumnsMax = 1024;
 /** Largest encoded row: Azure's entity limit is 1 MiB; anything larger lives in the data stream. */
 export const partitionRowBytesMax = 2 * MiB;
 
+/** Log appends one partition writer may have in flight (docs/formats/partition-log.md,
+ * "Pipelined log appends"): with more than one, records may be stored out of sequence order by
+ * up to this many appends, so replay holds records that follow a gap (at most
+ * (this − 1) × appendBytesMax bytes) until the gap fills. Replay's bound, fixed at the largest
+ * depth any writer may use: raising it is a format change (older servers refuse the log). */
+export const partitionLogReorderAppendsMax = 3;
+
 /** Rows in one atomic batch (Azure's entity-group transactions allow 100; blob operations touch a few). */
 export const partitionBatchMutationsMax = 256;
 

@@ -2,14 +2,18 @@
 // partition-checkpoint.md "Meta stream"): seal the meta and log tails (fencing a previous owner's
 // appends to them and fixing every extent's length), read the newest manifest, open the runs it
 // names, and replay the commit log after its position into a fresh memtable, deduping by
-// sequence number and skipping records of fenced owners.
+// sequence number, skipping records of fenced owners, and putting records a pipelined writer
+// stored out of order back in sequence order (a bounded window).
 //
 // Invariants: after a successful load, runs + memtable hold exactly the batches with sequence ≤
-// lastSequence that the streams hold (each once), lastSequence has no gaps below it, and the log
-// tail is the new empty extent where the next append goes.
+// lastSequence that the streams hold (each once), lastSequence has no gaps below it (records
+// after a gap that never fills are dropped: never acknowledged), and the log tail is the new
+// empty extent where the next append goes.
 // Fault model: stream calls may fail (the load fails, retryable, and can be repeated: sealing
-// twice only adds an empty extent); undecodable records, a log gap, a foreign partition id or a
-// newer owner's record fail the load with partition.corrupt / partition.fenced.
+// twice only adds an empty extent); undecodable records, a gap followed by more records than a
+// pipelined writer can leave, a foreign partition id or a newer owner's record fail the load
+// with partition.corrupt / partition.fenced.
+import { appendBytesMax, partitionLogReorderAppendsMax } from '../constants.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
@@ -34,6 +38,10 @@ export interface ReplayStats {
   readonly recordsReplayed: number;
   readonly duplicatesSkipped: number;
   readonly fencedSkipped: number;
+  /** Records stored before a lower sequence (a pipelined writer) and applied once the gap filled. */
+  readonly reorderedApplied: number;
+  /** Records after a gap that never filled (their predecessor's append failed): never acknowledged. */
+  readonly unacknowledgedDropped: number;
 }
 
 export interface LoadedPartition {
@@ -81,37 +89,112 @@ async function latestManifest(context: LoadContext): Promise<{ manifest: Manifes
 }
 
 async function replayLog(context: LoadContext, extents: readonly StreamExtent[], manifest: Manifest | null, memtable: Memtable): Promise<{ lastSequence: number; stats: ReplayStats }> {
-  let last = manifest?.coveredSequence ?? 0;
-  let highestEpoch = 0;
-  const stats = { recordsReplayed: 0, duplicatesSkipped: 0, fencedSkipped: 0 };
+  const replay = new LogReplay(context, memtable, manifest?.coveredSequence ?? 0);
   const records = streamRecords({ streams: context.streams, streamId: context.streamIds.log, extents, from: manifest?.logStart ?? null, recordLength: logRecordLength });
-  for await (const scanned of records) {
+  for await (const scanned of records) replay.read(scanned);
+  return { lastSequence: replay.last, stats: replay.finish() };
+}
+
+/** A record read from the log: its bytes and where they lie. */
+interface ScannedRecord {
+  readonly bytes: Buffer;
+  readonly extentId: number;
+  readonly offset: number;
+}
+
+interface HeldRecord {
+  readonly scanned: ScannedRecord;
+  readonly rows: readonly RowRecord[];
+}
+
+/**
+ * Applies the log's records in sequence order (docs/formats/partition-log.md, "Replay" and
+ * "Pipelined log appends"): a writer with several appends in flight may have stored a record
+ * before lower sequences, so a record that follows a gap is held (`pending`, bounded in bytes)
+ * until the gap fills. Held records are dropped when a newer owner's record is read (it replayed
+ * without them) or at the end: each follows a record that never landed, so none was acknowledged.
+ */
+class LogReplay {
+  last: number;
+  private highestEpoch = 0;
+  private readonly pending = new Map<number, HeldRecord>();
+  private pendingBytes = 0;
+  private readonly stats = { recordsReplayed: 0, duplicatesSkipped: 0, fencedSkipped: 0, reorderedApplied: 0, unacknowledgedDropped: 0 };
+  private readonly context: LoadContext;
+  private readonly memtable: Memtable;
+
+  constructor(context: LoadContext, memtable: Memtable, coveredSequence: number) {
+    this.context = context;
+    this.memtable = memtable;
+    this.last = coveredSequence;
+  }
+
+  read(scanned: ScannedRecord): void {
     const record = decodeOrCorrupt(() => decodeLogRecord(scanned.bytes), scanned);
     const where = { extentId: scanned.extentId, offset: scanned.offset, sequence: record.sequence };
-    if (record.partitionId !== context.partitionId) throw new StorageError('partition.corrupt', `log holds a record of partition ${record.partitionId}`, { context: where });
-    if (record.ownerEpoch > context.ownerEpoch) {
-      throw new StorageError('partition.fenced', `log holds a record of owner epoch ${record.ownerEpoch} > ${context.ownerEpoch}`, { context: where });
+    if (record.partitionId !== this.context.partitionId) throw new StorageError('partition.corrupt', `log holds a record of partition ${record.partitionId}`, { context: where });
+    if (record.ownerEpoch > this.context.ownerEpoch) {
+      throw new StorageError('partition.fenced', `log holds a record of owner epoch ${record.ownerEpoch} > ${this.context.ownerEpoch}`, { context: where });
     }
-    if (record.ownerEpoch < highestEpoch) {
-      stats.fencedSkipped += 1;
-      continue;
+    if (record.ownerEpoch < this.highestEpoch) {
+      this.stats.fencedSkipped += 1;
+      return;
     }
-    highestEpoch = record.ownerEpoch;
-    if (record.sequence <= last) {
-      stats.duplicatesSkipped += 1;
-      continue;
+    // A newer owner starts after every record of the older one and loaded without the held ones.
+    if (record.ownerEpoch > this.highestEpoch) this.dropPending();
+    this.highestEpoch = record.ownerEpoch;
+    if (record.sequence <= this.last || this.pending.has(record.sequence)) {
+      this.stats.duplicatesSkipped += 1;
+      return;
     }
-    if (record.sequence !== last + 1) throw new StorageError('partition.corrupt', `log gap: sequence ${record.sequence} follows ${last}`, { context: where });
-    const framed = logRecordFramedRows(scanned.bytes);
-    assert(framed.length === record.rows.length, 'a checked record frames each row of its batch');
-    for (let index = 0; index < framed.length; index++) {
-      const row = record.rows[index] as RowRecord;
-      memtable.apply(row.key.toString('latin1'), row, framed[index] as Buffer, context.clock.monotonicMs());
+    if (record.sequence === this.last + 1) {
+      this.apply(scanned, record.rows);
+      this.applyPending();
+      return;
     }
-    last = record.sequence;
-    stats.recordsReplayed += 1;
+    this.hold(record.sequence, { scanned, rows: record.rows }, where);
   }
-  return { lastSequence: last, stats };
+
+  /** Drops what is still held (never acknowledged) and answers the stats. */
+  finish(): ReplayStats {
+    this.dropPending();
+    return { ...this.stats };
+  }
+
+  private hold(sequence: number, held: HeldRecord, where: object): void {
+    const pendingBytesMax = (partitionLogReorderAppendsMax - 1) * appendBytesMax;
+    if (this.pendingBytes + held.scanned.bytes.length > pendingBytesMax) {
+      throw new StorageError('partition.corrupt', `log gap: sequence ${this.last + 1} missing, more than ${pendingBytesMax} bytes of records after it`, { context: { ...where, last: this.last } });
+    }
+    this.pending.set(sequence, held);
+    this.pendingBytes += held.scanned.bytes.length;
+  }
+
+  private applyPending(): void {
+    for (let next = this.pending.get(this.last + 1); next !== undefined; next = this.pending.get(this.last + 1)) {
+      this.pending.delete(this.last + 1);
+      this.pendingBytes -= next.scanned.bytes.length;
+      this.stats.reorderedApplied += 1;
+      this.apply(next.scanned, next.rows);
+    }
+  }
+
+  private dropPending(): void {
+    this.stats.unacknowledgedDropped += this.pending.size;
+    this.pending.clear();
+    this.pendingBytes = 0;
+  }
+
+  private apply(scanned: ScannedRecord, rows: readonly RowRecord[]): void {
+    const framed = logRecordFramedRows(scanned.bytes);
+    assert(framed.length === rows.length, 'a checked record frames each row of its batch');
+    for (let index = 0; index < framed.length; index++) {
+      const row = rows[index] as RowRecord;
+      this.memtable.apply(row.key.toString('latin1'), row, framed[index] as Buffer, this.context.clock.monotonicMs());
+    }
+    this.last += 1;
+    this.stats.recordsReplayed += 1;
+  }
 }
 
 function decodeOrCorrupt<T>(decode: () => T, where: { extentId: number; offset: number }): T {
