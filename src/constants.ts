@@ -417,6 +417,11 @@ export const blobWriteAttemptsMax = 64;
  * the sweep costs the partition layer at most ~500 deletes/s in the background. */
 export const containerSweepRowsPerTick = 1_024;
 export const containerSweepIntervalMs = 2_000;
+/** A sweep tick that finds nothing (no graveyard, no sweep intent) doubles the wait before the next,
+ * up to this: an idle front end scans its container and intent rows every 30 s, not every 2 s. This
+ * process's writers wake it (an intent put, a container deleted); work other front ends left waits
+ * at most this much longer (intents are left to their writers 10 s, graveyards kept 60 s anyway). */
+export const containerSweepIdleIntervalMaxMs = 30_000;
 
 /** A sweeper's claim on a graveyard (container-sweep.ts): renewed every tick it works there, so
  * other front ends skip it; 5 ticks, so a sweeper that stopped or died is replaced within 10 s. */

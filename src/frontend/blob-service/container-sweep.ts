@@ -32,7 +32,7 @@
 // expires (a sweeper that stopped or died is replaced after at most that long). Claims compare
 // front ends' clocks, so skew only costs duplicate work, never correctness.
 import {
-  blobCleanupBatchRows, containerSweepClaimMs, sweepIntentGraceMs, containerSweepGraceMs, containerSweepIntervalMs, containerSweepRowsPerTick, containerSweepTrackedMax,
+  blobCleanupBatchRows, containerSweepClaimMs, containerSweepIdleIntervalMaxMs, sweepIntentGraceMs, containerSweepGraceMs, containerSweepIntervalMs, containerSweepRowsPerTick, containerSweepTrackedMax,
 } from '../../constants.ts';
 import type { Logger } from 'pino';
 import type { LiveRow, PartitionOp } from '../../partition/partition.ts';
@@ -85,6 +85,9 @@ export class ContainerSweeper {
   /** Monotonic time this sweeper first saw each graveyard row (key and `since`: a row put back is new). */
   readonly #firstSeenMs = new FirstSeen(containerSweepTrackedMax);
   #timer: TimerHandle | null = null;
+  /** The wait before the next tick: intervalMs, doubled after each tick that found nothing (up to
+   * containerSweepIdleIntervalMaxMs), back to intervalMs once one finds work or a writer wakes it. */
+  #pace = { intervalMs: containerSweepIntervalMs, delayMs: containerSweepIntervalMs, dueMs: 0, woken: false };
   /** The C rows, a bounded part per tick (graveyards are among them). */
   readonly #containerRows = new ResumableScan(Buffer.from('C'));
   /** Pending sweeps of writers that died (or stall) after a commit discarding rows. */
@@ -105,10 +108,18 @@ export class ContainerSweeper {
     this.#intents = new SweepIntents(ctx, { graceMs: options.graceMs ?? sweepIntentGraceMs });
   }
 
-  /** Ticks every intervalMs until stop(); a failed tick is counted and the next one retries. */
+  /** Ticks every intervalMs until stop() (less often while idle: #pace); a failed tick is counted and
+   * the next one retries. */
   start(intervalMs = containerSweepIntervalMs): void {
     this.#stopped = false;
-    this.#schedule(this.#ctx.clock, intervalMs);
+    this.#pace = { intervalMs, delayMs: intervalMs, dueMs: 0, woken: false };
+    this.#ctx.sweepWake?.listen(() => { this.#wake(); });
+    this.#schedule(this.#ctx.clock);
+  }
+
+  /** The wait before the next tick, in ms (tests and the idle figures read it). */
+  get nextDelayMs(): number {
+    return this.#pace.delayMs;
   }
 
   /** What the sweeper and this front end's writers did with graveyards and sweep intents (the
@@ -144,17 +155,38 @@ export class ContainerSweeper {
     await this.#running;
   }
 
-  #schedule(clock: Clock, intervalMs: number): void {
+  #schedule(clock: Clock): void {
     if (this.#stopped) return;
-    this.#timer = clock.setTimer(intervalMs, () => {
-      this.#running = this.tick().then(() => undefined, (error: unknown) => {
+    this.#pace.dueMs = clock.monotonicMs() + this.#pace.delayMs;
+    this.#timer = clock.setTimer(this.#pace.delayMs, () => {
+      this.#timer = null;
+      this.#pace.woken = false;
+      this.#running = this.tick().then((tick) => this.#paceAfter(tick), (error: unknown) => {
         if (error instanceof AssertionFailure) throw error;
         this.totals.failures += 1;
+        this.#paceAfter(null);
       }).finally(() => {
         this.#running = null;
-        this.#schedule(clock, intervalMs);
+        this.#schedule(clock);
       });
     });
+  }
+
+  /** Idle (the tick found no graveyard and no intent, and no writer woke the sweeper meanwhile): wait
+   * twice as long next time, up to the bound; else (work, or a failed tick) the normal interval. */
+  #paceAfter(tick: SweepTick | null): void {
+    const idle = tick !== null && tick.graveyards === 0 && tick.intents.intents === 0 && !this.#pace.woken;
+    this.#pace.delayMs = idle ? Math.min(this.#pace.delayMs * 2, Math.max(containerSweepIdleIntervalMaxMs, this.#pace.intervalMs)) : this.#pace.intervalMs;
+  }
+
+  /** A writer of this process left work: back to the normal interval, the pending wait cut to it. */
+  #wake(): void {
+    this.#pace.woken = true;
+    this.#pace.delayMs = this.#pace.intervalMs;
+    const clock = this.#ctx.clock;
+    if (this.#timer === null || this.#pace.dueMs - clock.monotonicMs() <= this.#pace.intervalMs) return;
+    this.#timer.cancel();
+    this.#schedule(clock);
   }
 
   /** One bounded pass: the first graveyards' next rows, then the next sweep intents (tests call it directly). */

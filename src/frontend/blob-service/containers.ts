@@ -88,6 +88,7 @@ export async function deleteContainer(ctx: BlobServiceContext, op: Op.DeleteCont
       { kind: 'delete', key: loaded.key, ifMatch: loaded.row.etag },
       graveyardOp(loaded, ctx.clock.nowMs()),
     ]);
+    ctx.sweepWake?.notify();
   });
 }
 

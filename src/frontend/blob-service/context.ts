@@ -17,6 +17,7 @@ import type { Random } from '../../util/random.ts';
 import { StorageError, isStorageError } from '../../util/errors.ts';
 import type { Column } from '../../wire/partition-row.ts';
 import { FrontendError } from '../errors.ts';
+import type { SweepWake } from './sweep-wake.ts';
 import type { BlobProperties, ContainerProperties, CopyProperties, Metadata, SnapshotId } from '../model.ts';
 import type { BlobTables } from './blob-tables.ts';
 import type { DataCache } from './data-cache.ts';
@@ -54,6 +55,8 @@ export interface BlobServiceContext {
   readonly writtenBlobs?: LruCache<string, true>;
   /** Small data-stream pieces read lately, by ref (data-cache.ts); absent: every Get reads them. */
   readonly dataCache?: DataCache;
+  /** Told when this process writes work for the background sweep (an intent, a graveyard). */
+  readonly sweepWake?: SweepWake;
 }
 
 /**

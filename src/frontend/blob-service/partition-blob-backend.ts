@@ -35,6 +35,7 @@ import {
   createContainer, deleteContainer, getContainerAcl, getContainerProperties, leaseContainer, setContainerAcl, setContainerMetadata,
 } from './containers.ts';
 import { ContainerSweeper } from './container-sweep.ts';
+import { SweepWake } from './sweep-wake.ts';
 import { incarnationHints, type BlobServiceContext, type BlobServiceStats } from './context.ts';
 import { DataCache } from './data-cache.ts';
 import { listBlobs, listContainers } from './listing.ts';
@@ -91,7 +92,7 @@ export class PartitionBlobBackend implements BlobBackend {
     assert(Number.isSafeInteger(inlineBodyBytesMax) && inlineBodyBytesMax >= 0 && inlineBodyBytesMax <= inlineBodyBytesLimit, 'inlineBodyBytesMax is 0..inlineBodyBytesLimit');
     const ctx: BlobServiceContext = {
       tables: options.tables, clock: options.clock, stats: this.#stats, inlineBodyBytesMax, incarnations: incarnationHints(), writtenBlobs: new LruCache(writtenBlobHintsMax), ...(options.random === undefined ? {} : { random: options.random }),
-      ...(this.dataCache === null ? {} : { dataCache: this.dataCache }),
+      ...(this.dataCache === null ? {} : { dataCache: this.dataCache }), sweepWake: new SweepWake(),
     };
     this.sweeper = new ContainerSweeper(ctx, options.logger === undefined ? {} : { logger: options.logger });
     const copies = new RemoteCopies(options.copySource ?? copySourceOptionsDefault);

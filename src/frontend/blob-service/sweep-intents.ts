@@ -51,6 +51,7 @@ async function commitUnderIntent<T>(ctx: BlobServiceContext, at: { readonly blob
   ctx.stats.sweepIntentsWritten = (ctx.stats.sweepIntentsWritten ?? 0) + 1;
   const etag = (await ctx.tables.transact([{ kind: 'put', key, columns, ifNoneMatch: '*' }])).etags[0];
   assert(typeof etag === 'string', 'a put answers its ETag');
+  ctx.sweepWake?.notify();
   const intent = { key, etag };
   try {
     return { value: await commit(), intent };
