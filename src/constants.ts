@@ -871,7 +871,7 @@ export const stampStopStepMsMax = 4_000;
  * roles' steps share what is left; `kura serve` exits (code 1, logged) if it is ever exceeded. */
 export const stampStopTimeoutMs = 20_000;
 
-/** `kura serve`: how often start-up checks whether every partition is served (a map poll is 250 ms). */
+/** `kura serve`: how often start-up checks whether every partition is served (the map's watch makes the server load at once). */
 export const stampReadyPollMs = 20;
 
 /** A data directory's lock file is written within microseconds of its exclusive creation; one

@@ -97,7 +97,7 @@ function createServerGauges(registry: Registry, server: PartitionServerSource): 
   perPartition('kura_partition_runs', 'Checkpoint runs the partition reads (compaction keeps it near log_F of its size).', (served) => served.stats.runCount);
   perPartition('kura_partition_requests_per_second', 'Requests per second over the load window (what hot splits and balancing moves read).', (served) => served.requestsPerSecond);
   mirroredCounter(registry, 'kura_partition_loads_total', 'Partition loads (assignment, failover, move, split or merge child) that finished.', () => server.stats().loads);
-  mirroredCounter(registry, 'kura_partition_load_failures_total', 'Partition loads that failed (retried at the next map poll).', () => server.stats().loadFailures);
+  mirroredCounter(registry, 'kura_partition_load_failures_total', 'Partition loads that failed (retried at the next map re-read).', () => server.stats().loadFailures);
   mirroredCounter(registry, 'kura_partition_drops_total', 'Partitions this server stopped serving (moved, split, merged, lease lost).', () => server.stats().drops);
   mirroredCounter(registry, 'kura_partition_leases_lost_total', 'Times the server could not confirm its lease and dropped every partition.', () => server.stats().leasesLost);
 }
