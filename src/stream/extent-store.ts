@@ -71,8 +71,8 @@ import { encodeJournalAppendHeader, encodeJournalRemove, journalFileName, parseJ
 import type { JournalHeader, JournalRecord } from '../wire/journal-format.ts';
 import { readBlockBody, scanExtentFile, tailRecordAt } from './extent-file.ts';
 import type { BlockEntry, TailRecord } from './extent-file.ts';
-import { Journal, journalDirectory, scanJournalFile } from './journal.ts';
-import type { JournalFileState, JournalStats } from './journal.ts';
+import { Journal, journalDirectory, judgeBadRecord, scanJournalFile } from './journal.ts';
+import type { JournalFileState, JournalScan, JournalStats } from './journal.ts';
 import { type BodyParts, bodyCrc32c, bodyPartsOf } from '../util/body-parts.ts';
 
 export interface ExtentIdentity {
@@ -141,6 +141,9 @@ export interface ExtentStoreRecoveryReport {
   journalRecordsDamaged: number;
   /** Bytes of torn journal tails ignored (the batch in flight at a crash, never acknowledged). */
   journalTornTailBytes: number;
+  /** Bad regions followed by good records inside the last in-flight window of a crashed file:
+   * torn, not damage (journal.md, Recovery; the records after them count as applied or skipped). */
+  journalTornWindowRegions: number;
   /** Extents this start marked damaged (docs/formats/damage-marker.md). */
   extentsMarkedDamaged: number;
   /** Open extents whose file ends in a whole record that fails its check, not restored by the
@@ -188,6 +191,8 @@ interface JournalDamage {
 interface JournalReplay {
   readonly records: readonly JournalRecord[];
   readonly damage: readonly JournalDamage[];
+  /** Records from this index on follow a torn window (journal.md, Recovery): none was acknowledged. */
+  readonly tornWindowFrom: number;
   readonly lastTombstone: ReadonlyMap<number, number>;
   readonly lastAppend: ReadonlyMap<number, number>;
 }
@@ -859,7 +864,7 @@ export class ExtentStore {
     for (const [index, record] of records.entries()) {
       if (record.kind === 'remove' || index < (lastTombstone.get(record.extentId) ?? -1)) continue;
       const journalIntact = journal.damage.every((region) => region.recordsBefore > index);
-      const entry = await this.replayRecord(record, touched, journalIntact);
+      const entry = await this.replayRecord(record, touched, { journalIntact, pastTornWindow: index >= journal.tornWindowFrom });
       if (entry !== null && !damaged.has(entry)) damaged.set(entry, 'journal_gap');
     }
     for (const [entry, fileBytes] of this.recoveredTails) await this.settleTail(entry, fileBytes, damaged);
@@ -879,32 +884,35 @@ export class ExtentStore {
    * a torn tail: followed by a good record (in this or a later file), or whole with a bad body.
    */
   private async scanJournal(sequences: readonly number[]): Promise<JournalReplay> {
+    const scans: JournalScan[] = [];
+    for (const sequence of sequences) scans.push(await scanJournalFile(this.disk, `${journalDirectory}/${journalFileName(sequence)}`));
+    this.recovery.journalFiles += scans.length;
     const records: JournalRecord[] = [];
-    const bad: Array<{ readonly header: JournalHeader | null; readonly bodyWhole: boolean; readonly recordsBefore: number; readonly bytes: number }> = [];
-    for (const sequence of sequences) {
-      const scan = await scanJournalFile(this.disk, `${journalDirectory}/${journalFileName(sequence)}`);
-      this.recovery.journalFiles += 1;
-      for (const item of scan.items) {
+    const damage: JournalDamage[] = [];
+    let tornWindowFrom: number | null = null;
+    for (const [fileIndex, scan] of scans.entries()) {
+      const laterFileHasRecord = scans.slice(fileIndex + 1).some((later) => later.items.some((item) => item.kind === 'record'));
+      for (const [index, item] of scan.items.entries()) {
         if (item.kind === 'record') {
           records.push(item.record);
           continue;
         }
-        bad.push({ header: item.header, bodyWhole: item.bodyWhole, recordsBefore: records.length, bytes: item.endsFile ? scan.fileBytes - item.position : 0 });
-      }
-    }
-    const damage: JournalDamage[] = [];
-    for (const item of bad) {
-      if (item.recordsBefore < records.length || (item.header !== null && item.bodyWhole)) {
-        damage.push({ header: item.header, recordsBefore: item.recordsBefore });
-        this.recovery.journalRecordsDamaged += 1;
-      } else {
-        this.recovery.journalTornTailBytes += item.bytes;
+        const verdict = judgeBadRecord(scan, index, laterFileHasRecord);
+        if (verdict === 'damage') {
+          damage.push({ header: item.header, recordsBefore: records.length });
+          this.recovery.journalRecordsDamaged += 1;
+        } else if (item.endsFile) {
+          this.recovery.journalTornTailBytes += scan.fileBytes - item.position;
+        } else {
+          this.recovery.journalTornWindowRegions += 1;
+        }
+        if (verdict === 'torn-window') tornWindowFrom ??= records.length;
       }
     }
     const lastTombstone = new Map<number, number>();
     const lastAppend = new Map<number, number>();
     records.forEach((record, index) => (record.kind === 'remove' ? lastTombstone : lastAppend).set(record.extentId, index));
-    return { records, damage, lastTombstone, lastAppend };
+    return { records, damage, tornWindowFrom: tornWindowFrom ?? records.length, lastTombstone, lastAppend };
   }
 
   /**
@@ -982,16 +990,23 @@ export class ExtentStore {
     this.recovery.extentsMarkedDamaged += 1;
   }
 
-  /** Replays one append record; returns the extent if the record left a gap or conflicts. */
-  private async replayRecord(record: Extract<JournalRecord, { kind: 'append' }>, touched: Set<ExtentEntry>, journalIntact: boolean): Promise<ExtentEntry | null> {
+  /**
+   * Replays one append record; returns the extent if the record left a gap or conflicts.
+   * `journalIntact`: no damaged region precedes it; `pastTornWindow`: a torn window precedes it
+   * (it was not acknowledged: past a gap it is skipped, not damage).
+   */
+  private async replayRecord(record: Extract<JournalRecord, { kind: 'append' }>, touched: Set<ExtentEntry>, where: { journalIntact: boolean; pastTornWindow: boolean }): Promise<ExtentEntry | null> {
+    const { journalIntact, pastTornWindow } = where;
     const entry = this.extents.get(record.extentId);
     const fileBytes = entry === undefined ? undefined : this.recoveredTails.get(entry);
     // A direct append (not journaled) may sit past a run the replay just restored: index it first.
     const tail = entry !== undefined && fileBytes !== undefined && record.offset > entry.length ? await this.indexSoundTail(entry, fileBytes) : null;
-    if (entry?.state.kind === 'open' && record.offset > entry.length && journalIntact && tail?.kind !== 'damaged') {
+    if (entry?.state.kind === 'open' && record.offset > entry.length && ((journalIntact && tail?.kind !== 'damaged') || pastTornWindow)) {
       // Past a dropped direct append: the file ends cleanly (or torn) before this record and no
       // journal record was lost before it, so the bytes in between were never durable and this
       // record (acknowledged only after them) was never acknowledged (journal.md, Recovery).
+      // Past a torn window: the gap's record was in a batch in flight at the crash, and this one,
+      // acknowledged only after it, never was.
       this.recovery.journalRecordsSkipped += 1;
       return null;
     }
@@ -1231,6 +1246,6 @@ function emptyReport(): ExtentStoreRecoveryReport {
   return {
     extentFiles: 0, unreadableFiles: [], temporaryFilesRemoved: 0, tornTailBytesTruncated: 0, corruptBlocksFound: 0, journalFiles: 0,
     journalRecords: 0, journalRecordsApplied: 0, blocksRepaired: 0, journalRecordsSkipped: 0, journalRecordsConflicting: 0,
-    journalRecordsDamaged: 0, journalTornTailBytes: 0, extentsMarkedDamaged: 0, extentTailsDamaged: 0, orphanMarkersRemoved: 0,
+    journalRecordsDamaged: 0, journalTornTailBytes: 0, journalTornWindowRegions: 0, extentsMarkedDamaged: 0, extentTailsDamaged: 0, orphanMarkersRemoved: 0,
   };
 }

@@ -1,36 +1,40 @@
 // The extent node's journal (docs/formats/journal.md): group commit of append records, one
-// write and one fsync per batch, and retirement of journal files whose records are all in
-// fsync'd extent files. Also the crash-time scanner of journal files, which reports bad records
-// and the good records after them (a bad record followed by a good one is damage in the synced
-// part of the journal, not a torn tail: the store marks the extents it may have hurt).
+// O_DSYNC write per batch, up to D batches in flight, and retirement of journal files whose
+// records are all in fsync'd extent files. Also the crash-time scanner of journal files, which
+// reports bad records and the good records after them, with their batch numbers (the store
+// decides, by the torn-window rule, which bad regions are damage).
 //
-// Group commit is leader/follower, with no timer: the first record queued while no batch is in
-// flight starts one (after a single microtask, so records queued in the same turn join it); the
-// records queued while a batch's write and fsync are in flight form the next batch, written as
-// soon as that fsync returns. An idle journal therefore commits at once, and a busy one batches
-// as many records as arrive during one fsync (up to groupCommitBytesMax per batch).
+// Group commit is leader/follower, with no timer: the first record queued while no leader runs
+// starts one (after a single microtask, so records queued in the same turn join it). The leader
+// takes everything queued as a batch whenever fewer than D = journalBatchesInFlightMax batches
+// are in flight, reserves its position (the file's size advances before its write starts) and
+// starts its write; records queued meanwhile form the next batch. An idle journal therefore
+// commits at once, and a busy one overlaps up to D writes.
 //
 // Invariants:
-// - onDurable is called only after the record's batch is written and fsync'd, and after the
-//   file's directory entry is durable (a new file is created exclusive, then journal/ synced);
-//   records are reported durable in the order they were appended.
-// - One batch at a time: batch k+1 is written only after batch k's fsync returned, so the valid
-//   records of a file after a crash are a prefix of what was written (in-order durability).
+// - onDurable is called only after the record's batch AND every earlier batch of the journal is
+//   written durably, and after the file's directory entry is durable (a new file is created
+//   exclusive, then journal/ synced); records are reported durable in the order they were
+//   appended (batches in file order, records in batch order).
+// - Batch b of a file is written only once every batch up to b - D is durable; every record is
+//   stamped with its batch number and lastOfBatch before its write (format v2).
+// - A rotation waits until no batch is in flight, so a window never spans two files.
 // - A file is retired (deleted, then journal/ synced) only when it is not the active file, no
 //   tracked record in it is outstanding, and every older file is already retired.
 //
-// Fault model: a failed write or fsync fails the journal for good (fsyncgate: the dirty pages
-// may be gone): onFailure tells the owner first, then the batch and everything queued get
-// onFailed, and every later append throws the failure. Nothing is retried.
-import { groupCommitBytesMax, journalFileBytesMax, journalResyncChunkBytes } from '../constants.ts';
+// Fault model: a failed write fails the journal for good (fsyncgate: the dirty pages may be
+// gone): onFailure tells the owner first, then every batch not yet reported and everything
+// queued get onFailed, and every later append throws the failure. Nothing is retried; a batch
+// whose write returned after the failure is not reported durable either (recovery decides).
+import { groupCommitBytesMax, journalBatchesInFlightMax, journalFileBytesMax, journalResyncChunkBytes } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert } from '../util/assert.ts';
 import { type BodyParts, bodyPartsOf } from '../util/body-parts.ts';
 import { crcMatches } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoints.ts';
-import { decodeJournalHeader, journalFileName, journalRecordHeaderBytes, journalRecordMagic, journalRecordOf } from '../wire/journal-format.ts';
-import type { JournalHeader, JournalRecord } from '../wire/journal-format.ts';
+import { decodeJournalHeader, journalFileName, journalRecordHeaderBytes, journalRecordMagic, journalRecordOf, stampJournalBatch } from '../wire/journal-format.ts';
+import type { JournalBatchPosition, JournalHeader, JournalRecord } from '../wire/journal-format.ts';
 
 export const journalDirectory = 'journal';
 
@@ -62,7 +66,7 @@ export interface JournalEntry {
   readonly body: Uint8Array | BodyParts;
   /** A tracked record counts as outstanding in its file until release() is called for it. */
   readonly tracked: boolean;
-  /** The record is durable in `file`. Called in append order; must not throw. */
+  /** The record and every record before it are durable; it is in `file`. Called in append order; must not throw. */
   readonly onDurable: (file: JournalFileState) => void;
   /** The record's batch failed, or the journal had already failed (not durable, as far as known). */
   readonly onFailed: (error: StorageError) => void;
@@ -71,7 +75,17 @@ export interface JournalEntry {
 interface ActiveFile {
   readonly state: JournalFileState;
   readonly handle: DiskFile;
+  /** Bytes reserved: the end of the last batch taken (its write may still be in flight). */
   size: number;
+  /** Batches taken in this file (the last one's number). */
+  batches: number;
+}
+
+/** A batch whose write has started and that is not yet reported. */
+interface InFlightBatch {
+  readonly entries: readonly JournalEntry[];
+  readonly file: JournalFileState;
+  written: boolean;
 }
 
 const emptyBody = new Uint8Array(0);
@@ -84,8 +98,12 @@ export class Journal {
   private active: ActiveFile | null = null;
   private queue: JournalEntry[] = [];
   private queuedBytes = 0;
-  /** The leader: set while a batch is being gathered, written or fsync'd. */
+  /** The leader: set while batches are being gathered or are in flight. */
   private flushing: Promise<void> | null = null;
+  /** Batches in flight, in file order: written but not reported, or still being written. */
+  private readonly inFlight: InFlightBatch[] = [];
+  /** Resumes the leader waiting for a record to be queued or a write to settle. */
+  private wakeLeader: (() => void) | null = null;
   private failure: StorageError | null = null;
   private nextSequence: number;
 
@@ -104,6 +122,7 @@ export class Journal {
     this.queue.push(entry);
     this.queuedBytes += entry.header.length + entry.body.length;
     if (this.flushing === null) this.flushing = this.lead();
+    else this.wake();
   }
 
   /** append() of an untracked record (a tombstone), as a promise. */
@@ -146,32 +165,116 @@ export class Journal {
   }
 
   /**
-   * The leader: writes batches until the queue is empty; records queued during a fsync form the
-   * next batch. It clears `flushing` in the same synchronous step that finds the queue empty, so
-   * a record appended later always starts a new leader.
+   * The leader: starts a batch whenever records are queued and fewer than D batches are in
+   * flight, and otherwise waits for a record or a write; it ends when nothing is queued or in
+   * flight. It clears `flushing` in the same synchronous step that finds both empty, so a record
+   * appended later always starts a new leader.
    */
   private async lead(): Promise<void> {
     // One microtask: records appended in this same turn (a burst of callers) join the first batch.
     await Promise.resolve();
     try {
-      while (this.queue.length > 0 && this.failure === null) await this.commitBatch();
+      while ((this.queue.length > 0 || this.inFlight.length > 0) && this.failure === null) {
+        if (this.queue.length > 0 && this.inFlight.length < journalBatchesInFlightMax) await this.startBatch();
+        else await this.nextEvent();
+      }
       if (this.failure !== null) this.failQueued(this.failure);
     } finally {
       this.flushing = null;
     }
   }
 
-  private async commitBatch(): Promise<void> {
-    const batch = this.takeBatch();
-    let file: JournalFileState;
-    try {
-      file = await this.writeBatch(batch);
-    } catch (error) {
-      const failure = this.fail(error);
-      for (const entry of batch) entry.onFailed(failure);
+  /** Resolves when a record is queued or a write settles (whichever comes first). */
+  private nextEvent(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeLeader = resolve;
+    });
+  }
+
+  private wake(): void {
+    const wakeLeader = this.wakeLeader;
+    this.wakeLeader = null;
+    wakeLeader?.();
+  }
+
+  /**
+   * Takes a batch, reserves its place in the active file (rotating first, once no batch is in
+   * flight, when it would not fit) and starts its write.
+   */
+  private async startBatch(): Promise<void> {
+    const entries = this.takeBatch();
+    const { parts, bytes } = batchParts(entries);
+    while (this.rotates(bytes) && this.inFlight.length > 0 && this.failure === null) await this.nextEvent();
+    if (this.failure !== null) {
+      for (const entry of entries) entry.onFailed(this.failure);
       return;
     }
-    for (const entry of batch) entry.onDurable(file);
+    let file: ActiveFile;
+    try {
+      file = await this.fileFor(bytes);
+    } catch (error) {
+      const failure = this.fail(error);
+      for (const entry of entries) entry.onFailed(failure);
+      return;
+    }
+    const position = file.size;
+    const batch = this.reserve(file, entries, bytes);
+    void this.writeBatch(batch, file.handle, position, parts);
+  }
+
+  /** Numbers the batch in its file, stamps its records, counts them outstanding and advances the file's size. */
+  private reserve(file: ActiveFile, entries: readonly JournalEntry[], bytes: number): InFlightBatch {
+    file.batches += 1;
+    entries.forEach((entry, index) => stampJournalBatch(entry.header, { batch: file.batches, lastOfBatch: index === entries.length - 1 }));
+    for (const entry of entries) if (entry.tracked) file.state.outstanding += 1;
+    file.size += bytes;
+    const batch: InFlightBatch = { entries, file: file.state, written: false };
+    this.inFlight.push(batch);
+    return batch;
+  }
+
+  /**
+   * One write of the whole batch at its reserved position, durable when it returns. The records go
+   * as one writev of their headers and bodies, not copied into a batch buffer: every copy of an
+   * appended body is a fresh allocation, and V8 runs a major GC per ~64 MiB of them (bench/README.md,
+   * "Put Blob CPU, fifth session"). Never rejects: a failure fails the journal.
+   */
+  private async writeBatch(batch: InFlightBatch, handle: DiskFile, position: number, parts: readonly Uint8Array[]): Promise<void> {
+    try {
+      await failpoint('journal.batch.before-fsync');
+      // The write and its fsync in one call (an O_DSYNC write on RealDisk; extent-file.md, Writing).
+      await handle.writevSynced(position, parts);
+      await failpoint('journal.batch.after-fsync');
+    } catch (error) {
+      this.failInFlight(error);
+      return;
+    }
+    batch.written = true;
+    this.stats.batches += 1;
+    this.stats.records += batch.entries.length;
+    this.stats.fsyncs += 1;
+    this.reportWritten();
+  }
+
+  /** Reports the written batches at the head of the window, in file order, and wakes the leader. */
+  private reportWritten(): void {
+    for (let head = this.inFlight[0]; head?.written === true && this.failure === null; head = this.inFlight[0]) {
+      this.inFlight.shift();
+      for (const entry of head.entries) entry.onDurable(head.file);
+    }
+    this.wake();
+  }
+
+  /** A write failed: the journal fails, and every batch not yet reported gets onFailed. */
+  private failInFlight(error: unknown): void {
+    const failure = this.fail(error);
+    for (const batch of this.inFlight.splice(0)) for (const entry of batch.entries) entry.onFailed(failure);
+    this.wake();
+  }
+
+  private rotates(batchBytes: number): boolean {
+    const current = this.active;
+    return current === null || (current.size > 0 && current.size + batchBytes > journalFileBytesMax);
   }
 
   private failQueued(failure: StorageError): void {
@@ -201,32 +304,11 @@ export class Journal {
     return this.queue.splice(0, count);
   }
 
-  /**
-   * One write of the whole batch, durable when it returns. The records go as one writev of their headers and
-   * bodies, not copied into a batch buffer: every copy of an appended body is a fresh allocation,
-   * and V8 runs a major GC per ~64 MiB of them (bench/README.md, "Put Blob CPU, fifth session").
-   */
-  private async writeBatch(batch: readonly JournalEntry[]): Promise<JournalFileState> {
-    const { parts, bytes } = batchParts(batch);
-    const file = await this.fileFor(bytes);
-    let tracked = 0;
-    for (const entry of batch) if (entry.tracked) tracked += 1;
-    file.state.outstanding += tracked;
-    await failpoint('journal.batch.before-fsync');
-    // The write and its fsync in one call (an O_DSYNC write on RealDisk; extent-file.md, Writing).
-    await file.handle.writevSynced(file.size, parts);
-    file.size += bytes;
-    await failpoint('journal.batch.after-fsync');
-    this.stats.batches += 1;
-    this.stats.records += batch.length;
-    this.stats.fsyncs += 1;
-    return file.state;
-  }
-
   /** The active file, rotated when this batch would take it past journalFileBytesMax. */
   private async fileFor(batchBytes: number): Promise<ActiveFile> {
     const current = this.active;
-    if (current !== null && (current.size === 0 || current.size + batchBytes <= journalFileBytesMax)) return current;
+    if (current !== null && !this.rotates(batchBytes)) return current;
+    assert(this.inFlight.length === 0, 'a journal file rotates only once no batch is in flight');
     if (current !== null) {
       this.active = null;
       await current.handle.close();
@@ -236,7 +318,7 @@ export class Journal {
     const handle = await this.disk.open(path, { create: true, exclusive: true });
     const state: JournalFileState = { sequence, path, outstanding: 0 };
     this.files.push(state);
-    this.active = { state, handle, size: 0 };
+    this.active = { state, handle, size: 0, batches: 0 };
     await this.disk.syncDirectory(journalDirectory);
     this.stats.filesCreated += 1;
     return this.active;
@@ -269,7 +351,7 @@ function batchParts(batch: readonly JournalEntry[]): { parts: Uint8Array[]; byte
 
 /** One thing a journal scan found, in file order. */
 export type JournalScanItem =
-  | { readonly kind: 'record'; readonly record: JournalRecord }
+  | { readonly kind: 'record'; readonly record: JournalRecord; readonly batch: JournalBatchPosition | null }
   /**
    * A bad record at `position`: `header` when its header checked (its body did not, or is cut
    * short), `bodyWhole` when its whole body is in the file, `endsFile` when no good record follows
@@ -282,8 +364,31 @@ export interface JournalScan {
   readonly fileBytes: number;
 }
 
+/**
+ * What a bad record (scan item `index` of `scan`) is, by docs/formats/journal.md, Recovery:
+ * - damage: it was in the synced part of the journal, so it may have held acknowledged appends;
+ * - torn tail (version 1): the batch in flight at the crash, nothing after it;
+ * - torn window (version 2): inside the last D batches in flight at the crash; nothing from it on
+ *   was acknowledged (good records after it are replayed only where they continue their extent).
+ * `laterFileHasRecord`: a good record follows in a later file (a rotation waits for the window to
+ * drain, so this whole file was durable: damage).
+ */
+export function judgeBadRecord(scan: JournalScan, index: number, laterFileHasRecord: boolean): 'damage' | 'torn-tail' | 'torn-window' {
+  const item = scan.items[index];
+  assert(item?.kind === 'bad', 'judgeBadRecord judges a bad item');
+  if (laterFileHasRecord) return 'damage';
+  const before = scan.items.slice(0, index).flatMap((candidate) => (candidate.kind === 'record' ? [candidate.batch] : []));
+  const after = scan.items.slice(index + 1).flatMap((candidate) => (candidate.kind === 'record' ? [candidate.batch] : []));
+  const version2 = item.header !== null ? item.header.batch !== null : [...before, ...after].some((batch) => batch !== null);
+  if (!version2) return after.length > 0 || (item.header !== null && item.bodyWhole) ? 'damage' : 'torn-tail';
+  const last = before.at(-1);
+  const first = last === undefined || last === null ? 1 : last.batch + (last.lastOfBatch ? 1 : 0);
+  const max = after.reduce((largest, batch) => Math.max(largest, batch?.batch ?? 0), 0);
+  return after.length > 0 && first <= max - journalBatchesInFlightMax ? 'damage' : 'torn-window';
+}
+
 type Probe =
-  | { readonly kind: 'good'; readonly record: JournalRecord; readonly end: number }
+  | { readonly kind: 'good'; readonly record: JournalRecord; readonly batch: JournalBatchPosition | null; readonly end: number }
   | { readonly kind: 'bad'; readonly header: JournalHeader | null; readonly bodyWhole: boolean };
 
 /**
@@ -299,7 +404,7 @@ export async function scanJournalFile(disk: Disk, path: string): Promise<Journal
     while (fileBytes - position >= journalRecordHeaderBytes) {
       const probe = await probeRecord(handle, position, fileBytes);
       if (probe.kind === 'good') {
-        items.push({ kind: 'record', record: probe.record });
+        items.push({ kind: 'record', record: probe.record, batch: probe.batch });
         position = probe.end;
         continue;
       }
@@ -326,7 +431,7 @@ async function probeRecord(handle: DiskFile, position: number, fileBytes: number
   if (end > fileBytes) return { kind: 'bad', header, bodyWhole: false };
   const body = await handle.read(position + journalRecordHeaderBytes, header.bodyBytes);
   if (body.length !== header.bodyBytes || !crcMatches(body, header.bodyCrc)) return { kind: 'bad', header, bodyWhole: body.length === header.bodyBytes };
-  return { kind: 'good', record: journalRecordOf(header, body), end };
+  return { kind: 'good', record: journalRecordOf(header, body), batch: header.batch, end };
 }
 
 /** The first position at or after `from` where a whole record checks, or null. */

@@ -6,19 +6,20 @@
 // with a ManualClock, so the background extent sync never runs unless a test asks for it.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { extentSyncIntervalMs } from '../../../src/constants.ts';
+import { extentSyncIntervalMs, journalBatchesInFlightMax } from '../../../src/constants.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { ExtentStore } from '../../../src/stream/extent-store.ts';
 import { ManualClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
-import { damageMarkerName, decodeDamageMarker } from '../../../src/wire/damage-marker-format.ts';
+import { damageMarkerName, decodeDamageMarker, extentFileNameOfMarker } from '../../../src/wire/damage-marker-format.ts';
 import { journalFileName, journalRecordHeaderBytes } from '../../../src/wire/journal-format.ts';
 
 const streamId = 4;
 const blockBytes = 100;
 const recordBytes = journalRecordHeaderBytes + blockBytes;
 const journalPath = `journal/${journalFileName(1)}`;
+const paddingExtentId = 99;
 
 async function open(disk: SimDisk, clock = new ManualClock(0)): Promise<ExtentStore> {
   return ExtentStore.open({ disk, clock, groupCommit: true });
@@ -40,6 +41,15 @@ async function appendInOrder(store: ExtentStore, extentIds: readonly number[], o
   return acked;
 }
 
+/**
+ * D one-record batches to a padding extent: every earlier batch is then out of the last in-flight
+ * window, where rot would read as a torn window (docs/formats/journal.md, Recovery).
+ */
+async function closeJournalWindow(store: ExtentStore): Promise<void> {
+  await store.create({ streamId, extentId: paddingExtentId, epoch: 1 });
+  for (let i = 0; i < journalBatchesInFlightMax; i++) await store.append(paddingExtentId, i, Buffer.from('p'));
+}
+
 function markerPath(extentId: number): string {
   return `extents/${damageMarkerName({ streamId, extentId, epoch: 1 })}`;
 }
@@ -49,6 +59,7 @@ describe('ExtentStore damage detection', () => {
     const disk = new SimDisk({ random: new SeededRandom(11) });
     const store = await open(disk);
     const acked = await appendInOrder(store, [1, 2], [1, 2, 1, 2]);
+    await closeJournalWindow(store);
     disk.flipBit(journalPath, 2 * recordBytes + journalRecordHeaderBytes + 10, 4); // body of extent 1's record at 100
     disk.crash(); // the extent files were never synced: only the journal holds the appends
     let reopened = await open(disk);
@@ -81,17 +92,24 @@ describe('ExtentStore damage detection', () => {
     t.diagnostic(`rotted record: extent 1 reopened at ${blockBytes} of ${acked.get(1)?.length} acknowledged bytes, marked damaged (the old recovery left it undamaged: ${blockBytes} acknowledged bytes it would offer as complete); mark survived 2 restarts and a seal, went with remove`);
   });
 
-  it('a bad last record: a damaged header is a torn tail, a whole record with a bad body is damage', async () => {
-    for (const [flipAt, damaged] of [[10, false], [journalRecordHeaderBytes + 3, true]] as const) {
-      const disk = new SimDisk({ random: new SeededRandom(12) });
-      await appendInOrder(await open(disk), [1, 2], [1, 2]);
-      disk.flipBit(journalPath, recordBytes + flipAt, 0);
-      disk.crash();
-      const reopened = await open(disk);
-      assert.equal(reopened.damage(2) !== null, damaged, `flip at ${flipAt} of the last record`);
-      assert.equal(reopened.recovery.journalTornTailBytes, damaged ? 0 : recordBytes);
-      assert.equal(reopened.damage(1), null);
-      await reopened.close();
+  it('a bad record: in the last in-flight window a torn window (header or body), before it damage', async () => {
+    for (const closed of [false, true]) {
+      for (const flipAt of [10, journalRecordHeaderBytes + 3]) {
+        const disk = new SimDisk({ random: new SeededRandom(12) });
+        const store = await open(disk);
+        await appendInOrder(store, [1, 2], [1, 2]);
+        if (closed) await closeJournalWindow(store);
+        disk.flipBit(journalPath, recordBytes + flipAt, 0);
+        disk.crash();
+        const reopened = await open(disk);
+        const what = `flip at ${flipAt} of extent 2's record, ${closed ? 'D batches after it' : 'the last record'}`;
+        assert.equal(reopened.damage(2) !== null, closed, what);
+        assert.equal(reopened.recovery.journalTornTailBytes, closed ? 0 : recordBytes, what);
+        assert.equal(reopened.recovery.journalRecordsDamaged, closed ? 1 : 0, what);
+        // A header flip leaves its record's extent unknown: with the window closed, extent 1 (no record after it) is marked too.
+        assert.equal(reopened.damage(1) !== null, closed && flipAt < journalRecordHeaderBytes, what);
+        await reopened.close();
+      }
     }
   });
 
@@ -100,6 +118,7 @@ describe('ExtentStore damage detection', () => {
     const store = await open(disk);
     await appendInOrder(store, [1, 2, 3, 4], [1, 2, 3, 1]);
     await store.seal(4, 0);
+    await closeJournalWindow(store);
     disk.flipBit(journalPath, recordBytes + 20, 1); // extent 2's header: its extent is unknown now
     disk.crash();
     const reopened = await open(disk);
@@ -115,16 +134,17 @@ describe('ExtentStore damage detection', () => {
     const disk = new SimDisk({ random: new SeededRandom(14) });
     const store = await open(disk);
     await appendInOrder(store, [1], [1, 1]);
+    await closeJournalWindow(store);
     disk.flipBit(journalPath, journalRecordHeaderBytes + 1, 2);
     disk.crash();
     const reopened = await open(disk);
     assert.notEqual(reopened.damage(1), null);
     await reopened.close();
-    await disk.remove(`extents/${(await disk.list('extents')).find((name) => name.endsWith('.ext')) ?? ''}`);
+    await disk.remove(`extents/${extentFileNameOfMarker(damageMarkerName({ streamId, extentId: 1, epoch: 1 })) ?? ''}`);
     await disk.syncDirectory('extents');
     const again = await open(disk);
     assert.equal(again.recovery.orphanMarkersRemoved, 1);
-    assert.deepEqual(await disk.list('extents'), []);
+    assert.deepEqual(await disk.list('extents'), [extentFileNameOfMarker(damageMarkerName({ streamId, extentId: paddingExtentId, epoch: 1 }))]);
     await again.close();
   });
 

@@ -10,18 +10,20 @@
 // (never other bytes), onCorruption fires, verify() reports the block.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readBytesMax } from '../../../src/constants.ts';
+import { journalBatchesInFlightMax, readBytesMax } from '../../../src/constants.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
 import { SystemClock } from '../../../src/util/clock.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
 import { ExtentStore } from '../../../src/stream/extent-store.ts';
 import type { CorruptionEvent } from '../../../src/stream/extent-store.ts';
+import { journalFileName } from '../../../src/wire/journal-format.ts';
 
 const clock = new SystemClock();
 const rootSeed = BigInt(process.env['KURA_SEED'] ?? '20240601');
 console.log(`# root seed ${rootSeed} (set KURA_SEED to replay)`);
 const extentIds = [1, 2, 3] as const;
+const paddingExtentId = 99;
 type Mode = 'on' | 'off' | 'toggle';
 
 interface Issued {
@@ -244,13 +246,19 @@ async function fillStore(store: ExtentStore, random: SeededRandom): Promise<Map<
   return acknowledged;
 }
 
-async function flipRandomBits(disk: SimDisk, directory: string, count: number, random: SeededRandom, fromByte: number): Promise<number> {
+/** D one-record batches to a padding extent, so every earlier batch is out of the last in-flight window. */
+async function closeJournalWindow(store: ExtentStore): Promise<void> {
+  await store.create({ streamId: 9, extentId: paddingExtentId, epoch: 1 });
+  for (let i = 0; i < journalBatchesInFlightMax; i++) await store.append(paddingExtentId, i, Buffer.from('p'));
+}
+
+async function flipRandomBits(disk: SimDisk, directory: string, count: number, random: SeededRandom, fromByte: number, toByte = Number.MAX_SAFE_INTEGER): Promise<number> {
   const files = (await disk.list(directory)).map((name) => `${directory}/${name}`);
   const sizes = disk.snapshotFiles('live');
   let flipped = 0;
   for (let i = 0; i < count && files.length > 0; i++) {
     const path = files[random.int(files.length)] ?? '';
-    const size = sizes.get(path)?.length ?? 0;
+    const size = Math.min(toByte, sizes.get(path)?.length ?? 0);
     if (size <= fromByte) continue;
     disk.flipBit(path, fromByte + random.int(size - fromByte), random.int(8));
     flipped += 1;
@@ -292,7 +300,11 @@ describe('ExtentStore under bit flips (P2)', () => {
       const disk = new SimDisk({ random: new SeededRandom(seed) });
       const store = await ExtentStore.open({ disk, clock, groupCommit: true });
       const acknowledged = await fillStore(store, random);
-      figures.bitsFlipped += await flipRandomBits(disk, 'journal', 1 + random.int(3), random, 0);
+      // Flips before the last in-flight window only: inside it, rot reads as a torn window (the
+      // format's documented blind spot, docs/formats/journal.md "What it costs").
+      const windowStart = disk.snapshotFiles('live').get(`journal/${journalFileName(1)}`)?.length ?? 0;
+      await closeJournalWindow(store);
+      figures.bitsFlipped += await flipRandomBits(disk, 'journal', 1 + random.int(3), random, 0, windowStart);
       disk.crash({ tornWrites: true });
       await store.close().catch(() => {});
       const reopened = await ExtentStore.open({ disk, clock, groupCommit: true });

@@ -2,8 +2,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { dataAppendBytesMax, extentSyncIntervalMs } from '../../../src/constants.ts';
-import type { Disk, DiskFile, OpenOptions } from '../../../src/io/disk.ts';
+import type { DiskFile } from '../../../src/io/disk.ts';
 import { SimDisk } from '../../../src/io/sim-disk.ts';
+import type { SimDiskFile } from '../../../src/io/sim-disk.ts';
 import { SystemClock } from '../../../src/util/clock.ts';
 import { StorageError, isStorageError } from '../../../src/util/errors.ts';
 import type { StorageErrorCode } from '../../../src/util/errors.ts';
@@ -11,6 +12,7 @@ import { SeededRandom } from '../../../src/util/random.ts';
 import { ExtentStore } from '../../../src/stream/extent-store.ts';
 import type { CorruptionEvent } from '../../../src/stream/extent-store.ts';
 import { blockHeaderBytes, extentFileName, extentHeaderBytes } from '../../../src/wire/extent-format.ts';
+import { DelegatingDisk, fileWith } from '../../helpers/delegating-disk.ts';
 
 const clock = new SystemClock();
 const identity = { streamId: 3, extentId: 17, epoch: 2 };
@@ -218,15 +220,8 @@ describe('ExtentStore group commit', () => {
  * A SimDisk whose extent-file writes wait at a gate: the window between a group-commit run's
  * acknowledgement (its journal records are fsync'd) and its blocks reaching the extent file.
  */
-class GatedDisk implements Disk {
-  readonly name: string;
-  private readonly inner: SimDisk;
+class GatedDisk extends DelegatingDisk {
   private gate: { readonly opened: Promise<Error | null>; readonly open: (failure: Error | null) => void } | null = null;
-
-  constructor(inner: SimDisk) {
-    this.inner = inner;
-    this.name = inner.name;
-  }
 
   hold(): void {
     let open: (failure: Error | null) => void = () => undefined;
@@ -240,24 +235,16 @@ class GatedDisk implements Disk {
     this.gate = null;
   }
 
-  async open(path: string, options: OpenOptions): Promise<DiskFile> {
-    const file = await this.inner.open(path, options);
-    if (!path.startsWith('extents/')) return file;
-    const writev = async (position: number, parts: readonly Uint8Array[]): Promise<void> => {
-      const failure = this.gate === null ? null : await this.gate.opened;
-      if (failure !== null) throw failure;
-      await file.writev(position, parts);
-    };
-    return { path: file.path, size: () => file.size(), read: (p, l) => file.read(p, l), write: (p, d) => file.write(p, d), writev, writevSynced: (p, parts) => file.writevSynced(p, parts), truncate: (l) => file.truncate(l), sync: () => file.sync(), close: () => file.close() };
+  protected wrapFile(file: SimDiskFile): DiskFile {
+    if (!file.path.startsWith('extents/')) return file;
+    return fileWith(file, {
+      writev: async (position, parts) => {
+        const failure = this.gate === null ? null : await this.gate.opened;
+        if (failure !== null) throw failure;
+        await file.writev(position, parts);
+      },
+    });
   }
-
-  list(directory: string): Promise<string[]> { return this.inner.list(directory); }
-  makeDirectory(directory: string): Promise<void> { return this.inner.makeDirectory(directory); }
-  rename(from: string, to: string): Promise<void> { return this.inner.rename(from, to); }
-  remove(path: string): Promise<void> { return this.inner.remove(path); }
-  syncDirectory(directory: string): Promise<void> { return this.inner.syncDirectory(directory); }
-  exists(path: string): Promise<boolean> { return this.inner.exists(path); }
-  freeBytes(): Promise<number> { return this.inner.freeBytes(); }
 }
 
 /** True if `promise` is still pending after the event loop turned a few times. */
