@@ -7,12 +7,12 @@ import fc from 'fast-check';
 import { appendBytesMax } from '../../../src/constants.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import {
-  decodeJournalHeader, decodeJournalRecord, encodeJournalAppend, encodeJournalRemove, journalFileName,
-  parseJournalFileName, scanJournalBytes,
+  decodeJournalHeader, decodeJournalRecord, encodeJournalAppend, encodeJournalAppendHeader, encodeJournalRemove, journalFileName,
+  journalRecordHeaderBytes, parseJournalFileName, scanJournalBytes, stampJournalBatch,
 } from '../../../src/wire/journal-format.ts';
 import type { JournalRecord } from '../../../src/wire/journal-format.ts';
 import { encodeRecordHeader } from '../../../src/wire/record-header.ts';
-import { fixtureV1 } from '../../fixtures/generate-format-fixtures.ts';
+import { buildJournalFixture, fixtureV1, journalFixtureV2Batches } from '../../fixtures/generate-format-fixtures.ts';
 import { flipBit, throwsWire } from '../../helpers/wire-corruption.ts';
 
 const safeId = fc.nat({ max: Number.MAX_SAFE_INTEGER });
@@ -57,6 +57,18 @@ describe('journal records', () => {
     const tombstoneWithBody = encodeRecordHeader(format, { kindCode: 2, bodyBytes: 1, bodyCrc: 0, extentId: 1, offset: 0 });
     assert.throws(() => decodeJournalHeader(tombstoneWithBody), (error) => isStorageError(error, 'wire.corrupt'));
   });
+
+  it('v2: a stamped batch round-trips; batch 0 or an unknown flag is corrupt even under a valid header CRC', () => {
+    const header = encodeJournalAppendHeader({ extentId: 3, offset: 5, body: Buffer.from('abc') });
+    assert.deepEqual(decodeJournalHeader(header).batch, { batch: 1, lastOfBatch: true }, 'unstamped: the whole of batch 1');
+    stampJournalBatch(header, { batch: 70_000, lastOfBatch: false });
+    assert.deepEqual(decodeJournalHeader(header).batch, { batch: 70_000, lastOfBatch: false });
+    const format = { magic: Buffer.from('KJNL', 'ascii'), version: 2, what: 'test', usesFlagsAndTag: true };
+    const fields = { kindCode: 1, bodyBytes: 3, bodyCrc: 0, extentId: 1, offset: 0 };
+    for (const [flags, tag] of [[1, 0], [2, 1], [0x8000, 4]] as const) {
+      assert.throws(() => decodeJournalHeader(encodeRecordHeader(format, { ...fields, flags, tag })), (error) => isStorageError(error, 'wire.corrupt'), `flags ${flags} batch ${tag}`);
+    }
+  });
 });
 
 describe('scanJournalBytes', () => {
@@ -88,20 +100,27 @@ describe('journal file names', () => {
   });
 });
 
-describe('format v1 fixture (test/fixtures/journal-v1.jnl)', () => {
-  it('still decodes to the same records', () => {
-    const bytes = readFileSync(new URL('../../fixtures/journal-v1.jnl', import.meta.url));
-    const scan = scanJournalBytes(bytes);
-    assert.equal(scan.validBytes, bytes.length);
-    assert.equal(scan.records.length, fixtureV1.journal.length);
-    fixtureV1.journal.forEach((expected, index) => {
-      const record = scan.records[index]!;
-      assert.equal(record.kind, expected.kind);
-      assert.equal(record.extentId, expected.extentId);
-      if (record.kind === 'append' && expected.kind === 'append') {
-        assert.equal(record.offset, expected.offset);
-        assert.equal(record.body.toString('latin1'), expected.text);
-      }
+for (const version of [1, 2] as const) {
+  describe(`format v${version} fixture (test/fixtures/journal-v${version}.jnl)`, () => {
+    it('still decodes to the same records, with their batches (v2) or none (v1)', () => {
+      const bytes = readFileSync(new URL(`../../fixtures/journal-v${version}.jnl`, import.meta.url));
+      assert.deepEqual(bytes, buildJournalFixture(version), 'the encoder still writes the frozen bytes');
+      const scan = scanJournalBytes(bytes);
+      assert.equal(scan.validBytes, bytes.length);
+      assert.equal(scan.records.length, fixtureV1.journal.length);
+      let position = 0;
+      fixtureV1.journal.forEach((expected, index) => {
+        const record = scan.records[index]!;
+        assert.equal(record.kind, expected.kind);
+        assert.equal(record.extentId, expected.extentId);
+        if (record.kind === 'append' && expected.kind === 'append') {
+          assert.equal(record.offset, expected.offset);
+          assert.equal(record.body.toString('latin1'), expected.text);
+        }
+        const header = decodeJournalHeader(bytes.subarray(position));
+        assert.deepEqual(header.batch, version === 1 ? null : journalFixtureV2Batches[index]);
+        position += journalRecordHeaderBytes + header.bodyBytes;
+      });
     });
   });
-});
+}
