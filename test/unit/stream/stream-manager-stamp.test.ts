@@ -21,6 +21,7 @@ import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
 import { streamEvents } from '../../../src/util/stream-events.ts';
 import type { StreamSealEvent } from '../../../src/util/stream-events.ts';
+import { journalBatchesInFlightMax } from '../../../src/constants.ts';
 import { decodeJournalHeader, journalRecordHeaderBytes } from '../../../src/wire/journal-format.ts';
 
 const seed = BigInt(process.env['KURA_SEED'] ?? '28122012');
@@ -197,9 +198,11 @@ describe('StreamManager on a simulated stamp of real extent nodes', () => {
       };
       for (let sequence = 0; sequence < 4; sequence++) await append(sequence);
       await stamp.drive(stamp.clock.advance(200)); // the background sync makes these 4 durable in the extent files
-      await append(4);
-      await append(5); // acknowledged from the journal; the extent files are synced 50 ms later at the earliest
-      const ackedLength = 6 * recordBytes;
+      // Acknowledged from the journal (the extent files are synced 50 ms later at the earliest):
+      // record 4, then D more, so record 4 lies before the journal's last in-flight window (rot
+      // inside it reads as a torn window: docs/formats/journal.md, "What the torn window costs").
+      for (let sequence = 4; sequence < 5 + journalBatchesInFlightMax; sequence++) await append(sequence);
+      const ackedLength = acked.length * recordBytes;
       await stamp.crashNode(victimId);
       const disk = stamp.disks.get(victimId)!;
       const rotted = journalRecordPosition(disk, tail.extentId, 4 * recordBytes);
@@ -215,7 +218,7 @@ describe('StreamManager on a simulated stamp of real extent nodes', () => {
       const view = await stamp.manager.getStream(stream.streamId);
       assert.deepEqual(view.extents[0]!.state, { kind: 'sealed', sealedLength: ackedLength }, 'sealed at the acknowledged length, not the damaged replica\'s');
       assert.deepEqual(seals.map((event) => [event.extentId, event.sealedLength, event.damage]), [[tail.extentId, ackedLength, 'excluded']], 'one seal, published with its damaged replica excluded');
-      await append(6);
+      await append(acked.length);
       const repair = await stamp.drive(stamp.manager.repairOnce());
       const after = await stamp.manager.getStream(stream.streamId);
       const replicas = after.extents[0]!.replicas.map((r) => r.nodeId);
