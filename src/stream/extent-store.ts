@@ -6,7 +6,8 @@
 // queued on its extent's FIFO of pending appends; one drainer per extent (drain()) is the only
 // writer of that extent file and settles the FIFO strictly in offset order:
 // - group commit ON: append hands its journal record to the journal (leader/follower group
-//   commit, one write and one fsync per batch; see journal.ts). When records are durable, the
+//   commit, one O_DSYNC write per batch, up to D batches in flight, reported durable in file
+//   order; see journal.ts). When records are durable, the
 //   drainer publishes and resolves the whole run of durable blocks at the head of the FIFO, then
 //   writes it to the extent file in one write (no fsync); a read of a block of that run waits for
 //   the write (docs/formats/journal.md, "Acknowledge before the extent-file write"). A background step
