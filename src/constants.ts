@@ -546,6 +546,11 @@ export const partitionRowBytesMax = 2 * MiB;
  * depth any writer may use: raising it is a format change (older servers refuse the log). */
 export const partitionLogReorderAppendsMax = 3;
 
+/** Log appends a partition writer has in flight by default (1: each group's append waits for the
+ * previous one's). Up to partitionLogReorderAppendsMax once every server replays reordered logs
+ * (docs/formats/partition-log.md, "Pipelined log appends"); 1 is the off switch (P4). */
+export const partitionLogAppendsInFlight = 1;
+
 /** Rows in one atomic batch (Azure's entity-group transactions allow 100; blob operations touch a few). */
 export const partitionBatchMutationsMax = 256;
 

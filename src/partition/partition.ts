@@ -5,8 +5,10 @@
 // before they touch memory (durable first, then publish).
 //
 //   transact ──► queue ──► writer (one at a time): check conditions against the current state
-//                          plus earlier batches of the same group; assign sequence, ETag, time;
-//                          ONE log append for the group ──► apply to memtable ──► acknowledge
+//                          plus the groups in flight and earlier batches of the same group;
+//                          assign sequence, ETag, time; ONE log append for the group (at most
+//                          limits.logAppendsInFlight in flight) ──► apply to memtable ──►
+//                          acknowledge, group after group in sequence order
 //   checkpoint: freeze memtable → runs (checkpoint stream) → manifest (meta stream) → publish
 //   compaction: size-tiered (compaction-policy.ts): merge adjacent runs of one tier (tombstones
 //               dropped when the oldest run is merged) → new runs in their place → manifest
@@ -15,11 +17,15 @@
 //   open:       seal meta and log tails → newest manifest → runs → replay log after it
 //
 // Invariants:
-// - a batch is acknowledged only after its log record is durable, and applied to memory only
-//   then; batches are committed in sequence order, each exactly once;
+// - a batch is acknowledged only after its log record and every lower sequence's are durable, and
+//   applied to memory only then; batches are published in sequence order, each exactly once;
+// - a checkpoint's logStart precedes every record of a group not yet published (the end of the
+//   last append completed when the oldest in-flight group was issued: docs/formats/partition-log.md,
+//   "Pipelined log appends");
 // - conditions are evaluated and the batch logged with no other write in between (one writer);
 // - after a log append whose outcome is unknown, the partition refuses everything (failed state)
-//   until it is reloaded from the streams: it never reuses a sequence number;
+//   until it is reloaded from the streams: it never reuses a sequence number, and no later group
+//   in flight is acknowledged, even one whose append completed;
 // - memory changes (memtable swap, run list) are published only after the manifest naming them
 //   is durable; the row cache holds the newest version of a key and is invalidated by writes;
 // - GC drops only what the published (durable) manifest and the live rows no longer reference,
@@ -32,7 +38,7 @@
 import {
   appendBytesMax, dataAppendBytesMax, blockCacheBytesMax, scanBlockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
   dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
-  maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionWriteQueueMax,
+  maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionLogAppendsInFlight, partitionWriteQueueMax,
   rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runReadAheadBlocks, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
 } from '../constants.ts';
 import { AssertionFailure, assert } from '../util/assert.ts';
@@ -126,12 +132,15 @@ export interface PartitionLimits {
   readonly dataGcCopyForwardLiveRatio: number;
   readonly dataGcTailSealBytes: number;
   readonly dataGcRefsTrackedMax: number;
+  /** Log appends (commit groups) in flight at once, 1..partitionLogReorderAppendsMax. */
+  readonly logAppendsInFlight: number;
 }
 
 export const defaultPartitionLimits: PartitionLimits = {
   memtableBytesMax, blockBytesTarget: runBlockBytesTarget, runBytesMax, runsCompactionTrigger, rowCacheEntriesMax, blockCacheBytesMax, scanBlockCacheBytesMax,
   checkpointIntervalMs, scanExaminedMax, compactionTierBaseBytes, compactionMergeRunsMax, compactionTombstoneRatio, maintenanceTickMs,
   dataGcIntervalMs, dataGcGraceMs, dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcTailSealBytes, dataGcRefsTrackedMax,
+  logAppendsInFlight: partitionLogAppendsInFlight,
 };
 
 export interface PartitionOptions {
@@ -250,6 +259,18 @@ function encodeGroup(accepted: readonly AcceptedBatch[], partitionId: number, ow
   return { group, records };
 }
 
+/** A commit group whose log append was issued and which is not yet published. */
+interface LogGroup {
+  readonly accepted: readonly AcceptedBatch[];
+  readonly records: readonly Buffer[];
+  /** The end of the last log append completed when this group was issued: every record before it
+   * belongs to a group issued earlier (S1 in docs/formats/partition-log.md), so it is a safe
+   * checkpoint logStart while this group is the oldest unpublished one. */
+  readonly logStartAtIssue: LogPosition;
+  /** Where its append ended, once it completed. */
+  end: LogPosition | null;
+}
+
 interface ManifestState {
   readonly manifestSequence: number;
   readonly coveredSequence: number;
@@ -295,14 +316,24 @@ export class Partition {
   private readonly openedAtMs: number;
   private lastGcMs: number;
   private tickTimer: TimerHandle | null = null;
-  private committing: Promise<void> | null = null;
-  /** The group `committing` checks and logs (its batches left the queue, not yet published). */
-  private inFlight: readonly PendingBatch[] = [];
+  /** The group the writer is checking (its batches left the queue, no append issued yet). */
+  private accepting: readonly PendingBatch[] = [];
+  private issuing: Promise<void> | null = null;
+  /** Groups whose log appends were issued, not yet published, in sequence order; with their
+   * settlements (an append completed and what it allows published, or the partition failed). */
+  private readonly logGroups: LogGroup[] = [];
+  private readonly logGroupsSettled = new Map<LogGroup, Promise<void>>();
+  /** A log append failed: nothing more is issued or published by this owner. */
+  private logFailed = false;
+  /** The highest sequence and Last-Modified given to a batch (published or in flight). */
+  private issuedSequence: number;
+  private issuedModifiedMs = 0;
   private readonly dataGcEnabled: boolean;
   private readonly references: RowDataReferences;
   private readonly inlineData: InlineData | null;
   private appliedSequence: number;
-  private logTail: LogPosition;
+  /** The end of the last log append that completed (in completion order). */
+  private lastAppendEnd: LogPosition;
   private lastModifiedMs = 0;
   private manifestsInMetaTail = 0;
   private readonly queue: PendingBatch[] = [];
@@ -351,7 +382,8 @@ export class Partition {
       nextRunId: manifest?.nextRunId ?? 1,
     };
     this.appliedSequence = loaded.lastSequence;
-    this.logTail = loaded.logTail;
+    this.issuedSequence = loaded.lastSequence;
+    this.lastAppendEnd = loaded.logTail;
     this.rowCache = new LruCache(this.limits.rowCacheEntriesMax);
     this.blockCache = new LruCache<string, BlockRows>(this.limits.blockCacheBytesMax);
     this.scanBlockCache = new LruCache<string, BlockRows>(this.limits.scanBlockCacheBytesMax);
@@ -557,7 +589,7 @@ export class Partition {
     // Every conditional op's row is known: the writer's own check, on these rows, once they are settled.
     const error = this.conditionFailure(prepared, (key) => rows.get(key) ?? null);
     if (error === null || this.unknownDataRef(prepared) !== null || this.checkCondemned(prepared) !== null) return null;
-    for (const batch of [...this.inFlight, ...this.queue]) for (const { key } of batch.ops) if (rows.has(key)) return null;
+    for (const batch of [...this.inFlightBatches(), ...this.queue]) for (const { key } of batch.ops) if (rows.has(key)) return null;
     return error;
   }
 
@@ -602,24 +634,43 @@ export class Partition {
     this.writer = this.drainQueue();
   }
 
-  /** Resolves when the batch group being checked and logged (if any) is published or failed. */
+  /** Resolves when the group being checked (if any) and every group issued are published or failed. */
   private async groupSettled(): Promise<void> {
-    while (this.committing !== null) await this.committing;
+    while (this.issuing !== null) await this.issuing;
+    for (let oldest = this.logGroups[0]; oldest !== undefined; oldest = this.logGroups[0]) await this.logGroupsSettled.get(oldest);
   }
 
-  /** The single writer: commits queued batches in groups until the queue is empty. */
+  /** Resolves when no writer runs and every issued group is published or failed. */
+  private async writerSettled(): Promise<void> {
+    while (this.writer !== null || this.logGroups.length > 0) {
+      if (this.writer !== null) await this.writer;
+      await this.groupSettled();
+    }
+  }
+
+  /** Batches the writer has taken from the queue and not published: checked or in flight. */
+  private inFlightBatches(): PendingBatch[] {
+    return [...this.logGroups.flatMap((group) => group.accepted.map((item) => item.batch)), ...this.accepting];
+  }
+
+  /**
+   * The single writer: takes queued batches in groups until the queue is empty, with at most
+   * limits.logAppendsInFlight log appends in flight (docs/formats/partition-log.md, "Pipelined log
+   * appends"); groups are published in sequence order as their appends complete, after the writer
+   * may have ended (writerSettled waits for both).
+   */
   private async drainQueue(): Promise<void> {
     await Promise.resolve();
     try {
       while (this.queue.length > 0 && this.state.kind === 'open') {
+        while (this.logGroups.length >= this.limits.logAppendsInFlight) await this.logGroupsSettled.get(this.logGroups[0] as LogGroup);
         await this.waitForMemtableRoom();
-        this.inFlight = this.takeGroup();
-        this.committing = this.commitGroup(this.inFlight);
+        if (this.queue.length === 0 || this.state.kind !== 'open') break;
+        this.issuing = this.issueGroup(this.takeGroup());
         try {
-          await this.committing;
+          await this.issuing;
         } finally {
-          this.committing = null;
-          this.inFlight = [];
+          this.issuing = null;
         }
       }
     } finally {
@@ -639,32 +690,57 @@ export class Partition {
     return group;
   }
 
-  private async commitGroup(group: readonly PendingBatch[]): Promise<void> {
-    const accepted = await this.acceptBatches(group);
-    if (accepted.length === 0) return;
-    const { group: bytes, records } = encodeGroup(accepted, this.partitionId, this.ownerEpoch);
-    let position;
+  /** Checks a group against the published state and the groups in flight, then issues its log append. */
+  private async issueGroup(group: readonly PendingBatch[]): Promise<void> {
+    this.accepting = group;
+    let accepted: AcceptedBatch[];
     try {
-      this.counters.logAppends += 1;
-      position = await this.streams.append(this.streamIds.log, bytes);
+      accepted = await this.acceptBatches(group);
+    } finally {
+      this.accepting = [];
+    }
+    // A group in flight failed meanwhile: fail() rejected these batches; their sequences are not used.
+    if (accepted.length === 0 || this.logFailed) return;
+    const { group: bytes, records } = encodeGroup(accepted, this.partitionId, this.ownerEpoch);
+    const logGroup: LogGroup = { accepted, records, logStartAtIssue: this.lastAppendEnd, end: null };
+    this.issuedSequence += accepted.length;
+    this.counters.logAppends += 1;
+    const append = (async () => this.streams.append(this.streamIds.log, bytes))();
+    this.logGroups.push(logGroup);
+    const settled = append.then((position) => this.appendCompleted(logGroup, position), (error: unknown) => this.fail(error));
+    this.logGroupsSettled.set(logGroup, settled);
+  }
+
+  /** A group's append completed: publishes it, and the completed groups after it, once every
+   * earlier group is published (acknowledgements strictly in sequence order). */
+  private async appendCompleted(group: LogGroup, position: { readonly extentId: number; readonly offset: number; readonly length: number }): Promise<void> {
+    try {
+      await failpoint('partition.commit.after-log-append');
     } catch (error) {
-      this.fail(error, accepted.map((item) => item.batch));
+      this.fail(error);
       return;
     }
-    await failpoint('partition.commit.after-log-append');
-    // Closed meanwhile: its waiters were answered by close(). Writes stopped meanwhile (read_only):
-    // this group is durable, so it is still published and acknowledged.
-    if (this.state.kind !== 'open' && this.state.kind !== 'read_only') return;
-    this.logTail = { extentId: position.extentId, offset: position.offset + position.length };
-    for (let index = 0; index < accepted.length; index++) this.publish(accepted[index] as AcceptedBatch, records[index] as Buffer);
-    this.maybeStartMaintenance();
+    group.end = { extentId: position.extentId, offset: position.offset + position.length };
+    this.lastAppendEnd = group.end;
+    for (let head = this.logGroups[0]; head !== undefined && head.end !== null; head = this.logGroups[0]) {
+      this.logGroups.shift();
+      this.logGroupsSettled.delete(head);
+      // Closed meanwhile: its waiters were answered by close(). Writes stopped meanwhile (read_only):
+      // this group is durable, so it is still published and acknowledged.
+      if (this.state.kind !== 'open' && this.state.kind !== 'read_only') continue;
+      for (let index = 0; index < head.accepted.length; index++) this.publish(head.accepted[index] as AcceptedBatch, head.records[index] as Buffer);
+      this.maybeStartMaintenance();
+    }
   }
 
   /** Checks conditions in order (later batches see earlier ones); builds the accepted rows. */
   private async acceptBatches(group: readonly PendingBatch[]): Promise<AcceptedBatch[]> {
+    // The rows of the groups in flight are the newest versions of their keys (not yet published).
     const overlay = new Map<string, RowRecord | null>();
+    for (const { accepted: items } of this.logGroups) for (const { rows } of items) for (const row of rows) overlay.set(row.key.toString('latin1'), row);
     const accepted: AcceptedBatch[] = [];
-    const lastModifiedMs = Math.max(this.clock.nowMs(), this.lastModifiedMs);
+    const lastModifiedMs = Math.max(this.clock.nowMs(), this.lastModifiedMs, this.issuedModifiedMs);
+    this.issuedModifiedMs = lastModifiedMs;
     for (const batch of group) {
       const condemned = this.checkCondemned(batch.ops);
       // Each check awaited only when it must read (a ref to an extent not known yet, a row not in memory).
@@ -681,7 +757,7 @@ export class Partition {
         batch.reject(failure);
         continue;
       }
-      const sequence = this.appliedSequence + accepted.length + 1;
+      const sequence = this.issuedSequence + accepted.length + 1;
       const rows = buildRows(batch.ops, sequence, etagFor(sequence), lastModifiedMs);
       for (const row of rows) overlay.set(row.key.toString('latin1'), row);
       accepted.push({ batch, rows, sequence, recordBytes: logRecordBytes(rows) });
@@ -811,13 +887,18 @@ export class Partition {
    * (applied iff its bytes landed). Failing it would only refuse those reads
    * (docs/partition-protocol.md, "Fault model"; partition-stop-writes-failure.test.ts).
    */
-  private fail(error: unknown, inFlight: readonly PendingBatch[]): void {
+  private fail(error: unknown): void {
     if (error instanceof AssertionFailure) throw error;
     const cause = new StorageError('partition.unavailable', `partition ${this.partitionId} must be reloaded: a log append failed`, {
       retryable: true, cause: error, context: { partitionId: this.partitionId },
     });
     if (this.state.kind === 'open') this.state = { kind: 'failed', cause };
-    for (const batch of [...inFlight, ...this.queue.splice(0)]) batch.reject(cause);
+    this.logFailed = true;
+    // Every group after the failed one too, even one whose append completed: acknowledged only in order.
+    const unpublished = this.inFlightBatches();
+    this.logGroups.splice(0);
+    this.logGroupsSettled.clear();
+    for (const batch of [...unpublished, ...this.queue.splice(0)]) batch.reject(cause);
   }
 
   // ---- maintenance ----------------------------------------------------------------------------
@@ -872,7 +953,7 @@ export class Partition {
     if (this.state.kind !== 'open') return;
     if (this.frozen === null) {
       if (this.active.size === 0) return;
-      this.frozen = { memtable: this.active, coveredSequence: this.appliedSequence, logStart: this.logTail };
+      this.frozen = { memtable: this.active, coveredSequence: this.appliedSequence, logStart: this.logGroups[0]?.logStartAtIssue ?? this.lastAppendEnd };
       this.active = new Memtable();
     }
     const frozen = this.frozen;
@@ -1179,7 +1260,7 @@ export class Partition {
     if (this.state.kind === 'open') this.state = { kind: 'read_only' };
     this.tickTimer?.cancel();
     this.tickTimer = null;
-    while (this.writer !== null) await this.writer;
+    await this.writerSettled();
     while (this.background !== null) await this.background;
     const closed = new StorageError('partition.closed', `partition ${this.partitionId} takes no more writes`);
     for (const batch of this.queue.splice(0)) batch.reject(closed);
@@ -1190,8 +1271,7 @@ export class Partition {
     if (this.state.kind === 'closed') return;
     this.tickTimer?.cancel();
     this.tickTimer = null;
-    const writer = this.writer;
-    if (writer !== null) await writer;
+    await this.writerSettled();
     const background = this.background;
     if (background !== null) await background;
     this.state = { kind: 'closed' };
