@@ -738,6 +738,7 @@ export class Partition {
     // The rows of the groups in flight are the newest versions of their keys (not yet published).
     const overlay = new Map<string, RowRecord | null>();
     for (const { accepted: items } of this.logGroups) for (const { rows } of items) for (const row of rows) overlay.set(row.key.toString('latin1'), row);
+    const refuseCondition = this.conditionRefusal();
     const accepted: AcceptedBatch[] = [];
     const lastModifiedMs = Math.max(this.clock.nowMs(), this.lastModifiedMs, this.issuedModifiedMs);
     this.issuedModifiedMs = lastModifiedMs;
@@ -754,7 +755,8 @@ export class Partition {
         if (foreign !== null) this.counters.commitsRefusedForeignData += 1;
         else if (failure.code === 'extent.not_found') this.gcCounters = { ...this.gcCounters, commitsRefusedCondemned: this.gcCounters.commitsRefusedCondemned + 1 };
         else this.counters.conditionFailures += 1;
-        batch.reject(failure);
+        if (foreign === null && failure.code !== 'extent.not_found') refuseCondition(batch, failure);
+        else batch.reject(failure);
         continue;
       }
       const sequence = this.issuedSequence + accepted.length + 1;
@@ -763,6 +765,19 @@ export class Partition {
       accepted.push({ batch, rows, sequence, recordBytes: logRecordBytes(rows) });
     }
     return accepted;
+  }
+
+  /**
+   * How a group's condition failures are answered: at once with no group in flight; else once the
+   * groups in flight now are published (or failed). A condition may have failed against their rows,
+   * which reads do not see until then: answered earlier, the caller's read-evaluate-write retry
+   * reads the same stale row and fails again, for as long as a write to that row is in flight
+   * (docs/formats/partition-log.md, "Pipelined log appends").
+   */
+  private conditionRefusal(): (batch: PendingBatch, failure: StorageError) => void {
+    if (this.logGroups.length === 0) return (batch, failure) => batch.reject(failure);
+    const inFlight = Promise.allSettled(this.logGroupsSettled.values());
+    return (batch, failure) => void inFlight.then(() => batch.reject(failure));
   }
 
   /**

@@ -5,6 +5,8 @@
 //   appends complete in; a reload replays the reordered log;
 // - the first in-flight append failing while the second succeeds: neither is acknowledged, the
 //   partition fails, a reload applies a prefix (both if the first landed, else neither);
+// - a condition that fails against a group in flight is answered once that group is published
+//   (reads see only published rows: answered earlier, a read-evaluate-write retry reads stale);
 // - a checkpoint taken while a group stored before the last completed append is still in flight
 //   keeps its record in the replayed range (logStart from the oldest in-flight group's issue).
 import { describe, it } from 'node:test';
@@ -137,12 +139,35 @@ describe('partition writer with pipelined log appends', () => {
     const { partition, log } = await fixture.openHeld();
     const first = partition.put(Buffer.from('x'), text('1'));
     await issued(log, 1);
+    // A read-evaluate-write caller read x absent (the Put in flight is not published) and writes on that.
+    assert.equal(await valueOf(partition, 'x'), null);
     const exists = partition.put(Buffer.from('x'), text('2'), { ifNoneMatch: '*' });
-    await assert.rejects(exists, (error) => isStorageError(error, 'partition.exists'));
+    await issued(log, 1);
     await log.store(0);
     log.complete(0);
     await first;
+    await assert.rejects(exists, (error) => isStorageError(error, 'partition.exists'));
     assert.equal(await valueOf(partition, 'x'), '1');
+    await partition.close();
+  });
+
+  it('answers a condition that failed against a group in flight once that group is published, so a retry reads its row', async () => {
+    const fixture = new Fixture();
+    const { partition, log } = await fixture.openHeld();
+    const first = partition.put(Buffer.from('x'), text('1'));
+    await issued(log, 1);
+    const refused = partition.put(Buffer.from('x'), text('2'), { ifNoneMatch: '*' }).then(
+      () => assert.fail('If-None-Match: * on a row in flight succeeded'),
+      async (error: unknown) => ({ error, valueThen: await valueOf(partition, 'x') }),
+    );
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    await log.store(0);
+    log.complete(0);
+    await first;
+    const { error, valueThen } = await refused;
+    console.log(`refused with ${isStorageError(error) ? error.code : String(error)}; a read right after the refusal sees x = ${valueThen}`);
+    assert.ok(isStorageError(error, 'partition.exists'));
+    assert.equal(valueThen, '1', 'the refusal is answered after the row it failed against is published');
     await partition.close();
   });
 
