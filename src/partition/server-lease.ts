@@ -26,7 +26,8 @@ export interface ServerLeaseOptions {
   readonly ttlMs: number;
   readonly renewMs: number;
   readonly marginMs: number;
-  /** Called once, when the lease stops being confirmed valid. */
+  /** Called once, when the lease stops being confirmed valid; not when its holder releases it
+   * (a stop is not a loss: no warning, no re-registration, no leasesLost count). */
   readonly onLost: () => void;
 }
 
@@ -72,7 +73,7 @@ export class ServerLease {
 
   /** Stops renewing and revokes the lease (best effort: it also just expires). */
   async release(): Promise<void> {
-    this.markLost();
+    this.markLost({ notify: false });
     try {
       await this.options.metaStore.revokeLease(this.id);
     } catch {
@@ -126,11 +127,11 @@ export class ServerLease {
     });
   }
 
-  private markLost(): void {
+  private markLost(how: { readonly notify: boolean } = { notify: true }): void {
     if (this.lost) return;
     this.lost = true;
     this.renewTimer?.cancel();
     this.expiryTimer?.cancel();
-    this.options.onLost();
+    if (how.notify) this.options.onLost();
   }
 }
