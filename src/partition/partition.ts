@@ -269,6 +269,8 @@ interface LogGroup {
   readonly logStartAtIssue: LogPosition;
   /** Where its append ended, once it completed. */
   end: LogPosition | null;
+  /** Settles once its append completed and what that allows is published, or the partition failed. */
+  settled: Promise<void>;
 }
 
 interface ManifestState {
@@ -319,10 +321,8 @@ export class Partition {
   /** The group the writer is checking (its batches left the queue, no append issued yet). */
   private accepting: readonly PendingBatch[] = [];
   private issuing: Promise<void> | null = null;
-  /** Groups whose log appends were issued, not yet published, in sequence order; with their
-   * settlements (an append completed and what it allows published, or the partition failed). */
+  /** Groups whose log appends were issued, not yet published, in sequence order. */
   private readonly logGroups: LogGroup[] = [];
-  private readonly logGroupsSettled = new Map<LogGroup, Promise<void>>();
   /** A log append failed: nothing more is issued or published by this owner. */
   private logFailed = false;
   /** The highest sequence and Last-Modified given to a batch (published or in flight). */
@@ -637,7 +637,7 @@ export class Partition {
   /** Resolves when the group being checked (if any) and every group issued are published or failed. */
   private async groupSettled(): Promise<void> {
     while (this.issuing !== null) await this.issuing;
-    for (let oldest = this.logGroups[0]; oldest !== undefined; oldest = this.logGroups[0]) await this.logGroupsSettled.get(oldest);
+    for (let oldest = this.logGroups[0]; oldest !== undefined; oldest = this.logGroups[0]) await oldest.settled;
   }
 
   /** Resolves when no writer runs and every issued group is published or failed. */
@@ -663,7 +663,7 @@ export class Partition {
     await Promise.resolve();
     try {
       while (this.queue.length > 0 && this.state.kind === 'open') {
-        while (this.logGroups.length >= this.limits.logAppendsInFlight) await this.logGroupsSettled.get(this.logGroups[0] as LogGroup);
+        while (this.logGroups.length >= this.limits.logAppendsInFlight) await (this.logGroups[0] as LogGroup).settled;
         await this.waitForMemtableRoom();
         if (this.queue.length === 0 || this.state.kind !== 'open') break;
         this.issuing = this.issueGroup(this.takeGroup());
@@ -702,13 +702,12 @@ export class Partition {
     // A group in flight failed meanwhile: fail() rejected these batches; their sequences are not used.
     if (accepted.length === 0 || this.logFailed) return;
     const { group: bytes, records } = encodeGroup(accepted, this.partitionId, this.ownerEpoch);
-    const logGroup: LogGroup = { accepted, records, logStartAtIssue: this.lastAppendEnd, end: null };
     this.issuedSequence += accepted.length;
     this.counters.logAppends += 1;
     const append = (async () => this.streams.append(this.streamIds.log, bytes))();
+    const logGroup: LogGroup = { accepted, records, logStartAtIssue: this.lastAppendEnd, end: null, settled: Promise.resolve() };
+    logGroup.settled = append.then((position) => this.appendCompleted(logGroup, position), (error: unknown) => this.fail(error));
     this.logGroups.push(logGroup);
-    const settled = append.then((position) => this.appendCompleted(logGroup, position), (error: unknown) => this.fail(error));
-    this.logGroupsSettled.set(logGroup, settled);
   }
 
   /** A group's append completed: publishes it, and the completed groups after it, once every
@@ -724,7 +723,6 @@ export class Partition {
     this.lastAppendEnd = group.end;
     for (let head = this.logGroups[0]; head !== undefined && head.end !== null; head = this.logGroups[0]) {
       this.logGroups.shift();
-      this.logGroupsSettled.delete(head);
       // Closed meanwhile: its waiters were answered by close(). Writes stopped meanwhile (read_only):
       // this group is durable, so it is still published and acknowledged.
       if (this.state.kind !== 'open' && this.state.kind !== 'read_only') continue;
@@ -776,7 +774,7 @@ export class Partition {
    */
   private conditionRefusal(): (batch: PendingBatch, failure: StorageError) => void {
     if (this.logGroups.length === 0) return (batch, failure) => batch.reject(failure);
-    const inFlight = Promise.allSettled(this.logGroupsSettled.values());
+    const inFlight = Promise.allSettled(this.logGroups.map((group) => group.settled));
     return (batch, failure) => void inFlight.then(() => batch.reject(failure));
   }
 
@@ -912,7 +910,6 @@ export class Partition {
     // Every group after the failed one too, even one whose append completed: acknowledged only in order.
     const unpublished = this.inFlightBatches();
     this.logGroups.splice(0);
-    this.logGroupsSettled.clear();
     for (const batch of [...unpublished, ...this.queue.splice(0)]) batch.reject(cause);
   }
 
