@@ -11,7 +11,9 @@
 //   4 KiB-aligned middle is at least directWriteBytesMin goes in three synchronous pieces, in file
 //   order: head and tail through the O_DSYNC descriptor, the middle through a third descriptor
 //   opened O_DIRECT | O_DSYNC from an aligned staging buffer (docs/formats/extent-file.md,
-//   "Writing"): the page cache's copy into new pages is what such a write cost.
+//   "Writing"): the page cache's copy into new pages is what such a write cost. Once the file
+//   system refused O_DIRECT, no file of the disk keeps that descriptor: the file that met the
+//   refusal closes it at once, the others at their next synced write.
 // - syncDirectory() opens the directory O_RDONLY|O_DIRECTORY and fsyncs it, which is what makes
 //   a create, rename or unlink in it durable on Linux file systems.
 // - a failed sync() poisons the handle: every later call on it (except close) fails with
@@ -30,7 +32,8 @@
 // given at construction: the caller of read() owns the buffer as before; the pool only lets the
 // last holder give it back instead of leaving it to the garbage collector. A read of at least
 // directReadBytesMin reads its 4 KiB-aligned cover through a descriptor opened
-// O_RDONLY | O_DIRECT into an aligned staging buffer (its own pool, beside the write staging) and
+// O_RDONLY | O_DIRECT (open only while large reads of the file are in flight: the first opens it,
+// the last closes it, so a sealed extent's file holds one descriptor between reads) into an aligned staging buffer (its own pool, beside the write staging) and
 // copies the asked bytes out into the buffer it returns (docs/formats/extent-file.md, "Reading"):
 // a block just written O_DIRECT is not in the page cache, and filling new page-cache pages is what
 // such a read cost. The staging buffer is back in its pool before read() returns, so nothing a
@@ -321,11 +324,20 @@ class RealFile implements DiskFile {
   private async fillDirect(position: number, target: Buffer): Promise<number | null> {
     let handle: FileHandle;
     try {
-      handle = await this.directRead.open();
+      handle = await this.directRead.borrow();
     } catch (error) {
       if (errnoCode(error) === 'EINVAL') return this.refuseDirectReads();
       throw fsError(error, 'open', this.path, { flags: 'O_RDONLY|O_DIRECT' });
     }
+    try {
+      return await this.preadDirect(handle, position, target);
+    } finally {
+      await this.directRead.giveBack();
+    }
+  }
+
+  /** Reads through the O_DIRECT descriptor from the aligned `position` into `target` (see fillDirect). */
+  private async preadDirect(handle: FileHandle, position: number, target: Buffer): Promise<number | null> {
     let filled = 0;
     try {
       // A read that stops off a page boundary has met the end of the file (a next one would be unaligned).
@@ -385,6 +397,8 @@ class RealFile implements DiskFile {
     this.checkUsable();
     const synced = await this.openSynced();
     const write: PartsWrite = { position, parts, total, written: 0 };
+    // Opened before another file of the disk met the refusal: it will never write.
+    if (this.direct?.supported === false && this.directSynced.opened) await this.directSynced.release();
     const middle = this.directMiddle(position, total);
     const staging = middle === null ? null : (this.direct?.buffers.acquire() ?? null);
     try {
@@ -432,9 +446,11 @@ class RealFile implements DiskFile {
         write.written += bytesWritten;
       }
     } catch (error) {
-      // EINVAL before any byte moved: the file system checked the alignment and said no.
-      if (done === 0 && errnoCode(error) === 'EINVAL') return this.refuseDirect();
-      throw error;
+      // EINVAL before any byte moved: the file system checked the alignment and said no; the
+      // descriptor it opened will never write.
+      if (done !== 0 || errnoCode(error) !== 'EINVAL') throw error;
+      await this.directSynced.release();
+      return this.refuseDirect();
     }
     return true;
   }
@@ -467,7 +483,7 @@ class RealFile implements DiskFile {
       await this.handle.truncate(length);
       // A truncate ends a run of synced writes (an extent's seal starts with one): the extra
       // descriptors go, so a sealed extent's file holds one descriptor, not four (a large read
-      // opens its O_DIRECT one again).
+      // opens its O_DIRECT one for as long as large reads of the file are in flight).
       await this.releaseExtras();
     } catch (error) {
       throw fsError(error, 'truncate', this.path, { length });
@@ -604,9 +620,11 @@ function copyBetween(parts: readonly Uint8Array[], from: number, target: Buffer)
   assert(filled === target.byteLength, 'the staging buffer is filled from the parts');
 }
 
-/** A second descriptor of a file with other flags, opened on first use, closed at release. */
+/** A second descriptor of a file with other flags, opened on first use, closed at release; or
+ * borrowed: opened by the first borrower, closed when the last one gives it back. */
 class ExtraDescriptor {
   private handle: Promise<FileHandle> | null = null;
+  private borrowers = 0;
   private readonly fullPath: string;
   private readonly flags: number;
   private readonly opener: DescriptorOpener;
@@ -623,6 +641,28 @@ class ExtraDescriptor {
       throw error;
     });
     return this.handle;
+  }
+
+  get opened(): boolean {
+    return this.handle !== null;
+  }
+
+  /** open() for one more borrower, who calls giveBack() when done with it. */
+  async borrow(): Promise<FileHandle> {
+    this.borrowers += 1;
+    try {
+      return await this.open();
+    } catch (error) {
+      this.borrowers -= 1;
+      throw error;
+    }
+  }
+
+  /** The last borrower's giveBack closes it. */
+  async giveBack(): Promise<void> {
+    assert(this.borrowers > 0, 'a descriptor is given back only after it was borrowed');
+    this.borrowers -= 1;
+    if (this.borrowers === 0) await this.release();
   }
 
   /** Closes it if open (a failed open left nothing to close). */

@@ -10,12 +10,13 @@
 // bytes written and whether they read back byte-exact.
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { open, readFile, readdir, readlink } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { directWriteBytesMin, readBufferPoolLengthMin } from '../../src/constants.ts';
 import { RealDisk } from '../../src/io/real-disk.ts';
 import { ReadBufferPool } from '../../src/util/read-buffer-pool.ts';
 import { SeededRandom } from '../../src/util/random.ts';
+import { descriptorsOf } from './descriptors.ts';
 
 const root = process.argv[2] ?? '';
 const fileName = 'refused.ext';
@@ -30,22 +31,6 @@ async function probeDirect(): Promise<string> {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code ?? String(error);
   }
-}
-
-/** The open flags (fdinfo, octal) of this process's descriptors of `path`. */
-async function descriptorFlags(path: string): Promise<number[]> {
-  const flags: number[] = [];
-  for (const fd of await readdir('/proc/self/fd')) {
-    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
-    if (target !== path) continue;
-    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
-    flags.push(Number.parseInt(/^flags:\s*(\d+)$/m.exec(info)?.[1] ?? '0', 8));
-  }
-  return flags;
-}
-
-function describeFlags(value: number): { dsync: boolean; direct: boolean } {
-  return { dsync: (value & fsConstants.O_DSYNC) !== 0, direct: (value & fsConstants.O_DIRECT) !== 0 };
 }
 
 async function main(): Promise<void> {
@@ -64,20 +49,20 @@ async function main(): Promise<void> {
     model.push(small, ...large);
     end += small.length + large.reduce((sum, part) => sum + part.length, 0);
   }
-  const flags = await descriptorFlags(join(root, fileName));
+  const descriptors = descriptorsOf(join(root, fileName));
   await file.close();
   const expected = createHash('sha256').update(Buffer.concat(model)).digest('hex');
   const readBuffers = new ReadBufferPool({ bytesMax: 16 * rangeBytes, lengthMin: readBufferPoolLengthMin });
   const reopened = await new RealDisk({ root, directWrites: null, readBuffers }).open(fileName, { create: false });
   const hash = createHash('sha256');
   for (let position = 0; position < end; position += rangeBytes) hash.update(await reopened.read(position, Math.min(rangeBytes, end - position)));
-  const readFlags = await descriptorFlags(join(root, fileName));
+  const readDescriptors = descriptorsOf(join(root, fileName));
   await reopened.close();
   const viaDisk = hash.digest('hex');
   const viaRead = createHash('sha256').update(await readFile(join(root, fileName))).digest('hex');
   const report = {
     direct, mode: disk.directWriteMode, bytes: end,
-    descriptors: flags.map(describeFlags), readDescriptors: readFlags.map(describeFlags),
+    descriptors, readDescriptors,
     exactViaDisk: viaDisk === expected, exactViaRead: viaRead === expected,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);
