@@ -21,6 +21,7 @@ import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-
 import { connectEtcd } from '../metastore/connect-etcd.ts';
 import { AdminServer, parseListenAddress, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
+import { registerBlobRaceMetrics } from '../observability/blob-race-metrics.ts';
 import { registerBlobSweepMetrics } from '../observability/blob-sweep-metrics.ts';
 import { connectionDrainingMessage, connectionHandOffMessage } from '../cluster/role-process.ts';
 import { TcpNetwork } from '../rpc/tcp-network.ts';
@@ -70,6 +71,7 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
   acceptHandOffs(() => frontend);
   const registry = createProcessRegistry({ role: 'frontend' });
   registerBlobSweepMetrics(registry, () => frontend?.sweepCounts() ?? null);
+  registerBlobRaceMetrics(registry, () => frontend?.raceCounts() ?? null);
   const admin = config.admin === undefined ? null : await AdminServer.start({ address: config.admin, registry, logger, readiness: () => readiness(frontend?.phase ?? null) });
   try {
     // etcd unreachable at start is fatal (exit 1 naming it): a supervisor restarts the role.

@@ -32,6 +32,7 @@ import type { Clock } from '../util/clock.ts';
 import { isStorageError } from '../util/errors.ts';
 import { AccountRefresher } from './account-refresher.ts';
 import { AccountStore } from './account-store.ts';
+import type { BlobRaceCounts } from '../observability/blob-race-metrics.ts';
 import type { BlobSweepCounts } from '../observability/blob-sweep-metrics.ts';
 import type { CopySourceOptions } from '../frontend/blob-service/remote-source.ts';
 import { assembleFrontend, listenFrontend, type BackendFactory, type BackgroundTask } from './frontend-assembly.ts';
@@ -73,6 +74,8 @@ export class ClusterFrontend {
   private server: FrontendServer | null = null;
   /** The backend's background work (deleted-container sweep, copy transfers): runs while serving. */
   private background: BackgroundTask | null = null;
+  /** Reads the backend's condition-race counts (null before it serves, or with a backend that has none). */
+  private readRaceCounts: (() => BlobRaceCounts) | null = null;
   private tables: PartitionClient | null = null;
   private accountRefresher: AccountRefresher | null = null;
 
@@ -104,6 +107,7 @@ export class ClusterFrontend {
       ...(this.options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: this.options.inlineBodyBytesMax }),
       ...(this.options.dataCacheBytes === undefined ? {} : { dataCacheBytes: this.options.dataCacheBytes }),
       onBackground: (task) => { this.background = task; },
+      onRaceCounts: (read) => { this.readRaceCounts = read; },
     });
     this.server = server;
     const port = await listenFrontend(server, this.options);
@@ -131,6 +135,11 @@ export class ClusterFrontend {
   /** The background sweep's counts (null before it serves, or with a backend that has none). */
   sweepCounts(): BlobSweepCounts | null {
     return this.background?.counts?.() ?? null;
+  }
+
+  /** The backend's condition-race counts (null before it serves, or with a backend that has none). */
+  raceCounts(): BlobRaceCounts | null {
+    return this.readRaceCounts?.() ?? null;
   }
 
   /** Graceful stop: in-flight requests finish for at most timeoutMs, the rest are cut. */

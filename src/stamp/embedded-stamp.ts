@@ -44,6 +44,7 @@ import { directReadStaging, directWriteStaging, RealDisk } from '../io/real-disk
 import { EmbeddedMetaStore } from '../metastore/embedded-meta-store.ts';
 import { ExtentNodeMetrics } from '../observability/extent-node-metrics.ts';
 import { StreamManagerMetrics } from '../observability/stream-manager-metrics.ts';
+import { registerBlobRaceMetrics, type BlobRaceCounts } from '../observability/blob-race-metrics.ts';
 import { registerBlobSweepMetrics } from '../observability/blob-sweep-metrics.ts';
 import { PartitionClient } from '../partition/partition-client.ts';
 import { PartitionManager } from '../partition/partition-manager.ts';
@@ -127,6 +128,7 @@ interface Parts {
   partitionManager: PartitionManager | null;
   frontend: FrontendServer | null;
   background: BackgroundTask | null;
+  raceCounts: (() => BlobRaceCounts) | null;
   readBuffers: ReadBufferPool | null;
   directWrites: AlignedBuffers | null;
   directReads: AlignedBuffers | null;
@@ -159,7 +161,7 @@ export class EmbeddedStamp {
     if (options.disks.length === 0) throw new StorageError('config.invalid', 'a stamp needs at least one --disk directory');
     if (new Set(options.disks).size !== options.disks.length) throw new StorageError('config.invalid', 'a --disk directory is given twice');
     const logger = options.logger ?? pino({ level: 'silent' });
-    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null, background: null, readBuffers: null, directWrites: null, directReads: null };
+    const parts: Parts = { lock: null, metaStore: null, network: null, streamManager: null, nodes: [], partitionServer: null, partitionManager: null, frontend: null, background: null, raceCounts: null, readBuffers: null, directWrites: null, directReads: null };
     const phases = new Phases(options.clock);
     try {
       return new EmbeddedStamp(await startParts(options, parts, phases, logger));
@@ -367,6 +369,7 @@ async function startFrontend(options: EmbeddedStampOptions, parts: Parts, wiring
     ...(options.dataCacheBytes === undefined ? {} : { dataCacheBytes: options.dataCacheBytes }),
     ...(parts.readBuffers === null ? {} : { readBuffers: parts.readBuffers }),
     onBackground: (task) => { parts.background = task; },
+    onRaceCounts: (read) => { parts.raceCounts = read; },
   });
   parts.frontend = frontend;
   const port = await listenFrontend(frontend, blob);
@@ -380,6 +383,7 @@ function watchMetrics(registry: Registry, parts: Parts): void {
   for (const node of parts.nodes) nodeMetrics.watch(node);
   if (parts.streamManager !== null) new StreamManagerMetrics({ registry, manager: parts.streamManager });
   registerBlobSweepMetrics(registry, () => parts.background?.counts?.() ?? null);
+  registerBlobRaceMetrics(registry, () => parts.raceCounts?.() ?? null);
 }
 
 /** Stops whatever was started, in reverse order; every step runs even if an earlier one failed or

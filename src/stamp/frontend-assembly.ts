@@ -15,6 +15,7 @@ import { Authorizer, type PublicAccessLookup } from '../frontend/auth/authorizer
 import type { StoredPolicyLookup } from '../frontend/auth/sas.ts';
 import { notWiredBackend, type BlobBackend } from '../frontend/blob-backend.ts';
 import { PartitionBlobBackend } from '../frontend/blob-service/partition-blob-backend.ts';
+import type { BlobRaceCounts } from '../observability/blob-race-metrics.ts';
 import type { BlobSweepCounts } from '../observability/blob-sweep-metrics.ts';
 import type { CopySourceOptions } from '../frontend/blob-service/remote-source.ts';
 import type { CorsRulesLookup } from '../frontend/cors.ts';
@@ -44,6 +45,8 @@ export interface StampBackend {
   readonly backend: BlobBackend;
   readonly lookups: BackendLookups;
   readonly background?: BackgroundTask;
+  /** The backend's condition-race counts (kura_blob_race_* metrics). */
+  readonly raceCounts?: () => BlobRaceCounts;
 }
 
 /** Builds the Blob service over the partition layer (default: PartitionBlobBackend). */
@@ -57,7 +60,7 @@ export const partitionBlobBackend: BackendFactory = ({ tables, clock, logger, co
   const blobs = new PartitionBlobBackend({
     tables, clock, logger: logger.child({ component: 'sweep' }), ...(copySource === undefined ? {} : { copySource }), ...(inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax }), ...(dataCacheBytes === undefined ? {} : { dataCacheBytes }),
   });
-  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules }, background: blobs.background };
+  return { backend: blobs, lookups: { storedPolicy: blobs.storedPolicy, publicAccess: blobs.publicAccess, corsRules: blobs.corsRules }, background: blobs.background, raceCounts: () => blobs.stats() };
 };
 
 /** A front end with no storage behind it (every operation answers 501): tests of the edge. */
@@ -82,6 +85,8 @@ export interface FrontendAssemblyOptions {
   readonly dataCacheBytes?: number;
   /** Receives the backend's background work, for the caller to start and stop (not started here). */
   readonly onBackground?: (task: BackgroundTask) => void;
+  /** Receives how to read the backend's condition-race counts, for the caller's metrics. */
+  readonly onRaceCounts?: (read: () => BlobRaceCounts) => void;
   /** The pool this front end's disks read large blocks into, in one process (FrontendServerOptions.readBuffers). */
   readonly readBuffers?: ReadBufferPool;
 }
@@ -89,12 +94,13 @@ export interface FrontendAssemblyOptions {
 /** The front end over the partition layer, not listening yet. */
 export function assembleFrontend(options: FrontendAssemblyOptions): FrontendServer {
   const { clock, accounts } = options;
-  const { backend, lookups, background } = (options.createBackend ?? partitionBlobBackend)({
+  const { backend, lookups, background, raceCounts } = (options.createBackend ?? partitionBlobBackend)({
     tables: options.tables, clock, logger: options.logger, ...(options.copySource === undefined ? {} : { copySource: options.copySource }),
     ...(options.inlineBodyBytesMax === undefined ? {} : { inlineBodyBytesMax: options.inlineBodyBytesMax }),
     ...(options.dataCacheBytes === undefined ? {} : { dataCacheBytes: options.dataCacheBytes }),
   });
   if (background !== undefined) options.onBackground?.(background);
+  if (raceCounts !== undefined) options.onRaceCounts?.(raceCounts);
   const authorizer = new Authorizer({
     clock, accountKeys: (account) => accounts.keys(account), storedPolicy: lookups.storedPolicy, publicAccess: lookups.publicAccess,
   });

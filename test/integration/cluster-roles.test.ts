@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
 import { frontendDrainTimeoutMs } from '../../src/constants.ts';
 import { containerAt, payload, readBack, sha } from '../helpers/blob-ledger.ts';
+import { counterValue, raceUntilRetried } from '../helpers/blob-races.ts';
 import { freePort } from '../helpers/kura-serve.ts';
 import { RoleProcess, adminGet, useClusterBase } from '../helpers/role-process.ts';
 
@@ -25,6 +26,7 @@ const acksBeforeKill = 30;
 const acksAfterTakeoverMin = 30;
 const writePhaseMaxMs = 90_000;
 const takeoverTimeoutMs = 60_000;
+const racePairsMax = 50;
 
 interface Ledger {
   readonly digests: Map<string, string>;
@@ -99,6 +101,15 @@ describe('cluster roles: 2 controllers, 3 extent nodes, 2 partition servers, 2 f
     const crossed = await readBack([via[1], via[0]], ledger.digests);
     assert.deepEqual(crossed, { lost: [], corrupt: [], unreadable: [] });
     t.diagnostic('10 blobs uploaded through one front end read back byte-exact through the other');
+    // Two conditional Puts racing through the two front ends: the loser's retry is counted where it ran.
+    const raceRetries = async (): Promise<number> => {
+      const expositions = await Promise.all(frontends.map(async (frontend) => String((await adminGet(frontend.addressOf('admin server listening'), '/metrics')).body)));
+      return expositions.reduce((sum, text) => sum + counterValue(text, 'kura_blob_race_retries_total'), 0);
+    };
+    await via[0].getBlockBlobClient('raced').upload(Buffer.from('first'), 5);
+    const races = await raceUntilRetried([via[0].getBlockBlobClient('raced'), via[1].getBlockBlobClient('raced')], raceRetries, racePairsMax);
+    t.diagnostic(`${races.pairs} racing pair(s) of conditional Put Blob through fe1 and fe2: ${races.refused} answered 412, kura_blob_race_retries_total ${races.retries} (fe1 + fe2)`);
+    assert.ok(races.retries >= 1, `no race retry counted in ${races.pairs} pairs`);
 
     // 2. kill -9 of the leader under load.
     const c2LinesBefore = c2.lines.length;
