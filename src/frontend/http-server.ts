@@ -236,6 +236,7 @@ export class FrontendServer {
     const headers = this.#commonHeaders(exchange);
     Object.assign(headers, reply.headers);
     if (principal.kind === 'sas') for (const [name, value] of principal.grant.responseHeaders) headers[name] = value;
+    if (headers['content-length'] === undefined) setHeldBodyLength(headers, reply.body);
     const streaming = this.#send(exchange, { status: reply.status, headers, body: reply.body }, parsed.method === 'HEAD');
     if (streaming !== undefined) await streaming;
   }
@@ -355,6 +356,17 @@ function drained(response: ServerResponse): Promise<void> {
     response.on('drain', onDrain);
     response.on('close', onClose);
   });
+}
+
+/**
+ * Content-Length of a reply held whole (0 for none), as Azure sends it (`Content-Length: 0` on a
+ * Put Blob's 201). Without it, Node frames the body chunked (writeHead fixes the head before
+ * end() is called) and every client decodes a chunked body, if only its `0` terminator.
+ */
+function setHeldBodyLength(headers: Record<string, string>, body: Reply['body']): void {
+  if (body === null) headers['content-length'] = '0';
+  else if (typeof body === 'string') headers['content-length'] = String(Buffer.byteLength(body));
+  else if (body instanceof Uint8Array) headers['content-length'] = String(body.byteLength);
 }
 
 function contentMd5(headers: ReadonlyMap<string, string>): Uint8Array | undefined {

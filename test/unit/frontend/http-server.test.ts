@@ -12,7 +12,7 @@ import { Authorizer } from '../../../src/frontend/auth/authorizer.ts';
 import { hmacSha256Base64 } from '../../../src/frontend/auth/canonical.ts';
 import { sharedKeyStringToSign } from '../../../src/frontend/auth/shared-key.ts';
 import { notWiredBackend, type BlobBackend } from '../../../src/frontend/blob-backend.ts';
-import type { BlobProperties, ETag } from '../../../src/frontend/model.ts';
+import type { BlobProperties, BlobServiceProperties, ETag } from '../../../src/frontend/model.ts';
 import { FrontendServer } from '../../../src/frontend/http-server.ts';
 import { parseQuery } from '../../../src/frontend/request-parser.ts';
 import { SystemClock } from '../../../src/util/clock.ts';
@@ -260,6 +260,53 @@ test('streamed reply bodies: whole and in order, backpressure holds the body, a 
     } finally {
       await server2.close();
     }
+  } finally {
+    await local.close();
+  }
+});
+
+/** A backend whose Put Blob reads its body and answers as a write does and whose Get Blob Service
+ * Properties answers a document; everything else is not wired. */
+function putBlobBackend(): BlobBackend {
+  const base = notWiredBackend();
+  const putBlob = async (_op: unknown, body: AsyncIterable<Uint8Array>): Promise<{ etag: ETag; lastModified: Date; contentMd5: Uint8Array }> => {
+    for await (const chunk of body) void chunk;
+    return { etag: '"0x2"' as ETag, lastModified: new Date(0), contentMd5: Buffer.alloc(16, 7) };
+  };
+  const getBlobServiceProperties = (): Promise<BlobServiceProperties> => Promise.resolve({ defaultServiceVersion: '2021-08-06' });
+  return { ...base, blockBlob: { ...base.blockBlob, putBlob }, service: { ...base.service, getBlobServiceProperties } };
+}
+
+test('replies held whole carry Content-Length, never a chunked frame: a Put Blob\'s 201 says Content-Length: 0 as Azure\'s does', async (t) => {
+  const local = serverWith(putBlobBackend());
+  const localPort = await local.listen(0, '127.0.0.1');
+  try {
+    const path = `/${account}/cont/blob`;
+    const headers = signedFor(localPort, 'PUT', path, { 'x-ms-blob-type': 'BlockBlob', 'content-length': '4096' });
+    const socket = connect(localPort, '127.0.0.1');
+    socket.write(`PUT ${path} HTTP/1.1\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n`);
+    socket.write(Buffer.alloc(4096, 1));
+    const response = await new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (data: Buffer) => {
+        text += data.toString('latin1');
+        if (text.includes('\r\n\r\n')) resolve(text);
+      });
+    });
+    socket.destroy();
+    const [head = '', rest] = response.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 201 Created\r\n/);
+    assert.match(head, /\r\ncontent-length: 0\r\n/i);
+    assert.doesNotMatch(head, /transfer-encoding/i);
+    assert.equal(rest, '', 'no body bytes, not even a chunked terminator');
+    assert.match(head, /\r\ncontent-md5: BwcHBwcHBwcHBwcHBwcHBw==\r\n/);
+    const document = await request(`http://127.0.0.1:${localPort}/${account}/?restype=service&comp=properties`, { headers: signedFor(localPort, 'GET', `/${account}/?restype=service&comp=properties`) });
+    const body = await document.body.text();
+    assert.equal(document.statusCode, 200);
+    assert.match(body, /<DefaultServiceVersion>2021-08-06<\/DefaultServiceVersion>/);
+    assert.equal(document.headers['content-length'], String(Buffer.byteLength(body)), 'an XML document is framed by its length too');
+    assert.equal(document.headers['transfer-encoding'], undefined);
+    t.diagnostic(`Put Blob answer: ${Buffer.byteLength(head) + 4} bytes, Content-Length: 0, no chunked frame`);
   } finally {
     await local.close();
   }
