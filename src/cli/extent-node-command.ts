@@ -78,7 +78,7 @@ async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {
   const observability = flags.admin === undefined ? null : await startObservability(flags.admin, logger, () => readiness(started));
   const node = await ExtentNode.start({
     nodeId: flags.nodeId,
-    disk: new RealDisk({ root: flags.disk }),
+    disk: new RealDisk({ root: flags.disk, logger }),
     clock,
     random: new SeededRandom(randomBytes(8).readBigUInt64BE(0)),
     network,

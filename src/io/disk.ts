@@ -60,4 +60,27 @@ export interface Disk {
   exists(path: string): Promise<boolean>;
   /** Bytes free for new data, as far as the implementation knows. */
   freeBytes(): Promise<number>;
+  /** How large reads and writes went, O_DIRECT or buffered and why (RealDisk only; metrics). */
+  directIo?(): DirectIoReport;
+}
+
+/** 'direct': large transfers go O_DIRECT when a staging buffer is free; 'refused': the file system
+ * refused O_DIRECT (EINVAL), all go buffered; 'off': the disk has no staging buffers. */
+export type LargeIoMode = 'direct' | 'refused' | 'off';
+
+/** Large transfers (RealDisk: reads and synced writes of at least 1 MiB), by how they went. */
+export interface LargeIoCounts {
+  /** Through O_DIRECT from or into a staging buffer. */
+  direct: number;
+  /** Buffered: every staging buffer was lent. */
+  noStagingBuffer: number;
+  /** Buffered: the file system refused O_DIRECT (at this transfer or an earlier one). */
+  refused: number;
+  /** Buffered: a read whose 4 KiB-aligned cover is larger than a staging buffer (never a write). */
+  coverTooLarge: number;
+}
+
+export interface DirectIoReport {
+  readonly writes: { readonly mode: LargeIoMode; readonly counts: Readonly<LargeIoCounts> };
+  readonly reads: { readonly mode: LargeIoMode; readonly counts: Readonly<LargeIoCounts> };
 }

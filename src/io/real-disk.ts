@@ -39,6 +39,9 @@
 // such a read cost. The staging buffer is back in its pool before read() returns, so nothing a
 // caller holds is ever reused under it. No staging buffer free, a cover larger than one, or EINVAL
 // from the file system (before any byte; then for every file of the disk): buffered.
+// Every large read and write is counted by the way it went (directIo(): O_DIRECT, or buffered for
+// want of a staging buffer, a refusal or a cover too large; docs/metrics.md kura_disk_large_*), and
+// the first refusal in each direction is logged (warn) when the disk has a logger.
 //
 // Test-only canary: when canary.skipFsync is set, sync() and syncDirectory() skip the fsync
 // itself (argument and state checks still run), so the suite can prove it notices a missing
@@ -46,6 +49,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import { join } from 'node:path';
 import { assert, assertByteCount } from '../util/assert.ts';
 import { canary } from '../util/crc32c.ts';
@@ -54,7 +58,7 @@ import type { StorageErrorCode } from '../util/errors.ts';
 import type { ReadBufferPool } from '../util/read-buffer-pool.ts';
 import { dataAppendBytesMax, directReadBuffers, directReadBytesMin, directWriteBuffers, directWriteBytesMin } from '../constants.ts';
 import { AlignedBuffers } from './aligned-buffers.ts';
-import type { Disk, DiskFile, OpenOptions } from './disk.ts';
+import type { DirectIoReport, Disk, DiskFile, LargeIoCounts, LargeIoMode, OpenOptions } from './disk.ts';
 import { assertDiskPath } from './disk-path.ts';
 
 export interface RealDiskOptions {
@@ -73,6 +77,17 @@ export interface RealDiskOptions {
   readonly directReads?: AlignedBuffers | null;
   /** Reads of at least this many bytes go O_DIRECT (default directReadBytesMin; tests lower it). */
   readonly directReadBytesMin?: number;
+  /** Where the disk says, once per direction, that the file system refused O_DIRECT; absent: silent. */
+  readonly logger?: Logger;
+}
+
+/** The file system refused O_DIRECT: from now on this disk's large writes (or reads) go buffered. */
+interface DirectRefusal {
+  readonly io: 'write' | 'read';
+  /** The file whose open or transfer was refused (relative to the disk's root). */
+  readonly path: string;
+  readonly at: 'open' | 'transfer';
+  readonly errno: string;
 }
 
 /** Opens a second descriptor of a file with the given flags (node:fs/promises' open). */
@@ -81,21 +96,52 @@ export type DescriptorOpener = (fullPath: string, flags: number) => Promise<File
 /** O_DIRECT pieces start and end on page boundaries (any device's logical block divides 4 KiB). */
 const directAlignmentBytes = 4096;
 
-/** What a disk's files share about O_DIRECT: its staging buffers, and whether its file system took it. */
-interface DirectWrites {
+/** What a disk's files share about O_DIRECT in one direction (writes or reads): the staging
+ * buffers, whether the file system takes it, and how its large transfers went. */
+class DirectIo {
   readonly buffers: AlignedBuffers;
   readonly open: DescriptorOpener;
-  /** False once the file system refused O_DIRECT (EINVAL): every file writes the buffered way. */
-  supported: boolean;
+  /** Transfers of at least this many bytes are large: O_DIRECT if they can. */
+  readonly bytesMin: number;
+  readonly counts: LargeIoCounts = { direct: 0, noStagingBuffer: 0, refused: 0, coverTooLarge: 0 };
+  /** False once the file system refused O_DIRECT (EINVAL): every file of the disk goes buffered. */
+  supported = true;
+  private readonly io: DirectRefusal['io'];
+  private readonly onRefused: ((refusal: DirectRefusal) => void) | null;
+
+  constructor(fields: { readonly io: DirectRefusal['io']; readonly buffers: AlignedBuffers; readonly open: DescriptorOpener; readonly bytesMin: number; readonly onRefused: ((refusal: DirectRefusal) => void) | null }) {
+    this.io = fields.io;
+    this.buffers = fields.buffers;
+    this.open = fields.open;
+    this.bytesMin = fields.bytesMin;
+    this.onRefused = fields.onRefused;
+  }
+
+  get mode(): LargeIoMode {
+    return this.supported ? 'direct' : 'refused';
+  }
+
+  /** A staging buffer for one large transfer; null (counted: refused, or none free): buffered. */
+  staging(): Buffer | null {
+    if (!this.supported) {
+      this.counts.refused += 1;
+      return null;
+    }
+    const buffer = this.buffers.acquire();
+    if (buffer === null) this.counts.noStagingBuffer += 1;
+    return buffer;
+  }
+
+  /** The file system refused a large transfer's O_DIRECT: it goes buffered, and so does every later one. */
+  refuse(refusal: Omit<DirectRefusal, 'io'>): void {
+    this.counts.refused += 1;
+    if (!this.supported) return;
+    this.supported = false;
+    this.onRefused?.({ io: this.io, ...refusal });
+  }
 }
 
-/** What a disk's files share about O_DIRECT reads. */
-interface DirectReads {
-  readonly buffers: AlignedBuffers;
-  readonly bytesMin: number;
-  /** False once the file system refused O_DIRECT (EINVAL): every file reads the buffered way. */
-  supported: boolean;
-}
+const noLargeIo: LargeIoCounts = { direct: 0, noStagingBuffer: 0, refused: 0, coverTooLarge: 0 };
 
 /** An append-sized staging buffer: an 8 MiB body and its record header. */
 const stagingBytes = dataAppendBytesMax + directAlignmentBytes;
@@ -114,24 +160,32 @@ export class RealDisk implements Disk {
   readonly name: string;
   private readonly root: string;
   private readonly readBuffers: ReadBufferPool | null;
-  private readonly direct: DirectWrites | null;
-  private readonly directReads: DirectReads | null;
+  private readonly direct: DirectIo | null;
+  private readonly directReads: DirectIo | null;
 
   constructor(options: RealDiskOptions) {
     this.root = options.root;
     this.name = options.root;
     this.readBuffers = options.readBuffers ?? null;
+    const logger = options.logger;
+    const onRefused = logger === undefined ? null : (refusal: DirectRefusal): void => {
+      logger.warn({ disk: this.name, ...refusal }, 'the file system refused O_DIRECT: this disk\'s large writes (io=write) or reads (io=read) go through the page cache from now on');
+    };
     const buffers = options.directWrites === undefined ? directWriteStaging(directWriteBuffers) : options.directWrites;
-    this.direct = buffers === null ? null : { buffers, open: options.openDirect ?? open, supported: true };
+    this.direct = buffers === null ? null : new DirectIo({ io: 'write', buffers, open: options.openDirect ?? open, bytesMin: directWriteBytesMin, onRefused });
     const readStaging = options.directReads === undefined ? directReadStaging(directReadBuffers) : options.directReads;
-    this.directReads = readStaging === null ? null : { buffers: readStaging, bytesMin: options.directReadBytesMin ?? directReadBytesMin, supported: true };
+    this.directReads = readStaging === null ? null : new DirectIo({ io: 'read', buffers: readStaging, open, bytesMin: options.directReadBytesMin ?? directReadBytesMin, onRefused });
   }
 
   /** How large synced writes go: 'direct' (O_DIRECT middles), 'refused' (the file system said
    * EINVAL once: buffered O_DSYNC from then on) or 'off' (no staging buffers). */
-  get directWriteMode(): 'direct' | 'refused' | 'off' {
-    if (this.direct === null) return 'off';
-    return this.direct.supported ? 'direct' : 'refused';
+  get directWriteMode(): LargeIoMode {
+    return this.direct?.mode ?? 'off';
+  }
+
+  directIo(): DirectIoReport {
+    const report = (way: DirectIo | null): DirectIoReport['writes'] => ({ mode: way?.mode ?? 'off', counts: { ...(way?.counts ?? noLargeIo) } });
+    return { writes: report(this.direct), reads: report(this.directReads) };
   }
 
   async open(path: string, options: OpenOptions): Promise<DiskFile> {
@@ -252,12 +306,12 @@ class RealFile implements DiskFile {
   private readonly synced: ExtraDescriptor;
   /** The same file opened O_WRONLY | O_DSYNC | O_DIRECT for a large writevSynced's aligned middle. */
   private readonly directSynced: ExtraDescriptor;
-  private readonly direct: DirectWrites | null;
-  /** The same file opened O_RDONLY | O_DIRECT for large reads, on their first use. */
+  private readonly direct: DirectIo | null;
+  /** The same file opened O_RDONLY | O_DIRECT while large reads are in flight. */
   private readonly directRead: ExtraDescriptor;
-  private readonly directReads: DirectReads | null;
+  private readonly directReads: DirectIo | null;
 
-  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null; direct: DirectWrites | null; directReads: DirectReads | null }) {
+  constructor(fields: { path: string; fullPath: string; handle: FileHandle; readBuffers: ReadBufferPool | null; direct: DirectIo | null; directReads: DirectIo | null }) {
     this.path = fields.path;
     this.handle = fields.handle;
     this.readBuffers = fields.readBuffers;
@@ -301,15 +355,19 @@ class RealFile implements DiskFile {
   /** A large read through O_DIRECT via a staging buffer (see the header); null: read it the buffered way. */
   private async readDirect(position: number, length: number): Promise<Buffer | null> {
     const direct = this.directReads;
-    if (direct === null || !direct.supported || length < direct.bytesMin) return null;
+    if (direct === null || length < direct.bytesMin) return null;
     const start = Math.floor(position / directAlignmentBytes) * directAlignmentBytes;
     const end = Math.ceil((position + length) / directAlignmentBytes) * directAlignmentBytes;
-    if (end - start > direct.buffers.bufferBytes) return null;
-    const staging = direct.buffers.acquire();
+    if (end - start > direct.buffers.bufferBytes) {
+      direct.counts.coverTooLarge += 1;
+      return null;
+    }
+    const staging = direct.staging();
     if (staging === null) return null;
     try {
       const filled = await this.fillDirect(start, staging.subarray(0, end - start));
       if (filled === null) return null;
+      direct.counts.direct += 1;
       // Short only at the end of the file, as a buffered read.
       const available = Math.max(0, Math.min(length, filled - (position - start)));
       const buffer = this.readBuffers?.acquire(length) ?? Buffer.allocUnsafe(length);
@@ -326,7 +384,7 @@ class RealFile implements DiskFile {
     try {
       handle = await this.directRead.borrow();
     } catch (error) {
-      if (errnoCode(error) === 'EINVAL') return this.refuseDirectReads();
+      if (errnoCode(error) === 'EINVAL') return this.refuseDirectReads('open');
       throw fsError(error, 'open', this.path, { flags: 'O_RDONLY|O_DIRECT' });
     }
     try {
@@ -348,14 +406,14 @@ class RealFile implements DiskFile {
       }
     } catch (error) {
       // EINVAL before any byte moved: the file system checked the alignment and said no.
-      if (filled === 0 && errnoCode(error) === 'EINVAL') return this.refuseDirectReads();
+      if (filled === 0 && errnoCode(error) === 'EINVAL') return this.refuseDirectReads('transfer');
       throw fsError(error, 'read', this.path, { position, length: target.byteLength, direct: true });
     }
     return filled;
   }
 
-  private refuseDirectReads(): null {
-    if (this.directReads !== null) this.directReads.supported = false;
+  private refuseDirectReads(at: DirectRefusal['at']): null {
+    this.directReads?.refuse({ path: this.path, at, errno: 'EINVAL' });
     return null;
   }
 
@@ -400,7 +458,7 @@ class RealFile implements DiskFile {
     // Opened before another file of the disk met the refusal: it will never write.
     if (this.direct?.supported === false && this.directSynced.opened) await this.directSynced.release();
     const middle = this.directMiddle(position, total);
-    const staging = middle === null ? null : (this.direct?.buffers.acquire() ?? null);
+    const staging = middle === null ? null : (this.direct?.staging() ?? null);
     try {
       if (middle === null || staging === null) await writeBetween(synced, write, total);
       else await this.writeThroughDirect(synced, write, { ...middle, staging });
@@ -411,13 +469,13 @@ class RealFile implements DiskFile {
     }
   }
 
-  /** The page-aligned middle of [position, position + total) if O_DIRECT should write it. */
+  /** The page-aligned middle of [position, position + total) if it is large enough for O_DIRECT. */
   private directMiddle(position: number, total: number): { readonly start: number; readonly end: number } | null {
-    if (this.direct === null || !this.direct.supported) return null;
+    if (this.direct === null) return null;
     const start = Math.ceil(position / directAlignmentBytes) * directAlignmentBytes;
     const end = Math.floor((position + total) / directAlignmentBytes) * directAlignmentBytes;
     const length = end - start;
-    return length >= directWriteBytesMin && length <= this.direct.buffers.bufferBytes ? { start, end } : null;
+    return length >= this.direct.bytesMin && length <= this.direct.buffers.bufferBytes ? { start, end } : null;
   }
 
   /** Head, aligned middle, tail: each durable before the next starts, so a crash leaves a prefix. */
@@ -436,7 +494,7 @@ class RealFile implements DiskFile {
       handle = await this.directSynced.open();
     } catch (error) {
       if (errnoCode(error) !== 'EINVAL') throw error;
-      return this.refuseDirect();
+      return this.refuseDirect('open');
     }
     let done = 0;
     try {
@@ -450,13 +508,14 @@ class RealFile implements DiskFile {
       // descriptor it opened will never write.
       if (done !== 0 || errnoCode(error) !== 'EINVAL') throw error;
       await this.directSynced.release();
-      return this.refuseDirect();
+      return this.refuseDirect('transfer');
     }
+    if (this.direct !== null) this.direct.counts.direct += 1;
     return true;
   }
 
-  private refuseDirect(): false {
-    if (this.direct !== null) this.direct.supported = false;
+  private refuseDirect(at: DirectRefusal['at']): false {
+    this.direct?.refuse({ path: this.path, at, errno: 'EINVAL' });
     return false;
   }
 

@@ -40,7 +40,18 @@ export interface ExtentNodeSource {
     readonly tornTailBytesTruncated: number;
     readonly journalRecordsConflicting: number;
   };
+  /** How the disk's large writes and reads went (null: a disk without O_DIRECT, e.g. simulated). */
+  diskDirectIo(): { readonly writes: LargeIo; readonly reads: LargeIo } | null;
 }
+
+/** One direction of a disk's large transfers (src/io/disk.ts LargeIoCounts, seen structurally). */
+interface LargeIo {
+  readonly mode: string;
+  readonly counts: { readonly direct: number; readonly noStagingBuffer: number; readonly refused: number; readonly coverTooLarge: number };
+}
+
+/** The `way` label of the large-transfer counters, and the count each reads. */
+const largeIoWays = { direct: 'direct', no_staging_buffer: 'noStagingBuffer', refused: 'refused', cover_too_large: 'coverTooLarge' } as const;
 
 /** Latency buckets (seconds): sub-millisecond page-cache reads up to appends stuck on a deadline. */
 export const latencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -65,6 +76,7 @@ export class ExtentNodeMetrics {
   constructor(options: { readonly registry: Registry }) {
     this.events = createEventMetrics(options.registry);
     createSourceMetrics(options.registry, () => [...this.sources.values()]);
+    createDiskMetrics(options.registry, () => [...this.sources.values()]);
     this.unsubscribes = this.subscribe();
   }
 
@@ -182,4 +194,36 @@ function createSourceMetrics(registry: Registry, sources: () => readonly ExtentN
     },
   });
   perNode('kura_extent_read_cache_bytes', 'Bytes of verified block bodies held by the node\'s read cache (at most extentReadCacheBytes per disk).', (node) => node.storeStats().readCache.bytes);
+}
+
+/** The disks' large transfers by way (O_DIRECT, or buffered and why) and whether O_DIRECT was refused. */
+function createDiskMetrics(registry: Registry, sources: () => readonly ExtentNodeSource[]): void {
+  const registers = [registry];
+  const byWay = (name: string, help: string, direction: 'writes' | 'reads', ways: readonly (keyof typeof largeIoWays)[]): void => {
+    new Counter({
+      name, help, labelNames: ['node', 'way'], registers,
+      collect() {
+        this.reset();
+        for (const node of sources()) {
+          const io = node.diskDirectIo()?.[direction];
+          if (io === undefined) continue;
+          for (const way of ways) this.inc({ node: node.nodeId, way }, io.counts[largeIoWays[way]]);
+        }
+      },
+    });
+  };
+  byWay('kura_disk_large_writes_total', 'Synced writes whose 4 KiB-aligned middle is at least 1 MiB, by way: direct (O_DIRECT from a staging buffer), no_staging_buffer (every staging buffer lent: buffered with O_DSYNC), refused (the file system refused O_DIRECT: buffered with O_DSYNC).', 'writes', ['direct', 'no_staging_buffer', 'refused']);
+  byWay('kura_disk_large_reads_total', 'Reads of at least 1 MiB, by way: direct (O_DIRECT into a staging buffer), no_staging_buffer, refused (the file system refused O_DIRECT), cover_too_large (larger than a staging buffer); all but direct read through the page cache.', 'reads', ['direct', 'no_staging_buffer', 'refused', 'cover_too_large']);
+  new Gauge({
+    name: 'kura_disk_direct_io_refused', help: '1 once the disk\'s file system refused O_DIRECT (EINVAL) for io=write or io=read: those large transfers go through the page cache from then on (logged once), else 0.', labelNames: ['node', 'io'], registers,
+    collect() {
+      this.reset();
+      for (const node of sources()) {
+        const io = node.diskDirectIo();
+        if (io === null) continue;
+        this.set({ node: node.nodeId, io: 'write' }, io.writes.mode === 'refused' ? 1 : 0);
+        this.set({ node: node.nodeId, io: 'read' }, io.reads.mode === 'refused' ? 1 : 0);
+      }
+    },
+  });
 }

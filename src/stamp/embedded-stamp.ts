@@ -251,7 +251,7 @@ async function startParts(options: EmbeddedStampOptions, parts: Parts, phases: P
   // Likewise one pool of O_DIRECT read staging buffers (docs/formats/extent-file.md, "Reading").
   parts.directReads = directReadStaging(directReadBuffersPerStamp);
   const firstDisk = options.disks[0] ?? '';
-  parts.metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: firstDisk, directWrites: parts.directWrites, directReads: parts.directReads }), directory: metaDirectory, clock });
+  parts.metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: firstDisk, directWrites: parts.directWrites, directReads: parts.directReads, logger }), directory: metaDirectory, clock });
   phases.done('metaStore');
   const network = new LocalNetwork({ clock, localAddress: 'stamp' });
   parts.network = network;
@@ -300,7 +300,7 @@ async function startExtentNodes(options: EmbeddedStampOptions, parts: Parts, wir
   for (const [index, directory] of options.disks.entries()) {
     const nodeId = (await storedNodeId(directory)) ?? `en-${index}-${randomBytes(4).toString('hex')}`;
     const node = await ExtentNode.start({
-      nodeId, disk: new RealDisk({ root: directory, directWrites: parts.directWrites, directReads: parts.directReads, ...(parts.readBuffers === null ? {} : { readBuffers: parts.readBuffers }) }), clock: options.clock, random: wiring.random,
+      nodeId, disk: new RealDisk({ root: directory, directWrites: parts.directWrites, directReads: parts.directReads, logger: wiring.logger, ...(parts.readBuffers === null ? {} : { readBuffers: parts.readBuffers }) }), clock: options.clock, random: wiring.random,
       network: wiring.network.endpoint(nodeId), listenAddress: `${nodeId}:1`, manager: wiring.streamManager,
       faultDomain: `fd${index}`, upgradeDomain: `ud${index}`, groupCommit: true, logger: wiring.logger,
     });

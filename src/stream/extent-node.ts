@@ -41,7 +41,7 @@ import {
   appendReplicaTimeoutMs, dataAppendBytesMax, extentBytesMax, nodeHeartbeatIntervalMs, readBytesMax, rereplicationBytesPerSecondMax,
   rereplicationChunkBytes, rpcDeadlineMsDefault, sealedAppendLogsRetainedMax,
 } from '../constants.ts';
-import type { Disk } from '../io/disk.ts';
+import type { DirectIoReport, Disk } from '../io/disk.ts';
 import type { Network, RpcContext, RpcRequest, RpcResponse, RpcServer } from '../rpc/network.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
@@ -225,6 +225,11 @@ export class ExtentNode {
   /** What the store's recovery at start found and did (P7), for metrics and operators. */
   storeRecovery(): ExtentStoreRecoveryReport {
     return this.store.recovery;
+  }
+
+  /** How the disk's large reads and writes went, O_DIRECT or buffered (null: a disk without O_DIRECT). */
+  diskDirectIo(): DirectIoReport | null {
+    return this.options.disk.directIo?.() ?? null;
   }
 
   private statusResponse(): RpcResponse {

@@ -7,7 +7,8 @@
 // would go O_DIRECT via its read staging buffers (refused too: the buffered read), in 3 MiB ranges,
 // and through a plain read.
 // Prints one JSON line: what O_DIRECT's probe said, the disk's mode, the descriptors' flags, the
-// bytes written and whether they read back byte-exact.
+// bytes written and whether they read back byte-exact, the disks' large-transfer counts and the
+// warnings they logged.
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
@@ -17,6 +18,7 @@ import { RealDisk } from '../../src/io/real-disk.ts';
 import { ReadBufferPool } from '../../src/util/read-buffer-pool.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { descriptorsOf } from './descriptors.ts';
+import { pino } from 'pino';
 
 const root = process.argv[2] ?? '';
 const fileName = 'refused.ext';
@@ -36,7 +38,9 @@ async function probeDirect(): Promise<string> {
 async function main(): Promise<void> {
   const direct = await probeDirect();
   const random = new SeededRandom(41);
-  const disk = new RealDisk({ root });
+  const warnings: unknown[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+  const disk = new RealDisk({ root, logger });
   const file = await disk.open(fileName, { create: true });
   const model: Buffer[] = [];
   let end = 0;
@@ -53,7 +57,8 @@ async function main(): Promise<void> {
   await file.close();
   const expected = createHash('sha256').update(Buffer.concat(model)).digest('hex');
   const readBuffers = new ReadBufferPool({ bytesMax: 16 * rangeBytes, lengthMin: readBufferPoolLengthMin });
-  const reopened = await new RealDisk({ root, directWrites: null, readBuffers }).open(fileName, { create: false });
+  const reader = new RealDisk({ root, directWrites: null, readBuffers, logger });
+  const reopened = await reader.open(fileName, { create: false });
   const hash = createHash('sha256');
   for (let position = 0; position < end; position += rangeBytes) hash.update(await reopened.read(position, Math.min(rangeBytes, end - position)));
   const readDescriptors = descriptorsOf(join(root, fileName));
@@ -62,7 +67,8 @@ async function main(): Promise<void> {
   const viaRead = createHash('sha256').update(await readFile(join(root, fileName))).digest('hex');
   const report = {
     direct, mode: disk.directWriteMode, bytes: end,
-    descriptors, readDescriptors,
+    descriptors, readDescriptors, writes: disk.directIo().writes, reads: reader.directIo().reads,
+    warnings: warnings.map((line) => { const { io, at, errno, path } = line as Record<string, unknown>; return { io, at, errno, path }; }),
     exactViaDisk: viaDisk === expected, exactViaRead: viaRead === expected,
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -27,7 +27,10 @@ test('large synced writes on ramfs (O_DIRECT refused with EINVAL) land byte-exac
     const script = 'mount -t ramfs ramfs "$0" && exec "$@"';
     const child = await runCommand('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, mountPoint, nodeBin, writer, mountPoint], { timeoutMs: 90_000 });
     assert.equal(child.code, 0, child.stderr);
-    const report = JSON.parse(child.stdout) as { direct: string; mode: string; bytes: number; descriptors: { dsync: boolean; direct: boolean }[]; readDescriptors: { direct: boolean }[]; exactViaDisk: boolean; exactViaRead: boolean };
+    const report = JSON.parse(child.stdout) as {
+      direct: string; mode: string; bytes: number; descriptors: { dsync: boolean; direct: boolean }[]; readDescriptors: { direct: boolean }[]; exactViaDisk: boolean; exactViaRead: boolean;
+      writes: { mode: string; counts: Record<string, number> }; reads: { mode: string; counts: Record<string, number> }; warnings: Record<string, unknown>[];
+    };
     t.diagnostic(`ramfs: open(O_DIRECT) -> ${report.direct}; disk mode ${report.mode}; ${(report.bytes / (1024 * 1024)).toFixed(1)} MiB in 6 large synced writes; descriptors of the file: ${JSON.stringify(report.descriptors)}; while reading back in 3 MiB ranges: ${JSON.stringify(report.readDescriptors)}`);
     assert.equal(report.direct, 'EINVAL', 'ramfs refuses O_DIRECT: the case under test');
     assert.equal(report.mode, 'refused');
@@ -35,6 +38,11 @@ test('large synced writes on ramfs (O_DIRECT refused with EINVAL) land byte-exac
     assert.equal(report.descriptors.filter((flags) => flags.direct).length, 0, 'no O_DIRECT descriptor stays open');
     assert.equal(report.descriptors.filter((flags) => flags.dsync).length, 1, 'the large writes went through the O_DSYNC descriptor');
     assert.deepEqual(report.readDescriptors.map((flags) => flags.direct), [false], 'large reads went the buffered way');
+    t.diagnostic(`large writes ${JSON.stringify(report.writes)}, large reads ${JSON.stringify(report.reads)}; warnings ${JSON.stringify(report.warnings)}`);
+    assert.deepEqual(report.writes, { mode: 'refused', counts: { direct: 0, noStagingBuffer: 0, refused: 6, coverTooLarge: 0 } }, 'the 6 large writes counted as refused');
+    assert.equal(report.reads.mode, 'refused');
+    assert.ok(report.reads.counts['refused'] !== undefined && report.reads.counts['refused'] >= 1 && report.reads.counts['direct'] === 0, 'the large reads counted as refused');
+    assert.deepEqual(report.warnings, [{ io: 'write', at: 'open', errno: 'EINVAL', path: 'refused.ext' }, { io: 'read', at: 'open', errno: 'EINVAL', path: 'refused.ext' }], 'one warning per disk and direction');
   } finally {
     await rm(mountPoint, { recursive: true, force: true });
   }

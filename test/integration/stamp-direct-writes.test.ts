@@ -2,14 +2,16 @@
 // (src/stamp/embedded-stamp.ts; constants directWriteBuffersPerStamp): 8 MiB blocks uploaded
 // through the front end, several blobs at once, go through O_DIRECT on every replica, the pool
 // makes no more buffers than its bound (min(directWriteBuffers × disks, directWriteBuffersPerStamp))
-// and every byte reads back as uploaded. In-process stamp (RealDisk, real fsync, real sockets), the
-// official SDK as the client. Figures: large replica writes through the pool, buffers made.
+// and every byte reads back as uploaded; the disks' metrics (docs/metrics.md) count the large writes
+// and reads by way. In-process stamp (RealDisk, real fsync, real sockets), the official SDK as the
+// client. Figures: large replica writes through the pool, buffers made, the metrics.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
+import { Registry } from 'prom-client';
 import { connectionString } from '../../src/cli/serve-command.ts';
 import { directWriteBuffersPerStamp } from '../../src/constants.ts';
 import { developmentAccountKey, developmentAccountName } from '../../src/stamp/account-store.ts';
@@ -26,7 +28,8 @@ after(async () => {
 test('a three-disk stamp shares one bounded pool of O_DIRECT staging buffers; 8 MiB blocks land byte-exact through it', { timeout: 180_000 }, async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kura-direct-pool-'));
   roots.push(root);
-  const stamp = await EmbeddedStamp.start({ disks: [0, 1, 2].map((index) => join(root, `disk${index}`)), clock: new SystemClock(), blob: { host: '127.0.0.1', port: 0 } });
+  const registry = new Registry();
+  const stamp = await EmbeddedStamp.start({ disks: [0, 1, 2].map((index) => join(root, `disk${index}`)), clock: new SystemClock(), blob: { host: '127.0.0.1', port: 0 }, registry });
   try {
     const text = connectionString({ account: developmentAccountName, key: developmentAccountKey, host: '127.0.0.1', port: stamp.blobPort ?? 0 });
     const box = BlobServiceClient.fromConnectionString(text, { retryOptions: { maxTries: 1 } }).getContainerClient('pool');
@@ -44,7 +47,26 @@ test('a three-disk stamp shares one bounded pool of O_DIRECT staging buffers; 8 
     assert.ok(pool.lent >= 8 * 3, 'every replica of every 8 MiB block went through O_DIRECT');
     assert.ok(pool.created <= directWriteBuffersPerStamp, 'one bound for the whole stamp');
     for (const [name, bytes] of blobs) assert.equal(sha(await box.getBlobClient(name).downloadToBuffer()), sha(bytes), name);
+    const writes = await sumsByWay(registry, 'kura_disk_large_writes_total');
+    const reads = await sumsByWay(registry, 'kura_disk_large_reads_total');
+    const refused = await sumsByWay(registry, 'kura_disk_direct_io_refused', 'io');
+    t.diagnostic(`metrics over the 3 disks: large writes ${JSON.stringify(writes)}, large reads ${JSON.stringify(reads)}, O_DIRECT refused ${JSON.stringify(refused)}`);
+    assert.equal(writes['direct'], pool.lent, 'the metric counts each write that took a staging buffer');
+    assert.ok((writes['direct'] ?? 0) >= 8 * 3 && (reads['direct'] ?? 0) >= 8, 'large writes and reads counted by way');
+    assert.deepEqual(refused, { write: 0, read: 0 });
   } finally {
     await stamp.stop();
   }
 });
+
+/** A metric's values summed over nodes, by one label. */
+async function sumsByWay(registry: Registry, name: string, label = 'way'): Promise<Record<string, number>> {
+  const metric = registry.getSingleMetric(name);
+  assert.ok(metric !== undefined, `${name} is registered`);
+  const sums: Record<string, number> = {};
+  for (const { labels, value } of (await metric.get()).values) {
+    const key = String(labels[label]);
+    sums[key] = (sums[key] ?? 0) + value;
+  }
+  return sums;
+}

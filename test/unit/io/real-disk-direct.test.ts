@@ -11,9 +11,11 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { pino, type Logger } from 'pino';
 import { join } from 'node:path';
 import { directWriteBytesMin } from '../../../src/constants.ts';
 import { AlignedBuffers } from '../../../src/io/aligned-buffers.ts';
+import type { LargeIoCounts } from '../../../src/io/disk.ts';
 import { RealDisk, type DescriptorOpener } from '../../../src/io/real-disk.ts';
 import { isStorageError } from '../../../src/util/errors.ts';
 import { SeededRandom } from '../../../src/util/random.ts';
@@ -21,11 +23,19 @@ import { SeededRandom } from '../../../src/util/random.ts';
 const MiB = 1024 * 1024;
 const roots: string[] = [];
 
-async function diskWith(buffers: AlignedBuffers, openDirect?: DescriptorOpener): Promise<RealDisk> {
+async function diskWith(buffers: AlignedBuffers, options: { readonly openDirect?: DescriptorOpener; readonly logger?: Logger } = {}): Promise<RealDisk> {
   const root = await mkdtemp(join(tmpdir(), 'kura-direct-'));
   roots.push(root);
-  return new RealDisk({ root, directWrites: buffers, ...(openDirect === undefined ? {} : { openDirect }) });
+  return new RealDisk({ root, directWrites: buffers, ...options });
 }
+
+/** A pino logger that keeps its lines (parsed). */
+function capturingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { logger: pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) }), lines };
+}
+
+const largeWrites = (disk: RealDisk): LargeIoCounts => disk.directIo().writes.counts;
 
 /** A real O_DIRECT descriptor whose writes move `bytesBeforeRefusal` bytes (one 4 KiB piece at a
  * time), then fail with EINVAL as a file system refusing the alignment does; counts the opens. */
@@ -67,7 +77,8 @@ describe('RealDisk: large writevSynced through O_DIRECT', () => {
   it('writes the same bytes as one pwritev at unaligned positions, coherent with buffered reads and writes', async () => {
     const random = new SeededRandom(10);
     const buffers = new AlignedBuffers({ bufferBytes: 8 * MiB + 4096, buffersMax: 1 });
-    const file = await (await diskWith(buffers)).open('d.ext', { create: true });
+    const disk = await diskWith(buffers);
+    const file = await disk.open('d.ext', { create: true });
     const model = Buffer.alloc(40 * MiB);
     let end = 0;
     for (let round = 0; round < 8; round++) {
@@ -88,16 +99,19 @@ describe('RealDisk: large writevSynced through O_DIRECT', () => {
     await file.writevSynced(5000, over);
     Buffer.concat(over).copy(model, 5000);
     assert.ok((await file.read(0, end)).equals(model.subarray(0, end)), 'an overwrite through O_DIRECT is read back');
+    assert.deepEqual(largeWrites(disk), { direct: 9, noStagingBuffer: 0, refused: 0, coverTooLarge: 0 }, 'counted: 9 large writes, all O_DIRECT');
     await file.close();
   });
 
   it('without a free staging buffer writes the buffered way, same bytes', async () => {
     const random = new SeededRandom(11);
     const buffers = new AlignedBuffers({ bufferBytes: 8 * MiB, buffersMax: 0 });
-    const file = await (await diskWith(buffers)).open('b.ext', { create: true });
+    const disk = await diskWith(buffers);
+    const file = await disk.open('b.ext', { create: true });
     const parts = randomParts(random, 2 * MiB + 77);
     await file.writevSynced(123, parts);
     assert.equal(buffers.lent, 0);
+    assert.deepEqual(largeWrites(disk), { direct: 0, noStagingBuffer: 1, refused: 0, coverTooLarge: 0 }, 'counted as a large write without a staging buffer');
     assert.ok((await file.read(123, 2 * MiB + 77)).equals(Buffer.concat(parts)));
     await file.close();
   });
@@ -105,7 +119,8 @@ describe('RealDisk: large writevSynced through O_DIRECT', () => {
   it('EINVAL from the O_DIRECT write before any byte moved: the disk falls back for good, same bytes', async () => {
     const random = new SeededRandom(12);
     const refusing = refusingWrites(0);
-    const disk = await diskWith(new AlignedBuffers({ bufferBytes: 8 * MiB + 4096, buffersMax: 2 }), refusing.opener);
+    const log = capturingLogger();
+    const disk = await diskWith(new AlignedBuffers({ bufferBytes: 8 * MiB + 4096, buffersMax: 2 }), { openDirect: refusing.opener, logger: log.logger });
     const file = await disk.open('r.ext', { create: true });
     const model: Buffer[] = [];
     let end = 0;
@@ -122,11 +137,15 @@ describe('RealDisk: large writevSynced through O_DIRECT', () => {
     console.log(`# ${(end / MiB).toFixed(1)} MiB in 4 large writes; O_DIRECT opened ${refusing.opens}, refused ${refusing.refusals}; mode ${disk.directWriteMode}`);
     assert.ok(read.equals(Buffer.concat(model)), 'every byte as written, none past the end');
     assert.deepEqual({ opens: refusing.opens, refusals: refusing.refusals, mode: disk.directWriteMode }, { opens: 1, refusals: 1, mode: 'refused' }, 'refused once, never tried again');
+    assert.deepEqual(largeWrites(disk), { direct: 0, noStagingBuffer: 0, refused: 4, coverTooLarge: 0 }, 'every large write counted as refused');
+    const warnings = log.lines.map(({ level, disk: name, io, path, at, errno }) => ({ level, name, io, path, at, errno }));
+    console.log(`# log: ${JSON.stringify(log.lines.map((line) => line['msg']))}`);
+    assert.deepEqual(warnings, [{ level: 40, name: disk.name, io: 'write', path: 'r.ext', at: 'transfer', errno: 'EINVAL' }], 'one warning, at the first refusal');
   });
 
   it('EINVAL from the O_DIRECT write after bytes moved: the write fails and poisons the file', async () => {
     const refusing = refusingWrites(8192);
-    const file = await (await diskWith(new AlignedBuffers({ bufferBytes: 8 * MiB + 4096, buffersMax: 1 }), refusing.opener)).open('p.ext', { create: true });
+    const file = await (await diskWith(new AlignedBuffers({ bufferBytes: 8 * MiB + 4096, buffersMax: 1 }), { openDirect: refusing.opener })).open('p.ext', { create: true });
     const failed = await file.writevSynced(0, [Buffer.alloc(2 * MiB, 5)]).then(() => null, (error: unknown) => error);
     assert.ok(isStorageError(failed) && failed.code === 'io.fsync_failed', `a failed synced write: ${String(failed)}`);
     const later = await file.writevSynced(0, [Buffer.alloc(10, 1)]).then(() => null, (error: unknown) => error);
