@@ -13,7 +13,7 @@ import { appendBlobBlocksMax } from '../../constants.ts';
 import type { AppendResult, CallContext, RequestBody, WriteResult } from '../blob-backend.ts';
 import { FrontendError } from '../errors.ts';
 import type * as Op from '../operation.ts';
-import { checkBlobWrite, committed } from './blob-write.ts';
+import { checkBlobModify, checkBlobWrite, committed } from './blob-write.ts';
 import { leavesDeadRows } from './blob-sweep.ts';
 import { commitMaybeUnderIntent, sweepThenDischarge, type SweepIntent } from './sweep-intents.ts';
 import type { CommitResult } from '../../partition/partition.ts';
@@ -32,7 +32,7 @@ export async function createAppendBlob(ctx: BlobServiceContext, op: Op.CreateApp
   const seen: { replaced: LoadedBlob | null; intent: SweepIntent | null } = { replaced: null, intent: null };
   const result = await withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
-    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    checkBlobModify(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     const record: BlobRecord = {
       type: 'AppendBlob', createdMs: existing?.record.createdMs ?? ctx.clock.nowMs(), size: 0, headers: op.httpHeaders, metadata: metadataPairs(op.metadata),
       tags: op.tags, lease: existing?.record.lease ?? null, blockList: null,

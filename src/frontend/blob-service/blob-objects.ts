@@ -19,7 +19,7 @@ import type { BlobProperties, BlobTag } from '../model.ts';
 import type * as Op from '../operation.ts';
 import { leavesDeadRows, rowsDyingWith } from './blob-sweep.ts';
 import { commitMaybeUnderIntent, sweepThenDischarge, type SweepIntent } from './sweep-intents.ts';
-import { checkBlobRead, checkBlobWrite, committed, type BlobWriteRequest } from './blob-write.ts';
+import { checkBlobModify, checkBlobRead, checkBlobWrite, committed, type BlobWriteRequest } from './blob-write.ts';
 import { checkConditions, quotedEtag } from './conditions.ts';
 import { blobContent, readContent } from './content.ts';
 import {
@@ -91,28 +91,33 @@ export async function getBlobProperties(ctx: BlobServiceContext, op: Op.GetBlobP
   return blobProperties(loaded, nowMs);
 }
 
+/** Whether Azure counts a write as a modification of the blob (a new ETag: refused while a copy
+ * onto it is pending) or leaves its version as it is (Set Blob Tags / Tier: the copy goes on). */
+type UpdateKind = 'modifies' | 'keepsVersion';
+
 /** Read-evaluate-write of the blob row; `change` returns the new record (or throws). */
-async function updateBlob(ctx: BlobServiceContext, op: BlobWriteRequest & { readonly account: string; readonly container: string; readonly blob: string }, change: (loaded: LoadedBlob) => BlobRecord): Promise<WriteResult> {
+async function updateBlob(ctx: BlobServiceContext, op: BlobWriteRequest & { readonly account: string; readonly container: string; readonly blob: string }, kind: UpdateKind, change: (loaded: LoadedBlob) => BlobRecord): Promise<WriteResult> {
   const container = await loadContainer(ctx, op.account, op.container);
+  const check = kind === 'modifies' ? checkBlobModify : checkBlobWrite;
   return withRetry(ctx, async () => {
     const existing = await readBlob(ctx, container, op.blob);
     if (existing === null) throw blobNotFound();
-    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
+    check(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: false });
     const record = change(existing);
     return committed(await commitTagged(ctx, { container, blob: existing.key, before: existing.record.tags, after: record.tags }, [putOp(existing.key, encodeBlob(record), existing.row)]));
   });
 }
 
 export async function setBlobProperties(ctx: BlobServiceContext, op: Op.SetBlobProperties): Promise<WriteResult> {
-  return updateBlob(ctx, op, (loaded) => newVersion({ ...loaded.record, headers: op.httpHeaders }));
+  return updateBlob(ctx, op, 'modifies', (loaded) => newVersion({ ...loaded.record, headers: op.httpHeaders }));
 }
 
 export async function setBlobMetadata(ctx: BlobServiceContext, op: Op.SetBlobMetadata): Promise<WriteResult> {
-  return updateBlob(ctx, op, (loaded) => newVersion({ ...loaded.record, metadata: metadataPairs(op.metadata) }));
+  return updateBlob(ctx, op, 'modifies', (loaded) => newVersion({ ...loaded.record, metadata: metadataPairs(op.metadata) }));
 }
 
 export async function setBlobTags(ctx: BlobServiceContext, op: Op.SetBlobTags, tags: readonly BlobTag[]): Promise<void> {
-  await updateBlob(ctx, { ...op, conditions: op.conditions.ifTags === undefined ? {} : { ifTags: op.conditions.ifTags } }, (loaded) => keepVersion(loaded, { ...loaded.record, tags }));
+  await updateBlob(ctx, { ...op, conditions: op.conditions.ifTags === undefined ? {} : { ifTags: op.conditions.ifTags } }, 'keepsVersion', (loaded) => keepVersion(loaded, { ...loaded.record, tags }));
 }
 
 export async function getBlobTags(ctx: BlobServiceContext, op: Op.GetBlobTags): Promise<readonly BlobTag[]> {
@@ -132,7 +137,7 @@ export async function setBlobTier(ctx: BlobServiceContext, op: Op.SetBlobTier): 
     });
     return;
   }
-  await updateBlob(ctx, op, (loaded) => {
+  await updateBlob(ctx, op, 'keepsVersion', (loaded) => {
     if (loaded.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'only block blobs have an access tier');
     return keepVersion(loaded, { ...loaded.record, tier: op.tier });
   });
@@ -167,7 +172,7 @@ export async function deleteBlob(ctx: BlobServiceContext, op: Op.DeleteBlob): Pr
  * copy's transfer still writing it holds in its If-Match. Rewritten (Azure's ETag kept) only when a
  * horizon is raised: Snapshot Blob commits If-Match the blob row it read before the horizon, so
  * the rewrite refuses a snapshot whose id was chosen under the old one (H2, docs/blob-schema.md);
- * such a copy then stops, and its row reads as failed after copyPendingStallMs. */
+ * a copy's transfer refused by it reads the row again and goes on (remote-copy.ts). */
 function onlySnapshotsBlobOp(key: Buffer, existing: LoadedBlob, raisesHorizon: boolean): PartitionOp {
   if (!raisesHorizon) return { kind: 'check', key, ifMatch: existing.row.etag };
   return putOp(key, encodeBlob(keepVersion(existing, existing.record)), existing.row);

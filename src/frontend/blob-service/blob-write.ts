@@ -1,6 +1,8 @@
 // The checks every blob write makes against the blob as read, in Azure's order: the lease
-// (x-ms-lease-id), then the conditional headers (with SAS create-only as If-None-Match: *).
-// Shared by block, append and object operations.
+// (x-ms-lease-id), then the conditional headers (with SAS create-only as If-None-Match: *), then,
+// for a write Azure counts as a modification of the blob, no copy pending onto it
+// (docs/copy-sources.md, "Writes while a copy is pending"). Shared by block, append and object
+// operations.
 //
 // Invariants: runs inside a withRetry attempt, on rows read in that attempt; throws Azure's
 // error and writes nothing when a check fails.
@@ -27,10 +29,16 @@ export function checkBlobWrite(existing: LoadedBlob | null, op: BlobWriteRequest
   checkConditions(conditions, target, { read: false, existsCode: 'BlobAlreadyExists' });
 }
 
-/** A copy's destination: writable (lease, conditions) and with no copy pending (Azure: 409). */
-export function checkDestination(existing: LoadedBlob | null, op: BlobWriteRequest, options: { readonly nowMs: number; readonly createOnly: boolean }): void {
+/** A write Azure counts as a modification of the blob (its content, properties or metadata: a
+ * new ETag; a Snapshot Blob; a copy onto it): writable (lease, conditions) and with no copy
+ * pending onto it (Azure: 409 PendingCopyOperation; the copy's transfer owns the content). */
+export function checkBlobModify(existing: LoadedBlob | null, op: BlobWriteRequest, options: { readonly nowMs: number; readonly createOnly: boolean }): void {
   checkBlobWrite(existing, op, options);
-  if (existing !== null && effectiveCopy(existing, options.nowMs)?.status === 'pending') throw new FrontendError('PendingCopyOperation', 'the destination has a pending copy');
+  if (existing !== null) refusePendingCopy(existing, options.nowMs);
+}
+
+export function refusePendingCopy(existing: LoadedBlob, nowMs: number): void {
+  if (effectiveCopy(existing, nowMs)?.status === 'pending') throw new FrontendError('PendingCopyOperation', 'a copy onto this blob is pending');
 }
 
 export function checkBlobRead(existing: LoadedBlob, op: BlobWriteRequest, nowMs: number): void {

@@ -16,7 +16,7 @@ import type { BlockWriteResult, CallContext, CopyResult, RequestBody, WriteResul
 import { FrontendError } from '../errors.ts';
 import type { BlockList, BlockListEntry } from '../model.ts';
 import type * as Op from '../operation.ts';
-import { checkBlobRead, checkBlobWrite, checkDestination, committed } from './blob-write.ts';
+import { checkBlobRead, checkBlobWrite, checkBlobModify, committed } from './blob-write.ts';
 import { loadBlockList, storeBlockList, type CommittedBlock, type PreparedBlockList } from './block-list.ts';
 import { dropRows, leavesDeadRows, sweepBlob } from './blob-sweep.ts';
 import { commitMaybeUnderIntent, dischargeIntent, type SweepIntent } from './sweep-intents.ts';
@@ -161,13 +161,13 @@ export async function putBlob(ctx: BlobServiceContext, op: Op.PutBlob, body: Req
   if (fast !== null && loaded.blob === null && container.row.etag === fast.checked) markSeparate(ctx, op);
   const key = blobKey(container.blobs, op.blob);
   let early: LoadedBlob | null | undefined = loaded.blob;
-  checkBlobWrite(early, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+  checkBlobModify(early, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const data = fast?.refused ?? await storePutBody(ctx, key, body);
   const record = putRecord(op, data);
   const result = await replaceBlob(ctx, key, async () => {
     const existing = early === undefined ? await readBlob(ctx, container, op.blob) : early;
     early = undefined;
-    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    checkBlobModify(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     return commitBlob(ctx, { container, existing }, key, record, data.list.pages);
   });
   ctx.writtenBlobs?.set(written, true);
@@ -253,7 +253,7 @@ export async function putBlockList(ctx: BlobServiceContext, op: Op.PutBlockList,
   checkIdLengths(entries);
   return replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
-    checkBlobWrite(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    checkBlobModify(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     if (existing !== null && existing.record.type !== 'BlockBlob') throw new FrontendError('InvalidBlobType', 'the blob is not a block blob');
     const staging = await readStaging(ctx, key);
     const consumed = staging.record === null ? [] : await uncommittedBlocks(ctx, key, staging.record.gen);
@@ -312,7 +312,7 @@ function copiedRecord(source: LoadedBlob, data: WrittenData, key: Buffer, op: Op
 export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.CopyBlobFromURL, call: CallContext): Promise<CopyResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  checkDestination(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+  checkBlobModify(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const source = await readSource(ctx, op.account, op.source, op.sourceConditions, op.kind === 'CopyBlob' ? op.sourceLeaseId : undefined);
   const data = await copyContent(ctx.tables, { key: source.loaded.blobKey, content: source.content }, key, null);
   const { record, segments } = copiedRecord(source.loaded, data, key, op, ctx.clock.nowMs());
@@ -321,7 +321,7 @@ export async function copyBlob(ctx: BlobServiceContext, op: Op.CopyBlob | Op.Cop
   const final: BlobRecord = { ...record, blockList: list.stored };
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
-    checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    checkBlobModify(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     return commitBlob(ctx, { container, existing }, key, final, [...segments, ...list.pages]);
   });
   return { ...result, copyId: record.copy?.id ?? '', copyStatus: 'success' };

@@ -4,17 +4,20 @@
 //
 // Invariants: the source's bytes are durable in the destination's data stream before any row
 // names them (writeBody, as Put Blob); an asynchronous copy's every row write is conditional on
-// the row it wrote last (If-Match), so any other write to the destination (Abort Copy, Put Blob,
-// Delete Blob) wins and the transfer stops, committing nothing; the Azure ETag of a pending row is
-// kept across progress writes (keepVersion) and changes at completion.
+// the row it wrote or read last (If-Match); refused, it reads the row again and goes on only if
+// the row still holds its copy pending (a Lease Blob, Set Blob Tags or Tier keep a copy pending,
+// as in Azure, and merge into its next write), so a write that ends the copy (Abort Copy, Delete
+// Blob) wins and the transfer stops, committing nothing; writes Azure counts as modifications
+// are refused while the copy is pending (checkBlobModify: 409 PendingCopyOperation); the Azure
+// ETag of a pending row is kept across progress writes (keepVersion) and changes at completion.
 // Fault model: the source may fail at any point (remote-source.ts maps it); the partition may
-// refuse or fail a write: a refused condition ends the transfer (someone else wrote), another
-// failure of a progress write is retried at the next interval, of the final write leaves the
-// row pending, which reads as failed after copyPendingStallMs; a front end that stops aborts its
-// transfers (same outcome), one that dies leaves them to that rule.
+// refuse or fail a write: a refused condition rebases as above, another failure of a progress
+// write is retried at the next interval, of the final write leaves the row pending, which reads
+// as failed after copyPendingStallMs; a front end that stops aborts its transfers (same
+// outcome), one that dies leaves them to that rule.
 
 import { randomUUID } from 'node:crypto';
-import { copyProgressIntervalMs } from '../../constants.ts';
+import { blobWriteAttemptsMax, copyProgressIntervalMs } from '../../constants.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
 import { AssertionFailure } from '../../util/assert.ts';
 import { isStorageError } from '../../util/errors.ts';
@@ -22,11 +25,11 @@ import type { BlockWriteResult, CallContext, CopyResult } from '../blob-backend.
 import { FrontendError } from '../errors.ts';
 import type { CopyProperties } from '../model.ts';
 import type * as Op from '../operation.ts';
-import { checkBlobWrite, checkDestination } from './blob-write.ts';
+import { checkBlobWrite, checkBlobModify } from './blob-write.ts';
 import { blockRecord, commitBlob, replaceBlob, stageBlock } from './block-blobs.ts';
 import { storeBlockList, type CommittedBlock } from './block-list.ts';
 import {
-  blobNotFound, effectiveCopy, loadContainer, metadataPairs, readBlob, withRetry, type BlobServiceContext, type LoadedContainer,
+  blobNotFound, conditionRefusedCodes, effectiveCopy, loadContainer, loadedBlob, metadataPairs, readBlob, withRetry, type BlobServiceContext,
 } from './context.ts';
 import { writeBody, type WrittenData } from './data.ts';
 import { blobKey } from './keys.ts';
@@ -106,7 +109,7 @@ function copiedFields(op: Op.CopyBlob | Op.CopyBlobFromURL, source: OpenedSource
 export async function copyFromRemoteUrl(ctx: BlobServiceContext, copies: RemoteCopies, op: Op.CopyBlobFromURL, call: CallContext): Promise<CopyResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  checkDestination(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+  checkBlobModify(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const source = await copies.fetcher.open({ source: op.source, conditions: op.sourceConditions, bytesMax: copies.fetcher.limits.copyFromUrlBytesMax, mode: 'sync', signal: call.signal });
   const data = await drain(source, (body) => writeBody(ctx.tables, key, body));
   checkMd5(data, source, op.sourceContentMd5);
@@ -117,7 +120,7 @@ export async function copyFromRemoteUrl(ctx: BlobServiceContext, copies: RemoteC
   const record: BlobRecord = { ...blockRecord(blocks, list.stored, { ...fields, headers: { ...fields.headers, contentMd5: data.md5 } }), copy };
   const result = await replaceBlob(ctx, key, async () => {
     const existing = await readBlob(ctx, container, op.blob);
-    checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+    checkBlobModify(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
     return commitBlob(ctx, { container, existing }, key, record, list.pages);
   });
   return { ...result, copyId: copy.id, copyStatus: 'success' };
@@ -138,11 +141,12 @@ export async function putBlockFromRemoteUrl(ctx: BlobServiceContext, copies: Rem
   return { contentMd5: data.md5 };
 }
 
-/** The row an asynchronous transfer writes against: the version it wrote last (rowEtag), with
- * the pending version's Azure ETag and time pinned in the record (kept by progress writes). */
+/** The row an asynchronous transfer writes against: the version it wrote or read last (rowEtag),
+ * with the pending version's Azure ETag and time pinned in the record (kept by progress writes). */
 interface Pending {
   readonly key: Buffer;
-  readonly record: BlobRecord;
+  readonly copyId: string;
+  record: BlobRecord;
   rowEtag: string;
 }
 
@@ -158,20 +162,17 @@ class Superseded extends Error {
 export async function startRemoteCopy(ctx: BlobServiceContext, copies: RemoteCopies, op: Op.CopyBlob, call: CallContext): Promise<CopyResult> {
   const container = await loadContainer(ctx, op.account, op.container);
   const key = blobKey(container.blobs, op.blob);
-  checkDestination(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+  checkBlobModify(await readBlob(ctx, container, op.blob), op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
   const abort = new AbortController();
   const source = await copies.fetcher.open({ source: op.source, conditions: op.sourceConditions, bytesMax: copies.fetcher.limits.copyBytesMax, mode: 'async', signal: abort.signal });
   const copy: CopyProperties = { id: randomUUID(), status: 'pending', source: redactedSource(op.source.url), progress: `0/${source.length ?? 0}` };
-  let rowEtag = '';
   let result: CopyResult;
   try {
     const record: BlobRecord = { ...blockRecord([], null, copiedFields(op, source)), copy };
     const written = await replaceBlob(ctx, key, async () => {
       const existing = await readBlob(ctx, container, op.blob);
-      checkDestination(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
-      const done = await commitBlob(ctx, { container, existing }, key, record);
-      rowEtag = done.result.etag.slice(1, -1);
-      return done;
+      checkBlobModify(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
+      return commitBlob(ctx, { container, existing }, key, record);
     });
     result = { ...written, copyId: copy.id, copyStatus: 'pending' };
   } catch (error) {
@@ -179,17 +180,15 @@ export async function startRemoteCopy(ctx: BlobServiceContext, copies: RemoteCop
     throw error;
   }
   copies.stats.started += 1;
-  copies.run(copy.id, abort, () => transfer(ctx, copies, { container, name: op.blob, rowEtag, signal: abort.signal }, source));
+  copies.run(copy.id, abort, () => transfer(ctx, copies, { key, copyId: copy.id, signal: abort.signal }, source));
   return result;
 }
 
 /** The background half of Copy Blob: body → data stream (progress rows), then the final row. */
-async function transfer(ctx: BlobServiceContext, copies: RemoteCopies, at: { readonly container: LoadedContainer; readonly name: string; readonly rowEtag: string; readonly signal: AbortSignal }, source: OpenedSource): Promise<void> {
+async function transfer(ctx: BlobServiceContext, copies: RemoteCopies, at: { readonly key: Buffer; readonly copyId: string; readonly signal: AbortSignal }, source: OpenedSource): Promise<void> {
   let pending: Pending | null = null;
   try {
-    const loaded = await readBlob(ctx, at.container, at.name);
-    if (loaded?.row.etag !== at.rowEtag) throw new Superseded('the destination changed before the transfer started');
-    pending = { key: loaded.key, record: { ...loaded.record, etag: loaded.etag, modifiedMs: loaded.modifiedMs }, rowEtag: loaded.row.etag };
+    pending = await readPending(ctx, at.key, at.copyId);
     const data = await writeBody(ctx.tables, pending.key, withProgress(ctx, copies, pending, source));
     checkMd5(data, source, undefined);
     await completeCopy(ctx, pending, data);
@@ -197,7 +196,7 @@ async function transfer(ctx: BlobServiceContext, copies: RemoteCopies, at: { rea
   } catch (error) {
     if (error instanceof AssertionFailure) throw error;
     const abandoned = at.signal.aborted && at.signal.reason === supersededReason;
-    if (abandoned || error instanceof Superseded || (isStorageError(error) && error.code === 'partition.condition_failed')) {
+    if (abandoned || error instanceof Superseded) {
       copies.stats.superseded += 1;
       return;
     }
@@ -208,6 +207,45 @@ async function transfer(ctx: BlobServiceContext, copies: RemoteCopies, at: { rea
   }
 }
 
+/** The row as this transfer's pending copy (its version the next write is conditional on), or
+ * Superseded: Abort Copy, Put Blob, Delete Blob or a newer copy ended the copy, or the row is gone. */
+async function readPending(ctx: BlobServiceContext, key: Buffer, copyId: string): Promise<Pending> {
+  const row = await ctx.tables.get(key);
+  const loaded = row === null ? null : loadedBlob(row, key);
+  const copy = loaded?.record.copy;
+  if (loaded === null || copy?.id !== copyId || copy.status !== 'pending') throw new Superseded('the destination changed during the transfer');
+  return { key, copyId, record: { ...loaded.record, etag: loaded.etag, modifiedMs: loaded.modifiedMs }, rowEtag: loaded.row.etag };
+}
+
+/** After a refused write: the row read again, still this copy pending (a Lease Blob, Set Blob Tags
+ * or Tier, or a Delete Blob of its snapshots rewrote it: none of these ends a copy in Azure). */
+async function rebase(ctx: BlobServiceContext, pending: Pending): Promise<void> {
+  const fresh = await readPending(ctx, pending.key, pending.copyId);
+  pending.record = fresh.record;
+  pending.rowEtag = fresh.rowEtag;
+}
+
+/** Commits the ops `build` makes from the pending row (the row's own put first, If-Match the
+ * version read last); a refused condition rebases and builds again, at most blobWriteAttemptsMax
+ * times (a rewrite by every attempt: lease renewals cannot starve a copy for long). */
+async function writePending(ctx: BlobServiceContext, pending: Pending, build: (pending: Pending) => PartitionOp[]): Promise<void> {
+  for (let attempt = 0; attempt < blobWriteAttemptsMax; attempt++) {
+    try {
+      const result = await ctx.tables.transact(build(pending));
+      pending.rowEtag = result.etags[0] ?? pending.rowEtag;
+      return;
+    } catch (error) {
+      if (!isStorageError(error) || !conditionRefusedCodes.has(error.code)) throw error;
+      await rebase(ctx, pending);
+    }
+  }
+  throw new Superseded(`the destination changed under ${blobWriteAttemptsMax} writes in a row`);
+}
+
+function pendingPut(pending: Pending, record: BlobRecord): PartitionOp {
+  return { kind: 'put', key: pending.key, columns: encodeBlob(record), ifMatch: pending.rowEtag };
+}
+
 /** The source's body, rewriting the pending row with the progress every progressIntervalMs. */
 async function* withProgress(ctx: BlobServiceContext, copies: RemoteCopies, pending: Pending, source: OpenedSource): AsyncGenerator<Uint8Array> {
   let copied = 0;
@@ -216,46 +254,51 @@ async function* withProgress(ctx: BlobServiceContext, copies: RemoteCopies, pend
     copied += chunk.length;
     if (ctx.clock.monotonicMs() - lastMs >= copies.progressIntervalMs) {
       lastMs = ctx.clock.monotonicMs();
-      const copy = pending.record.copy;
-      if (copy !== undefined) await writeProgress(ctx, pending, { ...pending.record, copy: { ...copy, progress: `${copied}/${source.length ?? copied}` } });
+      await writeProgress(ctx, pending, `${copied}/${source.length ?? copied}`);
     }
     yield chunk;
   }
 }
 
-/** One conditional rewrite of the pending row; a refused condition means someone else wrote it. */
-async function writeProgress(ctx: BlobServiceContext, pending: Pending, record: BlobRecord): Promise<void> {
+/** One rewrite of the pending row with the progress; the partition away for a moment: the next
+ * interval writes it again. */
+async function writeProgress(ctx: BlobServiceContext, pending: Pending, progress: string): Promise<void> {
   try {
-    const result = await ctx.tables.transact([{ kind: 'put', key: pending.key, columns: encodeBlob(record), ifMatch: pending.rowEtag }]);
-    pending.rowEtag = result.etags[0] ?? pending.rowEtag;
+    await writePending(ctx, pending, (at) => {
+      const copy = at.record.copy;
+      return [pendingPut(at, copy === undefined ? at.record : { ...at.record, copy: { ...copy, progress } })];
+    });
   } catch (error) {
-    if (isStorageError(error) && error.code === 'partition.condition_failed') throw new Superseded('the destination changed during the transfer');
-    if (error instanceof AssertionFailure || !isStorageError(error)) throw error;
-    // The partition is unavailable for a moment: the next interval writes the progress again.
+    if (error instanceof Superseded || error instanceof AssertionFailure || !isStorageError(error)) throw error;
   }
 }
 
+/** The final row: the copied content on the pending row as it is now (its lease, tags, tier and
+ * metadata may have changed during the transfer), status success, a new Azure ETag. */
 async function completeCopy(ctx: BlobServiceContext, pending: Pending, data: WrittenData): Promise<void> {
   const blocks: CommittedBlock[] = data.size === 0 ? [] : [{ id: Buffer.alloc(0), size: data.size, refs: data.refs }];
   const list = await storeBlockList(ctx.tables, pending.key, blocks);
-  const { record } = pending;
-  const done = blockRecord(blocks, list.stored, { headers: { ...record.headers, contentMd5: data.md5 }, metadata: record.metadata, tags: record.tags, tier: record.tier });
-  const copy: CopyProperties | undefined = record.copy === undefined ? undefined
-    : { ...record.copy, status: 'success', progress: `${data.size}/${data.size}`, completedOn: new Date(ctx.clock.nowMs()) };
-  const final: BlobRecord = { ...done, createdMs: record.createdMs, lease: record.lease, ...(copy === undefined ? {} : { copy }) };
-  const ops: PartitionOp[] = [{ kind: 'put', key: pending.key, columns: encodeBlob(final), ifMatch: pending.rowEtag }, ...list.pages];
-  await ctx.tables.transact(ops);
+  await writePending(ctx, pending, (at) => {
+    const { record } = at;
+    const done = blockRecord(blocks, list.stored, { headers: { ...record.headers, contentMd5: data.md5 }, metadata: record.metadata, tags: record.tags, tier: record.tier });
+    const copy: CopyProperties | undefined = record.copy === undefined ? undefined
+      : { ...record.copy, status: 'success', progress: `${data.size}/${data.size}`, completedOn: new Date(ctx.clock.nowMs()) };
+    const final: BlobRecord = { ...done, createdMs: record.createdMs, lease: record.lease, ...(copy === undefined ? {} : { copy }) };
+    return [pendingPut(at, final), ...list.pages];
+  });
 }
 
 async function failCopy(ctx: BlobServiceContext, pending: Pending, description: string): Promise<void> {
-  const copy = pending.record.copy;
-  if (copy === undefined) return;
-  const failed: BlobRecord = { ...pending.record, copy: { ...copy, status: 'failed', statusDescription: description.slice(0, 512), completedOn: new Date(ctx.clock.nowMs()) } };
   try {
-    await ctx.tables.transact([{ kind: 'put', key: pending.key, columns: encodeBlob(failed), ifMatch: pending.rowEtag }]);
+    await writePending(ctx, pending, (at) => {
+      const copy = at.record.copy;
+      const failed: BlobRecord = copy === undefined ? at.record
+        : { ...at.record, copy: { ...copy, status: 'failed', statusDescription: description.slice(0, 512), completedOn: new Date(ctx.clock.nowMs()) } };
+      return [pendingPut(at, failed)];
+    });
   } catch (error) {
     if (error instanceof AssertionFailure) throw error;
-    // Someone else wrote the row, or the partition is away: the row reads as failed once stale.
+    // Someone else ended the copy, or the partition is away: the row reads as failed once stale.
   }
 }
 

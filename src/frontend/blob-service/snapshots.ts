@@ -13,7 +13,7 @@ import type { SnapshotId } from '../model.ts';
 import type { SnapshotResult } from '../blob-backend.ts';
 import { FrontendError } from '../errors.ts';
 import type * as Op from '../operation.ts';
-import { checkBlobWrite } from './blob-write.ts';
+import { checkBlobWrite, refusePendingCopy } from './blob-write.ts';
 import { quotedEtag, checkConditions } from './conditions.ts';
 import {
   blobNotFound, keepVersion, loadContainer, loadedBlob, metadataPairs, putOp, readBlob, withRetry, type BlobServiceContext, type LoadedBlob,
@@ -58,6 +58,8 @@ export async function snapshotBlob(ctx: BlobServiceContext, op: Op.SnapshotBlob)
     const nowMs = ctx.clock.nowMs();
     checkLeaseAccess(existing.record.lease, nowMs, op.leaseId, { write: false, target: 'blob' });
     checkConditions(op.conditions, { etag: existing.etag, modifiedMs: existing.modifiedMs, tags: existing.record.tags }, { read: false });
+    // A snapshot of a copy's destination would keep its pending state (and no bytes) forever.
+    refusePendingCopy(existing, nowMs);
     const snapshot = snapshotIdAbove(await readSnapshotHorizon(ctx, key), nowMs, attempt);
     const record = { ...keepVersion(existing, existing.record), lease: null, ...(op.metadata.size === 0 ? {} : { metadata: metadataPairs(op.metadata) }) };
     await ctx.tables.transact([
