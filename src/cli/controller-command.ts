@@ -24,6 +24,7 @@ import { SystemClock } from '../util/clock.ts';
 import { SeededRandom } from '../util/random.ts';
 import { waitForSignal } from './process-lifecycle.ts';
 import { etcdUrls, hostPort, identifier, loadRoleConfig, logLevel, positiveInteger, roleAction } from './role-config.ts';
+import { armFailpointsAfterReady } from '../util/failpoints.ts';
 
 const controllerConfig = z.object({
   etcd: etcdUrls,
@@ -82,6 +83,7 @@ async function runController(config: ControllerConfig): Promise<void> {
         replicaCountDefault: config.replicas, repairIntervalMs: config.repairIntervalMs, leaseTtlMs: config.leaseTtlMs,
         partitionManagerTickMs: config.tickMs, splitBytes: config.splitBytes,
       });
+      armFailpointsAfterReady();
       await stopRequested;
       await controller.stop();
     } finally {

@@ -26,6 +26,7 @@ import { SystemClock } from '../util/clock.ts';
 import { SeededRandom } from '../util/random.ts';
 import { waitForSignal } from './process-lifecycle.ts';
 import { addressList, hostPort, identifier, loadRoleConfig, logLevel, roleAction } from './role-config.ts';
+import { armFailpointsAfterReady } from '../util/failpoints.ts';
 
 const bytesPerMiB = 1024 * 1024;
 
@@ -92,6 +93,7 @@ async function runExtentNode(flags: ExtentNodeFlags): Promise<void> {
     logger,
   });
   started = node;
+  armFailpointsAfterReady();
   observability?.metrics.watch(node);
   await stopRequested;
   await node.stop();

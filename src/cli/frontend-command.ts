@@ -30,6 +30,7 @@ import { SystemClock } from '../util/clock.ts';
 import { waitForSignal } from './process-lifecycle.ts';
 import { copySourceRules, etcdUrls, hostPort, loadRoleConfig, logLevel, positiveInteger, roleAction } from './role-config.ts';
 import { collect, dataCacheMibHelp } from './serve-command.ts';
+import { armFailpointsAfterReady } from '../util/failpoints.ts';
 
 const frontendConfig = z.object({
   etcd: etcdUrls,
@@ -82,7 +83,10 @@ async function runFrontend(config: FrontendConfig): Promise<void> {
       const denied = [...(config.admin === undefined ? [] : [config.admin]), ...config.etcd.map((url) => new URL(url).host)];
       const copySource = { policy: parseCopySourcePolicy(config.copySourceAllow ?? copySourceAllowDefault, denied) };
       frontend = new ClusterFrontend({ metaStore, network, clock, logger, host, port, copySource, inlineBodyBytesMax: config.inlineBodyBytes, dataCacheBytes: config.dataCacheMib * 1024 * 1024 });
-      if (await frontend.start(abort.signal)) await stopRequested;
+      if (await frontend.start(abort.signal)) {
+        armFailpointsAfterReady();
+        await stopRequested;
+      }
       if (process.connected) process.send?.(connectionDrainingMessage, undefined, undefined, () => undefined);
       await frontend.drain(config.drainTimeoutMs);
     } finally {

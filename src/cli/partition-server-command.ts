@@ -28,6 +28,7 @@ import { SeededRandom } from '../util/random.ts';
 import { waitForSignal } from './process-lifecycle.ts';
 import { addressList, etcdUrls, hostPort, identifier, loadRoleConfig, logLevel, positiveInteger, roleAction } from './role-config.ts';
 import { blobTableSchema } from '../frontend/blob-service/blob-table-schema.ts';
+import { armFailpointsAfterReady } from '../util/failpoints.ts';
 
 const partitionServerConfig = z.object({
   etcd: etcdUrls,
@@ -79,6 +80,7 @@ async function runPartitionServer(flags: PartitionServerFlags): Promise<void> {
   const metrics = new PartitionServerMetrics({ registry, server });
   await server.start();
   started = server;
+  armFailpointsAfterReady();
   await stopRequested;
   await server.stop();
   metrics.close();

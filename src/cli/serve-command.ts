@@ -25,6 +25,7 @@ import { developmentAccountKey, developmentAccountName } from '../stamp/account-
 import { EmbeddedStamp, redundancy } from '../stamp/embedded-stamp.ts';
 import { SystemClock } from '../util/clock.ts';
 import { positiveInteger, reportingErrors, waitForSignal } from './process-lifecycle.ts';
+import { armFailpointsAfterReady } from '../util/failpoints.ts';
 
 /** Azurite's ports, so tools configured for the emulator work unchanged. */
 export const blobPortDefault = 10_000;
@@ -129,6 +130,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
     // Handlers first, then the banner: a supervisor may send SIGTERM the moment it reads the banner,
     // and a SIGTERM with no handler installed kills the process without its stop.
     const stopRequested = waitForSignal(logger.child({ component: 'shutdown' }));
+    armFailpointsAfterReady();
     printBanner({ disks, host, port: stamp.blobPort ?? port, readyMs: stamp.startup.totalMs, key });
     await stopRequested;
     armStopWatchdog();

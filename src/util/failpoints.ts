@@ -7,6 +7,10 @@
 //   KURA_FAILPOINTS="metastore.commit.before-fsync=crash,partition.commit.after-log-append=sleep(200)*1"
 //   action: crash | exit(CODE) | sleep(MS) | eio      optional: *COUNT (fire COUNT times), +SKIP
 //   (let SKIP hits pass before firing)
+//   KURA_FAILPOINTS_AFTER_READY (same syntax) is armed only once the process serves (each `kura`
+//   role calls armFailpointsAfterReady when it is ready), so SKIP counts the hits of the load a
+//   test drives, not those of a start-up (a fresh stamp's account, a recovery's seals), whose
+//   number depends on timing.
 //
 // Invariants: the set of names is closed (failpointNames), so "total" is known and a typo is a
 // type error; a disabled point costs a counter increment and one resolved promise; a point fires
@@ -230,11 +234,18 @@ function parseAction(word: string, exitCode: string | undefined, sleepMs: string
   return { kind: 'sleep', ms: Number(sleepMs) };
 }
 
-/** Arms the failpoints named in KURA_FAILPOINTS (read once, when this module loads). */
-function enableFromEnvironment(): void {
-  const spec = process.env['KURA_FAILPOINTS'];
+/** Arms the failpoints named in the environment variable `variable`, if set. */
+function enableFromEnvironment(variable: string): void {
+  const spec = process.env[variable];
   if (spec === undefined || spec.trim() === '') return;
   for (const { name, arming } of parseFailpointSpec(spec)) enableFailpoint(name, arming);
 }
 
-enableFromEnvironment();
+/** Arms the failpoints named in KURA_FAILPOINTS_AFTER_READY; a process calls it once it serves. */
+export function armFailpointsAfterReady(): void {
+  enableFromEnvironment('KURA_FAILPOINTS_AFTER_READY');
+}
+
+// A malformed KURA_FAILPOINTS_AFTER_READY fails the start too, not only the later arming.
+parseFailpointSpec(process.env['KURA_FAILPOINTS_AFTER_READY'] ?? '');
+enableFromEnvironment('KURA_FAILPOINTS');

@@ -40,6 +40,8 @@ export interface ServeOptions {
   readonly disks: readonly string[];
   readonly port?: number;
   readonly extraArgs?: readonly string[];
+  /** Added to the test's environment (KURA_FAILPOINTS, KURA_FAILPOINTS_AFTER_READY). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export class KuraServe {
@@ -67,27 +69,34 @@ export class KuraServe {
     return Number(/Ready in (\d+) ms/.exec(this.stdout)?.[1] ?? Number.NaN);
   }
 
-  /** Spawns `kura serve`; resolves once the connection string is printed. */
-  static async start(options: ServeOptions): Promise<KuraServe> {
+  private static async spawn(options: ServeOptions): Promise<KuraServe> {
     const port = options.port ?? (await freePort());
     const args = ['serve', ...options.disks.flatMap((disk) => ['--disk', disk]), '--blob-port', String(port), ...(options.extraArgs ?? [])];
-    const child = spawn(kuraBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = options.env === undefined ? process.env : { ...process.env, ...options.env };
+    const child = spawn(kuraBin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     running.add(child);
-    const serve = new KuraServe(child, port, options.disks);
+    return new KuraServe(child, port, options.disks);
+  }
+
+  /** Spawns `kura serve`; resolves once the connection string is printed. */
+  static async start(options: ServeOptions): Promise<KuraServe> {
+    const serve = await KuraServe.spawn(options);
     await serve.waitForOutput(/^DefaultEndpointsProtocol=.*;$/m, readyTimeoutMs);
     return serve;
   }
 
   /** Spawns `kura serve` expecting it to fail; resolves with its exit code and output. */
-  static async startFailing(options: ServeOptions): Promise<{ code: number | null; stderr: string }> {
-    const port = options.port ?? (await freePort());
-    const args = ['serve', ...options.disks.flatMap((disk) => ['--disk', disk]), '--blob-port', String(port), ...(options.extraArgs ?? [])];
-    const child = spawn(kuraBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(child);
-    const serve = new KuraServe(child, port, options.disks);
-    const code = await exitWithin(serve.exited, readyTimeoutMs);
-    if (code === 'timeout') throw new Error(`kura serve did not exit within ${readyTimeoutMs} ms; stdout: ${serve.stdout}`);
-    return { code, stderr: serve.stderr };
+  static async startFailing(options: ServeOptions): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
+    const serve = await KuraServe.spawn(options);
+    const code = await serve.exitWithin(readyTimeoutMs);
+    return { code, signal: serve.child.signalCode, stderr: serve.stderr, stdout: serve.stdout };
+  }
+
+  /** Waits (bounded) for the process to exit on its own; its exit code (null: a signal, child.signalCode). */
+  async exitWithin(timeoutMs: number): Promise<number | null> {
+    const code = await exitWithin(this.exited, timeoutMs);
+    if (code === 'timeout') throw new Error(`kura serve did not exit within ${timeoutMs} ms; stdout: ${this.stdout}`);
+    return code;
   }
 
   get connectionString(): string {

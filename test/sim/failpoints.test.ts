@@ -5,7 +5,7 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { isStorageError } from '../../src/util/errors.ts';
 import {
-  disableFailpoint, enableFailpoint, failpoint, failpointFirings, failpointHits, failpointNames, failpointsHit, failpointsTotal, parseFailpointSpec, resetFailpoints,
+  armFailpointsAfterReady, disableFailpoint, enableFailpoint, failpoint, failpointFirings, failpointHits, failpointNames, failpointsHit, failpointsTotal, parseFailpointSpec, resetFailpoints,
   setFailpointHost,
 } from '../../src/util/failpoints.ts';
 import type { FailpointName } from '../../src/util/failpoints.ts';
@@ -73,6 +73,22 @@ describe('failpoints', () => {
     ]);
     for (const bad of ['no.such.point=crash', 'metastore.commit.before-fsync=explode', 'metastore.commit.before-fsync', 'metastore.commit.before-fsync=sleep(x)']) {
       assert.throws(() => parseFailpointSpec(bad), (error: unknown) => isStorageError(error, 'config.invalid'), bad);
+    }
+  });
+
+  it('arms KURA_FAILPOINTS_AFTER_READY only when the process says it is ready', async () => {
+    process.env['KURA_FAILPOINTS_AFTER_READY'] = `${name}=eio*1+1`;
+    try {
+      await failpoint(name);
+      await failpoint(name);
+      assert.equal(failpointFirings().get(name), 0, 'not armed before ready');
+      armFailpointsAfterReady();
+      await failpoint(name);
+      await assert.rejects(failpoint(name), (error: unknown) => isStorageError(error, 'io.eio'));
+      await failpoint(name);
+      assert.deepEqual([failpointHits().get(name), failpointFirings().get(name)], [5, 1]);
+    } finally {
+      delete process.env['KURA_FAILPOINTS_AFTER_READY'];
     }
   });
 });
