@@ -29,6 +29,8 @@ export interface LaunchOptions {
   readonly namespace?: string;
   /** Script to run with Node 24 instead of src/main/kura.ts. */
   readonly script?: string;
+  /** Added to the test's environment (KURA_FAILPOINTS, KURA_FAILPOINTS_AFTER_READY). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export class RoleProcess {
@@ -40,10 +42,10 @@ export class RoleProcess {
   stderr = '';
   private readonly waiters = new Set<() => void>();
 
-  private constructor(name: string, argv: readonly string[]) {
+  private constructor(name: string, argv: readonly string[], env: Readonly<Record<string, string>> | undefined) {
     this.name = name;
     const [command, ...rest] = argv;
-    this.child = spawn(command ?? nodeBinary, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command ?? nodeBinary, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: env === undefined ? process.env : { ...process.env, ...env } });
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => {
       running.delete(this);
       this.wake();
@@ -65,7 +67,7 @@ export class RoleProcess {
   /** Spawns a Node script (kura by default), in a network namespace if given; resolves once ready. */
   static async launch(options: LaunchOptions): Promise<RoleProcess> {
     const argv = [nodeBinary, options.script ?? kuraEntry, ...options.args];
-    const role = new RoleProcess(options.name, options.namespace === undefined ? argv : commandIn(options.namespace, argv));
+    const role = new RoleProcess(options.name, options.namespace === undefined ? argv : commandIn(options.namespace, argv), options.env);
     try {
       await role.waitFor(options.ready, options.timeoutMs ?? readyTimeoutMsDefault);
     } catch (error) {
