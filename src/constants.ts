@@ -508,8 +508,9 @@ export const copySourceFetchesMax = 16;
 /** A copy source's response head (undici's maxHeaderSize): Azure's heads are ~1-2 KiB. */
 export const copySourceHeaderBytesMax = 16 * KiB;
 
-/** An asynchronous copy rewrites its pending row with its progress this often; a pending row not
- * rewritten for copyPendingStallMs belongs to a front end that stopped or died and reads as failed. */
+/** An asynchronous copy rewrites its pending row with its progress this often; a pending copy its
+ * transfer has not written for copyPendingStallMs (its beat: a Lease Blob or Set Blob Tags rewriting
+ * the row does not count) belongs to a front end that stopped or died and reads as failed. */
 export const copyProgressIntervalMs = 2_000;
 export const copyPendingStallMs = 60_000;
 

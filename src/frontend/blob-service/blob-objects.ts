@@ -109,7 +109,16 @@ async function updateBlob(ctx: BlobServiceContext, op: BlobWriteRequest & { read
 }
 
 export async function setBlobProperties(ctx: BlobServiceContext, op: Op.SetBlobProperties): Promise<WriteResult> {
-  return updateBlob(ctx, op, 'modifies', (loaded) => newVersion({ ...loaded.record, headers: op.httpHeaders }));
+  return updateBlob(ctx, op, 'modifies', (loaded) => newVersion({ ...withoutCopy(loaded.record), headers: op.httpHeaders }));
+}
+
+/** Azure: a blob modified by Set Blob Properties (as by Put Blob or Put Block List, which write a
+ * new record) after a concluded copy no longer shows the x-ms-copy-* properties. */
+function withoutCopy(record: BlobRecord): BlobRecord {
+  const rest: { -readonly [K in keyof BlobRecord]: BlobRecord[K] } = { ...record };
+  delete rest.copy;
+  delete rest.copyBeatMs;
+  return rest;
 }
 
 export async function setBlobMetadata(ctx: BlobServiceContext, op: Op.SetBlobMetadata): Promise<WriteResult> {

@@ -270,11 +270,14 @@ export function blobProperties(loaded: LoadedBlob, nowMs: number): BlobPropertie
   };
 }
 
-/** The blob's copy state as readers see it: a pending copy whose row nobody rewrote for
- * copyPendingStallMs lost its front end (stopped or died) and is failed (docs/copy-sources.md). */
+/** The blob's copy state as readers see it: a pending copy its transfer did not write for
+ * copyPendingStallMs lost its front end (stopped or died) and is failed (docs/copy-sources.md).
+ * The transfer's own beat, not the row's time: a Lease Blob or Set Blob Tags rewrites the row and
+ * keeps the copy pending, and must not keep a dead one alive. */
 export function effectiveCopy(loaded: LoadedBlob, nowMs: number): CopyProperties | undefined {
   const copy = loaded.record.copy;
-  if (copy?.status !== 'pending' || nowMs - loaded.row.lastModifiedMs <= copyPendingStallMs) return copy;
+  const beatMs = loaded.record.copyBeatMs ?? loaded.row.lastModifiedMs;
+  if (copy?.status !== 'pending' || nowMs - beatMs <= copyPendingStallMs) return copy;
   return { ...copy, status: 'failed', statusDescription: 'copy interrupted: the front end transferring it stopped' };
 }
 

@@ -46,6 +46,10 @@ export interface BlobRecord {
   readonly tier?: AccessTier;
   readonly lease: LeaseRecord | null;
   readonly copy?: CopyProperties;
+  /** A pending copy's transfer's last row write (its front end's clock): the copy lost its
+   * transfer once this is copyPendingStallMs old (effectiveCopy). Absent (rows of older versions):
+   * the row's lastModifiedMs stands in. */
+  readonly copyBeatMs?: number;
   readonly blockList: StoredBlockList | null;
   readonly append: AppendState | null;
 }
@@ -201,7 +205,7 @@ export function decodeBlob(row: LiveRow): BlobRecord {
     ...optional('etag', c.string('etag')), ...optional('modifiedMs', c.int('modified')),
     metadata: c.json('metadata', pairs) ?? [], tags: (c.json('tags', pairs) ?? []).map(([key, value]) => ({ key, value })),
     ...optional('tier', c.string('tier') as AccessTier | undefined), lease: decodeLease(c),
-    ...(copy === undefined ? {} : { copy: decodeCopy(copy) }),
+    ...(copy === undefined ? {} : { copy: decodeCopy(copy) }), ...optional('copyBeatMs', c.int('copyBeat')),
     blockList: decodeStoredBlockList(c), append: decodeAppend(c),
   };
 }
@@ -271,7 +275,8 @@ export function encodeBlob(record: BlobRecord): Column[] {
   list.bytes('contentMd5', record.headers.contentMd5)
     .json('metadata', record.metadata.length === 0 ? undefined : record.metadata)
     .json('tags', record.tags.length === 0 ? undefined : record.tags.map((tag) => [tag.key, tag.value]))
-    .string('tier', record.tier).json('lease', record.lease ?? undefined).json('copy', encodeCopy(record.copy));
+    .string('tier', record.tier).json('lease', record.lease ?? undefined).json('copy', encodeCopy(record.copy))
+    .int('copyBeat', record.copyBeatMs);
   encodeStoredBlockList(list, record.blockList);
   if (record.append !== null) {
     list.string('appendInc', record.append.inc).int('appendSegments', record.append.segments).refs('appendTail', record.append.tail)

@@ -168,7 +168,7 @@ export async function startRemoteCopy(ctx: BlobServiceContext, copies: RemoteCop
   const copy: CopyProperties = { id: randomUUID(), status: 'pending', source: redactedSource(op.source.url), progress: `0/${source.length ?? 0}` };
   let result: CopyResult;
   try {
-    const record: BlobRecord = { ...blockRecord([], null, copiedFields(op, source)), copy };
+    const record: BlobRecord = { ...blockRecord([], null, copiedFields(op, source)), copy, copyBeatMs: ctx.clock.nowMs() };
     const written = await replaceBlob(ctx, key, async () => {
       const existing = await readBlob(ctx, container, op.blob);
       checkBlobModify(existing, op, { nowMs: ctx.clock.nowMs(), createOnly: call.createOnly });
@@ -266,7 +266,7 @@ async function writeProgress(ctx: BlobServiceContext, pending: Pending, progress
   try {
     await writePending(ctx, pending, (at) => {
       const copy = at.record.copy;
-      return [pendingPut(at, copy === undefined ? at.record : { ...at.record, copy: { ...copy, progress } })];
+      return [pendingPut(at, copy === undefined ? at.record : { ...at.record, copy: { ...copy, progress }, copyBeatMs: ctx.clock.nowMs() })];
     });
   } catch (error) {
     if (error instanceof Superseded || error instanceof AssertionFailure || !isStorageError(error)) throw error;
@@ -288,12 +288,20 @@ async function completeCopy(ctx: BlobServiceContext, pending: Pending, data: Wri
   });
 }
 
+/** The record without the transfer's beat (a copy that ended has none). */
+function withoutBeat(record: BlobRecord): BlobRecord {
+  const rest: { -readonly [K in keyof BlobRecord]: BlobRecord[K] } = { ...record };
+  delete rest.copyBeatMs;
+  return rest;
+}
+
 async function failCopy(ctx: BlobServiceContext, pending: Pending, description: string): Promise<void> {
   try {
     await writePending(ctx, pending, (at) => {
       const copy = at.record.copy;
-      const failed: BlobRecord = copy === undefined ? at.record
-        : { ...at.record, copy: { ...copy, status: 'failed', statusDescription: description.slice(0, 512), completedOn: new Date(ctx.clock.nowMs()) } };
+      const rest = withoutBeat(at.record);
+      const failed: BlobRecord = copy === undefined ? rest
+        : { ...rest, copy: { ...copy, status: 'failed', statusDescription: description.slice(0, 512), completedOn: new Date(ctx.clock.nowMs()) } };
       return [pendingPut(at, failed)];
     });
   } catch (error) {
@@ -314,7 +322,7 @@ export async function abortCopyBlob(ctx: BlobServiceContext, copies: RemoteCopie
     if (copy?.status !== 'pending') throw new FrontendError('NoPendingCopyOperation', 'there is no pending copy on this blob');
     if (copy.id !== op.copyId) throw new FrontendError('CopyIdMismatch', 'the copy id does not match the blob\'s pending copy');
     const aborted: BlobRecord = {
-      ...existing.record, size: 0, blockList: null, copy: { ...copy, status: 'aborted', completedOn: new Date(ctx.clock.nowMs()) },
+      ...withoutBeat(existing.record), size: 0, blockList: null, copy: { ...copy, status: 'aborted', completedOn: new Date(ctx.clock.nowMs()) },
       etag: existing.etag, modifiedMs: existing.modifiedMs,
     };
     await ctx.tables.transact([{ kind: 'put', key, columns: encodeBlob(aborted), ifMatch: existing.row.etag }]);

@@ -1,10 +1,15 @@
 // The blob service's pure parts without a stamp: Azure's lease state machine over time, tag
-// predicates, conditional headers, the committed block list codec and key order.
+// predicates, conditional headers, the committed block list codec and key order, the pending copy
+// stall rule.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeBlockIndex, decodeBlockListV1, encodeBlockIndex, encodeBlockListV1 } from '../../../../src/frontend/blob-service/block-list.ts';
 import { checkConditions } from '../../../../src/frontend/blob-service/conditions.ts';
+import { effectiveCopy, loadedBlob } from '../../../../src/frontend/blob-service/context.ts';
+import { encodeBlob, type BlobRecord } from '../../../../src/frontend/blob-service/records.ts';
+import { copyPendingStallMs } from '../../../../src/constants.ts';
+import type { LiveRow } from '../../../../src/partition/partition.ts';
 import { blobKey, blobPrefix, keySuccessor, nameAfter, snapshotKey, stagingKey, uncommittedKey } from '../../../../src/frontend/blob-service/keys.ts';
 import { applyLeaseAction, checkLeaseAccess, effectiveState } from '../../../../src/frontend/blob-service/lease.ts';
 import { evaluateTagPredicate, parseFindExpression, parseTagPredicate } from '../../../../src/frontend/blob-service/tag-query.ts';
@@ -105,4 +110,24 @@ test('committed block list codec round-trips and refuses damage; keys sort in li
   assert.deepEqual(all.map((key) => nameAfter(prefix, key)?.own).slice(0, 4), [true, false, false, false]);
   assert.deepEqual(keySuccessor(Buffer.from([1, 0xff])), Buffer.from([2]));
   assert.equal(keySuccessor(Buffer.from([0xff])), null);
+});
+
+// A Lease Blob or Set Blob Tags rewrites a pending copy's row and keeps the copy going, so the row's
+// time says nothing about the transfer: the stall rule reads the transfer's own beat.
+test('a pending copy stalls by its transfer\'s beat, not the row\'s time; rows without a beat fall back to it', () => {
+  const t0 = 5_000_000;
+  const copy = { id: 'c1', status: 'pending' as const, source: 'http://example.com/x', progress: '1/2' };
+  const record: BlobRecord = { type: 'BlockBlob', createdMs: t0, size: 0, headers: {}, metadata: [], tags: [], lease: null, copy, copyBeatMs: t0, blockList: null, append: null };
+  const key = Buffer.from('k');
+  const rowAt = (lastModifiedMs: number, at: BlobRecord): LiveRow => ({ kind: 'live', key, sequence: 1, etag: '0x1', lastModifiedMs, columns: encodeBlob(at) });
+  const leasedLater = loadedBlob(rowAt(t0 + copyPendingStallMs, record), key);
+  assert.equal(leasedLater.record.copyBeatMs, t0, 'the beat round-trips through the row');
+  const statuses = [
+    effectiveCopy(leasedLater, t0 + copyPendingStallMs)?.status,
+    effectiveCopy(leasedLater, t0 + copyPendingStallMs + 1)?.status,
+    effectiveCopy(loadedBlob(rowAt(t0 + copyPendingStallMs, { ...record, copyBeatMs: t0 + copyPendingStallMs }), key), t0 + copyPendingStallMs + 1)?.status,
+  ];
+  const olderVersion: BlobRecord = { type: 'BlockBlob', createdMs: t0, size: 0, headers: {}, metadata: [], tags: [], lease: null, copy, blockList: null, append: null };
+  statuses.push(effectiveCopy(loadedBlob(rowAt(t0 + copyPendingStallMs, olderVersion), key), t0 + copyPendingStallMs + 1)?.status);
+  assert.deepEqual(statuses, ['pending', 'failed', 'pending', 'pending'], 'stalled by the beat although the row was rewritten; a fresh beat; an older row: its time');
 });

@@ -297,7 +297,12 @@ test('writes Azure counts as modifications are refused while a copy is pending (
   assert.equal(stamp.backend.copies.stats.superseded, superseded);
   assert.ok((await target.downloadToBuffer()).equals(slowBig));
   await target.setMetadata({ changed: 'yes' });
-  assert.equal((await target.getProperties()).metadata?.['changed'], 'yes', 'modifiable once the copy is done');
+  const afterMetadata = await target.getProperties();
+  assert.deepEqual([afterMetadata.metadata?.['changed'], afterMetadata.copyStatus], ['yes', 'success'], 'modifiable once the copy is done; Set Blob Metadata keeps the copy properties');
+  await target.setHTTPHeaders({ blobContentType: 'text/plain' });
+  const afterProperties = await target.getProperties();
+  t.diagnostic(`after the copy: Set Blob Metadata -> copy ${String(afterMetadata.copyStatus)}; Set Blob Properties -> copy ${String(afterProperties.copyStatus)} id ${String(afterProperties.copyId)}`);
+  assert.deepEqual([afterProperties.copyId, afterProperties.copyStatus, afterProperties.copySource], [undefined, undefined, undefined], 'Azure: no x-ms-copy-* after Set Blob Properties on a concluded copy');
 });
 
 // Lease Blob, Set Blob Tags and Set Blob Tier leave the blob's ETag and Last-Modified as they are
