@@ -87,6 +87,9 @@ export interface EmbeddedStampOptions {
   /** Free-list bytes of the pool the disks read large blocks into and the front end gives back
    * (src/util/read-buffer-pool.ts); 0 = off; default readBufferPoolBytesDefault. */
   readonly readBufferPoolBytes?: number;
+  /** O_DIRECT staging buffers for large writes, one pool for every disk (8.06 MiB each, made on
+   * first need); 0 = O_DIRECT writes off; default min(directWriteBuffers × disks, directWriteBuffersPerStamp). */
+  readonly directWriteBuffers?: number;
 }
 
 export interface StartupReport {
@@ -247,7 +250,8 @@ async function startParts(options: EmbeddedStampOptions, parts: Parts, phases: P
   const random = new SeededRandom(randomBytes(8).readBigUInt64BE(0));
   parts.lock = await DataDirLock.acquire(options.disks, options.role ?? 'serve');
   // One pool of O_DIRECT staging buffers for every disk: the process's bound, whatever --disk count.
-  parts.directWrites = directWriteStaging(Math.min(directWriteBuffers * options.disks.length, directWriteBuffersPerStamp));
+  const writeBuffers = options.directWriteBuffers ?? Math.min(directWriteBuffers * options.disks.length, directWriteBuffersPerStamp);
+  parts.directWrites = writeBuffers === 0 ? null : directWriteStaging(writeBuffers);
   // Likewise one pool of O_DIRECT read staging buffers (docs/formats/extent-file.md, "Reading").
   parts.directReads = directReadStaging(directReadBuffersPerStamp);
   const firstDisk = options.disks[0] ?? '';
