@@ -6,7 +6,9 @@
 //
 // Lifecycle: lock the data directories → start the stamp (MetaStore, stream layer, partition
 // layer, accounts) → listen → print the redundancy statement, the endpoint, the time to ready and
-// the connection string on stdout → serve until SIGTERM/SIGINT → stop every role → exit. The stop
+// the connection string on stdout → serve until SIGTERM/SIGINT, or until every disk has failed
+// (src/stamp/disk-failure-watch.ts: then nothing can be written, so it stops, exit 1, naming each
+// disk's cause and what to do on stderr) → stop every role → exit. The stop
 // is bounded (EmbeddedStamp.stop: requests in flight drain for stampStopDrainMs, then are cut; each
 // role's step is bounded; the whole stop within stampStopTimeoutMs) and the process then exits
 // explicitly, so no leftover timer or socket can keep it alive: exit 0 when every step finished,
@@ -22,6 +24,7 @@ import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
 import { developmentAccountKey, developmentAccountName } from '../stamp/account-store.ts';
+import { failedDiskAdvice, watchDiskFailures, type FailedDisk } from '../stamp/disk-failure-watch.ts';
 import { EmbeddedStamp, redundancy } from '../stamp/embedded-stamp.ts';
 import { SystemClock } from '../util/clock.ts';
 import { positiveInteger, reportingErrors, waitForSignal } from './process-lifecycle.ts';
@@ -140,9 +143,12 @@ async function runServe(flags: ServeFlags): Promise<void> {
     // Handlers first, then the banner: a supervisor may send SIGTERM the moment it reads the banner,
     // and a SIGTERM with no handler installed kills the process without its stop.
     const stopRequested = waitForSignal(logger.child({ component: 'shutdown' }));
+    const diskWatch = watchDiskFailures(stamp.extentNodes, logger.child({ component: 'disks' }));
     armFailpointsAfterReady();
     printBanner({ disks, host, port: stamp.blobPort ?? port, readyMs: stamp.startup.totalMs, key });
-    await stopRequested;
+    const failedDisks = await Promise.race([stopRequested.then(() => null), diskWatch.everyDiskFailed]);
+    diskWatch.close();
+    if (failedDisks !== null) reportEveryDiskFailed(failedDisks);
     armStopWatchdog();
     const report = await stamp.stop();
     process.stdout.write(`Stopped in ${report.totalMs} ms (${report.requestsCut} requests cut after the drain)\n`);
@@ -156,6 +162,13 @@ async function runServe(flags: ServeFlags): Promise<void> {
     await admin?.close();
   }
   logger.info('kura serve exited');
+}
+
+/** Every disk failed: nothing can be written or reloaded, so the process stops (exit 1) saying why. */
+function reportEveryDiskFailed(failedDisks: readonly FailedDisk[]): void {
+  const causes = failedDisks.map((failed) => `${failed.disk} (${failed.cause})`).join('; ');
+  process.stderr.write(`kura serve: stopping: every disk failed, so nothing can be written: ${causes}. To fix: ${failedDiskAdvice}\n`);
+  process.exitCode = 1;
 }
 
 function printBanner(options: { readonly disks: readonly string[]; readonly host: string; readonly port: number; readonly readyMs: number; readonly key: string }): void {

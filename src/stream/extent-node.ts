@@ -166,7 +166,7 @@ export class ExtentNode {
       },
       onFailure: (error) => {
         logger.error({ err: error }, 'local disk failed; reporting failed to the manager');
-        streamEvents.extentNodeFailed.publish({ nodeId: options.nodeId, code: error.code });
+        streamEvents.extentNodeFailed.publish({ nodeId: options.nodeId, code: error.code, message: error.message });
       },
     });
     const created = new ExtentNode(options, store, fence, logger);
@@ -260,7 +260,7 @@ export class ExtentNode {
       if (isStorageError(error) && diskFailureCodes.has(error.code) && !this.failed) {
         this.ioFailed = true;
         this.logger.error({ err: error, method }, 'local disk failed; reporting failed to the manager');
-        streamEvents.extentNodeFailed.publish({ nodeId: this.nodeId, code: error.code });
+        streamEvents.extentNodeFailed.publish({ nodeId: this.nodeId, code: error.code, message: error.message });
       }
       throw error;
     }

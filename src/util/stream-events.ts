@@ -69,6 +69,8 @@ export interface ExtentCopyEvent {
 export interface ExtentNodeFailedEvent {
   readonly nodeId: string;
   readonly code: string;
+  /** The failure's message (what the disk answered), for the operator. */
+  readonly message: string;
 }
 
 /** The stream manager recorded a seal (durably, before telling the replicas). */

@@ -27,6 +27,8 @@ export interface LedgerLoad {
   /** Writers stop once this answers true (checked before each write), or after timeoutMs. */
   readonly stopWhen: () => boolean;
   readonly timeoutMs: number;
+  /** Blob names are `<prefix><writer>/<sequence>` ('w' if absent): a second load on the same container takes another. */
+  readonly prefix?: string;
 }
 
 /** Larger bodies are staged as blocks of blockBytes and committed with Put Block List. */
@@ -39,7 +41,7 @@ export async function writeUntilFailure(box: ContainerClient, load: LedgerLoad):
   const deadline = Date.now() + load.timeoutMs;
   const writer = async (writerId: number): Promise<void> => {
     for (let sequence = 0; !load.stopWhen() && Date.now() < deadline; sequence++) {
-      const name = `w${writerId}/${String(sequence).padStart(5, '0')}`;
+      const name = `${load.prefix ?? 'w'}${writerId}/${String(sequence).padStart(5, '0')}`;
       const size = load.sizes[(sequence * load.writers + writerId) % load.sizes.length] ?? 1;
       const body = payload(name, size);
       const entry = { digest: sha(body), bytes: body.length };

@@ -129,3 +129,42 @@ describe('kura serve crashed again during its recovery', () => {
     await restartAndCheck(t, 'after the recovery crashes', crashed);
   });
 });
+
+/** A write refused by a live server: Azure's 500 InternalError or 503 ServerBusy. */
+const serverErrorAnswer = /^50[03] /;
+
+describe('kura serve given EIO at a disk failpoint', () => {
+  it('one disk, journal.batch.before-fsync=eio: the writes get 500/503, the process stops naming cause and fix, nothing half-written is visible', { timeout: caseTimeoutMs }, async (t) => {
+    const disks = await tempDisks(1, 'eio');
+    const serve = await KuraServe.start({ disks, env: { KURA_FAILPOINTS_AFTER_READY: 'journal.batch.before-fsync=eio*1+30' } });
+    const box = container(serve, 'ledger');
+    await box.create();
+    const ledger = await writeUntilFailure(box, { writers, sizes: mixedSizes, stopWhen: () => false, timeoutMs: loadTimeoutMs });
+    const failedAtMs = Date.now();
+    const code = await serve.exitWithin(30_000);
+    const reason = /^kura serve: stopping: every disk failed.*$/m.exec(serve.stderr)?.[0] ?? '';
+    t.diagnostic(`eio: ${ledger.acknowledged.size} acknowledged; writers stopped by ${summarise(ledger.stops)}; exit ${code} ${Date.now() - failedAtMs} ms after; stderr: ${reason}`);
+    assert.ok(ledger.stops.some((stop) => serverErrorAnswer.test(stop)), 'a write was answered 500 or 503');
+    assert.equal(code, 1);
+    assert.match(reason, /injected EIO.*To fix: check the disk/);
+    await restartAndCheck(t, 'after eio', { disks, ledger, signal: null });
+  });
+
+  it('three disks, eio once on one journal: that disk fails, the process keeps serving, nothing half-written is visible', { timeout: caseTimeoutMs }, async (t) => {
+    const disks = await tempDisks(3, 'eio3');
+    const serve = await KuraServe.start({ disks, env: { KURA_FAILPOINTS_AFTER_READY: 'journal.batch.before-fsync=eio*1+30' } });
+    const box = container(serve, 'ledger');
+    await box.create();
+    const failureLogged = (): boolean => serve.stderr.includes('disk failed: it takes no more writes');
+    const before = await writeUntilFailure(box, { writers, sizes: mixedSizes, stopWhen: failureLogged, timeoutMs: loadTimeoutMs });
+    assert.ok(failureLogged(), 'the failed disk is logged with its cause and advice');
+    const after = await writeUntilFailure(box, { writers, sizes: mixedSizes, stopWhen: () => false, timeoutMs: 3_000, prefix: 'after' });
+    t.diagnostic(`eio on 1 of 3 disks: ${before.acknowledged.size} acknowledged until the failure was logged (${before.stops.length} writes answered an error: ${summarise(before.stops)}), then ${after.acknowledged.size} in 3 s (${after.stops.length} errors)`);
+    assert.ok(before.stops.every((stop) => serverErrorAnswer.test(stop)), 'a write that failed was answered 500 or 503');
+    assert.equal(serve.child.exitCode, null, 'still serving');
+    assert.ok(after.acknowledged.size > 0 && after.stops.length === 0, 'writes after the failure are acknowledged');
+    t.diagnostic(`SIGTERM with the failed disk: exit ${await serve.stop()}`);
+    const ledger = { acknowledged: new Map([...before.acknowledged, ...after.acknowledged]), inFlight: new Map([...before.inFlight, ...after.inFlight]), stops: [] };
+    await restartAndCheck(t, 'after eio on 1 of 3', { disks, ledger, signal: null });
+  });
+});
