@@ -13,6 +13,7 @@ import {
 } from '../constants.ts';
 import { FrontendError, invalidHeader, invalidQuery } from './errors.ts';
 import { LruCache } from '../util/lru-cache.ts';
+import type { RawHeaders } from './header-fields.ts';
 import type {
   AccessTier, AccountName, BlobName, BlockId, ContainerName, ETag, LeaseId, Metadata, SnapshotId,
 } from './model.ts';
@@ -64,16 +65,22 @@ function isWellFormedUtf16(text: string): boolean {
   return text.isWellFormed();
 }
 
+const metadataPrefix = /^x-ms-meta-/i;
+
 /** Metadata names are C# identifiers (Azure): a letter or underscore, then letters, digits,
  * underscores; case is kept but names are unique ignoring case. Values are header values
- * (printable ASCII); names and values together are at most 8 KiB. Takes the raw header pairs,
- * since Node lower-cases the names in its header object. */
-export function parseMetadata(rawHeaders: readonly (readonly [string, string])[]): Metadata {
+ * (printable ASCII); names and values together are at most 8 KiB. Takes the raw headers (name,
+ * value, …), since Node lower-cases the names in its header object. */
+export function parseMetadata(rawHeaders: RawHeaders): Metadata {
   const metadata = new Map<string, string>();
-  const seen = new Set<string>();
+  let seen: Set<string> | null = null;
   let bytes = 0;
-  for (const [header, value] of rawHeaders) {
-    if (!header.toLowerCase().startsWith('x-ms-meta-')) continue;
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    const header = rawHeaders[index] ?? '';
+    // Tested in place: no lower-cased copy of every other header's name per request.
+    if (!metadataPrefix.test(header)) continue;
+    const value = rawHeaders[index + 1] ?? '';
+    seen ??= new Set<string>();
     const name = header.slice('x-ms-meta-'.length);
     if (name.length === 0) throw new FrontendError('EmptyMetadataKey', 'empty metadata name');
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || seen.has(name.toLowerCase())) {

@@ -18,6 +18,8 @@ import type { BlobHttpHeaders, BlobTag, ETag } from './model.ts';
 import type { ByteRange, Conditions, CopySource, ETagCondition, LeaseAction } from './operation.ts';
 
 export type HeaderMap = ReadonlyMap<string, string>;
+/** A request's headers as received: name, value, name, value, … (Node's IncomingMessage.rawHeaders), names in their original case. */
+export type RawHeaders = readonly string[];
 
 const rangePattern = /^bytes=(\d{1,16})-(\d{0,16})$/;
 
@@ -55,14 +57,27 @@ function parseETagCondition(header: string, raw: string): ETagCondition {
   return { kind: 'list', etags };
 }
 
+/** The conditional headers' names, built once (not a template string, hashed again, per request). */
+const conditionHeaderNames = {
+  '': { ifMatch: 'if-match', ifNoneMatch: 'if-none-match', ifModifiedSince: 'if-modified-since', ifUnmodifiedSince: 'if-unmodified-since', ifTags: 'x-ms-if-tags' },
+  'x-ms-source-': {
+    ifMatch: 'x-ms-source-if-match', ifNoneMatch: 'x-ms-source-if-none-match', ifModifiedSince: 'x-ms-source-if-modified-since',
+    ifUnmodifiedSince: 'x-ms-source-if-unmodified-since', ifTags: 'x-ms-source-if-tags',
+  },
+} as const;
+/** A request without conditions (most): one frozen answer. */
+const noConditions: Conditions = Object.freeze({});
+
 /** The HTTP conditional headers; `prefix` selects the source conditions of copy operations
  * (x-ms-source-if-match …). */
 export function parseConditions(headers: HeaderMap, prefix: '' | 'x-ms-source-' = ''): Conditions {
-  const ifMatch = headers.get(`${prefix}if-match`);
-  const ifNoneMatch = headers.get(`${prefix}if-none-match`);
-  const ifModifiedSince = headers.get(`${prefix}if-modified-since`);
-  const ifUnmodifiedSince = headers.get(`${prefix}if-unmodified-since`);
-  const ifTags = headers.get(prefix === '' ? 'x-ms-if-tags' : 'x-ms-source-if-tags');
+  const names = conditionHeaderNames[prefix];
+  const ifMatch = headers.get(names.ifMatch);
+  const ifNoneMatch = headers.get(names.ifNoneMatch);
+  const ifModifiedSince = headers.get(names.ifModifiedSince);
+  const ifUnmodifiedSince = headers.get(names.ifUnmodifiedSince);
+  const ifTags = headers.get(names.ifTags);
+  if (ifMatch === undefined && ifNoneMatch === undefined && ifModifiedSince === undefined && ifUnmodifiedSince === undefined && ifTags === undefined) return noConditions;
   return {
     ...(ifMatch === undefined ? {} : { ifMatch: parseETagCondition(`${prefix}If-Match`, ifMatch) }),
     ...(ifNoneMatch === undefined ? {} : { ifNoneMatch: parseETagCondition(`${prefix}If-None-Match`, ifNoneMatch) }),

@@ -375,10 +375,8 @@ function contentMd5(headers: ReadonlyMap<string, string>): Uint8Array | undefine
 }
 
 function requestHead(request: IncomingMessage): RequestHead {
-  const pairs: [string, string][] = [];
-  for (let i = 0; i + 1 < request.rawHeaders.length; i += 2) pairs.push([request.rawHeaders[i] ?? '', request.rawHeaders[i + 1] ?? '']);
   return {
-    method: request.method ?? '', target: request.url ?? '', rawHeaders: pairs,
+    method: request.method ?? '', target: request.url ?? '', rawHeaders: request.rawHeaders,
     clientAddress: request.socket.remoteAddress ?? '', secure: false,
   };
 }

@@ -16,7 +16,7 @@ import {
 } from '../constants.ts';
 import { FrontendError, invalidHeader, invalidQuery, missingHeader } from './errors.ts';
 import { parseAccountName, parseApiVersion, parseBlobName, parseContainerName } from './fields.ts';
-import type { HeaderMap } from './header-fields.ts';
+import type { HeaderMap, RawHeaders } from './header-fields.ts';
 import type { AccountName, BlobName, ContainerName } from './model.ts';
 import type { Operation, ResourceRef } from './operation.ts';
 import { routeBlob, routeContainer, routeService } from './routes.ts';
@@ -25,8 +25,8 @@ export interface RequestHead {
   readonly method: string;
   /** The request target exactly as received (origin-form: path and query). */
   readonly target: string;
-  /** Header pairs as received, names in their original case. */
-  readonly rawHeaders: readonly (readonly [string, string])[];
+  /** As received (Node's own array, not copied into pairs). */
+  readonly rawHeaders: RawHeaders;
   readonly clientAddress: string;
   readonly secure: boolean;
 }
@@ -52,7 +52,7 @@ export interface ParsedRequest {
   readonly rawPath: string;
   readonly query: QueryMap;
   readonly headers: HeaderMap;
-  readonly rawHeaders: readonly (readonly [string, string])[];
+  readonly rawHeaders: RawHeaders;
   readonly clientAddress: string;
   readonly secure: boolean;
 }
@@ -67,7 +67,7 @@ export interface RouteInput {
   readonly account: AccountName;
   readonly query: QueryMap;
   readonly headers: HeaderMap;
-  readonly rawHeaders: readonly (readonly [string, string])[];
+  readonly rawHeaders: RawHeaders;
   /** x-ms-version as given (checked), or null. */
   readonly version: string | null;
   /** Decoded container segment and blob remainder (null when absent). */
@@ -136,10 +136,12 @@ function unsupportedService(account: AccountName, service: Service): Operation {
 
 /** Lower-cased header map. Duplicates of headers Kura reads (or signs) are refused: two
  * x-ms-date or Authorization values leave what was signed ambiguous. */
-export function headerMap(rawHeaders: readonly (readonly [string, string])[]): HeaderMap {
-  if (rawHeaders.length > requestHeadersCountMax) throw new FrontendError('InvalidInput', 'too many headers');
+export function headerMap(rawHeaders: RawHeaders): HeaderMap {
+  if (rawHeaders.length > 2 * requestHeadersCountMax) throw new FrontendError('InvalidInput', 'too many headers');
   const map = new Map<string, string>();
-  for (const [rawName, value] of rawHeaders) {
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    const rawName = rawHeaders[index] ?? '';
+    const value = rawHeaders[index + 1] ?? '';
     const name = rawName.toLowerCase();
     if (map.has(name)) {
       if (isSignificant(name)) throw invalidHeader(rawName, value.slice(0, 64), 'duplicate header');

@@ -87,7 +87,7 @@ async function captureSdkRequests(): Promise<Captured[]> {
 }
 
 function headOf(request: Captured, rawHeaders = request.rawHeaders, url = request.url, method = request.method): RequestHead {
-  return { method, target: url, rawHeaders, clientAddress: '127.0.0.1', secure: false };
+  return { method, target: url, rawHeaders: rawHeaders.flat(), clientAddress: '127.0.0.1', secure: false };
 }
 
 async function verdict(requestHead: RequestHead, nowMs: number): Promise<string> {
@@ -153,7 +153,7 @@ test('SharedKeyLite: string to sign matches Azure\'s documented example; tampers
   const parsed = parseOk({
     method: 'PUT', target: '/mycontainer/hello.txt', clientAddress: '127.0.0.1', secure: false,
     rawHeaders: [['Host', 'testaccount1.blob.core.windows.net'], ['x-ms-date', 'Sun, 20 Sep 2009 20:36:40 GMT'], ['x-ms-meta-m2', 'v2'], ['x-ms-meta-m1', 'v1'],
-      ['Content-Type', 'text/plain; charset=UTF-8'], ['x-ms-blob-type', 'BlockBlob'], ['Content-Length', '11']],
+      ['Content-Type', 'text/plain; charset=UTF-8'], ['x-ms-blob-type', 'BlockBlob'], ['Content-Length', '11']].flat(),
   });
   const stringToSign = sharedKeyLiteStringToSign({ ...parsed, account: parsed.account, version: null });
   assert.equal(stringToSign, 'PUT\n\ntext/plain; charset=UTF-8\n\nx-ms-blob-type:BlockBlob\nx-ms-date:Sun, 20 Sep 2009 20:36:40 GMT\nx-ms-meta-m1:v1\nx-ms-meta-m2:v2\n/testaccount1/mycontainer/hello.txt');

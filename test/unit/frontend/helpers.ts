@@ -14,7 +14,7 @@ export const accountKey = Buffer.from(accountKeyBase64, 'base64');
 export const apiVersionLatest = '2026-04-06';
 
 export function head(method: string, target: string, headers: Record<string, string> = {}, options: { clientAddress?: string; secure?: boolean } = {}): RequestHead {
-  const rawHeaders = Object.entries({ host: '127.0.0.1:10000', ...headers });
+  const rawHeaders = Object.entries({ host: '127.0.0.1:10000', ...headers }).flat();
   return { method, target, rawHeaders, clientAddress: options.clientAddress ?? '127.0.0.1', secure: options.secure ?? false };
 }
 
