@@ -78,10 +78,10 @@ export const directWriteBuffers = 4;
  * 3 (one per disk, one data extent open), so 8 leaves room for two extents writing large appends
  * at once and two more replica writes; per disk it was up to 4 × disks (97 MiB with three). */
 export const directWriteBuffersPerStamp = 8;
-/** `kura serve --direct-write-buffers` at most: 64 × 8.06 MiB = 516 MiB resident. (Twelfth session:
+/** `kura serve --direct-write-buffers` and `--direct-read-buffers` at most: 64 × 8.06 MiB = 516 MiB resident each. (Twelfth session:
  * 16 uploads into 4 containers at once used one buffer per replica, a fresh stamp's containers
  * sharing one partition: 0 of 1,572 large writes on three disks went without one.) */
-export const directWriteBuffersLimit = 64;
+export const directStagingBuffersLimit = 64;
 /** RealDisk reads a read of at least this many bytes (a large blob's block with its header)
  * through O_DIRECT into a staging buffer and copies it out (docs/formats/extent-file.md,
  * "Reading"): a block written O_DIRECT is not in the page cache, and a buffered read of it filled

@@ -19,7 +19,7 @@
 // prints "kura serve: <reason>" on stderr and exits 1. JSON logs go to stderr.
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { dataCacheMibLimit, directWriteBuffers, directWriteBuffersLimit, directWriteBuffersPerStamp, frontendDataCacheBytes, inlineBodyBytesDefault, inlineBodyBytesLimit, readBufferPoolBytesDefault, stampStopTimeoutMs } from '../constants.ts';
+import { dataCacheMibLimit, directReadBuffersPerStamp, directWriteBuffers, directStagingBuffersLimit, directWriteBuffersPerStamp, frontendDataCacheBytes, inlineBodyBytesDefault, inlineBodyBytesLimit, readBufferPoolBytesDefault, stampStopTimeoutMs } from '../constants.ts';
 import { copySourceAllowDefault, parseCopySourcePolicy } from '../frontend/blob-service/copy-source-policy.ts';
 import { AdminServer, type Readiness } from '../observability/admin-server.ts';
 import { createProcessRegistry } from '../observability/process-registry.ts';
@@ -48,6 +48,7 @@ interface ServeFlags {
   readonly inlineBodyBytes: string;
   readonly readBufferPoolBytes: string;
   readonly directWriteBuffers?: string;
+  readonly directReadBuffers?: string;
   readonly dataCacheMib: string;
   readonly logLevel: string;
 }
@@ -76,10 +77,10 @@ export function readBufferPoolBytes(text: string): number {
   return value;
 }
 
-/** --direct-write-buffers: 0 (O_DIRECT writes off) up to directWriteBuffersLimit. */
-export function directWriteBufferCount(text: string): number {
+/** --direct-write-buffers, --direct-read-buffers: 0 (that O_DIRECT off) up to directStagingBuffersLimit. */
+export function stagingBufferCount(text: string, flag: string): number {
   const value = /^\d{1,3}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(value <= directWriteBuffersLimit)) throw new Error(`--direct-write-buffers must be an integer 0..${directWriteBuffersLimit}, got ${JSON.stringify(text)}`);
+  if (!(value <= directStagingBuffersLimit)) throw new Error(`${flag} must be an integer 0..${directStagingBuffersLimit}, got ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -110,7 +111,8 @@ export function registerServeCommand(program: Command): void {
     .option('--copy-source-allow <rule>', 'hosts Copy Blob / Copy Blob From URL / Put Block From URL may fetch sources from, outside this endpoint (repeatable): public (default: public addresses only), none, any, a CIDR (127.0.0.1/32) or host[:port]. The --admin address is always refused. docs/copy-sources.md', collect)
     .option('--inline-body-bytes <n>', `Put Blob bodies of 1..n bytes are stored inline in the blob row: one durable append per small Put Blob instead of two (docs/blob-schema.md, "Inline bodies"); 0 switches it off; at most ${inlineBodyBytesLimit}`, String(inlineBodyBytesDefault))
     .option('--read-buffer-pool-bytes <n>', 'large blocks read for Get Blob go into reused buffers, given back once sent (no page faults and no garbage collection per 4 MiB read); the free list holds at most n bytes; 0 switches reuse off', String(readBufferPoolBytesDefault))
-    .option('--direct-write-buffers <n>', `aligned staging buffers (8 MiB each, made on first need, kept) the disks share for O_DIRECT writes of large blocks; a large write that finds none free goes through the page cache (counted in kura_disk_large_writes_total); 0 turns O_DIRECT writes off (the P4 off switch); default min(${directWriteBuffers} × disks, ${directWriteBuffersPerStamp}), at most ${directWriteBuffersLimit}`)
+    .option('--direct-write-buffers <n>', `aligned staging buffers (8 MiB each, made on first need, kept) the disks share for O_DIRECT writes of large blocks; a large write that finds none free goes through the page cache (counted in kura_disk_large_writes_total); 0 turns O_DIRECT writes off (the P4 off switch); default min(${directWriteBuffers} × disks, ${directWriteBuffersPerStamp}), at most ${directStagingBuffersLimit}`)
+    .option('--direct-read-buffers <n>', `aligned staging buffers (8 MiB each, made on first need, kept) the disks share for O_DIRECT reads of large blocks (1 MiB and more; copied out, so a download never holds one); a large read that finds none free goes through the page cache (counted in kura_disk_large_reads_total); 0 turns O_DIRECT reads off (the P4 off switch); default ${directReadBuffersPerStamp}, at most ${directStagingBuffersLimit}`)
     .option('--data-cache-mib <n>', dataCacheMibHelp, String(frontendDataCacheBytes / (1024 * 1024)))
     .option('--log-level <level>', 'pino log level of the JSON logs on stderr: fatal, error, warn, info, debug, trace', 'warn')
     .action(async (flags: ServeFlags) => {
@@ -136,7 +138,8 @@ async function runServe(flags: ServeFlags): Promise<void> {
     const copySource = { policy: parseCopySourcePolicy(flags.copySourceAllow ?? copySourceAllowDefault, flags.admin === undefined ? [] : [flags.admin]) };
     stamp = await EmbeddedStamp.start({ disks, clock, logger, blob: { host, port }, ...(metrics === null ? {} : { registry: metrics.registry }), role: 'serve', copySource, inlineBodyBytesMax: inlineBodyBytes(flags.inlineBodyBytes), readBufferPoolBytes: readBufferPoolBytes(flags.readBufferPoolBytes),
       dataCacheBytes: dataCacheMib(flags.dataCacheMib) * 1024 * 1024,
-      ...(flags.directWriteBuffers === undefined ? {} : { directWriteBuffers: directWriteBufferCount(flags.directWriteBuffers) }),
+      ...(flags.directWriteBuffers === undefined ? {} : { directWriteBuffers: stagingBufferCount(flags.directWriteBuffers, '--direct-write-buffers') }),
+      ...(flags.directReadBuffers === undefined ? {} : { directReadBuffers: stagingBufferCount(flags.directReadBuffers, '--direct-read-buffers') }),
     });
     // key1 as stored: the published key unless an operator rotated it.
     const key = stamp.accounts.get(developmentAccountName)?.key1.toString('base64') ?? developmentAccountKey;

@@ -90,6 +90,9 @@ export interface EmbeddedStampOptions {
   /** O_DIRECT staging buffers for large writes, one pool for every disk (8.06 MiB each, made on
    * first need); 0 = O_DIRECT writes off; default min(directWriteBuffers × disks, directWriteBuffersPerStamp). */
   readonly directWriteBuffers?: number;
+  /** O_DIRECT staging buffers for large reads, one pool for every disk; 0 = O_DIRECT reads off;
+   * default directReadBuffersPerStamp. */
+  readonly directReadBuffers?: number;
 }
 
 export interface StartupReport {
@@ -250,10 +253,11 @@ async function startParts(options: EmbeddedStampOptions, parts: Parts, phases: P
   const random = new SeededRandom(randomBytes(8).readBigUInt64BE(0));
   parts.lock = await DataDirLock.acquire(options.disks, options.role ?? 'serve');
   // One pool of O_DIRECT staging buffers for every disk: the process's bound, whatever --disk count.
-  const writeBuffers = options.directWriteBuffers ?? Math.min(directWriteBuffers * options.disks.length, directWriteBuffersPerStamp);
-  parts.directWrites = writeBuffers === 0 ? null : directWriteStaging(writeBuffers);
+  const writeStagingBuffers = options.directWriteBuffers ?? Math.min(directWriteBuffers * options.disks.length, directWriteBuffersPerStamp);
+  parts.directWrites = writeStagingBuffers === 0 ? null : directWriteStaging(writeStagingBuffers);
   // Likewise one pool of O_DIRECT read staging buffers (docs/formats/extent-file.md, "Reading").
-  parts.directReads = directReadStaging(directReadBuffersPerStamp);
+  const readStagingBuffers = options.directReadBuffers ?? directReadBuffersPerStamp;
+  parts.directReads = readStagingBuffers === 0 ? null : directReadStaging(readStagingBuffers);
   const firstDisk = options.disks[0] ?? '';
   parts.metaStore = await EmbeddedMetaStore.open({ disk: new RealDisk({ root: firstDisk, directWrites: parts.directWrites, directReads: parts.directReads, logger }), directory: metaDirectory, clock });
   phases.done('metaStore');

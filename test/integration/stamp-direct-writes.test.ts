@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { Registry } from 'prom-client';
-import { connectionString, directWriteBufferCount } from '../../src/cli/serve-command.ts';
+import { connectionString, stagingBufferCount } from '../../src/cli/serve-command.ts';
 import { directWriteBuffersPerStamp } from '../../src/constants.ts';
 import { developmentAccountKey, developmentAccountName } from '../../src/stamp/account-store.ts';
 import { EmbeddedStamp } from '../../src/stamp/embedded-stamp.ts';
@@ -59,13 +59,13 @@ test('a three-disk stamp shares one bounded pool of O_DIRECT staging buffers; 8 
   }
 });
 
-test('O_DIRECT writes switched off (directWriteBuffers 0, kura serve --direct-write-buffers 0): no pool, the same bytes', { timeout: 120_000 }, async (t) => {
-  assert.deepEqual(['0', '16', '64'].map(directWriteBufferCount), [0, 16, 64]);
-  assert.throws(() => directWriteBufferCount('65'), /--direct-write-buffers must be an integer 0\.\.64/);
+test('O_DIRECT switched off (directWriteBuffers and directReadBuffers 0, kura serve --direct-write-buffers 0 --direct-read-buffers 0): no pools, the same bytes', { timeout: 120_000 }, async (t) => {
+  assert.deepEqual(['0', '16', '64'].map((text) => stagingBufferCount(text, '--direct-write-buffers')), [0, 16, 64]);
+  assert.throws(() => stagingBufferCount('65', '--direct-write-buffers'), /--direct-write-buffers must be an integer 0\.\.64/);
   const root = await mkdtemp(join(tmpdir(), 'kura-direct-off-'));
   roots.push(root);
   const registry = new Registry();
-  const stamp = await EmbeddedStamp.start({ disks: [join(root, 'disk0')], clock: new SystemClock(), blob: { host: '127.0.0.1', port: 0 }, registry, directWriteBuffers: 0 });
+  const stamp = await EmbeddedStamp.start({ disks: [join(root, 'disk0')], clock: new SystemClock(), blob: { host: '127.0.0.1', port: 0 }, registry, directWriteBuffers: 0, directReadBuffers: 0 });
   try {
     const text = connectionString({ account: developmentAccountName, key: developmentAccountKey, host: '127.0.0.1', port: stamp.blobPort ?? 0 });
     const box = BlobServiceClient.fromConnectionString(text, { retryOptions: { maxTries: 1 } }).getContainerClient('off');
@@ -74,8 +74,10 @@ test('O_DIRECT writes switched off (directWriteBuffers 0, kura serve --direct-wr
     await box.getBlockBlobClient('off').uploadData(bytes, { blockSize: 8 * MiB });
     assert.equal(sha(await box.getBlobClient('off').downloadToBuffer()), sha(bytes));
     const writes = await sumsByWay(registry, 'kura_disk_large_writes_total');
-    t.diagnostic(`one 8 MiB block with O_DIRECT writes off: pool ${stamp.directWrites === null ? 'none' : 'made'}, large writes by way ${JSON.stringify(writes)}`);
-    assert.equal(stamp.directWrites, null);
+    const reads = await sumsByWay(registry, 'kura_disk_large_reads_total');
+    t.diagnostic(`one 8 MiB block with O_DIRECT off: pools ${stamp.directWrites === null && stamp.directReads === null ? 'none' : 'made'}, large writes by way ${JSON.stringify(writes)}, large reads ${JSON.stringify(reads)}`);
+    assert.ok(stamp.directWrites === null && stamp.directReads === null);
+    assert.equal(reads['direct'], 0);
     assert.deepEqual(writes, { direct: 0, no_staging_buffer: 0, refused: 0 }, 'no large write went O_DIRECT or counted as a fallback: the disks have no O_DIRECT writes');
   } finally {
     await stamp.stop();
