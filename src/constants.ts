@@ -820,7 +820,7 @@ export const sealAndExtendDeadlineMs = appendReplicaTimeoutMs + 3 * rpcDeadlineM
 // ---- cluster mode: controllers and front ends (docs/cluster.md) ----
 
 /** The controller leader's lease: a standby leads this long after the leader dies at the latest
- * (plus one campaign interval). As partitionLeaseTtlMs: rides out a GC pause or an etcd leader
+ * (plus the campaign; plus controllerRecheckMs if a standby's watch went silent). As partitionLeaseTtlMs: rides out a GC pause or an etcd leader
  * change without a needless failover (each failover costs every written stream one extent). */
 export const controllerLeaseTtlMs = 10_000;
 
@@ -828,10 +828,16 @@ export const controllerLeaseTtlMs = 10_000;
  * lease (the partition servers' 5 % clock-rate margin, docs/partition-protocol.md "Leases"). */
 export const controllerLeaseMarginRatio = 1 / 20;
 
-/** A standby asks etcd whether the leader key is gone this often; a leader re-checks its lease as
- * often. 250 ms: failover is dominated by the lease TTL, and 4 small reads a second per standby
- * are nothing to etcd. */
-export const controllerCampaignIntervalMs = 250;
+/** A controller steps on events: a standby campaigns when its watch of controller/leader fires
+ * (the key deleted: L_C expired or revoked), a leader steps down when L_C is lost (its expiry
+ * timer). Beside them it re-checks this often: a watch can go silent (an etcd member cut off), and
+ * a leader's StreamManager can be fenced with no event. 2 s, as partitionMapRecheckMs: the poll it
+ * replaces (250 ms, one etcd get each) cost a standby ~5 ms CPU a second; a silent watch delays a
+ * failover by at most this. */
+export const controllerRecheckMs = 2_000;
+
+/** A controller step that failed (etcd unreachable, a txn timed out) is tried again this soon. */
+export const controllerStepRetryMs = 250;
 
 /** A front end stopping (SIGTERM) lets requests in flight finish for at most this long, then cuts
  * the rest: a 4 MiB block at a slow client's pace fits; a balancer drains in the meantime. */

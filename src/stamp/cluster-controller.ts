@@ -3,11 +3,11 @@
 // lease-bound key controller/leader in the MetaStore (etcd). The others stand by. The same
 // StreamManager and PartitionManager as the embedded stamp; only the wiring differs.
 //
-//   standby ── campaign (every campaignIntervalMs): controller/leader absent? grant L_C, txn put ──┐
+//   standby ── campaign (watch of controller/leader fired, or every recheckMs): absent? grant L_C, txn put ─┐
 //      ▲                                                                                          │ won at revision R
 //      │ step down: routing stops, PartitionManager stops (revokes pm/leader),                    ▼
 //      │ StreamManager closes, L_C released                                 leading (term R): StreamManager.start()
-//      └──────────── L_C not confirmed valid, or the StreamManager fenced ◄── (sm/epoch + 1), repair loop,
+//      └──── L_C lost (its expiry timer, at once), or the StreamManager fenced ◄── (sm/epoch + 1), repair loop,
 //                                                                             PartitionManager campaigns pm/leader
 //
 // Every controller listens on its address from the start; manager.* calls are routed to the term's
@@ -16,7 +16,8 @@
 // StreamManagerProxy given every controller's address finds the leader.
 //
 // Invariants:
-// - one owner of control flow: step() runs one at a time, on the injected clock's timer;
+// - one owner of control flow: step() runs one at a time, on the injected clock's timer; events
+//   (the watch, a lost lease) only move that timer to now, or ask for one more step after a running one;
 // - a term's StreamManager takes its epoch (compare txn) before any call is routed to it, so every
 //   routed answer comes from a manager whose epoch is above every earlier term's;
 // - a standby writes nothing; a leader that steps down stops routing before anything else;
@@ -27,8 +28,8 @@
 // another manager may take sm/epoch (this one is fenced and steps down).
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
-import { controllerCampaignIntervalMs, controllerLeaseMarginRatio, controllerLeaseTtlMs, repairIntervalMs } from '../constants.ts';
-import type { KeyValue, MetaStore } from '../metastore/meta-store.ts';
+import { controllerLeaseMarginRatio, controllerLeaseTtlMs, controllerRecheckMs, controllerStepRetryMs, repairIntervalMs } from '../constants.ts';
+import type { KeyValue, KeyWatch, MetaStore } from '../metastore/meta-store.ts';
 import { PartitionManager } from '../partition/partition-manager.ts';
 import { parseJson } from '../partition/partition-map.ts';
 import { ServerLease } from '../partition/server-lease.ts';
@@ -69,7 +70,8 @@ export interface ClusterControllerOptions {
   readonly replicaCountDefault: number;
   readonly repairIntervalMs?: number;
   readonly leaseTtlMs?: number;
-  readonly campaignIntervalMs?: number;
+  /** Re-check beside the events (default controllerRecheckMs). */
+  readonly recheckMs?: number;
   readonly partitionManagerTickMs?: number;
   readonly splitBytes?: number;
   readonly nodeHeartbeatTimeoutMs?: number;
@@ -102,6 +104,9 @@ export class ClusterController {
   private server: RpcServer | null = null;
   private timer: TimerHandle | null = null;
   private running: Promise<void> | null = null;
+  /** wake() during a step: step again as soon as it ends. */
+  private stepAgain = false;
+  private leaderWatch: KeyWatch | null = null;
   private stopping = false;
   private termsWon = 0;
 
@@ -116,6 +121,7 @@ export class ClusterController {
     controller.server = await serveStreamManager(options.network, options.listenAddress, () => controller.leaderApi());
     controller.logger.info({ address: controller.server.address, advertised: controller.advertisedAddress }, 'controller listening');
     controller.schedule(0);
+    controller.leaderWatch = options.metaStore.watchKey(controllerLeaderKey, () => controller.wake());
     return controller;
   }
 
@@ -154,6 +160,7 @@ export class ClusterController {
   /** Steps down if leading (a standby takes over at once), stops campaigning, closes the port. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.leaderWatch?.close();
     this.timer?.cancel();
     await this.running;
     if (this.state.kind === 'leading') await this.stepDown(this.state.term, 'stopping');
@@ -174,15 +181,31 @@ export class ClusterController {
     return this.options.advertisedAddress ?? this.address;
   }
 
+  /** controller/leader was written or deleted (or its watch reconnected), or L_C was lost: step
+   * now rather than at the next re-check. */
+  private wake(): void {
+    if (this.stopping) return;
+    if (this.running !== null) {
+      this.stepAgain = true;
+      return;
+    }
+    this.timer?.cancel();
+    this.schedule(0);
+  }
+
   private schedule(delayMs: number): void {
     if (this.stopping) return;
     this.timer = this.options.clock.setTimer(delayMs, () => {
+      let nextMs = this.options.recheckMs ?? controllerRecheckMs;
       this.running = this.step().catch((error: unknown) => {
         if (error instanceof AssertionFailure) throw error;
         this.logger.warn({ err: error, state: this.state.kind }, 'controller step failed; retried');
+        nextMs = controllerStepRetryMs;
       }).finally(() => {
         this.running = null;
-        this.schedule(this.options.campaignIntervalMs ?? controllerCampaignIntervalMs);
+        if (this.stepAgain) nextMs = 0;
+        this.stepAgain = false;
+        this.schedule(nextMs);
       });
     });
   }
@@ -211,7 +234,10 @@ export class ClusterController {
     const ttlMs = this.options.leaseTtlMs ?? controllerLeaseTtlMs;
     const lease = await ServerLease.grant({
       metaStore, clock, ttlMs, renewMs: Math.floor(ttlMs / 4), marginMs: Math.max(1, Math.floor(ttlMs * controllerLeaseMarginRatio)),
-      onLost: () => this.logger.warn('controller lease no longer confirmed valid'),
+      onLost: () => {
+        this.logger.warn('controller lease no longer confirmed valid');
+        this.wake();
+      },
     });
     let revision: number;
     try {
