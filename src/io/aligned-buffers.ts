@@ -22,7 +22,7 @@ const WasmMemory = (globalThis as unknown as { readonly WebAssembly: { readonly 
 
 export class AlignedBuffers {
   readonly bufferBytes: number;
-  private readonly buffersMax: number;
+  readonly buffersMax: number;
   private readonly free: Buffer[] = [];
   #created = 0;
   /** Acquires that found a buffer (tests read it to prove the O_DIRECT path ran). */

@@ -46,6 +46,7 @@ import { ExtentNodeMetrics } from '../observability/extent-node-metrics.ts';
 import { StreamManagerMetrics } from '../observability/stream-manager-metrics.ts';
 import { registerBlobRaceMetrics, type BlobRaceCounts } from '../observability/blob-race-metrics.ts';
 import { registerBlobSweepMetrics } from '../observability/blob-sweep-metrics.ts';
+import { registerStagingMetrics } from '../observability/staging-metrics.ts';
 import { PartitionClient } from '../partition/partition-client.ts';
 import { PartitionManager } from '../partition/partition-manager.ts';
 import { readMap } from '../partition/partition-map.ts';
@@ -392,6 +393,7 @@ function watchMetrics(registry: Registry, parts: Parts): void {
   if (parts.streamManager !== null) new StreamManagerMetrics({ registry, manager: parts.streamManager });
   registerBlobSweepMetrics(registry, () => parts.background?.counts?.() ?? null);
   registerBlobRaceMetrics(registry, () => parts.raceCounts?.() ?? null);
+  registerStagingMetrics(registry, () => ({ write: parts.directWrites, read: parts.directReads }));
 }
 
 /** Stops whatever was started, in reverse order; every step runs even if an earlier one failed or

@@ -50,10 +50,12 @@ test('a three-disk stamp shares one bounded pool of O_DIRECT staging buffers; 8 
     const writes = await sumsByWay(registry, 'kura_disk_large_writes_total');
     const reads = await sumsByWay(registry, 'kura_disk_large_reads_total');
     const refused = await sumsByWay(registry, 'kura_disk_direct_io_refused', 'io');
-    t.diagnostic(`metrics over the 3 disks: large writes ${JSON.stringify(writes)}, large reads ${JSON.stringify(reads)}, O_DIRECT refused ${JSON.stringify(refused)}`);
+    const staging = (await registry.getSingleMetric('kura_direct_staging_bytes')?.get())?.values.map(({ labels, value }) => `${String(labels['io'])} ${String(labels['state'])} ${(value / (1024 * 1024)).toFixed(2)} MiB`);
+    t.diagnostic(`metrics over the 3 disks: large writes ${JSON.stringify(writes)}, large reads ${JSON.stringify(reads)}, O_DIRECT refused ${JSON.stringify(refused)}; staging pools ${JSON.stringify(staging)}`);
     assert.equal(writes['direct'], pool.lent, 'the metric counts each write that took a staging buffer');
     assert.ok((writes['direct'] ?? 0) >= 8 * 3 && (reads['direct'] ?? 0) >= 8, 'large writes and reads counted by way');
     assert.deepEqual(refused, { write: 0, read: 0 });
+    assert.deepEqual(staging?.filter((text) => text.startsWith('write')), [`write made ${((pool.created * pool.bufferBytes) / MiB).toFixed(2)} MiB`, `write max ${((directWriteBuffersPerStamp * pool.bufferBytes) / MiB).toFixed(2)} MiB`], 'the write pool\'s resident bytes and bound');
   } finally {
     await stamp.stop();
   }
