@@ -556,6 +556,10 @@ export const partitionLogReorderAppendsMax = 3;
  * (docs/formats/partition-log.md, "Pipelined log appends"); 1 is the off switch (P4). */
 export const partitionLogAppendsInFlight = 1;
 
+/** A partition writer starts a further log append while others are in flight only once the newest
+ * has been in flight this long (docs/formats/partition-log.md, "When a second append starts"). */
+export const partitionLogAppendOverlapAfterMs = 1;
+
 /** Rows in one atomic batch (Azure's entity-group transactions allow 100; blob operations touch a few). */
 export const partitionBatchMutationsMax = 256;
 

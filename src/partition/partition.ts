@@ -38,7 +38,7 @@
 import {
   appendBytesMax, dataAppendBytesMax, blockCacheBytesMax, scanBlockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
   dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
-  maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionLogAppendsInFlight, partitionWriteQueueMax,
+  maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionLogAppendOverlapAfterMs, partitionLogAppendsInFlight, partitionWriteQueueMax,
   rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runReadAheadBlocks, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
 } from '../constants.ts';
 import { AssertionFailure, assert } from '../util/assert.ts';
@@ -134,13 +134,15 @@ export interface PartitionLimits {
   readonly dataGcRefsTrackedMax: number;
   /** Log appends (commit groups) in flight at once, 1..partitionLogReorderAppendsMax. */
   readonly logAppendsInFlight: number;
+  /** A further log append starts while others are in flight only once the newest has been in flight this long. */
+  readonly logAppendOverlapAfterMs: number;
 }
 
 export const defaultPartitionLimits: PartitionLimits = {
   memtableBytesMax, blockBytesTarget: runBlockBytesTarget, runBytesMax, runsCompactionTrigger, rowCacheEntriesMax, blockCacheBytesMax, scanBlockCacheBytesMax,
   checkpointIntervalMs, scanExaminedMax, compactionTierBaseBytes, compactionMergeRunsMax, compactionTombstoneRatio, maintenanceTickMs,
   dataGcIntervalMs, dataGcGraceMs, dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcTailSealBytes, dataGcRefsTrackedMax,
-  logAppendsInFlight: partitionLogAppendsInFlight,
+  logAppendsInFlight: partitionLogAppendsInFlight, logAppendOverlapAfterMs: partitionLogAppendOverlapAfterMs,
 };
 
 export interface PartitionOptions {
@@ -267,6 +269,12 @@ interface LogGroup {
    * belongs to a group issued earlier (S1 in docs/formats/partition-log.md), so it is a safe
    * checkpoint logStart while this group is the oldest unpublished one. */
   readonly logStartAtIssue: LogPosition;
+  /** When its append was issued (monotonic ms): the writer's overlap rule (logAppendSlot). */
+  readonly issuedAtMs: number;
+  /** Its append returned (stored or failed): it no longer counts as in flight, though it may be unpublished. */
+  returned: boolean;
+  /** Settles when its append returns, before it is published. */
+  appendReturned: Promise<void>;
   /** Where its append ended, once it completed. */
   end: LogPosition | null;
   /** Settles once its append completed and what that allows is published, or the partition failed. */
@@ -663,7 +671,7 @@ export class Partition {
     await Promise.resolve();
     try {
       while (this.queue.length > 0 && this.state.kind === 'open') {
-        while (this.logGroups.length >= this.limits.logAppendsInFlight) await (this.logGroups[0] as LogGroup).settled;
+        await this.logAppendSlot();
         await this.waitForMemtableRoom();
         if (this.queue.length === 0 || this.state.kind !== 'open') break;
         this.issuing = this.issueGroup(this.takeGroup());
@@ -676,6 +684,43 @@ export class Partition {
     } finally {
       this.writer = null;
     }
+  }
+
+  /**
+   * Resolves when another log append may start: none in flight, or fewer than
+   * limits.logAppendsInFlight and the newest issued at least limits.logAppendOverlapAfterMs ago.
+   * An append that returns quickly (a quiet disk) is waited for, so the queue gathers one large
+   * group instead of several small ones (each its own append and journal write); one that is slow
+   * no longer holds every batch that arrives behind it. An append that returned frees its slot
+   * before its group is published, so the next group's append is under way while the previous
+   * group's answers are written (docs/formats/partition-log.md, "When a further append starts");
+   * at most one group more than the appends in flight waits to be published.
+   */
+  private async logAppendSlot(): Promise<void> {
+    for (;;) {
+      const inFlight = this.logGroups.filter((group) => !group.returned);
+      const oldest = inFlight[0];
+      const newest = inFlight.at(-1);
+      if (this.logGroups.length > this.limits.logAppendsInFlight) await (this.logGroups[0] as LogGroup).settled;
+      else if (oldest === undefined || newest === undefined) return;
+      else if (inFlight.length >= this.limits.logAppendsInFlight) await oldest.appendReturned;
+      else {
+        const overlapInMs = newest.issuedAtMs + this.limits.logAppendOverlapAfterMs - this.clock.monotonicMs();
+        if (overlapInMs <= 0) return;
+        await this.returnedOrAfter(oldest.appendReturned, overlapInMs);
+      }
+    }
+  }
+
+  /** Resolves when `returned` does or after `ms` of the clock, whichever comes first. */
+  private returnedOrAfter(returned: Promise<void>, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimer(ms, resolve);
+      void returned.then(() => {
+        timer.cancel();
+        resolve();
+      });
+    });
   }
 
   /** Batches from the queue head whose records fit one append together. */
@@ -705,8 +750,12 @@ export class Partition {
     this.issuedSequence += accepted.length;
     this.counters.logAppends += 1;
     const append = (async () => this.streams.append(this.streamIds.log, bytes))();
-    const logGroup: LogGroup = { accepted, records, logStartAtIssue: this.lastAppendEnd, end: null, settled: Promise.resolve() };
+    const logGroup: LogGroup = { accepted, records, logStartAtIssue: this.lastAppendEnd, issuedAtMs: this.clock.monotonicMs(), returned: false, appendReturned: Promise.resolve(), end: null, settled: Promise.resolve() };
     logGroup.settled = append.then((position) => this.appendCompleted(logGroup, position), (error: unknown) => this.fail(error));
+    const returned = (): void => {
+      logGroup.returned = true;
+    };
+    logGroup.appendReturned = append.then(returned, returned);
     this.logGroups.push(logGroup);
   }
 

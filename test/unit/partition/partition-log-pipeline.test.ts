@@ -8,7 +8,9 @@
 // - a condition that fails against a group in flight is answered once that group is published
 //   (reads see only published rows: answered earlier, a read-evaluate-write retry reads stale);
 // - a checkpoint taken while a group stored before the last completed append is still in flight
-//   keeps its record in the replayed range (logStart from the oldest in-flight group's issue).
+//   keeps its record in the replayed range (logStart from the oldest in-flight group's issue);
+// - the overlap rule: a further append starts only once the newest in flight has been out
+//   logAppendOverlapAfterMs; batches queued before then go as one group.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Partition } from '../../../src/partition/partition.ts';
@@ -73,11 +75,16 @@ class Fixture {
   readonly ids = this.store.createPartitionStreams();
   readonly clock = new ManualClock();
   epoch = 1;
+  private readonly overlapAfterMs: number;
+
+  constructor(overlapAfterMs = 0) {
+    this.overlapAfterMs = overlapAfterMs;
+  }
 
   open(streams: ForwardingStreams['inner'] = this.store.session()): Promise<Partition> {
     this.epoch += 1;
     return Partition.open({
-      partitionId: 7, streams, streamIds: this.ids, clock: this.clock, ownerEpoch: this.epoch, autoMaintenance: false, limits: { logAppendsInFlight: 3 },
+      partitionId: 7, streams, streamIds: this.ids, clock: this.clock, ownerEpoch: this.epoch, autoMaintenance: false, limits: { logAppendsInFlight: 3, logAppendOverlapAfterMs: this.overlapAfterMs },
     });
   }
 
@@ -109,6 +116,35 @@ async function threeInFlight(partition: Partition, log: HeldLogStreams, acknowle
 }
 
 describe('partition writer with pipelined log appends', () => {
+  it('starts a second append only once the first has been in flight logAppendOverlapAfterMs; what queued meanwhile goes as one group', async () => {
+    const fixture = new Fixture(5);
+    const { partition, log } = await fixture.openHeld();
+    const puts = [partition.put(Buffer.from('a'), text('a'))];
+    await issued(log, 1);
+    puts.push(partition.put(Buffer.from('b'), text('b')), partition.put(Buffer.from('c'), text('c')));
+    await fixture.clock.advance(4);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(log.held.length, 1, 'b and c wait: the first append is younger than 5 ms');
+    await fixture.clock.advance(1);
+    await issued(log, 2);
+    puts.push(partition.put(Buffer.from('d'), text('d')));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(log.held.length, 2, 'd waits for the second append to age');
+    for (const index of [0, 1]) {
+      await log.store(index);
+      log.complete(index);
+    }
+    await issued(log, 3);
+    await log.store(2);
+    log.complete(2);
+    await Promise.all(puts);
+    const groups = log.held.map((append) => append.data.length);
+    console.log(`log appends: ${groups.length} (a; b + c after 5 ms; d), bytes ${groups.join(', ')}`);
+    assert.ok((groups[1] ?? 0) > (groups[0] ?? 0), 'b and c went as one group, larger than a alone');
+    assert.equal(partition.stats().lastSequence, 4);
+    await partition.close();
+  });
+
   it('acknowledges in sequence order when appends complete in reverse; a reload replays the reordered log', async () => {
     const fixture = new Fixture();
     const { partition, log } = await fixture.openHeld();
