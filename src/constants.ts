@@ -56,6 +56,10 @@ export const groupCommitBytesMax = 8 * MiB;
  * one-at-a-time batches held one record; 3 in flight raised raw Puts 26-42 % (tenth session). */
 export const journalBatchesInFlightMax = 3;
 
+/** Group commit: a further journal batch starts while others are in flight only once the newest
+ * has been in flight this long (docs/formats/journal.md, "When a second batch starts"). */
+export const journalBatchOverlapAfterMs = 1;
+
 /** Group commit: an append of at least this many bytes skips the journal and is written and
  * fsync'd in its extent file (the off path), like ZFS's indirect writes. Its transfer time, not
  * the fsync, dominates (256 KiB ≈ 1.3 ms at 200 MiB/s vs ≈ 0.4 ms per fsync), and journaling it

@@ -51,7 +51,7 @@
 // Fault model: process crash and power loss at any point (un-synced writes dropped, torn or
 // reordered), bit flips in extent and journal files, EIO/ENOSPC on any call, failed fsync.
 import {
-  appendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentSyncIntervalMs, groupCommitBytesMax,
+  appendBytesMax, directAppendBytesMin, extentBytesMax, extentReadCacheBlockBytesMax, extentReadCacheBytes, extentReadCacheEntryMsMax, extentSyncIntervalMs, groupCommitBytesMax, journalBatchOverlapAfterMs,
   readBytesMax,
 } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
@@ -113,6 +113,9 @@ export interface ExtentStoreOptions {
   /** With group commit on, appends of at least this many bytes bypass the journal (default
    * directAppendBytesMin); tests lower it to mix both paths in one extent. */
   readonly directAppendBytesMin?: number;
+  /** A further journal batch starts while others are in flight only once the newest has been in
+   * flight this long (default journalBatchOverlapAfterMs; docs/formats/journal.md). */
+  readonly journalBatchOverlapAfterMs?: number;
   readonly onCorruption?: (event: CorruptionEvent) => void;
   /** Bytes of verified block bodies kept in memory (default extentReadCacheBytes; 0 = none). */
   readonly readCacheBytes?: number;
@@ -277,7 +280,10 @@ export class ExtentStore {
     this.onFailure = options.onFailure ?? (() => {});
     this.readCache = new LruCache(options.readCacheBytes ?? extentReadCacheBytes);
     this.recovery = recovery;
-    this.journal = new Journal({ disk: this.disk, firstSequence: firstJournalSequence, onFailure: (error) => this.fail(error) });
+    this.journal = new Journal({
+      disk: this.disk, clock: this.clock, firstSequence: firstJournalSequence, onFailure: (error) => this.fail(error),
+      batchOverlapAfterMs: options.journalBatchOverlapAfterMs ?? journalBatchOverlapAfterMs,
+    });
   }
 
   /** Opens the store on `disk`, recovering every acknowledged append (see the file header). */

@@ -29,6 +29,7 @@
 import { groupCommitBytesMax, journalBatchesInFlightMax, journalFileBytesMax, journalResyncChunkBytes } from '../constants.ts';
 import type { Disk, DiskFile } from '../io/disk.ts';
 import { assert } from '../util/assert.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
 import { type BodyParts, bodyPartsOf } from '../util/body-parts.ts';
 import { crcMatches } from '../util/crc32c.ts';
 import { StorageError, isStorageError } from '../util/errors.ts';
@@ -50,6 +51,10 @@ export interface JournalOptions {
   /** Sequence of the first file this journal creates (greater than any file on disk). */
   readonly firstSequence: number;
   readonly onFailure: (error: StorageError) => void;
+  /** When a batch may start while others are in flight (the overlap rule, `batchOverlapAfterMs`). */
+  readonly clock: Clock;
+  /** A further batch starts while others are in flight only once the newest has been in flight this long (0: at once). */
+  readonly batchOverlapAfterMs: number;
 }
 
 export interface JournalStats {
@@ -85,6 +90,8 @@ interface ActiveFile {
 interface InFlightBatch {
   readonly entries: readonly JournalEntry[];
   readonly file: JournalFileState;
+  /** When its write started (monotonic ms). */
+  readonly startedAtMs: number;
   written: boolean;
 }
 
@@ -106,11 +113,17 @@ export class Journal {
   private wakeLeader: (() => void) | null = null;
   private failure: StorageError | null = null;
   private nextSequence: number;
+  private readonly clock: Clock;
+  private readonly batchOverlapAfterMs: number;
+  /** Wakes the leader when the newest batch in flight has been in flight batchOverlapAfterMs. */
+  private overlapTimer: TimerHandle | null = null;
 
   constructor(options: JournalOptions) {
     this.disk = options.disk;
     this.onFailure = options.onFailure;
     this.nextSequence = options.firstSequence;
+    this.clock = options.clock;
+    this.batchOverlapAfterMs = options.batchOverlapAfterMs;
   }
 
   /**
@@ -175,13 +188,33 @@ export class Journal {
     await Promise.resolve();
     try {
       while ((this.queue.length > 0 || this.inFlight.length > 0) && this.failure === null) {
-        if (this.queue.length > 0 && this.inFlight.length < journalBatchesInFlightMax) await this.startBatch();
+        if (this.queue.length > 0 && this.batchMayStart()) await this.startBatch();
         else await this.nextEvent();
       }
       if (this.failure !== null) this.failQueued(this.failure);
     } finally {
       this.flushing = null;
     }
+  }
+
+  /**
+   * Whether a batch may start now: none in flight, or fewer than D and the newest in flight for at
+   * least batchOverlapAfterMs. A write that returns quickly (a quiet disk) is waited for, so what
+   * arrives meanwhile goes as one batch, not several (each its own O_DSYNC write); one that is slow
+   * no longer holds everything behind it. Otherwise it arms the timer that wakes the leader then.
+   */
+  private batchMayStart(): boolean {
+    const newest = this.inFlight.at(-1);
+    if (newest === undefined) return true;
+    if (this.inFlight.length >= journalBatchesInFlightMax) return false;
+    const overlapInMs = newest.startedAtMs + this.batchOverlapAfterMs - this.clock.monotonicMs();
+    if (overlapInMs <= 0) return true;
+    this.overlapTimer?.cancel();
+    this.overlapTimer = this.clock.setTimer(overlapInMs, () => {
+      this.overlapTimer = null;
+      this.wake();
+    });
+    return false;
   }
 
   /** Resolves when a record is queued or a write settles (whichever comes first). */
@@ -228,7 +261,7 @@ export class Journal {
     entries.forEach((entry, index) => stampJournalBatch(entry.header, { batch: file.batches, lastOfBatch: index === entries.length - 1 }));
     for (const entry of entries) if (entry.tracked) file.state.outstanding += 1;
     file.size += bytes;
-    const batch: InFlightBatch = { entries, file: file.state, written: false };
+    const batch: InFlightBatch = { entries, file: file.state, startedAtMs: this.clock.monotonicMs(), written: false };
     this.inFlight.push(batch);
     return batch;
   }

@@ -56,9 +56,31 @@ function block(extentId: number, index: number): Buffer {
 }
 
 describe('pipelined journal: acknowledgement in file order', () => {
+  it('starts a second batch only once the first has been in flight journalBatchOverlapAfterMs; what queued meanwhile goes as one batch', async (t) => {
+    const disk = new HeldJournalDisk(new SimDisk({ random: new SeededRandom(1) }));
+    const clock = new ManualClock(0);
+    const store = await ExtentStore.open({ disk, clock, groupCommit: true, journalBatchOverlapAfterMs: 5 });
+    for (const extentId of [1, 2, 3]) await store.create({ streamId, extentId, epoch: 1 });
+    disk.holding = true;
+    const appends = [store.append(1, 0, block(1, 0))];
+    await disk.heldCount(1);
+    appends.push(store.append(2, 0, block(2, 0)), store.append(3, 0, block(3, 0)));
+    await clock.advance(4);
+    await turns(5);
+    assert.equal(disk.held.length, 1, 'the first batch is younger than 5 ms: the others wait');
+    await clock.advance(1);
+    await disk.heldCount(2);
+    const recordBytes = journalRecordHeaderBytes + blockBytes;
+    assert.deepEqual(disk.held.map((write) => write.bytes.length), [recordBytes, 2 * recordBytes], 'the second batch holds both waiting records');
+    for (const write of disk.held) write.release();
+    await Promise.all(appends);
+    t.diagnostic(`journal writes: ${disk.held.length} for 3 appends, ${store.stats().journal.records} records in ${store.stats().journal.batches} batches`);
+    await store.close();
+  });
+
   it('a later batch whose write returns first is not acknowledged before the earlier; at most D in flight', async (t) => {
     const disk = new HeldJournalDisk(new SimDisk({ random: new SeededRandom(1) }));
-    const store = await ExtentStore.open({ disk, clock: new ManualClock(0), groupCommit: true });
+    const store = await ExtentStore.open({ disk, clock: new ManualClock(0), groupCommit: true, journalBatchOverlapAfterMs: 0 });
     for (const extentId of [1, 2, 3, 4]) await store.create({ streamId, extentId, epoch: 1 });
     disk.holding = true;
     const acknowledged: number[] = [];
@@ -109,7 +131,7 @@ async function powerCutWith(combination: readonly Fate[], figures: PowerCutFigur
   const what = combination.join('/');
   const sim = new SimDisk({ random: new SeededRandom(2) });
   const disk = new HeldJournalDisk(sim);
-  const store = await ExtentStore.open({ disk, clock: new ManualClock(0), groupCommit: true });
+  const store = await ExtentStore.open({ disk, clock: new ManualClock(0), groupCommit: true, journalBatchOverlapAfterMs: 0 });
   for (const extentId of [1, 2, 3]) {
     await store.create({ streamId, extentId, epoch: 1 });
     for (const index of [0, 1]) await store.append(extentId, index * blockBytes, block(extentId, index));
@@ -132,7 +154,7 @@ async function powerCutWith(combination: readonly Fate[], figures: PowerCutFigur
   }
   await journal.sync();
   await journal.close();
-  const reopened = await ExtentStore.open({ disk: sim, clock: new ManualClock(0), groupCommit: true });
+  const reopened = await ExtentStore.open({ disk: sim, clock: new ManualClock(0), groupCommit: true, journalBatchOverlapAfterMs: 0 });
   for (const extentId of [1, 2, 3]) {
     assert.equal(reopened.damage(extentId), null, `${what}: extent ${extentId} not marked damaged`);
     const length = reopened.info(extentId)?.length ?? 0;
@@ -169,7 +191,7 @@ describe('journal format v1 files still replay under the one-batch rule', () => 
   it('applies v1 records; a whole v1 tail record with a bad body is damage, not a torn window', async (t) => {
     for (const rotten of [false, true]) {
       const sim = new SimDisk({ random: new SeededRandom(3) });
-      const store = await ExtentStore.open({ disk: sim, clock: new ManualClock(0), groupCommit: true });
+      const store = await ExtentStore.open({ disk: sim, clock: new ManualClock(0), groupCommit: true, journalBatchOverlapAfterMs: 0 });
       await store.create({ streamId, extentId: 1, epoch: 1 });
       await store.close();
       const records = [0, 1, 2].map((index) => encodeJournalAppend({ extentId: 1, offset: index * blockBytes, body: block(1, index), version: 1 }));
@@ -180,7 +202,7 @@ describe('journal format v1 files still replay under the one-batch rule', () => 
       await file.sync();
       await file.close();
       await sim.syncDirectory('journal');
-      const reopened = await ExtentStore.open({ disk: sim, clock: new ManualClock(0), groupCommit: true });
+      const reopened = await ExtentStore.open({ disk: sim, clock: new ManualClock(0), groupCommit: true, journalBatchOverlapAfterMs: 0 });
       assert.equal(reopened.recovery.journalRecordsApplied, rotten ? 2 : 3);
       assert.equal(reopened.damage(1)?.reason ?? null, rotten ? 'journal_record_damaged' : null);
       const length = reopened.info(1)?.length ?? 0;
