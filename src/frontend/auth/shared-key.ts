@@ -49,13 +49,18 @@ export function hasEmptyQueryValue(request: SignableRequest): boolean {
   return [...request.query.values()].some((values) => values.includes(''));
 }
 
+/** The standard headers a SharedKey signature covers, in the string's order (after the verb). */
+const signedStandardHeaders = [
+  'content-encoding', 'content-language', 'content-length', 'content-md5', 'content-type', 'date', 'if-modified-since', 'if-match',
+  'if-none-match', 'if-unmodified-since', 'range',
+] as const;
+
 export function sharedKeyStringToSign(request: SignableRequest, emptyValues: EmptyQueryValues = 'omit'): string {
-  const header = (name: string): string => request.headers.get(name) ?? '';
-  let contentLength = header('content-length');
-  if (contentLength === '0' && (request.version === null || request.version >= '2015-02-21')) contentLength = '';
-  return [
-    request.method, header('content-encoding'), header('content-language'), contentLength, header('content-md5'),
-    header('content-type'), header('date'), header('if-modified-since'), header('if-match'), header('if-none-match'),
-    header('if-unmodified-since'), header('range'),
-  ].join('\n') + '\n' + canonicalizedHeaders(request.headers) + canonicalizedResource(request, emptyValues);
+  let text = request.method;
+  for (const name of signedStandardHeaders) {
+    let value = request.headers.get(name) ?? '';
+    if (name === 'content-length' && value === '0' && (request.version === null || request.version >= '2015-02-21')) value = '';
+    text += `\n${value}`;
+  }
+  return `${text}\n${canonicalizedHeaders(request.headers)}${canonicalizedResource(request, emptyValues)}`;
 }
