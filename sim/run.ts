@@ -106,9 +106,15 @@ export function formatFigures(totals: SimTotals): string {
   ].join('\n');
 }
 
+/** The run's work (timers fired, its bound's unit) and where its real time went, per stage. */
+export function workFigures(result: SimResult): string {
+  const stages = Object.entries(result.stageRealMs).map(([stage, ms]) => `${stage} ${(ms / 1000).toFixed(1)} s`).join(', ');
+  return `${result.timersFired.toLocaleString('en')} timers fired (${(result.realMs / Math.max(1, result.timersFired / 1000)).toFixed(2)} ms real per 1,000); ${stages}`;
+}
+
 function printRun(result: SimResult, verbose: boolean): void {
   const status = result.ok ? 'ok  ' : 'FAIL';
-  process.stderr.write(`${status} seed ${result.seed}: ${result.acknowledged} acked, ${result.indeterminate} indeterminate, ${result.phases} phases, ${(result.virtualMs / 1000).toFixed(0)} s simulated in ${(result.realMs / 1000).toFixed(1)} s\n`);
+  process.stderr.write(`${status} seed ${result.seed}: ${result.acknowledged} acked, ${result.indeterminate} indeterminate, ${result.phases} phases, ${(result.virtualMs / 1000).toFixed(0)} s simulated in ${(result.realMs / 1000).toFixed(1)} s; ${workFigures(result)}\n`);
   if (result.ok) return;
   for (const violation of result.violations.slice(0, verbose ? 50 : 5)) process.stderr.write(`     ${violation}\n`);
   if (verbose) process.stderr.write(`     trace tail:\n${result.recentTrace.slice(-60).map((line) => `       ${line}`).join('\n')}\n`);

@@ -50,6 +50,8 @@ export interface SimOptions {
   readonly logger?: Logger;
   /** Trace lines kept for a failure report (more when debugging a seed). */
   readonly traceTailLines?: number;
+  /** The run's work bound in timers fired (default simTimersFiredMax, sim/stamp.ts). */
+  readonly timersFiredMax?: number;
 }
 
 export const defaultSimOptions: SimOptions = {
@@ -80,6 +82,16 @@ export interface SimResult {
   readonly phases: number;
   readonly phasesConverged: number;
   readonly recentTrace: readonly string[];
+  /** The run's work: virtual-clock timers fired (what the work bound counts). */
+  readonly timersFired: number;
+  /** Real ms of each stage: boot, the workload under faults, the final checks (heal, repair, checkers). */
+  readonly stageRealMs: StageRealMs;
+}
+
+export interface StageRealMs {
+  boot: number;
+  workload: number;
+  checks: number;
 }
 
 interface Booted {
@@ -96,7 +108,9 @@ interface Booted {
 const bootBudgetMs = 120_000;
 
 async function boot(seed: bigint, options: SimOptions): Promise<Booted> {
-  const stamp = new SimStamp({ seed, ...(options.traceTailLines === undefined ? {} : { traceTailLines: options.traceTailLines }) });
+  const stamp = new SimStamp({
+    seed, ...(options.traceTailLines === undefined ? {} : { traceTailLines: options.traceTailLines }), ...(options.timersFiredMax === undefined ? {} : { timersFiredMax: options.timersFiredMax }),
+  });
   const logger = options.logger;
   const monitor = new OwnershipMonitor(stamp);
   const manager = new ManagerRole(stamp, monitor, logger);
@@ -154,7 +168,7 @@ export async function runSimulation(seed: bigint, options: SimOptions = defaultS
   const previousHost = setFailpointHost({ crash: () => new Promise<never>(() => undefined), sleep: () => Promise.resolve() });
   try {
     const booted = await boot(seed, options);
-    return await runBooted(booted, options, seed, startedMs, unhandled);
+    return await runBooted(booted, options, seed, { startedMs, stages: { boot: performance.now() - startedMs, workload: 0, checks: 0 } }, unhandled);
   } catch (error) {
     return failedEarly(seed, startedMs, `boot: ${describe(error)}`);
   } finally {
@@ -165,7 +179,7 @@ export async function runSimulation(seed: bigint, options: SimOptions = defaultS
   }
 }
 
-async function runBooted(booted: Booted, options: SimOptions, seed: bigint, startedMs: number, unhandled: string[]): Promise<SimResult> {
+async function runBooted(booted: Booted, options: SimOptions, seed: bigint, timing: { readonly startedMs: number; readonly stages: StageRealMs }, unhandled: string[]): Promise<SimResult> {
   const { stamp, roles, monitor } = booted;
   const operator = new StampOperator(stamp, { manager: roles.manager, nodes: roles.nodes });
   const injector = new FaultInjector(stamp, roles, operator, { phaseMs: options.phaseMs, convergeMsMax: options.convergeMsMax, intensity: options.intensity, stampPowerLossRate: options.stampPowerLossRate });
@@ -180,7 +194,12 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
   const checks = zeroCheckFigures();
   try {
     const main = Promise.all([Promise.all([workload.run(), blobs?.run()]).finally(() => injector.stop()), injector.run()]);
-    await stamp.drive(main, 'workload', options.virtualMsMax);
+    const workloadStartMs = performance.now();
+    try {
+      await stamp.drive(main, 'workload', options.virtualMsMax);
+    } finally {
+      timing.stages.workload = performance.now() - workloadStartMs;
+    }
     disarmFailpoints();
     const finalChecks = async (): Promise<void> => {
       await injector.heal();
@@ -192,17 +211,22 @@ async function runBooted(booted: Booted, options: SimOptions, seed: bigint, star
       violations.push(...await checkProtection(operator, roles.nodes, checks));
       violations.push(...await checkPartitionServers(stamp, operator, roles.partitionServers, checks));
     };
-    await stamp.drive(finalChecks(), 'final checks', options.recoveryMsMax + 3_600_000);
+    const checksStartMs = performance.now();
+    try {
+      await stamp.drive(finalChecks(), 'final checks', options.recoveryMsMax + 3_600_000);
+    } finally {
+      timing.stages.checks = performance.now() - checksStartMs;
+    }
   } catch (error) {
     violations.push(`run aborted: ${describe(error)}`);
   }
   violations.push(...workload.violations, ...(blobs?.violations ?? []), ...operator.violations, ...monitor.violations, ...unhandled);
-  return collect({ stamp, roles, injector, ledgers: [ledger, blobLedger], workload, blobs, monitor, checks, violations, seed, startedMs });
+  return collect({ stamp, roles, injector, ledgers: [ledger, blobLedger], workload, blobs, monitor, checks, violations, seed, ...timing });
 }
 
 function collect(run: {
   stamp: SimStamp; roles: StampRoles; injector: FaultInjector; ledgers: readonly Ledger[]; workload: Workload; blobs: BlobWorkload | null; monitor: OwnershipMonitor; checks: CheckFigures;
-  violations: string[]; seed: bigint; startedMs: number;
+  violations: string[]; seed: bigint; startedMs: number; stages: StageRealMs;
 }): SimResult {
   const { stamp, roles, injector } = run;
   const total = (pick: (ledger: Ledger) => number): number => run.ledgers.reduce((sum, ledger) => sum + pick(ledger), 0);
@@ -215,6 +239,7 @@ function collect(run: {
     networkFaults: { ...stamp.network.stats().faults }, misdirectedWrites: roles.nodes.reduce((sum, node) => sum + node.diskFaults.misdirected, 0),
     acknowledged: total((ledger) => ledger.acknowledged), indeterminate: total((ledger) => ledger.indeterminate), failed: total((ledger) => ledger.failed), checks: run.checks,
     workload: run.workload.figures, blobWorkload: run.blobs?.figures ?? null, ownership: run.monitor.figures, failpointHits: hits, phases: injector.phases, phasesConverged: injector.phasesConverged, recentTrace: run.violations.length === 0 ? [] : stamp.recentTrace(),
+    timersFired: stamp.clock.timersFired, stageRealMs: run.stages,
   };
 }
 
@@ -229,7 +254,7 @@ function failedEarly(seed: bigint, startedMs: number, why: string): SimResult {
   return {
     seed, ok: false, violations: [why], traceDigest: '', traceLines: 0, virtualMs: 0, realMs: performance.now() - startedMs, faults: zeroFaultCounts(),
     diskFaults: sumDiskFaults([]), networkFaults: {}, misdirectedWrites: 0, acknowledged: 0, indeterminate: 0, failed: 0, checks: zeroCheckFigures(), workload: null,
-    blobWorkload: null, ownership: null, failpointHits: {}, phases: 0, phasesConverged: 0, recentTrace: [],
+    blobWorkload: null, ownership: null, failpointHits: {}, phases: 0, phasesConverged: 0, recentTrace: [], timersFired: 0, stageRealMs: { boot: performance.now() - startedMs, workload: 0, checks: 0 },
   };
 }
 

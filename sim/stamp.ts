@@ -47,7 +47,15 @@ export interface SimStampOptions {
   readonly seed: bigint;
   /** Trace lines kept in memory for a failure report. */
   readonly traceTailLines?: number;
+  /** The run's work bound: virtual-clock timers it may fire in all (default simTimersFiredMax). */
+  readonly timersFiredMax?: number;
 }
+
+/** Work bound of one run, in timers fired (every message delivery, disk completion and timer of
+ * every role is one): a run past it fails as a liveness error, the same at any machine load, so a
+ * seed's verdict never depends on how busy the machine is (docs/simulation.md, "Bounds"). The CI
+ * and regression seeds fire 14,000-136,000; 1 million leaves room for a trajectory that grows. */
+export const simTimersFiredMax = 1_000_000;
 
 /** KURA_SIM_TRACE=1 prints every trace line as it happens (debugging one seed). */
 const traceToStderr = process.env['KURA_SIM_TRACE'] === '1';
@@ -61,12 +69,14 @@ export class SimStamp {
   private readonly traceHash = createHash('sha256');
   private readonly traceTail: string[] = [];
   private readonly traceTailLines: number;
+  private readonly timersFiredMax: number;
   private processCount = 0;
   traceLines = 0;
 
   constructor(options: SimStampOptions) {
     this.seed = options.seed;
     this.traceTailLines = options.traceTailLines ?? 200;
+    this.timersFiredMax = options.timersFiredMax ?? simTimersFiredMax;
     this.network = new SimNetwork({ clock: this.clock, random: this.random('network'), localAddress: 'sim', faults: { delayMsMin: 0, delayMsMax: 2 } });
   }
 
@@ -130,7 +140,9 @@ export class SimStamp {
 
   /**
    * Runs the simulation until `promise` settles: drains every runnable task, then fires the
-   * earliest timer, repeatedly. Fails (SimLivenessError) past `budgetMs` of virtual time.
+   * earliest timer, repeatedly. Fails (SimLivenessError) past `budgetMs` of virtual time, or once
+   * the run fired timersFiredMax timers (its work bound: a livelock that keeps firing timers
+   * without moving virtual time ends here, deterministically).
    */
   async drive<T>(promise: Promise<T>, what: string, budgetMs: number): Promise<T> {
     let settled = false;
@@ -142,6 +154,7 @@ export class SimStamp {
       const next = this.clock.nextDueMs();
       if (next === null) throw new SimLivenessError(`${what}: stuck, no timer left and not finished (deadlock)`);
       if (next > deadlineMs) throw new SimLivenessError(`${what}: not finished within ${budgetMs} ms of virtual time`);
+      if (this.clock.timersFired >= this.timersFiredMax) throw new SimLivenessError(`${what}: not finished within the run's work bound (${this.timersFiredMax} timers fired)`);
       this.clock.fireNext();
     }
   }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
-import { runSeed } from './run-seed.ts';
+import { runSeed, seedHangGuardMs } from './run-seed.ts';
 
 const regressionFile = z.object({
   seeds: z.array(z.object({ seed: z.string().regex(/^\d+$/), status: z.enum(['fixed', 'open']), found: z.string(), fix: z.string() })),
@@ -15,7 +15,7 @@ const { seeds } = regressionFile.parse(JSON.parse(readFileSync(new URL('./regres
 describe('simulator regression seeds', () => {
   for (const entry of seeds) {
     const todo = entry.status === 'open' ? `open: ${entry.fix}` : false;
-    it(`seed ${entry.seed} (${entry.status}): ${entry.found.slice(0, 100)}`, { timeout: 120_000, todo }, async (t) => {
+    it(`seed ${entry.seed} (${entry.status}): ${entry.found.slice(0, 100)}`, { timeout: seedHangGuardMs, todo }, async (t) => {
       await runSeed(t, BigInt(entry.seed));
     });
   }

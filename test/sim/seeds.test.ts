@@ -5,7 +5,7 @@
 // Longer runs: npm run sim -- --seeds N or --minutes M.
 import { after, describe, it } from 'node:test';
 import { accumulate, emptyTotals, formatFigures } from '../../sim/run.ts';
-import { runSeed } from './run-seed.ts';
+import { runSeed, seedHangGuardMs } from './run-seed.ts';
 
 /** Chosen from a sweep (root 4242, 40 seeds, the partition layer's roles and the blob workload in
  * 20 of them): between them all 25 fault kinds, all 23 failpoints, splits, and 4 runs with the blob
@@ -20,7 +20,7 @@ export const ciSeeds: readonly bigint[] = [
 describe('simulator: fixed seed list', () => {
   const totals = emptyTotals();
   for (const seed of ciSeeds) {
-    it(`seed ${seed}`, { timeout: 120_000 }, async (t) => {
+    it(`seed ${seed}`, { timeout: seedHangGuardMs }, async (t) => {
       accumulate(totals, await runSeed(t, seed));
     });
   }
