@@ -99,7 +99,7 @@ export class FaultInjector {
     const random = this.stamp.random('failpoints');
     const armCount = 1 + random.int(2);
     for (let i = 0; i < armCount; i++) {
-      const name = failpointNames[random.int(failpointNames.length)] as FailpointName;
+      const name = firstFailpoints[random.int(firstFailpoints.length)] as FailpointName;
       const crash = random.int(3) > 0;
       enableFailpoint(name, { action: crash ? { kind: 'crash' } : { kind: 'sleep', ms: 100 + random.int(3000) }, count: 1, skip: random.int(8) });
       this.count('failpoint-armed', `${name} ${crash ? 'crash' : 'sleep'}`);
@@ -468,6 +468,11 @@ export class FaultInjector {
 
 /** The failpoints a front end hits (the blob service's container fence). */
 const frontendFailpoints: readonly FailpointName[] = failpointNames.filter((name) => name.startsWith('blob.'));
+/** Failpoints added after the regression seeds were recorded, left out of the draw so that every
+ * seed replays as it was recorded (a longer list would change which point each draw picks); the
+ * real-process crash tests arm them (test/integration/serve-failpoints.test.ts). */
+const laterFailpoints: readonly FailpointName[] = ['extent-store.append.after-fsync'];
+const firstFailpoints: readonly FailpointName[] = failpointNames.filter((name) => !laterFailpoints.includes(name));
 
 /** The network host of a role's process (the manager's is sm; every other role's is its name). */
 function hostOf(role: SimRole): string {

@@ -603,6 +603,7 @@ export class ExtentStore {
     const header = encodeDataBlockHeader({ extentId: entry.identity.extentId, offset: block.offset, body, bodyCrc });
     await failpoint('extent-store.append.before-fsync');
     await this.guard(entry.file.writevSynced(block.filePosition, [header, ...bodyPartsOf(body)]));
+    await failpoint('extent-store.append.after-fsync');
     this.counters.appendFsyncs += 1;
     if (this.failure !== null) return;
     takePending(entry, 1);

@@ -51,6 +51,8 @@ export const failpointNames = [
   'partition.gc.before-data-drop',
   /** ExtentStore, group commit off: a block is written to its extent file, not yet fsync'd. */
   'extent-store.append.before-fsync',
+  /** ExtentStore, a direct append (group commit off, or a body of at least directAppendBytesMin): durable in the extent file, not yet published or acknowledged. */
+  'extent-store.append.after-fsync',
   /** ExtentStore, group commit on: journal-durable blocks written to the extent file (not fsync'd), not yet acknowledged. */
   'extent-store.group-commit.after-extent-write',
   /** ExtentStore: dirty extent files fsync'd; the journal files they made redundant not yet retired. */

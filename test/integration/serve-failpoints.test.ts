@@ -50,6 +50,7 @@ const writePathCases: readonly CrashCase[] = [
   { failpoint: 'journal.batch.after-fsync', skip: 30 },
   { failpoint: 'extent-store.group-commit.after-extent-write', skip: 30 },
   { failpoint: 'extent-store.append.before-fsync', skip: 5 },
+  { failpoint: 'extent-store.append.after-fsync', skip: 5 },
   { failpoint: 'extent-node.append.before-ack', skip: 30 },
   { failpoint: 'extent-node.replicate.before-answer', skip: 30, disks: 3 },
   { failpoint: 'extent-store.sync.before-journal-retire', skip: 1 },
