@@ -466,12 +466,12 @@ export class FaultInjector {
   }
 }
 
-/** The failpoints a front end hits (the blob service's container fence). */
-const frontendFailpoints: readonly FailpointName[] = failpointNames.filter((name) => name.startsWith('blob.'));
+/** The failpoints a front end hits at its container fence (its sweep-intent points: laterFailpoints). */
+const frontendFailpoints: readonly FailpointName[] = failpointNames.filter((name) => name.startsWith('blob.commit.'));
 /** Failpoints added after the regression seeds were recorded, left out of the draw so that every
  * seed replays as it was recorded (a longer list would change which point each draw picks); the
  * real-process crash tests arm them (test/integration/serve-failpoints.test.ts). */
-const laterFailpoints: readonly FailpointName[] = ['extent-store.append.after-fsync'];
+const laterFailpoints: readonly FailpointName[] = ['extent-store.append.after-fsync', 'blob.sweep-intent.after-put', 'blob.sweep-intent.after-commit'];
 const firstFailpoints: readonly FailpointName[] = failpointNames.filter((name) => !laterFailpoints.includes(name));
 
 /** The network host of a role's process (the manager's is sm; every other role's is its name). */

@@ -75,6 +75,10 @@ export const failpointNames = [
   'blob.commit.before-recheck',
   /** Blob service: a creating write re-read its container (alive) if it had to; its commit is not sent yet. */
   'blob.commit.before-transact',
+  /** Blob service: a sweep intent is durable; the commit it guards is not sent yet (the sweeper must fence that commit out). */
+  'blob.sweep-intent.after-put',
+  /** Blob service: the commit under a sweep intent applied; the writer's own sweep has not started (the sweeper must finish it). */
+  'blob.sweep-intent.after-commit',
 ] as const;
 
 export type FailpointName = (typeof failpointNames)[number];

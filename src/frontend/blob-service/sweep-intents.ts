@@ -23,6 +23,7 @@ import { containerSweepTrackedMax } from '../../constants.ts';
 import type { LiveRow } from '../../partition/partition.ts';
 import { AssertionFailure, assert } from '../../util/assert.ts';
 import { isStorageError } from '../../util/errors.ts';
+import { failpoint } from '../../util/failpoints.ts';
 import type { Column } from '../../wire/partition-row.ts';
 import { sweepBlob } from './blob-sweep.ts';
 import { conditionRefusedCodes, keepVersion, loadedBlob, randomHex, type BlobServiceContext } from './context.ts';
@@ -53,8 +54,11 @@ async function commitUnderIntent<T>(ctx: BlobServiceContext, at: { readonly blob
   assert(typeof etag === 'string', 'a put answers its ETag');
   ctx.sweepWake?.notify();
   const intent = { key, etag };
+  await failpoint('blob.sweep-intent.after-put');
   try {
-    return { value: await commit(), intent };
+    const value = await commit();
+    await failpoint('blob.sweep-intent.after-commit');
+    return { value, intent };
   } catch (error) {
     if (isStorageError(error) && conditionRefusedCodes.has(error.code)) await dischargeIntent(ctx, intent);
     throw error;
