@@ -37,7 +37,7 @@ interface CrashCase {
   /** Hits after ready that pass before it fires (so some writes are acknowledged first). */
   readonly skip: number;
   readonly disks?: number;
-  /** What reaches the point: small/large writes, or 1 MiB inline bodies that fill the memtable. */
+  /** What reaches the point: the mixed sizes, or 500 KB inline bodies that fill the memtable. */
   readonly sizes?: readonly number[];
   readonly extraArgs?: readonly string[];
 }
@@ -73,8 +73,9 @@ interface Crashed {
   readonly signal: NodeJS.Signals | null;
 }
 
-/** `kura serve` with `failpoint` armed after ready, loaded until it dies (bounded). */
-async function crashAt(crashCase: CrashCase, spec: string): Promise<Crashed> {
+/** `kura serve` with the case's failpoint armed (crash) after ready, loaded until it dies (bounded). */
+async function crashAt(crashCase: CrashCase): Promise<Crashed> {
+  const spec = `${crashCase.failpoint}=crash+${crashCase.skip}`;
   const disks = await tempDisks(crashCase.disks ?? 1, 'failpoint');
   const extraArgs = crashCase.extraArgs ?? [];
   const serve = await KuraServe.start({ disks, extraArgs, env: { KURA_FAILPOINTS_AFTER_READY: spec } });
@@ -109,7 +110,7 @@ function summarise(stops: readonly string[]): string {
 describe('kura serve crashed at a failpoint on the acknowledged-write path', () => {
   for (const crashCase of writePathCases) {
     it(`${crashCase.failpoint}: dies there; after a restart every acknowledged write is there, none torn`, { timeout: caseTimeoutMs }, async (t) => {
-      const crashed = await crashAt(crashCase, `${crashCase.failpoint}=crash+${crashCase.skip}`);
+      const crashed = await crashAt(crashCase);
       assert.equal(crashed.signal, 'SIGKILL', `kura serve died at ${crashCase.failpoint} (stopped by: ${summarise(crashed.ledger.stops)})`);
       assert.ok(crashed.ledger.acknowledged.size > 0 || crashCase.skip === 0, 'writes were acknowledged before the crash');
       await restartAndCheck(t, crashCase.failpoint, crashed, crashCase.extraArgs);
@@ -119,7 +120,7 @@ describe('kura serve crashed at a failpoint on the acknowledged-write path', () 
 
 describe('kura serve crashed again during its recovery', () => {
   it(`crashed at ${recoveryFailpoints.length} recovery failpoints in turn, then a clean restart: nothing acknowledged lost`, { timeout: caseTimeoutMs }, async (t) => {
-    const crashed = await crashAt({ failpoint: 'partition.commit.after-log-append', skip: 20 }, 'partition.commit.after-log-append=crash+20');
+    const crashed = await crashAt({ failpoint: 'partition.commit.after-log-append', skip: 20 });
     assert.equal(crashed.signal, 'SIGKILL');
     for (const failpoint of recoveryFailpoints) {
       const startedMs = Date.now();
