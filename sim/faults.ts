@@ -470,7 +470,7 @@ export class FaultInjector {
 const frontendFailpoints: readonly FailpointName[] = failpointNames.filter((name) => name.startsWith('blob.commit.'));
 /** Failpoints added after the regression seeds were recorded, left out of the draw so that every
  * seed replays as it was recorded (a longer list would change which point each draw picks); the
- * real-process crash tests arm them (test/integration/serve-failpoints.test.ts). */
+ * real-process crash tests arm them (test/integration/serve-*failpoints.test.ts). */
 const laterFailpoints: readonly FailpointName[] = ['extent-store.append.after-fsync', 'blob.sweep-intent.after-put', 'blob.sweep-intent.after-commit'];
 const firstFailpoints: readonly FailpointName[] = failpointNames.filter((name) => !laterFailpoints.includes(name));
 
