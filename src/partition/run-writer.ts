@@ -9,7 +9,8 @@
 // Invariants: rows arrive in strictly increasing key order (asserted); a run is reported (as a
 // ManifestRun and an open RunReader) only after every record of it was acknowledged durable;
 // memory held is one block, runBlockAppendsInFlightMax blocks being appended and 8 bytes of bloom
-// hashes per row of the run. Blocks of a run may land in the stream in any order: the index
+// hashes per row of the run; a finished run holds only bytes of its own (its index keys are copies,
+// never views of the rows given, which may be views of a memtable's 1 MiB slabs). Blocks of a run may land in the stream in any order: the index
 // records where each one landed.
 // Fault model: any append may fail; the error propagates and the partially written runs are
 // garbage no manifest names (the collector frees them later).
@@ -75,7 +76,8 @@ export class RunWriter {
     const run = this.run ?? this.startRun();
     const encoded = encodeRow(row);
     this.blockRows.push(encoded);
-    this.blockFirstKey ??= row.key;
+    // A copy: the index lives as long as the run, and the row's key may be a view of a memtable slab.
+    this.blockFirstKey ??= Buffer.from(row.key);
     this.blockBytes += 4 + encoded.length;
     const [h1, h2] = bloomHashes(row.key);
     if (run.hashes.length < (run.rowCount + 1) * 2) run.hashes = grow(run.hashes);
