@@ -6,7 +6,10 @@
 // writes from its own rows (checkpoint, compaction) goes through a SpillingRunWriter: it appends
 // the inline bytes of consecutive rows to the data stream in batched appends (≤ appendBytesMax
 // each) and writes each row with its bytes replaced by a ref to where they now are, keeping the
-// row's sequence, ETag and time (the row means the same thing: the table's `spilled` says so).
+// row's sequence, ETag and time (the row means the same thing: the table's `spilledColumns` say
+// so). Rows are handled in the row codec: a row's bytes are found and spliced in place
+// (findEncodedColumn, replaceEncodedColumn), never decoded, and a row without inline bytes is
+// passed on as it is (a checkpoint hands its memtable's slab bytes straight to the run).
 //
 // Invariants: a row is written to the run only after the append holding its bytes is durable
 // (the append resolves first); rows reach the run writer in the order given; at most
@@ -16,15 +19,17 @@
 // the log's inline rows to be replayed and spilled by the next checkpoint.
 import { appendBytesMax } from '../constants.ts';
 import { assert } from '../util/assert.ts';
-import type { Column, DataRef, RowRecord } from '../wire/partition-row.ts';
+import { encodeRow, findEncodedColumn, replaceEncodedColumn } from '../wire/partition-row.ts';
+import type { Column, DataRef, EncodedColumn, RowRecord } from '../wire/partition-row.ts';
 import type { RunWriter } from './run-writer.ts';
 
 /** What a table tells the partition about data it keeps inline in rows (TableSchema.inlineData). */
 export interface InlineData {
-  /** The bytes the row keeps inline that belong in the data stream once it leaves the memtable; null if none. */
-  readonly bytes: (columns: readonly Column[]) => Buffer | null;
-  /** The row's columns with those bytes named by `ref` instead: the same content for every reader. */
-  readonly spilled: (columns: readonly Column[], ref: DataRef) => Column[];
+  /** The column that holds a row's inline bytes, as a non-empty bytes value (any other value is none). */
+  readonly column: string;
+  /** The columns naming those bytes at `ref` instead, which take the column's place after the row's
+   * other columns: the same content for every reader. */
+  readonly spilledColumns: (ref: DataRef) => Column[];
 }
 
 /** Rows held back behind a pending spill before it is flushed (bounds memory on a long run of plain rows). */
@@ -36,7 +41,9 @@ export interface SpillCounts {
   appends: number;
 }
 
-type Pending = { readonly key: string; readonly row: RowRecord; readonly bytes: Buffer | null };
+/** A row held back (encoded) and its inline bytes' column (its value a view of the row), if any. */
+type Pending = { readonly key: string; readonly row: Buffer; readonly inline: InlineColumn | null };
+type InlineColumn = EncodedColumn & { readonly bytes: Buffer };
 
 export class SpillingRunWriter {
   private readonly writer: RunWriter;
@@ -53,14 +60,19 @@ export class SpillingRunWriter {
   }
 
   async add(key: string, row: RowRecord): Promise<void> {
-    const bytes = this.inline !== null && row.kind === 'live' ? this.inline.bytes(row.columns) : null;
-    if (bytes === null && this.pending.length === 0) return this.writer.add(key, row);
-    if (bytes !== null) {
-      assert(bytes.length > 0 && bytes.length <= appendBytesMax, 'inline bytes fit one data append');
-      if (this.pendingBytes + bytes.length > appendBytesMax) await this.flush();
-      this.pendingBytes += bytes.length;
+    await this.addEncoded(key, encodeRow(row));
+  }
+
+  /** A row in the row codec; a view (of a memtable slab) that stays unchanged until finish(). */
+  async addEncoded(key: string, row: Buffer): Promise<void> {
+    const inline = this.inlineColumn(row);
+    if (inline === null && this.pending.length === 0) return this.writer.addEncoded(key, row);
+    if (inline !== null) {
+      assert(inline.bytes.length <= appendBytesMax, 'inline bytes fit one data append');
+      if (this.pendingBytes + inline.bytes.length > appendBytesMax) await this.flush();
+      this.pendingBytes += inline.bytes.length;
     }
-    this.pending.push({ key, row, bytes });
+    this.pending.push({ key, row, inline });
     if (this.pending.length >= spillRowsPendingMax) await this.flush();
   }
 
@@ -69,25 +81,31 @@ export class SpillingRunWriter {
     return this.writer.finish();
   }
 
+  private inlineColumn(row: Buffer): InlineColumn | null {
+    const column = this.inline === null ? null : findEncodedColumn(row, this.inline.column);
+    if (column === null || column.bytes === null || column.bytes.length === 0) return null;
+    return { start: column.start, end: column.end, bytes: column.bytes };
+  }
+
   /** One append of the pending rows' bytes (durable), then the rows, rewritten to name it. */
   private async flush(): Promise<void> {
     const pending = this.pending;
     this.pending = [];
     const total = this.pendingBytes;
     this.pendingBytes = 0;
-    const ref = total === 0 ? null : await this.append(Buffer.concat(pending.flatMap((item) => (item.bytes === null ? [] : [item.bytes])), total));
+    const ref = total === 0 ? null : await this.append(Buffer.concat(pending.flatMap((item) => (item.inline === null ? [] : [item.inline.bytes])), total));
     if (ref !== null) this.counts.appends += 1;
     let at = 0;
     for (const item of pending) {
-      if (item.bytes === null || item.row.kind !== 'live' || ref === null || this.inline === null) {
-        await this.writer.add(item.key, item.row);
+      if (item.inline === null || ref === null || this.inline === null) {
+        await this.writer.addEncoded(item.key, item.row);
         continue;
       }
-      const own: DataRef = { extentId: ref.extentId, offset: ref.offset + at, length: item.bytes.length };
-      at += item.bytes.length;
-      await this.writer.add(item.key, { ...item.row, columns: this.inline.spilled(item.row.columns, own) });
+      const own: DataRef = { extentId: ref.extentId, offset: ref.offset + at, length: item.inline.bytes.length };
+      at += item.inline.bytes.length;
+      await this.writer.addEncoded(item.key, replaceEncodedColumn(item.row, item.inline, this.inline.spilledColumns(own)));
       this.counts.rows += 1;
-      this.counts.bytes += item.bytes.length;
+      this.counts.bytes += item.inline.bytes.length;
     }
     assert(at === total, 'every spilled byte is named by one row');
   }

@@ -119,13 +119,18 @@ export class Memtable {
     return out;
   }
 
-  /** Every row in key order, decoded as views of the slabs (for checkpoints and GC passes over this memtable). */
+  /** Every row in key order, decoded as views of the slabs (for GC passes over this memtable). */
   *entries(): Generator<readonly [string, RowRecord]> {
+    for (const [key, encoded] of this.encodedEntries()) yield [key, decodeRowDeferred(encoded)];
+  }
+
+  /** Every row in key order in the row codec, views of the slabs (a checkpoint writes them to its run as they are). */
+  *encodedEntries(): Generator<readonly [string, Buffer]> {
     for (const chunk of this.chunks) {
       for (const key of chunk) {
         const encoded = this.encoded(key);
         assert(encoded !== undefined, 'memtable key list and map agree');
-        yield [key, decodeRowDeferred(encoded)];
+        yield [key, encoded];
       }
     }
   }

@@ -1019,7 +1019,7 @@ export class Partition {
     }
     const frozen = this.frozen;
     const writer = this.spillingWriter(frozen.coveredSequence, frozen.logStart);
-    for (const [key, row] of frozen.memtable.entries()) await writer.add(key, row);
+    for (const [key, row] of frozen.memtable.encodedEntries()) await writer.addEncoded(key, row);
     const written = await this.finishSpilling(writer);
     const runs = [...written, ...this.runs];
     await failpoint('partition.checkpoint.before-manifest');

@@ -21,7 +21,7 @@ import {
   BloomFilter, bloomHashes, checkpointBodyBytesMax, encodeBlockRows, encodeBloom, encodeFooter, encodeIndex, indexEntryBytes,
 } from '../wire/partition-checkpoint.ts';
 import type { IndexEntry, LogPosition, ManifestRun, RecordLocation } from '../wire/partition-checkpoint.ts';
-import { encodeRow } from '../wire/partition-row.ts';
+import { encodeRow, encodedRowIsTombstone, encodedRowKey, encodedRowSequence } from '../wire/partition-row.ts';
 import type { RowRecord } from '../wire/partition-row.ts';
 import type { PartitionStreams } from './partition-streams.ts';
 import { RunReader } from './run-reader.ts';
@@ -70,23 +70,33 @@ export class RunWriter {
   }
 
   async add(key: string, row: RowRecord): Promise<void> {
+    await this.addEncoded(key, encodeRow(row));
+  }
+
+  /**
+   * Adds a row given in the row codec (encodeRow's bytes: a memtable's, or a row spliced by
+   * inline-spill.ts). It may be a view of a buffer the caller keeps unchanged until the block
+   * holding it is cut (the run's end at the latest): a checkpoint passes its slabs' bytes.
+   */
+  async addEncoded(key: string, row: Buffer): Promise<void> {
     assert(this.lastKey === null || this.lastKey < key, 'run rows arrive in strictly increasing key order');
     this.lastKey = key;
-    if (this.blockRows.length === 0 && this.run !== null && this.runFull(row.key.length)) await this.finishRun();
+    const rowKey = encodedRowKey(row);
+    if (this.blockRows.length === 0 && this.run !== null && this.runFull(rowKey.length)) await this.finishRun();
     const run = this.run ?? this.startRun();
-    const encoded = encodeRow(row);
-    this.blockRows.push(encoded);
-    // A copy: the index lives as long as the run, and the row's key may be a view of a memtable slab.
-    this.blockFirstKey ??= Buffer.from(row.key);
-    this.blockBytes += 4 + encoded.length;
-    const [h1, h2] = bloomHashes(row.key);
+    this.blockRows.push(row);
+    // A copy: the index lives as long as the run, and the row may be a view of a memtable slab.
+    this.blockFirstKey ??= Buffer.from(rowKey);
+    this.blockBytes += 4 + row.length;
+    const [h1, h2] = bloomHashes(rowKey);
     if (run.hashes.length < (run.rowCount + 1) * 2) run.hashes = grow(run.hashes);
     run.hashes[run.rowCount * 2] = h1;
     run.hashes[run.rowCount * 2 + 1] = h2;
     run.rowCount += 1;
-    if (row.kind === 'tombstone') run.tombstoneCount += 1;
-    run.minSequence = Math.min(run.minSequence, row.sequence);
-    run.maxSequence = Math.max(run.maxSequence, row.sequence);
+    if (encodedRowIsTombstone(row)) run.tombstoneCount += 1;
+    const sequence = encodedRowSequence(row);
+    run.minSequence = Math.min(run.minSequence, sequence);
+    run.maxSequence = Math.max(run.maxSequence, sequence);
     if (this.blockBytes >= this.options.blockBytesTarget) await this.cutBlock();
   }
 

@@ -205,25 +205,121 @@ export function utf8Bytes(text: string): number {
 export function encodedRowBytes(row: RowRecord): number {
   let total = 23 + row.key.length + (row.kind === 'live' ? row.etag.length : 0);
   if (row.kind === 'tombstone') return total;
-  for (const column of row.columns) {
-    const value = column.value;
-    total += 2 + utf8Bytes(column.name);
-    switch (value.kind) {
-      case 'null': break;
-      case 'bool': total += 1; break;
-      case 'int64': case 'float64': total += 8; break;
-      case 'string': total += 4 + utf8Bytes(value.value); break;
-      case 'bytes': total += 4 + value.value.length; break;
-      case 'dataRefs': total += 4 + 24 * value.value.length; break;
-    }
-  }
+  for (const column of row.columns) total += encodedColumnBytes(column);
   return total;
+}
+
+/** The size of one column's encoding (name, type, value). */
+function encodedColumnBytes(column: Column): number {
+  const value = column.value;
+  const head = 2 + utf8Bytes(column.name);
+  switch (value.kind) {
+    case 'null': return head;
+    case 'bool': return head + 1;
+    case 'int64': case 'float64': return head + 8;
+    case 'string': return head + 4 + utf8Bytes(value.value);
+    case 'bytes': return head + 4 + value.value.length;
+    case 'dataRefs': return head + 4 + 24 * value.value.length;
+  }
 }
 
 /** Encodes one row; asserts the caller respected every limit (the partition checks before). */
 export function encodeRow(row: RowRecord): Buffer {
   const writer = new ByteWriter(encodedRowBytes(row));
   writeRow(writer, row);
+  return writer.finish();
+}
+
+// ---- encoded rows, edited without decoding --------------------------------------------------
+// For rows encodeRow wrote (a memtable's, a run block's: checked when they were read), so only
+// programmer errors are asserted. The results are exactly encodeRow's bytes for the edited row
+// (test/unit/wire/partition-row-edit.test.ts): a run written from them is the run written from
+// the decoded rows.
+
+/** A column of an encoded live row: its whole entry [start, end) and, for a bytes column, its value (a view). */
+export interface EncodedColumn {
+  readonly start: number;
+  readonly end: number;
+  readonly bytes: Buffer | null;
+}
+
+/** The key of an encoded row (a view). */
+export function encodedRowKey(row: Buffer): Buffer {
+  return row.subarray(4, 4 + row.readUInt16BE(2));
+}
+
+/** The sequence of an encoded row. */
+export function encodedRowSequence(row: Buffer): number {
+  const at = 4 + row.readUInt16BE(2);
+  return uint32At(row, at) * 0x1_0000_0000 + uint32At(row, at + 4);
+}
+
+/** Where the u16 column count of an encoded live row is (after key, sequence, time and ETag). */
+function encodedColumnCountAt(row: Buffer): number {
+  const etagAt = 4 + row.readUInt16BE(2) + 16;
+  return etagAt + 1 + (row[etagAt] ?? 0);
+}
+
+/** Value bytes of the fixed-size column types, by type code (null, bool, int64, float64). */
+const fixedValueBytes: readonly number[] = [0, 1, 8, 8];
+
+/** The end of the column entry starting at `at`. */
+function encodedColumnEnd(row: Buffer, at: number): number {
+  const valueAt = at + 2 + (row[at] ?? 0);
+  const type = row[valueAt - 1] ?? -1;
+  if (type === typeCodes.string || type === typeCodes.bytes) return valueAt + 4 + uint32At(row, valueAt);
+  if (type === typeCodes.dataRefs) return valueAt + 4 + 24 * uint32At(row, valueAt);
+  const fixed = fixedValueBytes[type];
+  assert(fixed !== undefined, 'an encoded row holds known column types');
+  return valueAt + fixed;
+}
+
+/** True if the column entry at `at` is named `name`. */
+function encodedColumnNamed(row: Buffer, at: number, name: string): boolean {
+  const nameBytes = utf8Bytes(name);
+  if (row[at] !== nameBytes) return false;
+  if (nameBytes !== name.length) return row.toString('utf8', at + 1, at + 1 + nameBytes) === name;
+  for (let index = 0; index < nameBytes; index++) if (row[at + 1 + index] !== name.charCodeAt(index)) return false;
+  return true;
+}
+
+/** Column `name` of an encoded row, or null (absent, or the row is a tombstone). */
+export function findEncodedColumn(row: Buffer, name: string): EncodedColumn | null {
+  if (encodedRowIsTombstone(row)) return null;
+  const countAt = encodedColumnCountAt(row);
+  const count = row.readUInt16BE(countAt);
+  let at = countAt + 2;
+  for (let index = 0; index < count; index++) {
+    const end = encodedColumnEnd(row, at);
+    if (encodedColumnNamed(row, at, name)) {
+      const valueAt = at + 2 + (row[at] ?? 0);
+      return { start: at, end, bytes: row[valueAt - 1] === typeCodes.bytes ? row.subarray(valueAt + 4, end) : null };
+    }
+    at = end;
+  }
+  assert(at === row.length, 'an encoded row ends with its last column');
+  return null;
+}
+
+/**
+ * encodeRow's bytes for the live row `row` encodes with column `replaced` taken out and `columns`
+ * added after the others (a spill: the row's inline bytes named by a data ref instead).
+ */
+export function replaceEncodedColumn(row: Buffer, replaced: EncodedColumn, columns: readonly Column[]): Buffer {
+  const countAt = encodedColumnCountAt(row);
+  const count = row.readUInt16BE(countAt) - 1 + columns.length;
+  if (count > partitionColumnsMax) assert(false, `at most ${partitionColumnsMax} columns`);
+  assertDistinctNames(columns);
+  for (const column of columns) if (findEncodedColumn(row, column.name) !== null) assert(false, `duplicate column ${column.name}`);
+  const size = columns.reduce((sum, column) => sum + encodedColumnBytes(column), row.length - (replaced.end - replaced.start));
+  if (size > partitionRowBytesMax) assert(false, `row of ${size} bytes exceeds ${partitionRowBytesMax}`);
+  const writer = new ByteWriter(size);
+  writer.bytes(row.subarray(0, countAt));
+  writer.u16(count);
+  writer.bytes(row.subarray(countAt + 2, replaced.start));
+  writer.bytes(row.subarray(replaced.end));
+  for (const column of columns) encodeColumn(writer, column);
+  assert(writer.length === size, 'encodedColumnBytes is exact');
   return writer.finish();
 }
 

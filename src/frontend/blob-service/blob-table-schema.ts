@@ -62,18 +62,11 @@ export function blobSplitBoundary(key: Buffer): Buffer {
 }
 
 export const blobInlineData: InlineData = {
-  bytes: (columns) => {
-    const body = columns.find((column) => column.name === bodyColumn)?.value;
-    return body?.kind === 'bytes' && body.value.length > 0 ? body.value : null;
-  },
-  spilled: (columns, ref) => {
-    const index = encodeBlockIndex([{ id: Buffer.alloc(0), size: ref.length, refs: [ref] }]);
-    return [
-      ...columns.filter((column) => column.name !== bodyColumn),
-      { name: 'blockIndex', value: { kind: 'bytes', value: index } },
-      { name: 'blockRefs', value: { kind: 'dataRefs', value: [ref] } },
-    ];
-  },
+  column: bodyColumn,
+  spilledColumns: (ref) => [
+    { name: 'blockIndex', value: { kind: 'bytes', value: encodeBlockIndex([{ id: Buffer.alloc(0), size: ref.length, refs: [ref] }]) } },
+    { name: 'blockRefs', value: { kind: 'dataRefs', value: [ref] } },
+  ],
 };
 
 export const blobTableSchema: TableSchema = { dataReferences: blobDataReferences, splitBoundary: blobSplitBoundary, inlineData: blobInlineData };

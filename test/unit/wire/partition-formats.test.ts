@@ -16,20 +16,11 @@ import {
 } from '../../../src/wire/partition-checkpoint.ts';
 import { decodeLogRecord, encodeLogRecord, logRecordBytes, logRecordLength } from '../../../src/wire/partition-log.ts';
 import { ByteWriter, decodeRow, decodeRowDeferred, encodeRow, quickDeferredRow } from '../../../src/wire/partition-row.ts';
-import type { Column, ColumnValue, RowRecord } from '../../../src/wire/partition-row.ts';
+import type { Column, RowRecord } from '../../../src/wire/partition-row.ts';
 import { buildCheckpointFixture, buildLogFixture, buildRowsFixture, partitionFixtureV1 } from '../../fixtures/partition/generate.ts';
+import { keyArbitrary, safeIntegerArbitrary, valueArbitrary } from '../../helpers/row-arbitraries.ts';
 
-const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
-const keyArbitrary = fc.uint8Array({ minLength: 1, maxLength: 40 }).map((bytes) => Buffer.from(bytes));
-const valueArbitrary: fc.Arbitrary<ColumnValue> = fc.oneof(
-  fc.constant({ kind: 'null' as const }),
-  fc.boolean().map((value) => ({ kind: 'bool' as const, value })),
-  fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map((value) => ({ kind: 'int64' as const, value })),
-  fc.double().map((value) => ({ kind: 'float64' as const, value })),
-  fc.string({ unit: 'grapheme', maxLength: 20 }).map((value) => ({ kind: 'string' as const, value })),
-  fc.uint8Array({ maxLength: 40 }).map((value) => ({ kind: 'bytes' as const, value: Buffer.from(value) })),
-  fc.array(fc.record({ extentId: safe, offset: safe, length: safe }), { maxLength: 4 }).map((value) => ({ kind: 'dataRefs' as const, value: value.map((ref) => ({ ...ref })) })),
-);
+const safe = safeIntegerArbitrary;
 const columnsArbitrary: fc.Arbitrary<Column[]> = fc.uniqueArray(fc.record({ name: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 12 }), value: valueArbitrary }), {
   maxLength: 6, selector: (column) => column.name,
 }).map((columns) => columns.map((column) => ({ name: column.name, value: { ...column.value } })));

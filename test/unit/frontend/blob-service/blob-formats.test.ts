@@ -17,7 +17,7 @@ import { encodeBlockIndex, encodeBlockListV1, loadBlockList } from '../../../../
 import { decodeBlob } from '../../../../src/frontend/blob-service/records.ts';
 import type { LiveRow } from '../../../../src/partition/partition-scan.ts';
 import { decodeRow } from '../../../../src/wire/partition-row.ts';
-import type { DataRef } from '../../../../src/wire/partition-row.ts';
+import type { Column, DataRef } from '../../../../src/wire/partition-row.ts';
 import { buildRows, fixtureBlocks, inlineBody, inlineRows, v1DocumentRef, v1Rows, v2IndexDocRef, v2Rows } from '../../../fixtures/blob/generate.ts';
 
 function readRows(name: string): LiveRow[] {
@@ -107,9 +107,11 @@ test('blob rows with an inline body (frozen fixture) read from the row; no ref f
     assert.deepEqual(await readAll(ctx, row), inlineBody);
     assert.deepEqual(await loadBlockList(tables, blobKey(row), record.blockList), [], 'no committed block to list');
     assert.deepEqual(blobDataReferences.refs(row.columns), [], 'an inline body is not a ref');
-    assert.deepEqual(blobInlineData.bytes(row.columns), inlineBody);
-    const spilled: LiveRow = { ...row, columns: blobInlineData.spilled(row.columns, spillRef) };
-    assert.equal(blobInlineData.bytes(spilled.columns), null, 'spilled: nothing inline');
+    const inlineOf = (columns: readonly Column[]): unknown => columns.find((column) => column.name === blobInlineData.column)?.value;
+    assert.deepEqual(inlineOf(row.columns), { kind: 'bytes', value: inlineBody });
+    const others = row.columns.filter((column) => column.name !== blobInlineData.column);
+    const spilled: LiveRow = { ...row, columns: [...others, ...blobInlineData.spilledColumns(spillRef)] };
+    assert.equal(inlineOf(spilled.columns), undefined, 'spilled: nothing inline');
     assert.deepEqual(blobDataReferences.refs(spilled.columns), [spillRef], 'spilled: GC sees the ref');
     assert.equal(decodeBlob(spilled).blockList?.kind, 'inline');
     assert.equal(decodeBlob(spilled).size, inlineBody.length);
