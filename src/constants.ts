@@ -579,15 +579,6 @@ export const memtableBytesMax = 64 * MiB;
  * full memtable; a slab's unused tail is at most one row (rows larger than a slab get their own). */
 export const memtableSlabBytes = 1 * MiB;
 
-/** Rows a memtable's get() decoded, kept by slab position so that a row read again is not decoded
- * again (each Put to a container checks its row, in the memtable until the next checkpoint: 1-4 µs
- * a decode). Weighed by encoded size plus memtableDecodedRowObjectBytes (the objects a decoded row
- * costs the heap), so ~200 small rows or a few large ones. */
-export const memtableDecodedRowsBytes = 256 * KiB;
-
-/** A decoded row's objects on the JS heap beyond its bytes (RowRecord, columns, values, key), roughly. */
-export const memtableDecodedRowObjectBytes = 1024;
-
 /** A memtable with any row older than this is checkpointed, so an idle partition's log replay stays short. */
 export const checkpointIntervalMs = 5 * 60_000;
 
@@ -611,8 +602,13 @@ export const runsCompactionTrigger = 8;
 export const bloomBitsPerKey = 10;
 export const bloomHashCount = 7;
 
-/** Rows kept in a partition's row cache (point reads of rows that live in runs). */
+/** A partition's row cache (point reads of rows in runs, and memtable rows read again: the
+ * container row each Put to it checks, which stays in the memtable until the next checkpoint, is
+ * decoded once, not at every Put): entries of up to rowCacheUnitBytes encoded, a larger row
+ * weighing its size in units (a known absence weighs 1), so the cache holds ~10,000 small rows or
+ * ~600 rows with 16 KiB inline bodies, never much more than 10 MiB of rows. */
 export const rowCacheEntriesMax = 10_000;
+export const rowCacheUnitBytes = 1024;
 
 /** Decoded run blocks kept in memory per partition, by encoded bytes. */
 export const blockCacheBytesMax = 32 * MiB;

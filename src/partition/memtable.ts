@@ -18,15 +18,14 @@
 // key set equals the map's; each key's position holds its newest version, framed; `bytes` is the
 // sum of the framed sizes of every version applied (the slab bytes in use, replaced versions
 // included: the memory held). Rows handed out by get() own their bytes (copies), so a caller
-// that keeps one (a cache) never pins a slab; get() keeps the rows it decoded lately by position
-// (a bounded LRU), never stale since a position's bytes never change; views of a slab (encoded(), entries()) are for
-// callers that drop them within the call or the checkpoint that reads them.
+// that keeps one (the partition's row cache) never pins a slab; views of a slab (encoded(),
+// entries(), encodedEntries()) are for callers that drop them within the call or the checkpoint
+// that reads them.
 // Iteration is by key (`keysAfter`), so a reader that yields between pages never sees a stale
 // position when writes insert keys.
 // Fault model: memory only; nothing here fails except by programmer error (assertions).
-import { memtableDecodedRowObjectBytes, memtableDecodedRowsBytes, memtableSlabBytes } from '../constants.ts';
+import { memtableSlabBytes } from '../constants.ts';
 import { assert } from '../util/assert.ts';
-import { LruCache } from '../util/lru-cache.ts';
 import { decodeRow, decodeRowDeferred, encodedRowIsTombstone, type RowRecord } from '../wire/partition-row.ts';
 
 const chunkKeysMax = 512;
@@ -38,8 +37,6 @@ export class Memtable {
   private readonly rows = new Map<string, number>();
   private readonly chunks: string[][] = [];
   private readonly slabs: Buffer[] = [];
-  /** Rows get() decoded lately, by position (the container row each Put to it checks). */
-  private readonly decoded = new LruCache<number, RowRecord>(memtableDecodedRowsBytes);
   /** Where the next row goes in the last slab. */
   private slabUsed = memtableSlabBytes;
   private byteCount = 0;
@@ -60,19 +57,12 @@ export class Memtable {
   }
 
   /**
-   * The newest version of `key`, decoded into values of its own (no view of a slab). A row read
-   * again is not decoded again (`decoded`, by position: a position's bytes never change, and a
-   * newer version has another), so callers share it, as they share the row cache's rows.
+   * The newest version of `key`, decoded into values of its own (no view of a slab). Decoded at
+   * each call: the partition's row cache keeps the rows read again (Partition.knownRow).
    */
   get(key: string): RowRecord | undefined {
-    const at = this.rows.get(key);
-    if (at === undefined) return undefined;
-    const cached = this.decoded.get(at);
-    if (cached !== undefined) return cached;
-    const encoded = this.framedAt(at).subarray(4);
-    const row = decodeRow(encoded);
-    this.decoded.set(at, row, memtableDecodedRowObjectBytes + encoded.length);
-    return row;
+    const encoded = this.encoded(key);
+    return encoded === undefined ? undefined : decodeRow(encoded);
   }
 
   /** The newest version of `key` in the row codec, a view of a slab (read it, do not keep it). */

@@ -39,7 +39,7 @@ import {
   appendBytesMax, dataAppendBytesMax, blockCacheBytesMax, scanBlockCacheBytesMax, checkpointIntervalMs, compactionMergeRunsMax, compactionTierBaseBytes, compactionTombstoneRatio,
   dataGcCopyBytesPerPassMax, dataGcCopyForwardLiveRatio, dataGcGraceMs, dataGcIntervalMs, dataGcRefsTrackedMax, dataGcTailSealBytes,
   maintenanceTickMs, memtableBytesMax, metaManifestsPerExtentMax, partitionBatchMutationsMax, partitionKeyBytesMax, partitionLogAppendOverlapAfterMs, partitionLogAppendsInFlight, partitionWriteQueueMax,
-  rowCacheEntriesMax, runBlockBytesTarget, runBytesMax, runReadAheadBlocks, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
+  rowCacheEntriesMax, rowCacheUnitBytes, runBlockBytesTarget, runBytesMax, runReadAheadBlocks, runsCompactionTrigger, runsMax, scanExaminedMax, scanLimitMax, scanPageBytesMax,
 } from '../constants.ts';
 import { AssertionFailure, assert } from '../util/assert.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
@@ -459,7 +459,7 @@ export class Partition {
     return null;
   }
 
-  /** Newest version of a key: memtables, then the row cache, then runs newest first. */
+  /** Newest version of a key: the row cache, then memtables, then runs newest first. */
   private async latest(key: string, keyBytes: Buffer): Promise<RowRecord | null> {
     const known = this.latestKnown(key, keyBytes);
     if (known !== undefined) return known;
@@ -470,8 +470,28 @@ export class Partition {
       if (found !== null) break;
     }
     // A write that landed meanwhile may have made `found` stale: cache only a quiet read.
-    if (this.appliedSequence === appliedBefore) this.rowCache.set(key, found);
+    if (this.appliedSequence === appliedBefore) this.cacheRow(key, found);
     return found;
+  }
+
+  /**
+   * The newest version of `key` if memory holds it: the row cache, else a memtable (its row then
+   * cached: decoded once, not at each read); undefined if neither does. The row cache holds only
+   * newest versions: publish() drops a key's entry when it applies a newer version, and nothing
+   * else changes a version (a checkpoint moves rows to runs as they are; a spilled row means
+   * what its inline form meant).
+   */
+  private knownRow(key: string): RowRecord | null | undefined {
+    const cached = this.rowCache.get(key);
+    if (cached !== undefined) return cached;
+    const row = this.active.get(key) ?? this.frozen?.memtable.get(key);
+    if (row !== undefined) this.cacheRow(key, row);
+    return row;
+  }
+
+  /** Caches the newest version of `key` (null: no row), weighed by its encoded size (constants.ts, rowCacheEntriesMax). */
+  private cacheRow(key: string, row: RowRecord | null): void {
+    this.rowCache.set(key, row, row === null ? 1 : Math.ceil(encodedRowBytes(row) / rowCacheUnitBytes));
   }
 
   /**
@@ -481,10 +501,10 @@ export class Partition {
    * without a promise per key when every row is known (checkConditions).
    */
   private latestKnown(key: string, keyBytes: Buffer): RowRecord | null | undefined {
-    const inMemory = this.active.get(key) ?? this.frozen?.memtable.get(key) ?? this.rowCache.get(key);
+    const inMemory = this.knownRow(key);
     if (inMemory !== undefined) return inMemory;
     for (const run of this.runs) if (run.mayHold(key, keyBytes)) return undefined;
-    this.rowCache.set(key, null);
+    this.cacheRow(key, null);
     return null;
   }
 
@@ -590,7 +610,7 @@ export class Partition {
     const rows = new Map<string, RowRecord | null>();
     for (const { op, key } of prepared) {
       if (!isConditional(op)) continue;
-      const current = this.active.get(key) ?? this.frozen?.memtable.get(key) ?? this.rowCache.get(key);
+      const current = this.knownRow(key);
       if (current === undefined) return null;
       rows.set(key, current);
     }
