@@ -63,6 +63,10 @@ export interface PartitionManagerOptions {
   readonly policy?: Partial<MaintenancePolicy>;
   /** At most one balancing move this often. */
   readonly moveIntervalMs?: number;
+  /** Maintenance (every server's status, then one split, merge, move or re-epoch) at most this
+   * often, and at the next tick again after a pass that acted; absent: every tick. Assignments
+   * (failover) keep the tick's pace. The cluster controller sets partitionMaintenanceIntervalMs. */
+  readonly maintenanceIntervalMs?: number;
 }
 
 export type { LiveServer } from './partition-map.ts';
@@ -86,6 +90,9 @@ export interface PartitionManagerStats {
   readonly dataExtentsReleased: number;
   readonly mapWrites: number;
   readonly tickFailures: number;
+  /** Maintenance passes (every server's status asked, one action planned): every tick, or at most
+   * every maintenanceIntervalMs while nothing needs doing. */
+  readonly maintenancePasses: number;
   /** The map as the last tick read it (partitions in it, its version); 0 before one. */
   readonly mapPartitions: number;
   readonly mapVersion: number;
@@ -100,11 +107,13 @@ export class PartitionManager {
   private timer: TimerHandle | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
-  private readonly counters = { ticks: 0, assignments: 0, splits: 0, hotSplits: 0, merges: 0, moves: 0, reEpochs: 0, dataStreamsReleased: 0, dataExtentsReleased: 0, mapWrites: 0, tickFailures: 0 };
+  private readonly counters = { ticks: 0, assignments: 0, splits: 0, hotSplits: 0, merges: 0, moves: 0, reEpochs: 0, dataStreamsReleased: 0, dataExtentsReleased: 0, mapWrites: 0, tickFailures: 0, maintenancePasses: 0 };
   private readonly policy: MaintenancePolicy;
   /** Partition id → monotonic ms until which a refused split is not asked again. */
   private readonly splitRefusedUntil = new Map<number, number>();
   private lastBalanceMoveMs = Number.NEGATIVE_INFINITY;
+  /** When the last maintenance pass that found nothing to do ran (maintenanceIntervalMs). */
+  private lastIdleMaintenanceMs = Number.NEGATIVE_INFINITY;
   private lastMap = { mapPartitions: 0, mapVersion: 0 };
 
   constructor(options: PartitionManagerOptions) {
@@ -217,7 +226,10 @@ export class PartitionManager {
       }
       return;
     }
-    await this.maintain(current, servers);
+    const nowMs = this.options.clock.monotonicMs();
+    if (nowMs - this.lastIdleMaintenanceMs < (this.options.maintenanceIntervalMs ?? 0)) return;
+    const acted = await this.maintain(current, servers);
+    this.lastIdleMaintenanceMs = acted ? Number.NEGATIVE_INFINITY : nowMs;
   }
 
   private async bootstrap(): Promise<void> {
@@ -266,8 +278,10 @@ export class PartitionManager {
 
   // ---- splits, merges, moves ----------------------------------------------------------------------
 
-  /** Asks every live server for its status, then carries out the one action planMaintenance picks. */
-  private async maintain(current: VersionedMap, servers: ReadonlyMap<string, LiveServer>): Promise<void> {
+  /** Asks every live server for its status, then carries out the one action planMaintenance picks
+   * (true if it picked one). */
+  private async maintain(current: VersionedMap, servers: ReadonlyMap<string, LiveServer>): Promise<boolean> {
+    this.counters.maintenancePasses += 1;
     const reports = new Map<number, Reported>();
     const answered = new Set<string>();
     // Asked together, each bounded by partitionStatusDeadlineMs: a silent server (cut off, its lease
@@ -288,7 +302,9 @@ export class PartitionManager {
       map: current.map, servers, reports, answered, policy: this.policy, splitRefused: new Set(this.splitRefusedUntil.keys()),
       moveAllowed: nowMs - this.lastBalanceMoveMs >= (this.options.moveIntervalMs ?? partitionMoveIntervalMs),
     });
-    if (action !== null) await this.perform(current, action);
+    if (action === null) return false;
+    await this.perform(current, action);
+    return true;
   }
 
   private async perform(current: VersionedMap, action: MaintenanceAction): Promise<void> {

@@ -28,7 +28,7 @@
 // another manager may take sm/epoch (this one is fenced and steps down).
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
-import { controllerLeaseMarginRatio, controllerLeaseTtlMs, controllerRecheckMs, controllerStepRetryMs, repairIntervalMs } from '../constants.ts';
+import { controllerLeaseMarginRatio, controllerLeaseTtlMs, controllerRecheckMs, controllerStepRetryMs, partitionMaintenanceIntervalMs, repairIntervalMs } from '../constants.ts';
 import type { KeyValue, KeyWatch, MetaStore } from '../metastore/meta-store.ts';
 import { PartitionManager } from '../partition/partition-manager.ts';
 import { parseJson } from '../partition/partition-map.ts';
@@ -273,7 +273,7 @@ export class ClusterController {
     streamManager.startRepairLoop(options.repairIntervalMs ?? repairIntervalMs);
     const partitionManager = new PartitionManager({
       managerId: options.controllerId, metaStore: options.metaStore, network: options.network, streamManager, clock: options.clock, logger: this.logger,
-      leaseTtlMs: options.leaseTtlMs ?? controllerLeaseTtlMs,
+      leaseTtlMs: options.leaseTtlMs ?? controllerLeaseTtlMs, maintenanceIntervalMs: partitionMaintenanceIntervalMs,
       ...(options.partitionManagerTickMs === undefined ? {} : { tickMs: options.partitionManagerTickMs }),
       ...(options.splitBytes === undefined ? {} : { splitBytes: options.splitBytes }),
     });

@@ -36,6 +36,7 @@ export interface ManagerSettings {
   readonly splitBytes?: number;
   readonly policy?: Partial<MaintenancePolicy>;
   readonly moveIntervalMs?: number;
+  readonly maintenanceIntervalMs?: number;
 }
 
 /** Partition servers' settings (data GC tests: GC on, short intervals). */
@@ -78,6 +79,7 @@ export class PartitionCluster {
       leaseTtlMs: clusterLeaseTtlMs, tickMs: 100, splitBytes: settings.splitBytes ?? Number.MAX_SAFE_INTEGER,
       ...(settings.policy === undefined ? {} : { policy: settings.policy }),
       ...(settings.moveIntervalMs === undefined ? {} : { moveIntervalMs: settings.moveIntervalMs }),
+      ...(settings.maintenanceIntervalMs === undefined ? {} : { maintenanceIntervalMs: settings.maintenanceIntervalMs }),
     });
   }
 
