@@ -33,8 +33,9 @@
 // last holder give it back instead of leaving it to the garbage collector. A read of at least
 // directReadBytesMin reads its 4 KiB-aligned cover through a descriptor opened
 // O_RDONLY | O_DIRECT (open only while large reads of the file are in flight: the first opens it,
-// the last closes it, so a sealed extent's file holds one descriptor between reads) into an aligned staging buffer (its own pool, beside the write staging) and
-// copies the asked bytes out into the buffer it returns (docs/formats/extent-file.md, "Reading"):
+// the last closes it, so a sealed extent's file holds one descriptor between reads) into an
+// aligned staging buffer (its own pool, beside the write staging) and copies the asked bytes out
+// into the buffer it returns (docs/formats/extent-file.md, "Reading"):
 // a block just written O_DIRECT is not in the page cache, and filling new page-cache pages is what
 // such a read cost. The staging buffer is back in its pool before read() returns, so nothing a
 // caller holds is ever reused under it. No staging buffer free, a cover larger than one, or EINVAL
