@@ -5,7 +5,8 @@
 // --body-bytes; 0: no body, nothing to spill) in 250-row transactions, then times checkpoint()
 // (process CPU; each append is copied once and kept whole, as a stream layer copies it into a
 // frame: the tests' MemoryStreamStore joins an extent's appends and would dominate). Prints µs per row
-// (min and median of the rounds) and, with --expose-gc, the external memory held after the
+// (min and median of the rounds), the same for a major compaction of the run it wrote (every row
+// read from its blocks and written again), and, with --expose-gc, the external memory held after the
 // checkpoint and a full GC beyond the streams' own bytes (a run's index holding views of the
 // frozen memtable's 1 MiB slabs shows here). No I/O, no stream layer: the steadier figure for
 // changes to the checkpoint path on a shared machine.
@@ -90,8 +91,8 @@ class AppendListStreams implements PartitionStreams {
   }
 }
 
-/** One round: µs of CPU per row of the checkpoint, and MiB held beyond the streams after it. */
-async function round(): Promise<{ microsPerRow: number; heldMiB: number | null }> {
+/** One round: µs of CPU per row of the checkpoint and of a compaction of its run, and MiB held beyond the streams after the checkpoint. */
+async function round(): Promise<{ microsPerRow: number; compactionMicrosPerRow: number; heldMiB: number | null }> {
   const baseline = await externalBytesSettled();
   const streams = new AppendListStreams();
   const partition = await Partition.open({
@@ -108,15 +109,26 @@ async function round(): Promise<{ microsPerRow: number; heldMiB: number | null }
   await partition.checkpoint();
   const cpu = process.cpuUsage(before);
   const after = await externalBytesSettled();
-  await partition.close();
   const heldMiB = after === null || baseline === null ? null : (after - baseline - streams.bytes) / 1024 / 1024;
-  return { microsPerRow: (cpu.user + cpu.system) / rows, heldMiB };
+  // A second run of one row, then a major compaction of both: every row read from a run and written again.
+  await partition.transact([{ kind: 'put', key: blobKey('photos', rows), columns: putBlobColumns(rows, body) }]);
+  await partition.checkpoint();
+  const beforeCompaction = process.cpuUsage();
+  await partition.compact();
+  const compaction = process.cpuUsage(beforeCompaction);
+  await partition.close();
+  return { microsPerRow: (cpu.user + cpu.system) / rows, compactionMicrosPerRow: (compaction.user + compaction.system) / (rows + 1), heldMiB };
 }
 
 const results = [];
 for (let index = 0; index < rounds; index++) results.push(await round());
-const micros = results.map((result) => result.microsPerRow).sort((a, b) => a - b);
+/** "min µs/row min, median median" of the rounds' figures. */
+function minAndMedian(values: readonly number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  return `${(sorted[0] ?? 0).toFixed(2)} µs/row min, ${(sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(2)} median`;
+}
+
 const held = results.map((result) => result.heldMiB).filter((value) => value !== null);
-console.log(`checkpoint of ${rows} rows (inline body ${inlineBodyBytes} B), ${rounds} rounds: ${(micros[0] ?? 0).toFixed(2)} µs/row min, ` +
-  `${(micros[Math.floor(micros.length / 2)] ?? 0).toFixed(2)} median; external memory held after it beyond the streams: ` +
-  `${held.length === 0 ? 'n/a (run with --expose-gc)' : held.map((value) => value.toFixed(1)).join(' / ')} MiB`);
+console.log(`checkpoint of ${rows} rows (inline body ${inlineBodyBytes} B), ${rounds} rounds: ${minAndMedian(results.map((result) => result.microsPerRow))}; ` +
+  `external memory held after it beyond the streams: ${held.length === 0 ? 'n/a (run with --expose-gc)' : held.map((value) => value.toFixed(1)).join(' / ')} MiB; ` +
+  `compaction of its run: ${minAndMedian(results.map((result) => result.compactionMicrosPerRow))}`);

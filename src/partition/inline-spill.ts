@@ -9,7 +9,8 @@
 // row's sequence, ETag and time (the row means the same thing: the table's `spilledColumns` say
 // so). Rows are handled in the row codec: a row's bytes are found and spliced in place
 // (findEncodedColumn, replaceEncodedColumn), never decoded, and a row without inline bytes is
-// passed on as it is (a checkpoint hands its memtable's slab bytes straight to the run).
+// passed on as it is (a checkpoint hands its memtable's slab bytes straight to the run, a
+// compaction its input blocks' bytes).
 //
 // Invariants: a row is written to the run only after the append holding its bytes is durable
 // (the append resolves first); rows reach the run writer in the order given; at most
@@ -19,8 +20,8 @@
 // the log's inline rows to be replayed and spilled by the next checkpoint.
 import { appendBytesMax } from '../constants.ts';
 import { assert } from '../util/assert.ts';
-import { encodeRow, findEncodedColumn, replaceEncodedColumn } from '../wire/partition-row.ts';
-import type { Column, DataRef, EncodedColumn, RowRecord } from '../wire/partition-row.ts';
+import { findEncodedColumn, replaceEncodedColumn } from '../wire/partition-row.ts';
+import type { Column, DataRef, EncodedColumn } from '../wire/partition-row.ts';
 import type { RunWriter } from './run-writer.ts';
 
 /** What a table tells the partition about data it keeps inline in rows (TableSchema.inlineData). */
@@ -59,11 +60,7 @@ export class SpillingRunWriter {
     this.append = append;
   }
 
-  async add(key: string, row: RowRecord): Promise<void> {
-    await this.addEncoded(key, encodeRow(row));
-  }
-
-  /** A row in the row codec; a view (of a memtable slab) that stays unchanged until finish(). */
+  /** A row in the row codec; may be a view (of a memtable slab, a run block) that stays unchanged until finish(). */
   async addEncoded(key: string, row: Buffer): Promise<void> {
     const inline = this.inlineColumn(row);
     if (inline === null && this.pending.length === 0) return this.writer.addEncoded(key, row);

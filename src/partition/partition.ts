@@ -1069,8 +1069,10 @@ export class Partition {
     const writer = this.spillingWriter(this.manifestState.coveredSequence, this.manifestState.logStart);
     await merge.seek('', true);
     for (let key = merge.key(); key !== null; key = merge.key()) {
-      const row = merge.row();
-      if (row !== null && (row.kind === 'live' || !choice.dropTombstones)) await writer.add(key, row);
+      // The newest version as its block holds it (a view of a checked block): copied, not decoded.
+      const row = merge.newest()?.encoded() ?? null;
+      assert(row !== null, 'a run cursor at a key holds its row encoded');
+      if (!choice.dropTombstones || !encodedRowIsTombstone(row)) await writer.addEncoded(key, row);
       await merge.next();
     }
     const written = await this.finishSpilling(writer);
