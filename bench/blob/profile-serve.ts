@@ -144,8 +144,9 @@ function printRows(title: string, rows: readonly ProfileRow[]): void {
 
 async function main(): Promise<void> {
   const options = parseOptions();
-  const directory = options.out ?? (await mkdtemp(join(tmpdir(), 'kura-serve-prof-')));
-  const peer = kuraServePeer(options.disks, { nodeArgs: [...(options.profile ? ['--cpu-prof', '--cpu-prof-dir', directory] : []), ...options.nodeArgs], serveArgs: options.serveArgs, ...(options.serverOutput === undefined ? {} : { outputFile: options.serverOutput }) });
+  // The profile's directory is made only when there is a profile to keep (it is printed, left for the reader).
+  const directory = options.profile ? (options.out ?? (await mkdtemp(join(tmpdir(), 'kura-serve-prof-')))) : null;
+  const peer = kuraServePeer(options.disks, { nodeArgs: [...(directory === null ? [] : ['--cpu-prof', '--cpu-prof-dir', directory]), ...options.nodeArgs], serveArgs: options.serveArgs, ...(options.serverOutput === undefined ? {} : { outputFile: options.serverOutput }) });
   try {
     const endpoint = await peer.start();
     const client: LargeBlobClient = options.client === 'sdk'
@@ -163,7 +164,7 @@ async function main(): Promise<void> {
   } finally {
     await peer.stop();
   }
-  if (!options.profile) return;
+  if (directory === null) return;
   const files = (await readdir(directory)).filter((name) => name.endsWith('.cpuprofile'));
   if (files.length === 0) throw new Error(`no .cpuprofile in ${directory}: did the server exit cleanly?`);
   for (const file of files) {
