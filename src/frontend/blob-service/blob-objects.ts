@@ -30,7 +30,7 @@ import { commitTagged } from './tag-index.ts';
 import { readRefs, readRefsWhole } from './data.ts';
 import { blobKey, stagingKey } from './keys.ts';
 import { applyLeaseAction } from './lease.ts';
-import { decodeBlob, encodeBlob, type BlobRecord } from './records.ts';
+import { decodeBlob, encodeBlob, withoutCopyFields, type BlobRecord } from './records.ts';
 import { deleteSnapshot, readSnapshotRow, snapshotIdOf, snapshotRows } from './snapshots.ts';
 import { raiseHorizonOp } from './snapshot-horizon.ts';
 import type { PartitionOp } from '../../partition/partition.ts';
@@ -108,17 +108,10 @@ async function updateBlob(ctx: BlobServiceContext, op: BlobWriteRequest & { read
   });
 }
 
-export async function setBlobProperties(ctx: BlobServiceContext, op: Op.SetBlobProperties): Promise<WriteResult> {
-  return updateBlob(ctx, op, 'modifies', (loaded) => newVersion({ ...withoutCopy(loaded.record), headers: op.httpHeaders }));
-}
-
 /** Azure: a blob modified by Set Blob Properties (as by Put Blob or Put Block List, which write a
  * new record) after a concluded copy no longer shows the x-ms-copy-* properties. */
-function withoutCopy(record: BlobRecord): BlobRecord {
-  const rest: { -readonly [K in keyof BlobRecord]: BlobRecord[K] } = { ...record };
-  delete rest.copy;
-  delete rest.copyBeatMs;
-  return rest;
+export async function setBlobProperties(ctx: BlobServiceContext, op: Op.SetBlobProperties): Promise<WriteResult> {
+  return updateBlob(ctx, op, 'modifies', (loaded) => newVersion({ ...withoutCopyFields(loaded.record, ['copy', 'copyBeatMs']), headers: op.httpHeaders }));
 }
 
 export async function setBlobMetadata(ctx: BlobServiceContext, op: Op.SetBlobMetadata): Promise<WriteResult> {

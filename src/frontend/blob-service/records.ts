@@ -188,6 +188,14 @@ class ColumnList {
 
 const headerNames = ['contentType', 'contentEncoding', 'contentLanguage', 'cacheControl', 'contentDisposition'] as const;
 
+/** The record without its copy state: the x-ms-copy-* properties and the transfer's beat ('copy',
+ * 'copyBeatMs'), or the beat alone (a copy that ended has none). */
+export function withoutCopyFields(record: BlobRecord, fields: readonly ('copy' | 'copyBeatMs')[]): BlobRecord {
+  const rest: { -readonly [K in keyof BlobRecord]: BlobRecord[K] } = { ...record };
+  for (const field of fields) delete rest[field];
+  return rest;
+}
+
 export function decodeBlob(row: LiveRow): BlobRecord {
   const c = new Columns(row);
   const type = c.string('type');

@@ -33,7 +33,7 @@ import {
 } from './context.ts';
 import { writeBody, type WrittenData } from './data.ts';
 import { blobKey } from './keys.ts';
-import { encodeBlob, type BlobRecord } from './records.ts';
+import { encodeBlob, withoutCopyFields, type BlobRecord } from './records.ts';
 import { redactedSource } from './copy-source-policy.ts';
 import { RemoteSourceFetcher, cannotVerify, type CopySourceOptions, type OpenedSource } from './remote-source.ts';
 
@@ -288,18 +288,11 @@ async function completeCopy(ctx: BlobServiceContext, pending: Pending, data: Wri
   });
 }
 
-/** The record without the transfer's beat (a copy that ended has none). */
-function withoutBeat(record: BlobRecord): BlobRecord {
-  const rest: { -readonly [K in keyof BlobRecord]: BlobRecord[K] } = { ...record };
-  delete rest.copyBeatMs;
-  return rest;
-}
-
 async function failCopy(ctx: BlobServiceContext, pending: Pending, description: string): Promise<void> {
   try {
     await writePending(ctx, pending, (at) => {
       const copy = at.record.copy;
-      const rest = withoutBeat(at.record);
+      const rest = withoutCopyFields(at.record, ['copyBeatMs']);
       const failed: BlobRecord = copy === undefined ? rest
         : { ...rest, copy: { ...copy, status: 'failed', statusDescription: description.slice(0, 512), completedOn: new Date(ctx.clock.nowMs()) } };
       return [pendingPut(at, failed)];
@@ -322,7 +315,7 @@ export async function abortCopyBlob(ctx: BlobServiceContext, copies: RemoteCopie
     if (copy?.status !== 'pending') throw new FrontendError('NoPendingCopyOperation', 'there is no pending copy on this blob');
     if (copy.id !== op.copyId) throw new FrontendError('CopyIdMismatch', 'the copy id does not match the blob\'s pending copy');
     const aborted: BlobRecord = {
-      ...withoutBeat(existing.record), size: 0, blockList: null, copy: { ...copy, status: 'aborted', completedOn: new Date(ctx.clock.nowMs()) },
+      ...withoutCopyFields(existing.record, ['copyBeatMs']), size: 0, blockList: null, copy: { ...copy, status: 'aborted', completedOn: new Date(ctx.clock.nowMs()) },
       etag: existing.etag, modifiedMs: existing.modifiedMs,
     };
     await ctx.tables.transact([{ kind: 'put', key, columns: encodeBlob(aborted), ifMatch: existing.row.etag }]);
